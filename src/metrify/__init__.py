@@ -1,0 +1,3 @@
+"""Metrify: smart-metering data platform."""
+
+__version__ = "0.1.0"
