@@ -1,0 +1,106 @@
+"""One settings object for the whole platform.
+
+Every knob is an environment variable ``METRIFY_*`` (or a line in an optional TOML file
+named by ``METRIFY_CONFIG``), so the same code runs on a laptop and in a fleet: only the
+settings differ.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class UnknownMeterPolicy(StrEnum):
+    """What to do with readings for an id the reference tables do not know."""
+
+    REGISTER = "register"  # keep the readings, add the meter with status 'unregistered'
+    QUARANTINE = "quarantine"  # send the readings to quarantine
+
+
+class Settings(BaseSettings):
+    """Effective configuration. Defaults give the embedded, single-machine shape."""
+
+    model_config = SettingsConfigDict(env_prefix="METRIFY_", extra="ignore")
+
+    home: Path = Field(default=Path(".metrify"), description="state folder")
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset starts the embedded server"
+    )
+    lake_url: str | None = Field(
+        default=None, description="lake folder or s3:// URL; default <home>/lake"
+    )
+    log_level: str = Field(default="INFO")
+    batch_size: int = Field(default=500_000, ge=1, description="records per pipeline batch")
+    unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
+    lake_enabled: bool = True
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value}")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("METRIFY_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    @property
+    def lake(self) -> str:
+        """The lake location: a local folder path or an fsspec URL such as ``s3://b/p``."""
+        return self.lake_url or str((self.home / "lake").resolve())
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings with secrets masked, for display."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = mask_url(value.get_secret_value())
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+            out[name] = value
+        out["lake"] = self.lake
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (``postgresql://u:***@host/db``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests clear the cache to change them)."""
+    return Settings()

@@ -1,0 +1,225 @@
+"""Decode raw source rows into contract records, column-wise.
+
+A raw batch (strings from CSV/JSON, or typed Parquet/simulator columns) becomes a frame in
+the contract's exact schema plus a frame of rejects. A row that cannot be a record (no
+key, unparseable time or number, impossible value) is never dropped: it is returned with
+its original fields as JSON and a reason, for the quarantine table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from metrify.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
+from metrify.sources.mapping import Mapping
+
+#: strings that mean "no value" in the files utilities send.
+NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
+
+_AWARE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z"]
+_NAIVE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+
+REJECT_SCHEMA = {"raw": pl.String(), "reason": pl.String(), "line": pl.Int32()}
+
+
+class SchemaMismatch(ValueError):
+    """The source lacks a column the contract requires (a file-level problem)."""
+
+
+@dataclass
+class Decoded:
+    """Records in the contract schema, and the rows that could not become records."""
+
+    records: pl.DataFrame
+    rejects: pl.DataFrame  # raw, reason, line
+    ignored_columns: list[str] = field(default_factory=list)
+    #: contract fields the source actually supplied (reference upserts touch only these)
+    present: list[str] = field(default_factory=list)
+
+
+def _is_string(dtype: pl.DataType) -> bool:
+    return dtype == pl.String
+
+
+def _clean(col: str) -> pl.Expr:
+    """Strip padding and turn null tokens into real nulls."""
+    stripped = pl.col(col).str.strip_chars()
+    return pl.when(stripped.str.to_lowercase().is_in(NULL_TOKENS)).then(None).otherwise(stripped)
+
+
+def _parse_ts(col: str, mapping: Mapping, id_expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Parse timestamps; return (utc expression, expression true where parsing failed).
+
+    Naive times are local to ``mapping.tz``. In the autumn repeated hour the first
+    occurrence per id is read as the earlier instant and the second as the later one
+    (files list time in order); times that do not exist (spring gap) fail.
+    """
+    text = (
+        pl.col(col)
+        .str.strip_chars()
+        .str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "$1-$2-$3")
+        .str.replace("T", " ", literal=True)
+        .str.replace(r"[zZ]$", "+00:00")
+    )
+    aware = pl.coalesce(
+        [text.str.to_datetime(f, time_zone="UTC", time_unit="us", strict=False) for f in _AWARE_FORMATS]
+    )
+    naive = pl.coalesce(
+        [text.str.to_datetime(f, time_unit="us", strict=False) for f in _NAIVE_FORMATS]
+    )
+    local = _localize(naive, mapping.tz, id_expr)
+    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$")
+    parsed = pl.when(has_offset).then(aware).otherwise(local)
+    return parsed, pl.col(col).is_not_null() & parsed.is_null()
+
+
+def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
+    if tz == "UTC":
+        return naive.dt.replace_time_zone("UTC")
+    occurrence = pl.int_range(pl.len()).over([id_expr, naive])
+    ambiguous = pl.when(occurrence == 0).then(pl.lit("earliest")).otherwise(pl.lit("latest"))
+    return naive.dt.replace_time_zone(tz, ambiguous=ambiguous, non_existent="null").dt.convert_time_zone(
+        "UTC"
+    )
+
+
+def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return _localize(pl.col(col).dt.cast_time_unit("us"), mapping.tz, id_expr)
+        return pl.col(col).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if isinstance(dtype, pl.Date):
+        return _localize(pl.col(col).cast(pl.Datetime("us")), mapping.tz, id_expr)
+    return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+
+
+def decode(contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_line: int = 0) -> Decoded:
+    """Turn one raw batch into contract records and rejects (both column-wise)."""
+    available = set(raw.columns)
+    used: set[str] = set()
+    exprs: dict[str, pl.Expr] = {}
+    early: list[tuple[pl.Expr, str]] = []  # failures judged on the source text
+    id_col = contract.id_field or contract.key[0]
+
+    for name, dtype in contract.schema.items():
+        src = mapping.source_column(name)
+        if name in mapping.constants:
+            literal = pl.lit(mapping.constants[name].strip())
+            exprs[name] = literal if _is_string(dtype) else literal.cast(dtype, strict=False)
+            continue
+        if src not in available:
+            if name == "interval_s" and mapping.interval_s is not None:
+                exprs[name] = pl.lit(mapping.interval_s, dtype=pl.Int32)
+                continue
+            if name in contract.required:
+                hint = (
+                    "pass --interval SECONDS or " if name == "interval_s" else ""
+                ) + f"map one with --map {name}=COLUMN"
+                mapped = f" (mapped to {src!r})" if src != name else ""
+                raise SchemaMismatch(
+                    f"no column for required field {name!r}{mapped}; "
+                    f"columns are {', '.join(raw.columns)}; {hint}"
+                )
+            exprs[name] = pl.lit(None, dtype=dtype)
+            continue
+        used.add(src)
+        source_type = raw.schema[src]
+        if name == "ts":
+            if _is_string(source_type):
+                parsed, bad = _parse_ts(src, mapping, exprs.get(id_col, pl.lit("")))
+            else:
+                parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
+                bad = pl.col(src).is_not_null() & parsed.is_null()
+            early.append((bad, "unparseable ts"))
+            exprs[name] = parsed
+        elif _is_string(dtype):
+            exprs[name] = _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
+        else:
+            text = _clean(src) if _is_string(source_type) else pl.col(src)
+            as_float = text.cast(pl.Float64, strict=False)
+            if dtype in (pl.Int32, pl.Int16):
+                # "1800.0" is a fine interval; "1800.5" is not.
+                value = pl.when(as_float.round(0) == as_float).then(as_float).otherwise(None)
+                value = value.cast(dtype, strict=False)
+            elif dtype == pl.Boolean:
+                value = _boolean(text) if _is_string(source_type) else text.cast(pl.Boolean, strict=False)
+            elif dtype == pl.Date:
+                value = text.cast(pl.String).str.to_date(strict=False)
+            else:
+                value = as_float
+            early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
+            exprs[name] = value
+        if name in mapping.scales:
+            exprs[name] = exprs[name] * mapping.scales[name]
+        if name == "interval_s" and mapping.interval_s is not None:
+            exprs[name] = exprs[name].fill_null(mapping.interval_s)
+
+    raw_names = [f"_raw_{i}" for i in range(raw.width)]
+    # Lazy, so that common subexpressions (the parsed time, the cast numbers) are
+    # computed once even though the failure checks refer to them again.
+    frame = raw.lazy().select(
+        pl.int_range(pl.len(), dtype=pl.Int32).alias("_line") + first_line,
+        *[e.alias(n) for n, e in exprs.items()],
+        *[bad.fill_null(False).alias(f"_early_{i}") for i, (bad, _) in enumerate(early)],
+        *[pl.col(c).alias(r) for c, r in zip(raw.columns, raw_names, strict=True)],
+    ).collect()
+    if mapping.ts_end and "interval_s" in contract.schema:
+        frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=pl.col("interval_s")))
+
+    checks: list[tuple[pl.Expr, str]] = [
+        (pl.col(f"_early_{i}"), why) for i, (_, why) in enumerate(early)
+    ]
+    checks += [(pl.col(name).is_null(), f"missing {name}") for name in contract.required]
+    checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
+    if "interval_s" in contract.schema:
+        interval = pl.col("interval_s")
+        valid = (interval >= MIN_INTERVAL_S) & (interval <= MAX_INTERVAL_S)
+        valid = valid & ((pl.lit(MAX_INTERVAL_S) % interval.clip(1)) == 0)
+        checks.append((~valid, "invalid interval_s"))
+    for name, dtype in contract.schema.items():
+        if dtype == pl.Float64:
+            checks.append((~pl.col(name).is_finite(), f"non-finite {name}"))
+    checks += [(pl.col(name) < 0, f"negative {name}") for name in contract.nonnegative]
+    checks += [
+        ((pl.col(name) < low) | (pl.col(name) > high), f"{name} out of range")
+        for name, (low, high) in contract.bounded.items()
+    ]
+    # The first failing check names the reason.
+    reason = pl.lit(None, dtype=pl.String)
+    for bad, why in reversed(checks):
+        reason = pl.when(bad.fill_null(False)).then(pl.lit(why)).otherwise(reason)
+    frame = frame.with_columns(_reason=reason)
+
+    bad_rows = frame.filter(pl.col("_reason").is_not_null())
+    rejects = bad_rows.select(
+        raw=pl.struct(
+            [pl.col(r).alias(c) for c, r in zip(raw.columns, raw_names, strict=True)]
+        ).struct.json_encode(),
+        reason=pl.col("_reason"),
+        line=pl.col("_line"),
+    )
+    records = frame.filter(pl.col("_reason").is_null()).select(
+        [pl.col(n).cast(t) for n, t in contract.schema.items()]
+    )
+    ignored = [c for c in raw.columns if c not in used]
+    present = [
+        n
+        for n in contract.schema
+        if n in mapping.constants
+        or mapping.source_column(n) in available
+        or (n == "interval_s" and mapping.interval_s is not None)
+    ]
+    return Decoded(records=records, rejects=rejects, ignored_columns=ignored, present=present)
+
+
+def _boolean(text: pl.Expr) -> pl.Expr:
+    lowered = text.str.to_lowercase()
+    return (
+        pl.when(lowered.is_in(["true", "t", "yes", "y", "1"]))
+        .then(True)
+        .when(lowered.is_in(["false", "f", "no", "n", "0"]))
+        .then(False)
+        .otherwise(None)
+    )

@@ -1,0 +1,166 @@
+"""Decoding raw rows into the contract: mapping options, time zones, rejects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from metrify.records import GRID, READING, WEATHER
+from metrify.sources.decode import SchemaMismatch, decode
+from metrify.sources.mapping import MappingError, build_mapping
+
+UTC = dt.UTC
+
+
+def test_mapping_renames_and_pads_are_stripped() -> None:
+    raw = pl.DataFrame({"LCLid": ["MAC000002"], "tstp": ["2013-01-01 00:00:00"], "energy(kWh/hh)": [" 0.219 "]})
+    mapping = build_mapping(
+        READING, maps=["meter_id=LCLid", "ts=tstp", "import_kwh=energy(kWh/hh)"], interval_s=1800
+    )
+    out = decode(READING, raw, mapping)
+    assert out.records.schema == pl.Schema(READING.schema)
+    assert out.records.row(0, named=True) | {} == {
+        **{k: None for k in READING.schema},
+        "meter_id": "MAC000002",
+        "ts": dt.datetime(2013, 1, 1, tzinfo=UTC),
+        "interval_s": 1800,
+        "import_kwh": 0.219,
+    }
+    assert out.rejects.height == 0 and out.ignored_columns == []
+
+
+def test_missing_required_column_is_a_file_level_error() -> None:
+    raw = pl.DataFrame({"LCLid": ["A"], "tstp": ["2013-01-01 00:00:00"]})
+    with pytest.raises(SchemaMismatch, match="import_kwh.*--map"):
+        decode(READING, raw, build_mapping(READING, maps=["meter_id=LCLid", "ts=tstp"], interval_s=1800))
+
+
+def test_interval_required_from_column_or_option() -> None:
+    raw = pl.DataFrame({"meter_id": ["A"], "ts": ["2013-01-01T00:00:00Z"], "import_kwh": ["1"]})
+    with pytest.raises(SchemaMismatch, match="--interval"):
+        decode(READING, raw, build_mapping(READING))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2013-01-01T00:30:00Z", dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+        ("2013-01-01 01:30:00+01:00", dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+        ("2013-01-01 01:30:00+0100", dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+        ("2013/01/01 00:30:00", dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+        ("2013-01-01 00:30", dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+    ],
+)
+def test_timestamp_formats(text: str, expected: dt.datetime) -> None:
+    raw = pl.DataFrame({"meter_id": ["A"], "ts": [text], "import_kwh": ["1"]})
+    out = decode(READING, raw, build_mapping(READING, interval_s=1800))
+    assert out.records["ts"].to_list() == [expected]
+
+
+def test_local_time_with_daylight_saving() -> None:
+    # London, 27 Oct 2013: 01:00-02:00 local happens twice (BST then GMT);
+    # 31 Mar 2013: 01:00-02:00 local does not exist.
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["A", "A", "A", "A"],
+            "ts": ["2013-10-27 00:30:00", "2013-10-27 01:30:00", "2013-10-27 01:30:00", "2013-03-31 01:30:00"],
+            "import_kwh": ["1", "2", "3", "4"],
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING, interval_s=1800, tz="Europe/London"))
+    assert out.records["ts"].to_list() == [
+        dt.datetime(2013, 10, 26, 23, 30, tzinfo=UTC),
+        dt.datetime(2013, 10, 27, 0, 30, tzinfo=UTC),
+        dt.datetime(2013, 10, 27, 1, 30, tzinfo=UTC),
+    ]
+    assert out.rejects["reason"].to_list() == ["unparseable ts"]
+
+
+def test_interval_end_convention_shifts_to_start() -> None:
+    # AEMO: SETTLEMENTDATE ends the 5-minute interval, in market time (UTC+10).
+    raw = pl.DataFrame({"REGION": ["NSW1"], "SETTLEMENTDATE": ["2025/01/01 00:05:00"], "TOTALDEMAND": ["7251.07"]})
+    mapping = build_mapping(
+        GRID,
+        maps=["node_id=REGION", "ts=SETTLEMENTDATE", "load_mw=TOTALDEMAND"],
+        interval_s=300,
+        tz="Australia/Brisbane",
+        ts_end=True,
+    )
+    out = decode(GRID, raw, mapping)
+    assert out.records["ts"].to_list() == [dt.datetime(2024, 12, 31, 14, 0, tzinfo=UTC)]
+    assert out.records["load_mw"].to_list() == [7251.07]
+
+
+def test_constants_and_scales() -> None:
+    raw = pl.DataFrame({"time": ["2013-01-01 00:00:00"], "temperature": ["10.5"], "humidity": ["0.91"]})
+    mapping = build_mapping(
+        WEATHER,
+        maps=["ts=time", "temperature_c=temperature", "humidity_pct=humidity"],
+        sets=["station_id=london"],
+        scales=["humidity_pct=100"],
+    )
+    out = decode(WEATHER, raw, mapping)
+    row = out.records.row(0, named=True)
+    assert row["station_id"] == "london" and row["humidity_pct"] == pytest.approx(91.0)
+
+
+def test_rejects_keep_raw_fields_and_first_reason() -> None:
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["A", "B B", "C", "D", "E", "F"],
+            "ts": ["2013-01-01T00:00:00Z", "2013-01-01T00:00:00Z", "x", "2013-01-01T00:00:00Z",
+                   "2013-01-01T00:00:00Z", "2013-01-01T00:00:00Z"],
+            "import_kwh": ["1", "1", "1", "NaN", "inf", "1"],
+            "power_factor": [None, None, None, None, None, "1.5"],
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING, interval_s=900), first_line=2)
+    assert out.records["meter_id"].to_list() == ["A"]
+    assert out.rejects["reason"].to_list() == [
+        "invalid meter_id", "unparseable ts", "missing import_kwh", "non-finite import_kwh",
+        "power_factor out of range",
+    ]
+    assert out.rejects["line"].to_list() == [3, 4, 5, 6, 7]
+    assert json.loads(out.rejects["raw"][1]) == {"meter_id": "C", "ts": "x", "import_kwh": "1", "power_factor": None}
+
+
+def test_invalid_interval_values_rejected() -> None:
+    raw = pl.DataFrame(
+        {"meter_id": ["A"] * 4, "ts": ["2013-01-01T00:00:00Z"] * 4, "import_kwh": ["1"] * 4,
+         "interval_s": ["7", "1800.5", "100000", "1800.0"]}
+    )
+    out = decode(READING, raw, build_mapping(READING))
+    assert out.rejects["reason"].to_list() == ["invalid interval_s", "non-numeric interval_s", "invalid interval_s"]
+    assert out.records["interval_s"].to_list() == [1800]
+
+
+def test_unknown_columns_reported() -> None:
+    raw = pl.DataFrame({"meter_id": ["A"], "ts": ["2013-01-01T00:00:00Z"], "import_kwh": ["1"], "colour": ["red"]})
+    out = decode(READING, raw, build_mapping(READING, interval_s=1800))
+    assert out.ignored_columns == ["colour"]
+
+
+def test_typed_parquet_columns_decode() -> None:
+    raw = pl.DataFrame(
+        {"meter_id": ["A"], "ts": [dt.datetime(2013, 1, 1, 1)], "import_kwh": [0.5], "interval_s": [900]}
+    )
+    out = decode(READING, raw, build_mapping(READING, tz="Europe/Berlin"))
+    assert out.records["ts"].to_list() == [dt.datetime(2013, 1, 1, 0, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"maps": ["nope=x"]}, "not a field of readings"),
+        ({"maps": ["meter_id"]}, "FIELD=VALUE"),
+        ({"interval_s": 7}, "divide the day"),
+        ({"tz": "Mars/Olympus"}, "unknown time zone"),
+        ({"scales": ["import_kwh=abc"]}, "must be a number"),
+    ],
+)
+def test_bad_options_give_clear_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(MappingError, match=message):
+        build_mapping(READING, **kwargs)  # type: ignore[arg-type]
