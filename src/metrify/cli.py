@@ -1,0 +1,311 @@
+"""The ``metrify`` command.
+
+Every subcommand opens the store through :mod:`metrify.ingest` and hands data to the one
+pipeline. Errors a user can cause (bad options, unreadable files, an unreachable
+database) print one line and set the exit status; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from metrify.config import Settings, get_settings
+from metrify.ingest import Session, ingest_files, ingest_frames, open_session
+from metrify.ops.logging import configure
+from metrify.pipeline import Summary
+from metrify.records import CONTRACTS, GRID, METER, NODE, READING, STATION, WEATHER, contract
+from metrify.sources.mapping import MappingError, build_mapping
+from metrify.stores import database, embedded
+
+app = typer.Typer(
+    name="metrify",
+    help="Smart-metering data platform: ingest, validate and store meter, grid and weather data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The operational PostgreSQL store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn known failures into one-line messages and exit codes instead of tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (UserError, MappingError, database.DatabaseError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError: bad METRIFY_* value
+        raise UserError(f"invalid configuration: {exc}") from None
+    configure(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    return settings
+
+
+def _progress(total: int | None, *, unit: str) -> Progress:
+    columns: list[Any] = [TextColumn("[progress.description]{task.description}"), BarColumn()]
+    columns += [DownloadColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+
+
+def _print_summary(summary: Summary, *, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        return
+    table = Table(title=f"{summary.kind}", show_header=False, box=None)
+    for key in ("read", "accepted", "rejected", "quarantined", "inserted", "updated",
+                "unchanged", "duplicates", "files", "lake_files"):
+        table.add_row(key, f"{data[key]:,}")
+    table.add_row("seconds", f"{summary.seconds:.2f}")
+    if data["rate_per_s"]:
+        table.add_row("rate", f"{data['rate_per_s']:,} records/s")
+    console.print(table)
+    if summary.reasons:
+        reasons = Table(title="rejections by reason", show_header=True)
+        reasons.add_column("reason")
+        reasons.add_column("count", justify="right")
+        for reason, count in summary.reasons.most_common():
+            reasons.add_row(reason, f"{count:,}")
+        console.print(reasons)
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for error in summary.errors:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+
+
+KINDS = ", ".join(CONTRACTS)
+
+
+@app.command("config")
+@friendly
+def config_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Print the effective settings (secrets masked)."""
+    values = _settings().masked()
+    if as_json:
+        sys.stdout.write(orjson.dumps(values).decode() + "\n")
+        return
+    table = Table(show_header=True)
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in values.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@app.command("ingest")
+@friendly
+def ingest_cmd(
+    kind: Annotated[str, typer.Argument(help=f"one of: {KINDS}")],
+    paths: Annotated[list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")],
+    maps: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")] = [],  # noqa: B006
+    sets: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")] = [],  # noqa: B006
+    scales: Annotated[list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")] = [],  # noqa: B006
+    interval: Annotated[int | None, typer.Option("--interval", help="interval length in seconds where the file has none")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")] = None,
+    ts_end: Annotated[bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
+) -> None:
+    """Load files into the store through the pipeline; bad rows go to quarantine."""
+    try:
+        spec = contract(kind)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    mapping = build_mapping(spec, maps=maps, sets=sets, scales=scales, interval_s=interval, tz=tz, ts_end=ts_end)
+    settings = _settings()
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    with open_session(settings) as session, _progress(total, unit="bytes") as bar:
+        task = bar.add_task(f"ingest {kind}", total=total or None)
+        summary = ingest_files(session, spec, paths, mapping, progress=lambda n: bar.advance(task, n))
+    _print_summary(summary, as_json=as_json)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+def _simulate_into(session: Session, fleet: Any, bar: Progress) -> list[Summary]:
+    """Feed a simulated fleet through the pipeline: reference data first, then series."""
+    source = f"simulator:seed={fleet.spec.seed}"
+    summaries = [
+        ingest_frames(session, NODE, [fleet.nodes], source=source),
+        ingest_frames(session, STATION, [fleet.stations], source=source),
+        ingest_frames(session, METER, [fleet.meters], source=source),
+        ingest_frames(session, WEATHER, [fleet.weather()], source=source),
+    ]
+    task = bar.add_task("simulate + ingest readings", total=fleet.expected_readings)
+    readings = session.pipeline(READING)
+    grid = session.pipeline(GRID)
+    for reading_chunk, grid_chunk in fleet.chunks():
+        readings.submit(reading_chunk, source=source)
+        grid.submit(grid_chunk, source=source)
+        bar.advance(task, reading_chunk.height)
+    summaries += [readings.close(), grid.close()]
+    return summaries
+
+
+@app.command("simulate")
+@friendly
+def simulate_cmd(
+    meters: Annotated[int, typer.Option(help="number of meters")] = 200,
+    days: Annotated[int, typer.Option(help="days of data")] = 30,
+    interval: Annotated[int, typer.Option(help="interval in seconds")] = 900,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same fleet)")] = 0,
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD")] = "2025-01-01",
+    fault_rate: Annotated[float, typer.Option(help="share of meters with injected faults")] = 0.05,
+    out: Annotated[Path | None, typer.Option(help="write files here instead of ingesting")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv (with --out)")] = "parquet",
+    as_json: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
+) -> None:
+    """Generate a realistic fleet with labelled faults; write files or ingest it."""
+    from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
+
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError:
+        raise UserError(f"--start {start}: expected YYYY-MM-DD") from None
+    if fmt not in ("parquet", "csv"):
+        raise UserError(f"--format {fmt}: expected parquet or csv")
+    fleet = Fleet(
+        FleetSpec(meters=meters, days=days, interval_s=interval, seed=seed, start=first, fault_rate=fault_rate)
+    )
+    if out is not None:
+        with _progress(fleet.expected_readings, unit="rows") as bar:
+            task = bar.add_task("simulate", total=fleet.expected_readings)
+            counts = write_fleet(fleet, out, fmt, progress=lambda n: bar.advance(task, n))  # type: ignore[arg-type]
+        if as_json:
+            sys.stdout.write(orjson.dumps({"out": str(out), **counts}).decode() + "\n")
+        else:
+            console.print(f"wrote {counts.get('readings', 0):,} readings to {out}")
+        return
+    settings = _settings()
+    with open_session(settings) as session, _progress(None, unit="rows") as bar:
+        summaries = _simulate_into(session, fleet, bar)
+    for summary in summaries:
+        _print_summary(summary, as_json=as_json)
+
+
+@app.command("demo")
+@friendly
+def demo_cmd(
+    meters: Annotated[int, typer.Option(help="meters in the demo fleet")] = 200,
+    days: Annotated[int, typer.Option(help="days of data")] = 30,
+) -> None:
+    """Simulate a small fleet on the embedded default, ingest it, and show what is where."""
+    from metrify.sources.simulator import Fleet, FleetSpec
+
+    settings = _settings()
+    fleet = Fleet(FleetSpec(meters=meters, days=days, interval_s=900, seed=42))
+    console.print(f"[bold]Metrify demo[/bold]: {meters} meters x {days} days at 15 min")
+    with open_session(settings) as session:
+        with _progress(None, unit="rows") as bar:
+            summaries = _simulate_into(session, fleet, bar)
+        stats = session.conn.execute(
+            """
+            SELECT (SELECT count(*) FROM readings), (SELECT count(DISTINCT meter_id) FROM readings),
+                   (SELECT min(ts) FROM readings), (SELECT max(ts) FROM readings),
+                   (SELECT round(sum(import_kwh)::numeric, 1) FROM readings),
+                   (SELECT count(*) FROM grid_measurements), (SELECT count(*) FROM quarantine)
+            """
+        ).fetchone()
+        url = database.database_url(settings)
+    assert stats is not None
+    table = Table(title="what was loaded", show_header=True)
+    for column in ("dataset", "read", "accepted", "rejected", "seconds"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for s in summaries:
+        table.add_row(s.kind, f"{s.read:,}", f"{s.accepted:,}", f"{s.rejected:,}", f"{s.seconds:.1f}")
+    console.print(table)
+    console.print(
+        f"readings in store: {stats[0]:,} from {stats[1]} meters, {stats[2]} .. {stats[3]}; "
+        f"total import {stats[4]} kWh; grid rows {stats[5]:,}; quarantine rows {stats[6]:,}"
+    )
+    console.print(f"database: {url}")
+    console.print(f"lake:     {settings.lake}")
+    console.print("try:      metrify ingest readings FILE --map meter_id=COL ... ; metrify db url")
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Create or upgrade the schema (runs automatically on first use)."""
+    settings = _settings()
+    url = database.database_url(settings)
+    database.upgrade(url, revision)
+    console.print(f"schema at {database.current_revision(url)}")
+
+
+@db_app.command("url")
+@friendly
+def db_url() -> None:
+    """Print the database URL in use (starts the embedded server if needed)."""
+    sys.stdout.write(database.database_url(_settings()) + "\n")
+
+
+@db_app.command("stop")
+@friendly
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    settings = _settings()
+    if settings.database_url is not None:
+        raise UserError("METRIFY_DATABASE_URL is set: that server is not Metrify's to stop")
+    stopped = embedded.stop(settings.home)
+    console.print("stopped" if stopped else "not running")
+
+
+def main() -> None:
+    """Entry point of the ``metrify`` script."""
+    try:
+        app()
+    except Exception as exc:  # last resort: one line, never a traceback
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(3)
+
+

