@@ -16,7 +16,9 @@ UTC = dt.UTC
 
 
 def test_mapping_renames_and_pads_are_stripped() -> None:
-    raw = pl.DataFrame({"LCLid": ["MAC000002"], "tstp": ["2013-01-01 00:00:00"], "energy(kWh/hh)": [" 0.219 "]})
+    raw = pl.DataFrame(
+        {"LCLid": ["MAC000002"], "tstp": ["2013-01-01 00:00:00"], "energy(kWh/hh)": [" 0.219 "]}
+    )
     mapping = build_mapping(
         READING, maps=["meter_id=LCLid", "ts=tstp", "import_kwh=energy(kWh/hh)"], interval_s=1800
     )
@@ -34,8 +36,12 @@ def test_mapping_renames_and_pads_are_stripped() -> None:
 
 def test_missing_required_column_is_a_file_level_error() -> None:
     raw = pl.DataFrame({"LCLid": ["A"], "tstp": ["2013-01-01 00:00:00"]})
-    with pytest.raises(SchemaMismatch, match="import_kwh.*--map"):
-        decode(READING, raw, build_mapping(READING, maps=["meter_id=LCLid", "ts=tstp"], interval_s=1800))
+    with pytest.raises(SchemaMismatch, match=r"import_kwh.*--map"):
+        decode(
+            READING,
+            raw,
+            build_mapping(READING, maps=["meter_id=LCLid", "ts=tstp"], interval_s=1800),
+        )
 
 
 def test_interval_required_from_column_or_option() -> None:
@@ -66,7 +72,12 @@ def test_local_time_with_daylight_saving() -> None:
     raw = pl.DataFrame(
         {
             "meter_id": ["A", "A", "A", "A"],
-            "ts": ["2013-10-27 00:30:00", "2013-10-27 01:30:00", "2013-10-27 01:30:00", "2013-03-31 01:30:00"],
+            "ts": [
+                "2013-10-27 00:30:00",
+                "2013-10-27 01:30:00",
+                "2013-10-27 01:30:00",
+                "2013-03-31 01:30:00",
+            ],
             "import_kwh": ["1", "2", "3", "4"],
         }
     )
@@ -81,7 +92,9 @@ def test_local_time_with_daylight_saving() -> None:
 
 def test_interval_end_convention_shifts_to_start() -> None:
     # AEMO: SETTLEMENTDATE ends the 5-minute interval, in market time (UTC+10).
-    raw = pl.DataFrame({"REGION": ["NSW1"], "SETTLEMENTDATE": ["2025/01/01 00:05:00"], "TOTALDEMAND": ["7251.07"]})
+    raw = pl.DataFrame(
+        {"REGION": ["NSW1"], "SETTLEMENTDATE": ["2025/01/01 00:05:00"], "TOTALDEMAND": ["7251.07"]}
+    )
     mapping = build_mapping(
         GRID,
         maps=["node_id=REGION", "ts=SETTLEMENTDATE", "load_mw=TOTALDEMAND"],
@@ -95,7 +108,9 @@ def test_interval_end_convention_shifts_to_start() -> None:
 
 
 def test_constants_and_scales() -> None:
-    raw = pl.DataFrame({"time": ["2013-01-01 00:00:00"], "temperature": ["10.5"], "humidity": ["0.91"]})
+    raw = pl.DataFrame(
+        {"time": ["2013-01-01 00:00:00"], "temperature": ["10.5"], "humidity": ["0.91"]}
+    )
     mapping = build_mapping(
         WEATHER,
         maps=["ts=time", "temperature_c=temperature", "humidity_pct=humidity"],
@@ -111,8 +126,14 @@ def test_rejects_keep_raw_fields_and_first_reason() -> None:
     raw = pl.DataFrame(
         {
             "meter_id": ["A", "B B", "C", "D", "E", "F"],
-            "ts": ["2013-01-01T00:00:00Z", "2013-01-01T00:00:00Z", "x", "2013-01-01T00:00:00Z",
-                   "2013-01-01T00:00:00Z", "2013-01-01T00:00:00Z"],
+            "ts": [
+                "2013-01-01T00:00:00Z",
+                "2013-01-01T00:00:00Z",
+                "x",
+                "2013-01-01T00:00:00Z",
+                "2013-01-01T00:00:00Z",
+                "2013-01-01T00:00:00Z",
+            ],
             "import_kwh": ["1", "1", "1", "NaN", "inf", "1"],
             "power_factor": [None, None, None, None, None, "1.5"],
         }
@@ -120,32 +141,55 @@ def test_rejects_keep_raw_fields_and_first_reason() -> None:
     out = decode(READING, raw, build_mapping(READING, interval_s=900), first_line=2)
     assert out.records["meter_id"].to_list() == ["A"]
     assert out.rejects["reason"].to_list() == [
-        "invalid meter_id", "unparseable ts", "missing import_kwh", "non-finite import_kwh",
+        "invalid meter_id",
+        "unparseable ts",
+        "missing import_kwh",
+        "non-finite import_kwh",
         "power_factor out of range",
     ]
     assert out.rejects["line"].to_list() == [3, 4, 5, 6, 7]
-    assert json.loads(out.rejects["raw"][1]) == {"meter_id": "C", "ts": "x", "import_kwh": "1", "power_factor": None}
+    assert json.loads(out.rejects["raw"][1]) == {
+        "meter_id": "C",
+        "ts": "x",
+        "import_kwh": "1",
+        "power_factor": None,
+    }
 
 
 def test_invalid_interval_values_rejected() -> None:
     raw = pl.DataFrame(
-        {"meter_id": ["A"] * 4, "ts": ["2013-01-01T00:00:00Z"] * 4, "import_kwh": ["1"] * 4,
-         "interval_s": ["7", "1800.5", "100000", "1800.0"]}
+        {
+            "meter_id": ["A"] * 4,
+            "ts": ["2013-01-01T00:00:00Z"] * 4,
+            "import_kwh": ["1"] * 4,
+            "interval_s": ["7", "1800.5", "100000", "1800.0"],
+        }
     )
     out = decode(READING, raw, build_mapping(READING))
-    assert out.rejects["reason"].to_list() == ["invalid interval_s", "non-numeric interval_s", "invalid interval_s"]
+    assert out.rejects["reason"].to_list() == [
+        "invalid interval_s",
+        "non-numeric interval_s",
+        "invalid interval_s",
+    ]
     assert out.records["interval_s"].to_list() == [1800]
 
 
 def test_unknown_columns_reported() -> None:
-    raw = pl.DataFrame({"meter_id": ["A"], "ts": ["2013-01-01T00:00:00Z"], "import_kwh": ["1"], "colour": ["red"]})
+    raw = pl.DataFrame(
+        {"meter_id": ["A"], "ts": ["2013-01-01T00:00:00Z"], "import_kwh": ["1"], "colour": ["red"]}
+    )
     out = decode(READING, raw, build_mapping(READING, interval_s=1800))
     assert out.ignored_columns == ["colour"]
 
 
 def test_typed_parquet_columns_decode() -> None:
     raw = pl.DataFrame(
-        {"meter_id": ["A"], "ts": [dt.datetime(2013, 1, 1, 1)], "import_kwh": [0.5], "interval_s": [900]}
+        {
+            "meter_id": ["A"],
+            "ts": [dt.datetime(2013, 1, 1, 1)],
+            "import_kwh": [0.5],
+            "interval_s": [900],
+        }
     )
     out = decode(READING, raw, build_mapping(READING, tz="Europe/Berlin"))
     assert out.records["ts"].to_list() == [dt.datetime(2013, 1, 1, 0, tzinfo=UTC)]

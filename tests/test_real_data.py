@@ -53,8 +53,15 @@ def expected_from_files(files: list[Path]) -> dict[str, object]:
                 total += value
                 first = stamp if first is None or stamp < first else first
                 last = stamp if last is None or stamp > last else last
-    return {"rows": rows, "bad": bad, "keys": len(keys), "per_meter": per_meter, "total": total,
-            "first": first, "last": last}
+    return {
+        "rows": rows,
+        "bad": bad,
+        "keys": len(keys),
+        "per_meter": per_meter,
+        "total": total,
+        "first": first,
+        "last": last,
+    }
 
 
 def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connection) -> None:
@@ -63,8 +70,20 @@ def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connecti
     expected = expected_from_files(files)
     result = CliRunner().invoke(
         app,
-        ["ingest", "readings", *map(str, files), "--map", "meter_id=LCLid", "--map", "ts=tstp",
-         "--map", "import_kwh=energy(kWh/hh)", "--interval", "1800", "--json"],
+        [
+            "ingest",
+            "readings",
+            *map(str, files),
+            "--map",
+            "meter_id=LCLid",
+            "--map",
+            "ts=tstp",
+            "--map",
+            "import_kwh=energy(kWh/hh)",
+            "--interval",
+            "1800",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -83,18 +102,35 @@ def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connecti
     assert last == dt.datetime.fromisoformat(str(expected["last"])).replace(tzinfo=dt.UTC)
     stored = dict(conn.execute("SELECT meter_id, count(*) FROM readings GROUP BY 1").fetchall())
     assert stored == dict(expected["per_meter"])  # type: ignore[arg-type]
-    assert conn.execute("SELECT count(*) FROM meters WHERE status = 'unregistered'").fetchone() == (100,)
+    assert conn.execute("SELECT count(*) FROM meters WHERE status = 'unregistered'").fetchone() == (
+        100,
+    )
     # 2013 in monthly partitions, each holding exactly its month.
     parts = conn.execute(
-        "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE p.relname = 'readings'"
     ).fetchone()
     assert parts is not None and parts[0] >= 12
 
     again = CliRunner().invoke(
         app,
-        ["ingest", "readings", *map(str, files[:3]), "--map", "meter_id=LCLid", "--map", "ts=tstp",
-         "--map", "import_kwh=energy(kWh/hh)", "--interval", "1800", "--json"],
+        [
+            "ingest",
+            "readings",
+            *map(str, files[:3]),
+            "--map",
+            "meter_id=LCLid",
+            "--map",
+            "ts=tstp",
+            "--map",
+            "import_kwh=energy(kWh/hh)",
+            "--interval",
+            "1800",
+            "--json",
+        ],
     )
     repeat = json.loads(again.stdout)
     assert repeat["inserted"] == 0 and repeat["updated"] == 0
-    assert repeat["unchanged"] == sum(expected["per_meter"][f.name.split(".")[0]] for f in files[:3])  # type: ignore[index]
+    assert repeat["unchanged"] == sum(
+        expected["per_meter"][f.name.split(".")[0]] for f in files[:3]
+    )  # type: ignore[index]

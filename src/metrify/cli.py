@@ -7,6 +7,7 @@ database) print one line and set the exit status; they never print a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import sys
@@ -96,8 +97,18 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
     table = Table(title=f"{summary.kind}", show_header=False, box=None)
-    for key in ("read", "accepted", "rejected", "quarantined", "inserted", "updated",
-                "unchanged", "duplicates", "files", "lake_files"):
+    for key in (
+        "read",
+        "accepted",
+        "rejected",
+        "quarantined",
+        "inserted",
+        "updated",
+        "unchanged",
+        "duplicates",
+        "files",
+        "lake_files",
+    ):
         table.add_row(key, f"{data[key]:,}")
     table.add_row("seconds", f"{summary.seconds:.2f}")
     if data["rate_per_s"]:
@@ -141,31 +152,50 @@ def config_cmd(
 @friendly
 def ingest_cmd(
     kind: Annotated[str, typer.Argument(help=f"one of: {KINDS}")],
-    paths: Annotated[list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")],
-    maps: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")] = [],  # noqa: B006
-    sets: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")] = [],  # noqa: B006
-    scales: Annotated[list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")] = [],  # noqa: B006
-    interval: Annotated[int | None, typer.Option("--interval", help="interval length in seconds where the file has none")] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")] = None,
-    ts_end: Annotated[bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
+    paths: Annotated[
+        list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")
+    ],
+    maps: Annotated[
+        list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")
+    ] = [],  # noqa: B006
+    sets: Annotated[
+        list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")
+    ] = [],  # noqa: B006
+    scales: Annotated[
+        list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")
+    ] = [],  # noqa: B006
+    interval: Annotated[
+        int | None,
+        typer.Option("--interval", help="interval length in seconds where the file has none"),
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")
+    ] = None,
+    ts_end: Annotated[
+        bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the summary as one JSON object")
+    ] = False,
 ) -> None:
     """Load files into the store through the pipeline; bad rows go to quarantine."""
     try:
         spec = contract(kind)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    mapping = build_mapping(spec, maps=maps, sets=sets, scales=scales, interval_s=interval, tz=tz, ts_end=ts_end)
+    mapping = build_mapping(
+        spec, maps=maps, sets=sets, scales=scales, interval_s=interval, tz=tz, ts_end=ts_end
+    )
     settings = _settings()
     total = 0
     for path in paths:
-        try:
+        with contextlib.suppress(OSError):
             total += path.stat().st_size
-        except OSError:
-            pass
     with open_session(settings) as session, _progress(total, unit="bytes") as bar:
         task = bar.add_task(f"ingest {kind}", total=total or None)
-        summary = ingest_files(session, spec, paths, mapping, progress=lambda n: bar.advance(task, n))
+        summary = ingest_files(
+            session, spec, paths, mapping, progress=lambda n: bar.advance(task, n)
+        )
     _print_summary(summary, as_json=as_json)
     if summary.errors:
         raise typer.Exit(1)
@@ -214,7 +244,14 @@ def simulate_cmd(
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format {fmt}: expected parquet or csv")
     fleet = Fleet(
-        FleetSpec(meters=meters, days=days, interval_s=interval, seed=seed, start=first, fault_rate=fault_rate)
+        FleetSpec(
+            meters=meters,
+            days=days,
+            interval_s=interval,
+            seed=seed,
+            start=first,
+            fault_rate=fault_rate,
+        )
     )
     if out is not None:
         with _progress(fleet.expected_readings, unit="rows") as bar:
@@ -258,10 +295,17 @@ def demo_cmd(
         url = database.database_url(settings)
     assert stats is not None
     table = Table(title="what was loaded", show_header=True)
-    for column in ("dataset", "read", "accepted", "rejected", "seconds"):
+    for column in ("dataset", "read", "accepted", "duplicates", "rejected", "seconds"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
     for s in summaries:
-        table.add_row(s.kind, f"{s.read:,}", f"{s.accepted:,}", f"{s.rejected:,}", f"{s.seconds:.1f}")
+        table.add_row(
+            s.kind,
+            f"{s.read:,}",
+            f"{s.accepted:,}",
+            f"{s.duplicates:,}",
+            f"{s.rejected:,}",
+            f"{s.seconds:.1f}",
+        )
     console.print(table)
     console.print(
         f"readings in store: {stats[0]:,} from {stats[1]} meters, {stats[2]} .. {stats[3]}; "
@@ -307,5 +351,3 @@ def main() -> None:
     except Exception as exc:  # last resort: one line, never a traceback
         err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
         sys.exit(3)
-
-

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     def _level(cls, value: str) -> str:
         level = value.upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value}")
+            raise ValueError(
+                f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value}"
+            )
         return level
 
     @classmethod

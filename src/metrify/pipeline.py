@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +122,10 @@ class Pipeline:
         bad_rows = list(bad)
         self.summary.read += raw.height + len(bad_rows)
         for column in decoded.ignored_columns:
-            note = f"ignored column {column!r} (not a field of {self.contract.kind}; map it with --map)"
+            note = (
+                f"ignored column {column!r} "
+                f"(not a field of {self.contract.kind}; map it with --map)"
+            )
             if note not in self.summary.warnings:
                 self.summary.warnings.append(note)
         self._present.update(decoded.present)
@@ -181,11 +184,12 @@ class Pipeline:
                 source=pl.col("source"),
             )
             rejects = pl.concat([rejects, superseded.select(rejects.columns)])
-        source = dedup.records["source"]
-        assessed = assess(self.contract, dedup.records.drop("source")).with_columns(
-            source=source, ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
-        )
         if self.contract.time_series:
+            source = dedup.records["source"]
+            assessed = assess(self.contract, dedup.records.drop("source")).with_columns(
+                source=source,
+                ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us"),
+            )
             result = self.store.write_series(
                 self.contract,
                 assessed,
@@ -196,18 +200,23 @@ class Pipeline:
             self.summary.rejected += result.unknown_quarantined
             self.summary.quarantined += result.unknown_quarantined
             if result.unknown_quarantined:
-                self.summary.reasons[f"unknown {self.contract.key[0]}"] += result.unknown_quarantined
+                self.summary.reasons[f"unknown {self.contract.key[0]}"] += (
+                    result.unknown_quarantined
+                )
             if self.lake is not None:
                 changed = assessed
                 if result.changed_keys is not None:
-                    changed = assessed.join(result.changed_keys, on=list(self.contract.key), how="semi")
+                    changed = assessed.join(
+                        result.changed_keys, on=list(self.contract.key), how="semi"
+                    )
                 self._write_lake(changed)
         else:
+            # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]
             result = self.store.write_reference(
-                self.contract, assessed.select(columns), quarantine=rejects
+                self.contract, dedup.records.select(columns), quarantine=rejects
             )
-            self.summary.accepted += assessed.height
+            self.summary.accepted += dedup.records.height
         self.summary.inserted += result.inserted
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged
@@ -234,7 +243,9 @@ class Pipeline:
             self.summary.lake_files += pending.result()
         except Exception as exc:  # the database already holds the batch durably
             log.error("lake write failed: %s", exc)
-            self.summary.errors.append(f"lake write failed ({self.lake.url if self.lake else ''}): {exc}")
+            self.summary.errors.append(
+                f"lake write failed ({self.lake.url if self.lake else ''}): {exc}"
+            )
 
     def close(self) -> Summary:
         """Flush and return the summary of everything submitted."""

@@ -64,7 +64,10 @@ def _parse_ts(col: str, mapping: Mapping, id_expr: pl.Expr) -> tuple[pl.Expr, pl
         .str.replace(r"[zZ]$", "+00:00")
     )
     aware = pl.coalesce(
-        [text.str.to_datetime(f, time_zone="UTC", time_unit="us", strict=False) for f in _AWARE_FORMATS]
+        [
+            text.str.to_datetime(f, time_zone="UTC", time_unit="us", strict=False)
+            for f in _AWARE_FORMATS
+        ]
     )
     naive = pl.coalesce(
         [text.str.to_datetime(f, time_unit="us", strict=False) for f in _NAIVE_FORMATS]
@@ -80,9 +83,9 @@ def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
         return naive.dt.replace_time_zone("UTC")
     occurrence = pl.int_range(pl.len()).over([id_expr, naive])
     ambiguous = pl.when(occurrence == 0).then(pl.lit("earliest")).otherwise(pl.lit("latest"))
-    return naive.dt.replace_time_zone(tz, ambiguous=ambiguous, non_existent="null").dt.convert_time_zone(
-        "UTC"
-    )
+    return naive.dt.replace_time_zone(
+        tz, ambiguous=ambiguous, non_existent="null"
+    ).dt.convert_time_zone("UTC")
 
 
 def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) -> pl.Expr:
@@ -95,7 +98,9 @@ def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) 
     return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
 
 
-def decode(contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_line: int = 0) -> Decoded:
+def decode(
+    contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_line: int = 0
+) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise)."""
     available = set(raw.columns)
     used: set[str] = set()
@@ -144,7 +149,11 @@ def decode(contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_lin
                 value = pl.when(as_float.round(0) == as_float).then(as_float).otherwise(None)
                 value = value.cast(dtype, strict=False)
             elif dtype == pl.Boolean:
-                value = _boolean(text) if _is_string(source_type) else text.cast(pl.Boolean, strict=False)
+                value = (
+                    _boolean(text)
+                    if _is_string(source_type)
+                    else text.cast(pl.Boolean, strict=False)
+                )
             elif dtype == pl.Date:
                 value = text.cast(pl.String).str.to_date(strict=False)
             else:
@@ -159,12 +168,16 @@ def decode(contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_lin
     raw_names = [f"_raw_{i}" for i in range(raw.width)]
     # Lazy, so that common subexpressions (the parsed time, the cast numbers) are
     # computed once even though the failure checks refer to them again.
-    frame = raw.lazy().select(
-        pl.int_range(pl.len(), dtype=pl.Int32).alias("_line") + first_line,
-        *[e.alias(n) for n, e in exprs.items()],
-        *[bad.fill_null(False).alias(f"_early_{i}") for i, (bad, _) in enumerate(early)],
-        *[pl.col(c).alias(r) for c, r in zip(raw.columns, raw_names, strict=True)],
-    ).collect()
+    frame = (
+        raw.lazy()
+        .select(
+            pl.int_range(pl.len(), dtype=pl.Int32).alias("_line") + first_line,
+            *[e.alias(n) for n, e in exprs.items()],
+            *[bad.fill_null(False).alias(f"_early_{i}") for i, (bad, _) in enumerate(early)],
+            *[pl.col(c).alias(r) for c, r in zip(raw.columns, raw_names, strict=True)],
+        )
+        .collect()
+    )
     if mapping.ts_end and "interval_s" in contract.schema:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=pl.col("interval_s")))
 

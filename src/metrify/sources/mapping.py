@@ -70,15 +70,19 @@ def build_mapping(
                 f"{option}: {', '.join(unknown)} is not a field of {contract.kind}; "
                 f"fields are {', '.join(contract.fields)}"
             )
-    if interval_s is not None and "interval_s" in contract.schema and not interval_is_valid(interval_s):
-        raise MappingError(
-            f"--interval {interval_s}: must be 60..86400 seconds and divide the day"
-        )
+    if (
+        interval_s is not None
+        and "interval_s" in contract.schema
+        and not interval_is_valid(interval_s)
+    ):
+        raise MappingError(f"--interval {interval_s}: must be 60..86400 seconds and divide the day")
     zone = tz or "UTC"
     try:
         zoneinfo.ZoneInfo(zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise MappingError(f"--tz {zone}: unknown time zone (use an IANA name like Europe/London)") from None
+        raise MappingError(
+            f"--tz {zone}: unknown time zone (use an IANA name like Europe/London)"
+        ) from None
     return Mapping(
         columns=columns,
         constants=constants,

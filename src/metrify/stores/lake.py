@@ -13,7 +13,6 @@ from typing import Any
 
 import fsspec
 import polars as pl
-import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 

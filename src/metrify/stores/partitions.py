@@ -36,7 +36,9 @@ class Partitions:
     def __init__(self) -> None:
         self._known: set[tuple[str, dt.date]] = set()
 
-    def ensure(self, conn: psycopg.Connection[tuple[object, ...]], table: str, months: Iterable[dt.date]) -> int:
+    def ensure(
+        self, conn: psycopg.Connection[tuple[object, ...]], table: str, months: Iterable[dt.date]
+    ) -> int:
         """Create the missing monthly partitions of ``table``; return how many were created.
 
         Runs in its own short transaction: creating a partition locks the parent table,

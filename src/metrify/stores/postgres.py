@@ -43,9 +43,7 @@ class WriteResult:
     changed_keys: pl.DataFrame | None = None
 
 
-def _copy_frame(
-    cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame
-) -> None:
+def _copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
     """COPY a frame into ``table`` as CSV generated column-wise by Polars (no per-row Python)."""
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     buffer = io.BytesIO()
@@ -71,8 +69,10 @@ class PostgresStore:
                 f"CREATE TEMP TABLE IF NOT EXISTS {name} "
                 f"(LIKE {contract.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS changed_{contract.table} "
-                              f"(id text, ts timestamptz, inserted boolean) ON COMMIT DELETE ROWS")
+            self.conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS changed_{contract.table} "
+                f"(id text, ts timestamptz, inserted boolean) ON COMMIT DELETE ROWS"
+            )
             self._staged.add(name)
         return name
 
@@ -154,7 +154,9 @@ class PostgresStore:
                     cur.execute(f"SELECT id, ts FROM changed_{table}")
                     keys = cur.fetchall()
                     result.changed_keys = pl.DataFrame(
-                        keys, schema={key_id: pl.String(), "ts": contract.schema["ts"]}, orient="row"
+                        keys,
+                        schema={key_id: pl.String(), "ts": contract.schema["ts"]},
+                        orient="row",
                     )
             if quarantine is not None and quarantine.height:
                 _copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
@@ -222,7 +224,8 @@ class PostgresStore:
                     tgt = f"{tgt}, {contract.table}.status" if tgt else f"{contract.table}.status"
                     exc = f"{exc}, {promoted}" if exc else promoted
                 action = (
-                    f"DO UPDATE SET {sets}, updated_at = now() WHERE ({tgt}) IS DISTINCT FROM ({exc})"
+                    f"DO UPDATE SET {sets}, updated_at = now()"
+                    f" WHERE ({tgt}) IS DISTINCT FROM ({exc})"
                 )
                 cur.execute(
                     f"""
@@ -230,7 +233,9 @@ class PostgresStore:
                         INSERT INTO {contract.table} ({cols}) SELECT {cols} FROM {stage}
                         ON CONFLICT ({key}) {action}
                         RETURNING (xmax = 0) AS inserted
-                    ) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+                    )
+                    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+                    FROM up
                     """
                 )
                 row = cur.fetchone()

@@ -1,0 +1,182 @@
+"""Ingest benchmark: simulated readings from Parquet into PostgreSQL + lake, end to end.
+
+Measures ``metrify ingest readings`` (a fresh process per run: read, decode, validate,
+COPY + upsert, lake) against the physical limit of the store: a raw ``COPY`` of the same
+rows into an identical partitioned table with the same primary key, on the same server.
+Each is run several times on a fresh table; the median is quoted with min and max.
+
+    .venv/bin/python bench/ingest.py [--meters 1800] [--days 30] [--runs 3]
+
+Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+import psycopg
+
+from metrify.records import READING
+from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
+from metrify.stores import database, embedded
+from metrify.stores.partitions import Partitions, months_of
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+TABLES = "readings, reading_history, meters, quarantine"
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def reset(url: str) -> None:
+    """Empty the store and drop its partitions, so each run is a fresh load."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES}")
+        parts = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('readings', 'bench_copy')"
+        ).fetchall()
+        for (name,) in parts:
+            conn.execute(f'DROP TABLE "{name}"')
+        conn.execute("CHECKPOINT")
+
+
+def run_metrify(url: str, parts: list[Path], lake: Path) -> dict[str, float]:
+    """One end-to-end CLI run in its own process; returns seconds, rows and peak RSS."""
+    env = {**os.environ, "METRIFY_DATABASE_URL": url, "METRIFY_LAKE_URL": str(lake)}
+    cli = str(Path(sys.executable).with_name("metrify"))
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [cli, "ingest", "readings", *map(str, parts), "--json"], env=env, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"metrify ingest failed with status {status}")
+    summary = json.loads(output)
+    return {"seconds": seconds, "rows": summary["read"], "accepted": summary["accepted"],
+            "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def copy_limit(url: str, frame: pl.DataFrame) -> float:
+    """Seconds for a raw COPY of the same rows into an identical table (the physical limit)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy")
+        conn.execute(
+            "CREATE TABLE bench_copy (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            " PARTITION BY RANGE (ts)"
+        )
+        conn.execute("ALTER TABLE bench_copy ADD PRIMARY KEY (meter_id, ts)")
+        Partitions().ensure(conn, "bench_copy", months_of(frame["ts"]))
+        columns = frame.columns
+        buffers = []
+        for chunk in frame.iter_slices(500_000):
+            buffer = io.BytesIO()
+            chunk.write_csv(buffer, include_header=False, null_value="")
+            buffers.append(buffer.getvalue())
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for data in buffers:
+                with conn.transaction(), cur.copy(
+                    f"COPY bench_copy ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '')"
+                ) as copy:
+                    copy.write(data)
+        return time.perf_counter() - started
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=1800)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--interval", type=int, default=900)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mb", dir="/tmp"))
+    try:
+        fleet = Fleet(FleetSpec(meters=args.meters, days=args.days, interval_s=args.interval, seed=7))
+        print(f"simulating {fleet.expected_readings:,} readings ...", file=sys.stderr)
+        write_fleet(fleet, work / "sim", "parquet")
+        parts = sorted((work / "sim" / "readings").glob("*.parquet"))
+        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(work / "home", keep_running=False)
+        database.upgrade(url)
+
+        frame = pl.concat([pl.read_parquet(p) for p in parts]).unique(
+            subset=["meter_id", "ts"], keep="last"
+        ).filter(pl.col("import_kwh") >= 0).with_columns(
+            quality=pl.lit(0, pl.Int32), status=pl.lit("valid"), source=pl.lit("bench"),
+            ingested_at=pl.lit(time.time()).cast(pl.Int64).cast(pl.Datetime("ms", "UTC")),
+        ).select([*READING.fields, "quality", "status", "source", "ingested_at"])
+
+        ours: list[dict[str, float]] = []
+        copies: list[float] = []
+        for run in range(args.runs):
+            reset(url)
+            lake = work / f"lake{run}"
+            ours.append(run_metrify(url, parts, lake))
+            shutil.rmtree(lake, ignore_errors=True)
+            reset(url)
+            copies.append(copy_limit(url, frame))
+            print(
+                f"run {run + 1}/{args.runs}: metrify {ours[-1]['rows'] / ours[-1]['seconds']:,.0f}/s,"
+                f" raw COPY {frame.height / copies[-1]:,.0f}/s",
+                file=sys.stderr,
+            )
+        rows = ours[0]["rows"]
+        metrify_rates = [r["rows"] / r["seconds"] for r in ours]
+        copy_rates = [frame.height / s for s in copies]
+        result = {
+            "workload": f"simulated fleet, {rows:,.0f} readings from Parquet -> PostgreSQL + lake",
+            "machine": machine(),
+            "runs": args.runs,
+            "metrify_readings_per_s": stats(metrify_rates),
+            "metrify_readings_per_min": statistics.median(metrify_rates) * 60,
+            "metrify_peak_rss_mib": stats([r["peak_rss_mib"] for r in ours]),
+            "raw_copy_rows_per_s": stats(copy_rates),
+            "ratio_to_copy": statistics.median(metrify_rates) / statistics.median(copy_rates),
+        }
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+        m, c = result["metrify_readings_per_s"], result["raw_copy_rows_per_s"]
+        print("| workload | metrify readings/s (min..max) | raw COPY rows/s (min..max) | ratio | peak RSS |")
+        print("| --- | --- | --- | --- | --- |")
+        print(
+            f"| {result['workload']} | {m['median']:,.0f} ({m['min']:,.0f}..{m['max']:,.0f})"  # type: ignore[index]
+            f" = {result['metrify_readings_per_min'] / 1e6:.1f}M/min"  # type: ignore[operator]
+            f" | {c['median']:,.0f} ({c['min']:,.0f}..{c['max']:,.0f})"  # type: ignore[index]
+            f" | {result['ratio_to_copy']:.2f} | {statistics.median([r['peak_rss_mib'] for r in ours]):,.0f} MiB |"
+        )
+        if not os.environ.get("METRIFY_DATABASE_URL"):
+            embedded.stop(work / "home")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
