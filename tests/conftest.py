@@ -21,9 +21,16 @@ from metrify.stores import database, embedded
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = (
-    "readings", "reading_history", "grid_measurements", "grid_measurement_history",
-    "weather_observations", "weather_observation_history", "meters", "grid_nodes",
-    "weather_stations", "quarantine",
+    "readings",
+    "reading_history",
+    "grid_measurements",
+    "grid_measurement_history",
+    "weather_observations",
+    "weather_observation_history",
+    "meters",
+    "grid_nodes",
+    "weather_stations",
+    "quarantine",
 )
 
 
@@ -61,7 +68,9 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def settings(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
     """Settings pointing at the test database and a per-test lake; also exported as env."""
     monkeypatch.setenv("METRIFY_DATABASE_URL", database_url)
     monkeypatch.setenv("METRIFY_HOME", str(tmp_path / "home"))

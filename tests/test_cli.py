@@ -13,8 +13,16 @@ from metrify.cli import app
 from metrify.config import Settings
 
 runner = CliRunner()
-LONDON_MAP = ["--map", "meter_id=LCLid", "--map", "ts=tstp", "--map", "import_kwh=energy(kWh/hh)",
-              "--interval", "1800"]
+LONDON_MAP = [
+    "--map",
+    "meter_id=LCLid",
+    "--map",
+    "ts=tstp",
+    "--map",
+    "import_kwh=energy(kWh/hh)",
+    "--interval",
+    "1800",
+]
 
 
 def write_csv(path: Path, lines: list[str], *, gz: bool = False) -> Path:
@@ -31,7 +39,9 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_ingest_json_summary_and_quarantine(settings: Settings, conn: psycopg.Connection, tmp_path: Path) -> None:
+def test_ingest_json_summary_and_quarantine(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
     path = write_csv(
         tmp_path / "block.csv.gz",
         [
@@ -47,33 +57,59 @@ def test_ingest_json_summary_and_quarantine(settings: Settings, conn: psycopg.Co
     code, out, _ = invoke("ingest", "readings", str(path), *LONDON_MAP, "--json")
     assert code == 0
     summary = json.loads(out)
-    assert (summary["read"], summary["accepted"], summary["rejected"], summary["quarantined"]) == (5, 3, 2, 2)
-    assert summary["reasons"] == {"missing import_kwh": 1, "ragged row: 4 fields, expected 3": 1} or (
-        sum(summary["reasons"].values()) == 2 and "missing import_kwh" in summary["reasons"]
+    assert (summary["read"], summary["accepted"], summary["rejected"], summary["quarantined"]) == (
+        5,
+        3,
+        2,
+        2,
     )
-    rows = conn.execute("SELECT meter_id, import_kwh FROM readings ORDER BY meter_id, ts").fetchall()
+    assert summary["reasons"] == {
+        "missing import_kwh": 1,
+        "ragged row: 4 fields, expected 3": 1,
+    } or (sum(summary["reasons"].values()) == 2 and "missing import_kwh" in summary["reasons"])
+    rows = conn.execute(
+        "SELECT meter_id, import_kwh FROM readings ORDER BY meter_id, ts"
+    ).fetchall()
     assert rows == [("MAC1", 0.219), ("MAC1", 0.241), ("MAC2", 0.5)]
-    assert conn.execute("SELECT count(*) FROM quarantine WHERE source = 'file:block.csv.gz'").fetchone() == (2,)
+    assert conn.execute(
+        "SELECT count(*) FROM quarantine WHERE source = 'file:block.csv.gz'"
+    ).fetchone() == (2,)
 
 
-def test_reingest_is_idempotent_through_cli(settings: Settings, conn: psycopg.Connection, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "a.csv", ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1", "M,2013-01-01 00:30:00,2"])
+def test_reingest_is_idempotent_through_cli(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "a.csv",
+        ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1", "M,2013-01-01 00:30:00,2"],
+    )
     invoke("ingest", "readings", str(path), *LONDON_MAP, "--json")
     code, out, _ = invoke("ingest", "readings", str(path), *LONDON_MAP, "--json")
     assert code == 0 and json.loads(out)["unchanged"] == 2
-    write_csv(path, ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1", "M,2013-01-01 00:30:00,3"])
+    write_csv(
+        path, ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1", "M,2013-01-01 00:30:00,3"]
+    )
     code, out, _ = invoke("ingest", "readings", str(path), *LONDON_MAP, "--json")
     assert json.loads(out)["updated"] == 1
-    assert conn.execute("SELECT count(*), min(import_kwh) FROM reading_history").fetchone() == (1, 2.0)
+    assert conn.execute("SELECT count(*), min(import_kwh) FROM reading_history").fetchone() == (
+        1,
+        2.0,
+    )
     assert conn.execute("SELECT count(*) FROM readings").fetchone() == (2,)
 
 
-def test_bad_file_reported_others_loaded_exit_1(settings: Settings, conn: psycopg.Connection, tmp_path: Path) -> None:
-    good = write_csv(tmp_path / "good.csv", ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1"])
+def test_bad_file_reported_others_loaded_exit_1(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    good = write_csv(
+        tmp_path / "good.csv", ["LCLid,tstp,energy(kWh/hh)", "M,2013-01-01 00:00:00,1"]
+    )
     corrupt = tmp_path / "broken.csv.gz"
     corrupt.write_bytes(b"this is not gzip at all")
     missing = tmp_path / "absent.csv"
-    code, out, err = invoke("ingest", "readings", str(corrupt), str(missing), str(good), *LONDON_MAP, "--json")
+    code, out, err = invoke(
+        "ingest", "readings", str(corrupt), str(missing), str(good), *LONDON_MAP, "--json"
+    )
     assert code == 1
     summary = json.loads(out)
     assert summary["accepted"] == 1 and len(summary["errors"]) == 2
@@ -119,15 +155,26 @@ def test_db_url_prints_url_in_use(settings: Settings) -> None:
     assert out.strip() == settings.database_url.get_secret_value()
 
 
-def test_ingest_meters_reference_file(settings: Settings, conn: psycopg.Connection, tmp_path: Path) -> None:
+def test_ingest_meters_reference_file(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
     path = write_csv(
         tmp_path / "meters.csv",
-        ["id,region,tariff,has_pv,install_date", "MAC1,london,ToU,yes,2012-05-01", "MAC2,london,Std,no,",
-         "bad id,london,Std,no,"],
+        [
+            "id,region,tariff,has_pv,install_date",
+            "MAC1,london,ToU,yes,2012-05-01",
+            "MAC2,london,Std,no,",
+            "bad id,london,Std,no,",
+        ],
     )
     code, out, _ = invoke("ingest", "meters", str(path), "--map", "meter_id=id", "--json")
     assert code == 0
     summary = json.loads(out)
     assert summary["inserted"] == 2 and summary["reasons"] == {"invalid meter_id": 1}
-    rows = conn.execute("SELECT meter_id, tariff, has_pv, install_date::text, status FROM meters ORDER BY 1").fetchall()
-    assert rows == [("MAC1", "ToU", True, "2012-05-01", "active"), ("MAC2", "Std", False, None, "active")]
+    rows = conn.execute(
+        "SELECT meter_id, tariff, has_pv, install_date::text, status FROM meters ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("MAC1", "ToU", True, "2012-05-01", "active"),
+        ("MAC2", "Std", False, None, "active"),
+    ]

@@ -21,11 +21,17 @@ MAPPING = build_mapping(READING, interval_s=1800)
 def raw_readings(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
     """Raw string rows as a CSV reader would hand them over."""
     return pl.DataFrame(
-        {"meter_id": [r[0] for r in rows], "ts": [r[1] for r in rows], "import_kwh": [r[2] for r in rows]}
+        {
+            "meter_id": [r[0] for r in rows],
+            "ts": [r[1] for r in rows],
+            "import_kwh": [r[2] for r in rows],
+        }
     )
 
 
-def run(settings: Settings, frame: pl.DataFrame, source: str = "file:test.csv") -> dict[str, object]:
+def run(
+    settings: Settings, frame: pl.DataFrame, source: str = "file:test.csv"
+) -> dict[str, object]:
     with open_session(settings) as session:
         pipeline = session.pipeline(READING)
         pipeline.submit(frame, source=source, mapping=MAPPING)
@@ -59,7 +65,9 @@ def test_same_batch_twice_changes_nothing(settings: Settings, conn: psycopg.Conn
     assert total is not None and total[0] == pytest.approx(expected_total)
 
 
-def test_changed_value_is_a_correction_with_history(settings: Settings, conn: psycopg.Connection) -> None:
+def test_changed_value_is_a_correction_with_history(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     rows = day_rows("M1", "2013-01-01", 4)
     run(settings, raw_readings(rows), source="file:a.csv")
     changed = list(rows)
@@ -91,20 +99,30 @@ def test_monthly_partitions_created_on_demand(settings: Settings, conn: psycopg.
     assert count(conn, "SELECT count(*) FROM readings_p2013_03") == 2
 
 
-def test_unknown_meter_registered_then_promoted(settings: Settings, conn: psycopg.Connection) -> None:
+def test_unknown_meter_registered_then_promoted(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     run(settings, raw_readings(day_rows("NEW.1", "2013-01-01", 2)))
-    assert conn.execute("SELECT status FROM meters WHERE meter_id = 'NEW.1'").fetchone() == ("unregistered",)
+    assert conn.execute("SELECT status FROM meters WHERE meter_id = 'NEW.1'").fetchone() == (
+        "unregistered",
+    )
     with open_session(settings) as session:
         pipeline = session.pipeline(METER)
-        pipeline.submit(pl.DataFrame({"meter_id": ["NEW.1"], "region": ["north"]}), source="file:m.csv")
+        pipeline.submit(
+            pl.DataFrame({"meter_id": ["NEW.1"], "region": ["north"]}), source="file:m.csv"
+        )
         pipeline.close()
-    assert conn.execute("SELECT status, region FROM meters WHERE meter_id = 'NEW.1'").fetchone() == (
+    assert conn.execute(
+        "SELECT status, region FROM meters WHERE meter_id = 'NEW.1'"
+    ).fetchone() == (
         "active",
         "north",
     )
 
 
-def test_unknown_meter_quarantined_when_configured(settings: Settings, conn: psycopg.Connection) -> None:
+def test_unknown_meter_quarantined_when_configured(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     strict = settings.model_copy(update={"unknown_meters": UnknownMeterPolicy.QUARANTINE})
     conn.execute("INSERT INTO meters (meter_id) VALUES ('KNOWN')")
     rows = day_rows("KNOWN", "2013-01-01", 3) + day_rows("STRANGER", "2013-01-01", 2)
@@ -116,7 +134,9 @@ def test_unknown_meter_quarantined_when_configured(settings: Settings, conn: psy
     assert count(conn, "SELECT count(*) FROM meters WHERE meter_id = 'STRANGER'") == 0
 
 
-def test_bad_rows_go_to_quarantine_with_raw_payload(settings: Settings, conn: psycopg.Connection) -> None:
+def test_bad_rows_go_to_quarantine_with_raw_payload(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     rows = [
         ("M1", "2013-01-01T00:00:00Z", "0.5"),
         ("M1", "not a time", "0.5"),
@@ -126,21 +146,34 @@ def test_bad_rows_go_to_quarantine_with_raw_payload(settings: Settings, conn: ps
     ]
     summary = run(settings, raw_readings(rows))
     assert summary["read"] == 5 and summary["accepted"] == 1 and summary["quarantined"] == 4
-    stored = conn.execute("SELECT reason, raw, source, kind FROM quarantine ORDER BY line").fetchall()
+    stored = conn.execute(
+        "SELECT reason, raw, source, kind FROM quarantine ORDER BY line"
+    ).fetchall()
     assert [r[0] for r in stored] == [
-        "unparseable ts", "missing meter_id", "non-numeric import_kwh", "negative import_kwh"
+        "unparseable ts",
+        "missing meter_id",
+        "non-numeric import_kwh",
+        "negative import_kwh",
     ]
     assert "not a time" in str(stored[0][1]) and "lots" in str(stored[2][1])
     assert {r[2] for r in stored} == {"file:test.csv"} and {r[3] for r in stored} == {"readings"}
 
 
-def test_conflicting_duplicate_in_batch_keeps_last(settings: Settings, conn: psycopg.Connection) -> None:
-    rows = [("M1", "2013-01-01T00:00:00Z", "1.0"), ("M1", "2013-01-01T00:00:00Z", "1.0"),
-            ("M1", "2013-01-01T00:00:00Z", "2.0")]
+def test_conflicting_duplicate_in_batch_keeps_last(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    rows = [
+        ("M1", "2013-01-01T00:00:00Z", "1.0"),
+        ("M1", "2013-01-01T00:00:00Z", "1.0"),
+        ("M1", "2013-01-01T00:00:00Z", "2.0"),
+    ]
     summary = run(settings, raw_readings(rows))
     assert summary["duplicates"] == 1 and summary["accepted"] == 1 and summary["quarantined"] == 1
     assert conn.execute("SELECT import_kwh FROM readings").fetchall() == [(2.0,)]
-    assert count(conn, "SELECT count(*) FROM quarantine WHERE reason LIKE 'conflicting duplicate%'") == 1
+    assert (
+        count(conn, "SELECT count(*) FROM quarantine WHERE reason LIKE 'conflicting duplicate%'")
+        == 1
+    )
 
 
 def test_lake_gets_new_versions_only(settings: Settings, tmp_path: Path) -> None:
