@@ -13,6 +13,7 @@ Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a te
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 import os
@@ -76,8 +77,12 @@ def run_metrify(url: str, parts: list[Path], lake: Path) -> dict[str, float]:
     if status != 0:
         raise SystemExit(f"metrify ingest failed with status {status}")
     summary = json.loads(output)
-    return {"seconds": seconds, "rows": summary["read"], "accepted": summary["accepted"],
-            "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "rows": summary["read"],
+        "accepted": summary["accepted"],
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }
 
 
 def copy_limit(url: str, frame: pl.DataFrame) -> float:
@@ -99,9 +104,12 @@ def copy_limit(url: str, frame: pl.DataFrame) -> float:
         started = time.perf_counter()
         with conn.cursor() as cur:
             for data in buffers:
-                with conn.transaction(), cur.copy(
-                    f"COPY bench_copy ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '')"
-                ) as copy:
+                with (
+                    conn.transaction(),
+                    cur.copy(
+                        f"COPY bench_copy ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '')"
+                    ) as copy,
+                ):
                     copy.write(data)
         return time.perf_counter() - started
 
@@ -120,19 +128,29 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mb", dir="/tmp"))
     try:
-        fleet = Fleet(FleetSpec(meters=args.meters, days=args.days, interval_s=args.interval, seed=7))
+        fleet = Fleet(
+            FleetSpec(meters=args.meters, days=args.days, interval_s=args.interval, seed=7)
+        )
         print(f"simulating {fleet.expected_readings:,} readings ...", file=sys.stderr)
         write_fleet(fleet, work / "sim", "parquet")
         parts = sorted((work / "sim" / "readings").glob("*.parquet"))
-        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(work / "home", keep_running=False)
+        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(
+            work / "home", keep_running=False
+        )
         database.upgrade(url)
 
-        frame = pl.concat([pl.read_parquet(p) for p in parts]).unique(
-            subset=["meter_id", "ts"], keep="last"
-        ).filter(pl.col("import_kwh") >= 0).with_columns(
-            quality=pl.lit(0, pl.Int32), status=pl.lit("valid"), source=pl.lit("bench"),
-            ingested_at=pl.lit(time.time()).cast(pl.Int64).cast(pl.Datetime("ms", "UTC")),
-        ).select([*READING.fields, "quality", "status", "source", "ingested_at"])
+        frame = (
+            pl.concat([pl.read_parquet(p) for p in parts])
+            .unique(subset=["meter_id", "ts"], keep="last")
+            .filter(pl.col("import_kwh") >= 0)
+            .with_columns(
+                quality=pl.lit(0, pl.Int32),
+                status=pl.lit("valid"),
+                source=pl.lit("bench"),
+                ingested_at=pl.lit(dt.datetime.now(dt.UTC)),
+            )
+            .select([*READING.fields, "quality", "status", "source", "ingested_at"])
+        )
 
         ours: list[dict[str, float]] = []
         copies: list[float] = []
@@ -144,7 +162,8 @@ def main() -> None:
             reset(url)
             copies.append(copy_limit(url, frame))
             print(
-                f"run {run + 1}/{args.runs}: metrify {ours[-1]['rows'] / ours[-1]['seconds']:,.0f}/s,"
+                f"run {run + 1}/{args.runs}:"
+                f" metrify {ours[-1]['rows'] / ours[-1]['seconds']:,.0f}/s,"
                 f" raw COPY {frame.height / copies[-1]:,.0f}/s",
                 file=sys.stderr,
             )
@@ -163,14 +182,16 @@ def main() -> None:
         }
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
-        m, c = result["metrify_readings_per_s"], result["raw_copy_rows_per_s"]
-        print("| workload | metrify readings/s (min..max) | raw COPY rows/s (min..max) | ratio | peak RSS |")
+        m, c = stats(metrify_rates), stats(copy_rates)
+        rss = statistics.median([r["peak_rss_mib"] for r in ours])
+        per_min = statistics.median(metrify_rates) * 60 / 1e6
+        print("| workload | metrify readings/s | raw COPY rows/s | ratio | metrify peak RSS |")
         print("| --- | --- | --- | --- | --- |")
         print(
-            f"| {result['workload']} | {m['median']:,.0f} ({m['min']:,.0f}..{m['max']:,.0f})"  # type: ignore[index]
-            f" = {result['metrify_readings_per_min'] / 1e6:.1f}M/min"  # type: ignore[operator]
-            f" | {c['median']:,.0f} ({c['min']:,.0f}..{c['max']:,.0f})"  # type: ignore[index]
-            f" | {result['ratio_to_copy']:.2f} | {statistics.median([r['peak_rss_mib'] for r in ours]):,.0f} MiB |"
+            f"| {result['workload']} "
+            f"| {m['median']:,.0f} ({m['min']:,.0f}..{m['max']:,.0f}) = {per_min:.1f}M/min "
+            f"| {c['median']:,.0f} ({c['min']:,.0f}..{c['max']:,.0f}) "
+            f"| {m['median'] / c['median']:.2f} | {rss:,.0f} MiB |"
         )
         if not os.environ.get("METRIFY_DATABASE_URL"):
             embedded.stop(work / "home")

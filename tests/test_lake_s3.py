@@ -41,14 +41,26 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_lake_writes_hive_partitions_to_s3(s3_endpoint: str) -> None:
-    stamps = [dt.datetime(2013, 1, 1, 23, 30, tzinfo=dt.UTC), dt.datetime(2013, 1, 2, 0, 0, tzinfo=dt.UTC)]
+    stamps = [
+        dt.datetime(2013, 1, 1, 23, 30, tzinfo=dt.UTC),
+        dt.datetime(2013, 1, 2, 0, 0, tzinfo=dt.UTC),
+    ]
     frame = READING.empty().vstack(
         pl.DataFrame(
-            {"meter_id": ["M1", "M1"], "ts": stamps, "interval_s": [1800, 1800], "import_kwh": [0.5, 0.25]},
+            {
+                "meter_id": ["M1", "M1"],
+                "ts": stamps,
+                "interval_s": [1800, 1800],
+                "import_kwh": [0.5, 0.25],
+            },
             schema_overrides={"interval_s": pl.Int32, "ts": pl.Datetime("us", "UTC")},
         ).select(
-            [pl.col(c) if c in ("meter_id", "ts", "interval_s", "import_kwh") else pl.lit(None, t).alias(c)
-             for c, t in READING.schema.items()]
+            [
+                pl.col(c)
+                if c in ("meter_id", "ts", "interval_s", "import_kwh")
+                else pl.lit(None, t).alias(c)
+                for c, t in READING.schema.items()
+            ]
         )
     )
     lake = Lake("s3://lake-bucket/metrify")
