@@ -85,7 +85,7 @@ def test_changed_value_is_a_correction_with_history(
 
 
 def test_monthly_partitions_created_on_demand(settings: Settings, conn: psycopg.Connection) -> None:
-    rows = day_rows("M1", "2013-01-31", 2) + day_rows("M1", "2013-03-05", 2)
+    rows = day_rows("M1", "2031-01-31", 2) + day_rows("M1", "2031-03-05", 2)
     run(settings, raw_readings(rows))
     names = {
         r[0]
@@ -94,9 +94,9 @@ def test_monthly_partitions_created_on_demand(settings: Settings, conn: psycopg.
             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"
         )
     }
-    assert {"readings_p2013_01", "readings_p2013_03"} <= names
-    assert "readings_p2013_02" not in names
-    assert count(conn, "SELECT count(*) FROM readings_p2013_03") == 2
+    assert {"readings_p2031_01", "readings_p2031_03"} <= names
+    assert "readings_p2031_02" not in names
+    assert count(conn, "SELECT count(*) FROM readings_p2031_03") == 2
 
 
 def test_unknown_meter_registered_then_promoted(
