@@ -186,7 +186,7 @@ def test_quarantine_command_lists_reasons_and_raw(settings: Settings, tmp_path: 
         [
             "LCLid,tstp,energy(kWh/hh)",
             "M,2013-01-01 00:00:00,abc",
-            "M,2013-01-01 00:30:00,-1",
+            "M,2013-01-01 00:30:00,",
             "M,2013-01-01 01:00:00,1",
         ],
     )
@@ -194,8 +194,8 @@ def test_quarantine_command_lists_reasons_and_raw(settings: Settings, tmp_path: 
     code, out, _ = invoke("quarantine", "--json")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert sorted(r["reason"] for r in rows) == ["negative import_kwh", "non-numeric import_kwh"]
+    assert sorted(r["reason"] for r in rows) == ["missing import_kwh", "non-numeric import_kwh"]
     assert {r["source"] for r in rows} == {"file:q.csv"}
     assert any('"abc"' in r["raw"] for r in rows)
-    code, out, _ = invoke("quarantine", "--reason", "negative", "--json")
-    assert [json.loads(line)["reason"] for line in out.splitlines()] == ["negative import_kwh"]
+    code, out, _ = invoke("quarantine", "--reason", "missing", "--json")
+    assert [json.loads(line)["reason"] for line in out.splitlines()] == ["missing import_kwh"]

@@ -142,10 +142,10 @@ def test_bad_rows_go_to_quarantine_with_raw_payload(
         ("M1", "not a time", "0.5"),
         ("", "2013-01-01T00:30:00Z", "0.5"),
         ("M1", "2013-01-01T01:00:00Z", "lots"),
-        ("M1", "2013-01-01T01:30:00Z", "-2"),
+        ("M1", "2013-01-01T01:30:00Z", "-2"),  # stored, flagged and rejected by VEE
     ]
     summary = run(settings, raw_readings(rows))
-    assert summary["read"] == 5 and summary["accepted"] == 1 and summary["quarantined"] == 4
+    assert summary["read"] == 5 and summary["accepted"] == 2 and summary["quarantined"] == 3
     stored = conn.execute(
         "SELECT reason, raw, source, kind FROM quarantine ORDER BY line"
     ).fetchall()
@@ -153,10 +153,11 @@ def test_bad_rows_go_to_quarantine_with_raw_payload(
         "unparseable ts",
         "missing meter_id",
         "non-numeric import_kwh",
-        "negative import_kwh",
     ]
     assert "not a time" in str(stored[0][1]) and "lots" in str(stored[2][1])
     assert {r[2] for r in stored} == {"file:test.csv"} and {r[3] for r in stored} == {"readings"}
+    negative = conn.execute("SELECT status FROM readings WHERE import_kwh = -2").fetchone()
+    assert negative == ("rejected",)
 
 
 def test_conflicting_duplicate_in_batch_keeps_last(

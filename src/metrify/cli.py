@@ -46,6 +46,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The operational PostgreSQL store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+vee_app = typer.Typer(help="Validation, estimation and editing of readings.", no_args_is_help=True)
+app.add_typer(vee_app, name="vee")
+readings_app = typer.Typer(help="Stored meter readings.", no_args_is_help=True)
+app.add_typer(readings_app, name="readings")
+quality_app = typer.Typer(help="Data quality scores.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -371,6 +377,114 @@ def quarantine_cmd(
             str(r[0]), str(r[2]), "" if r[3] is None else str(r[3]), str(r[4]), str(r[5])
         )
     console.print(latest)
+
+
+def _when(text: str, option: str) -> dt.datetime:
+    """Parse an ISO time from the command line; naive times are UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{option} {text}: expected an ISO time like 2013-01-01T00:30Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@vee_app.command("edit")
+@friendly
+def vee_edit(
+    meter: Annotated[str, typer.Argument(help="meter id")],
+    start: Annotated[str, typer.Option("--from", help="first interval start (ISO, UTC if naive)")],
+    end: Annotated[str, typer.Option("--to", help="end of the range, exclusive")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in history)")],
+    value: Annotated[float | None, typer.Option("--set", help="new import_kwh for every interval")] = None,
+    reestimate: Annotated[bool, typer.Option("--estimate", help="re-estimate from history")] = False,
+    operator: Annotated[
+        str, typer.Option("--operator", envvar="USER", help="who edits (default $USER)")
+    ] = "operator",
+) -> None:
+    """Edit stored readings; old versions go to history with who, when and why."""
+    from metrify.quality.edit import EditError, edit_readings
+
+    settings = _settings()
+    with open_session(settings) as session:
+        try:
+            result = edit_readings(
+                session.pipeline(READING), meter, _when(start, "--from"), _when(end, "--to"),
+                value=value, reestimate=reestimate, reason=reason, operator=operator,
+            )
+        except EditError as exc:
+            raise UserError(str(exc)) from None
+    console.print(f"edited {result.rows} readings of {meter} ({result.updated} changed)")
+
+
+@readings_app.command("history")
+@friendly
+def readings_history(
+    meter: Annotated[str, typer.Argument(help="meter id")],
+    ts: Annotated[str, typer.Option("--ts", help="interval start (ISO, UTC if naive)")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per version")] = False,
+) -> None:
+    """Every version of one reading, newest first: the current one, then history."""
+    when = _when(ts, "--ts")
+    cols = "import_kwh, export_kwh, register_kwh, quality, status, source, ingested_at"
+    with open_session(_settings()) as session:
+        current = session.conn.execute(
+            f"SELECT {cols}, NULL::timestamptz, NULL, 'current' FROM readings"
+            " WHERE meter_id = %s AND ts = %s",
+            (meter, when),
+        ).fetchall()
+        older = session.conn.execute(
+            f"SELECT {cols}, replaced_at, replaced_by, reason FROM reading_history"
+            " WHERE meter_id = %s AND ts = %s ORDER BY replaced_at DESC, id DESC",
+            (meter, when),
+        ).fetchall()
+    names = ["import_kwh", "export_kwh", "register_kwh", "quality", "status", "source",
+             "ingested_at", "replaced_at", "replaced_by", "reason"]
+    versions = [dict(zip(names, row, strict=True)) for row in [*current, *older]]
+    if not versions:
+        raise UserError(f"no reading of {meter} at {when.isoformat()}")
+    if as_json:
+        for version in versions:
+            sys.stdout.write(orjson.dumps(version).decode() + "\n")
+        return
+    table = Table(title=f"{meter} @ {when.isoformat()}")
+    for name in names:
+        table.add_column(name)
+    for version in versions:
+        table.add_row(*["" if v is None else str(v) for v in version.values()])
+    console.print(table)
+
+
+@quality_app.command("report")
+@friendly
+def quality_report(
+    day: Annotated[str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: latest)")] = None,
+    limit: Annotated[int, typer.Option(help="worst meters to list")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print as one JSON object")] = False,
+) -> None:
+    """Fleet, feeder and worst-meter quality scores for one day."""
+    from metrify.quality.scores import quality_report as build
+
+    with open_session(_settings()) as session:
+        report = build(session.conn, dt.date.fromisoformat(day) if day else None, limit)
+    if report is None:
+        raise UserError("no quality scores yet: ingest readings first")
+    if as_json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        return
+    fleet = report["fleet"]
+    console.print(
+        f"[bold]{report['day']}[/bold]: {fleet['meters']} meters, completeness "
+        f"{fleet['completeness']:.1%}, score {fleet['score']:.1f}, valid {fleet['valid_share']:.1%}, "
+        f"estimated {fleet['estimated_share']:.1%}, suspect {fleet['suspect_share']:.1%}"
+    )
+    for title, rows in (("feeders", report["feeders"]), ("worst meters", report["worst"])):
+        table = Table(title=title)
+        if rows:
+            for column in rows[0]:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()])
+        console.print(table)
 
 
 @db_app.command("upgrade")

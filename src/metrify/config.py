@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from metrify.quality.config import VeeConfig
 
 
 class UnknownMeterPolicy(StrEnum):
@@ -33,7 +35,9 @@ class UnknownMeterPolicy(StrEnum):
 class Settings(BaseSettings):
     """Effective configuration. Defaults give the embedded, single-machine shape."""
 
-    model_config = SettingsConfigDict(env_prefix="METRIFY_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="METRIFY_", env_nested_delimiter="__", extra="ignore"
+    )
 
     home: Path = Field(default=Path(".metrify"), description="state folder")
     database_url: SecretStr | None = Field(
@@ -46,6 +50,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500_000, ge=1, description="records per pipeline batch")
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
     lake_enabled: bool = True
+    vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")
 
     @field_validator("log_level")
     @classmethod
@@ -88,6 +93,8 @@ class Settings(BaseSettings):
                 value = str(value)
             elif isinstance(value, StrEnum):
                 value = value.value
+            elif isinstance(value, BaseModel):
+                value = value.model_dump()
             out[name] = value
         out["lake"] = self.lake
         return out

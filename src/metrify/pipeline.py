@@ -21,12 +21,13 @@ from typing import Any
 import polars as pl
 
 from metrify.config import Settings
-from metrify.quality import assess, dedupe_batch
-from metrify.records import Contract
+from metrify.quality import dedupe_batch
+from metrify.quality.engine import assess_plain, run_vee
+from metrify.records import READING, Contract, Quality, Status
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
-from metrify.stores.postgres import PostgresStore
+from metrify.stores.postgres import PostgresStore, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ class Summary:
     updated: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    gaps: int = 0
+    estimated: int = 0
     files: int = 0
     lake_files: int = 0
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -71,6 +75,9 @@ class Summary:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "duplicates": self.duplicates,
+            "gaps": self.gaps,
+            "estimated": self.estimated,
+            "statuses": dict(self.statuses.most_common()),
             "files": self.files,
             "lake_files": self.lake_files,
             "seconds": round(self.seconds, 3),
@@ -118,7 +125,13 @@ class Pipeline:
         bad: Iterable[BadInput] = (),
     ) -> None:
         """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks."""
-        decoded = decode(self.contract, raw, mapping or Mapping(), first_line=first_line)
+        decoded = decode(
+            self.contract,
+            raw,
+            mapping or Mapping(),
+            first_line=first_line,
+            check_ranges=not (self.contract is READING and self.settings.vee.enabled),
+        )
         bad_rows = list(bad)
         self.summary.read += raw.height + len(bad_rows)
         for column in decoded.ignored_columns:
@@ -185,31 +198,10 @@ class Pipeline:
             )
             rejects = pl.concat([rejects, superseded.select(rejects.columns)])
         if self.contract.time_series:
-            source = dedup.records["source"]
-            assessed = assess(self.contract, dedup.records.drop("source")).with_columns(
-                source=source,
-                ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us"),
+            assessed = self._quality(dedup.records).with_columns(
+                ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
-            result = self.store.write_series(
-                self.contract,
-                assessed,
-                unknown=self.settings.unknown_meters,
-                quarantine=rejects,
-            )
-            self.summary.accepted += assessed.height - result.unknown_quarantined
-            self.summary.rejected += result.unknown_quarantined
-            self.summary.quarantined += result.unknown_quarantined
-            if result.unknown_quarantined:
-                self.summary.reasons[f"unknown {self.contract.key[0]}"] += (
-                    result.unknown_quarantined
-                )
-            if self.lake is not None:
-                changed = assessed
-                if result.changed_keys is not None:
-                    changed = assessed.join(
-                        result.changed_keys, on=list(self.contract.key), how="semi"
-                    )
-                self._write_lake(changed)
+            result = self.write_versions(assessed, quarantine=rejects)
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]
@@ -221,6 +213,68 @@ class Pipeline:
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged
         self._count_rejects(rejects)
+
+    def write_versions(
+        self,
+        assessed: pl.DataFrame,
+        *,
+        quarantine: pl.DataFrame | None = None,
+        reason: str = "corrected",
+    ) -> WriteResult:
+        """Store judged rows (the database, daily quality scores, the lake) and count them.
+
+        The one write path for time series: batches from any source and operators' edits
+        (which carry their own ``reason``) both end here.
+        """
+        columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
+        if "ingested_at" not in assessed.columns:
+            assessed = assessed.with_columns(
+                ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
+            )
+        assessed = assessed.select(columns)
+        result = self.store.write_series(
+            self.contract,
+            assessed,
+            unknown=self.settings.unknown_meters,
+            quarantine=quarantine,
+            reason=reason,
+        )
+        gaps = assessed.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
+        self.summary.gaps += gaps.height
+        self.summary.estimated += gaps.filter(pl.col("status") == Status.ESTIMATED.value).height
+        self.summary.accepted += assessed.height - gaps.height - result.unknown_quarantined
+        for status, count in assessed.group_by("status").len().iter_rows():
+            self.summary.statuses[status] += count
+        rejected_rows = assessed.filter(pl.col("status") == Status.REJECTED.value).height
+        self.summary.rejected += rejected_rows + result.unknown_quarantined
+        self.summary.quarantined += result.unknown_quarantined
+        if result.unknown_quarantined:
+            self.summary.reasons[f"unknown {self.contract.key[0]}"] += result.unknown_quarantined
+        if self.contract is READING:
+            touched = assessed if result.changed_keys is None else result.changed_keys
+            self.store.refresh_quality_daily(touched.select("meter_id", "ts"))
+        if self.lake is not None:
+            changed = assessed
+            if result.changed_keys is not None:
+                changed = assessed.join(result.changed_keys, on=list(self.contract.key), how="semi")
+            self._write_lake(changed)
+        return result
+
+    def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Run the quality stage: full VEE for readings (with stored history), flags for the rest."""
+        if self.contract is not READING or not self.settings.vee.enabled:
+            return assess_plain(records)
+        cfg = self.settings.vee
+        ids = records["meter_id"]
+        first, last = records["ts"].min(), records["ts"].max()
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        context = self.store.load_context(
+            self.contract, ids, first - dt.timedelta(days=cfg.context_days), last
+        )
+        if context.height:
+            context = context.join(records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
+        meters = self.store.meter_attributes(ids)
+        return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC))
 
     def _count_rejects(self, rejects: pl.DataFrame) -> None:
         self.summary.rejected += rejects.height

@@ -177,6 +177,7 @@ METER = Contract(
         "max_kw": F64,
         "rated_current_a": F64,
         "register_digits": pl.Int16(),
+        "nominal_voltage_v": F64,
         "has_pv": pl.Boolean(),
         "timezone": pl.String(),
         "install_date": pl.Date(),
@@ -187,7 +188,7 @@ METER = Contract(
     key=("meter_id",),
     required=("meter_id",),
     time_series=False,
-    nonnegative=("max_kw", "rated_current_a"),
+    nonnegative=("max_kw", "rated_current_a", "nominal_voltage_v"),
     bounded={"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)},
     id_field="meter_id",
 )

@@ -99,7 +99,12 @@ def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) 
 
 
 def decode(
-    contract: Contract, raw: pl.DataFrame, mapping: Mapping, *, first_line: int = 0
+    contract: Contract,
+    raw: pl.DataFrame,
+    mapping: Mapping,
+    *,
+    first_line: int = 0,
+    check_ranges: bool = True,
 ) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise)."""
     available = set(raw.columns)
@@ -194,11 +199,14 @@ def decode(
     for name, dtype in contract.schema.items():
         if dtype == pl.Float64:
             checks.append((~pl.col(name).is_finite(), f"non-finite {name}"))
-    checks += [(pl.col(name) < 0, f"negative {name}") for name in contract.nonnegative]
-    checks += [
-        ((pl.col(name) < low) | (pl.col(name) > high), f"{name} out of range")
-        for name, (low, high) in contract.bounded.items()
-    ]
+    if check_ranges:
+        # Without VEE, impossible values cannot be stored; with VEE they are stored,
+        # flagged out-of-range and rejected, so that the meter's record stays complete.
+        checks += [(pl.col(name) < 0, f"negative {name}") for name in contract.nonnegative]
+        checks += [
+            ((pl.col(name) < low) | (pl.col(name) > high), f"{name} out of range")
+            for name, (low, high) in contract.bounded.items()
+        ]
     # The first failing check names the reason.
     reason = pl.lit(None, dtype=pl.String)
     for bad, why in reversed(checks):

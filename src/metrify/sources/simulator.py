@@ -722,6 +722,7 @@ class Fleet:
                 "max_kw": max_kw,
                 "rated_current_a": rated,
                 "register_digits": digits.astype(np.int16),
+                "nominal_voltage_v": np.full(m, 230.0),
                 "has_pv": has_pv,
                 "timezone": [TIMEZONE] * m,
                 "install_date": np.datetime64(spec.start, "D")

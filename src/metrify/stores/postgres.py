@@ -17,12 +17,63 @@ import polars as pl
 import psycopg
 
 from metrify.config import UnknownMeterPolicy
-from metrify.records import REFERENCE_FOR, Contract, MeterStatus
+from metrify.records import READING, REFERENCE_FOR, Contract, MeterStatus, Quality
 from metrify.stores.partitions import Partitions, months_of
 
 #: columns every stored time-series version carries beyond the contract's own fields.
 VERSION_COLUMNS = ("quality", "status", "source", "ingested_at")
 QUARANTINE_COLUMNS = ("kind", "source", "raw", "reason", "line")
+
+QUALITY_DAILY_SQL = """
+WITH days AS (
+    SELECT DISTINCT t.meter_id, d.local_day, coalesce(m.timezone, 'UTC') AS tz
+    FROM touched_days t
+    LEFT JOIN meters m ON m.meter_id = t.meter_id
+    CROSS JOIN LATERAL (
+        SELECT ((t.day::timestamp AT TIME ZONE 'UTC') AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
+        UNION
+        SELECT (((t.day + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')
+                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
+    ) AS d(local_day)
+), bounds AS (
+    SELECT meter_id, local_day, tz,
+           local_day::timestamp AT TIME ZONE tz AS day_start,
+           (local_day + 1)::timestamp AT TIME ZONE tz AS day_end
+    FROM days
+), stats AS (
+    SELECT b.meter_id, b.local_day,
+           extract(epoch FROM b.day_end - b.day_start) AS seconds,
+           min(r.interval_s) AS interval_s,
+           count(r.ts) FILTER (WHERE r.quality & 1 = 0) AS present,
+           count(r.ts) FILTER (WHERE r.status = 'valid') AS valid,
+           count(r.ts) FILTER (WHERE r.status = 'estimated') AS estimated,
+           count(r.ts) FILTER (WHERE r.status = 'suspect') AS suspect,
+           count(r.ts) FILTER (WHERE r.status = 'rejected') AS rejected
+    FROM bounds b
+    LEFT JOIN readings r ON r.meter_id = b.meter_id AND r.ts >= b.day_start AND r.ts < b.day_end
+    GROUP BY b.meter_id, b.local_day, b.day_start, b.day_end
+), scored AS (
+    SELECT meter_id, local_day,
+           (seconds / coalesce(interval_s, 1800))::int AS expected,
+           present, valid, estimated, suspect, rejected
+    FROM stats
+)
+INSERT INTO quality_daily AS q (meter_id, day, expected, present, valid, estimated, suspect,
+                                rejected, missing, completeness, score, computed_at)
+SELECT meter_id, local_day, expected, present, valid, estimated, suspect, rejected,
+       greatest(expected - present, 0),
+       least(present::float8 / nullif(expected, 0), 1.0),
+       -- 100 for a complete, all-valid day; estimates count half, suspect and rejected nothing.
+       round((100.0 * least((valid + 0.5 * estimated)::float8 / nullif(expected, 0), 1.0))::numeric, 1)
+    ::float8,
+       now()
+FROM scored WHERE expected > 0
+ON CONFLICT (meter_id, day) DO UPDATE SET
+    expected = EXCLUDED.expected, present = EXCLUDED.present, valid = EXCLUDED.valid,
+    estimated = EXCLUDED.estimated, suspect = EXCLUDED.suspect, rejected = EXCLUDED.rejected,
+    missing = EXCLUDED.missing, completeness = EXCLUDED.completeness, score = EXCLUDED.score,
+    computed_at = EXCLUDED.computed_at
+"""
 
 HISTORY_TABLE = {
     "readings": "reading_history",
@@ -104,6 +155,10 @@ class PostgresStore:
         tgt_tuple = ", ".join(f"{table}.{c}" for c in compared)
         updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in contract.key)
         history = HISTORY_TABLE[table]
+        missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
+        # A gap row (or its estimate) never replaces a real reading already stored.
+        guard_old = f"NOT (s.quality & {missing} <> 0 AND r.quality & {missing} = 0)"
+        guard_tgt = f"NOT (s.quality & {missing} <> 0 AND {table}.quality & {missing} = 0)"
         with self.conn.transaction(), self.conn.cursor() as cur:
             if frame.height:
                 _copy_frame(cur, stage, frame.select(cols))
@@ -131,16 +186,20 @@ class PostgresStore:
                     cur.execute(
                         f"""
                         WITH old AS (
-                            SELECT r.*, s.source AS new_source
+                            SELECT r.*, s.source AS new_source, s.quality AS new_quality
                             FROM {table} r JOIN {stage} s ON r.{key_id} = s.{key_id} AND r.ts = s.ts
-                            WHERE ({old_tuple}) IS DISTINCT FROM ({new_tuple})
+                            WHERE ({old_tuple}) IS DISTINCT FROM ({new_tuple}) AND {guard_old}
                         ), hist AS (
                             INSERT INTO {history} ({col_list}, replaced_by, reason)
-                            SELECT {col_list}, new_source, %s FROM old
+                            SELECT {col_list}, new_source,
+                                   CASE WHEN quality & {estimated} <> 0
+                                        AND new_quality & {missing} = 0
+                                        THEN 'real reading replaced estimate' ELSE %s END
+                            FROM old
                         ), upd AS (
                             UPDATE {table} SET {updates} FROM {stage} s
                             WHERE {table}.{key_id} = s.{key_id} AND {table}.ts = s.ts
-                              AND ({tgt_tuple}) IS DISTINCT FROM ({new_tuple})
+                              AND ({tgt_tuple}) IS DISTINCT FROM ({new_tuple}) AND {guard_tgt}
                             RETURNING {table}.{key_id}, {table}.ts
                         )
                         INSERT INTO changed_{table} SELECT {key_id}, ts, false FROM upd
@@ -192,6 +251,83 @@ class PostgresStore:
             (contract.kind, f"unknown {key}"),
         )
         return cur.rowcount if cur.rowcount > 0 else 0
+
+    # --- history for VEE ----------------------------------------------------------------
+
+    def _ids_table(self, cur: psycopg.Cursor[tuple[object, ...]], ids: pl.Series) -> None:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS batch_ids (id text PRIMARY KEY) ON COMMIT DELETE ROWS"
+        )
+        _copy_frame(cur, "batch_ids", ids.unique().to_frame("id"))
+
+    def load_context(
+        self, contract: Contract, ids: pl.Series, since: dt.datetime, until: dt.datetime
+    ) -> pl.DataFrame:
+        """Stored rows of these ids with ``since <= ts <= until`` (contract + version fields).
+
+        Streamed out with COPY as CSV and parsed by Polars: history can be millions of
+        rows, which row-by-row fetching would make the slowest part of a batch.
+        """
+        key = contract.key[0]
+        cols = [*contract.fields, "quality", "status", "source"]
+        schema = {**contract.schema, "quality": pl.Int32(), "status": pl.String(), "source": pl.String()}
+        buffer = io.BytesIO()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            self._ids_table(cur, ids)
+            query = (
+                f"SELECT {', '.join('t.' + c for c in cols)} FROM {contract.table} t"
+                f" JOIN batch_ids b ON b.id = t.{key}"
+                f" WHERE t.ts >= '{since.isoformat()}' AND t.ts <= '{until.isoformat()}'"
+            )
+            with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
+        if not buffer.tell():
+            return pl.DataFrame(schema=schema)
+        buffer.seek(0)
+        raw = pl.read_csv(
+            buffer, has_header=False, new_columns=cols, infer_schema=False
+        )
+        return raw.with_columns(
+            pl.col("ts").str.to_datetime("%Y-%m-%d %H:%M:%S%#z", time_zone="UTC", time_unit="us"),
+            *[pl.col(c).cast(t) for c, t in schema.items() if c != "ts" and t != pl.String],
+        ).select(cols)
+
+    def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
+        """The limits and state VEE needs for these meters (absent meters: no row)."""
+        cols = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits", "timezone",
+                "nominal_voltage_v"]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            self._ids_table(cur, ids)
+            cur.execute(
+                f"SELECT {', '.join('m.' + c for c in cols)} FROM meters m"
+                " JOIN batch_ids b ON b.id = m.meter_id"
+            )
+            rows = cur.fetchall()
+        schema = {c: (READING.schema.get(c) or pl.String()) for c in cols}
+        schema.update({"status": pl.String(), "max_kw": pl.Float64(), "rated_current_a": pl.Float64(),
+                       "register_digits": pl.Int16(), "timezone": pl.String(),
+                       "nominal_voltage_v": pl.Float64()})
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    def refresh_quality_daily(self, keys: pl.DataFrame) -> int:
+        """Recompute daily quality scores for the (meter, UTC day) pairs a batch touched.
+
+        Days are the meter's local days; a UTC day touches at most two local days, and
+        the expected interval count follows the local day's real length (46 or 50
+        half-hours on daylight-saving change days).
+        """
+        if not keys.height:
+            return 0
+        touched = keys.select("meter_id", pl.col("ts").dt.date().alias("day")).unique()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS touched_days (meter_id text, day date)"
+                " ON COMMIT DELETE ROWS"
+            )
+            _copy_frame(cur, "touched_days", touched)
+            cur.execute(QUALITY_DAILY_SQL)
+            return max(cur.rowcount, 0)
 
     # --- reference data ----------------------------------------------------------------
 

@@ -1,0 +1,40 @@
+"""Thresholds of the VEE engine.
+
+Defaults follow common MDM practice (interpolate only short gaps, like-day estimates up to
+a week, robust spike detection); every value can be changed through the settings
+(``METRIFY_VEE__SPIKE_MADS=10``) and a meter's own limits in the reference table beat
+these defaults.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class VeeConfig(BaseModel):
+    """Validation, estimation and editing thresholds."""
+
+    enabled: bool = True
+    # clock
+    future_tolerance_s: int = Field(default=300, ge=0, description="how far ahead of now a ts may lie")
+    # range
+    nominal_voltage_v: float = Field(default=230.0, gt=0)
+    voltage_band: float = Field(default=0.10, gt=0, lt=1, description="statutory band, +-share of nominal")
+    # spike: robust z-score against the meter's own level at that hour of day
+    spike_window_days: int = Field(default=28, ge=1)
+    spike_mads: float = Field(default=8.0, gt=0, description="MADs above the median that make a spike")
+    spike_min_kw: float = Field(default=1.0, ge=0, description="and at least this much above it (as power)")
+    spike_min_samples: int = Field(default=5, ge=1, description="history needed before spikes are judged")
+    # flat lines and zero runs
+    flat_line_hours: float = Field(default=6.0, gt=0, description="same non-zero value this long = stuck")
+    zero_run_hours: float = Field(default=48.0, gt=0, description="zero consumption this long = suspect")
+    # registers
+    register_tolerance_kwh: float = Field(default=0.01, ge=0)
+    register_tolerance_share: float = Field(default=0.02, ge=0)
+    # estimation
+    interpolate_max_s: int = Field(default=7200, ge=0, description="gaps up to this: linear")
+    estimate_max_s: int = Field(default=7 * 86400, ge=0, description="gaps beyond this stay unestimated")
+    profile_weeks: int = Field(default=4, ge=1, description="weeks of like days for profile estimates")
+    max_estimated_reference_share: float = Field(default=0.5, ge=0, le=1)
+    # history
+    context_days: int = Field(default=7, ge=0, description="days of stored history loaded per batch")

@@ -1,0 +1,43 @@
+"""One row per key within a batch.
+
+The store's single ``INSERT ... ON CONFLICT`` cannot touch a key twice, and a later row
+in a file is the sender's later statement, so it wins. Earlier conflicting versions are
+returned so the caller can keep them (quarantine), never drop them, and the surviving row
+is marked so that VEE can flag it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from metrify.records import Contract
+
+
+@dataclass
+class Deduplicated:
+    """A batch with at most one row per key, and what was taken out."""
+
+    records: pl.DataFrame  # with a boolean ``_conflict`` column: the key had other values
+    identical: int  # exact repeats (same values, whatever the source), dropped
+    superseded: pl.DataFrame  # earlier conflicting versions of a key within the batch
+
+
+def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
+    """Drop exact repeats; for conflicting rows of a key keep the last and flag it."""
+    key = list(contract.key)
+    values = [c for c in records.columns if c != "source"]
+    distinct = records.unique(subset=values, keep="last", maintain_order=True)
+    identical = records.height - distinct.height
+    if distinct.height == distinct.select(key).n_unique():
+        return Deduplicated(
+            distinct.with_columns(_conflict=pl.lit(False)), identical, distinct.clear()
+        )
+    marked = distinct.with_columns(
+        _last=pl.struct(key).is_last_distinct(),
+        _conflict=pl.len().over(key) > 1,
+    )
+    kept = marked.filter(pl.col("_last")).drop("_last")
+    superseded = marked.filter(~pl.col("_last")).drop("_last", "_conflict")
+    return Deduplicated(kept, identical, superseded)
