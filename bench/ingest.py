@@ -37,7 +37,7 @@ from metrify.stores.partitions import Partitions, months_of
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-TABLES = "readings, reading_history, meters, quarantine"
+TABLES = "readings, reading_history, meters, quarantine, quality_daily"
 
 
 def machine() -> dict[str, object]:
@@ -62,9 +62,14 @@ def reset(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def run_metrify(url: str, parts: list[Path], lake: Path) -> dict[str, float]:
+def run_metrify(url: str, parts: list[Path], lake: Path, *, vee: bool) -> dict[str, float]:
     """One end-to-end CLI run in its own process; returns seconds, rows and peak RSS."""
-    env = {**os.environ, "METRIFY_DATABASE_URL": url, "METRIFY_LAKE_URL": str(lake)}
+    env = {
+        **os.environ,
+        "METRIFY_DATABASE_URL": url,
+        "METRIFY_LAKE_URL": str(lake),
+        "METRIFY_VEE__ENABLED": "true" if vee else "false",
+    }
     cli = str(Path(sys.executable).with_name("metrify"))
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -153,22 +158,28 @@ def main() -> None:
         )
 
         ours: list[dict[str, float]] = []
+        plain: list[dict[str, float]] = []
         copies: list[float] = []
         for run in range(args.runs):
             reset(url)
             lake = work / f"lake{run}"
-            ours.append(run_metrify(url, parts, lake))
+            ours.append(run_metrify(url, parts, lake, vee=True))
+            shutil.rmtree(lake, ignore_errors=True)
+            reset(url)
+            plain.append(run_metrify(url, parts, lake, vee=False))
             shutil.rmtree(lake, ignore_errors=True)
             reset(url)
             copies.append(copy_limit(url, frame))
             print(
                 f"run {run + 1}/{args.runs}:"
-                f" metrify {ours[-1]['rows'] / ours[-1]['seconds']:,.0f}/s,"
+                f" metrify (VEE) {ours[-1]['rows'] / ours[-1]['seconds']:,.0f}/s,"
+                f" metrify (no VEE) {plain[-1]['rows'] / plain[-1]['seconds']:,.0f}/s,"
                 f" raw COPY {frame.height / copies[-1]:,.0f}/s",
                 file=sys.stderr,
             )
         rows = ours[0]["rows"]
         metrify_rates = [r["rows"] / r["seconds"] for r in ours]
+        plain_rates = [r["rows"] / r["seconds"] for r in plain]
         copy_rates = [frame.height / s for s in copies]
         result = {
             "workload": f"simulated fleet, {rows:,.0f} readings from Parquet -> PostgreSQL + lake",
@@ -176,20 +187,25 @@ def main() -> None:
             "runs": args.runs,
             "metrify_readings_per_s": stats(metrify_rates),
             "metrify_readings_per_min": statistics.median(metrify_rates) * 60,
+            "metrify_no_vee_readings_per_s": stats(plain_rates),
             "metrify_peak_rss_mib": stats([r["peak_rss_mib"] for r in ours]),
             "raw_copy_rows_per_s": stats(copy_rates),
             "ratio_to_copy": statistics.median(metrify_rates) / statistics.median(copy_rates),
         }
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
-        m, c = stats(metrify_rates), stats(copy_rates)
+        m, c, p = stats(metrify_rates), stats(copy_rates), stats(plain_rates)
         rss = statistics.median([r["peak_rss_mib"] for r in ours])
         per_min = statistics.median(metrify_rates) * 60 / 1e6
-        print("| workload | metrify readings/s | raw COPY rows/s | ratio | metrify peak RSS |")
-        print("| --- | --- | --- | --- | --- |")
+        print(
+            "| workload | metrify with VEE, readings/s | metrify without VEE | raw COPY rows/s"
+            " | ratio (VEE) | peak RSS (VEE) |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
         print(
             f"| {result['workload']} "
             f"| {m['median']:,.0f} ({m['min']:,.0f}..{m['max']:,.0f}) = {per_min:.1f}M/min "
+            f"| {p['median']:,.0f} ({p['min']:,.0f}..{p['max']:,.0f}) "
             f"| {c['median']:,.0f} ({c['min']:,.0f}..{c['max']:,.0f}) "
             f"| {m['median'] / c['median']:.2f} | {rss:,.0f} MiB |"
         )

@@ -40,8 +40,14 @@ CAUGHT_BY: dict[str, int | None] = {
     "rollover": int(Quality.REGISTER_ROLLOVER),
     "duplicate": None,
 }
-TARGET = {"gap": 0.95, "duplicate": 0.95, "negative": 0.95, "clock_shift": 0.95,
-          "spike": 0.8, "flat_line": 0.8}
+TARGET = {
+    "gap": 0.95,
+    "duplicate": 0.95,
+    "negative": 0.95,
+    "clock_shift": 0.95,
+    "spike": 0.8,
+    "flat_line": 0.8,
+}
 
 
 def label_rows(labels: pl.DataFrame, interval_s: int) -> pl.DataFrame:
@@ -73,12 +79,16 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mv", dir="/tmp"))
     try:
-        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(work / "home", keep_running=False)
+        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(
+            work / "home", keep_running=False
+        )
         database.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("TRUNCATE readings, reading_history, meters, quarantine, quality_daily")
         settings = Settings(database_url=url, home=work / "home", lake_enabled=False)  # type: ignore[call-arg]
-        spec = FleetSpec(meters=args.meters, days=args.days, seed=args.seed, fault_rate=args.fault_rate)
+        spec = FleetSpec(
+            meters=args.meters, days=args.days, seed=args.seed, fault_rate=args.fault_rate
+        )
         fleet = Fleet(spec)
         with open_session(settings) as session:
             meters = session.pipeline(METER)
@@ -97,7 +107,9 @@ def main() -> None:
         labels = fleet.labels()
         rows = label_rows(labels, spec.interval_s)
         report: dict[str, dict[str, float]] = {}
-        unlabelled = stored.join(rows.select("meter_id", "ts").unique(), on=["meter_id", "ts"], how="anti")
+        unlabelled = stored.join(
+            rows.select("meter_id", "ts").unique(), on=["meter_id", "ts"], how="anti"
+        )
         for kind, bits in CAUGHT_BY.items():
             mine = rows.filter(pl.col("kind") == kind)
             if not mine.height:
@@ -126,19 +138,36 @@ def main() -> None:
                 "recall": caught / mine.height,
                 "fpr": false_pos / max(unlabelled.height, 1),
             }
-        print(f"{stored.height:,} stored rows, {summary.gaps:,} gap rows, "
-              f"{summary.estimated:,} estimated, {summary.duplicates:,} duplicates", file=sys.stderr)
+        print(
+            f"{stored.height:,} stored rows, {summary.gaps:,} gap rows, "
+            f"{summary.estimated:,} estimated, {summary.duplicates:,} duplicates",
+            file=sys.stderr,
+        )
         print("| fault | labelled rows | recall | target | false-positive rate |")
         print("| --- | --- | --- | --- | --- |")
         for kind, r in report.items():
             target = TARGET.get(kind)
-            print(f"| {kind} | {r['labelled']:,.0f} | {r['recall']:.3f} | "
-                  f"{'>= ' + str(target) if target else '-'} | {r['fpr']:.4%} |")
+            print(
+                f"| {kind} | {r['labelled']:,.0f} | {r['recall']:.3f} | "
+                f"{'>= ' + str(target) if target else '-'} | {r['fpr']:.4%} |"
+            )
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "vee.json").write_text(json.dumps(
-            {"spec": {"meters": args.meters, "days": args.days, "fault_rate": args.fault_rate,
-                      "seed": args.seed, "at": dt.datetime.now(dt.UTC).isoformat()},
-             "results": report}, indent=2) + "\n")
+        (RESULTS / "vee.json").write_text(
+            json.dumps(
+                {
+                    "spec": {
+                        "meters": args.meters,
+                        "days": args.days,
+                        "fault_rate": args.fault_rate,
+                        "seed": args.seed,
+                        "at": dt.datetime.now(dt.UTC).isoformat(),
+                    },
+                    "results": report,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         if not os.environ.get("METRIFY_DATABASE_URL"):
             embedded.stop(work / "home")
     finally:

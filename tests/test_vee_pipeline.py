@@ -67,7 +67,7 @@ def test_short_gap_interpolated_linearly(settings: Settings, conn: psycopg.Conne
 
 
 def test_gap_beyond_limit_stays_unestimated(settings: Settings, conn: psycopg.Connection) -> None:
-    values: list[float | None] = [1.0] * 4 + [None] * (48 * 8) + [1.0] * 4  # an 8-day hole
+    values: list[float | None] = [1.0, 1.1, 1.2, 1.3] + [None] * (48 * 8) + [1.0, 1.1, 1.2, 1.3]
     ingest(settings, frame("M1", T0, values))
     gap_rows = conn.execute(
         "SELECT count(*), count(import_kwh), min(status), max(status) FROM readings"
@@ -143,14 +143,15 @@ def test_quality_daily_scores_and_dst_day(settings: Settings, conn: psycopg.Conn
     conn.execute("INSERT INTO meters (meter_id, timezone) VALUES ('LDN', 'Europe/London')")
     # 27 Oct 2013 in London lasts 25 hours: local midnight is 2013-10-26T23:00Z.
     start = dt.datetime(2013, 10, 26, 23, 0, tzinfo=UTC)
-    ingest(settings, frame("LDN", start, [0.2] * 50))
+    ingest(settings, frame("LDN", start, [0.2 + 0.01 * (i % 7) for i in range(50)]))
     row = conn.execute(
         "SELECT expected, present, valid, completeness, score FROM quality_daily"
         " WHERE meter_id = 'LDN' AND day = '2013-10-27'"
     ).fetchone()
     assert row == (50, 50, 50, 1.0, 100.0)
     # A UTC meter with a 4-interval hole on one day.
-    values: list[float | None] = [0.3] * 20 + [None] * 4 + [0.3] * 24
+    varied = [0.3 + 0.02 * (i % 5) for i in range(48)]
+    values: list[float | None] = varied[:20] + [None] * 4 + varied[24:]
     ingest(settings, frame("UTC1", dt.datetime(2013, 3, 5, tzinfo=UTC), values))
     row = conn.execute(
         "SELECT expected, present, estimated, completeness FROM quality_daily WHERE meter_id = 'UTC1'"
@@ -172,8 +173,9 @@ def test_gap_row_never_replaces_real_reading(settings: Settings, conn: psycopg.C
             schema_overrides={"interval_s": pl.Int32, "quality": pl.Int32,
                               "ts": pl.Datetime("us", "UTC"), "ingested_at": pl.Datetime("us", "UTC")},
         )
-        full = pl.concat([READING.empty(), gap.select(list(READING.schema))], how="vertical").hstack(
-            gap.select("quality", "status", "source", "ingested_at")
+        full = gap.select(
+            [pl.col(c) if c in gap.columns else pl.lit(None, dtype=t).alias(c) for c, t in READING.schema.items()]
+            + [pl.col("quality"), pl.col("status"), pl.col("source"), pl.col("ingested_at")]
         )
         result = session.store.write_series(READING, full)
     assert result.updated == 0

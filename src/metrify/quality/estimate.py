@@ -6,11 +6,13 @@ California and Ontario VEE practice, which billing and settlement rely on:
   between the real readings on either side: over a few intervals consumption changes
   little, and nothing else is as predictable;
 * a longer gap (up to ``estimate_max_s``, 7 days) gets a **like-day profile**: for each
-  missing interval, the meter's own consumption at the same weekday and time of day over
-  the previous ``profile_weeks`` weeks, because a household or a shop repeats its week
-  far better than a straight line can follow a day. The profile is then brought to the
-  level of the real readings around the gap (their ratio, clamped), since the weeks it
-  comes from may have been colder, warmer or emptier;
+  missing interval, the meter's own consumption at the same time of day on like days
+  (same weekday over the previous ``profile_weeks`` weeks, blended with days of the same
+  kind and with last week's days), because a household or a shop repeats its days far
+  better than a straight line can follow them. The profile is then brought towards the
+  level of the real readings around the gap (their ratio, clamped, weaker the longer the
+  gap), since the weeks it comes from may have been colder, warmer or emptier, and near
+  the gap's ends it eases into the neighbouring readings;
 * when cumulative registers exist on both sides, the energy that really flowed during
   the gap is known (register delta less the closing interval), and estimates of either
   kind are scaled to it: then only the shape is estimated, never the total;
@@ -81,8 +83,8 @@ def estimate(
     consistent ``register_kwh``. Every other row and column comes back untouched.
 
     ``weather`` is accepted for temperature-adjusted estimates of weather-sensitive
-    meters but not used yet: the profile's scaling to the readings around the gap already
-    carries most of a cold or warm spell.
+    meters but not used yet; until then a cold or warm spell reaches an estimate only
+    through the profile's scaling to the readings around the gap.
     """
     del weather  # reserved, see the docstring
     if frame.height == 0:
@@ -122,12 +124,23 @@ def _work(frame: pl.DataFrame, ctx: pl.Expr) -> pl.DataFrame:
     work = cols.filter(pl.col("meter_id").is_in(meters.implode())).sort("meter_id", "ts")
     bad = pl.col("rejected") | _bit(_UNTRUSTED)
     has_value = pl.col("import_kwh").is_not_null()
-    return work.with_columns(
+    work = work.with_columns(
         pos=pl.int_range(pl.len(), dtype=pl.Int64),
         miss=_bit(_MISSING),
         trusted=has_value & ~_bit(_MISSING) & ~_bit(_ESTIMATED) & ~bad,
         est_ref=has_value & _bit(_ESTIMATED) & ~bad,
         rate=pl.col("import_kwh") / pl.col("interval_s"),
+    )
+    # ``seg`` numbers runs of missing / present rows; ``prev_t`` / ``next_t`` point at
+    # the nearest trustworthy row before / after (possibly of another meter: checked later).
+    new_run = (pl.col("miss") != pl.col("miss").shift(1)) | (
+        pl.col("meter_id") != pl.col("meter_id").shift(1)
+    )
+    trusted_pos = pl.when("trusted").then("pos")
+    return work.with_columns(
+        seg=new_run.fill_null(True).cum_sum(),
+        prev_t=trusted_pos.forward_fill(),
+        next_t=trusted_pos.backward_fill(),
     )
 
 
@@ -138,16 +151,7 @@ def _gaps(work: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     out-of-range and estimated readings are skipped), and the gap's length for the
     rules is the time between them that no trustworthy reading covers.
     """
-    new_run = (pl.col("miss") != pl.col("miss").shift(1)) | (
-        pl.col("meter_id") != pl.col("meter_id").shift(1)
-    )
-    trusted_pos = pl.when("trusted").then("pos")
-    runs = work.with_columns(
-        seg=new_run.fill_null(True).cum_sum(),
-        prev_t=trusted_pos.forward_fill(),
-        next_t=trusted_pos.backward_fill(),
-    )
-    missing = runs.filter("miss")
+    missing = work.filter("miss")
     iv_end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
     gaps = (
         missing.group_by("seg")
@@ -217,16 +221,19 @@ def _gaps(work: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
 # --- the two methods ------------------------------------------------------------------------
 
 
-def _linear(rows: pl.DataFrame) -> pl.DataFrame:
-    """Straight line between the anchors' rates, times each row's interval."""
+def _line_rate() -> pl.Expr:
+    """Rate (kWh/s) on the straight line between the anchors, at each row's ``ts``."""
     frac = (pl.col("ts") - pl.col("ts0")).dt.total_seconds() / (
         (pl.col("ts1") - pl.col("ts0")).dt.total_seconds()
     )
     r0 = pl.col("import_kwh0") / pl.col("interval_s0")
     r1 = pl.col("import_kwh1") / pl.col("interval_s1")
-    return rows.with_columns(
-        raw=((r0 + (r1 - r0) * frac) * pl.col("interval_s")).clip(lower_bound=0.0)
-    )
+    return r0 + (r1 - r0) * frac
+
+
+def _linear(rows: pl.DataFrame) -> pl.DataFrame:
+    """Linear interpolation: the line's rate times each row's interval."""
+    return rows.with_columns(raw=(_line_rate() * pl.col("interval_s")).clip(lower_bound=0.0))
 
 
 def _window_rows(work: pl.DataFrame, gaps: pl.DataFrame, window_s: int) -> pl.DataFrame:
@@ -259,7 +266,7 @@ def _window_rows(work: pl.DataFrame, gaps: pl.DataFrame, window_s: int) -> pl.Da
     got = work.select("meter_id", "ts", "interval_s", "rate", "trusted")[
         near.get_column("pos").cast(pl.UInt32)
     ]
-    near = pl.concat([near.drop("meter_id"), got.rename({"meter_id": "m"})], how="horizontal")
+    near = pl.concat([near, got.rename({"meter_id": "m"})], how="horizontal")
     window = pl.duration(seconds=window_s)
     return near.filter(
         (pl.col("m") == pl.col("meter_id"))
@@ -274,10 +281,15 @@ def _window_rows(work: pl.DataFrame, gaps: pl.DataFrame, window_s: int) -> pl.Da
 def _profile_rates(points: pl.DataFrame, work: pl.DataFrame, weeks: int) -> pl.DataFrame:
     """Like-day profile rate for each point (``pid``, ``meter_id``, ``ts``).
 
-    The mean of the meter's trustworthy rates at the same weekday and time over the
-    previous ``weeks`` weeks; where none exists, the same time on days of the same kind
-    (weekday or weekend) in those weeks. Also counts, per point, how many same-weekday
-    references were real and how many estimated, for the gap's reference-share rule.
+    Three like-day means of the meter's trustworthy rates at the same time of day, then
+    their mean (of those that exist): the same weekday over the previous ``weeks`` weeks
+    (the classic like day), days of the same kind (weekday or weekend) over those weeks
+    (the usual fallback, and many more samples, so less noise), and every day of the
+    last week (the most recent habits: heating on, a lodger moved in). On the London
+    households this blend beats each of its parts, at every gap length measured.
+
+    Also counts, per point, how many of these references were real and how many
+    estimated, for the gap's reference-share rule.
     """
     lags = pl.int_ranges(1, _WEEK_DAYS * weeks + 1)
     probe = (
@@ -288,32 +300,43 @@ def _profile_rates(points: pl.DataFrame, work: pl.DataFrame, weeks: int) -> pl.D
     refs = work.filter(pl.col("trusted") | pl.col("est_ref")).select(
         "meter_id", ref_ts=pl.col("ts"), ref_rate=pl.col("rate"), real=pl.col("trusted")
     )
-    found = probe.join(refs, on=["meter_id", "ref_ts"], how="inner").with_columns(
-        same_weekday=pl.col("lag") % _WEEK_DAYS == 0,
-        same_kind=(pl.col("ref_ts").dt.weekday() >= 6) == pl.col("weekend"),
+    found = (
+        probe.join(refs, on=["meter_id", "ref_ts"], how="inner")
+        .with_columns(
+            same_weekday=pl.col("lag") % _WEEK_DAYS == 0,
+            same_kind=(pl.col("ref_ts").dt.weekday() >= 6) == pl.col("weekend"),
+            last_week=pl.col("lag") <= _WEEK_DAYS,
+        )
+        .filter(pl.col("same_kind") | pl.col("last_week"))
     )
     real_rate = pl.when("real").then("ref_rate")
-    return found.group_by("pid").agg(
-        weekday=real_rate.filter("same_weekday").mean(),
-        day_kind=real_rate.filter("same_kind").mean(),
-        n_real=(pl.col("real") & pl.col("same_weekday")).sum(),
-        n_est=(~pl.col("real") & pl.col("same_weekday")).sum(),
-        n_real_kind=(pl.col("real") & pl.col("same_kind")).sum(),
-        n_est_kind=(~pl.col("real") & pl.col("same_kind")).sum(),
-    ).select(
-        "pid",
-        "n_real",
-        "n_est",
-        "n_real_kind",
-        "n_est_kind",
-        profile=pl.coalesce("weekday", "day_kind"),
+    return (
+        found.group_by("pid")
+        .agg(
+            weekday=real_rate.filter("same_weekday").mean(),
+            day_kind=real_rate.filter("same_kind").mean(),
+            last_week=real_rate.filter("last_week").mean(),
+            n_real=pl.col("real").sum(),
+            n_est=(~pl.col("real")).sum(),
+        )
+        .select(
+            "pid", "n_real", "n_est", profile=pl.mean_horizontal("weekday", "day_kind", "last_week")
+        )
     )
 
 
 def _profile(
     rows: pl.DataFrame, work: pl.DataFrame, gaps: pl.DataFrame, cfg: VeeConfig
 ) -> pl.DataFrame:
-    """Like-day profile estimates for the rows of profile gaps, scaled to their level.
+    """Like-day profile estimates for the rows of profile gaps, brought to their level.
+
+    The level is the ratio of real to profile energy in the windows either side of the
+    gap, clamped, and it counts for less the longer the gap (raised to the power
+    ``window / (window + gap)``): the readings around a 4-hour gap say much about it,
+    about a 3-day gap little, and a full-strength ratio from a few noisy hours made
+    long gaps worse on real households. Near its ends the estimate leans on the
+    neighbouring readings (weight ``exp(-distance / estimate_edge_s)`` on the straight
+    line between them), because consumption carries on for a while.
 
     Gaps whose references are missing for any row, or estimated beyond
     ``max_estimated_reference_share``, are dropped here and stay gaps.
@@ -328,23 +351,10 @@ def _profile(
     prof = points.join(_profile_rates(points, work, cfg.profile_weeks), on="pid", how="left")
     in_gap = prof.filter("is_gap")
     # Per gap: every row needs a profile, and the references must be mostly real.
-    n_real, n_est = pl.col("n_real").fill_null(0), pl.col("n_est").fill_null(0)
-    n_real_kind, n_est_kind = pl.col("n_real_kind").fill_null(0), pl.col("n_est_kind").fill_null(0)
-    share = (
+    real, est = pl.col("n_real").fill_null(0).sum(), pl.col("n_est").fill_null(0).sum()
+    usable = (
         in_gap.group_by("seg")
-        .agg(
-            complete=pl.col("profile").is_not_null().all(),
-            real=n_real.sum(),
-            est=n_est.sum(),
-            real_kind=n_real_kind.sum(),
-            est_kind=n_est_kind.sum(),
-        )
-        .with_columns(
-            real=pl.when(pl.col("real") + pl.col("est") > 0)
-            .then("real")
-            .otherwise("real_kind"),
-            est=pl.when(pl.col("real") + pl.col("est") > 0).then("est").otherwise("est_kind"),
-        )
+        .agg(complete=pl.col("profile").is_not_null().all(), real=real, est=est)
         .filter(
             pl.col("complete")
             & (pl.col("real") > 0)
@@ -355,7 +365,6 @@ def _profile(
         )
         .select("seg")
     )
-    # Level: actual over profile energy in the windows either side, clamped.
     level = (
         prof.filter(~pl.col("is_gap") & pl.col("profile").is_not_null())
         .group_by("seg")
@@ -371,17 +380,25 @@ def _profile(
             .clip(cfg.estimate_scale_min, cfg.estimate_scale_max),
         )
     )
-    est = (
+    est_rows = (
         in_gap.select("pid", "seg", "profile")
-        .join(share, on="seg", how="semi")
+        .join(usable, on="seg", how="semi")
         .join(level, on="seg", how="left")
     )
     ordered = rows.with_columns(pid=pl.int_range(pl.len(), dtype=pl.UInt32))
-    return ordered.join(est.drop("seg"), on="pid", how="inner").with_columns(
-        raw=(pl.col("profile") * pl.col("level").fill_null(1.0) * pl.col("interval_s")).clip(
-            lower_bound=0.0
-        )
-    ).drop("pid", "profile", "level")
+    weight = cfg.estimate_window_s / (cfg.estimate_window_s + pl.col("span_s"))
+    scaled = pl.col("profile") * pl.col("level").fill_null(1.0).pow(weight)
+    edge = pl.min_horizontal(
+        (pl.col("ts") - pl.col("ts0")).dt.total_seconds(),
+        (pl.col("ts1") - pl.col("ts")).dt.total_seconds(),
+    )
+    near = (-edge / cfg.estimate_edge_s).exp()
+    rate = _line_rate() * near + scaled * (1.0 - near)
+    return (
+        ordered.join(est_rows.drop("seg"), on="pid", how="inner")
+        .with_columns(raw=(rate * pl.col("interval_s")).clip(lower_bound=0.0))
+        .drop("pid", "profile", "level")
+    )
 
 
 # --- putting it together --------------------------------------------------------------------

@@ -1,0 +1,584 @@
+"""VEE validation rules for meter readings: flag what is wrong, never change a value.
+
+Every rule is a vectorised Polars pass over the whole frame (batch plus stored history),
+sorted once by ``(meter_id, ts)``. Each sets its bit of :class:`~metrify.records.Quality`
+and proposes a status; a row's status is the worst proposal (rejected > suspect > valid).
+History rows (``_ctx``) take part in every window (spike baselines, flat-line runs, gaps
+at the batch start, register continuity) so that judgement does not restart at each
+batch, but they are returned exactly as they came in: stored history is never re-judged.
+
+The rules, in the order :func:`validate` applies them:
+
+1. clock: a ``ts`` beyond ``now`` + tolerance is rejected; one off its interval grid is
+   suspect (``CLOCK``).
+2. range: negative import or export, import above what the meter can physically pass in
+   its interval, a power factor outside [-1, 1] are rejected; a voltage outside the
+   statutory band is suspect, since the energy may still be right (``OUT_OF_RANGE``).
+3. spike: import far above the meter's own recent level at that local hour (``SPIKE``).
+4. flat line / zero run: one value stuck for hours, or no consumption for days
+   (``FLAT_LINE``; a zero run under a climbing register also ``REGISTER_MISMATCH``).
+5. gaps: missing intervals become gap rows (``MISSING``, values null) so that estimation
+   and completeness queries can see them.
+6. register: the cumulative register must advance by the interval's import
+   (``REGISTER_MISMATCH``), except across a wrap of the register (``REGISTER_ROLLOVER``).
+7. meter state: consumption on an inactive or removed meter is suspect (no bit).
+8. bits that came in (a conflicting duplicate, a decoder's clock flag) make a row suspect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import reduce
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from metrify.quality.config import VeeConfig
+from metrify.records import TS, Quality, Status
+
+__all__ = ["expected_intervals", "expected_intervals_expr", "validate"]
+
+_US: Final = 1_000_000
+_DAY_US: Final = 86_400 * _US
+#: 1.4826 x MAD estimates the standard deviation of normally distributed data.
+_MAD_TO_SIGMA: Final = 1.4826
+#: rated current x voltage is a single-phase power; allow 1 % for meter rounding.
+_MAX_ENERGY_SLACK: Final = 1.01
+#: an unknown register width is inferred only for registers of at least 5 digits.
+_MIN_WRAP_KWH: Final = 1e4
+#: input bits that mean "do not trust this value" on their own.
+_SUSPECT_BITS: Final = int(
+    Quality.MISSING
+    | Quality.DUPLICATE
+    | Quality.OUT_OF_RANGE
+    | Quality.SPIKE
+    | Quality.FLAT_LINE
+    | Quality.REGISTER_MISMATCH
+    | Quality.CLOCK
+)
+#: rows carrying these bits stay out of the spike baseline (their values are not real use).
+_NOT_BASELINE: Final = int(
+    Quality.MISSING | Quality.SPIKE | Quality.OUT_OF_RANGE | Quality.ESTIMATED | Quality.FLAT_LINE
+)
+_REQUIRED: Final = ("meter_id", "ts", "interval_s", "import_kwh", "quality", "_ctx")
+_GAP_SOURCE: Final = "vee:gap"
+_VALID, _SUSPECT, _REJECTED = 0, 1, 2
+_STATUS_NAMES: Final = (Status.VALID.value, Status.SUSPECT.value, Status.REJECTED.value)
+_INACTIVE: Final = ("inactive", "removed")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def validate(
+    frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now: dt.datetime
+) -> pl.DataFrame:
+    """Flag a batch of readings and add gap rows; history rows come back unchanged.
+
+    ``frame``: the reading contract columns plus ``quality`` (Int32, may carry bits
+    already), ``source`` and ``_ctx`` (True for stored history loaded as context), at most
+    one row per ``(meter_id, ts)``, in any order. ``meters``: the reference rows
+    (``meter_id``, ``status``, ``max_kw``, ``rated_current_a``, ``register_digits``,
+    ``timezone``, ``nominal_voltage_v``; missing meters or columns fall back to ``cfg``).
+
+    Returns every input row plus new gap rows, sorted by ``(meter_id, ts)``, with the
+    input columns and ``status``. Batch rows get ``quality`` = input bits | rule bits and
+    ``status`` valid, suspect or rejected; context rows keep their values.
+    """
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"validate needs columns {', '.join(missing)}")
+    out = (
+        frame
+        if "status" in frame.columns
+        else frame.with_columns(status=pl.lit(None, dtype=pl.String))
+    )
+    if out.schema["status"] == pl.Null:
+        out = out.with_columns(pl.col("status").cast(pl.String))
+    columns = out.columns
+    if out.height == 0:
+        return out
+    now_us = _epoch_us(now)
+
+    df = _with_meter_limits(out, meters, cfg).sort("meter_id", "ts")
+    df = df.with_columns(
+        _ctx=pl.col("_ctx").fill_null(False),
+        _g=(pl.col("meter_id") != pl.col("meter_id").shift(1)).fill_null(True).cum_sum(),
+        _us=pl.col("ts").dt.epoch("us"),
+        _iv=pl.col("interval_s").cast(pl.Int64) * _US,
+    ).with_columns(
+        # the previous row of the same meter lies exactly one interval earlier
+        _contig=(pl.col("_g") == pl.col("_g").shift(1))
+        & (pl.col("_us") - pl.col("_us").shift(1) == pl.col("_iv")),
+    )
+    df = _clock_and_range(df, cfg, now_us)
+    df = df.with_columns(_hour=_local_hour(df))
+    df = df.with_columns(_spike=_spikes(df, cfg))
+    df = _runs(df, cfg)
+    df = _register(df, cfg)
+    df = _combine(df)
+    gaps = _gaps(df, cfg, now_us, columns)
+    result = df.select(columns)
+    if gaps.height:
+        result = pl.concat([result, gaps], how="vertical").sort("meter_id", "ts")
+    return result
+
+
+def expected_intervals(day: dt.date, tz: str, interval_s: int) -> int:
+    """How many readings of ``interval_s`` a meter owes for one local calendar day.
+
+    Readings start on the UTC grid (``ts`` is a multiple of the interval), so this counts
+    grid points in ``[local midnight, next local midnight)``: 48 half-hours on an ordinary
+    day, 46 / 50 in Europe/London on the spring / autumn DST change days (92 / 100
+    quarter-hours). A local midnight that does not exist (a DST change at midnight) is
+    taken at the first instant of the day the zone does show.
+    """
+    if interval_s <= 0:
+        raise ValueError(f"interval_s must be positive, got {interval_s}")
+    zone = _zone(tz)
+    start = _local_midnight_us(day, zone)
+    end = _local_midnight_us(day + dt.timedelta(days=1), zone)
+    step = interval_s * _US
+    return -(-end // step) - -(-start // step)
+
+
+def expected_intervals_expr(day_col: pl.Expr, tz: str, interval_s_col: pl.Expr) -> pl.Expr:
+    """:func:`expected_intervals` as an expression over a Date column and an interval column.
+
+    Same definition (UTC-grid interval starts within the local day), evaluated without a
+    Python call per row. A skipped local midnight is taken as 01:00 local, the instant of
+    the change for the usual one-hour shift.
+    """
+    zone = _zone(tz).key
+
+    def midnight_us(day: pl.Expr) -> pl.Expr:
+        naive = day.cast(pl.Datetime("us"))
+        local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+        after = naive.dt.offset_by("1h").dt.replace_time_zone(
+            zone, ambiguous="earliest", non_existent="null"
+        )
+        return local.dt.epoch("us").fill_null(after.dt.epoch("us"))
+
+    start = midnight_us(day_col)
+    end = midnight_us(day_col.dt.offset_by("1d"))
+    step = interval_s_col.cast(pl.Int64) * _US
+    # grid points in [start, end): ceil(end / step) - ceil(start / step)
+    count = (-((-end).floordiv(step))) - (-((-start).floordiv(step)))
+    return count.cast(pl.Int64)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _epoch_us(moment: dt.datetime) -> int:
+    """``now`` as UTC microseconds; a naive datetime is taken as UTC (the contract's zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * _US + delta.microseconds
+
+
+def _zone(tz: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r}") from None
+
+
+def _local_midnight_us(day: dt.date, zone: ZoneInfo) -> int:
+    """The first instant of a local day. A midnight skipped by a DST change (fold 0 takes
+    the offset before the change, PEP 495) lands on the instant of the change itself."""
+    return _epoch_us(dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC))
+
+
+def _known_zones(names: list[str]) -> list[str]:
+    """The time zones among ``names`` that exist; meters with others are judged in UTC."""
+    known = []
+    for name in names:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        known.append(name)
+    return known
+
+
+def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """Attach each row's meter limits (``_max_kwh``, ``_vnom``, ``_digits``, ``_mstatus``, ``_tz``).
+
+    A meter's own limits beat ``cfg``. The physical maximum power is ``max_kw`` if set,
+    else ``rated_current_a`` x nominal voltage as a single-phase rating (a three-phase
+    meter should carry ``max_kw``; without it the check is loose by 3x, never too strict),
+    else no check. Meters absent from the reference table get the defaults.
+    """
+    wanted: dict[str, pl.DataType] = {
+        "meter_id": pl.String(),
+        "status": pl.String(),
+        "max_kw": pl.Float64(),
+        "rated_current_a": pl.Float64(),
+        "register_digits": pl.Int16(),
+        "timezone": pl.String(),
+        "nominal_voltage_v": pl.Float64(),
+    }
+    ref = meters.select(
+        pl.col(name).cast(dtype)
+        if name in meters.columns
+        else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in wanted.items()
+    ).unique("meter_id", keep="last")
+    vnom = pl.col("nominal_voltage_v").fill_null(cfg.nominal_voltage_v)
+    max_kw = pl.coalesce(pl.col("max_kw"), pl.col("rated_current_a") * vnom / 1000.0)
+    ref = ref.select(
+        "meter_id",
+        _max_kw=max_kw,
+        _vnom=vnom,
+        _digits=pl.col("register_digits"),
+        _mstatus=pl.col("status"),
+        _tz=pl.col("timezone"),
+    )
+    joined = frame.join(ref, on="meter_id", how="left")
+    return joined.with_columns(
+        _max_kwh=pl.col("_max_kw") * pl.col("interval_s") / 3600.0 * _MAX_ENERGY_SLACK,
+        _vnom=pl.col("_vnom").fill_null(cfg.nominal_voltage_v),
+        _tz=pl.col("_tz").fill_null("UTC"),
+    ).drop("_max_kw")
+
+
+def _clock_and_range(df: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFrame:
+    """Rules 1 and 2: future and misaligned timestamps; physically impossible values."""
+    imp = pl.col("import_kwh")
+    band = cfg.voltage_band
+    volt = pl.col("voltage_v")
+    return df.with_columns(
+        _future=pl.col("_us") > now_us + cfg.future_tolerance_s * _US,
+        _misaligned=(pl.col("_iv") <= 0) | (pl.col("_us") % pl.col("_iv") != 0).fill_null(True),
+        _impossible=(
+            (imp < 0).fill_null(False)
+            | (pl.col("export_kwh") < 0).fill_null(False)
+            | (imp > pl.col("_max_kwh")).fill_null(False)
+            | (pl.col("power_factor").abs() > 1.0).fill_null(False)
+        ),
+        _volt_off=(
+            (volt < pl.col("_vnom") * (1.0 - band)) | (volt > pl.col("_vnom") * (1.0 + band))
+        ).fill_null(False),
+    )
+
+
+def _local_hour(df: pl.DataFrame) -> pl.Expr:
+    """Hour of day in each meter's own zone: consumption follows the local clock.
+
+    One conversion per distinct zone (a fleet has a handful); unknown zones count as UTC.
+    """
+    zones = _known_zones(df.get_column("_tz").unique().to_list())
+    utc = pl.col("ts").dt.hour()
+    if zones == ["UTC"] or not zones:
+        return utc.cast(pl.Int64)
+    expr: pl.Expr = utc
+    for zone in zones:
+        hour = pl.col("ts").dt.convert_time_zone(zone).dt.hour()
+        expr = pl.when(pl.col("_tz") == zone).then(hour).otherwise(expr)
+    return expr.cast(pl.Int64)
+
+
+def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
+    """Rule 3: import far above the meter's own recent level at the same local hour.
+
+    Baseline: the median of the meter's readings in the same local hour over the previous
+    ``spike_window_days`` (a rolling window, so a year-long file is judged against its own
+    recent month), without rows already known to be bad. Spread: the MAD of that window.
+
+    Speed: all (meter, hour) series are laid end to end on one integer axis, each shifted
+    past the previous by more than the window, so a single ungrouped
+    ``rolling_median_by`` computes every group's baseline at once. The MAD (a median of
+    deviations from a per-row median, which no rolling kernel offers) is computed exactly
+    but only for candidates, rows already more than ``spike_min_kw`` above the median:
+    a small share, joined to their own window's history.
+    """
+    window_s = cfg.spike_window_days * 86_400
+    sub = _spike_frame(df, cfg).sort("_k", "_s")
+    first = pl.col("_k") != pl.col("_k").shift(1)
+    last = pl.col("_k") != pl.col("_k").shift(-1)
+    sub = sub.with_columns(
+        _lo=pl.when(first.fill_null(True)).then("_s").forward_fill(),
+        _hi=pl.when(last.fill_null(True)).then("_s").backward_fill(),
+    ).with_columns(_span=pl.col("_hi") - pl.col("_lo") + window_s + 1)
+    offset = (
+        pl.when(first.fill_null(True)).then(pl.col("_span").shift(1)).otherwise(0).fill_null(0)
+    ).cum_sum()
+    sub = sub.with_columns(_x=(pl.col("_s") - pl.col("_lo") + offset)).set_sorted("_x")
+    period = f"{window_s}i"
+    sub = sub.with_columns(
+        _med=pl.col("_b").rolling_median_by("_x", period, closed="left"),
+        _n=pl.col("_b").is_not_null().cast(pl.Int32).rolling_sum_by("_x", period, closed="left"),
+    )
+    floor = cfg.spike_scale_floor_kwh
+    excess = pl.col("_v") - pl.col("_med")
+    min_excess = cfg.spike_min_kw * pl.col("_ih")
+    cand = sub.filter(
+        ~pl.col("_ctx")
+        & (pl.col("_n") >= cfg.spike_min_samples)
+        & (excess > min_excess)
+        & (excess > cfg.spike_mads * floor)
+    ).with_columns(_local=_local_level(cfg.spike_max_intervals))
+    cand = cand.filter(
+        pl.col("_local").is_null()
+        | (
+            (pl.col("_v") - pl.col("_local") > min_excess)
+            & (pl.col("_v") > pl.col("_local") * cfg.spike_local_factor)
+        )
+    ).select("_row", "_k", "_x", "_v", "_med")
+    if cand.height == 0:
+        return pl.Series("_spike", [False] * df.height, dtype=pl.Boolean)
+    history = sub.filter(pl.col("_b").is_not_null()).select("_k", _hx="_x", _hb="_b")
+    mad = (
+        cand.join(history, on="_k", how="inner")
+        .filter((pl.col("_hx") < pl.col("_x")) & (pl.col("_hx") >= pl.col("_x") - window_s))
+        .group_by("_row")
+        .agg(
+            pl.col("_v").first(),
+            pl.col("_med").first(),
+            _mad=(pl.col("_hb") - pl.col("_med")).abs().median(),
+        )
+    )
+    scale = pl.max_horizontal(pl.col("_mad") * _MAD_TO_SIGMA, pl.lit(floor))
+    rows = mad.filter(pl.col("_v") > pl.col("_med") + cfg.spike_mads * scale).get_column("_row")
+    flags = pl.select(pl.int_range(df.height, dtype=pl.Int64).is_in(rows.implode())).to_series()
+    return flags.alias("_spike")
+
+
+def _spike_frame(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """The columns the spike rule needs, in ``df`` order (sorted by meter and time).
+
+    ``_b`` is the baseline value (null for rows known to be bad); ``_nb0..`` are the
+    readings up to ``spike_max_intervals`` either side, null where the series is broken.
+    """
+    imp = pl.col("import_kwh")
+    usable = (
+        imp.is_not_null()
+        & (imp >= 0)
+        & ((pl.col("quality") & _NOT_BASELINE) == 0)
+        & ~pl.col("_impossible")
+        & ~pl.col("_future")
+    )
+    contig = pl.col("_contig").fill_null(False)
+    neighbours: list[pl.Expr] = []
+    back = forward = pl.lit(True)
+    for k in range(1, cfg.spike_max_intervals + 1):
+        back = back & contig.shift(k - 1, fill_value=False)
+        forward = forward & contig.shift(-k, fill_value=False)
+        neighbours.append(pl.when(back).then(imp.shift(k)).alias(f"_nb{2 * k - 2}"))
+        neighbours.append(pl.when(forward).then(imp.shift(-k)).alias(f"_nb{2 * k - 1}"))
+    return df.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        (pl.col("_us") // _US).alias("_s"),
+        (pl.col("_g").cast(pl.Int64) * 24 + pl.col("_hour")).alias("_k"),
+        imp.alias("_v"),
+        pl.when(usable).then(imp).alias("_b"),
+        "_ctx",
+        (pl.col("interval_s").cast(pl.Float64) / 3600.0).alias("_ih"),
+        *neighbours,
+    )
+
+
+def _local_level(width: int) -> pl.Expr:
+    """The upper median of the ``2 * width`` neighbouring readings (those that exist).
+
+    A spike of up to ``width`` intervals leaves at most ``width - 1`` high neighbours, so
+    the upper median is still an ordinary reading; a level change (an office opening,
+    a heater coming on) lifts at least half of them and so the reading is not isolated.
+    Null when no neighbour exists.
+    """
+    if width == 0:
+        return pl.lit(None, dtype=pl.Float64)
+    values = pl.concat_list([f"_nb{i}" for i in range(2 * width)]).list.drop_nulls()
+    ordered = values.list.sort()
+    return ordered.list.get(ordered.list.len() // 2, null_on_oob=True)
+
+
+def _runs(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """Rule 4: one value repeated for hours (stuck), or zero for days (dead or vacant).
+
+    Runs are maximal sequences of contiguous readings (each exactly one interval after the
+    last) with the same import; history rows are part of them, so a run that began before
+    the batch is measured from its true start. Run length is rows x interval. A zero run
+    over which the register still climbs is a dead interval channel on a live meter (the
+    register saw use the intervals did not): ``REGISTER_MISMATCH`` as well; under a flat
+    or absent register it is just an empty property (``FLAT_LINE`` alone).
+    """
+    imp = pl.col("import_kwh")
+    new_run = (
+        ~pl.col("_contig").fill_null(False) | (imp != imp.shift(1)).fill_null(True) | imp.is_null()
+    )
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    df = df.with_columns(_run=new_run.cum_sum())
+    df = df.with_columns(
+        _rs=pl.when(pl.col("_run") != pl.col("_run").shift(1).fill_null(-1))
+        .then(idx)
+        .forward_fill(),
+        _re=pl.when(pl.col("_run") != pl.col("_run").shift(-1).fill_null(-1))
+        .then(idx)
+        .backward_fill(),
+    )
+    run_s = (pl.col("_re") - pl.col("_rs") + 1) * pl.col("interval_s").cast(pl.Int64)
+    df = df.with_columns(
+        _flat=imp.is_not_null()
+        & (
+            ((imp != 0) & (run_s > cfg.flat_line_hours * 3600))
+            | ((imp == 0) & (run_s > cfg.zero_run_hours * 3600))
+        ),
+    )
+    zero_runs = df.filter(pl.col("_flat") & (imp == 0))
+    if zero_runs.height == 0:
+        return df.with_columns(_dead=pl.lit(False))
+    dead = (
+        zero_runs.group_by("_run")
+        .agg(_climb=pl.col("register_kwh").max() - pl.col("register_kwh").min())
+        .filter(pl.col("_climb") > cfg.register_tolerance_kwh)
+        .get_column("_run")
+    )
+    return df.with_columns(
+        _dead=pl.col("_flat") & (imp == 0) & pl.col("_run").is_in(dead.implode())
+    )
+
+
+def _register(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """Rule 6: the register must advance by the interval's import, except across a wrap.
+
+    Judged only where the previous reading is exactly one interval earlier and both carry a
+    register. A negative advance that matches the import once ``10**register_digits`` is
+    added is a rollover (valid). With the width unknown, a wrap is inferred when the
+    previous register sat within 1 % below a power of ten of at least 10**4 and the new
+    one is below 1 % of it: a meter does not lose 99 % of its register any other way.
+    """
+    reg = pl.col("register_kwh")
+    prev = reg.shift(1)
+    imp = pl.col("import_kwh")
+    delta = reg - prev
+    tol = pl.max_horizontal(
+        pl.lit(cfg.register_tolerance_kwh), cfg.register_tolerance_share * imp.abs()
+    )
+    judged = (
+        pl.col("_contig").fill_null(False)
+        & reg.is_not_null()
+        & prev.is_not_null()
+        & imp.is_not_null()
+    )
+    matches = (delta - imp).abs() <= tol
+    known_wrap = pl.lit(10.0).pow(pl.col("_digits").cast(pl.Float64))
+    inferred_wrap = pl.lit(10.0).pow(prev.clip(lower_bound=1.0).log10().ceil())
+    inferred_ok = (
+        (inferred_wrap >= _MIN_WRAP_KWH)
+        & (inferred_wrap - prev <= 0.01 * inferred_wrap)
+        & (reg < 0.01 * inferred_wrap)
+    )
+    wrap = (
+        pl.when(pl.col("_digits").is_not_null())
+        .then(known_wrap)
+        .when(inferred_ok)
+        .then(inferred_wrap)
+    )
+    rolled = (delta < 0) & ((delta + wrap - imp).abs() <= tol).fill_null(False)
+    return df.with_columns(
+        _rollover=(judged & ~matches & rolled).fill_null(False),
+        _mismatch=((judged & ~matches & ~rolled).fill_null(False) | pl.col("_dead")),
+    )
+
+
+def _combine(df: pl.DataFrame) -> pl.DataFrame:
+    """Fold the rule columns into ``quality`` and ``status``; context rows keep theirs."""
+    q = Quality
+    bits: list[tuple[str | pl.Expr, int]] = [
+        (pl.col("_future") | pl.col("_misaligned"), int(q.CLOCK)),
+        (pl.col("_impossible") | pl.col("_volt_off"), int(q.OUT_OF_RANGE)),
+        ("_spike", int(q.SPIKE)),
+        ("_flat", int(q.FLAT_LINE)),
+        ("_mismatch", int(q.REGISTER_MISMATCH)),
+        ("_rollover", int(q.REGISTER_ROLLOVER)),
+        (pl.col("import_kwh").is_null(), int(q.MISSING)),
+    ]
+    rule_bits = reduce(
+        lambda acc, item: acc | pl.when(item[0]).then(pl.lit(item[1], pl.Int32)).otherwise(0),
+        bits,
+        pl.lit(0, pl.Int32),
+    )
+    quality = (pl.col("quality").fill_null(0).cast(pl.Int32) | rule_bits).cast(pl.Int32)
+    rejected = pl.col("_future") | pl.col("_impossible")
+    suspect = ((quality & _SUSPECT_BITS) != 0) | (
+        pl.col("_mstatus").is_in(_INACTIVE) & (pl.col("import_kwh") > 0)
+    ).fill_null(False)
+    severity = pl.when(rejected).then(_REJECTED).when(suspect).then(_SUSPECT).otherwise(_VALID)
+    status = (
+        pl.when(severity == _REJECTED)
+        .then(pl.lit(_STATUS_NAMES[_REJECTED]))
+        .when(severity == _SUSPECT)
+        .then(pl.lit(_STATUS_NAMES[_SUSPECT]))
+        .otherwise(pl.lit(_STATUS_NAMES[_VALID]))
+    )
+    ctx = pl.col("_ctx")
+    return df.with_columns(
+        quality=pl.when(ctx).then(pl.col("quality")).otherwise(quality).cast(pl.Int32),
+        status=pl.when(ctx).then(pl.col("status")).otherwise(status),
+    )
+
+
+def _gaps(df: pl.DataFrame, cfg: VeeConfig, now_us: int, columns: list[str]) -> pl.DataFrame:
+    """Rule 5: one null row per interval that no reading covers, between known readings.
+
+    Every row (history included, so a gap straddling the batch start is found) anchors;
+    rows in the future do not, so no gaps are invented up to a clock-jumped reading. A
+    misaligned reading occupies the grid slot it starts in (it is flagged CLOCK; a gap
+    row beside it would count its energy twice). Gaps lying wholly in history are not
+    re-judged. Gap rows take the earlier reading's interval. A gap longer than
+    ``max_gap_rows_days`` gets no rows at all: that is a meter off the network or a clock
+    jump, and millions of null rows would help nobody.
+    """
+    max_us = int(cfg.max_gap_rows_days * _DAY_US)
+    anchors = df.filter(~pl.col("_future") & (pl.col("_iv") > 0)).select(
+        "meter_id",
+        "_g",
+        "_ctx",
+        _slot=pl.col("_us") - pl.col("_us") % pl.col("_iv"),
+        _iv="_iv",
+        _interval="interval_s",
+    )
+    prev_slot = pl.col("_slot").shift(1)
+    found = anchors.with_columns(
+        _start=prev_slot + pl.col("_iv").shift(1),
+        _step=pl.col("_iv").shift(1),
+        _pint=pl.col("_interval").shift(1),
+        _pctx=pl.col("_ctx").shift(1),
+        _same=pl.col("_g") == pl.col("_g").shift(1),
+    ).filter(
+        pl.col("_same")
+        & (pl.col("_slot") > pl.col("_start"))
+        & (pl.col("_slot") - pl.col("_start") <= max_us)
+        & ~(pl.col("_ctx") & pl.col("_pctx"))
+    )
+    if found.height == 0:
+        return pl.DataFrame(schema={c: df.schema[c] for c in columns})
+    rows = found.select(
+        "meter_id",
+        pl.int_ranges("_start", "_slot", "_step").alias("_t"),
+        pl.col("_pint").alias("interval_s"),
+    ).explode("_t")
+    gaps = rows.select(
+        "meter_id",
+        pl.col("_t").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(TS).alias("ts"),
+        "interval_s",
+    ).join(df.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
+    fill = {
+        "quality": pl.lit(int(Quality.MISSING), pl.Int32),
+        "status": pl.lit(Status.SUSPECT.value),
+        "source": pl.lit(_GAP_SOURCE),
+        "_ctx": pl.lit(False),
+    }
+    schema = df.schema
+    return gaps.select(
+        (
+            pl.col(c)
+            if c in ("meter_id", "ts", "interval_s")
+            else fill.get(c, pl.lit(None)).alias(c)
+        ).cast(schema[c])
+        for c in columns
+    )
