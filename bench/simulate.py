@@ -45,8 +45,9 @@ def main() -> None:
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (7, 4, 8, 5, 11, 12), strict=True)))
     worst = float("inf")
     for meters, days, interval_s, chunk_days in SIZES:
-        spec = FleetSpec(meters=meters, days=days, interval_s=interval_s, seed=1,
-                         chunk_days=chunk_days)
+        spec = FleetSpec(
+            meters=meters, days=days, interval_s=interval_s, seed=1, chunk_days=chunk_days
+        )
         count, rate = measure(spec, args.runs)
         worst = min(worst, rate)
         print(f"{meters:>7} {days:>4} {interval_s:>7}s {chunk_days:>5} {count:>11,} {rate:>12,.0f}")

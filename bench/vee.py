@@ -35,8 +35,13 @@ CAUGHT_BY: dict[str, int | None] = {
     "gap": int(Quality.MISSING),
     "negative": int(Quality.OUT_OF_RANGE),
     "spike": int(Quality.SPIKE),
-    "flat_line": int(Quality.FLAT_LINE),
-    "clock_shift": int(Quality.CLOCK | Quality.DUPLICATE),
+    # A stuck run shorter than the flat-line threshold still shows as a register that
+    # moves while the intervals do not (the dead-meter signature).
+    "flat_line": int(Quality.FLAT_LINE | Quality.REGISTER_MISMATCH),
+    # Off-grid shifts land between intervals; whole-interval shifts stay on the grid and
+    # show only at their edges (a gap where they left, conflicting duplicates where they land).
+    "clock_shift (off-grid)": int(Quality.CLOCK),
+    "clock_shift (whole intervals)": int(Quality.CLOCK | Quality.DUPLICATE),
     "rollover": int(Quality.REGISTER_ROLLOVER),
     "duplicate": None,
 }
@@ -44,7 +49,7 @@ TARGET = {
     "gap": 0.95,
     "duplicate": 0.95,
     "negative": 0.95,
-    "clock_shift": 0.95,
+    "clock_shift (off-grid)": 0.95,
     "spike": 0.8,
     "flat_line": 0.8,
 }
@@ -101,17 +106,21 @@ def main() -> None:
             stored = pl.read_database(
                 "SELECT meter_id, ts, quality FROM readings", session.conn
             ).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
-            quarantined = session.conn.execute(
-                "SELECT count(*) FROM quarantine WHERE reason LIKE 'conflicting duplicate%'"
-            ).fetchone()
         labels = fleet.labels()
         rows = label_rows(labels, spec.interval_s)
         report: dict[str, dict[str, float]] = {}
         unlabelled = stored.join(
             rows.select("meter_id", "ts").unique(), on=["meter_id", "ts"], how="anti"
         )
+        offset = pl.col("detail").str.extract(r"offset_s=([+-]?\d+)").cast(pl.Int64)
+        off_grid = (offset % spec.interval_s) != 0
         for kind, bits in CAUGHT_BY.items():
-            mine = rows.filter(pl.col("kind") == kind)
+            base = kind.split(" ")[0]
+            mine = rows.filter(pl.col("kind") == base)
+            if kind == "clock_shift (off-grid)":
+                mine = mine.filter(off_grid)
+            elif kind == "clock_shift (whole intervals)":
+                mine = mine.filter(~off_grid)
             if not mine.height:
                 continue
             if kind == "duplicate":
@@ -120,7 +129,7 @@ def main() -> None:
                 report[kind] = {"labelled": extra, "recall": recall, "fpr": 0.0}
                 continue
             assert bits is not None
-            if kind == "clock_shift":
+            if base == "clock_shift":
                 mine = shifted(mine)
             if kind == "rollover":
                 mine = mine.group_by("meter_id").agg(pl.col("ts").min())  # the wrap interval
@@ -128,10 +137,6 @@ def main() -> None:
                 caught=(pl.col("quality").fill_null(0) & bits) != 0
             )
             caught = int(hit["caught"].sum())
-            if kind == "clock_shift" and quarantined is not None:
-                # an aligned shift onto a real interval is a conflicting duplicate: kept one
-                # is flagged DUPLICATE, the superseded one quarantined; both count as caught.
-                caught = min(mine.height, caught)
             false_pos = unlabelled.filter((pl.col("quality") & bits) != 0).height
             report[kind] = {
                 "labelled": mine.height,

@@ -31,6 +31,7 @@ TABLES = (
     "grid_nodes",
     "weather_stations",
     "quarantine",
+    "quality_daily",
 )
 
 

@@ -97,9 +97,7 @@ def test_directory_is_a_reader_error(tmp_path: Path) -> None:
         read_batches(folder)
 
 
-def test_unreadable_file_is_a_reader_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_file_is_a_reader_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "secret.csv", b"a\n1\n")
 
     def refuse(self: Path, *args: object, **kwargs: object) -> None:
@@ -524,11 +522,15 @@ def test_property_fast_path_agrees_with_python_csv(
 
 
 _JSON_VALUE = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
     max_leaves=5,
 )
+
 
 def _dumps(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import itertools
 import json
 import math
 from collections import Counter
@@ -87,7 +88,7 @@ def _vee_expectations(
         series.sort()
         last[meter] = series[-1][0]
         gaps[meter] = 0
-        for (a, _), (b, _) in zip(series, series[1:], strict=False):
+        for (a, _), (b, _) in itertools.pairwise(series):
             steps = int((b - a) / half_hour) - 1
             if 0 < steps <= 31 * 48:  # longer holes are not filled with gap rows
                 gaps[meter] += steps
@@ -144,7 +145,9 @@ def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connecti
     assert first == dt.datetime.fromisoformat(str(expected["first"])).replace(tzinfo=dt.UTC)
     assert last == dt.datetime.fromisoformat(str(expected["last"])).replace(tzinfo=dt.UTC)
     stored = dict(
-        conn.execute("SELECT meter_id, count(*) FROM readings WHERE quality & 1 = 0 GROUP BY 1").fetchall()
+        conn.execute(
+            "SELECT meter_id, count(*) FROM readings WHERE quality & 1 = 0 GROUP BY 1"
+        ).fetchall()
     )
     assert stored == dict(expected["per_meter"])  # type: ignore[arg-type]
     assert conn.execute("SELECT count(*) FROM meters WHERE status = 'unregistered'").fetchone() == (
@@ -159,10 +162,14 @@ def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connecti
 
     # VEE on what is really in this data: the gaps, the long zero runs, meters that stop.
     gap_rows = dict(
-        conn.execute("SELECT meter_id, count(*) FROM readings WHERE quality & 1 <> 0 GROUP BY 1").fetchall()
+        conn.execute(
+            "SELECT meter_id, count(*) FROM readings WHERE quality & 1 <> 0 GROUP BY 1"
+        ).fetchall()
     )
     assert {m: n for m, n in expected["gaps"].items() if n} == gap_rows  # type: ignore[attr-defined]
-    last_per_meter = dict(conn.execute("SELECT meter_id, max(ts) FROM readings GROUP BY 1").fetchall())
+    last_per_meter = dict(
+        conn.execute("SELECT meter_id, max(ts) FROM readings GROUP BY 1").fetchall()
+    )
     assert last_per_meter == expected["last_per_meter"]
     zero_rows = expected["long_zero_rows"]
     flagged = set(

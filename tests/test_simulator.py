@@ -280,8 +280,11 @@ def test_businesses_work_weekday_daytime(clean: tuple[Fleet, pl.DataFrame]) -> N
 
 
 def test_pv_meters_export_at_midday_and_never_at_night() -> None:
-    fleet = Fleet(FleetSpec(meters=80, days=3, seed=8, fault_rate=0.0, pv_share=0.5,
-                            start=dt.date(2025, 6, 16)))
+    fleet = Fleet(
+        FleetSpec(
+            meters=80, days=3, seed=8, fault_rate=0.0, pv_share=0.5, start=dt.date(2025, 6, 16)
+        )
+    )
     meters = fleet.meters.select("meter_id", "has_pv", "tariff")
     readings = _readings(fleet).join(meters, on="meter_id")
     pv = readings.filter(pl.col("has_pv"))
@@ -333,17 +336,21 @@ def test_rows_that_differ_from_the_clean_twin_are_exactly_the_labelled_ones(
         offset=pl.col("detail").str.extract(r"offset_s=([+-]\d+)").cast(pl.Int64).fill_null(0)
     )
     columns = [c for c in readings.columns if c != "register_kwh"]  # see theft / rollover
-    added = readings.select(columns).join(twin.select(columns), on=columns, how="anti",
-                                          nulls_equal=True)
-    lost = twin.select(columns).join(readings.select(columns), on=columns, how="anti",
-                                     nulls_equal=True)
+    added = readings.select(columns).join(
+        twin.select(columns), on=columns, how="anti", nulls_equal=True
+    )
+    lost = twin.select(columns).join(
+        readings.select(columns), on=columns, how="anti", nulls_equal=True
+    )
     assert added.height > 0 and lost.height > 0
 
     def uncovered(rows: pl.DataFrame, undo_shift: bool) -> int:
         shift = pl.duration(seconds=pl.col("offset")) if undo_shift else pl.duration(seconds=0)
         true_ts = pl.col("ts") - shift
-        hits = rows.select("meter_id", "ts").join(labels, on="meter_id", how="left").with_columns(
-            inside=(true_ts >= pl.col("start")) & (true_ts < pl.col("end"))
+        hits = (
+            rows.select("meter_id", "ts")
+            .join(labels, on="meter_id", how="left")
+            .with_columns(inside=(true_ts >= pl.col("start")) & (true_ts < pl.col("end")))
         )
         per_row = hits.group_by("meter_id", "ts").agg(pl.col("inside").fill_null(False).any())
         return per_row.filter(~pl.col("inside")).height
@@ -358,9 +365,7 @@ def test_each_fault_has_its_labelled_effect(
     fleet, readings, twin = faulty
     step = dt.timedelta(seconds=FAULTY.interval_s)
     digits = dict(zip(fleet.meters["meter_id"], fleet.meters["register_digits"], strict=True))
-    medians = dict(
-        twin.group_by("meter_id").agg(pl.col("import_kwh").median()).iter_rows()
-    )
+    medians = dict(twin.group_by("meter_id").agg(pl.col("import_kwh").median()).iter_rows())
     for label in fleet.labels().iter_rows(named=True):
         meter, start, end = label["meter_id"], label["start"], label["end"]
         rows = readings.filter(pl.col("meter_id") == meter)
@@ -385,8 +390,10 @@ def test_each_fault_has_its_labelled_effect(
             assert inside["import_kwh"][0] == float(detail.removeprefix("value="))
         elif kind == "clock_shift":
             offset = dt.timedelta(seconds=int(detail.removeprefix("offset_s=")))
-            moved = rows.join(clean.select("ts", "import_kwh").with_columns(pl.col("ts") + offset),
-                              on=["ts", "import_kwh"])
+            moved = rows.join(
+                clean.select("ts", "import_kwh").with_columns(pl.col("ts") + offset),
+                on=["ts", "import_kwh"],
+            )
             assert moved.height >= n
         elif kind == "theft":
             assert end == dt.datetime(2025, 1, 6, tzinfo=dt.UTC) + dt.timedelta(days=FAULTY.days)

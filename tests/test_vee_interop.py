@@ -30,7 +30,11 @@ def test_scalar_mappings(quality: int, status: str, source: str, ieee: int, msco
 
 def test_vectorised_mappings_agree_with_scalar() -> None:
     frame = pl.DataFrame(
-        {"quality": [c[0] for c in CASES], "status": [c[1] for c in CASES], "source": [c[2] for c in CASES]},
+        {
+            "quality": [c[0] for c in CASES],
+            "status": [c[1] for c in CASES],
+            "source": [c[2] for c in CASES],
+        },
         schema_overrides={"quality": pl.Int32},
     )
     out = frame.select(ieee=ieee2030_5_expr(), mscons=mscons_expr())

@@ -22,7 +22,9 @@ T0 = dt.datetime(2013, 1, 7, tzinfo=UTC)  # a Monday
 MISSING, ESTIMATED, EDITED = int(Quality.MISSING), int(Quality.ESTIMATED), int(Quality.EDITED)
 
 
-def frame(meter: str, start: dt.datetime, values: list[float | None], step: int = 1800) -> pl.DataFrame:
+def frame(
+    meter: str, start: dt.datetime, values: list[float | None], step: int = 1800
+) -> pl.DataFrame:
     """Raw rows, one per interval; None leaves the interval out (a gap)."""
     rows = [
         (meter, (start + dt.timedelta(seconds=step * i)).isoformat(), str(v))
@@ -41,12 +43,15 @@ def ingest(settings: Settings, raw: pl.DataFrame, source: str = "file:t.csv") ->
 
 def stored(conn: psycopg.Connection, meter: str) -> list[tuple[object, ...]]:
     return conn.execute(
-        "SELECT ts, import_kwh, quality, status, source FROM readings WHERE meter_id = %s ORDER BY ts",
+        "SELECT ts, import_kwh, quality, status, source FROM readings"
+        " WHERE meter_id = %s ORDER BY ts",
         (meter,),
     ).fetchall()
 
 
-def test_negative_import_is_stored_rejected_not_quarantined(settings: Settings, conn: psycopg.Connection) -> None:
+def test_negative_import_is_stored_rejected_not_quarantined(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     summary = ingest(settings, frame("M1", T0, [0.5, -1.0, 0.5]))
     assert summary["quarantined"] == 0 and summary["rejected"] == 1 and summary["accepted"] == 3
     row = conn.execute("SELECT quality, status FROM readings WHERE import_kwh < 0").fetchone()
@@ -77,28 +82,44 @@ def test_gap_beyond_limit_stays_unestimated(settings: Settings, conn: psycopg.Co
     assert gap_rows == (48 * 8, 0, "suspect", "suspect")
 
 
-def test_late_real_reading_replaces_estimate_with_history(settings: Settings, conn: psycopg.Connection) -> None:
+def test_late_real_reading_replaces_estimate_with_history(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     ingest(settings, frame("M1", T0, [1.0, None, 3.0]))
     late_ts = T0 + dt.timedelta(minutes=30)
     ingest(settings, frame("M1", late_ts, [2.5]), source="file:late.csv")
     current = conn.execute(
-        "SELECT import_kwh, quality, status, source FROM readings WHERE meter_id='M1' AND ts=%s", (late_ts,)
+        "SELECT import_kwh, quality, status, source FROM readings WHERE meter_id='M1' AND ts=%s",
+        (late_ts,),
     ).fetchone()
     assert current == (2.5, 0, "valid", "file:late.csv")
     history = conn.execute(
-        "SELECT import_kwh, status, source, replaced_by, reason FROM reading_history WHERE ts = %s", (late_ts,)
+        "SELECT import_kwh, status, source, replaced_by, reason FROM reading_history WHERE ts = %s",
+        (late_ts,),
     ).fetchall()
-    assert history == [(pytest.approx(2.0), "estimated", "vee:estimate:linear", "file:late.csv",
-                        "real reading replaced estimate")]
+    assert history == [
+        (
+            pytest.approx(2.0),
+            "estimated",
+            "vee:estimate:linear",
+            "file:late.csv",
+            "real reading replaced estimate",
+        )
+    ]
 
 
-def test_gap_straddling_batches_found_from_history(settings: Settings, conn: psycopg.Connection) -> None:
+def test_gap_straddling_batches_found_from_history(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     ingest(settings, frame("M1", T0, [1.0] * 4))  # 00:00 .. 01:30
     ingest(settings, frame("M1", T0 + dt.timedelta(hours=3), [1.0] * 2))  # 03:00, 03:30
     rows = stored(conn, "M1")
     assert len(rows) == 8  # 02:00, 02:30 added as gap rows by the second batch
     gap = [r for r in rows if r[2] & MISSING]
-    assert [r[0] for r in gap] == [T0 + dt.timedelta(hours=2), T0 + dt.timedelta(hours=2, minutes=30)]
+    assert [r[0] for r in gap] == [
+        T0 + dt.timedelta(hours=2),
+        T0 + dt.timedelta(hours=2, minutes=30),
+    ]
     assert all(r[1] == pytest.approx(1.0) for r in gap)
 
 
@@ -110,13 +131,28 @@ def test_reingest_with_gaps_is_idempotent(settings: Settings, conn: psycopg.Conn
     assert conn.execute("SELECT count(*) FROM reading_history").fetchone() == (0,)
 
 
-def test_edit_keeps_history_with_operator_and_reason(settings: Settings, conn: psycopg.Connection) -> None:
+def test_edit_keeps_history_with_operator_and_reason(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
     ingest(settings, frame("M1", T0, [1.0, 2.0, 3.0, 4.0]))
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["vee", "edit", "M1", "--from", T0.isoformat(), "--to", (T0 + dt.timedelta(hours=1)).isoformat(),
-         "--set", "0.75", "--reason", "meter swap, read from old register", "--operator", "alice"],
+        [
+            "vee",
+            "edit",
+            "M1",
+            "--from",
+            T0.isoformat(),
+            "--to",
+            (T0 + dt.timedelta(hours=1)).isoformat(),
+            "--set",
+            "0.75",
+            "--reason",
+            "meter swap, read from old register",
+            "--operator",
+            "alice",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     rows = stored(conn, "M1")
@@ -131,11 +167,26 @@ def test_edit_keeps_history_with_operator_and_reason(settings: Settings, conn: p
 
 def test_edit_errors_are_one_line(settings: Settings) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["vee", "edit", "NOPE", "--from", "2013-01-01", "--to", "2013-01-02",
-                                 "--set", "1", "--reason", "x"])
+    result = runner.invoke(
+        app,
+        [
+            "vee",
+            "edit",
+            "NOPE",
+            "--from",
+            "2013-01-01",
+            "--to",
+            "2013-01-02",
+            "--set",
+            "1",
+            "--reason",
+            "x",
+        ],
+    )
     assert result.exit_code == 2 and "no stored readings" in result.stderr
-    result = runner.invoke(app, ["vee", "edit", "M1", "--from", "2013-01-01", "--to", "2013-01-02",
-                                 "--reason", "x"])
+    result = runner.invoke(
+        app, ["vee", "edit", "M1", "--from", "2013-01-01", "--to", "2013-01-02", "--reason", "x"]
+    )
     assert result.exit_code == 2 and "exactly one of" in result.stderr
 
 
@@ -154,7 +205,8 @@ def test_quality_daily_scores_and_dst_day(settings: Settings, conn: psycopg.Conn
     values: list[float | None] = varied[:20] + [None] * 4 + varied[24:]
     ingest(settings, frame("UTC1", dt.datetime(2013, 3, 5, tzinfo=UTC), values))
     row = conn.execute(
-        "SELECT expected, present, estimated, completeness FROM quality_daily WHERE meter_id = 'UTC1'"
+        "SELECT expected, present, estimated, completeness FROM quality_daily"
+        " WHERE meter_id = 'UTC1'"
     ).fetchone()
     assert row is not None
     assert row[0] == 48 and row[1] == 44 and row[2] == 4 and row[3] == pytest.approx(44 / 48)
@@ -168,13 +220,27 @@ def test_gap_row_never_replaces_real_reading(settings: Settings, conn: psycopg.C
     ingest(settings, frame("M1", T0, [1.0]))
     with open_session(settings) as session:
         gap = pl.DataFrame(
-            {"meter_id": ["M1"], "ts": [T0], "interval_s": [1800], "quality": [MISSING],
-             "status": ["suspect"], "source": ["vee:gap"], "ingested_at": [T0]},
-            schema_overrides={"interval_s": pl.Int32, "quality": pl.Int32,
-                              "ts": pl.Datetime("us", "UTC"), "ingested_at": pl.Datetime("us", "UTC")},
+            {
+                "meter_id": ["M1"],
+                "ts": [T0],
+                "interval_s": [1800],
+                "quality": [MISSING],
+                "status": ["suspect"],
+                "source": ["vee:gap"],
+                "ingested_at": [T0],
+            },
+            schema_overrides={
+                "interval_s": pl.Int32,
+                "quality": pl.Int32,
+                "ts": pl.Datetime("us", "UTC"),
+                "ingested_at": pl.Datetime("us", "UTC"),
+            },
         )
         full = gap.select(
-            [pl.col(c) if c in gap.columns else pl.lit(None, dtype=t).alias(c) for c, t in READING.schema.items()]
+            [
+                pl.col(c) if c in gap.columns else pl.lit(None, dtype=t).alias(c)
+                for c, t in READING.schema.items()
+            ]
             + [pl.col("quality"), pl.col("status"), pl.col("source"), pl.col("ingested_at")]
         )
         result = session.store.write_series(READING, full)

@@ -458,7 +458,9 @@ def test_rollover_with_digits_known_and_inferred() -> None:
     )
     out = validate(frame(rows), ref, CFG, NOW)
     last = out.filter(pl.col("ts") == T0 + 2 * Q15)
-    got = dict(zip(last["meter_id"], zip(last["quality"], last["status"], strict=True), strict=True))
+    got = dict(
+        zip(last["meter_id"], zip(last["quality"], last["status"], strict=True), strict=True)
+    )
     assert got == {
         "D5": (ROLLOVER, "valid"),
         "D6": (MISMATCH, "suspect"),
@@ -512,7 +514,9 @@ def test_context_rows_come_back_unchanged() -> None:
     ctx[3].update(ts=NOW + dt.timedelta(days=1))  # would be rejected if judged
     batch = series("A", T0 + 4 * Q15, [0.2, 0.3])
     before = frame(ctx)
-    out = validate(frame(ctx + batch).sample(fraction=1.0, shuffle=True, seed=1), NO_METERS, CFG, NOW)
+    out = validate(
+        frame(ctx + batch).sample(fraction=1.0, shuffle=True, seed=1), NO_METERS, CFG, NOW
+    )
     after = out.filter(pl.col("_ctx")).sort("ts")
     assert after.equals(before.sort("ts"))
 
@@ -543,6 +547,21 @@ def test_meters_never_share_a_window() -> None:
     out = validate(frame(a + b), NO_METERS, CFG, NOW)
     assert out["quality"].to_list() == [0] * 30  # 5 h and 2.5 h runs, each under 6 h
     assert out.height == 30
+
+
+def test_output_is_sorted_with_many_meters_and_gaps() -> None:
+    # 60 meters given in scrambled order, each with a hole at its 3rd and 7th interval:
+    # the gap rows must land inside their meter's rows, the meters in id order.
+    rows = []
+    for m in range(60):
+        meter = f"M{(m * 37) % 60:02d}-{'xyz'[m % 3]}"
+        rows += [r for i, r in enumerate(series(meter, T0, wavy(10))) if i not in (2, 6)]
+    out = validate(frame(rows).sample(fraction=1.0, shuffle=True, seed=7), NO_METERS, CFG, NOW)
+    assert out.height == 60 * 10
+    assert out.equals(out.sort("meter_id", "ts"))
+    gaps = out.filter(pl.col("source") == "vee:gap")
+    assert gaps.height == 120
+    assert set(gaps["ts"]) == {T0 + 2 * Q15, T0 + 6 * Q15}
 
 
 # --------------------------------------------------------------------------- expected intervals

@@ -395,8 +395,12 @@ def vee_edit(
     start: Annotated[str, typer.Option("--from", help="first interval start (ISO, UTC if naive)")],
     end: Annotated[str, typer.Option("--to", help="end of the range, exclusive")],
     reason: Annotated[str, typer.Option("--reason", help="why (kept in history)")],
-    value: Annotated[float | None, typer.Option("--set", help="new import_kwh for every interval")] = None,
-    reestimate: Annotated[bool, typer.Option("--estimate", help="re-estimate from history")] = False,
+    value: Annotated[
+        float | None, typer.Option("--set", help="new import_kwh for every interval")
+    ] = None,
+    reestimate: Annotated[
+        bool, typer.Option("--estimate", help="re-estimate from history")
+    ] = False,
     operator: Annotated[
         str, typer.Option("--operator", envvar="USER", help="who edits (default $USER)")
     ] = "operator",
@@ -408,8 +412,14 @@ def vee_edit(
     with open_session(settings) as session:
         try:
             result = edit_readings(
-                session.pipeline(READING), meter, _when(start, "--from"), _when(end, "--to"),
-                value=value, reestimate=reestimate, reason=reason, operator=operator,
+                session.pipeline(READING),
+                meter,
+                _when(start, "--from"),
+                _when(end, "--to"),
+                value=value,
+                reestimate=reestimate,
+                reason=reason,
+                operator=operator,
             )
         except EditError as exc:
             raise UserError(str(exc)) from None
@@ -437,8 +447,18 @@ def readings_history(
             " WHERE meter_id = %s AND ts = %s ORDER BY replaced_at DESC, id DESC",
             (meter, when),
         ).fetchall()
-    names = ["import_kwh", "export_kwh", "register_kwh", "quality", "status", "source",
-             "ingested_at", "replaced_at", "replaced_by", "reason"]
+    names = [
+        "import_kwh",
+        "export_kwh",
+        "register_kwh",
+        "quality",
+        "status",
+        "source",
+        "ingested_at",
+        "replaced_at",
+        "replaced_by",
+        "reason",
+    ]
     versions = [dict(zip(names, row, strict=True)) for row in [*current, *older]]
     if not versions:
         raise UserError(f"no reading of {meter} at {when.isoformat()}")
@@ -457,7 +477,9 @@ def readings_history(
 @quality_app.command("report")
 @friendly
 def quality_report(
-    day: Annotated[str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: latest)")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: latest)")
+    ] = None,
     limit: Annotated[int, typer.Option(help="worst meters to list")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print as one JSON object")] = False,
 ) -> None:
@@ -474,7 +496,8 @@ def quality_report(
     fleet = report["fleet"]
     console.print(
         f"[bold]{report['day']}[/bold]: {fleet['meters']} meters, completeness "
-        f"{fleet['completeness']:.1%}, score {fleet['score']:.1f}, valid {fleet['valid_share']:.1%}, "
+        f"{fleet['completeness']:.1%}, score {fleet['score']:.1f}, "
+        f"valid {fleet['valid_share']:.1%}, "
         f"estimated {fleet['estimated_share']:.1%}, suspect {fleet['suspect_share']:.1%}"
     )
     for title, rows in (("feeders", report["feeders"]), ("worst meters", report["worst"])):
@@ -483,7 +506,9 @@ def quality_report(
             for column in rows[0]:
                 table.add_column(column)
             for row in rows:
-                table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()])
+                table.add_row(
+                    *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+                )
         console.print(table)
 
 

@@ -261,7 +261,7 @@ class Pipeline:
         return result
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
-        """Run the quality stage: full VEE for readings (with stored history), flags for the rest."""
+        """The quality stage: full VEE for readings (with stored history), flags for the rest."""
         if self.contract is not READING or not self.settings.vee.enabled:
             return assess_plain(records)
         cfg = self.settings.vee
@@ -272,7 +272,9 @@ class Pipeline:
             self.contract, ids, first - dt.timedelta(days=cfg.context_days), last
         )
         if context.height:
-            context = context.join(records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
+            context = context.join(
+                records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"
+            )
         meters = self.store.meter_attributes(ids)
         return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC))
 

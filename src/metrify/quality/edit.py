@@ -76,13 +76,21 @@ def edit_readings(
         out = estimate(frame, cfg).filter(~pl.col("_ctx"))
         if out.filter(pl.col("import_kwh").is_null()).height:
             raise EditError("not enough trustworthy history around the range to estimate it")
-        was_missing = rows.select("ts", _was_missing=(pl.col("quality") & int(Quality.MISSING)) != 0)
-        new = out.join(was_missing, on="ts").with_columns(
-            quality=pl.when(pl.col("_was_missing"))
-            .then(pl.col("quality") | edited | int(Quality.ESTIMATED))
-            .otherwise((pl.col("quality") & ~int(Quality.MISSING)) | edited | int(Quality.ESTIMATED)),
-            status=pl.lit(Status.ESTIMATED.value),
-            source=pl.col("source").str.replace("vee:", f"{source}:", literal=True),
-        ).drop("_ctx", "_was_missing")
+        was_missing = rows.select(
+            "ts", _was_missing=(pl.col("quality") & int(Quality.MISSING)) != 0
+        )
+        new = (
+            out.join(was_missing, on="ts")
+            .with_columns(
+                quality=pl.when(pl.col("_was_missing"))
+                .then(pl.col("quality") | edited | int(Quality.ESTIMATED))
+                .otherwise(
+                    (pl.col("quality") & ~int(Quality.MISSING)) | edited | int(Quality.ESTIMATED)
+                ),
+                status=pl.lit(Status.ESTIMATED.value),
+                source=pl.col("source").str.replace("vee:", f"{source}:", literal=True),
+            )
+            .drop("_ctx", "_was_missing")
+        )
     result = pipeline.write_versions(new, reason=f"edit by {operator}: {reason.strip()}")
     return EditResult(rows=new.height, updated=result.updated)

@@ -57,7 +57,7 @@ def run_vee(
         return batch.with_columns(status=pl.lit(Status.VALID.value)).drop("_ctx")
     frame = batch
     if context.height:
-        history = context.select(batch.columns[:-1] + ["status"]).with_columns(_ctx=pl.lit(True))
+        history = context.select([*batch.columns[:-1], "status"]).with_columns(_ctx=pl.lit(True))
         frame = pl.concat(
             [batch.with_columns(status=pl.lit(None, dtype=pl.String)), history], how="diagonal"
         )

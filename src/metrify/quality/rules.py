@@ -101,10 +101,14 @@ def validate(
         return out
     now_us = _epoch_us(now)
 
-    df = _with_meter_limits(out, meters, cfg).sort("meter_id", "ts")
+    # Meter ids as integer codes in id order: sorting on (code, ts) is much cheaper than on
+    # strings, gives the output order, and the code is the meter's group number.
+    ids = out.get_column("meter_id").drop_nulls().unique().sort()
+    code = pl.col("meter_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int64).fill_null(-1)
+    df = out.with_columns(_g=code).sort("_g", "ts")
+    df = _with_meter_limits(df, meters, cfg)
     df = df.with_columns(
         _ctx=pl.col("_ctx").fill_null(False),
-        _g=(pl.col("meter_id") != pl.col("meter_id").shift(1)).fill_null(True).cum_sum(),
         _us=pl.col("ts").dt.epoch("us"),
         _iv=pl.col("interval_s").cast(pl.Int64) * _US,
     ).with_columns(
@@ -118,11 +122,18 @@ def validate(
     df = _runs(df, cfg)
     df = _register(df, cfg)
     df = _combine(df)
-    gaps = _gaps(df, cfg, now_us, columns)
-    result = df.select(columns)
-    if gaps.height:
-        result = pl.concat([result, gaps], how="vertical").sort("meter_id", "ts")
-    return result
+    gaps = _gaps(df, cfg, columns)
+    if gaps.height == 0:
+        return df.select(columns)
+    # Both parts are in order; each gap row goes just before the reading that ends its
+    # gap (row ``_anchor``), as its ``_nth`` row: one unique integer key, one cheap sort.
+    per_gap = int(gaps.select(pl.col("_nth").max() + 1).item())
+    main = df.select(
+        *columns, _key=pl.int_range(pl.len(), dtype=pl.Int64) * (2 * per_gap) + per_gap
+    )
+    gaps = gaps.select(*columns, _key=pl.col("_anchor") * (2 * per_gap) + pl.col("_nth"))
+    both = pl.concat([main, gaps], how="vertical")
+    return both[both.get_column("_key").arg_sort()].drop("_key")
 
 
 def expected_intervals(day: dt.date, tz: str, interval_s: int) -> int:
@@ -237,7 +248,7 @@ def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
         _mstatus=pl.col("status"),
         _tz=pl.col("timezone"),
     )
-    joined = frame.join(ref, on="meter_id", how="left")
+    joined = frame.join(ref, on="meter_id", how="left", maintain_order="left")
     return joined.with_columns(
         _max_kwh=pl.col("_max_kw") * pl.col("interval_s") / 3600.0 * _MAX_ENERGY_SLACK,
         _vnom=pl.col("_vnom").fill_null(cfg.nominal_voltage_v),
@@ -284,19 +295,30 @@ def _local_hour(df: pl.DataFrame) -> pl.Expr:
 def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     """Rule 3: import far above the meter's own recent level at the same local hour.
 
-    Baseline: the median of the meter's readings in the same local hour over the previous
-    ``spike_window_days`` (a rolling window, so a year-long file is judged against its own
-    recent month), without rows already known to be bad. Spread: the MAD of that window.
+    A batch reading ``v`` is a spike when all of these hold:
+
+    * its baseline has at least ``spike_min_samples`` readings: the meter's readings in the
+      same local hour over the previous ``spike_window_days`` (a rolling window, so a
+      year-long file is judged against its own recent month, history rows included, rows
+      already known to be bad left out);
+    * ``v > median + spike_mads x max(1.4826 x MAD, spike_scale_floor_kwh)``, the robust
+      z-score against that window;
+    * ``v - median > spike_min_kw x interval`` (in hours): material, not just unusual;
+    * it is isolated: ``v`` exceeds the upper median of its ``spike_max_intervals``
+      neighbours either side by ``spike_min_kw x interval`` and by ``spike_local_factor``
+      times. The hour baseline alone cannot tell a spike from a change of regime (a shop
+      reopening after a closed week, Monday after a holiday, a new heater); a meter
+      glitch or a stray pulse train is short and stands above its own neighbours.
+      Without neighbours (the series breaks on both sides) this check is skipped.
 
     Speed: all (meter, hour) series are laid end to end on one integer axis, each shifted
     past the previous by more than the window, so a single ungrouped
     ``rolling_median_by`` computes every group's baseline at once. The MAD (a median of
     deviations from a per-row median, which no rolling kernel offers) is computed exactly
-    but only for candidates, rows already more than ``spike_min_kw`` above the median:
-    a small share, joined to their own window's history.
+    but only for the few rows that pass every other test, joined to their own window.
     """
     window_s = cfg.spike_window_days * 86_400
-    sub = _spike_frame(df, cfg).sort("_k", "_s")
+    sub = _spike_frame(df).sort("_k", "_s")
     first = pl.col("_k") != pl.col("_k").shift(1)
     last = pl.col("_k") != pl.col("_k").shift(-1)
     sub = sub.with_columns(
@@ -320,14 +342,20 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
         & (pl.col("_n") >= cfg.spike_min_samples)
         & (excess > min_excess)
         & (excess > cfg.spike_mads * floor)
-    ).with_columns(_local=_local_level(cfg.spike_max_intervals))
-    cand = cand.filter(
-        pl.col("_local").is_null()
-        | (
-            (pl.col("_v") - pl.col("_local") > min_excess)
-            & (pl.col("_v") > pl.col("_local") * cfg.spike_local_factor)
+    )
+    near = _neighbours(df, cfg.spike_max_intervals, cand.get_column("_row"))
+    cand = pl.concat([cand, near], how="horizontal")
+    cand = (
+        cand.with_columns(_local=_local_level(cfg.spike_max_intervals))
+        .filter(
+            pl.col("_local").is_null()
+            | (
+                (pl.col("_v") - pl.col("_local") > min_excess)
+                & (pl.col("_v") > pl.col("_local") * cfg.spike_local_factor)
+            )
         )
-    ).select("_row", "_k", "_x", "_v", "_med")
+        .select("_row", "_k", "_x", "_v", "_med")
+    )
     if cand.height == 0:
         return pl.Series("_spike", [False] * df.height, dtype=pl.Boolean)
     history = sub.filter(pl.col("_b").is_not_null()).select("_k", _hx="_x", _hb="_b")
@@ -347,11 +375,12 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     return flags.alias("_spike")
 
 
-def _spike_frame(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
-    """The columns the spike rule needs, in ``df`` order (sorted by meter and time).
+def _spike_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """The columns the spike rule windows over, in ``df`` order (sorted by meter, time).
 
-    ``_b`` is the baseline value (null for rows known to be bad); ``_nb0..`` are the
-    readings up to ``spike_max_intervals`` either side, null where the series is broken.
+    ``_b`` is the baseline value: null for rows known to be bad (flagged spike, out of
+    range, missing, estimated or stuck on input, or impossible now), which therefore
+    neither count as history nor move the median.
     """
     imp = pl.col("import_kwh")
     usable = (
@@ -361,24 +390,32 @@ def _spike_frame(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         & ~pl.col("_impossible")
         & ~pl.col("_future")
     )
-    contig = pl.col("_contig").fill_null(False)
-    neighbours: list[pl.Expr] = []
-    back = forward = pl.lit(True)
-    for k in range(1, cfg.spike_max_intervals + 1):
-        back = back & contig.shift(k - 1, fill_value=False)
-        forward = forward & contig.shift(-k, fill_value=False)
-        neighbours.append(pl.when(back).then(imp.shift(k)).alias(f"_nb{2 * k - 2}"))
-        neighbours.append(pl.when(forward).then(imp.shift(-k)).alias(f"_nb{2 * k - 1}"))
     return df.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
         (pl.col("_us") // _US).alias("_s"),
-        (pl.col("_g").cast(pl.Int64) * 24 + pl.col("_hour")).alias("_k"),
+        (pl.col("_g") * 24 + pl.col("_hour")).alias("_k"),
         imp.alias("_v"),
         pl.when(usable).then(imp).alias("_b"),
         "_ctx",
         (pl.col("interval_s").cast(pl.Float64) / 3600.0).alias("_ih"),
-        *neighbours,
     )
+
+
+def _neighbours(df: pl.DataFrame, width: int, rows: pl.Series) -> pl.DataFrame:
+    """For the given rows of ``df``: the imports up to ``width`` readings either side
+    (``_nb0``, ``_nb1``, ...), null past a break in the series (gap, other meter)."""
+    imp = pl.col("import_kwh")
+    contig = pl.col("_contig").fill_null(False)
+    columns: list[pl.Expr] = []
+    back = forward = pl.lit(True)
+    for k in range(1, width + 1):
+        back = back & contig.shift(k - 1, fill_value=False)
+        forward = forward & contig.shift(-k, fill_value=False)
+        columns.append(pl.when(back).then(imp.shift(k)).alias(f"_nb{2 * k - 2}"))
+        columns.append(pl.when(forward).then(imp.shift(-k)).alias(f"_nb{2 * k - 1}"))
+    if not columns:
+        return pl.DataFrame(height=rows.len())
+    return df.select(columns)[rows]
 
 
 def _local_level(width: int) -> pl.Expr:
@@ -522,7 +559,7 @@ def _combine(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _gaps(df: pl.DataFrame, cfg: VeeConfig, now_us: int, columns: list[str]) -> pl.DataFrame:
+def _gaps(df: pl.DataFrame, cfg: VeeConfig, columns: list[str]) -> pl.DataFrame:
     """Rule 5: one null row per interval that no reading covers, between known readings.
 
     Every row (history included, so a gap straddling the batch start is found) anchors;
@@ -532,19 +569,27 @@ def _gaps(df: pl.DataFrame, cfg: VeeConfig, now_us: int, columns: list[str]) -> 
     re-judged. Gap rows take the earlier reading's interval. A gap longer than
     ``max_gap_rows_days`` gets no rows at all: that is a meter off the network or a clock
     jump, and millions of null rows would help nobody.
+
+    Gap rows lie strictly between two consecutive anchors of one meter and every row that
+    is not an anchor lies after all of them (the future), so no gap row can take an
+    existing key. Each carries the row number of the reading it precedes (``_anchor``)
+    and its place in the gap (``_nth``): :func:`validate` merges them in with one integer
+    sort instead of re-sorting the whole frame on strings.
     """
     max_us = int(cfg.max_gap_rows_days * _DAY_US)
-    anchors = df.filter(~pl.col("_future") & (pl.col("_iv") > 0)).select(
+    iv = pl.when(pl.col("_iv") > 0).then(pl.col("_iv"))  # no grid without an interval
+    anchors = df.with_columns(_i=pl.int_range(pl.len(), dtype=pl.Int64)).filter(~pl.col("_future"))
+    anchors = anchors.select(
         "meter_id",
         "_g",
         "_ctx",
-        _slot=pl.col("_us") - pl.col("_us") % pl.col("_iv"),
-        _iv="_iv",
+        "_i",
+        _slot=pl.col("_us") - (pl.col("_us") % iv).fill_null(0),
+        _iv=iv,
         _interval="interval_s",
     )
-    prev_slot = pl.col("_slot").shift(1)
     found = anchors.with_columns(
-        _start=prev_slot + pl.col("_iv").shift(1),
+        _start=pl.col("_slot").shift(1) + pl.col("_iv").shift(1),
         _step=pl.col("_iv").shift(1),
         _pint=pl.col("_interval").shift(1),
         _pctx=pl.col("_ctx").shift(1),
@@ -555,30 +600,38 @@ def _gaps(df: pl.DataFrame, cfg: VeeConfig, now_us: int, columns: list[str]) -> 
         & (pl.col("_slot") - pl.col("_start") <= max_us)
         & ~(pl.col("_ctx") & pl.col("_pctx"))
     )
+    schema = df.schema
     if found.height == 0:
-        return pl.DataFrame(schema={c: df.schema[c] for c in columns})
-    rows = found.select(
+        return pl.DataFrame(
+            schema={**{c: schema[c] for c in columns}, "_anchor": pl.Int64(), "_nth": pl.Int64()}
+        )
+    gaps = found.select(
         "meter_id",
+        "_start",
+        "_step",
         pl.int_ranges("_start", "_slot", "_step").alias("_t"),
         pl.col("_pint").alias("interval_s"),
+        pl.col("_i").alias("_anchor"),
     ).explode("_t")
-    gaps = rows.select(
-        "meter_id",
-        pl.col("_t").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(TS).alias("ts"),
-        "interval_s",
-    ).join(df.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
+    gaps = gaps.with_columns(
+        ts=pl.col("_t").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(TS),
+        _nth=(pl.col("_t") - pl.col("_start")) // pl.col("_step"),
+    )
     fill = {
         "quality": pl.lit(int(Quality.MISSING), pl.Int32),
         "status": pl.lit(Status.SUSPECT.value),
         "source": pl.lit(_GAP_SOURCE),
         "_ctx": pl.lit(False),
     }
-    schema = df.schema
     return gaps.select(
-        (
-            pl.col(c)
-            if c in ("meter_id", "ts", "interval_s")
-            else fill.get(c, pl.lit(None)).alias(c)
-        ).cast(schema[c])
-        for c in columns
+        *(
+            (
+                pl.col(c)
+                if c in ("meter_id", "ts", "interval_s")
+                else fill.get(c, pl.lit(None)).alias(c)
+            ).cast(schema[c])
+            for c in columns
+        ),
+        "_anchor",
+        "_nth",
     )

@@ -148,7 +148,7 @@ def read_batches(
     fmt = detect_format(path)
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\"\r\n"):
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise ValueError(
             f"delimiter must be one character other than a quote or newline, got {delimiter!r}"
         )
@@ -229,9 +229,7 @@ class _ByteSource:
                 # stretch costs only the data after the last good step.
                 part = self._stream.read1(size - got)
             except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-                self._error = ReaderError(
-                    f"{self.name}: not a valid gzip file ({_one_line(exc)})"
-                )
+                self._error = ReaderError(f"{self.name}: not a valid gzip file ({_one_line(exc)})")
             except OSError as exc:
                 self._error = ReaderError(
                     f"{self.name}: read failed ({exc.strerror or _one_line(exc)})"

@@ -78,7 +78,14 @@ BoolArray = npt.NDArray[np.bool_]
 #: every simulated meter and station lies in Great Britain and keeps its local clock.
 TIMEZONE: Final = "Europe/London"
 FAULT_KINDS: Final = (
-    "gap", "spike", "flat_line", "negative", "clock_shift", "duplicate", "rollover", "theft",
+    "gap",
+    "spike",
+    "flat_line",
+    "negative",
+    "clock_shift",
+    "duplicate",
+    "rollover",
+    "theft",
 )
 LABEL_SCHEMA: Final[dict[str, pl.DataType]] = {
     "meter_id": pl.String(),
@@ -110,7 +117,14 @@ _S_LOAD, _S_AUX, _S_PV, _S_FLICKER, _S_GRID, _S_FREQ, _S_WEATHER = range(1, 8)
 _UK_LAT: Final = (50.6, 55.3)
 _UK_LON: Final = (-4.2, 1.2)
 _REGION_NAMES: Final = (
-    "North", "South", "East", "West", "Midlands", "Coast", "Valley", "Borders",
+    "North",
+    "South",
+    "East",
+    "West",
+    "Midlands",
+    "Coast",
+    "Valley",
+    "Borders",
 )
 _BUSINESS_RATINGS_A: Final = (100.0, 160.0, 200.0, 250.0, 315.0, 400.0, 630.0, 800.0)
 
@@ -288,24 +302,42 @@ _HOUSEHOLD: Final[dict[str, tuple[F64Array, F64Array, F64Array]]] = {
         0.28 + _bump(9.5, 1.4, 1.3) + _bump(13.0, 1.8, 1.3) + _bump(18.0, 2.0, 2.2),
     ),
     "home": (
-        0.3 + _bump(8.0, 1.2, 1.0) + _block(9.5, 16.5, 0.55) + _bump(12.5, 1.2, 0.8)
+        0.3
+        + _bump(8.0, 1.2, 1.0)
+        + _block(9.5, 16.5, 0.55)
+        + _bump(12.5, 1.2, 0.8)
         + _bump(18.0, 2.0, 2.0),
-        0.3 + _bump(8.5, 1.3, 1.0) + _block(10.0, 16.5, 0.6) + _bump(12.5, 1.2, 0.9)
+        0.3
+        + _bump(8.5, 1.3, 1.0)
+        + _block(10.0, 16.5, 0.6)
+        + _bump(12.5, 1.2, 0.9)
         + _bump(18.0, 2.0, 2.1),
-        0.3 + _bump(8.5, 1.3, 1.0) + _block(10.0, 16.5, 0.6) + _bump(13.0, 1.5, 1.2)
+        0.3
+        + _bump(8.5, 1.3, 1.0)
+        + _block(10.0, 16.5, 0.6)
+        + _bump(13.0, 1.5, 1.2)
         + _bump(18.0, 2.0, 2.0),
     ),
     "family": (
-        0.3 + _bump(6.9, 0.9, 1.8) + _bump(16.0, 1.2, 0.9) + _bump(18.3, 1.5, 2.4)
+        0.3
+        + _bump(6.9, 0.9, 1.8)
+        + _bump(16.0, 1.2, 0.9)
+        + _bump(18.3, 1.5, 2.4)
         + _bump(20.8, 1.3, 1.2),
         0.32 + _bump(8.8, 1.5, 1.7) + _bump(13.0, 2.2, 1.1) + _bump(18.0, 1.8, 2.5),
         0.32 + _bump(9.0, 1.5, 1.6) + _bump(13.0, 1.8, 1.6) + _bump(18.0, 1.8, 2.3),
     ),
     "late": (
         0.35 + _bump(8.6, 1.0, 0.8) + _bump(21.0, 2.2, 2.4) + _bump(0.7, 1.2, 1.0),
-        0.38 + _bump(11.0, 1.6, 1.0) + _bump(15.0, 2.5, 0.7) + _bump(21.5, 2.2, 2.4)
+        0.38
+        + _bump(11.0, 1.6, 1.0)
+        + _bump(15.0, 2.5, 0.7)
+        + _bump(21.5, 2.2, 2.4)
         + _bump(1.2, 1.3, 1.1),
-        0.38 + _bump(11.0, 1.6, 1.1) + _bump(15.0, 2.5, 0.8) + _bump(21.0, 2.2, 2.2)
+        0.38
+        + _bump(11.0, 1.6, 1.1)
+        + _bump(15.0, 2.5, 0.8)
+        + _bump(21.0, 2.2, 2.2)
         + _bump(1.0, 1.3, 0.9),
     ),
 }
@@ -643,7 +675,7 @@ class Fleet:
         digits_pref = np.where(~biz & (rng.random(m) < 0.12), 5, 6)
         digits_need = np.ceil(np.log10(bound_kwh * 1.25)).astype(np.int64)
         digits = np.maximum(digits_pref, digits_need)
-        wrap_kwh = 10.0 ** digits
+        wrap_kwh = 10.0**digits
         reg_start_wh = np.floor(rng.random(m) * (wrap_kwh - bound_kwh) * 1000.0).astype(np.int64)
         tariff_u = rng.random(m)
         interval_h = spec.interval_s / 3600.0
@@ -799,8 +831,9 @@ class Fleet:
                 if hi - lo >= 3:
                     lo, hi = lo + 1, hi - 1
                 pos, dur_u, p1, p2 = u[meter, i]
-                fault = self._place(meter, kind, lo, hi, pos, dur_u, p1, p2, per_hour,
-                                    int(clock_choice[meter, i]))
+                fault = self._place(
+                    meter, kind, lo, hi, pos, dur_u, p1, p2, per_hour, int(clock_choice[meter, i])
+                )
                 if fault is not None:
                     faults.append(fault)
         for f in faults:
@@ -963,8 +996,11 @@ class Fleet:
             u = _uniform(bits)
             cloud = f["cloud"]
             temp = f["temperature_c"]
-            humidity = np.clip(58.0 + 30.0 * cloud - 2.2 * (temp - self._climate.mean_c[:, None])
-                               + 4.0 * noise, 15.0, 100.0)
+            humidity = np.clip(
+                58.0 + 30.0 * cloud - 2.2 * (temp - self._climate.mean_c[:, None]) + 4.0 * noise,
+                15.0,
+                100.0,
+            )
             wind = 2.0 + 5.0 / (1.0 + np.exp(-f["signal"])) + 1.2 * u
             wind_dir = (235.0 + 70.0 * np.tanh(f["signal"]) + 25.0 * noise) % 360.0
             pressure = 1013.0 - 6.0 * f["signal"] + 1.0 * noise
@@ -1017,9 +1053,11 @@ class Fleet:
         daytype = np.where(weekday == 5, 1, np.where(weekday == 6, 2, 0)).astype(np.int64)
         dates = lday.astype("datetime64[D]")
         month_start = dates.astype("datetime64[M]")
-        md = ((month_start.astype(np.int64) % 12) + 1) * 100 + (dates - month_start).astype(
-            np.int64
-        ) + 1
+        md = (
+            ((month_start.astype(np.int64) % 12) + 1) * 100
+            + (dates - month_start).astype(np.int64)
+            + 1
+        )
         daytype[np.isin(md, (101, 1225, 1226))] = 2  # fixed-date bank holidays behave as Sunday
         season = 1.0 + 0.08 * np.cos(2.0 * np.pi * (t_s / _DAY_S - 15.0) / 365.2422)
         return _TimeContext(lm=lm, daytype=daytype, season=season)
@@ -1055,7 +1093,7 @@ class Fleet:
 
         # weather-driven terms, per (class, station) first, then gathered per meter
         temp = wx["temperature_c"]
-        sched = (ctx.daytype * 1440 + ctx.lm)
+        sched = ctx.daytype * 1440 + ctx.lm
         hdd = np.clip(15.5 - temp, 0.0, None)
         cdd = np.clip(temp - 22.0, 0.0, None)
         dark = np.clip((0.1 - wx["sin_el"]) / 0.15, 0.0, 1.0)
@@ -1213,8 +1251,10 @@ class Fleet:
         keep: BoolArray | None = None
         dups: list[I64Array] = []
         hit = np.flatnonzero(
-            (self._f_start < t0 + n) & (self._f_stop > t0)
-            & (self._f_meter >= r0) & (self._f_meter < r0 + mb)
+            (self._f_start < t0 + n)
+            & (self._f_stop > t0)
+            & (self._f_meter >= r0)
+            & (self._f_meter < r0 + mb)
         )
         for fi in hit.tolist():
             f = self._faults[fi]

@@ -30,7 +30,8 @@ WITH days AS (
     FROM touched_days t
     LEFT JOIN meters m ON m.meter_id = t.meter_id
     CROSS JOIN LATERAL (
-        SELECT ((t.day::timestamp AT TIME ZONE 'UTC') AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
+        SELECT ((t.day::timestamp AT TIME ZONE 'UTC')
+                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
         UNION
         SELECT (((t.day + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')
                 AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
@@ -64,7 +65,8 @@ SELECT meter_id, local_day, expected, present, valid, estimated, suspect, reject
        greatest(expected - present, 0),
        least(present::float8 / nullif(expected, 0), 1.0),
        -- 100 for a complete, all-valid day; estimates count half, suspect and rejected nothing.
-       round((100.0 * least((valid + 0.5 * estimated)::float8 / nullif(expected, 0), 1.0))::numeric, 1)
+       round((100.0 * least((valid + 0.5 * estimated)::float8 / nullif(expected, 0), 1.0))
+             ::numeric, 1)
     ::float8,
        now()
 FROM scored WHERE expected > 0
@@ -270,7 +272,12 @@ class PostgresStore:
         """
         key = contract.key[0]
         cols = [*contract.fields, "quality", "status", "source"]
-        schema = {**contract.schema, "quality": pl.Int32(), "status": pl.String(), "source": pl.String()}
+        schema = {
+            **contract.schema,
+            "quality": pl.Int32(),
+            "status": pl.String(),
+            "source": pl.String(),
+        }
         buffer = io.BytesIO()
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._ids_table(cur, ids)
@@ -285,9 +292,7 @@ class PostgresStore:
         if not buffer.tell():
             return pl.DataFrame(schema=schema)
         buffer.seek(0)
-        raw = pl.read_csv(
-            buffer, has_header=False, new_columns=cols, infer_schema=False
-        )
+        raw = pl.read_csv(buffer, has_header=False, new_columns=cols, infer_schema=False)
         return raw.with_columns(
             pl.col("ts").str.to_datetime("%Y-%m-%d %H:%M:%S%#z", time_zone="UTC", time_unit="us"),
             *[pl.col(c).cast(t) for c, t in schema.items() if c != "ts" and t != pl.String],
@@ -295,8 +300,15 @@ class PostgresStore:
 
     def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
         """The limits and state VEE needs for these meters (absent meters: no row)."""
-        cols = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits", "timezone",
-                "nominal_voltage_v"]
+        cols = [
+            "meter_id",
+            "status",
+            "max_kw",
+            "rated_current_a",
+            "register_digits",
+            "timezone",
+            "nominal_voltage_v",
+        ]
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._ids_table(cur, ids)
             cur.execute(
@@ -305,9 +317,16 @@ class PostgresStore:
             )
             rows = cur.fetchall()
         schema = {c: (READING.schema.get(c) or pl.String()) for c in cols}
-        schema.update({"status": pl.String(), "max_kw": pl.Float64(), "rated_current_a": pl.Float64(),
-                       "register_digits": pl.Int16(), "timezone": pl.String(),
-                       "nominal_voltage_v": pl.Float64()})
+        schema.update(
+            {
+                "status": pl.String(),
+                "max_kw": pl.Float64(),
+                "rated_current_a": pl.Float64(),
+                "register_digits": pl.Int16(),
+                "timezone": pl.String(),
+                "nominal_voltage_v": pl.Float64(),
+            }
+        )
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def refresh_quality_daily(self, keys: pl.DataFrame) -> int:

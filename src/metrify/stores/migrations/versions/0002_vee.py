@@ -39,4 +39,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE IF EXISTS quality_daily; ALTER TABLE meters DROP COLUMN nominal_voltage_v;")
+    op.execute(
+        "DROP TABLE IF EXISTS quality_daily; ALTER TABLE meters DROP COLUMN nominal_voltage_v;"
+    )
