@@ -87,7 +87,7 @@ def test_local_time_with_daylight_saving() -> None:
         dt.datetime(2013, 10, 27, 0, 30, tzinfo=UTC),
         dt.datetime(2013, 10, 27, 1, 30, tzinfo=UTC),
     ]
-    assert out.rejects["reason"].to_list() == ["unparseable ts"]
+    assert out.rejects["reason"].to_list() == ["nonexistent local time in Europe/London (DST gap)"]
 
 
 def test_interval_end_convention_shifts_to_start() -> None:

@@ -246,3 +246,27 @@ def test_gap_row_never_replaces_real_reading(settings: Settings, conn: psycopg.C
         result = session.store.write_series(READING, full)
     assert result.updated == 0
     assert stored(conn, "M1")[0][1] == 1.0
+
+
+def test_export_carries_interop_quality_codes(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ingest(settings, frame("M1", T0, [1.0, None, 3.0, -1.0]))
+    out = tmp_path / "m1.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "readings",
+            "export",
+            "M1",
+            "--from",
+            T0.isoformat(),
+            "--to",
+            (T0 + dt.timedelta(hours=2)).isoformat(),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # real valid reading, a linear estimate, a real one, a rejected negative
+    assert [r["ieee2030_5_quality_flags"] for r in rows] == [0x01, 0x08, 0x01, 0x10]
+    assert [r["mscons_status"] for r in rows] == ["220", "67", "220", "20"]

@@ -474,6 +474,39 @@ def readings_history(
     console.print(table)
 
 
+@readings_app.command("export")
+@friendly
+def readings_export(
+    meter: Annotated[list[str], typer.Argument(help="meter ids")],
+    start: Annotated[str, typer.Option("--from", help="first interval start (ISO, UTC if naive)")],
+    end: Annotated[str, typer.Option("--to", help="end of the range, exclusive")],
+    out: Annotated[Path, typer.Option("--out", help="file to write (.csv, .parquet or .jsonl)")],
+) -> None:
+    """Export stored readings with their flags and the IEEE 2030.5 / MSCONS quality codes."""
+    import polars as pl
+
+    from metrify.quality.interop import ieee2030_5_expr, mscons_expr
+
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".jsonl"):
+        raise UserError(f"--out {out}: use a .csv, .parquet or .jsonl file name")
+    first, last = _when(start, "--from"), _when(end, "--to")
+    with open_session(_settings()) as session:
+        rows = session.store.load_context(READING, pl.Series(meter), first, last)
+    rows = (
+        rows.filter(pl.col("ts") < last)
+        .sort("meter_id", "ts")
+        .with_columns(ieee2030_5_quality_flags=ieee2030_5_expr(), mscons_status=mscons_expr())
+    )
+    if suffix == ".csv":
+        rows.write_csv(out)
+    elif suffix == ".parquet":
+        rows.write_parquet(out, compression="zstd")
+    else:
+        rows.write_ndjson(out)
+    console.print(f"wrote {rows.height:,} readings to {out}")
+
+
 @quality_app.command("report")
 @friendly
 def quality_report(

@@ -49,7 +49,9 @@ def _clean(col: str) -> pl.Expr:
     return pl.when(stripped.str.to_lowercase().is_in(NULL_TOKENS)).then(None).otherwise(stripped)
 
 
-def _parse_ts(col: str, mapping: Mapping, id_expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _parse_ts(
+    col: str, mapping: Mapping, id_expr: pl.Expr
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """Parse timestamps; return (utc expression, expression true where parsing failed).
 
     Naive times are local to ``mapping.tz``. In the autumn repeated hour the first
@@ -75,7 +77,10 @@ def _parse_ts(col: str, mapping: Mapping, id_expr: pl.Expr) -> tuple[pl.Expr, pl
     local = _localize(naive, mapping.tz, id_expr)
     has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$")
     parsed = pl.when(has_offset).then(aware).otherwise(local)
-    return parsed, pl.col(col).is_not_null() & parsed.is_null()
+    bad = pl.col(col).is_not_null() & parsed.is_null()
+    # A well-formed local time that the zone skips (the spring-forward hour).
+    skipped = bad & ~has_offset & naive.is_not_null()
+    return parsed, bad, skipped
 
 
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
@@ -138,7 +143,8 @@ def decode(
         source_type = raw.schema[src]
         if name == "ts":
             if _is_string(source_type):
-                parsed, bad = _parse_ts(src, mapping, exprs.get(id_col, pl.lit("")))
+                parsed, bad, skipped = _parse_ts(src, mapping, exprs.get(id_col, pl.lit("")))
+                early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
             else:
                 parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
                 bad = pl.col(src).is_not_null() & parsed.is_null()
