@@ -270,3 +270,22 @@ def test_export_carries_interop_quality_codes(settings: Settings, tmp_path) -> N
     # real valid reading, a linear estimate, a real one, a rejected negative
     assert [r["ieee2030_5_quality_flags"] for r in rows] == [0x01, 0x08, 0x01, 0x10]
     assert [r["mscons_status"] for r in rows] == ["220", "67", "220", "20"]
+
+
+def test_gap_across_batches_of_one_pipeline_uses_remembered_history(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    mapping = build_mapping(READING, interval_s=1800)
+    with open_session(settings) as session:
+        pipeline = session.pipeline(READING)
+        pipeline.submit(frame("M1", T0, [1.0, 1.2, 1.4, 1.6]), source="a", mapping=mapping)
+        pipeline.flush()
+        assert pipeline.history is not None and pipeline.history.rows == 4
+        pipeline.submit(
+            frame("M1", T0 + dt.timedelta(hours=3), [2.2, 2.4]), source="b", mapping=mapping
+        )
+        summary = pipeline.close()
+    assert summary.gaps == 2 and summary.estimated == 2
+    rows = stored(conn, "M1")
+    # 01:30 = 1.6, 03:00 = 2.2: linear steps of 0.2 fill 02:00 and 02:30
+    assert [r[1] for r in rows[4:6]] == [pytest.approx(1.8), pytest.approx(2.0)]

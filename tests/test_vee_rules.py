@@ -704,3 +704,45 @@ def test_batch_with_context_judges_like_one_long_batch(
     got = split.filter(pl.col("ts") >= cut).select(*keys, "quality", "status", "source")
     want = whole.filter(pl.col("ts") >= cut).select(*keys, "quality", "status", "source")
     assert got.sort(keys).equals(want.sort(keys))
+
+
+def _shifted_series(offset: int) -> tuple[pl.DataFrame, set[dt.datetime]]:
+    """20 quarter-hours with a cumulative register; rows 6..11 relabelled by ``offset``
+    intervals (the meter's clock jumped), as a batch looks after in-batch dedupe: where a
+    relabelled row lands on a real one, the later (real) row is kept, flagged DUPLICATE.
+    Returns the frame and the timestamps the relabelled readings ended up on."""
+    imports = [1.0 + 0.1 * (i % 3) for i in range(20)]
+    registers = [100 + sum(imports[: i + 1]) for i in range(20)]
+    moved = set(range(6, 12))
+    slots: dict[int, dict[str, Any]] = {}
+    for i in range(20):
+        if i not in moved:
+            slots[i] = reading("A", T0 + i * Q15, imports[i], register_kwh=registers[i])
+    landed = set()
+    for i in moved:
+        j = i + offset
+        landed.add(T0 + j * Q15)
+        if j in slots:  # collides with a real reading: the conflict survives as DUPLICATE
+            slots[j]["quality"] = DUPLICATE
+            continue
+        slots[j] = reading("A", T0 + j * Q15, imports[i], register_kwh=registers[i])
+    return frame(list(slots.values())), landed
+
+
+@pytest.mark.parametrize("offset", [2, -2])
+def test_whole_interval_clock_jump_traced_by_register_and_duplicates(offset: int) -> None:
+    data, landed = _shifted_series(offset)
+    out = validate(data, meters(), CFG, NOW)
+    real = out.filter(pl.col("import_kwh").is_not_null())
+    flagged = set(real.filter((pl.col("quality") & CLOCK) != 0)["ts"].to_list())
+    assert landed <= flagged  # every relabelled reading (or the one kept where it landed)
+    assert len(flagged - landed) == 0
+    assert set(real.filter(pl.col("ts").is_in(list(flagged)))["status"].to_list()) == {"suspect"}
+
+
+def test_hole_with_flat_register_alone_is_not_a_clock_jump() -> None:
+    # a vacant home: readings missing, register flat, no duplicates anywhere near
+    rows = [reading("A", T0 + i * Q15, 0.5, register_kwh=10 + 0.5 * i) for i in range(6)]
+    rows += [reading("A", T0 + (i + 4) * Q15, 0.5, register_kwh=10 + 0.5 * i) for i in range(6, 12)]
+    out = validate(frame(rows), meters(), CFG, NOW)
+    assert out.filter((pl.col("quality") & CLOCK) != 0).height == 0

@@ -23,6 +23,7 @@ import polars as pl
 from metrify.config import Settings
 from metrify.quality import dedupe_batch
 from metrify.quality.engine import assess_plain, run_vee
+from metrify.quality.history import HistoryCache
 from metrify.records import READING, Contract, Quality, Status
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.mapping import Mapping
@@ -112,6 +113,12 @@ class Pipeline:
         # next batch's database write overlaps it. At most one lake write is in flight.
         self._lake_pool: ThreadPoolExecutor | None = None
         self._lake_pending: Future[int] | None = None
+        self.history: HistoryCache | None = None
+        if contract is READING:
+            self.history = HistoryCache(
+                lambda ids, since, until: store.load_context(READING, ids, since, until),
+                settings.vee.context_days,
+            )
 
     # --- input -----------------------------------------------------------------------
 
@@ -250,6 +257,11 @@ class Pipeline:
         self.summary.quarantined += result.unknown_quarantined
         if result.unknown_quarantined:
             self.summary.reasons[f"unknown {self.contract.key[0]}"] += result.unknown_quarantined
+        if self.history is not None:
+            if result.unknown_quarantined:
+                self.history.forget()  # some rows were not stored after all
+            else:
+                self.history.remember(assessed)
         if self.contract is READING:
             touched = assessed if result.changed_keys is None else result.changed_keys
             self.store.refresh_quality_daily(touched.select("meter_id", "ts"))
@@ -268,9 +280,8 @@ class Pipeline:
         ids = records["meter_id"]
         first, last = records["ts"].min(), records["ts"].max()
         assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
-        context = self.store.load_context(
-            self.contract, ids, first - dt.timedelta(days=cfg.context_days), last
-        )
+        assert self.history is not None
+        context = self.history.get(ids, first - dt.timedelta(days=cfg.context_days), last)
         if context.height:
             context = context.join(
                 records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"

@@ -61,6 +61,9 @@ class VeeConfig(BaseModel):
     max_gap_rows_days: float = Field(
         default=31.0, gt=0, description="a gap longer than this gets no gap rows (clock jumps)"
     )
+    shift_window_hours: float = Field(
+        default=48.0, gt=0, description="how far a whole-interval clock jump is traced"
+    )
     # registers
     register_tolerance_kwh: float = Field(default=0.01, ge=0)
     register_tolerance_share: float = Field(default=0.02, ge=0)

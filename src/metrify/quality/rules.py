@@ -121,6 +121,7 @@ def validate(
     df = df.with_columns(_spike=_spikes(df, cfg))
     df = _runs(df, cfg)
     df = _register(df, cfg)
+    df = _shifts(df, cfg)
     df = _combine(df)
     gaps = _gaps(df, cfg, columns)
     if gaps.height == 0:
@@ -522,11 +523,74 @@ def _register(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     )
 
 
+def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """Whole-interval clock jumps, evidenced by the register and the duplicates they cause.
+
+    A meter whose clock jumps by whole intervals sends readings that stay on the grid, so
+    alignment cannot see them. Two traces give them away: a hole after which the register
+    advanced by no more than the next reading's own import (no energy flowed while the
+    readings were "missing": they were not lost, they were relabelled), and, within
+    ``shift_window_hours``, a run of conflicting duplicates where the relabelled readings
+    land on real ones. A forward jump lies between the hole and the duplicates after it;
+    a backward jump between the duplicates before the hole and the hole. Only with both
+    traces are the readings in between flagged ``CLOCK`` (suspect); a hole alone is left
+    to the gap rule, since a vacant home also shows a flat register.
+    """
+    n = df.height
+    shifted = pl.Series("_shifted", [False] * n)
+    if "register_kwh" not in df.columns or not n:
+        return df.with_columns(shifted)
+    reg, imp = pl.col("register_kwh"), pl.col("import_kwh")
+    same = pl.col("_g") == pl.col("_g").shift(1)
+    step = pl.col("_us") - pl.col("_us").shift(1)
+    holes = step / pl.col("_iv") - 1
+    tol = pl.max_horizontal(
+        pl.lit(cfg.register_tolerance_kwh), cfg.register_tolerance_share * imp.abs()
+    )
+    typical = imp.median().over("_g")
+    evidence = (
+        same
+        & ~pl.col("_ctx")
+        & (step > pl.col("_iv"))
+        & ((reg - reg.shift(1) - imp).abs() <= tol)
+        & (typical * holes > 10 * tol)
+    ).fill_null(False)
+    marks = df.select(
+        _ev=evidence, _dup=(pl.col("quality").fill_null(0) & int(Quality.DUPLICATE)) != 0
+    )
+    points = marks.get_column("_ev").arg_true().to_list()
+    if not points:
+        return df.with_columns(shifted)
+    group = df.get_column("_g").to_numpy()
+    stamp = df.get_column("_us").to_numpy()
+    dup = marks.get_column("_dup").to_numpy()
+    window = int(cfg.shift_window_hours * 3600 * _US)
+    flags = shifted.to_numpy().copy()
+    for i in points:  # evidence points are rare: a loop over them is cheap
+        g = group[i]
+        j = i
+        while j < n and group[j] == g and stamp[j] - stamp[i] <= window and not dup[j]:
+            j += 1
+        if j < n and group[j] == g and dup[j] and stamp[j] - stamp[i] <= window:
+            while j + 1 < n and group[j + 1] == g and dup[j + 1]:
+                j += 1
+            flags[i : j + 1] = True
+            continue
+        k = i - 1
+        while k >= 0 and group[k] == g and stamp[i] - stamp[k] <= window and not dup[k]:
+            k -= 1
+        if k >= 0 and group[k] == g and dup[k] and stamp[i] - stamp[k] <= window:
+            while k - 1 >= 0 and group[k - 1] == g and dup[k - 1]:
+                k -= 1
+            flags[k:i] = True
+    return df.with_columns(pl.Series("_shifted", flags) & ~pl.col("_ctx"))
+
+
 def _combine(df: pl.DataFrame) -> pl.DataFrame:
     """Fold the rule columns into ``quality`` and ``status``; context rows keep theirs."""
     q = Quality
     bits: list[tuple[str | pl.Expr, int]] = [
-        (pl.col("_future") | pl.col("_misaligned"), int(q.CLOCK)),
+        (pl.col("_future") | pl.col("_misaligned") | pl.col("_shifted"), int(q.CLOCK)),
         (pl.col("_impossible") | pl.col("_volt_off"), int(q.OUT_OF_RANGE)),
         ("_spike", int(q.SPIKE)),
         ("_flat", int(q.FLAT_LINE)),
