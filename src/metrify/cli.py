@@ -573,6 +573,11 @@ def db_stop() -> None:
     console.print("stopped" if stopped else "not running")
 
 
+from metrify.stream_cli import register as _register_stream  # noqa: E402
+
+_register_stream(app)
+
+
 def main() -> None:
     """Entry point of the ``metrify`` script."""
     try:

@@ -1,0 +1,340 @@
+"""Stream benchmark: one ``metrify worker`` (VEE on) against librdkafka's mock cluster.
+
+Two measurements, each repeated ``--runs`` times on fresh topics and an emptied store;
+the median is quoted with min and max.
+
+* Throughput: one worker process (``python -m metrify.worker``) drains N simulated
+  readings into PostgreSQL + lake while the bench keeps its topic full (a bounded
+  backlog, since the mock cluster keeps only 5 MB per partition). The clock starts when
+  the first batch is committed (process start and the group join are not counted) and
+  stops when every offset is committed: rate = readings stored in between / seconds.
+* Produce-to-queryable latency at a steady rate (default 20k readings/s): the simulator
+  streams through ``stream_fleet`` with a sender that stamps the wall time before each
+  slice is handed to the producer (cumulative readings sent -> time). A poller runs
+  ``SELECT count(*) FROM readings`` every 50 ms and records (time the query started,
+  count). The k-th reading counts as queryable at the first poll that saw at least k rows,
+  so its latency is that poll's start minus the stamp of the slice holding it. This
+  assumes rows become visible in send order, which holds up to the interleaving of the
+  partitions within one micro-batch (one transaction); the poll period adds at most
+  50 ms, so the figures are upper bounds.
+
+    .venv/bin/python bench/stream.py [--meters 1000] [--days 7] [--rate 20000] [--runs 3]
+
+Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psutil
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from metrify.records import READING
+from metrify.sources.kafka import Sender, frame_messages, stream_fleet
+from metrify.sources.kafka_settings import KafkaSettings
+from metrify.sources.simulator import Fleet, FleetSpec
+from metrify.stores import database, embedded
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+TABLES = (
+    "readings, reading_history, grid_measurements, meters, grid_nodes, quarantine, quality_daily"
+)
+BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
+CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def reset(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES}")
+        conn.execute("CHECKPOINT")
+
+
+def count(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+
+def fresh_kafka(bootstrap: str) -> KafkaSettings:
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{tag}",
+        topic_readings=f"{tag}.readings",
+        topic_grid=f"{tag}.grid",
+        topic_weather=f"{tag}.weather",
+        topic_deadletter=f"{tag}.deadletter",
+        options=dict(CLIENT),
+    )
+    probe = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for topic in (kafka.topic_readings, kafka.topic_grid, kafka.topic_weather):
+        probe.list_topics(topic=topic, timeout=10)  # creates the mock topic
+    return kafka
+
+
+def worker_env(kafka: KafkaSettings, url: str, lake: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "METRIFY_DATABASE_URL": url,
+        "METRIFY_LAKE_URL": str(lake),
+        "METRIFY_LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG", "WARNING"),
+        "METRIFY_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers or "",
+        "METRIFY_KAFKA_GROUP_ID": kafka.group_id,
+        "METRIFY_KAFKA_TOPIC_READINGS": kafka.topic_readings,
+        "METRIFY_KAFKA_TOPIC_GRID": kafka.topic_grid,
+        "METRIFY_KAFKA_TOPIC_WEATHER": kafka.topic_weather,
+        "METRIFY_KAFKA_TOPIC_DEADLETTER": kafka.topic_deadletter,
+    }
+    env.update({"METRIFY_KAFKA_" + k.upper().replace(".", "_"): v for k, v in CLIENT.items()})
+    return env
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "metrify.worker"], env=env)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    if proc.wait(60) != 0:
+        raise SystemExit(f"worker exited with {proc.returncode}")
+
+
+def group_progress(probe: Consumer, kafka: KafkaSettings) -> tuple[int, int]:
+    """(messages committed by the worker's group, messages in the topic)."""
+    topic = kafka.topic_readings
+    parts = probe.list_topics(topic, timeout=10).topics[topic].partitions
+    committed = probe.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+    done = sum(max(0, tp.offset) for tp in committed)
+    high = sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    return done, high
+
+
+def throughput(url: str, bootstrap: str, fleet: Fleet, work: Path) -> dict[str, float]:
+    """Keep the worker's topic full and time it draining every reading.
+
+    The producer stays at most ``BACKLOG`` messages ahead of the group's committed
+    offsets: the mock cluster keeps only 5 MB per partition, so a full pre-produced
+    topic would be truncated before the worker read it. The backlog is large enough that
+    the worker never waits for data.
+    """
+    kafka = fresh_kafka(bootstrap)
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": kafka.group_id, "log_level": 3})
+    # Encoded up front, so the bench's own CPU use while the worker runs is small.
+    messages = [m for readings in fleet.readings() for m in frame_messages(READING, readings)]
+    proc = start_worker(worker_env(kafka, url, work / "lake"))
+    sender = Sender(kafka)
+    total = 0
+    try:
+        for i in range(0, len(messages), 200):
+            while (lambda p: p[1] - p[0])(group_progress(probe, kafka)) > BACKLOG:
+                if proc.poll() is not None:
+                    raise SystemExit(f"worker died with {proc.returncode}")
+                time.sleep(0.05)
+            for key, value, n in messages[i : i + 200]:
+                sender.send(kafka.topic_readings, key, value, records=n)
+                total += n
+            sender.producer.flush(10)
+            if i == 0:  # start the clock when the first slice is committed
+                while group_progress(probe, kafka)[0] == 0:
+                    time.sleep(0.02)
+                t0 = time.perf_counter()
+                with psycopg.connect(url, autocommit=True) as conn:
+                    first = count(conn)
+        sender.flush()
+        while (lambda p: p[0] < p[1])(group_progress(probe, kafka)):
+            if proc.poll() is not None:
+                raise SystemExit(f"worker died with {proc.returncode}")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t0
+        with psycopg.connect(url, autocommit=True) as conn:
+            done = count(conn)
+    finally:
+        stop_worker(proc)
+        probe.close()
+    if done != total:
+        raise SystemExit(f"stored {done:,} of {total:,} readings")
+    return {"readings": total, "rate": (done - first) / seconds}
+
+
+class StampingSender(Sender):
+    """Stamps the wall time before each slice of readings goes to the producer."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        super().__init__(kafka)
+        self.sent: list[int] = []  # cumulative readings handed over
+        self.stamps: list[float] = []
+        self._total = 0
+
+    def send_frame(self, kind: str, frame: pl.DataFrame, *, max_records: int = 500) -> int:
+        if kind != "readings":
+            return super().send_frame(kind, frame, max_records=max_records)
+        stamp = time.perf_counter()
+        queued = super().send_frame(kind, frame, max_records=max_records)
+        self._total += queued
+        self.sent.append(self._total)
+        self.stamps.append(stamp)
+        return queued
+
+
+def latency(url: str, bootstrap: str, fleet: Fleet, rate: float, work: Path) -> dict[str, Any]:
+    """Stream at a steady ``rate`` and measure when each reading becomes queryable."""
+    kafka = fresh_kafka(bootstrap)
+    proc = start_worker(worker_env(kafka, url, work / "lake"))
+    polls: list[tuple[float, int]] = []
+    stop = threading.Event()
+    try:
+        time.sleep(8)  # the worker joins the group (the mock cluster delays the first join)
+        sender = StampingSender(kafka)
+
+        def poll() -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                while not stop.is_set():
+                    at = time.perf_counter()
+                    polls.append((at, count(conn)))
+                    time.sleep(max(0.0, 0.05 - (time.perf_counter() - at)))
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        stats = stream_fleet(fleet, sender, rate, False)
+        total = stats.readings
+        deadline = time.perf_counter() + 60
+        while (not polls or polls[-1][1] < total) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        poller.join()
+    finally:
+        stop_worker(proc)
+    counts = [c for _, c in polls]
+    lat: list[float] = []
+    weights: list[int] = []
+    previous = 0
+    for sent, stamp in zip(sender.sent, sender.stamps, strict=True):
+        i = bisect_left(counts, sent)  # first poll that saw the slice's last reading
+        if i == len(counts):
+            raise SystemExit("not every reading became visible within 60 s")
+        lat.append(polls[i][0] - stamp)
+        weights.append(sent - previous)
+        previous = sent
+    frame = pl.DataFrame({"latency": lat, "n": weights}).sort("latency")
+    cumulative = frame["n"].cum_sum() / frame["n"].sum()
+
+    def quantile(q: float) -> float:
+        return float(frame["latency"][int((cumulative < q).sum())])
+
+    return {
+        "readings": total,
+        "achieved_rate": total / stats.seconds,
+        "p50": quantile(0.50),
+        "p95": quantile(0.95),
+        "p99": quantile(0.99),
+    }
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--latency-meters", type=int, default=2000)
+    parser.add_argument("--latency-days", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    holder = Producer({"test.mock.num.brokers": 3, "log_level": 3})
+    brokers = holder.list_topics(timeout=10).brokers.values()
+    bootstrap = ",".join(f"{b.host}:{b.port}" for b in brokers)
+    work = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
+    try:
+        url = os.environ.get("METRIFY_DATABASE_URL") or embedded.start(
+            work / "home", keep_running=False
+        )
+        database.upgrade(url)
+        spec = dict(seed=7, fault_rate=0.0)
+        heavy = Fleet(FleetSpec(meters=args.meters, days=args.days, **spec))  # type: ignore[arg-type]
+        steady = Fleet(
+            FleetSpec(meters=args.latency_meters, days=args.latency_days, **spec)  # type: ignore[arg-type]
+        )
+        rates: list[float] = []
+        lats: list[dict[str, Any]] = []
+        for run in range(args.runs):
+            reset(url)
+            shutil.rmtree(work / "lake", ignore_errors=True)
+            result = throughput(url, bootstrap, heavy, work)
+            rates.append(result["rate"])
+            reset(url)
+            shutil.rmtree(work / "lake", ignore_errors=True)
+            lats.append(latency(url, bootstrap, steady, args.rate, work))
+            print(
+                f"run {run + 1}/{args.runs}: {result['rate']:,.0f} readings/s drained;"
+                f" at {lats[-1]['achieved_rate']:,.0f}/s p50 {lats[-1]['p50']:.3f} s"
+                f" p95 {lats[-1]['p95']:.3f} s p99 {lats[-1]['p99']:.3f} s",
+                file=sys.stderr,
+            )
+        out = {
+            "workload": {
+                "throughput": f"{heavy.expected_readings:,} readings pre-produced, one worker",
+                "latency": f"{steady.expected_readings:,} readings streamed at {args.rate:,.0f}/s",
+            },
+            "machine": machine(),
+            "runs": args.runs,
+            "worker_readings_per_s": spread(rates),
+            "worker_readings_per_min": statistics.median(rates) * 60,
+            "latency_s": {q: spread([r[q] for r in lats]) for q in ("p50", "p95", "p99")},
+            "latency_achieved_rate": spread([r["achieved_rate"] for r in lats]),
+        }
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "stream.json").write_text(json.dumps(out, indent=2) + "\n")
+        r = spread(rates)
+        print("| measurement | median | min | max | target |")
+        print("| --- | --- | --- | --- | --- |")
+        print(
+            f"| one worker, VEE on, readings/min | {r['median'] * 60 / 1e6:.2f}M"
+            f" | {r['min'] * 60 / 1e6:.2f}M | {r['max'] * 60 / 1e6:.2f}M | >= 2M |"
+        )
+        for q in ("p50", "p95", "p99"):
+            s = out["latency_s"][q]  # type: ignore[index]
+            target = "< 1 s" if q == "p95" else ""
+            print(
+                f"| produce-to-queryable {q} at {args.rate:,.0f}/s | {s['median']:.3f} s"
+                f" | {s['min']:.3f} s | {s['max']:.3f} s | {target} |"
+            )
+        if not os.environ.get("METRIFY_DATABASE_URL"):
+            embedded.stop(work / "home")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        del holder
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""Kafka as a source: the wire format, decoding messages, and the producers.
+
+Topics: one per record kind (``metrify.readings``, ``metrify.grid``, ``metrify.weather``;
+names in :class:`~metrify.sources.kafka_settings.KafkaSettings`), plus a dead-letter
+topic for messages that cannot be decoded at all.
+
+Messages: the key is the meter / node / station id, so the default partitioner keeps
+every id in one partition and its records in order. The value is one record or a JSON
+array of records, in the contract's field names, times as ISO 8601 (UTC). Absent and
+``null`` fields mean "no value".
+
+Decoding turns a message's JSON into the same raw string columns a JSON Lines file gives
+(the conversion is :mod:`metrify.sources.files`'s own), so the pipeline's ``decode()``
+judges Kafka records exactly like file rows. A message that is not JSON, not UTF-8, not
+an object or array, or larger than the limit is *poison*: the worker sends its raw bytes
+to the dead-letter topic and quarantines it; nothing is dropped.
+
+Producers send frames already decoded into the contract (files go through the pipeline's
+``decode()`` first, with the same ``--map`` options as ``metrify ingest``), so what lands
+on a topic is contract records; rows that could not be decoded go to the dead-letter
+topic with their reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import polars as pl
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from metrify.pipeline import BadInput
+from metrify.records import GRID, READING, WEATHER, Contract
+from metrify.sources.decode import SchemaMismatch, decode
+from metrify.sources.files import (  # the one JSON-to-string-columns conversion
+    _LONG_DIGITS,
+    _json_text,
+    _JsonNumber,
+)
+from metrify.sources.kafka_settings import KafkaSettings
+from metrify.sources.mapping import Mapping
+
+__all__ = [
+    "CONTRACT_OF",
+    "Parsed",
+    "ProduceSummary",
+    "Sender",
+    "encode_records",
+    "frame_messages",
+    "parse_message",
+    "produce_files",
+    "rows_frame",
+    "stream_fleet",
+]
+
+log = logging.getLogger(__name__)
+
+CONTRACT_OF: Final[dict[str, Contract]] = {"readings": READING, "grid": GRID, "weather": WEATHER}
+#: records per message when a frame is sent: large enough to amortise per-message costs,
+#: small enough (about 150 KB of readings) to stay well under Kafka's 1 MB default.
+MESSAGE_RECORDS: Final = 500
+#: how much of a poison message's text a quarantine row keeps beyond the size limit.
+_PREVIEW_CHARS: Final = 1000
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+@dataclass
+class Parsed:
+    """One message, parsed: its records (JSON objects), or why it is poison."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    #: array elements that are not objects: quarantined, the rest of the message is kept.
+    bad: list[BadInput] = field(default_factory=list)
+    #: set when the whole message is undecodable (dead-letter topic + quarantine).
+    poison: str | None = None
+
+
+def _text(raw: bytes, limit: int) -> str:
+    text = raw[: limit + 4].decode("utf-8", errors="replace")
+    if len(raw) > limit:
+        return text[:_PREVIEW_CHARS] + f"... ({len(raw)} bytes; the whole message is in the DLT)"
+    return text or repr(raw)
+
+
+def parse_message(value: bytes | None, *, max_bytes: int, line: int | None = None) -> Parsed:
+    """Parse one message value; never raises. ``line`` numbers its quarantine rows."""
+    if value is None or not value.strip():
+        return Parsed(poison="empty message", bad=[BadInput("<empty>", "empty message", line)])
+    if len(value) > max_bytes:
+        reason = f"message larger than {max_bytes} bytes"
+        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            reason = "invalid UTF-8"
+        else:
+            reason = f"invalid JSON: {exc.msg}"
+        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+    if _LONG_DIGITS.search(value):
+        # orjson turns integers beyond 64 bits into floats: keep their exact digits.
+        with contextlib.suppress(ValueError):
+            obj = json.loads(value, parse_int=_JsonNumber, parse_float=_JsonNumber)
+    if isinstance(obj, dict):
+        if not obj:
+            reason = "empty JSON object"
+            return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+        return Parsed(rows=[obj])
+    if not isinstance(obj, list):
+        reason = "not a JSON object or array of objects"
+        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+    parsed = Parsed()
+    for item in obj:
+        if isinstance(item, dict) and item:
+            parsed.rows.append(item)
+        else:
+            why = "empty JSON object" if isinstance(item, dict) else "not a JSON object"
+            parsed.bad.append(BadInput(orjson.dumps(item).decode(), why, line))
+    return parsed
+
+
+def rows_frame(contract: Contract, rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Records as raw string columns (like a JSON Lines file): every contract field is a
+    column even when no record has it, so a missing field is a per-record reject
+    ("missing interval_s"), never a whole-batch schema error."""
+    keys = list(dict.fromkeys([*contract.fields, *(k for row in rows for k in row)]))
+    columns = {k: [_json_text(row.get(k)) for row in rows] for k in keys}
+    return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String()))
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_records(records: Sequence[dict[str, Any]]) -> bytes:
+    """One record as a JSON object, several as a JSON array (contract field names)."""
+    if len(records) == 1:
+        return orjson.dumps(records[0], option=orjson.OPT_NAIVE_UTC)
+    return orjson.dumps(list(records), option=orjson.OPT_NAIVE_UTC)
+
+
+def frame_messages(
+    contract: Contract, frame: pl.DataFrame, *, max_records: int = MESSAGE_RECORDS
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, record count) per message: a frame's records grouped by id, in order.
+
+    Rows are JSON-encoded column-wise by Polars (ISO times, nulls omitted), not one
+    Python object per record; a message holds up to ``max_records`` records of one id.
+    """
+    if not frame.height:
+        return
+    id_col = contract.id_field or contract.key[0]
+    data = frame.select([pl.col(c) for c in contract.fields if c in frame.columns]).with_columns(
+        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
+    )
+    encoded = pl.DataFrame(
+        {
+            "id": data[id_col],
+            "json": data.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+        }
+    ).with_columns(pl.col("json").str.replace_all(r',"[a-z_]+":null', ""))
+    for (key,), group in encoded.partition_by("id", as_dict=True, maintain_order=True).items():
+        values = group["json"].to_list()
+        for i in range(0, len(values), max_records):
+            part = values[i : i + max_records]
+            body = part[0] if len(part) == 1 else "[" + ",".join(part) + "]"
+            yield str(key).encode(), body.encode(), len(part)
+
+
+# --------------------------------------------------------------------------- producing
+
+
+class ProduceError(RuntimeError):
+    """The cluster did not acknowledge every message (one line, for the user)."""
+
+
+class Sender:
+    """A producer that counts what the cluster acknowledged, in records and messages."""
+
+    def __init__(self, kafka: KafkaSettings, producer: Producer | None = None) -> None:
+        self.kafka = kafka
+        try:
+            self.producer = producer or Producer(kafka.producer_config())
+        except KafkaException as exc:
+            raise ValueError(f"invalid Kafka configuration: {exc.args[0].str()}") from None
+        self.delivered_records = 0
+        self.delivered_messages = 0
+        self.failed_records = 0
+        self.errors: Counter[str] = Counter()
+        self.on_delivered: Callable[[str, int], None] | None = None
+
+    def _done(self, records: int, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.failed_records += records
+            self.errors[err.str()] += 1
+            return
+        self.delivered_records += records
+        self.delivered_messages += 1
+        if self.on_delivered is not None:
+            self.on_delivered(msg.topic(), records)
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        *,
+        records: int = 1,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        """Queue one message; waits (serving delivery reports) while the queue is full."""
+        callback = functools.partial(self._done, records)
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=callback
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def send_frame(
+        self, kind: str, frame: pl.DataFrame, *, max_records: int = MESSAGE_RECORDS
+    ) -> int:
+        """Send contract records keyed by id; returns how many records were queued."""
+        topic, queued = self.kafka.topic(kind), 0
+        for key, value, count in frame_messages(CONTRACT_OF[kind], frame, max_records=max_records):
+            self.send(topic, key, value, records=count)
+            queued += count
+        return queued
+
+    def dead_letter(
+        self, value: bytes, reason: str, *, key: bytes | None = None, **context: str
+    ) -> None:
+        """Park a message (or a row) that cannot be decoded, with the reason in a header."""
+        headers: list[tuple[str, str | bytes | None]] = [("error", reason.encode())]
+        headers.extend((k, v.encode()) for k, v in context.items())
+        try:
+            self.send(self.kafka.topic_deadletter, key, value, records=0, headers=headers)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            # The broker cannot take it whole; the quarantine table keeps the full text.
+            headers.append(("truncated", str(len(value)).encode()))
+            self.send(
+                self.kafka.topic_deadletter,
+                key,
+                value[: self.kafka.max_message_bytes // 2],
+                records=0,
+                headers=headers,
+            )
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait for every acknowledgement; raise :class:`ProduceError` if any failed."""
+        left = self.producer.flush(timeout)
+        if left:
+            raise ProduceError(f"{left} messages not acknowledged within {timeout:.0f} s")
+        if self.errors:
+            what = "; ".join(f"{e} ({n}x)" for e, n in self.errors.most_common(3))
+            raise ProduceError(f"{self.failed_records} records not delivered: {what}")
+
+
+@dataclass
+class ProduceSummary:
+    """What ``metrify produce`` did: records sent, and rows rejected before sending."""
+
+    kind: str
+    sent: int = 0
+    rejected: int = 0
+    files: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+def produce_files(
+    sender: Sender,
+    kind: str,
+    paths: Iterable[Path],
+    mapping: Mapping,
+    *,
+    batch_rows: int = 200_000,
+) -> ProduceSummary:
+    """Send files to the kind's topic, read and decoded exactly as ``metrify ingest`` does.
+
+    Rows the decoder rejects (and lines the reader could not split) go to the dead-letter
+    topic with their reason, source and line, so nothing read is dropped. Range checks are
+    left to the worker's pipeline, which quarantines out-of-range values itself.
+    """
+    from metrify.sources.files import ReaderError, read_batches
+
+    contract = CONTRACT_OF[kind]
+    summary = ProduceSummary(kind=kind)
+    for path in paths:
+        summary.files += 1
+        try:
+            for batch in read_batches(path, batch_rows):
+                decoded = decode(
+                    contract, batch.data, mapping, first_line=batch.first_line, check_ranges=False
+                )
+                summary.sent += sender.send_frame(kind, decoded.records)
+                rejects = [(r, why, line) for r, why, line in decoded.rejects.iter_rows()]
+                rejects += [(b.raw, b.reason, b.line) for b in batch.bad]
+                for raw, why, line in rejects:
+                    sender.dead_letter(
+                        str(raw).encode(),
+                        str(why),
+                        kind=kind,
+                        source=batch.source,
+                        line="" if line is None else str(line),
+                    )
+                    summary.reasons[str(why)] += 1
+                summary.rejected += len(rejects)
+        except (ReaderError, SchemaMismatch) as exc:
+            summary.errors.append(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc))
+    sender.flush()
+    return summary
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+@dataclass
+class StreamStats:
+    """What :func:`stream_fleet` sent."""
+
+    readings: int = 0
+    grid: int = 0
+    weather: int = 0
+    seconds: float = 0.0
+
+
+def stream_fleet(
+    fleet: Any,
+    sender: Sender,
+    rate_per_s: float,
+    realtime: bool,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    tick_s: float = 0.05,
+) -> StreamStats:
+    """Stream a simulated fleet's readings (and grid) in time order at ``rate_per_s``.
+
+    Accelerated clock (``realtime=False``): the simulated clock runs as fast as the rate
+    allows. Real-time clock: an interval is sent once it has ended on the wall clock, so
+    a fleet starting today trickles in live while past days are sent at once (still no
+    faster than the rate). Grid rows ride along with the readings of their interval and
+    do not count against the rate. ``fleet`` is a :class:`~metrify.sources.simulator.Fleet`.
+    """
+    if rate_per_s <= 0:
+        raise ValueError(f"rate must be > 0 readings/s, got {rate_per_s}")
+    stats = StreamStats()
+    started = clock()
+    per_tick = max(1, int(rate_per_s * tick_s))
+    for readings, grid in fleet.chunks():
+        readings = readings.sort("ts", maintain_order=True)
+        grid = grid.sort("ts", maintain_order=True)
+        grid_ts = grid["ts"]
+        grid_at = 0
+        for offset in range(0, readings.height, per_tick):
+            if stop is not None and stop.is_set():
+                stats.seconds = clock() - started
+                return stats
+            part = readings.slice(offset, per_tick)
+            last = part["ts"].max()
+            assert isinstance(last, dt.datetime)
+            if realtime:
+                ends = last.timestamp() + fleet.spec.interval_s
+                while wall() < ends and not (stop is not None and stop.is_set()):
+                    time.sleep(min(1.0, ends - wall()))
+            due = started + stats.readings / rate_per_s
+            if (wait := due - clock()) > 0:
+                time.sleep(wait)
+            stats.readings += sender.send_frame("readings", part)
+            upto = int(grid_ts.search_sorted(last, side="right"))
+            if upto > grid_at:
+                stats.grid += sender.send_frame("grid", grid.slice(grid_at, upto - grid_at))
+                grid_at = upto
+        if grid_at < grid.height:
+            stats.grid += sender.send_frame("grid", grid.slice(grid_at))
+    sender.flush()
+    stats.seconds = clock() - started
+    return stats

@@ -1,0 +1,486 @@
+"""The stream worker: Kafka topics -> the one pipeline -> PostgreSQL + lake -> commit.
+
+``metrify worker`` runs :func:`run_worker`: one confluent-kafka consumer in the group
+``METRIFY_KAFKA_GROUP_ID`` reading the readings, grid and weather topics (or some of
+them), cutting the stream into micro-batches bounded by size (``batch_max_records``) and
+time (``batch_max_ms`` after the batch's first message). Each batch goes through the same
+:class:`~metrify.pipeline.Pipeline` as a file load, then:
+
+1. undecodable messages go to the dead-letter topic (raw bytes; ``error``, ``topic``,
+   ``partition``, ``offset`` and ``kind`` headers) and, through the pipeline's bad-input
+   path, to the quarantine table with the same reason: nothing is dropped;
+2. every pipeline is closed, i.e. the batch is durable in PostgreSQL (one transaction per
+   write) and the lake;
+3. only then are the offsets committed, synchronously (checkpoint after sink flush).
+
+A crash anywhere before step 3 re-delivers the batch; the store's idempotent upserts
+absorb it (an identical record changes nothing and leaves no history). Quarantine rows of
+a re-delivered poison message are written again: quarantine is a log, not a keyed table.
+
+Failures never stop the worker. When PostgreSQL is unreachable (or anything else fails
+while a batch is processed) it logs, backs off exponentially (0.5 s doubling to 30 s),
+reconnects, rewinds the consumer to the committed offsets of its partitions (``seek``)
+and processes the messages again: nothing is skipped, since nothing past the durable
+state was committed.
+
+Rebalancing: batches are processed and committed between calls to ``consume()``, and the
+rebalance callbacks only run inside those calls, so when partitions are revoked nothing
+is in flight: the messages of a half-collected batch from revoked partitions are
+abandoned uncommitted and the new owner reads them again from the committed offset. The
+per-meter state VEE needs (recent history for spike baselines, flat-line runs, gaps and
+register continuity) lives in PostgreSQL; each pipeline keeps a cache of it
+(:mod:`metrify.quality.history`) that the worker drops on every assignment and
+revocation, so it is rebuilt from the durable store for whatever partitions the worker
+owns next, and a rebalance loses nothing. Pipelines live as long as the database
+session; after a failure they are rebuilt with it.
+
+SIGTERM / SIGINT: the current batch is finished and committed, the consumer closed (it
+leaves the group at once, so the others take over without waiting for a session
+timeout), and :func:`run_worker` returns 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from metrify.config import Settings
+from metrify.ingest import Session, open_session
+from metrify.ops import metrics
+from metrify.pipeline import Pipeline, Summary
+from metrify.sources.kafka import (
+    CONTRACT_OF,
+    Parsed,
+    ProduceError,
+    Sender,
+    parse_message,
+    rows_frame,
+)
+from metrify.sources.kafka_settings import KINDS, KafkaSettings
+from metrify.stores.database import DatabaseError
+
+__all__ = ["KafkaNotConfigured", "Worker", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+#: failures of the store that a reconnect can heal.
+DATABASE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+#: messages asked of the client per consume() call while a batch is collected; small, so
+#: that a batch of JSON arrays overshoots ``batch_max_records`` by little.
+_CONSUME_CHUNK = 500
+#: how long an idle consume() waits before checking the stop flag again.
+_IDLE_WAIT_S = 0.5
+
+NOT_CONFIGURED = (
+    "Kafka is not configured: set METRIFY_KAFKA_BOOTSTRAP_SERVERS=host:port[,host:port] "
+    "(and METRIFY_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, "
+    "_SASL_PASSWORD, _SSL_CA_LOCATION for a managed cluster); without Kafka, "
+    "'metrify ingest' and 'metrify simulate' feed the pipeline in-process"
+)
+
+
+class KafkaNotConfigured(ValueError):
+    """No bootstrap servers: there is no cluster to consume from (one-line message)."""
+
+
+@dataclass
+class _Item:
+    """A consumed message and its parsed content."""
+
+    message: Message
+    parsed: Parsed
+
+    @property
+    def where(self) -> tuple[str, int]:
+        return (self.message.topic() or "", self.message.partition() or 0)
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the n-th failure in a row: 0.5, 1, 2, ... capped at 30."""
+    return float(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, failures - 1)))
+
+
+class Worker:
+    """One consumer in the group, feeding the pipelines of the kinds it reads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kafka: KafkaSettings,
+        kinds: Sequence[str] = KINDS,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        if not kafka.configured:
+            raise KafkaNotConfigured(NOT_CONFIGURED)
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}; expected one of {', '.join(KINDS)}")
+        self.settings = settings
+        self.kafka = kafka
+        self.kinds = tuple(dict.fromkeys(kinds or KINDS))
+        self.topics = [kafka.topic(k) for k in self.kinds]
+        self.stop = stop_event or threading.Event()
+        self.batches = 0
+        self.records = 0
+        self._assigned: set[tuple[str, int]] = set()
+        self._pending: list[_Item] = []
+        self._sessions = contextlib.ExitStack()
+        self._session: Session | None = None
+        #: one pipeline per kind for the life of a session, so VEE's per-meter history
+        #: cache (see metrify.quality.history) carries over from batch to batch.
+        self._pipelines: dict[str, Pipeline] = {}
+        self._missing_topics: set[str] = set()
+        try:
+            self.consumer = Consumer(kafka.consumer_config())
+            self.dead_letters = Sender(kafka)
+        except KafkaException as exc:
+            raise ValueError(f"invalid Kafka configuration: {exc.args[0].str()}") from None
+
+    # --- the loop --------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Consume until stopped; returns the exit code (0 after a clean stop)."""
+        self.consumer.subscribe(
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info("worker consuming %s as group %s", ", ".join(self.topics), self.kafka.group_id)
+        code = 0
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                batch = self._collect()
+                metrics.update_lag(self.consumer)
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                try:
+                    summaries = self._process(batch)
+                except Exception as exc:
+                    failures += 1
+                    self._failed(exc, failures)
+                    if not self._recover(batch, failures):
+                        break
+                    continue
+                failures = 0
+                self._commit(batch)
+                records = sum(len(i.parsed.rows) + len(i.parsed.bad) for i in batch)
+                self.batches += 1
+                self.records += records
+                metrics.observe_batch(len(batch), records, time.perf_counter() - started)
+                metrics.count_records(summaries)
+        except _Fatal as exc:
+            log.error("stopping: %s", exc)
+            code = 1
+        finally:
+            self._close_session()
+            with contextlib.suppress(Exception):
+                self.dead_letters.producer.flush(10)
+            with contextlib.suppress(Exception):
+                self.consumer.close()  # leaves the group: partitions move on at once
+            log.info("worker stopped after %d batches, %d records", self.batches, self.records)
+        return code
+
+    def _collect(self) -> list[_Item]:
+        """Messages until the batch is full, ``batch_max_ms`` after its first message, or
+        a stop is asked for. Rebalance callbacks run in here and prune the batch."""
+        self._pending = pending = []
+        records = 0
+        deadline: float | None = None
+        limit = self.kafka.batch_max_records
+        while not self.stop.is_set() and records < limit:
+            wait = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            for message in self.consumer.consume(min(_CONSUME_CHUNK, limit - records), wait):
+                error = message.error()
+                if error is not None:
+                    self._consumer_error(error, message)
+                    continue
+                offset = message.offset()
+                line = offset if offset is not None and offset < 2**31 else None
+                parsed = parse_message(
+                    message.value(), max_bytes=self.kafka.max_message_bytes, line=line
+                )
+                pending.append(_Item(message, parsed))
+                records += max(1, len(parsed.rows) + len(parsed.bad))
+            if pending and deadline is None:
+                deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
+        return list(self._pending)
+
+    def _process(self, batch: list[_Item]) -> list[Summary]:
+        """Dead letters, then the pipelines (durable on return); no commit here."""
+        session = self._session or self._open_session()
+        poisoned = [i for i in batch if i.parsed.poison is not None]
+        for item in poisoned:
+            msg = item.message
+            topic, partition = item.where
+            self.dead_letters.dead_letter(
+                msg.value() or b"",
+                item.parsed.poison or "",
+                key=msg.key(),
+                topic=topic,
+                partition=str(partition),
+                offset=str(msg.offset()),
+                kind=self.kafka.kind_of(topic) or "",
+            )
+        if poisoned:
+            self.dead_letters.flush(30)
+            for item in poisoned:
+                metrics.DEAD_LETTERS.labels(item.where[0]).inc()
+        used: dict[str, Pipeline] = {}
+        before = {k: _snapshot(p.summary) for k, p in self._pipelines.items()}
+        for (topic, partition), items in _by_partition(batch):
+            kind = self.kafka.kind_of(topic)
+            if kind is None:  # pragma: no cover - we only subscribe to our topics
+                continue
+            contract = CONTRACT_OF[kind]
+            if kind not in self._pipelines:
+                self._pipelines[kind] = session.pipeline(contract)
+                before[kind] = _snapshot(self._pipelines[kind].summary)
+            used[kind] = pipeline = self._pipelines[kind]
+            rows = [row for i in items for row in i.parsed.rows]
+            pipeline.submit(
+                rows_frame(contract, rows),
+                source=f"kafka:{topic}:{partition}",
+                bad=[bad for i in items for bad in i.parsed.bad],
+            )
+        # close() flushes and waits for the lake write: the batch is durable after it.
+        # The pipeline stays usable and keeps its in-memory VEE history for the next batch.
+        summaries = [_since(before[k], p.close()) for k, p in used.items()]
+        for summary in summaries:
+            for error in summary.errors:
+                # The database holds the batch (the source of truth); the lake can be
+                # re-exported from it, and re-delivery would not rewrite it anyway.
+                metrics.ERRORS.labels("lake").inc()
+                log.error("%s: %s", summary.kind, error)
+        return summaries
+
+    def _commit(self, batch: list[_Item]) -> None:
+        """Commit the next offset of every partition in the batch that is still ours."""
+        ends: dict[tuple[str, int], int] = {}
+        for item in batch:
+            offset = item.message.offset() or 0
+            ends[item.where] = max(ends.get(item.where, -1), offset + 1)
+        offsets = [
+            TopicPartition(t, p, o) for (t, p), o in ends.items() if (t, p) in self._assigned
+        ]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The batch is stored; its messages come again and change nothing.
+            metrics.ERRORS.labels("commit").inc()
+            log.warning("offset commit failed (the batch will be re-delivered): %s", exc)
+
+    # --- failures --------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException, failures: int) -> None:
+        metrics.RETRIES.inc()
+        self._close_session()
+        if isinstance(exc, DATABASE_ERRORS):
+            metrics.ERRORS.labels("database").inc()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("database unavailable (%s); retrying in %.1f s", first, backoff(failures))
+        elif isinstance(exc, KafkaException | ProduceError):
+            metrics.ERRORS.labels("kafka").inc()
+            log.warning("Kafka error (%s); retrying in %.1f s", exc, backoff(failures))
+        else:
+            metrics.ERRORS.labels("other").inc()
+            log.exception("batch failed; retrying in %.1f s", backoff(failures))
+
+    def _recover(self, batch: list[_Item], failures: int) -> bool:
+        """Back off, reconnect (backing off further while that fails), then rewind the
+        consumer so the failed batch is read again. False when asked to stop meanwhile."""
+        while not self.stop.wait(backoff(failures)):
+            try:
+                self._open_session()
+            except Exception as exc:  # keep trying: never crash, never skip
+                failures += 1
+                metrics.ERRORS.labels("database").inc()
+                log.warning("reconnect failed (%s); retrying in %.1f s", exc, backoff(failures))
+                continue
+            self._rewind(batch)
+            return True
+        log.warning("stopping with an uncommitted batch; it will be re-delivered")
+        return False
+
+    def _rewind(self, batch: list[_Item]) -> None:
+        """Seek every assigned partition back to its committed offset (or, never
+        committed, to the failed batch's first message) so nothing is skipped."""
+        first: dict[tuple[str, int], int] = {}
+        for item in batch:
+            offset = item.message.offset() or 0
+            first[item.where] = min(first.get(item.where, offset), offset)
+        try:
+            assigned = self.consumer.assignment()
+            for tp in self.consumer.committed(assigned, timeout=30):
+                target = tp.offset if tp.offset >= 0 else first.get((tp.topic, tp.partition))
+                if target is not None:
+                    self.consumer.seek(TopicPartition(tp.topic, tp.partition, target))
+            log.info("rewound %d partitions to their committed offsets", len(assigned))
+        except KafkaException as exc:
+            # Re-joining the group resumes every partition from its committed offset.
+            log.warning("seek failed (%s); re-subscribing to rewind", exc)
+            self.consumer.unsubscribe()
+            self._assigned.clear()
+            self.consumer.subscribe(
+                self.topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+
+    def _consumer_error(self, error: KafkaError, message: Message) -> None:
+        if error.fatal():
+            raise _Fatal(error.str())
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            topic = message.topic() or ""
+            if topic not in self._missing_topics:
+                self._missing_topics.add(topic)
+                log.warning("topic %s does not exist (yet): %s", topic, error.str())
+            return
+        metrics.ERRORS.labels("kafka").inc()
+        log.warning("consumer error: %s", error.str())
+
+    # --- the store -------------------------------------------------------------------
+
+    def _open_session(self) -> Session:
+        self._close_session()
+        self._session = self._sessions.enter_context(open_session(self.settings))
+        return self._session
+
+    def _close_session(self) -> None:
+        self._session = None
+        self._pipelines = {}  # their history caches belong to the old connection's view
+        try:
+            self._sessions.close()
+        except Exception as exc:  # closing a broken connection may complain
+            log.debug("closing the session: %s", exc)
+        self._sessions = contextlib.ExitStack()
+
+    # --- rebalancing -----------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._forget_history()
+        log.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned -= gone
+        # Not committed, so the new owner starts at them: abandon, do not store.
+        self._pending[:] = [i for i in self._pending if i.where not in gone]
+        self._forget_history()
+        metrics.forget_partitions(partitions)
+        log.info("revoked %s", _names(partitions))
+
+    def _forget_history(self) -> None:
+        """Meters may have been written by another worker meanwhile: read them afresh."""
+        for pipeline in self._pipelines.values():
+            if pipeline.history is not None:
+                pipeline.history.forget()
+
+
+class _Fatal(Exception):
+    """The client reports an error it cannot recover from (e.g. fenced by the group)."""
+
+
+def _snapshot(summary: Summary) -> Summary:
+    return Summary(
+        kind=summary.kind,
+        quarantined=summary.quarantined,
+        statuses=summary.statuses.copy(),
+        errors=list(summary.errors),
+    )
+
+
+def _since(before: Summary, now: Summary) -> Summary:
+    """What one batch added to a pipeline's running summary (for the metrics)."""
+    return Summary(
+        kind=now.kind,
+        quarantined=now.quarantined - before.quarantined,
+        statuses=now.statuses - before.statuses,
+        errors=now.errors[len(before.errors) :],
+    )
+
+
+def _by_partition(batch: list[_Item]) -> Iterator[tuple[tuple[str, int], list[_Item]]]:
+    groups: dict[tuple[str, int], list[_Item]] = {}
+    for item in batch:
+        groups.setdefault(item.where, []).append(item)
+    yield from groups.items()
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def run_worker(
+    settings: Settings,
+    kafka_settings: KafkaSettings,
+    kinds: Sequence[str] = KINDS,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Run a worker until ``stop_event`` is set or SIGTERM / SIGINT arrives; exit code.
+
+    Signal handlers are installed only when called from the main thread (a worker in a
+    thread is stopped through ``stop_event``).
+    """
+    worker = Worker(settings, kafka_settings, kinds, stop_event)
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: finishing the current batch", signum)
+            worker.stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, stop)
+    try:
+        return worker.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m metrify.worker [--kind K ...] [--metrics-port N]``."""
+    from metrify.config import get_settings
+    from metrify.ops.logging import configure
+
+    parser = argparse.ArgumentParser(prog="python -m metrify.worker")
+    parser.add_argument("--kind", action="append", choices=KINDS, default=[])
+    parser.add_argument("--metrics-port", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure(settings.log_level)
+    try:
+        kafka = KafkaSettings()
+        if args.metrics_port is not None:
+            metrics.serve(args.metrics_port)
+        return run_worker(settings, kafka, args.kind or KINDS)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
