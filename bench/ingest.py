@@ -17,7 +17,6 @@ import datetime as dt
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -27,9 +26,9 @@ import time
 from pathlib import Path
 
 import polars as pl
-import psutil
 import psycopg
 
+from common import machine, stats
 from metrify.records import READING
 from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
 from metrify.stores import database, embedded
@@ -38,15 +37,6 @@ from metrify.stores.partitions import Partitions, months_of
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 TABLES = "readings, reading_history, meters, quarantine, quality_daily"
-
-
-def machine() -> dict[str, object]:
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def reset(url: str) -> None:
@@ -151,10 +141,6 @@ def vee_stage(parts: list[Path], runs: int) -> list[float]:
             run_vee(dedupe_batch(READING, batch).records, context, meters, cfg, now)
         rates.append(frame.height / (time.perf_counter() - started))
     return rates
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main() -> None:

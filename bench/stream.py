@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -43,10 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import psutil
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from common import machine, stats
 from metrify.records import READING
 from metrify.sources.kafka import Sender, frame_messages, stream_fleet
 from metrify.sources.kafka_settings import KafkaSettings
@@ -60,15 +59,6 @@ TABLES = (
 )
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
-
-
-def machine() -> dict[str, object]:
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def reset(url: str) -> None:
@@ -257,10 +247,6 @@ def latency(url: str, bootstrap: str, fleet: Fleet, rate: float, work: Path) -> 
     }
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=1000)
@@ -308,14 +294,14 @@ def main() -> None:
             },
             "machine": machine(),
             "runs": args.runs,
-            "worker_readings_per_s": spread(rates),
+            "worker_readings_per_s": stats(rates),
             "worker_readings_per_min": statistics.median(rates) * 60,
-            "latency_s": {q: spread([r[q] for r in lats]) for q in ("p50", "p95", "p99")},
-            "latency_achieved_rate": spread([r["achieved_rate"] for r in lats]),
+            "latency_s": {q: stats([r[q] for r in lats]) for q in ("p50", "p95", "p99")},
+            "latency_achieved_rate": stats([r["achieved_rate"] for r in lats]),
         }
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "stream.json").write_text(json.dumps(out, indent=2) + "\n")
-        r = spread(rates)
+        r = stats(rates)
         print("| measurement | median | min | max | target |")
         print("| --- | --- | --- | --- | --- |")
         print(

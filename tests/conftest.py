@@ -20,6 +20,18 @@ from metrify.config import Settings, get_settings
 from metrify.stores import database, embedded
 
 REPO = Path(__file__).resolve().parent.parent
+#: the options that map the London households' columns onto the contract
+LONDON_MAP = [
+    "--map",
+    "meter_id=LCLid",
+    "--map",
+    "ts=tstp",
+    "--map",
+    "import_kwh=energy(kWh/hh)",
+    "--interval",
+    "1800",
+]
+
 TABLES = (
     "readings",
     "reading_history",

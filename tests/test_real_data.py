@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from conftest import shared_data
+from conftest import LONDON_MAP, shared_data
 from metrify.cli import app
 from metrify.config import Settings
 
@@ -107,27 +107,16 @@ def _vee_expectations(
     return gaps, last, zero_rows
 
 
+def ingest_london(files: list[Path]) -> Result:
+    """``metrify ingest readings`` on London files, through the CLI."""
+    return CliRunner().invoke(app, ["ingest", "readings", *map(str, files), *LONDON_MAP, "--json"])
+
+
 def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connection) -> None:
     files = sorted((shared_data() / "london-smart-meters-2013").glob("*.csv.gz"))
     assert len(files) == 100
     expected = expected_from_files(files)
-    result = CliRunner().invoke(
-        app,
-        [
-            "ingest",
-            "readings",
-            *map(str, files),
-            "--map",
-            "meter_id=LCLid",
-            "--map",
-            "ts=tstp",
-            "--map",
-            "import_kwh=energy(kWh/hh)",
-            "--interval",
-            "1800",
-            "--json",
-        ],
-    )
+    result = ingest_london(files)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["read"] == expected["rows"]
@@ -180,23 +169,7 @@ def test_london_households_end_to_end(settings: Settings, conn: psycopg.Connecti
     assert zero_rows, "the London data has zero runs of two days or more"
     assert zero_rows <= flagged  # type: ignore[operator]
 
-    again = CliRunner().invoke(
-        app,
-        [
-            "ingest",
-            "readings",
-            *map(str, files[:3]),
-            "--map",
-            "meter_id=LCLid",
-            "--map",
-            "ts=tstp",
-            "--map",
-            "import_kwh=energy(kWh/hh)",
-            "--interval",
-            "1800",
-            "--json",
-        ],
-    )
+    again = ingest_london(files[:3])
     repeat = json.loads(again.stdout)
     assert repeat["inserted"] == 0 and repeat["updated"] == 0
     assert repeat["unchanged"] == sum(

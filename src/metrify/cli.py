@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from metrify import cli_options as opts
 from metrify.config import Settings, get_settings
 from metrify.ingest import Session, ingest_files, ingest_frames, open_session
 from metrify.ops.logging import configure
@@ -158,28 +159,13 @@ def config_cmd(
 @friendly
 def ingest_cmd(
     kind: Annotated[str, typer.Argument(help=f"one of: {KINDS}")],
-    paths: Annotated[
-        list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")
-    ],
-    maps: Annotated[
-        list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")
-    ] = [],  # noqa: B006
-    sets: Annotated[
-        list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")
-    ] = [],  # noqa: B006
-    scales: Annotated[
-        list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")
-    ] = [],  # noqa: B006
-    interval: Annotated[
-        int | None,
-        typer.Option("--interval", help="interval length in seconds where the file has none"),
-    ] = None,
-    tz: Annotated[
-        str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")
-    ] = None,
-    ts_end: Annotated[
-        bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")
-    ] = False,
+    paths: opts.Paths,
+    maps: opts.Maps = [],  # noqa: B006
+    sets: opts.Sets = [],  # noqa: B006
+    scales: opts.Scales = [],  # noqa: B006
+    interval: opts.Interval = None,
+    tz: opts.Tz = None,
+    ts_end: opts.TsEnd = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
     ] = False,

@@ -15,7 +15,7 @@ import polars as pl
 import psycopg
 
 from metrify.config import Settings
-from metrify.pipeline import BadInput, Pipeline, Summary
+from metrify.pipeline import Pipeline, Summary
 from metrify.records import Contract
 from metrify.sources.decode import SchemaMismatch
 from metrify.sources.mapping import Mapping
@@ -73,7 +73,7 @@ def ingest_files(
                     source=batch.source,
                     mapping=mapping,
                     first_line=batch.first_line,
-                    bad=[BadInput(b.raw, b.reason, b.line) for b in batch.bad],
+                    bad=batch.bad,
                 )
                 if progress is not None:
                     progress(batch.bytes_read - consumed)

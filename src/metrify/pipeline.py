@@ -26,20 +26,12 @@ from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
 from metrify.records import READING, Contract, Quality, Status
 from metrify.sources.decode import REJECT_SCHEMA, decode
+from metrify.sources.files import BadRow
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore, WriteResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BadInput:
-    """A piece of input that could not even be split into fields."""
-
-    raw: str
-    reason: str
-    line: int | None = None
 
 
 @dataclass
@@ -129,7 +121,7 @@ class Pipeline:
         source: str,
         mapping: Mapping | None = None,
         first_line: int = 0,
-        bad: Iterable[BadInput] = (),
+        bad: Iterable[BadRow] = (),
     ) -> None:
         """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks."""
         decoded = decode(
@@ -171,10 +163,6 @@ class Pipeline:
             self._buffered += decoded.records.height
         if self._buffered >= self.settings.batch_size:
             self.flush()
-
-    def submit_records(self, records: pl.DataFrame, *, source: str) -> None:
-        """Hand over records already in the contract schema (simulator, typed sources)."""
-        self.submit(records, source=source)
 
     def error(self, message: str) -> None:
         """Record a problem with a whole input (unreadable file); the run goes on."""

@@ -9,11 +9,11 @@ simulate`` call the pipeline in-process.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from metrify import cli_options as opts
 from metrify.config import Settings
 from metrify.sources.kafka_settings import KINDS, KafkaSettings
 
@@ -106,30 +106,13 @@ def register(app: typer.Typer) -> None:
     @friendly
     def produce_cmd(
         kind: Annotated[str, typer.Argument(help="readings, grid or weather")],
-        paths: Annotated[
-            list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")
-        ],
-        maps: Annotated[
-            list[str],
-            typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN"),
-        ] = [],  # noqa: B006
-        sets: Annotated[
-            list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")
-        ] = [],  # noqa: B006
-        scales: Annotated[
-            list[str],
-            typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)"),
-        ] = [],  # noqa: B006
-        interval: Annotated[
-            int | None,
-            typer.Option("--interval", help="interval length in seconds where the file has none"),
-        ] = None,
-        tz: Annotated[
-            str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")
-        ] = None,
-        ts_end: Annotated[
-            bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")
-        ] = False,
+        paths: opts.Paths,
+        maps: opts.Maps = [],  # noqa: B006
+        sets: opts.Sets = [],  # noqa: B006
+        scales: opts.Scales = [],  # noqa: B006
+        interval: opts.Interval = None,
+        tz: opts.Tz = None,
+        ts_end: opts.TsEnd = False,
     ) -> None:
         """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
         from metrify.sources.kafka import CONTRACT_OF, ProduceError, Sender, produce_files

@@ -28,7 +28,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, TypeVar
@@ -698,14 +698,9 @@ def _parse_jsonl(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[BadRo
             continue
         number = first_line + offset
         try:
-            obj = orjson.loads(raw)
+            obj = load_json(raw, exact_long_numbers=long_numbers)
         except orjson.JSONDecodeError as exc:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                bad.append(BadRow(_text(raw), "invalid UTF-8", number))
-            else:
-                bad.append(BadRow(_text(raw), f"invalid JSON: {exc.msg}", number))
+            bad.append(BadRow(_text(raw), json_error_reason(raw, exc), number))
             continue
         if not isinstance(obj, dict):
             bad.append(BadRow(_text(raw), "not a JSON object", number))
@@ -714,14 +709,40 @@ def _parse_jsonl(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[BadRo
             # A frame cannot hold a row without columns, and there is nothing to decode.
             bad.append(BadRow(_text(raw), "empty JSON object", number))
             continue
-        if long_numbers and _LONG_DIGITS.search(raw):
-            # orjson turns integers beyond 64 bits into floats: keep their exact digits.
-            with contextlib.suppress(ValueError):  # orjson accepted it, so json does too
-                obj = json.loads(raw, parse_int=_JsonNumber, parse_float=_JsonNumber)
         rows.append(obj)
-    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return string_columns(rows), bad
+
+
+def load_json(raw: bytes, *, exact_long_numbers: bool = True) -> Any:
+    """Parse JSON with orjson, keeping the exact digits of numbers beyond 64 bits.
+
+    Raises ``orjson.JSONDecodeError``; :func:`json_error_reason` names the problem.
+    """
+    obj = orjson.loads(raw)
+    if exact_long_numbers and _LONG_DIGITS.search(raw):
+        # orjson turns integers beyond 64 bits into floats: keep their exact digits.
+        with contextlib.suppress(ValueError):  # orjson accepted it, so json does too
+            obj = json.loads(raw, parse_int=_JsonNumber, parse_float=_JsonNumber)
+    return obj
+
+
+def json_error_reason(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """A short, stable quarantine reason for bytes that are not JSON."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid UTF-8"
+    return f"invalid JSON: {exc.msg}"
+
+
+def string_columns(rows: list[dict[str, Any]], leading: Iterable[str] = ()) -> pl.DataFrame:
+    """JSON objects as string columns (values as their text), so JSON and CSV look alike.
+
+    ``leading`` columns come first and exist even when no row has them.
+    """
+    keys = list(dict.fromkeys([*leading, *(k for row in rows for k in row)]))
     columns = {k: [_json_text(row.get(k)) for row in rows] for k in keys}
-    return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String())), bad
+    return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String()))
 
 
 def _json_text(value: object) -> str | None:

@@ -23,10 +23,8 @@ topic with their reason.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-import json
 import logging
 import threading
 import time
@@ -40,14 +38,9 @@ import orjson
 import polars as pl
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from metrify.pipeline import BadInput
 from metrify.records import GRID, READING, WEATHER, Contract
 from metrify.sources.decode import SchemaMismatch, decode
-from metrify.sources.files import (  # the one JSON-to-string-columns conversion
-    _LONG_DIGITS,
-    _json_text,
-    _JsonNumber,
-)
+from metrify.sources.files import BadRow, json_error_reason, load_json, string_columns
 from metrify.sources.kafka_settings import KafkaSettings
 from metrify.sources.mapping import Mapping
 
@@ -83,7 +76,7 @@ class Parsed:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     #: array elements that are not objects: quarantined, the rest of the message is kept.
-    bad: list[BadInput] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
     #: set when the whole message is undecodable (dead-letter topic + quarantine).
     poison: str | None = None
 
@@ -98,39 +91,30 @@ def _text(raw: bytes, limit: int) -> str:
 def parse_message(value: bytes | None, *, max_bytes: int, line: int | None = None) -> Parsed:
     """Parse one message value; never raises. ``line`` numbers its quarantine rows."""
     if value is None or not value.strip():
-        return Parsed(poison="empty message", bad=[BadInput("<empty>", "empty message", line)])
+        return Parsed(poison="empty message", bad=[BadRow("<empty>", "empty message", line)])
     if len(value) > max_bytes:
         reason = f"message larger than {max_bytes} bytes"
-        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+        return Parsed(poison=reason, bad=[BadRow(_text(value, max_bytes), reason, line)])
     try:
-        obj = orjson.loads(value)
+        obj = load_json(value)
     except orjson.JSONDecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            reason = "invalid UTF-8"
-        else:
-            reason = f"invalid JSON: {exc.msg}"
-        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
-    if _LONG_DIGITS.search(value):
-        # orjson turns integers beyond 64 bits into floats: keep their exact digits.
-        with contextlib.suppress(ValueError):
-            obj = json.loads(value, parse_int=_JsonNumber, parse_float=_JsonNumber)
+        reason = json_error_reason(value, exc)
+        return Parsed(poison=reason, bad=[BadRow(_text(value, max_bytes), reason, line)])
     if isinstance(obj, dict):
         if not obj:
             reason = "empty JSON object"
-            return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+            return Parsed(poison=reason, bad=[BadRow(_text(value, max_bytes), reason, line)])
         return Parsed(rows=[obj])
     if not isinstance(obj, list):
         reason = "not a JSON object or array of objects"
-        return Parsed(poison=reason, bad=[BadInput(_text(value, max_bytes), reason, line)])
+        return Parsed(poison=reason, bad=[BadRow(_text(value, max_bytes), reason, line)])
     parsed = Parsed()
     for item in obj:
         if isinstance(item, dict) and item:
             parsed.rows.append(item)
         else:
             why = "empty JSON object" if isinstance(item, dict) else "not a JSON object"
-            parsed.bad.append(BadInput(orjson.dumps(item).decode(), why, line))
+            parsed.bad.append(BadRow(orjson.dumps(item).decode(), why, line))
     return parsed
 
 
@@ -138,9 +122,7 @@ def rows_frame(contract: Contract, rows: Sequence[dict[str, Any]]) -> pl.DataFra
     """Records as raw string columns (like a JSON Lines file): every contract field is a
     column even when no record has it, so a missing field is a per-record reject
     ("missing interval_s"), never a whole-batch schema error."""
-    keys = list(dict.fromkeys([*contract.fields, *(k for row in rows for k in row)]))
-    columns = {k: [_json_text(row.get(k)) for row in rows] for k in keys}
-    return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String()))
+    return string_columns(list(rows), contract.fields)
 
 
 # --------------------------------------------------------------------------- encoding

@@ -407,7 +407,3 @@ class PostgresStore:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
             _copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

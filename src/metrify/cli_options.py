@@ -1,0 +1,28 @@
+"""Command-line options shared by every command that reads files (ingest, produce).
+
+One definition, so ``metrify ingest`` and ``metrify produce`` read a file the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Paths = Annotated[
+    list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")
+]
+Maps = Annotated[
+    list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")
+]
+Sets = Annotated[list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")]
+Scales = Annotated[
+    list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")
+]
+Interval = Annotated[
+    int | None,
+    typer.Option("--interval", help="interval length in seconds where the file has none"),
+]
+Tz = Annotated[str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")]
+TsEnd = Annotated[bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")]
