@@ -107,7 +107,15 @@ def worker_env(kafka: KafkaSettings, url: str, lake: Path) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "metrify.worker"], env=env)
+    """The worker process; ``BENCH_PROFILE=out.svg`` runs it under py-spy (if installed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "metrify.worker"], env=env)
+    if profile := os.environ.get("BENCH_PROFILE"):
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        spy_args = ["record", "--nonblocking", "-o", profile, "--pid", str(proc.pid)]
+        if profile.endswith(".txt"):  # collapsed stacks instead of a flame graph
+            spy_args += ["--format", "raw"]
+        subprocess.Popen([spy, *spy_args], stdout=subprocess.DEVNULL)
+    return proc
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
@@ -255,6 +263,9 @@ def main() -> None:
     parser.add_argument("--latency-meters", type=int, default=2000)
     parser.add_argument("--latency-days", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=["throughput", "latency"], help="run one of the two measurements"
+    )
     args = parser.parse_args()
 
     holder = Producer({"test.mock.num.brokers": 3, "log_level": 3})
@@ -276,45 +287,53 @@ def main() -> None:
         for run in range(args.runs):
             reset(url)
             shutil.rmtree(work / "lake", ignore_errors=True)
-            result = throughput(url, bootstrap, heavy, work)
-            rates.append(result["rate"])
-            reset(url)
-            shutil.rmtree(work / "lake", ignore_errors=True)
-            lats.append(latency(url, bootstrap, steady, args.rate, work))
-            print(
-                f"run {run + 1}/{args.runs}: {result['rate']:,.0f} readings/s drained;"
-                f" at {lats[-1]['achieved_rate']:,.0f}/s p50 {lats[-1]['p50']:.3f} s"
-                f" p95 {lats[-1]['p95']:.3f} s p99 {lats[-1]['p99']:.3f} s",
-                file=sys.stderr,
-            )
-        out = {
+            if args.only != "latency":
+                rates.append(throughput(url, bootstrap, heavy, work)["rate"])
+                reset(url)
+                shutil.rmtree(work / "lake", ignore_errors=True)
+            if args.only != "throughput":
+                lats.append(latency(url, bootstrap, steady, args.rate, work))
+            done = []
+            if rates:
+                done.append(f"{rates[-1]:,.0f} readings/s drained")
+            if lats:
+                last = lats[-1]
+                done.append(
+                    f"at {last['achieved_rate']:,.0f}/s p50 {last['p50']:.3f} s"
+                    f" p95 {last['p95']:.3f} s p99 {last['p99']:.3f} s"
+                )
+            print(f"run {run + 1}/{args.runs}: " + "; ".join(done), file=sys.stderr)
+        out: dict[str, Any] = {
             "workload": {
                 "throughput": f"{heavy.expected_readings:,} readings pre-produced, one worker",
                 "latency": f"{steady.expected_readings:,} readings streamed at {args.rate:,.0f}/s",
             },
             "machine": machine(),
             "runs": args.runs,
-            "worker_readings_per_s": stats(rates),
-            "worker_readings_per_min": statistics.median(rates) * 60,
-            "latency_s": {q: stats([r[q] for r in lats]) for q in ("p50", "p95", "p99")},
-            "latency_achieved_rate": stats([r["achieved_rate"] for r in lats]),
         }
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "stream.json").write_text(json.dumps(out, indent=2) + "\n")
-        r = stats(rates)
         print("| measurement | median | min | max | target |")
         print("| --- | --- | --- | --- | --- |")
-        print(
-            f"| one worker, VEE on, readings/min | {r['median'] * 60 / 1e6:.2f}M"
-            f" | {r['min'] * 60 / 1e6:.2f}M | {r['max'] * 60 / 1e6:.2f}M | >= 2M |"
-        )
-        for q in ("p50", "p95", "p99"):
-            s = out["latency_s"][q]  # type: ignore[index]
-            target = "< 1 s" if q == "p95" else ""
+        if rates:
+            r = stats(rates)
+            out["worker_readings_per_s"] = r
+            out["worker_readings_per_min"] = statistics.median(rates) * 60
             print(
-                f"| produce-to-queryable {q} at {args.rate:,.0f}/s | {s['median']:.3f} s"
-                f" | {s['min']:.3f} s | {s['max']:.3f} s | {target} |"
+                f"| one worker, VEE on, readings/min | {r['median'] * 60 / 1e6:.2f}M"
+                f" | {r['min'] * 60 / 1e6:.2f}M | {r['max'] * 60 / 1e6:.2f}M | >= 2M |"
             )
+        if lats:
+            out["latency_s"] = {q: stats([r[q] for r in lats]) for q in ("p50", "p95", "p99")}
+            out["latency_achieved_rate"] = stats([r["achieved_rate"] for r in lats])
+            for q in ("p50", "p95", "p99"):
+                s = out["latency_s"][q]
+                target = "< 1 s" if q == "p95" else ""
+                print(
+                    f"| produce-to-queryable {q} at {args.rate:,.0f}/s | {s['median']:.3f} s"
+                    f" | {s['min']:.3f} s | {s['max']:.3f} s | {target} |"
+                )
+        RESULTS.mkdir(exist_ok=True)
+        name = f"stream-{args.only}.json" if args.only else "stream.json"
+        (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
         if not os.environ.get("METRIFY_DATABASE_URL"):
             embedded.stop(work / "home")
     finally:

@@ -34,6 +34,7 @@ from metrify.records import GRID, READING, WEATHER
 from metrify.sources.kafka import (
     Sender,
     encode_records,
+    fast_rows_frame,
     frame_messages,
     parse_message,
     produce_files,
@@ -199,6 +200,65 @@ def test_wire_format_round_trip() -> None:
     assert decoded.records.sort("meter_id", "ts").equals(readings)
     single = encode_records([{"station_id": "S1", "ts": "2025-01-01T00:00:00Z", "x": 1}])
     assert orjson.loads(single) == {"station_id": "S1", "ts": "2025-01-01T00:00:00Z", "x": 1}
+
+
+def exact_rows(values: list[bytes]) -> tuple[pl.DataFrame, list[str]]:
+    """The message-by-message path: string columns of the records, and the reasons of
+    what it quarantined."""
+    parsed = [parse_message(v, max_bytes=1 << 20) for v in values]
+    frame = rows_frame(READING, [row for p in parsed for row in p.rows])
+    return frame, [b.reason for p in parsed for b in p.bad]
+
+
+def test_fast_decoding_equals_the_exact_path() -> None:
+    """Well-formed messages (objects, arrays, nulls, numbers of every shape, escapes) give
+    exactly the columns the per-message parser gives."""
+    readings, _ = fleet_frames(Fleet(FleetSpec(meters=4, days=1, fault_rate=0.3, seed=5)))
+    values = [value for _, value, _ in frame_messages(READING, readings, max_records=17)]
+    values += [
+        b'{"meter_id":"M-1","ts":"2025-01-01T00:00:00Z","interval_s":900,"import_kwh":1E-7}',
+        b' [{"meter_id":"M\\u00e9","import_kwh":-0.0,"export_kwh":null,"voltage_v":true}] ',
+        b'{"meter_id":"M2","register_kwh":123456789012345678901234567890,"ts":"x"}',
+        b"[]",
+    ]
+    fast = fast_rows_frame(READING, values)
+    assert fast is not None
+    exact, quarantined = exact_rows(values)
+    assert quarantined == []
+    # Numbers may be spelled differently (1E-7 vs 1e-07) but must denote the same value.
+    numeric = [c for c in READING.fields if READING.schema[c].is_numeric()]
+    as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in numeric]
+    assert fast.height == exact.height == readings.height + 3
+    assert fast.select(as_float).equals(exact.select(as_float))
+    others = [c for c in READING.fields if c not in numeric]
+    assert fast.select(others).equals(exact.select(others))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe{}",
+        b'"a string"',
+        b"{}",
+        b"[null]",
+        b"[1, 2]",
+        b'{"meter_id":"A"},{"meter_id":"B"}',
+        b'{"meter_id":"A","colour":"red"}',
+        b'{"meter_id":"A","meter_id":"B"}',
+        b'{"meter_id":{"nested":1}}',
+        b'{"meter_id" :"A"}',
+        b'{"meter_id":\n"A"}',
+        b'{"meter_id":"A"}}',
+    ],
+)
+def test_fast_decoding_leaves_anything_unusual_to_the_exact_path(value: bytes) -> None:
+    """Poison, empty objects, extra, repeated or nested fields: the fast path declines the
+    whole batch (None), so the exact path's reasons and warnings apply unchanged."""
+    good = b'{"meter_id":"OK","ts":"2025-01-01T00:00:00Z","interval_s":1800,"import_kwh":1}'
+    assert fast_rows_frame(READING, [good]) is not None
+    assert fast_rows_frame(READING, [good, value]) is None
 
 
 def test_settings_pass_through_and_masking() -> None:
@@ -534,6 +594,33 @@ def test_sigterm_commits_and_exits_zero(
     assert worker.wait(30) == 0
     assert all_committed(kafka)  # committed before leaving: a restart re-reads nothing
     assert_exact(conn, readings, grid)
+
+
+def test_simulate_streams_to_kafka_at_the_asked_rate(
+    settings: Settings, kafka: KafkaSettings, conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """``metrify simulate --to kafka``: reference data stored, every reading, grid and
+    weather record on its topic, paced by --rate; a worker then stores them exactly."""
+    from metrify.cli import app
+
+    spec = FleetSpec(meters=12, days=1, fault_rate=0.0, seed=31)
+    readings, grid = fleet_frames(Fleet(spec))
+    rate = 4_000.0
+    args = ["simulate", "--meters", "12", "--days", "1", "--fault-rate", "0", "--seed", "31"]
+    result = CliRunner().invoke(app, [*args, "--to", "kafka", "--rate", str(rate), "--json"])
+    assert result.exit_code == 0, result.output
+    sent = orjson.loads(result.output.strip().splitlines()[-1])["sent"]
+    assert sent["readings"] == readings.height and sent["grid"] == grid.height
+    # paced: no faster than the rate (the first slice goes at once)
+    assert sent["seconds"] >= (readings.height - rate * 0.05) / rate
+    assert count(conn, "meters") == spec.meters  # reference data went through the pipeline
+    worker = ThreadWorker(settings, kafka)
+    wait_for(lambda: count(conn, "readings") >= readings.height, 60, "readings")
+    wait_for(lambda: all_committed(kafka), 30, "offsets committed")
+    assert worker.finish() == 0
+    assert_exact(conn, readings, grid)
+    bad = CliRunner().invoke(app, [*args, "--to", "kafka", "--rate", "0"])
+    assert bad.exit_code != 0 and "--rate" in bad.output and "Traceback" not in bad.output
 
 
 def test_commands_need_kafka_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,39 +43,60 @@ class Store:
         )
 
 
+def batch(*meters: tuple[str, dt.datetime]) -> pl.DataFrame:
+    """A batch's keys: one reading per (meter, ts)."""
+    return pl.DataFrame(
+        {"meter_id": [m for m, _ in meters], "ts": [t for _, t in meters]},
+        schema={"meter_id": pl.String(), "ts": READING.schema["ts"]},
+    )
+
+
 def test_loads_each_meter_once_then_serves_from_memory() -> None:
     store = Store(rows("A", T0 - dt.timedelta(days=3), 72))
     cache = HistoryCache(store.load, days=7)
-    got = cache.get(pl.Series(["A", "B"]), T0 - dt.timedelta(days=7), T0)
+    got = cache.get(batch(("A", T0), ("B", T0)), T0)
     assert got.height == 72 and store.calls == [["A", "B"]]
     cache.remember(rows("A", T0, 24))  # what this process wrote next
-    later = cache.get(
-        pl.Series(["A"]),
-        T0 + dt.timedelta(days=1) - dt.timedelta(days=7),
-        T0 + dt.timedelta(days=1),
-    )
+    later = cache.get(batch(("A", T0 + dt.timedelta(days=1))), T0 + dt.timedelta(days=1))
     assert store.calls == [["A", "B"]]  # no second trip to the database
     assert later.height == 72 + 24
+
+
+def test_coverage_is_per_meter_when_a_batch_mixes_times() -> None:
+    # Partitions drain at their own pace: A is three days ahead of B in the stream.
+    a0, b0 = T0 + dt.timedelta(days=3), T0
+    store = Store(pl.concat([rows("A", a0 - dt.timedelta(days=10), 240), rows("B", b0, 1)]))
+    cache = HistoryCache(store.load, days=7)
+    first = cache.get(batch(("A", a0), ("B", b0)), a0)
+    # each meter gets its own window: A's seven days before a0 (inclusive), not B's
+    expected_a = rows("A", a0 - dt.timedelta(days=10), 240).filter(
+        pl.col("ts") >= a0 - dt.timedelta(days=7)
+    )
+    assert first.filter(pl.col("meter_id") == "A").height == expected_a.height
+    cache.remember(pl.concat([rows("A", a0, 1), rows("B", b0, 1)]))
+    hour = dt.timedelta(hours=1)
+    cache.get(batch(("A", a0 + hour), ("B", b0 + hour)), a0 + hour)
+    assert len(store.calls) == 1  # B's older start does not send A back to the database
 
 
 def test_window_is_trimmed_and_older_requests_go_to_the_database() -> None:
     store = Store(rows("A", T0 - dt.timedelta(days=30), 30 * 24))
     cache = HistoryCache(store.load, days=2)
-    cache.get(pl.Series(["A"]), T0 - dt.timedelta(days=2), T0)
+    cache.get(batch(("A", T0)), T0)
     cache.remember(rows("A", T0, 48))  # two more days: the window slides
     assert cache.rows == 2 * 24 + 1  # newest ts minus two days, inclusive
-    cache.get(pl.Series(["A"]), T0 - dt.timedelta(days=5), T0)
+    cache.get(batch(("A", T0 - dt.timedelta(days=3))), T0)
     assert len(store.calls) == 2  # older than what memory covers: asked again
 
 
 def test_new_versions_replace_cached_ones_and_forget_clears() -> None:
     store = Store(rows("A", T0, 3))
-    cache = HistoryCache(store.load, days=7)
-    cache.get(pl.Series(["A"]), T0 - dt.timedelta(days=1), T0 + dt.timedelta(hours=2))
+    cache = HistoryCache(store.load, days=1)
+    cache.get(batch(("A", T0 + dt.timedelta(days=1))), T0 + dt.timedelta(hours=2))
     corrected = rows("A", T0, 1).with_columns(import_kwh=pl.lit(9.0))
     cache.remember(corrected)
-    got = cache.get(pl.Series(["A"]), T0, T0 + dt.timedelta(hours=2)).sort("ts")
-    assert got["import_kwh"].to_list() == [9.0, 1.0, 2.0]
+    got = cache.get(batch(("A", T0 + dt.timedelta(days=1))), T0 + dt.timedelta(hours=2))
+    assert got.sort("ts")["import_kwh"].to_list() == [9.0, 1.0, 2.0]
     cache.forget()
-    cache.get(pl.Series(["A"]), T0, T0 + dt.timedelta(hours=2))
+    cache.get(batch(("A", T0 + dt.timedelta(days=1))), T0 + dt.timedelta(hours=2))
     assert len(store.calls) == 2

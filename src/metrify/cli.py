@@ -225,8 +225,25 @@ def simulate_cmd(
     out: Annotated[Path | None, typer.Option(help="write files here instead of ingesting")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv (with --out)")] = "parquet",
     as_json: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="'store' (the pipeline, in-process) or 'kafka' (topics for the workers)"
+        ),
+    ] = "store",
+    rate: Annotated[
+        float, typer.Option(help="with --to kafka: readings per second to stream")
+    ] = 10_000.0,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime/--accelerated",
+            help="with --to kafka: send each interval once it has ended on the wall clock",
+        ),
+    ] = False,
 ) -> None:
-    """Generate a realistic fleet with labelled faults; write files or ingest it."""
+    """Generate a realistic fleet with labelled faults; write files, ingest it, or stream
+    it to Kafka at a chosen rate."""
     from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
 
     try:
@@ -235,6 +252,12 @@ def simulate_cmd(
         raise UserError(f"--start {start}: expected YYYY-MM-DD") from None
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format {fmt}: expected parquet or csv")
+    if to not in ("store", "kafka"):
+        raise UserError(f"--to {to}: expected store or kafka")
+    if to == "kafka" and out is not None:
+        raise UserError("--out and --to kafka exclude each other")
+    if rate <= 0:
+        raise UserError(f"--rate {rate:g}: expected readings per second > 0")
     fleet = Fleet(
         FleetSpec(
             meters=meters,
@@ -255,6 +278,24 @@ def simulate_cmd(
             console.print(f"wrote {counts.get('readings', 0):,} readings to {out}")
         return
     settings = _settings()
+    if to == "kafka":
+        from metrify.stream_cli import simulate_to_kafka
+
+        stats = simulate_to_kafka(fleet, settings, rate, realtime)
+        sent = {
+            "readings": stats.readings,
+            "grid": stats.grid,
+            "weather": stats.weather,
+            "seconds": round(stats.seconds, 3),
+        }
+        if as_json:
+            sys.stdout.write(orjson.dumps({"sent": sent}).decode() + "\n")
+        else:
+            console.print(
+                f"sent {stats.readings:,} readings, {stats.grid:,} grid and {stats.weather:,}"
+                f" weather records to Kafka in {stats.seconds:.1f} s"
+            )
+        return
     with open_session(settings) as session, _progress(None, unit="rows") as bar:
         summaries = _simulate_into(session, fleet, bar)
     for summary in summaries:

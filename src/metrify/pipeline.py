@@ -266,10 +266,10 @@ class Pipeline:
             return assess_plain(records)
         cfg = self.settings.vee
         ids = records["meter_id"]
-        first, last = records["ts"].min(), records["ts"].max()
-        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        last = records["ts"].max()
+        assert isinstance(last, dt.datetime)
         assert self.history is not None
-        context = self.history.get(ids, first - dt.timedelta(days=cfg.context_days), last)
+        context = self.history.get(records.select("meter_id", "ts"), last)
         if context.height:
             context = context.join(
                 records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"

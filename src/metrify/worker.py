@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -60,11 +61,14 @@ from metrify.config import Settings
 from metrify.ingest import Session, open_session
 from metrify.ops import metrics
 from metrify.pipeline import Pipeline, Summary
+from metrify.records import Contract
+from metrify.sources.files import BadRow
 from metrify.sources.kafka import (
     CONTRACT_OF,
     Parsed,
     ProduceError,
     Sender,
+    fast_rows_frame,
     parse_message,
     rows_frame,
 )
@@ -99,10 +103,10 @@ class KafkaNotConfigured(ValueError):
 
 @dataclass
 class _Item:
-    """A consumed message and its parsed content."""
+    """A consumed message and, once the exact path has read it, its parsed content."""
 
     message: Message
-    parsed: Parsed
+    parsed: Parsed | None = None
 
     @property
     def where(self) -> tuple[str, int]:
@@ -180,10 +184,18 @@ class Worker:
                     continue
                 failures = 0
                 self._commit(batch)
-                records = sum(len(i.parsed.rows) + len(i.parsed.bad) for i in batch)
+                records = sum(s.read for s in summaries)
                 self.batches += 1
                 self.records += records
-                metrics.observe_batch(len(batch), records, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                metrics.observe_batch(len(batch), records, seconds)
+                log.debug(
+                    "batch %d: %d messages, %d records, stored and committed in %.3f s",
+                    self.batches,
+                    len(batch),
+                    records,
+                    seconds,
+                )
                 metrics.count_records(summaries)
         except _Fatal as exc:
             log.error("stopping: %s", exc)
@@ -213,27 +225,45 @@ class Worker:
                 if error is not None:
                     self._consumer_error(error, message)
                     continue
-                offset = message.offset()
-                line = offset if offset is not None and offset < 2**31 else None
-                parsed = parse_message(
-                    message.value(), max_bytes=self.kafka.max_message_bytes, line=line
-                )
-                pending.append(_Item(message, parsed))
-                records += max(1, len(parsed.rows) + len(parsed.bad))
+                pending.append(_Item(message))
+                # Parsing waits for the batch (see _decode); '{' counts flat records.
+                records += max(1, (message.value() or b"").count(b"{"))
             if pending and deadline is None:
                 deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
         return list(self._pending)
 
+    def _decode(self, contract: Contract, items: list[_Item]) -> pl.DataFrame | None:
+        """One partition's messages as raw string columns: all at once by Polars when
+        they are well-formed (the common case), else ``None`` after parsing each message
+        on the exact path (which finds the poison)."""
+        values = [i.message.value() for i in items]
+        limit = self.kafka.max_message_bytes
+        if all(v and len(v) <= limit for v in values):
+            frame = fast_rows_frame(contract, values)
+            if frame is not None:
+                return frame
+        for item in items:
+            offset = item.message.offset()
+            line = offset if offset is not None and offset < 2**31 else None
+            item.parsed = parse_message(item.message.value(), max_bytes=limit, line=line)
+        return None
+
     def _process(self, batch: list[_Item]) -> list[Summary]:
         """Dead letters, then the pipelines (durable on return); no commit here."""
         session = self._session or self._open_session()
-        poisoned = [i for i in batch if i.parsed.poison is not None]
-        for item in poisoned:
+        groups: list[tuple[str, str, int, list[_Item], pl.DataFrame | None]] = []
+        for (topic, partition), items in _by_partition(batch):
+            kind = self.kafka.kind_of(topic)
+            if kind is None:  # pragma: no cover - we only subscribe to our topics
+                continue
+            groups.append((kind, topic, partition, items, self._decode(CONTRACT_OF[kind], items)))
+        poisoned = [(i, i.parsed.poison) for i in batch if i.parsed and i.parsed.poison]
+        for item, reason in poisoned:
             msg = item.message
             topic, partition = item.where
             self.dead_letters.dead_letter(
                 msg.value() or b"",
-                item.parsed.poison or "",
+                reason,
                 key=msg.key(),
                 topic=topic,
                 partition=str(partition),
@@ -242,25 +272,22 @@ class Worker:
             )
         if poisoned:
             self.dead_letters.flush(30)
-            for item in poisoned:
+            for item, _ in poisoned:
                 metrics.DEAD_LETTERS.labels(item.where[0]).inc()
         used: dict[str, Pipeline] = {}
         before = {k: _snapshot(p.summary) for k, p in self._pipelines.items()}
-        for (topic, partition), items in _by_partition(batch):
-            kind = self.kafka.kind_of(topic)
-            if kind is None:  # pragma: no cover - we only subscribe to our topics
-                continue
+        for kind, topic, partition, items, frame in groups:
             contract = CONTRACT_OF[kind]
             if kind not in self._pipelines:
                 self._pipelines[kind] = session.pipeline(contract)
                 before[kind] = _snapshot(self._pipelines[kind].summary)
             used[kind] = pipeline = self._pipelines[kind]
-            rows = [row for i in items for row in i.parsed.rows]
-            pipeline.submit(
-                rows_frame(contract, rows),
-                source=f"kafka:{topic}:{partition}",
-                bad=[bad for i in items for bad in i.parsed.bad],
-            )
+            bad: list[BadRow] = []
+            if frame is None:
+                parsed = [i.parsed for i in items if i.parsed is not None]
+                frame = rows_frame(contract, [row for p in parsed for row in p.rows])
+                bad = [b for p in parsed for b in p.bad]
+            pipeline.submit(frame, source=f"kafka:{topic}:{partition}", bad=bad)
         # close() flushes and waits for the lake write: the batch is durable after it.
         # The pipeline stays usable and keeps its in-memory VEE history for the next batch.
         summaries = [_since(before[k], p.close()) for k, p in used.items()]
@@ -406,6 +433,7 @@ class _Fatal(Exception):
 def _snapshot(summary: Summary) -> Summary:
     return Summary(
         kind=summary.kind,
+        read=summary.read,
         quarantined=summary.quarantined,
         statuses=summary.statuses.copy(),
         errors=list(summary.errors),
@@ -416,6 +444,7 @@ def _since(before: Summary, now: Summary) -> Summary:
     """What one batch added to a pipeline's running summary (for the metrics)."""
     return Summary(
         kind=now.kind,
+        read=now.read - before.read,
         quarantined=now.quarantined - before.quarantined,
         statuses=now.statuses - before.statuses,
         errors=now.errors[len(before.errors) :],

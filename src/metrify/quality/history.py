@@ -56,24 +56,33 @@ class HistoryCache:
         self._rows = self._rows.clear()
         self._covered = self._covered.clear()
 
-    def get(self, ids: pl.Series, since: dt.datetime, until: dt.datetime) -> pl.DataFrame:
-        """Stored rows of ``ids`` with ``since <= ts <= until``, from memory where possible."""
-        wanted = ids.unique().to_frame("meter_id")
-        known = wanted.join(self._covered, on="meter_id", how="left")
-        missing = known.filter(pl.col("since").is_null() | (pl.col("since") > since))["meter_id"]
-        if missing.len():
-            loaded = self._load(missing, since, until).select(HISTORY_COLUMNS)
-            self._rows = pl.concat(
-                [self._rows.join(missing.to_frame(), on="meter_id", how="anti"), loaded]
-            )
+    def get(self, records: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
+        """Stored rows of the meters in ``records`` from ``days`` before each meter's own
+        first reading up to ``until``, from memory where possible.
+
+        Coverage is judged per meter: a stream batch mixes meters at different points in
+        time (partitions drain at their own pace), so one batch-wide start would send
+        every meter ahead of the slowest back to the database on every batch.
+        """
+        needed = records.group_by("meter_id").agg(need=pl.col("ts").min() - self._days)
+        known = needed.join(self._covered, on="meter_id", how="left")
+        missing = known.filter(pl.col("since").is_null() | (pl.col("since") > pl.col("need")))
+        if missing.height:
+            since = missing["need"].min()
+            assert isinstance(since, dt.datetime)
+            ids = missing.select("meter_id")
+            loaded = self._load(ids["meter_id"], since, until).select(HISTORY_COLUMNS)
+            self._rows = pl.concat([self._rows.join(ids, on="meter_id", how="anti"), loaded])
             self._covered = pl.concat(
                 [
-                    self._covered.join(missing.to_frame(), on="meter_id", how="anti"),
-                    missing.to_frame().with_columns(since=pl.lit(since).dt.cast_time_unit("us")),
+                    self._covered.join(ids, on="meter_id", how="anti"),
+                    ids.with_columns(since=pl.lit(since).dt.cast_time_unit("us")),
                 ]
             )
-        return self._rows.join(wanted, on="meter_id", how="semi").filter(
-            pl.col("ts").is_between(since, until)
+        return (
+            self._rows.join(needed, on="meter_id", how="inner")
+            .filter((pl.col("ts") >= pl.col("need")) & (pl.col("ts") <= until))
+            .drop("need")
         )
 
     def remember(self, written: pl.DataFrame) -> None:

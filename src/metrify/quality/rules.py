@@ -319,7 +319,13 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     but only for the few rows that pass every other test, joined to their own window.
     """
     window_s = cfg.spike_window_days * 86_400
-    sub = _spike_frame(df).sort("_k", "_s")
+    sub = _spike_frame(df)
+    # Only (meter, hour) series holding a batch row are judged; the others are history
+    # alone (most of a small stream batch's context) and cannot change a verdict.
+    judged = sub.filter(~pl.col("_ctx")).get_column("_k").unique()
+    if judged.len() < sub.height // 2:
+        sub = sub.filter(pl.col("_k").is_in(judged.implode()))
+    sub = sub.sort("_k", "_s")
     first = pl.col("_k") != pl.col("_k").shift(1)
     last = pl.col("_k") != pl.col("_k").shift(-1)
     sub = sub.with_columns(
