@@ -84,6 +84,35 @@ def test_changed_value_is_a_correction_with_history(
     assert current == (9.5, "file:b.csv")
 
 
+def test_anomaly_bit_alone_is_no_correction(settings: Settings, conn: psycopg.Connection) -> None:
+    """A re-delivered record judged differently by the detectors (state moved on) is the
+    same record: nothing changes, no history; a real change still is a correction."""
+    from metrify.records import Quality
+
+    rows = day_rows("M1", "2013-01-01", 3)
+    run(settings, raw_readings(rows))
+    stored = conn.execute("SELECT ts, quality FROM readings ORDER BY ts").fetchall()
+    with open_session(settings) as session:
+        frame = pl.DataFrame(
+            session.conn.execute(
+                f"SELECT {', '.join(READING.fields)}, quality, status, source, ingested_at"
+                " FROM readings ORDER BY ts"
+            ).fetchall(),
+            orient="row",
+            schema=[*READING.fields, "quality", "status", "source", "ingested_at"],
+        )
+        flagged = frame.with_columns(quality=pl.col("quality") | int(Quality.ANOMALY))
+        same = session.store.write_series(READING, flagged.select(frame.columns))
+        assert (same.inserted, same.updated) == (0, 0)
+        changed = flagged.with_columns(import_kwh=pl.col("import_kwh") + 1.0)
+        corrected = session.store.write_series(READING, changed.select(frame.columns))
+        assert corrected.updated == 3
+    assert conn.execute("SELECT count(*) FROM reading_history").fetchone() == (3,)
+    assert conn.execute("SELECT ts, quality FROM readings ORDER BY ts").fetchall() == [
+        (ts, q | int(Quality.ANOMALY)) for ts, q in stored
+    ]
+
+
 def test_monthly_partitions_created_on_demand(settings: Settings, conn: psycopg.Connection) -> None:
     rows = day_rows("M1", "2031-01-31", 2) + day_rows("M1", "2031-03-05", 2)
     run(settings, raw_readings(rows))

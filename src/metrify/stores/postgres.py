@@ -152,9 +152,18 @@ class PostgresStore:
         compared = [*values, "quality", "status"]
         cols = [*contract.fields, *VERSION_COLUMNS]
         col_list = ", ".join(cols)
-        old_tuple = ", ".join(f"r.{c}" for c in compared)
-        new_tuple = ", ".join(f"s.{c}" for c in compared)
-        tgt_tuple = ", ".join(f"{table}.{c}" for c in compared)
+        # The anomaly bit is a finding about a record, not part of it: detectors judge a
+        # re-delivered record against state that has moved on, and that must not turn an
+        # identical record into a correction. (Anomalies keep their own table.)
+        anomaly = int(Quality.ANOMALY)
+
+        def version(alias: str) -> str:
+            return ", ".join(
+                f"({alias}.{c} & ~{anomaly})" if c == "quality" else f"{alias}.{c}"
+                for c in compared
+            )
+
+        old_tuple, new_tuple, tgt_tuple = version("r"), version("s"), version(table)
         updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in contract.key)
         history = HISTORY_TABLE[table]
         missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
