@@ -1,11 +1,14 @@
 """Ingest benchmark: simulated readings from Parquet into PostgreSQL + lake, end to end.
 
 Measures ``metrify ingest readings`` (a fresh process per run: read, decode, validate,
-COPY + upsert, lake) against the physical limit of the store: a raw ``COPY`` of the same
-rows into an identical partitioned table with the same primary key, on the same server.
+detect anomalies, COPY + upsert, lake) against the physical limit of the store: a raw
+``COPY`` of the same rows into an identical partitioned table with the same primary key,
+on the same server. ``--detectors compare`` adds a run with VEE on and the anomaly
+detectors off, so the detection cost is measured; the VEE-off runs have neither.
 Each is run several times on a fresh table; the median is quoted with min and max.
 
     .venv/bin/python bench/ingest.py [--meters 1800] [--days 30] [--runs 3]
+        [--detectors on|off|compare]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
 """
@@ -36,7 +39,7 @@ from metrify.stores.partitions import Partitions, months_of
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-TABLES = "readings, reading_history, meters, quarantine, quality_daily"
+TABLES = "readings, reading_history, meters, quarantine, quality_daily, anomalies, anomaly_state"
 
 
 def reset(url: str) -> None:
@@ -52,13 +55,16 @@ def reset(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def run_metrify(url: str, parts: list[Path], lake: Path, *, vee: bool) -> dict[str, float]:
+def run_metrify(
+    url: str, parts: list[Path], lake: Path, *, vee: bool, detectors: bool = True
+) -> dict[str, float]:
     """One end-to-end CLI run in its own process; returns seconds, rows and peak RSS."""
     env = {
         **os.environ,
         "METRIFY_DATABASE_URL": url,
         "METRIFY_LAKE_URL": str(lake),
         "METRIFY_VEE__ENABLED": "true" if vee else "false",
+        "METRIFY_ANOMALY__ENABLED": "true" if detectors else "false",
     }
     cli = str(Path(sys.executable).with_name("metrify"))
     started = time.perf_counter()
@@ -149,7 +155,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--interval", type=int, default=900)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--detectors",
+        choices=["on", "off", "compare"],
+        default="on",
+        help="anomaly detectors in the VEE-on runs; 'compare' adds a VEE-on run without them",
+    )
     args = parser.parse_args()
+    detectors = args.detectors != "off"
 
     work = Path(tempfile.mkdtemp(prefix="mb", dir="/tmp"))
     try:
@@ -179,14 +192,19 @@ def main() -> None:
 
         ours: list[dict[str, float]] = []
         plain: list[dict[str, float]] = []
+        undetected: list[dict[str, float]] = []  # VEE on, anomaly detectors off
         copies: list[float] = []
         for run in range(args.runs):
             reset(url)
             lake = work / f"lake{run}"
-            ours.append(run_metrify(url, parts, lake, vee=True))
+            ours.append(run_metrify(url, parts, lake, vee=True, detectors=detectors))
+            if args.detectors == "compare":
+                shutil.rmtree(lake, ignore_errors=True)
+                reset(url)
+                undetected.append(run_metrify(url, parts, lake, vee=True, detectors=False))
             shutil.rmtree(lake, ignore_errors=True)
             reset(url)
-            plain.append(run_metrify(url, parts, lake, vee=False))
+            plain.append(run_metrify(url, parts, lake, vee=False, detectors=False))
             shutil.rmtree(lake, ignore_errors=True)
             reset(url)
             copies.append(copy_limit(url, frame))
@@ -210,6 +228,10 @@ def main() -> None:
             "metrify_readings_per_s": stats(metrify_rates),
             "metrify_readings_per_min": statistics.median(metrify_rates) * 60,
             "metrify_no_vee_readings_per_s": stats(plain_rates),
+            "anomaly_detectors": args.detectors,
+            "metrify_vee_no_detectors_readings_per_s": (
+                stats([r["rows"] / r["seconds"] for r in undetected]) if undetected else None
+            ),
             "vee_stage_readings_per_s": stats(vee_rates),
             "vee_stage_readings_per_min": statistics.median(vee_rates) * 60,
             "metrify_peak_rss_mib": stats([r["peak_rss_mib"] for r in ours]),
@@ -233,6 +255,13 @@ def main() -> None:
             f"| {c['median']:,.0f} ({c['min']:,.0f}..{c['max']:,.0f}) "
             f"| {m['median'] / c['median']:.2f} | {rss:,.0f} MiB |"
         )
+        if undetected:
+            u = stats([r["rows"] / r["seconds"] for r in undetected])
+            print(
+                f"\nVEE on, anomaly detectors off: {u['median']:,.0f} readings/s"
+                f" ({u['min']:,.0f}..{u['max']:,.0f}) = {u['median'] * 60 / 1e6:.1f}M/min;"
+                f" with detectors: {m['median']:,.0f}/s = {m['median'] * 60 / 1e6:.1f}M/min"
+            )
         v = stats(vee_rates)
         print(
             f"\nVEE stage alone (dedupe + rules + estimation, in memory): {v['median']:,.0f}"

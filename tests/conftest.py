@@ -44,6 +44,13 @@ TABLES = (
     "weather_stations",
     "quarantine",
     "quality_daily",
+    "users",
+    "api_keys",
+    "refresh_tokens",
+    "idempotency_keys",
+    "audit_log",
+    "anomalies",
+    "anomaly_state",
 )
 
 

@@ -604,6 +604,14 @@ from metrify.stream_cli import register as _register_stream  # noqa: E402
 
 _register_stream(app)
 
+from metrify.api_cli import register as _register_api  # noqa: E402
+
+_register_api(app)
+
+from metrify.anomaly_cli import register as _register_anomalies  # noqa: E402
+
+_register_anomalies(app)
+
 
 def main() -> None:
     """Entry point of the ``metrify`` script."""

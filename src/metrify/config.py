@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from metrify.anomaly.config import AnomalyConfig
+from metrify.api.config import ApiConfig
 from metrify.quality.config import VeeConfig
 
 
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")
+    anomaly: AnomalyConfig = Field(
+        default_factory=AnomalyConfig, description="anomaly detectors and alert sinks"
+    )
+    api: ApiConfig = Field(default_factory=ApiConfig, description="REST API and its security")
 
     @field_validator("log_level")
     @classmethod
@@ -94,7 +100,7 @@ class Settings(BaseSettings):
             elif isinstance(value, StrEnum):
                 value = value.value
             elif isinstance(value, BaseModel):
-                value = value.model_dump()
+                value = value.model_dump(mode="json")  # SecretStr -> "**********"
             out[name] = value
         out["lake"] = self.lake
         return out

@@ -1,8 +1,8 @@
 """The one processing path every source shares.
 
-decode -> validate -> (estimate, detect: later stages) -> store + lake. Files, HTTP,
-Kafka and the simulator all hand raw batches to :class:`Pipeline` and get the same
-:class:`Summary` back. Decoded records are buffered across small inputs (one file per
+decode -> validate -> estimate -> detect -> store + lake, then anomaly records and alerts.
+Files, HTTP, Kafka and the simulator all hand raw batches to :class:`Pipeline` and get
+the same :class:`Summary` back. Decoded records are buffered across small inputs (one file per
 meter is common) and written in large batches, because each write costs a transaction
 and a set of lake files.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from metrify.anomaly.stage import DetectStage
 from metrify.config import Settings
 from metrify.quality import dedupe_batch
 from metrify.quality.engine import assess_plain, run_vee
@@ -111,6 +112,11 @@ class Pipeline:
                 lambda ids, since, until: store.load_context(READING, ids, since, until),
                 settings.vee.context_days,
             )
+        #: the detect stage (metrify.anomaly): its per-subject state is cached for the life
+        #: of the pipeline, like VEE's history; a worker builds new pipelines on rebalance.
+        self.detector: DetectStage | None = None
+        if contract.time_series and settings.anomaly.enabled:
+            self.detector = DetectStage(contract, settings.anomaly, store.conn)
 
     # --- input -----------------------------------------------------------------------
 
@@ -196,7 +202,13 @@ class Pipeline:
             assessed = self._quality(dedup.records).with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
+            pending = None
+            if self.detector is not None:
+                assessed, pending = self.detector.detect(assessed)
             result = self.write_versions(assessed, quarantine=rejects)
+            if pending is not None and self.detector is not None:
+                # The batch is durable: now its anomalies are recorded and alerted.
+                self.detector.commit(pending)
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]

@@ -1,0 +1,423 @@
+"""A subject's own expected level per hour of the week, and the running level against it.
+
+Why hour-of-week: a household's Monday 8 am differs from its Sunday 8 am, and a feeder's
+evening peak from its night. Why robust (median and MAD blended into a memory of a few
+weeks): one spike or one holiday must not move the baseline. Rows already judged anomalous
+never update it, so a bypassed meter does not teach the baseline its new, lower level,
+while gradual change (a few per cent a week) stays inside the band and is followed.
+
+Everything is vectorised over the batch: one group-by for the batch statistics, joins to
+the stored profile, one EWMA per subject (``ewm_mean_by`` over time, continued across
+batches by prepending the stored EWMA as the first observation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from metrify.anomaly.config import AnomalyConfig
+from metrify.anomaly.state import HOURS_OF_WEEK, PROFILE_SCHEMA, SCALAR_SCHEMA, hour_of_week
+
+MAD_TO_SD = 1.4826
+
+
+@dataclass
+class Judged:
+    """Rows with ``expected``, ``z``, point/drop/shift flags; the subjects' new state."""
+
+    rows: pl.DataFrame
+    profile: pl.DataFrame
+    scalars: pl.DataFrame
+
+
+def judge(
+    frame: pl.DataFrame,
+    profile: pl.DataFrame,
+    scalars: pl.DataFrame,
+    cfg: AnomalyConfig,
+    *,
+    floor: float,
+    min_excess: float,
+    levels: bool,
+    floor_share: float | None = None,
+    peak_factor: float | None = None,
+) -> Judged:
+    """Judge ``frame`` week by week, so a bulk load of a year is judged as a stream is.
+
+    The baseline remembers ``memory_weeks``; judging a year in one go against one median
+    would compare winter with summer. Each week is vectorised over all subjects; the state
+    a week leaves is the next week's prior (as it is the next batch's in a stream).
+    """
+    weeks = frame.select(pl.col("ts").dt.truncate("1w").alias("week"))["week"]
+    if weeks.n_unique() <= 1:
+        return _judge_once(
+            frame,
+            profile,
+            scalars,
+            cfg,
+            floor=floor,
+            min_excess=min_excess,
+            levels=levels,
+            floor_share=floor_share,
+            peak_factor=peak_factor,
+        )
+    parts: list[pl.DataFrame] = []
+    out_profile = profile.clear()
+    out_scalars = scalars.clear()
+    tagged = frame.with_columns(week=weeks)
+    for week in weeks.unique().sort():
+        chunk = tagged.filter(pl.col("week") == week).drop("week")
+        j = _judge_once(
+            chunk,
+            profile,
+            scalars,
+            cfg,
+            floor=floor,
+            min_excess=min_excess,
+            levels=levels,
+            floor_share=floor_share,
+            peak_factor=peak_factor,
+        )
+        parts.append(j.rows)
+        profile = replace_state(profile, j.profile)
+        scalars = replace_state(scalars, j.scalars)
+        out_profile = replace_state(out_profile, j.profile)
+        out_scalars = replace_state(out_scalars, j.scalars)
+    return Judged(
+        rows=pl.concat(parts, how="diagonal_relaxed"), profile=out_profile, scalars=out_scalars
+    )
+
+
+def replace_state(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+    """``old`` with the subjects of ``new`` replaced by their rows in ``new``."""
+    if not new.height:
+        return old
+    keep = old.join(new.select("subject_id").unique(), on="subject_id", how="anti")
+    return pl.concat([keep, new.select(old.columns)])
+
+
+def _judge_once(
+    frame: pl.DataFrame,
+    profile: pl.DataFrame,
+    scalars: pl.DataFrame,
+    cfg: AnomalyConfig,
+    *,
+    floor: float,
+    min_excess: float,
+    levels: bool,
+    floor_share: float | None = None,
+    peak_factor: float | None = None,
+) -> Judged:
+    """Judge ``frame`` (``subject_id, ts, interval_s, value, usable``) against the state.
+
+    ``value`` is average power over the interval. Returns each row's expected level and
+    robust z-score, ``high`` (far above), ``low`` (far below), and when ``levels`` is set
+    ``drop``/``shift`` (the EWMA ratio held beyond its threshold for ``level_min_hours``).
+    """
+    rows = frame.with_columns(hour_of_week(pl.col("ts"))).join(
+        scalars.select("subject_id", "last_ts"), on="subject_id", how="left"
+    )
+    rows = rows.with_columns(
+        new=pl.col("last_ts").is_null() | (pl.col("ts") > pl.col("last_ts"))
+    ).drop("last_ts")
+    weeks_cap = rows.group_by("subject_id").agg(
+        cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median()
+    )
+    ok = pl.col("usable") & pl.col("new") & pl.col("value").is_not_null()
+    batch = (
+        rows.filter(ok)
+        .group_by("subject_id", "how")
+        .agg(b_med=pl.col("value").median(), b_n=pl.len().cast(pl.Float64))
+    )
+    prior = profile.rename({"level": "p_level", "spread": "p_spread", "weight": "p_weight"})
+    rows = (
+        rows.join(prior, on=["subject_id", "how"], how="left")
+        .join(batch, on=["subject_id", "how"], how="left")
+        .join(weeks_cap, on="subject_id", how="left")
+        .with_columns(
+            pl.col("p_weight").fill_null(0.0),
+            pl.col("p_level").fill_null(0.0),
+            pl.col("p_spread").fill_null(0.0),
+            pl.col("b_n").fill_null(0.0),
+        )
+    )
+    # A trusted prior is used alone (a spike in a small batch must not move it); a young
+    # subject is judged on its prior blended with this batch's own medians.
+    trusted = pl.col("p_weight") >= cfg.min_samples
+    w = pl.min_horizontal("p_weight", "cap")
+    blended = (w * pl.col("p_level") + pl.col("b_n") * pl.col("b_med").fill_null(0.0)) / (
+        w + pl.col("b_n")
+    )
+    rows = rows.with_columns(
+        expected=pl.when(trusted)
+        .then(pl.col("p_level"))
+        .when(pl.col("p_weight") + pl.col("b_n") >= cfg.min_samples)
+        .then(blended)
+        .otherwise(None)
+    )
+    b_mad = (
+        rows.filter(ok)
+        .group_by("subject_id", "how")
+        .agg(b_mad=(pl.col("value") - pl.col("expected")).abs().median())
+    )
+    rows = rows.join(b_mad, on=["subject_id", "how"], how="left")
+    spread = (
+        pl.when(trusted)
+        .then(pl.col("p_spread"))
+        .otherwise(
+            (w * pl.col("p_spread") + pl.col("b_n") * pl.col("b_mad").fill_null(0.0))
+            / (w + pl.col("b_n"))
+        )
+    )
+    share = cfg.scale_floor_share if floor_share is None else floor_share
+    scale = pl.max_horizontal(MAD_TO_SD * spread, share * pl.col("expected").abs(), pl.lit(floor))
+    rows = rows.with_columns(z=(pl.col("value") - pl.col("expected")) / scale)
+    judged = pl.col("expected").is_not_null() & pl.col("usable")
+    diff = pl.col("value") - pl.col("expected")
+    gate: pl.Expr = pl.lit(True)
+    if peak_factor is not None:
+        # the typical daily peak (90th percentile of daily maxima): stored, or the batch's
+        # own while the subject is young
+        daily = (
+            rows.filter(ok)
+            .group_by("subject_id", pl.col("ts").dt.date().alias("day"))
+            .agg(dmax=pl.col("value").max())
+        )
+        batch_peak = daily.group_by("subject_id").agg(b_peak=pl.col("dmax").quantile(0.9))
+        rows = rows.join(batch_peak, on="subject_id", how="left").join(
+            scalars.select("subject_id", "peak_kw", "peak_days"), on="subject_id", how="left"
+        )
+        peak = (
+            pl.when(pl.col("peak_days").fill_null(0) >= cfg.min_samples)
+            .then(pl.col("peak_kw"))
+            .otherwise(pl.col("b_peak"))
+        )
+        rows = rows.with_columns(peak_ref=peak)
+        gate = pl.col("peak_ref").is_null() | (pl.col("value") > peak_factor * pl.col("peak_ref"))
+    rows = rows.with_columns(
+        high=(judged & (pl.col("z") > cfg.high_mads) & (diff > min_excess) & gate).fill_null(False),
+        low=(judged & (pl.col("z") < -cfg.high_mads) & (-diff > min_excess)).fill_null(False),
+    )
+    if levels:
+        rows, new_scalars = _levels(rows, scalars, cfg)
+        # How the base-load hours (the quietest quarter of the profile) fared during a
+        # drop: a vacant home keeps its fridge and standby, a bypass takes them too.
+        base = pl.col("expected") <= pl.col("expected").quantile(0.25).over("subject_id")
+        rows = rows.with_columns(
+            base_ratio=pl.when(base & pl.col("usable") & (pl.col("expected") > 0))
+            .then(pl.col("value") / pl.col("expected"))
+            .otherwise(None)
+        ).with_columns(drop_base=pl.col("base_ratio").mean().over("subject_id", "drop_start"))
+        adapt = dt.timedelta(days=cfg.adapt_after_days)
+        young = [
+            pl.col(f"in_{n}") & ((pl.col("ts") - pl.col(f"{n}_start")) < adapt).fill_null(True)
+            for n in ("drop", "shift")
+        ]
+        learn = ok & ~pl.col("high") & ~pl.col("low") & ~young[0] & ~young[1]
+    else:
+        rows = rows.with_columns(
+            drop=pl.lit(False), shift=pl.lit(False), ratio=pl.lit(None, pl.Float64)
+        )
+        new_scalars = (
+            rows.filter(pl.col("new"))
+            .group_by("subject_id")
+            .agg(last_ts=pl.col("ts").max())
+            .join(scalars.drop("last_ts"), on="subject_id", how="left")
+            .select(list(SCALAR_SCHEMA))
+        )
+        learn = ok & ~pl.col("high") & ~pl.col("low")
+    new_profile = _learn(rows.filter(learn), profile, new_scalars["subject_id"], weeks_cap)
+    if peak_factor is not None:
+        new_scalars = _learn_peak(rows.filter(learn), new_scalars, cfg)
+    return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
+
+
+def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -> pl.DataFrame:
+    """Blend the batch's median daily maximum into each subject's typical daily peak."""
+    days = (
+        rows.group_by("subject_id", pl.col("ts").dt.date().alias("day"))
+        .agg(dmax=pl.col("value").max())
+        .group_by("subject_id")
+        .agg(u_peak=pl.col("dmax").quantile(0.9), u_days=pl.len().cast(pl.Float64))
+    )
+    cap = cfg.memory_weeks * 7
+    w = pl.min_horizontal(pl.col("peak_days").fill_null(0.0), pl.lit(cap))
+    blended = (w * pl.col("peak_kw").fill_null(0.0) + pl.col("u_days") * pl.col("u_peak")) / (
+        w + pl.col("u_days")
+    )
+    has = pl.col("u_days").fill_null(0.0) > 0
+    return (
+        scalars.join(days, on="subject_id", how="left")
+        .with_columns(
+            peak_kw=pl.when(has).then(blended).otherwise(pl.col("peak_kw")),
+            peak_days=pl.when(has)
+            .then(pl.min_horizontal(w + pl.col("u_days"), pl.lit(cap)))
+            .otherwise(pl.col("peak_days")),
+        )
+        .select(list(SCALAR_SCHEMA))
+    )
+
+
+def _learn(
+    rows: pl.DataFrame, profile: pl.DataFrame, subjects: pl.Series, caps: pl.DataFrame
+) -> pl.DataFrame:
+    """Blend the batch's medians and MADs into the profile of ``subjects`` (all 168 rows)."""
+    stats = rows.group_by("subject_id", "how").agg(
+        u_med=pl.col("value").median(), u_n=pl.len().cast(pl.Float64)
+    )
+    mads = (
+        rows.join(stats, on=["subject_id", "how"])
+        .group_by("subject_id", "how")
+        .agg(u_mad=(pl.col("value") - pl.col("u_med")).abs().median())
+    )
+    grid = (
+        subjects.unique()
+        .to_frame("subject_id")
+        .join(
+            pl.DataFrame({"how": pl.int_range(0, HOURS_OF_WEEK, eager=True).cast(pl.Int16)}),
+            how="cross",
+        )
+    )
+    full = (
+        grid.join(profile, on=["subject_id", "how"], how="left")
+        .join(stats, on=["subject_id", "how"], how="left")
+        .join(mads, on=["subject_id", "how"], how="left")
+        .join(caps, on="subject_id", how="left")
+        .with_columns(
+            pl.col("level", "spread", "weight", "u_n").fill_null(0.0),
+            pl.col("cap").fill_null(8.0),
+        )
+    )
+    w = pl.min_horizontal("weight", "cap")
+    total = w + pl.col("u_n")
+    has = pl.col("u_n") > 0
+    return full.select(
+        "subject_id",
+        "how",
+        level=pl.when(has)
+        .then((w * pl.col("level") + pl.col("u_n") * pl.col("u_med")) / total)
+        .otherwise(pl.col("level")),
+        spread=pl.when(has)
+        .then((w * pl.col("spread") + pl.col("u_n") * pl.col("u_mad")) / total)
+        .otherwise(pl.col("spread")),
+        weight=pl.min_horizontal(pl.col("weight") + pl.col("u_n"), pl.col("cap")),
+    ).select(list(PROFILE_SCHEMA))
+
+
+def _levels(
+    rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """EWMA of observed and expected power per subject; drops and shifts that last."""
+    half_life = f"{round(cfg.level_half_life_h * 3600)}s"
+    min_len = dt.timedelta(hours=cfg.level_min_hours)
+    live = rows.filter(pl.col("new") & pl.col("expected").is_not_null()).select(
+        "subject_id",
+        "ts",
+        "interval_s",
+        obs=pl.when(pl.col("usable")).then(pl.col("value")).otherwise(pl.col("expected")),
+        exp="expected",
+        seed=pl.lit(False),
+    )
+    seeds = scalars.filter(pl.col("ewm_obs").is_not_null()).join(
+        live.select("subject_id").unique(), on="subject_id", how="semi"
+    )
+    start = seeds.select(
+        "subject_id",
+        ts="last_ts",
+        interval_s=pl.lit(0, pl.Int32),
+        obs="ewm_obs",
+        exp="ewm_exp",
+        seed=pl.lit(True),
+        drop_since="drop_since",
+        shift_since="shift_since",
+    )
+    both = pl.concat(
+        [
+            start,
+            live.with_columns(
+                drop_since=pl.lit(None, SCALAR_SCHEMA["drop_since"]),
+                shift_since=pl.lit(None, SCALAR_SCHEMA["shift_since"]),
+            ),
+        ],
+        how="vertical_relaxed",
+    ).sort("subject_id", "ts", "seed", descending=[False, False, True])
+    both = both.with_columns(
+        eo=pl.col("obs").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
+        ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
+    )
+    judgeable = pl.col("ee") > cfg.level_min_expected_kw
+    ratio = pl.col("eo") / pl.col("ee")
+    both = both.with_columns(
+        ratio=ratio,
+        c_drop=pl.when(pl.col("seed"))
+        .then(pl.col("drop_since").is_not_null())
+        .otherwise(judgeable & (ratio < cfg.drop_ratio))
+        .fill_null(False),
+        c_shift=pl.when(pl.col("seed"))
+        .then(pl.col("shift_since").is_not_null())
+        .otherwise(judgeable & (ratio > cfg.shift_ratio))
+        .fill_null(False),
+    )
+    for name in ("drop", "shift"):
+        cond = pl.col(f"c_{name}")
+        run = (
+            (cond != cond.shift(1).over("subject_id")).fill_null(True).cum_sum().over("subject_id")
+        )
+        since = pl.when(pl.col("seed")).then(pl.col(f"{name}_since")).otherwise(pl.col("ts"))
+        both = both.with_columns(run=run).with_columns(
+            since.first().over("subject_id", "run").alias(f"{name}_start")
+        )
+        end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
+        lasted = cond & ((end - pl.col(f"{name}_start")) >= min_len)
+        both = both.with_columns(
+            # the whole run is the incident once it has lasted (within this batch)
+            (cond & lasted.any().over("subject_id", "run")).alias(name),
+            pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
+        )
+    real = both.filter(~pl.col("seed"))
+    ran = (
+        real.group_by("subject_id")
+        .agg(pl.all().sort_by("ts").last())
+        .select(
+            "subject_id",
+            ewm_obs="eo",
+            ewm_exp="ee",
+            drop_since="drop_since",
+            shift_since="shift_since",
+        )
+    )
+    # Every subject with new rows moves its last_ts on (so a re-delivery is not learnt
+    # twice); subjects too young to judge keep their (empty) running levels.
+    moved = (
+        rows.filter(pl.col("new"))
+        .group_by("subject_id")
+        .agg(last_ts=pl.col("ts").max())
+        .join(scalars.drop("last_ts"), on="subject_id", how="left")
+    )
+    new_scalars = pl.concat(
+        [
+            moved.join(ran, on="subject_id", how="anti"),
+            moved.select(
+                "subject_id", "last_ts", "last_value", "run_since", "peak_kw", "peak_days"
+            ).join(ran, on="subject_id"),
+        ],
+        how="diagonal_relaxed",
+    ).select(list(SCALAR_SCHEMA))
+    flags = real.select(
+        "subject_id",
+        "ts",
+        "ratio",
+        "drop",
+        "shift",
+        "drop_start",
+        "shift_start",
+        in_drop="c_drop",
+        in_shift="c_shift",
+    )
+    rows = rows.join(flags, on=["subject_id", "ts"], how="left").with_columns(
+        pl.col("drop", "shift", "in_drop", "in_shift").fill_null(False)
+    )
+    return rows, new_scalars

@@ -1,0 +1,120 @@
+"""Thresholds and alert sinks of the anomaly stage.
+
+Defaults follow what revenue-protection and grid-operations desks use as first cut-offs
+(±0.2 Hz frequency excursions, a ±6 % statutory voltage band at medium voltage, feeders
+flagged above 90 % of rating, a half-lost load held for a day); every value can be set
+through the settings (``METRIFY_ANOMALY__DROP_RATIO=0.4``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+class AlertConfig(BaseModel):
+    """Where new anomalies go. Every sink is optional; the log sink is on by default."""
+
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
+        default="medium", description="lowest severity that alerts"
+    )
+    log: bool = True
+    kafka_topic: str | None = Field(
+        default=None, description="topic for alerts (uses METRIFY_KAFKA_* to connect)"
+    )
+    webhook_url: str | None = Field(default=None, description="HTTP POST target")
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_retries: int = Field(default=4, ge=0, description="extra attempts after the first")
+    webhook_backoff_s: float = Field(
+        default=0.5, ge=0, description="first retry delay; doubles each retry"
+    )
+
+
+class AnomalyConfig(BaseModel):
+    """Detector thresholds, state memory and alert sinks."""
+
+    enabled: bool = True
+    # hour-of-week baseline (meters and grid load)
+    memory_weeks: float = Field(
+        default=4.0, gt=0, description="how many weeks of samples the baseline remembers"
+    )
+    min_samples: float = Field(
+        default=3.0, gt=0, description="samples of an hour-of-week needed before judging it"
+    )
+    high_mads: float = Field(
+        default=7.0, gt=0, description="robust z above the hour-of-week level that is unusual"
+    )
+    high_min_kw: float = Field(
+        default=1.0, ge=0, description="and at least this much above it (average power)"
+    )
+    scale_floor_share: float = Field(
+        default=0.15, ge=0, description="spread assumed at least this share of the level"
+    )
+    scale_floor_kw: float = Field(default=0.05, gt=0, description="smallest spread assumed")
+    grid_scale_floor_share: float = Field(
+        default=0.02,
+        ge=0,
+        description="the same for grid load (aggregates are smooth: 2 %% of the level)",
+    )
+    peak_factor: float = Field(
+        default=1.5,
+        gt=0,
+        description="meters: and above this many times the meter's typical daily peak "
+        "(a kettle at 7 am is a household's routine, however far above its median)",
+    )
+    # level shifts and sustained drops
+    level_half_life_h: float = Field(default=6.0, gt=0, description="EWMA half-life")
+    drop_ratio: float = Field(
+        default=0.5, gt=0, lt=1, description="observed/expected below this is a drop"
+    )
+    shift_ratio: float = Field(
+        default=2.5, gt=1, description="observed/expected above this is an upward shift"
+    )
+    level_min_hours: float = Field(
+        default=24.0, gt=0, description="how long the ratio must hold to count (not a blip)"
+    )
+    adapt_after_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="a drop or shift that lasts this long becomes the new normal: the "
+        "baseline learns again (the incident stays on record until someone closes it)",
+    )
+    vacancy_base_share: float = Field(
+        default=0.6,
+        gt=0,
+        lt=1,
+        description="a drop whose base-load hours kept this share of their level is a vacancy",
+    )
+    level_min_expected_kw: float = Field(
+        default=0.1, ge=0, description="meters quieter than this are not judged for drops"
+    )
+    # export
+    export_min_kwh: float = Field(
+        default=0.01, ge=0, description="export above this on a meter without PV is unexpected"
+    )
+    # grid
+    nominal_hz: float = Field(default=50.0, gt=0, description="nominal grid frequency")
+    nominal_hz_by_node: dict[str, float] = Field(
+        default_factory=dict, description="per node id or id prefix (e.g. {'QLD': 50.0})"
+    )
+    frequency_band_hz: float = Field(default=0.2, gt=0)
+    voltage_band: float = Field(
+        default=0.06, gt=0, lt=1, description="statutory band as a share of nominal_kv"
+    )
+    overload_share: float = Field(
+        default=0.9, gt=0, description="load above this share of capacity_mw is flagged"
+    )
+    max_loss_share: float = Field(
+        default=0.08, gt=0, lt=1, description="feeder load unexplained by its meters"
+    )
+    # weather
+    max_temp_step_c_per_h: float = Field(default=8.0, gt=0)
+    stuck_hours: float = Field(default=12.0, gt=0, description="same temperature this long")
+    # incidents
+    merge_gap_s: int = Field(
+        default=3600, ge=0, description="flags this close continue the same incident"
+    )
+    alerts: AlertConfig = Field(default_factory=AlertConfig)

@@ -1,0 +1,194 @@
+"""Per-subject detector state, kept in PostgreSQL and cached in memory.
+
+The baselines (a robust level and spread per hour of the week) and the running levels
+(EWMAs, when a drop or shift began, the last value of a sensor) are what makes a detector
+judge a reading against the meter's own past. They must survive a restart or a Kafka
+rebalance, so they live in ``anomaly_state``, one row per subject with the 168 hour-of-week
+values as arrays (one row per meter keeps the per-batch upsert small). A process loads the
+rows of the subjects in its batch once and then keeps them up to date itself: one process
+owns a meter at a time (Kafka partitioning), and a worker builds fresh pipelines, and so
+fresh caches, when its partitions are reassigned.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Final
+
+import polars as pl
+import psycopg
+
+from metrify.records import TS
+
+HOURS_OF_WEEK: Final = 168
+
+PROFILE_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "subject_id": pl.String(),
+    "how": pl.Int16(),
+    "level": pl.Float64(),
+    "spread": pl.Float64(),
+    "weight": pl.Float64(),
+}
+SCALAR_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "subject_id": pl.String(),
+    "last_ts": TS,
+    "ewm_obs": pl.Float64(),
+    "ewm_exp": pl.Float64(),
+    "drop_since": TS,
+    "shift_since": TS,
+    "last_value": pl.Float64(),
+    "run_since": TS,
+    "peak_kw": pl.Float64(),
+    "peak_days": pl.Float64(),
+}
+_ARRAYS: Final = ("level", "spread", "weight")
+_SCALARS: Final = [c for c in SCALAR_SCHEMA if c != "subject_id"]
+
+
+def hour_of_week(ts: pl.Expr) -> pl.Expr:
+    """0 = Monday 00:00-01:00 UTC ... 167 = Sunday 23:00."""
+    return ((ts.dt.weekday().cast(pl.Int16) - 1) * 24 + ts.dt.hour().cast(pl.Int16)).alias("how")
+
+
+class StateStore:
+    """Reads and writes ``anomaly_state`` rows of one subject type (meter, node, station)."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], subject_type: str) -> None:
+        self.conn = conn
+        self.subject_type = subject_type
+
+    def load(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(profile rows, scalar rows) stored for ``ids``; absent subjects have no rows."""
+        cols = ["subject_id", *(f"{a}::text" for a in _ARRAYS), *_SCALARS]
+        buffer = io.BytesIO()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS state_ids (id text PRIMARY KEY)"
+                " ON COMMIT DELETE ROWS"
+            )
+            with cur.copy("COPY state_ids (id) FROM STDIN") as copy:
+                copy.write("\n".join(ids.unique().to_list()) + "\n")
+            query = (
+                f"SELECT {', '.join(cols)} FROM anomaly_state s JOIN state_ids i"
+                f" ON i.id = s.subject_id WHERE s.subject_type = "
+                f"'{self.subject_type}'"
+            )
+            with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
+        names = ["subject_id", *_ARRAYS, *_SCALARS]
+        if not buffer.tell():
+            return pl.DataFrame(schema=PROFILE_SCHEMA), pl.DataFrame(schema=SCALAR_SCHEMA)
+        buffer.seek(0)
+        raw = pl.read_csv(buffer, has_header=False, new_columns=names, infer_schema=False)
+        scalars = raw.select(
+            "subject_id",
+            *[
+                pl.col(c).str.to_datetime(
+                    "%Y-%m-%d %H:%M:%S%.f%#z", time_zone="UTC", time_unit="us"
+                )
+                if SCALAR_SCHEMA[c] == TS
+                else pl.col(c).cast(pl.Float64)
+                for c in _SCALARS
+            ],
+        )
+        with_profile = raw.filter(pl.col("level").is_not_null())
+        profile = (
+            with_profile.select(
+                "subject_id",
+                *[pl.col(a).str.strip_chars("{}").str.split(",") for a in _ARRAYS],
+                how=pl.int_ranges(0, HOURS_OF_WEEK, dtype=pl.Int16),
+            )
+            .explode("how", *_ARRAYS)
+            .with_columns(pl.col(a).cast(pl.Float64) for a in _ARRAYS)
+            .select(list(PROFILE_SCHEMA))
+        )
+        return profile, scalars
+
+    def save(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
+        """Upsert the state of the subjects in ``scalars`` (``profile`` holds all 168 rows each)."""
+        if not scalars.height:
+            return
+        arrays = (
+            profile.sort("subject_id", "how")
+            .group_by("subject_id", maintain_order=True)
+            .agg(
+                *[
+                    pl.format("{{{}}}", pl.col(a).round(6).cast(pl.String).str.join(","))
+                    for a in _ARRAYS
+                ]
+            )
+        )
+        rows = scalars.join(arrays, on="subject_id", how="left").select(
+            pl.lit(self.subject_type).alias("subject_type"), "subject_id", *_ARRAYS, *_SCALARS
+        )
+        buffer = io.BytesIO()
+        rows.write_csv(buffer, include_header=False, null_value="", quote_style="necessary")
+        cols = ", ".join(rows.columns)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.columns[2:])
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS stage_anomaly_state"
+                " (LIKE anomaly_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(
+                f"COPY stage_anomaly_state ({cols}) FROM STDIN (FORMAT csv, NULL '')"
+            ) as copy:
+                copy.write(buffer.getbuffer())
+            cur.execute(
+                f"INSERT INTO anomaly_state ({cols}) SELECT {cols} FROM stage_anomaly_state"
+                f" ON CONFLICT (subject_type, subject_id) DO UPDATE SET {updates},"
+                f" updated_at = now()"
+            )
+
+
+class StateCache:
+    """The state of the subjects this process works on, loaded once, then kept in memory."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.profile = pl.DataFrame(schema=PROFILE_SCHEMA)
+        self.scalars = pl.DataFrame(schema=SCALAR_SCHEMA)
+        self._known: set[str] = set()
+
+    def get(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(profile, scalars) of ``ids``, reading subjects not seen before from PostgreSQL."""
+        wanted = ids.unique()
+        missing = wanted.filter(~wanted.is_in(list(self._known)))
+        if missing.len():
+            profile, scalars = self.store.load(missing)
+            self.profile = pl.concat([self.profile, profile])
+            self.scalars = pl.concat([self.scalars, scalars])
+            self._known.update(missing.to_list())
+        frame = wanted.to_frame("subject_id")
+        return (
+            self.profile.join(frame, on="subject_id", how="semi"),
+            self.scalars.join(frame, on="subject_id", how="semi"),
+        )
+
+    def put(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
+        """Persist new state of some subjects and keep it as theirs in memory."""
+        self.store.save(profile, scalars)
+        ids = scalars.select("subject_id")
+        if profile.height:
+            self.profile = pl.concat(
+                [
+                    self.profile.join(
+                        profile.select("subject_id").unique(), on="subject_id", how="anti"
+                    ),
+                    profile.select(list(PROFILE_SCHEMA)),
+                ]
+            )
+        self.scalars = pl.concat(
+            [
+                self.scalars.join(ids, on="subject_id", how="anti"),
+                scalars.select(list(SCALAR_SCHEMA)),
+            ]
+        )
+        self._known.update(ids["subject_id"].to_list())
+
+    def forget(self) -> None:
+        """Drop the cache (another process may have written these subjects)."""
+        self.profile = self.profile.clear()
+        self.scalars = self.scalars.clear()
+        self._known.clear()

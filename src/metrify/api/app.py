@@ -1,0 +1,85 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, errors and guards.
+
+One app per worker process. Everything below ``/v1`` needs a principal whose role grants
+the route's permission (see :mod:`metrify.api.deps`); ``/health``, ``/ready``,
+``/metrics``, ``/openapi.json`` and ``/docs`` are open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from metrify import __version__
+from metrify.api import problems
+from metrify.api.middleware import Guard
+from metrify.api.responses import ORJSONResponse
+from metrify.api.routers import (
+    admin,
+    anomalies,
+    auth,
+    edits,
+    export,
+    ingest,
+    ops,
+    query,
+    reference,
+)
+from metrify.api.state import AppState
+from metrify.config import Settings, get_settings
+
+DESCRIPTION = """
+Smart-metering data over HTTP: push readings, grid measurements and weather through the
+same pipeline as files and Kafka; read them back aggregated in SQL; export in bulk.
+
+Authenticate with `POST /v1/auth/token` (OAuth2 password grant) and send
+`Authorization: Bearer <access token>`, or send an API key as `X-API-Key` (or as the
+bearer token). Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = AppState.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await state.open()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="Metrify API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        redoc_url=None,
+    )
+    app.state.metrify = state
+    problems.install(app)
+    for module in (ops, auth, ingest, reference, query, export, edits, admin, anomalies):
+        app.include_router(module.router)
+    cfg = settings.api
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed"],
+            max_age=600,
+        )
+    app.add_middleware(Guard, max_body=cfg.max_body_bytes, max_json=cfg.max_json_bytes)
+    return app

@@ -1,0 +1,139 @@
+"""Request bodies to raw frames: JSON arrays, NDJSON and CSV, chosen by Content-Type.
+
+The result is what the file readers give the pipeline (string columns, bad rows kept
+with a reason), so HTTP input is decoded exactly like a file. JSON inputs are split at
+unusable elements so that every decoded row's ``line`` is its 0-based index in the body;
+CSV goes through :func:`metrify.sources.files.read_batches` itself (``line`` is the CSV
+line, the header being line 1).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import polars as pl
+
+from metrify.api.problems import Problem
+from metrify.sources.files import BadRow, json_error_reason, load_json, read_batches, string_columns
+
+Format = Literal["json", "ndjson", "csv"]
+
+MEDIA_TYPES: dict[str, Format] = {
+    "application/json": "json",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+    "application/json-seq": "ndjson",
+    "text/csv": "csv",
+    "application/csv": "csv",
+}
+
+
+@dataclass
+class Part:
+    """One contiguous run of rows for ``Pipeline.submit``."""
+
+    frame: pl.DataFrame
+    first_line: int
+    bad: list[BadRow]
+
+
+def body_format(content_type: str | None) -> Format:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    fmt = MEDIA_TYPES.get(media)
+    if fmt is None:
+        accepted = ", ".join(sorted(MEDIA_TYPES))
+        raise Problem(415, f"Content-Type {media or '(none)'} not accepted; use one of {accepted}")
+    return fmt
+
+
+def _objects(items: list[tuple[int, bytes | None, Any]]) -> Iterator[Part]:
+    """Contiguous runs of JSON objects; anything else is a bad row at its index."""
+    rows: list[dict[str, Any]] = []
+    start = 0
+    bad: list[BadRow] = []
+    for index, raw, obj in items:
+        reason = None
+        if not isinstance(obj, dict):
+            reason = "not a JSON object"
+        elif not obj:
+            reason = "empty JSON object"
+        if reason is None:
+            if not rows:
+                start = index
+            rows.append(obj)
+            continue
+        if rows:
+            yield Part(string_columns(rows), start, [])
+            rows = []
+        text = (raw or orjson.dumps(obj)).decode("utf-8", "replace")[:1000] or "(empty)"
+        bad.append(BadRow(text, reason, index))
+    if rows:
+        yield Part(string_columns(rows), start, [])
+    if bad:
+        yield Part(pl.DataFrame(), 0, bad)
+
+
+def parse_json_array(data: bytes) -> list[Part]:
+    try:
+        value = load_json(data)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"body is not JSON: {json_error_reason(data, exc)}") from None
+    if not isinstance(value, list):
+        raise Problem(400, "a JSON body must be an array of records")
+    return list(_objects([(i, None, item) for i, item in enumerate(value)]))
+
+
+def parse_ndjson(data: bytes) -> list[Part]:
+    items: list[tuple[int, bytes | None, Any]] = []
+    bad: list[BadRow] = []
+    index = 0
+    for raw in data.split(b"\n"):
+        if not raw.strip(b" \t\r"):
+            continue
+        try:
+            items.append((index, raw, load_json(raw)))
+        except orjson.JSONDecodeError as exc:
+            text = raw.decode("utf-8", "replace")[:1000]
+            bad.append(BadRow(text, json_error_reason(raw, exc), index))
+        index += 1
+    parts = list(_objects(items))
+    if bad:
+        parts.append(Part(pl.DataFrame(), 0, bad))
+    return parts
+
+
+def parse_csv(data: bytes) -> list[Part]:
+    """Through the CSV file reader (delimiter guessing, ragged lines, BOM, quoting)."""
+    with tempfile.TemporaryDirectory(prefix="metrify-api-") as folder:
+        path = Path(folder) / "body.csv"
+        path.write_bytes(data)
+        from metrify.sources.files import ReaderError
+
+        try:
+            return [
+                Part(batch.data, batch.first_line, batch.bad)
+                for batch in read_batches(path, 200_000)
+            ]
+        except ReaderError as exc:
+            raise Problem(400, str(exc).replace(str(path), "body")) from None
+
+
+def parse(fmt: Format, data: bytes) -> list[Part]:
+    if fmt == "json":
+        return parse_json_array(data)
+    if fmt == "ndjson":
+        return parse_ndjson(data)
+    return parse_csv(data)
+
+
+def index_of_line(fmt: Format, line: int | None) -> int | None:
+    """The 0-based record index of a quarantined row's ``line``."""
+    if line is None:
+        return None
+    return line - 2 if fmt == "csv" else line

@@ -1,0 +1,53 @@
+"""Settings of the REST API (``METRIFY_API__*``), secure by default.
+
+Kept apart from :mod:`metrify.config` like the VEE thresholds: the API owns its knobs.
+Secrets are :class:`~pydantic.SecretStr`, so ``metrify config`` masks them and they
+never reach a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class ApiConfig(BaseModel):
+    """JWT keys, token lifetimes, CORS, rate and body limits, caches and the pool."""
+
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        default="HS256", description="the ONLY algorithm tokens may use (pinned)"
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 secret (>= 32 bytes); unset: generated once under METRIFY_HOME",
+    )
+    jwt_private_key: SecretStr | None = Field(default=None, description="RS256 PEM private key")
+    jwt_public_key: str | None = Field(default=None, description="RS256 PEM public key")
+    jwt_issuer: str = "metrify"
+    jwt_audience: str = "metrify-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    cors_origins: list[str] = Field(default_factory=list, description="closed by default")
+    rate_limit_per_s: float = Field(
+        default=100.0, gt=0, description="sustained requests/s per key or user (per worker)"
+    )
+    rate_limit_burst: int = Field(default=400, ge=1)
+    login_failures_per_minute: int = Field(
+        default=10, ge=1, description="failed logins per user name and client before 429"
+    )
+    max_body_bytes: int = Field(default=64 << 20, ge=1024, description="ingest bodies")
+    max_json_bytes: int = Field(default=1 << 20, ge=1024, description="other request bodies")
+    max_page: int = Field(default=10_000, ge=1, description="largest page of a list")
+    cache_ttl_s: float = Field(
+        default=1.0, ge=0, description="hot query answers (latest reading); ingest clears"
+    )
+    auth_cache_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "re-use a key/user check this long; 0 = check every request. Changes made "
+            "through the API or CLI still act at once (LISTEN/NOTIFY clears the cache)"
+        ),
+    )
+    pool_size: int = Field(default=8, ge=1, le=200, description="connections per worker")

@@ -1,0 +1,238 @@
+"""OAuth2 password flow: ``POST /v1/auth/token`` (password or refresh_token grant).
+
+Access tokens are short-lived JWTs; refresh tokens are opaque, stored as digests and
+rotated on each use. Logins succeed or fail in the audit log with the user name and
+client address, never the password. Failed attempts per user name and client are
+rate limited (429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from metrify.api import audit
+from metrify.api.auth.passwords import verify_password
+from metrify.api.auth.principal import UNAUTHORIZED, Principal
+from metrify.api.auth.tokens import new_refresh_token, refresh_digest
+from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.models import Me, TokenResponse
+from metrify.api.problems import PROBLEM_SCHEMA, Problem
+from metrify.api.rbac import Permission
+from metrify.api.state import AppState
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "refresh_token": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+_REVOKE_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["refresh_token"],
+                    "properties": {"refresh_token": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json":
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Problem(400, "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise Problem(400, "body must be an object")
+        return {k: str(v) for k, v in data.items() if isinstance(v, str | int)}
+    if media != "application/x-www-form-urlencoded":
+        raise Problem(415, "use application/x-www-form-urlencoded (OAuth2) or application/json")
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise Problem(400, "malformed form body") from None
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _issue(
+    state: AppState, conn: Any, user_id: int, username: str, family: uuid.UUID
+) -> dict[str, Any]:
+    cfg = state.settings.api
+    refresh, digest = new_refresh_token()
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family, expires_at) "
+        "VALUES (%s, %s, %s, now() + make_interval(days => %s))",
+        (digest, user_id, family, cfg.refresh_token_days),
+    )
+    return {
+        "access_token": state.tokens.issue_access(user_id, username),
+        "token_type": "bearer",
+        "expires_in": cfg.access_token_minutes * 60,
+        "refresh_token": refresh,
+    }
+
+
+def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    username = form.get("username", "")[:64]
+    password = form.get("password", "")
+    event["actor"] = username or "(none)"
+    with state.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT user_id, password_hash, disabled FROM users WHERE username = %s", (username,)
+        ).fetchone()
+        ok = verify_password(None if row is None else str(row[1]), password)
+        if not ok or row is None or row[2]:
+            reason = "disabled" if ok and row is not None and row[2] else "bad credentials"
+            audit.record(
+                conn,
+                audit.Event(
+                    **event, action="auth.login", outcome="failure", details={"reason": reason}
+                ),
+            )
+            raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
+        user_id = int(row[0])
+        answer = _issue(state, conn, user_id, username, uuid.uuid4())
+        conn.execute("UPDATE users SET last_login_at = now() WHERE user_id = %s", (user_id,))
+        audit.record(conn, audit.Event(**event, action="auth.login"))
+    return answer
+
+
+def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    token = form.get("refresh_token", "")
+    digest = refresh_digest(token)
+    refusal: str | None = None
+    answer: dict[str, Any] = {}
+    # The transaction commits before any refusal is raised: a family revoked because
+    # of a re-used token must stay revoked.
+    with state.pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT t.user_id, t.family, t.expires_at, t.revoked_at, u.username, u.disabled "
+            "FROM refresh_tokens t JOIN users u USING (user_id) WHERE t.token_hash = %s "
+            "FOR UPDATE OF t",
+            (digest,),
+        ).fetchone()
+        if row is None:
+            refusal = "invalid refresh token"
+        else:
+            user_id, family, expires, revoked, username, disabled = row
+            event["actor"] = str(username)
+            if revoked is not None:
+                # A rotated token came back: someone holds a copy. Void the whole family.
+                conn.execute(
+                    "UPDATE refresh_tokens SET revoked_at = now() WHERE family = %s "
+                    "AND revoked_at IS NULL",
+                    (family,),
+                )
+                audit.record(
+                    conn,
+                    audit.Event(
+                        **event,
+                        action="auth.refresh",
+                        outcome="failure",
+                        details={"reason": "reused refresh token"},
+                    ),
+                )
+                refusal = "refresh token already used; sign in again"
+            elif disabled or expires <= dt.datetime.now(dt.UTC):
+                refusal = "refresh token expired or user disabled"
+            else:
+                conn.execute(
+                    "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = %s",
+                    (digest,),
+                )
+                answer = _issue(state, conn, int(user_id), str(username), family)
+                audit.record(conn, audit.Event(**event, action="auth.refresh"))
+    if refusal is not None:
+        raise Problem(401, refusal, headers=UNAUTHORIZED)
+    return answer
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    openapi_extra=_FORM,
+    responses={400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA, 415: PROBLEM_SCHEMA, 429: PROBLEM_SCHEMA},
+    summary="Sign in (OAuth2 password grant) or refresh",
+)
+async def token(request: Request, state: State) -> Any:
+    form = await _form(request)
+    client = client_address(request)
+    grant = form.get("grant_type", "")
+    if grant not in ("password", "refresh_token"):
+        raise Problem(400, "grant_type must be password or refresh_token")
+    limit_key = f"login:{form.get('username', '')[:64]}:{client}"
+    wait = state.login_limiter.take(limit_key)
+    if wait is not None:
+        raise Problem(429, "too many sign-in attempts", headers={"Retry-After": str(wait)})
+    event: dict[str, Any] = {
+        "actor": "(none)",
+        "actor_kind": "anonymous",
+        "request_id": request_id(request),
+        "client": client,
+    }
+    if grant == "password":
+        answer = await run_in_threadpool(_password_grant, state, form, event)
+        state.login_limiter.reset(limit_key)
+    else:
+        answer = await run_in_threadpool(_refresh_grant, state, form, event)
+    return answer
+
+
+@router.post(
+    "/revoke",
+    status_code=204,
+    openapi_extra=_REVOKE_FORM,
+    responses={400: PROBLEM_SCHEMA, 415: PROBLEM_SCHEMA},
+    summary="Sign out: revoke a refresh token (and its family)",
+)
+async def revoke(request: Request, state: State) -> None:
+    form = await _form(request)
+    digest = refresh_digest(form.get("refresh_token", ""))
+    async with state.apool.connection() as conn:
+        await conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family = "
+            "(SELECT family FROM refresh_tokens WHERE token_hash = %s)",
+            (digest,),
+        )
+
+
+@router.get("/me", response_model=Me, responses={401: PROBLEM_SCHEMA})
+async def me(principal: Annotated[Principal, Depends(require(Permission.SELF))]) -> Any:
+    return {
+        "kind": principal.kind,
+        "name": principal.name,
+        "role": principal.role,
+        "regions": None if principal.regions is None else list(principal.regions),
+    }

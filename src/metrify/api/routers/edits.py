@@ -1,0 +1,102 @@
+"""``POST /v1/meters/{id}/edits``: an operator's manual edit (the E of VEE), audited.
+
+Goes through :func:`metrify.quality.edit.edit_readings`, i.e. the pipeline's one write
+path: the old versions go to history with who and why, the new ones carry ``edited``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
+
+from metrify.api import audit
+from metrify.api import queries as q
+from metrify.api.auth.principal import Principal
+from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.models import EditRequest, EditResultModel
+from metrify.api.problems import PROBLEM_SCHEMA, Problem
+from metrify.api.rbac import Permission
+from metrify.api.routers.query import check_meter
+from metrify.api.state import AppState
+from metrify.ingest import Session
+from metrify.quality.edit import EditError, edit_readings
+from metrify.records import ID_PATTERN, READING
+from metrify.stores.lake import Lake
+
+router = APIRouter(prefix="/v1", tags=["edit"])
+Editor = Annotated[Principal, Depends(require(Permission.EDIT_READINGS))]
+
+
+def _edit(state: AppState, meter_id: str, body: EditRequest, operator: str) -> dict[str, Any]:
+    start, end = q.check_range(body.start, body.end)
+    settings = state.settings
+    with state.pool.connection() as conn:
+        lake = Lake(settings.lake) if settings.lake_enabled else None
+        pipeline = Session(settings, conn, state.store_for(conn), lake).pipeline(READING)
+        try:
+            result = edit_readings(
+                pipeline,
+                meter_id,
+                start,
+                end,
+                value=body.value,
+                reestimate=body.estimate,
+                reason=body.reason,
+                operator=operator,
+            )
+        except EditError as exc:
+            raise Problem(
+                422,
+                str(exc)
+                .replace("--set VALUE", "value")
+                .replace("--estimate", "estimate")
+                .replace("--", ""),
+            ) from None
+        finally:
+            pipeline.close()
+    return {"meter_id": meter_id, "rows": result.rows, "updated": result.updated}
+
+
+@router.post(
+    "/meters/{meter_id}/edits",
+    response_model=EditResultModel,
+    responses={s: PROBLEM_SCHEMA for s in (401, 403, 404, 422, 429)},
+)
+async def edit(
+    request: Request,
+    state: State,
+    principal: Editor,
+    meter_id: Annotated[str, Path(pattern=ID_PATTERN)],
+    body: EditRequest,
+) -> Any:
+    """Set import_kwh to a value, or re-estimate, for the stored readings in [from, to)."""
+    await check_meter(state, principal, meter_id)
+    result = await run_in_threadpool(_edit, state, meter_id, body, principal.actor)
+    state.latest.clear()
+
+    def write_audit() -> None:
+        with state.pool.connection() as conn:
+            audit.record(
+                conn,
+                audit.Event(
+                    actor=principal.actor,
+                    actor_kind=principal.kind,
+                    action="readings.edit",
+                    target=meter_id,
+                    request_id=request_id(request),
+                    client=client_address(request),
+                    details={
+                        "from": body.start.isoformat(),
+                        "to": body.end.isoformat(),
+                        "value": body.value,
+                        "estimate": body.estimate,
+                        "reason": body.reason,
+                        "rows": result["rows"],
+                    },
+                ),
+            )
+
+    await run_in_threadpool(write_audit)
+    return result

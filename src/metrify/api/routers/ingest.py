@@ -1,0 +1,267 @@
+"""``POST /v1/readings|grid|weather``: push data through the one pipeline.
+
+The body (JSON array, NDJSON or CSV by Content-Type) becomes raw frames like a file's,
+goes through ``Session.pipeline(contract).submit(...)`` and the answer is the pipeline's
+summary plus each rejected record's reason by its index in the body. Each request is its
+own source (``api:<actor>:<request id>``), so quarantine rows and VEE rejects can be
+traced back to it and to the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import orjson
+import polars as pl
+from fastapi import APIRouter, Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from metrify.api import audit, bodies, idempotency
+from metrify.api.auth.principal import Principal
+from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.models import IngestResult
+from metrify.api.problems import PROBLEM_SCHEMA, Problem
+from metrify.api.rbac import Permission
+from metrify.api.state import AppState
+from metrify.ingest import Session
+from metrify.records import GRID, READING, WEATHER, Contract, Quality
+from metrify.sources.decode import SchemaMismatch, decode
+from metrify.sources.mapping import Mapping
+from metrify.stores.lake import Lake
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+MAX_REJECTS = 1000
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "records in the contract's field names (see DESIGN.md)",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: PROBLEM_SCHEMA,
+    401: PROBLEM_SCHEMA,
+    403: PROBLEM_SCHEMA,
+    409: PROBLEM_SCHEMA,
+    413: PROBLEM_SCHEMA,
+    415: PROBLEM_SCHEMA,
+    422: PROBLEM_SCHEMA,
+    429: PROBLEM_SCHEMA,
+}
+
+Ingester = Annotated[Principal, Depends(require(Permission.INGEST))]
+
+
+def _region_check(state: AppState, principal: Principal, parts: list[bodies.Part]) -> None:
+    """A region-scoped principal may not write readings of another region's meters."""
+    if principal.regions is None:
+        return
+    ids = sorted(
+        {
+            v
+            for p in parts
+            if "meter_id" in p.frame.columns
+            for v in p.frame["meter_id"].drop_nulls().str.strip_chars().to_list()
+        }
+    )
+    if not ids:
+        return
+    with state.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT meter_id FROM meters WHERE meter_id = ANY(%s) AND "
+            "(region IS NULL OR NOT region = ANY(%s)) ORDER BY meter_id LIMIT 5",
+            (ids, list(principal.regions)),
+        ).fetchall()
+    if rows:
+        names = ", ".join(str(r[0]) for r in rows)
+        raise Problem(403, f"meters outside your regions: {names}")
+
+
+def _vee_rejects(
+    conn: Any, contract: Contract, source: str, parts: list[bodies.Part]
+) -> list[dict[str, Any]]:
+    """Stored rows of this request that VEE rejected, mapped back to body indices."""
+    id_col = contract.key[0]
+    ids = sorted(
+        {
+            v
+            for p in parts
+            if id_col in p.frame.columns
+            for v in p.frame[id_col].drop_nulls().str.strip_chars().to_list()
+        }
+    )
+    # The ids narrow the search to their primary-key ranges (no scan of the table).
+    rows = conn.execute(
+        f"SELECT {id_col}, ts, quality FROM {contract.table} "
+        f"WHERE {id_col} = ANY(%s) AND source = %s AND status = 'rejected' ORDER BY ts LIMIT %s",
+        (ids, source, MAX_REJECTS),
+    ).fetchall()
+    if not rows:
+        return []
+    # Map keys back to positions with the pipeline's own decoder (no second processing).
+    keys: dict[tuple[str, Any], int] = {}
+    for part in parts:
+        if part.frame.height == 0:
+            continue
+        decoded = decode(
+            contract, part.frame, Mapping(), first_line=part.first_line, check_ranges=False
+        )
+        lines = pl.int_range(part.frame.height, eager=True) + part.first_line
+        raw_keys = decoded.records.select(id_col, "ts")
+        rejected_lines = set(decoded.rejects["line"].to_list())
+        kept = [line for line in lines.to_list() if line not in rejected_lines]
+        for (ident, ts), line in zip(raw_keys.iter_rows(), kept, strict=False):
+            keys[(ident, ts)] = line
+    out = []
+    for ident, ts, quality in rows:
+        flags = [f.name.lower().replace("_", " ") for f in Quality if f & quality and f.name]
+        out.append(
+            {
+                "index": keys.get((ident, ts)),
+                "reason": "rejected by validation: " + (", ".join(flags) or "rule"),
+                "key": {id_col: ident, "ts": ts.isoformat()},
+            }
+        )
+    return out
+
+
+def _run(
+    state: AppState,
+    contract: Contract,
+    fmt: bodies.Format,
+    parts: list[bodies.Part],
+    source: str,
+) -> dict[str, Any]:
+    """Submit the parts to the pipeline on a pooled connection; summary + rejects."""
+    settings = state.settings
+    with state.pool.connection() as conn:
+        lake = Lake(settings.lake) if settings.lake_enabled else None
+        session = Session(settings, conn, state.store_for(conn), lake)
+        pipeline = session.pipeline(contract)
+        try:
+            for part in parts:
+                if part.frame.width == 0:  # only unusable elements: nothing to decode
+                    part.frame = pl.DataFrame(schema=dict.fromkeys(contract.fields, pl.String))
+                pipeline.submit(part.frame, source=source, first_line=part.first_line, bad=part.bad)
+        except SchemaMismatch as exc:
+            raise Problem(
+                422,
+                str(exc)
+                .replace("--map", "rename the field; no --map over HTTP")
+                .split("; map one")[0],
+            ) from None
+        summary = pipeline.close()
+        quarantined = conn.execute(
+            "SELECT line, reason FROM quarantine WHERE source = %s ORDER BY id LIMIT %s",
+            (source, MAX_REJECTS + 1),
+        ).fetchall()
+        rejects: list[dict[str, Any]] = [
+            {
+                "index": bodies.index_of_line(fmt, line),
+                "line": line if fmt == "csv" else None,
+                "reason": reason,
+            }
+            for line, reason in quarantined
+        ]
+        if contract.time_series and summary.statuses.get("rejected"):
+            rejects += _vee_rejects(conn, contract, source, parts)
+    truncated = len(rejects) > MAX_REJECTS
+    return {
+        "summary": summary.as_dict(),
+        "rejects": rejects[:MAX_REJECTS],
+        "rejects_truncated": truncated,
+    }
+
+
+async def _ingest(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    contract: Contract,
+    idem_key: str | None,
+) -> Response:
+    fmt = bodies.body_format(request.headers.get("content-type"))
+    data = await request.body()  # bounded by the Guard middleware (max_body_bytes)
+    rid = request_id(request)
+    endpoint = f"POST {request.url.path}"
+    digest = hashlib.sha256(f"{endpoint}\n{fmt}\n".encode() + data).digest()
+    actor = principal.actor
+    if idem_key is not None:
+        idempotency.check_key(idem_key)
+        with state.pool.connection() as conn:
+            stored = idempotency.claim(conn, actor, idem_key, endpoint, digest)
+        if stored is not None:
+            return Response(
+                stored.body,
+                status_code=stored.status,
+                media_type="application/json",
+                headers={"Idempotency-Replayed": "true"},
+            )
+    try:
+        parts = await run_in_threadpool(bodies.parse, fmt, data)
+        await run_in_threadpool(_region_check, state, principal, parts)
+        source = f"api:{actor}:{rid}"
+        result = await run_in_threadpool(_run, state, contract, fmt, parts, source)
+    except BaseException:
+        if idem_key is not None:
+            with state.pool.connection() as conn:
+                idempotency.release(conn, actor, idem_key)
+        raise
+    state.latest.clear()  # the hot cache must not hide what was just written
+    body = orjson.dumps({"request_id": rid, "source": source, **result}, option=orjson.OPT_UTC_Z)
+    summary = result["summary"]
+    with state.pool.connection() as conn:
+        if idem_key is not None:
+            idempotency.complete(conn, actor, idem_key, 200, body)
+        audit.record(
+            conn,
+            audit.Event(
+                actor=actor,
+                actor_kind=principal.kind,
+                action=f"ingest.{contract.kind}",
+                target=source,
+                request_id=rid,
+                client=client_address(request),
+                details={
+                    k: summary[k]
+                    for k in ("read", "accepted", "rejected", "quarantined", "inserted", "updated")
+                },
+            ),
+        )
+    return Response(body, media_type="application/json")
+
+
+def _route(contract: Contract, path: str) -> None:
+    async def endpoint(
+        request: Request,
+        state: State,
+        principal: Ingester,
+        idempotency_key: Annotated[
+            str | None,
+            Header(alias="Idempotency-Key", description="makes a retry return the first answer"),
+        ] = None,
+    ) -> Response:
+        return await _ingest(request, state, principal, contract, idempotency_key)
+
+    endpoint.__name__ = f"ingest_{contract.kind}"
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        response_model=IngestResult,
+        responses=_ERRORS,
+        openapi_extra=_BODY,
+        summary=f"Ingest {contract.kind} through the pipeline",
+    )
+
+
+for _contract, _path in ((READING, "/readings"), (GRID, "/grid"), (WEATHER, "/weather")):
+    _route(_contract, _path)

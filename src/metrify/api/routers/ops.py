@@ -1,0 +1,58 @@
+"""Operations: ``/health`` (the process answers), ``/ready`` (database reachable and
+schema at head), ``/metrics`` (Prometheus). Unauthenticated, like every probe; they
+reveal no data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from metrify.api.deps import State
+from metrify.api.models import Health, Ready
+from metrify.stores import database
+
+router = APIRouter(tags=["operations"])
+_head: list[str | None] = []
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Any:
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(state: State) -> Any:
+    if not _head:
+        _head.append(await run_in_threadpool(database.head_revision))
+    head = _head[0]
+    revision: str | None = None
+    reachable = False
+    try:
+        async with state.apool.connection(timeout=2) as conn:
+            cur = await conn.execute("SELECT version_num FROM alembic_version")
+            row = await cur.fetchone()
+            reachable = True
+            revision = None if row is None else str(row[0])
+    except Exception:  # any failure means not ready; the detail is in the server log
+        reachable = False
+    ok = reachable and revision == head
+    body = {
+        "status": "ready" if ok else "not ready",
+        "database": reachable,
+        "schema_revision": revision,
+        "head_revision": head,
+    }
+    if not ok:
+        from metrify.api.responses import ORJSONResponse
+
+        return ORJSONResponse(body, status_code=503)
+    return body
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

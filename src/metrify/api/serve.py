@@ -1,0 +1,15 @@
+"""The ASGI entry point the server processes import (``metrify.api.serve:app``).
+
+Each worker builds its own app (pools, caches, limits) from the environment that
+``metrify serve`` prepared.
+"""
+
+from __future__ import annotations
+
+from metrify.api.app import create_app
+from metrify.config import get_settings
+from metrify.ops.logging import configure
+
+_settings = get_settings()
+configure(_settings.log_level)
+app = create_app(_settings)
