@@ -55,7 +55,8 @@ from metrify.stores import database, embedded
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 TABLES = (
-    "readings, reading_history, grid_measurements, meters, grid_nodes, quarantine, quality_daily"
+    "readings, reading_history, grid_measurements, meters, grid_nodes, quarantine, quality_daily,"
+    " quality_dirty"
 )
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}

@@ -44,6 +44,7 @@ TABLES = (
     "weather_stations",
     "quarantine",
     "quality_daily",
+    "quality_dirty",
     "users",
     "api_keys",
     "refresh_tokens",

@@ -545,7 +545,7 @@ def test_sigkill_crashes_lose_and_duplicate_nothing(
     readings, grid = fleet_frames(fleet)
     assert readings.height >= 200_000
     producer = threading.Thread(
-        target=stream_fleet, args=(fleet, Sender(kafka), 60_000.0, False), daemon=True
+        target=stream_fleet, args=(fleet, Sender(kafka), 8_000.0, False), daemon=True
     )
     producer.start()
     rng = random.Random(4)

@@ -289,3 +289,30 @@ def test_gap_across_batches_of_one_pipeline_uses_remembered_history(
     rows = stored(conn, "M1")
     # 01:30 = 1.6, 03:00 = 2.2: linear steps of 0.2 fill 02:00 and 02:30
     assert [r[1] for r in rows[4:6]] == [pytest.approx(1.8), pytest.approx(2.0)]
+
+
+def test_stream_defers_quality_scores_durably(settings: Settings, conn: psycopg.Connection) -> None:
+    """A stream pipeline (close(final=False), long refresh period) leaves the changed
+    meter-days marked, not recomputed; a later refresh, even from another process after
+    a crash, computes them; an unchanged re-delivery marks nothing."""
+    slow = settings.model_copy(update={"quality_refresh_s": 3600.0})
+    start = dt.datetime(2013, 3, 5, 22, 0, tzinfo=UTC)  # 8 readings over two UTC days
+    raw = frame("S1", start, [0.25] * 4 + [0.5] * 4)
+    with open_session(slow) as session:
+        pipeline = session.pipeline(READING)
+        pipeline.submit(raw, source="kafka:t:0", mapping=build_mapping(READING, interval_s=1800))
+        pipeline.close(final=False)
+    assert conn.execute("SELECT count(*) FROM quality_daily").fetchone() == (0,)
+    marked = conn.execute("SELECT meter_id, day FROM quality_dirty ORDER BY day").fetchall()
+    assert marked == [("S1", dt.date(2013, 3, 5)), ("S1", dt.date(2013, 3, 6))]
+    # the process dies here; whoever runs next brings the scores up to date
+    with open_session(settings) as session:
+        assert session.store.refresh_quality_daily() == 2
+    rows = conn.execute("SELECT day, present FROM quality_daily ORDER BY day").fetchall()
+    assert rows == [(dt.date(2013, 3, 5), 4), (dt.date(2013, 3, 6), 4)]
+    assert conn.execute("SELECT count(*) FROM quality_dirty").fetchone() == (0,)
+    with open_session(slow) as session:
+        pipeline = session.pipeline(READING)
+        pipeline.submit(raw, source="kafka:t:0", mapping=build_mapping(READING, interval_s=1800))
+        pipeline.close(final=False)
+    assert conn.execute("SELECT count(*) FROM quality_dirty").fetchone() == (0,)

@@ -547,6 +547,7 @@ def quality_report(
     from metrify.quality.scores import quality_report as build
 
     with open_session(_settings()) as session:
+        session.store.refresh_quality_daily()  # days a running stream marked stale
         report = build(session.conn, dt.date.fromisoformat(day) if day else None, limit)
     if report is None:
         raise UserError("no quality scores yet: ingest readings first")

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     batch_size: int = Field(default=500_000, ge=1, description="records per pipeline batch")
+    quality_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="daily quality scores of a running stream are refreshed at most this often",
+    )
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")

@@ -102,6 +102,7 @@ class Pipeline:
         self._buffered = 0
         self._present: set[str] = set()
         self._started = time.perf_counter()
+        self._quality_refreshed = time.monotonic()
         # The lake is written on a background thread (pyarrow releases the GIL), so the
         # next batch's database write overlaps it. At most one lake write is in flight.
         self._lake_pool: ThreadPoolExecutor | None = None
@@ -113,7 +114,7 @@ class Pipeline:
                 settings.vee.context_days,
             )
         #: the detect stage (metrify.anomaly): its per-subject state is cached for the life
-        #: of the pipeline, like VEE's history; a worker builds new pipelines on rebalance.
+        #: of the pipeline, like VEE's history; a worker drops both caches on rebalance.
         self.detector: DetectStage | None = None
         if contract.time_series and settings.anomaly.enabled:
             self.detector = DetectStage(contract, settings.anomaly, store.conn)
@@ -263,8 +264,7 @@ class Pipeline:
             else:
                 self.history.remember(assessed)
         if self.contract is READING:
-            touched = assessed if result.changed_keys is None else result.changed_keys
-            self.store.refresh_quality_daily(touched.select("meter_id", "ts"))
+            self._refresh_quality(force=False)
         if self.lake is not None:
             changed = assessed
             if result.changed_keys is not None:
@@ -314,9 +314,24 @@ class Pipeline:
                 f"lake write failed ({self.lake.url if self.lake else ''}): {exc}"
             )
 
-    def close(self) -> Summary:
-        """Flush and return the summary of everything submitted."""
+    def _refresh_quality(self, *, force: bool) -> None:
+        """Recompute the daily quality scores the writes marked stale, at most every
+        ``quality_refresh_s`` (the marks are durable, so waiting loses nothing)."""
+        now = time.monotonic()
+        if force or now - self._quality_refreshed >= self.settings.quality_refresh_s:
+            self.store.refresh_quality_daily()
+            self._quality_refreshed = now
+
+    def close(self, *, final: bool = True) -> Summary:
+        """Flush and return the summary of everything submitted.
+
+        The batch is durable on return. ``final=False`` (a stream worker, which closes
+        after every micro-batch and goes on) leaves the daily quality scores to their
+        refresh period; otherwise they are brought up to date.
+        """
         self.flush()
+        if final and self.contract is READING:
+            self._refresh_quality(force=True)
         self._wait_lake()
         if self._lake_pool is not None:
             self._lake_pool.shutdown()

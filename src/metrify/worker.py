@@ -197,6 +197,8 @@ class Worker:
                     seconds,
                 )
                 metrics.count_records(summaries)
+            if failures == 0:
+                self._refresh_quality()
         except _Fatal as exc:
             log.error("stopping: %s", exc)
             code = 1
@@ -290,7 +292,7 @@ class Worker:
             pipeline.submit(frame, source=f"kafka:{topic}:{partition}", bad=bad)
         # close() flushes and waits for the lake write: the batch is durable after it.
         # The pipeline stays usable and keeps its in-memory VEE history for the next batch.
-        summaries = [_since(before[k], p.close()) for k, p in used.items()]
+        summaries = [_since(before[k], p.close(final=False)) for k, p in used.items()]
         for summary in summaries:
             for error in summary.errors:
                 # The database holds the batch (the source of truth); the lake can be
@@ -394,6 +396,17 @@ class Worker:
         self._session = self._sessions.enter_context(open_session(self.settings))
         return self._session
 
+    def _refresh_quality(self) -> None:
+        """On a clean stop, bring the daily quality scores up to date (best effort: the
+        stale marks are durable and the next pipeline to run refreshes them anyway)."""
+        pipeline = self._pipelines.get("readings")
+        if pipeline is None:
+            return
+        try:
+            pipeline.store.refresh_quality_daily()
+        except Exception as exc:
+            log.warning("daily quality scores not refreshed on exit: %s", exc)
+
     def _close_session(self) -> None:
         self._session = None
         self._pipelines = {}  # their history caches belong to the old connection's view
@@ -420,10 +433,13 @@ class Worker:
         log.info("revoked %s", _names(partitions))
 
     def _forget_history(self) -> None:
-        """Meters may have been written by another worker meanwhile: read them afresh."""
+        """Meters may have been written by another worker meanwhile: read their VEE
+        history and detector state afresh from PostgreSQL."""
         for pipeline in self._pipelines.values():
             if pipeline.history is not None:
                 pipeline.history.forget()
+            if pipeline.detector is not None:
+                pipeline.detector.forget()
 
 
 class _Fatal(Exception):

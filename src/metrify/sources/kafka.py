@@ -26,7 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import itertools
 import logging
+import operator
 import threading
 import time
 from collections import Counter
@@ -125,54 +127,67 @@ def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.Da
 
     The exact path (:func:`parse_message` then :func:`rows_frame`) builds a Python object
     per value and costs most of a worker's CPU; this one hands the whole batch to Polars'
-    JSON reader (each message becomes one NDJSON line ``{"r": [records]}``) and gives the
-    same columns. It returns ``None`` whenever the batch holds anything only the exact
-    path judges correctly, and the caller then parses message by message: an empty,
-    non-UTF-8 or malformed message, one that is not an object or array of objects, a
-    newline inside a message, an empty object or ``null`` element, or a record with a
-    field outside the contract, a repeated field or a nested value (found by counting
-    keys in the text against the values read). So the fast path changes speed, never
-    results.
+    NDJSON reader: single-record messages as one line each, JSON arrays as lines
+    ``{"r": [records]}``, put back in message order. It returns ``None`` whenever the
+    batch holds anything only the exact path judges correctly, and the caller then parses
+    message by message: an empty, non-UTF-8 or malformed message, one that is not an
+    object or array of objects, a newline inside a message, an empty object or ``null``
+    element, or a record with a field outside the contract, a repeated field or a nested
+    value (found by counting keys in the text against the values read). So the fast path
+    changes speed, never results.
     """
-    lines: list[bytes] = []
-    objects: list[bool] = []
-    for value in values:
+    objects: list[bytes] = []
+    object_at: list[int] = []
+    arrays: list[bytes] = []
+    array_at: list[int] = []
+    for at, value in enumerate(values):
         text = value.strip() if value else b""
-        if text[:1] == b"[":
-            lines.append(b'{"r":' + text + b"}")
-            objects.append(False)
-        elif text[:1] == b"{":
-            lines.append(b'{"r":[' + text + b"]}")
-            objects.append(True)
+        if b"\n" in text:
+            return None  # a message spans lines (pretty-printed JSON)
+        if text[:1] == b"{":
+            objects.append(text)
+            object_at.append(at)
+        elif text[:1] == b"[":
+            arrays.append(b'{"r":' + text + b"}")
+            array_at.append(at)
         else:
             return None
-    if not lines:
-        return None
-    data = b"\n".join(lines)
-    if data.count(b"\n") != len(lines) - 1:
-        return None  # a message spans lines (pretty-printed JSON)
-    schema = {"r": pl.List(pl.Struct(dict.fromkeys(contract.fields, pl.String())))}
+    fields = dict.fromkeys(contract.fields, pl.String())
+    parts: list[pl.DataFrame] = []
     try:
-        parsed = pl.read_ndjson(io.BytesIO(data), schema=schema)
+        if objects:
+            flat = pl.read_ndjson(io.BytesIO(b"\n".join(objects)), schema=fields)
+            if flat.height != len(objects):
+                return None
+            parts.append(flat.with_columns(_m=pl.Series(object_at, dtype=pl.Int64)))
+        if arrays:
+            schema = {"r": pl.List(pl.Struct(fields))}
+            nested = pl.read_ndjson(io.BytesIO(b"\n".join(arrays)), schema=schema)
+            if nested.height != len(arrays):
+                return None
+            records = (
+                nested.with_columns(_m=pl.Series(array_at, dtype=pl.Int64))
+                .filter(pl.col("r").list.len() > 0)
+                .explode("r")
+            )
+            if records["r"].null_count():
+                return None  # a null element
+            parts.append(records.unnest("r"))
     except (pl.exceptions.PolarsError, ValueError):
         return None
-    if parsed.height != len(lines):
-        return None
-    lengths = parsed["r"].list.len()
-    if (lengths.filter(pl.Series(objects)) != 1).any():
-        return None  # "{...},{...}" is not one JSON value
-    records = parsed.select(pl.col("r").explode())
-    if records["r"].null_count():
-        return None  # a null element, or an empty array
-    frame = records.unnest("r")
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema=fields)
+    if len(parts) > 1:
+        frame = frame.sort("_m", maintain_order=True)
+    frame = frame.drop("_m", strict=False)
     if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         return None  # an empty object
+    data = b"\n".join([*objects, *arrays])
     if b'" ' in data or b'"\t' in data or b'"\r' in data:
         return None  # whitespace before a colon would hide a key from the count below
-    keys = data.count(b'":')
+    keys = data.count(b'":') - len(arrays)  # each array line's own "r":
     nulls = data.count(b":null") + data.count(b": null")
     cells = frame.height * frame.width - sum(frame.null_count().row(0))
-    if keys - len(lines) != cells + nulls:
+    if keys != cells + nulls:
         return None  # a field outside the contract, a repeated field or a nested value
     return frame
 
@@ -214,8 +229,12 @@ def frame_messages(
             "json": data.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
         }
     ).with_columns(pl.col("json").str.replace_all(r',"[a-z_]+":null', ""))
-    for (key,), group in encoded.partition_by("id", as_dict=True, maintain_order=True).items():
-        values = group["json"].to_list()
+    # A stable sort groups each id's records, in order, without a frame per id (a live
+    # fleet sends thousands of ids with one record each).
+    encoded = encoded.sort("id", maintain_order=True)
+    rows = zip(encoded["id"].cast(pl.String).to_list(), encoded["json"].to_list(), strict=True)
+    for key, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        values = [value for _, value in group]
         for i in range(0, len(values), max_records):
             part = values[i : i + max_records]
             body = part[0] if len(part) == 1 else "[" + ",".join(part) + "]"

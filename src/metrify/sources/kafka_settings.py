@@ -44,7 +44,7 @@ class KafkaSettings(BaseSettings):
     topic_weather: str = "metrify.weather"
     topic_deadletter: str = "metrify.deadletter"
     batch_max_records: int = Field(
-        default=100_000, ge=1, description="a micro-batch holds at most this many messages"
+        default=100_000, ge=1, description="a micro-batch holds about this many records at most"
     )
     batch_max_ms: int = Field(default=250, ge=1, description="and waits at most this long for them")
     max_message_bytes: int = Field(
@@ -98,6 +98,9 @@ class KafkaSettings(BaseSettings):
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            # librdkafka waits up to 500 ms for a fetch to fill; a stream worker wants the
+            # first records of a quiet partition sooner (overridable).
+            "fetch.wait.max.ms": 100,
         }
         conf.update(self.client_config())
         # Not overridable: auto-commit would checkpoint before the sink flushed.

@@ -220,6 +220,14 @@ class PostgresStore:
                     updated = max(cur.rowcount, 0)
                 result.inserted, result.updated = inserted, updated
                 result.unchanged = staged - inserted - updated
+                if contract is READING and inserted + updated:
+                    # Their daily scores are now stale: marked in this transaction, so
+                    # the refresh (refresh_quality_daily) can wait without losing them.
+                    cur.execute(
+                        "INSERT INTO quality_dirty (meter_id, day)"
+                        " SELECT DISTINCT id, (ts AT TIME ZONE 'UTC')::date"
+                        " FROM changed_readings ON CONFLICT DO NOTHING"
+                    )
                 if inserted + updated != frame.height:
                     cur.execute(f"SELECT id, ts FROM changed_{table}")
                     keys = cur.fetchall()
@@ -338,22 +346,27 @@ class PostgresStore:
         )
         return pl.DataFrame(rows, schema=schema, orient="row")
 
-    def refresh_quality_daily(self, keys: pl.DataFrame) -> int:
-        """Recompute daily quality scores for the (meter, UTC day) pairs a batch touched.
+    def refresh_quality_daily(self) -> int:
+        """Recompute the daily quality scores of every meter-day marked stale.
 
-        Days are the meter's local days; a UTC day touches at most two local days, and
-        the expected interval count follows the local day's real length (46 or 50
-        half-hours on daylight-saving change days).
+        :meth:`write_series` marks the (meter, UTC day) pairs a batch changed in
+        ``quality_dirty``; this takes the marks and recomputes those days in one
+        transaction, so a crash in between leaves them marked. Days are the meter's local
+        days; a UTC day touches at most two local days, and the expected interval count
+        follows the local day's real length (46 or 50 half-hours on daylight-saving
+        change days). Returns how many daily rows were written.
         """
-        if not keys.height:
-            return 0
-        touched = keys.select("meter_id", pl.col("ts").dt.date().alias("day")).unique()
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS touched_days (meter_id text, day date)"
                 " ON COMMIT DELETE ROWS"
             )
-            _copy_frame(cur, "touched_days", touched)
+            cur.execute(
+                "WITH due AS (DELETE FROM quality_dirty RETURNING meter_id, day)"
+                " INSERT INTO touched_days SELECT meter_id, day FROM due"
+            )
+            if cur.rowcount <= 0:
+                return 0
             cur.execute(QUALITY_DAILY_SQL)
             return max(cur.rowcount, 0)
 
