@@ -113,6 +113,8 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     if profile := os.environ.get("BENCH_PROFILE"):
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         spy_args = ["record", "--nonblocking", "-o", profile, "--pid", str(proc.pid)]
+        if os.environ.get("BENCH_PROFILE_IDLE"):  # wall time, waits included
+            spy_args.append("--idle")
         if profile.endswith(".txt"):  # collapsed stacks instead of a flame graph
             spy_args += ["--format", "raw"]
         subprocess.Popen([spy, *spy_args], stdout=subprocess.DEVNULL)
