@@ -39,7 +39,10 @@ from metrify.stores.partitions import Partitions, months_of
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-TABLES = "readings, reading_history, meters, quarantine, quality_daily, anomalies, anomaly_state"
+TABLES = (
+    "readings, reading_history, meters, quarantine, quality_daily, quality_dirty, anomalies,"
+    " anomaly_state"
+)
 
 
 def reset(url: str) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from pathlib import Path
 
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from conftest import LONDON_MAP
@@ -190,3 +192,38 @@ def test_quarantine_command_lists_reasons_and_raw(settings: Settings, tmp_path: 
     assert any('"abc"' in r["raw"] for r in rows)
     code, out, _ = invoke("quarantine", "--reason", "missing", "--json")
     assert [json.loads(line)["reason"] for line in out.splitlines()] == ["missing import_kwh"]
+
+
+class Records(logging.Handler):
+    """Keeps what one logger emits (the CLI resets the root logger's handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_demo_loads_the_fleet_and_summarises_anomalies(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first command: every simulated reading stored, grid and reference data
+    too, anomalies summarised in one line rather than an alert line each."""
+    alerts = Records()
+    logger = logging.getLogger("metrify.anomaly.alerts")
+    monkeypatch.setattr(logger, "handlers", [alerts])
+    code, out, err = invoke("demo", "--meters", "40", "--days", "15")
+    assert code == 0, err
+    readings = 40 * 15 * 96
+    assert conn.execute("SELECT count(*) FROM readings WHERE quality & 1 = 0").fetchone() == (
+        readings,
+    )
+    assert conn.execute("SELECT count(*) FROM meters").fetchone() == (40,)
+    assert f"readings in store: {readings:,} from 40 meters" in " ".join(out.split())
+    alerting = conn.execute(
+        "SELECT count(*) FROM anomalies WHERE severity IN ('medium', 'high', 'critical')"
+    ).fetchone()
+    assert alerting is not None and alerting[0] > 0  # alerts would have been logged
+    assert [r.getMessage()[:80] for r in alerts.records if r.levelno >= logging.WARNING] == []
+    assert "anomalies:" in out

@@ -242,8 +242,7 @@ def simulate_cmd(
         ),
     ] = False,
 ) -> None:
-    """Generate a realistic fleet with labelled faults; write files, ingest it, or stream
-    it to Kafka at a chosen rate."""
+    """Generate a realistic fleet with labelled faults; write, ingest or stream it to Kafka."""
     from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
 
     try:
@@ -312,6 +311,11 @@ def demo_cmd(
     from metrify.sources.simulator import Fleet, FleetSpec
 
     settings = _settings()
+    # The demo summarises its anomalies below instead of logging an alert line for each.
+    alerts = settings.anomaly.alerts.model_copy(update={"log": False})
+    settings = settings.model_copy(
+        update={"anomaly": settings.anomaly.model_copy(update={"alerts": alerts})}
+    )
     fleet = Fleet(FleetSpec(meters=meters, days=days, interval_s=900, seed=42))
     console.print(f"[bold]Metrify demo[/bold]: {meters} meters x {days} days at 15 min")
     with open_session(settings) as session:
@@ -325,6 +329,9 @@ def demo_cmd(
                    (SELECT count(*) FROM grid_measurements), (SELECT count(*) FROM quarantine)
             """
         ).fetchone()
+        incidents = session.conn.execute(
+            "SELECT kind, severity, count(*) FROM anomalies GROUP BY 1, 2 ORDER BY 3 DESC"
+        ).fetchall()
         url = database.database_url(settings)
     assert stats is not None
     table = Table(title="what was loaded", show_header=True)
@@ -344,6 +351,9 @@ def demo_cmd(
         f"readings in store: {stats[0]:,} from {stats[1]} meters, {stats[2]} .. {stats[3]}; "
         f"total import {stats[4]} kWh; grid rows {stats[5]:,}; quarantine rows {stats[6]:,}"
     )
+    if incidents:
+        found = ", ".join(f"{n} {kind} ({severity})" for kind, severity, n in incidents)
+        console.print(f"anomalies: {found}; see metrify anomalies list")
     console.print(f"database: {url}")
     console.print(f"lake:     {settings.lake}")
     console.print("try:      metrify ingest readings FILE --map meter_id=COL ... ; metrify db url")
