@@ -623,34 +623,6 @@ def test_simulate_streams_to_kafka_at_the_asked_rate(
     assert bad.exit_code != 0 and "--rate" in bad.output and "Traceback" not in bad.output
 
 
-def test_batch_deadline_counts_from_when_the_first_message_was_produced(
-    settings: Settings, kafka: KafkaSettings
-) -> None:
-    """A message that already waited (while the previous batch was stored) is not held
-    back a second full batch_max_ms; a fresh one, or one without a timestamp, is."""
-    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE, Message
-
-    from metrify.worker import Worker
-
-    worker = Worker(settings, kafka)
-    try:
-        budget = kafka.batch_max_ms / 1000
-
-        def left(kind: int, produced: float) -> float:
-            message = Message(topic="t", value=b"{}", timestamp=(kind, int(produced * 1000)))
-            return worker._deadline(message) - time.monotonic()
-
-        assert left(TIMESTAMP_CREATE_TIME, time.time() - 5 * budget) <= 0.01
-        assert budget - 0.05 <= left(TIMESTAMP_CREATE_TIME, time.time()) <= budget + 0.01
-        half = left(TIMESTAMP_CREATE_TIME, time.time() - budget / 2)
-        assert budget / 2 - 0.05 <= half <= budget / 2 + 0.01
-        assert left(TIMESTAMP_NOT_AVAILABLE, 0) == pytest.approx(budget, abs=0.01)
-        # a producer clock running ahead never stretches the batch
-        assert left(TIMESTAMP_CREATE_TIME, time.time() + 60) <= budget + 0.01
-    finally:
-        worker.consumer.close()
-
-
 def test_commands_need_kafka_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 

@@ -55,14 +55,7 @@ from typing import Any
 
 import polars as pl
 import psycopg
-from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from metrify.config import Settings
 from metrify.ingest import Session, open_session
@@ -219,19 +212,17 @@ class Worker:
         return code
 
     def _collect(self) -> list[_Item]:
-        """Messages until the batch is full, ``batch_max_ms`` after its first message was
-        produced, or a stop is asked for; past that deadline, whatever the client already
-        holds is still taken (a backlog is one batch, not many small ones). Rebalance
-        callbacks run in here and prune the batch."""
+        """Messages until the batch is full, ``batch_max_ms`` after its first message, or
+        a stop is asked for. Rebalance callbacks run in here and prune the batch."""
         self._pending = pending = []
         records = 0
         deadline: float | None = None
         limit = self.kafka.batch_max_records
         while not self.stop.is_set() and records < limit:
-            wait = _IDLE_WAIT_S if deadline is None else max(0.0, deadline - time.monotonic())
-            chunk = min(_CONSUME_CHUNK, limit - records)
-            messages = self.consumer.consume(chunk, wait)
-            for message in messages:
+            wait = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            for message in self.consumer.consume(min(_CONSUME_CHUNK, limit - records), wait):
                 error = message.error()
                 if error is not None:
                     self._consumer_error(error, message)
@@ -240,23 +231,8 @@ class Worker:
                 # Parsing waits for the batch (see _decode); '{' counts flat records.
                 records += max(1, (message.value() or b"").count(b"{"))
             if pending and deadline is None:
-                deadline = self._deadline(pending[0].message)
-            if deadline is not None and time.monotonic() >= deadline and len(messages) < chunk:
-                break  # past the deadline and nothing more is waiting
+                deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
         return list(self._pending)
-
-    def _deadline(self, first: Message) -> float:
-        """When the batch must close: ``batch_max_ms`` after its first message was
-        *produced* (its Kafka timestamp), not after this worker saw it, so messages that
-        waited while the previous batch was stored are not held back again; never later
-        than ``batch_max_ms`` from now (a producer's clock may run ahead)."""
-        budget = self.kafka.batch_max_ms / 1000
-        now = time.monotonic()
-        kind, stamp_ms = first.timestamp()
-        if kind == TIMESTAMP_NOT_AVAILABLE or stamp_ms <= 0:
-            return now + budget
-        waited = max(0.0, time.time() - stamp_ms / 1000)
-        return now + max(0.0, budget - waited)
 
     def _decode(self, contract: Contract, items: list[_Item]) -> pl.DataFrame | None:
         """One partition's messages as raw string columns: all at once by Polars when
