@@ -19,9 +19,16 @@ from dataclasses import dataclass
 import polars as pl
 
 from metrify.anomaly.config import AnomalyConfig
-from metrify.anomaly.state import HOURS_OF_WEEK, PROFILE_SCHEMA, SCALAR_SCHEMA, hour_of_week
+from metrify.anomaly.state import (
+    HOURS_OF_WEEK,
+    PROFILE_SCHEMA,
+    SCALAR_SCHEMA,
+    local_hour_of_week,
+)
 
 MAD_TO_SD = 1.4826
+#: how long quiet, unjudgeable hours may carry a drop or shift on (a night, not a season)
+QUIET_HOLD = dt.timedelta(hours=12)
 
 
 @dataclass
@@ -117,7 +124,7 @@ def _judge_once(
     robust z-score, ``high`` (far above), ``low`` (far below), and when ``levels`` is set
     ``drop``/``shift`` (the EWMA ratio held beyond its threshold for ``level_min_hours``).
     """
-    rows = frame.with_columns(hour_of_week(pl.col("ts"))).join(
+    rows = frame.with_columns(local_hour_of_week(frame)).join(
         scalars.select("subject_id", "last_ts"), on="subject_id", how="left"
     )
     rows = rows.with_columns(
@@ -127,27 +134,21 @@ def _judge_once(
         cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median()
     )
     ok = pl.col("usable") & pl.col("new") & pl.col("value").is_not_null()
-    batch = (
-        rows.filter(ok)
-        .group_by("subject_id", "how")
-        .agg(b_med=pl.col("value").median(), b_n=pl.len().cast(pl.Float64))
-    )
     prior = profile.rename({"level": "p_level", "spread": "p_spread", "weight": "p_weight"})
     rows = (
         rows.join(prior, on=["subject_id", "how"], how="left")
-        .join(batch, on=["subject_id", "how"], how="left")
         .join(weeks_cap, on="subject_id", how="left")
-        .with_columns(
-            pl.col("p_weight").fill_null(0.0),
-            pl.col("p_level").fill_null(0.0),
-            pl.col("p_spread").fill_null(0.0),
-            pl.col("b_n").fill_null(0.0),
-        )
+        .with_columns(pl.col("p_weight", "p_level", "p_spread").fill_null(0.0))
     )
     # A trusted prior is used alone (a spike in a small batch must not move it); a young
-    # subject is judged on its prior blended with this batch's own medians.
+    # subject is judged on its prior blended with this batch's own medians. Only the
+    # young hours need the batch's medians, so only they are grouped: once a fleet has
+    # a few weeks of history, that is almost no row of a batch.
     trusted = pl.col("p_weight") >= cfg.min_samples
     w = pl.min_horizontal("p_weight", "cap")
+    rows = rows.join(
+        _young_stats(rows.filter(ok & ~trusted)), on=["subject_id", "how"], how="left"
+    ).with_columns(pl.col("b_n").fill_null(0.0))
     blended = (w * pl.col("p_level") + pl.col("b_n") * pl.col("b_med").fill_null(0.0)) / (
         w + pl.col("b_n")
     )
@@ -158,12 +159,6 @@ def _judge_once(
         .then(blended)
         .otherwise(None)
     )
-    b_mad = (
-        rows.filter(ok)
-        .group_by("subject_id", "how")
-        .agg(b_mad=(pl.col("value") - pl.col("expected")).abs().median())
-    )
-    rows = rows.join(b_mad, on=["subject_id", "how"], how="left")
     spread = (
         pl.when(trusted)
         .then(pl.col("p_spread"))
@@ -180,21 +175,22 @@ def _judge_once(
     gate: pl.Expr = pl.lit(True)
     if peak_factor is not None:
         # the typical daily peak (90th percentile of daily maxima): stored, or the batch's
-        # own while the subject is young
-        daily = (
-            rows.filter(ok)
+        # own while the subject is young (only the young are grouped for it)
+        rows = rows.join(
+            scalars.select("subject_id", "peak_kw", "peak_days", record_ref="last_value"),
+            on="subject_id",
+            how="left",
+        )
+        known_peak = pl.col("peak_days").fill_null(0) >= cfg.min_samples
+        batch_peak = (
+            rows.filter(ok & ~known_peak)
             .group_by("subject_id", pl.col("ts").dt.date().alias("day"))
             .agg(dmax=pl.col("value").max())
+            .group_by("subject_id")
+            .agg(b_peak=pl.col("dmax").quantile(0.9))
         )
-        batch_peak = daily.group_by("subject_id").agg(b_peak=pl.col("dmax").quantile(0.9))
-        rows = rows.join(batch_peak, on="subject_id", how="left").join(
-            scalars.select("subject_id", "peak_kw", "peak_days"), on="subject_id", how="left"
-        )
-        peak = (
-            pl.when(pl.col("peak_days").fill_null(0) >= cfg.min_samples)
-            .then(pl.col("peak_kw"))
-            .otherwise(pl.col("b_peak"))
-        )
+        rows = rows.join(batch_peak, on="subject_id", how="left")
+        peak = pl.when(known_peak).then(pl.col("peak_kw")).otherwise(pl.col("b_peak"))
         rows = rows.with_columns(peak_ref=peak)
         gate = pl.col("peak_ref").is_null() | (pl.col("value") > peak_factor * pl.col("peak_ref"))
     rows = rows.with_columns(
@@ -212,8 +208,20 @@ def _judge_once(
             .otherwise(None)
         ).with_columns(drop_base=pl.col("base_ratio").mean().over("subject_id", "drop_start"))
         adapt = dt.timedelta(days=cfg.adapt_after_days)
+        # Rows of a drop or shift still going on at the end of the batch do not teach the
+        # baseline (a bypassed meter must not teach it its new level) until it has lasted
+        # ``adapt_after_days``. A run that already ended inside the batch was a passing
+        # episode (a weekend away) and is learnt like any other row: excluding it for
+        # good would freeze those hours of the week at their old level, and the next
+        # week would be judged a drop again, and the next.
+        open_runs = new_scalars.select(
+            "subject_id", open_drop="drop_since", open_shift="shift_since"
+        )
+        rows = rows.join(open_runs, on="subject_id", how="left")
         young = [
-            pl.col(f"in_{n}") & ((pl.col("ts") - pl.col(f"{n}_start")) < adapt).fill_null(True)
+            pl.col(f"in_{n}")
+            & (pl.col(f"{n}_start") == pl.col(f"open_{n}")).fill_null(False)
+            & ((pl.col("ts") - pl.col(f"{n}_start")) < adapt).fill_null(True)
             for n in ("drop", "shift")
         ]
         learn = ok & ~pl.col("high") & ~pl.col("low") & ~young[0] & ~young[1]
@@ -232,7 +240,50 @@ def _judge_once(
     new_profile = _learn(rows.filter(learn), profile, new_scalars["subject_id"], weeks_cap)
     if peak_factor is not None:
         new_scalars = _learn_peak(rows.filter(learn), new_scalars, cfg)
+        new_scalars = _learn_record(rows.filter(ok), scalars, new_scalars, cfg)
     return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
+
+
+def _learn_record(
+    rows: pl.DataFrame, prior: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig
+) -> pl.DataFrame:
+    """The highest power each meter drew recently, kept in ``last_value`` (meters only).
+
+    Unlike the typical daily peak, the record learns from every row, flagged or not: a
+    home that has drawn 9 kW before (an electric shower, a sauna) owns such a load, and
+    the next time it is routine. It fades with a half-life of ``record_half_life_days``,
+    so an appliance sold long ago stops excusing new bursts.
+    """
+    seen = rows.group_by("subject_id").agg(b_max=pl.col("value").max())
+    elapsed = (pl.col("last_ts") - pl.col("prev_ts")).dt.total_seconds().fill_null(0.0)
+    fade = 0.5 ** (elapsed / (cfg.record_half_life_days * 86400.0))
+    return (
+        scalars.join(seen, on="subject_id", how="left")
+        .join(prior.select("subject_id", prev_ts="last_ts"), on="subject_id", how="left")
+        .with_columns(last_value=pl.max_horizontal(pl.col("last_value") * fade, "b_max"))
+        .select(list(SCALAR_SCHEMA))
+    )
+
+
+def _young_stats(young: pl.DataFrame) -> pl.DataFrame:
+    """Per (subject, hour-of-week) of untrusted hours: batch median, count, and the MAD
+    around the blended level they will be judged against."""
+    if not young.height:
+        return pl.DataFrame(
+            schema={
+                "subject_id": pl.String(),
+                "how": pl.Int16(),
+                "b_med": pl.Float64(),
+                "b_n": pl.Float64(),
+                "b_mad": pl.Float64(),
+            }
+        )
+    n = pl.len().cast(pl.Float64)
+    w = pl.min_horizontal("p_weight", "cap").first()
+    blend = (w * pl.col("p_level").first() + n * pl.col("value").median()) / (w + n)
+    return young.group_by("subject_id", "how").agg(
+        b_med=pl.col("value").median(), b_n=n, b_mad=(pl.col("value") - blend).abs().median()
+    )
 
 
 def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -> pl.DataFrame:
@@ -266,12 +317,9 @@ def _learn(
 ) -> pl.DataFrame:
     """Blend the batch's medians and MADs into the profile of ``subjects`` (all 168 rows)."""
     stats = rows.group_by("subject_id", "how").agg(
-        u_med=pl.col("value").median(), u_n=pl.len().cast(pl.Float64)
-    )
-    mads = (
-        rows.join(stats, on=["subject_id", "how"])
-        .group_by("subject_id", "how")
-        .agg(u_mad=(pl.col("value") - pl.col("u_med")).abs().median())
+        u_med=pl.col("value").median(),
+        u_n=pl.len().cast(pl.Float64),
+        u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
     )
     grid = (
         subjects.unique()
@@ -284,7 +332,6 @@ def _learn(
     full = (
         grid.join(profile, on=["subject_id", "how"], how="left")
         .join(stats, on=["subject_id", "how"], how="left")
-        .join(mads, on=["subject_id", "how"], how="left")
         .join(caps, on="subject_id", how="left")
         .with_columns(
             pl.col("level", "spread", "weight", "u_n").fill_null(0.0),
@@ -313,7 +360,10 @@ def _levels(
     """EWMA of observed and expected power per subject; drops and shifts that last."""
     half_life = f"{round(cfg.level_half_life_h * 3600)}s"
     min_len = dt.timedelta(hours=cfg.level_min_hours)
+    # a row number to join the results back on: cheaper than (subject_id, ts)
+    rows = rows.with_row_index("_row")
     live = rows.filter(pl.col("new") & pl.col("expected").is_not_null()).select(
+        "_row",
         "subject_id",
         "ts",
         "interval_s",
@@ -325,7 +375,8 @@ def _levels(
         live.select("subject_id").unique(), on="subject_id", how="semi"
     )
     start = seeds.select(
-        "subject_id",
+        _row=pl.lit(None, pl.UInt32),
+        subject_id="subject_id",
         ts="last_ts",
         interval_s=pl.lit(0, pl.Int32),
         obs="ewm_obs",
@@ -350,16 +401,34 @@ def _levels(
     )
     judgeable = pl.col("ee") > cfg.level_min_expected_kw
     ratio = pl.col("eo") / pl.col("ee")
+
+    # Hours too quiet to judge (a small home's night) carry the state of the last judged
+    # hour: they cannot tell a drop from normal use, and ending the run there would cut
+    # one bypass into a new incident (and alert) every night. Only for QUIET_HOLD, so a
+    # meter whose whole level sank below the floor ends its run instead of holding it.
+    last_judged = (
+        pl.when(judgeable | pl.col("seed")).then(pl.col("ts")).otherwise(None).forward_fill()
+    ).over("subject_id")
+    hold = (pl.col("ts") - last_judged) <= QUIET_HOLD
+
+    def held(seeded: pl.Expr, cond: pl.Expr) -> pl.Expr:
+        return (
+            pl.when(pl.col("seed"))
+            .then(seeded)
+            .when(judgeable)
+            .then(cond)
+            .when(hold.fill_null(False))
+            .then(None)
+            .otherwise(False)
+            .forward_fill()
+            .over("subject_id")
+            .fill_null(False)
+        )
+
     both = both.with_columns(
         ratio=ratio,
-        c_drop=pl.when(pl.col("seed"))
-        .then(pl.col("drop_since").is_not_null())
-        .otherwise(judgeable & (ratio < cfg.drop_ratio))
-        .fill_null(False),
-        c_shift=pl.when(pl.col("seed"))
-        .then(pl.col("shift_since").is_not_null())
-        .otherwise(judgeable & (ratio > cfg.shift_ratio))
-        .fill_null(False),
+        c_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
+        c_shift=held(pl.col("shift_since").is_not_null(), ratio > cfg.shift_ratio),
     )
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
@@ -407,8 +476,7 @@ def _levels(
         how="diagonal_relaxed",
     ).select(list(SCALAR_SCHEMA))
     flags = real.select(
-        "subject_id",
-        "ts",
+        "_row",
         "ratio",
         "drop",
         "shift",
@@ -417,7 +485,9 @@ def _levels(
         in_drop="c_drop",
         in_shift="c_shift",
     )
-    rows = rows.join(flags, on=["subject_id", "ts"], how="left").with_columns(
-        pl.col("drop", "shift", "in_drop", "in_shift").fill_null(False)
+    rows = (
+        rows.join(flags, on="_row", how="left")
+        .with_columns(pl.col("drop", "shift", "in_drop", "in_shift").fill_null(False))
+        .drop("_row")
     )
     return rows, new_scalars

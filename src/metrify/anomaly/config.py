@@ -65,6 +65,24 @@ class AnomalyConfig(BaseModel):
         description="meters: and above this many times the meter's typical daily peak "
         "(a kettle at 7 am is a household's routine, however far above its median)",
     )
+    record_half_life_days: float = Field(
+        default=56.0,
+        gt=0,
+        description="meters: a burst no higher than the highest power the meter drew "
+        "recently (a record fading with this half-life) is its own routine: low severity",
+    )
+    record_margin: float = Field(
+        default=1.5,
+        gt=0,
+        description="and a burst must exceed that record by this factor to be more than low",
+    )
+    burst_min_kw: float = Field(
+        default=4.0,
+        ge=0,
+        description="meters: a burst below this average power over the interval (2 kWh in "
+        "half an hour: a kettle, an oven and a hob together) is ordinary for any home, "
+        "however quiet it usually is: low severity",
+    )
     # level shifts and sustained drops
     level_half_life_h: float = Field(default=6.0, gt=0, description="EWMA half-life")
     drop_ratio: float = Field(
@@ -76,6 +94,18 @@ class AnomalyConfig(BaseModel):
     level_min_hours: float = Field(
         default=24.0, gt=0, description="how long the ratio must hold to count (not a blip)"
     )
+    drop_medium_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="a drop with the base load gone is a bypass suspect (medium) once it "
+        "has held this long: a day or two away from home is no case for a field visit",
+    )
+    drop_high_hours: float = Field(
+        default=168.0, gt=0, description="and urgent (high) once it has held this long"
+    )
+    shift_medium_hours: float = Field(
+        default=72.0, gt=0, description="new load is worth a look (medium) after this long"
+    )
     adapt_after_days: float = Field(
         default=14.0,
         gt=0,
@@ -83,10 +113,11 @@ class AnomalyConfig(BaseModel):
         "baseline learns again (the incident stays on record until someone closes it)",
     )
     vacancy_base_share: float = Field(
-        default=0.6,
+        default=0.5,
         gt=0,
         lt=1,
-        description="a drop whose base-load hours kept this share of their level is a vacancy",
+        description="a drop whose base-load hours kept this share of their level is a "
+        "vacancy (the fridge and standby still run: nobody home), not a bypass",
     )
     level_min_expected_kw: float = Field(
         default=0.1, ge=0, description="meters quieter than this are not judged for drops"

@@ -16,7 +16,7 @@ import polars as pl
 
 from metrify.anomaly.baseline import judge
 from metrify.anomaly.config import AnomalyConfig
-from metrify.anomaly.records import Kind, Subject, empty_incidents, incidents, severity_by
+from metrify.anomaly.records import Kind, Subject, empty_incidents, incidents
 from metrify.records import Quality, Status
 
 
@@ -37,7 +37,11 @@ def detect_readings(
     scalars: pl.DataFrame,
     cfg: AnomalyConfig,
 ) -> Detected:
-    """Run every reading detector on one batch (``has_pv``: ``meter_id``, ``has_pv``)."""
+    """Run every reading detector on one batch.
+
+    ``has_pv`` is the meters' reference data: ``meter_id``, ``has_pv`` and optionally
+    ``timezone`` (the hour-of-week baseline follows each meter's local clock).
+    """
     usable = (
         pl.col("import_kwh").is_not_null()
         & ((pl.col("quality") & int(Quality.MISSING)) == 0)
@@ -50,6 +54,9 @@ def detect_readings(
         value=pl.col("import_kwh") * 3600.0 / pl.col("interval_s"),
         usable=usable,
     )
+    if "timezone" in has_pv.columns and has_pv["timezone"].drop_nulls().len():
+        zones = has_pv.select(subject_id="meter_id", tz="timezone").unique("subject_id")
+        base = base.join(zones, on="subject_id", how="left", maintain_order="left")
     j = judge(
         base,
         profile,
@@ -73,18 +80,16 @@ def detect_readings(
                 "value",
                 score="z",
                 peak_ref=pl.col("peak_ref").fill_null(pl.col("value")),
+                record_ref="record_ref",
             ),
             kind=Kind.UNUSUAL_CONSUMPTION,
             detector="hour_of_week_robust_z",
-            # how far beyond the meter's own typical daily peak: a household's busy
-            # evening is routine, three times its usual peak is not.
-            severity=severity_by(
-                pl.col("value") / pl.col("peak_ref"), [(0, "low"), (3, "medium"), (6, "high")]
-            ),
+            severity=_burst_severity(cfg),
             evidence={
                 "expected_kw": pl.col("expected").round(3),
                 "observed_kw": pl.col("value").round(3),
                 "typical_daily_peak_kw": pl.col("peak_ref").round(3),
+                "recent_record_kw": pl.col("record_ref").round(3),
                 "robust_z": pl.col("score"),
             },
             on=common,
@@ -115,7 +120,16 @@ def detect_readings(
             for kind, which, severity in (
                 # the base load fell with the rest: a bypass or tampering suspect; a
                 # visit is worth it after a day, urgent once it has held for three.
-                (Kind.SUSTAINED_DROP, base_fell, _lasted(72, "high", "medium")),
+                (
+                    Kind.SUSTAINED_DROP,
+                    base_fell,
+                    _lasted(
+                        cfg.drop_medium_hours,
+                        "medium",
+                        "low",
+                        longer=(cfg.drop_high_hours, "high"),
+                    ),
+                ),
                 # use fell to the base load, which stayed: an empty home, for billing
                 (Kind.VACANCY, ~base_fell, pl.lit("low")),
             )
@@ -132,7 +146,7 @@ def detect_readings(
             ),
             kind=Kind.LEVEL_SHIFT,
             detector="ewma_ratio",
-            severity=_lasted(72, "medium", "low"),
+            severity=_lasted(cfg.shift_medium_hours, "medium", "low"),
             evidence={
                 "expected_kw": pl.col("expected").round(3),
                 "observed_kw": pl.col("value").round(3),
@@ -176,13 +190,37 @@ def detect_readings(
     )
 
 
-def _lasted(hours: float, long: str, short: str) -> pl.Expr:
-    """Severity by how long the incident has lasted so far."""
+def _burst_severity(cfg: AnomalyConfig) -> pl.Expr:
+    """How worrying a burst is, judged against what this meter has drawn before.
+
+    At or below ``record_margin`` x its recent record, or below ``burst_min_kw``, it is the
+    home's own routine (a kettle, an electric shower it always had): low. Beyond it, it
+    is new load nobody has seen here: medium, and high at six times its typical daily
+    peak. A meter without a record yet is judged on its typical peak alone (>= 3x medium).
+    """
+    value, record = pl.col("value"), pl.col("record_ref")
+    times_peak = value / pl.col("peak_ref")
+    ordinary = (value < cfg.burst_min_kw) | (value <= cfg.record_margin * record).fill_null(False)
     return (
-        pl.when((pl.col("ts_end") - pl.col("ts_start")) >= pl.duration(hours=hours))
-        .then(pl.lit(long))
-        .otherwise(pl.lit(short))
+        pl.when(ordinary | (record.is_null() & (times_peak < 3)))
+        .then(pl.lit("low"))
+        .when(times_peak >= 6)
+        .then(pl.lit("high"))
+        .otherwise(pl.lit("medium"))
     )
+
+
+def _lasted(
+    hours: float, long: str, short: str, *, longer: tuple[float, str] | None = None
+) -> pl.Expr:
+    """Severity by how long the incident has lasted so far (``longer``: a further step)."""
+    lasted = pl.col("ts_end") - pl.col("ts_start")
+    expr = pl.when(lasted >= pl.duration(hours=hours)).then(pl.lit(long)).otherwise(pl.lit(short))
+    if longer is not None:
+        expr = (
+            pl.when(lasted >= pl.duration(hours=longer[0])).then(pl.lit(longer[1])).otherwise(expr)
+        )
+    return expr
 
 
 def _export(frame: pl.DataFrame, has_pv: pl.DataFrame, cfg: AnomalyConfig) -> pl.DataFrame:

@@ -69,6 +69,7 @@ def daily_from_readings(readings: pl.DataFrame) -> pl.DataFrame:
             n=pl.len().cast(pl.Int64),
         )
         .select(list(DAILY_SCHEMA))
+        .sort("meter_id", "day")  # a fixed order: the forest fitted on it is repeatable
     )
 
 

@@ -17,7 +17,9 @@ from metrify.anomaly.config import SEVERITIES
 from metrify.records import TS
 
 #: bumped when a detector's logic changes, so old and new records can be told apart.
-DETECTOR_VERSION: Final = "1"
+#: 2: hour-of-week in the meter's local time, bursts judged against the meter's record,
+#: drop severity by persistence (72 h medium, 7 days high).
+DETECTOR_VERSION: Final = "2"
 
 
 class Kind(enum.StrEnum):

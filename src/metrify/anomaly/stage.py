@@ -155,13 +155,16 @@ class DetectStage:
     def _has_pv(self, ids: pl.Series) -> pl.DataFrame:
         # A meter the reference data does not describe (auto-registered from its readings)
         # has no registration to contradict: only registered meters without PV are judged.
+        # The meter's time zone comes along: its baseline follows the local clock.
         rows = self.conn.execute(
-            "SELECT meter_id, coalesce(has_pv, status = 'unregistered') FROM meters"
+            "SELECT meter_id, coalesce(has_pv, status = 'unregistered'), timezone FROM meters"
             " WHERE meter_id = ANY(%s)",
             (ids.unique().to_list(),),
         ).fetchall()
         return pl.DataFrame(
-            rows, schema={"meter_id": pl.String(), "has_pv": pl.Boolean()}, orient="row"
+            rows,
+            schema={"meter_id": pl.String(), "has_pv": pl.Boolean(), "timezone": pl.String()},
+            orient="row",
         )
 
     def _nodes(self, ids: pl.Series) -> pl.DataFrame:

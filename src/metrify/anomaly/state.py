@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import psycopg
@@ -46,8 +47,36 @@ _SCALARS: Final = [c for c in SCALAR_SCHEMA if c != "subject_id"]
 
 
 def hour_of_week(ts: pl.Expr) -> pl.Expr:
-    """0 = Monday 00:00-01:00 UTC ... 167 = Sunday 23:00."""
+    """0 = Monday 00:00-01:00 ... 167 = Sunday 23:00, in the zone ``ts`` is in."""
     return ((ts.dt.weekday().cast(pl.Int16) - 1) * 24 + ts.dt.hour().cast(pl.Int16)).alias("how")
+
+
+def local_hour_of_week(frame: pl.DataFrame) -> pl.Expr:
+    """Hour of the week on each subject's own clock (a ``tz`` column; else UTC).
+
+    Households live by the local clock: after the switch to summer time the evening peak
+    comes an hour earlier in UTC, and a UTC baseline would judge every evening against
+    the wrong hour for seven months. One conversion per distinct zone (a fleet has a
+    handful); a missing or unknown zone counts as UTC, as in VEE.
+    """
+    utc = hour_of_week(pl.col("ts"))
+    if "tz" not in frame.columns:
+        return utc
+    expr = utc
+    for zone in frame.get_column("tz").drop_nulls().unique().sort().to_list():
+        if zone == "UTC" or not _known_zone(zone):
+            continue
+        local = hour_of_week(pl.col("ts").dt.convert_time_zone(zone))
+        expr = pl.when(pl.col("tz") == zone).then(local).otherwise(expr)
+    return expr.alias("how")
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 class StateStore:
@@ -109,15 +138,13 @@ class StateStore:
         """Upsert the state of the subjects in ``scalars`` (``profile`` holds all 168 rows each)."""
         if not scalars.height:
             return
-        arrays = (
-            profile.sort("subject_id", "how")
-            .group_by("subject_id", maintain_order=True)
-            .agg(
-                *[
-                    pl.format("{{{}}}", pl.col(a).round(6).cast(pl.String).str.join(","))
-                    for a in _ARRAYS
-                ]
-            )
+        # each subject's 168 values in hour-of-week order, as PostgreSQL array literals;
+        # sorted within each subject (cheap) rather than the whole frame by a string key
+        arrays = profile.group_by("subject_id").agg(
+            *[
+                pl.format("{{{}}}", pl.col(a).sort_by("how").round(6).cast(pl.String).str.join(","))
+                for a in _ARRAYS
+            ]
         )
         rows = scalars.join(arrays, on="subject_id", how="left").select(
             pl.lit(self.subject_type).alias("subject_type"), "subject_id", *_ARRAYS, *_SCALARS
@@ -149,18 +176,19 @@ class StateCache:
         self.store = store
         self.profile = pl.DataFrame(schema=PROFILE_SCHEMA)
         self.scalars = pl.DataFrame(schema=SCALAR_SCHEMA)
-        self._known: set[str] = set()
+        #: subjects whose state was looked up (stored or not): a frame, so the per-batch
+        #: check is one anti-join, not a Python set turned into a list every batch
+        self._known = pl.DataFrame(schema={"subject_id": pl.String()})
 
     def get(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profile, scalars) of ``ids``, reading subjects not seen before from PostgreSQL."""
-        wanted = ids.unique()
-        missing = wanted.filter(~wanted.is_in(list(self._known)))
-        if missing.len():
-            profile, scalars = self.store.load(missing)
+        frame = ids.unique().to_frame("subject_id")
+        missing = frame.join(self._known, on="subject_id", how="anti")
+        if missing.height:
+            profile, scalars = self.store.load(missing["subject_id"])
             self.profile = pl.concat([self.profile, profile])
             self.scalars = pl.concat([self.scalars, scalars])
-            self._known.update(missing.to_list())
-        frame = wanted.to_frame("subject_id")
+            self._known = pl.concat([self._known, missing])
         return (
             self.profile.join(frame, on="subject_id", how="semi"),
             self.scalars.join(frame, on="subject_id", how="semi"),
@@ -185,10 +213,12 @@ class StateCache:
                 scalars.select(list(SCALAR_SCHEMA)),
             ]
         )
-        self._known.update(ids["subject_id"].to_list())
+        fresh = ids.join(self._known, on="subject_id", how="anti")
+        if fresh.height:
+            self._known = pl.concat([self._known, fresh])
 
     def forget(self) -> None:
         """Drop the cache (another process may have written these subjects)."""
         self.profile = self.profile.clear()
         self.scalars = self.scalars.clear()
-        self._known.clear()
+        self._known = self._known.clear()
