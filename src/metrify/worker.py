@@ -27,11 +27,12 @@ Rebalancing: batches are processed and committed between calls to ``consume()``,
 rebalance callbacks only run inside those calls, so when partitions are revoked nothing
 is in flight: the messages of a half-collected batch from revoked partitions are
 abandoned uncommitted and the new owner reads them again from the committed offset. The
-per-meter state VEE needs (recent history for spike baselines, flat-line runs, gaps and
-register continuity) lives in PostgreSQL; each pipeline keeps a cache of it
-(:mod:`metrify.quality.history`) that the worker drops on every assignment and
-revocation, so it is rebuilt from the durable store for whatever partitions the worker
-owns next, and a rebalance loses nothing. Pipelines live as long as the database
+per-meter state VEE and the detectors need (recent history for spike baselines,
+flat-line runs, gaps and register continuity; hour-of-week baselines and levels) lives
+in PostgreSQL; each pipeline keeps caches of it (:mod:`metrify.quality.history`,
+:mod:`metrify.anomaly.state`) that the worker drops on every assignment and revocation,
+so it is rebuilt from the durable store for whatever partitions the worker owns next,
+and a rebalance loses nothing. Pipelines live as long as the database
 session; after a failure they are rebuilt with it.
 
 SIGTERM / SIGINT: the current batch is finished and committed, the consumer closed (it

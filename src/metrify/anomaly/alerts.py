@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import httpx
-
 from metrify.anomaly.config import AlertConfig
 from metrify.anomaly.store import to_json
 
@@ -56,10 +54,14 @@ class WebhookSink:
         self.retries = retries
         self.backoff_s = backoff_s
         self.sleep = sleep
+        import httpx  # only a configured webhook needs it; kept off every command's start-up
+
         self.client = httpx.Client(timeout=timeout_s)
         self.attempts = 0
 
     def send(self, alerts: Sequence[dict[str, Any]]) -> None:
+        import httpx
+
         body = {"alerts": list(alerts)}
         delay = self.backoff_s
         for attempt in range(self.retries + 1):

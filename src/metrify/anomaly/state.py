@@ -12,7 +12,6 @@ fresh caches, when its partitions are reassigned.
 
 from __future__ import annotations
 
-import io
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +19,7 @@ import polars as pl
 import psycopg
 
 from metrify.records import TS
+from metrify.stores.postgres import copy_frame, copy_out, ids_table
 
 HOURS_OF_WEEK: Final = 168
 
@@ -89,27 +89,16 @@ class StateStore:
     def load(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profile rows, scalar rows) stored for ``ids``; absent subjects have no rows."""
         cols = ["subject_id", *(f"{a}::text" for a in _ARRAYS), *_SCALARS]
-        buffer = io.BytesIO()
+        names = ["subject_id", *_ARRAYS, *_SCALARS]
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS state_ids (id text PRIMARY KEY)"
-                " ON COMMIT DELETE ROWS"
-            )
-            with cur.copy("COPY state_ids (id) FROM STDIN") as copy:
-                copy.write("\n".join(ids.unique().to_list()) + "\n")
             query = (
-                f"SELECT {', '.join(cols)} FROM anomaly_state s JOIN state_ids i"
+                f"SELECT {', '.join(cols)} FROM anomaly_state s JOIN {ids_table(cur, ids)} i"
                 f" ON i.id = s.subject_id WHERE s.subject_type = "
                 f"'{self.subject_type}'"
             )
-            with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-                for chunk in copy:
-                    buffer.write(chunk)
-        names = ["subject_id", *_ARRAYS, *_SCALARS]
-        if not buffer.tell():
+            raw = copy_out(cur, query, names)
+        if raw is None:
             return pl.DataFrame(schema=PROFILE_SCHEMA), pl.DataFrame(schema=SCALAR_SCHEMA)
-        buffer.seek(0)
-        raw = pl.read_csv(buffer, has_header=False, new_columns=names, infer_schema=False)
         scalars = raw.select(
             "subject_id",
             *[
@@ -149,8 +138,6 @@ class StateStore:
         rows = scalars.join(arrays, on="subject_id", how="left").select(
             pl.lit(self.subject_type).alias("subject_type"), "subject_id", *_ARRAYS, *_SCALARS
         )
-        buffer = io.BytesIO()
-        rows.write_csv(buffer, include_header=False, null_value="", quote_style="necessary")
         cols = ", ".join(rows.columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.columns[2:])
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -158,10 +145,7 @@ class StateStore:
                 "CREATE TEMP TABLE IF NOT EXISTS stage_anomaly_state"
                 " (LIKE anomaly_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            with cur.copy(
-                f"COPY stage_anomaly_state ({cols}) FROM STDIN (FORMAT csv, NULL '')"
-            ) as copy:
-                copy.write(buffer.getbuffer())
+            copy_frame(cur, "stage_anomaly_state", rows)
             cur.execute(
                 f"INSERT INTO anomaly_state ({cols}) SELECT {cols} FROM stage_anomaly_state"
                 f" ON CONFLICT (subject_type, subject_id) DO UPDATE SET {updates},"

@@ -18,20 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg_pool import ConnectionPool
 
+from metrify.api.queries import READING_COLUMNS
+
 CHUNK = 20_000
 
-COLUMNS = (
-    "meter_id",
-    "ts",
-    "interval_s",
-    "import_kwh",
-    "export_kwh",
-    "register_kwh",
-    "voltage_v",
-    "quality",
-    "status",
-    "source",
-)
 SCHEMA = pa.schema(
     [
         ("meter_id", pa.string()),
@@ -46,6 +36,9 @@ SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+#: the export's columns: the stored key, then what a reading query returns.
+COLUMNS = ("meter_id", *READING_COLUMNS)
+assert tuple(SCHEMA.names) == COLUMNS, "the Parquet schema must follow the columns"
 
 
 def export_sql(

@@ -96,13 +96,39 @@ class WriteResult:
     changed_keys: pl.DataFrame | None = None
 
 
-def _copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
+def copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
     """COPY a frame into ``table`` as CSV generated column-wise by Polars (no per-row Python)."""
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     buffer = io.BytesIO()
     frame.write_csv(buffer, include_header=False, null_value="", quote_style="necessary")
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, NULL '')") as copy:
         copy.write(buffer.getbuffer())
+
+
+def ids_table(cur: psycopg.Cursor[tuple[object, ...]], ids: pl.Series) -> str:
+    """Put ``ids`` in the transaction's temp table ``batch_ids`` (its name is returned),
+    so a query can join on them instead of carrying thousands of literals."""
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS batch_ids (id text PRIMARY KEY) ON COMMIT DELETE ROWS"
+    )
+    copy_frame(cur, "batch_ids", ids.unique().to_frame("id"))
+    return "batch_ids"
+
+
+def copy_out(
+    cur: psycopg.Cursor[tuple[object, ...]], query: str, columns: list[str]
+) -> pl.DataFrame | None:
+    """The rows of ``query`` as string columns, streamed out with COPY as CSV and parsed
+    by Polars (row-by-row fetching would be the slowest part of a batch); None when the
+    query returns nothing. Callers cast the columns they need."""
+    buffer = io.BytesIO()
+    with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    if not buffer.tell():
+        return None
+    buffer.seek(0)
+    return pl.read_csv(buffer, has_header=False, new_columns=columns, infer_schema=False)
 
 
 class PostgresStore:
@@ -172,7 +198,7 @@ class PostgresStore:
         guard_tgt = f"NOT (s.quality & {missing} <> 0 AND {table}.quality & {missing} = 0)"
         with self.conn.transaction(), self.conn.cursor() as cur:
             if frame.height:
-                _copy_frame(cur, stage, frame.select(cols))
+                copy_frame(cur, stage, frame.select(cols))
                 result.unknown_quarantined = self._unknown_ids(cur, contract, stage, unknown)
                 # New keys first: a plain insert that skips existing keys. For fresh data
                 # (the common case) that is all there is to do.
@@ -237,7 +263,7 @@ class PostgresStore:
                         orient="row",
                     )
             if quarantine is not None and quarantine.height:
-                _copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+                copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
         return result
 
     def _unknown_ids(
@@ -273,12 +299,6 @@ class PostgresStore:
 
     # --- history for VEE ----------------------------------------------------------------
 
-    def _ids_table(self, cur: psycopg.Cursor[tuple[object, ...]], ids: pl.Series) -> None:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS batch_ids (id text PRIMARY KEY) ON COMMIT DELETE ROWS"
-        )
-        _copy_frame(cur, "batch_ids", ids.unique().to_frame("id"))
-
     def load_context(
         self, contract: Contract, ids: pl.Series, since: dt.datetime, until: dt.datetime
     ) -> pl.DataFrame:
@@ -295,21 +315,15 @@ class PostgresStore:
             "status": pl.String(),
             "source": pl.String(),
         }
-        buffer = io.BytesIO()
         with self.conn.transaction(), self.conn.cursor() as cur:
-            self._ids_table(cur, ids)
             query = (
                 f"SELECT {', '.join('t.' + c for c in cols)} FROM {contract.table} t"
-                f" JOIN batch_ids b ON b.id = t.{key}"
+                f" JOIN {ids_table(cur, ids)} b ON b.id = t.{key}"
                 f" WHERE t.ts >= '{since.isoformat()}' AND t.ts <= '{until.isoformat()}'"
             )
-            with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-                for chunk in copy:
-                    buffer.write(chunk)
-        if not buffer.tell():
+            raw = copy_out(cur, query, cols)
+        if raw is None:
             return pl.DataFrame(schema=schema)
-        buffer.seek(0)
-        raw = pl.read_csv(buffer, has_header=False, new_columns=cols, infer_schema=False)
         return raw.with_columns(
             pl.col("ts").str.to_datetime("%Y-%m-%d %H:%M:%S%#z", time_zone="UTC", time_unit="us"),
             *[pl.col(c).cast(t) for c, t in schema.items() if c != "ts" and t != pl.String],
@@ -327,7 +341,7 @@ class PostgresStore:
             "nominal_voltage_v",
         ]
         with self.conn.transaction(), self.conn.cursor() as cur:
-            self._ids_table(cur, ids)
+            ids_table(cur, ids)
             cur.execute(
                 f"SELECT {', '.join('m.' + c for c in cols)} FROM meters m"
                 " JOIN batch_ids b ON b.id = m.meter_id"
@@ -386,7 +400,7 @@ class PostgresStore:
                     f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {contract.table}"
                     f" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
-                _copy_frame(cur, stage, frame.select(given))
+                copy_frame(cur, stage, frame.select(given))
                 sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in given if c != key)
                 tgt = ", ".join(f"{contract.table}.{c}" for c in given if c != key)
                 exc = ", ".join(f"EXCLUDED.{c}" for c in given if c != key)
@@ -420,7 +434,7 @@ class PostgresStore:
                 result.inserted, result.updated = int(row[0]), int(row[1])  # type: ignore[call-overload]
                 result.unchanged = frame.height - result.inserted - result.updated
             if quarantine is not None and quarantine.height:
-                _copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+                copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
         return result
 
     def write_quarantine(self, quarantine: pl.DataFrame) -> None:
@@ -428,4 +442,4 @@ class PostgresStore:
         if not quarantine.height:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
-            _copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+            copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
