@@ -226,3 +226,59 @@ def test_lake_gets_new_versions_only(settings: Settings, tmp_path: Path) -> None
     assert first["import_kwh"].to_list() == [7.25]
     meta = pl.read_parquet_schema(files_before[0])
     assert meta["quality"] == pl.Int32 and meta["status"] == pl.String
+
+
+def _versions(meter: str, n: int, value: float, start: str = "2013-03-01") -> pl.DataFrame:
+    """n half-hourly stored versions of one meter, every import ``value`` kWh."""
+    first = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
+    return pl.DataFrame(
+        {
+            "meter_id": [meter] * n,
+            "ts": [first + dt.timedelta(minutes=30 * i) for i in range(n)],
+            "interval_s": [1800] * n,
+            "import_kwh": [value] * n,
+            "quality": [0] * n,
+            "status": ["valid"] * n,
+            "source": ["test"] * n,
+            "ingested_at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * n,
+        }
+    ).with_columns(
+        pl.col("ts").dt.cast_time_unit("us"), pl.col("ingested_at").dt.cast_time_unit("us")
+    )
+
+
+def _full(frame: pl.DataFrame) -> pl.DataFrame:
+    missing = {c: pl.lit(None, t) for c, t in READING.schema.items() if c not in frame.columns}
+    return frame.with_columns(**missing)
+
+
+def test_fast_copy_then_overlap_falls_back_to_upsert(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """Fresh keys take the straight COPY; a batch overlapping stored keys is rolled back
+    to its savepoint and upserted, with exact counts and history, in the same store."""
+    from metrify.stores.postgres import PostgresStore
+
+    with open_session(settings) as session:
+        store: PostgresStore = session.store
+        first = store.write_series(READING, _full(_versions("F1", 48, 0.5)))
+        assert (first.inserted, first.updated, first.unchanged) == (48, 0, 0)
+        assert first.changed_keys is None
+        # 24 stored keys with a new value, 24 stored unchanged, 24 new keys
+        overlap = pl.concat(
+            [
+                _versions("F1", 24, 0.7),
+                _versions("F1", 48, 0.5).slice(24),
+                _versions("F1", 24, 0.9, start="2013-03-02"),
+            ]
+        )
+        second = store.write_series(READING, _full(overlap))
+        assert (second.inserted, second.updated, second.unchanged) == (24, 24, 24)
+        assert second.changed_keys is not None and second.changed_keys.height == 48
+        assert store._direct_cooldown > 0  # the fast COPY was tried and rolled back
+    assert count(conn, "SELECT count(*) FROM readings WHERE meter_id = 'F1'") == 72
+    assert count(conn, "SELECT count(*) FROM readings WHERE import_kwh = 0.7") == 24
+    assert count(conn, "SELECT count(*) FROM reading_history WHERE meter_id = 'F1'") == 24
+    # the fast path registered the meter and marked both UTC days' scores stale
+    assert count(conn, "SELECT count(*) FROM meters WHERE meter_id = 'F1'") == 1
+    assert count(conn, "SELECT count(*) FROM quality_dirty WHERE meter_id = 'F1'") == 2
