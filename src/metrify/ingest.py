@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -34,20 +34,42 @@ class Session:
     conn: psycopg.Connection[tuple[object, ...]]
     store: PostgresStore
     lake: Lake | None
+    _writers: list[PostgresStore] = field(default_factory=list)
 
-    def pipeline(self, contract: Contract) -> Pipeline:
-        return Pipeline(contract, self.settings, self.store, self.lake)
+    def pipeline(self, contract: Contract, *, overlap: bool = False) -> Pipeline:
+        """A pipeline on this session's store. ``overlap`` (long loads: files, the
+        simulator) gives it a second connection, so writing batch N overlaps processing
+        batch N+1; a request or a stream micro-batch gains nothing from one."""
+        writer = self.writer() if overlap and contract.time_series else None
+        return Pipeline(contract, self.settings, self.store, self.lake, writer=writer)
+
+    def writer(self) -> PostgresStore:
+        """A store on a second connection of this session (closed with the session)."""
+        store = PostgresStore(database.connect(self.settings, migrate=False))
+        self._writers.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._writers:
+            store.conn.close()
+        self._writers.clear()
+        self.conn.close()
 
 
 @contextlib.contextmanager
 def open_session(settings: Settings) -> Iterator[Session]:
     """Connect (starting the embedded server and migrating if needed) and open the lake."""
     conn = database.connect(settings)
+    session: Session | None = None
     try:
         lake = Lake(settings.lake) if settings.lake_enabled else None
-        yield Session(settings, conn, PostgresStore(conn), lake)
+        session = Session(settings, conn, PostgresStore(conn), lake)
+        yield session
     finally:
-        conn.close()
+        if session is not None:
+            session.close()
+        else:
+            conn.close()
 
 
 def ingest_files(
@@ -61,7 +83,7 @@ def ingest_files(
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
     from metrify.sources.files import ReaderError, read_batches
 
-    pipeline = session.pipeline(contract)
+    pipeline = session.pipeline(contract, overlap=True)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
     for path in paths:
         pipeline.summary.files += 1
@@ -95,7 +117,7 @@ def ingest_frames(
     progress: Progress | None = None,
 ) -> Summary:
     """Feed typed frames (already in the contract schema) through the same pipeline."""
-    pipeline = session.pipeline(contract)
+    pipeline = session.pipeline(contract, overlap=True)
     for frame in frames:
         pipeline.submit(frame, source=source)
         if progress is not None:

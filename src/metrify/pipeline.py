@@ -5,6 +5,12 @@ Files, HTTP, Kafka and the simulator all hand raw batches to :class:`Pipeline` a
 the same :class:`Summary` back. Decoded records are buffered across small inputs (one file per
 meter is common) and written in large batches, because each write costs a transaction
 and a set of lake files.
+
+A long load (a file, the simulator) gives the pipeline a second store on its own
+connection: then batch N is written by PostgreSQL while batch N+1 is decoded, validated
+and judged here, so the two cores work at once. The next batch is judged against batch
+N's rows and detector state as soon as they are computed; everything that must wait for
+durability (counts, the lake, anomaly records, alerts) still waits for the write.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from metrify.anomaly.stage import DetectStage
+from metrify.anomaly.stage import DetectStage, Pending
 from metrify.config import Settings
 from metrify.quality import dedupe_batch
 from metrify.quality.engine import assess_plain, run_vee
@@ -82,6 +88,16 @@ class Summary:
         }
 
 
+@dataclass
+class _InFlight:
+    """A batch being written by the background writer, and what waits for it."""
+
+    write: Future[WriteResult]
+    versions: pl.DataFrame
+    rejects: pl.DataFrame
+    pending: Pending | None
+
+
 class Pipeline:
     """Decode, validate and store batches of one contract kind."""
 
@@ -91,7 +107,11 @@ class Pipeline:
         settings: Settings,
         store: PostgresStore,
         lake: Lake | None = None,
+        *,
+        writer: PostgresStore | None = None,
     ) -> None:
+        """``writer``: a store on a second connection; given, time-series batches are
+        written in the background while the next one is processed."""
         self.contract = contract
         self.settings = settings
         self.store = store
@@ -107,6 +127,9 @@ class Pipeline:
         # next batch's database write overlaps it. At most one lake write is in flight.
         self._lake_pool: ThreadPoolExecutor | None = None
         self._lake_pending: Future[int] | None = None
+        self._writer = writer if contract.time_series else None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._in_flight: _InFlight | None = None
         self.history: HistoryCache | None = None
         if contract is READING:
             self.history = HistoryCache(
@@ -206,6 +229,10 @@ class Pipeline:
             pending = None
             if self.detector is not None:
                 assessed, pending = self.detector.detect(assessed)
+            if self._writer is not None:
+                self._finish_write()  # the previous batch, written meanwhile
+                self._start_write(assessed, rejects, pending)
+                return
             result = self.write_versions(assessed, quarantine=rejects)
             if pending is not None and self.detector is not None:
                 # The batch is durable: now its anomalies are recorded and alerted.
@@ -232,28 +259,37 @@ class Pipeline:
         """Store judged rows (the database, daily quality scores, the lake) and count them.
 
         The one write path for time series: batches from any source and operators' edits
-        (which carry their own ``reason``) both end here.
+        (which carry their own ``reason``) both end here, directly or, for a long load,
+        through :meth:`_start_write` on the background writer.
         """
+        versions = self._versions(assessed)
+        result = self.store.write_series(
+            self.contract,
+            versions,
+            unknown=self.settings.unknown_meters,
+            quarantine=quarantine,
+            reason=reason,
+        )
+        self._stored(versions, result, remembered=False)
+        return result
+
+    def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
         if "ingested_at" not in assessed.columns:
             assessed = assessed.with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
-        assessed = assessed.select(columns)
-        result = self.store.write_series(
-            self.contract,
-            assessed,
-            unknown=self.settings.unknown_meters,
-            quarantine=quarantine,
-            reason=reason,
-        )
-        gaps = assessed.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
+        return assessed.select(columns)
+
+    def _stored(self, versions: pl.DataFrame, result: WriteResult, *, remembered: bool) -> None:
+        """Count a durable batch, keep VEE's history, refresh scores, send it to the lake."""
+        gaps = versions.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
         self.summary.gaps += gaps.height
         self.summary.estimated += gaps.filter(pl.col("status") == Status.ESTIMATED.value).height
-        self.summary.accepted += assessed.height - gaps.height - result.unknown_quarantined
-        for status, count in assessed.group_by("status").len().iter_rows():
+        self.summary.accepted += versions.height - gaps.height - result.unknown_quarantined
+        for status, count in versions.group_by("status").len().iter_rows():
             self.summary.statuses[status] += count
-        rejected_rows = assessed.filter(pl.col("status") == Status.REJECTED.value).height
+        rejected_rows = versions.filter(pl.col("status") == Status.REJECTED.value).height
         self.summary.rejected += rejected_rows + result.unknown_quarantined
         self.summary.quarantined += result.unknown_quarantined
         if result.unknown_quarantined:
@@ -261,16 +297,49 @@ class Pipeline:
         if self.history is not None:
             if result.unknown_quarantined:
                 self.history.forget()  # some rows were not stored after all
-            else:
-                self.history.remember(assessed)
+            elif not remembered:
+                self.history.remember(versions)
         if self.contract is READING:
             self._refresh_quality(force=False)
         if self.lake is not None:
-            changed = assessed
+            changed = versions
             if result.changed_keys is not None:
-                changed = assessed.join(result.changed_keys, on=list(self.contract.key), how="semi")
+                changed = versions.join(result.changed_keys, on=list(self.contract.key), how="semi")
             self._write_lake(changed)
-        return result
+
+    def _start_write(
+        self, assessed: pl.DataFrame, rejects: pl.DataFrame, pending: Pending | None
+    ) -> None:
+        """Hand a judged batch to the background writer. VEE's history takes its rows now,
+        so the next batch is validated against them while they are being written."""
+        assert self._writer is not None
+        versions = self._versions(assessed)
+        if self.history is not None:
+            self.history.remember(versions)
+        if self._write_pool is None:
+            self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
+        write = self._write_pool.submit(
+            self._writer.write_series,
+            self.contract,
+            versions,
+            unknown=self.settings.unknown_meters,
+            quarantine=rejects,
+        )
+        self._in_flight = _InFlight(write, versions, rejects, pending)
+
+    def _finish_write(self) -> None:
+        """Wait for the batch in flight; once durable, count it, record its anomalies."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        result = in_flight.write.result()  # a failed write raises here, nothing is counted
+        self._stored(in_flight.versions, result, remembered=True)
+        if in_flight.pending is not None and self.detector is not None:
+            self.detector.commit(in_flight.pending)
+        self.summary.inserted += result.inserted
+        self.summary.updated += result.updated
+        self.summary.unchanged += result.unchanged
+        self._count_rejects(in_flight.rejects)
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
         """The quality stage: full VEE for readings (with stored history), flags for the rest."""
@@ -329,7 +398,13 @@ class Pipeline:
         after every micro-batch and goes on) leaves the daily quality scores to their
         refresh period; otherwise they are brought up to date.
         """
-        self.flush()
+        try:
+            self.flush()
+            self._finish_write()
+        finally:
+            if self._write_pool is not None:
+                self._write_pool.shutdown()
+                self._write_pool = None
         if final and self.contract is READING:
             self._refresh_quality(force=True)
         self._wait_lake()

@@ -2,9 +2,10 @@
 
 ``detect`` runs between VEE and the write: it sets the ``anomaly`` quality bit on the rows
 it finds and returns the incidents and new detector state without touching the store.
-``commit`` runs once the batch is durable: it persists the state, records the incidents
-and sends alerts. A crash in between re-delivers the batch (Kafka) and the same rows give
-the same incidents, which extend the stored ones instead of duplicating them.
+``commit`` runs once the batch is durable: it persists the state (kept in memory since
+``detect``), records the incidents and sends alerts. A crash in between re-delivers the
+batch (Kafka) and the same rows give the same incidents, which extend the stored ones
+instead of duplicating them.
 
 Rows the stage has already seen (at or before a subject's ``last_ts``: a re-delivery or a
 correction) are not judged again; their bit comes from the stored incident spans, so a
@@ -92,12 +93,15 @@ class DetectStage:
             )
             .drop("anomaly")
         )
+        # The next batch builds on this state at once (the pipeline may detect it while
+        # this one is still being written); the store gets it in commit().
+        self.state.keep(detected.profile, detected.scalars)
         return marked, Pending(detected)
 
     def commit(self, pending: Pending) -> list[int]:
         """Persist state, record incidents, alert; returns the ids of anomalies touched."""
         d = pending.detected
-        self.state.put(d.profile, d.scalars)
+        self.state.store.save(d.profile, d.scalars)
         ids = self.store.record(d.incidents, merge_gap_s=self.cfg.merge_gap_s)
         self.stats.incidents += d.incidents.height
         for kind, count in d.incidents.group_by("kind").len().iter_rows():

@@ -115,7 +115,8 @@ class StateStore:
             with_profile.select(
                 "subject_id",
                 *[pl.col(a).str.strip_chars("{}").str.split(",") for a in _ARRAYS],
-                how=pl.int_ranges(0, HOURS_OF_WEEK, dtype=pl.Int16),
+                # 168 hours of the week, then a meter's temperature fit (temperature.py)
+                how=pl.int_ranges(0, pl.col("level").str.count_matches(",") + 1, dtype=pl.Int16),
             )
             .explode("how", *_ARRAYS)
             .with_columns(pl.col(a).cast(pl.Float64) for a in _ARRAYS)
@@ -181,6 +182,12 @@ class StateCache:
     def put(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
         """Persist new state of some subjects and keep it as theirs in memory."""
         self.store.save(profile, scalars)
+        self.keep(profile, scalars)
+
+    def keep(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
+        """Make new state of some subjects theirs in memory (persisted later by
+        :meth:`StateStore.save`, once the batch that produced it is durable), so the next
+        batch is judged against it even while this one is still being written."""
         ids = scalars.select("subject_id")
         if profile.height:
             self.profile = pl.concat(
