@@ -270,7 +270,7 @@ class Pipeline:
             quarantine=quarantine,
             reason=reason,
         )
-        self._stored(versions, result, remembered=False)
+        self._stored(versions, result, background=False)
         return result
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
@@ -281,8 +281,11 @@ class Pipeline:
             )
         return assessed.select(columns)
 
-    def _stored(self, versions: pl.DataFrame, result: WriteResult, *, remembered: bool) -> None:
-        """Count a durable batch, keep VEE's history, refresh scores, send it to the lake."""
+    def _stored(self, versions: pl.DataFrame, result: WriteResult, *, background: bool) -> None:
+        """Count a durable batch, keep VEE's history, refresh scores, send it to the lake.
+
+        ``background``: written by the background writer, which has refreshed the scores
+        if due, and whose history was remembered when the write began."""
         gaps = versions.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
         self.summary.gaps += gaps.height
         self.summary.estimated += gaps.filter(pl.col("status") == Status.ESTIMATED.value).height
@@ -297,9 +300,9 @@ class Pipeline:
         if self.history is not None:
             if result.unknown_quarantined:
                 self.history.forget()  # some rows were not stored after all
-            elif not remembered:
+            elif not background:
                 self.history.remember(versions)
-        if self.contract is READING:
+        if self.contract is READING and not background:
             self._refresh_quality(force=False)
         if self.lake is not None:
             changed = versions
@@ -318,14 +321,28 @@ class Pipeline:
             self.history.remember(versions)
         if self._write_pool is None:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
-        write = self._write_pool.submit(
-            self._writer.write_series,
-            self.contract,
-            versions,
-            unknown=self.settings.unknown_meters,
-            quarantine=rejects,
-        )
+        refresh = self.contract is READING and self._quality_due()
+        write = self._write_pool.submit(self._write_job, versions, rejects, pending, refresh)
         self._in_flight = _InFlight(write, versions, rejects, pending)
+
+    def _write_job(
+        self,
+        versions: pl.DataFrame,
+        rejects: pl.DataFrame,
+        pending: Pending | None,
+        refresh: bool,
+    ) -> WriteResult:
+        """On the writer thread and connection: the batch, then what only needs the
+        database once it is durable (detector state, due daily scores)."""
+        assert self._writer is not None
+        result = self._writer.write_series(
+            self.contract, versions, unknown=self.settings.unknown_meters, quarantine=rejects
+        )
+        if pending is not None and self.detector is not None:
+            self.detector.save_state(pending, self._writer.conn)
+        if refresh:
+            self._writer.refresh_quality_daily()
+        return result
 
     def _finish_write(self) -> None:
         """Wait for the batch in flight; once durable, count it, record its anomalies."""
@@ -333,9 +350,9 @@ class Pipeline:
         if in_flight is None:
             return
         result = in_flight.write.result()  # a failed write raises here, nothing is counted
-        self._stored(in_flight.versions, result, remembered=True)
+        self._stored(in_flight.versions, result, background=True)
         if in_flight.pending is not None and self.detector is not None:
-            self.detector.commit(in_flight.pending)
+            self.detector.commit(in_flight.pending, state_saved=True)
         self.summary.inserted += result.inserted
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged
@@ -386,10 +403,16 @@ class Pipeline:
     def _refresh_quality(self, *, force: bool) -> None:
         """Recompute the daily quality scores the writes marked stale, at most every
         ``quality_refresh_s`` (the marks are durable, so waiting loses nothing)."""
-        now = time.monotonic()
-        if force or now - self._quality_refreshed >= self.settings.quality_refresh_s:
+        if force or self._quality_due():
             self.store.refresh_quality_daily()
-            self._quality_refreshed = now
+
+    def _quality_due(self) -> bool:
+        """Whether the refresh period has passed (and if so, start the next one)."""
+        now = time.monotonic()
+        if now - self._quality_refreshed < self.settings.quality_refresh_s:
+            return False
+        self._quality_refreshed = now
+        return True
 
     def close(self, *, final: bool = True) -> Summary:
         """Flush and return the summary of everything submitted.

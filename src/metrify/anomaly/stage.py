@@ -98,10 +98,19 @@ class DetectStage:
         self.state.keep(detected.profile, detected.scalars)
         return marked, Pending(detected)
 
-    def commit(self, pending: Pending) -> list[int]:
-        """Persist state, record incidents, alert; returns the ids of anomalies touched."""
+    def save_state(
+        self, pending: Pending, conn: psycopg.Connection[tuple[object, ...]] | None = None
+    ) -> None:
+        """Persist the state ``detect`` produced (on ``conn``: a background writer's)."""
+        store = self.state.store if conn is None else StateStore(conn, self.subject_type)
+        store.save(pending.detected.profile, pending.detected.scalars)
+
+    def commit(self, pending: Pending, *, state_saved: bool = False) -> list[int]:
+        """Persist state (unless ``state_saved``), record incidents, alert; returns the
+        ids of anomalies touched."""
         d = pending.detected
-        self.state.store.save(d.profile, d.scalars)
+        if not state_saved:
+            self.save_state(pending)
         ids = self.store.record(d.incidents, merge_gap_s=self.cfg.merge_gap_s)
         self.stats.incidents += d.incidents.height
         for kind, count in d.incidents.group_by("kind").len().iter_rows():

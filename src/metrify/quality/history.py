@@ -37,6 +37,8 @@ class HistoryCache:
         self._covered = pl.DataFrame(
             schema={"meter_id": pl.String(), "since": READING.schema["ts"]}
         )
+        #: the newest cached reading per meter (written or loaded)
+        self._newest = pl.DataFrame(schema={"meter_id": pl.String(), "last": READING.schema["ts"]})
 
     @staticmethod
     def _schema() -> dict[str, pl.DataType]:
@@ -55,6 +57,7 @@ class HistoryCache:
         """Drop everything (partitions reassigned, or another writer may have changed rows)."""
         self._rows = self._rows.clear()
         self._covered = self._covered.clear()
+        self._newest = self._newest.clear()
 
     def get(self, records: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
         """Stored rows of the meters in ``records`` from ``days`` before each meter's own
@@ -73,6 +76,12 @@ class HistoryCache:
             ids = missing.select("meter_id")
             loaded = self._load(ids["meter_id"], since, until).select(HISTORY_COLUMNS)
             self._rows = pl.concat([self._rows.join(ids, on="meter_id", how="anti"), loaded])
+            self._newest = pl.concat(
+                [
+                    self._newest.join(ids, on="meter_id", how="anti"),
+                    loaded.group_by("meter_id").agg(last=pl.col("ts").max()),
+                ]
+            )
             self._covered = pl.concat(
                 [
                     self._covered.join(ids, on="meter_id", how="anti"),
@@ -86,22 +95,36 @@ class HistoryCache:
         )
 
     def remember(self, written: pl.DataFrame) -> None:
-        """Add rows just stored (new versions win), then trim to the window per meter."""
+        """Add rows just stored (new versions win), then trim to the window per meter.
+
+        Runs once per batch over the whole window, so it avoids passes over the cached
+        rows where it can: the usual batch only adds readings later than everything
+        cached for its meters, which needs no replacement, and the window's newest
+        reading per meter is kept aside instead of being searched for.
+        """
         if not written.height:
             return
         new = written.select(HISTORY_COLUMNS)
-        ids = new.select("meter_id").unique()
+        span = new.group_by("meter_id").agg(since=pl.col("ts").min(), newest=pl.col("ts").max())
+        seen = span.join(self._newest, on="meter_id", how="left")
         # Meters never loaded have no coverage yet: only what is older than their first
         # written row could be missing, so they are covered from that row on.
-        first = new.group_by("meter_id").agg(since=pl.col("ts").min())
         self._covered = pl.concat(
-            [self._covered, first.join(self._covered, on="meter_id", how="anti")]
+            [
+                self._covered,
+                span.select("meter_id", "since").join(self._covered, on="meter_id", how="anti"),
+            ]
         )
-        self._rows = pl.concat(
-            [self._rows.join(new.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"), new]
+        replaces = seen.filter(pl.col("last").is_not_null() & (pl.col("since") <= pl.col("last")))
+        kept = self._rows
+        if replaces.height:
+            kept = kept.join(new.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
+        self._rows = pl.concat([kept, new])
+        newest = seen.select(
+            "meter_id", last=pl.max_horizontal("newest", "last").dt.cast_time_unit("us")
         )
-        touched = self._rows.join(ids, on="meter_id", how="semi")
-        cutoff = touched.group_by("meter_id").agg(cut=pl.col("ts").max() - self._days)
+        self._newest = pl.concat([self._newest.join(newest, on="meter_id", how="anti"), newest])
+        cutoff = newest.select("meter_id", cut=pl.col("last") - self._days)
         self._rows = (
             self._rows.join(cutoff, on="meter_id", how="left")
             .filter(pl.col("cut").is_null() | (pl.col("ts") >= pl.col("cut")))
