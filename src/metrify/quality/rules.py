@@ -105,7 +105,7 @@ def validate(
     # strings, gives the output order, and the code is the meter's group number.
     ids = out.get_column("meter_id").drop_nulls().unique().sort()
     code = pl.col("meter_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int64).fill_null(-1)
-    df = out.with_columns(_g=code).sort("_g", "ts")
+    df = _sorted_by_meter_time(out.with_columns(_g=code))
     df = _with_meter_limits(df, meters, cfg)
     df = df.with_columns(
         _ctx=pl.col("_ctx").fill_null(False),
@@ -135,6 +135,26 @@ def validate(
     gaps = gaps.select(*columns, _key=pl.col("_anchor") * (2 * per_gap) + pl.col("_nth"))
     both = pl.concat([main, gaps], how="vertical")
     return both[both.get_column("_key").arg_sort()].drop("_key")
+
+
+def _sorted_by_meter_time(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by (``_g``, ``ts``), through one Int64 key when it fits.
+
+    A two-column sort goes through row encoding; packing the meter code and the time
+    offset into one integer and gathering by its ``arg_sort`` is about three times
+    faster, and this sort runs over the whole history window on every batch. Keys are
+    unique per (meter, ts), so the order is the same either way.
+    """
+    us = df.get_column("ts").dt.epoch("us")
+    low, high = us.min(), us.max()
+    groups = df.get_column("_g").max()
+    if not isinstance(low, int) or not isinstance(high, int) or not isinstance(groups, int):
+        return df.sort("_g", "ts")
+    span = high - low + 1
+    if (groups + 2) * span >= 2**62:
+        return df.sort("_g", "ts")
+    key = (df.get_column("_g") + 1) * span + (us - low)
+    return df[key.arg_sort()]
 
 
 def expected_intervals(day: dt.date, tz: str, interval_s: int) -> int:
@@ -509,6 +529,18 @@ def _register(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         & imp.is_not_null()
     )
     matches = (delta - imp).abs() <= tol
+    unmatched = (judged & ~matches).fill_null(False)
+    df = df.with_columns(
+        _prev_reg=prev, _unmatched=unmatched, _ri=pl.int_range(pl.len(), dtype=pl.Int64)
+    )
+    if not df.get_column("_unmatched").any():
+        # The usual batch: every judged register matches. The wrap arithmetic below
+        # (powers and logarithms over every row) is left for the rows that need it.
+        return df.with_columns(_rollover=pl.lit(False), _mismatch=pl.col("_dead")).drop(
+            "_prev_reg", "_unmatched", "_ri"
+        )
+    prev = pl.col("_prev_reg")
+    delta = reg - prev
     known_wrap = pl.lit(10.0).pow(pl.col("_digits").cast(pl.Float64))
     inferred_wrap = pl.lit(10.0).pow(prev.clip(lower_bound=1.0).log10().ceil())
     inferred_ok = (
@@ -523,10 +555,14 @@ def _register(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         .then(inferred_wrap)
     )
     rolled = (delta < 0) & ((delta + wrap - imp).abs() <= tol).fill_null(False)
+    # only the unmatched rows are judged further (a filtered slice, then put back)
+    odd = df.filter(pl.col("_unmatched")).select("_ri", _r=rolled.fill_null(False))
+    rolled_rows = odd.filter(pl.col("_r")).get_column("_ri").implode()
+    other_rows = odd.filter(~pl.col("_r")).get_column("_ri").implode()
     return df.with_columns(
-        _rollover=(judged & ~matches & rolled).fill_null(False),
-        _mismatch=((judged & ~matches & ~rolled).fill_null(False) | pl.col("_dead")),
-    )
+        _rollover=pl.col("_ri").is_in(rolled_rows),
+        _mismatch=pl.col("_ri").is_in(other_rows) | pl.col("_dead"),
+    ).drop("_prev_reg", "_unmatched", "_ri")
 
 
 def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
