@@ -19,7 +19,7 @@ import polars as pl
 import psycopg
 
 from metrify.records import TS
-from metrify.stores.postgres import copy_frame, copy_out, ids_table
+from metrify.stores.postgres import copy_binary, copy_out, ids_table
 
 HOURS_OF_WEEK: Final = 168
 
@@ -128,16 +128,18 @@ class StateStore:
         """Upsert the state of the subjects in ``scalars`` (``profile`` holds all 168 rows each)."""
         if not scalars.height:
             return
-        # each subject's 168 values in hour-of-week order, as PostgreSQL array literals;
-        # sorted within each subject (cheap) rather than the whole frame by a string key
+        # each subject's 168 values in hour-of-week order, as lists that go to PostgreSQL
+        # arrays through a binary COPY (a stream worker saves every meter's state after
+        # every micro-batch: formatting them as text was most of the cost); sorted within
+        # each subject (cheap) rather than the whole frame by a string key
         arrays = profile.group_by("subject_id").agg(
-            *[
-                pl.format("{{{}}}", pl.col(a).sort_by("how").round(6).cast(pl.String).str.join(","))
-                for a in _ARRAYS
-            ]
+            *[pl.col(a).sort_by("how").cast(pl.Float64) for a in _ARRAYS]
         )
         rows = scalars.join(arrays, on="subject_id", how="left").select(
-            pl.lit(self.subject_type).alias("subject_type"), "subject_id", *_ARRAYS, *_SCALARS
+            pl.lit(self.subject_type).alias("subject_type"),
+            "subject_id",
+            *_ARRAYS,
+            *[pl.col(c).cast(SCALAR_SCHEMA[c]) for c in _SCALARS],
         )
         cols = ", ".join(rows.columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.columns[2:])
@@ -146,7 +148,7 @@ class StateStore:
                 "CREATE TEMP TABLE IF NOT EXISTS stage_anomaly_state"
                 " (LIKE anomaly_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            copy_frame(cur, "stage_anomaly_state", rows)
+            copy_binary(cur, "stage_anomaly_state", rows)
             cur.execute(
                 f"INSERT INTO anomaly_state ({cols}) SELECT {cols} FROM stage_anomaly_state"
                 f" ON CONFLICT (subject_type, subject_id) DO UPDATE SET {updates},"
