@@ -3,8 +3,9 @@
 Measures ``metrify ingest readings`` (a fresh process per run: read, decode, validate,
 detect anomalies, COPY + upsert, lake) against the physical limit of the store: a raw
 ``COPY`` (binary, and CSV for reference) of the same rows into an identical partitioned
-table with the same primary key and index, on the same server. ``--detectors compare`` adds a run with VEE on and the anomaly
-detectors off, so the detection cost is measured; the VEE-off runs have neither.
+table with the same primary key and index, on the same server. ``--detectors compare``
+adds a run with VEE on and the anomaly detectors off, so the detection cost is measured;
+the VEE-off runs have neither.
 Each is run several times on a fresh table; the median is quoted with min and max.
 
     .venv/bin/python bench/ingest.py [--meters 1800] [--days 30] [--runs 3]
@@ -103,7 +104,7 @@ def copy_limit(url: str, frame: pl.DataFrame, *, binary: bool = True) -> float:
             " PARTITION BY RANGE (ts)"
         )
         conn.execute("ALTER TABLE bench_copy ADD PRIMARY KEY (meter_id, ts)")
-        conn.execute("CREATE INDEX ON bench_copy (ts)")  # as readings has
+        conn.execute("CREATE INDEX ON bench_copy USING brin (ts)")  # as readings has
         Partitions().ensure(conn, "bench_copy", months_of(frame["ts"]))
         columns = frame.columns
         buffers: list[list[bytes]] = []
