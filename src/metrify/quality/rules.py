@@ -357,18 +357,32 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     ).cum_sum()
     sub = sub.with_columns(_x=(pl.col("_s") - pl.col("_lo") + offset)).set_sorted("_x")
     period = f"{window_s}i"
+    # The window's median is exact but dear; its minimum is cheap and bounds it from
+    # below, so a row can only pass ``v - median > threshold`` if it passes
+    # ``v - minimum > threshold``. Medians are computed for those few rows only.
     sub = sub.with_columns(
-        _med=pl.col("_b").rolling_median_by("_x", period, closed="left"),
+        _min=pl.col("_b").rolling_min_by("_x", period, closed="left"),
         _n=pl.col("_b").is_not_null().cast(pl.Int32).rolling_sum_by("_x", period, closed="left"),
     )
+    history = sub.filter(pl.col("_b").is_not_null()).select("_k", _hx="_x", _hb="_b")
     floor = cfg.spike_scale_floor_kwh
-    excess = pl.col("_v") - pl.col("_med")
     min_excess = cfg.spike_min_kw * pl.col("_ih")
-    cand = sub.filter(
+    maybe = sub.filter(
         ~pl.col("_ctx")
         & (pl.col("_n") >= cfg.spike_min_samples)
-        & (excess > min_excess)
-        & (excess > cfg.spike_mads * floor)
+        & (pl.col("_v") - pl.col("_min") > min_excess)
+        & (pl.col("_v") - pl.col("_min") > cfg.spike_mads * floor)
+    )
+    medians = (
+        maybe.select("_row", "_k", "_x")
+        .join(history, on="_k", how="inner")
+        .filter((pl.col("_hx") < pl.col("_x")) & (pl.col("_hx") >= pl.col("_x") - window_s))
+        .group_by("_row")
+        .agg(_med=pl.col("_hb").median())
+    )
+    excess = pl.col("_v") - pl.col("_med")
+    cand = maybe.join(medians, on="_row", how="inner").filter(
+        (excess > min_excess) & (excess > cfg.spike_mads * floor)
     )
     near = _neighbours(df, cfg.spike_max_intervals, cand.get_column("_row"))
     cand = pl.concat([cand, near], how="horizontal")
@@ -385,7 +399,6 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     )
     if cand.height == 0:
         return pl.Series("_spike", [False] * df.height, dtype=pl.Boolean)
-    history = sub.filter(pl.col("_b").is_not_null()).select("_k", _hx="_x", _hb="_b")
     mad = (
         cand.join(history, on="_k", how="inner")
         .filter((pl.col("_hx") < pl.col("_x")) & (pl.col("_hx") >= pl.col("_x") - window_s))
