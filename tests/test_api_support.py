@@ -68,20 +68,31 @@ class Api:
 
 
 @contextlib.contextmanager
-def running_api(database_url: str, home: Path, **api: Any) -> Iterator[Api]:
-    """A clean database and a started app; ``api`` overrides ApiConfig fields."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE " + ", ".join(TABLES))
+def running_api(
+    database_url: str,
+    home: Path,
+    *,
+    clean: bool = True,
+    settings: dict[str, Any] | None = None,
+    **api: Any,
+) -> Iterator[Api]:
+    """A clean database and a started app; ``api`` overrides ApiConfig fields and
+    ``settings`` other Settings fields. ``clean=False`` keeps the tables: a second app
+    over the same database stands for another worker process."""
+    if clean:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE " + ", ".join(TABLES))
     cfg = {"jwt_secret": SECRET, "rate_limit_per_s": 10_000.0, "rate_limit_burst": 10_000, **api}
-    settings = Settings(
+    built = Settings(
         database_url=database_url,
         home=home / "home",
         lake_url=str(home / "lake"),
         api=ApiConfig(**cfg),
+        **(settings or {}),
     )
-    app = create_app(settings)
+    app = create_app(built)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, settings, database_url)
+        yield Api(client, built, database_url)
 
 
 def seed_reference(api: Api, admin: str) -> None:

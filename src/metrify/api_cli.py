@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(
         host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-        workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+        workers: Annotated[
+            int, typer.Option(help="worker processes (one per CPU core serves the most)")
+        ] = 1,
         server: Annotated[str, typer.Option(help="granian or uvicorn")] = "granian",
     ) -> None:
         """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""

@@ -2,7 +2,8 @@
 
 One app per worker process. Everything below ``/v1`` needs a principal whose role grants
 the route's permission (see :mod:`metrify.api.deps`); ``/health``, ``/ready``,
-``/metrics``, ``/openapi.json`` and ``/docs`` are open.
+``/metrics``, ``/openapi.json`` and ``/docs`` are open. The busiest read also has a hot
+path in front of the router (:mod:`metrify.api.hot`) that makes the same decisions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from metrify import __version__
 from metrify.api import problems
+from metrify.api.hot import HotPaths
 from metrify.api.middleware import Guard
 from metrify.api.responses import ORJSONResponse
 from metrify.api.routers import (
@@ -81,5 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed"],
             max_age=600,
         )
-    app.add_middleware(Guard, max_body=cfg.max_body_bytes, max_json=cfg.max_json_bytes)
+    app.add_middleware(
+        Guard,
+        max_body=cfg.max_body_bytes,
+        max_json=cfg.max_json_bytes,
+        hot=HotPaths(app, state) if cfg.hot_paths else None,
+    )
     return app

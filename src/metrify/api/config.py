@@ -40,14 +40,28 @@ class ApiConfig(BaseModel):
     max_json_bytes: int = Field(default=1 << 20, ge=1024, description="other request bodies")
     max_page: int = Field(default=10_000, ge=1, description="largest page of a list")
     cache_ttl_s: float = Field(
-        default=1.0, ge=0, description="hot query answers (latest reading); ingest clears"
-    )
-    auth_cache_s: float = Field(
-        default=0.0,
+        default=1.0,
         ge=0,
         description=(
-            "re-use a key/user check this long; 0 = check every request. Changes made "
-            "through the API or CLI still act at once (LISTEN/NOTIFY clears the cache)"
+            "latest-reading answers are re-used this long; ingests, edits and meter "
+            "changes made through the API clear them at once in every worker (NOTIFY)"
+        ),
+    )
+    auth_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "re-use a verified key/token this long (never past its expiry); 0 = check "
+            "the database on every request. User and key changes made through the API "
+            "or the CLI act at once in every worker (LISTEN/NOTIFY clears the cache); "
+            "without a LISTEN connection nothing is cached"
+        ),
+    )
+    hot_paths: bool = Field(
+        default=True,
+        description=(
+            "answer GET /v1/meters/{id}/latest without FastAPI's routing and dependency "
+            "layers (same authentication, rate limit, permission and region checks)"
         ),
     )
     pool_size: int = Field(default=8, ge=1, le=200, description="connections per worker")

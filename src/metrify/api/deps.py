@@ -42,6 +42,24 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+async def admit(
+    state: AppState, authorization: str | None, api_key: str | None, permission: Permission
+) -> Principal:
+    """Authenticate, rate-limit and authorise one request: the whole access decision,
+    shared by :func:`require` and the hot paths (:mod:`metrify.api.hot`)."""
+    principal = await authenticate(state, authorization, api_key)
+    wait = state.limiter.take(principal.actor)
+    if wait is not None:
+        raise Problem(
+            429,
+            f"rate limit of {state.settings.api.rate_limit_per_s:g} requests/s exceeded",
+            headers={"Retry-After": str(wait)},
+        )
+    if not principal.can(permission):
+        raise Problem(403, f"role {principal.role.value} lacks permission {permission.value}")
+    return principal
+
+
 def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that yields the caller if their role grants ``permission``."""
 
@@ -51,17 +69,7 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         api_key: Annotated[str | None, Security(_api_key)] = None,
     ) -> Principal:
         state: AppState = request.app.state.metrify
-        authorization = request.headers.get("authorization")
-        principal = await authenticate(state, authorization, api_key)
-        wait = state.limiter.take(principal.actor)
-        if wait is not None:
-            raise Problem(
-                429,
-                f"rate limit of {state.settings.api.rate_limit_per_s:g} requests/s exceeded",
-                headers={"Retry-After": str(wait)},
-            )
-        if not principal.can(permission):
-            raise Problem(403, f"role {principal.role.value} lacks permission {permission.value}")
+        principal = await admit(state, request.headers.get("authorization"), api_key, permission)
         request.scope["metrify.principal"] = principal
         return principal
 

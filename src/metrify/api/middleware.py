@@ -1,14 +1,19 @@
 """One pure-ASGI middleware for what every answer needs (cheaper than a stack of them).
 
 Request id, body-size limits (by Content-Length up front, and counted while streaming
-for chunked bodies), security headers, and the Prometheus request metrics.
+for chunked bodies), security headers, the Prometheus request metrics, and the hand-off
+to the hot paths (:mod:`metrify.api.hot`). It runs on every request, so it does little:
+request ids come from a counter (not an ``os.urandom`` call each), header lists and
+metric children are built once.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -44,6 +49,32 @@ _API_ONLY = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
+_EXTRA_API = (*_HEADERS, *_API_ONLY)
+_EXTRA_DOCS = tuple(_HEADERS)
+
+#: answers a request and returns True, or returns False having sent nothing
+HotPath = Callable[[Scope, Receive, Send], Awaitable[bool]]
+
+
+class _RequestIds:
+    """32 hex characters, unique per process: a random prefix and a counter. Ids name
+    requests in logs and audit rows; they need not be unguessable, only unique, and a
+    counter is cheaper than a random UUID per request. Re-seeded in forked workers."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_ids = _RequestIds()
+_observers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class BodyTooLarge(Problem):
@@ -54,10 +85,13 @@ class BodyTooLarge(Problem):
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, max_body: int, max_json: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, max_json: int, hot: HotPath | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_json = max_json
+        self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,19 +99,25 @@ class Guard:
             return
         started = time.perf_counter()
         path: str = scope["path"]
-        given = _header(scope, b"x-request-id")
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = length = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                if given is None:
+                    given = value.decode("latin-1")
+            elif key == b"content-length" and length is None:
+                length = value.decode("latin-1")
+        rid = given if given and _REQUEST_ID.match(given) else _ids.next()
         scope["metrify.request_id"] = rid
-        limit = self.max_body if _INGEST.match(path) else self.max_json
-        length = _header(scope, b"content-length")
         status_box = [500]
-        extra = [*_HEADERS, *([] if path.startswith(_DOCS) else _API_ONLY)]
-        extra.append((b"x-request-id", rid.encode()))
+        extra = (
+            *(_EXTRA_DOCS if path.startswith(_DOCS) else _EXTRA_API),
+            (b"x-request-id", rid.encode()),
+        )
 
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
-                headers = list(message.get("headers", []))
+                headers = list(message.get("headers", ()))
                 present = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in extra if k not in present]
                 message = {**message, "headers": headers}
@@ -90,6 +130,11 @@ class Guard:
             await response(scope, receive, send_wrapped)
             self._observe(scope, status_box[0], started)
             return
+        # A hot read (no body) is answered here, past the framework; see metrify.api.hot.
+        if self.hot is not None and length is None and await self.hot(scope, receive, send_wrapped):
+            self._observe(scope, status_box[0], started)
+            return
+        limit = self.max_body if _INGEST.match(path) else self.max_json
         if length is not None and (not length.isdigit() or int(length) > limit):
             response = problem_response(
                 413 if length.isdigit() else 400,
@@ -134,12 +179,11 @@ class Guard:
     def _observe(scope: Scope, status: int, started: float) -> None:
         route: Any = scope.get("route")
         name = getattr(route, "path", None) or "unmatched"
-        REQUESTS.labels(scope["method"], name, str(status)).inc()
-        LATENCY.labels(name).observe(time.perf_counter() - started)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        key = (scope["method"], name, status)
+        children = _observers.get(key)
+        if children is None:
+            children = (REQUESTS.labels(key[0], name, str(status)), LATENCY.labels(name))
+            if len(_observers) < 10_000:  # methods come from clients: stay bounded
+                _observers[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)

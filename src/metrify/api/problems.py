@@ -77,6 +77,17 @@ def problem_response(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def unavailable_response(method: str, path: str, exc: Exception) -> Response:
+    """503 for a busy or unreachable database (pool timeout, lost connection)."""
+    log.warning("database unavailable on %s %s: %s", method, path, type(exc).__name__)
+    return problem_response(
+        503,
+        "the database is busy or unreachable; retry shortly",
+        instance=path,
+        headers={"Retry-After": "1"},
+    )
+
+
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     """Validation errors without the offending input (it may hold a password)."""
     out = []
@@ -131,18 +142,7 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_unavailable(request: Request, exc: Exception) -> Response:
-        log.warning(
-            "database unavailable on %s %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-        )
-        return problem_response(
-            503,
-            "the database is busy or unreachable; retry shortly",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
-        )
+        return unavailable_response(request.method, request.url.path, exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.error(

@@ -3,6 +3,12 @@
 Built once per process by :func:`metrify.api.app.create_app`; pools open in the app's
 lifespan. Reads use an async pool (no thread hop on the hot path); the pipeline, which
 is synchronous, borrows connections from a small sync pool on a worker thread.
+
+Two in-process caches make the hot reads cheap, and one listener keeps them honest
+across processes: ``principals`` (verified credentials, ``auth_cache_s``) is emptied by
+``NOTIFY metrify_auth`` (every user or key change through the API or the CLI), and
+``latest`` (the latest-reading answers, ``cache_ttl_s``) forgets the meters named by
+``NOTIFY metrify_readings`` (every ingest, edit or meter change made through the API).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import logging
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,10 @@ from metrify.stores.postgres import PostgresStore
 log = logging.getLogger(__name__)
 #: PostgreSQL channel announcing user and key changes
 AUTH_CHANNEL = "metrify_auth"
+#: PostgreSQL channel naming meters whose readings (or region) changed; "" = all
+READINGS_CHANNEL = "metrify_readings"
+#: a NOTIFY payload must stay under 8000 bytes; longer lists become "" (= all meters)
+_MAX_PAYLOAD = 7900
 
 if TYPE_CHECKING:
     from metrify.api.auth.principal import Principal
@@ -41,12 +52,15 @@ class AppState:
     tokens: TokenService
     limiter: RateLimiter
     login_limiter: RateLimiter
-    latest: TTLCache[bytes]
+    latest: TTLCache[tuple[str | None, bytes]]
     principals: TTLCache[Principal]
     apool: AsyncConnectionPool[Any] = field(init=False)
     pool: ConnectionPool[Any] = field(init=False)
     started: float = field(default_factory=time.time)
     _listener: asyncio.Task[None] | None = None
+    _refresher: asyncio.Task[None] | None = None
+    #: an ingest left daily-quality marks that the background refresher has not taken
+    _quality_due: bool = False
     _stores: weakref.WeakKeyDictionary[Any, PostgresStore] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -93,22 +107,101 @@ class AppState:
     async def open(self) -> None:
         await self.apool.open(wait=True, timeout=30)
         self.pool.open(wait=True, timeout=30)
-        if self.settings.api.auth_cache_s > 0:
-            self._listener = asyncio.create_task(self._listen())
+        cfg = self.settings.api
+        if cfg.auth_cache_s > 0 or cfg.cache_ttl_s > 0:
+            listening = asyncio.Event()
+            self._listener = asyncio.create_task(self._listen(listening))
+            try:  # serve with the caches on from the first request, when we can
+                await asyncio.wait_for(listening.wait(), timeout=5)
+            except TimeoutError:
+                log.warning("LISTEN not ready after 5 s: serving without the auth cache")
+        if self.deferred_quality:
+            self._refresher = asyncio.create_task(self._refresh_quality_loop())
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+        for task in (self._listener, self._refresher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._quality_due:  # best effort: the marks are durable, any refresh takes them
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.refresh_quality)
         await self.apool.close()
         self.pool.close()
 
-    async def _listen(self) -> None:
+    # --- daily quality scores ----------------------------------------------------------
+
+    @property
+    def deferred_quality(self) -> bool:
+        """Ingest requests leave the daily quality scores to a background refresh every
+        ``quality_refresh_s`` (as a stream worker does) instead of recomputing them in
+        every request; 0 refreshes in the request."""
+        return self.settings.quality_refresh_s > 0
+
+    def quality_marked(self) -> None:
+        """An ingest wrote readings (and durable marks of the meter-days to re-score)."""
+        self._quality_due = True
+
+    def refresh_quality(self) -> int:
+        """Re-score every marked meter-day (from any process) now; blocking."""
+        with self.pool.connection() as conn:
+            return self.store_for(conn).refresh_quality_daily()
+
+    async def refresh_quality_if_marked(self, meter_id: str | None = None) -> None:
+        """Read-your-writes for the score readers: if ``meter_id`` (None: any meter)
+        has marked days not yet re-scored, re-score them before answering."""
+        if not self.deferred_quality:
+            return
+        where, params = ("WHERE meter_id = %s", (meter_id,)) if meter_id else ("", ())
+        async with self.apool.connection() as conn:
+            cur = await conn.execute(f"SELECT EXISTS (SELECT 1 FROM quality_dirty {where})", params)
+            row = await cur.fetchone()
+        if row is not None and row[0]:
+            await asyncio.to_thread(self.refresh_quality)
+
+    async def _refresh_quality_loop(self) -> None:
+        period = max(self.settings.quality_refresh_s, 0.1)
+        while True:
+            await asyncio.sleep(period)
+            if not self._quality_due:
+                continue
+            self._quality_due = False
+            try:
+                await asyncio.to_thread(self.refresh_quality)
+            except Exception as exc:  # the marks stay; the next round retries
+                self._quality_due = True
+                log.warning("daily quality refresh failed (will retry): %s", exc)
+
+    def readings_changed(self, conn: psycopg.Connection[Any], meter_ids: Iterable[str]) -> None:
+        """Forget the cached latest answers of ``meter_ids`` here at once, and in every
+        other worker through ``NOTIFY metrify_readings``. Call it after the change is
+        committed (``conn`` is an autocommit connection)."""
+        ids = sorted({str(m) for m in meter_ids})
+        if not ids:
+            return
+        self.latest.discard_many(ids)
+        payload = ",".join(ids)  # meter ids cannot hold a comma (records.ID_PATTERN)
+        try:
+            conn.execute(
+                "SELECT pg_notify(%s, %s)",
+                (READINGS_CHANNEL, payload if len(payload) <= _MAX_PAYLOAD else ""),
+            )
+        except psycopg.Error as exc:  # other workers fall back to the cache's TTL
+            log.warning("could not announce changed readings: %s", exc)
+
+    def _forget_latest(self, payload: str) -> None:
+        if payload:
+            self.latest.discard_many(payload.split(","))
+        else:
+            self.latest.clear()
+
+    async def _listen(self, listening: asyncio.Event) -> None:
         """Drop cached principals whenever a user or key changes (``NOTIFY metrify_auth``
         from any process: API workers or the CLI), so a cache never outlives a
-        revocation by more than a notification's trip. Without a listener there is no
-        cache."""
+        revocation by more than a notification's trip; and cached latest readings of the
+        meters another worker wrote (``NOTIFY metrify_readings``). Without a listener
+        there is no principal cache; the latest-reading cache falls back to its TTL."""
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -116,10 +209,16 @@ class AppState:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {AUTH_CHANNEL}")
+                    await conn.execute(f"LISTEN {READINGS_CHANNEL}")
                     self.principals.clear()
+                    self.latest.clear()
                     self.principals.ttl_s = self.settings.api.auth_cache_s
-                    async for _ in conn.notifies():
-                        self.principals.clear()
+                    listening.set()
+                    async for note in conn.notifies():
+                        if note.channel == AUTH_CHANNEL:
+                            self.principals.clear()
+                        else:
+                            self._forget_latest(note.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # lost connection: no cache until listening again

@@ -1,13 +1,19 @@
 """Who is calling: a user (JWT access token) or a machine (API key).
 
-Checked against the database on every request by default (``auth_cache_s = 0``), so a
-disabled user, a revoked key or a changed role takes effect at once; a deployment may
-trade that for speed with a short cache.
+A verified credential is re-used for ``auth_cache_s`` (5 s by default, never past the
+key's or token's expiry) instead of being re-read from the database on every request.
+The cache exists only while the worker LISTENs to ``metrify_auth``, and every user or key
+change made through the API or the CLI sends that NOTIFY (and the API also clears its own
+worker's cache before answering), so a disabled user, a revoked key or a changed role
+still acts on the next request. ``auth_cache_s = 0`` checks the database every time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,16 +63,23 @@ async def authenticate(
             token = credential
     if token is None and not api_key:
         raise _deny("authentication required (Bearer token or X-API-Key)")
-    cache_key = token or api_key or ""
-    cached = state.principals.get(cache_key)
+    cache = state.principals
+    # keyed by a digest: the cache never holds a usable secret
+    cache_key = hashlib.sha256((token or api_key or "").encode()).digest()
+    cached = cache.get(cache_key)
     if cached is not None:
         return cached
-    principal = await (_from_key(state, api_key) if token is None else _from_token(state, token))
-    state.principals.put(cache_key, principal)
+    since = cache.generation  # a change committed while we read must not be cached
+    if token is None:
+        principal, until = await _from_key(state, api_key)
+    else:
+        principal, until = await _from_token(state, token)
+    if cache.ttl_s > 0:
+        cache.put(cache_key, principal, ttl_s=until - time.time(), since=since)
     return principal
 
 
-async def _from_token(state: AppState, token: str) -> Principal:
+async def _from_token(state: AppState, token: str) -> tuple[Principal, float]:
     try:
         claims = state.tokens.verify_access(token)
     except TokenError as exc:
@@ -82,10 +95,11 @@ async def _from_token(state: AppState, token: str) -> Principal:
         raise _deny("user unknown or disabled")
     if claims.issued_at < row[4]:
         raise _deny("token revoked")
-    return Principal("user", claims.user_id, str(row[0]), Role(row[1]), parse_regions(row[2]))
+    principal = Principal("user", claims.user_id, str(row[0]), Role(row[1]), parse_regions(row[2]))
+    return principal, claims.expires
 
 
-async def _from_key(state: AppState, api_key: str | None) -> Principal:
+async def _from_key(state: AppState, api_key: str | None) -> tuple[Principal, float]:
     prefix = keys.parse(api_key or "")
     if prefix is None or api_key is None:
         raise _deny("invalid API key")
@@ -106,4 +120,5 @@ async def _from_key(state: AppState, api_key: str | None) -> Principal:
         raise _deny("API key expired")
     if row[6]:
         raise _deny("API key owner disabled")
-    return Principal("key", int(row[0]), prefix, Role(row[2]), parse_regions(row[3]))
+    principal = Principal("key", int(row[0]), prefix, Role(row[2]), parse_regions(row[3]))
+    return principal, math.inf if row[4] is None else row[4].timestamp()

@@ -38,6 +38,8 @@ class AccessClaims:
     user_id: int
     username: str
     issued_at: dt.datetime
+    #: ``exp`` as a POSIX timestamp (a verified token may be cached until then, no longer)
+    expires: float = 0.0
 
 
 def resolve_secret(cfg: ApiConfig, home: Path) -> tuple[Any, Any]:
@@ -125,9 +127,10 @@ class TokenService:
         try:
             user_id = int(claims["sub"])
             issued = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC)
+            expires = float(claims["exp"])
         except (TypeError, ValueError):
             raise TokenError("invalid token") from None
-        return AccessClaims(user_id, str(claims.get("name", "")), issued)
+        return AccessClaims(user_id, str(claims.get("name", "")), issued, expires)
 
 
 def new_refresh_token() -> tuple[str, bytes]:

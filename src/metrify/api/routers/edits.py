@@ -74,10 +74,11 @@ async def edit(
     """Set import_kwh to a value, or re-estimate, for the stored readings in [from, to)."""
     await check_meter(state, principal, meter_id)
     result = await run_in_threadpool(_edit, state, meter_id, body, principal.actor)
-    state.latest.clear()
+    state.latest.discard(meter_id)
 
     def write_audit() -> None:
         with state.pool.connection() as conn:
+            state.readings_changed(conn, [meter_id])  # every worker's latest cache
             audit.record(
                 conn,
                 audit.Event(

@@ -60,18 +60,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 Ingester = Annotated[Principal, Depends(require(Permission.INGEST))]
 
 
+def _ids(parts: list[bodies.Part], column: str) -> list[str]:
+    return sorted(
+        {
+            v
+            for p in parts
+            if column in p.frame.columns
+            for v in p.frame[column].drop_nulls().cast(pl.String).str.strip_chars().to_list()
+        }
+    )
+
+
 def _region_check(state: AppState, principal: Principal, parts: list[bodies.Part]) -> None:
     """A region-scoped principal may not write readings of another region's meters."""
     if principal.regions is None:
         return
-    ids = sorted(
-        {
-            v
-            for p in parts
-            if "meter_id" in p.frame.columns
-            for v in p.frame["meter_id"].drop_nulls().str.strip_chars().to_list()
-        }
-    )
+    ids = _ids(parts, "meter_id")
     if not ids:
         return
     with state.pool.connection() as conn:
@@ -90,14 +94,7 @@ def _vee_rejects(
 ) -> list[dict[str, Any]]:
     """Stored rows of this request that VEE rejected, mapped back to body indices."""
     id_col = contract.key[0]
-    ids = sorted(
-        {
-            v
-            for p in parts
-            if id_col in p.frame.columns
-            for v in p.frame[id_col].drop_nulls().str.strip_chars().to_list()
-        }
-    )
+    ids = _ids(parts, id_col)
     # The ids narrow the search to their primary-key ranges (no scan of the table).
     rows = conn.execute(
         f"SELECT {id_col}, ts, quality FROM {contract.table} "
@@ -151,6 +148,8 @@ def _run(
                 if part.frame.width == 0:  # only unusable elements: nothing to decode
                     part.frame = pl.DataFrame(schema=dict.fromkeys(contract.fields, pl.String))
                 pipeline.submit(part.frame, source=source, first_line=part.first_line, bad=part.bad)
+            # Daily quality scores: a background refresh (AppState) rather than per request.
+            summary = pipeline.close(final=not state.deferred_quality)
         except SchemaMismatch as exc:
             raise Problem(
                 422,
@@ -158,7 +157,10 @@ def _run(
                 .replace("--map", "rename the field; no --map over HTTP")
                 .split("; map one")[0],
             ) from None
-        summary = pipeline.close()
+        finally:
+            if contract is READING:  # the hot cache must not hide what was just written
+                state.readings_changed(conn, _ids(parts, "meter_id"))
+                state.quality_marked()
         quarantined = conn.execute(
             "SELECT line, reason FROM quarantine WHERE source = %s ORDER BY id LIMIT %s",
             (source, MAX_REJECTS + 1),
@@ -181,41 +183,38 @@ def _run(
     }
 
 
-async def _ingest(
-    request: Request,
+def _process(
     state: AppState,
     principal: Principal,
     contract: Contract,
+    fmt: bodies.Format,
+    data: bytes,
+    *,
     idem_key: str | None,
-) -> Response:
-    fmt = bodies.body_format(request.headers.get("content-type"))
-    data = await request.body()  # bounded by the Guard middleware (max_body_bytes)
-    rid = request_id(request)
-    endpoint = f"POST {request.url.path}"
-    digest = hashlib.sha256(f"{endpoint}\n{fmt}\n".encode() + data).digest()
+    endpoint: str,
+    rid: str,
+    client: str | None,
+) -> tuple[int, bytes, bool]:
+    """The whole blocking part of an ingest, on one worker thread (never on the event
+    loop, which keeps serving reads meanwhile): idempotency claim, parse, region check,
+    pipeline, stored answer and audit row. Returns (status, JSON body, replayed)."""
     actor = principal.actor
     if idem_key is not None:
-        idempotency.check_key(idem_key)
+        digest = hashlib.sha256(f"{endpoint}\n{fmt}\n".encode() + data).digest()
         with state.pool.connection() as conn:
             stored = idempotency.claim(conn, actor, idem_key, endpoint, digest)
         if stored is not None:
-            return Response(
-                stored.body,
-                status_code=stored.status,
-                media_type="application/json",
-                headers={"Idempotency-Replayed": "true"},
-            )
+            return stored.status, stored.body, True
+    source = f"api:{actor}:{rid}"
     try:
-        parts = await run_in_threadpool(bodies.parse, fmt, data)
-        await run_in_threadpool(_region_check, state, principal, parts)
-        source = f"api:{actor}:{rid}"
-        result = await run_in_threadpool(_run, state, contract, fmt, parts, source)
+        parts = bodies.parse(fmt, data)
+        _region_check(state, principal, parts)
+        result = _run(state, contract, fmt, parts, source)
     except BaseException:
         if idem_key is not None:
             with state.pool.connection() as conn:
                 idempotency.release(conn, actor, idem_key)
         raise
-    state.latest.clear()  # the hot cache must not hide what was just written
     body = orjson.dumps({"request_id": rid, "source": source, **result}, option=orjson.OPT_UTC_Z)
     summary = result["summary"]
     with state.pool.connection() as conn:
@@ -229,14 +228,45 @@ async def _ingest(
                 action=f"ingest.{contract.kind}",
                 target=source,
                 request_id=rid,
-                client=client_address(request),
+                client=client,
                 details={
                     k: summary[k]
                     for k in ("read", "accepted", "rejected", "quarantined", "inserted", "updated")
                 },
             ),
         )
-    return Response(body, media_type="application/json")
+    return 200, body, False
+
+
+async def _ingest(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    contract: Contract,
+    idem_key: str | None,
+) -> Response:
+    fmt = bodies.body_format(request.headers.get("content-type"))
+    if idem_key is not None:
+        idempotency.check_key(idem_key)
+    data = await request.body()  # bounded by the Guard middleware (max_body_bytes)
+    status, body, replayed = await run_in_threadpool(
+        _process,
+        state,
+        principal,
+        contract,
+        fmt,
+        data,
+        idem_key=idem_key,
+        endpoint=f"POST {request.url.path}",
+        rid=request_id(request),
+        client=client_address(request),
+    )
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={"Idempotency-Replayed": "true"} if replayed else None,
+    )
 
 
 def _route(contract: Contract, path: str) -> None:

@@ -98,25 +98,37 @@ async def readings(
     return Response(q.json_page(rows, limit, head), media_type="application/json")
 
 
+async def latest_answer(state: AppState, meter_id: str) -> tuple[str | None, bytes] | None:
+    """(region, JSON body) of a meter's newest reading; None for an unknown meter.
+
+    Served from the in-process cache (``cache_ttl_s``) when it can be: ingests, edits
+    and meter changes through the API forget the meters they touched, in every worker.
+    Shared by the routed endpoint and its hot path (:mod:`metrify.api.hot`).
+    """
+    cache = state.latest
+    cached = cache.get(meter_id)
+    if cached is not None:
+        return cached
+    since = cache.generation  # an ingest committed while we read must not be cached
+    async with state.apool.connection() as conn:
+        cur = await conn.execute(q.LATEST, (meter_id,))
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    reading = None if row[1] is None else q.row_dict(q.READING_COLUMNS, row[1:])
+    body = orjson.dumps({"meter_id": meter_id, "reading": reading}, option=_JSON)
+    answer = (str(row[0]) if row[0] else None, body)
+    cache.put(meter_id, answer, since=since)
+    return answer
+
+
 @router.get("/meters/{meter_id}/latest", response_model=LatestReading, responses=ERRORS)
 async def latest(state: State, principal: Aggregates, meter_id: MeterId) -> Response:
     """The newest stored reading (cached for ``cache_ttl_s``; ingest clears the cache)."""
-    cached = state.latest.get(meter_id)
-    if cached is None:
-        async with state.apool.connection() as conn:
-            cur = await conn.execute(q.LATEST, (meter_id,))
-            row = await cur.fetchone()
-        if row is None:
-            raise not_found("meter", meter_id)
-        region = row[0]
-        reading = None if row[1] is None else q.row_dict(q.READING_COLUMNS, row[1:])
-        body = orjson.dumps({"meter_id": meter_id, "reading": reading}, option=_JSON)
-        cached = (region or "").encode() + b"\n" + body
-        state.latest.put(meter_id, cached)
-    region_b, _, body = cached.partition(b"\n")
-    if not in_scope(principal, region_b.decode() or None):
+    answer = await latest_answer(state, meter_id)
+    if answer is None or not in_scope(principal, answer[0]):
         raise not_found("meter", meter_id)
-    return Response(body, media_type="application/json")
+    return Response(answer[1], media_type="application/json")
 
 
 @router.get("/meters/{meter_id}/quality", response_model=QualityPage, responses=ERRORS)
@@ -126,6 +138,7 @@ async def quality(
     """Daily quality scores (local days of the meter) in [from, to)."""
     start, end = q.check_range(start, end)
     await check_meter(state, principal, meter_id)
+    await state.refresh_quality_if_marked(meter_id)  # scores of just-ingested days
     cols = (
         "day",
         "expected",
@@ -289,6 +302,7 @@ async def fleet(
     """Per region: meters, how many reported, energy, statuses and mean quality score."""
     start, end = q.check_range(start, end)
     regions = list(principal.regions or ())
+    await state.refresh_quality_if_marked()  # mean scores include just-ingested days
     async with state.apool.connection() as conn:
         cur = await conn.execute(
             q.FLEET,

@@ -148,6 +148,8 @@ class Resource:
             pipeline = session.pipeline(self.contract)
             pipeline.submit(frame, source=source)
             summary = pipeline.close()
+            if self.scoped:  # a meter's region is part of its cached latest answer
+                state.readings_changed(conn, [str(row[self.id_field])])
         if summary.rejected:
             reasons = "; ".join(summary.reasons) or "rejected"
             raise Problem(422, f"{self.noun} rejected: {reasons}")
