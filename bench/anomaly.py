@@ -20,13 +20,19 @@ The households are split into two halves (blocks of four in id order, alternatel
 thresholds were chosen looking at the ``tune`` half only; the ``report`` half is the
 held-out figure.
 
+Weather: each London household refers to one station, ``london``, with the real hourly
+DarkSky temperatures of ``london-weather/`` (UTC); the simulator's meters refer to their
+simulated stations and the simulator's own weather. Each batch gets the hours from
+``memory_weeks`` before it to its end, as the detect stage's cache reads them; with
+``--no-weather`` no temperatures are given (the expected levels are not adjusted).
+
 Methods on the same data: ours (the pipeline's streaming detectors, run batch by batch
 with their state carried, as a worker runs them), our daily IsolationForest on relative
 features, a global z-score of interval power (|z| > 3), and scikit-learn's default
 IsolationForest on raw daily features. Also: false positives on real grid events (GB
 demand, AEMO 5-minute) by severity, and the cost of the detector stage alone.
 
-    .venv/bin/python bench/anomaly.py [--meters 600] [--days 42] [--households 100]
+    .venv/bin/python bench/anomaly.py [--meters 600] [--days 42] [--households 100] [--no-weather]
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import polars as pl
 from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
 from common import machine, stats
+from metrify.anomaly import temperature
 from metrify.anomaly.baseline import replace_state
 from metrify.anomaly.config import SEVERITIES, AnomalyConfig
 from metrify.anomaly.grid import detect_grid
@@ -72,9 +79,16 @@ SPAN = {"subject_id": pl.String(), "kind": pl.String(), "start": TS, "end": TS}
 
 
 def run_ours(
-    batches: list[pl.DataFrame], has_pv: pl.DataFrame, cfg: AnomalyConfig
+    batches: list[pl.DataFrame],
+    has_pv: pl.DataFrame,
+    cfg: AnomalyConfig,
+    weather: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, float]:
-    """The streaming detectors batch after batch, state carried; (incidents, seconds)."""
+    """The streaming detectors batch after batch, state carried; (incidents, seconds).
+
+    ``weather``: hourly temperatures of the stations ``has_pv`` refers to; each batch gets
+    the hours from ``memory_weeks`` before it to its end, as the detect stage's cache does.
+    """
     profile = pl.DataFrame(schema=PROFILE_SCHEMA)
     scalars = pl.DataFrame(schema=SCALAR_SCHEMA)
     found = []
@@ -82,12 +96,17 @@ def run_ours(
     for batch in batches:
         started = time.perf_counter()
         ids = batch["meter_id"].unique().to_frame("subject_id")
+        temps = None
+        if weather is not None:
+            lo, hi = temperature.window(batch["ts"].min(), batch["ts"].max(), cfg)  # type: ignore[arg-type]
+            temps = weather.filter(pl.col("ts").is_between(lo, hi, closed="left"))
         d = detect_readings(
             batch,
             has_pv,
             profile.join(ids, on="subject_id", how="semi"),
             scalars.join(ids, on="subject_id", how="semi"),
             cfg,
+            weather=temps,
         )
         profile = replace_state(profile, d.profile)
         scalars = replace_state(scalars, d.scalars)
@@ -228,7 +247,9 @@ def score(method: str, det: pl.DataFrame, labels: pl.DataFrame, ours: bool) -> d
 # --------------------------------------------------------------------------- data
 
 
-def simulator_data(meters: int, days: int) -> tuple[list[pl.DataFrame], pl.DataFrame, pl.DataFrame]:
+def simulator_data(
+    meters: int, days: int
+) -> tuple[list[pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     fleet = Fleet(
         FleetSpec(meters=meters, days=days, interval_s=1800, fault_rate=0.3, seed=3, chunk_days=7)
     )
@@ -238,8 +259,8 @@ def simulator_data(meters: int, days: int) -> tuple[list[pl.DataFrame], pl.DataF
         .filter(pl.col("kind").is_in(["theft", "spike"]))
         .select(subject_id="meter_id", kind="kind", start="start", end="end")
     )
-    has_pv = fleet.meters.select("meter_id", "has_pv", "timezone")
-    return batches, labels, has_pv
+    has_pv = fleet.meters.select("meter_id", "has_pv", "timezone", "station_id")
+    return batches, labels, has_pv, temperature.hourly(fleet.weather())
 
 
 def prepare(frame: pl.DataFrame) -> pl.DataFrame:
@@ -250,6 +271,21 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         status=pl.when(pl.col("import_kwh") < 0)
         .then(pl.lit("rejected"))
         .otherwise(pl.lit("valid")),
+    )
+
+
+def london_weather() -> pl.DataFrame:
+    """London's hourly temperature (DarkSky, Nov 2011 - Mar 2014; times are UTC: 2013-03-31
+    01:00 exists and no hour repeats in October), as station ``london``."""
+    raw = pl.read_csv(DATA / "london-weather" / "weather_hourly_darksky.csv", infer_schema=False)
+    return temperature.hourly(
+        raw.select(
+            station_id=pl.lit("london"),
+            ts=pl.col("time")
+            .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC")
+            .dt.cast_time_unit("us"),
+            temperature_c=pl.col("temperature").cast(pl.Float64, strict=False),
+        )
     )
 
 
@@ -339,9 +375,10 @@ def evaluate(
     labels: pl.DataFrame,
     has_pv: pl.DataFrame,
     cfg: AnomalyConfig,
+    weather: pl.DataFrame | None = None,
 ) -> dict[str, object]:
     readings = pl.concat(batches)
-    ours, seconds = run_ours(batches, has_pv, cfg)
+    ours, seconds = run_ours(batches, has_pv, cfg, weather)
     alerting = ours.filter(pl.col("rank") >= RANK[cfg.alerts.min_severity])
     results = [
         score(f"ours, alerting incidents (>= {cfg.alerts.min_severity})", alerting, labels, True),
@@ -429,15 +466,16 @@ def grid_false_positives(cfg: AnomalyConfig) -> dict[str, object]:
     }
 
 
-def stage_cost(meters: int, days: int, runs: int) -> dict[str, object]:
+def stage_cost(meters: int, days: int, runs: int, with_weather: bool = True) -> dict[str, object]:
     """Readings/min through the detector stage alone, 500K-reading batches, state in memory."""
     fleet = Fleet(FleetSpec(meters=meters, days=days, interval_s=900, seed=7, chunk_days=1))
     frame = pl.concat([prepare(r) for r, _ in fleet.chunks()])
     batches = list(frame.iter_slices(500_000))
-    has_pv = fleet.meters.select("meter_id", "has_pv", "timezone")
+    has_pv = fleet.meters.select("meter_id", "has_pv", "timezone", "station_id")
+    weather = temperature.hourly(fleet.weather()) if with_weather else None
     rates = []
     for _ in range(runs):
-        _, seconds = run_ours(batches, has_pv, AnomalyConfig())
+        _, seconds = run_ours(batches, has_pv, AnomalyConfig(), weather)
         rates.append(frame.height / seconds * 60)
     return {"readings": frame.height, "batches": len(batches), "readings_per_min": stats(rates)}
 
@@ -475,26 +513,37 @@ def main() -> None:
     parser.add_argument("--cost-meters", type=int, default=1800)
     parser.add_argument("--cost-days", type=int, default=14)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--no-weather",
+        action="store_true",
+        help="judge without temperatures (the meters' expected levels are not adjusted)",
+    )
     args = parser.parse_args()
     cfg = AnomalyConfig()
     out: dict[str, object] = {"machine": machine(), "config": cfg.model_dump()}
     print("simulator ...", file=sys.stderr)
-    batches, labels, has_pv = simulator_data(args.meters, args.days)
-    sim = evaluate("simulator (theft, spike labels)", batches, labels, has_pv, cfg)
+    batches, labels, has_pv, sim_weather = simulator_data(args.meters, args.days)
+    if args.no_weather:
+        sim_weather = None
+    sim = evaluate("simulator (theft, spike labels)", batches, labels, has_pv, cfg, sim_weather)
     print_table(sim)
     print("London households ...", file=sys.stderr)
     batches, labels = london_data(args.households)
+    weather = None if args.no_weather else london_weather()
     london: dict[str, object] = {}
     for half, name in (("report", "held out, reported"), ("tune", "used for tuning")):
         keep = split(batches, half)
         part = [b.filter(pl.col("meter_id").is_in(keep)) for b in batches]
-        no_pv = pl.DataFrame({"meter_id": keep, "has_pv": False, "timezone": "Europe/London"})
+        no_pv = pl.DataFrame(
+            {"meter_id": keep, "has_pv": False, "timezone": "Europe/London", "station_id": "london"}
+        )
         london[half] = evaluate(
             f"London households 2013, injected faults, {half} half ({name})",
             part,
             labels.filter(pl.col("subject_id").is_in(keep)),
             no_pv,
             cfg,
+            weather,
         )
         print_table(london[half])  # type: ignore[arg-type]
     print("grid false positives ...", file=sys.stderr)
@@ -505,7 +554,7 @@ def main() -> None:
         f" by node and severity: {grid['incidents_by_node_and_severity']}"
     )
     print("detector cost ...", file=sys.stderr)
-    cost = stage_cost(args.cost_meters, args.cost_days, args.runs)
+    cost = stage_cost(args.cost_meters, args.cost_days, args.runs, not args.no_weather)
     c = cost["readings_per_min"]
     assert isinstance(c, dict)
     print(

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Final
 
 import polars as pl
 
+from metrify.anomaly import temperature
 from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.state import (
     HOURS_OF_WEEK,
@@ -27,6 +29,12 @@ from metrify.anomaly.state import (
 )
 
 MAD_TO_SD = 1.4826
+#: Profile rows after the 168 hours of the week (a meter's arrays are 173 long): its
+#: temperature fit (temperature.py), then the evidence of its open drop run (the sums
+#: behind the correlation of observed with expected, and behind the base-load share).
+TEMP_SLOTS: Final = (temperature.SLOT_A, temperature.SLOT_B)
+RUN_SLOTS: Final = (170, 171, 172)
+_RUN_SUMS: Final = ("n", "so", "se", "soo", "see", "soe", "bs", "bn", "unused")
 #: how long quiet, unjudgeable hours may carry a drop or shift on (a night, not a season)
 QUIET_HOLD = dt.timedelta(hours=12)
 
@@ -51,6 +59,8 @@ def judge(
     levels: bool,
     floor_share: float | None = None,
     peak_factor: float | None = None,
+    weather: pl.DataFrame | None = None,
+    classify: bool = False,
 ) -> Judged:
     """Judge ``frame`` week by week, so a bulk load of a year is judged as a stream is.
 
@@ -70,6 +80,8 @@ def judge(
             levels=levels,
             floor_share=floor_share,
             peak_factor=peak_factor,
+            weather=weather,
+            classify=classify,
         )
     parts: list[pl.DataFrame] = []
     out_profile = profile.clear()
@@ -87,6 +99,8 @@ def judge(
             levels=levels,
             floor_share=floor_share,
             peak_factor=peak_factor,
+            weather=weather,
+            classify=classify,
         )
         parts.append(j.rows)
         profile = replace_state(profile, j.profile)
@@ -117,12 +131,19 @@ def _judge_once(
     levels: bool,
     floor_share: float | None = None,
     peak_factor: float | None = None,
+    weather: pl.DataFrame | None = None,
+    classify: bool = False,
 ) -> Judged:
     """Judge ``frame`` (``subject_id, ts, interval_s, value, usable``) against the state.
 
-    ``value`` is average power over the interval. Returns each row's expected level and
-    robust z-score, ``high`` (far above), ``low`` (far below), and when ``levels`` is set
-    ``drop``/``shift`` (the EWMA ratio held beyond its threshold for ``level_min_hours``).
+    ``value`` is average power over the interval. With ``weather`` (hourly temperatures per
+    station) and a ``station_id`` column, the expected level of weather-sensitive subjects
+    follows the temperature (:mod:`metrify.anomaly.temperature`). Returns each row's
+    expected level and robust z-score, ``high`` (far above), ``low`` (far below), and when
+    ``levels`` is set ``drop``/``shift`` (the EWMA ratio held beyond its threshold for
+    ``level_min_hours``). With ``classify`` (meters) each drop run also gets the evidence
+    that tells a bypass from an empty home (``drop_base``, ``drop_corr``, ``drop_rows``),
+    accumulated over the whole run across batches.
     """
     rows = frame.with_columns(local_hour_of_week(frame)).join(
         scalars.select("subject_id", "last_ts"), on="subject_id", how="left"
@@ -159,6 +180,22 @@ def _judge_once(
         .then(blended)
         .otherwise(None)
     )
+    use_temp = weather is not None and "station_id" in rows.columns
+    if use_temp:
+        assert weather is not None
+        rows = temperature.attach(rows, weather, profile, cfg)
+        adjust = pl.col("x").is_not_null() & (pl.col("k") > 0)
+        rows = rows.with_columns(
+            base="expected",
+            expected=pl.when(adjust)
+            .then(
+                pl.max_horizontal(
+                    pl.col("expected") + pl.col("k") * pl.col("x"),
+                    temperature.MIN_SHARE * pl.col("expected"),
+                )
+            )
+            .otherwise(pl.col("expected")),
+        ).drop("k")
     spread = (
         pl.when(trusted)
         .then(pl.col("p_spread"))
@@ -197,16 +234,16 @@ def _judge_once(
         high=(judged & (pl.col("z") > cfg.high_mads) & (diff > min_excess) & gate).fill_null(False),
         low=(judged & (pl.col("z") < -cfg.high_mads) & (-diff > min_excess)).fill_null(False),
     )
+    run_slots = pl.DataFrame(schema=PROFILE_SCHEMA)
     if levels:
-        rows, new_scalars = _levels(rows, scalars, cfg)
-        # How the base-load hours (the quietest quarter of the profile) fared during a
-        # drop: a vacant home keeps its fridge and standby, a bypass takes them too.
-        base = pl.col("expected") <= pl.col("expected").quantile(0.25).over("subject_id")
-        rows = rows.with_columns(
-            base_ratio=pl.when(base & pl.col("usable") & (pl.col("expected") > 0))
-            .then(pl.col("value") / pl.col("expected"))
-            .otherwise(None)
-        ).with_columns(drop_base=pl.col("base_ratio").mean().over("subject_id", "drop_start"))
+        means = (
+            profile.filter((pl.col("how") < HOURS_OF_WEEK) & (pl.col("weight") > 0))
+            .group_by("subject_id")
+            .agg(mean_level=pl.col("level").mean())
+        )
+        rows, new_scalars = _levels(rows, scalars, cfg, means)
+        if classify:
+            rows, run_slots = _drop_evidence(rows, profile, scalars, new_scalars)
         adapt = dt.timedelta(days=cfg.adapt_after_days)
         # Rows of a drop or shift still going on at the end of the batch do not teach the
         # baseline (a bypassed meter must not teach it its new level) until it has lasted
@@ -238,10 +275,164 @@ def _judge_once(
         )
         learn = ok & ~pl.col("high") & ~pl.col("low")
     new_profile = _learn(rows.filter(learn), profile, new_scalars["subject_id"], weeks_cap)
+    if use_temp:
+        fit = temperature.learn(rows.filter(learn & trusted), profile, scalars, new_scalars, cfg)
+    else:  # the fit stays as it was
+        fit = profile.filter(pl.col("how").is_in(TEMP_SLOTS)).join(
+            new_scalars.select("subject_id"), on="subject_id", how="semi"
+        )
+    if classify:
+        new_profile = pl.concat([new_profile, _slots(new_scalars["subject_id"], [fit, run_slots])])
+    elif fit.height:
+        new_profile = pl.concat([new_profile, fit.select(new_profile.columns)])
     if peak_factor is not None:
         new_scalars = _learn_peak(rows.filter(learn), new_scalars, cfg)
         new_scalars = _learn_record(rows.filter(ok), scalars, new_scalars, cfg)
     return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
+
+
+def _drop_evidence(
+    rows: pl.DataFrame, profile: pl.DataFrame, scalars: pl.DataFrame, new_scalars: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What tells a bypass from an empty home, over each drop run so far.
+
+    ``drop_base``: how the base-load hours (the quietest quarter of the meter's profile)
+    fared: a vacant home keeps its fridge and standby, a bypass takes them too.
+    ``drop_corr``: whether the home's daily rhythm went on: a meter under-recording
+    (bypassed circuits, tampering) still records the occupants' mornings and evenings at
+    a fraction; an empty home records its fridge, flat. The correlation of observed with
+    expected over the run's rows, and ``drop_rows``, how many it rests on. ``usual_corr``:
+    the correlation a normal day of this meter has, from its profile (the spread of its
+    levels over the week against the spread within an hour): a home with a weak rhythm
+    keeps a weak one when bypassed.
+
+    Both are sums over the run, carried in the meter's state while it is open: a stream
+    sends a meter a few rows a batch, and a run judged on one batch's rows alone would
+    change its kind from batch to batch. Returns the rows with the three columns and the
+    state slots of the runs still open.
+    """
+    subjects = rows.filter(pl.col("in_drop")).select("subject_id").unique()
+    cuts = (
+        profile.join(subjects, on="subject_id", how="semi")
+        .filter((pl.col("how") < HOURS_OF_WEEK) & (pl.col("weight") > 0))
+        .group_by("subject_id")
+        .agg(
+            base_cut=pl.col("level").quantile(0.25),
+            # how closely a normal day follows the profile: the spread of the levels
+            # across the week against the spread within an hour
+            usual_corr=pl.col("level").std()
+            / (pl.col("level").var() + (MAD_TO_SD * pl.col("spread").mean()) ** 2).sqrt(),
+        )
+    )
+    rows = rows.join(cuts, on="subject_id", how="left", maintain_order="left")
+    known = pl.col("base_cut").is_not_null() & (pl.col("p_weight") > 0)
+    base = pl.col("p_level") <= pl.col("base_cut")
+    if rows.select((pl.col("in_drop") & ~known).any()).item():
+        # a subject too young for a profile: the quietest quarter of this batch
+        quiet = pl.col("expected") <= pl.col("expected").quantile(0.25).over("subject_id")
+        base = pl.when(known).then(base).otherwise(quiet)
+    rows = rows.with_columns(
+        base_ratio=pl.when(pl.col("in_drop") & base & pl.col("usable") & (pl.col("expected") > 0))
+        .then(pl.col("value") / pl.col("expected"))
+        .otherwise(None)
+    )
+    o, e = pl.col("value"), pl.col("expected")
+    in_run = pl.col("in_drop") & pl.col("usable") & o.is_not_null() & e.is_not_null()
+    batch = (
+        rows.filter(in_run)
+        .group_by("subject_id", "drop_start")
+        .agg(
+            b_n=pl.len().cast(pl.Float64),
+            b_so=o.sum(),
+            b_se=e.sum(),
+            b_soo=(o * o).sum(),
+            b_see=(e * e).sum(),
+            b_soe=(o * e).sum(),
+            b_bs=pl.col("base_ratio").sum(),
+            b_bn=pl.col("base_ratio").count().cast(pl.Float64),
+        )
+    )
+    # the sums of the run the meter was in when the batch began (it goes on in this batch
+    # with the same start)
+    prior = _run_sums(profile).join(
+        scalars.select("subject_id", drop_start="drop_since").drop_nulls(),
+        on="subject_id",
+        how="inner",
+    )
+    total = batch.join(prior, on=["subject_id", "drop_start"], how="full", coalesce=True).select(
+        "subject_id",
+        "drop_start",
+        *[
+            (pl.col(f"b_{c}").fill_null(0.0) + pl.col(f"r_{c}").fill_null(0.0)).alias(f"t_{c}")
+            for c in _RUN_SUMS[:-1]
+        ],
+    )
+    n = pl.col("t_n")
+    cov = n * pl.col("t_soe") - pl.col("t_so") * pl.col("t_se")
+    var = (n * pl.col("t_soo") - pl.col("t_so") ** 2) * (n * pl.col("t_see") - pl.col("t_se") ** 2)
+    evidence = total.select(
+        "subject_id",
+        "drop_start",
+        drop_corr=pl.when(var > 0).then(cov / var.sqrt()).otherwise(None),
+        drop_rows=n,
+        drop_base=pl.when(pl.col("t_bn") > 0).then(pl.col("t_bs") / pl.col("t_bn")),
+    ).join(cuts.select("subject_id", "usual_corr"), on="subject_id", how="left")
+    rows = rows.join(evidence, on=["subject_id", "drop_start"], how="left", maintain_order="left")
+    still = total.join(
+        new_scalars.select("subject_id", drop_start="drop_since").drop_nulls(),
+        on=["subject_id", "drop_start"],
+        how="semi",
+    ).with_columns(t_unused=pl.lit(0.0))
+    slots = pl.concat(
+        [
+            still.select(
+                "subject_id",
+                how=pl.lit(slot, pl.Int16),
+                level=f"t_{_RUN_SUMS[3 * i]}",
+                spread=f"t_{_RUN_SUMS[3 * i + 1]}",
+                weight=f"t_{_RUN_SUMS[3 * i + 2]}",
+            )
+            for i, slot in enumerate(RUN_SLOTS)
+        ]
+    )
+    return rows, slots
+
+
+def _run_sums(profile: pl.DataFrame) -> pl.DataFrame:
+    """The open drop run's sums kept in a meter's run slots (``r_n``, ``r_so``, ...)."""
+    parts = [
+        profile.filter(pl.col("how") == slot).select(
+            "subject_id",
+            **{
+                f"r_{_RUN_SUMS[3 * i + k]}": pl.col(col)
+                for k, col in enumerate(("level", "spread", "weight"))
+            },
+        )
+        for i, slot in enumerate(RUN_SLOTS)
+    ]
+    return parts[0].join(parts[1], on="subject_id").join(parts[2], on="subject_id")
+
+
+def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Every slot row of ``subjects`` (168-172): ``parts`` where given, else zeros.
+
+    The arrays are stored by position, so a meter keeps all five: a fit of zero days is
+    no fit, a run of zero rows no run.
+    """
+    grid = (
+        subjects.unique()
+        .to_frame("subject_id")
+        .join(
+            pl.DataFrame({"how": [*TEMP_SLOTS, *RUN_SLOTS]}, schema={"how": pl.Int16()}),
+            how="cross",
+        )
+    )
+    given = pl.concat([p.select(list(PROFILE_SCHEMA)) for p in parts])
+    return (
+        grid.join(given, on=["subject_id", "how"], how="left")
+        .with_columns(pl.col("level", "spread", "weight").fill_null(0.0))
+        .select(list(PROFILE_SCHEMA))
+    )
 
 
 def _learn_record(
@@ -355,9 +546,15 @@ def _learn(
 
 
 def _levels(
-    rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig
+    rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig, means: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """EWMA of observed and expected power per subject; drops and shifts that last."""
+    """EWMA of observed and expected power per subject; drops and shifts that last.
+
+    An upward shift is the ratio above ``shift_ratio``, or the excess above
+    ``shift_excess`` x the subject's mean level (``means``): new load (a heater, grow
+    lights) draws its own steady power on top of the home's pattern, so at the evening
+    peak the ratio dips while the excess holds.
+    """
     half_life = f"{round(cfg.level_half_life_h * 3600)}s"
     min_len = dt.timedelta(hours=cfg.level_min_hours)
     # a row number to join the results back on: cheaper than (subject_id, ts)
@@ -399,6 +596,7 @@ def _levels(
         eo=pl.col("obs").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
         ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
     )
+    both = both.join(means, on="subject_id", how="left", maintain_order="left")
     judgeable = pl.col("ee") > cfg.level_min_expected_kw
     ratio = pl.col("eo") / pl.col("ee")
 
@@ -428,7 +626,13 @@ def _levels(
     both = both.with_columns(
         ratio=ratio,
         c_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
-        c_shift=held(pl.col("shift_since").is_not_null(), ratio > cfg.shift_ratio),
+        c_shift=held(
+            pl.col("shift_since").is_not_null(),
+            (ratio > cfg.shift_ratio)
+            | ((pl.col("eo") - pl.col("ee")) > cfg.shift_excess * pl.col("mean_level")).fill_null(
+                False
+            ),
+        ),
     )
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")

@@ -72,9 +72,11 @@ class AnomalyConfig(BaseModel):
         "recently (a record fading with this half-life) is its own routine: low severity",
     )
     record_margin: float = Field(
-        default=1.5,
+        default=2.0,
         gt=0,
-        description="and a burst must exceed that record by this factor to be more than low",
+        description="and a burst must exceed that record by this factor to be more than low "
+        "(chosen on the tune half of the London households: 1.5 let a home's occasional "
+        "new 5 kW draw alert)",
     )
     burst_min_kw: float = Field(
         default=4.0,
@@ -82,6 +84,27 @@ class AnomalyConfig(BaseModel):
         description="meters: a burst below this average power over the interval (2 kWh in "
         "half an hour: a kettle, an oven and a hob together) is ordinary for any home, "
         "however quiet it usually is: low severity",
+    )
+    # temperature adjustment (meters with a weather station)
+    heating_base_c: float = Field(
+        default=15.5,
+        description="heating degrees are counted below this temperature (the UK's usual base)",
+    )
+    temp_half_life_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="the fit of a meter's use on temperature fades with this half-life",
+    )
+    temp_min_days: float = Field(
+        default=14.0,
+        gt=2,
+        description="days of residuals a fit needs before the meter can count as weather-sensitive",
+    )
+    temp_min_t: float = Field(
+        default=3.0,
+        gt=0,
+        description="and the t-statistic its heating slope must reach (a measured dependence, "
+        "not noise): below it, the expected level is not adjusted",
     )
     # level shifts and sustained drops
     level_half_life_h: float = Field(default=6.0, gt=0, description="EWMA half-life")
@@ -91,14 +114,21 @@ class AnomalyConfig(BaseModel):
     shift_ratio: float = Field(
         default=2.5, gt=1, description="observed/expected above this is an upward shift"
     )
+    shift_excess: float = Field(
+        default=1.25,
+        gt=0,
+        description="or observed above expected by this many times the meter's mean level "
+        "(new load adds a steady draw of its own; at the home's peak the ratio stays low)",
+    )
     level_min_hours: float = Field(
         default=24.0, gt=0, description="how long the ratio must hold to count (not a blip)"
     )
     drop_medium_hours: float = Field(
-        default=72.0,
+        default=96.0,
         gt=0,
         description="a drop with the base load gone is a bypass suspect (medium) once it "
-        "has held this long: a day or two away from home is no case for a field visit",
+        "has held this long: a few days away from home (a long weekend) is no case for a "
+        "field visit",
     )
     drop_high_hours: float = Field(
         default=168.0, gt=0, description="and urgent (high) once it has held this long"
@@ -118,6 +148,21 @@ class AnomalyConfig(BaseModel):
         lt=1,
         description="a drop whose base-load hours kept this share of their level is a "
         "vacancy (the fridge and standby still run: nobody home), not a bypass",
+    )
+    drop_rhythm_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="a drop is a bypass suspect only while the observed use still follows the "
+        "home's daily rhythm: its correlation with the expected level at least this share of "
+        "the correlation a normal day of this meter has; a drop that lost it (flat: nobody "
+        "home) is a vacancy",
+    )
+    drop_rhythm_min_rows: int = Field(
+        default=48,
+        ge=2,
+        description="rows a drop run needs (summed over its batches) before its rhythm is "
+        "judged; until then the base load alone tells a bypass from a vacancy",
     )
     level_min_expected_kw: float = Field(
         default=0.1, ge=0, description="meters quieter than this are not judged for drops"

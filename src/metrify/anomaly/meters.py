@@ -36,11 +36,16 @@ def detect_readings(
     profile: pl.DataFrame,
     scalars: pl.DataFrame,
     cfg: AnomalyConfig,
+    weather: pl.DataFrame | None = None,
 ) -> Detected:
     """Run every reading detector on one batch.
 
     ``has_pv`` is the meters' reference data: ``meter_id``, ``has_pv`` and optionally
-    ``timezone`` (the hour-of-week baseline follows each meter's local clock).
+    ``timezone`` (the hour-of-week baseline follows each meter's local clock) and
+    ``station_id`` (its weather station). ``weather``: hourly temperatures of those
+    stations (``station_id, ts, temperature_c``) from ``memory_weeks`` before the batch
+    to its end; with them the expected level of weather-sensitive meters follows the
+    temperature. Without (or for a meter without a station) nothing is adjusted.
     """
     usable = (
         pl.col("import_kwh").is_not_null()
@@ -57,6 +62,18 @@ def detect_readings(
     if "timezone" in has_pv.columns and has_pv["timezone"].drop_nulls().len():
         zones = has_pv.select(subject_id="meter_id", tz="timezone").unique("subject_id")
         base = base.join(zones, on="subject_id", how="left", maintain_order="left")
+    if (
+        weather is not None
+        and weather.height
+        and "station_id" in has_pv.columns
+        and has_pv["station_id"].drop_nulls().len()
+    ):
+        stations = has_pv.select(subject_id="meter_id", station_id="station_id").unique(
+            "subject_id"
+        )
+        base = base.join(stations, on="subject_id", how="left", maintain_order="left")
+    else:
+        weather = None
     j = judge(
         base,
         profile,
@@ -66,9 +83,18 @@ def detect_readings(
         min_excess=cfg.high_min_kw,
         levels=True,
         peak_factor=cfg.peak_factor,
+        weather=weather,
+        classify=True,
     )
     rows = j.rows
-    base_fell = pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share
+    # A bypass suspect: the base load fell with the rest, and the home's rhythm went on
+    # (at a fraction). A drop that lost the rhythm is an empty home, whatever its base
+    # load did (a fortnight away with the fridge off). Too few rows to tell: base alone.
+    rhythm_kept = (pl.col("drop_rows").fill_null(0) < cfg.drop_rhythm_min_rows) | (
+        pl.col("drop_corr").fill_null(0.0)
+        >= cfg.drop_rhythm_share * pl.col("usual_corr").fill_null(1.0)
+    )
+    base_fell = (pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share) & rhythm_kept
     common = Subject("meter", "subject_id", cfg.merge_gap_s)
     found = [
         incidents(
@@ -103,6 +129,8 @@ def detect_readings(
                     "expected",
                     "value",
                     "base_ratio",
+                    "drop_corr",
+                    "usual_corr",
                     score=1.0 - pl.col("ratio"),
                     since="drop_start",
                 ),
@@ -114,6 +142,8 @@ def detect_readings(
                     "observed_kw": pl.col("value").round(3),
                     "observed_share": (pl.col("value") / pl.col("expected")).round(3),
                     "base_load_share": pl.col("base_ratio").round(3),
+                    "rhythm_corr": pl.col("drop_corr").round(3),
+                    "usual_rhythm_corr": pl.col("usual_corr").round(3),
                 },
                 on=common,
             )

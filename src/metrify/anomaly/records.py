@@ -19,7 +19,7 @@ from metrify.records import TS
 #: bumped when a detector's logic changes, so old and new records can be told apart.
 #: 2: hour-of-week in the meter's local time, bursts judged against the meter's record,
 #: drop severity by persistence (72 h medium, 7 days high).
-DETECTOR_VERSION: Final = "2"
+DETECTOR_VERSION: Final = "3"
 
 
 class Kind(enum.StrEnum):

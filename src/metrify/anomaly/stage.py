@@ -27,8 +27,9 @@ from metrify.anomaly.grid import detect_grid
 from metrify.anomaly.meters import Detected, detect_readings
 from metrify.anomaly.state import StateCache, StateStore
 from metrify.anomaly.store import AnomalyStore
+from metrify.anomaly.temperature import TemperatureCache, window
 from metrify.anomaly.weather import detect_weather
-from metrify.records import GRID, READING, WEATHER, Contract, Quality
+from metrify.records import GRID, READING, TS, WEATHER, Contract, Quality
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,23 @@ class DetectStage:
         self.store = AnomalyStore(conn)
         self.alerter = alerter if alerter is not None else Alerter(sinks_from(cfg.alerts))
         self.stats = StageStats()
+        #: hourly temperatures of the meters' stations (read once per span, not per batch)
+        self.temps = TemperatureCache(self._load_weather)
 
     def detect(self, assessed: pl.DataFrame) -> tuple[pl.DataFrame, Pending]:
         """Rows with the anomaly bit set where found, and the findings to commit later."""
         ids = assessed[self.key]
         profile, scalars = self.state.get(ids)
         if self.contract is READING:
-            detected = detect_readings(assessed, self._has_pv(ids), profile, scalars, self.cfg)
+            meters = self._has_pv(ids)
+            detected = detect_readings(
+                assessed,
+                meters,
+                profile,
+                scalars,
+                self.cfg,
+                weather=self._weather(assessed, meters),
+            )
         elif self.contract is GRID:
             detected = detect_grid(assessed, self._nodes(ids), profile, scalars, self.cfg)
         else:
@@ -170,13 +181,41 @@ class DetectStage:
         # has no registration to contradict: only registered meters without PV are judged.
         # The meter's time zone comes along: its baseline follows the local clock.
         rows = self.conn.execute(
-            "SELECT meter_id, coalesce(has_pv, status = 'unregistered'), timezone FROM meters"
-            " WHERE meter_id = ANY(%s)",
+            "SELECT meter_id, coalesce(has_pv, status = 'unregistered'), timezone, station_id"
+            " FROM meters WHERE meter_id = ANY(%s)",
             (ids.unique().to_list(),),
         ).fetchall()
         return pl.DataFrame(
             rows,
-            schema={"meter_id": pl.String(), "has_pv": pl.Boolean(), "timezone": pl.String()},
+            schema={
+                "meter_id": pl.String(),
+                "has_pv": pl.Boolean(),
+                "timezone": pl.String(),
+                "station_id": pl.String(),
+            },
+            orient="row",
+        )
+
+    def _weather(self, assessed: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame | None:
+        """Hourly temperatures the batch's weather-referenced meters need (cached)."""
+        stations = meters["station_id"].drop_nulls().unique().sort().to_list()
+        first, last = assessed["ts"].min(), assessed["ts"].max()
+        if not stations or not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
+            return None
+        return self.temps.get(stations, *window(first, last, self.cfg))
+
+    def _load_weather(
+        self, stations: list[str], start: dt.datetime, end: dt.datetime
+    ) -> pl.DataFrame:
+        rows = self.conn.execute(
+            "SELECT station_id, ts, temperature_c FROM weather_observations"
+            " WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s"
+            " AND temperature_c IS NOT NULL AND status <> 'rejected'",
+            (stations, start, end),
+        ).fetchall()
+        return pl.DataFrame(
+            rows,
+            schema={"station_id": pl.String(), "ts": TS, "temperature_c": pl.Float64()},
             orient="row",
         )
 
