@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 TABLES = (
     "readings, reading_history, meters, quarantine, quality_daily, quality_dirty, anomalies,"
-    " anomaly_state"
+    " anomaly_state, anomaly_profile"
 )
 
 

@@ -52,6 +52,7 @@ TABLES = (
     "audit_log",
     "anomalies",
     "anomaly_state",
+    "anomaly_profile",
 )
 
 

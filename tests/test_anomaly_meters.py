@@ -124,7 +124,8 @@ def test_sustained_drop_found_after_restart_from_stored_state(
     so only the state stored by the first run can reveal it."""
     ingest(settings, [series("M2", 14)])
     state = conn.execute(
-        "SELECT array_length(level, 1), last_ts FROM anomaly_state WHERE subject_id = 'M2'"
+        "SELECT (SELECT count(*) FROM anomaly_profile p WHERE p.subject_id = s.subject_id),"
+        " last_ts FROM anomaly_state s WHERE subject_id = 'M2'"
     ).fetchone()
     # 168 hours of the week, 2 slots of temperature fit, 3 of the open drop run's evidence
     assert state == (173, T0 + dt.timedelta(seconds=STEP * (14 * PER_DAY - 1)))
@@ -300,9 +301,9 @@ def test_hour_of_week_follows_the_meters_local_clock(
     ingest(settings, [series("TOKYO", 14, local), series("ZULU", 14, local)])
     peaks = dict(
         conn.execute(
-            "SELECT subject_id, array_position(level[1:24], (SELECT max(x) FROM"
-            " unnest(level[1:24]) x)) - 1 FROM anomaly_state WHERE subject_id IN"
-            " ('TOKYO', 'ZULU')"
+            "SELECT DISTINCT ON (subject_id) subject_id, how FROM anomaly_profile"
+            " WHERE subject_id IN ('TOKYO', 'ZULU') AND how < 24"
+            " ORDER BY subject_id, level DESC"
         ).fetchall()
     )
     assert peaks == {"TOKYO": 19, "ZULU": 10}

@@ -147,15 +147,17 @@ def test_cold_snap_is_weather_not_new_load_and_a_bypass_is_still_found(
     # station has an empty one (no days)
     fits = dict(
         conn.execute(
-            "SELECT subject_id, level[169] FROM anomaly_state WHERE subject_id IN ('HEAT', 'HEAT0')"
+            "SELECT subject_id, level FROM anomaly_profile"
+            " WHERE how = 168 AND subject_id IN ('HEAT', 'HEAT0')"
         ).fetchall()
     )
     assert fits["HEAT0"] == 0.0 and fits["HEAT"] > 14
     # and its slope is the heating the series was built with (0.2 kW per degree), within
     # what a 4-week median baseline lets a daily fit see
     n, sx, sy, sxx, sxy = conn.execute(
-        "SELECT level[169], spread[169], weight[169], level[170], spread[170]"
-        " FROM anomaly_state WHERE subject_id = 'HEAT'"
+        "SELECT a.level, a.spread, a.weight, b.level, b.spread FROM anomaly_profile a"
+        " JOIN anomaly_profile b ON b.subject_id = a.subject_id AND b.how = 169"
+        " WHERE a.subject_id = 'HEAT' AND a.how = 168"
     ).fetchone()  # type: ignore[misc]
     k = (sxy - sx * sy / n) / (sxx - sx * sx / n)
     assert 0.15 < k < 0.25

@@ -45,7 +45,7 @@ def _anomalies(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[objec
 def _reset(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     conn.execute(
         "TRUNCATE readings, reading_history, meters, quarantine, quality_daily,"
-        " quality_dirty, anomalies, anomaly_state"
+        " quality_dirty, anomalies, anomaly_state, anomaly_profile"
     )
 
 
@@ -73,9 +73,12 @@ def test_overlapped_load_stores_what_a_sequential_load_stores(
 
     # every input key stored once (gap rows the VEE adds come on top)
     assert stored_overlapped.select("meter_id", "ts").n_unique() == stored_overlapped.height
-    assert stored_overlapped.join(
-        source_rows.select("meter_id", "ts").unique(), on=["meter_id", "ts"], how="semi"
-    ).height == distinct_keys
+    assert (
+        stored_overlapped.join(
+            source_rows.select("meter_id", "ts").unique(), on=["meter_id", "ts"], how="semi"
+        ).height
+        == distinct_keys
+    )
     assert stored_overlapped.equals(stored_sequential)
     assert anomalies_overlapped == anomalies_sequential
     assert len(anomalies_overlapped) > 0  # the faults were judged, not skipped

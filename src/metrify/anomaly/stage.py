@@ -41,6 +41,8 @@ class Pending:
     """What ``detect`` found, waiting for the batch to be durable."""
 
     detected: Detected
+    #: the profile slots whose values the batch changed (what the store needs)
+    changed: pl.DataFrame
 
 
 @dataclass
@@ -107,14 +109,20 @@ class DetectStage:
         # The next batch builds on this state at once (the pipeline may detect it while
         # this one is still being written); the store gets it in commit().
         self.state.keep(detected.profile, detected.scalars)
-        return marked, Pending(detected)
+        changed = detected.profile.join(
+            profile.select(detected.profile.columns),
+            on=detected.profile.columns,
+            how="anti",
+            nulls_equal=True,
+        )
+        return marked, Pending(detected, changed)
 
     def save_state(
         self, pending: Pending, conn: psycopg.Connection[tuple[object, ...]] | None = None
     ) -> None:
         """Persist the state ``detect`` produced (on ``conn``: a background writer's)."""
         store = self.state.store if conn is None else StateStore(conn, self.subject_type)
-        store.save(pending.detected.profile, pending.detected.scalars)
+        store.save(pending.changed, pending.detected.scalars)
 
     def commit(self, pending: Pending, *, state_saved: bool = False) -> list[int]:
         """Persist state (unless ``state_saved``), record incidents, alert; returns the

@@ -3,11 +3,14 @@
 The baselines (a robust level and spread per hour of the week) and the running levels
 (EWMAs, when a drop or shift began, the last value of a sensor) are what makes a detector
 judge a reading against the meter's own past. They must survive a restart or a Kafka
-rebalance, so they live in ``anomaly_state``, one row per subject with the 168 hour-of-week
-values as arrays (one row per meter keeps the per-batch upsert small). A process loads the
-rows of the subjects in its batch once and then keeps them up to date itself: one process
-owns a meter at a time (Kafka partitioning), and a worker builds fresh pipelines, and so
-fresh caches, when its partitions are reassigned.
+rebalance, so they live in PostgreSQL: ``anomaly_state``, one narrow row of running values
+per subject, and ``anomaly_profile``, one row per subject and slot (the 168 hours of the
+week, then the slots detectors keep beyond them). A batch upserts the subjects' running
+values and only the profile slots it changed (usually the hour or two it covered), so a
+stream worker's save after every micro-batch stays small. A process loads the state of
+the subjects in its batch once and then keeps it up to date itself: one process owns a
+meter at a time (Kafka partitioning), and a worker builds fresh pipelines, and so fresh
+caches, when its partitions are reassigned.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ SCALAR_SCHEMA: Final[dict[str, pl.DataType]] = {
     "peak_kw": pl.Float64(),
     "peak_days": pl.Float64(),
 }
-_ARRAYS: Final = ("level", "spread", "weight")
 _SCALARS: Final = [c for c in SCALAR_SCHEMA if c != "subject_id"]
 
 
@@ -88,15 +90,23 @@ class StateStore:
 
     def load(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profile rows, scalar rows) stored for ``ids``; absent subjects have no rows."""
-        cols = ["subject_id", *(f"{a}::text" for a in _ARRAYS), *_SCALARS]
-        names = ["subject_id", *_ARRAYS, *_SCALARS]
+        kind = self.subject_type
         with self.conn.transaction(), self.conn.cursor() as cur:
-            query = (
-                f"SELECT {', '.join(cols)} FROM anomaly_state s JOIN {ids_table(cur, ids)} i"
-                f" ON i.id = s.subject_id WHERE s.subject_type = "
-                f"'{self.subject_type}'"
+            batch = ids_table(cur, ids)
+            raw = copy_out(
+                cur,
+                f"SELECT s.subject_id, {', '.join('s.' + c for c in _SCALARS)}"
+                f" FROM anomaly_state s JOIN {batch} i ON i.id = s.subject_id"
+                f" WHERE s.subject_type = '{kind}'",
+                ["subject_id", *_SCALARS],
             )
-            raw = copy_out(cur, query, names)
+            slots = copy_out(
+                cur,
+                "SELECT p.subject_id, p.how, p.level, p.spread, p.weight"
+                f" FROM anomaly_profile p JOIN {batch} i ON i.id = p.subject_id"
+                f" WHERE p.subject_type = '{kind}'",
+                list(PROFILE_SCHEMA),
+            )
         if raw is None:
             return pl.DataFrame(schema=PROFILE_SCHEMA), pl.DataFrame(schema=SCALAR_SCHEMA)
         scalars = raw.select(
@@ -110,50 +120,42 @@ class StateStore:
                 for c in _SCALARS
             ],
         )
-        with_profile = raw.filter(pl.col("level").is_not_null())
-        profile = (
-            with_profile.select(
-                "subject_id",
-                *[pl.col(a).str.strip_chars("{}").str.split(",") for a in _ARRAYS],
-                # 168 hours of the week, then a meter's temperature fit (temperature.py)
-                how=pl.int_ranges(0, pl.col("level").str.count_matches(",") + 1, dtype=pl.Int16),
-            )
-            .explode("how", *_ARRAYS)
-            .with_columns(pl.col(a).cast(pl.Float64) for a in _ARRAYS)
-            .select(list(PROFILE_SCHEMA))
-        )
+        if slots is None:
+            return pl.DataFrame(schema=PROFILE_SCHEMA), scalars
+        profile = slots.select(pl.col(c).cast(t) for c, t in PROFILE_SCHEMA.items())
         return profile, scalars
 
     def save(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
-        """Upsert the state of the subjects in ``scalars`` (``profile`` holds all 168 rows each)."""
-        if not scalars.height:
+        """Upsert the running values of the subjects in ``scalars`` and the profile slots
+        in ``profile`` (the ones that changed; any subset)."""
+        if not scalars.height and not profile.height:
             return
-        # each subject's 168 values in hour-of-week order, as lists that go to PostgreSQL
-        # arrays through a binary COPY (a stream worker saves every meter's state after
-        # every micro-batch: formatting them as text was most of the cost); sorted within
-        # each subject (cheap) rather than the whole frame by a string key
-        arrays = profile.group_by("subject_id").agg(
-            *[pl.col(a).sort_by("how").cast(pl.Float64) for a in _ARRAYS]
+        kind = pl.lit(self.subject_type).alias("subject_type")
+        values = scalars.select(
+            kind, "subject_id", *[pl.col(c).cast(SCALAR_SCHEMA[c]) for c in _SCALARS]
         )
-        rows = scalars.join(arrays, on="subject_id", how="left").select(
-            pl.lit(self.subject_type).alias("subject_type"),
-            "subject_id",
-            *_ARRAYS,
-            *[pl.col(c).cast(SCALAR_SCHEMA[c]) for c in _SCALARS],
-        )
-        cols = ", ".join(rows.columns)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.columns[2:])
+        slots = profile.select(kind, *[pl.col(c).cast(t) for c, t in PROFILE_SCHEMA.items()])
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS stage_anomaly_state"
-                " (LIKE anomaly_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            copy_binary(cur, "stage_anomaly_state", rows)
-            cur.execute(
-                f"INSERT INTO anomaly_state ({cols}) SELECT {cols} FROM stage_anomaly_state"
-                f" ON CONFLICT (subject_type, subject_id) DO UPDATE SET {updates},"
-                f" updated_at = now()"
-            )
+            for table, rows, key in (
+                ("anomaly_state", values, "subject_type, subject_id"),
+                ("anomaly_profile", slots, "subject_type, subject_id, how"),
+            ):
+                if not rows.height:
+                    continue
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS stage_{table}"
+                    f" (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                copy_binary(cur, f"stage_{table}", rows)
+                cols = ", ".join(rows.columns)
+                updates = ", ".join(
+                    f"{c} = EXCLUDED.{c}" for c in rows.columns if c not in key.split(", ")
+                )
+                touched = ", updated_at = now()" if table == "anomaly_state" else ""
+                cur.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                    f" ON CONFLICT ({key}) DO UPDATE SET {updates}{touched}"
+                )
 
 
 class StateCache:
@@ -180,11 +182,6 @@ class StateCache:
             self.profile.join(frame, on="subject_id", how="semi"),
             self.scalars.join(frame, on="subject_id", how="semi"),
         )
-
-    def put(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
-        """Persist new state of some subjects and keep it as theirs in memory."""
-        self.store.save(profile, scalars)
-        self.keep(profile, scalars)
 
     def keep(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
         """Make new state of some subjects theirs in memory (persisted later by

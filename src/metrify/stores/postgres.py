@@ -119,9 +119,7 @@ def copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.Da
         copy.write(buffer.getbuffer())
 
 
-def copy_binary(
-    cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame
-) -> None:
+def copy_binary(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
     """COPY a frame into ``table`` in PostgreSQL's binary format, encoded from Arrow by
     pgpq: nothing to format on our side nor to parse on the server's (about twice the
     rate of CSV for readings). The frame's types must be the table's: the binary format
