@@ -25,7 +25,7 @@ from metrify.anomaly.alerts import Alerter, sinks_from
 from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.grid import detect_grid
 from metrify.anomaly.meters import Detected, detect_readings
-from metrify.anomaly.state import StateCache, StateStore
+from metrify.anomaly.state import HOURS_OF_WEEK, StateCache, StateStore
 from metrify.anomaly.store import AnomalyStore
 from metrify.anomaly.temperature import TemperatureCache, window
 from metrify.anomaly.weather import detect_weather
@@ -109,12 +109,16 @@ class DetectStage:
         # The next batch builds on this state at once (the pipeline may detect it while
         # this one is still being written); the store gets it in commit().
         self.state.keep(detected.profile, detected.scalars)
+        # What the store needs: the slots whose values this batch changed, less the hours
+        # of the week a subject has never learnt (weight 0, all zeros), which a reader
+        # takes as zero when absent; a new fleet would otherwise store 168 empty rows per
+        # meter in its first batch.
         changed = detected.profile.join(
             profile.select(detected.profile.columns),
             on=detected.profile.columns,
             how="anti",
             nulls_equal=True,
-        )
+        ).filter((pl.col("how") >= HOURS_OF_WEEK) | (pl.col("weight") != 0))
         return marked, Pending(detected, changed)
 
     def save_state(
