@@ -49,38 +49,58 @@ def _clean(col: str) -> pl.Expr:
     return pl.when(stripped.str.to_lowercase().is_in(NULL_TOKENS)).then(None).otherwise(stripped)
 
 
+def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Series:
+    """Per row, the time the first of ``formats`` reads from it (what a coalesce over
+    the formats gives), trying the next format only on the rows still unread: a coalesce
+    parses every row with every format, and timestamps were most of a file's decoding."""
+    out = text.str.to_datetime(formats[0], strict=False, **options)  # type: ignore[arg-type]
+    for fmt in formats[1:]:
+        unread = (out.is_null() & text.is_not_null()).arg_true()
+        if not unread.len():
+            break
+        tried = text.gather(unread).str.to_datetime(fmt, strict=False, **options)  # type: ignore[arg-type]
+        out = out.scatter(unread, tried)
+    return out
+
+
 def _parse_ts(
-    col: str, mapping: Mapping, id_expr: pl.Expr
-) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """Parse timestamps; return (utc expression, expression true where parsing failed).
+    raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
+) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
+    """Parse timestamps: (helper columns to add to ``raw``, the UTC expression, an
+    expression true where parsing failed, one true for a local time the zone skips).
 
     Naive times are local to ``mapping.tz``. In the autumn repeated hour the first
     occurrence per id is read as the earlier instant and the second as the later one
-    (files list time in order); times that do not exist (spring gap) fail.
+    (files list time in order); times that do not exist (spring gap) fail. Times with an
+    offset are read with the aware formats, the others with the naive ones, each row
+    until a format fits (eagerly, see :func:`_first_format`).
     """
-    text = (
+    text = raw.select(
         pl.col(col)
         .str.strip_chars()
         .str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "$1-$2-$3")
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
+    ).to_series()
+    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False)
+    rows = pl.int_range(raw.height, dtype=pl.UInt32, eager=True)
+    aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset)
+    aware = pl.repeat(None, raw.height, dtype=pl.Datetime("us", "UTC"), eager=True).scatter(
+        aware_rows,
+        _first_format(
+            text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"
+        ),
     )
-    aware = pl.coalesce(
-        [
-            text.str.to_datetime(f, time_zone="UTC", time_unit="us", strict=False)
-            for f in _AWARE_FORMATS
-        ]
+    naive = pl.repeat(None, raw.height, dtype=pl.Datetime("us"), eager=True).scatter(
+        naive_rows, _first_format(text.gather(naive_rows), _NAIVE_FORMATS, time_unit="us")
     )
-    naive = pl.coalesce(
-        [text.str.to_datetime(f, time_unit="us", strict=False) for f in _NAIVE_FORMATS]
-    )
-    local = _localize(naive, mapping.tz, id_expr)
-    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$")
-    parsed = pl.when(has_offset).then(aware).otherwise(local)
+    helpers = {"_ts_offset": has_offset, "_ts_aware": aware, "_ts_naive": naive}
+    local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
+    parsed = pl.when(pl.col("_ts_offset")).then(pl.col("_ts_aware")).otherwise(local)
     bad = pl.col(col).is_not_null() & parsed.is_null()
     # A well-formed local time that the zone skips (the spring-forward hour).
-    skipped = bad & ~has_offset & naive.is_not_null()
-    return parsed, bad, skipped
+    skipped = bad & ~pl.col("_ts_offset") & pl.col("_ts_naive").is_not_null()
+    return helpers, parsed, bad, skipped
 
 
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
@@ -116,6 +136,7 @@ def decode(
     used: set[str] = set()
     exprs: dict[str, pl.Expr] = {}
     early: list[tuple[pl.Expr, str]] = []  # failures judged on the source text
+    helpers: dict[str, pl.Series] = {}  # columns computed eagerly, added for the select
     id_col = contract.id_field or contract.key[0]
 
     for name, dtype in contract.schema.items():
@@ -143,7 +164,10 @@ def decode(
         source_type = raw.schema[src]
         if name == "ts":
             if _is_string(source_type):
-                parsed, bad, skipped = _parse_ts(src, mapping, exprs.get(id_col, pl.lit("")))
+                found, parsed, bad, skipped = _parse_ts(
+                    raw, src, mapping, exprs.get(id_col, pl.lit(""))
+                )
+                helpers.update(found)
                 early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
             else:
                 parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
@@ -180,7 +204,8 @@ def decode(
     # Lazy, so that common subexpressions (the parsed time, the cast numbers) are
     # computed once even though the failure checks refer to them again.
     frame = (
-        raw.lazy()
+        raw.with_columns(**helpers)
+        .lazy()
         .select(
             pl.int_range(pl.len(), dtype=pl.Int32).alias("_line") + first_line,
             *[e.alias(n) for n, e in exprs.items()],
