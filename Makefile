@@ -22,8 +22,12 @@ lint: $(READY)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Every benchmark beside its peers -> bench/results/latest.{json,md}; the peers install
+# into bench/.peers-venv. Options through BENCH_ARGS, e.g. BENCH_ARGS="--quick" (smoke
+# check, a few minutes) or BENCH_ARGS="--only london,fleet --runs 3 --peer-runs pandas=1".
+BENCH_ARGS ?=
 bench: $(READY)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .metrify

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -22,3 +28,72 @@ def machine() -> dict[str, object]:
 def stats(values: list[float]) -> dict[str, float]:
     """Median of several runs, with min and max so the spread is visible."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+# Spawns the measured command and reports its own peak RSS. A child forked straight from
+# a large process starts with that process's high-water mark (Linux carries ``maxrss``
+# over ``fork`` + ``exec``), so a measured child must come from a small process.
+# With a timeout it kills the command when the time is up, and still reports its memory.
+_LAUNCHER = """
+import json, os, signal, sys, time
+timed_out = False
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[3], sys.argv[3:])
+    finally:
+        os._exit(127)
+def stop(*_):
+    global timed_out
+    timed_out = True
+    os.kill(pid, signal.SIGKILL)
+if float(sys.argv[2]) > 0:
+    signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, float(sys.argv[2]))
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+signal.setitimer(signal.ITIMER_REAL, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as out:
+    json.dump({"seconds": seconds, "status": code, "maxrss_kib": usage.ru_maxrss,
+               "timed_out": timed_out}, out)
+sys.exit(code if 0 <= code < 256 else 1)
+"""
+
+
+def run_child(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    quiet: bool = False,
+    timeout: float = 0,
+) -> dict[str, Any]:
+    """Run one measured process; return its seconds, exit status, output and peak RSS.
+
+    The peak RSS is the child's own high-water mark (``ru_maxrss`` from ``os.wait4``, as
+    ``bench/ingest.py`` does), read by a small launcher process so that the driver's own
+    memory does not leak into the figure. Output goes to temporary files (no pipe to
+    drain while the clock runs); ``quiet`` keeps the child's stderr off the console (it
+    is returned either way when captured). ``timeout`` > 0 kills the command after that
+    many seconds (``timed_out`` is then true).
+    """
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(suffix=".json") as report,
+    ):
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, report.name, str(timeout), *command]
+        proc = subprocess.Popen(launcher, env=env, stdout=out, stderr=err if quiet else None)
+        proc.wait()
+        facts = json.loads(Path(report.name).read_text() or "{}")
+        out.seek(0)
+        err.seek(0)
+        return {
+            "seconds": facts.get("seconds", 0.0),
+            "status": facts.get("status", proc.returncode),
+            "stdout": out.read().decode(errors="replace"),
+            "stderr": err.read().decode(errors="replace") if quiet else "",
+            "peak_rss_mib": facts.get("maxrss_kib", 0) / 1024,
+            "timed_out": facts.get("timed_out", False),
+        }

@@ -8,6 +8,9 @@ the median is quoted with min and max.
   backlog, since the mock cluster keeps only 5 MB per partition). The clock starts when
   the first batch is committed (process start and the group join are not counted) and
   stops when every offset is committed: rate = readings stored in between / seconds.
+  ``--workers 2`` runs two worker processes in one consumer group (the topic has 4
+  partitions); the bench waits ``JOIN_WAIT_S`` for both to join before producing, so
+  the measured time holds no rebalance.
 * Produce-to-queryable latency at a steady rate (default 20k readings/s): the simulator
   streams through ``stream_fleet`` with a sender that stamps the wall time before each
   slice is handed to the producer (cumulative readings sent -> time). A poller runs
@@ -19,6 +22,7 @@ the median is quoted with min and max.
   50 ms, so the figures are upper bounds.
 
     .venv/bin/python bench/stream.py [--meters 1000] [--days 7] [--rate 20000] [--runs 3]
+        [--workers 1]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
 """
@@ -60,6 +64,7 @@ TABLES = (
 )
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
+JOIN_WAIT_S = 10  # several workers: time for all to join the group before producing
 
 
 def reset(url: str) -> None:
@@ -137,7 +142,9 @@ def group_progress(probe: Consumer, kafka: KafkaSettings) -> tuple[int, int]:
     return done, high
 
 
-def throughput(url: str, bootstrap: str, fleet: Fleet, work: Path) -> dict[str, float]:
+def throughput(
+    url: str, bootstrap: str, fleet: Fleet, work: Path, workers: int = 1
+) -> dict[str, float]:
     """Keep the worker's topic full and time it draining every reading.
 
     The producer stays at most ``BACKLOG`` messages ahead of the group's committed
@@ -149,14 +156,17 @@ def throughput(url: str, bootstrap: str, fleet: Fleet, work: Path) -> dict[str, 
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": kafka.group_id, "log_level": 3})
     # Encoded up front, so the bench's own CPU use while the worker runs is small.
     messages = [m for readings in fleet.readings() for m in frame_messages(READING, readings)]
-    proc = start_worker(worker_env(kafka, url, work / "lake"))
+    procs = [start_worker(worker_env(kafka, url, work / "lake")) for _ in range(workers)]
+    if workers > 1:
+        time.sleep(JOIN_WAIT_S)
     sender = Sender(kafka)
     total = 0
     try:
         for i in range(0, len(messages), 200):
             while (lambda p: p[1] - p[0])(group_progress(probe, kafka)) > BACKLOG:
-                if proc.poll() is not None:
-                    raise SystemExit(f"worker died with {proc.returncode}")
+                for proc in procs:
+                    if proc.poll() is not None:
+                        raise SystemExit(f"worker died with {proc.returncode}")
                 time.sleep(0.05)
             for key, value, n in messages[i : i + 200]:
                 sender.send(kafka.topic_readings, key, value, records=n)
@@ -170,14 +180,16 @@ def throughput(url: str, bootstrap: str, fleet: Fleet, work: Path) -> dict[str, 
                     first = count(conn)
         sender.flush()
         while (lambda p: p[0] < p[1])(group_progress(probe, kafka)):
-            if proc.poll() is not None:
-                raise SystemExit(f"worker died with {proc.returncode}")
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise SystemExit(f"worker died with {proc.returncode}")
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
         with psycopg.connect(url, autocommit=True) as conn:
             done = count(conn)
     finally:
-        stop_worker(proc)
+        for proc in procs:
+            stop_worker(proc)
         probe.close()
     if done != total:
         raise SystemExit(f"stored {done:,} of {total:,} readings")
@@ -269,6 +281,9 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["throughput", "latency"], help="run one of the two measurements"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes in one group (throughput)"
+    )
     args = parser.parse_args()
 
     holder = Producer({"test.mock.num.brokers": 3, "log_level": 3})
@@ -291,7 +306,7 @@ def main() -> None:
             reset(url)
             shutil.rmtree(work / "lake", ignore_errors=True)
             if args.only != "latency":
-                rates.append(throughput(url, bootstrap, heavy, work)["rate"])
+                rates.append(throughput(url, bootstrap, heavy, work, args.workers)["rate"])
                 reset(url)
                 shutil.rmtree(work / "lake", ignore_errors=True)
             if args.only != "throughput":
@@ -308,11 +323,13 @@ def main() -> None:
             print(f"run {run + 1}/{args.runs}: " + "; ".join(done), file=sys.stderr)
         out: dict[str, Any] = {
             "workload": {
-                "throughput": f"{heavy.expected_readings:,} readings pre-produced, one worker",
+                "throughput": f"{heavy.expected_readings:,} readings pre-produced,"
+                + (" one worker" if args.workers == 1 else f" {args.workers} workers in one group"),
                 "latency": f"{steady.expected_readings:,} readings streamed at {args.rate:,.0f}/s",
             },
             "machine": machine(),
             "runs": args.runs,
+            "workers": args.workers,
         }
         print("| measurement | median | min | max | target |")
         print("| --- | --- | --- | --- | --- |")
@@ -321,7 +338,7 @@ def main() -> None:
             out["worker_readings_per_s"] = r
             out["worker_readings_per_min"] = statistics.median(rates) * 60
             print(
-                f"| one worker, VEE on, readings/min | {r['median'] * 60 / 1e6:.2f}M"
+                f"| {args.workers} worker(s), VEE on, readings/min | {r['median'] * 60 / 1e6:.2f}M"
                 f" | {r['min'] * 60 / 1e6:.2f}M | {r['max'] * 60 / 1e6:.2f}M | >= 2M |"
             )
         if lats:
