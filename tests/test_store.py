@@ -282,3 +282,30 @@ def test_fast_copy_then_overlap_falls_back_to_upsert(
     # the fast path registered the meter and marked both UTC days' scores stale
     assert count(conn, "SELECT count(*) FROM meters WHERE meter_id = 'F1'") == 1
     assert count(conn, "SELECT count(*) FROM quality_dirty WHERE meter_id = 'F1'") == 2
+
+
+def test_likely_stored_rows_are_upserted_and_the_rest_copied(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """Keys the caller flags as possibly stored take the upsert; the rest go in by the
+    fast COPY in the same transaction, so one repeated key costs no slow batch."""
+    from metrify.stores.postgres import PostgresStore
+
+    with open_session(settings) as session:
+        store: PostgresStore = session.store
+        store.write_series(READING, _full(_versions("S1", 24, 0.5)))
+        batch = pl.concat(
+            [
+                _versions("S1", 12, 0.5),  # stored, unchanged
+                _versions("S1", 24, 0.8).slice(12),  # stored, new value
+                _versions("S1", 48, 0.3, start="2013-03-02"),  # new
+            ]
+        )
+        likely = batch.select("meter_id", "ts").head(24)
+        result = store.write_series(READING, _full(batch), likely_stored=likely)
+        assert (result.inserted, result.updated, result.unchanged) == (48, 12, 12)
+        assert store._direct_cooldown == 0  # the COPY of the new rows did not fail
+        assert result.changed_keys is not None and result.changed_keys.height == 60
+    assert count(conn, "SELECT count(*) FROM readings WHERE meter_id = 'S1'") == 72
+    assert count(conn, "SELECT count(*) FROM readings WHERE import_kwh = 0.8") == 12
+    assert count(conn, "SELECT count(*) FROM reading_history WHERE meter_id = 'S1'") == 12

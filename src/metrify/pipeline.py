@@ -269,6 +269,7 @@ class Pipeline:
             unknown=self.settings.unknown_meters,
             quarantine=quarantine,
             reason=reason,
+            likely_stored=self.history.seen(versions) if self.history is not None else None,
         )
         self._stored(versions, result, background=False)
         return result
@@ -317,12 +318,16 @@ class Pipeline:
         so the next batch is validated against them while they are being written."""
         assert self._writer is not None
         versions = self._versions(assessed)
+        likely_stored = None
         if self.history is not None:
+            likely_stored = self.history.seen(versions)  # before this batch is remembered
             self.history.remember(versions)
         if self._write_pool is None:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
         refresh = self.contract is READING and self._quality_due()
-        write = self._write_pool.submit(self._write_job, versions, rejects, pending, refresh)
+        write = self._write_pool.submit(
+            self._write_job, versions, rejects, pending, refresh, likely_stored
+        )
         self._in_flight = _InFlight(write, versions, rejects, pending)
 
     def _write_job(
@@ -331,12 +336,17 @@ class Pipeline:
         rejects: pl.DataFrame,
         pending: Pending | None,
         refresh: bool,
+        likely_stored: pl.DataFrame | None,
     ) -> WriteResult:
         """On the writer thread and connection: the batch, then what only needs the
         database once it is durable (detector state, due daily scores)."""
         assert self._writer is not None
         result = self._writer.write_series(
-            self.contract, versions, unknown=self.settings.unknown_meters, quarantine=rejects
+            self.contract,
+            versions,
+            unknown=self.settings.unknown_meters,
+            quarantine=rejects,
+            likely_stored=likely_stored,
         )
         if pending is not None and self.detector is not None:
             self.detector.save_state(pending, self._writer.conn)

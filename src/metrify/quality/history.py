@@ -59,6 +59,17 @@ class HistoryCache:
         self._covered = self._covered.clear()
         self._newest = self._newest.clear()
 
+    def seen(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Keys of ``records`` at or before their meter's newest cached reading: the rows
+        that may already be stored (a duplicate across batches, a late or corrected
+        reading), which the store upserts while the rest goes in with a plain COPY."""
+        return (
+            records.select("meter_id", "ts")
+            .join(self._newest, on="meter_id", how="inner")
+            .filter(pl.col("ts") <= pl.col("last"))
+            .drop("last")
+        )
+
     def get(self, records: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
         """Stored rows of the meters in ``records`` from ``days`` before each meter's own
         first reading up to ``until``, from memory where possible.

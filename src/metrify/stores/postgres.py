@@ -194,11 +194,15 @@ class PostgresStore:
         unknown: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER,
         reason: str = "corrected",
         quarantine: pl.DataFrame | None = None,
+        likely_stored: pl.DataFrame | None = None,
     ) -> WriteResult:
         """Upsert one batch of a time-series contract (plus its quarantine rows) atomically.
 
         ``frame`` holds the contract fields plus ``quality``, ``status``, ``source`` and
         ``ingested_at``, with at most one row per key (the pipeline deduplicates).
+        ``likely_stored``: keys the caller knows may exist already; those rows take the
+        upsert and the rest the fast COPY, so one repeated key does not send a whole
+        batch down the slow path.
         """
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
@@ -231,10 +235,19 @@ class PostgresStore:
         with self.conn.transaction(), self.conn.cursor() as cur:
             if frame.height:
                 rows = frame.select(pl.col(c).cast(types[c]) for c in cols)
-                if self._copy_new(cur, contract, rows, unknown):
-                    result.inserted = rows.height
+                keys = [key_id, "ts"]
+                fresh, maybe = rows, rows.clear()
+                if likely_stored is not None and likely_stored.height:
+                    fresh = rows.join(likely_stored, on=keys, how="anti")
+                    maybe = rows.join(likely_stored, on=keys, how="semi")
+                copied = 0
+                if fresh.height and self._copy_new(cur, contract, fresh, unknown):
+                    copied = fresh.height
                     if contract is READING:
-                        self._mark_days(cur, rows)
+                        self._mark_days(cur, fresh)
+                    rows = maybe
+                if not rows.height:
+                    result.inserted = copied
                     if quarantine is not None and quarantine.height:
                         copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
                     return result
@@ -284,7 +297,7 @@ class PostgresStore:
                         (reason,),
                     )
                     updated = max(cur.rowcount, 0)
-                result.inserted, result.updated = inserted, updated
+                result.inserted, result.updated = copied + inserted, updated
                 result.unchanged = staged - inserted - updated
                 if contract is READING and inserted + updated:
                     # Their daily scores are now stale: marked in this transaction, so
@@ -294,13 +307,17 @@ class PostgresStore:
                         " SELECT DISTINCT id, (ts AT TIME ZONE 'UTC')::date"
                         " FROM changed_readings ON CONFLICT DO NOTHING"
                     )
-                if inserted + updated != frame.height:
+                if copied + inserted + updated != frame.height:
                     cur.execute(f"SELECT id, ts FROM changed_{table}")
-                    keys = cur.fetchall()
-                    result.changed_keys = pl.DataFrame(
-                        keys,
-                        schema={key_id: pl.String(), "ts": contract.schema["ts"]},
-                        orient="row",
+                    result.changed_keys = pl.concat(
+                        [
+                            fresh.select(keys) if copied else rows.select(keys).clear(),
+                            pl.DataFrame(
+                                cur.fetchall(),
+                                schema={key_id: pl.String(), "ts": contract.schema["ts"]},
+                                orient="row",
+                            ),
+                        ]
                     )
             if quarantine is not None and quarantine.height:
                 copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
