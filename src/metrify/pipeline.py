@@ -244,6 +244,9 @@ class Pipeline:
                 self.contract, dedup.records.select(columns), quarantine=rejects
             )
             self.summary.accepted += dedup.records.height
+        self._count_write(result, rejects)
+
+    def _count_write(self, result: WriteResult, rejects: pl.DataFrame) -> None:
         self.summary.inserted += result.inserted
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged
@@ -263,16 +266,27 @@ class Pipeline:
         through :meth:`_start_write` on the background writer.
         """
         versions = self._versions(assessed)
-        result = self.store.write_series(
+        likely_stored = self.history.seen(versions) if self.history is not None else None
+        result = self._write_series(self.store, versions, quarantine, likely_stored, reason)
+        self._stored(versions, result, background=False)
+        return result
+
+    def _write_series(
+        self,
+        store: PostgresStore,
+        versions: pl.DataFrame,
+        quarantine: pl.DataFrame | None,
+        likely_stored: pl.DataFrame | None,
+        reason: str = "corrected",
+    ) -> WriteResult:
+        return store.write_series(
             self.contract,
             versions,
             unknown=self.settings.unknown_meters,
             quarantine=quarantine,
             reason=reason,
-            likely_stored=self.history.seen(versions) if self.history is not None else None,
+            likely_stored=likely_stored,
         )
-        self._stored(versions, result, background=False)
-        return result
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
@@ -341,13 +355,7 @@ class Pipeline:
         """On the writer thread and connection: the batch, then what only needs the
         database once it is durable (detector state, due daily scores)."""
         assert self._writer is not None
-        result = self._writer.write_series(
-            self.contract,
-            versions,
-            unknown=self.settings.unknown_meters,
-            quarantine=rejects,
-            likely_stored=likely_stored,
-        )
+        result = self._write_series(self._writer, versions, rejects, likely_stored)
         if pending is not None and self.detector is not None:
             self.detector.save_state(pending, self._writer.conn)
         if refresh:
@@ -363,10 +371,7 @@ class Pipeline:
         self._stored(in_flight.versions, result, background=True)
         if in_flight.pending is not None and self.detector is not None:
             self.detector.commit(in_flight.pending, state_saved=True)
-        self.summary.inserted += result.inserted
-        self.summary.updated += result.updated
-        self.summary.unchanged += result.unchanged
-        self._count_rejects(in_flight.rejects)
+        self._count_write(result, in_flight.rejects)
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
         """The quality stage: full VEE for readings (with stored history), flags for the rest."""

@@ -14,6 +14,7 @@ batches by prepending the stored EWMA as the first observation).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,39 +70,25 @@ def judge(
     a week leaves is the next week's prior (as it is the next batch's in a stream).
     """
     weeks = frame.select(pl.col("ts").dt.truncate("1w").alias("week"))["week"]
+    judge_week = functools.partial(
+        _judge_once,
+        cfg=cfg,
+        floor=floor,
+        min_excess=min_excess,
+        levels=levels,
+        floor_share=floor_share,
+        peak_factor=peak_factor,
+        weather=weather,
+        classify=classify,
+    )
     if weeks.n_unique() <= 1:
-        return _judge_once(
-            frame,
-            profile,
-            scalars,
-            cfg,
-            floor=floor,
-            min_excess=min_excess,
-            levels=levels,
-            floor_share=floor_share,
-            peak_factor=peak_factor,
-            weather=weather,
-            classify=classify,
-        )
+        return judge_week(frame, profile, scalars)
     parts: list[pl.DataFrame] = []
     out_profile = profile.clear()
     out_scalars = scalars.clear()
     tagged = frame.with_columns(week=weeks)
     for week in weeks.unique().sort():
-        chunk = tagged.filter(pl.col("week") == week).drop("week")
-        j = _judge_once(
-            chunk,
-            profile,
-            scalars,
-            cfg,
-            floor=floor,
-            min_excess=min_excess,
-            levels=levels,
-            floor_share=floor_share,
-            peak_factor=peak_factor,
-            weather=weather,
-            classify=classify,
-        )
+        j = judge_week(tagged.filter(pl.col("week") == week).drop("week"), profile, scalars)
         parts.append(j.rows)
         profile = replace_state(profile, j.profile)
         scalars = replace_state(scalars, j.scalars)

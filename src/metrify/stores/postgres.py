@@ -160,6 +160,17 @@ def copy_out(
     return pl.read_csv(buffer, has_header=False, new_columns=columns, infer_schema=False)
 
 
+def _register(cur: psycopg.Cursor[tuple[object, ...]], contract: Contract, ids_sql: str) -> None:
+    """Add the ids ``ids_sql`` selects to the contract's reference table as unregistered
+    (a meter known by its readings; a reference file later fills it in)."""
+    ref = REFERENCE_FOR[contract.kind]
+    cur.execute(
+        f"INSERT INTO {ref.table} ({contract.key[0]}, status) SELECT ids.*, %s"
+        f" FROM ({ids_sql}) AS ids ON CONFLICT DO NOTHING",
+        (MeterStatus.UNREGISTERED.value,),
+    )
+
+
 class PostgresStore:
     """Writes contract batches to one PostgreSQL database over one connection."""
 
@@ -342,13 +353,7 @@ class PostgresStore:
         if self._direct_cooldown > 0:
             self._direct_cooldown -= 1
             return False
-        key = contract.key[0]
-        ref = REFERENCE_FOR[contract.kind]
-        cur.execute(
-            f"INSERT INTO {ref.table} ({key}, status) SELECT id, %s FROM"
-            f" {ids_table(cur, rows[key])} ON CONFLICT DO NOTHING",
-            (MeterStatus.UNREGISTERED.value,),
-        )
+        _register(cur, contract, f"SELECT id FROM {ids_table(cur, rows[contract.key[0]])}")
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
                 copy_binary(cur, contract.table, rows)
@@ -381,11 +386,7 @@ class PostgresStore:
         ref = REFERENCE_FOR[contract.kind]
         key = contract.key[0]
         if policy is UnknownMeterPolicy.REGISTER:
-            cur.execute(
-                f"INSERT INTO {ref.table} ({key}, status) SELECT DISTINCT {key}, %s FROM {stage}"
-                f" ON CONFLICT DO NOTHING",
-                (MeterStatus.UNREGISTERED.value,),
-            )
+            _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}")
             return 0
         cur.execute(
             f"""
