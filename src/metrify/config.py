@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         ge=0,
         description="daily quality scores of a running stream are refreshed at most this often",
     )
+    reference_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="a running pipeline re-reads meters' reference data at most this often",
+    )
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")

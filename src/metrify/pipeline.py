@@ -36,6 +36,7 @@ from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.files import BadRow
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
+from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class Pipeline:
         self._write_pool: ThreadPoolExecutor | None = None
         self._in_flight: _InFlight | None = None
         self.history: HistoryCache | None = None
+        #: meters' reference attributes (VEE limits, detectors' PV and zone), kept for
+        #: ``reference_cache_s`` so a micro-batch does not read them again
+        self.meters = MeterCache(store.meter_attributes, settings.reference_cache_s)
         if contract is READING:
             self.history = HistoryCache(
                 lambda ids, since, until: store.load_context(READING, ids, since, until),
@@ -140,7 +144,9 @@ class Pipeline:
         #: of the pipeline, like VEE's history; a worker drops both caches on rebalance.
         self.detector: DetectStage | None = None
         if contract.time_series and settings.anomaly.enabled:
-            self.detector = DetectStage(contract, settings.anomaly, store.conn)
+            self.detector = DetectStage(
+                contract, settings.anomaly, store.conn, meters=self.meters.get
+            )
 
     # --- input -----------------------------------------------------------------------
 
@@ -387,7 +393,7 @@ class Pipeline:
             context = context.join(
                 records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"
             )
-        meters = self.store.meter_attributes(ids)
+        meters = self.meters.get(ids)
         return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC))
 
     def _count_rejects(self, rejects: pl.DataFrame) -> None:

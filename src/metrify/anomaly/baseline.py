@@ -27,6 +27,7 @@ from metrify.anomaly.state import (
     PROFILE_SCHEMA,
     SCALAR_SCHEMA,
     local_hour_of_week,
+    merge_slots,
 )
 
 MAD_TO_SD = 1.4826
@@ -45,6 +46,7 @@ class Judged:
     """Rows with ``expected``, ``z``, point/drop/shift flags; the subjects' new state."""
 
     rows: pl.DataFrame
+    #: the profile slots the batch learnt or set (merge with :func:`merge_slots`)
     profile: pl.DataFrame
     scalars: pl.DataFrame
 
@@ -90,9 +92,9 @@ def judge(
     for week in weeks.unique().sort():
         j = judge_week(tagged.filter(pl.col("week") == week).drop("week"), profile, scalars)
         parts.append(j.rows)
-        profile = replace_state(profile, j.profile)
+        profile = merge_slots(profile, j.profile)
         scalars = replace_state(scalars, j.scalars)
-        out_profile = replace_state(out_profile, j.profile)
+        out_profile = merge_slots(out_profile, j.profile)
         out_scalars = replace_state(out_scalars, j.scalars)
     return Judged(
         rows=pl.concat(parts, how="diagonal_relaxed"), profile=out_profile, scalars=out_scalars
@@ -493,41 +495,37 @@ def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -
 def _learn(
     rows: pl.DataFrame, profile: pl.DataFrame, subjects: pl.Series, caps: pl.DataFrame
 ) -> pl.DataFrame:
-    """Blend the batch's medians and MADs into the profile of ``subjects`` (all 168 rows)."""
-    stats = rows.group_by("subject_id", "how").agg(
-        u_med=pl.col("value").median(),
-        u_n=pl.len().cast(pl.Float64),
-        u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
-    )
-    grid = (
-        subjects.unique()
-        .to_frame("subject_id")
-        .join(
-            pl.DataFrame({"how": pl.int_range(0, HOURS_OF_WEEK, eager=True).cast(pl.Int16)}),
-            how="cross",
+    """Blend the batch's medians and MADs into the hours of the week it saw.
+
+    Returns only those slots (the rest of a subject's profile is unchanged): a stream
+    batch brings each of thousands of meters an hour or two, and rebuilding all 168
+    hours of every one of them per batch cost more than the judgement itself.
+    ``subjects``: the subjects whose rows may be learnt (the batch's).
+    """
+    stats = (
+        rows.join(subjects.unique().to_frame("subject_id"), on="subject_id", how="semi")
+        .group_by("subject_id", "how")
+        .agg(
+            u_med=pl.col("value").median(),
+            u_n=pl.len().cast(pl.Float64),
+            u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
         )
     )
     full = (
-        grid.join(profile, on=["subject_id", "how"], how="left")
-        .join(stats, on=["subject_id", "how"], how="left")
+        stats.join(profile, on=["subject_id", "how"], how="left")
         .join(caps, on="subject_id", how="left")
         .with_columns(
-            pl.col("level", "spread", "weight", "u_n").fill_null(0.0),
+            pl.col("level", "spread", "weight").fill_null(0.0),
             pl.col("cap").fill_null(8.0),
         )
     )
     w = pl.min_horizontal("weight", "cap")
     total = w + pl.col("u_n")
-    has = pl.col("u_n") > 0
     return full.select(
         "subject_id",
         "how",
-        level=pl.when(has)
-        .then((w * pl.col("level") + pl.col("u_n") * pl.col("u_med")) / total)
-        .otherwise(pl.col("level")),
-        spread=pl.when(has)
-        .then((w * pl.col("spread") + pl.col("u_n") * pl.col("u_mad")) / total)
-        .otherwise(pl.col("spread")),
+        level=(w * pl.col("level") + pl.col("u_n") * pl.col("u_med")) / total,
+        spread=(w * pl.col("spread") + pl.col("u_n") * pl.col("u_mad")) / total,
         weight=pl.min_horizontal(pl.col("weight") + pl.col("u_n"), pl.col("cap")),
     ).select(list(PROFILE_SCHEMA))
 

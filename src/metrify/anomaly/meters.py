@@ -22,7 +22,8 @@ from metrify.records import Quality, Status
 
 @dataclass
 class Detected:
-    """Flags per row (key columns + ``anomaly``), incidents, and the subjects' new state."""
+    """Flags per row (key columns + ``anomaly``), incidents, and the subjects' new state
+    (``profile``: only the slots the batch set; ``scalars``: whole rows)."""
 
     flags: pl.DataFrame
     incidents: pl.DataFrame

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -63,7 +64,10 @@ class DetectStage:
         conn: psycopg.Connection[tuple[object, ...]],
         *,
         alerter: Alerter | None = None,
+        meters: Callable[[pl.Series], pl.DataFrame] | None = None,
     ) -> None:
+        """``meters``: the meters' reference rows (``meter_id, has_pv, timezone,
+        station_id``) by id; default: read from ``conn`` for every batch."""
         if contract.kind not in SUBJECT_TYPE:
             raise ValueError(f"no detectors for {contract.kind}")
         self.contract = contract
@@ -73,6 +77,7 @@ class DetectStage:
         self.key = contract.key[0]
         self.state = StateCache(StateStore(conn, self.subject_type))
         self.store = AnomalyStore(conn)
+        self._meters = meters if meters is not None else self._has_pv
         self.alerter = alerter if alerter is not None else Alerter(sinks_from(cfg.alerts))
         self.stats = StageStats()
         #: hourly temperatures of the meters' stations (read once per span, not per batch)
@@ -83,7 +88,7 @@ class DetectStage:
         ids = assessed[self.key]
         profile, scalars = self.state.get(ids)
         if self.contract is READING:
-            meters = self._has_pv(ids)
+            meters = self._meters(ids)
             detected = detect_readings(
                 assessed,
                 meters,
@@ -109,16 +114,24 @@ class DetectStage:
         # The next batch builds on this state at once (the pipeline may detect it while
         # this one is still being written); the store gets it in commit().
         self.state.keep(detected.profile, detected.scalars)
-        # What the store needs: the slots whose values this batch changed, less the hours
-        # of the week a subject has never learnt (weight 0, all zeros), which a reader
-        # takes as zero when absent; a new fleet would otherwise store 168 empty rows per
-        # meter in its first batch.
-        changed = detected.profile.join(
-            profile.select(detected.profile.columns),
-            on=detected.profile.columns,
-            how="anti",
-            nulls_equal=True,
-        ).filter((pl.col("how") >= HOURS_OF_WEEK) | (pl.col("weight") != 0))
+        # What the store needs: the slots whose values this batch changed. The hours of
+        # the week come back only where the batch learnt them; the slots beyond come for
+        # every subject judged, most of them as they were.
+        slots = detected.profile
+        extra = slots.filter(pl.col("how") >= HOURS_OF_WEEK)
+        if extra.height:
+            unchanged = extra.join(
+                profile.filter(pl.col("how") >= HOURS_OF_WEEK).select(slots.columns),
+                on=slots.columns,
+                how="semi",
+                nulls_equal=True,
+            )
+            if unchanged.height:
+                keys = ["subject_id", "how"]
+                slots = slots.join(unchanged.select(keys), on=keys, how="anti")
+        # A never-learnt hour (weight 0, all zeros) is what a reader takes for an absent
+        # row, so it is not stored.
+        changed = slots.filter((pl.col("how") >= HOURS_OF_WEEK) | (pl.col("weight") != 0))
         return marked, Pending(detected, changed)
 
     def save_state(

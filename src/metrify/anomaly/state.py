@@ -81,6 +81,14 @@ def _known_zone(name: str) -> bool:
     return True
 
 
+def merge_slots(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+    """``old`` profile rows with the (subject, slot) pairs of ``new`` replaced by them."""
+    if not new.height:
+        return old
+    keys = ["subject_id", "how"]
+    return pl.concat([old.join(new.select(keys), on=keys, how="anti"), new.select(old.columns)])
+
+
 class StateStore:
     """Reads and writes ``anomaly_state`` rows of one subject type (meter, node, station)."""
 
@@ -186,17 +194,12 @@ class StateCache:
     def keep(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
         """Make new state of some subjects theirs in memory (persisted later by
         :meth:`StateStore.save`, once the batch that produced it is durable), so the next
-        batch is judged against it even while this one is still being written."""
+        batch is judged against it even while this one is still being written.
+
+        ``profile``: the slots that were set (others stay as they are); ``scalars``:
+        whole rows."""
         ids = scalars.select("subject_id")
-        if profile.height:
-            self.profile = pl.concat(
-                [
-                    self.profile.join(
-                        profile.select("subject_id").unique(), on="subject_id", how="anti"
-                    ),
-                    profile.select(list(PROFILE_SCHEMA)),
-                ]
-            )
+        self.profile = merge_slots(self.profile, profile)
         self.scalars = pl.concat(
             [
                 self.scalars.join(ids, on="subject_id", how="anti"),

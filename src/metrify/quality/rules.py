@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from metrify.quality.config import VeeConfig
-from metrify.records import TS, Quality, Status
+from metrify.records import METER, TS, Quality, Status
 
 __all__ = ["expected_intervals", "expected_intervals_expr", "validate"]
 
@@ -244,15 +244,8 @@ def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
     meter should carry ``max_kw``; without it the check is loose by 3x, never too strict),
     else no check. Meters absent from the reference table get the defaults.
     """
-    wanted: dict[str, pl.DataType] = {
-        "meter_id": pl.String(),
-        "status": pl.String(),
-        "max_kw": pl.Float64(),
-        "rated_current_a": pl.Float64(),
-        "register_digits": pl.Int16(),
-        "timezone": pl.String(),
-        "nominal_voltage_v": pl.Float64(),
-    }
+    names = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits", "timezone"]
+    wanted = {c: METER.schema[c] for c in [*names, "nominal_voltage_v"]}
     ref = meters.select(
         pl.col(name).cast(dtype)
         if name in meters.columns

@@ -87,9 +87,7 @@ def _parse_ts(
     aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset)
     aware = pl.repeat(None, raw.height, dtype=pl.Datetime("us", "UTC"), eager=True).scatter(
         aware_rows,
-        _first_format(
-            text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"
-        ),
+        _first_format(text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"),
     )
     naive = pl.repeat(None, raw.height, dtype=pl.Datetime("us"), eager=True).scatter(
         naive_rows, _first_format(text.gather(naive_rows), _NAIVE_FORMATS, time_unit="us")

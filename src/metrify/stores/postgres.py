@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors
 
 from metrify.config import UnknownMeterPolicy
-from metrify.records import READING, REFERENCE_FOR, Contract, MeterStatus, Quality
+from metrify.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
 from metrify.stores.partitions import Partitions, months_of
 
 #: columns every stored time-series version carries beyond the contract's own fields.
@@ -435,34 +435,21 @@ class PostgresStore:
         ).select(cols)
 
     def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
-        """The limits and state VEE needs for these meters (absent meters: no row)."""
-        cols = [
-            "meter_id",
-            "status",
-            "max_kw",
-            "rated_current_a",
-            "register_digits",
-            "timezone",
-            "nominal_voltage_v",
-        ]
+        """What VEE and the detectors need of these meters (absent meters: no row):
+        limits, state, time zone, weather station, and ``has_pv`` (registered
+        generation; true for a meter auto-registered from its readings, whose
+        reference data nobody has described)."""
+        names = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits"]
+        names += ["timezone", "nominal_voltage_v", "station_id", "has_pv"]
+        schema = {c: METER.schema[c] for c in names}
+        cols = [f"m.{c}" for c in list(schema)[:-1]]
         with self.conn.transaction(), self.conn.cursor() as cur:
             ids_table(cur, ids)
             cur.execute(
-                f"SELECT {', '.join('m.' + c for c in cols)} FROM meters m"
-                " JOIN batch_ids b ON b.id = m.meter_id"
+                f"SELECT {', '.join(cols)}, coalesce(m.has_pv, m.status = 'unregistered')"
+                " FROM meters m JOIN batch_ids b ON b.id = m.meter_id"
             )
             rows = cur.fetchall()
-        schema = {c: (READING.schema.get(c) or pl.String()) for c in cols}
-        schema.update(
-            {
-                "status": pl.String(),
-                "max_kw": pl.Float64(),
-                "rated_current_a": pl.Float64(),
-                "register_digits": pl.Int16(),
-                "timezone": pl.String(),
-                "nominal_voltage_v": pl.Float64(),
-            }
-        )
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def refresh_quality_daily(self) -> int:
