@@ -309,3 +309,49 @@ def test_likely_stored_rows_are_upserted_and_the_rest_copied(
     assert count(conn, "SELECT count(*) FROM readings WHERE meter_id = 'S1'") == 72
     assert count(conn, "SELECT count(*) FROM readings WHERE import_kwh = 0.8") == 12
     assert count(conn, "SELECT count(*) FROM reading_history WHERE meter_id = 'S1'") == 12
+
+
+def test_a_verdict_alone_is_no_correction_but_an_edit_is(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """The same values judged otherwise (a re-delivery cut differently after a crash)
+    change nothing; an operator's edit of the verdict alone is a new version; a real
+    reading equal to the estimate it replaces still replaces it."""
+    from metrify.records import Quality
+    from metrify.stores.postgres import PostgresStore
+
+    first = _full(_versions("V1", 4, 0.5))
+    with open_session(settings) as session:
+        store = PostgresStore(session.conn)
+        store.write_series(READING, first)
+        rejudged = first.with_columns(
+            quality=pl.lit(int(Quality.SPIKE)), status=pl.lit("suspect"), source=pl.lit("kafka")
+        )
+        again = store.write_series(READING, rejudged, likely_stored=first.select("meter_id", "ts"))
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
+        edited = first.head(1).with_columns(
+            quality=pl.lit(int(Quality.EDITED)), status=pl.lit("valid"), source=pl.lit("edit:op")
+        )
+        edit = store.write_series(READING, edited, likely_stored=edited.select("meter_id", "ts"))
+        assert edit.updated == 1
+        gap = _full(_versions("V2", 1, 0.7)).with_columns(
+            quality=pl.lit(int(Quality.MISSING | Quality.ESTIMATED)), status=pl.lit("estimated")
+        )
+        store.write_series(READING, gap)
+        real = _full(_versions("V2", 1, 0.7))
+        arrived = store.write_series(READING, real, likely_stored=real.select("meter_id", "ts"))
+        assert arrived.updated == 1
+    stored = conn.execute(
+        "SELECT meter_id, quality, status FROM readings ORDER BY meter_id, ts"
+    ).fetchall()
+    assert stored == [
+        ("V1", int(Quality.EDITED), "valid"),
+        ("V1", 0, "valid"),
+        ("V1", 0, "valid"),
+        ("V1", 0, "valid"),
+        ("V2", 0, "valid"),
+    ]
+    reasons = conn.execute(
+        "SELECT meter_id, reason FROM reading_history ORDER BY meter_id"
+    ).fetchall()
+    assert reasons == [("V1", "corrected"), ("V2", "real reading replaced estimate")]

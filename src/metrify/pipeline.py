@@ -435,6 +435,21 @@ class Pipeline:
         self._quality_refreshed = now
         return True
 
+    def settle(self) -> Summary:
+        """Wait until everything flushed so far is durable (database and lake); the
+        pipeline goes on. A stream worker calls this before committing offsets."""
+        self._finish_write()
+        self._wait_lake()
+        return self.summary
+
+    def abandon(self) -> None:
+        """Stop background work without waiting (the session failed; nothing counts)."""
+        for pool in (self._write_pool, self._lake_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._write_pool = self._lake_pool = None
+        self._in_flight = self._lake_pending = None
+
     def close(self, *, final: bool = True) -> Summary:
         """Flush and return the summary of everything submitted.
 

@@ -9,12 +9,16 @@ time (``batch_max_ms`` after the batch's first message). Each batch goes through
 1. undecodable messages go to the dead-letter topic (raw bytes; ``error``, ``topic``,
    ``partition``, ``offset`` and ``kind`` headers) and, through the pipeline's bad-input
    path, to the quarantine table with the same reason: nothing is dropped;
-2. every pipeline is closed, i.e. the batch is durable in PostgreSQL (one transaction per
-   write) and the lake;
-3. only then are the offsets committed, synchronously (checkpoint after sink flush).
+2. each pipeline validates and judges its part and hands it to its background writer
+   (a second connection), and the worker goes on collecting the next batch: batch N is
+   written while batch N+1 is collected and processed;
+3. once batch N is durable in PostgreSQL (one transaction per write) and the lake
+   (:meth:`Pipeline.settle`), its offsets are committed, synchronously (checkpoint after
+   sink flush).
 
-A crash anywhere before step 3 re-delivers the batch; the store's idempotent upserts
-absorb it (an identical record changes nothing and leaves no history). Quarantine rows of
+A crash anywhere before step 3 re-delivers the batch (and the one after it); the
+store's idempotent upserts absorb it (an identical record changes nothing and leaves no
+history). Quarantine rows of
 a re-delivered poison message are written again: quarantine is a log, not a keyed table.
 
 Failures never stop the worker. When PostgreSQL is unreachable (or anything else fails
@@ -23,10 +27,11 @@ reconnects, rewinds the consumer to the committed offsets of its partitions (``s
 and processes the messages again: nothing is skipped, since nothing past the durable
 state was committed.
 
-Rebalancing: batches are processed and committed between calls to ``consume()``, and the
-rebalance callbacks only run inside those calls, so when partitions are revoked nothing
-is in flight: the messages of a half-collected batch from revoked partitions are
-abandoned uncommitted and the new owner reads them again from the committed offset. The
+Rebalancing: the callbacks run inside ``consume()``, while a batch may be in flight;
+they first land it (wait until it is durable and commit its offsets, the partitions
+still ours), so the new owner starts after it. The messages of a half-collected batch
+from revoked partitions are abandoned uncommitted and the new owner reads them again
+from the committed offset. The
 per-meter state VEE and the detectors need (recent history for spike baselines,
 flat-line runs, gaps and register continuity; hour-of-week baselines and levels) lives
 in PostgreSQL; each pipeline keeps caches of it (:mod:`metrify.quality.history`,
@@ -35,7 +40,7 @@ so it is rebuilt from the durable store for whatever partitions the worker owns 
 and a rebalance loses nothing. Pipelines live as long as the database
 session; after a failure they are rebuilt with it.
 
-SIGTERM / SIGINT: the current batch is finished and committed, the consumer closed (it
+SIGTERM / SIGINT: the batches in hand are finished and committed, the consumer closed (it
 leaves the group at once, so the others take over without waiting for a session
 timeout), and :func:`run_worker` returns 0.
 """
@@ -114,6 +119,16 @@ class _Item:
         return (self.message.topic() or "", self.message.partition() or 0)
 
 
+@dataclass
+class _Flight:
+    """A processed batch whose writes run in the background; committed once landed."""
+
+    batch: list[_Item]
+    started: float
+    pipelines: list[Pipeline]
+    read: int
+
+
 def backoff(failures: int) -> float:
     """Seconds to wait after the n-th failure in a row: 0.5, 1, 2, ... capped at 30."""
     return float(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, failures - 1)))
@@ -149,6 +164,14 @@ class Worker:
         #: cache (see metrify.quality.history) carries over from batch to batch.
         self._pipelines: dict[str, Pipeline] = {}
         self._missing_topics: set[str] = set()
+        #: the batch whose writes run while the next one is collected and processed
+        self._flight: _Flight | None = None
+        #: messages processed but not yet committed (rewound to after a failure)
+        self._unlanded: list[_Item] = []
+        #: each pipeline's summary when its last batch landed (per-batch metrics)
+        self._settled: dict[str, Summary] = {}
+        #: a failure while landing inside a rebalance callback, raised in the loop
+        self._callback_error: Exception | None = None
         try:
             self.consumer = Consumer(kafka.consumer_config())
             self.dead_letters = Sender(kafka)
@@ -172,34 +195,34 @@ class Worker:
             while not self.stop.is_set():
                 batch = self._collect()
                 metrics.update_lag(self.consumer)
-                if not batch:
-                    continue
-                started = time.perf_counter()
                 try:
-                    summaries = self._process(batch)
+                    if self._callback_error is not None:
+                        error, self._callback_error = self._callback_error, None
+                        raise error
+                    if not batch:
+                        self._land()  # nothing new: make the batch in flight durable now
+                        continue
+                    flight = self._start(batch)
+                    # The previous batch was written while this one was processed: now
+                    # durable, its offsets are committed.
+                    self._land()
+                    self._flight = flight
                 except Exception as exc:
                     failures += 1
+                    items = batch + self._unlanded
+                    self._flight, self._unlanded = None, []
                     self._failed(exc, failures)
-                    if not self._recover(batch, failures):
+                    if not self._recover(items, failures):
                         break
                     continue
                 failures = 0
-                self._commit(batch)
-                records = sum(s.read for s in summaries)
-                self.batches += 1
-                self.records += records
-                seconds = time.perf_counter() - started
-                metrics.observe_batch(len(batch), records, seconds)
-                log.debug(
-                    "batch %d: %d messages, %d records, stored and committed in %.3f s",
-                    self.batches,
-                    len(batch),
-                    records,
-                    seconds,
-                )
-                metrics.count_records(summaries)
             if failures == 0:
-                self._refresh_quality()
+                try:
+                    self._land()
+                except Exception as exc:  # re-delivered after the restart, nothing lost
+                    log.warning("last batch not stored (%s); it will be re-delivered", exc)
+                else:
+                    self._refresh_quality()
         except _Fatal as exc:
             log.error("stopping: %s", exc)
             code = 1
@@ -214,10 +237,15 @@ class Worker:
 
     def _collect(self) -> list[_Item]:
         """Messages until the batch is full, ``batch_max_ms`` after its first message, or
-        a stop is asked for. Rebalance callbacks run in here and prune the batch."""
+        a stop is asked for. Rebalance callbacks run in here and prune the batch. With a
+        batch in flight and nothing arriving, it returns empty after ``batch_max_ms``, so
+        the loop lands that batch instead of leaving it uncommitted while idle."""
         self._pending = pending = []
         records = 0
         deadline: float | None = None
+        first_at: float | None = None
+        if self._flight is not None:
+            deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
         limit = self.kafka.batch_max_records
         while not self.stop.is_set() and records < limit:
             wait = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
@@ -231,8 +259,9 @@ class Worker:
                 pending.append(_Item(message))
                 # Parsing waits for the batch (see _decode); '{' counts flat records.
                 records += max(1, (message.value() or b"").count(b"{"))
-            if pending and deadline is None:
-                deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
+            if pending and (deadline is None or first_at is None):
+                # the batch's own clock starts with its first message
+                first_at = deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
         return list(self._pending)
 
     def _decode(self, contract: Contract, items: list[_Item]) -> pl.DataFrame | None:
@@ -251,8 +280,10 @@ class Worker:
             item.parsed = parse_message(item.message.value(), max_bytes=limit, line=line)
         return None
 
-    def _process(self, batch: list[_Item]) -> list[Summary]:
-        """Dead letters, then the pipelines (durable on return); no commit here."""
+    def _start(self, batch: list[_Item]) -> _Flight:
+        """Dead letters, then the pipelines: each batch is validated and judged here and
+        handed to its pipeline's background writer; no commit here (see :meth:`_land`)."""
+        started = time.perf_counter()
         session = self._session or self._open_session()
         groups: list[tuple[str, str, int, list[_Item], pl.DataFrame | None]] = []
         for (topic, partition), items in _by_partition(batch):
@@ -278,29 +309,61 @@ class Worker:
             for item, _ in poisoned:
                 metrics.DEAD_LETTERS.labels(item.where[0]).inc()
         used: dict[str, Pipeline] = {}
-        before = {k: _snapshot(p.summary) for k, p in self._pipelines.items()}
+        read = 0
         for kind, topic, partition, items, frame in groups:
             contract = CONTRACT_OF[kind]
             if kind not in self._pipelines:
-                self._pipelines[kind] = session.pipeline(contract)
-                before[kind] = _snapshot(self._pipelines[kind].summary)
+                self._pipelines[kind] = session.pipeline(contract, overlap=True)
+                self._settled[kind] = _snapshot(self._pipelines[kind].summary)
             used[kind] = pipeline = self._pipelines[kind]
+            read -= pipeline.summary.read
             bad: list[BadRow] = []
             if frame is None:
                 parsed = [i.parsed for i in items if i.parsed is not None]
                 frame = rows_frame(contract, [row for p in parsed for row in p.rows])
                 bad = [b for p in parsed for b in p.bad]
             pipeline.submit(frame, source=f"kafka:{topic}:{partition}", bad=bad)
-        # close() flushes and waits for the lake write: the batch is durable after it.
-        # The pipeline stays usable and keeps its in-memory VEE history for the next batch.
-        summaries = [_since(before[k], p.close(final=False)) for k, p in used.items()]
+            read += pipeline.summary.read
+        # flush() validates and judges the batch, waits for the pipeline's previous write
+        # and starts this one's; the pipeline keeps its VEE history and detector state.
+        for pipeline in used.values():
+            pipeline.flush()
+        self._unlanded = [*self._unlanded, *batch]
+        return _Flight(batch, started, list(used.values()), read)
+
+    def _land(self) -> None:
+        """Wait until the batch in flight is durable (database and lake), then commit
+        its offsets: checkpoint after sink flush."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        summaries = []
+        for pipeline in flight.pipelines:
+            kind = pipeline.contract.kind
+            now = pipeline.settle()
+            summaries.append(_since(self._settled[kind], now))
+            self._settled[kind] = _snapshot(now)
         for summary in summaries:
             for error in summary.errors:
                 # The database holds the batch (the source of truth); the lake can be
                 # re-exported from it, and re-delivery would not rewrite it anyway.
                 metrics.ERRORS.labels("lake").inc()
                 log.error("%s: %s", summary.kind, error)
-        return summaries
+        self._commit(flight.batch)
+        landed = {id(item) for item in flight.batch}
+        self._unlanded = [i for i in self._unlanded if id(i) not in landed]
+        self.batches += 1
+        self.records += flight.read
+        seconds = time.perf_counter() - flight.started
+        metrics.observe_batch(len(flight.batch), flight.read, seconds)
+        metrics.count_records(summaries)
+        log.debug(
+            "batch %d: %d messages, %d records, stored and committed in %.3f s",
+            self.batches,
+            len(flight.batch),
+            flight.read,
+            seconds,
+        )
 
     def _commit(self, batch: list[_Item]) -> None:
         """Commit the next offset of every partition in the batch that is still ours."""
@@ -410,7 +473,10 @@ class Worker:
 
     def _close_session(self) -> None:
         self._session = None
+        for pipeline in self._pipelines.values():
+            pipeline.abandon()
         self._pipelines = {}  # their history caches belong to the old connection's view
+        self._settled = {}
         try:
             self._sessions.close()
         except Exception as exc:  # closing a broken connection may complain
@@ -420,11 +486,14 @@ class Worker:
     # --- rebalancing -----------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._land_in_callback()
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._forget_history()
         log.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The batch in flight lands and commits while these partitions are still ours.
+        self._land_in_callback()
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= gone
         # Not committed, so the new owner starts at them: abandon, do not store.
@@ -432,6 +501,15 @@ class Worker:
         self._forget_history()
         metrics.forget_partitions(partitions)
         log.info("revoked %s", _names(partitions))
+
+    def _land_in_callback(self) -> None:
+        """Land the batch in flight before the assignment changes (the caches are about
+        to be dropped, and its offsets are best committed by the owner that wrote it);
+        a failure is raised in the loop, where the recovery lives."""
+        try:
+            self._land()
+        except Exception as exc:
+            self._callback_error = exc
 
     def _forget_history(self) -> None:
         """Meters may have been written by another worker meanwhile: read their VEE

@@ -221,24 +221,31 @@ class PostgresStore:
             self.partitions.ensure(self.conn, table, months_of(frame["ts"]))
         stage = self._stage(contract, frame.columns)
         values = [c for c in contract.fields if c not in contract.key]
-        compared = [*values, "quality", "status"]
         cols = [*contract.fields, *VERSION_COLUMNS]
         col_list = ", ".join(cols)
-        # The anomaly bit is a finding about a record, not part of it: detectors judge a
-        # re-delivered record against state that has moved on, and that must not turn an
-        # identical record into a correction. (Anomalies keep their own table.)
-        anomaly = int(Quality.ANOMALY)
+        # A version is its values (and whether it is a real reading or a gap row): the
+        # same record delivered again changes nothing, even when VEE judged it otherwise
+        # this time (its verdict depends on the neighbours a batch happened to hold, and
+        # a re-delivery after a crash is cut differently) or a detector has moved on.
+        # Flags alone change only through an operator's edit.
+        missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
+        edited, anomaly = int(Quality.EDITED), int(Quality.ANOMALY)
 
-        def version(alias: str) -> str:
-            return ", ".join(
-                f"({alias}.{c} & ~{anomaly})" if c == "quality" else f"{alias}.{c}"
-                for c in compared
+        def differs(old: str, new: str) -> str:
+            def record(a: str) -> str:
+                return ", ".join([*(f"{a}.{c}" for c in values), f"{a}.quality & {missing}"])
+
+            def verdict(a: str) -> str:
+                return f"{a}.quality & ~{anomaly}, {a}.status"
+
+            return (
+                f"(({record(old)}) IS DISTINCT FROM ({record(new)})"
+                f" OR ({new}.quality & {edited} <> 0"
+                f" AND ({verdict(old)}) IS DISTINCT FROM ({verdict(new)})))"
             )
 
-        old_tuple, new_tuple, tgt_tuple = version("r"), version("s"), version(table)
         updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in contract.key)
         history = HISTORY_TABLE[table]
-        missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
         # A gap row (or its estimate) never replaces a real reading already stored.
         guard_old = f"NOT (s.quality & {missing} <> 0 AND r.quality & {missing} = 0)"
         guard_tgt = f"NOT (s.quality & {missing} <> 0 AND {table}.quality & {missing} = 0)"
@@ -289,7 +296,7 @@ class PostgresStore:
                         WITH old AS (
                             SELECT r.*, s.source AS new_source, s.quality AS new_quality
                             FROM {table} r JOIN {stage} s ON r.{key_id} = s.{key_id} AND r.ts = s.ts
-                            WHERE ({old_tuple}) IS DISTINCT FROM ({new_tuple}) AND {guard_old}
+                            WHERE {differs('r', 's')} AND {guard_old}
                         ), hist AS (
                             INSERT INTO {history} ({col_list}, replaced_by, reason)
                             SELECT {col_list}, new_source,
@@ -300,7 +307,7 @@ class PostgresStore:
                         ), upd AS (
                             UPDATE {table} SET {updates} FROM {stage} s
                             WHERE {table}.{key_id} = s.{key_id} AND {table}.ts = s.ts
-                              AND ({tgt_tuple}) IS DISTINCT FROM ({new_tuple}) AND {guard_tgt}
+                              AND {differs(table, 's')} AND {guard_tgt}
                             RETURNING {table}.{key_id}, {table}.ts
                         )
                         INSERT INTO changed_{table} SELECT {key_id}, ts, false FROM upd
