@@ -671,12 +671,12 @@ def stream(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
         "BENCH_WORKER_LOG": os.environ.get("BENCH_WORKER_LOG", "ERROR"),  # no anomaly alerts
     }
     size = ["--meters", "200", "--days", "7"] if args.quick else []
-    steps: list[tuple[str, list[str], str]] = [
-        ("worker1", ["--only", "throughput", "--workers", "1", *size], "throughput"),
-        ("worker2", ["--only", "throughput", "--workers", "2", *size], "throughput"),
-        ("latency", ["--only", "latency", *(["--latency-days", "1"] if args.quick else [])], ""),
+    steps: list[tuple[str, list[str]]] = [
+        ("worker1", ["--only", "throughput", "--workers", "1", *size]),
+        ("worker2", ["--only", "throughput", "--workers", "2", *size]),
+        ("latency", ["--only", "latency", *(["--latency-days", "1"] if args.quick else [])]),
     ]
-    for key, options, _ in steps:
+    for key, options in steps:
         loaders.log(f"[bold]stream[/bold]: bench/stream.py {' '.join(options)} --runs {args.runs}")
         name = "stream-throughput.json" if "throughput" in options else "stream-latency.json"
         (RESULTS / name).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ server named by ``METRIFY_DATABASE_URL``, on which a fresh database is created.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -13,10 +14,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import psycopg
 import pytest
 
 from metrify.config import Settings, get_settings
+from metrify.ingest import open_session
+from metrify.records import Contract
 from metrify.stores import database, embedded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,3 +114,24 @@ def conn(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]
     assert url is not None
     with psycopg.connect(url.get_secret_value(), autocommit=True) as connection:
         yield connection
+
+
+def household_kwh(i: int, per_day: int = 48) -> float:
+    """A household's kWh in interval ``i`` (``per_day`` a day, half hours by default):
+    0.15 at night, up to ~0.65 in the evening, a morning bump, 3 % wobble."""
+    hour = (i % per_day) * 24 / per_day
+    level = (
+        0.15
+        + 0.5 * math.exp(-(((hour - 19) / 2.5) ** 2))
+        + 0.15 * math.exp(-(((hour - 8) / 1.5) ** 2))
+    )
+    return level * (1 + 0.03 * math.sin(i * 1.7))
+
+
+def submit_frames(settings: Settings, contract: Contract, frames: list[pl.DataFrame]) -> None:
+    """Send raw frames of one contract through one pipeline, as an ingest would."""
+    with open_session(settings) as session:
+        pipeline = session.pipeline(contract)
+        for frame in frames:
+            pipeline.submit(frame, source="test")
+        pipeline.close()

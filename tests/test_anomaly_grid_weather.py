@@ -10,7 +10,7 @@ import math
 import polars as pl
 import psycopg
 
-from conftest import shared_data
+from conftest import shared_data, submit_frames
 from metrify.anomaly.config import AnomalyConfig
 from metrify.config import Settings
 from metrify.ingest import ingest_files, open_session
@@ -20,14 +20,6 @@ from metrify.sources.mapping import build_mapping
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
 ANOMALY = int(Quality.ANOMALY)
-
-
-def ingest(settings: Settings, contract: object, frames: list[pl.DataFrame]) -> None:
-    with open_session(settings) as session:
-        p = session.pipeline(contract)  # type: ignore[arg-type]
-        for f in frames:
-            p.submit(f, source="test")
-        p.close()
 
 
 def found(conn: psycopg.Connection, subject: str) -> list[tuple[object, ...]]:
@@ -63,7 +55,7 @@ def grid(node: str, n: int, **changes: dict[int, float]) -> pl.DataFrame:
 
 
 def test_frequency_voltage_and_overload(settings: Settings, conn: psycopg.Connection) -> None:
-    ingest(
+    submit_frames(
         settings,
         NODE,
         [pl.DataFrame({"node_id": ["F1"], "capacity_mw": [7.0], "nominal_kv": [11.0]})],
@@ -76,7 +68,7 @@ def test_frequency_voltage_and_overload(settings: Settings, conn: psycopg.Connec
         voltage_kv={150: 11.9, 151: 11.8},  # +8.2 %, +7.3 % of 11 kV
         load_mw={200: 6.6, 201: 6.7},  # 94 % and 96 % of 7 MW
     )
-    ingest(settings, GRID, [frame])
+    submit_frames(settings, GRID, [frame])
     assert found(conn, "F1") == [
         ("feeder_overload", at(200), at(202), "medium"),
         ("frequency_excursion", at(100), at(103), "medium"),
@@ -93,7 +85,7 @@ def test_nominal_frequency_per_node(settings: Settings, conn: psycopg.Connection
     custom = settings.model_copy(update={"anomaly": AnomalyConfig(nominal_hz_by_node={"US": 60.0})})
     sixty = grid("US-1", 96, frequency_hz={i: 60.0 for i in range(96)} | {50: 59.7})
     fifty = grid("EU-1", 96)
-    ingest(custom, GRID, [sixty, fifty])
+    submit_frames(custom, GRID, [sixty, fifty])
     assert found(conn, "US-1") == [("frequency_excursion", at(50), at(51), "medium")]
     assert found(conn, "EU-1") == []
 
@@ -118,8 +110,8 @@ def test_weather_jump_and_stuck_sensor_across_batches(
     temps = {30: 25.0} | stuck  # +17 °C for one hour at hour 30, back at 31
     frame = weather(96, temps)
     # two batches, split inside the stuck run: its start must come from the stored state
-    ingest(settings, WEATHER, [frame.slice(0, 70)])
-    ingest(settings, WEATHER, [frame.slice(70)])
+    submit_frames(settings, WEATHER, [frame.slice(0, 70)])
+    submit_frames(settings, WEATHER, [frame.slice(70)])
     assert found(conn, "S1") == [
         ("stuck_sensor", T0 + 60 * hour, T0 + 80 * hour, "low"),
         ("weather_jump", T0 + 30 * hour, T0 + 32 * hour, "low"),

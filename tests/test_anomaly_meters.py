@@ -13,6 +13,7 @@ import math
 import polars as pl
 import psycopg
 
+from conftest import household_kwh, submit_frames
 from metrify.anomaly.config import AnomalyConfig
 from metrify.config import Settings
 from metrify.ingest import open_session
@@ -27,13 +28,7 @@ ANOMALY = int(Quality.ANOMALY)
 
 def shape(i: int) -> float:
     """kWh per half hour: 0.15 at night, up to ~0.65 in the evening, 3 % wobble."""
-    hour = (i % PER_DAY) / 2
-    level = (
-        0.15
-        + 0.5 * math.exp(-(((hour - 19) / 2.5) ** 2))
-        + 0.15 * math.exp(-(((hour - 8) / 1.5) ** 2))
-    )
-    return round(level * (1 + 0.03 * math.sin(i * 1.7)), 4)
+    return round(household_kwh(i, PER_DAY), 4)
 
 
 def series(
@@ -58,14 +53,6 @@ def series(
     return pl.DataFrame(rows).with_columns(
         pl.col("ts").dt.cast_time_unit("us"), pl.col("interval_s").cast(pl.Int32)
     )
-
-
-def ingest(settings: Settings, frames: list[pl.DataFrame]) -> None:
-    with open_session(settings) as session:
-        pipeline = session.pipeline(READING)
-        for f in frames:
-            pipeline.submit(f, source="test")
-        pipeline.close()
 
 
 def anomalies(conn: psycopg.Connection, meter: str) -> list[dict[str, object]]:
@@ -99,7 +86,7 @@ def flagged(conn: psycopg.Connection, meter: str) -> list[dt.datetime]:
 
 def test_far_above_hour_of_week_level(settings: Settings, conn: psycopg.Connection) -> None:
     spike_at = 15 * PER_DAY + 24  # day 15, 12:00: 5.0 kWh where ~0.16 is usual
-    ingest(settings, [series("M1", 21, {spike_at: 5.0})])
+    submit_frames(settings, READING, [series("M1", 21, {spike_at: 5.0})])
     found = anomalies(conn, "M1")
     at = T0 + dt.timedelta(seconds=STEP * spike_at)
     assert [(a["kind"], a["start"], a["end"]) for a in found] == [
@@ -122,7 +109,7 @@ def test_sustained_drop_found_after_restart_from_stored_state(
     """Day 14 on, the meter records a quarter: a bypass. The drop arrives in a second run
     (a new pipeline, as after a worker restart); it alone looks like a normal quiet meter,
     so only the state stored by the first run can reveal it."""
-    ingest(settings, [series("M2", 14)])
+    submit_frames(settings, READING, [series("M2", 14)])
     state = conn.execute(
         "SELECT (SELECT count(*) FROM anomaly_profile p WHERE p.subject_id = s.subject_id),"
         " last_ts FROM anomaly_state s WHERE subject_id = 'M2'"
@@ -130,7 +117,7 @@ def test_sustained_drop_found_after_restart_from_stored_state(
     # 168 hours of the week, 2 slots of temperature fit, 3 of the open drop run's evidence
     assert state == (173, T0 + dt.timedelta(seconds=STEP * (14 * PER_DAY - 1)))
     drop = {i: round(shape(i) * 0.25, 4) for i in range(14 * PER_DAY, 21 * PER_DAY)}
-    ingest(settings, [series("M2", 7, drop, first=14 * PER_DAY)])
+    submit_frames(settings, READING, [series("M2", 7, drop, first=14 * PER_DAY)])
     found = anomalies(conn, "M2")
     assert [a["kind"] for a in found] == ["sustained_drop"]
     start = T0 + dt.timedelta(days=14)
@@ -159,7 +146,7 @@ def test_drop_to_the_base_load_is_a_vacancy(settings: Settings, conn: psycopg.Co
     loose = settings.model_copy(
         update={"anomaly": AnomalyConfig(drop_ratio=0.7, level_half_life_h=24)}
     )
-    ingest(loose, [series("V1", 21, vacant)])
+    submit_frames(loose, READING, [series("V1", 21, vacant)])
     found = anomalies(conn, "V1")
     assert [(a["kind"], a["severity"]) for a in found] == [("vacancy", "low")]
     evidence = found[0]["evidence"]
@@ -169,11 +156,11 @@ def test_drop_to_the_base_load_is_a_vacancy(settings: Settings, conn: psycopg.Co
 def test_same_batch_again_changes_nothing(settings: Settings, conn: psycopg.Connection) -> None:
     drop = {i: round(shape(i) * 0.25, 4) for i in range(14 * PER_DAY, 21 * PER_DAY)}
     frame = series("M2", 21, drop)
-    ingest(settings, [frame])
+    submit_frames(settings, READING, [frame])
     before = anomalies(conn, "M2")
     marks = flagged(conn, "M2")
     hist = conn.execute("SELECT count(*) FROM reading_history").fetchone()
-    ingest(settings, [frame])
+    submit_frames(settings, READING, [frame])
     assert anomalies(conn, "M2") == before and len(before) == 1
     assert flagged(conn, "M2") == marks
     assert conn.execute("SELECT count(*) FROM reading_history").fetchone() == hist == (0,)
@@ -185,7 +172,7 @@ def test_sudden_rise_is_a_level_shift_gradual_growth_is_not(
     rise = {i: round(shape(i) * 4, 4) for i in range(14 * PER_DAY, 21 * PER_DAY)}
     # 1.5 % more every day for three weeks: +37 %, the kind of change a family makes
     growth = {i: round(shape(i) * (1 + 0.015 * i / PER_DAY), 4) for i in range(21 * PER_DAY)}
-    ingest(settings, [series("M3", 21, rise), series("M4", 21, growth)])
+    submit_frames(settings, READING, [series("M3", 21, rise), series("M4", 21, growth)])
     found = anomalies(conn, "M3")
     assert {a["kind"] for a in found} <= {"level_shift", "unusual_consumption"}
     shifts = [a for a in found if a["kind"] == "level_shift"]
@@ -202,7 +189,9 @@ def test_export_without_registered_pv(settings: Settings, conn: psycopg.Connecti
         p.close()
     noon = 10 * PER_DAY + 24
     export = {i: 0.3 for i in range(noon, noon + 4)}  # two hours of 0.6 kW export
-    ingest(settings, [series("PV1", 14, export=export), series("NOPV", 14, export=export)])
+    submit_frames(
+        settings, READING, [series("PV1", 14, export=export), series("NOPV", 14, export=export)]
+    )
     assert anomalies(conn, "PV1") == []
     found = anomalies(conn, "NOPV")
     at = T0 + dt.timedelta(seconds=STEP * noon)
@@ -221,8 +210,9 @@ def test_two_days_away_is_no_case_for_a_visit(settings: Settings, conn: psycopg.
     def quarter(days: int) -> dict[int, float]:
         return {i: round(shape(i) * 0.25, 4) for i in range(14 * PER_DAY, (14 + days) * PER_DAY)}
 
-    ingest(
+    submit_frames(
         settings,
+        READING,
         [series("A2", 21, quarter(2)), series("B2", 21, quarter(6)), series("C2", 23, quarter(8))],
     )
     got = {m: anomalies(conn, m) for m in ("A2", "B2", "C2")}
@@ -253,7 +243,7 @@ def test_quiet_nights_do_not_cut_a_bypass_into_pieces(
     days = 21
     values = {i: small(i) for i in range(days * PER_DAY)}
     values.update({i: round(small(i) * 0.25, 4) for i in range(14 * PER_DAY, days * PER_DAY)})
-    ingest(settings, [series("Q1", days, values)])
+    submit_frames(settings, READING, [series("Q1", days, values)])
     drops = [a for a in anomalies(conn, "Q1") if a["kind"] == "sustained_drop"]
     assert len(drops) == 1
     start = T0 + dt.timedelta(days=14)
@@ -269,7 +259,7 @@ def test_a_burst_the_home_has_drawn_before_is_routine(
     10 kW): low. A 1.5 kWh burst on day 15 (3 kW: over twice the home's peak then, but
     below the 4 kW any home may draw) is low too."""
     small, first, again = 15 * PER_DAY + 24, 19 * PER_DAY + 24, 26 * PER_DAY + 24
-    ingest(settings, [series("R1", 28, {small: 1.5, first: 5.0, again: 5.0})])
+    submit_frames(settings, READING, [series("R1", 28, {small: 1.5, first: 5.0, again: 5.0})])
     found = [a for a in anomalies(conn, "R1") if a["kind"] == "unusual_consumption"]
     at = [T0 + dt.timedelta(seconds=STEP * i) for i in (small, first, again)]
     assert [(a["start"], a["severity"]) for a in found] == [
@@ -298,7 +288,7 @@ def test_hour_of_week_follows_the_meters_local_clock(
         )
         p.close()
     local = {i: shape(i + 18) for i in range(14 * PER_DAY)}  # 18 half hours = 9 h ahead
-    ingest(settings, [series("TOKYO", 14, local), series("ZULU", 14, local)])
+    submit_frames(settings, READING, [series("TOKYO", 14, local), series("ZULU", 14, local)])
     peaks = dict(
         conn.execute(
             "SELECT DISTINCT ON (subject_id) subject_id, how FROM anomaly_profile"
@@ -323,7 +313,7 @@ def test_a_weekly_habit_is_learnt_not_flagged_forever(
         for week in range(2, weeks)
         for i in range(week * 7 * PER_DAY, (week * 7 + 2) * PER_DAY)
     }
-    ingest(settings, [series("H1", weeks * 7, away)])
+    submit_frames(settings, READING, [series("H1", weeks * 7, away)])
     drops = [a for a in anomalies(conn, "H1") if a["kind"] in ("sustained_drop", "vacancy")]
     starts = [a["start"] for a in drops]
     assert starts, "the first Mondays away are drops"
@@ -345,7 +335,7 @@ def test_away_with_everything_off_is_a_vacancy_not_a_bypass(
         for i in range(14 * PER_DAY, 21 * PER_DAY)
     }
     quarter = {i: round(shape(i) * 0.25, 4) for i in range(14 * PER_DAY, 21 * PER_DAY)}
-    ingest(settings, [series("V2", 21, off), series("M5", 21, quarter)])
+    submit_frames(settings, READING, [series("V2", 21, off), series("M5", 21, quarter)])
     vacant = anomalies(conn, "V2")
     assert [(a["kind"], a["severity"]) for a in vacant] == [("vacancy", "low")]
     evidence = vacant[0]["evidence"]
@@ -367,7 +357,7 @@ def test_new_steady_load_is_one_level_shift(settings: Settings, conn: psycopg.Co
     assert abs(mean - 0.26) < 0.01
     extra = {i: round(shape(i) + 2 * 0.26, 4) for i in range(14 * PER_DAY, 21 * PER_DAY)}
     assert (shape(14 * PER_DAY + 38) + 0.52) / shape(14 * PER_DAY + 38) < 2.5  # 19:00
-    ingest(settings, [series("N1", 21, extra)])
+    submit_frames(settings, READING, [series("N1", 21, extra)])
     shifts = [a for a in anomalies(conn, "N1") if a["kind"] == "level_shift"]
     start = T0 + dt.timedelta(days=14)
     assert [a["severity"] for a in shifts] == ["medium"]
@@ -375,7 +365,7 @@ def test_new_steady_load_is_one_level_shift(settings: Settings, conn: psycopg.Co
     assert shifts[0]["end"] == T0 + dt.timedelta(days=21)
     # the same week judged on the ratio alone: its incident begins more than a day later
     ratio_only = settings.model_copy(update={"anomaly": AnomalyConfig(shift_excess=100.0)})
-    ingest(ratio_only, [series("N2", 21, extra)])
+    submit_frames(ratio_only, READING, [series("N2", 21, extra)])
     late = [a for a in anomalies(conn, "N2") if a["kind"] == "level_shift"]
     assert late and late[0]["start"] > shifts[0]["start"] + dt.timedelta(days=1)
 
@@ -394,14 +384,14 @@ def test_a_drop_streamed_in_small_batches_is_judged_as_in_bulk(
     }
     frames = [series("S1", days, quarter), series("S2", days, off)]
     history = [f.filter(pl.col("ts") < T0 + dt.timedelta(days=14)) for f in frames]
-    ingest(settings, [pl.concat(history)])
+    submit_frames(settings, READING, [pl.concat(history)])
     rest = pl.concat(frames).filter(pl.col("ts") >= T0 + dt.timedelta(days=14))
     six_hours = rest.with_columns(b=pl.col("ts").dt.truncate("6h")).partition_by(
         "b", maintain_order=True, include_key=False
     )
     assert len(six_hours) == 28 and all(b.height == 24 for b in six_hours)
     # a pipeline batch per submit: each meter's 12 rows are judged on their own
-    ingest(settings.model_copy(update={"batch_size": 24}), six_hours)
+    submit_frames(settings.model_copy(update={"batch_size": 24}), READING, six_hours)
     bypass = anomalies(conn, "S1")
     assert [(a["kind"], a["severity"]) for a in bypass] == [("sustained_drop", "medium")]
     start = T0 + dt.timedelta(days=14)

@@ -15,12 +15,12 @@ import math
 import polars as pl
 import psycopg
 
+from conftest import household_kwh, submit_frames
 from metrify.anomaly import temperature
 from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
 from metrify.config import Settings
-from metrify.ingest import open_session
 from metrify.records import METER, READING, TS, WEATHER
 
 UTC = dt.UTC
@@ -36,13 +36,7 @@ DAYS = 63
 
 def shape(i: int) -> float:
     """kWh per half hour without heating: 0.15 at night, ~0.65 in the evening."""
-    hour = (i % PER_DAY) / 2
-    level = (
-        0.15
-        + 0.5 * math.exp(-(((hour - 19) / 2.5) ** 2))
-        + 0.15 * math.exp(-(((hour - 8) / 1.5) ** 2))
-    )
-    return level * (1 + 0.03 * math.sin(i * 1.7))
+    return household_kwh(i, PER_DAY)
 
 
 def temp_c(h: int) -> float:
@@ -88,14 +82,6 @@ def observations(station: str) -> pl.DataFrame:
     ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
 
 
-def submit(settings: Settings, contract: object, frames: list[pl.DataFrame]) -> None:
-    with open_session(settings) as session:
-        p = session.pipeline(contract)  # type: ignore[arg-type]
-        for f in frames:
-            p.submit(f, source="test")
-        p.close()
-
-
 def incidents(conn: psycopg.Connection, meter: str) -> list[tuple[object, ...]]:
     return conn.execute(
         "SELECT kind, ts_start, ts_end, severity FROM anomalies WHERE subject_id = %s"
@@ -108,16 +94,16 @@ def test_cold_snap_is_weather_not_new_load_and_a_bypass_is_still_found(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
     """HEAT refers to station ST1; HEAT0 has the same readings and no station."""
-    submit(
+    submit_frames(
         settings,
         METER,
         [pl.DataFrame({"meter_id": ["HEAT", "HEAT0"], "station_id": ["ST1", None]})],
     )
-    submit(settings, WEATHER, [observations("ST1")])
+    submit_frames(settings, WEATHER, [observations("ST1")])
     # a week per batch, as a stream's worker would see them over time
     frames = [readings(m) for m in ("HEAT", "HEAT0")]
     weekly = pl.concat(frames).with_columns(w=pl.col("ts").dt.truncate("1w"))
-    submit(
+    submit_frames(
         settings,
         READING,
         [f.drop("w") for f in weekly.partition_by("w", maintain_order=True)],

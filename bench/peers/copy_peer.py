@@ -3,7 +3,9 @@
 Polars decodes the files, collapses repeated keys (last wins, within and across files)
 and pgpq encodes them in PostgreSQL's binary COPY format (no text to format here nor to
 parse on the server: the fastest way in), one transaction per ``CHUNK`` rows. No
-validation: only what any bulk loader must do to get the rows in.
+validation: only what any bulk loader must do to get the rows in. It runs in the
+project's environment and shares the store's binary COPY (``copy_binary``), so the
+limit is measured with the very encoder the pipeline writes with.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-import pgpq
 import polars as pl
 import psycopg
+
+from metrify.stores.postgres import copy_binary
 
 FIELDS = [
     "meter_id", "ts", "interval_s", "import_kwh", "export_kwh", "register_kwh", "voltage_v",
@@ -55,16 +58,9 @@ def main() -> None:
         ],
         source=pl.lit("bench:copy"),
     )
-    columns = ", ".join(data.columns)
     with psycopg.connect(spec["url"]) as conn, conn.cursor() as cur:
         for chunk in data.iter_slices(CHUNK):
-            arrow = chunk.to_arrow()
-            encoder = pgpq.ArrowToPostgresBinaryEncoder(arrow.schema)
-            with cur.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT binary)") as copy:
-                copy.write(encoder.write_header())
-                for batch in arrow.to_batches():
-                    copy.write(encoder.write_batch(batch))
-                copy.write(encoder.finish())
+            copy_binary(cur, target, chunk)
             conn.commit()
     print(json.dumps({"read": read, "loaded": data.height}))
 

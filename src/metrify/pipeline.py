@@ -134,8 +134,9 @@ class Pipeline:
         self.history: HistoryCache | None = None
         #: meters' reference attributes (VEE limits, detectors' PV and zone), kept for
         #: ``reference_cache_s`` so a micro-batch does not read them again
-        self.meters = MeterCache(store.meter_attributes, settings.reference_cache_s)
+        self.meters: MeterCache | None = None
         if contract is READING:
+            self.meters = MeterCache(store.meter_attributes, settings.reference_cache_s)
             self.history = HistoryCache(
                 lambda ids, since, until: store.load_context(READING, ids, since, until),
                 settings.vee.context_days,
@@ -145,7 +146,10 @@ class Pipeline:
         self.detector: DetectStage | None = None
         if contract.time_series and settings.anomaly.enabled:
             self.detector = DetectStage(
-                contract, settings.anomaly, store.conn, meters=self.meters.get
+                contract,
+                settings.anomaly,
+                store.conn,
+                meters=self.meters.get if self.meters is not None else None,
             )
 
     # --- input -----------------------------------------------------------------------
@@ -387,7 +391,7 @@ class Pipeline:
         ids = records["meter_id"]
         last = records["ts"].max()
         assert isinstance(last, dt.datetime)
-        assert self.history is not None
+        assert self.history is not None and self.meters is not None
         context = self.history.get(records.select("meter_id", "ts"), last)
         if context.height:
             context = context.join(

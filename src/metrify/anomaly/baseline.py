@@ -28,6 +28,8 @@ from metrify.anomaly.state import (
     SCALAR_SCHEMA,
     local_hour_of_week,
     merge_slots,
+    pack_slots,
+    unpack_slots,
 )
 
 MAD_TO_SD = 1.4826
@@ -263,7 +265,7 @@ def _judge_once(
             .select(list(SCALAR_SCHEMA))
         )
         learn = ok & ~pl.col("high") & ~pl.col("low")
-    new_profile = _learn(rows.filter(learn), profile, new_scalars["subject_id"], weeks_cap)
+    new_profile = _learn(rows.filter(learn), profile, weeks_cap)
     if use_temp:
         fit = temperature.learn(rows.filter(learn & trusted), profile, scalars, new_scalars, cfg)
     else:  # the fit stays as it was
@@ -372,34 +374,13 @@ def _drop_evidence(
         on=["subject_id", "drop_start"],
         how="semi",
     ).with_columns(t_unused=pl.lit(0.0))
-    slots = pl.concat(
-        [
-            still.select(
-                "subject_id",
-                how=pl.lit(slot, pl.Int16),
-                level=f"t_{_RUN_SUMS[3 * i]}",
-                spread=f"t_{_RUN_SUMS[3 * i + 1]}",
-                weight=f"t_{_RUN_SUMS[3 * i + 2]}",
-            )
-            for i, slot in enumerate(RUN_SLOTS)
-        ]
-    )
+    slots = pack_slots(still, RUN_SLOTS, [f"t_{c}" for c in _RUN_SUMS])
     return rows, slots
 
 
 def _run_sums(profile: pl.DataFrame) -> pl.DataFrame:
     """The open drop run's sums kept in a meter's run slots (``r_n``, ``r_so``, ...)."""
-    parts = [
-        profile.filter(pl.col("how") == slot).select(
-            "subject_id",
-            **{
-                f"r_{_RUN_SUMS[3 * i + k]}": pl.col(col)
-                for k, col in enumerate(("level", "spread", "weight"))
-            },
-        )
-        for i, slot in enumerate(RUN_SLOTS)
-    ]
-    return parts[0].join(parts[1], on="subject_id").join(parts[2], on="subject_id")
+    return unpack_slots(profile, RUN_SLOTS, [f"r_{c}" for c in _RUN_SUMS])
 
 
 def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -492,24 +473,17 @@ def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -
     )
 
 
-def _learn(
-    rows: pl.DataFrame, profile: pl.DataFrame, subjects: pl.Series, caps: pl.DataFrame
-) -> pl.DataFrame:
+def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.DataFrame:
     """Blend the batch's medians and MADs into the hours of the week it saw.
 
     Returns only those slots (the rest of a subject's profile is unchanged): a stream
     batch brings each of thousands of meters an hour or two, and rebuilding all 168
     hours of every one of them per batch cost more than the judgement itself.
-    ``subjects``: the subjects whose rows may be learnt (the batch's).
     """
-    stats = (
-        rows.join(subjects.unique().to_frame("subject_id"), on="subject_id", how="semi")
-        .group_by("subject_id", "how")
-        .agg(
-            u_med=pl.col("value").median(),
-            u_n=pl.len().cast(pl.Float64),
-            u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
-        )
+    stats = rows.group_by("subject_id", "how").agg(
+        u_med=pl.col("value").median(),
+        u_n=pl.len().cast(pl.Float64),
+        u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
     )
     full = (
         stats.join(profile, on=["subject_id", "how"], how="left")

@@ -31,6 +31,7 @@ from metrify.anomaly.store import AnomalyStore
 from metrify.anomaly.temperature import TemperatureCache, window
 from metrify.anomaly.weather import detect_weather
 from metrify.records import GRID, READING, TS, WEATHER, Contract, Quality
+from metrify.stores.postgres import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class DetectStage:
         alerter: Alerter | None = None,
         meters: Callable[[pl.Series], pl.DataFrame] | None = None,
     ) -> None:
-        """``meters``: the meters' reference rows (``meter_id, has_pv, timezone,
-        station_id``) by id; default: read from ``conn`` for every batch."""
+        """``meters``: the meters' reference rows by id (``meter_id, has_pv, timezone,
+        station_id``, as :meth:`PostgresStore.meter_attributes`, the default, reads them
+        from ``conn`` for every batch)."""
         if contract.kind not in SUBJECT_TYPE:
             raise ValueError(f"no detectors for {contract.kind}")
         self.contract = contract
@@ -77,7 +79,7 @@ class DetectStage:
         self.key = contract.key[0]
         self.state = StateCache(StateStore(conn, self.subject_type))
         self.store = AnomalyStore(conn)
-        self._meters = meters if meters is not None else self._has_pv
+        self._meters = meters if meters is not None else PostgresStore(conn).meter_attributes
         self.alerter = alerter if alerter is not None else Alerter(sinks_from(cfg.alerts))
         self.stats = StageStats()
         #: hourly temperatures of the meters' stations (read once per span, not per batch)
@@ -200,26 +202,6 @@ class DetectStage:
         )
         self.stats.flagged += int(out["anomaly"].sum())
         return out
-
-    def _has_pv(self, ids: pl.Series) -> pl.DataFrame:
-        # A meter the reference data does not describe (auto-registered from its readings)
-        # has no registration to contradict: only registered meters without PV are judged.
-        # The meter's time zone comes along: its baseline follows the local clock.
-        rows = self.conn.execute(
-            "SELECT meter_id, coalesce(has_pv, status = 'unregistered'), timezone, station_id"
-            " FROM meters WHERE meter_id = ANY(%s)",
-            (ids.unique().to_list(),),
-        ).fetchall()
-        return pl.DataFrame(
-            rows,
-            schema={
-                "meter_id": pl.String(),
-                "has_pv": pl.Boolean(),
-                "timezone": pl.String(),
-                "station_id": pl.String(),
-            },
-            orient="row",
-        )
 
     def _weather(self, assessed: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame | None:
         """Hourly temperatures the batch's weather-referenced meters need (cached)."""

@@ -15,6 +15,7 @@ caches, when its partitions are reassigned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -79,6 +80,42 @@ def _known_zone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+#: what a slot row holds; a detector's running sums beyond the hours go three to a slot
+SLOT_VALUES: Final = ("level", "spread", "weight")
+
+
+def pack_slots(frame: pl.DataFrame, slots: Sequence[int], columns: Sequence[str]) -> pl.DataFrame:
+    """Profile rows keeping ``columns`` of each subject in ``frame``, three to a slot
+    (stored as level, spread, weight): how sums a detector carries from batch to batch
+    (a temperature fit, an open drop run) live in the one profile table."""
+    return pl.concat(
+        [
+            frame.select(
+                "subject_id",
+                how=pl.lit(slot, pl.Int16),
+                **{v: columns[3 * i + k] for k, v in enumerate(SLOT_VALUES)},
+            )
+            for i, slot in enumerate(slots)
+        ]
+    )
+
+
+def unpack_slots(
+    profile: pl.DataFrame, slots: Sequence[int], columns: Sequence[str]
+) -> pl.DataFrame:
+    """The inverse of :func:`pack_slots`: one row per subject holding all ``slots``."""
+    parts = [
+        profile.filter(pl.col("how") == slot).select(
+            "subject_id", **{columns[3 * i + k]: pl.col(v) for k, v in enumerate(SLOT_VALUES)}
+        )
+        for i, slot in enumerate(slots)
+    ]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.join(part, on="subject_id", how="inner")
+    return out
 
 
 def merge_slots(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:

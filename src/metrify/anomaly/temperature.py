@@ -34,6 +34,7 @@ from typing import Final
 import polars as pl
 
 from metrify.anomaly.config import AnomalyConfig
+from metrify.anomaly.state import pack_slots, unpack_slots
 from metrify.records import TS
 
 #: profile rows (``how``) that hold the temperature fit: (n, Σx, Σy) and (Σxx, Σxy, Σyy)
@@ -92,13 +93,7 @@ def degrees(
 
 def fit_of(profile: pl.DataFrame) -> pl.DataFrame:
     """Per subject: the fit's decayed sums (``t_n``, ``t_sx``, ... ``t_syy``) from its slots."""
-    a = profile.filter(pl.col("how") == SLOT_A).select(
-        "subject_id", t_n="level", t_sx="spread", t_sy="weight"
-    )
-    b = profile.filter(pl.col("how") == SLOT_B).select(
-        "subject_id", t_sxx="level", t_sxy="spread", t_syy="weight"
-    )
-    return a.join(b, on="subject_id", how="inner")
+    return unpack_slots(profile, (SLOT_A, SLOT_B), _FIT)
 
 
 def slope(cfg: AnomalyConfig) -> list[pl.Expr]:
@@ -209,24 +204,7 @@ def learn(
         )
         .filter(pl.col("t_n") > 0)
     )
-    return pl.concat(
-        [
-            merged.select(
-                "subject_id",
-                how=pl.lit(SLOT_A, pl.Int16),
-                level="t_n",
-                spread="t_sx",
-                weight="t_sy",
-            ),
-            merged.select(
-                "subject_id",
-                how=pl.lit(SLOT_B, pl.Int16),
-                level="t_sxx",
-                spread="t_sxy",
-                weight="t_syy",
-            ),
-        ]
-    )
+    return pack_slots(merged, (SLOT_A, SLOT_B), _FIT)
 
 
 Loader = Callable[[list[str], dt.datetime, dt.datetime], pl.DataFrame]

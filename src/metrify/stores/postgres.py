@@ -171,6 +171,29 @@ def _register(cur: psycopg.Cursor[tuple[object, ...]], contract: Contract, ids_s
     )
 
 
+def _differs(values: list[str], old: str, new: str) -> str:
+    """SQL: the row ``new`` is another version of ``old``.
+
+    A version is its values (and whether it is a real reading or a gap row): the same
+    record delivered again changes nothing, even when VEE judged it otherwise this time
+    (its verdict depends on the neighbours a batch happened to hold, and a re-delivery
+    after a crash is cut differently) or a detector has moved on. Flags alone change
+    only through an operator's edit.
+    """
+    gap, edited, anomaly = int(Quality.MISSING), int(Quality.EDITED), int(Quality.ANOMALY)
+    record = [*values, f"quality & {gap}"]
+    verdict = [f"quality & ~{anomaly}", "status"]
+
+    def row(alias: str, parts: list[str]) -> str:
+        return ", ".join(f"{alias}.{p}" for p in parts)
+
+    return (
+        f"(({row(old, record)}) IS DISTINCT FROM ({row(new, record)})"
+        f" OR ({new}.quality & {edited} <> 0"
+        f" AND ({row(old, verdict)}) IS DISTINCT FROM ({row(new, verdict)})))"
+    )
+
+
 class PostgresStore:
     """Writes contract batches to one PostgreSQL database over one connection."""
 
@@ -223,27 +246,8 @@ class PostgresStore:
         values = [c for c in contract.fields if c not in contract.key]
         cols = [*contract.fields, *VERSION_COLUMNS]
         col_list = ", ".join(cols)
-        # A version is its values (and whether it is a real reading or a gap row): the
-        # same record delivered again changes nothing, even when VEE judged it otherwise
-        # this time (its verdict depends on the neighbours a batch happened to hold, and
-        # a re-delivery after a crash is cut differently) or a detector has moved on.
-        # Flags alone change only through an operator's edit.
         missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
-        edited, anomaly = int(Quality.EDITED), int(Quality.ANOMALY)
-
-        def differs(old: str, new: str) -> str:
-            def record(a: str) -> str:
-                return ", ".join([*(f"{a}.{c}" for c in values), f"{a}.quality & {missing}"])
-
-            def verdict(a: str) -> str:
-                return f"{a}.quality & ~{anomaly}, {a}.status"
-
-            return (
-                f"(({record(old)}) IS DISTINCT FROM ({record(new)})"
-                f" OR ({new}.quality & {edited} <> 0"
-                f" AND ({verdict(old)}) IS DISTINCT FROM ({verdict(new)})))"
-            )
-
+        changed_old, changed_tgt = _differs(values, "r", "s"), _differs(values, table, "s")
         updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in contract.key)
         history = HISTORY_TABLE[table]
         # A gap row (or its estimate) never replaces a real reading already stored.
@@ -296,7 +300,7 @@ class PostgresStore:
                         WITH old AS (
                             SELECT r.*, s.source AS new_source, s.quality AS new_quality
                             FROM {table} r JOIN {stage} s ON r.{key_id} = s.{key_id} AND r.ts = s.ts
-                            WHERE {differs('r', 's')} AND {guard_old}
+                            WHERE {changed_old} AND {guard_old}
                         ), hist AS (
                             INSERT INTO {history} ({col_list}, replaced_by, reason)
                             SELECT {col_list}, new_source,
@@ -307,7 +311,7 @@ class PostgresStore:
                         ), upd AS (
                             UPDATE {table} SET {updates} FROM {stage} s
                             WHERE {table}.{key_id} = s.{key_id} AND {table}.ts = s.ts
-                              AND {differs(table, 's')} AND {guard_tgt}
+                              AND {changed_tgt} AND {guard_tgt}
                             RETURNING {table}.{key_id}, {table}.ts
                         )
                         INSERT INTO changed_{table} SELECT {key_id}, ts, false FROM upd
