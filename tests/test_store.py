@@ -355,3 +355,16 @@ def test_a_verdict_alone_is_no_correction_but_an_edit_is(
         "SELECT meter_id, reason FROM reading_history ORDER BY meter_id"
     ).fetchall()
     assert reasons == [("V1", "corrected"), ("V2", "real reading replaced estimate")]
+
+
+def test_detector_state_tables_leave_room_for_their_next_version(
+    conn: psycopg.Connection,
+) -> None:
+    """Rewritten after every micro-batch, they keep free space per page (HOT updates)."""
+    rows = conn.execute(
+        "SELECT relname, reloptions FROM pg_class"
+        " WHERE relname IN ('anomaly_state', 'anomaly_profile') ORDER BY relname"
+    ).fetchall()
+    options = {name: set(opts or []) for name, opts in rows}
+    assert "fillfactor=70" in options["anomaly_profile"]
+    assert "fillfactor=50" in options["anomaly_state"]
