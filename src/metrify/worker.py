@@ -55,7 +55,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -113,10 +113,11 @@ class _Item:
 
     message: Message
     parsed: Parsed | None = None
+    #: (topic, partition), read from the message once: every step groups by it
+    where: tuple[str, int] = field(init=False)
 
-    @property
-    def where(self) -> tuple[str, int]:
-        return (self.message.topic() or "", self.message.partition() or 0)
+    def __post_init__(self) -> None:
+        self.where = (self.message.topic() or "", self.message.partition() or 0)
 
 
 @dataclass
@@ -369,8 +370,8 @@ class Worker:
         """Commit the next offset of every partition in the batch that is still ours."""
         ends: dict[tuple[str, int], int] = {}
         for item in batch:
-            offset = item.message.offset() or 0
-            ends[item.where] = max(ends.get(item.where, -1), offset + 1)
+            where, offset = item.where, item.message.offset() or 0
+            ends[where] = max(ends.get(where, -1), offset + 1)
         offsets = [
             TopicPartition(t, p, o) for (t, p), o in ends.items() if (t, p) in self._assigned
         ]

@@ -227,10 +227,12 @@ def _judge_once(
     )
     run_slots = pl.DataFrame(schema=PROFILE_SCHEMA)
     if levels:
-        means = (
-            profile.filter((pl.col("how") < HOURS_OF_WEEK) & (pl.col("weight") > 0))
+        means = (  # lazy: the filter is fused into the grouping (a stream batch's hot spot)
+            profile.lazy()
+            .filter((pl.col("how") < HOURS_OF_WEEK) & (pl.col("weight") > 0))
             .group_by("subject_id")
             .agg(mean_level=pl.col("level").mean())
+            .collect()
         )
         rows, new_scalars = _levels(rows, scalars, cfg, means)
         if classify:
