@@ -261,9 +261,11 @@ class Sender:
         self.delivered_messages = 0
         self.failed_records = 0
         self.errors: Counter[str] = Counter()
-        self.on_delivered: Callable[[str, int], None] | None = None
+        #: called (from ``poll``) with each acknowledged message, its record count and the
+        #: ``context`` it was sent with
+        self.on_delivered: Callable[[Any, int, object], None] | None = None
 
-    def _done(self, records: int, err: KafkaError | None, msg: Any) -> None:
+    def _done(self, records: int, context: object, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             self.failed_records += records
             self.errors[err.str()] += 1
@@ -271,7 +273,7 @@ class Sender:
         self.delivered_records += records
         self.delivered_messages += 1
         if self.on_delivered is not None:
-            self.on_delivered(msg.topic(), records)
+            self.on_delivered(msg, records, context)
 
     def send(
         self,
@@ -281,9 +283,11 @@ class Sender:
         *,
         records: int = 1,
         headers: list[tuple[str, str | bytes | None]] | None = None,
+        context: object = None,
     ) -> None:
-        """Queue one message; waits (serving delivery reports) while the queue is full."""
-        callback = functools.partial(self._done, records)
+        """Queue one message; waits (serving delivery reports) while the queue is full.
+        ``context`` comes back with the message's delivery report (``on_delivered``)."""
+        callback = functools.partial(self._done, records, context)
         while True:
             try:
                 self.producer.produce(
