@@ -210,6 +210,16 @@ def exact_rows(values: list[bytes]) -> tuple[pl.DataFrame, list[str]]:
     return frame, [b.reason for p in parsed for b in p.bad]
 
 
+def assert_same_columns(fast: pl.DataFrame, exact: pl.DataFrame) -> None:
+    """Every column equal; numbers may be spelled differently (1E-7 vs 1e-07) but must
+    denote the same value."""
+    numeric = [c for c in READING.fields if READING.schema[c].is_numeric()]
+    as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in numeric]
+    assert fast.select(as_float).equals(exact.select(as_float))
+    others = [c for c in READING.fields if c not in numeric]
+    assert fast.select(others).equals(exact.select(others))
+
+
 def test_fast_decoding_equals_the_exact_path() -> None:
     """Well-formed messages (objects, arrays, nulls, numbers of every shape, escapes) give
     exactly the columns the per-message parser gives."""
@@ -225,13 +235,22 @@ def test_fast_decoding_equals_the_exact_path() -> None:
     assert fast is not None
     exact, quarantined = exact_rows(values)
     assert quarantined == []
-    # Numbers may be spelled differently (1E-7 vs 1e-07) but must denote the same value.
-    numeric = [c for c in READING.fields if READING.schema[c].is_numeric()]
-    as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in numeric]
     assert fast.height == exact.height == readings.height + 3
-    assert fast.select(as_float).equals(exact.select(as_float))
-    others = [c for c in READING.fields if c not in numeric]
-    assert fast.select(others).equals(exact.select(others))
+    assert_same_columns(fast, exact)
+
+
+def test_fast_decoding_of_one_record_per_message_equals_the_exact_path() -> None:
+    """A live fleet's batch (each message one compact object) takes the fast path's own
+    shortcut; its columns are still exactly the per-message parser's."""
+    readings, _ = fleet_frames(Fleet(FleetSpec(meters=6, days=1, fault_rate=0.3, seed=9)))
+    values = [value for _, value, _ in frame_messages(READING, readings, max_records=1)]
+    values.append(b'{"meter_id":"M-1","ts":"2025-01-01T00:00:00Z","import_kwh":1E-7}')
+    assert all(v.startswith(b"{") and v.endswith(b"}") for v in values)
+    fast = fast_rows_frame(READING, values)
+    assert fast is not None
+    exact, quarantined = exact_rows(values)
+    assert quarantined == [] and fast.height == exact.height == readings.height + 1
+    assert_same_columns(fast, exact)
 
 
 @pytest.mark.parametrize(
