@@ -41,9 +41,11 @@ from metrify.stores.partitions import Partitions, months_of
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+#: everything a load writes (files, the Kafka worker's three topics, the detectors)
 TABLES = (
-    "readings, reading_history, meters, quarantine, quality_daily, quality_dirty, anomalies,"
-    " anomaly_state, anomaly_profile"
+    "readings, reading_history, grid_measurements, weather_observations, meters, grid_nodes,"
+    " weather_stations, quarantine, quality_daily, quality_dirty, anomalies, anomaly_state,"
+    " anomaly_profile"
 )
 
 

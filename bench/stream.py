@@ -53,6 +53,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from common import machine, stats
+from ingest import reset
 from metrify.records import READING
 from metrify.sources.kafka import Sender, frame_messages, stream_fleet
 from metrify.sources.kafka_settings import KafkaSettings
@@ -61,19 +62,9 @@ from metrify.stores import database, embedded
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-TABLES = (
-    "readings, reading_history, grid_measurements, meters, grid_nodes, quarantine, quality_daily,"
-    " quality_dirty"
-)
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
 JOIN_WAIT_S = 10  # several workers: time for all to join the group before producing
-
-
-def reset(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES}")
-        conn.execute("CHECKPOINT")
 
 
 def count(conn: psycopg.Connection[tuple[object, ...]]) -> int:
