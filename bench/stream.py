@@ -11,7 +11,10 @@ the median is quoted with min and max.
   ``--workers 2`` runs two worker processes in one consumer group (the topic has 4
   partitions); the bench waits ``JOIN_WAIT_S`` for both to join before producing, so
   the measured time holds no rebalance.
-* Produce-to-queryable latency at a steady rate (default 20k readings/s): the simulator
+* Produce-to-queryable latency at a steady rate (default 20k readings/s), in the steady
+  state of a fleet that has been streaming for a while: its first ``--warm-days`` (7) are
+  loaded through the pipeline in-process first (VEE history, trusted detector
+  baselines), then the next ``--latency-days`` are streamed. The simulator
   streams through ``stream_fleet`` with a sender that stamps the wall time before each
   slice of readings is handed to the producer. A slice is queryable once every one of
   its readings is visible in PostgreSQL. The worker stores each partition's messages in
@@ -20,12 +23,13 @@ the median is quoted with min and max.
   message that is (partition, offset), and a poller looks those few keys up by primary
   key every 50 ms, oldest slice first. Its latency is the start of the first poll that
   found them all minus its stamp (an upper bound: the poll period adds up to 50 ms).
-  The clock starts once the group consumes (a warm-up weather observation committed).
+  The clock starts once the worker has joined and read its meters' state: the warm-up's
+  last interval is sent again (stored already, it changes nothing) and awaited.
   Counting the table instead (``SELECT count(*)``, 20 times a second over a growing
   table) cost PostgreSQL a quarter of the machine and slowed what it measured.
 
     .venv/bin/python bench/stream.py [--meters 1000] [--days 7] [--rate 20000] [--runs 3]
-        [--workers 1]
+        [--workers 1] [--latency-meters 2000] [--latency-days 2] [--warm-days 7]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -45,6 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +60,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from common import machine, stats
 from ingest import reset
-from metrify.records import READING
+from metrify.config import Settings
+from metrify.ingest import ingest_frames, open_session
+from metrify.records import GRID, READING
 from metrify.sources.kafka import Sender, frame_messages, stream_fleet
 from metrify.sources.kafka_settings import KafkaSettings
 from metrify.sources.simulator import Fleet, FleetSpec
@@ -238,30 +246,66 @@ class StampingSender(Sender):
         self.pending[at] -= 1
 
 
-def ready(sender: Sender, bootstrap: str, kafka: KafkaSettings, procs: list[Any]) -> None:
-    """Wait until the group consumes: one weather observation sent and committed (the
-    mock cluster delays the first join by seconds, and a clock started before it would
-    count the join as latency); several workers get ``JOIN_WAIT_S`` more to share out."""
-    body = b'{"station_id": "BENCH-WARMUP", "ts": "2024-12-31T00:00:00Z", "temperature_c": 5}'
-    sender.send(kafka.topic_weather, b"BENCH-WARMUP", body)
+def ready(
+    sender: Sender, bootstrap: str, kafka: KafkaSettings, procs: list[Any], warm: pl.DataFrame
+) -> None:
+    """Wait until the group consumes, its caches loaded: ``warm`` (the warm-up's last
+    interval, already stored: re-sent, it changes nothing) sent and committed. The mock
+    cluster delays the first join by seconds, and a worker reads each meter's history and
+    detector state on first sight; a clock started before would count both as latency.
+    Several workers get ``JOIN_WAIT_S`` more to share out the partitions first."""
+    if len(procs) > 1:
+        time.sleep(JOIN_WAIT_S)
+    sender.send_frame("readings", warm)
     sender.flush()
+    sent = warm["meter_id"].n_unique()  # messages: one per meter
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": kafka.group_id, "log_level": 3})
     try:
-        deadline = time.perf_counter() + 120
-        while group_progress(probe, kafka, kafka.topic_weather)[0] == 0:
+        deadline = time.perf_counter() + 180
+        while group_progress(probe, kafka)[0] < sent:
             if time.perf_counter() > deadline or any(p.poll() is not None for p in procs):
-                raise SystemExit("the worker did not start consuming within 120 s")
+                raise SystemExit("the worker did not take the warm-up within 180 s")
             time.sleep(0.1)
     finally:
         probe.close()
-    if len(procs) > 1:
-        time.sleep(JOIN_WAIT_S)
+
+
+class Later:
+    """The part of a fleet after its first ``days`` (what :func:`stream_fleet` sends)."""
+
+    def __init__(self, fleet: Fleet, days: int) -> None:
+        self.fleet, self.spec, self.days = fleet, fleet.spec, days
+
+    def chunks(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        skip = self.days // self.spec.chunk_days
+        return itertools.islice(self.fleet.chunks(), skip, None)
+
+
+def warm_up(url: str, fleet: Fleet, days: int, lake: Path) -> pl.DataFrame:
+    """Load the fleet's first ``days`` through the pipeline in-process (VEE history and
+    trusted detector baselines: the state of a fleet that has been streaming for a
+    while); returns the readings of its last interval."""
+    settings = Settings(database_url=url, lake_url=str(lake))
+    chunks = list(itertools.islice(fleet.chunks(), days // fleet.spec.chunk_days))
+    with open_session(settings) as session:
+        ingest_frames(session, READING, [r for r, _ in chunks], source="bench:warm-up")
+        ingest_frames(session, GRID, [g for _, g in chunks], source="bench:warm-up")
+    last = chunks[-1][0]
+    return last.filter(pl.col("ts") == pl.col("ts").max())
 
 
 def latency(
-    url: str, bootstrap: str, fleet: Fleet, rate: float, work: Path, workers: int = 1
+    url: str,
+    bootstrap: str,
+    fleet: Fleet,
+    rate: float,
+    work: Path,
+    workers: int = 1,
+    warm_days: int = 7,
 ) -> dict[str, Any]:
-    """Stream at a steady ``rate`` and measure when each slice becomes queryable."""
+    """Load the first ``warm_days``, then stream the rest at a steady ``rate`` and
+    measure when each slice becomes queryable."""
+    last = warm_up(url, fleet, warm_days, work / "lake")
     kafka = fresh_kafka(bootstrap)
     procs = [start_worker(worker_env(kafka, url, work / "lake")) for _ in range(workers)]
     visible_at: list[float] = []
@@ -271,8 +315,8 @@ def latency(
         " JOIN readings r ON r.meter_id = k.m AND r.ts = k.t"
     )
     try:
+        ready(Sender(kafka), bootstrap, kafka, procs, last)
         sender = StampingSender(kafka)
-        ready(sender, bootstrap, kafka, procs)
 
         def poll() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -292,7 +336,7 @@ def latency(
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        stats = stream_fleet(fleet, sender, rate, False)
+        stats = stream_fleet(Later(fleet, warm_days), sender, rate, False)
         sender.flush()
         deadline = time.perf_counter() + 60
         while len(visible_at) < len(sender.sizes) and time.perf_counter() < deadline:
@@ -326,7 +370,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rate", type=float, default=20_000)
     parser.add_argument("--latency-meters", type=int, default=2000)
-    parser.add_argument("--latency-days", type=int, default=2)
+    parser.add_argument("--latency-days", type=int, default=2, help="days streamed")
+    parser.add_argument(
+        "--warm-days", type=int, default=7, help="days loaded before the latency stream"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--only", choices=["throughput", "latency"], help="run one of the two measurements"
@@ -348,8 +395,9 @@ def main() -> None:
         spec = dict(seed=7, fault_rate=0.0)
         heavy = Fleet(FleetSpec(meters=args.meters, days=args.days, **spec))  # type: ignore[arg-type]
         steady = Fleet(
-            FleetSpec(meters=args.latency_meters, days=args.latency_days, **spec)  # type: ignore[arg-type]
+            FleetSpec(meters=args.latency_meters, days=args.warm_days + args.latency_days, **spec)  # type: ignore[arg-type]
         )
+        streamed = args.latency_meters * args.latency_days * 86_400 // steady.spec.interval_s
         rates: list[float] = []
         lats: list[dict[str, Any]] = []
         for run in range(args.runs):
@@ -360,7 +408,9 @@ def main() -> None:
                 reset(url)
                 shutil.rmtree(work / "lake", ignore_errors=True)
             if args.only != "throughput":
-                lats.append(latency(url, bootstrap, steady, args.rate, work, args.workers))
+                lats.append(
+                    latency(url, bootstrap, steady, args.rate, work, args.workers, args.warm_days)
+                )
             done = []
             if rates:
                 done.append(f"{rates[-1]:,.0f} readings/s drained")
@@ -375,7 +425,8 @@ def main() -> None:
             "workload": {
                 "throughput": f"{heavy.expected_readings:,} readings pre-produced,"
                 + (" one worker" if args.workers == 1 else f" {args.workers} workers in one group"),
-                "latency": f"{steady.expected_readings:,} readings streamed at {args.rate:,.0f}/s",
+                "latency": f"{streamed:,} readings streamed at {args.rate:,.0f}/s"
+                f" after {args.warm_days} days loaded",
             },
             "machine": machine(),
             "runs": args.runs,
