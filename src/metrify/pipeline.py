@@ -393,10 +393,6 @@ class Pipeline:
         assert isinstance(last, dt.datetime)
         assert self.history is not None and self.meters is not None
         context = self.history.get(records.select("meter_id", "ts"), last)
-        if context.height:
-            context = context.join(
-                records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti"
-            )
         meters = self.meters.get(ids)
         return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC))
 

@@ -96,3 +96,9 @@ class VeeConfig(BaseModel):
     context_days: int = Field(
         default=7, ge=0, description="days of stored history loaded per batch"
     )
+    lean_context: bool = Field(
+        default=True,
+        description="judge a meter on its last hours and its same-hour history where "
+        "nothing further back can change a verdict (same verdicts, far less work per "
+        "stream batch); false always passes the whole context",
+    )

@@ -43,10 +43,13 @@ def run_vee(
     """Validate and estimate a batch of readings against its stored context.
 
     ``records``: contract fields + ``source`` (+ ``_conflict``); ``context``: stored rows
-    of the same meters (contract fields + ``quality``, ``status``, ``source``), none with
-    a key of ``records``. Returns the batch rows and new gap rows with ``quality`` and
-    ``status`` set; estimated gap rows carry the method in ``source``.
+    of the same meters (contract fields + ``quality``, ``status``, ``source``); those with
+    a key of ``records`` are left out (the batch's version is the one judged). With
+    ``cfg.lean_context`` most meters are judged on the part of it that can matter (see
+    :mod:`metrify.quality.context`). Returns the batch rows and new gap rows with
+    ``quality`` and ``status`` set; estimated gap rows carry the method in ``source``.
     """
+    from metrify.quality.context import lean_context
     from metrify.quality.estimate import estimate
     from metrify.quality.rules import validate
 
@@ -56,6 +59,10 @@ def run_vee(
     if not cfg.enabled:
         return batch.with_columns(status=pl.lit(Status.VALID.value)).drop("_ctx")
     frame = batch
+    if context.height:
+        if cfg.lean_context:
+            context = lean_context(records, context, meters, cfg)
+        context = context.join(records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
     if context.height:
         history = context.select([*batch.columns[:-1], "status"]).with_columns(_ctx=pl.lit(True))
         frame = pl.concat(

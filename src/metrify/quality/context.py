@@ -1,0 +1,141 @@
+"""Which stored history a batch's verdicts depend on: the lean context.
+
+VEE judges a batch together with ``context_days`` of each meter's stored readings. In a
+stream that is nearly all of the work: a micro-batch holds a few new intervals of every
+meter, and behind them lie a week of rows per meter (2,000 meters x 7 days x 96 = 1.3M
+rows behind a 10K-reading batch), which every rule sorts, windows and combines again.
+
+Most of those rows cannot change a verdict. Reading the rules backwards from a batch
+row, only these look into older history:
+
+* the previous reading (contiguity, register advance, gap start, spike neighbours);
+* the run the row belongs to (flat line, zero run, register climb over it);
+* the same local hour on earlier days (the spike baseline);
+* for a hole: the duplicates around it (clock jumps) and, for the gap rows it makes,
+  the estimation references (like days, the level around the gap).
+
+So for most meters the context can be cut to a **dense tail** (every stored row from a
+few hours before the meter's first batch row on, longer than a flat line must last and
+than the spike rule's neighbours reach) plus, further back, only the rows near the
+batch's hours of the day: the UTC hours a batch row's local hour can fall in. That is
+the batch row's own UTC hour where the meters' zones are whole hours off UTC and do not
+change offset within the context, one more either side for half-hour zones and one more
+for a DST change in the window. A meter keeps its **whole** context when
+the cut could show: some row from its first batch row on does not follow its
+predecessor by exactly one interval (a hole, a misaligned or first reading: gaps,
+estimation and clock-jump tracing reach back), a batch row has no import (estimation),
+or the run its batch rows continue reaches back to the cut (a zero run is judged over
+two days). Every rule works per meter, so each meter's verdicts are exactly those of the
+whole context; ``tests/test_vee_context.py`` checks that against the whole context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from metrify.quality.config import VeeConfig
+
+__all__ = ["lean_context"]
+
+_HOUR: Final = dt.timedelta(hours=1)
+_DAY: Final = dt.timedelta(days=1)
+
+
+def lean_context(
+    records: pl.DataFrame, context: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
+) -> pl.DataFrame:
+    """The rows of ``context`` that the verdicts on ``records`` can depend on.
+
+    ``records``: the batch (``meter_id``, ``ts``, ``interval_s``, ``import_kwh``);
+    ``context``: stored rows of the same meters; ``meters``: their reference rows (the
+    ``timezone`` column, if any, says how local hours fall on UTC). Returns a subset of
+    ``context`` (all of it for meters that need it).
+    """
+    if context.height == 0 or records.height == 0:
+        return context
+    longest = records.get_column("interval_s").max()
+    assert isinstance(longest, int)
+    span = dt.timedelta(
+        seconds=max(cfg.flat_line_hours * 3600, (cfg.spike_max_intervals + 1) * longest) + longest
+    )
+    first, last = records.get_column("ts").min(), records.get_column("ts").max()
+    oldest = context.get_column("ts").min()
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+    assert isinstance(oldest, dt.datetime)
+    # One cut for the batch, before its earliest row: a meter further on keeps a longer
+    # tail, which changes nothing, and no per-meter join runs over the whole context.
+    cut = first - span
+    dense = context.filter(pl.col("ts") >= cut)
+    whole = _meters_needing_whole(records, dense)
+    hours = records.select(pl.col("ts").dt.hour().unique()).to_series().to_list()
+    reach = _hour_reach(_zones(meters), oldest, last)
+    near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})
+    keep = (pl.col("ts") >= cut) | pl.col("ts").dt.hour().is_in(near)
+    if whole.len():
+        keep = keep | pl.col("meter_id").is_in(whole.implode())
+    return context.filter(keep)
+
+
+def _zones(meters: pl.DataFrame) -> list[ZoneInfo]:
+    """The meters' time zones that exist (unknown ones are judged in UTC, as the rules do)."""
+    names = ["UTC"]
+    if "timezone" in meters.columns:
+        names += meters.get_column("timezone").drop_nulls().unique().to_list()
+    zones = []
+    for name in names:
+        try:
+            zones.append(ZoneInfo(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return zones
+
+
+def _hour_reach(zones: list[ZoneInfo], start: dt.datetime, end: dt.datetime) -> int:
+    """How many UTC hours either side of a batch row's the same local hour can fall in.
+
+    Local time is UTC plus an offset: with a whole-hour offset that stays put, a local
+    hour is one UTC hour; a fractional offset spreads it over two; an offset that
+    changes (DST) shifts it by the change. Offsets are read at every day boundary and at
+    both ends of the window, which sees every change (zones change at most twice a year).
+    """
+    reach = 0
+    for zone in zones:
+        moments = [start + _DAY * i for i in range((end - start) // _DAY + 1)] + [end]
+        offsets = {moment.astimezone(zone).utcoffset() or dt.timedelta() for moment in moments}
+        fractional = any(offset % _HOUR for offset in offsets)
+        shift = max(offsets) - min(offsets)
+        reach = max(reach, int(fractional) + -(-shift // _HOUR))
+    return reach
+
+
+def _meters_needing_whole(records: pl.DataFrame, dense: pl.DataFrame) -> pl.Series:
+    """Meters whose verdicts could see past the dense tail (see the module docstring)."""
+    columns = ["meter_id", "ts", "interval_s", "import_kwh"]
+    rows = pl.concat(
+        [
+            records.select(*columns, _batch=pl.lit(True)),
+            dense.select(*columns, _batch=pl.lit(False)),
+        ]
+    ).sort("meter_id", "ts")
+    us = pl.col("ts").dt.epoch("us")
+    iv = pl.col("interval_s").cast(pl.Int64) * 1_000_000
+    same = pl.col("meter_id") == pl.col("meter_id").shift(1)
+    contig = (same & (us - us.shift(1) == iv)).fill_null(False)
+    imp = pl.col("import_kwh")
+    new_run = ~contig | (imp != imp.shift(1)).fill_null(True) | imp.is_null()
+    first = pl.col("ts").filter(pl.col("_batch")).min().over("meter_id")
+    rows = rows.with_columns(_contig=contig, _run=new_run.cum_sum()).with_columns(
+        # the run of the meter's oldest row in the tail, where its history was cut
+        _cut_run=pl.col("_run").first().over("meter_id"),
+    )
+    batch = pl.col("_batch")
+    doubtful = rows.filter(
+        ((pl.col("ts") >= first) & ~pl.col("_contig"))
+        | (batch & imp.is_null())
+        | (batch & (pl.col("_run") == pl.col("_cut_run")))
+    )
+    return doubtful.get_column("meter_id").unique()
