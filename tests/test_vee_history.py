@@ -100,3 +100,44 @@ def test_new_versions_replace_cached_ones_and_forget_clears() -> None:
     cache.forget()
     cache.get(batch(("A", T0 + dt.timedelta(days=1))), T0 + dt.timedelta(hours=2))
     assert len(store.calls) == 2
+
+
+def test_a_batch_reach_picks_hours_and_keeps_verdicts() -> None:
+    """Asked with a batch's reach, the cache hands over the recent hours and the same
+    hours of earlier days, plus the whole window of a meter with a hole; VEE's verdicts
+    on that are the verdicts on the whole window."""
+    from metrify.quality.config import VeeConfig
+    from metrify.quality.context import reach_of
+    from metrify.quality.engine import run_vee
+
+    start = T0 - dt.timedelta(days=7)
+    hourly = 7 * 24
+    steady = rows("A", start, hourly).with_columns(
+        import_kwh=(pl.col("import_kwh") % 5) * 0.1 + 0.05
+    )
+    holed = rows("B", start, hourly - 5).with_columns(import_kwh=pl.col("import_kwh") * 0.01 + 0.3)
+    store = Store(pl.concat([steady, holed]))
+    cache = HistoryCache(store.load, days=7)
+    now = T0 + dt.timedelta(hours=3)
+    batch_rows = (
+        pl.concat([rows("A", T0, 3), rows("B", T0, 3)])
+        .with_columns(import_kwh=pl.col("import_kwh") * 0.1 + 0.2, source=pl.lit("batch"))
+        .select(*READING.fields, "source")
+    )
+    meters = pl.DataFrame({"meter_id": ["A", "B"], "timezone": ["UTC", "UTC"]})
+    cfg = VeeConfig()
+    reach = reach_of(batch_rows, meters, cfg, T0 - dt.timedelta(days=7))
+    last = T0 + dt.timedelta(hours=2)
+    lean = cache.get(batch_rows.select("meter_id", "ts"), last, reach)
+    whole = cache.get(batch_rows.select("meter_id", "ts"), last)
+    got_a = lean.filter(pl.col("meter_id") == "A")
+    # A: the last 7 hours, then only the batch's hours (00..02 UTC) of the earlier days
+    assert got_a.height < whole.filter(pl.col("meter_id") == "A").height / 2
+    old_hours = set(got_a.filter(pl.col("ts") < reach.cut)["ts"].dt.hour().to_list())
+    assert old_hours == {0, 1, 2}
+    # B stopped five hours before the batch: its whole window comes along
+    assert lean.filter(pl.col("meter_id") == "B").height == holed.height
+    judged = run_vee(batch_rows, lean, meters, cfg, now, lean=True).sort("meter_id", "ts")
+    expected = run_vee(batch_rows, whole, meters, VeeConfig(lean_context=False), now)
+    assert judged.equals(expected.sort("meter_id", "ts"))
+    assert judged.filter(pl.col("meter_id") == "B").height == 3 + 5  # gap rows in front

@@ -29,6 +29,7 @@ import polars as pl
 from metrify.anomaly.stage import DetectStage, Pending
 from metrify.config import Settings
 from metrify.quality import dedupe_batch
+from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
 from metrify.records import READING, Contract, Quality, Status
@@ -392,9 +393,15 @@ class Pipeline:
         last = records["ts"].max()
         assert isinstance(last, dt.datetime)
         assert self.history is not None and self.meters is not None
-        context = self.history.get(records.select("meter_id", "ts"), last)
         meters = self.meters.get(ids)
-        return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC))
+        reach = None
+        if cfg.lean_context:
+            first = records["ts"].min()
+            assert isinstance(first, dt.datetime)
+            oldest = first - dt.timedelta(days=cfg.context_days)
+            reach = reach_of(records, meters, cfg, oldest)
+        context = self.history.get(records.select("meter_id", "ts"), last, reach)
+        return run_vee(records, context, meters, cfg, dt.datetime.now(dt.UTC), lean=True)
 
     def _count_rejects(self, rejects: pl.DataFrame) -> None:
         self.summary.rejected += rejects.height

@@ -32,6 +32,7 @@ whole context; ``tests/test_vee_context.py`` checks that against the whole conte
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,42 +40,67 @@ import polars as pl
 
 from metrify.quality.config import VeeConfig
 
-__all__ = ["lean_context"]
+__all__ = ["Reach", "lean_context", "reach_of"]
 
 _HOUR: Final = dt.timedelta(hours=1)
 _DAY: Final = dt.timedelta(days=1)
 
 
-def lean_context(
-    records: pl.DataFrame, context: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
-) -> pl.DataFrame:
-    """The rows of ``context`` that the verdicts on ``records`` can depend on.
+@dataclass(frozen=True)
+class Reach:
+    """How far back a batch's verdicts look: every row from ``cut`` on, older rows only
+    in the UTC ``hours`` listed, and the whole history of the meters :meth:`whole` names."""
+
+    cut: dt.datetime
+    hours: tuple[int, ...]
+    records: pl.DataFrame
+
+    def keeps(self) -> pl.Expr:
+        """The rows kept for every meter (the dense tail and the near hours)."""
+        return (pl.col("ts") >= self.cut) | pl.col("ts").dt.hour().is_in(self.hours)
+
+    def whole(self, dense: pl.DataFrame) -> pl.Series:
+        """Meters whose verdicts could see past the tail; ``dense``: the context's rows
+        from ``cut`` on."""
+        return _meters_needing_whole(self.records, dense)
+
+
+def reach_of(
+    records: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, oldest: dt.datetime
+) -> Reach:
+    """The reach of a batch whose context starts at ``oldest``.
 
     ``records``: the batch (``meter_id``, ``ts``, ``interval_s``, ``import_kwh``);
-    ``context``: stored rows of the same meters; ``meters``: their reference rows (the
-    ``timezone`` column, if any, says how local hours fall on UTC). Returns a subset of
-    ``context`` (all of it for meters that need it).
+    ``meters``: their reference rows (the ``timezone`` column, if any, says how local
+    hours fall on UTC).
     """
-    if context.height == 0 or records.height == 0:
-        return context
     longest = records.get_column("interval_s").max()
+    first, last = records.get_column("ts").min(), records.get_column("ts").max()
     assert isinstance(longest, int)
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
     span = dt.timedelta(
         seconds=max(cfg.flat_line_hours * 3600, (cfg.spike_max_intervals + 1) * longest) + longest
     )
-    first, last = records.get_column("ts").min(), records.get_column("ts").max()
-    oldest = context.get_column("ts").min()
-    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
-    assert isinstance(oldest, dt.datetime)
-    # One cut for the batch, before its earliest row: a meter further on keeps a longer
-    # tail, which changes nothing, and no per-meter join runs over the whole context.
-    cut = first - span
-    dense = context.filter(pl.col("ts") >= cut)
-    whole = _meters_needing_whole(records, dense)
     hours = records.select(pl.col("ts").dt.hour().unique()).to_series().to_list()
     reach = _hour_reach(_zones(meters), oldest, last)
     near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})
-    keep = (pl.col("ts") >= cut) | pl.col("ts").dt.hour().is_in(near)
+    # One cut for the batch, before its earliest row: a meter further on keeps a longer
+    # tail, which changes nothing, and no per-meter join runs over the whole context.
+    return Reach(first - span, tuple(near), records)
+
+
+def lean_context(
+    records: pl.DataFrame, context: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
+) -> pl.DataFrame:
+    """The rows of ``context`` (stored rows of the batch's meters) that the verdicts on
+    ``records`` can depend on: a subset of it, all of it for meters that need it."""
+    if context.height == 0 or records.height == 0:
+        return context
+    oldest = context.get_column("ts").min()
+    assert isinstance(oldest, dt.datetime)
+    reach = reach_of(records, meters, cfg, oldest)
+    keep = reach.keeps()
+    whole = reach.whole(context.filter(pl.col("ts") >= reach.cut))
     if whole.len():
         keep = keep | pl.col("meter_id").is_in(whole.implode())
     return context.filter(keep)

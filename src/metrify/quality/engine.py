@@ -39,6 +39,8 @@ def run_vee(
     meters: pl.DataFrame,
     cfg: VeeConfig,
     now: dt.datetime,
+    *,
+    lean: bool = False,
 ) -> pl.DataFrame:
     """Validate and estimate a batch of readings against its stored context.
 
@@ -46,8 +48,10 @@ def run_vee(
     of the same meters (contract fields + ``quality``, ``status``, ``source``); those with
     a key of ``records`` are left out (the batch's version is the one judged). With
     ``cfg.lean_context`` most meters are judged on the part of it that can matter (see
-    :mod:`metrify.quality.context`). Returns the batch rows and new gap rows with
-    ``quality`` and ``status`` set; estimated gap rows carry the method in ``source``.
+    :mod:`metrify.quality.context`); ``lean`` says the caller has cut it so already
+    (:class:`~metrify.quality.history.HistoryCache` does, given the batch's reach).
+    Returns the batch rows and new gap rows with ``quality`` and ``status`` set;
+    estimated gap rows carry the method in ``source``.
     """
     from metrify.quality.context import lean_context
     from metrify.quality.estimate import estimate
@@ -60,7 +64,7 @@ def run_vee(
         return batch.with_columns(status=pl.lit(Status.VALID.value)).drop("_ctx")
     frame = batch
     if context.height:
-        if cfg.lean_context:
+        if cfg.lean_context and not lean:
             context = lean_context(records, context, meters, cfg)
         context = context.join(records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
     if context.height:

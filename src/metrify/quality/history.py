@@ -17,23 +17,35 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Final
 
 import polars as pl
 
+from metrify.quality.context import Reach
 from metrify.records import READING
 
 Loader = Callable[[pl.Series, dt.datetime, dt.datetime], pl.DataFrame]
 
 HISTORY_COLUMNS = [*READING.fields, "quality", "status", "source"]
 
+_HOUR_US: Final = 3_600_000_000
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 class HistoryCache:
-    """The last ``days`` of each meter's stored readings, refreshed from what is written."""
+    """The last ``days`` of each meter's stored readings, refreshed from what is written.
+
+    Rows are kept in one frame per UTC hour. A stream batch adds rows to the newest hours
+    and asks for the meters' recent hours plus a few hours of the day further back (see
+    :class:`~metrify.quality.context.Reach`), so neither adding nor asking passes over
+    the whole window: only whole hours are picked, appended to or dropped.
+    """
 
     def __init__(self, load: Loader, days: int) -> None:
         self._load = load
         self._days = dt.timedelta(days=days)
-        self._rows = pl.DataFrame(schema=self._schema())
+        #: rows by the UTC hour they lie in (microseconds since the epoch // one hour)
+        self._hours: dict[int, pl.DataFrame] = {}
         self._covered = pl.DataFrame(
             schema={"meter_id": pl.String(), "since": READING.schema["ts"]}
         )
@@ -51,11 +63,11 @@ class HistoryCache:
 
     @property
     def rows(self) -> int:
-        return self._rows.height
+        return sum(frame.height for frame in self._hours.values())
 
     def forget(self) -> None:
         """Drop everything (partitions reassigned, or another writer may have changed rows)."""
-        self._rows = self._rows.clear()
+        self._hours.clear()
         self._covered = self._covered.clear()
         self._newest = self._newest.clear()
 
@@ -70,9 +82,12 @@ class HistoryCache:
             .drop("last")
         )
 
-    def get(self, records: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
+    def get(
+        self, records: pl.DataFrame, until: dt.datetime, reach: Reach | None = None
+    ) -> pl.DataFrame:
         """Stored rows of the meters in ``records`` from ``days`` before each meter's own
-        first reading up to ``until``, from memory where possible.
+        first reading up to ``until``, from memory where possible; with ``reach``, only
+        the rows it keeps (and the whole window of the meters it names).
 
         Coverage is judged per meter: a stream batch mixes meters at different points in
         time (partitions drain at their own pace), so one batch-wide start would send
@@ -86,7 +101,8 @@ class HistoryCache:
             assert isinstance(since, dt.datetime)
             ids = missing.select("meter_id")
             loaded = self._load(ids["meter_id"], since, until).select(HISTORY_COLUMNS)
-            self._rows = pl.concat([self._rows.join(ids, on="meter_id", how="anti"), loaded])
+            self._drop_meters(ids)
+            self._add(loaded)
             self._newest = pl.concat(
                 [
                     self._newest.join(ids, on="meter_id", how="anti"),
@@ -99,19 +115,67 @@ class HistoryCache:
                     ids.with_columns(since=pl.lit(since).dt.cast_time_unit("us")),
                 ]
             )
+        start = needed["need"].min()
+        assert isinstance(start, dt.datetime)
+        low, high = _hour_of(start), _hour_of(until)
+        span = [h for h in self._hours if low <= h <= high]
+        if reach is None:
+            return self._pick(span, needed, until)
+        cut = _hour_of(reach.cut)
+        wanted = set(reach.hours)
+        dense = self._pick([h for h in span if h >= cut], needed, until)
+        older = [h for h in span if h < cut]
+        near = self._pick([h for h in older if h % 24 in wanted], needed, until)
+        parts = [
+            dense.filter(pl.col("ts") >= reach.cut),
+            dense.filter(pl.col("ts") < reach.cut),
+            near,
+        ]
+        whole = reach.whole(parts[0])
+        if whole.len():
+            needed_whole = needed.filter(pl.col("meter_id").is_in(whole.implode()))
+            rest = self._pick([h for h in older if h % 24 not in wanted], needed_whole, until)
+            parts.append(rest)
+        return pl.concat(parts)
+
+    def _pick(self, hours: list[int], needed: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
+        """The rows of ``hours`` of the ``needed`` meters from their ``need`` to ``until``."""
+        frames = [self._hours[h] for h in sorted(hours)]
+        if not frames:
+            return pl.DataFrame(schema=self._schema())
         return (
-            self._rows.join(needed, on="meter_id", how="inner")
+            pl.concat(frames)
+            .join(needed, on="meter_id", how="inner")
             .filter((pl.col("ts") >= pl.col("need")) & (pl.col("ts") <= until))
             .drop("need")
         )
 
+    def _add(self, rows: pl.DataFrame) -> None:
+        """File rows under their hours (no key of them may be cached already)."""
+        if not rows.height:
+            return
+        hour = (pl.col("ts").dt.epoch("us") // _HOUR_US).alias("_h")
+        for (key,), part in rows.with_columns(hour).partition_by("_h", as_dict=True).items():
+            assert isinstance(key, int)
+            part = part.drop("_h")
+            held = self._hours.get(key)
+            self._hours[key] = part if held is None else pl.concat([held, part])
+
+    def _drop_meters(self, ids: pl.DataFrame) -> None:
+        """Forget the cached rows of ``ids`` (about to be loaded again)."""
+        for key, frame in list(self._hours.items()):
+            kept = frame.join(ids, on="meter_id", how="anti")
+            if kept.height:
+                self._hours[key] = kept
+            else:
+                del self._hours[key]
+
     def remember(self, written: pl.DataFrame) -> None:
         """Add rows just stored (new versions win), then trim to the window per meter.
 
-        Runs once per batch over the whole window, so it avoids passes over the cached
-        rows where it can: the usual batch only adds readings later than everything
-        cached for its meters, which needs no replacement, and the window's newest
-        reading per meter is kept aside instead of being searched for.
+        Runs once per batch, so it touches only the hours it must: the usual batch only
+        adds readings later than everything cached for its meters (no replacement), and
+        only the oldest hours can hold rows that fell out of some meter's window.
         """
         if not written.height:
             return
@@ -127,22 +191,50 @@ class HistoryCache:
             ]
         )
         replaces = seen.filter(pl.col("last").is_not_null() & (pl.col("since") <= pl.col("last")))
-        kept = self._rows
         if replaces.height:
-            kept = kept.join(new.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
-        self._rows = pl.concat([kept, new])
+            again = new.join(replaces.select("meter_id", "last"), on="meter_id").filter(
+                pl.col("ts") <= pl.col("last")
+            )
+            keys = again.select("meter_id", "ts", _h=pl.col("ts").dt.epoch("us") // _HOUR_US)
+            for (key,), part in keys.partition_by("_h", as_dict=True).items():
+                assert isinstance(key, int)
+                if key in self._hours:
+                    self._hours[key] = self._hours[key].join(
+                        part.drop("_h"), on=["meter_id", "ts"], how="anti"
+                    )
+        self._add(new)
         newest = seen.select(
             "meter_id", last=pl.max_horizontal("newest", "last").dt.cast_time_unit("us")
         )
         self._newest = pl.concat([self._newest.join(newest, on="meter_id", how="anti"), newest])
         cutoff = newest.select("meter_id", cut=pl.col("last") - self._days)
-        self._rows = (
-            self._rows.join(cutoff, on="meter_id", how="left")
-            .filter(pl.col("cut").is_null() | (pl.col("ts") >= pl.col("cut")))
-            .drop("cut")
-        )
+        self._trim(cutoff)
         self._covered = (
             self._covered.join(cutoff, on="meter_id", how="left")
             .with_columns(since=pl.max_horizontal("since", "cut"))
             .drop("cut")
         )
+
+    def _trim(self, cutoff: pl.DataFrame) -> None:
+        """Drop rows older than their meter's ``cut``, in the hours that can hold any."""
+        latest = cutoff["cut"].max()
+        if not isinstance(latest, dt.datetime):
+            return
+        top = _hour_of(latest)
+        for key in [h for h in self._hours if h <= top]:
+            kept = (
+                self._hours[key]
+                .join(cutoff, on="meter_id", how="left")
+                .filter(pl.col("cut").is_null() | (pl.col("ts") >= pl.col("cut")))
+                .drop("cut")
+            )
+            if kept.height:
+                self._hours[key] = kept
+            else:
+                del self._hours[key]
+
+
+def _hour_of(moment: dt.datetime) -> int:
+    """The UTC hour ``moment`` lies in, as the cache files it."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) // 3600
