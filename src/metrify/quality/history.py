@@ -28,24 +28,25 @@ Loader = Callable[[pl.Series, dt.datetime, dt.datetime], pl.DataFrame]
 
 HISTORY_COLUMNS = [*READING.fields, "quality", "status", "source"]
 
-_HOUR_US: Final = 3_600_000_000
+_DAY_US: Final = 86_400_000_000
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class HistoryCache:
     """The last ``days`` of each meter's stored readings, refreshed from what is written.
 
-    Rows are kept in one frame per UTC hour. A stream batch adds rows to the newest hours
-    and asks for the meters' recent hours plus a few hours of the day further back (see
-    :class:`~metrify.quality.context.Reach`), so neither adding nor asking passes over
-    the whole window: only whole hours are picked, appended to or dropped.
+    Rows are kept in one frame per UTC day. A stream batch appends to the newest day,
+    trims only the oldest, and asks for the meters' recent rows plus a few hours of the
+    day further back (see :class:`~metrify.quality.context.Reach`): no step joins or
+    filters the whole window, and a one-off load (an HTTP request) files a week of rows
+    as a handful of frames.
     """
 
     def __init__(self, load: Loader, days: int) -> None:
         self._load = load
-        self._days = dt.timedelta(days=days)
-        #: rows by the UTC hour they lie in (microseconds since the epoch // one hour)
-        self._hours: dict[int, pl.DataFrame] = {}
+        self._span = dt.timedelta(days=days)
+        #: rows by the UTC day they lie in (days since the epoch)
+        self._days: dict[int, pl.DataFrame] = {}
         self._covered = pl.DataFrame(
             schema={"meter_id": pl.String(), "since": READING.schema["ts"]}
         )
@@ -63,11 +64,11 @@ class HistoryCache:
 
     @property
     def rows(self) -> int:
-        return sum(frame.height for frame in self._hours.values())
+        return sum(frame.height for frame in self._days.values())
 
     def forget(self) -> None:
         """Drop everything (partitions reassigned, or another writer may have changed rows)."""
-        self._hours.clear()
+        self._days.clear()
         self._covered = self._covered.clear()
         self._newest = self._newest.clear()
 
@@ -93,7 +94,7 @@ class HistoryCache:
         time (partitions drain at their own pace), so one batch-wide start would send
         every meter ahead of the slowest back to the database on every batch.
         """
-        needed = records.group_by("meter_id").agg(need=pl.col("ts").min() - self._days)
+        needed = records.group_by("meter_id").agg(need=pl.col("ts").min() - self._span)
         known = needed.join(self._covered, on="meter_id", how="left")
         missing = known.filter(pl.col("since").is_null() | (pl.col("since") > pl.col("need")))
         if missing.height:
@@ -117,65 +118,60 @@ class HistoryCache:
             )
         start = needed["need"].min()
         assert isinstance(start, dt.datetime)
-        low, high = _hour_of(start), _hour_of(until)
-        span = [h for h in self._hours if low <= h <= high]
+        low, high = _day_of(start), _day_of(until)
+        span = [self._days[d] for d in sorted(self._days) if low <= d <= high]
         if reach is None:
             return self._pick(span, needed, until)
-        cut = _hour_of(reach.cut)
-        wanted = set(reach.hours)
-        dense = self._pick([h for h in span if h >= cut], needed, until)
-        older = [h for h in span if h < cut]
-        near = self._pick([h for h in older if h % 24 in wanted], needed, until)
-        parts = [
-            dense.filter(pl.col("ts") >= reach.cut),
-            dense.filter(pl.col("ts") < reach.cut),
-            near,
-        ]
-        whole = reach.whole(parts[0])
-        if whole.len():
-            needed_whole = needed.filter(pl.col("meter_id").is_in(whole.implode()))
-            rest = self._pick([h for h in older if h % 24 not in wanted], needed_whole, until)
-            parts.append(rest)
-        return pl.concat(parts)
+        # Days wholly after the cut are kept whole; older ones are filtered by the reach.
+        after = _day_of(reach.cut) + (0 if reach.cut == _start_of(_day_of(reach.cut)) else 1)
+        days = [d for d in sorted(self._days) if low <= d <= high]
+        recent = [self._days[d] for d in days if d >= after]
+        older = _concat([self._days[d] for d in days if d < after])
+        keeps = reach.keeps()
+        kept = self._pick([*recent, older.filter(keeps)], needed, until)
+        whole = reach.whole(kept.filter(pl.col("ts") >= reach.cut))
+        if not whole.len():
+            return kept
+        only = pl.col("meter_id").is_in(whole.implode())
+        rest = self._pick([older.filter(~keeps & only)], needed, until)
+        return pl.concat([kept, rest])
 
-    def _pick(self, hours: list[int], needed: pl.DataFrame, until: dt.datetime) -> pl.DataFrame:
-        """The rows of ``hours`` of the ``needed`` meters from their ``need`` to ``until``."""
-        frames = [self._hours[h] for h in sorted(hours)]
-        if not frames:
-            return pl.DataFrame(schema=self._schema())
+    def _pick(
+        self, frames: list[pl.DataFrame], needed: pl.DataFrame, until: dt.datetime
+    ) -> pl.DataFrame:
+        """The rows in ``frames`` of the ``needed`` meters from their ``need`` to ``until``."""
         return (
-            pl.concat(frames)
+            _concat(frames)
             .join(needed, on="meter_id", how="inner")
             .filter((pl.col("ts") >= pl.col("need")) & (pl.col("ts") <= until))
             .drop("need")
         )
 
     def _add(self, rows: pl.DataFrame) -> None:
-        """File rows under their hours (no key of them may be cached already)."""
+        """File rows under their days (no key of them may be cached already)."""
         if not rows.height:
             return
-        hour = (pl.col("ts").dt.epoch("us") // _HOUR_US).alias("_h")
-        for (key,), part in rows.with_columns(hour).partition_by("_h", as_dict=True).items():
-            assert isinstance(key, int)
-            part = part.drop("_h")
-            held = self._hours.get(key)
-            self._hours[key] = part if held is None else pl.concat([held, part])
+        for key, part in _by_day(rows):
+            held = self._days.get(key)
+            self._days[key] = part if held is None else pl.concat([held, part])
 
     def _drop_meters(self, ids: pl.DataFrame) -> None:
         """Forget the cached rows of ``ids`` (about to be loaded again)."""
-        for key, frame in list(self._hours.items()):
-            kept = frame.join(ids, on="meter_id", how="anti")
-            if kept.height:
-                self._hours[key] = kept
-            else:
-                del self._hours[key]
+        for key, frame in list(self._days.items()):
+            self._keep(key, frame.join(ids, on="meter_id", how="anti"))
+
+    def _keep(self, key: int, frame: pl.DataFrame) -> None:
+        if frame.height:
+            self._days[key] = frame
+        else:
+            del self._days[key]
 
     def remember(self, written: pl.DataFrame) -> None:
         """Add rows just stored (new versions win), then trim to the window per meter.
 
-        Runs once per batch, so it touches only the hours it must: the usual batch only
+        Runs once per batch, so it touches only the days it must: the usual batch only
         adds readings later than everything cached for its meters (no replacement), and
-        only the oldest hours can hold rows that fell out of some meter's window.
+        only the oldest days can hold rows that fell out of some meter's window.
         """
         if not written.height:
             return
@@ -195,19 +191,15 @@ class HistoryCache:
             again = new.join(replaces.select("meter_id", "last"), on="meter_id").filter(
                 pl.col("ts") <= pl.col("last")
             )
-            keys = again.select("meter_id", "ts", _h=pl.col("ts").dt.epoch("us") // _HOUR_US)
-            for (key,), part in keys.partition_by("_h", as_dict=True).items():
-                assert isinstance(key, int)
-                if key in self._hours:
-                    self._hours[key] = self._hours[key].join(
-                        part.drop("_h"), on=["meter_id", "ts"], how="anti"
-                    )
+            for key, keys in _by_day(again.select("meter_id", "ts")):
+                if key in self._days:
+                    self._keep(key, self._days[key].join(keys, on=["meter_id", "ts"], how="anti"))
         self._add(new)
         newest = seen.select(
             "meter_id", last=pl.max_horizontal("newest", "last").dt.cast_time_unit("us")
         )
         self._newest = pl.concat([self._newest.join(newest, on="meter_id", how="anti"), newest])
-        cutoff = newest.select("meter_id", cut=pl.col("last") - self._days)
+        cutoff = newest.select("meter_id", cut=pl.col("last") - self._span)
         self._trim(cutoff)
         self._covered = (
             self._covered.join(cutoff, on="meter_id", how="left")
@@ -216,25 +208,44 @@ class HistoryCache:
         )
 
     def _trim(self, cutoff: pl.DataFrame) -> None:
-        """Drop rows older than their meter's ``cut``, in the hours that can hold any."""
+        """Drop rows older than their meter's ``cut``: only rows before the latest cut can
+        be, so only those are looked up, in the days that hold any."""
         latest = cutoff["cut"].max()
         if not isinstance(latest, dt.datetime):
             return
-        top = _hour_of(latest)
-        for key in [h for h in self._hours if h <= top]:
-            kept = (
-                self._hours[key]
-                .join(cutoff, on="meter_id", how="left")
+        for key in [d for d in self._days if d <= _day_of(latest)]:
+            frame = self._days[key]
+            old = pl.col("ts") < latest
+            stale = frame.filter(old)
+            if not stale.height:
+                continue
+            judged = (
+                stale.join(cutoff, on="meter_id", how="left")
                 .filter(pl.col("cut").is_null() | (pl.col("ts") >= pl.col("cut")))
                 .drop("cut")
             )
-            if kept.height:
-                self._hours[key] = kept
-            else:
-                del self._hours[key]
+            self._keep(key, pl.concat([frame.filter(~old), judged]))
 
 
-def _hour_of(moment: dt.datetime) -> int:
-    """The UTC hour ``moment`` lies in, as the cache files it."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) // 3600
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames) if frames else pl.DataFrame(schema=HistoryCache._schema())
+
+
+def _day_of(moment: dt.datetime) -> int:
+    """The UTC day ``moment`` lies in, as the cache files it."""
+    return (moment - _EPOCH).days
+
+
+def _start_of(day: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(days=day)
+
+
+def _by_day(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """``rows`` split by UTC day, in one pass (a batch usually falls on one or two)."""
+    day = (pl.col("ts").dt.epoch("us") // _DAY_US).alias("_d")
+    parts = rows.with_columns(day).partition_by("_d", as_dict=True)
+    out = []
+    for (key,), part in parts.items():
+        assert isinstance(key, int)
+        out.append((key, part.drop("_d")))
+    return out

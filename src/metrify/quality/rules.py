@@ -37,7 +37,7 @@ import polars as pl
 from metrify.quality.config import VeeConfig
 from metrify.records import METER, TS, Quality, Status
 
-__all__ = ["expected_intervals", "expected_intervals_expr", "validate"]
+__all__ = ["expected_intervals", "expected_intervals_expr", "sorted_by_meter_time", "validate"]
 
 _US: Final = 1_000_000
 _DAY_US: Final = 86_400 * _US
@@ -105,7 +105,7 @@ def validate(
     # strings, gives the output order, and the code is the meter's group number.
     ids = out.get_column("meter_id").drop_nulls().unique().sort()
     code = pl.col("meter_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int64).fill_null(-1)
-    df = _sorted_by_meter_time(out.with_columns(_g=code))
+    df = sorted_by_meter_time(out.with_columns(_g=code))
     df = _with_meter_limits(df, meters, cfg)
     df = df.with_columns(
         _ctx=pl.col("_ctx").fill_null(False),
@@ -137,7 +137,7 @@ def validate(
     return both[both.get_column("_key").arg_sort()].drop("_key")
 
 
-def _sorted_by_meter_time(df: pl.DataFrame) -> pl.DataFrame:
+def sorted_by_meter_time(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` sorted by (``_g``, ``ts``), through one Int64 key when it fits.
 
     A two-column sort goes through row encoding; packing the meter code and the time
