@@ -66,6 +66,30 @@ def test_timestamp_formats(text: str, expected: dt.datetime) -> None:
     assert out.records["ts"].to_list() == [expected]
 
 
+def test_wire_times_read_alone_or_mixed_with_other_formats() -> None:
+    """ISO 8601 UTC times with a Z (the wire format, read in one pass) mean the same
+    instants when one row of another format sends the column through every reader; a
+    mistyped one is rejected either way."""
+    wire = ["2013-03-31T00:45:00Z", "2013-03-31T01:15:00.250Z", "2013-03-31T01:45:00Z"]
+    expected = [
+        dt.datetime(2013, 3, 31, 0, 45, tzinfo=UTC),
+        dt.datetime(2013, 3, 31, 1, 15, 0, 250_000, tzinfo=UTC),
+        dt.datetime(2013, 3, 31, 1, 45, tzinfo=UTC),
+    ]
+    mapping = build_mapping(READING, interval_s=1800, tz="Europe/London")
+    for extra, kept in (([], 3), (["2013-03-31 03:15"], 4), (["2013-03-31T02:30:00+01:00"], 4)):
+        texts = wire + extra
+        raw = pl.DataFrame(
+            {"meter_id": ["A"] * len(texts), "ts": texts, "import_kwh": ["1"] * len(texts)}
+        )
+        out = decode(READING, raw, mapping)
+        assert out.records["ts"].to_list()[:3] == expected
+        assert out.records.height == kept and out.rejects.height == 0
+    bad = pl.DataFrame({"meter_id": ["A", "A"], "ts": [wire[0], "2013-03-31T25:00:00Z"]})
+    out = decode(READING, bad.with_columns(import_kwh=pl.lit("1")), mapping)
+    assert out.records.height == 1 and out.rejects["reason"].to_list() == ["unparseable ts"]
+
+
 def test_local_time_with_daylight_saving() -> None:
     # London, 27 Oct 2013: 01:00-02:00 local happens twice (BST then GMT);
     # 31 Mar 2013: 01:00-02:00 local does not exist.

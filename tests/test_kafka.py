@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from metrify.config import Settings
 from metrify.records import GRID, READING, WEATHER
+from metrify.sources.decode import decode
 from metrify.sources.kafka import (
     Sender,
     encode_records,
@@ -42,7 +43,7 @@ from metrify.sources.kafka import (
     stream_fleet,
 )
 from metrify.sources.kafka_settings import KINDS, KafkaSettings
-from metrify.sources.mapping import build_mapping
+from metrify.sources.mapping import Mapping, build_mapping
 from metrify.sources.simulator import Fleet, FleetSpec
 from metrify.worker import run_worker
 
@@ -251,6 +252,26 @@ def test_fast_decoding_of_one_record_per_message_equals_the_exact_path() -> None
     exact, quarantined = exact_rows(values)
     assert quarantined == [] and fast.height == exact.height == readings.height + 1
     assert_same_columns(fast, exact)
+    # numbers arrive as numbers: decoding gives the exact path's records and rejects
+    assert fast.schema["import_kwh"] == pl.Float64 and fast.schema["ts"] == pl.String
+    from_fast = decode(READING, fast, Mapping(), check_ranges=False)
+    from_exact = decode(READING, exact, Mapping(), check_ranges=False)
+    assert from_fast.records.equals(from_exact.records)
+    assert from_fast.rejects.select("reason", "line").equals(
+        from_exact.rejects.select("reason", "line")
+    )
+
+
+def test_a_quoted_number_reads_the_batch_as_text() -> None:
+    """One message quoting a number (or 900.0 for an integer) does not fit the typed
+    read; the batch is read as text, as before, and decodes to the same values."""
+    good = b'{"meter_id":"A","ts":"2025-01-01T00:00:00Z","interval_s":900,"import_kwh":0.5}'
+    odd = b'{"meter_id":"B","ts":"2025-01-01T00:00:00Z","interval_s":900.0,"import_kwh":"0.25"}'
+    fast = fast_rows_frame(READING, [good, odd])
+    assert fast is not None and fast.schema["import_kwh"] == pl.String
+    decoded = decode(READING, fast, Mapping(), check_ranges=False).records
+    assert decoded["import_kwh"].to_list() == [0.5, 0.25]
+    assert decoded["interval_s"].to_list() == [900, 900]
 
 
 @pytest.mark.parametrize(

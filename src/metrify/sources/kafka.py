@@ -161,11 +161,56 @@ def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.Da
                 array_at.append(at)
             else:
                 return None
-    fields = dict.fromkeys(contract.fields, pl.String())
+    # Numbers are read as numbers where every message has them so (what producers
+    # send): no text to clean and cast again. A batch where some message quotes a
+    # number or sends 900.0 for an integer is read as text, which decoding judges.
+    fields: dict[str, pl.DataType] = dict.fromkeys(contract.fields, pl.String())
+    for schema in (_typed_fields(contract), fields):
+        parts = _read_lines(objects, arrays, array_at, object_at, compact if fast else None, schema)
+        if parts is not None:
+            fields = schema
+            break
+    else:
+        return None
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema=fields)
+    if len(parts) > 1:
+        frame = frame.sort("_m", maintain_order=True)
+    frame = frame.drop("_m", strict=False)
+    if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
+        return None  # an empty object
+    data = compact if fast else b"\n".join([*objects, *arrays])
+    if b'" ' in data or b'"\t' in data or b'"\r' in data:
+        return None  # whitespace before a colon would hide a key from the count below
+    keys = data.count(b'":') - len(arrays)  # each array line's own "r":
+    nulls = data.count(b":null") + data.count(b": null")
+    cells = frame.height * frame.width - sum(frame.null_count().row(0))
+    if keys != cells + nulls:
+        return None  # a field outside the contract, a repeated field or a nested value
+    return frame
+
+
+def _typed_fields(contract: Contract) -> dict[str, pl.DataType]:
+    """The contract's numeric fields as their own types, every other field as text."""
+    return {
+        name: dtype if dtype.is_numeric() else pl.String()
+        for name, dtype in contract.schema.items()
+    }
+
+
+def _read_lines(
+    objects: list[bytes],
+    arrays: list[bytes],
+    array_at: list[int],
+    object_at: list[int],
+    compact: bytes | None,
+    fields: dict[str, pl.DataType],
+) -> list[pl.DataFrame] | None:
+    """Single-record lines and ``{"r": [records]}`` lines read with ``fields``, tagged
+    with their message's place (``_m``); ``None`` when a line does not fit."""
     parts: list[pl.DataFrame] = []
     try:
         if objects:
-            lines = compact if fast else b"\n".join(objects)
+            lines = compact if compact is not None else b"\n".join(objects)
             flat = pl.read_ndjson(io.BytesIO(lines), schema=fields)
             if flat.height != len(objects):
                 return None
@@ -185,21 +230,7 @@ def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.Da
             parts.append(records.unnest("r"))
     except (pl.exceptions.PolarsError, ValueError):
         return None
-    frame = pl.concat(parts) if parts else pl.DataFrame(schema=fields)
-    if len(parts) > 1:
-        frame = frame.sort("_m", maintain_order=True)
-    frame = frame.drop("_m", strict=False)
-    if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
-        return None  # an empty object
-    data = compact if fast else b"\n".join([*objects, *arrays])
-    if b'" ' in data or b'"\t' in data or b'"\r' in data:
-        return None  # whitespace before a colon would hide a key from the count below
-    keys = data.count(b'":') - len(arrays)  # each array line's own "r":
-    nulls = data.count(b":null") + data.count(b": null")
-    cells = frame.height * frame.width - sum(frame.null_count().row(0))
-    if keys != cells + nulls:
-        return None  # a field outside the contract, a repeated field or a nested value
-    return frame
+    return parts
 
 
 def rows_frame(contract: Contract, rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
