@@ -19,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 from conftest import shared_data
 from metrify.quality.config import VeeConfig
-from metrify.quality.context import lean_context
+from metrify.quality.context import lean_context, reach_of
 from metrify.quality.engine import run_vee
 from metrify.records import READING, Quality
 
@@ -249,3 +249,13 @@ def test_real_households_through_a_year_of_stream_batches() -> None:
         cut += dt.timedelta(days=11, hours=5)
     assert batches >= 30
     assert whole_meters > 0, "the year holds holes and zero runs that need the whole context"
+
+
+def test_a_batch_over_a_whole_day_keeps_every_row() -> None:
+    """Every hour of the day is in a day-long batch: nothing is cut, nothing checked."""
+    history = readings("W", T0, household(WEEK, 8))
+    batch = as_batch(readings("W", T0 + dt.timedelta(minutes=15 * WEEK), household(96, 9)))
+    meters = no_meters(["W"])
+    assert reach_of(batch, meters, LEAN, T0) is None
+    assert lean_context(batch, history, meters, LEAN).height == history.height
+    judged_both_ways(batch, history, meters)

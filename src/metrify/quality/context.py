@@ -71,8 +71,9 @@ class Reach:
 
 def reach_of(
     records: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, oldest: dt.datetime
-) -> Reach:
-    """The reach of a batch whose context starts at ``oldest``.
+) -> Reach | None:
+    """The reach of a batch whose context starts at ``oldest``; ``None`` when it keeps
+    every row (the batch covers every hour of the day: a file, a day's upload).
 
     ``records``: the batch (``meter_id``, ``ts``, ``interval_s``, ``import_kwh``);
     ``meters``: their reference rows (the ``timezone`` column, if any, says how local
@@ -88,6 +89,8 @@ def reach_of(
     hours = records.select(pl.col("ts").dt.hour().unique()).to_series().to_list()
     reach = _hour_reach(_zones(meters), oldest, last)
     near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})
+    if len(near) == 24:
+        return None  # a batch over a day or more: every row counts
     # One cut for the batch, before its earliest row: a meter further on keeps a longer
     # tail, which changes nothing, and no per-meter join runs over the whole context.
     return Reach(first - span, tuple(near), records)
@@ -103,6 +106,8 @@ def lean_context(
     oldest = context.get_column("ts").min()
     assert isinstance(oldest, dt.datetime)
     reach = reach_of(records, meters, cfg, oldest)
+    if reach is None:
+        return context
     keep = reach.keeps()
     whole = reach.whole(context.filter(pl.col("ts") >= reach.cut))
     if whole.len():
