@@ -84,6 +84,23 @@ def test_users_keys_and_audit(
     assert key not in "".join(lines) and "a long enough password" not in "".join(lines)
 
 
+def test_a_key_is_revoked_by_an_all_digit_prefix_or_by_its_id(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """Prefixes are hex, so one in ~300 is all digits: it is still a prefix, not an id."""
+    for _ in range(2):
+        assert runner.invoke(app, ["keys", "create", "meter-gw", "--role", "ingest"]).exit_code == 0
+    (first, _), (second, _) = conn.execute(
+        "SELECT key_id, prefix FROM api_keys ORDER BY key_id"
+    ).fetchall()
+    conn.execute("UPDATE api_keys SET prefix = '257965570513' WHERE key_id = %s", (first,))
+    conn.commit()
+    assert runner.invoke(app, ["keys", "revoke", "257965570513"]).exit_code == 0
+    assert runner.invoke(app, ["keys", "revoke", str(second)]).exit_code == 0
+    revoked = conn.execute("SELECT key_id FROM api_keys WHERE revoked_at IS NOT NULL ORDER BY 1")
+    assert [r[0] for r in revoked] == [first, second]
+
+
 def test_serve_refuses_bad_key_material(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,13 +160,21 @@ def list_keys(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 
 def revoke_key(conn: psycopg.Connection[Any], ident: str) -> dict[str, Any]:
-    """Revoke by id or prefix; takes effect on the next request."""
-    column = "key_id" if ident.isdigit() else "prefix"
-    row = conn.execute(
-        f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE {column} = %s "
-        f"RETURNING {KEY_COLUMNS}",
-        (int(ident) if ident.isdigit() else ident,),
-    ).fetchone()
+    """Revoke by prefix or id; takes effect on the next request.
+
+    The prefix is tried first: a prefix is hex and can be all digits, and ids never
+    reach twelve digits."""
+    row = None
+    for column, value in (("prefix", ident), ("key_id", int(ident) if ident.isdigit() else None)):
+        if value is None:
+            continue
+        row = conn.execute(
+            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE {column} = %s "
+            f"RETURNING {KEY_COLUMNS}",
+            (value,),
+        ).fetchone()
+        if row is not None:
+            break
     if row is None:
         raise UserError(f"no API key {ident}")
     notify(conn)
