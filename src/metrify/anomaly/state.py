@@ -223,6 +223,9 @@ class StateCache:
             self.profile = pl.concat([self.profile, profile])
             self.scalars = pl.concat([self.scalars, scalars])
             self._known = pl.concat([self._known, missing])
+        if frame.height == self._known.height:
+            # every subject held is in the batch (a live fleet's micro-batch): no copy
+            return self.profile, self.scalars
         return (
             self.profile.join(frame, on="subject_id", how="semi"),
             self.scalars.join(frame, on="subject_id", how="semi"),
