@@ -146,7 +146,9 @@ def _judge_once(
         cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median()
     )
     ok = pl.col("usable") & pl.col("new") & pl.col("value").is_not_null()
-    prior = profile.rename({"level": "p_level", "spread": "p_spread", "weight": "p_weight"})
+    prior = _slots_at(profile, rows).rename(
+        {"level": "p_level", "spread": "p_spread", "weight": "p_weight"}
+    )
     rows = (
         rows.join(prior, on=["subject_id", "how"], how="left")
         .join(weeks_cap, on="subject_id", how="left")
@@ -475,6 +477,16 @@ def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -
     )
 
 
+def _slots_at(profile: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The profile rows at the ``(subject_id, how)`` keys of ``rows``.
+
+    Found by probing the profile with the batch's few keys: joining rows to the profile
+    directly hashes the whole profile (172 slots of every subject held) on every batch.
+    """
+    keys = ["subject_id", "how"]
+    return profile.join(rows.select(keys).unique(), on=keys, how="semi")
+
+
 def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.DataFrame:
     """Blend the batch's medians and MADs into the hours of the week it saw.
 
@@ -488,7 +500,7 @@ def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.
         u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
     )
     full = (
-        stats.join(profile, on=["subject_id", "how"], how="left")
+        stats.join(_slots_at(profile, stats), on=["subject_id", "how"], how="left")
         .join(caps, on="subject_id", how="left")
         .with_columns(
             pl.col("level", "spread", "weight").fill_null(0.0),
