@@ -106,8 +106,9 @@ def unpack_slots(
     profile: pl.DataFrame, slots: Sequence[int], columns: Sequence[str]
 ) -> pl.DataFrame:
     """The inverse of :func:`pack_slots`: one row per subject holding all ``slots``."""
+    held = profile.filter(pl.col("how").is_in(slots))  # one pass over the whole profile
     parts = [
-        profile.filter(pl.col("how") == slot).select(
+        held.filter(pl.col("how") == slot).select(
             "subject_id", **{columns[3 * i + k]: pl.col(v) for k, v in enumerate(SLOT_VALUES)}
         )
         for i, slot in enumerate(slots)
