@@ -15,7 +15,7 @@ row, only these look into older history:
   the estimation references (like days, the level around the gap).
 
 So for most meters the context can be cut to a **dense tail** (every stored row from a
-few hours before the meter's first batch row on, longer than a flat line must last and
+few hours before the batch's earliest row on, longer than a flat line must last and
 than the spike rule's neighbours reach) plus, further back, only the rows near the
 batch's hours of the day: the UTC hours a batch row's local hour can fall in. That is
 the batch row's own UTC hour where the meters' zones are whole hours off UTC and do not
@@ -26,7 +26,8 @@ predecessor by exactly one interval (a hole, a misaligned or first reading: gaps
 estimation and clock-jump tracing reach back), a batch row has no import (estimation),
 or the run its batch rows continue reaches back to the cut (a zero run is judged over
 two days). Every rule works per meter, so each meter's verdicts are exactly those of the
-whole context; ``tests/test_vee_context.py`` checks that against the whole context.
+whole context; ``tests/test_vee_context.py`` checks that against the whole context. A
+batch that spans every hour of the day (a file, a day's upload) keeps every row.
 """
 
 from __future__ import annotations
