@@ -595,6 +595,11 @@ def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     tol = pl.max_horizontal(
         pl.lit(cfg.register_tolerance_kwh), cfg.register_tolerance_share * imp.abs()
     )
+    hole = (same & ~pl.col("_ctx") & (step > pl.col("_iv"))).fill_null(False)
+    if not df.select(hole.any()).item():
+        # The usual batch: no batch row follows a hole, so there is no evidence to weigh
+        # (the per-meter median below is a window over every row).
+        return df.with_columns(shifted)
     typical = imp.median().over("_g")
     evidence = (
         same
