@@ -377,6 +377,8 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     cand = maybe.join(medians, on="_row", how="inner").filter(
         (excess > min_excess) & (excess > cfg.spike_mads * floor)
     )
+    if cand.height == 0:  # the usual batch: nothing stands out from its hour's median
+        return _none(df.height, "_spike")
     near = _neighbours(df, cfg.spike_max_intervals, cand.get_column("_row"))
     cand = pl.concat([cand, near], how="horizontal")
     cand = (
@@ -391,7 +393,7 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
         .select("_row", "_k", "_x", "_v", "_med")
     )
     if cand.height == 0:
-        return pl.Series("_spike", [False] * df.height, dtype=pl.Boolean)
+        return _none(df.height, "_spike")
     mad = (
         cand.join(history, on="_k", how="inner")
         .filter((pl.col("_hx") < pl.col("_x")) & (pl.col("_hx") >= pl.col("_x") - window_s))
@@ -404,8 +406,12 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     )
     scale = pl.max_horizontal(pl.col("_mad") * _MAD_TO_SIGMA, pl.lit(floor))
     rows = mad.filter(pl.col("_v") > pl.col("_med") + cfg.spike_mads * scale).get_column("_row")
-    flags = pl.select(pl.int_range(df.height, dtype=pl.Int64).is_in(rows.implode())).to_series()
-    return flags.alias("_spike")
+    return _none(df.height, "_spike").scatter(rows, True)
+
+
+def _none(n: int, name: str) -> pl.Series:
+    """``n`` times False: a rule's column where it found nothing."""
+    return pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias(name)
 
 
 def _spike_frame(df: pl.DataFrame) -> pl.DataFrame:
@@ -585,7 +591,7 @@ def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     to the gap rule, since a vacant home also shows a flat register.
     """
     n = df.height
-    shifted = pl.Series("_shifted", [False] * n)
+    shifted = _none(n, "_shifted")
     if "register_kwh" not in df.columns or not n:
         return df.with_columns(shifted)
     reg, imp = pl.col("register_kwh"), pl.col("import_kwh")
