@@ -52,22 +52,28 @@ _DAY: Final = dt.timedelta(days=1)
 @dataclass(frozen=True)
 class Reach:
     """How far back a batch's verdicts look: every row from ``cut`` on, older rows only
-    in the UTC ``hours`` listed, and the whole history of the meters :meth:`whole` names."""
+    in the UTC ``hours`` listed, and the whole history of the meters that need it."""
 
     cut: dt.datetime
     hours: tuple[int, ...]
     records: pl.DataFrame
 
-    def keeps(self) -> pl.Expr:
-        """The rows kept for every meter (the dense tail and the near hours)."""
+    def pick(self, context: pl.DataFrame, after: list[pl.DataFrame] | None = None) -> pl.DataFrame:
+        """The rows of ``context`` (and ``after``) that the batch's verdicts can depend on:
+        the tail and the near hours of every meter, and all rows of the meters that need
+        them. ``after``: rows known to lie after ``cut``, kept without being looked at
+        (the history cache's recent days)."""
+        recent = after or []
         # the UTC hour by integer arithmetic: dt.hour() on zoned times costs 4x as much
         hour = pl.col("ts").dt.epoch("us") // _HOUR_US % 24
-        return (pl.col("ts") >= self.cut) | hour.is_in(self.hours)
-
-    def whole(self, dense: pl.DataFrame) -> pl.Series:
-        """Meters whose verdicts could see past the tail; ``dense``: the context's rows
-        from ``cut`` on."""
-        return _meters_needing_whole(self.records, dense)
+        keep = (pl.col("ts") >= self.cut) | hour.is_in(self.hours)
+        kept = context.filter(keep)
+        tail = pl.concat([kept.filter(pl.col("ts") >= self.cut), *recent])
+        whole = _meters_needing_whole(self.records, tail)
+        if whole.len():
+            rest = context.filter(~keep & pl.col("meter_id").is_in(whole.implode()))
+            recent = [*recent, rest]
+        return pl.concat([kept, *recent])
 
 
 def reach_of(
@@ -107,13 +113,7 @@ def lean_context(
     oldest = context.get_column("ts").min()
     assert isinstance(oldest, dt.datetime)
     reach = reach_of(records, meters, cfg, oldest)
-    if reach is None:
-        return context
-    keep = reach.keeps()
-    whole = reach.whole(context.filter(pl.col("ts") >= reach.cut))
-    if whole.len():
-        keep = keep | pl.col("meter_id").is_in(whole.implode())
-    return context.filter(keep)
+    return context if reach is None else reach.pick(context)
 
 
 def _zones(meters: pl.DataFrame) -> list[ZoneInfo]:

@@ -119,22 +119,14 @@ class HistoryCache:
         start = needed["need"].min()
         assert isinstance(start, dt.datetime)
         low, high = _day_of(start), _day_of(until)
-        span = [self._days[d] for d in sorted(self._days) if low <= d <= high]
-        if reach is None:
-            return self._pick(span, needed, until)
-        # Days wholly after the cut are kept whole; older ones are filtered by the reach.
-        after = _day_of(reach.cut) + (0 if reach.cut == _start_of(_day_of(reach.cut)) else 1)
         days = [d for d in sorted(self._days) if low <= d <= high]
-        recent = [self._days[d] for d in days if d >= after]
-        older = _concat([self._days[d] for d in days if d < after])
-        keeps = reach.keeps()
-        kept = self._pick([*recent, older.filter(keeps)], needed, until)
-        whole = reach.whole(kept.filter(pl.col("ts") >= reach.cut))
-        if not whole.len():
-            return kept
-        only = pl.col("meter_id").is_in(whole.implode())
-        rest = self._pick([older.filter(~keeps & only)], needed, until)
-        return pl.concat([kept, rest])
+        if reach is None:
+            return self._pick([self._days[d] for d in days], needed, until)
+        # days that start at or after the cut are handed over whole, unfiltered
+        first_whole = _day_of(reach.cut - dt.timedelta(microseconds=1)) + 1
+        older = _concat([self._days[d] for d in days if d < first_whole])
+        recent = [self._days[d] for d in days if d >= first_whole]
+        return self._pick([reach.pick(older, recent)], needed, until)
 
     def _pick(
         self, frames: list[pl.DataFrame], needed: pl.DataFrame, until: dt.datetime
@@ -234,10 +226,6 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
 def _day_of(moment: dt.datetime) -> int:
     """The UTC day ``moment`` lies in, as the cache files it."""
     return (moment - _EPOCH).days
-
-
-def _start_of(day: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(days=day)
 
 
 def _by_day(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
