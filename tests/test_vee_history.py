@@ -141,3 +141,51 @@ def test_a_batch_reach_picks_hours_and_keeps_verdicts() -> None:
     expected = run_vee(batch_rows, whole, meters, VeeConfig(lean_context=False), now)
     assert judged.equals(expected.sort("meter_id", "ts"))
     assert judged.filter(pl.col("meter_id") == "B").height == 3 + 5  # gap rows in front
+
+
+def test_each_meter_gets_its_own_window_and_late_rows_are_found_by_hour() -> None:
+    """A live fleet's batch asks for every cached meter at slightly different times: each
+    still gets exactly its own window. A corrected row filed late in an older day is
+    found when the batch's hours are picked from that day."""
+    from metrify.quality.context import Reach
+
+    start = T0 - dt.timedelta(days=10)
+    # A's readings run three hours further than B's: each batch row follows its last one
+    stored = pl.concat([rows("A", start, 10 * 24 + 3), rows("B", start, 10 * 24)])
+    cache = HistoryCache(Store(stored).load, days=7)
+    a_at, b_at = T0 + dt.timedelta(hours=3), T0
+    until = T0 + dt.timedelta(hours=3)
+    keys = batch(("A", a_at), ("B", b_at))
+    got = cache.get(keys, until)
+    for meter, at in (("A", a_at), ("B", b_at)):
+        want = stored.filter(
+            (pl.col("meter_id") == meter)
+            & pl.col("ts").is_between(at - dt.timedelta(days=7), until)
+        )
+        assert got.filter(pl.col("meter_id") == meter).sort("ts")["ts"].equals(want["ts"])
+    # a correction of A's reading at 05:00 three days back, filed after newer rows
+    fixed_at = T0 - dt.timedelta(days=3) + dt.timedelta(hours=5)
+    cache.remember(
+        stored.filter((pl.col("meter_id") == "A") & (pl.col("ts") == fixed_at)).with_columns(
+            import_kwh=pl.lit(99.0)
+        )
+    )
+    cut = T0 - dt.timedelta(hours=2)
+    reach = Reach(cut, (5,), keys.with_columns(interval_s=pl.lit(3600), import_kwh=pl.lit(1.0)))
+    lean = cache.get(keys, until, reach)
+    old = lean.filter(pl.col("ts") < cut)
+    assert set(old["ts"].dt.hour().to_list()) == {5}
+    # every 05:00 of both meters' windows, each once, the corrected value among them
+    want_old = stored.filter(
+        (pl.col("ts").dt.hour() == 5)
+        & (pl.col("ts") < cut)
+        & (
+            pl.col("ts")
+            >= pl.when(pl.col("meter_id") == "A").then(a_at).otherwise(b_at) - dt.timedelta(days=7)
+        )
+    )
+    assert old.height == want_old.height
+    fixed = old.filter((pl.col("meter_id") == "A") & (pl.col("ts") == fixed_at))
+    assert fixed["import_kwh"].to_list() == [99.0]
+    # from the cut (22:00) on: A's 22:00 .. 02:00 and B's 22:00 .. 23:00
+    assert lean.filter(pl.col("ts") >= cut).height == 5 + 2

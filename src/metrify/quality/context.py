@@ -42,7 +42,11 @@ import polars as pl
 from metrify.quality.config import VeeConfig
 from metrify.quality.rules import sorted_by_meter_time
 
-__all__ = ["Reach", "lean_context", "reach_of"]
+__all__ = ["BASELINE_ONLY", "Reach", "lean_context", "reach_of"]
+
+#: the column that marks rows only the spike rule's same-hour baseline can use: older
+#: rows of a meter judged on its tail, kept for their hour of the day
+BASELINE_ONLY: Final = "_baseline_only"
 
 _HOUR: Final = dt.timedelta(hours=1)
 _HOUR_US: Final = 3_600_000_000
@@ -62,18 +66,54 @@ class Reach:
         """The rows of ``context`` (and ``after``) that the batch's verdicts can depend on:
         the tail and the near hours of every meter, and all rows of the meters that need
         them. ``after``: rows known to lie after ``cut``, kept without being looked at
-        (the history cache's recent days)."""
+        (the history cache's recent days).
+
+        The near-hour rows of meters judged on their tail come marked in the
+        :data:`BASELINE_ONLY` column: only the spike rule's same-hour baseline uses them,
+        so the other rules window over the tail alone."""
         recent = after or []
+        tail, near = self._split(context)
+        whole = _meters_needing_whole(self.records, pl.concat([tail, *recent]))
+        parts = [tail, *recent]
+        if whole.len():
+            needing = pl.col("meter_id").is_in(whole.implode())
+            parts.append(context.filter(~self._keeps() & needing))
+            parts.append(near.filter(needing))
+            near = near.filter(~needing)
+        rows = pl.concat(parts).with_columns(pl.lit(False).alias(BASELINE_ONLY))
+        return pl.concat([rows, near.with_columns(pl.lit(True).alias(BASELINE_ONLY))])
+
+    def _keeps(self) -> pl.Expr:
+        """Whether a row is in the tail or a near hour."""
         # the UTC hour by integer arithmetic: dt.hour() on zoned times costs 4x as much
         hour = pl.col("ts").dt.epoch("us") // _HOUR_US % 24
-        keep = (pl.col("ts") >= self.cut) | hour.is_in(self.hours)
-        kept = context.filter(keep)
-        tail = pl.concat([kept.filter(pl.col("ts") >= self.cut), *recent])
-        whole = _meters_needing_whole(self.records, tail)
-        if whole.len():
-            rest = context.filter(~keep & pl.col("meter_id").is_in(whole.implode()))
-            recent = [*recent, rest]
-        return pl.concat([kept, *recent])
+        return (pl.col("ts") >= self.cut) | hour.is_in(self.hours)
+
+    def _split(self, context: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(the rows from ``cut`` on, the older rows in the near hours) of ``context``.
+
+        When ``context`` is in time order (the history cache keeps its days so) both are
+        slices found by binary search: a stream batch would otherwise test the hour of
+        every row of a week of the fleet's readings to keep a few hours of each day.
+        """
+        ts = context.get_column("ts")
+        if not context.height or not ts.is_sorted():
+            older = context.filter(pl.col("ts") < self.cut)
+            return context.filter(pl.col("ts") >= self.cut), older.filter(self._keeps())
+        first, last = ts[0], ts[-1]
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        bounds: list[dt.datetime] = []
+        while day <= min(last, self.cut):
+            for hour in self.hours:
+                start = day + hour * _HOUR
+                if start < self.cut:
+                    bounds += [start, min(start + _HOUR, self.cut)]
+            day += _DAY
+        bounds.append(self.cut)
+        at = ts.search_sorted(pl.Series(bounds, dtype=ts.dtype), side="left").to_list()
+        near = [context.slice(a, b - a) for a, b in zip(at[:-1:2], at[1:-1:2], strict=True)]
+        return context.slice(at[-1]), pl.concat([context.clear(), *near])
 
 
 def reach_of(

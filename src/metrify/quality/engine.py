@@ -53,7 +53,7 @@ def run_vee(
     Returns the batch rows and new gap rows with ``quality`` and ``status`` set;
     estimated gap rows carry the method in ``source``.
     """
-    from metrify.quality.context import lean_context
+    from metrify.quality.context import BASELINE_ONLY, lean_context
     from metrify.quality.estimate import estimate
     from metrify.quality.rules import validate
 
@@ -63,15 +63,19 @@ def run_vee(
     if not cfg.enabled:
         return batch.with_columns(status=pl.lit(Status.VALID.value)).drop("_ctx")
     frame = batch
+    baseline = None
     if context.height:
         if cfg.lean_context and not lean:
             context = lean_context(records, context, meters, cfg)
+        if BASELINE_ONLY in context.columns:  # rows older than any of the batch's
+            baseline = context.filter(pl.col(BASELINE_ONLY)).drop(BASELINE_ONLY)
+            context = context.filter(~pl.col(BASELINE_ONLY)).drop(BASELINE_ONLY)
         context = context.join(records.select("meter_id", "ts"), on=["meter_id", "ts"], how="anti")
     if context.height:
         history = context.select([*batch.columns[:-1], "status"]).with_columns(_ctx=pl.lit(True))
         frame = pl.concat(
             [batch.with_columns(status=pl.lit(None, dtype=pl.String)), history], how="diagonal"
         )
-    validated = validate(frame, meters, cfg, now)
+    validated = validate(frame, meters, cfg, now, baseline)
     estimated = estimate(validated, cfg)
     return estimated.filter(~pl.col("_ctx")).drop("_ctx")

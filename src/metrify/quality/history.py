@@ -131,26 +131,52 @@ class HistoryCache:
     def _pick(
         self, frames: list[pl.DataFrame], needed: pl.DataFrame, until: dt.datetime
     ) -> pl.DataFrame:
-        """The rows in ``frames`` of the ``needed`` meters from their ``need`` to ``until``."""
-        return (
-            _concat(frames)
+        """The rows in ``frames`` of the ``needed`` meters from their ``need`` to ``until``.
+
+        When every cached meter is needed (a live fleet's micro-batch), only rows older
+        than the latest ``need`` are matched to their meter; the rest are all wanted.
+        """
+        rows = _concat(frames).filter(pl.col("ts") <= until)
+        if needed.height != self._covered.height:
+            return (
+                rows.join(needed, on="meter_id", how="inner")
+                .filter(pl.col("ts") >= pl.col("need"))
+                .drop("need")
+            )
+        latest = needed.get_column("need").max()
+        assert isinstance(latest, dt.datetime)
+        early = (
+            rows.filter(pl.col("ts") < latest)
             .join(needed, on="meter_id", how="inner")
-            .filter((pl.col("ts") >= pl.col("need")) & (pl.col("ts") <= until))
+            .filter(pl.col("ts") >= pl.col("need"))
             .drop("need")
         )
+        return pl.concat([early, rows.filter(pl.col("ts") >= latest)])
 
     def _add(self, rows: pl.DataFrame) -> None:
-        """File rows under their days (no key of them may be cached already)."""
+        """File rows under their days (no key of them may be cached already).
+
+        Each day is kept in time order, so that :meth:`Reach.pick` finds a batch's hours
+        by binary search. A stream appends later rows, which keeps the order; a late or
+        loaded part re-sorts its day once.
+        """
         if not rows.height:
             return
         for key, part in _by_day(rows):
+            if not part.get_column("ts").is_sorted():
+                part = part.sort("ts")
             held = self._days.get(key)
-            self._days[key] = part if held is None else pl.concat([held, part])
+            if held is None:
+                self._days[key] = part
+                continue
+            merged = pl.concat([held, part])
+            after = held.get_column("ts")[-1] <= part.get_column("ts")[0]
+            self._days[key] = merged if after else merged.sort("ts")
 
     def _drop_meters(self, ids: pl.DataFrame) -> None:
         """Forget the cached rows of ``ids`` (about to be loaded again)."""
         for key, frame in list(self._days.items()):
-            self._keep(key, frame.join(ids, on="meter_id", how="anti"))
+            self._keep(key, frame.join(ids, on="meter_id", how="anti", maintain_order="left"))
 
     def _keep(self, key: int, frame: pl.DataFrame) -> None:
         if frame.height:
@@ -185,7 +211,10 @@ class HistoryCache:
             )
             for key, keys in _by_day(again.select("meter_id", "ts")):
                 if key in self._days:
-                    self._keep(key, self._days[key].join(keys, on=["meter_id", "ts"], how="anti"))
+                    held = self._days[key].join(
+                        keys, on=["meter_id", "ts"], how="anti", maintain_order="left"
+                    )
+                    self._keep(key, held)
         self._add(new)
         newest = seen.select(
             "meter_id", last=pl.max_horizontal("newest", "last").dt.cast_time_unit("us")
@@ -216,7 +245,7 @@ class HistoryCache:
                 .filter(pl.col("cut").is_null() | (pl.col("ts") >= pl.col("cut")))
                 .drop("cut")
             )
-            self._keep(key, pl.concat([frame.filter(~old), judged]))
+            self._keep(key, pl.concat([judged, frame.filter(~old)]))  # still in time order
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

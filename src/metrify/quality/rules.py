@@ -72,7 +72,11 @@ _INACTIVE: Final = ("inactive", "removed")
 
 
 def validate(
-    frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now: dt.datetime
+    frame: pl.DataFrame,
+    meters: pl.DataFrame,
+    cfg: VeeConfig,
+    now: dt.datetime,
+    baseline: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Flag a batch of readings and add gap rows; history rows come back unchanged.
 
@@ -81,6 +85,9 @@ def validate(
     one row per ``(meter_id, ts)``, in any order. ``meters``: the reference rows
     (``meter_id``, ``status``, ``max_kw``, ``rated_current_a``, ``register_digits``,
     ``timezone``, ``nominal_voltage_v``; missing meters or columns fall back to ``cfg``).
+    ``baseline``: older stored rows of the same meters that only the spike rule's
+    same-hour baseline can use (a lean context's near hours, see
+    :mod:`metrify.quality.context`); they take part in no other rule and are not returned.
 
     Returns every input row plus new gap rows, sorted by ``(meter_id, ts)``, with the
     input columns and ``status``. Batch rows get ``quality`` = input bits | rule bits and
@@ -105,20 +112,17 @@ def validate(
     # strings, gives the output order, and the code is the meter's group number.
     ids = out.get_column("meter_id").drop_nulls().unique().sort()
     code = pl.col("meter_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int64).fill_null(-1)
-    df = sorted_by_meter_time(out.with_columns(_g=code))
-    df = _with_meter_limits(df, meters, cfg)
+    df = _checked(sorted_by_meter_time(out.with_columns(_g=code)), meters, cfg, now_us)
     df = df.with_columns(
-        _ctx=pl.col("_ctx").fill_null(False),
-        _us=pl.col("ts").dt.epoch("us"),
-        _iv=pl.col("interval_s").cast(pl.Int64) * _US,
-    ).with_columns(
         # the previous row of the same meter lies exactly one interval earlier
         _contig=(pl.col("_g") == pl.col("_g").shift(1))
         & (pl.col("_us") - pl.col("_us").shift(1) == pl.col("_iv")),
     )
-    df = _clock_and_range(df, cfg, now_us)
-    df = df.with_columns(_hour=_local_hour(df))
-    df = df.with_columns(_spike=_spikes(df, cfg))
+    extra = None
+    if baseline is not None and baseline.height:
+        # the baseline's meters are the frame's: codes come from the same id list
+        extra = _checked(baseline.with_columns(_g=code, _ctx=pl.lit(True)), meters, cfg, now_us)
+    df = df.with_columns(_spike=_spikes(df, cfg, extra))
     df = _runs(df, cfg)
     df = _register(df, cfg)
     df = _shifts(df, cfg)
@@ -290,6 +294,18 @@ def _clock_and_range(df: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFr
     )
 
 
+def _checked(df: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFrame:
+    """``df`` with its meters' limits, times as integers, rules 1 and 2 and the local
+    hour: what every row needs before the windowed rules, in any order."""
+    df = _with_meter_limits(df, meters, cfg).with_columns(
+        _ctx=pl.col("_ctx").fill_null(False),
+        _us=pl.col("ts").dt.epoch("us"),
+        _iv=pl.col("interval_s").cast(pl.Int64) * _US,
+    )
+    df = _clock_and_range(df, cfg, now_us)
+    return df.with_columns(_hour=_local_hour(df))
+
+
 def _local_hour(df: pl.DataFrame) -> pl.Expr:
     """Hour of day in each meter's own zone: consumption follows the local clock.
 
@@ -306,7 +322,7 @@ def _local_hour(df: pl.DataFrame) -> pl.Expr:
     return expr.cast(pl.Int64)
 
 
-def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
+def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None) -> pl.Series:
     """Rule 3: import far above the meter's own recent level at the same local hour.
 
     A batch reading ``v`` is a spike when all of these hold:
@@ -330,9 +346,12 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig) -> pl.Series:
     ``rolling_median_by`` computes every group's baseline at once. The MAD (a median of
     deviations from a per-row median, which no rolling kernel offers) is computed exactly
     but only for the few rows that pass every other test, joined to their own window.
+    ``extra``: history rows that count in the baseline only (prepared as ``df``).
     """
     window_s = cfg.spike_window_days * 86_400
     sub = _spike_frame(df)
+    if extra is not None:
+        sub = pl.concat([sub, _spike_frame(extra, first=df.height)])
     # Only (meter, hour) series holding a batch row are judged; the others are history
     # alone (most of a small stream batch's context) and cannot change a verdict.
     judged = sub.filter(~pl.col("_ctx")).get_column("_k").unique()
@@ -414,7 +433,7 @@ def _none(n: int, name: str) -> pl.Series:
     return pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias(name)
 
 
-def _spike_frame(df: pl.DataFrame) -> pl.DataFrame:
+def _spike_frame(df: pl.DataFrame, first: int = 0) -> pl.DataFrame:
     """The columns the spike rule windows over, in ``df`` order (sorted by meter, time).
 
     ``_b`` is the baseline value: null for rows known to be bad (flagged spike, out of
@@ -430,7 +449,7 @@ def _spike_frame(df: pl.DataFrame) -> pl.DataFrame:
         & ~pl.col("_future")
     )
     return df.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("_row"),
         (pl.col("_us") // _US).alias("_s"),
         (pl.col("_g") * 24 + pl.col("_hour")).alias("_k"),
         imp.alias("_v"),
