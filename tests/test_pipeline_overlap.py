@@ -118,3 +118,53 @@ def test_restart_midway_judges_as_one_run(
     assert len(anomalies_once) > 0
     assert stored_twice.equals(stored_once)
     assert anomalies_twice == anomalies_once
+
+
+def test_a_batch_lands_while_the_next_one_is_still_being_written(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A stream worker lands (and commits) batch N while N+1 is written: settling up to
+    N must not wait for N+1's write, and N must be stored when it returns."""
+    import threading
+
+    first, second = list(
+        Fleet(
+            FleetSpec(meters=4, days=2, interval_s=1800, seed=3, fault_rate=0.0, chunk_days=1)
+        ).readings()
+    )
+    held = first.sort("meter_id", "ts").head(1)
+    url = settings.database_url
+    assert url is not None
+    with open_session(settings) as session:
+        pipeline = session.pipeline(READING, overlap=True)
+        pipeline.submit(first, source="sim")
+        pipeline.flush()
+        pipeline.settle()
+        with psycopg.connect(url.get_secret_value()) as blocker:
+            # another transaction holds one stored reading: only a write of it must wait
+            blocker.execute(
+                "SELECT 1 FROM readings WHERE meter_id = %s AND ts = %s FOR UPDATE",
+                (held["meter_id"][0], held["ts"][0]),
+            )
+            pipeline.submit(second, source="sim")
+            pipeline.flush()  # batch N: new readings, written in the background
+            landed = pipeline.handed
+            pipeline.submit(held.with_columns(pl.col("import_kwh") + 1.0), source="fix")
+            pipeline.flush()  # batch N+1, a correction: its write waits for the row
+            done = threading.Event()
+            waiter = threading.Thread(
+                target=lambda: (pipeline.settle(upto=landed), done.set()), daemon=True
+            )
+            waiter.start()
+            returned = done.wait(20)
+            stored_while_held = conn.execute("SELECT count(*) FROM readings").fetchone()
+            blocker.rollback()
+        waiter.join(20)
+        pipeline.settle()
+    assert returned, "landing batch N waited for batch N+1's write"
+    assert stored_while_held == (first.height + second.height,)
+    fixed = conn.execute(
+        "SELECT import_kwh FROM readings WHERE meter_id = %s AND ts = %s",
+        (held["meter_id"][0], held["ts"][0]),
+    ).fetchone()
+    assert fixed == (held["import_kwh"][0] + 1.0,)

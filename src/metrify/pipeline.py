@@ -98,6 +98,8 @@ class _InFlight:
     versions: pl.DataFrame
     rejects: pl.DataFrame
     pending: Pending | None
+    #: the batch's number (see :attr:`Pipeline.handed`)
+    number: int
 
 
 class Pipeline:
@@ -132,6 +134,8 @@ class Pipeline:
         self._writer = writer if contract.time_series else None
         self._write_pool: ThreadPoolExecutor | None = None
         self._in_flight: _InFlight | None = None
+        #: how many batches have gone to the background writer (the last one's number)
+        self.handed = 0
         self.history: HistoryCache | None = None
         #: meters' reference attributes (VEE limits, detectors' PV and zone), kept for
         #: ``reference_cache_s`` so a micro-batch does not read them again
@@ -353,7 +357,8 @@ class Pipeline:
         write = self._write_pool.submit(
             self._write_job, versions, rejects, pending, refresh, likely_stored
         )
-        self._in_flight = _InFlight(write, versions, rejects, pending)
+        self.handed += 1
+        self._in_flight = _InFlight(write, versions, rejects, pending, self.handed)
 
     def _write_job(
         self,
@@ -442,10 +447,19 @@ class Pipeline:
         self._quality_refreshed = now
         return True
 
-    def settle(self) -> Summary:
+    def settle(self, upto: int | None = None) -> Summary:
         """Wait until everything flushed so far is durable (database and lake); the
-        pipeline goes on. A stream worker calls this before committing offsets."""
-        self._finish_write()
+        pipeline goes on. A stream worker calls this before committing offsets.
+
+        ``upto``: wait only for the batches up to that number (:attr:`handed` when they
+        were flushed). A worker lands one batch while the next is being written: had it
+        waited for that one too, writing would never overlap the next batch's work.
+        """
+        in_flight = self._in_flight
+        if upto is None or in_flight is None or in_flight.number <= upto:
+            self._finish_write()
+        # Batches before the one in flight were finished by the flush that started it,
+        # which also handed them to the lake: the lake is one batch behind at most.
         self._wait_lake()
         return self.summary
 

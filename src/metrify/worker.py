@@ -128,6 +128,8 @@ class _Flight:
     started: float
     pipelines: list[Pipeline]
     read: int
+    #: each pipeline's last batch number once this batch was handed over
+    handed: list[int]
 
 
 def backoff(failures: int) -> float:
@@ -330,7 +332,8 @@ class Worker:
         for pipeline in used.values():
             pipeline.flush()
         self._unlanded = [*self._unlanded, *batch]
-        return _Flight(batch, started, list(used.values()), read)
+        pipelines = list(used.values())
+        return _Flight(batch, started, pipelines, read, [p.handed for p in pipelines])
 
     def _land(self) -> None:
         """Wait until the batch in flight is durable (database and lake), then commit
@@ -339,9 +342,9 @@ class Worker:
         if flight is None:
             return
         summaries = []
-        for pipeline in flight.pipelines:
+        for pipeline, handed in zip(flight.pipelines, flight.handed, strict=True):
             kind = pipeline.contract.kind
-            now = pipeline.settle()
+            now = pipeline.settle(upto=handed)  # not the next batch, written meanwhile
             summaries.append(_since(self._settled[kind], now))
             self._settled[kind] = _snapshot(now)
         for summary in summaries:
