@@ -23,7 +23,7 @@ import polars as pl
 import psycopg
 
 from metrify.records import TS
-from metrify.stores.postgres import copy_binary, copy_out, ids_table
+from metrify.stores.postgres import copy_binary, copy_out, id_list
 
 HOURS_OF_WEEK: Final = 168
 
@@ -137,21 +137,21 @@ class StateStore:
     def load(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profile rows, scalar rows) stored for ``ids``; absent subjects have no rows."""
         kind = self.subject_type
+        wanted = (kind, id_list(ids))
         with self.conn.transaction(), self.conn.cursor() as cur:
-            batch = ids_table(cur, ids)
             raw = copy_out(
                 cur,
                 f"SELECT s.subject_id, {', '.join('s.' + c for c in _SCALARS)}"
-                f" FROM anomaly_state s JOIN {batch} i ON i.id = s.subject_id"
-                f" WHERE s.subject_type = '{kind}'",
+                " FROM anomaly_state s WHERE s.subject_type = %s AND s.subject_id = ANY(%s)",
                 ["subject_id", *_SCALARS],
+                wanted,
             )
             slots = copy_out(
                 cur,
-                "SELECT p.subject_id, p.how, p.level, p.spread, p.weight"
-                f" FROM anomaly_profile p JOIN {batch} i ON i.id = p.subject_id"
-                f" WHERE p.subject_type = '{kind}'",
+                "SELECT p.subject_id, p.how, p.level, p.spread, p.weight FROM anomaly_profile p"
+                " WHERE p.subject_type = %s AND p.subject_id = ANY(%s)",
                 list(PROFILE_SCHEMA),
+                wanted,
             )
         if raw is None:
             return pl.DataFrame(schema=PROFILE_SCHEMA), pl.DataFrame(schema=SCALAR_SCHEMA)
