@@ -136,6 +136,8 @@ class Pipeline:
         self._in_flight: _InFlight | None = None
         #: how many batches have gone to the background writer (the last one's number)
         self.handed = 0
+        #: set by close(): the batch being flushed is the last
+        self._closing = False
         self.history: HistoryCache | None = None
         #: meters' reference attributes (VEE limits, detectors' PV and zone), kept for
         #: ``reference_cache_s`` so a micro-batch does not read them again
@@ -330,7 +332,7 @@ class Pipeline:
         if self.history is not None:
             if result.unknown_quarantined:
                 self.history.forget()  # some rows were not stored after all
-            elif not background:
+            elif not background and not self._closing:  # a last batch teaches no one
                 self.history.remember(versions)
         if self.contract is READING and not background:
             self._refresh_quality(force=False)
@@ -478,6 +480,7 @@ class Pipeline:
         after every micro-batch and goes on) leaves the daily quality scores to their
         refresh period; otherwise they are brought up to date.
         """
+        self._closing = True
         try:
             self.flush()
             self._finish_write()

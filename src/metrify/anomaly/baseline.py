@@ -39,6 +39,8 @@ MAD_TO_SD = 1.4826
 TEMP_SLOTS: Final = (temperature.SLOT_A, temperature.SLOT_B)
 RUN_SLOTS: Final = (170, 171, 172)
 _RUN_SUMS: Final = ("n", "so", "se", "soo", "see", "soe", "bs", "bn", "unused")
+#: the columns :func:`_drop_evidence` adds to the rows, in order
+_EVIDENCE: Final = ("base_cut", "usual_corr", "base_ratio", "drop_corr", "drop_rows", "drop_base")
 #: how long quiet, unjudgeable hours may carry a drop or shift on (a night, not a season)
 QUIET_HOLD = dt.timedelta(hours=12)
 
@@ -306,6 +308,12 @@ def _drop_evidence(
     change its kind from batch to batch. Returns the rows with the three columns and the
     state slots of the runs still open.
     """
+    no_open_run = scalars.get_column("drop_since").null_count() == scalars.height
+    if no_open_run and not rows.get_column("in_drop").any():
+        # no run going on, none begun: nothing to accumulate (most batches)
+        return rows.with_columns(
+            pl.lit(None, pl.Float64).alias(c) for c in _EVIDENCE
+        ), pl.DataFrame(schema=PROFILE_SCHEMA)
     subjects = rows.filter(pl.col("in_drop")).select("subject_id").unique()
     cuts = (
         profile.join(subjects, on="subject_id", how="semi")
@@ -371,7 +379,7 @@ def _drop_evidence(
         drop_corr=pl.when(var > 0).then(cov / var.sqrt()).otherwise(None),
         drop_rows=n,
         drop_base=pl.when(pl.col("t_bn") > 0).then(pl.col("t_bs") / pl.col("t_bn")),
-    ).join(cuts.select("subject_id", "usual_corr"), on="subject_id", how="left")
+    )
     rows = rows.join(evidence, on=["subject_id", "drop_start"], how="left", maintain_order="left")
     still = total.join(
         new_scalars.select("subject_id", drop_start="drop_since").drop_nulls(),
