@@ -135,21 +135,12 @@ def copy_binary(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.D
         copy.write(encoder.finish())
 
 
-def ids_table(cur: psycopg.Cursor[tuple[object, ...]], ids: pl.Series) -> str:
-    """Put ``ids`` in the transaction's temp table ``batch_ids`` (its name is returned),
-    so a query can join on them instead of carrying thousands of literals."""
-    cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS batch_ids (id text PRIMARY KEY) ON COMMIT DELETE ROWS"
-    )
-    copy_frame(cur, "batch_ids", ids.unique().to_frame("id"))
-    return "batch_ids"
-
-
 def id_list(ids: pl.Series) -> list[str]:
-    """``ids`` as the array parameter of ``= ANY(%s)``: a lookup by ids that PostgreSQL
-    answers from the primary key. Joined to a temp table instead (no statistics), the
-    planner hash-joins it against a sequential scan of every partition in the range: a
-    week of the whole fleet read to find ten meters' rows."""
+    """``ids`` as the array parameter of ``= ANY(%s)`` or ``unnest(%s::text[])``.
+
+    A lookup by an array is answered from the primary key. A temp table of the ids has
+    no statistics, so the planner hash-joined it against a sequential scan of every
+    partition in the range: a week of the whole fleet read to find ten meters' rows."""
     return ids.drop_nulls().unique().to_list()
 
 
@@ -172,14 +163,19 @@ def copy_out(
     return pl.read_csv(buffer, has_header=False, new_columns=columns, infer_schema=False)
 
 
-def _register(cur: psycopg.Cursor[tuple[object, ...]], contract: Contract, ids_sql: str) -> None:
+def _register(
+    cur: psycopg.Cursor[tuple[object, ...]],
+    contract: Contract,
+    ids_sql: str,
+    params: Sequence[object] = (),
+) -> None:
     """Add the ids ``ids_sql`` selects to the contract's reference table as unregistered
     (a meter known by its readings; a reference file later fills it in)."""
     ref = REFERENCE_FOR[contract.kind]
     cur.execute(
         f"INSERT INTO {ref.table} ({contract.key[0]}, status) SELECT ids.*, %s"
         f" FROM ({ids_sql}) AS ids ON CONFLICT DO NOTHING",
-        (MeterStatus.UNREGISTERED.value,),
+        (MeterStatus.UNREGISTERED.value, *params),
     )
 
 
@@ -376,7 +372,7 @@ class PostgresStore:
         if self._direct_cooldown > 0:
             self._direct_cooldown -= 1
             return False
-        _register(cur, contract, f"SELECT id FROM {ids_table(cur, rows[contract.key[0]])}")
+        _register(cur, contract, "SELECT unnest(%s::text[])", (id_list(rows[contract.key[0]]),))
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
                 copy_binary(cur, contract.table, rows)
