@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,25 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+@contextlib.contextmanager
+def server_home(home: Path | None, prefix: str) -> Iterator[tuple[Path, str]]:
+    """(folder, database URL) of a migrated embedded PostgreSQL. A given ``home`` keeps
+    the server running and its data between runs (a warmed fleet is reused); without
+    one, a temporary folder is used and removed afterwards."""
+    from metrify.stores import database, embedded
+
+    folder = home or Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        url = embedded.start(folder, keep_running=home is not None)
+        database.upgrade(url)
+        yield folder, url
+    finally:
+        if home is None:
+            embedded.stop(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def stats(values: list[float]) -> dict[str, float]:

@@ -19,22 +19,20 @@ is skipped when the folder already holds it); without it a temporary folder is u
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import polars as pl
 import psycopg
 
+from common import server_home
 from ingest import reset
 from metrify.config import Settings
 from metrify.ingest import ingest_frames, open_session
 from metrify.records import GRID, READING
 from metrify.sources.kafka import fast_rows_frame, frame_messages
 from metrify.sources.simulator import Fleet, FleetSpec
-from metrify.stores import database, embedded
 
 
 def warmed(url: str, settings: Settings, fleet: Fleet, days: int) -> list[pl.DataFrame]:
@@ -66,11 +64,7 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=3)
     parser.add_argument("--home", type=Path)
     args = parser.parse_args()
-    home = args.home or Path(tempfile.mkdtemp(prefix="mmb", dir="/tmp"))
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        url = embedded.start(home, keep_running=args.home is not None)
-        database.upgrade(url)
+    with server_home(args.home, "mmb") as (home, url):
         settings = Settings(database_url=url, lake_url=str(home / "lake"))
         fleet = Fleet(
             FleetSpec(meters=args.meters, days=args.warm_days + 1, seed=7, fault_rate=0.0)
@@ -107,10 +101,6 @@ def main() -> None:
             + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in medians.items())
         )
         print(f"one batch cycle allows {args.batch / medians['all']:,.0f} readings/s")
-    finally:
-        if args.home is None:
-            embedded.stop(home)
-            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
