@@ -171,21 +171,25 @@ def seed(url: str, home: Path, meters: int, days: int) -> list[str]:
     return [str(i) for i in ids]
 
 
+def csv_body(meters: list[str], first: dt.datetime, k: int, intervals: int = 100) -> str:
+    """Body ``k``: each of ``meters``' ``intervals`` readings from ``first`` on, as CSV."""
+    step = dt.timedelta(minutes=15)
+    lines = ["meter_id,ts,interval_s,import_kwh"]
+    for m in meters:
+        for i in range(intervals):
+            value = 0.05 + ((i * 7 + k) % 13) * 0.02
+            lines.append(f"{m},{first + i * step:%Y-%m-%dT%H:%M:%SZ},900,{value:.3f}")
+    return "\n".join(lines) + "\n"
+
+
 def write_bodies(folder: Path, meters: list[str], count: int, first_day: dt.datetime) -> None:
     """``count`` CSV bodies of 1,000 readings each; no key repeats across bodies."""
     folder.mkdir(parents=True, exist_ok=True)
     groups = [meters[i : i + 10] for i in range(0, len(meters) - 9, 10)]
-    step = dt.timedelta(minutes=15)
     for k in range(count):
-        group = groups[k % len(groups)]
         block = k // len(groups)
-        lines = ["meter_id,ts,interval_s,import_kwh"]
-        for m in group:
-            for i in range(100):
-                ts = first_day + (block * 100 + i) * step
-                value = 0.05 + ((i * 7 + k) % 13) * 0.02
-                lines.append(f"{m},{ts:%Y-%m-%dT%H:%M:%SZ},900,{value:.3f}")
-        (folder / f"{k}.csv").write_text("\n".join(lines) + "\n")
+        first = first_day + block * 100 * dt.timedelta(minutes=15)
+        (folder / f"{k}.csv").write_text(csv_body(groups[k % len(groups)], first, k))
 
 
 def start_server(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 
+from api import csv_body
 from common import server_home
 from ingest import reset
 from metrify.api import bodies
@@ -36,16 +37,6 @@ from metrify.records import READING
 from metrify.sources.simulator import Fleet, FleetSpec
 
 STEP = dt.timedelta(minutes=15)
-
-
-def body(meters: list[str], first: dt.datetime, intervals: int, k: int) -> bytes:
-    """A CSV body like ``bench/api.py``'s: each meter's next ``intervals`` readings."""
-    lines = ["meter_id,ts,interval_s,import_kwh"]
-    for meter in meters:
-        for i in range(intervals):
-            value = 0.05 + ((i * 7 + k) % 13) * 0.02
-            lines.append(f"{meter},{first + i * STEP:%Y-%m-%dT%H:%M:%SZ},900,{value:.3f}")
-    return ("\n".join(lines) + "\n").encode()
 
 
 def stored(url: str) -> tuple[object, ...] | None:
@@ -87,7 +78,8 @@ def main() -> None:
         with open_session(settings) as session:
             for k in range(args.requests):
                 block, group = divmod(k, len(groups))
-                data = body(groups[group], first + block * args.intervals * STEP, args.intervals, k)
+                start = first + block * args.intervals * STEP
+                data = csv_body(groups[group], start, k, args.intervals).encode()
                 started, used = time.perf_counter(), time.process_time()
                 pipeline = session.pipeline(READING)
                 for part in bodies.parse("csv", data):

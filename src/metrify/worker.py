@@ -126,10 +126,9 @@ class _Flight:
 
     batch: list[_Item]
     started: float
-    pipelines: list[Pipeline]
+    #: each pipeline with its last batch number once this batch was handed over
+    pipelines: list[tuple[Pipeline, int]]
     read: int
-    #: each pipeline's last batch number once this batch was handed over
-    handed: list[int]
 
 
 def backoff(failures: int) -> float:
@@ -332,8 +331,7 @@ class Worker:
         for pipeline in used.values():
             pipeline.flush()
         self._unlanded = [*self._unlanded, *batch]
-        pipelines = list(used.values())
-        return _Flight(batch, started, pipelines, read, [p.handed for p in pipelines])
+        return _Flight(batch, started, [(p, p.handed) for p in used.values()], read)
 
     def _land(self) -> None:
         """Wait until the batch in flight is durable (database and lake), then commit
@@ -342,7 +340,7 @@ class Worker:
         if flight is None:
             return
         summaries = []
-        for pipeline, handed in zip(flight.pipelines, flight.handed, strict=True):
+        for pipeline, handed in flight.pipelines:
             kind = pipeline.contract.kind
             now = pipeline.settle(upto=handed)  # not the next batch, written meanwhile
             summaries.append(_since(self._settled[kind], now))

@@ -627,11 +627,7 @@ def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         return df.with_columns(shifted)
     typical = imp.median().over("_g")
     evidence = (
-        same
-        & ~pl.col("_ctx")
-        & (step > pl.col("_iv"))
-        & ((reg - reg.shift(1) - imp).abs() <= tol)
-        & (typical * holes > 10 * tol)
+        hole & ((reg - reg.shift(1) - imp).abs() <= tol) & (typical * holes > 10 * tol)
     ).fill_null(False)
     marks = df.select(
         _ev=evidence, _dup=(pl.col("quality").fill_null(0) & int(Quality.DUPLICATE)) != 0
