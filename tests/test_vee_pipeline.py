@@ -316,3 +316,37 @@ def test_stream_defers_quality_scores_durably(settings: Settings, conn: psycopg.
         pipeline.submit(raw, source="kafka:t:0", mapping=build_mapping(READING, interval_s=1800))
         pipeline.close(final=False)
     assert conn.execute("SELECT count(*) FROM quality_dirty").fetchone() == (0,)
+
+
+def test_per_row_sources_follow_their_rows_into_the_store_and_quarantine(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    # A stream worker decodes several partitions in one go and says each row's source.
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["S1", "", "S2", "S1", "S2"],
+            "ts": [
+                "2025-01-01T00:00:00Z",
+                "2025-01-01T00:30:00Z",
+                "2025-01-01T00:00:00Z",
+                "2025-01-01T00:30:00Z",
+                "2025-01-01T00:30:00Z",
+            ],
+            "interval_s": ["1800"] * 5,
+            "import_kwh": ["0.5", "0.1", "0.7", "0.6", "bad"],
+        }
+    )
+    sources = pl.Series(["p:0", "p:2", "p:1", "p:0", "p:1"])
+    with open_session(settings) as session:
+        pipeline = session.pipeline(READING)
+        pipeline.submit(raw, source=sources)
+        pipeline.close()
+        with pytest.raises(ValueError, match="one per raw row"):
+            session.pipeline(READING).submit(raw, source=sources.head(4))
+    stored_sources = conn.execute(
+        "SELECT meter_id, ts, source FROM readings WHERE status <> 'estimated'"
+        " AND import_kwh IS NOT NULL ORDER BY meter_id, ts"
+    ).fetchall()
+    assert [(m, s) for m, _, s in stored_sources] == [("S1", "p:0"), ("S1", "p:0"), ("S2", "p:1")]
+    quarantined = conn.execute("SELECT source, reason FROM quarantine ORDER BY source").fetchall()
+    assert quarantined == [("p:1", "non-numeric import_kwh"), ("p:2", "missing meter_id")]

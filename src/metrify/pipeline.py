@@ -165,12 +165,19 @@ class Pipeline:
         self,
         raw: pl.DataFrame,
         *,
-        source: str,
+        source: str | pl.Series,
         mapping: Mapping | None = None,
         first_line: int = 0,
         bad: Iterable[BadRow] = (),
     ) -> None:
-        """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks."""
+        """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks.
+
+        ``source``: where the batch came from, or, for a batch gathered from several
+        sources (a stream worker's partitions, decoded in one go), one per row of ``raw``.
+        """
+        bad_rows = list(bad)
+        if isinstance(source, pl.Series) and (source.len() != raw.height or bad_rows):
+            raise ValueError("per-row sources need one per raw row and no bad rows")
         decoded = decode(
             self.contract,
             raw,
@@ -178,7 +185,6 @@ class Pipeline:
             first_line=first_line,
             check_ranges=not (self.contract is READING and self.settings.vee.enabled),
         )
-        bad_rows = list(bad)
         self.summary.read += raw.height + len(bad_rows)
         for column in decoded.ignored_columns:
             note = (
@@ -188,7 +194,8 @@ class Pipeline:
             if note not in self.summary.warnings:
                 self.summary.warnings.append(note)
         self._present.update(decoded.present)
-        rejects = decoded.rejects
+        at = decoded.rejects.get_column("line") - first_line
+        rejects = _with_source(decoded.rejects, source, at)
         if bad_rows:
             rejects = pl.concat(
                 [
@@ -198,15 +205,16 @@ class Pipeline:
                             "raw": [b.raw for b in bad_rows],
                             "reason": [b.reason for b in bad_rows],
                             "line": [b.line for b in bad_rows],
+                            "source": [str(source)] * len(bad_rows),
                         },
-                        schema=REJECT_SCHEMA,
+                        schema={**REJECT_SCHEMA, "source": pl.String()},
                     ),
                 ]
             )
         if rejects.height:
-            self._rejects.append(rejects.with_columns(source=pl.lit(source)))
+            self._rejects.append(rejects)
         if decoded.records.height:
-            self._buffer.append(decoded.records.with_columns(source=pl.lit(source)))
+            self._buffer.append(_with_source(decoded.records, source, decoded.rows))
             self._buffered += decoded.records.height
         if self._buffered >= self.settings.batch_size:
             self.flush()
@@ -503,3 +511,11 @@ def _quarantine_frame(kind: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
     frames = [p.select(list(schema)) for p in parts]
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
     return frame.with_columns(kind=pl.lit(kind)).select(["kind", "source", "raw", "reason", "line"])
+
+
+def _with_source(frame: pl.DataFrame, source: str | pl.Series, rows: pl.Series) -> pl.DataFrame:
+    """``frame`` with its ``source`` column: one for all, or each row's (at ``rows`` of
+    the per-row sources)."""
+    if isinstance(source, str):
+        return frame.with_columns(source=pl.lit(source))
+    return frame.with_columns(source=source.gather(rows))

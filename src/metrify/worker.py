@@ -54,8 +54,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -68,9 +68,9 @@ from metrify.ingest import Session, open_session
 from metrify.ops import metrics
 from metrify.pipeline import Pipeline, Summary
 from metrify.records import Contract
-from metrify.sources.files import BadRow
 from metrify.sources.kafka import (
     CONTRACT_OF,
+    ORIGIN,
     Parsed,
     ProduceError,
     Sender,
@@ -107,28 +107,31 @@ class KafkaNotConfigured(ValueError):
     """No bootstrap servers: there is no cluster to consume from (one-line message)."""
 
 
-@dataclass
-class _Item:
-    """A consumed message and, once the exact path has read it, its parsed content."""
-
-    message: Message
-    parsed: Parsed | None = None
-    #: (topic, partition), read from the message once: every step groups by it
-    where: tuple[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.where = (self.message.topic() or "", self.message.partition() or 0)
+#: a batch: each partition's messages, in offset order (dicts keep the order they came in)
+_Batch = dict[tuple[str, int], list[Message]]
 
 
 @dataclass
 class _Flight:
     """A processed batch whose writes run in the background; committed once landed."""
 
-    batch: list[_Item]
+    batch: _Batch
     started: float
     #: each pipeline with its last batch number once this batch was handed over
     pipelines: list[tuple[Pipeline, int]]
     read: int
+
+
+@dataclass
+class _Part:
+    """One partition's part of a batch, decoded: its records as raw columns (the Kafka
+    fast path), or each message parsed on the exact path."""
+
+    topic: str
+    partition: int
+    messages: list[Message]
+    frame: pl.DataFrame | None = None
+    parsed: list[Parsed] | None = None
 
 
 def backoff(failures: int) -> float:
@@ -159,7 +162,7 @@ class Worker:
         self.batches = 0
         self.records = 0
         self._assigned: set[tuple[str, int]] = set()
-        self._pending: list[_Item] = []
+        self._pending: _Batch = {}
         self._sessions = contextlib.ExitStack()
         self._session: Session | None = None
         #: one pipeline per kind for the life of a session, so VEE's per-meter history
@@ -168,8 +171,10 @@ class Worker:
         self._missing_topics: set[str] = set()
         #: the batch whose writes run while the next one is collected and processed
         self._flight: _Flight | None = None
+        #: when the last batch was cut (see _collect)
+        self._cut_at = time.monotonic()
         #: messages processed but not yet committed (rewound to after a failure)
-        self._unlanded: list[_Item] = []
+        self._unlanded: list[_Batch] = []
         #: each pipeline's summary when its last batch landed (per-batch metrics)
         self._settled: dict[str, Summary] = {}
         #: a failure while landing inside a rebalance callback, raised in the loop
@@ -211,10 +216,10 @@ class Worker:
                     self._flight = flight
                 except Exception as exc:
                     failures += 1
-                    items = batch + self._unlanded
+                    batches = [batch, *self._unlanded]
                     self._flight, self._unlanded = None, []
                     self._failed(exc, failures)
-                    if not self._recover(items, failures):
+                    if not self._recover(batches, failures):
                         break
                     continue
                 failures = 0
@@ -237,101 +242,141 @@ class Worker:
             log.info("worker stopped after %d batches, %d records", self.batches, self.records)
         return code
 
-    def _collect(self) -> list[_Item]:
-        """Messages until the batch is full, ``batch_max_ms`` after its first message, or
-        a stop is asked for. Rebalance callbacks run in here and prune the batch. With a
-        batch in flight and nothing arriving, it returns empty after ``batch_max_ms``, so
-        the loop lands that batch instead of leaving it uncommitted while idle."""
-        self._pending = pending = []
+    def _collect(self) -> _Batch:
+        """Messages until the batch is full, its time is up, or a stop is asked for.
+        Rebalance callbacks run in here and prune the batch.
+
+        Its time: when the worker was idle, ``batch_max_ms`` after the batch's first
+        message. While a stream flows (a batch in flight), ``batch_max_ms`` after the
+        previous batch was cut: what arrived meanwhile has been waiting since then, so
+        when processing the previous batch took longer than that, the worker takes what
+        has arrived without waiting more. Batches then grow with the rate (natural
+        batching) and no message waits longer than one cycle before its batch starts;
+        waiting a fresh ``batch_max_ms`` would add it to every message's latency. With a
+        batch in flight and nothing arriving, it returns empty, so the loop lands that
+        batch instead of leaving it uncommitted while idle."""
+        pending: _Batch = {}
+        self._pending = pending
         records = 0
-        deadline: float | None = None
-        first_at: float | None = None
-        if self._flight is not None:
-            deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
+        window = self.kafka.batch_max_ms / 1000
+        deadline = self._cut_at + window if self._flight is not None else None
         limit = self.kafka.batch_max_records
         while not self.stop.is_set() and records < limit:
             wait = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
-            if wait <= 0:
-                break
-            for message in self.consumer.consume(min(_CONSUME_CHUNK, limit - records), wait):
+            chunk = self.consumer.consume(min(_CONSUME_CHUNK, limit - records), max(0.0, wait))
+            if wait <= 0 and not chunk:
+                break  # time is up and what had arrived is taken
+            for message in chunk:
                 error = message.error()
                 if error is not None:
                     self._consumer_error(error, message)
                     continue
-                pending.append(_Item(message))
+                where = (message.topic() or "", message.partition() or 0)
+                held = pending.get(where)
+                if held is None:
+                    pending[where] = held = []
+                held.append(message)
                 # Parsing waits for the batch (see _decode); '{' counts flat records.
                 records += max(1, (message.value() or b"").count(b"{"))
-            if pending and (deadline is None or first_at is None):
-                # the batch's own clock starts with its first message
-                first_at = deadline = time.monotonic() + self.kafka.batch_max_ms / 1000
-        return list(self._pending)
+            if pending and deadline is None:
+                deadline = time.monotonic() + window  # idle: the batch's first message
+        self._cut_at = time.monotonic()
+        return dict(pending)
 
-    def _decode(self, contract: Contract, items: list[_Item]) -> pl.DataFrame | None:
-        """One partition's messages as raw string columns: all at once by Polars when
-        they are well-formed (the common case), else ``None`` after parsing each message
-        on the exact path (which finds the poison)."""
-        values = [i.message.value() for i in items]
+    def _decode(self, contract: Contract, parts: list[_Part]) -> pl.DataFrame | None:
+        """The records of one kind's partitions as raw string columns, with their
+        ``source``: read by Polars in one go when every message is well-formed (the
+        common case), else ``None`` after decoding each partition on its own (the fast
+        path where it can, each message parsed on the exact path where it cannot: that
+        finds the poison). One call for the whole batch, not one per partition: its cost
+        is mostly per call."""
         limit = self.kafka.max_message_bytes
+        values = [m.value() for part in parts for m in part.messages]
         if all(v and len(v) <= limit for v in values):
-            frame = fast_rows_frame(contract, values)
+            frame = fast_rows_frame(contract, values, origin=True)
             if frame is not None:
-                return frame
-        for item in items:
-            offset = item.message.offset()
-            line = offset if offset is not None and offset < 2**31 else None
-            item.parsed = parse_message(item.message.value(), max_bytes=limit, line=line)
+                sizes = pl.Series([len(part.messages) for part in parts], dtype=pl.Int64)
+                labels = pl.Series([f"kafka:{p.topic}:{p.partition}" for p in parts])
+                place = sizes.cum_sum().search_sorted(frame.get_column(ORIGIN), side="right")
+                return frame.drop(ORIGIN).with_columns(source=labels.gather(place))
+        for part in parts:
+            values = [m.value() for m in part.messages]
+            if all(v and len(v) <= limit for v in values):
+                part.frame = fast_rows_frame(contract, values)
+                if part.frame is not None:
+                    continue
+            part.parsed = []
+            for message in part.messages:
+                offset = message.offset()
+                line = offset if offset is not None and offset < 2**31 else None
+                part.parsed.append(parse_message(message.value(), max_bytes=limit, line=line))
         return None
 
-    def _start(self, batch: list[_Item]) -> _Flight:
+    def _start(self, batch: _Batch) -> _Flight:
         """Dead letters, then the pipelines: each batch is validated and judged here and
         handed to its pipeline's background writer; no commit here (see :meth:`_land`)."""
         started = time.perf_counter()
         session = self._session or self._open_session()
-        groups: list[tuple[str, str, int, list[_Item], pl.DataFrame | None]] = []
-        for (topic, partition), items in _by_partition(batch):
+        kinds: dict[str, list[_Part]] = {}
+        for (topic, partition), messages in batch.items():
             kind = self.kafka.kind_of(topic)
             if kind is None:  # pragma: no cover - we only subscribe to our topics
                 continue
-            groups.append((kind, topic, partition, items, self._decode(CONTRACT_OF[kind], items)))
-        poisoned = [(i, i.parsed.poison) for i in batch if i.parsed and i.parsed.poison]
-        for item, reason in poisoned:
-            msg = item.message
-            topic, partition = item.where
-            self.dead_letters.dead_letter(
-                msg.value() or b"",
-                reason,
-                key=msg.key(),
-                topic=topic,
-                partition=str(partition),
-                offset=str(msg.offset()),
-                kind=self.kafka.kind_of(topic) or "",
-            )
-        if poisoned:
-            self.dead_letters.flush(30)
-            for item, _ in poisoned:
-                metrics.DEAD_LETTERS.labels(item.where[0]).inc()
+            kinds.setdefault(kind, []).append(_Part(topic, partition, messages))
+        decoded = {kind: self._decode(CONTRACT_OF[kind], parts) for kind, parts in kinds.items()}
+        self._dead_letters(kinds)
         used: dict[str, Pipeline] = {}
         read = 0
-        for kind, topic, partition, items, frame in groups:
+        for kind, parts in kinds.items():
             contract = CONTRACT_OF[kind]
             if kind not in self._pipelines:
                 self._pipelines[kind] = session.pipeline(contract, overlap=True)
                 self._settled[kind] = _snapshot(self._pipelines[kind].summary)
             used[kind] = pipeline = self._pipelines[kind]
             read -= pipeline.summary.read
-            bad: list[BadRow] = []
-            if frame is None:
-                parsed = [i.parsed for i in items if i.parsed is not None]
-                frame = rows_frame(contract, [row for p in parsed for row in p.rows])
-                bad = [b for p in parsed for b in p.bad]
-            pipeline.submit(frame, source=f"kafka:{topic}:{partition}", bad=bad)
+            whole = decoded[kind]
+            if whole is not None:
+                pipeline.submit(whole.drop("source"), source=whole.get_column("source"))
+            for part in parts if whole is None else []:
+                frame, bad = part.frame, []
+                if frame is None:
+                    parsed = part.parsed or []
+                    frame = rows_frame(contract, [row for p in parsed for row in p.rows])
+                    bad = [b for p in parsed for b in p.bad]
+                source = f"kafka:{part.topic}:{part.partition}"
+                pipeline.submit(frame, source=source, bad=bad)
             read += pipeline.summary.read
         # flush() validates and judges the batch, waits for the pipeline's previous write
         # and starts this one's; the pipeline keeps its VEE history and detector state.
         for pipeline in used.values():
             pipeline.flush()
-        self._unlanded = [*self._unlanded, *batch]
+        self._unlanded = [*self._unlanded, batch]
         return _Flight(batch, started, [(p, p.handed) for p in used.values()], read)
+
+    def _dead_letters(self, kinds: dict[str, list[_Part]]) -> None:
+        """Send each undecodable message to the dead-letter topic (its quarantine row
+        goes through the pipeline's bad-input path)."""
+        poisoned = [
+            (kind, part, message, parsed.poison)
+            for kind, parts in kinds.items()
+            for part in parts
+            for message, parsed in zip(part.messages, part.parsed or [], strict=False)
+            if parsed.poison
+        ]
+        for kind, part, message, reason in poisoned:
+            self.dead_letters.dead_letter(
+                message.value() or b"",
+                reason,
+                key=message.key(),
+                topic=part.topic,
+                partition=str(part.partition),
+                offset=str(message.offset()),
+                kind=kind,
+            )
+        if poisoned:
+            self.dead_letters.flush(30)
+            for _, part, _, _ in poisoned:
+                metrics.DEAD_LETTERS.labels(part.topic).inc()
 
     def _land(self) -> None:
         """Wait until the batch in flight is durable (database and lake), then commit
@@ -352,29 +397,27 @@ class Worker:
                 metrics.ERRORS.labels("lake").inc()
                 log.error("%s: %s", summary.kind, error)
         self._commit(flight.batch)
-        landed = {id(item) for item in flight.batch}
-        self._unlanded = [i for i in self._unlanded if id(i) not in landed]
+        self._unlanded = [b for b in self._unlanded if b is not flight.batch]
         self.batches += 1
         self.records += flight.read
         seconds = time.perf_counter() - flight.started
-        metrics.observe_batch(len(flight.batch), flight.read, seconds)
+        messages = sum(len(part) for part in flight.batch.values())
+        metrics.observe_batch(messages, flight.read, seconds)
         metrics.count_records(summaries)
         log.debug(
             "batch %d: %d messages, %d records, stored and committed in %.3f s",
             self.batches,
-            len(flight.batch),
+            messages,
             flight.read,
             seconds,
         )
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, batch: _Batch) -> None:
         """Commit the next offset of every partition in the batch that is still ours."""
-        ends: dict[tuple[str, int], int] = {}
-        for item in batch:
-            where, offset = item.where, item.message.offset() or 0
-            ends[where] = max(ends.get(where, -1), offset + 1)
         offsets = [
-            TopicPartition(t, p, o) for (t, p), o in ends.items() if (t, p) in self._assigned
+            TopicPartition(t, p, (messages[-1].offset() or 0) + 1)
+            for (t, p), messages in batch.items()
+            if (t, p) in self._assigned and messages
         ]
         if not offsets:
             return
@@ -401,7 +444,7 @@ class Worker:
             metrics.ERRORS.labels("other").inc()
             log.exception("batch failed; retrying in %.1f s", backoff(failures))
 
-    def _recover(self, batch: list[_Item], failures: int) -> bool:
+    def _recover(self, batches: list[_Batch], failures: int) -> bool:
         """Back off, reconnect (backing off further while that fails), then rewind the
         consumer so the failed batch is read again. False when asked to stop meanwhile."""
         while not self.stop.wait(backoff(failures)):
@@ -412,18 +455,20 @@ class Worker:
                 metrics.ERRORS.labels("database").inc()
                 log.warning("reconnect failed (%s); retrying in %.1f s", exc, backoff(failures))
                 continue
-            self._rewind(batch)
+            self._rewind(batches)
             return True
         log.warning("stopping with an uncommitted batch; it will be re-delivered")
         return False
 
-    def _rewind(self, batch: list[_Item]) -> None:
+    def _rewind(self, batches: list[_Batch]) -> None:
         """Seek every assigned partition back to its committed offset (or, never
-        committed, to the failed batch's first message) so nothing is skipped."""
+        committed, to the failed batches' first message) so nothing is skipped."""
         first: dict[tuple[str, int], int] = {}
-        for item in batch:
-            offset = item.message.offset() or 0
-            first[item.where] = min(first.get(item.where, offset), offset)
+        for batch in batches:
+            for where, messages in batch.items():
+                if messages:
+                    offset = messages[0].offset() or 0
+                    first[where] = min(first.get(where, offset), offset)
         try:
             assigned = self.consumer.assignment()
             for tp in self.consumer.committed(assigned, timeout=30):
@@ -499,7 +544,8 @@ class Worker:
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= gone
         # Not committed, so the new owner starts at them: abandon, do not store.
-        self._pending[:] = [i for i in self._pending if i.where not in gone]
+        for where in gone:
+            self._pending.pop(where, None)
         self._forget_history()
         metrics.forget_partitions(partitions)
         log.info("revoked %s", _names(partitions))
@@ -546,13 +592,6 @@ def _since(before: Summary, now: Summary) -> Summary:
         statuses=now.statuses - before.statuses,
         errors=now.errors[len(before.errors) :],
     )
-
-
-def _by_partition(batch: list[_Item]) -> Iterator[tuple[tuple[str, int], list[_Item]]]:
-    groups: dict[tuple[str, int], list[_Item]] = {}
-    for item in batch:
-        groups.setdefault(item.where, []).append(item)
-    yield from groups.items()
 
 
 def _names(partitions: list[TopicPartition]) -> str:

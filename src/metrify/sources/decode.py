@@ -38,6 +38,8 @@ class Decoded:
     ignored_columns: list[str] = field(default_factory=list)
     #: contract fields the source actually supplied (reference upserts touch only these)
     present: list[str] = field(default_factory=list)
+    #: the place in the raw batch (0-based) of each record, in order
+    rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
 
 
 def _is_string(dtype: pl.DataType) -> bool:
@@ -259,9 +261,8 @@ def decode(
         reason=pl.col("_reason"),
         line=pl.col("_line"),
     )
-    records = frame.filter(pl.col("_reason").is_null()).select(
-        [pl.col(n).cast(t) for n, t in contract.schema.items()]
-    )
+    good = frame.filter(pl.col("_reason").is_null())
+    records = good.select([pl.col(n).cast(t) for n, t in contract.schema.items()])
     ignored = [c for c in raw.columns if c not in used]
     present = [
         n
@@ -270,7 +271,13 @@ def decode(
         or mapping.source_column(n) in available
         or (n == "interval_s" and mapping.interval_s is not None)
     ]
-    return Decoded(records=records, rejects=rejects, ignored_columns=ignored, present=present)
+    return Decoded(
+        records=records,
+        rejects=rejects,
+        ignored_columns=ignored,
+        present=present,
+        rows=good.get_column("_line").rename("rows") - first_line,
+    )
 
 
 def _boolean(text: pl.Expr) -> pl.Expr:

@@ -49,6 +49,7 @@ from metrify.sources.mapping import Mapping
 
 __all__ = [
     "CONTRACT_OF",
+    "ORIGIN",
     "Parsed",
     "ProduceSummary",
     "Sender",
@@ -122,7 +123,13 @@ def parse_message(value: bytes | None, *, max_bytes: int, line: int | None = Non
     return parsed
 
 
-def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.DataFrame | None:
+#: the column :func:`fast_rows_frame` names each record's message in (``origin=True``)
+ORIGIN = "_message"
+
+
+def fast_rows_frame(
+    contract: Contract, values: Sequence[bytes | None], *, origin: bool = False
+) -> pl.DataFrame | None:
     """The records of well-formed messages as raw string columns, parsed by Polars in one go.
 
     The exact path (:func:`parse_message` then :func:`rows_frame`) builds a Python object
@@ -175,6 +182,7 @@ def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.Da
     frame = pl.concat(parts) if parts else pl.DataFrame(schema=fields)
     if len(parts) > 1:
         frame = frame.sort("_m", maintain_order=True)
+    order = frame.get_column("_m") if "_m" in frame.columns else pl.Series([], dtype=pl.Int64)
     frame = frame.drop("_m", strict=False)
     if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         return None  # an empty object
@@ -186,7 +194,7 @@ def fast_rows_frame(contract: Contract, values: Sequence[bytes | None]) -> pl.Da
     cells = frame.height * frame.width - sum(frame.null_count().row(0))
     if keys != cells + nulls:
         return None  # a field outside the contract, a repeated field or a nested value
-    return frame
+    return frame.with_columns(order.alias(ORIGIN)) if origin else frame
 
 
 def _typed_fields(contract: Contract) -> dict[str, pl.DataType]:
