@@ -290,6 +290,7 @@ def test_a_quoted_number_reads_the_batch_as_text() -> None:
         b'{"meter_id":"A","meter_id":"B"}',
         b'{"meter_id":{"nested":1}}',
         b'{"meter_id" :"A"}',
+        b'{"meter_id"\t:"A"}',
         b'{"meter_id":\n"A"}',
         b'{"meter_id":"A"}}',
     ],

@@ -276,8 +276,10 @@ class Worker:
                 if held is None:
                     pending[where] = held = []
                 held.append(message)
-                # Parsing waits for the batch (see _decode); '{' counts flat records.
-                records += max(1, (message.value() or b"").count(b"{"))
+                # Parsing waits for the batch (see _decode): a message is one record,
+                # or an array whose '{' count its records (nested values aside).
+                value = message.value() or b""
+                records += 1 if value[:1] == b"{" else max(1, value.count(b"{"))
             if pending and deadline is None:
                 deadline = time.monotonic() + window  # idle: the batch's first message
         self._cut_at = time.monotonic()
@@ -348,8 +350,9 @@ class Worker:
             read += pipeline.summary.read
         # flush() validates and judges the batch, waits for the pipeline's previous write
         # and starts this one's; the pipeline keeps its VEE history and detector state.
-        for pipeline in used.values():
-            pipeline.flush()
+        # Readings first: they are most of the batch and the latency that counts.
+        for kind in sorted(used, key=KINDS.index):
+            used[kind].flush()
         self._unlanded = [*self._unlanded, batch]
         return _Flight(batch, started, [(p, p.handed) for p in used.values()], read)
 

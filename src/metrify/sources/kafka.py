@@ -29,6 +29,7 @@ import io
 import itertools
 import logging
 import operator
+import re
 import threading
 import time
 from collections import Counter
@@ -125,6 +126,8 @@ def parse_message(value: bytes | None, *, max_bytes: int, line: int | None = Non
 
 #: the column :func:`fast_rows_frame` names each record's message in (``origin=True``)
 ORIGIN = "_message"
+#: whitespace after a closing quote: one scan, where three ``in`` tests took three
+_QUOTE_SPACE = re.compile(rb'"[ \t\r]')
 
 
 def fast_rows_frame(
@@ -187,7 +190,7 @@ def fast_rows_frame(
     if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         return None  # an empty object
     data = compact if fast else b"\n".join([*objects, *arrays])
-    if b'" ' in data or b'"\t' in data or b'"\r' in data:
+    if _QUOTE_SPACE.search(data):
         return None  # whitespace before a colon would hide a key from the count below
     keys = data.count(b'":') - len(arrays)  # each array line's own "r":
     nulls = data.count(b":null") + data.count(b": null")
