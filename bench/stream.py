@@ -14,9 +14,11 @@ the median is quoted with min and max.
 * Produce-to-queryable latency at a steady rate (default 20k readings/s), in the steady
   state of a fleet that has been streaming for a while: its first ``--warm-days`` (7) are
   loaded through the pipeline in-process first (VEE history, trusted detector
-  baselines), then the next ``--latency-days`` are streamed. The simulator
-  streams through ``stream_fleet`` with a sender that stamps the wall time before each
-  slice of readings is handed to the producer. A slice is queryable once every one of
+  baselines), then the next ``--latency-days`` are streamed, cut into slices as
+  ``metrify simulate --to kafka`` (``stream_fleet``) cuts them: ``rate x 50 ms`` readings
+  a tick, grid rows with their interval. The slices are encoded before the clock starts
+  (as the throughput measurement does: the load generator shares the two cores) and
+  sent at the rate, each stamped with the wall time before it goes to the producer. A slice is queryable once every one of
   its readings is visible in PostgreSQL. The worker stores each partition's messages in
   order and a batch in one transaction, so that holds exactly when, in every partition
   the slice reached, its last message there is visible; the delivery reports say which
@@ -51,6 +53,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +66,7 @@ from ingest import reset
 from metrify.config import Settings
 from metrify.ingest import ingest_frames, open_session
 from metrify.records import GRID, READING
-from metrify.sources.kafka import Sender, frame_messages, stream_fleet
+from metrify.sources.kafka import Sender, frame_messages
 from metrify.sources.kafka_settings import KafkaSettings
 from metrify.sources.simulator import Fleet, FleetSpec
 from metrify.stores import database, embedded
@@ -73,6 +76,8 @@ RESULTS = ROOT / "results"
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
 JOIN_WAIT_S = 10  # several workers: time for all to join the group before producing
+TICK_S = 0.05  # the steady stream sends a slice of rate x TICK_S readings a tick
+POLL_S = 0.05  # how often the latency poller looks for the oldest slice not yet seen
 
 
 def count(conn: psycopg.Connection[tuple[object, ...]]) -> int:
@@ -200,43 +205,60 @@ def throughput(
     return {"readings": total, "rate": (done - first) / seconds}
 
 
-class StampingSender(Sender):
-    """Stamps the wall time before each slice of readings goes to the producer, and
-    learns from the delivery reports the last message of the slice in each partition."""
+@dataclass
+class Slice:
+    """One tick of the steady stream, encoded before the clock starts."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
-        super().__init__(kafka)
-        self.sizes: list[int] = []  # readings per slice
+    readings: int
+    #: (key, value, records, meter, the meter's newest ts in the slice) per message
+    messages: list[tuple[bytes, bytes, int, str, dt.datetime]]
+    #: the grid rows of the slice's intervals (they ride along, as stream_fleet sends them)
+    grid: list[tuple[bytes, bytes, int]]
+
+
+def encode_slices(later: Later, rate: float, tick_s: float = TICK_S) -> list[Slice]:
+    """The streamed part of the fleet cut as :func:`stream_fleet` cuts it (``rate x
+    tick_s`` readings a tick, in time order, grid rows with their interval), each slice
+    already encoded: the load generator shares the worker's two cores, and encoding on
+    the fly cost it a quarter of one (measured with py-spy), which the worker then lacked.
+    The throughput measurement encodes up front for the same reason."""
+    per_tick = max(1, int(rate * tick_s))
+    out: list[Slice] = []
+    for readings, grid in later.chunks():
+        readings = readings.sort("ts", maintain_order=True)
+        grid = grid.sort("ts", maintain_order=True)
+        grid_at = 0
+        for offset in range(0, readings.height, per_tick):
+            part = readings.slice(offset, per_tick)
+            newest = dict(part.group_by("meter_id").agg(pl.col("ts").max()).iter_rows())
+            messages = [
+                (key, value, n, key.decode(), newest[key.decode()])
+                for key, value, n in frame_messages(READING, part)
+            ]
+            if len(messages) != len(newest):
+                raise SystemExit("a meter's readings of one slice must fit one message")
+            upto = int(grid["ts"].search_sorted(part["ts"].max(), side="right"))
+            rows = grid.slice(grid_at, max(0, upto - grid_at))
+            grid_at = max(grid_at, upto)
+            out.append(Slice(part.height, messages, list(frame_messages(GRID, rows))))
+        if grid_at < grid.height:
+            out[-1].grid += list(frame_messages(GRID, grid.slice(grid_at)))
+    return out
+
+
+class Stamps:
+    """When each slice went to the producer, and, from the delivery reports, the last
+    message of the slice in each partition."""
+
+    def __init__(self, slices: list[Slice]) -> None:
+        self.sizes = [s.readings for s in slices]
         self.stamps: list[float] = []
         #: per slice: partition -> (offset, meter_id, ts) of its last message there
-        self.last: list[dict[int, tuple[int, str, dt.datetime]]] = []
-        self.pending: list[int] = []  # messages of the slice not yet acknowledged
-        self._newest: dict[str, dt.datetime] = {}  # the slice being sent: meter -> last ts
-        self.on_delivered = self._delivered
+        self.last: list[dict[int, tuple[int, str, dt.datetime]]] = [{} for _ in slices]
+        #: messages of each slice not yet acknowledged
+        self.pending = [len(s.messages) for s in slices]
 
-    def send_frame(self, kind: str, frame: pl.DataFrame, *, max_records: int = 500) -> int:
-        if kind != "readings":
-            return super().send_frame(kind, frame, max_records=max_records)
-        stamp = time.perf_counter()
-        newest = frame.group_by("meter_id").agg(pl.col("ts").max(), n=pl.len())
-        if newest["n"].max() > max_records:  # type: ignore[operator]
-            raise SystemExit("a meter's readings of one slice must fit one message")
-        self._newest = {m: ts for m, ts, _ in newest.iter_rows()}
-        self.last.append({})
-        self.pending.append(newest.height)
-        self.stamps.append(stamp)
-        self.sizes.append(0)
-        at = len(self.sizes) - 1
-        self.sizes[at] = super().send_frame(kind, frame, max_records=max_records)
-        return self.sizes[at]
-
-    def send(self, topic: str, key: bytes | None, value: bytes, **kw: Any) -> None:
-        if topic == self.kafka.topic("readings") and key is not None:
-            meter = key.decode()
-            kw["context"] = (len(self.sizes) - 1, meter, self._newest[meter])
-        super().send(topic, key, value, **kw)
-
-    def _delivered(self, msg: Any, records: int, context: object) -> None:
+    def delivered(self, msg: Any, records: int, context: object) -> None:
         if context is None:
             return
         at, meter, ts = context  # type: ignore[misc]
@@ -244,6 +266,27 @@ class StampingSender(Sender):
         if seen is None or msg.offset() > seen[0]:
             self.last[at][msg.partition()] = (msg.offset(), meter, ts)
         self.pending[at] -= 1
+
+
+def send_steadily(
+    slices: list[Slice], sender: Sender, stamps: Stamps, rate: float
+) -> tuple[int, float]:
+    """Send the slices at ``rate`` readings/s (paced as stream_fleet paces them), each
+    stamped just before its first message goes to the producer; (readings, seconds)."""
+    readings_topic, grid_topic = sender.kafka.topic("readings"), sender.kafka.topic("grid")
+    started = time.monotonic()
+    sent = 0
+    for at, part in enumerate(slices):
+        if (wait := started + sent / rate - time.monotonic()) > 0:
+            time.sleep(wait)
+        stamps.stamps.append(time.perf_counter())
+        for key, value, n, meter, ts in part.messages:
+            sender.send(readings_topic, key, value, records=n, context=(at, meter, ts))
+        for key, value, n in part.grid:
+            sender.send(grid_topic, key, value, records=n)
+        sent += part.readings
+    sender.flush()
+    return sent, time.monotonic() - started
 
 
 def ready(
@@ -306,17 +349,20 @@ def latency(
     """Load the first ``warm_days``, then stream the rest at a steady ``rate`` and
     measure when each slice becomes queryable."""
     last = warm_up(url, fleet, warm_days, work / "lake")
+    slices = encode_slices(Later(fleet, warm_days), rate)
     kafka = fresh_kafka(bootstrap)
     procs = [start_worker(worker_env(kafka, url, work / "lake")) for _ in range(workers)]
     visible_at: list[float] = []
     stop = threading.Event()
+    stamps = Stamps(slices)
     probe = (
         "SELECT count(*) FROM unnest(%s::text[], %s::timestamptz[]) AS k(m, t)"
         " JOIN readings r ON r.meter_id = k.m AND r.ts = k.t"
     )
     try:
         ready(Sender(kafka), bootstrap, kafka, procs, last)
-        sender = StampingSender(kafka)
+        sender = Sender(kafka)
+        sender.on_delivered = stamps.delivered
 
         def poll() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -325,39 +371,38 @@ def latency(
                 while not stop.is_set():
                     at = time.perf_counter()
                     i = len(visible_at)
-                    if i < len(sender.pending) and sender.pending[i] == 0:
-                        keys = list(sender.last[i].values())
-                        ids, stamps = [k[1] for k in keys], [k[2] for k in keys]
-                        row = conn.execute(probe, (ids, stamps)).fetchone()
+                    if i < len(stamps.stamps) and stamps.pending[i] == 0:
+                        keys = list(stamps.last[i].values())
+                        ids, newest = [k[1] for k in keys], [k[2] for k in keys]
+                        row = conn.execute(probe, (ids, newest)).fetchone()
                         if row is not None and row[0] == len(keys):
                             visible_at.append(at)
                             continue  # the next slice may be visible too
-                    time.sleep(max(0.0, 0.05 - (time.perf_counter() - at)))
+                    time.sleep(max(0.0, POLL_S - (time.perf_counter() - at)))
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        stats = stream_fleet(Later(fleet, warm_days), sender, rate, False)
-        sender.flush()
+        readings, seconds = send_steadily(slices, sender, stamps, rate)
         deadline = time.perf_counter() + 60
-        while len(visible_at) < len(sender.sizes) and time.perf_counter() < deadline:
+        while len(visible_at) < len(slices) and time.perf_counter() < deadline:
             time.sleep(0.1)
         stop.set()
         poller.join()
     finally:
         for proc in procs:
             stop_worker(proc)
-    if len(visible_at) < len(sender.sizes):
+    if len(visible_at) < len(slices):
         raise SystemExit("not every reading became visible within 60 s")
-    lat = [seen - stamp for seen, stamp in zip(visible_at, sender.stamps, strict=True)]
-    frame = pl.DataFrame({"latency": lat, "n": sender.sizes}).sort("latency")
+    lat = [seen - stamp for seen, stamp in zip(visible_at, stamps.stamps, strict=True)]
+    frame = pl.DataFrame({"latency": lat, "n": stamps.sizes}).sort("latency")
     cumulative = frame["n"].cum_sum() / frame["n"].sum()
 
     def quantile(q: float) -> float:
         return float(frame["latency"][int((cumulative < q).sum())])
 
     return {
-        "readings": stats.readings,
-        "achieved_rate": stats.readings / stats.seconds,
+        "readings": readings,
+        "achieved_rate": readings / seconds,
         "p50": quantile(0.50),
         "p95": quantile(0.95),
         "p99": quantile(0.99),
