@@ -137,6 +137,31 @@ def test_webhook_retries_then_one_alert_per_incident_and_ack_silences(
     ]
 
 
+def test_a_stream_pipeline_alerts_from_its_background_writer(
+    settings: Settings, conn: psycopg.Connection, receiver: Receiver
+) -> None:
+    """A worker's pipeline (writes in the background, one batch in flight) sends an
+    incident's alert once its batch is durable: once, counted, marked alerted."""
+    hooked = with_webhook(settings, receiver.url)
+    no_pv_meter(settings)
+    start = 10 * PER_DAY + 24
+    frame = series("NOPV", 11, export={i: 0.3 for i in range(start, start + 4)})
+    with open_session(hooked) as session:
+        p = session.pipeline(READING, overlap=True)
+        half = frame.height // 2
+        for part in (frame.head(half), frame.slice(half)):  # two batches, one in flight
+            p.submit(part, source="kafka:t:0")
+            p.flush()
+        p.settle()
+        assert p.detector is not None and p.detector.stats.alerts == 1
+        p.close()
+    assert len(receiver.bodies) == 1
+    (alert,) = receiver.bodies[0]["alerts"]
+    assert alert["kind"] == "unexpected_export" and alert["subject_id"] == "NOPV"
+    row = conn.execute("SELECT id, alerted_at IS NOT NULL FROM anomalies").fetchall()
+    assert row == [(alert["id"], True)]
+
+
 def test_continuing_acknowledged_incident_extends_without_alert(
     settings: Settings, conn: psycopg.Connection, receiver: Receiver
 ) -> None:
