@@ -18,10 +18,11 @@ the median is quoted with min and max.
   ``metrify simulate --to kafka`` (``stream_fleet``) cuts them: ``rate x 50 ms`` readings
   a tick, grid rows with their interval. The slices are encoded before the clock starts
   (as the throughput measurement does: the load generator shares the two cores) and
-  sent at the rate, each stamped with the wall time before it goes to the producer. A slice is queryable once every one of
-  its readings is visible in PostgreSQL. The worker stores each partition's messages in
-  order and a batch in one transaction, so that holds exactly when, in every partition
-  the slice reached, its last message there is visible; the delivery reports say which
+  sent at the rate, each stamped with the wall time before it goes to the producer. A
+  slice is queryable once every one of its readings is visible in PostgreSQL. The
+  worker stores each partition's messages in order and a batch in one transaction, so
+  that holds exactly when, in every partition the slice reached, its last message there
+  is visible; the delivery reports say which
   message that is (partition, offset), and a poller looks those few keys up by primary
   key every 50 ms, oldest slice first. Its latency is the start of the first poll that
   found them all minus its stamp (an upper bound: the poll period adds up to 50 ms).

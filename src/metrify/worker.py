@@ -3,7 +3,7 @@
 ``metrify worker`` runs :func:`run_worker`: one confluent-kafka consumer in the group
 ``METRIFY_KAFKA_GROUP_ID`` reading the readings, grid and weather topics (or some of
 them), cutting the stream into micro-batches bounded by size (``batch_max_records``) and
-time (``batch_max_ms`` after the batch's first message). Each batch goes through the same
+time (``batch_max_ms``, see :meth:`Worker._collect`). Each batch goes through the same
 :class:`~metrify.pipeline.Pipeline` as a file load, then:
 
 1. undecodable messages go to the dead-letter topic (raw bytes; ``error``, ``topic``,

@@ -46,7 +46,12 @@ class KafkaSettings(BaseSettings):
     batch_max_records: int = Field(
         default=100_000, ge=1, description="a micro-batch holds about this many records at most"
     )
-    batch_max_ms: int = Field(default=250, ge=1, description="and waits at most this long for them")
+    batch_max_ms: int = Field(
+        default=250,
+        ge=1,
+        description="and is cut at most this long after its first message (idle) or after "
+        "the previous cut (a flowing stream)",
+    )
     max_message_bytes: int = Field(
         default=1_048_576, ge=1, description="larger messages go to the dead-letter topic"
     )
