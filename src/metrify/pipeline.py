@@ -255,8 +255,14 @@ class Pipeline:
             if self.detector is not None:
                 assessed, pending = self.detector.detect(assessed)
             if self._writer is not None:
-                self._finish_write()  # the previous batch, written meanwhile
-                self._start_write(assessed, rejects, pending)
+                # The previous batch, written meanwhile: its write must have succeeded
+                # before this one starts, but its counting, lake hand-over and anomaly
+                # records can follow, so this batch's write (its latency) starts first.
+                previous = self._take_finished()
+                try:
+                    self._start_write(assessed, rejects, pending)
+                finally:
+                    self._account(previous)
                 return
             result = self.write_versions(assessed, quarantine=rejects)
             if pending is not None and self.detector is not None:
@@ -360,7 +366,6 @@ class Pipeline:
         likely_stored = None
         if self.history is not None:
             likely_stored = self.history.seen(versions)  # before this batch is remembered
-            self.history.remember(versions)
         if self._write_pool is None:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
         refresh = self.contract is READING and self._quality_due()
@@ -369,6 +374,8 @@ class Pipeline:
         )
         self.handed += 1
         self._in_flight = _InFlight(write, versions, rejects, pending, self.handed)
+        if self.history is not None:
+            self.history.remember(versions)  # while the batch is being written
 
     def _write_job(
         self,
@@ -390,10 +397,21 @@ class Pipeline:
 
     def _finish_write(self) -> None:
         """Wait for the batch in flight; once durable, count it, record its anomalies."""
+        self._account(self._take_finished())
+
+    def _take_finished(self) -> tuple[_InFlight, WriteResult] | None:
+        """Wait for the batch in flight to be durable (a failed write raises here, and
+        nothing is counted); the pipeline then has none in flight."""
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
+            return None
+        return in_flight, in_flight.write.result()
+
+    def _account(self, finished: tuple[_InFlight, WriteResult] | None) -> None:
+        """Count a durable batch, hand it to the lake, record its anomalies."""
+        if finished is None:
             return
-        result = in_flight.write.result()  # a failed write raises here, nothing is counted
+        in_flight, result = finished
         self._stored(in_flight.versions, result, background=True)
         if in_flight.pending is not None and self.detector is not None:
             self.detector.commit(in_flight.pending, state_saved=True)
