@@ -67,7 +67,7 @@ from ingest import reset
 from metrify.config import Settings
 from metrify.ingest import ingest_frames, open_session
 from metrify.records import GRID, READING
-from metrify.sources.kafka import Sender, frame_messages
+from metrify.sources.kafka import Sender, frame_messages, stream_fleet
 from metrify.sources.kafka_settings import KafkaSettings
 from metrify.sources.simulator import Fleet, FleetSpec
 from metrify.stores import database, embedded
@@ -77,7 +77,6 @@ RESULTS = ROOT / "results"
 BACKLOG = 1_500  # messages of up to 500 readings, about 1.5 MB per partition compressed
 CLIENT = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
 JOIN_WAIT_S = 10  # several workers: time for all to join the group before producing
-TICK_S = 0.05  # the steady stream sends a slice of rate x TICK_S readings a tick
 POLL_S = 0.05  # how often the latency poller looks for the oldest slice not yet seen
 
 
@@ -217,34 +216,41 @@ class Slice:
     grid: list[tuple[bytes, bytes, int]]
 
 
-def encode_slices(later: Later, rate: float, tick_s: float = TICK_S) -> list[Slice]:
-    """The streamed part of the fleet cut as :func:`stream_fleet` cuts it (``rate x
-    tick_s`` readings a tick, in time order, grid rows with their interval), each slice
-    already encoded: the load generator shares the worker's two cores, and encoding on
-    the fly cost it a quarter of one (measured with py-spy), which the worker then lacked.
-    The throughput measurement encodes up front for the same reason."""
-    per_tick = max(1, int(rate * tick_s))
-    out: list[Slice] = []
-    for readings, grid in later.chunks():
-        readings = readings.sort("ts", maintain_order=True)
-        grid = grid.sort("ts", maintain_order=True)
-        grid_at = 0
-        for offset in range(0, readings.height, per_tick):
-            part = readings.slice(offset, per_tick)
-            newest = dict(part.group_by("meter_id").agg(pl.col("ts").max()).iter_rows())
-            messages = [
-                (key, value, n, key.decode(), newest[key.decode()])
-                for key, value, n in frame_messages(READING, part)
-            ]
-            if len(messages) != len(newest):
-                raise SystemExit("a meter's readings of one slice must fit one message")
-            upto = int(grid["ts"].search_sorted(part["ts"].max(), side="right"))
-            rows = grid.slice(grid_at, max(0, upto - grid_at))
-            grid_at = max(grid_at, upto)
-            out.append(Slice(part.height, messages, list(frame_messages(GRID, rows))))
-        if grid_at < grid.height:
-            out[-1].grid += list(frame_messages(GRID, grid.slice(grid_at)))
-    return out
+class SliceRecorder(Sender):
+    """Keeps what :func:`stream_fleet` would send, encoded, one slice per readings call
+    (its grid rows ride along), instead of sending it."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        super().__init__(kafka)
+        self.slices: list[Slice] = []
+
+    def send_frame(self, kind: str, frame: pl.DataFrame, *, max_records: int = 500) -> int:
+        if kind != "readings":
+            self.slices[-1].grid += frame_messages(GRID, frame, max_records=max_records)
+            return frame.height
+        newest = dict(frame.group_by("meter_id").agg(pl.col("ts").max()).iter_rows())
+        messages = [
+            (key, value, n, key.decode(), newest[key.decode()])
+            for key, value, n in frame_messages(READING, frame, max_records=max_records)
+        ]
+        if len(messages) != len(newest):
+            raise SystemExit("a meter's readings of one slice must fit one message")
+        self.slices.append(Slice(frame.height, messages, []))
+        return frame.height
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Nothing was produced."""
+
+
+def encode_slices(later: Later, rate: float, kafka: KafkaSettings) -> list[Slice]:
+    """The streamed part of the fleet cut by :func:`stream_fleet` itself (``rate x 50 ms``
+    readings a tick, in time order, grid rows with their interval), each slice already
+    encoded: the load generator shares the worker's two cores, and encoding on the fly
+    cost it a quarter of one (measured with py-spy), which the worker then lacked. Its
+    clock is a counter that runs ahead of the rate, so nothing is waited for here."""
+    recorder = SliceRecorder(kafka)
+    stream_fleet(later, recorder, rate, False, clock=itertools.count().__next__)
+    return recorder.slices
 
 
 class Stamps:
@@ -350,8 +356,8 @@ def latency(
     """Load the first ``warm_days``, then stream the rest at a steady ``rate`` and
     measure when each slice becomes queryable."""
     last = warm_up(url, fleet, warm_days, work / "lake")
-    slices = encode_slices(Later(fleet, warm_days), rate)
     kafka = fresh_kafka(bootstrap)
+    slices = encode_slices(Later(fleet, warm_days), rate, kafka)
     procs = [start_worker(worker_env(kafka, url, work / "lake")) for _ in range(workers)]
     visible_at: list[float] = []
     stop = threading.Event()

@@ -68,10 +68,10 @@ from metrify.ingest import Session, open_session
 from metrify.ops import metrics
 from metrify.pipeline import Pipeline, Summary
 from metrify.records import Contract
+from metrify.sources.files import BadRow
 from metrify.sources.kafka import (
     CONTRACT_OF,
     ORIGIN,
-    Parsed,
     ProduceError,
     Sender,
     fast_rows_frame,
@@ -124,14 +124,25 @@ class _Flight:
 
 @dataclass
 class _Part:
-    """One partition's part of a batch, decoded: its records as raw columns (the Kafka
-    fast path), or each message parsed on the exact path."""
+    """One partition's messages in a batch."""
 
     topic: str
     partition: int
     messages: list[Message]
-    frame: pl.DataFrame | None = None
-    parsed: list[Parsed] | None = None
+
+    @property
+    def source(self) -> str:
+        return f"kafka:{self.topic}:{self.partition}"
+
+
+@dataclass
+class _Decoded:
+    """One kind's messages, ready for its pipeline."""
+
+    #: (raw records, their source: one, or one per record, bad rows) per submit
+    submits: list[tuple[pl.DataFrame, str | pl.Series, list[BadRow]]]
+    #: (partition, message, why) of each message that cannot be decoded at all
+    poison: list[tuple[_Part, Message, str]]
 
 
 def backoff(failures: int) -> float:
@@ -285,34 +296,40 @@ class Worker:
         self._cut_at = time.monotonic()
         return dict(pending)
 
-    def _decode(self, contract: Contract, parts: list[_Part]) -> pl.DataFrame | None:
-        """The records of one kind's partitions as raw string columns, with their
-        ``source``: read by Polars in one go when every message is well-formed (the
-        common case), else ``None`` after decoding each partition on its own (the fast
-        path where it can, each message parsed on the exact path where it cannot: that
-        finds the poison). One call for the whole batch, not one per partition: its cost
-        is mostly per call."""
+    def _decode(self, contract: Contract, parts: list[_Part]) -> _Decoded:
+        """One kind's partitions as raw string columns. When every message is well-formed
+        (the common case) Polars reads them all in one call, its cost being mostly per
+        call, and each record is labelled with its partition's source. Otherwise each
+        partition is read on its own: by the fast path where it can, message by message
+        on the exact path where it cannot (which finds the poison)."""
         limit = self.kafka.max_message_bytes
         values = [m.value() for part in parts for m in part.messages]
         if all(v and len(v) <= limit for v in values):
             frame = fast_rows_frame(contract, values, origin=True)
             if frame is not None:
                 sizes = pl.Series([len(part.messages) for part in parts], dtype=pl.Int64)
-                labels = pl.Series([f"kafka:{p.topic}:{p.partition}" for p in parts])
+                labels = pl.Series([part.source for part in parts])
                 place = sizes.cum_sum().search_sorted(frame.get_column(ORIGIN), side="right")
-                return frame.drop(ORIGIN).with_columns(source=labels.gather(place))
+                return _Decoded([(frame.drop(ORIGIN), labels.gather(place), [])], [])
+        out = _Decoded([], [])
         for part in parts:
             values = [m.value() for m in part.messages]
-            if all(v and len(v) <= limit for v in values):
-                part.frame = fast_rows_frame(contract, values)
-                if part.frame is not None:
-                    continue
-            part.parsed = []
-            for message in part.messages:
-                offset = message.offset()
-                line = offset if offset is not None and offset < 2**31 else None
-                part.parsed.append(parse_message(message.value(), max_bytes=limit, line=line))
-        return None
+            fast = all(v and len(v) <= limit for v in values)
+            frame = fast_rows_frame(contract, values) if fast else None
+            if frame is not None:
+                out.submits.append((frame, part.source, []))
+                continue
+            parsed = [
+                parse_message(m.value(), max_bytes=limit, line=_line(m)) for m in part.messages
+            ]
+            out.poison += [
+                (part, m, p.poison)
+                for m, p in zip(part.messages, parsed, strict=True)
+                if p.poison is not None
+            ]
+            rows = rows_frame(contract, [row for p in parsed for row in p.rows])
+            out.submits.append((rows, part.source, [b for p in parsed for b in p.bad]))
+        return out
 
     def _start(self, batch: _Batch) -> _Flight:
         """Dead letters, then the pipelines: each batch is validated and judged here and
@@ -326,26 +343,17 @@ class Worker:
                 continue
             kinds.setdefault(kind, []).append(_Part(topic, partition, messages))
         decoded = {kind: self._decode(CONTRACT_OF[kind], parts) for kind, parts in kinds.items()}
-        self._dead_letters(kinds)
+        self._dead_letters([(kind, *p) for kind, d in decoded.items() for p in d.poison])
         used: dict[str, Pipeline] = {}
         read = 0
-        for kind, parts in kinds.items():
+        for kind, ready in decoded.items():
             contract = CONTRACT_OF[kind]
             if kind not in self._pipelines:
                 self._pipelines[kind] = session.pipeline(contract, overlap=True)
                 self._settled[kind] = _snapshot(self._pipelines[kind].summary)
             used[kind] = pipeline = self._pipelines[kind]
             read -= pipeline.summary.read
-            whole = decoded[kind]
-            if whole is not None:
-                pipeline.submit(whole.drop("source"), source=whole.get_column("source"))
-            for part in parts if whole is None else []:
-                frame, bad = part.frame, []
-                if frame is None:
-                    parsed = part.parsed or []
-                    frame = rows_frame(contract, [row for p in parsed for row in p.rows])
-                    bad = [b for p in parsed for b in p.bad]
-                source = f"kafka:{part.topic}:{part.partition}"
+            for frame, source, bad in ready.submits:
                 pipeline.submit(frame, source=source, bad=bad)
             read += pipeline.summary.read
         # flush() validates and judges the batch, waits for the pipeline's previous write
@@ -356,16 +364,9 @@ class Worker:
         self._unlanded = [*self._unlanded, batch]
         return _Flight(batch, started, [(p, p.handed) for p in used.values()], read)
 
-    def _dead_letters(self, kinds: dict[str, list[_Part]]) -> None:
-        """Send each undecodable message to the dead-letter topic (its quarantine row
-        goes through the pipeline's bad-input path)."""
-        poisoned = [
-            (kind, part, message, parsed.poison)
-            for kind, parts in kinds.items()
-            for part in parts
-            for message, parsed in zip(part.messages, part.parsed or [], strict=False)
-            if parsed.poison
-        ]
+    def _dead_letters(self, poisoned: list[tuple[str, _Part, Message, str]]) -> None:
+        """Send each undecodable message (kind, partition, message, why) to the
+        dead-letter topic; its quarantine row goes through the pipeline's bad-input path."""
         for kind, part, message, reason in poisoned:
             self.dead_letters.dead_letter(
                 message.value() or b"",
@@ -595,6 +596,12 @@ def _since(before: Summary, now: Summary) -> Summary:
         statuses=now.statuses - before.statuses,
         errors=now.errors[len(before.errors) :],
     )
+
+
+def _line(message: Message) -> int | None:
+    """A message's offset as the line number of its quarantine rows (when it fits one)."""
+    offset = message.offset()
+    return offset if offset is not None and offset < 2**31 else None
 
 
 def _names(partitions: list[TopicPartition]) -> str:
