@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metrify.cli import app
-from metrify.config import Settings
+from metrify.config import Settings, UnknownMeterPolicy
 from metrify.ingest import open_session
 from metrify.records import READING, Quality
 from metrify.sources.mapping import build_mapping
@@ -350,3 +350,52 @@ def test_per_row_sources_follow_their_rows_into_the_store_and_quarantine(
     assert [(m, s) for m, _, s in stored_sources] == [("S1", "p:0"), ("S1", "p:0"), ("S2", "p:1")]
     quarantined = conn.execute("SELECT source, reason FROM quarantine ORDER BY source").fetchall()
     assert quarantined == [("p:1", "non-numeric import_kwh"), ("p:2", "missing meter_id")]
+
+
+def test_a_by_source_run_counts_each_source_as_its_own_run_would(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """The API answers each of several grouped requests from one run: every count of
+    the summary splits by source, including the rows VEE adds (a gap belongs to its
+    meter's source), the store's inserted / updated / unchanged and unknown meters."""
+    strict = settings.model_copy(update={"unknown_meters": UnknownMeterPolicy.QUARANTINE})
+    conn.execute("INSERT INTO meters (meter_id) VALUES ('A1'), ('A2'), ('S3')")
+    stored_s3 = [0.41, 0.52, 0.47, 0.58]
+    assert ingest(strict, frame("S3", T0, stored_s3))["inserted"] == 4
+    # "a": A1 five readings, one repeated exactly, one more with a bad value (after the
+    # five, so no gap); A2 three readings around one missing interval
+    a1 = frame("A1", T0, [0.31, 0.42, 0.36, 0.49, 0.33])
+    bad = frame("A1", T0 + dt.timedelta(hours=2, minutes=30), [0.3]).with_columns(
+        import_kwh=pl.lit("lots")
+    )
+    a = pl.concat([a1, a1.slice(1, 1), bad, frame("A2", T0, [0.52, 0.61, None, 0.57])])
+    # "b": S3 again, two values changed
+    b = frame("S3", T0, [0.41, 0.55, 0.47, 0.66])
+    # "c": a meter nobody registered
+    c = frame("Z9", T0, [0.2, 0.3])
+    with open_session(strict) as session:
+        pipeline = session.pipeline(READING, by_source=True)
+        for source, raw in (("a", a), ("b", b), ("c", c)):
+            pipeline.submit(raw, source=source, mapping=build_mapping(READING, interval_s=1800))
+        total = pipeline.close()
+        assert pipeline.sources is not None
+        got = {source: s.as_dict() for source, s in pipeline.sources.items()}
+        with pytest.raises(ValueError, match="two sources"):
+            twice = session.pipeline(READING, by_source=True)
+            twice.submit(c, source="x", mapping=build_mapping(READING, interval_s=1800))
+            twice.submit(c, source="y", mapping=build_mapping(READING, interval_s=1800))
+    fields = ("read", "accepted", "rejected", "quarantined", "inserted", "updated", "unchanged")
+    fields += ("duplicates", "gaps", "estimated")
+    expected = {
+        "a": dict(zip(fields, (10, 8, 1, 1, 9, 0, 0, 1, 1, 1), strict=True)),
+        "b": dict(zip(fields, (4, 4, 0, 0, 0, 2, 2, 0, 0, 0), strict=True)),
+        "c": dict(zip(fields, (2, 0, 2, 2, 0, 0, 0, 0, 0, 0), strict=True)),
+    }
+    assert {s: {f: got[s][f] for f in fields} for s in got} == expected
+    assert got["a"]["statuses"] == {"valid": 8, "estimated": 1}
+    assert got["a"]["reasons"] == {"non-numeric import_kwh": 1}
+    assert got["b"]["statuses"] == {"valid": 4}
+    assert got["c"]["reasons"] == {"unknown meter_id": 2}
+    # the parts add up to the run's own summary
+    for f in fields:
+        assert sum(got[s][f] for s in got) == total.as_dict()[f], f

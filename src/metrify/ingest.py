@@ -36,12 +36,17 @@ class Session:
     lake: Lake | None
     _writers: list[PostgresStore] = field(default_factory=list)
 
-    def pipeline(self, contract: Contract, *, overlap: bool = False) -> Pipeline:
+    def pipeline(
+        self, contract: Contract, *, overlap: bool = False, by_source: bool = False
+    ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator) gives it a second connection, so writing batch N overlaps processing
-        batch N+1; a request or a stream micro-batch gains nothing from one."""
+        batch N+1; a request or a stream micro-batch gains nothing from one.
+        ``by_source``: see :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
-        return Pipeline(contract, self.settings, self.store, self.lake, writer=writer)
+        return Pipeline(
+            contract, self.settings, self.store, self.lake, writer=writer, by_source=by_source
+        )
 
     def writer(self) -> PostgresStore:
         """A store on a second connection of this session (closed with the session)."""

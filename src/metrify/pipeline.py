@@ -113,14 +113,28 @@ class Pipeline:
         lake: Lake | None = None,
         *,
         writer: PostgresStore | None = None,
+        by_source: bool = False,
     ) -> None:
         """``writer``: a store on a second connection; given, time-series batches are
-        written in the background while the next one is processed."""
+        written in the background while the next one is processed.
+
+        ``by_source``: also keep a summary per source (:attr:`sources`), for a run that
+        gathers several inputs and answers each (the API groups concurrent requests).
+        Each ``submit`` then takes one source for its whole batch, and no id may come
+        from two sources: the rows VEE adds (gaps, estimates) belong to their meter's
+        source.
+        """
         self.contract = contract
         self.settings = settings
         self.store = store
         self.lake = lake
         self.summary = Summary(kind=contract.kind)
+        #: with ``by_source``: each source's part of :attr:`summary` (the run-wide
+        #: lake files, errors and seconds stay in :attr:`summary`)
+        self.sources: dict[str, Summary] | None = {} if by_source else None
+        self._owners: dict[str, str] = {}  # with by_source: id -> the source it came from
+        if by_source and not contract.time_series:
+            raise ValueError("per-source summaries are kept for time series only")
         self._buffer: list[pl.DataFrame] = []
         self._rejects: list[pl.DataFrame] = []
         self._buffered = 0
@@ -176,8 +190,10 @@ class Pipeline:
         sources (a stream worker's partitions, decoded in one go), one per row of ``raw``.
         """
         bad_rows = list(bad)
-        if isinstance(source, pl.Series) and (source.len() != raw.height or bad_rows):
-            raise ValueError("per-row sources need one per raw row and no bad rows")
+        if isinstance(source, pl.Series) and (
+            source.len() != raw.height or bad_rows or self.sources is not None
+        ):
+            raise ValueError("per-row sources need one per raw row, no bad rows, no by_source")
         decoded = decode(
             self.contract,
             raw,
@@ -185,14 +201,19 @@ class Pipeline:
             first_line=first_line,
             check_ranges=not (self.contract is READING and self.settings.vee.enabled),
         )
-        self.summary.read += raw.height + len(bad_rows)
-        for column in decoded.ignored_columns:
-            note = (
-                f"ignored column {column!r} "
-                f"(not a field of {self.contract.kind}; map it with --map)"
-            )
-            if note not in self.summary.warnings:
-                self.summary.warnings.append(note)
+        summaries = [self.summary]
+        if self.sources is not None:
+            summaries.append(self._source(str(source)))
+            self._own(decoded.records, str(source))
+        for summary in summaries:
+            summary.read += raw.height + len(bad_rows)
+            for column in decoded.ignored_columns:
+                note = (
+                    f"ignored column {column!r} "
+                    f"(not a field of {self.contract.kind}; map it with --map)"
+                )
+                if note not in summary.warnings:
+                    summary.warnings.append(note)
         self._present.update(decoded.present)
         at = decoded.rejects.get_column("line") - first_line
         rejects = _with_source(decoded.rejects, source, at)
@@ -238,6 +259,15 @@ class Pipeline:
             return
         dedup = dedupe_batch(self.contract, records)
         self.summary.duplicates += dedup.identical
+        if self.sources is not None and dedup.identical:
+            columns = records.columns
+            distinct = pl.concat([dedup.records.select(columns), dedup.superseded.select(columns)])
+            self._add_counts(
+                records.group_by("source")
+                .len()
+                .join(distinct.group_by("source").len(), on="source", how="left")
+                .select("source", duplicates=pl.col("len") - pl.col("len_right").fill_null(0))
+            )
         if dedup.superseded.height:
             superseded = dedup.superseded.select(
                 raw=pl.struct(pl.exclude("source")).struct.json_encode(),
@@ -281,7 +311,46 @@ class Pipeline:
         self.summary.inserted += result.inserted
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged
+        if result.by_id is not None:
+            owned = self._owned(result.by_id, "id").drop("id", "unknown")
+            self._add_counts(owned.group_by("source").sum())
         self._count_rejects(rejects)
+
+    def _own(self, records: pl.DataFrame, source: str) -> None:
+        """Note ``source`` as the owner of the records' ids (see ``by_source``)."""
+        for ident in records.get_column(self.contract.key[0]).unique().to_list():
+            if self._owners.setdefault(ident, source) != source:
+                raise ValueError(f"{ident!r} comes from two sources of a by-source run")
+
+    def _owned(self, frame: pl.DataFrame, key: str) -> pl.DataFrame:
+        """``frame`` with ``source`` set to the owner of each row's id ``key``."""
+        owners = self._owners
+        return frame.with_columns(
+            source=pl.col(key).replace_strict(
+                list(owners), list(owners.values()), default=None, return_dtype=pl.String
+            )
+        ).filter(pl.col("source").is_not_null())
+
+    def _source(self, source: str) -> Summary:
+        assert self.sources is not None
+        summary = self.sources.get(source)
+        if summary is None:
+            summary = self.sources[source] = Summary(kind=self.contract.kind)
+        return summary
+
+    def _add_counts(self, counts: pl.DataFrame) -> None:
+        """Add per-source counts (a ``source`` column, then Summary fields) to each
+        source's summary."""
+        for row in counts.iter_rows(named=True):
+            summary = self._source(row.pop("source"))
+            for name, value in row.items():
+                setattr(summary, name, getattr(summary, name) + value)
+
+    def _add_tallies(self, frame: pl.DataFrame, attribute: str, column: str) -> None:
+        """Count ``frame``'s rows per source and ``column`` value into each source's
+        ``attribute`` Counter (statuses, reasons)."""
+        for source, value, count in frame.group_by("source", column).len().iter_rows():
+            getattr(self._source(source), attribute)[value] += count
 
     def write_versions(
         self,
@@ -317,6 +386,7 @@ class Pipeline:
             quarantine=quarantine,
             reason=reason,
             likely_stored=likely_stored,
+            by_id=self.sources is not None,
         )
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
@@ -341,8 +411,11 @@ class Pipeline:
         rejected_rows = versions.filter(pl.col("status") == Status.REJECTED.value).height
         self.summary.rejected += rejected_rows + result.unknown_quarantined
         self.summary.quarantined += result.unknown_quarantined
+        unknown = f"unknown {self.contract.key[0]}"
         if result.unknown_quarantined:
-            self.summary.reasons[f"unknown {self.contract.key[0]}"] += result.unknown_quarantined
+            self.summary.reasons[unknown] += result.unknown_quarantined
+        if self.sources is not None:
+            self._count_sources(versions, result, unknown)
         if self.history is not None:
             if result.unknown_quarantined:
                 self.history.forget()  # some rows were not stored after all
@@ -355,6 +428,32 @@ class Pipeline:
             if result.changed_keys is not None:
                 changed = versions.join(result.changed_keys, on=list(self.contract.key), how="semi")
             self._write_lake(changed)
+
+    def _count_sources(self, versions: pl.DataFrame, result: WriteResult, unknown: str) -> None:
+        """:meth:`_stored`'s counts per source (each row's, by its id's owner)."""
+        missing = (pl.col("quality") & int(Quality.MISSING)) != 0
+        status = pl.col("status")
+        versions = self._owned(versions, self.contract.key[0])
+        counts = versions.group_by("source").agg(
+            gaps=missing.sum(),
+            estimated=(missing & (status == Status.ESTIMATED.value)).sum(),
+            accepted=(~missing).sum(),
+            rejected=(status == Status.REJECTED.value).sum(),
+        )
+        if result.by_id is not None:
+            gone = self._owned(result.by_id.filter(pl.col("unknown") > 0), "id")
+            gone = gone.group_by("source").agg(pl.col("unknown").sum())
+            counts = counts.join(gone.select("source", "unknown"), on="source", how="left")
+            counts = counts.with_columns(pl.col("unknown").fill_null(0))
+            counts = counts.with_columns(
+                accepted=pl.col("accepted") - pl.col("unknown"),
+                rejected=pl.col("rejected") + pl.col("unknown"),
+                quarantined=pl.col("unknown"),
+            ).drop("unknown")
+            for source, count in gone.select("source", "unknown").iter_rows():
+                self._source(source).reasons[unknown] += count
+        self._add_counts(counts)
+        self._add_tallies(versions, "statuses", "status")
 
     def _start_write(
         self, assessed: pl.DataFrame, rejects: pl.DataFrame, pending: Pending | None
@@ -441,6 +540,13 @@ class Pipeline:
         self.summary.quarantined += rejects.height
         for reason, count in rejects.group_by("reason").len().iter_rows():
             self.summary.reasons[reason] += count
+        if self.sources is not None and rejects.height:
+            self._add_counts(
+                rejects.group_by("source").agg(
+                    rejected=pl.len().cast(pl.Int64), quarantined=pl.len().cast(pl.Int64)
+                )
+            )
+            self._add_tallies(rejects, "reasons", "reason")
 
     def _write_lake(self, frame: pl.DataFrame) -> None:
         assert self.lake is not None

@@ -65,3 +65,13 @@ class ApiConfig(BaseModel):
         ),
     )
     pool_size: int = Field(default=8, ge=1, le=200, description="connections per worker")
+    ingest_group_rows: int = Field(
+        default=50_000,
+        ge=0,
+        description=(
+            "concurrent ingest requests of one kind that wait for the pipeline go through "
+            "it as one run (one transaction, each answered with its own summary) up to "
+            "this many records; requests that share an id never share a run. "
+            "0 = one run per request"
+        ),
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -64,6 +65,9 @@ class AppState:
     _stores: weakref.WeakKeyDictionary[Any, PostgresStore] = field(
         default_factory=weakref.WeakKeyDictionary
     )
+    #: per contract kind, the group commit of its ingest requests (routers.ingest)
+    ingest_groups: dict[str, Any] = field(default_factory=dict)
+    ingest_groups_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def store_for(self, conn: Any) -> PostgresStore:
         """One store per pooled connection, so its staging tables and known partitions

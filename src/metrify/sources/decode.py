@@ -132,6 +132,27 @@ def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) 
     return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
 
 
+def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> None:
+    """Raise :class:`SchemaMismatch` if a required field has no column, constant or
+    default. Separate from :func:`decode` so a caller that gathers several inputs into
+    one run (the API's grouped requests) can refuse one input before the run starts."""
+    available = set(columns)
+    for name in contract.schema:
+        if name not in contract.required or name in mapping.constants:
+            continue
+        src = mapping.source_column(name)
+        if src in available or (name == "interval_s" and mapping.interval_s is not None):
+            continue
+        hint = (
+            "pass --interval SECONDS or " if name == "interval_s" else ""
+        ) + f"map one with --map {name}=COLUMN"
+        mapped = f" (mapped to {src!r})" if src != name else ""
+        raise SchemaMismatch(
+            f"no column for required field {name!r}{mapped}; "
+            f"columns are {', '.join(columns)}; {hint}"
+        )
+
+
 def decode(
     contract: Contract,
     raw: pl.DataFrame,
@@ -141,6 +162,7 @@ def decode(
     check_ranges: bool = True,
 ) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise)."""
+    check_columns(contract, raw.columns, mapping)
     available = set(raw.columns)
     used: set[str] = set()
     exprs: dict[str, pl.Expr] = {}
@@ -158,16 +180,7 @@ def decode(
             if name == "interval_s" and mapping.interval_s is not None:
                 exprs[name] = pl.lit(mapping.interval_s, dtype=pl.Int32)
                 continue
-            if name in contract.required:
-                hint = (
-                    "pass --interval SECONDS or " if name == "interval_s" else ""
-                ) + f"map one with --map {name}=COLUMN"
-                mapped = f" (mapped to {src!r})" if src != name else ""
-                raise SchemaMismatch(
-                    f"no column for required field {name!r}{mapped}; "
-                    f"columns are {', '.join(raw.columns)}; {hint}"
-                )
-            exprs[name] = pl.lit(None, dtype=dtype)
+            exprs[name] = pl.lit(None, dtype=dtype)  # optional: check_columns passed
             continue
         used.add(src)
         source_type = raw.schema[src]

@@ -109,6 +109,29 @@ class WriteResult:
     unknown_quarantined: int = 0
     #: keys of rows that were inserted or changed; None means "all rows of the batch".
     changed_keys: pl.DataFrame | None = None
+    #: the same counts per id (columns id, inserted, updated, unchanged, unknown), when
+    #: asked for: a run that gathers several inputs, each with its own ids (the API's
+    #: grouped requests), answers each with its own
+    by_id: pl.DataFrame | None = None
+
+
+BY_ID_SCHEMA = {
+    "id": pl.String(),
+    "inserted": pl.Int64(),
+    "updated": pl.Int64(),
+    "unchanged": pl.Int64(),
+    "unknown": pl.Int64(),
+}
+
+
+def _inserted_by_id(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per-id counts of rows that were all inserted."""
+    return rows.group_by(pl.col(key).alias("id")).agg(
+        inserted=pl.len().cast(pl.Int64),
+        updated=pl.lit(0, pl.Int64),
+        unchanged=pl.lit(0, pl.Int64),
+        unknown=pl.lit(0, pl.Int64),
+    )
 
 
 def copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
@@ -237,6 +260,7 @@ class PostgresStore:
         reason: str = "corrected",
         quarantine: pl.DataFrame | None = None,
         likely_stored: pl.DataFrame | None = None,
+        by_id: bool = False,
     ) -> WriteResult:
         """Upsert one batch of a time-series contract (plus its quarantine rows) atomically.
 
@@ -245,6 +269,7 @@ class PostgresStore:
         ``likely_stored``: keys the caller knows may exist already; those rows take the
         upsert and the rest the fast COPY, so one repeated key does not send a whole
         batch down the slow path.
+        ``by_id``: also count per id (:attr:`WriteResult.by_id`).
         """
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
@@ -276,13 +301,16 @@ class PostgresStore:
                     if contract is READING:
                         self._mark_days(cur, fresh)
                     rows = maybe
+                if by_id:
+                    result.by_id = _inserted_by_id(fresh if copied else fresh.clear(), key_id)
                 if not rows.height:
                     result.inserted = copied
                     if quarantine is not None and quarantine.height:
                         copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
                     return result
                 copy_binary(cur, stage, rows)
-                result.unknown_quarantined = self._unknown_ids(cur, contract, stage, unknown)
+                unknowns = self._unknown_ids(cur, contract, stage, unknown)
+                result.unknown_quarantined = sum(unknowns.values())
                 # New keys first: a plain insert that skips existing keys. For fresh data
                 # (the common case) that is all there is to do.
                 cur.execute(
@@ -329,6 +357,8 @@ class PostgresStore:
                     updated = max(cur.rowcount, 0)
                 result.inserted, result.updated = copied + inserted, updated
                 result.unchanged = staged - inserted - updated
+                if by_id:
+                    result.by_id = self._staged_by_id(cur, contract, stage, unknowns, result.by_id)
                 if contract is READING and inserted + updated:
                     # Their daily scores are now stale: marked in this transaction, so
                     # the refresh (refresh_quality_daily) can wait without losing them.
@@ -392,32 +422,66 @@ class PostgresStore:
             (days.get_column("meter_id").to_list(), days.get_column("day").to_list()),
         )
 
+    def _staged_by_id(
+        self,
+        cur: psycopg.Cursor[tuple[object, ...]],
+        contract: Contract,
+        stage: str,
+        unknowns: dict[str, int],
+        copied: pl.DataFrame | None,
+    ) -> pl.DataFrame:
+        """Per-id counts of a staged upsert (the stage holds what was not
+        quarantined; the changed-keys table, what was inserted or updated), added to
+        those of the rows copied before it."""
+        key = contract.key[0]
+        cur.execute(
+            f"""
+            SELECT s.{key}, count(c.id) FILTER (WHERE c.inserted),
+                   count(c.id) FILTER (WHERE NOT c.inserted), count(*) - count(c.id)
+            FROM {stage} s LEFT JOIN changed_{contract.table} c ON c.id = s.{key} AND c.ts = s.ts
+            GROUP BY s.{key}
+            """
+        )
+        staged = pl.DataFrame(
+            [(*row, 0) for row in cur.fetchall()], schema=BY_ID_SCHEMA, orient="row"
+        )
+        gone = pl.DataFrame(
+            [(ident, 0, 0, 0, n) for ident, n in unknowns.items()],
+            schema=BY_ID_SCHEMA,
+            orient="row",
+        )
+        parts = [staged, gone] if copied is None else [copied, staged, gone]
+        return pl.concat(parts).group_by("id").sum()
+
     def _unknown_ids(
         self,
         cur: psycopg.Cursor[tuple[object, ...]],
         contract: Contract,
         stage: str,
         policy: UnknownMeterPolicy,
-    ) -> int:
-        """Register ids the reference table lacks, or move their rows to quarantine."""
+    ) -> dict[str, int]:
+        """Register ids the reference table lacks, or move their rows to quarantine
+        (how many, per id)."""
         ref = REFERENCE_FOR[contract.kind]
         key = contract.key[0]
         if policy is UnknownMeterPolicy.REGISTER:
             _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}")
-            return 0
+            return {}
         cur.execute(
             f"""
             WITH gone AS (
                 DELETE FROM {stage} s
                 WHERE NOT EXISTS (SELECT 1 FROM {ref.table} m WHERE m.{key} = s.{key})
                 RETURNING s.*
+            ), moved AS (
+                INSERT INTO quarantine (kind, source, raw, reason)
+                SELECT %s, source, row_to_json(gone)::text, %s FROM gone
             )
-            INSERT INTO quarantine (kind, source, raw, reason)
-            SELECT %s, source, row_to_json(gone)::text, %s FROM gone
+            SELECT {key}, count(*) FROM gone GROUP BY {key}
             """,
             (contract.kind, f"unknown {key}"),
         )
-        return cur.rowcount if cur.rowcount > 0 else 0
+        return {str(ident): int(count) for ident, count in cur.fetchall()}  # type: ignore[call-overload]
 
     # --- history for VEE ----------------------------------------------------------------
 

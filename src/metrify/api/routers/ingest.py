@@ -5,12 +5,17 @@ goes through ``Session.pipeline(contract).submit(...)`` and the answer is the pi
 summary plus each rejected record's reason by its index in the body. Each request is its
 own source (``api:<actor>:<request id>``), so quarantine rows and VEE rejects can be
 traced back to it and to the record.
+
+Concurrent requests of one kind share pipeline runs (:mod:`metrify.api.grouping`): the
+pipeline keeps a summary per source, so each request still gets only its own counts.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
 import orjson
 import polars as pl
@@ -21,13 +26,15 @@ from starlette.responses import Response
 from metrify.api import audit, bodies, idempotency
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.grouping import Entry, GroupCommit
 from metrify.api.models import IngestResult
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
 from metrify.ingest import Session
+from metrify.pipeline import Summary
 from metrify.records import GRID, READING, WEATHER, Contract, Quality
-from metrify.sources.decode import SchemaMismatch, decode
+from metrify.sources.decode import SchemaMismatch, check_columns, decode
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 
@@ -71,12 +78,9 @@ def _ids(parts: list[bodies.Part], column: str) -> list[str]:
     )
 
 
-def _region_check(state: AppState, principal: Principal, parts: list[bodies.Part]) -> None:
+def _region_check(state: AppState, principal: Principal, ids: list[str]) -> None:
     """A region-scoped principal may not write readings of another region's meters."""
-    if principal.regions is None:
-        return
-    ids = _ids(parts, "meter_id")
-    if not ids:
+    if principal.regions is None or not ids:
         return
     with state.pool.connection() as conn:
         rows = conn.execute(
@@ -89,12 +93,27 @@ def _region_check(state: AppState, principal: Principal, parts: list[bodies.Part
         raise Problem(403, f"meters outside your regions: {names}")
 
 
+def _check_columns(contract: Contract, parts: list[bodies.Part]) -> None:
+    """Refuse a body without a required field before it joins a run with others."""
+    for part in parts:
+        if part.frame.width == 0:  # only unusable elements: nothing to decode
+            part.frame = pl.DataFrame(schema=dict.fromkeys(contract.fields, pl.String))
+        try:
+            check_columns(contract, part.frame.columns, Mapping())
+        except SchemaMismatch as exc:
+            raise Problem(
+                422,
+                str(exc)
+                .replace("--map", "rename the field; no --map over HTTP")
+                .split("; map one")[0],
+            ) from None
+
+
 def _vee_rejects(
-    conn: Any, contract: Contract, source: str, parts: list[bodies.Part]
+    conn: Any, contract: Contract, source: str, parts: list[bodies.Part], ids: list[str]
 ) -> list[dict[str, Any]]:
     """Stored rows of this request that VEE rejected, mapped back to body indices."""
     id_col = contract.key[0]
-    ids = _ids(parts, id_col)
     # The ids narrow the search to their primary-key ranges (no scan of the table).
     rows = conn.execute(
         f"SELECT {id_col}, ts, quality FROM {contract.table} "
@@ -130,40 +149,75 @@ def _vee_rejects(
     return out
 
 
-def _run(
-    state: AppState,
-    contract: Contract,
-    fmt: bodies.Format,
-    parts: list[bodies.Part],
-    source: str,
-) -> dict[str, Any]:
-    """Submit the parts to the pipeline on a pooled connection; summary + rejects."""
+@dataclass
+class _Body:
+    """A parsed request body on its way through a (grouped) pipeline run."""
+
+    parts: list[bodies.Part]
+    source: str
+    ids: list[str]
+
+
+def _run_group(
+    state: AppState, contract: Contract, group: list[Entry[_Body, Summary]]
+) -> list[Summary]:
+    """One pipeline run for a group of requests (see :mod:`metrify.api.grouping`), on a
+    pooled connection; each request's summary is its own source's."""
     settings = state.settings
     with state.pool.connection() as conn:
         lake = Lake(settings.lake) if settings.lake_enabled else None
         session = Session(settings, conn, state.store_for(conn), lake)
-        pipeline = session.pipeline(contract)
+        pipeline = session.pipeline(contract, by_source=True)
         try:
-            for part in parts:
-                if part.frame.width == 0:  # only unusable elements: nothing to decode
-                    part.frame = pl.DataFrame(schema=dict.fromkeys(contract.fields, pl.String))
-                pipeline.submit(part.frame, source=source, first_line=part.first_line, bad=part.bad)
+            for entry in group:
+                for part in entry.item.parts:
+                    pipeline.submit(
+                        part.frame,
+                        source=entry.item.source,
+                        first_line=part.first_line,
+                        bad=part.bad,
+                    )
             # Daily quality scores: a background refresh (AppState) rather than per request.
             summary = pipeline.close(final=not state.deferred_quality)
-        except SchemaMismatch as exc:
-            raise Problem(
-                422,
-                str(exc)
-                .replace("--map", "rename the field; no --map over HTTP")
-                .split("; map one")[0],
-            ) from None
         finally:
             if contract is READING:  # the hot cache must not hide what was just written
-                state.readings_changed(conn, _ids(parts, "meter_id"))
+                state.readings_changed(conn, sorted({i for e in group for i in e.item.ids}))
                 state.quality_marked()
+    assert pipeline.sources is not None
+    answers = []
+    for entry in group:
+        own = pipeline.sources.get(entry.item.source) or Summary(kind=contract.kind)
+        # What belongs to the run as a whole: its lake files, errors and time.
+        own.lake_files, own.seconds = summary.lake_files, summary.seconds
+        own.errors = list(summary.errors)
+        answers.append(own)
+    return answers
+
+
+def _grouped(state: AppState, contract: Contract) -> GroupCommit[_Body, Summary]:
+    with state.ingest_groups_lock:
+        group = state.ingest_groups.get(contract.kind)
+        if group is None:
+            group = state.ingest_groups[contract.kind] = GroupCommit(
+                functools.partial(_run_group, state, contract),
+                state.settings.api.ingest_group_rows,
+            )
+    return cast(GroupCommit[_Body, Summary], group)
+
+
+def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -> dict[str, Any]:
+    """The body through the pipeline (grouped with concurrent ones, unless grouping is
+    off), then the request's own summary and rejects."""
+    rows = sum(part.frame.height + len(part.bad) for part in body.parts)
+    entry: Entry[_Body, Summary] = Entry(body, frozenset(body.ids), rows)
+    if state.settings.api.ingest_group_rows > 0:
+        summary = _grouped(state, contract).submit(entry.item, entry.ids, rows)
+    else:
+        summary = _run_group(state, contract, [entry])[0]
+    with state.pool.connection() as conn:
         quarantined = conn.execute(
             "SELECT line, reason FROM quarantine WHERE source = %s ORDER BY id LIMIT %s",
-            (source, MAX_REJECTS + 1),
+            (body.source, MAX_REJECTS + 1),
         ).fetchall()
         rejects: list[dict[str, Any]] = [
             {
@@ -174,7 +228,7 @@ def _run(
             for line, reason in quarantined
         ]
         if contract.time_series and summary.statuses.get("rejected"):
-            rejects += _vee_rejects(conn, contract, source, parts)
+            rejects += _vee_rejects(conn, contract, body.source, body.parts, body.ids)
     truncated = len(rejects) > MAX_REJECTS
     return {
         "summary": summary.as_dict(),
@@ -208,8 +262,11 @@ def _process(
     source = f"api:{actor}:{rid}"
     try:
         parts = bodies.parse(fmt, data)
-        _region_check(state, principal, parts)
-        result = _run(state, contract, fmt, parts, source)
+        _check_columns(contract, parts)
+        ids = _ids(parts, contract.key[0])
+        if contract is READING:
+            _region_check(state, principal, ids)
+        result = _run(state, contract, fmt, _Body(parts, source, ids))
     except BaseException:
         if idem_key is not None:
             with state.pool.connection() as conn:
