@@ -10,7 +10,10 @@ the load generator shares the CPU with the server and PostgreSQL. Scenarios:
 * ``day``: ``GET /v1/meters/{random}/readings?resolution=raw`` for one random day (96 rows)
 * ``month``: ``GET /v1/meters/{random}/readings?resolution=1h`` for the month (744 rows)
 * ``ingest``: ``POST /v1/readings`` with 1,000 new readings per request (CSV bodies,
-  10 meters x 100 intervals each, never repeating a key), through the full pipeline
+  10 meters x 100 intervals each, never repeating a key), through the full pipeline, at
+  each number of concurrent connections in ``--ingest-connections`` (default 4 and 16:
+  concurrent requests share pipeline runs, so the rate grows with concurrency; the
+  results are named ``ingest@N``)
 
 Every request authenticates with an API key, verified in PostgreSQL and then cached per
 worker for the server's ``auth_cache_s`` (``--auth-cache 0`` checks it on every request);
@@ -263,7 +266,9 @@ def main() -> None:
     parser.add_argument("--server", default="granian", choices=["granian", "uvicorn"])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--ingest-connections", type=int, default=4)
+    parser.add_argument(
+        "--ingest-connections", default="4,16", help="comma-separated: one ingest run each"
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
         "--cache-ttl", type=float, default=None, help="latest-reading cache (default: server's)"
@@ -317,15 +322,23 @@ def main() -> None:
         }
         proc = start_server(env, args.port, args.workers, args.server)
         results: dict[str, Any] = {}
-        for name in args.scenarios.split(","):
+        levels = [int(c) for c in str(args.ingest_connections).split(",")]
+        runs = [
+            (name, level)
+            for name in args.scenarios.split(",")
+            for level in (levels if name == "ingest" else [args.connections])
+        ]
+        for name, connections in runs:
             script = work / f"{name}.lua"
             script.write_text(LUA_COMMON + LUA_REQUEST[name])
             wrk_args = [str(meter_file), key]
-            connections = args.connections
             if name == "ingest":
                 bodies = work / "bodies"
                 shutil.rmtree(bodies, ignore_errors=True)
-                first = last[0] + dt.timedelta(minutes=15)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    newest = conn.execute("SELECT max(ts) FROM readings").fetchone()
+                assert newest is not None
+                first = newest[0] + dt.timedelta(minutes=15)
                 # each run moves the window on; readings from the future are rejected by
                 # VEE (a different, slower path), so a reused folder must not get there
                 count = max(200, 50 * args.duration)
@@ -338,7 +351,6 @@ def main() -> None:
                 # enough distinct bodies for the run at up to 50 requests/s
                 write_bodies(bodies, meters, count, first)
                 wrk_args.append(str(bodies))
-                connections = args.ingest_connections
             # short warm-up (pools, caches, first partitions), then the measured run
             run_wrk(script, args.port, wrk_args, 2, connections, args.threads)
             if name == "ingest":  # the warm-up consumed bodies: make new ones
@@ -348,6 +360,8 @@ def main() -> None:
             result = run_wrk(script, args.port, wrk_args, args.duration, connections, args.threads)
             if name == "ingest":
                 result["readings_per_min"] = round(result["requests_per_s"] * 1000 * 60)
+                result["connections"] = connections
+                name = f"ingest@{connections}"
             results[name] = result
             print(f"{name}: {result}", flush=True)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -375,12 +389,12 @@ def main() -> None:
             f"auth cache {args.auth_cache}s, wrk on the same 2 cores"
         )
         print(
-            f"{'scenario':<8} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+            f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
             f"{'non-2xx':>8} {'readings/min':>13}"
         )
         for name, r in results.items():
             print(
-                f"{name:<8} {r['requests_per_s']:>9,.0f} {r['p50_us'] / 1000:>8.1f} "
+                f"{name:<10} {r['requests_per_s']:>9,.0f} {r['p50_us'] / 1000:>8.1f} "
                 f"{r['p95_us'] / 1000:>8.1f} {r['p99_us'] / 1000:>8.1f} {r['non2xx']:>8} "
                 f"{r.get('readings_per_min', 0):>13,}"
             )

@@ -739,8 +739,12 @@ def api(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
             continue
         e = entry(f"{scenario}: requests/s (p95 ms in raw)", "", "req/s")
         e["runs"] = [{"value": r["requests_per_s"], "p95_ms": r["p95_us"] / 1000} for r in results]
-        if scenario == "ingest":
-            e["label"] = "ingest `POST /v1/readings`, 1,000 readings per request: readings/min"
+        if scenario.startswith("ingest"):
+            connections = results[0].get("connections", 4)
+            e["label"] = (
+                "ingest `POST /v1/readings`, 1,000 readings per request, "
+                f"{connections} connections: readings/min"
+            )
             e["unit"] = "readings/min"
             e["runs"] = [{"value": r["readings_per_min"]} for r in results]
         else:

@@ -75,3 +75,14 @@ class ApiConfig(BaseModel):
             "0 = one run per request"
         ),
     )
+    ingest_runs: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "ingest pipeline runs at once per worker process and kind; further requests "
+            "wait and share the next free run (see ingest_group_rows). One gave the "
+            "highest rate here (bench/api.py, 2 cores): two overlap less than they lose "
+            "in smaller groups"
+        ),
+    )

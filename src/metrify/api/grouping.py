@@ -1,25 +1,26 @@
-"""Group commit for ingest requests: the requests that arrived while a pipeline run was
-busy go through the next run together.
+"""Group commit for ingest requests: the requests that arrive while the pipeline is busy
+go through the next run together.
 
 A pipeline run has a fixed cost (history and detector state loaded, a few hundred
 column operations, a transaction) that dwarfs the per-record cost of a 1,000-reading
-request. Under concurrent load, requests therefore queue here and the first waiting
-thread becomes the leader: it takes a group off the queue, runs it once, hands each
-request its own answer and goes on until its own request is done; then another waiting
-thread leads. A request that arrives at an idle server runs at once, alone.
+request. A worker process therefore runs at most ``slots`` pipeline runs at once
+(``api.ingest_runs``). A request that finds a free slot runs at once, alone; requests
+that find every slot taken queue, and the next free slot takes them as one run.
+Whichever waiting thread finds a slot free leads that run and hands each request its
+own answer.
 
-Two requests that share an id (a meter, node or station) never share a run: within one
-run the later row of a key would supersede the earlier one as a conflicting duplicate,
-whereas in two runs it is a correction kept in the version history. A request also never
-overtakes an earlier waiting request it shares an id with, so the order in which data of
-one meter arrived is the order in which it is written.
+Two requests that share an id (a meter, node or station) never share a run, nor run at
+the same time: within one run the later row of a key would supersede the earlier one
+as a conflicting duplicate, whereas in two runs it is a correction kept in the version
+history. A request also never overtakes an earlier waiting request it shares an id
+with, so data of one meter is written in the order it arrived.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -35,21 +36,25 @@ class Entry(Generic[T, R]):
     rows: int
     result: R | None = None
     error: BaseException | None = None
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class GroupCommit(Generic[T, R]):
-    """Serialises runs of ``run`` and gathers the entries that waited into each.
+    """Runs ``run`` on groups of the entries that waited, at most ``slots`` at once.
 
     ``run(entries)`` returns one result per entry, in order, or raises: then every
     entry of the group gets the exception.
     """
 
-    def __init__(self, run: Callable[[list[Entry[T, R]]], list[R]], max_rows: int) -> None:
+    def __init__(
+        self, run: Callable[[list[Entry[T, R]]], list[R]], max_rows: int, slots: int = 1
+    ) -> None:
         self._run = run
         self._max_rows = max_rows
+        self._slots = slots
         self._queue: list[Entry[T, R]] = []
-        self._busy = False
+        self._running = 0
+        self._active: set[str] = set()  # the ids of the runs going on
         self._changed = threading.Condition()
         #: how many runs and entries went through (for tests and metrics)
         self.runs = 0
@@ -57,58 +62,62 @@ class GroupCommit(Generic[T, R]):
 
     @property
     def waiting(self) -> int:
-        """Requests queued for the next run."""
+        """Requests queued for a run."""
         with self._changed:
             return len(self._queue)
 
     @property
-    def busy(self) -> bool:
-        """Whether a run is going on."""
+    def running(self) -> int:
+        """Runs going on."""
         with self._changed:
-            return self._busy
+            return self._running
 
     def submit(self, item: T, ids: frozenset[str], rows: int) -> R:
-        """Block until ``item`` has gone through a run; its result, or its run's error."""
+        """Block until ``item`` has gone through a run; its result, or its run's error.
+        Meanwhile the calling thread may lead runs of other waiting entries."""
         entry: Entry[T, R] = Entry(item, ids, rows)
         with self._changed:
             self._queue.append(entry)
-            while not entry.done and self._busy:
-                self._changed.wait()
-            if not entry.done:
-                self._busy = True
-        if not entry.done:
-            self._lead(entry)
+        while (group := self._next(entry)) is not None:
+            try:
+                self._execute(group)
+            finally:
+                with self._changed:
+                    self._running -= 1
+                    for taken in group:
+                        self._active.difference_update(taken.ids)
+                    self._changed.notify_all()
         if entry.error is not None:
             raise entry.error
         assert entry.result is not None
         return entry.result
 
-    def _lead(self, own: Entry[T, R]) -> None:
-        """Run groups until ``own`` is done, then let a waiting thread lead."""
-        try:
+    def _next(self, own: Entry[T, R]) -> list[Entry[T, R]] | None:
+        """Wait until ``own`` is done (None) or a slot is free with a group to run,
+        which the caller then runs."""
+        with self._changed:
             while not own.done:
-                with self._changed:
-                    group = self._take()
-                self._execute(group)
-                with self._changed:
-                    self._changed.notify_all()
-        finally:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
+                group = self._take() if self._running < self._slots else []
+                if group:
+                    self._running += 1
+                    for taken in group:
+                        self._active.update(taken.ids)
+                    return group
+                self._changed.wait()
+            return None
 
     def _take(self) -> list[Entry[T, R]]:
-        """The next group, in arrival order: the first waiting entry, then each later
-        one that fits the row budget and shares no id with the group or with an
-        earlier entry left waiting."""
+        """The next group, in arrival order: each waiting entry that fits the row budget
+        (the first always does) and shares no id with the group, with a run going on,
+        or with an earlier entry left waiting."""
         group: list[Entry[T, R]] = []
         left: list[Entry[T, R]] = []
         taken: set[str] = set()
-        blocked: set[str] = set()
+        blocked = set(self._active)
         rows = 0
         for entry in self._queue:
-            fits = not group or (
-                rows + entry.rows <= self._max_rows
+            fits = (
+                (not group or rows + entry.rows <= self._max_rows)
                 and taken.isdisjoint(entry.ids)
                 and blocked.isdisjoint(entry.ids)
             )
@@ -132,7 +141,8 @@ class GroupCommit(Generic[T, R]):
             for entry, result in zip(group, results, strict=True):
                 entry.result = result
         finally:
-            self.runs += 1
-            self.entries += len(group)
-            for entry in group:
-                entry.done = True
+            with self._changed:
+                self.runs += 1
+                self.entries += len(group)
+                for entry in group:
+                    entry.done = True

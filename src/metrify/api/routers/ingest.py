@@ -201,6 +201,7 @@ def _grouped(state: AppState, contract: Contract) -> GroupCommit[_Body, Summary]
             group = state.ingest_groups[contract.kind] = GroupCommit(
                 functools.partial(_run_group, state, contract),
                 state.settings.api.ingest_group_rows,
+                state.settings.api.ingest_runs,
             )
     return cast(GroupCommit[_Body, Summary], group)
 
