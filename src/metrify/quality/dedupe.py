@@ -27,6 +27,10 @@ class Deduplicated:
 def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
     """Drop exact repeats; for conflicting rows of a key keep the last and flag it."""
     key = list(contract.key)
+    if records.select(key).n_unique() == records.height:
+        # Every key once (a file's batch, as a rule): no repeat, identical or not. The
+        # key alone hashes in a fraction of the time of every column in order.
+        return Deduplicated(records.with_columns(_conflict=pl.lit(False)), 0, records.clear())
     values = [c for c in records.columns if c != "source"]
     distinct = records.unique(subset=values, keep="last", maintain_order=True)
     identical = records.height - distinct.height
