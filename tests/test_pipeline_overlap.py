@@ -168,3 +168,55 @@ def test_a_batch_lands_while_the_next_one_is_still_being_written(
         (held["meter_id"][0], held["ts"][0]),
     ).fetchone()
     assert fixed == (held["import_kwh"][0] + 1.0,)
+
+
+def _state(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    profile = conn.execute(
+        "SELECT subject_id, how, level, spread, weight FROM anomaly_profile"
+        " ORDER BY subject_id, how"
+    ).fetchall()
+    scalars = conn.execute(
+        "SELECT subject_id, last_ts, ewm_obs, ewm_exp FROM anomaly_state ORDER BY subject_id"
+    ).fetchall()
+    return (
+        pl.DataFrame(profile, schema=["id", "how", "level", "spread", "weight"], orient="row"),
+        pl.DataFrame(scalars, schema=["id", "last_ts", "obs", "exp"], orient="row"),
+    )
+
+
+def test_a_long_load_saves_detector_state_every_few_batches_and_at_the_end(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deferred state saving changes when the state is written, never what: at the end
+    the store holds what saving with every batch stores; before the end, nothing."""
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", "4000")
+    monkeypatch.setenv("METRIFY_LAKE_ENABLED", "false")
+    get_settings.cache_clear()
+    small = get_settings()
+    frames = list(_frames())
+
+    with open_session(small) as session:
+        pipeline = session.pipeline(READING, overlap=True)  # state saved with each batch
+        for frame in frames:
+            pipeline.submit(frame, source="sim")
+        pipeline.close()
+    every_batch = _state(conn)
+    anomalies = _anomalies(conn)
+
+    _reset(conn)
+    with open_session(small) as session:
+        pipeline = session.pipeline(READING, overlap=True, state_batches=1000)
+        for frame in frames:
+            pipeline.submit(frame, source="sim")
+        pipeline.flush()  # every batch written: close() finds nothing left to flush
+        pipeline.settle()
+        assert pipeline.handed > 5
+        assert _state(conn)[0].height == 0 and _state(conn)[1].height == 0
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() != (0,)
+        pipeline.close()
+    deferred = _state(conn)
+
+    assert every_batch[0].height > 1000  # hour-of-week slots of 30 meters were learnt
+    assert deferred[0].equals(every_batch[0])
+    assert deferred[1].equals(every_batch[1])
+    assert _anomalies(conn) == anomalies

@@ -23,6 +23,11 @@ from metrify.stores import database
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
 
+#: a file or simulator load saves the detectors' state with every this many batches
+#: (and at the end) rather than with each: a week of 15-minute readings touches every
+#: hour-of-week slot of each meter, so per batch that was 100K+ slot upserts
+LOAD_STATE_BATCHES = 8
+
 Progress = Callable[[int], None]
 
 
@@ -37,15 +42,26 @@ class Session:
     _writers: list[PostgresStore] = field(default_factory=list)
 
     def pipeline(
-        self, contract: Contract, *, overlap: bool = False, by_source: bool = False
+        self,
+        contract: Contract,
+        *,
+        overlap: bool = False,
+        by_source: bool = False,
+        state_batches: int = 1,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator) gives it a second connection, so writing batch N overlaps processing
         batch N+1; a request or a stream micro-batch gains nothing from one.
-        ``by_source``: see :class:`Pipeline`."""
+        ``by_source``, ``state_batches``: see :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
         return Pipeline(
-            contract, self.settings, self.store, self.lake, writer=writer, by_source=by_source
+            contract,
+            self.settings,
+            self.store,
+            self.lake,
+            writer=writer,
+            by_source=by_source,
+            state_batches=state_batches,
         )
 
     def writer(self) -> PostgresStore:
@@ -88,7 +104,7 @@ def ingest_files(
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
     from metrify.sources.files import ReaderError, read_batches
 
-    pipeline = session.pipeline(contract, overlap=True)
+    pipeline = session.pipeline(contract, overlap=True, state_batches=LOAD_STATE_BATCHES)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
     for path in paths:
         pipeline.summary.files += 1
@@ -122,7 +138,7 @@ def ingest_frames(
     progress: Progress | None = None,
 ) -> Summary:
     """Feed typed frames (already in the contract schema) through the same pipeline."""
-    pipeline = session.pipeline(contract, overlap=True)
+    pipeline = session.pipeline(contract, overlap=True, state_batches=LOAD_STATE_BATCHES)
     for frame in frames:
         pipeline.submit(frame, source=source)
         if progress is not None:

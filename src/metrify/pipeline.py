@@ -114,6 +114,7 @@ class Pipeline:
         *,
         writer: PostgresStore | None = None,
         by_source: bool = False,
+        state_batches: int = 1,
     ) -> None:
         """``writer``: a store on a second connection; given, time-series batches are
         written in the background while the next one is processed.
@@ -123,8 +124,14 @@ class Pipeline:
         Each ``submit`` then takes one source for its whole batch, and no id may come
         from two sources: the rows VEE adds (gaps, estimates) belong to their meter's
         source.
+
+        ``state_batches``: with a ``writer``, save the detectors' state with every this
+        many batches and at close rather than with each (a long load; see
+        :meth:`DetectStage.save_state`). A stream worker saves it with each batch, so
+        the offsets it commits never run ahead of the state.
         """
         self.contract = contract
+        self._state_batches = max(1, state_batches)
         self.settings = settings
         self.store = store
         self.lake = lake
@@ -468,10 +475,11 @@ class Pipeline:
         if self._write_pool is None:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
         refresh = self.contract is READING and self._quality_due()
-        write = self._write_pool.submit(
-            self._write_job, versions, rejects, pending, refresh, likely_stored
-        )
         self.handed += 1
+        defer = not self._closing and self.handed % self._state_batches != 0
+        write = self._write_pool.submit(
+            self._write_job, versions, rejects, pending, refresh, likely_stored, defer
+        )
         self._in_flight = _InFlight(write, versions, rejects, pending, self.handed)
         if self.history is not None:
             self.history.remember(versions)  # while the batch is being written
@@ -483,13 +491,14 @@ class Pipeline:
         pending: Pending | None,
         refresh: bool,
         likely_stored: pl.DataFrame | None,
+        defer_state: bool = False,
     ) -> WriteResult:
         """On the writer thread and connection: the batch, then what only needs the
-        database once it is durable (detector state, due daily scores)."""
+        database once it is durable (detector state, unless deferred; due daily scores)."""
         assert self._writer is not None
         result = self._write_series(self._writer, versions, rejects, likely_stored)
         if pending is not None and self.detector is not None:
-            self.detector.save_state(pending, self._writer.conn)
+            self.detector.save_state(pending, self._writer.conn, defer=defer_state)
         if refresh:
             self._writer.refresh_quality_daily()
         return result
@@ -616,6 +625,8 @@ class Pipeline:
         try:
             self.flush()
             self._finish_write()
+            if self.detector is not None:  # the last flush may have had no batch
+                self.detector.save_deferred()
         finally:
             if self._write_pool is not None:
                 self._write_pool.shutdown()

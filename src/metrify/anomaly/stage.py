@@ -78,6 +78,8 @@ class DetectStage:
         self.subject_type = SUBJECT_TYPE[contract.kind]
         self.key = contract.key[0]
         self.state = StateCache(StateStore(conn, self.subject_type))
+        #: state of batches whose saving was deferred (see save_state): (profile, scalars)
+        self._deferred: tuple[pl.DataFrame, pl.DataFrame] | None = None
         self.store = AnomalyStore(conn)
         self._meters = meters if meters is not None else PostgresStore(conn).meter_attributes
         self.alerter = alerter if alerter is not None else Alerter(sinks_from(cfg.alerts))
@@ -137,11 +139,43 @@ class DetectStage:
         return marked, Pending(detected, changed)
 
     def save_state(
-        self, pending: Pending, conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self,
+        pending: Pending,
+        conn: psycopg.Connection[tuple[object, ...]] | None = None,
+        *,
+        defer: bool = False,
     ) -> None:
-        """Persist the state ``detect`` produced (on ``conn``: a background writer's)."""
+        """Persist the state ``detect`` produced (on ``conn``: a background writer's).
+
+        ``defer``: keep it instead, merged with what earlier deferred batches left (the
+        latest value of each slot wins); the next call without ``defer`` saves it all.
+        A long load saves every few batches: a slot changed by each of them is then
+        written once, not once per batch (a week of 15-minute readings changes every
+        hour-of-week slot of each meter). Verdicts do not change, since the next batch
+        is judged against the state kept in memory; if the load dies, a re-run judges
+        the undurable stretch again from the last saved state and its incidents merge
+        with those already recorded.
+        """
+        changed, scalars = pending.changed, pending.detected.scalars
+        if self._deferred is not None:
+            old_changed, old_scalars = self._deferred
+            changed = pl.concat([old_changed, changed]).unique(
+                subset=["subject_id", "how"], keep="last"
+            )
+            scalars = pl.concat([old_scalars, scalars]).unique(subset=["subject_id"], keep="last")
+        if defer:
+            self._deferred = (changed, scalars)
+            return
+        self._deferred = None
         store = self.state.store if conn is None else StateStore(conn, self.subject_type)
-        store.save(pending.changed, pending.detected.scalars)
+        store.save(changed, scalars)
+
+    def save_deferred(self) -> None:
+        """Save what deferred calls of :meth:`save_state` kept, if anything."""
+        if self._deferred is not None:
+            changed, scalars = self._deferred
+            self._deferred = None
+            self.state.store.save(changed, scalars)
 
     def commit(self, pending: Pending, *, state_saved: bool = False) -> list[int]:
         """Persist state (unless ``state_saved``), record incidents, alert; returns the
