@@ -49,11 +49,9 @@ def _hold_then_queue(
     commit: GroupCommit[str, str],
     recorder: Recorder,
     entries: list[tuple[str, set[str], int]],
-    running: int = 1,
 ) -> dict[str, Any]:
-    """Submit entries in order, each once the one before runs or waits; the first
-    ``running`` are expected to start runs (which wait), the rest to queue. Then
-    release the held runs."""
+    """Submit entries in order, each once the one before runs or waits: the first
+    starts a run (which waits), the rest queue. Then release the held run."""
     answers: dict[str, Any] = {}
 
     def submit(name: str, ids: set[str], rows: int) -> None:
@@ -67,14 +65,21 @@ def _hold_then_queue(
         thread = threading.Thread(target=submit, args=entry)
         thread.start()
         threads.append(thread)
-        if k < running:
-            _until(lambda k=k: commit.running == k + 1)  # type: ignore[misc]
+        if k == 0:
+            _until(lambda: commit.running == 1)
         else:
-            _until(lambda k=k: commit.waiting == k + 1 - running)  # type: ignore[misc]
+            _until(lambda k=k: commit.waiting == k)  # type: ignore[misc]
     recorder.release.set()
     for thread in threads:
         thread.join(30)
     return answers
+
+
+def _groups(entries: list[tuple[str, set[str], int]], max_rows: int = 10_000) -> list[list[str]]:
+    """The runs one slot makes of ``entries`` queued behind the first one's run."""
+    recorder = Recorder()
+    _hold_then_queue(GroupCommit(recorder, max_rows=max_rows, slots=1), recorder, entries)
+    return recorder.groups
 
 
 def test_requests_that_wait_share_the_next_run_and_each_gets_its_answer() -> None:
@@ -92,32 +97,25 @@ def test_requests_that_wait_share_the_next_run_and_each_gets_its_answer() -> Non
 
 
 def test_requests_sharing_an_id_never_share_a_run_nor_overtake_each_other() -> None:
-    recorder = Recorder()
-    commit: GroupCommit[str, str] = GroupCommit(recorder, max_rows=10_000, slots=1)
-    _hold_then_queue(
-        commit,
-        recorder,
+    groups = _groups(
         [
             ("A", {"m0"}, 10),
             ("B", {"m1"}, 10),
             ("C", {"m1", "m5"}, 10),  # shares m1 with B: the next run
             ("D", {"m5"}, 10),  # free of B, but shares m5 with C, which came first
             ("E", {"m6"}, 10),
-        ],
+        ]
     )
-    assert recorder.groups == [["A"], ["B", "E"], ["C"], ["D"]]
+    assert groups == [["A"], ["B", "E"], ["C"], ["D"]]
 
 
 def test_a_run_takes_requests_up_to_its_row_budget() -> None:
-    recorder = Recorder()
-    commit: GroupCommit[str, str] = GroupCommit(recorder, max_rows=2500, slots=1)
-    _hold_then_queue(
-        commit,
-        recorder,
+    groups = _groups(
         [("A", {"a"}, 1000), ("B", {"b"}, 1000), ("C", {"c"}, 1000), ("D", {"d"}, 5000)],
+        max_rows=2500,
     )
     # B and C fit 2,500 together, D alone exceeds it and still runs (alone)
-    assert recorder.groups == [["A"], ["B", "C"], ["D"]]
+    assert groups == [["A"], ["B", "C"], ["D"]]
 
 
 def test_a_failed_run_fails_its_requests_and_the_next_run_goes_on() -> None:

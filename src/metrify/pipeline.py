@@ -267,13 +267,8 @@ class Pipeline:
         dedup = dedupe_batch(self.contract, records)
         self.summary.duplicates += dedup.identical
         if self.sources is not None and dedup.identical:
-            columns = records.columns
-            distinct = pl.concat([dedup.records.select(columns), dedup.superseded.select(columns)])
             self._add_counts(
-                records.group_by("source")
-                .len()
-                .join(distinct.group_by("source").len(), on="source", how="left")
-                .select("source", duplicates=pl.col("len") - pl.col("len_right").fill_null(0))
+                dedup.repeats.group_by("source").agg(duplicates=pl.len().cast(pl.Int64))
             )
         if dedup.superseded.height:
             superseded = dedup.superseded.select(

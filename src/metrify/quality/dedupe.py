@@ -20,8 +20,13 @@ class Deduplicated:
     """A batch with at most one row per key, and what was taken out."""
 
     records: pl.DataFrame  # with a boolean ``_conflict`` column: the key had other values
-    identical: int  # exact repeats (same values, whatever the source), dropped
     superseded: pl.DataFrame  # earlier conflicting versions of a key within the batch
+    repeats: pl.DataFrame  # exact repeats (same values, whatever the source), dropped
+
+    @property
+    def identical(self) -> int:
+        """How many exact repeats were dropped."""
+        return self.repeats.height
 
 
 def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
@@ -34,12 +39,13 @@ def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
     key = list(contract.key)
     repeated = records.select(key).is_duplicated()
     if not repeated.any():
-        return Deduplicated(records.with_columns(_conflict=pl.lit(False)), 0, records.clear())
+        none = records.clear()
+        return Deduplicated(records.with_columns(_conflict=pl.lit(False)), none, none)
     indexed = records.with_row_index("_i")
     several = indexed.filter(repeated)
     values = [c for c in records.columns if c != "source"]
     distinct = several.unique(subset=values, keep="last", maintain_order=True)
-    identical = several.height - distinct.height
+    repeats = several.join(distinct.select("_i"), on="_i", how="anti").drop("_i")
     marked = distinct.with_columns(
         _last=pl.struct(key).is_last_distinct(),
         _conflict=pl.len().over(key) > 1,
@@ -51,4 +57,4 @@ def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
         ]
     )
     superseded = marked.filter(~pl.col("_last")).drop("_last", "_conflict")
-    return Deduplicated(kept.sort("_i").drop("_i"), identical, superseded.sort("_i").drop("_i"))
+    return Deduplicated(kept.sort("_i").drop("_i"), superseded.sort("_i").drop("_i"), repeats)

@@ -212,11 +212,11 @@ def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -
     """The body through the pipeline (grouped with concurrent ones, unless grouping is
     off), then the request's own summary and rejects."""
     rows = sum(part.frame.height + len(part.bad) for part in body.parts)
-    entry: Entry[_Body, Summary] = Entry(body, frozenset(body.ids), rows)
+    ids = frozenset(body.ids)
     if state.settings.api.ingest_group_rows > 0:
-        summary = _grouped(state, contract).submit(entry.item, entry.ids, rows)
+        summary = _grouped(state, contract).submit(body, ids, rows)
     else:
-        summary = _run_group(state, contract, [entry])[0]
+        summary = _run_group(state, contract, [Entry(body, ids, rows)])[0]
     with state.pool.connection() as conn:
         quarantined = conn.execute(
             "SELECT line, reason FROM quarantine WHERE source = %s ORDER BY id LIMIT %s",
