@@ -221,16 +221,18 @@ def london(files: int) -> pl.DataFrame:
 
 
 @pytest.mark.realdata
-def test_real_households_through_a_year_of_stream_batches() -> None:
-    """Twelve households, a three-hour batch every 11 days of 2013 (both DST changes,
-    holidays, vacant weeks), each judged against its stored week both ways."""
+@pytest.mark.parametrize("length", [dt.timedelta(hours=3), dt.timedelta(days=2)])
+def test_real_households_through_a_year_of_stream_batches(length: dt.timedelta) -> None:
+    """Twelve households, a batch every 11 days of 2013 (both DST changes, holidays,
+    vacant weeks), each judged against its stored week both ways: three-hour stream
+    batches, and two-day file batches whose every hour of the day is near."""
     data = london(12).with_columns(quality=pl.lit(0, pl.Int32), status=pl.lit("valid"))
     data = data.with_columns(source=pl.lit("stored"))
     meters = no_meters(data["meter_id"].unique().to_list(), "Europe/London")
     cut = dt.datetime(2013, 1, 9, 7, tzinfo=UTC)
     batches = whole_meters = 0
     while cut < dt.datetime(2014, 1, 1, tzinfo=UTC):
-        end = cut + dt.timedelta(hours=3)
+        end = cut + length
         history = data.filter(
             pl.col("ts").is_between(cut - dt.timedelta(days=7), cut, closed="left")
         )
@@ -240,7 +242,8 @@ def test_real_households_through_a_year_of_stream_batches() -> None:
             batches += 1
             lean = lean_context(batch, history, meters, LEAN)
             whole_meters += (
-                lean.group_by("meter_id")
+                lean.filter(~pl.col("_baseline_only"))
+                .group_by("meter_id")
                 .len()
                 .join(history.group_by("meter_id").len(), on="meter_id")
                 .filter(pl.col("len") == pl.col("len_right"))
@@ -251,11 +254,24 @@ def test_real_households_through_a_year_of_stream_batches() -> None:
     assert whole_meters > 0, "the year holds holes and zero runs that need the whole context"
 
 
-def test_a_batch_over_a_whole_day_keeps_every_row() -> None:
-    """Every hour of the day is in a day-long batch: nothing is cut, nothing checked."""
+def test_a_batch_over_a_whole_day_keeps_older_rows_for_the_spike_baseline_only() -> None:
+    """Every hour of the day is in a day-long batch: every older row stays, but those
+    before the tail are only the spike rule's baseline, and the verdicts are unchanged."""
     history = readings("W", T0, household(WEEK, 8))
-    batch = as_batch(readings("W", T0 + dt.timedelta(minutes=15 * WEEK), household(96, 9)))
+    start = T0 + dt.timedelta(minutes=15 * WEEK)
+    values = household(96, 9)
+    values[50] = 9.0  # a spike the week of same-hour history must show
+    batch = as_batch(readings("W", start, values))
     meters = no_meters(["W"])
-    assert reach_of(batch, meters, LEAN, T0) is None
-    assert lean_context(batch, history, meters, LEAN).height == history.height
-    judged_both_ways(batch, history, meters)
+    reach = reach_of(batch, meters, LEAN, T0)
+    assert len(reach.hours) == 24
+    lean = lean_context(batch, history, meters, LEAN)
+    assert lean.height == history.height
+    tail = lean.filter(~pl.col("_baseline_only"))
+    # the tail: the rows from flat_line_hours (plus one interval) before the batch on
+    hours = LEAN.flat_line_hours + 0.25
+    assert tail.height == int(hours * 4)
+    assert tail["ts"].min() == start - dt.timedelta(hours=hours)
+    out = judged_both_ways(batch, history, meters)
+    spiked = out.filter((pl.col("quality") & int(Quality.SPIKE)) != 0)["ts"].to_list()
+    assert spiked == [start + dt.timedelta(minutes=15 * 50)]

@@ -27,7 +27,8 @@ estimation and clock-jump tracing reach back), a batch row has no import (estima
 or the run its batch rows continue reaches back to the cut (a zero run is judged over
 two days). Every rule works per meter, so each meter's verdicts are exactly those of the
 whole context; ``tests/test_vee_context.py`` checks that against the whole context. A
-batch that spans every hour of the day (a file, a day's upload) keeps every row.
+batch that spans every hour of the day (a file, a day's upload) has every older row
+in a near hour: the spike rule windows over all of them, the other rules over the tail.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class Reach:
         every row of a week of the fleet's readings to keep a few hours of each day.
         """
         ts = context.get_column("ts")
+        if len(self.hours) == 24 and ts.is_sorted():  # a day-long batch: one cut
+            cut_at = int(ts.search_sorted(pl.Series([self.cut], dtype=ts.dtype), side="left")[0])
+            return context.slice(cut_at), context.slice(0, cut_at)
         if not context.height or not ts.is_sorted():
             older = context.filter(pl.col("ts") < self.cut)
             return context.filter(pl.col("ts") >= self.cut), older.filter(self._keeps())
@@ -118,9 +122,13 @@ class Reach:
 
 def reach_of(
     records: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, oldest: dt.datetime
-) -> Reach | None:
-    """The reach of a batch whose context starts at ``oldest``; ``None`` when it keeps
-    every row (the batch covers every hour of the day: a file, a day's upload).
+) -> Reach:
+    """The reach of a batch whose context starts at ``oldest``.
+
+    A batch over every hour of the day (a file, a day's upload) has every hour near, so
+    the spike baseline keeps every older row; the other rules still see only the tail,
+    which is most of the saving for a file: its 500K-row batches carry a week of the
+    fleet's history (1.2M rows for 1,800 quarter-hour meters) behind them.
 
     ``records``: the batch (``meter_id``, ``ts``, ``interval_s``, ``import_kwh``);
     ``meters``: their reference rows (the ``timezone`` column, if any, says how local
@@ -136,8 +144,6 @@ def reach_of(
     hours = records.select(pl.col("ts").dt.hour().unique()).to_series().to_list()
     reach = _hour_reach(_zones(meters), oldest, last)
     near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})
-    if len(near) == 24:
-        return None  # a batch over a day or more: every row counts
     # One cut for the batch, before its earliest row: a meter further on keeps a longer
     # tail, which changes nothing, and no per-meter join runs over the whole context.
     return Reach(first - span, tuple(near), records)
@@ -152,8 +158,7 @@ def lean_context(
         return context
     oldest = context.get_column("ts").min()
     assert isinstance(oldest, dt.datetime)
-    reach = reach_of(records, meters, cfg, oldest)
-    return context if reach is None else reach.pick(context)
+    return reach_of(records, meters, cfg, oldest).pick(context)
 
 
 def _zones(meters: pl.DataFrame) -> list[ZoneInfo]:
