@@ -7,12 +7,15 @@ counts, and every input key exactly once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import polars as pl
 import psycopg
 import pytest
 
+from metrify import pipeline as pipeline_module
 from metrify.config import Settings, get_settings
 from metrify.ingest import ingest_frames, open_session
 from metrify.records import READING
@@ -205,7 +208,7 @@ def test_a_long_load_saves_detector_state_every_few_batches_and_at_the_end(
 
     _reset(conn)
     with open_session(small) as session:
-        pipeline = session.pipeline(READING, overlap=True, state_batches=1000)
+        pipeline = session.pipeline(READING, overlap=True, state_every_s=3600)
         for frame in frames:
             pipeline.submit(frame, source="sim")
         pipeline.flush()  # every batch written: close() finds nothing left to flush
@@ -220,3 +223,43 @@ def test_a_long_load_saves_detector_state_every_few_batches_and_at_the_end(
     assert deferred[0].equals(every_batch[0])
     assert deferred[1].equals(every_batch[1])
     assert _anomalies(conn) == anomalies
+
+
+def test_a_long_load_saves_detector_state_once_its_interval_has_passed(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state is saved with the first batch handed to the writer ``state_every_s``
+    after the last save (by the pipeline's clock, here a hand-moved one), not before."""
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", "4000")
+    monkeypatch.setenv("METRIFY_LAKE_ENABLED", "false")
+    get_settings.cache_clear()
+    clock = [0.0]
+    monkeypatch.setattr(
+        pipeline_module,
+        "time",
+        SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter),
+    )
+    frames = list(_frames())
+    third = len(frames) // 3
+    with open_session(get_settings()) as session:
+        pipeline = session.pipeline(READING, overlap=True, state_every_s=60)
+
+        def load(part: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+            for frame in part:
+                pipeline.submit(frame, source="sim")
+            pipeline.flush()
+            pipeline.settle()
+            return _state(conn)
+
+        before = pipeline.handed
+        assert load(frames[:third])[0].height == 0  # nothing saved yet
+        assert pipeline.handed > before + 2
+        clock[0] = 59.0
+        assert load(frames[third : 2 * third])[0].height == 0
+        clock[0] = 61.0
+        saved = load(frames[2 * third : 2 * third + 3])  # one batch, saved with it
+        assert saved[0].height > 1000 and saved[1].height == 30
+        clock[0] = 100.0  # 39 s after that save
+        assert load(frames[2 * third + 3 :])[0].equals(saved[0])
+        pipeline.close()
+    assert not _state(conn)[0].equals(saved[0])  # the rest was saved at close

@@ -114,7 +114,7 @@ class Pipeline:
         *,
         writer: PostgresStore | None = None,
         by_source: bool = False,
-        state_batches: int = 1,
+        state_every_s: float = 0.0,
     ) -> None:
         """``writer``: a store on a second connection; given, time-series batches are
         written in the background while the next one is processed.
@@ -125,13 +125,16 @@ class Pipeline:
         from two sources: the rows VEE adds (gaps, estimates) belong to their meter's
         source.
 
-        ``state_batches``: with a ``writer``, save the detectors' state with every this
-        many batches and at close rather than with each (a long load; see
-        :meth:`DetectStage.save_state`). A stream worker saves it with each batch, so
-        the offsets it commits never run ahead of the state.
+        ``state_every_s``: with a ``writer``, save the detectors' state with the first
+        batch written this many seconds after the last save, and at close, rather than
+        with each batch (a long load; see :meth:`DetectStage.save_state`). A stream
+        worker saves it with each batch (0), so the offsets it commits never run ahead
+        of the state.
         """
         self.contract = contract
-        self._state_batches = max(1, state_batches)
+        self._state_every_s = state_every_s
+        #: when the detectors' state was last handed to the writer to be saved
+        self._state_saved = time.monotonic()
         self.settings = settings
         self.store = store
         self.lake = lake
@@ -471,7 +474,10 @@ class Pipeline:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
         refresh = self.contract is READING and self._quality_due()
         self.handed += 1
-        defer = not self._closing and self.handed % self._state_batches != 0
+        now = time.monotonic()
+        defer = not self._closing and now - self._state_saved < self._state_every_s
+        if not defer:
+            self._state_saved = now
         write = self._write_pool.submit(
             self._write_job, versions, rejects, pending, refresh, likely_stored, defer
         )
@@ -620,14 +626,21 @@ class Pipeline:
         try:
             self.flush()
             self._finish_write()
+            saving = None
             if self.detector is not None:  # the last flush may have had no batch
-                self.detector.save_deferred()
+                if self._write_pool is not None and self._writer is not None:
+                    # on the writer, while this connection brings the scores up to date
+                    saving = self._write_pool.submit(self.detector.save_deferred, self._writer.conn)
+                else:
+                    self.detector.save_deferred()
+            if final and self.contract is READING:
+                self._refresh_quality(force=True)
+            if saving is not None:
+                saving.result()
         finally:
             if self._write_pool is not None:
                 self._write_pool.shutdown()
                 self._write_pool = None
-        if final and self.contract is READING:
-            self._refresh_quality(force=True)
         self._wait_lake()
         if self._lake_pool is not None:
             self._lake_pool.shutdown()

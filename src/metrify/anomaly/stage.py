@@ -170,12 +170,14 @@ class DetectStage:
         store = self.state.store if conn is None else StateStore(conn, self.subject_type)
         store.save(changed, scalars)
 
-    def save_deferred(self) -> None:
-        """Save what deferred calls of :meth:`save_state` kept, if anything."""
+    def save_deferred(self, conn: psycopg.Connection[tuple[object, ...]] | None = None) -> None:
+        """Save what deferred calls of :meth:`save_state` kept, if anything (on ``conn``:
+        a background writer's)."""
         if self._deferred is not None:
             changed, scalars = self._deferred
             self._deferred = None
-            self.state.store.save(changed, scalars)
+            store = self.state.store if conn is None else StateStore(conn, self.subject_type)
+            store.save(changed, scalars)
 
     def commit(self, pending: Pending, *, state_saved: bool = False) -> list[int]:
         """Persist state (unless ``state_saved``), record incidents, alert; returns the
