@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 import psycopg
 
+from metrify.localtime import hour_of_week, local_us
 from metrify.records import TS
 from metrify.stores.postgres import copy_binary, copy_out, id_list
 
@@ -49,29 +50,20 @@ SCALAR_SCHEMA: Final[dict[str, pl.DataType]] = {
 _SCALARS: Final = [c for c in SCALAR_SCHEMA if c != "subject_id"]
 
 
-def hour_of_week(ts: pl.Expr) -> pl.Expr:
-    """0 = Monday 00:00-01:00 ... 167 = Sunday 23:00, in the zone ``ts`` is in."""
-    return ((ts.dt.weekday().cast(pl.Int16) - 1) * 24 + ts.dt.hour().cast(pl.Int16)).alias("how")
-
-
 def local_hour_of_week(frame: pl.DataFrame) -> pl.Expr:
     """Hour of the week on each subject's own clock (a ``tz`` column; else UTC).
 
     Households live by the local clock: after the switch to summer time the evening peak
     comes an hour earlier in UTC, and a UTC baseline would judge every evening against
-    the wrong hour for seven months. One conversion per distinct zone (a fleet has a
-    handful); a missing or unknown zone counts as UTC, as in VEE.
+    the wrong hour for seven months. A missing or unknown zone counts as UTC, as in VEE.
     """
-    utc = hour_of_week(pl.col("ts"))
-    if "tz" not in frame.columns:
-        return utc
-    expr = utc
-    for zone in frame.get_column("tz").drop_nulls().unique().sort().to_list():
-        if zone == "UTC" or not _known_zone(zone):
-            continue
-        local = hour_of_week(pl.col("ts").dt.convert_time_zone(zone))
-        expr = pl.when(pl.col("tz") == zone).then(local).otherwise(expr)
-    return expr.alias("how")
+    zones: list[str] = []
+    if "tz" in frame.columns:
+        zones = [
+            z for z in frame.get_column("tz").drop_nulls().unique().to_list() if _known_zone(z)
+        ]
+    local = local_us(frame, "tz" if zones else None, zones)
+    return hour_of_week(local).cast(pl.Int16).alias("how")
 
 
 def _known_zone(name: str) -> bool:

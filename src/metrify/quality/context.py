@@ -141,7 +141,9 @@ def reach_of(
     span = dt.timedelta(
         seconds=max(cfg.flat_line_hours * 3600, (cfg.spike_max_intervals + 1) * longest) + longest
     )
-    hours = records.select(pl.col("ts").dt.hour().unique()).to_series().to_list()
+    # UTC hours by integer arithmetic: dt.hour() on zoned times costs 4x as much
+    utc_hour = pl.col("ts").dt.epoch("us") // _HOUR_US % 24
+    hours: list[int] = records.select(utc_hour.unique()).to_series().to_list()
     reach = _hour_reach(_zones(meters), oldest, last)
     near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})
     # One cut for the batch, before its earliest row: a meter further on keeps a longer

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from metrify.localtime import hour_of_day, local_us
 from metrify.quality.config import VeeConfig
 from metrify.records import METER, TS, Quality, Status
 
@@ -303,23 +304,19 @@ def _checked(df: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now_us: int
         _iv=pl.col("interval_s").cast(pl.Int64) * _US,
     )
     df = _clock_and_range(df, cfg, now_us)
-    return df.with_columns(_hour=_local_hour(df))
+    return df.with_columns(_hour=_local_hour(df, meters))
 
 
-def _local_hour(df: pl.DataFrame) -> pl.Expr:
+def _local_hour(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
     """Hour of day in each meter's own zone: consumption follows the local clock.
 
-    One conversion per distinct zone (a fleet has a handful); unknown zones count as UTC.
+    The zones are those of the reference rows (a fleet has a handful; rows of meters
+    without one are in UTC, as ``_tz`` says); unknown zones count as UTC.
     """
-    zones = _known_zones(df.get_column("_tz").unique().to_list())
-    utc = pl.col("ts").dt.hour()
-    if zones == ["UTC"] or not zones:
-        return utc.cast(pl.Int64)
-    expr: pl.Expr = utc
-    for zone in zones:
-        hour = pl.col("ts").dt.convert_time_zone(zone).dt.hour()
-        expr = pl.when(pl.col("_tz") == zone).then(hour).otherwise(expr)
-    return expr.cast(pl.Int64)
+    names = ["UTC"]
+    if "timezone" in meters.columns:
+        names += meters.get_column("timezone").drop_nulls().unique().to_list()
+    return hour_of_day(local_us(df, "_tz", _known_zones(names)))
 
 
 def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None) -> pl.Series:
