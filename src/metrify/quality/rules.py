@@ -150,16 +150,24 @@ def sorted_by_meter_time(df: pl.DataFrame) -> pl.DataFrame:
     faster, and this sort runs over the whole history window on every batch. Keys are
     unique per (meter, ts), so the order is the same either way.
     """
-    us = df.get_column("ts").dt.epoch("us")
-    low, high = us.min(), us.max()
-    groups = df.get_column("_g").max()
-    if not isinstance(low, int) or not isinstance(high, int) or not isinstance(groups, int):
-        return df.sort("_g", "ts")
+    order = _group_time_order(df.get_column("_g"), df.get_column("ts").dt.epoch("us"))
+    return df.sort("_g", "ts") if order is None else df[order]
+
+
+def _group_time_order(groups: pl.Series, times: pl.Series) -> pl.Series | None:
+    """The row order by (``groups``, ``times``), both integer columns without nulls,
+    through one packed Int64 key; None when the key would not fit in 62 bits."""
+    low, high = times.min(), times.max()
+    first, last = groups.min(), groups.max()
+    bounds = (low, high, first, last)
+    if not all(isinstance(b, int) for b in bounds):
+        return None
+    assert isinstance(low, int) and isinstance(high, int)
+    assert isinstance(first, int) and isinstance(last, int)
     span = high - low + 1
-    if (groups + 2) * span >= 2**62:
-        return df.sort("_g", "ts")
-    key = (df.get_column("_g") + 1) * span + (us - low)
-    return df[key.arg_sort()]
+    if (last - first + 1) * span >= 2**62:
+        return None
+    return ((groups - first) * span + (times - low)).arg_sort()
 
 
 def expected_intervals(day: dt.date, tz: str, interval_s: int) -> int:
@@ -354,7 +362,8 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None)
     judged = sub.filter(~pl.col("_ctx")).get_column("_k").unique()
     if judged.len() < sub.height // 2:
         sub = sub.filter(pl.col("_k").is_in(judged.implode()))
-    sub = sub.sort("_k", "_s")
+    order = _group_time_order(sub.get_column("_k"), sub.get_column("_s"))
+    sub = sub.sort("_k", "_s") if order is None else sub[order]
     first = pl.col("_k") != pl.col("_k").shift(1)
     last = pl.col("_k") != pl.col("_k").shift(-1)
     sub = sub.with_columns(
