@@ -263,3 +263,36 @@ def test_a_long_load_saves_detector_state_once_its_interval_has_passed(
         assert load(frames[2 * third + 3 :])[0].equals(saved[0])
         pipeline.close()
     assert not _state(conn)[0].equals(saved[0])  # the rest was saved at close
+
+
+def test_the_state_saved_at_close_never_lands_ahead_of_the_last_batch(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() upserts the deferred state while the writer stores the last batch, but
+    commits it only once that batch is durable: if the batch fails, no state is stored
+    (a re-run then judges those rows again instead of skipping them)."""
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", "4000")
+    monkeypatch.setenv("METRIFY_LAKE_ENABLED", "false")
+    get_settings.cache_clear()
+    frames = list(_frames())
+    with open_session(get_settings()) as session:
+        pipeline = session.pipeline(READING, overlap=True, state_every_s=3600)
+        for frame in frames[:-3]:
+            pipeline.submit(frame, source="sim")
+        pipeline.flush()
+        pipeline.settle()
+        stored = conn.execute("SELECT count(*) FROM readings").fetchone()
+        assert stored is not None and stored[0] > 0
+        assert pipeline._writer is not None
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(pipeline._writer, "write_series", broken)
+        for frame in frames[-3:]:
+            pipeline.submit(frame, source="sim")
+        with pytest.raises(RuntimeError, match="disk full"):
+            pipeline.close()
+    assert conn.execute("SELECT count(*) FROM readings").fetchone() == stored
+    profile, scalars = _state(conn)
+    assert profile.height == 0 and scalars.height == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -100,6 +101,10 @@ class _InFlight:
     pending: Pending | None
     #: the batch's number (see :attr:`Pipeline.handed`)
     number: int
+    #: whether its detector state is left to a later save (merged into the deferred
+    #: state first thing in the job, which then sets :attr:`merged`)
+    defers_state: bool = False
+    merged: threading.Event = field(default_factory=threading.Event)
 
 
 class Pipeline:
@@ -475,13 +480,19 @@ class Pipeline:
         refresh = self.contract is READING and self._quality_due()
         self.handed += 1
         now = time.monotonic()
-        defer = not self._closing and now - self._state_saved < self._state_every_s
+        # A closing batch defers too: close() saves the state while it is written.
+        defer = (self._state_every_s > 0 and self._closing) or (
+            now - self._state_saved < self._state_every_s
+        )
         if not defer:
             self._state_saved = now
+        merged = threading.Event()
         write = self._write_pool.submit(
-            self._write_job, versions, rejects, pending, refresh, likely_stored, defer
+            self._write_job, versions, rejects, pending, refresh, likely_stored, defer, merged
         )
-        self._in_flight = _InFlight(write, versions, rejects, pending, self.handed)
+        self._in_flight = _InFlight(
+            write, versions, rejects, pending, self.handed, defer and pending is not None, merged
+        )
         if self.history is not None:
             self.history.remember(versions)  # while the batch is being written
 
@@ -493,13 +504,23 @@ class Pipeline:
         refresh: bool,
         likely_stored: pl.DataFrame | None,
         defer_state: bool = False,
+        merged: threading.Event | None = None,
     ) -> WriteResult:
         """On the writer thread and connection: the batch, then what only needs the
-        database once it is durable (detector state, unless deferred; due daily scores)."""
+        database once it is durable (detector state, unless deferred; due daily scores).
+
+        Deferred state is merged before the batch is written (it is memory only), so that
+        :meth:`close` can save it while the batch is still being written."""
         assert self._writer is not None
+        try:
+            if defer_state and pending is not None and self.detector is not None:
+                self.detector.save_state(pending, defer=True)
+        finally:
+            if merged is not None:
+                merged.set()
         result = self._write_series(self._writer, versions, rejects, likely_stored)
-        if pending is not None and self.detector is not None:
-            self.detector.save_state(pending, self._writer.conn, defer=defer_state)
+        if not defer_state and pending is not None and self.detector is not None:
+            self.detector.save_state(pending, self._writer.conn)
         if refresh:
             self._writer.refresh_quality_daily()
         return result
@@ -625,18 +646,22 @@ class Pipeline:
         self._closing = True
         try:
             self.flush()
-            self._finish_write()
-            saving = None
-            if self.detector is not None:  # the last flush may have had no batch
-                if self._write_pool is not None and self._writer is not None:
-                    # on the writer, while this connection brings the scores up to date
-                    saving = self._write_pool.submit(self.detector.save_deferred, self._writer.conn)
-                else:
+            in_flight = self._in_flight
+            if in_flight is not None and in_flight.defers_state:
+                assert self.detector is not None
+                # The deferred state, the last batch's included, is upserted on this
+                # connection while the writer stores that batch, and commits only once
+                # the batch is durable: never ahead of it, and the two overlap.
+                in_flight.merged.wait()
+                with self.store.conn.transaction():
+                    self.detector.save_deferred()
+                    self._finish_write()
+            else:
+                self._finish_write()
+                if self.detector is not None:  # the last flush may have had no batch
                     self.detector.save_deferred()
             if final and self.contract is READING:
                 self._refresh_quality(force=True)
-            if saving is not None:
-                saving.result()
         finally:
             if self._write_pool is not None:
                 self._write_pool.shutdown()
