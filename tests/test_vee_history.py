@@ -189,3 +189,53 @@ def test_each_meter_gets_its_own_window_and_late_rows_are_found_by_hour() -> Non
     assert fixed["import_kwh"].to_list() == [99.0]
     # from the cut (22:00) on: A's 22:00 .. 02:00 and B's 22:00 .. 23:00
     assert lean.filter(pl.col("ts") >= cut).height == 5 + 2
+
+
+def test_file_batches_filed_as_they_come_are_cut_as_the_whole_window_judges() -> None:
+    """A file's batches (a day or more, in meter order) are kept as they come, not in
+    time order. The next day-long batch cuts them by day, and a stream batch after it
+    by hour; both are judged as against the whole window."""
+    from metrify.quality.config import VeeConfig
+    from metrify.quality.context import reach_of
+    from metrify.quality.engine import run_vee
+
+    cfg, now = VeeConfig(), T0 + dt.timedelta(days=3)
+    meters = pl.DataFrame({"meter_id": ["A", "B"], "timezone": ["UTC", "UTC"]})
+    cache = HistoryCache(Store(rows("A", T0, 0)).load, days=7)
+
+    def shaped(meter: str, start: dt.datetime, n: int, high: int | None = None) -> pl.DataFrame:
+        frame = rows(meter, start, n).with_columns(
+            import_kwh=0.2 + (pl.col("ts").dt.hour() % 6) * 0.05
+        )
+        if high is not None:  # one reading far above its hour's baseline: a spike
+            frame = frame.with_columns(
+                import_kwh=pl.when(pl.int_range(pl.len()) == high)
+                .then(9.0)
+                .otherwise(pl.col("import_kwh"))
+            )
+        return frame
+
+    start = T0 - dt.timedelta(days=7)
+    cache.remember(pl.concat([shaped("A", start, 7 * 24), shaped("B", start, 7 * 24)]))
+    held = pl.concat([cache._days[d] for d in sorted(cache._days)])
+    assert not held["ts"].is_sorted()  # filed in meter order, as written
+
+    begin = T0
+    for hours, spike_at in ((48, 30), (3, 1)):  # a two-day file batch, then a stream's
+        fresh = pl.concat([shaped("A", begin, hours, spike_at), shaped("B", begin, hours)])
+        batch_rows = fresh.select(*READING.fields, "source")
+        reach = reach_of(batch_rows, meters, cfg, begin - dt.timedelta(days=7))
+        assert len(reach.hours) == (24 if hours == 48 else 3)
+        last = fresh["ts"].max()
+        assert isinstance(last, dt.datetime)
+        keys = batch_rows.select("meter_id", "ts")
+        lean = cache.get(keys, last, reach)
+        whole = cache.get(keys, last)
+        assert lean.filter(~pl.col("_baseline_only"))["ts"].min() == reach.cut
+        judged = run_vee(batch_rows, lean, meters, cfg, now, lean=True).sort("meter_id", "ts")
+        expected = run_vee(batch_rows, whole, meters, VeeConfig(lean_context=False), now)
+        assert judged.equals(expected.sort("meter_id", "ts"))
+        spikes = judged.filter((pl.col("quality") & 8) != 0)
+        assert spikes["ts"].to_list() == [begin + dt.timedelta(hours=spike_at)]
+        cache.remember(fresh)
+        begin += dt.timedelta(hours=hours)

@@ -51,6 +51,7 @@ BASELINE_ONLY: Final = "_baseline_only"
 
 _HOUR: Final = dt.timedelta(hours=1)
 _HOUR_US: Final = 3_600_000_000
+_DAY_US: Final = 24 * _HOUR_US
 _DAY: Final = dt.timedelta(days=1)
 
 
@@ -98,9 +99,16 @@ class Reach:
         every row of a week of the fleet's readings to keep a few hours of each day.
         """
         ts = context.get_column("ts")
-        if len(self.hours) == 24 and ts.is_sorted():  # a day-long batch: one cut
-            cut_at = int(ts.search_sorted(pl.Series([self.cut], dtype=ts.dtype), side="left")[0])
-            return context.slice(cut_at), context.slice(0, cut_at)
+        if len(self.hours) == 24:  # a day-long batch: one cut
+            # The history cache hands its days in day order, each in any order: the
+            # days before the cut's are a prefix, and only the cut's day is filtered.
+            days = ts.dt.epoch("us") // _DAY_US
+            if days.is_sorted():
+                cut_day = pl.Series([_epoch_us(self.cut) // _DAY_US], dtype=pl.Int64)
+                day_at = int(days.search_sorted(cut_day, side="left")[0])
+                rest = context.slice(day_at)
+                late = pl.col("ts") >= self.cut
+                return rest.filter(late), pl.concat([context.slice(0, day_at), rest.filter(~late)])
         if not context.height or not ts.is_sorted():
             older = context.filter(pl.col("ts") < self.cut)
             return context.filter(pl.col("ts") >= self.cut), older.filter(self._keeps())
@@ -118,6 +126,10 @@ class Reach:
         at = ts.search_sorted(pl.Series(bounds, dtype=ts.dtype), side="left").to_list()
         near = [context.slice(a, b - a) for a, b in zip(at[:-1:2], at[1:-1:2], strict=True)]
         return context.slice(at[-1]), pl.concat([context.clear(), *near])
+
+
+def _epoch_us(moment: dt.datetime) -> int:
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def reach_of(

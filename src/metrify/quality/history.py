@@ -124,6 +124,10 @@ class HistoryCache:
             return self._pick([self._days[d] for d in days], needed, until)
         # days that start at or after the cut are handed over whole, unfiltered
         first_whole = _day_of(reach.cut - dt.timedelta(microseconds=1)) + 1
+        if len(reach.hours) < 24:  # found by binary search (see Reach.pick)
+            for day in days:
+                if day < first_whole and not self._days[day].get_column("ts").is_sorted():
+                    self._days[day] = self._days[day].sort("ts")
         older = _concat([self._days[d] for d in days if d < first_whole])
         recent = [self._days[d] for d in days if d >= first_whole]
         return self._pick([reach.pick(older, recent)], needed, until)
@@ -156,14 +160,21 @@ class HistoryCache:
     def _add(self, rows: pl.DataFrame) -> None:
         """File rows under their days (no key of them may be cached already).
 
-        Each day is kept in time order, so that :meth:`Reach.pick` finds a batch's hours
-        by binary search. A stream appends later rows, which keeps the order; a late or
-        loaded part re-sorts its day once.
+        A stream's days are kept in time order, so that :meth:`Reach.pick` finds a
+        batch's hours by binary search: a stream appends later rows, which keeps the
+        order, and a late or loaded part re-sorts its day once. Rows spanning a day or
+        more (a file's batch) are filed as they come: the next such batch has every hour
+        of the day near and cuts its context by day (no search), and sorting each day
+        of each batch cost more than a tenth of a load's main thread. A stream batch
+        that follows sorts the days it searches (see :meth:`get`).
         """
         if not rows.height:
             return
+        low, high = rows.get_column("ts").min(), rows.get_column("ts").max()
+        assert isinstance(low, dt.datetime) and isinstance(high, dt.datetime)
+        in_order = high - low < dt.timedelta(days=1)
         for key, part in _by_day(rows):
-            if not part.get_column("ts").is_sorted():
+            if in_order and not part.get_column("ts").is_sorted():
                 part = part.sort("ts")
             held = self._days.get(key)
             if held is None:
@@ -171,7 +182,7 @@ class HistoryCache:
                 continue
             merged = pl.concat([held, part])
             after = held.get_column("ts")[-1] <= part.get_column("ts")[0]
-            self._days[key] = merged if after else merged.sort("ts")
+            self._days[key] = merged if after or not in_order else merged.sort("ts")
 
     def _drop_meters(self, ids: pl.DataFrame) -> None:
         """Forget the cached rows of ``ids`` (about to be loaded again)."""
