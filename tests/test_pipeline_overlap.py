@@ -7,6 +7,7 @@ counts, and every input key exactly once.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -296,3 +297,53 @@ def test_the_state_saved_at_close_never_lands_ahead_of_the_last_batch(
     assert conn.execute("SELECT count(*) FROM readings").fetchone() == stored
     profile, scalars = _state(conn)
     assert profile.height == 0 and scalars.height == 0
+
+
+def test_daily_scores_are_refreshed_beside_the_writes_and_a_failed_refresh_loses_nothing(
+    settings: Settings,
+    conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A load refreshes the daily scores on a connection of their own while batches go on
+    being written. One refresh fails: it is logged, the load goes on, and its stale
+    marks are taken by a later one, so every day's score counts what was stored."""
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", "4000")
+    monkeypatch.setenv("METRIFY_LAKE_ENABLED", "false")
+    monkeypatch.setenv("METRIFY_QUALITY_REFRESH_S", "0")  # due after every batch
+    get_settings.cache_clear()
+    frames = list(_frames())
+    threads: list[str] = []
+    with open_session(get_settings()) as session:
+        pipeline = session.pipeline(READING, overlap=True)
+        refresher = pipeline._refresher
+        assert refresher is not None and pipeline._writer is not None
+        assert refresher.conn is not pipeline._writer.conn
+        real = refresher.refresh_quality_daily
+
+        def flaky() -> int:
+            threads.append(threading.current_thread().name)
+            if len(threads) == 1:
+                raise psycopg.OperationalError("server closed the connection")
+            return real()
+
+        monkeypatch.setattr(refresher, "refresh_quality_daily", flaky)
+        for frame in frames[: len(frames) // 2]:
+            pipeline.submit(frame, source="sim")
+            pipeline.flush()
+            pipeline.settle()
+            pipeline._collect_refresh()
+        assert len(threads) > 3 and all(name.startswith("scores") for name in threads)
+        assert "refresh failed" in caplog.text
+        scored = conn.execute("SELECT count(*) FROM quality_daily").fetchone()
+        assert scored is not None and scored[0] > 0  # before close, in the background
+        for frame in frames[len(frames) // 2 :]:
+            pipeline.submit(frame, source="sim")
+        pipeline.close()
+    expected = conn.execute(
+        "SELECT r.meter_id, (r.ts AT TIME ZONE coalesce(m.timezone, 'UTC'))::date AS day,"
+        " count(*) FILTER (WHERE r.quality & 1 = 0)"
+        " FROM readings r LEFT JOIN meters m USING (meter_id) GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    got = conn.execute("SELECT meter_id, day, present FROM quality_daily ORDER BY 1, 2").fetchall()
+    assert len(expected) > 30 * 30 and got == expected

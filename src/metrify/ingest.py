@@ -16,7 +16,7 @@ import psycopg
 
 from metrify.config import Settings
 from metrify.pipeline import Pipeline, Summary
-from metrify.records import Contract
+from metrify.records import READING, Contract
 from metrify.sources.decode import SchemaMismatch
 from metrify.sources.mapping import Mapping
 from metrify.stores import database
@@ -52,16 +52,18 @@ class Session:
         state_every_s: float = 0.0,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
-        simulator) gives it a second connection, so writing batch N overlaps processing
-        batch N+1; a request or a stream micro-batch gains nothing from one.
+        simulator, a stream worker) gives it a second connection, so writing batch N
+        overlaps processing batch N+1, and for readings a third for the daily scores.
         ``by_source``, ``state_every_s``: see :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
+        refresher = self.writer() if writer is not None and contract is READING else None
         return Pipeline(
             contract,
             self.settings,
             self.store,
             self.lake,
             writer=writer,
+            refresher=refresher,
             by_source=by_source,
             state_every_s=state_every_s,
         )

@@ -118,11 +118,15 @@ class Pipeline:
         lake: Lake | None = None,
         *,
         writer: PostgresStore | None = None,
+        refresher: PostgresStore | None = None,
         by_source: bool = False,
         state_every_s: float = 0.0,
     ) -> None:
         """``writer``: a store on a second connection; given, time-series batches are
-        written in the background while the next one is processed.
+        written in the background while the next one is processed. ``refresher``: a
+        store on a third, on which due daily quality scores are refreshed in the
+        background once a batch is durable, instead of after it on the writer (whose
+        next batch waited for it).
 
         ``by_source``: also keep a summary per source (:attr:`sources`), for a run that
         gathers several inputs and answers each (the API groups concurrent requests).
@@ -161,6 +165,9 @@ class Pipeline:
         self._lake_pool: ThreadPoolExecutor | None = None
         self._lake_pending: Future[int] | None = None
         self._writer = writer if contract.time_series else None
+        self._refresher = refresher if contract is READING and writer is not None else None
+        self._refresh_pool: ThreadPoolExecutor | None = None
+        self._refresh_pending: Future[int] | None = None
         self._write_pool: ThreadPoolExecutor | None = None
         self._in_flight: _InFlight | None = None
         #: how many batches have gone to the background writer (the last one's number)
@@ -477,7 +484,7 @@ class Pipeline:
             likely_stored = self.history.seen(versions)  # before this batch is remembered
         if self._write_pool is None:
             self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
-        refresh = self.contract is READING and self._quality_due()
+        refresh = self.contract is READING and self._refresher is None and self._quality_due()
         self.handed += 1
         now = time.monotonic()
         # A closing batch defers too: close() saves the state while it is written.
@@ -546,6 +553,34 @@ class Pipeline:
         if in_flight.pending is not None and self.detector is not None:
             self.detector.commit(in_flight.pending, state_saved=True)
         self._count_write(result, in_flight.rejects)
+        if self._refresher is not None:
+            self._refresh_in_background()
+
+    def _refresh_in_background(self) -> None:
+        """Start the due refresh of daily scores on the refresher's connection, unless the
+        last one still runs. It reads committed rows only, so it overlaps the next
+        batches' writes; the stale marks are durable, so a refresh that fails loses
+        nothing (logged; the next one takes the marks again)."""
+        pending = self._refresh_pending
+        if pending is not None and not pending.done():
+            return
+        self._collect_refresh()
+        if not self._quality_due():
+            return
+        assert self._refresher is not None
+        if self._refresh_pool is None:
+            self._refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scores")
+        self._refresh_pending = self._refresh_pool.submit(self._refresher.refresh_quality_daily)
+
+    def _collect_refresh(self) -> None:
+        """Wait for the background refresh, if any; log its failure."""
+        pending, self._refresh_pending = self._refresh_pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except Exception as exc:  # the marks stay for the next refresh
+            log.error("daily quality score refresh failed: %s", exc)
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
         """The quality stage: full VEE for readings (with stored history), flags for the rest."""
@@ -630,11 +665,11 @@ class Pipeline:
 
     def abandon(self) -> None:
         """Stop background work without waiting (the session failed; nothing counts)."""
-        for pool in (self._write_pool, self._lake_pool):
+        for pool in (self._write_pool, self._lake_pool, self._refresh_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-        self._write_pool = self._lake_pool = None
-        self._in_flight = self._lake_pending = None
+        self._write_pool = self._lake_pool = self._refresh_pool = None
+        self._in_flight = self._lake_pending = self._refresh_pending = None
 
     def close(self, *, final: bool = True) -> Summary:
         """Flush and return the summary of everything submitted.
@@ -660,12 +695,14 @@ class Pipeline:
                 self._finish_write()
                 if self.detector is not None:  # the last flush may have had no batch
                     self.detector.save_deferred()
+            self._collect_refresh()
             if final and self.contract is READING:
                 self._refresh_quality(force=True)
         finally:
-            if self._write_pool is not None:
-                self._write_pool.shutdown()
-                self._write_pool = None
+            for pool in (self._write_pool, self._refresh_pool):
+                if pool is not None:
+                    pool.shutdown()
+            self._write_pool = self._refresh_pool = None
         self._wait_lake()
         if self._lake_pool is not None:
             self._lake_pool.shutdown()
