@@ -315,7 +315,7 @@ def test_daily_scores_are_refreshed_beside_the_writes_and_a_failed_refresh_loses
     frames = list(_frames())
     threads: list[str] = []
     with open_session(get_settings()) as session:
-        pipeline = session.pipeline(READING, overlap=True)
+        pipeline = session.pipeline(READING, overlap=True, scores_apart=True)
         refresher = pipeline._refresher
         assert refresher is not None and pipeline._writer is not None
         assert refresher.conn is not pipeline._writer.conn

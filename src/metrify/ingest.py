@@ -50,13 +50,16 @@ class Session:
         overlap: bool = False,
         by_source: bool = False,
         state_every_s: float = 0.0,
+        scores_apart: bool = False,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator, a stream worker) gives it a second connection, so writing batch N
-        overlaps processing batch N+1, and for readings a third for the daily scores.
-        ``by_source``, ``state_every_s``: see :class:`Pipeline`."""
+        overlaps processing batch N+1; ``scores_apart`` (a load) a third for readings'
+        daily scores. ``by_source``, ``state_every_s``: see :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
-        refresher = self.writer() if writer is not None and contract is READING else None
+        refresher = (
+            self.writer() if scores_apart and writer is not None and contract is READING else None
+        )
         return Pipeline(
             contract,
             self.settings,
@@ -108,7 +111,9 @@ def ingest_files(
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
     from metrify.sources.files import ReaderError, read_batches
 
-    pipeline = session.pipeline(contract, overlap=True, state_every_s=LOAD_STATE_SECONDS)
+    pipeline = session.pipeline(
+        contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
+    )
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
     for path in paths:
         pipeline.summary.files += 1
@@ -142,7 +147,9 @@ def ingest_frames(
     progress: Progress | None = None,
 ) -> Summary:
     """Feed typed frames (already in the contract schema) through the same pipeline."""
-    pipeline = session.pipeline(contract, overlap=True, state_every_s=LOAD_STATE_SECONDS)
+    pipeline = session.pipeline(
+        contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
+    )
     for frame in frames:
         pipeline.submit(frame, source=source)
         if progress is not None:

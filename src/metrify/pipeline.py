@@ -664,8 +664,13 @@ class Pipeline:
         return self.summary
 
     def abandon(self) -> None:
-        """Stop background work without waiting (the session failed; nothing counts)."""
-        for pool in (self._write_pool, self._lake_pool, self._refresh_pool):
+        """Stop background work without waiting (the session failed; nothing counts).
+
+        A running score refresh is waited for: the session closes its connection next,
+        and a connection closed under a thread still using it is not safe to reuse."""
+        if self._refresh_pool is not None:
+            self._refresh_pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._write_pool, self._lake_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         self._write_pool = self._lake_pool = self._refresh_pool = None
