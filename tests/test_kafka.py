@@ -568,14 +568,32 @@ def test_database_outage(
 # --------------------------------------------------------------------------- processes
 
 
+#: worker processes this module started; any still running after a test are killed
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A test that fails between spawning and stopping a worker must not leave it
+    running (one did, for half an hour after a failed CI run)."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def spawn_worker(tmp_path: Path) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb")
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [str(PYTHON), "-m", "metrify.worker"],
         env={**os.environ, "METRIFY_LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
+    _SPAWNED.append(proc)
+    return proc
 
 
 def running(proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
