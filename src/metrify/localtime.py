@@ -13,15 +13,16 @@ every row, since every row's instant is one of those looked up.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Final
 
 import polars as pl
 
-__all__ = ["HOUR_US", "hour_of_day", "hour_of_week", "local_us"]
+__all__ = ["DAY_US", "HOUR_US", "epoch_us", "hour_of_day", "hour_of_week", "local_us"]
 
 HOUR_US: Final = 3_600_000_000
-_DAY_US: Final = 24 * HOUR_US
+DAY_US: Final = 24 * HOUR_US
 #: 1970-01-01 was a Thursday: weekday 3 counting Monday as 0
 _EPOCH_WEEKDAY: Final = 3
 
@@ -44,6 +45,14 @@ def local_us(frame: pl.DataFrame, zone: str | None, zones: Iterable[str]) -> pl.
     return us + offset
 
 
+def epoch_us(moment: dt.datetime) -> int:
+    """``moment`` as UTC microseconds; a naive datetime is taken as UTC (the contract's zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def hour_of_day(local: pl.Expr) -> pl.Expr:
     """0..23 from :func:`local_us`."""
     return local // HOUR_US % 24
@@ -51,7 +60,7 @@ def hour_of_day(local: pl.Expr) -> pl.Expr:
 
 def hour_of_week(local: pl.Expr) -> pl.Expr:
     """0 = Monday 00:00-01:00 ... 167 = Sunday 23:00, from :func:`local_us`."""
-    weekday = (local // _DAY_US + _EPOCH_WEEKDAY) % 7
+    weekday = (local // DAY_US + _EPOCH_WEEKDAY) % 7
     return weekday * 24 + hour_of_day(local)
 
 

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from metrify.localtime import DAY_US, HOUR_US, epoch_us
 from metrify.quality.config import VeeConfig
 from metrify.quality.rules import sorted_by_meter_time
 
@@ -50,8 +51,6 @@ __all__ = ["BASELINE_ONLY", "Reach", "lean_context", "reach_of"]
 BASELINE_ONLY: Final = "_baseline_only"
 
 _HOUR: Final = dt.timedelta(hours=1)
-_HOUR_US: Final = 3_600_000_000
-_DAY_US: Final = 24 * _HOUR_US
 _DAY: Final = dt.timedelta(days=1)
 
 
@@ -88,7 +87,7 @@ class Reach:
     def _keeps(self) -> pl.Expr:
         """Whether a row is in the tail or a near hour."""
         # the UTC hour by integer arithmetic: dt.hour() on zoned times costs 4x as much
-        hour = pl.col("ts").dt.epoch("us") // _HOUR_US % 24
+        hour = pl.col("ts").dt.epoch("us") // HOUR_US % 24
         return (pl.col("ts") >= self.cut) | hour.is_in(self.hours)
 
     def _split(self, context: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -102,9 +101,9 @@ class Reach:
         if len(self.hours) == 24:  # a day-long batch: one cut
             # The history cache hands its days in day order, each in any order: the
             # days before the cut's are a prefix, and only the cut's day is filtered.
-            days = ts.dt.epoch("us") // _DAY_US
+            days = ts.dt.epoch("us") // DAY_US
             if days.is_sorted():
-                cut_day = pl.Series([_epoch_us(self.cut) // _DAY_US], dtype=pl.Int64)
+                cut_day = pl.Series([epoch_us(self.cut) // DAY_US], dtype=pl.Int64)
                 day_at = int(days.search_sorted(cut_day, side="left")[0])
                 rest = context.slice(day_at)
                 late = pl.col("ts") >= self.cut
@@ -126,10 +125,6 @@ class Reach:
         at = ts.search_sorted(pl.Series(bounds, dtype=ts.dtype), side="left").to_list()
         near = [context.slice(a, b - a) for a, b in zip(at[:-1:2], at[1:-1:2], strict=True)]
         return context.slice(at[-1]), pl.concat([context.clear(), *near])
-
-
-def _epoch_us(moment: dt.datetime) -> int:
-    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def reach_of(
@@ -154,7 +149,7 @@ def reach_of(
         seconds=max(cfg.flat_line_hours * 3600, (cfg.spike_max_intervals + 1) * longest) + longest
     )
     # UTC hours by integer arithmetic: dt.hour() on zoned times costs 4x as much
-    utc_hour = pl.col("ts").dt.epoch("us") // _HOUR_US % 24
+    utc_hour = pl.col("ts").dt.epoch("us") // HOUR_US % 24
     hours: list[int] = records.select(utc_hour.unique()).to_series().to_list()
     reach = _hour_reach(_zones(meters), oldest, last)
     near = sorted({(h + d) % 24 for h in hours for d in range(-reach, reach + 1)})

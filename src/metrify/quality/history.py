@@ -21,6 +21,7 @@ from typing import Final
 
 import polars as pl
 
+from metrify.localtime import DAY_US
 from metrify.quality.context import Reach
 from metrify.records import READING
 
@@ -28,7 +29,6 @@ Loader = Callable[[pl.Series, dt.datetime, dt.datetime], pl.DataFrame]
 
 HISTORY_COLUMNS = [*READING.fields, "quality", "status", "source"]
 
-_DAY_US: Final = 86_400_000_000
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -270,7 +270,7 @@ def _day_of(moment: dt.datetime) -> int:
 
 def _by_day(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
     """``rows`` split by UTC day, in one pass (a batch usually falls on one or two)."""
-    day = (pl.col("ts").dt.epoch("us") // _DAY_US).alias("_d")
+    day = (pl.col("ts").dt.epoch("us") // DAY_US).alias("_d")
     parts = rows.with_columns(day).partition_by("_d", as_dict=True)
     out = []
     for (key,), part in parts.items():

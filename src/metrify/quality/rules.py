@@ -34,14 +34,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from metrify.localtime import hour_of_day, local_us
+from metrify.localtime import DAY_US, epoch_us, hour_of_day, local_us
 from metrify.quality.config import VeeConfig
 from metrify.records import METER, TS, Quality, Status
 
 __all__ = ["expected_intervals", "expected_intervals_expr", "sorted_by_meter_time", "validate"]
 
 _US: Final = 1_000_000
-_DAY_US: Final = 86_400 * _US
 #: 1.4826 x MAD estimates the standard deviation of normally distributed data.
 _MAD_TO_SIGMA: Final = 1.4826
 #: rated current x voltage is a single-phase power; allow 1 % for meter rounding.
@@ -107,7 +106,7 @@ def validate(
     columns = out.columns
     if out.height == 0:
         return out
-    now_us = _epoch_us(now)
+    now_us = epoch_us(now)
 
     # Meter ids as integer codes in id order: sorting on (code, ts) is much cheaper than on
     # strings, gives the output order, and the code is the meter's group number.
@@ -216,14 +215,6 @@ def expected_intervals_expr(day_col: pl.Expr, tz: str, interval_s_col: pl.Expr) 
 # --------------------------------------------------------------------------- helpers
 
 
-def _epoch_us(moment: dt.datetime) -> int:
-    """``now`` as UTC microseconds; a naive datetime is taken as UTC (the contract's zone)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * _US + delta.microseconds
-
-
 def _zone(tz: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(tz or "UTC")
@@ -234,7 +225,7 @@ def _zone(tz: str | None) -> ZoneInfo:
 def _local_midnight_us(day: dt.date, zone: ZoneInfo) -> int:
     """The first instant of a local day. A midnight skipped by a DST change (fold 0 takes
     the offset before the change, PEP 495) lands on the instant of the change itself."""
-    return _epoch_us(dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC))
+    return epoch_us(dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC))
 
 
 def _known_zones(names: list[str]) -> list[str]:
@@ -720,7 +711,7 @@ def _gaps(df: pl.DataFrame, cfg: VeeConfig, columns: list[str]) -> pl.DataFrame:
     and its place in the gap (``_nth``): :func:`validate` merges them in with one integer
     sort instead of re-sorting the whole frame on strings.
     """
-    max_us = int(cfg.max_gap_rows_days * _DAY_US)
+    max_us = int(cfg.max_gap_rows_days * DAY_US)
     iv = pl.when(pl.col("_iv") > 0).then(pl.col("_iv"))  # no grid without an interval
     anchors = df.with_columns(_i=pl.int_range(pl.len(), dtype=pl.Int64)).filter(~pl.col("_future"))
     anchors = anchors.select(
