@@ -72,6 +72,25 @@ def test_failed_logins_are_throttled(database_url: str, tmp_path: Path) -> None:
         assert api.client.post("/v1/auth/token", data=right).status_code == 429
 
 
+def test_a_nul_character_in_a_sign_in_is_refused_not_a_server_error(
+    database_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL text cannot hold NUL: a user name with one must get a 400, in a form or
+    in JSON, and the real user can still sign in."""
+    with running_api(database_url, tmp_path) as api:
+        api.add_user("dave", "viewer")
+        form = {"grant_type": "password", "username": "da\x00ve", "password": PASSWORD}
+        for response in (
+            api.client.post("/v1/auth/token", data=form),
+            api.client.post("/v1/auth/token", json=form),
+        ):
+            assert response.status_code == 400, response.text
+            assert response.headers["content-type"] == PROBLEM
+            assert "NUL" in response.json()["detail"]
+        right = {**form, "username": "dave"}
+        assert api.client.post("/v1/auth/token", data=right).status_code == 200
+
+
 def test_body_limits(database_url: str, tmp_path: Path) -> None:
     with running_api(database_url, tmp_path, max_body_bytes=4096, max_json_bytes=1024) as api:
         api.add_user("op", "operator")

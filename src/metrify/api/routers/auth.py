@@ -67,6 +67,14 @@ _REVOKE_FORM = {
 
 
 async def _form(request: Request) -> dict[str, str]:
+    fields = await _fields(request)
+    if any("\x00" in v for v in fields.values()):
+        # PostgreSQL text cannot hold NUL: the user lookup would fail, not refuse
+        raise Problem(400, "form fields must not contain NUL characters")
+    return fields
+
+
+async def _fields(request: Request) -> dict[str, str]:
     body = await request.body()
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "application/json":
