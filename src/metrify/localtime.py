@@ -16,10 +16,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-__all__ = ["DAY_US", "HOUR_US", "epoch_us", "hour_of_day", "hour_of_week", "local_us"]
+__all__ = [
+    "DAY_US",
+    "HOUR_US",
+    "epoch_us",
+    "hour_of_day",
+    "hour_of_week",
+    "known_zones",
+    "local_us",
+]
 
 HOUR_US: Final = 3_600_000_000
 DAY_US: Final = 24 * HOUR_US
@@ -43,6 +52,19 @@ def local_us(frame: pl.DataFrame, zone: str | None, zones: Iterable[str]) -> pl.
     for name in wanted:
         offset = pl.when(pl.col(zone) == name).then(_offset(instants, name)).otherwise(offset)
     return us + offset
+
+
+def known_zones(names: Iterable[str]) -> list[str]:
+    """The zones among ``names`` that ``zoneinfo`` knows, in their order; a meter with
+    another (a typo in its reference row) is taken in UTC rather than failing its batch."""
+    known = []
+    for name in names:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        known.append(name)
+    return known
 
 
 def epoch_us(moment: dt.datetime) -> int:

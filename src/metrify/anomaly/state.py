@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import psycopg
 
-from metrify.localtime import hour_of_week, local_us
+from metrify.localtime import hour_of_week, known_zones, local_us
 from metrify.records import TS
 from metrify.stores.postgres import copy_binary, copy_out, id_list
 
@@ -59,19 +58,9 @@ def local_hour_of_week(frame: pl.DataFrame) -> pl.Expr:
     """
     zones: list[str] = []
     if "tz" in frame.columns:
-        zones = [
-            z for z in frame.get_column("tz").drop_nulls().unique().to_list() if _known_zone(z)
-        ]
+        zones = known_zones(frame.get_column("tz").drop_nulls().unique().to_list())
     local = local_us(frame, "tz" if zones else None, zones)
     return hour_of_week(local).cast(pl.Int16).alias("how")
-
-
-def _known_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 #: what a slot row holds; a detector's running sums beyond the hours go three to a slot

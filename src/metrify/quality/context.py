@@ -36,11 +36,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from metrify.localtime import DAY_US, HOUR_US, epoch_us
+from metrify.localtime import DAY_US, HOUR_US, epoch_us, known_zones
 from metrify.quality.config import VeeConfig
 from metrify.quality.rules import sorted_by_meter_time
 
@@ -175,13 +175,7 @@ def _zones(meters: pl.DataFrame) -> list[ZoneInfo]:
     names = ["UTC"]
     if "timezone" in meters.columns:
         names += meters.get_column("timezone").drop_nulls().unique().to_list()
-    zones = []
-    for name in names:
-        try:
-            zones.append(ZoneInfo(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            continue
-    return zones
+    return [ZoneInfo(name) for name in known_zones(names)]
 
 
 def _hour_reach(zones: list[ZoneInfo], start: dt.datetime, end: dt.datetime) -> int:

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from metrify.localtime import DAY_US, epoch_us, hour_of_day, local_us
+from metrify.localtime import DAY_US, epoch_us, hour_of_day, known_zones, local_us
 from metrify.quality.config import VeeConfig
 from metrify.records import METER, TS, Quality, Status
 
@@ -228,18 +228,6 @@ def _local_midnight_us(day: dt.date, zone: ZoneInfo) -> int:
     return epoch_us(dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC))
 
 
-def _known_zones(names: list[str]) -> list[str]:
-    """The time zones among ``names`` that exist; meters with others are judged in UTC."""
-    known = []
-    for name in names:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            continue
-        known.append(name)
-    return known
-
-
 def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     """Attach each row's meter limits (``_max_kwh``, ``_vnom``, ``_digits``, ``_mstatus``, ``_tz``).
 
@@ -315,7 +303,7 @@ def _local_hour(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
     names = ["UTC"]
     if "timezone" in meters.columns:
         names += meters.get_column("timezone").drop_nulls().unique().to_list()
-    return hour_of_day(local_us(df, "_tz", _known_zones(names)))
+    return hour_of_day(local_us(df, "_tz", known_zones(names)))
 
 
 def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None) -> pl.Series:

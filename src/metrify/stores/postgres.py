@@ -25,6 +25,7 @@ from psycopg import errors
 
 from metrify.config import UnknownMeterPolicy
 from metrify.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
+from metrify.stores import quality_daily
 from metrify.stores.partitions import Partitions, months_of
 
 #: columns every stored time-series version carries beyond the contract's own fields.
@@ -38,59 +39,6 @@ VERSION_TYPES: dict[str, pl.DataType] = {
 QUARANTINE_COLUMNS = ("kind", "source", "raw", "reason", "line")
 #: after a fast COPY failed on an existing key, this many batches take the staged upsert
 DIRECT_COOLDOWN = 4
-
-QUALITY_DAILY_SQL = """
-WITH days AS (
-    SELECT DISTINCT t.meter_id, d.local_day, coalesce(m.timezone, 'UTC') AS tz
-    FROM touched_days t
-    LEFT JOIN meters m ON m.meter_id = t.meter_id
-    CROSS JOIN LATERAL (
-        SELECT ((t.day::timestamp AT TIME ZONE 'UTC')
-                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
-        UNION
-        SELECT (((t.day + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')
-                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
-    ) AS d(local_day)
-), bounds AS (
-    SELECT meter_id, local_day, tz,
-           local_day::timestamp AT TIME ZONE tz AS day_start,
-           (local_day + 1)::timestamp AT TIME ZONE tz AS day_end
-    FROM days
-), stats AS (
-    SELECT b.meter_id, b.local_day,
-           extract(epoch FROM b.day_end - b.day_start) AS seconds,
-           min(r.interval_s) AS interval_s,
-           count(r.ts) FILTER (WHERE r.quality & 1 = 0) AS present,
-           count(r.ts) FILTER (WHERE r.status = 'valid') AS valid,
-           count(r.ts) FILTER (WHERE r.status = 'estimated') AS estimated,
-           count(r.ts) FILTER (WHERE r.status = 'suspect') AS suspect,
-           count(r.ts) FILTER (WHERE r.status = 'rejected') AS rejected
-    FROM bounds b
-    LEFT JOIN readings r ON r.meter_id = b.meter_id AND r.ts >= b.day_start AND r.ts < b.day_end
-    GROUP BY b.meter_id, b.local_day, b.day_start, b.day_end
-), scored AS (
-    SELECT meter_id, local_day,
-           (seconds / coalesce(interval_s, 1800))::int AS expected,
-           present, valid, estimated, suspect, rejected
-    FROM stats
-)
-INSERT INTO quality_daily AS q (meter_id, day, expected, present, valid, estimated, suspect,
-                                rejected, missing, completeness, score, computed_at)
-SELECT meter_id, local_day, expected, present, valid, estimated, suspect, rejected,
-       greatest(expected - present, 0),
-       least(present::float8 / nullif(expected, 0), 1.0),
-       -- 100 for a complete, all-valid day; estimates count half, suspect and rejected nothing.
-       round((100.0 * least((valid + 0.5 * estimated)::float8 / nullif(expected, 0), 1.0))
-             ::numeric, 1)
-    ::float8,
-       now()
-FROM scored WHERE expected > 0
-ON CONFLICT (meter_id, day) DO UPDATE SET
-    expected = EXCLUDED.expected, present = EXCLUDED.present, valid = EXCLUDED.valid,
-    estimated = EXCLUDED.estimated, suspect = EXCLUDED.suspect, rejected = EXCLUDED.rejected,
-    missing = EXCLUDED.missing, completeness = EXCLUDED.completeness, score = EXCLUDED.score,
-    computed_at = EXCLUDED.computed_at
-"""
 
 HISTORY_TABLE = {
     "readings": "reading_history",
@@ -296,9 +244,10 @@ class PostgresStore:
                     fresh = rows.join(likely_stored, on=keys, how="anti")
                     maybe = rows.join(likely_stored, on=keys, how="semi")
                 copied = 0
-                if fresh.height and self._copy_new(cur, contract, fresh, unknown):
+                ids = id_list(fresh[key_id]) if fresh.height else []
+                if ids and self._copy_new(cur, contract, fresh, ids, unknown):
                     copied = fresh.height
-                    if contract is READING:
+                    if contract is READING and not quality_daily.add(cur, fresh, ids):
                         self._mark_days(cur, fresh)
                     rows = maybe
                 if by_id:
@@ -388,6 +337,7 @@ class PostgresStore:
         cur: psycopg.Cursor[tuple[object, ...]],
         contract: Contract,
         rows: pl.DataFrame,
+        ids: list[str],
         unknown: UnknownMeterPolicy,
     ) -> bool:
         """Try the fast path: COPY the batch straight into the table, all keys new.
@@ -402,7 +352,7 @@ class PostgresStore:
         if self._direct_cooldown > 0:
             self._direct_cooldown -= 1
             return False
-        _register(cur, contract, "SELECT unnest(%s::text[])", (id_list(rows[contract.key[0]]),))
+        _register(cur, contract, "SELECT unnest(%s::text[])", (ids,))
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
                 copy_binary(cur, contract.table, rows)
@@ -535,28 +485,9 @@ class PostgresStore:
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def refresh_quality_daily(self) -> int:
-        """Recompute the daily quality scores of every meter-day marked stale.
-
-        :meth:`write_series` marks the (meter, UTC day) pairs a batch changed in
-        ``quality_dirty``; this takes the marks and recomputes those days in one
-        transaction, so a crash in between leaves them marked. Days are the meter's local
-        days; a UTC day touches at most two local days, and the expected interval count
-        follows the local day's real length (46 or 50 half-hours on daylight-saving
-        change days). Returns how many daily rows were written.
-        """
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS touched_days (meter_id text, day date)"
-                " ON COMMIT DELETE ROWS"
-            )
-            cur.execute(
-                "WITH due AS (DELETE FROM quality_dirty RETURNING meter_id, day)"
-                " INSERT INTO touched_days SELECT meter_id, day FROM due"
-            )
-            if cur.rowcount <= 0:
-                return 0
-            cur.execute(QUALITY_DAILY_SQL)
-            return max(cur.rowcount, 0)
+        """Recompute the daily quality scores of every meter-day marked stale (see
+        :mod:`metrify.stores.quality_daily`); how many daily rows were written."""
+        return quality_daily.refresh(self.conn)
 
     # --- reference data ----------------------------------------------------------------
 

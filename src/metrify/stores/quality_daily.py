@@ -1,0 +1,224 @@
+"""Daily quality scores (``quality_daily``): added to by fresh writes, recomputed where
+a write changed what was stored.
+
+One row per meter per local day counts the day's readings by status, against the count
+its interval and the day's real length call for (46 or 50 half-hours on the days the
+clocks change).
+
+Two ways keep it current:
+
+* **Increments.** A batch of new keys (the fast COPY) that brings many readings per
+  meter-day adds its counts to the days' rows in its own transaction: one row per
+  meter-day, where a recompute would read every reading of those days back (on a file
+  load, a sixth of the store's work went into that).
+* **Marks and recomputes.** A batch that changed stored readings (a correction, an
+  estimate replaced) cannot be counted by adding, and a stream batch bringing a reading or
+  two per meter-day would rewrite each day's row with every batch. Both mark the
+  (meter, UTC day) pairs in ``quality_dirty`` in their transaction; :func:`refresh`
+  recomputes the marked days from the readings later.
+
+A recompute sets absolute counts from a snapshot of the readings. Were an increment's
+transaction to commit after that snapshot was taken and before the recompute wrote, the
+recompute would overwrite its counts. So increments hold a shared advisory lock until
+their transaction ends and a recompute takes it exclusively first: it then sees every
+increment's rows or is followed by them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+import psycopg
+
+from metrify.localtime import DAY_US, known_zones, local_us
+from metrify.records import Quality, Status
+
+#: the advisory lock between increments (shared) and recomputes (exclusive)
+LOCK: Final = 7_305_118_245
+#: a fresh batch adds to the days' rows when it brings at least this many readings per
+#: meter-day on average (a file's day of half-hours brings 48); fewer are marked
+MIN_ROWS_PER_DAY: Final = 12
+
+
+def _score(valid: str, estimated: str, expected: str) -> str:
+    """The day's score in SQL: 100 for a complete, all-valid day; estimates count half,
+    suspect and rejected readings nothing."""
+    return (
+        f"round((100.0 * least(({valid} + 0.5 * ({estimated}))::float8 / nullif({expected}, 0),"
+        " 1.0))::numeric, 1)::float8"
+    )
+
+
+def _day_length(day: str, tz: str) -> str:
+    """Seconds in local ``day`` of zone ``tz``, in SQL."""
+    return (
+        f"extract(epoch FROM ({day} + 1)::timestamp AT TIME ZONE {tz}"
+        f" - {day}::timestamp AT TIME ZONE {tz})"
+    )
+
+
+RECOMPUTE_SQL: Final = f"""
+WITH days AS (
+    SELECT DISTINCT t.meter_id, d.local_day, coalesce(m.timezone, 'UTC') AS tz
+    FROM touched_days t
+    LEFT JOIN meters m ON m.meter_id = t.meter_id
+    CROSS JOIN LATERAL (
+        SELECT ((t.day::timestamp AT TIME ZONE 'UTC')
+                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
+        UNION
+        SELECT (((t.day + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')
+                AT TIME ZONE coalesce(m.timezone, 'UTC'))::date
+    ) AS d(local_day)
+), bounds AS (
+    SELECT meter_id, local_day, tz,
+           local_day::timestamp AT TIME ZONE tz AS day_start,
+           (local_day + 1)::timestamp AT TIME ZONE tz AS day_end
+    FROM days
+), stats AS (
+    SELECT b.meter_id, b.local_day,
+           extract(epoch FROM b.day_end - b.day_start) AS seconds,
+           min(r.interval_s) AS interval_s,
+           count(r.ts) FILTER (WHERE r.quality & {int(Quality.MISSING)} = 0) AS present,
+           count(r.ts) FILTER (WHERE r.status = 'valid') AS valid,
+           count(r.ts) FILTER (WHERE r.status = 'estimated') AS estimated,
+           count(r.ts) FILTER (WHERE r.status = 'suspect') AS suspect,
+           count(r.ts) FILTER (WHERE r.status = 'rejected') AS rejected
+    FROM bounds b
+    -- an inner join: the other local day a UTC day touches may hold no reading yet
+    -- (the data ends before it), and gets no row, as no increment writes one
+    JOIN readings r ON r.meter_id = b.meter_id AND r.ts >= b.day_start AND r.ts < b.day_end
+    GROUP BY b.meter_id, b.local_day, b.day_start, b.day_end
+), scored AS (
+    SELECT meter_id, local_day,
+           (seconds / interval_s)::int AS expected,
+           present, valid, estimated, suspect, rejected
+    FROM stats
+)
+INSERT INTO quality_daily AS q (meter_id, day, expected, present, valid, estimated, suspect,
+                                rejected, missing, completeness, score, computed_at)
+SELECT meter_id, local_day, expected, present, valid, estimated, suspect, rejected,
+       greatest(expected - present, 0),
+       least(present::float8 / nullif(expected, 0), 1.0),
+       {_score("valid", "estimated", "expected")},
+       now()
+FROM scored WHERE expected > 0
+ON CONFLICT (meter_id, day) DO UPDATE SET
+    expected = EXCLUDED.expected, present = EXCLUDED.present, valid = EXCLUDED.valid,
+    estimated = EXCLUDED.estimated, suspect = EXCLUDED.suspect, rejected = EXCLUDED.rejected,
+    missing = EXCLUDED.missing, completeness = EXCLUDED.completeness, score = EXCLUDED.score,
+    computed_at = EXCLUDED.computed_at
+"""
+
+_COUNTS: Final = ("present", "valid", "estimated", "suspect", "rejected")
+# The expected count of the day's finest interval is the largest of the counts each
+# batch's finest interval gives, so increments combine by greatest().
+_EXPECTED: Final = "greatest(q.expected, EXCLUDED.expected)"
+_SUM: Final = {c: f"(q.{c} + EXCLUDED.{c})" for c in _COUNTS}
+
+INCREMENT_SQL: Final = f"""
+INSERT INTO quality_daily AS q (meter_id, day, expected, present, valid, estimated, suspect,
+                                rejected, missing, completeness, score, computed_at)
+SELECT meter_id, day, expected, present, valid, estimated, suspect, rejected,
+       greatest(expected - present, 0),
+       least(present::float8 / expected, 1.0),
+       {_score("valid", "estimated", "expected")},
+       now()
+FROM (
+    SELECT k.meter_id, k.day, k.present, k.valid, k.estimated, k.suspect, k.rejected,
+           ({_day_length("k.day", "k.tz")} / k.interval_s)::int AS expected
+    FROM unnest(%s::text[], %s::date[], %s::text[], %s::int[], %s::int[], %s::int[],
+                %s::int[], %s::int[], %s::int[])
+         AS k(meter_id, day, tz, interval_s, present, valid, estimated, suspect, rejected)
+) s
+WHERE expected > 0
+ON CONFLICT (meter_id, day) DO UPDATE SET
+    expected = {_EXPECTED},
+    {", ".join(f"{c} = {s}" for c, s in _SUM.items())},
+    missing = greatest({_EXPECTED} - {_SUM["present"]}, 0),
+    completeness = least({_SUM["present"]}::float8 / {_EXPECTED}, 1.0),
+    score = {_score(_SUM["valid"], _SUM["estimated"], _EXPECTED)},
+    computed_at = EXCLUDED.computed_at
+"""
+
+
+def day_counts(rows: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
+    """The counts of fresh ``rows`` (``meter_id, ts, interval_s, quality, status``) per
+    meter and local day, in ``(meter_id, day)`` order (the order rows are locked in).
+
+    ``zones``: ``meter_id, tz`` of the meters not on UTC; zones ``zoneinfo`` does not know
+    count as UTC, as the rules and detectors take them.
+    """
+    frame = rows.select("meter_id", "ts", "interval_s", "quality", "status").join(
+        zones.select("meter_id", tz=pl.col("tz").cast(pl.String)),
+        on="meter_id",
+        how="left",
+        maintain_order="left",
+    )
+    known = known_zones(frame.get_column("tz").drop_nulls().unique().to_list())
+    local = local_us(frame, "tz" if known else None, known)
+    tz = pl.when(pl.col("tz").is_in(known)).then(pl.col("tz")).otherwise(pl.lit("UTC"))
+    status = pl.col("status")
+    return (
+        frame.group_by("meter_id", tz=tz, day=(local // DAY_US).cast(pl.Int32).cast(pl.Date))
+        .agg(
+            interval_s=pl.col("interval_s").min(),
+            present=((pl.col("quality") & int(Quality.MISSING)) == 0).sum(),
+            valid=(status == Status.VALID.value).sum(),
+            estimated=(status == Status.ESTIMATED.value).sum(),
+            suspect=(status == Status.SUSPECT.value).sum(),
+            rejected=(status == Status.REJECTED.value).sum(),
+        )
+        .sort("meter_id", "day")
+    )
+
+
+def add(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]) -> bool:
+    """Add fresh ``rows`` (all keys new, just written in ``cur``'s transaction) to their
+    days' scores; False when they are too thin for it (the caller marks them instead).
+
+    ``ids``: the distinct meter ids of ``rows``.
+    """
+    if not rows.height or rows.height < MIN_ROWS_PER_DAY * len(ids):
+        return False
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
+    cur.execute(
+        "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)"
+        " AND timezone IS NOT NULL AND timezone <> 'UTC'",
+        (ids,),
+    )
+    zones = pl.DataFrame(
+        cur.fetchall(), schema={"meter_id": pl.String(), "tz": pl.String()}, orient="row"
+    )
+    counts = day_counts(rows, zones)
+    if counts.height * MIN_ROWS_PER_DAY > rows.height:
+        return False  # spread over many days: a reading or two each
+    columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
+    cur.execute(INCREMENT_SQL, [counts.get_column(c).to_list() for c in columns])
+    return True
+
+
+def refresh(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """Recompute the daily scores of every meter-day marked stale; how many daily rows
+    were written.
+
+    Takes the marks and recomputes those days in one transaction, so a crash in between
+    leaves them marked. A UTC day touches at most two local days.
+    """
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM quality_dirty)").fetchone()
+    if row is None or not row[0]:
+        return 0  # nothing marked: no need to wait for the increments under way
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS touched_days (meter_id text, day date)"
+            " ON COMMIT DELETE ROWS"
+        )
+        cur.execute(
+            "WITH due AS (DELETE FROM quality_dirty RETURNING meter_id, day)"
+            " INSERT INTO touched_days SELECT meter_id, day FROM due"
+        )
+        if cur.rowcount <= 0:
+            return 0
+        cur.execute(RECOMPUTE_SQL)
+        return max(cur.rowcount, 0)
