@@ -451,11 +451,13 @@ def _young_stats(young: pl.DataFrame) -> pl.DataFrame:
                 "b_mad": pl.Float64(),
             }
         )
-    n = pl.len().cast(pl.Float64)
-    w = pl.min_horizontal("p_weight", "cap").first()
-    blend = (w * pl.col("p_level").first() + n * pl.col("value").median()) / (w + n)
-    return young.group_by("subject_id", "how").agg(
-        b_med=pl.col("value").median(), b_n=n, b_mad=(pl.col("value") - blend).abs().median()
+    ordered, groups = _hour_groups(young, ["p_weight", "cap", "p_level"])
+    med = _sorted_medians(ordered.get_column("value"), groups)
+    n = groups.get_column("_n").cast(pl.Float64)
+    w = groups.select(pl.min_horizontal("p_weight", "cap")).to_series()
+    blend = (w * groups.get_column("p_level") + n * med) / (w + n)
+    return groups.select(
+        "subject_id", "how", b_med=med, b_n=n, b_mad=_sorted_mads(ordered, groups, blend)
     )
 
 
@@ -502,10 +504,14 @@ def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.
     batch brings each of thousands of meters an hour or two, and rebuilding all 168
     hours of every one of them per batch cost more than the judgement itself.
     """
-    stats = rows.group_by("subject_id", "how").agg(
-        u_med=pl.col("value").median(),
-        u_n=pl.len().cast(pl.Float64),
-        u_mad=(pl.col("value") - pl.col("value").median()).abs().median(),
+    ordered, groups = _hour_groups(rows, [])
+    med = _sorted_medians(ordered.get_column("value"), groups)
+    stats = groups.select(
+        "subject_id",
+        "how",
+        u_med=med,
+        u_n=pl.col("_n").cast(pl.Float64),
+        u_mad=_sorted_mads(ordered, groups, med),
     )
     full = (
         stats.join(_slots_at(profile, stats), on=["subject_id", "how"], how="left")
@@ -524,6 +530,54 @@ def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.
         spread=(w * pl.col("spread") + pl.col("u_n") * pl.col("u_mad")) / total,
         weight=pl.min_horizontal(pl.col("weight") + pl.col("u_n"), pl.col("cap")),
     ).select(list(PROFILE_SCHEMA))
+
+
+def _hour_groups(rows: pl.DataFrame, carry: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``rows`` in (subject, hour of the week, value) order with ``_g``, each row's group
+    number; and one row per group: ``subject_id``, ``how``, the ``carry`` columns of its
+    first row, ``_start`` (its first position) and ``_n`` (its size).
+
+    Groups hold a few rows each (a batch brings each hour of a week one to four
+    readings), and Polars' grouped median selects within each of a batch's hundred
+    thousand groups apart; after one sort of all rows a median is two gathers.
+    """
+    key = _codes(pl.col("subject_id")).cast(pl.Int64) * 256 + pl.col("how").cast(pl.Int64)
+    ordered = (
+        rows.select("subject_id", "how", "value", *carry)
+        .with_columns(_k=key)
+        .sort("_k", "value")
+        .with_columns(_first=(pl.col("_k") != pl.col("_k").shift(1)).fill_null(True))
+    )
+    groups = (
+        ordered.with_row_index("_start")
+        .filter("_first")
+        .select("subject_id", "how", *carry, pl.col("_start").cast(pl.Int64))
+        .with_columns(_n=pl.col("_start").shift(-1).fill_null(ordered.height) - pl.col("_start"))
+    )
+    return ordered.select("value", _g=pl.col("_first").cum_sum() - 1), groups
+
+
+def _sorted_medians(values: pl.Series, groups: pl.DataFrame) -> pl.Series:
+    """The median of each group of ``values`` (sorted within groups), as Polars takes it:
+    the middle value, or the two middle ones interpolated half-way."""
+    start, n = groups.get_column("_start"), groups.get_column("_n")
+    low = values.gather(start + (n - 1) // 2)
+    high = values.gather(start + n // 2)
+    return low + (high - low) * 0.5
+
+
+def _sorted_mads(ordered: pl.DataFrame, groups: pl.DataFrame, centre: pl.Series) -> pl.Series:
+    """The median absolute deviation of each group's values from its ``centre``."""
+    g = ordered.get_column("_g")
+    deviations = ordered.select(
+        _g=g, dev=(ordered.get_column("value") - centre.gather(g)).abs()
+    ).sort("_g", "dev")
+    return _sorted_medians(deviations.get_column("dev"), groups)
+
+
+def _codes(ids: pl.Expr) -> pl.Expr:
+    """A dense integer per distinct id (its categorical code), to partition by."""
+    return ids.cast(pl.Categorical).to_physical()
 
 
 def _levels(
@@ -572,10 +626,15 @@ def _levels(
             ),
         ],
         how="vertical_relaxed",
-    ).sort("subject_id", "ts", "seed", descending=[False, False, True])
+    )
+    # The windows below partition by an integer code of the subject: hashing the id
+    # strings for each of a dozen windows cost more than the windows themselves.
+    both = both.with_columns(sid=_codes(pl.col("subject_id"))).sort(
+        "sid", "ts", "seed", descending=[False, False, True]
+    )
     both = both.with_columns(
-        eo=pl.col("obs").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
-        ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("subject_id"),
+        eo=pl.col("obs").ewm_mean_by("ts", half_life=half_life).over("sid"),
+        ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("sid"),
     )
     both = both.join(means, on="subject_id", how="left", maintain_order="left")
     judgeable = pl.col("ee") > cfg.level_min_expected_kw
@@ -587,7 +646,7 @@ def _levels(
     # meter whose whole level sank below the floor ends its run instead of holding it.
     last_judged = (
         pl.when(judgeable | pl.col("seed")).then(pl.col("ts")).otherwise(None).forward_fill()
-    ).over("subject_id")
+    ).over("sid")
     hold = (pl.col("ts") - last_judged) <= QUIET_HOLD
 
     def held(seeded: pl.Expr, cond: pl.Expr) -> pl.Expr:
@@ -600,7 +659,7 @@ def _levels(
             .then(None)
             .otherwise(False)
             .forward_fill()
-            .over("subject_id")
+            .over("sid")
             .fill_null(False)
         )
 
@@ -615,33 +674,32 @@ def _levels(
             ),
         ),
     )
+    new_subject = (pl.col("sid") != pl.col("sid").shift(1)).fill_null(True)
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
-        run = (
-            (cond != cond.shift(1).over("subject_id")).fill_null(True).cum_sum().over("subject_id")
-        )
+        # rows are in (subject, time) order and a new subject starts a new run, so one
+        # cumulative sum over all rows numbers every subject's runs apart
+        run = (new_subject | (cond != cond.shift(1))).cum_sum()
         since = pl.when(pl.col("seed")).then(pl.col(f"{name}_since")).otherwise(pl.col("ts"))
         both = both.with_columns(run=run).with_columns(
-            since.first().over("subject_id", "run").alias(f"{name}_start")
+            since.first().over("run").alias(f"{name}_start")
         )
         end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
         lasted = cond & ((end - pl.col(f"{name}_start")) >= min_len)
         both = both.with_columns(
             # the whole run is the incident once it has lasted (within this batch)
-            (cond & lasted.any().over("subject_id", "run")).alias(name),
+            (cond & lasted.any().over("run")).alias(name),
             pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
         )
     real = both.filter(~pl.col("seed"))
-    ran = (
-        real.group_by("subject_id")
-        .agg(pl.all().sort_by("ts").last())
-        .select(
-            "subject_id",
-            ewm_obs="eo",
-            ewm_exp="ee",
-            drop_since="drop_since",
-            shift_since="shift_since",
-        )
+    ran = real.filter(
+        (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
+    ).select(  # the last
+        "subject_id",
+        ewm_obs="eo",
+        ewm_exp="ee",
+        drop_since="drop_since",
+        shift_since="shift_since",
     )
     # Every subject with new rows moves its last_ts on (so a re-delivery is not learnt
     # twice); subjects too young to judge keep their (empty) running levels.

@@ -1,0 +1,116 @@
+"""The baseline's vectorised pieces against plain definitions: the hour-of-week medians
+and MADs (one sort of the batch) against Polars' own grouped median on random groups
+(sizes odd and even, ties, one-row groups); runs of a level change numbered over all
+subjects at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metrify.anomaly.baseline import _learn, _levels, _young_stats
+from metrify.anomaly.config import AnomalyConfig
+from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["M1", "M2", "meter-3", "Z"]),
+        st.integers(0, 3),
+        # few distinct values, so ties are common
+        st.sampled_from([0.0, 0.1, 0.25, 0.3, 1.5, 2.0, 7.25]) | st.floats(0, 50),
+    ),
+    min_size=1,
+    max_size=80,
+)
+
+
+def frame(rows: list[tuple[str, int, float]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"subject_id": pl.String(), "how": pl.Int16(), "value": pl.Float64()},
+        orient="row",
+    ).sample(fraction=1.0, shuffle=True, seed=1)
+
+
+def expected(rows: pl.DataFrame, centre: pl.Expr) -> pl.DataFrame:
+    """Per (subject, hour): median, count, MAD around ``centre``, by Polars' group-by."""
+    return (
+        rows.group_by("subject_id", "how")
+        .agg(
+            med=pl.col("value").median(), n=pl.len(), mad=(pl.col("value") - centre).abs().median()
+        )
+        .sort("subject_id", "how")
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_strategy)
+def test_learnt_levels_and_spreads_are_the_group_medians_and_mads(
+    rows: list[tuple[str, int, float]],
+) -> None:
+    batch = frame(rows)
+    caps = batch.select("subject_id").unique().with_columns(cap=pl.lit(1000.0))
+    got = _learn(batch, pl.DataFrame(schema=PROFILE_SCHEMA), caps).sort("subject_id", "how")
+    want = expected(batch, pl.col("value").median())
+    assert got.select("subject_id", "how").equals(want.select("subject_id", "how"))
+    # a fresh slot's level is its median and its spread its MAD (weight 0 before)
+    for g, w in zip(got.iter_rows(named=True), want.iter_rows(named=True), strict=True):
+        assert abs(g["level"] - w["med"]) <= 1e-12 * max(1.0, abs(w["med"]))
+        assert abs(g["spread"] - w["mad"]) <= 1e-12 * max(1.0, abs(w["mad"]))
+        assert g["weight"] == w["n"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_strategy, st.floats(0, 20), st.floats(0, 5))
+def test_young_hours_get_the_median_and_the_mad_around_the_blended_level(
+    rows: list[tuple[str, int, float]], weight: float, level: float
+) -> None:
+    batch = frame(rows).with_columns(
+        p_weight=pl.lit(weight), cap=pl.lit(8.0), p_level=pl.lit(level)
+    )
+    got = _young_stats(batch).sort("subject_id", "how")
+    n = pl.len().cast(pl.Float64)
+    w = min(weight, 8.0)
+    blend = (w * level + n * pl.col("value").median()) / (w + n)
+    want = expected(batch, blend)
+    assert got.select("subject_id", "how").equals(want.select("subject_id", "how"))
+    assert got["b_med"].to_list() == want["med"].to_list()
+    assert got["b_n"].to_list() == want["n"].cast(pl.Float64).to_list()
+    for g, m in zip(got["b_mad"], want["mad"], strict=True):
+        assert abs(g - m) <= 1e-12 * max(1.0, abs(m))
+
+
+def test_a_drop_run_never_carries_over_from_one_subject_to_the_next() -> None:
+    """Runs are numbered over all subjects' rows at once: subject A ends in a drop and B
+    is low from its first row, so B's run must start at B's own first row."""
+    cfg = AnomalyConfig()
+    t0 = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)
+    hours = 24
+
+    def series(subject: str, values: list[float]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "subject_id": subject,
+                "ts": [t0 + dt.timedelta(hours=h) for h in range(len(values))],
+                "interval_s": 3600,
+                "value": values,
+                "expected": 1.0,
+                "usable": True,
+                "new": True,
+            },
+            schema_overrides={"ts": pl.Datetime("us", "UTC"), "interval_s": pl.Int32()},
+        )
+
+    rows = pl.concat(
+        [series("A", [1.0] * (hours // 2) + [0.05] * (hours // 2)), series("B", [0.05] * hours)]
+    )
+    means = pl.DataFrame({"subject_id": ["A", "B"], "mean_level": [1.0, 1.0]})
+    out, _ = _levels(rows, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means)
+    b = out.filter(pl.col("subject_id") == "B").sort("ts")
+    assert b["in_drop"].all()
+    assert b["drop_start"].unique().to_list() == [t0]
+    a = out.filter((pl.col("subject_id") == "A") & pl.col("in_drop"))
+    assert a["drop_start"].min() > t0
