@@ -167,8 +167,7 @@ class DetectStage:
             self._deferred = (changed, scalars)
             return
         self._deferred = None
-        store = self.state.store if conn is None else StateStore(conn, self.subject_type)
-        store.save(changed, scalars)
+        self._save(changed, scalars, conn)
 
     def save_deferred(self, conn: psycopg.Connection[tuple[object, ...]] | None = None) -> None:
         """Save what deferred calls of :meth:`save_state` kept, if anything (on ``conn``:
@@ -176,8 +175,17 @@ class DetectStage:
         if self._deferred is not None:
             changed, scalars = self._deferred
             self._deferred = None
-            store = self.state.store if conn is None else StateStore(conn, self.subject_type)
-            store.save(changed, scalars)
+            self._save(changed, scalars, conn)
+
+    def _save(
+        self,
+        changed: pl.DataFrame,
+        scalars: pl.DataFrame,
+        conn: psycopg.Connection[tuple[object, ...]] | None,
+    ) -> None:
+        store = self.state.store if conn is None else StateStore(conn, self.subject_type)
+        store.save(changed, scalars, self.state.fresh())
+        self.state.saved(scalars)
 
     def commit(self, pending: Pending, *, state_saved: bool = False) -> list[int]:
         """Persist state (unless ``state_saved``), record incidents, alert; returns the

@@ -15,11 +15,13 @@ caches, when its partitions are reassigned.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Final
 
 import polars as pl
 import psycopg
+from psycopg import errors
 
 from metrify.localtime import hour_of_week, known_zones, local_us
 from metrify.records import TS
@@ -152,9 +154,18 @@ class StateStore:
         profile = slots.select(pl.col(c).cast(t) for c, t in PROFILE_SCHEMA.items())
         return profile, scalars
 
-    def save(self, profile: pl.DataFrame, scalars: pl.DataFrame) -> None:
+    def save(
+        self, profile: pl.DataFrame, scalars: pl.DataFrame, fresh: pl.DataFrame | None = None
+    ) -> None:
         """Upsert the running values of the subjects in ``scalars`` and the profile slots
-        in ``profile`` (the ones that changed; any subset)."""
+        in ``profile`` (the ones that changed; any subset).
+
+        ``fresh``: subjects (``subject_id``) known to have nothing stored yet. Their rows
+        are copied straight into the tables, half the work of the staged upsert, which
+        on a fleet's first load (173 slots of every meter) is the last thing it waits
+        for. Should one have been stored meanwhile (another process), the copy is rolled
+        back and every row takes the upsert.
+        """
         if not scalars.height and not profile.height:
             return
         kind = pl.lit(self.subject_type).alias("subject_type")
@@ -163,6 +174,17 @@ class StateStore:
         )
         slots = profile.select(kind, *[pl.col(c).cast(t) for c, t in PROFILE_SCHEMA.items()])
         with self.conn.transaction(), self.conn.cursor() as cur:
+            if fresh is not None and fresh.height:
+                try:
+                    with self.conn.transaction():  # a savepoint
+                        for table, rows in (("anomaly_state", values), ("anomaly_profile", slots)):
+                            new = rows.join(fresh, on="subject_id", how="semi")
+                            if new.height:
+                                copy_binary(cur, table, new)
+                    values = values.join(fresh, on="subject_id", how="anti")
+                    slots = slots.join(fresh, on="subject_id", how="anti")
+                except errors.UniqueViolation:
+                    pass  # stored meanwhile: all take the upsert
             for table, rows, key in (
                 ("anomaly_state", values, "subject_type, subject_id"),
                 ("anomaly_profile", slots, "subject_type, subject_id, how"),
@@ -195,6 +217,10 @@ class StateCache:
         #: subjects whose state was looked up (stored or not): a frame, so the per-batch
         #: check is one anti-join, not a Python set turned into a list every batch
         self._known = pl.DataFrame(schema={"subject_id": pl.String()})
+        #: subjects looked up with nothing stored and not saved since (see StateStore.save);
+        #: saves may run on a background writer, hence the lock
+        self._fresh = self._known.clear()
+        self._fresh_lock = threading.Lock()
 
     def get(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profile, scalars) of ``ids``, reading subjects not seen before from PostgreSQL."""
@@ -205,6 +231,11 @@ class StateCache:
             self.profile = pl.concat([self.profile, profile])
             self.scalars = pl.concat([self.scalars, scalars])
             self._known = pl.concat([self._known, missing])
+            absent = missing.join(scalars.select("subject_id"), on="subject_id", how="anti").join(
+                profile.select("subject_id"), on="subject_id", how="anti"
+            )
+            with self._fresh_lock:
+                self._fresh = pl.concat([self._fresh, absent])
         if frame.height == self._known.height:
             # every subject held is in the batch (a live fleet's micro-batch): no copy
             return self.profile, self.scalars
@@ -232,8 +263,21 @@ class StateCache:
         if fresh.height:
             self._known = pl.concat([self._known, fresh])
 
+    def fresh(self) -> pl.DataFrame:
+        """Subjects known to have nothing stored (see :meth:`StateStore.save`)."""
+        return self._fresh
+
+    def saved(self, scalars: pl.DataFrame) -> None:
+        """The subjects of ``scalars`` have state stored now (or soon: a save that fails
+        after this only sends them down the upsert next time)."""
+        with self._fresh_lock:
+            ids = scalars.select("subject_id")
+            self._fresh = self._fresh.join(ids, on="subject_id", how="anti")
+
     def forget(self) -> None:
         """Drop the cache (another process may have written these subjects)."""
         self.profile = self.profile.clear()
         self.scalars = self.scalars.clear()
         self._known = self._known.clear()
+        with self._fresh_lock:
+            self._fresh = self._fresh.clear()
