@@ -347,3 +347,47 @@ def test_daily_scores_are_refreshed_beside_the_writes_and_a_failed_refresh_loses
     ).fetchall()
     got = conn.execute("SELECT meter_id, day, present FROM quality_daily ORDER BY 1, 2").fetchall()
     assert len(expected) > 30 * 30 and got == expected
+
+
+def test_a_history_reload_keeps_the_batch_still_being_written(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A late reading, older than what a meter's cached history covers, makes VEE read
+    that meter's history from the database again, while the previous batch may still be
+    on its way there. The reload must keep what this process wrote: without it, the next
+    batch was judged as if the previous one had never come (VEE filled its hours with
+    gap rows) and its re-sent readings were missed and broke the fast COPY."""
+    import datetime as dt
+
+    day = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+
+    def rows(times: list[dt.datetime], kwh: float) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"meter_id": "L1", "ts": times, "interval_s": 1800, "import_kwh": kwh},
+            schema_overrides={"ts": pl.Datetime("us", "UTC"), "interval_s": pl.Int32()},
+        )
+
+    half = dt.timedelta(minutes=30)
+    first = rows([day + i * half for i in range(2, 48)], 0.3)  # 01:00 .. 23:30
+    late = rows([day + half], 0.3)  # 00:30, before anything cached for L1
+    again = first.slice(20, 1)  # re-sent, unchanged
+    next_day = rows([day + dt.timedelta(days=1) + i * half for i in range(48)], 0.3)
+    url = settings.database_url
+    assert url is not None
+    with psycopg.connect(url.get_secret_value()) as blocker:
+        # the first batch's write waits (registering its meter) until the timer lets go
+        blocker.execute("LOCK TABLE meters IN SHARE MODE")
+        release = threading.Timer(2.0, blocker.rollback)
+        release.start()
+        with open_session(settings) as session:
+            pipeline = session.pipeline(READING, overlap=True)
+            pipeline.submit(first, source="day")
+            pipeline.flush()
+            pipeline.submit(pl.concat([late, again, next_day]), source="more")
+            pipeline.flush()
+            summary = pipeline.close()
+        release.join()
+    stored = conn.execute("SELECT count(*), count(*) FILTER (WHERE quality & 1 <> 0) FROM readings")
+    # every input key once; no gap row (the hours of the first batch are not missing)
+    assert stored.fetchone() == (first.height + 1 + next_day.height, 0)
+    assert summary.unchanged == 1 and summary.gaps == 0

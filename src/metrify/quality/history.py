@@ -102,7 +102,11 @@ class HistoryCache:
             assert isinstance(since, dt.datetime)
             ids = missing.select("meter_id")
             loaded = self._load(ids["meter_id"], since, until).select(HISTORY_COLUMNS)
-            self._drop_meters(ids)
+            # What this process wrote stays: the last batch may still be on its way to
+            # the database (a background write), and the load cannot see it yet.
+            cached = self._drop_meters(ids)
+            keys = ["meter_id", "ts"]
+            loaded = pl.concat([loaded.join(cached, on=keys, how="anti"), cached])
             self._add(loaded)
             self._newest = pl.concat(
                 [
@@ -184,10 +188,14 @@ class HistoryCache:
             after = held.get_column("ts")[-1] <= part.get_column("ts")[0]
             self._days[key] = merged if after or not in_order else merged.sort("ts")
 
-    def _drop_meters(self, ids: pl.DataFrame) -> None:
-        """Forget the cached rows of ``ids`` (about to be loaded again)."""
+    def _drop_meters(self, ids: pl.DataFrame) -> pl.DataFrame:
+        """Take the cached rows of ``ids`` out (about to be loaded again); returns them."""
+        taken = []
         for key, frame in list(self._days.items()):
-            self._keep(key, frame.join(ids, on="meter_id", how="anti", maintain_order="left"))
+            mine = frame.get_column("meter_id").is_in(ids.get_column("meter_id").implode())
+            taken.append(frame.filter(mine))
+            self._keep(key, frame.filter(~mine))
+        return _concat(taken)
 
     def _keep(self, key: int, frame: pl.DataFrame) -> None:
         if frame.height:
