@@ -311,6 +311,10 @@ def test_reference_crud(api: Api) -> None:
     assert bad.status_code == 422
     bad_id = c.post("/v1/meters", json={"meter_id": "has space"}, headers=h)
     assert bad_id.status_code == 422
+    bad_zone = c.post("/v1/meters", json={"meter_id": "M-X3", "timezone": "Mars/Base"}, headers=h)
+    assert bad_zone.status_code == 422 and "unknown timezone" in bad_zone.json()["detail"]
+    zoned = c.post("/v1/meters", json={"meter_id": "M-X4", "timezone": "Asia/Kathmandu"}, headers=h)
+    assert zoned.status_code == 201
     patched = c.patch("/v1/meters/M-X1", json={"tariff": "tou"}, headers=h).json()
     assert patched["tariff"] == "tou" and patched["max_kw"] == 12.5  # untouched fields stay
     assert c.delete("/v1/meters/M-X1", headers=h).status_code == 204

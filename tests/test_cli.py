@@ -173,6 +173,30 @@ def test_ingest_meters_reference_file(
     ]
 
 
+def test_a_meter_with_an_unknown_time_zone_is_quarantined(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A zone nobody knows would break every local-day computation of the meter's
+    readings; the row is quarantined with its reason and the others load."""
+    path = write_csv(
+        tmp_path / "meters.csv",
+        [
+            "id,timezone",
+            "Z1,Europe/London",
+            "Z2,Mars/Olympus_Mons",
+            "Z3,",
+        ],
+    )
+    code, out, _ = invoke("ingest", "meters", str(path), "--map", "meter_id=id", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["inserted"] == 2 and summary["reasons"] == {"unknown timezone": 1}
+    rows = conn.execute("SELECT meter_id, timezone FROM meters ORDER BY 1").fetchall()
+    assert rows == [("Z1", "Europe/London"), ("Z3", None)]
+    raw = conn.execute("SELECT raw FROM quarantine WHERE reason = 'unknown timezone'").fetchone()
+    assert raw is not None and "Mars/Olympus_Mons" in str(raw[0])
+
+
 def test_quarantine_command_lists_reasons_and_raw(settings: Settings, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "q.csv",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from metrify.localtime import known_zones
 from metrify.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
 from metrify.sources.mapping import Mapping
 
@@ -244,6 +245,12 @@ def decode(
     ]
     checks += [(pl.col(name).is_null(), f"missing {name}") for name in contract.required]
     checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
+    if "timezone" in contract.schema:
+        # A zone nobody knows would fail every local-day computation of the meter's
+        # readings (PostgreSQL's AT TIME ZONE raises); it is refused here instead.
+        named = frame.get_column("timezone").drop_nulls().unique().to_list()
+        zone = pl.col("timezone")
+        checks.append((zone.is_not_null() & ~zone.is_in(known_zones(named)), "unknown timezone"))
     if "interval_s" in contract.schema:
         interval = pl.col("interval_s")
         valid = (interval >= MIN_INTERVAL_S) & (interval <= MAX_INTERVAL_S)
