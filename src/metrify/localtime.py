@@ -41,10 +41,10 @@ def local_us(frame: pl.DataFrame, zone: str | None, zones: Iterable[str]) -> pl.
     offset of the row's zone at that instant.
 
     ``zone``: the column naming each row's zone (None: every row is UTC); ``zones``: the
-    zones to apply, known to ``zoneinfo``. Rows of other zones, or none, count as UTC.
+    zones to apply. Rows of zones ``zoneinfo`` does not know, or of none, count as UTC.
     """
     us = pl.col("ts").dt.epoch("us")
-    wanted = sorted({z for z in zones if z != "UTC"})
+    wanted = sorted({z for z in known_zones(zones) if z != "UTC"})
     if zone is None or not wanted or not frame.height:
         return us
     instants = frame.select(pl.col("ts").drop_nulls().unique().sort()).to_series()

@@ -692,9 +692,8 @@ def _levels(
             pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
         )
     real = both.filter(~pl.col("seed"))
-    ran = real.filter(
-        (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
-    ).select(  # the last
+    last_of_subject = (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
+    ran = real.filter(last_of_subject).select(
         "subject_id",
         ewm_obs="eo",
         ewm_exp="ee",

@@ -23,7 +23,7 @@ import polars as pl
 import psycopg
 from psycopg import errors
 
-from metrify.localtime import hour_of_week, known_zones, local_us
+from metrify.localtime import hour_of_week, local_us
 from metrify.records import TS
 from metrify.stores.postgres import copy_binary, copy_out, id_list
 
@@ -58,10 +58,10 @@ def local_hour_of_week(frame: pl.DataFrame) -> pl.Expr:
     comes an hour earlier in UTC, and a UTC baseline would judge every evening against
     the wrong hour for seven months. A missing or unknown zone counts as UTC, as in VEE.
     """
-    zones: list[str] = []
-    if "tz" in frame.columns:
-        zones = known_zones(frame.get_column("tz").drop_nulls().unique().to_list())
-    local = local_us(frame, "tz" if zones else None, zones)
+    if "tz" not in frame.columns:
+        return hour_of_week(local_us(frame, None, [])).cast(pl.Int16).alias("how")
+    zones = frame.get_column("tz").drop_nulls().unique().to_list()
+    local = local_us(frame, "tz", zones)
     return hour_of_week(local).cast(pl.Int16).alias("how")
 
 

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from metrify.localtime import DAY_US, epoch_us, hour_of_day, known_zones, local_us
+from metrify.localtime import DAY_US, epoch_us, hour_of_day, local_us
 from metrify.quality.config import VeeConfig
 from metrify.records import METER, TS, Quality, Status
 
@@ -303,7 +303,7 @@ def _local_hour(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
     names = ["UTC"]
     if "timezone" in meters.columns:
         names += meters.get_column("timezone").drop_nulls().unique().to_list()
-    return hour_of_day(local_us(df, "_tz", known_zones(names)))
+    return hour_of_day(local_us(df, "_tz", names))
 
 
 def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None) -> pl.Series:

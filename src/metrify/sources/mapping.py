@@ -8,10 +8,10 @@ of naive local timestamps, ``--ts-end`` says timestamps mark the END of the inte
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from metrify.localtime import known_zones
 from metrify.records import Contract, interval_is_valid
 
 
@@ -77,12 +77,8 @@ def build_mapping(
     ):
         raise MappingError(f"--interval {interval_s}: must be 60..86400 seconds and divide the day")
     zone = tz or "UTC"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise MappingError(
-            f"--tz {zone}: unknown time zone (use an IANA name like Europe/London)"
-        ) from None
+    if not known_zones([zone]):
+        raise MappingError(f"--tz {zone}: unknown time zone (use an IANA name like Europe/London)")
     return Mapping(
         columns=columns,
         constants=constants,

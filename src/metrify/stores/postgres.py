@@ -247,8 +247,8 @@ class PostgresStore:
                 ids = id_list(fresh[key_id]) if fresh.height else []
                 if ids and self._copy_new(cur, contract, fresh, ids, unknown):
                     copied = fresh.height
-                    if contract is READING and not quality_daily.add(cur, fresh, ids):
-                        self._mark_days(cur, fresh)
+                    if contract is READING:
+                        quality_daily.count_fresh(cur, fresh, ids)
                     rows = maybe
                 if by_id:
                     result.by_id = _inserted_by_id(fresh if copied else fresh.clear(), key_id)
@@ -360,17 +360,6 @@ class PostgresStore:
             self._direct_cooldown = DIRECT_COOLDOWN
             return False
         return True
-
-    def _mark_days(self, cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
-        """Mark the (meter, UTC day) pairs of freshly copied readings as stale scores, in
-        one statement (days passed as integers since the epoch: the cheapest array to send)."""
-        days = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
-        cur.execute(
-            "INSERT INTO quality_dirty (meter_id, day)"
-            " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)"
-            " ON CONFLICT DO NOTHING",
-            (days.get_column("meter_id").to_list(), days.get_column("day").to_list()),
-        )
 
     def _staged_by_id(
         self,

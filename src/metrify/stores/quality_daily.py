@@ -156,7 +156,7 @@ def day_counts(rows: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
         maintain_order="left",
     )
     known = known_zones(frame.get_column("tz").drop_nulls().unique().to_list())
-    local = local_us(frame, "tz" if known else None, known)
+    local = local_us(frame, "tz", known)
     tz = pl.when(pl.col("tz").is_in(known)).then(pl.col("tz")).otherwise(pl.lit("UTC"))
     status = pl.col("status")
     return (
@@ -173,29 +173,43 @@ def day_counts(rows: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def add(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]) -> bool:
-    """Add fresh ``rows`` (all keys new, just written in ``cur``'s transaction) to their
-    days' scores; False when they are too thin for it (the caller marks them instead).
+def count_fresh(
+    cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]
+) -> None:
+    """Bring the scores up to date with fresh ``rows`` (all keys new, just written in
+    ``cur``'s transaction): add them to their days' rows, or, when they are too thin for
+    it (a reading or two per meter-day), mark their days for :func:`refresh`.
 
     ``ids``: the distinct meter ids of ``rows``.
     """
-    if not rows.height or rows.height < MIN_ROWS_PER_DAY * len(ids):
-        return False
-    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
+    if rows.height and rows.height >= MIN_ROWS_PER_DAY * len(ids):
+        cur.execute(
+            "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)"
+            " AND timezone IS NOT NULL AND timezone <> 'UTC'",
+            (ids,),
+        )
+        zones = pl.DataFrame(
+            cur.fetchall(), schema={"meter_id": pl.String(), "tz": pl.String()}, orient="row"
+        )
+        counts = day_counts(rows, zones)
+        if counts.height * MIN_ROWS_PER_DAY <= rows.height:
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
+            columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
+            cur.execute(INCREMENT_SQL, [counts.get_column(c).to_list() for c in columns])
+            return
+    mark(cur, rows)
+
+
+def mark(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
+    """Mark the (meter, UTC day) pairs of ``rows`` stale, in one statement (days passed
+    as integers since the epoch: the cheapest array to send)."""
+    days = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
     cur.execute(
-        "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)"
-        " AND timezone IS NOT NULL AND timezone <> 'UTC'",
-        (ids,),
+        "INSERT INTO quality_dirty (meter_id, day)"
+        " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)"
+        " ON CONFLICT DO NOTHING",
+        (days.get_column("meter_id").to_list(), days.get_column("day").to_list()),
     )
-    zones = pl.DataFrame(
-        cur.fetchall(), schema={"meter_id": pl.String(), "tz": pl.String()}, orient="row"
-    )
-    counts = day_counts(rows, zones)
-    if counts.height * MIN_ROWS_PER_DAY > rows.height:
-        return False  # spread over many days: a reading or two each
-    columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
-    cur.execute(INCREMENT_SQL, [counts.get_column(c).to_list() for c in columns])
-    return True
 
 
 def refresh(conn: psycopg.Connection[tuple[object, ...]]) -> int:
