@@ -51,14 +51,14 @@ from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 from common import machine, stats
 from metrify.anomaly import temperature
 from metrify.anomaly.baseline import replace_state
-from metrify.anomaly.config import SEVERITIES, AnomalyConfig
 from metrify.anomaly.grid import detect_grid
 from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.model import daily_from_readings, features, fit
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+from metrify.contracts.records import READING, TS
 from metrify.quality import dedupe_batch
-from metrify.records import READING, TS
-from metrify.sources.simulator import Fleet, FleetSpec
+from metrify.settings.anomaly import SEVERITIES, AnomalyConfig
+from metrify.simulation.fleet import Fleet, FleetSpec
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"

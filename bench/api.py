@@ -50,8 +50,8 @@ import psycopg
 
 from common import machine
 from metrify.api import users
-from metrify.api.config import ApiConfig
 from metrify.api.rbac import Role
+from metrify.settings.api import ApiConfig
 from metrify.stores import database, embedded
 
 ROOT = Path(__file__).resolve().parent

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from metrify.quality.config import VeeConfig
+from metrify.contracts.records import READING, Quality, Status
 from metrify.quality.estimate import estimate
-from metrify.records import READING, Quality, Status
+from metrify.settings.vee import VeeConfig
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"

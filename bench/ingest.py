@@ -35,8 +35,8 @@ import polars as pl
 import psycopg
 
 from common import machine, stats
-from metrify.records import READING
-from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
+from metrify.contracts.records import READING
+from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
 from metrify.stores import database, embedded
 from metrify.stores.partitions import Partitions, months_of
 

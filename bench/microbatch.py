@@ -28,11 +28,11 @@ import psycopg
 
 from common import server_home
 from ingest import reset
-from metrify.config import Settings
-from metrify.ingest import ingest_frames, open_session
-from metrify.records import GRID, READING
+from metrify.contracts.records import GRID, READING
+from metrify.pipeline.session import ingest_frames, open_session
+from metrify.settings import Settings
+from metrify.simulation.fleet import Fleet, FleetSpec
 from metrify.sources.kafka import fast_rows_frame, frame_messages
-from metrify.sources.simulator import Fleet, FleetSpec
 
 
 def warmed(url: str, settings: Settings, fleet: Fleet, days: int) -> list[pl.DataFrame]:

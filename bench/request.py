@@ -31,10 +31,10 @@ from api import csv_body
 from common import server_home
 from ingest import reset
 from metrify.api import bodies
-from metrify.config import Settings
-from metrify.ingest import ingest_frames, open_session
-from metrify.records import READING
-from metrify.sources.simulator import Fleet, FleetSpec
+from metrify.contracts.records import READING
+from metrify.pipeline.session import ingest_frames, open_session
+from metrify.settings import Settings
+from metrify.simulation.fleet import Fleet, FleetSpec
 
 STEP = dt.timedelta(minutes=15)
 

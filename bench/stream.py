@@ -3,7 +3,7 @@
 Two measurements, each repeated ``--runs`` times on fresh topics and an emptied store;
 the median is quoted with min and max.
 
-* Throughput: one worker process (``python -m metrify.worker``) drains N simulated
+* Throughput: one worker process (``python -m metrify.pipeline.worker``) drains N simulated
   readings into PostgreSQL + lake while the bench keeps its topic full (a bounded
   backlog, since the mock cluster keeps only 5 MB per partition). The clock starts when
   the first batch is committed (process start and the group join are not counted) and
@@ -64,12 +64,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from common import machine, stats
 from ingest import reset
-from metrify.config import Settings
-from metrify.ingest import ingest_frames, open_session
-from metrify.records import GRID, READING
+from metrify.contracts.records import GRID, READING
+from metrify.pipeline.session import ingest_frames, open_session
+from metrify.settings import Settings
+from metrify.settings.kafka import KafkaSettings
+from metrify.simulation.fleet import Fleet, FleetSpec
 from metrify.sources.kafka import Sender, frame_messages, stream_fleet
-from metrify.sources.kafka_settings import KafkaSettings
-from metrify.sources.simulator import Fleet, FleetSpec
 from metrify.stores import database, embedded
 
 ROOT = Path(__file__).resolve().parent
@@ -121,7 +121,7 @@ def worker_env(kafka: KafkaSettings, url: str, lake: Path) -> dict[str, str]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The worker process; ``BENCH_PROFILE=out.svg`` runs it under py-spy (if installed)."""
-    proc = subprocess.Popen([sys.executable, "-m", "metrify.worker"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "metrify.pipeline.worker"], env=env)
     if profile := os.environ.get("BENCH_PROFILE"):
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         spy_args = ["record", "--nonblocking", "-o", profile, "--pid", str(proc.pid)]

@@ -22,10 +22,10 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from metrify.config import Settings
-from metrify.ingest import open_session
-from metrify.records import METER, READING, Quality
-from metrify.sources.simulator import Fleet, FleetSpec
+from metrify.contracts.records import METER, READING, Quality
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings
+from metrify.simulation.fleet import Fleet, FleetSpec
 from metrify.stores import database, embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -18,9 +18,9 @@ import polars as pl
 import psycopg
 import pytest
 
-from metrify.config import Settings, get_settings
-from metrify.ingest import open_session
-from metrify.records import Contract
+from metrify.contracts.records import Contract
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings, get_settings
 from metrify.stores import database, embedded
 
 REPO = Path(__file__).resolve().parent.parent

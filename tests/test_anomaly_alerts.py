@@ -17,12 +17,12 @@ from confluent_kafka import Consumer
 from typer.testing import CliRunner
 
 from metrify.anomaly.alerts import Alerter, KafkaSink, WebhookSink
-from metrify.anomaly.config import AlertConfig, AnomalyConfig
-from metrify.cli import app
-from metrify.config import Settings
-from metrify.ingest import open_session
-from metrify.records import METER, READING
-from metrify.sources.kafka_settings import KafkaSettings
+from metrify.cli.main import app
+from metrify.contracts.records import METER, READING
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings
+from metrify.settings.anomaly import AlertConfig, AnomalyConfig
+from metrify.settings.kafka import KafkaSettings
 from test_anomaly_meters import PER_DAY, STEP, T0, series
 from test_kafka import bootstrap, kafka  # noqa: F401  (fixtures: the mock cluster)
 

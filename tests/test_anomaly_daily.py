@@ -10,12 +10,12 @@ import polars as pl
 import psycopg
 from typer.testing import CliRunner
 
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.daily import feeder_balance
-from metrify.cli import app
-from metrify.config import Settings
-from metrify.ingest import open_session
-from metrify.records import GRID, METER, NODE, READING
+from metrify.cli.main import app
+from metrify.contracts.records import GRID, METER, NODE, READING
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings
+from metrify.settings.anomaly import AnomalyConfig
 from test_anomaly_meters import PER_DAY, STEP, T0, shape
 
 

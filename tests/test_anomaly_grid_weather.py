@@ -11,10 +11,10 @@ import polars as pl
 import psycopg
 
 from conftest import shared_data, submit_frames
-from metrify.anomaly.config import AnomalyConfig
-from metrify.config import Settings
-from metrify.ingest import ingest_files, open_session
-from metrify.records import GRID, NODE, WEATHER, Quality
+from metrify.contracts.records import GRID, NODE, WEATHER, Quality
+from metrify.pipeline.session import ingest_files, open_session
+from metrify.settings import Settings
+from metrify.settings.anomaly import AnomalyConfig
 from metrify.sources.mapping import build_mapping
 
 UTC = dt.UTC

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrify.anomaly.baseline import _learn, _levels, _young_stats
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+from metrify.settings.anomaly import AnomalyConfig
 
 rows_strategy = st.lists(
     st.tuples(

@@ -14,10 +14,10 @@ import polars as pl
 import psycopg
 
 from conftest import household_kwh, submit_frames
-from metrify.anomaly.config import AnomalyConfig
-from metrify.config import Settings
-from metrify.ingest import open_session
-from metrify.records import METER, READING, Quality
+from metrify.contracts.records import METER, READING, Quality
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings
+from metrify.settings.anomaly import AnomalyConfig
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)  # a Monday

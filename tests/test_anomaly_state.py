@@ -9,7 +9,7 @@ import polars as pl
 import psycopg
 
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA, StateCache, StateStore
-from metrify.config import Settings
+from metrify.settings import Settings
 
 T = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)
 

@@ -17,11 +17,11 @@ import psycopg
 
 from conftest import household_kwh, submit_frames
 from metrify.anomaly import temperature
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
-from metrify.config import Settings
-from metrify.records import METER, READING, TS, WEATHER
+from metrify.contracts.records import METER, READING, TS, WEATHER
+from metrify.settings import Settings
+from metrify.settings.anomaly import AnomalyConfig
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)  # a Monday

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from metrify.cli import app
-from metrify.config import Settings
+from metrify.cli.main import app
+from metrify.settings import Settings
 
 runner = CliRunner()
 
@@ -104,7 +104,7 @@ def test_a_key_is_revoked_by_an_all_digit_prefix_or_by_its_id(
 def test_serve_refuses_bad_key_material(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from metrify.config import get_settings
+    from metrify.settings import get_settings
 
     monkeypatch.setenv("METRIFY_API__JWT_ALGORITHM", "RS256")
     get_settings.cache_clear()
@@ -119,7 +119,7 @@ def test_serve_refuses_bad_key_material(
 
 
 def test_config_masks_the_jwt_secret(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from metrify.config import get_settings
+    from metrify.settings import get_settings
 
     monkeypatch.setenv("METRIFY_API__JWT_SECRET", "s3cr3t-" + "z" * 40)
     get_settings.cache_clear()

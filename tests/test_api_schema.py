@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from metrify.api import create_app
-from metrify.api.config import ApiConfig
-from metrify.config import Settings
+from metrify.settings import Settings
+from metrify.settings.api import ApiConfig
 from test_api_support import SECRET, Api, running_api, seed_reference
 
 CHECKS = [

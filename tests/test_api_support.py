@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from conftest import TABLES
 from metrify.api import create_app, users
-from metrify.api.config import ApiConfig
 from metrify.api.rbac import Role
-from metrify.config import Settings
+from metrify.settings import Settings
+from metrify.settings.api import ApiConfig
 
 SECRET = "test-secret-" + "s" * 40
 PASSWORD = "correct horse battery staple"

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import LONDON_MAP
-from metrify.cli import app
-from metrify.config import Settings
+from metrify.cli.main import app
+from metrify.settings import Settings
 
 runner = CliRunner()
 
@@ -130,7 +130,7 @@ def test_bad_options_are_one_line_errors(settings: Settings, tmp_path: Path) -> 
 
 
 def test_config_masks_password(settings: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from metrify.config import get_settings
+    from metrify.settings import get_settings
 
     monkeypatch.setenv("METRIFY_DATABASE_URL", "postgresql://u:hunter2@db:5432/x")
     get_settings.cache_clear()

@@ -8,7 +8,7 @@ import json
 import polars as pl
 import pytest
 
-from metrify.records import GRID, READING, WEATHER
+from metrify.contracts.records import GRID, READING, WEATHER
 from metrify.sources.decode import SchemaMismatch, decode
 from metrify.sources.mapping import MappingError, build_mapping
 

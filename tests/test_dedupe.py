@@ -11,8 +11,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metrify.contracts.records import GRID
 from metrify.quality.dedupe import dedupe_batch
-from metrify.records import GRID
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 

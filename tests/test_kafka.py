@@ -30,8 +30,11 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from metrify.config import Settings
-from metrify.records import GRID, READING, WEATHER
+from metrify.contracts.records import GRID, READING, WEATHER
+from metrify.pipeline.worker import run_worker
+from metrify.settings import Settings
+from metrify.settings.kafka import KINDS, KafkaSettings
+from metrify.simulation.fleet import Fleet, FleetSpec
 from metrify.sources.decode import decode
 from metrify.sources.kafka import (
     Sender,
@@ -43,10 +46,7 @@ from metrify.sources.kafka import (
     rows_frame,
     stream_fleet,
 )
-from metrify.sources.kafka_settings import KINDS, KafkaSettings
 from metrify.sources.mapping import Mapping, build_mapping
-from metrify.sources.simulator import Fleet, FleetSpec
-from metrify.worker import run_worker
 
 pytestmark = pytest.mark.kafka
 
@@ -587,7 +587,7 @@ def _no_worker_outlives_its_test() -> Iterator[None]:
 def spawn_worker(tmp_path: Path) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb")
     proc = subprocess.Popen(
-        [str(PYTHON), "-m", "metrify.worker"],
+        [str(PYTHON), "-m", "metrify.pipeline.worker"],
         env={**os.environ, "METRIFY_LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -674,7 +674,7 @@ def test_simulate_streams_to_kafka_at_the_asked_rate(
 ) -> None:
     """``metrify simulate --to kafka``: reference data stored, every reading, grid and
     weather record on its topic, paced by --rate; a worker then stores them exactly."""
-    from metrify.cli import app
+    from metrify.cli.main import app
 
     spec = FleetSpec(meters=12, days=1, fault_rate=0.0, seed=31)
     readings, grid = fleet_frames(Fleet(spec))
@@ -699,7 +699,7 @@ def test_simulate_streams_to_kafka_at_the_asked_rate(
 def test_commands_need_kafka_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from metrify.stream_cli import register
+    from metrify.cli.stream import register
 
     monkeypatch.delenv("METRIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     app = typer.Typer()
@@ -785,10 +785,10 @@ def with_suppress(func: Callable[..., object], *args: object) -> None:
 
 
 def test_module_runs_as_script() -> None:
-    """``python -m metrify.worker`` without Kafka: one line, exit 2 (no traceback)."""
+    """``python -m metrify.pipeline.worker`` without Kafka: one line, exit 2 (no traceback)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRIFY_KAFKA_")}
     result = subprocess.run(
-        [sys.executable, "-m", "metrify.worker"], env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", "metrify.pipeline.worker"], env=env, capture_output=True, timeout=60
     )
     assert result.returncode == 2
     assert b"METRIFY_KAFKA_BOOTSTRAP_SERVERS" in result.stderr

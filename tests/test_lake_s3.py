@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from metrify.records import READING
+from metrify.contracts.records import READING
 from metrify.stores.lake import Lake
 
 moto_server = pytest.importorskip("moto.server")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrify.anomaly.state import local_hour_of_week
-from metrify.localtime import hour_of_day, hour_of_week, local_us
+from metrify.contracts.localtime import hour_of_day, hour_of_week, local_us
 
 ZONES = ["Europe/London", "America/New_York", "Australia/Adelaide", "Asia/Kolkata",
          "Pacific/Chatham", "Asia/Kathmandu"]  # fmt: skip

@@ -15,8 +15,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from metrify.cli import app
-from metrify.config import Settings
+from metrify.cli.main import app
+from metrify.settings import Settings
 
 meter = st.sampled_from(["M1", "M2", "bad id", "", "M:3"])
 stamp = st.one_of(

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import psycopg
 
-from metrify.config import Settings
-from metrify.records import READING, Quality
+from metrify.contracts.records import READING, Quality
+from metrify.settings import Settings
 from metrify.stores import quality_daily
 from metrify.stores.postgres import PostgresStore
 

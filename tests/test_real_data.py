@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from conftest import LONDON_MAP, shared_data
-from metrify.cli import app
-from metrify.config import Settings
+from metrify.cli.main import app
+from metrify.settings import Settings
 
 pytestmark = pytest.mark.realdata
 

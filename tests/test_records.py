@@ -5,8 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from metrify.config import Settings, mask_url
-from metrify.records import (
+from metrify.contracts.records import (
     CONTRACTS,
     GRID,
     READING,
@@ -16,6 +15,7 @@ from metrify.records import (
     contract,
     interval_is_valid,
 )
+from metrify.settings import Settings, mask_url
 
 
 def test_quality_bits_are_fixed() -> None:

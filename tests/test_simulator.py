@@ -15,8 +15,8 @@ from typing import Literal
 import polars as pl
 import pytest
 
-from metrify import records
-from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
+from metrify.contracts import records
+from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
 
 KINDS = {"gap", "spike", "flat_line", "negative", "clock_shift", "duplicate", "rollover", "theft"}
 WINTER = FleetSpec(meters=120, days=4, seed=11, fault_rate=0.0, start=dt.date(2025, 1, 6))

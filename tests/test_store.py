@@ -9,9 +9,9 @@ import polars as pl
 import psycopg
 import pytest
 
-from metrify.config import Settings, UnknownMeterPolicy
-from metrify.ingest import open_session
-from metrify.records import METER, READING
+from metrify.contracts.records import METER, READING
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings, UnknownMeterPolicy
 from metrify.sources.mapping import build_mapping
 from metrify.stores.lake import Lake
 
@@ -87,7 +87,7 @@ def test_changed_value_is_a_correction_with_history(
 def test_anomaly_bit_alone_is_no_correction(settings: Settings, conn: psycopg.Connection) -> None:
     """A re-delivered record judged differently by the detectors (state moved on) is the
     same record: nothing changes, no history; a real change still is a correction."""
-    from metrify.records import Quality
+    from metrify.contracts.records import Quality
 
     rows = day_rows("M1", "2013-01-01", 3)
     run(settings, raw_readings(rows))
@@ -317,7 +317,7 @@ def test_a_verdict_alone_is_no_correction_but_an_edit_is(
     """The same values judged otherwise (a re-delivery cut differently after a crash)
     change nothing; an operator's edit of the verdict alone is a new version; a real
     reading equal to the estimate it replaces still replaces it."""
-    from metrify.records import Quality
+    from metrify.contracts.records import Quality
     from metrify.stores.postgres import PostgresStore
 
     first = _full(_versions("V1", 4, 0.5))

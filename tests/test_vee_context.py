@@ -18,10 +18,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from conftest import shared_data
-from metrify.quality.config import VeeConfig
+from metrify.contracts.records import READING, Quality
 from metrify.quality.context import lean_context, reach_of
 from metrify.quality.engine import run_vee
-from metrify.records import READING, Quality
+from metrify.settings.vee import VeeConfig
 
 LEAN = VeeConfig()
 WHOLE = VeeConfig(lean_context=False)

@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from metrify.quality.config import VeeConfig
+from metrify.contracts.records import READING, Quality, Status
 from metrify.quality.estimate import SOURCE_LINEAR, SOURCE_PROFILE, estimate
-from metrify.records import READING, Quality, Status
+from metrify.settings.vee import VeeConfig
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # a Monday
 HH = 1800

@@ -6,8 +6,8 @@ import datetime as dt
 
 import polars as pl
 
+from metrify.contracts.records import READING
 from metrify.quality.history import HISTORY_COLUMNS, HistoryCache
-from metrify.records import READING
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 1, 10, tzinfo=UTC)
@@ -106,9 +106,9 @@ def test_a_batch_reach_picks_hours_and_keeps_verdicts() -> None:
     """Asked with a batch's reach, the cache hands over the recent hours and the same
     hours of earlier days, plus the whole window of a meter with a hole; VEE's verdicts
     on that are the verdicts on the whole window."""
-    from metrify.quality.config import VeeConfig
     from metrify.quality.context import reach_of
     from metrify.quality.engine import run_vee
+    from metrify.settings.vee import VeeConfig
 
     start = T0 - dt.timedelta(days=7)
     hourly = 7 * 24
@@ -195,9 +195,9 @@ def test_file_batches_filed_as_they_come_are_cut_as_the_whole_window_judges() ->
     """A file's batches (a day or more, in meter order) are kept as they come, not in
     time order. The next day-long batch cuts them by day, and a stream batch after it
     by hour; both are judged as against the whole window."""
-    from metrify.quality.config import VeeConfig
     from metrify.quality.context import reach_of
     from metrify.quality.engine import run_vee
+    from metrify.settings.vee import VeeConfig
 
     cfg, now = VeeConfig(), T0 + dt.timedelta(days=3)
     meters = pl.DataFrame({"meter_id": ["A", "B"], "timezone": ["UTC", "UTC"]})

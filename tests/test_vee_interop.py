@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from metrify.contracts.records import Quality
 from metrify.quality.interop import ieee2030_5_expr, ieee2030_5_flags, mscons_expr, mscons_status
-from metrify.records import Quality
 
 M, E, ED, SP = int(Quality.MISSING), int(Quality.ESTIMATED), int(Quality.EDITED), int(Quality.SPIKE)
 

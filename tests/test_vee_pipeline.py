@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from metrify.cli import app
-from metrify.config import Settings, UnknownMeterPolicy
-from metrify.ingest import open_session
-from metrify.records import READING, Quality
+from metrify.cli.main import app
+from metrify.contracts.records import READING, Quality
+from metrify.pipeline.session import open_session
+from metrify.settings import Settings, UnknownMeterPolicy
 from metrify.sources.mapping import build_mapping
 
 UTC = dt.UTC

@@ -14,11 +14,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from metrify.quality.config import VeeConfig
+from metrify.contracts.records import READING, Quality
 from metrify.quality.dedupe import dedupe_batch
 from metrify.quality.rules import expected_intervals, expected_intervals_expr, validate
-from metrify.records import READING, Quality
-from metrify.sources.simulator import Fleet, FleetSpec
+from metrify.settings.vee import VeeConfig
+from metrify.simulation.fleet import Fleet, FleetSpec
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, away from any DST change

@@ -11,7 +11,7 @@ EWMAs), ``meters`` / ``grid`` / ``weather`` (the detectors per contract), ``stag
 pipeline's detect stage), ``store`` (the ``anomalies`` table), ``alerts`` (sinks),
 ``model`` and ``daily`` (the batch model and the daily job).
 
-``metrify.config`` imports this package for :class:`AnomalyConfig`, so the heavier parts
+``metrify.settings`` imports this package for :class:`AnomalyConfig`, so the heavier parts
 (the stage, its alert sinks) load on first use only.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from metrify.anomaly.config import AlertConfig, AnomalyConfig
 from metrify.anomaly.records import Kind, Status
+from metrify.settings.anomaly import AlertConfig, AnomalyConfig
 
 if TYPE_CHECKING:
     from metrify.anomaly.stage import DetectStage, Pending

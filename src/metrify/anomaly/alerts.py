@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from metrify.anomaly.config import AlertConfig
 from metrify.anomaly.store import to_json
+from metrify.settings.anomaly import AlertConfig
 
 log = logging.getLogger("metrify.anomaly.alerts")
 
@@ -119,7 +119,7 @@ def sinks_from(cfg: AlertConfig) -> list[Sink]:
             )
         )
     if cfg.kafka_topic:
-        from metrify.sources.kafka_settings import KafkaSettings
+        from metrify.settings.kafka import KafkaSettings
 
         kafka = KafkaSettings()
         if kafka.configured:

@@ -21,7 +21,6 @@ from typing import Final
 import polars as pl
 
 from metrify.anomaly import temperature
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.state import (
     HOURS_OF_WEEK,
     PROFILE_SCHEMA,
@@ -31,6 +30,7 @@ from metrify.anomaly.state import (
     pack_slots,
     unpack_slots,
 )
+from metrify.settings.anomaly import AnomalyConfig
 
 MAD_TO_SD = 1.4826
 #: Profile rows after the 168 hours of the week (a meter's arrays are 173 long): its

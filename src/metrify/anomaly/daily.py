@@ -17,10 +17,10 @@ import polars as pl
 import psycopg
 
 from metrify.anomaly.alerts import Alerter, sinks_from
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.model import TRAILING_DAYS, DailyModel, features, fit, load_daily
 from metrify.anomaly.records import DETECTOR_VERSION, INCIDENT_SCHEMA, Kind
 from metrify.anomaly.store import AnomalyStore
+from metrify.settings.anomaly import AnomalyConfig
 
 PEER_LOG_RATIO = 1.1  # ln 3
 

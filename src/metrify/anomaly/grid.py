@@ -13,9 +13,9 @@ from __future__ import annotations
 import polars as pl
 
 from metrify.anomaly.baseline import judge
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.meters import Detected
 from metrify.anomaly.records import Kind, Subject, incidents, severity_by
+from metrify.settings.anomaly import AnomalyConfig
 
 
 def nominal_hz(cfg: AnomalyConfig) -> pl.Expr:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from metrify.anomaly.baseline import judge
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.records import Kind, Subject, empty_incidents, incidents
-from metrify.records import Quality, Status
+from metrify.contracts.records import Quality, Status
+from metrify.settings.anomaly import AnomalyConfig
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Final
 
 import polars as pl
 
-from metrify.anomaly.config import SEVERITIES
-from metrify.records import TS
+from metrify.contracts.records import TS
+from metrify.settings.anomaly import SEVERITIES
 
 #: bumped when a detector's logic changes, so old and new records can be told apart.
 #: 2: hour-of-week in the meter's local time, bursts judged against the meter's record,

@@ -23,14 +23,14 @@ import polars as pl
 import psycopg
 
 from metrify.anomaly.alerts import Alerter, sinks_from
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.grid import detect_grid
 from metrify.anomaly.meters import Detected, detect_readings
 from metrify.anomaly.state import HOURS_OF_WEEK, StateCache, StateStore
 from metrify.anomaly.store import AnomalyStore
 from metrify.anomaly.temperature import TemperatureCache, window
 from metrify.anomaly.weather import detect_weather
-from metrify.records import GRID, READING, TS, WEATHER, Contract, Quality
+from metrify.contracts.records import GRID, READING, TS, WEATHER, Contract, Quality
+from metrify.settings.anomaly import AnomalyConfig
 from metrify.stores.postgres import PostgresStore
 
 log = logging.getLogger(__name__)

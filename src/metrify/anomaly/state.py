@@ -23,8 +23,8 @@ import polars as pl
 import psycopg
 from psycopg import errors
 
-from metrify.localtime import hour_of_week, local_us
-from metrify.records import TS
+from metrify.contracts.localtime import hour_of_week, local_us
+from metrify.contracts.records import TS
 from metrify.stores.postgres import copy_binary, copy_out, id_list
 
 HOURS_OF_WEEK: Final = 168

@@ -17,8 +17,8 @@ import polars as pl
 import psycopg
 from psycopg.rows import dict_row
 
-from metrify.anomaly.config import SEVERITIES
 from metrify.anomaly.records import INCIDENT_SCHEMA, Status
+from metrify.settings.anomaly import SEVERITIES
 
 COLUMNS = (
     "id, kind, subject_type, subject_id, ts_start, ts_end, score, severity, detector,"

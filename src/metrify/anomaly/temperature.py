@@ -33,9 +33,9 @@ from typing import Final
 
 import polars as pl
 
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.state import pack_slots, unpack_slots
-from metrify.records import TS
+from metrify.contracts.records import TS
+from metrify.settings.anomaly import AnomalyConfig
 
 #: profile rows (``how``) that hold the temperature fit: (n, Σx, Σy) and (Σxx, Σxy, Σyy)
 SLOT_A: Final = 168

@@ -12,10 +12,10 @@ import datetime as dt
 
 import polars as pl
 
-from metrify.anomaly.config import AnomalyConfig
 from metrify.anomaly.meters import Detected
 from metrify.anomaly.records import Kind, Subject, incidents, severity_by
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+from metrify.settings.anomaly import AnomalyConfig
 
 
 def detect_weather(frame: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -> Detected:

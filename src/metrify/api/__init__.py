@@ -1,6 +1,6 @@
 """The REST API: FastAPI app, routers, authentication, RBAC, audit.
 
-Importing this package is cheap (the settings import :mod:`metrify.api.config`);
+Importing this package is cheap (the settings import :mod:`metrify.settings.api`);
 :func:`create_app` loads FastAPI only when a server or a test asks for it.
 """
 

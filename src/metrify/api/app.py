@@ -31,7 +31,7 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
-from metrify.config import Settings, get_settings
+from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
 Smart-metering data over HTTP: push readings, grid measurements and weather through the

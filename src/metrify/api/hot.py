@@ -32,7 +32,7 @@ from metrify.api.problems import Problem, problem_response, unavailable_response
 from metrify.api.rbac import Permission
 from metrify.api.routers.query import latest_answer
 from metrify.api.state import AppState
-from metrify.records import ID_RE
+from metrify.contracts.records import ID_RE
 
 LATEST_ROUTE = "/v1/meters/{meter_id}/latest"
 _PREFIX = "/v1/meters/"

@@ -7,8 +7,8 @@ Each worker builds its own app (pools, caches, limits) from the environment that
 from __future__ import annotations
 
 from metrify.api.app import create_app
-from metrify.config import get_settings
 from metrify.ops.logging import configure
+from metrify.settings import get_settings
 
 _settings = get_settings()
 configure(_settings.log_level)

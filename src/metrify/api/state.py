@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from metrify.api.ratelimit import RateLimiter
-from metrify.config import Settings
+from metrify.settings import Settings
 from metrify.stores import database
 from metrify.stores.postgres import PostgresStore
 

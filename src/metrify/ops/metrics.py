@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from metrify.pipeline import Summary
+from metrify.contracts.summary import Summary
 
 log = logging.getLogger(__name__)
 

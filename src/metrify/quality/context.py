@@ -40,9 +40,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from metrify.localtime import DAY_US, HOUR_US, epoch_us, known_zones
-from metrify.quality.config import VeeConfig
+from metrify.contracts.localtime import DAY_US, HOUR_US, epoch_us, known_zones
 from metrify.quality.rules import sorted_by_meter_time
+from metrify.settings.vee import VeeConfig
 
 __all__ = ["BASELINE_ONLY", "Reach", "lean_context", "reach_of"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from metrify.records import Contract
+from metrify.contracts.records import Contract
 
 
 @dataclass

@@ -12,8 +12,8 @@ import datetime as dt
 
 import polars as pl
 
-from metrify.quality.config import VeeConfig
-from metrify.records import Quality, Status
+from metrify.contracts.records import Quality, Status
+from metrify.settings.vee import VeeConfig
 
 
 def _initial_quality(records: pl.DataFrame) -> pl.Expr:

@@ -36,8 +36,8 @@ from typing import Final
 
 import polars as pl
 
-from metrify.quality.config import VeeConfig
-from metrify.records import Quality, Status
+from metrify.contracts.records import Quality, Status
+from metrify.settings.vee import VeeConfig
 
 SOURCE_LINEAR: Final = "vee:estimate:linear"
 SOURCE_PROFILE: Final = "vee:estimate:profile"

@@ -21,9 +21,9 @@ from typing import Final
 
 import polars as pl
 
-from metrify.localtime import DAY_US
+from metrify.contracts.localtime import DAY_US
+from metrify.contracts.records import READING
 from metrify.quality.context import Reach
-from metrify.records import READING
 
 Loader = Callable[[pl.Series, dt.datetime, dt.datetime], pl.DataFrame]
 

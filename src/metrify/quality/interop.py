@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from metrify.records import Quality, Status
+from metrify.contracts.records import Quality, Status
 
 IEEE_VALID = 0x01
 IEEE_EDITED = 0x02

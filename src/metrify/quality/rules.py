@@ -1,7 +1,7 @@
 """VEE validation rules for meter readings: flag what is wrong, never change a value.
 
 Every rule is a vectorised Polars pass over the whole frame (batch plus stored history),
-sorted once by ``(meter_id, ts)``. Each sets its bit of :class:`~metrify.records.Quality`
+sorted once by ``(meter_id, ts)``. Each sets its bit of :class:`~metrify.contracts.records.Quality`
 and proposes a status; a row's status is the worst proposal (rejected > suspect > valid).
 History rows (``_ctx``) take part in every window (spike baselines, flat-line runs, gaps
 at the batch start, register continuity) so that judgement does not restart at each
@@ -34,9 +34,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from metrify.localtime import DAY_US, epoch_us, hour_of_day, local_us
-from metrify.quality.config import VeeConfig
-from metrify.records import METER, TS, Quality, Status
+from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us
+from metrify.contracts.records import METER, TS, Quality, Status
+from metrify.settings.vee import VeeConfig
 
 __all__ = ["expected_intervals", "expected_intervals_expr", "sorted_by_meter_time", "validate"]
 

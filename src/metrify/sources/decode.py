@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from metrify.localtime import known_zones
-from metrify.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
+from metrify.contracts.localtime import known_zones
+from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
 from metrify.sources.mapping import Mapping
 
 #: strings that mean "no value" in the files utilities send.

@@ -1,7 +1,7 @@
 """Kafka as a source: the wire format, decoding messages, and the producers.
 
 Topics: one per record kind (``metrify.readings``, ``metrify.grid``, ``metrify.weather``;
-names in :class:`~metrify.sources.kafka_settings.KafkaSettings`), plus a dead-letter
+names in :class:`~metrify.settings.kafka.KafkaSettings`), plus a dead-letter
 topic for messages that cannot be decoded at all.
 
 Messages: the key is the meter / node / station id, so the default partitioner keeps
@@ -42,10 +42,10 @@ import orjson
 import polars as pl
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from metrify.records import GRID, READING, WEATHER, Contract
+from metrify.contracts.records import GRID, READING, WEATHER, Contract
+from metrify.settings.kafka import KafkaSettings
 from metrify.sources.decode import SchemaMismatch, decode
 from metrify.sources.files import BadRow, json_error_reason, load_json, string_columns
-from metrify.sources.kafka_settings import KafkaSettings
 from metrify.sources.mapping import Mapping
 
 __all__ = [
@@ -477,7 +477,7 @@ def stream_fleet(
     allows. Real-time clock: an interval is sent once it has ended on the wall clock, so
     a fleet starting today trickles in live while past days are sent at once (still no
     faster than the rate). Grid rows ride along with the readings of their interval and
-    do not count against the rate. ``fleet`` is a :class:`~metrify.sources.simulator.Fleet`.
+    do not count against the rate. ``fleet`` is a :class:`~metrify.simulation.fleet.Fleet`.
     """
     if rate_per_s <= 0:
         raise ValueError(f"rate must be > 0 readings/s, got {rate_per_s}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from metrify.localtime import known_zones
-from metrify.records import Contract, interval_is_valid
+from metrify.contracts.localtime import known_zones
+from metrify.contracts.records import Contract, interval_is_valid
 
 
 class MappingError(ValueError):

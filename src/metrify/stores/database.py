@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from metrify.config import Settings
+from metrify.settings import Settings
 from metrify.stores import embedded
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ import polars as pl
 import psycopg
 from psycopg import errors
 
-from metrify.config import UnknownMeterPolicy
-from metrify.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
+from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
+from metrify.settings import UnknownMeterPolicy
 from metrify.stores import quality_daily
 from metrify.stores.partitions import Partitions, months_of
 

@@ -31,8 +31,8 @@ from typing import Final
 import polars as pl
 import psycopg
 
-from metrify.localtime import DAY_US, known_zones, local_us
-from metrify.records import Quality, Status
+from metrify.contracts.localtime import DAY_US, known_zones, local_us
+from metrify.contracts.records import Quality, Status
 
 #: the advisory lock between increments (shared) and recomputes (exclusive)
 LOCK: Final = 7_305_118_245

@@ -22,7 +22,7 @@ from typing import Any
 
 import jwt
 
-from metrify.api.config import ApiConfig
+from metrify.settings.api import ApiConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from metrify.api.deps import State, client_address, request_id, require
 from metrify.api.models import Page
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
-from metrify.records import ID_PATTERN
+from metrify.contracts.records import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["anomalies"])
 Reader = Annotated[Principal, Depends(require(Permission.READ_ANOMALIES))]

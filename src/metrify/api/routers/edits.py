@@ -1,6 +1,6 @@
 """``POST /v1/meters/{id}/edits``: an operator's manual edit (the E of VEE), audited.
 
-Goes through :func:`metrify.quality.edit.edit_readings`, i.e. the pipeline's one write
+Goes through :func:`metrify.pipeline.edit.edit_readings`, i.e. the pipeline's one write
 path: the old versions go to history with who and why, the new ones carry ``edited``.
 """
 
@@ -20,9 +20,9 @@ from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.routers.query import check_meter
 from metrify.api.state import AppState
-from metrify.ingest import Session
-from metrify.quality.edit import EditError, edit_readings
-from metrify.records import ID_PATTERN, READING
+from metrify.contracts.records import ID_PATTERN, READING
+from metrify.pipeline.edit import EditError, edit_readings
+from metrify.pipeline.session import Session
 from metrify.stores.lake import Lake
 
 router = APIRouter(prefix="/v1", tags=["edit"])

@@ -16,7 +16,7 @@ from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, client_address, request_id, require
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
-from metrify.records import ID_RE
+from metrify.contracts.records import ID_RE
 
 router = APIRouter(prefix="/v1", tags=["export"])
 

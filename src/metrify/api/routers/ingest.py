@@ -31,9 +31,9 @@ from metrify.api.models import IngestResult
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
-from metrify.ingest import Session
-from metrify.pipeline import Summary
-from metrify.records import GRID, READING, WEATHER, Contract, Quality
+from metrify.contracts.records import GRID, READING, WEATHER, Contract, Quality
+from metrify.contracts.summary import Summary
+from metrify.pipeline.session import Session
 from metrify.sources.decode import SchemaMismatch, check_columns, decode
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake

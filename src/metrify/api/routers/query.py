@@ -28,7 +28,7 @@ from metrify.api.models import (
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
-from metrify.records import ID_PATTERN
+from metrify.contracts.records import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["query"])
 

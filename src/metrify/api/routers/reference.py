@@ -23,8 +23,8 @@ from metrify.api.deps import State, client_address, in_scope, request_id, requir
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
-from metrify.ingest import Session
-from metrify.records import ID_PATTERN, METER, NODE, STATION, Contract
+from metrify.contracts.records import ID_PATTERN, METER, NODE, STATION, Contract
+from metrify.pipeline.session import Session
 
 router = APIRouter(prefix="/v1", tags=["reference"])
 

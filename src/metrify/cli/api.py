@@ -1,6 +1,6 @@
 """The API commands: ``metrify serve``, ``users``, ``keys`` and ``audit``.
 
-Kept apart from :mod:`metrify.cli` so FastAPI and the server load only for these
+Kept apart from :mod:`metrify.cli.main` so FastAPI and the server load only for these
 commands; :func:`register` adds them to the ``metrify`` app. User and key changes made
 here are audited with actor ``cli:<os user>`` like the ones made over HTTP.
 """
@@ -38,7 +38,7 @@ def _actor() -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``serve``, ``users``, ``keys`` and ``audit`` to the ``metrify`` app."""
-    from metrify.cli import UserError, _settings, console, friendly
+    from metrify.cli.main import UserError, _settings, console, friendly
 
     users_app = typer.Typer(help="API users (OAuth2 password sign-in).", no_args_is_help=True)
     keys_app = typer.Typer(help="API keys for machines.", no_args_is_help=True)

@@ -1,6 +1,6 @@
 """Settings of the REST API (``METRIFY_API__*``), secure by default.
 
-Kept apart from :mod:`metrify.config` like the VEE thresholds: the API owns its knobs.
+Kept apart from :mod:`metrify.settings` like the VEE thresholds: the API owns its knobs.
 Secrets are :class:`~pydantic.SecretStr`, so ``metrify config`` masks them and they
 never reach a log line.
 """

@@ -1,6 +1,6 @@
 """The ``metrify`` command.
 
-Every subcommand opens the store through :mod:`metrify.ingest` and hands data to the one
+Every subcommand opens the store through :mod:`metrify.pipeline.session` and hands data to the one
 pipeline. Errors a user can cause (bad options, unreadable files, an unreachable
 database) print one line and set the exit status; they never print a traceback.
 """
@@ -29,12 +29,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from metrify import cli_options as opts
-from metrify.config import Settings, get_settings
-from metrify.ingest import Session, ingest_files, ingest_frames, open_session
+from metrify.cli import options as opts
+from metrify.contracts.records import (
+    CONTRACTS,
+    GRID,
+    METER,
+    NODE,
+    READING,
+    STATION,
+    WEATHER,
+    contract,
+)
+from metrify.contracts.summary import Summary
 from metrify.ops.logging import configure
-from metrify.pipeline import Summary
-from metrify.records import CONTRACTS, GRID, METER, NODE, READING, STATION, WEATHER, contract
+from metrify.pipeline.session import Session, ingest_files, ingest_frames, open_session
+from metrify.settings import Settings, get_settings
 from metrify.sources.mapping import MappingError, build_mapping
 from metrify.stores import database, embedded
 
@@ -243,7 +252,7 @@ def simulate_cmd(
     ] = False,
 ) -> None:
     """Generate a realistic fleet with labelled faults; write, ingest or stream it to Kafka."""
-    from metrify.sources.simulator import Fleet, FleetSpec, write_fleet
+    from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
 
     try:
         first = dt.date.fromisoformat(start)
@@ -278,7 +287,7 @@ def simulate_cmd(
         return
     settings = _settings()
     if to == "kafka":
-        from metrify.stream_cli import simulate_to_kafka
+        from metrify.cli.stream import simulate_to_kafka
 
         stats = simulate_to_kafka(fleet, settings, rate, realtime)
         sent = {
@@ -308,7 +317,7 @@ def demo_cmd(
     days: Annotated[int, typer.Option(help="days of data")] = 30,
 ) -> None:
     """Simulate a small fleet on the embedded default, ingest it, and show what is where."""
-    from metrify.sources.simulator import Fleet, FleetSpec
+    from metrify.simulation.fleet import Fleet, FleetSpec
 
     settings = _settings()
     # The demo summarises its anomalies below instead of logging an alert line for each.
@@ -443,7 +452,7 @@ def vee_edit(
     ] = "operator",
 ) -> None:
     """Edit stored readings; old versions go to history with who, when and why."""
-    from metrify.quality.edit import EditError, edit_readings
+    from metrify.pipeline.edit import EditError, edit_readings
 
     settings = _settings()
     with open_session(settings) as session:
@@ -611,15 +620,15 @@ def db_stop() -> None:
     console.print("stopped" if stopped else "not running")
 
 
-from metrify.stream_cli import register as _register_stream  # noqa: E402
+from metrify.cli.stream import register as _register_stream  # noqa: E402
 
 _register_stream(app)
 
-from metrify.api_cli import register as _register_api  # noqa: E402
+from metrify.cli.api import register as _register_api  # noqa: E402
 
 _register_api(app)
 
-from metrify.anomaly_cli import register as _register_anomalies  # noqa: E402
+from metrify.cli.anomalies import register as _register_anomalies  # noqa: E402
 
 _register_anomalies(app)
 

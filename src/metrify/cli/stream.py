@@ -1,6 +1,6 @@
 """The streaming commands: ``metrify worker``, ``metrify produce`` and ``simulate --to kafka``.
 
-Kept apart from :mod:`metrify.cli` so the Kafka client is loaded only by the commands
+Kept apart from :mod:`metrify.cli.main` so the Kafka client is loaded only by the commands
 that use it; :func:`register` adds them to the ``metrify`` app. Without
 ``METRIFY_KAFKA_BOOTSTRAP_SERVERS`` they stop with one line saying how to configure
 Kafka: the embedded default needs no broker, since ``metrify ingest`` and ``metrify
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from metrify import cli_options as opts
-from metrify.config import Settings
-from metrify.sources.kafka_settings import KINDS, KafkaSettings
+from metrify.cli import options as opts
+from metrify.settings import Settings
+from metrify.settings.kafka import KINDS, KafkaSettings
 
 if TYPE_CHECKING:
     from metrify.sources.kafka import StreamStats
@@ -25,7 +25,7 @@ __all__ = ["kafka_settings", "register", "simulate_to_kafka"]
 
 def kafka_settings() -> KafkaSettings:
     """``METRIFY_KAFKA_*`` settings of a configured cluster, or a one-line ValueError."""
-    from metrify.worker import NOT_CONFIGURED, KafkaNotConfigured
+    from metrify.pipeline.worker import NOT_CONFIGURED, KafkaNotConfigured
 
     try:
         kafka = KafkaSettings()
@@ -44,8 +44,8 @@ def simulate_to_kafka(fleet: Any, settings: Settings, rate: float, realtime: boo
     limits. Weather goes to its topic at once; readings and grid are streamed in time
     order, on a real-time or accelerated clock (see :func:`~metrify.sources.kafka.stream_fleet`).
     """
-    from metrify.ingest import ingest_frames, open_session
-    from metrify.records import METER, NODE, STATION
+    from metrify.contracts.records import METER, NODE, STATION
+    from metrify.pipeline.session import ingest_frames, open_session
     from metrify.sources.kafka import Sender, stream_fleet
 
     kafka = kafka_settings()
@@ -68,7 +68,7 @@ def simulate_to_kafka(fleet: Any, settings: Settings, rate: float, realtime: boo
 
 def register(app: typer.Typer) -> None:
     """Add ``worker`` and ``produce`` to the ``metrify`` app."""
-    from metrify.cli import UserError, _settings, console, friendly
+    from metrify.cli.main import UserError, _settings, console, friendly
 
     @app.command("worker")
     @friendly
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """Consume the Kafka topics into the store until SIGTERM / Ctrl-C (then exit 0)."""
         from metrify.ops import metrics
         from metrify.ops.logging import configure
-        from metrify.worker import run_worker
+        from metrify.pipeline.worker import run_worker
 
         for kind in kinds:
             if kind not in KINDS:

@@ -22,9 +22,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from metrify.anomaly.config import AnomalyConfig
-from metrify.api.config import ApiConfig
-from metrify.quality.config import VeeConfig
+from metrify.settings.anomaly import AnomalyConfig
+from metrify.settings.api import ApiConfig
+from metrify.settings.vee import VeeConfig
 
 
 class UnknownMeterPolicy(StrEnum):

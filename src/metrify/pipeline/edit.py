@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from metrify.pipeline import Pipeline
+from metrify.contracts.records import READING, Quality, Status
+from metrify.pipeline.stages import Pipeline
 from metrify.quality.estimate import estimate
-from metrify.records import READING, Quality, Status
 
 
 class EditError(ValueError):

@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from metrify.records import (
+from metrify.contracts.records import (
     GRID,
     MAX_INTERVAL_S,
     METER,

@@ -19,21 +19,20 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
 from metrify.anomaly.stage import DetectStage, Pending
-from metrify.config import Settings
+from metrify.contracts.records import READING, Contract, Quality, Status
+from metrify.contracts.summary import Summary
 from metrify.quality import dedupe_batch
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
-from metrify.records import READING, Contract, Quality, Status
+from metrify.settings import Settings
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.files import BadRow
 from metrify.sources.mapping import Mapping
@@ -42,53 +41,6 @@ from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Summary:
-    """What a run did; the same shape for every entry point (CLI, API, worker)."""
-
-    kind: str
-    read: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    quarantined: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    estimated: int = 0
-    files: int = 0
-    lake_files: int = 0
-    seconds: float = 0.0
-    reasons: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "read": self.read,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "quarantined": self.quarantined,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "duplicates": self.duplicates,
-            "gaps": self.gaps,
-            "estimated": self.estimated,
-            "statuses": dict(self.statuses.most_common()),
-            "files": self.files,
-            "lake_files": self.lake_files,
-            "seconds": round(self.seconds, 3),
-            "rate_per_s": round(self.read / self.seconds) if self.seconds > 0 else None,
-            "reasons": dict(self.reasons.most_common()),
-            "errors": list(self.errors),
-            "warnings": list(self.warnings),
-        }
 
 
 @dataclass

@@ -4,7 +4,7 @@
 ``METRIFY_KAFKA_GROUP_ID`` reading the readings, grid and weather topics (or some of
 them), cutting the stream into micro-batches bounded by size (``batch_max_records``) and
 time (``batch_max_ms``, see :meth:`Worker._collect`). Each batch goes through the same
-:class:`~metrify.pipeline.Pipeline` as a file load, then:
+:class:`~metrify.pipeline.stages.Pipeline` as a file load, then:
 
 1. undecodable messages go to the dead-letter topic (raw bytes; ``error``, ``topic``,
    ``partition``, ``offset`` and ``kind`` headers) and, through the pipeline's bad-input
@@ -63,11 +63,13 @@ import polars as pl
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from metrify.config import Settings
-from metrify.ingest import Session, open_session
+from metrify.contracts.records import Contract
+from metrify.contracts.summary import Summary
 from metrify.ops import metrics
-from metrify.pipeline import Pipeline, Summary
-from metrify.records import Contract
+from metrify.pipeline.session import Session, open_session
+from metrify.pipeline.stages import Pipeline
+from metrify.settings import Settings
+from metrify.settings.kafka import KINDS, KafkaSettings
 from metrify.sources.files import BadRow
 from metrify.sources.kafka import (
     CONTRACT_OF,
@@ -78,7 +80,6 @@ from metrify.sources.kafka import (
     parse_message,
     rows_frame,
 )
-from metrify.sources.kafka_settings import KINDS, KafkaSettings
 from metrify.stores.database import DatabaseError
 
 __all__ = ["KafkaNotConfigured", "Worker", "run_worker"]
@@ -637,11 +638,11 @@ def run_worker(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m metrify.worker [--kind K ...] [--metrics-port N]``."""
-    from metrify.config import get_settings
+    """``python -m metrify.pipeline.worker [--kind K ...] [--metrics-port N]``."""
     from metrify.ops.logging import configure
+    from metrify.settings import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m metrify.worker")
+    parser = argparse.ArgumentParser(prog="python -m metrify.pipeline.worker")
     parser.add_argument("--kind", action="append", choices=KINDS, default=[])
     parser.add_argument("--metrics-port", type=int, default=None)
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The ``metrify anomalies`` commands: list, change status (ack, resolve, false-positive,
 reopen), train the daily model and run the daily job.
 
-Kept apart from :mod:`metrify.cli` (like the streaming commands) so scikit-learn loads
+Kept apart from :mod:`metrify.cli.main` (like the streaming commands) so scikit-learn loads
 only for the commands that use it; :func:`register` adds the sub-app.
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from metrify.anomaly.config import SEVERITIES
 from metrify.anomaly.records import Kind, Status
+from metrify.settings.anomaly import SEVERITIES
 
 KINDS = [k.value for k in Kind]
 STATUSES = [s.value for s in Status]
@@ -29,8 +29,8 @@ Note = Annotated[str | None, typer.Option("--note", help="why, for the record")]
 
 def register(app: typer.Typer) -> None:
     """Add ``anomalies`` to the ``metrify`` app."""
-    from metrify.cli import UserError, _settings, _when, console, friendly
-    from metrify.ingest import open_session
+    from metrify.cli.main import UserError, _settings, _when, console, friendly
+    from metrify.pipeline.session import open_session
 
     sub = typer.Typer(
         help="Anomalies found in readings, grid and weather data.", no_args_is_help=True

@@ -14,9 +14,10 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from metrify.config import Settings
-from metrify.pipeline import Pipeline, Summary
-from metrify.records import READING, Contract
+from metrify.contracts.records import READING, Contract
+from metrify.contracts.summary import Summary
+from metrify.pipeline.stages import Pipeline
+from metrify.settings import Settings
 from metrify.sources.decode import SchemaMismatch
 from metrify.sources.mapping import Mapping
 from metrify.stores import database
