@@ -1,0 +1,1 @@
+"""Where records rest: PostgreSQL (schema, migrations, writers and every read query), the lake."""
