@@ -18,9 +18,13 @@ demo: $(READY)
 test: $(READY) lint
 	$(BIN)/pytest -q
 
+# Static checks: style, types, the one-way layers of pyproject.toml [tool.importlinter],
+# and the docs site (strict: a broken link or anchor fails; built under .metrify/site).
 lint: $(READY)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict
 
 # Every benchmark beside its peers -> bench/results/latest.{json,md}; the peers install
 # into bench/.peers-venv. Options through BENCH_ARGS, e.g. BENCH_ARGS="--quick" (smoke
