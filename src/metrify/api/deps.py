@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from metrify.api.auth.principal import Principal, authenticate
+from metrify.api.auth.principal import Principal
+from metrify.api.credentials import authenticate
 from metrify.api.problems import Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
@@ -86,8 +87,3 @@ def demand(principal: Principal, permission: Permission) -> None:
     """A second permission that depends on the request (e.g. raw resolution)."""
     if not principal.can(permission):
         raise Problem(403, f"role {principal.role.value} lacks permission {permission.value}")
-
-
-def in_scope(principal: Principal, region: str | None) -> bool:
-    """Region scope: unscoped principals see all; scoped ones only their regions."""
-    return principal.regions is None or (region is not None and region in principal.regions)

@@ -1,9 +1,10 @@
 """Streamed bulk export: CSV or Parquet straight from a server-side cursor.
 
-Rows leave PostgreSQL in chunks through a named cursor and leave the API as they come
-(CSV lines, or one Parquet row group per chunk), so memory stays flat whatever the
-range. Parquet needs absolute offsets in its footer, so the sink counts the bytes it
-has handed out instead of seeking.
+Rows leave PostgreSQL in chunks (:func:`metrify.stores.reads.export.chunks`) and leave
+the API as they come (CSV lines, or one Parquet row group per chunk), so memory stays
+flat whatever the range. A stream borrows its pooled connection only once the client
+starts reading. Parquet needs absolute offsets in its footer, so the sink counts the
+bytes it has handed out instead of seeking.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from psycopg_pool import ConnectionPool
 
-from metrify.api.queries import READING_COLUMNS
-
-CHUNK = 20_000
+from metrify.stores.pools import Pool
+from metrify.stores.reads.export import COLUMNS, chunks
 
 SCHEMA = pa.schema(
     [
@@ -36,51 +36,36 @@ SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
-#: the export's columns: the stored key, then what a reading query returns.
-COLUMNS = ("meter_id", *READING_COLUMNS)
 assert tuple(SCHEMA.names) == COLUMNS, "the Parquet schema must follow the columns"
 
 
-def export_sql(
-    meter_ids: list[str] | None, regions: tuple[str, ...] | None
-) -> tuple[str, list[Any]]:
-    where = ["r.ts >= %s", "r.ts < %s"]
-    params: list[Any] = []
-    if meter_ids:
-        where.append("r.meter_id = ANY(%s)")
-        params.append(meter_ids)
-    if regions is not None:
-        where.append("r.meter_id IN (SELECT meter_id FROM meters WHERE region = ANY(%s))")
-        params.append(list(regions))
-    cols = ", ".join(f"r.{c}" for c in COLUMNS)
-    return (
-        f"SELECT {cols} FROM readings r WHERE {' AND '.join(where)} ORDER BY r.meter_id, r.ts",
-        params,
-    )
+@dataclass(frozen=True)
+class Selection:
+    """Which readings an export holds: [start, end), of ``meter_ids`` (None: all), of
+    meters in ``regions`` (None: any region)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    meter_ids: list[str] | None
+    regions: tuple[str, ...] | None
 
 
-def _rows(
-    pool: ConnectionPool[Any], sql: str, params: list[Any]
-) -> Iterator[list[tuple[Any, ...]]]:
-    with (
-        pool.connection() as conn,
-        conn.transaction(),
-        conn.cursor(name="metrify_export") as cur,
-    ):
-        cur.itersize = CHUNK
-        cur.execute(sql, params)
-        while True:
-            chunk = cur.fetchmany(CHUNK)
-            if not chunk:
-                return
-            yield chunk
+def _rows(pool: Pool, selection: Selection) -> Iterator[list[tuple[Any, ...]]]:
+    with pool.connection() as conn:
+        yield from chunks(
+            conn,
+            selection.start,
+            selection.end,
+            meter_ids=selection.meter_ids,
+            regions=selection.regions,
+        )
 
 
-def csv_stream(pool: ConnectionPool[Any], sql: str, params: list[Any]) -> Iterator[bytes]:
+def csv_stream(pool: Pool, selection: Selection) -> Iterator[bytes]:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for chunk in _rows(pool, sql, params):
+    for chunk in _rows(pool, selection):
         for row in chunk:
             writer.writerow([v.isoformat() if isinstance(v, dt.datetime) else v for v in row])
         yield buf.getvalue().encode()
@@ -115,11 +100,11 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def parquet_stream(pool: ConnectionPool[Any], sql: str, params: list[Any]) -> Iterator[bytes]:
+def parquet_stream(pool: Pool, selection: Selection) -> Iterator[bytes]:
     sink = _Sink()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), SCHEMA, compression="zstd")
     try:
-        for chunk in _rows(pool, sql, params):
+        for chunk in _rows(pool, selection):
             columns = list(zip(*chunk, strict=True))
             table = pa.Table.from_arrays(
                 [

@@ -11,7 +11,7 @@ in the app (OpenAPI, validation errors, the RBAC matrix) and this answers only r
 the route would answer, with the same pieces: :func:`metrify.api.deps.admit`
 (authentication, rate limit and the permission the route itself declares, read from its
 dependency), the same region scope check, the same cached bytes
-(:func:`metrify.api.routers.query.latest_answer`) and the same problem+json errors. A
+(:func:`metrify.api.latest.latest_answer`) and the same problem+json errors. A
 request it does not recognise (an id the route would reject with 422) goes on to the
 router. The :class:`~metrify.api.middleware.Guard` still wraps it: request id, security
 headers, metrics.
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from psycopg_pool import PoolTimeout
 from starlette.types import Receive, Scope, Send
 
-from metrify.api.deps import PERMISSION_ATTR, admit, in_scope
+from metrify.api.deps import PERMISSION_ATTR, admit
+from metrify.api.latest import latest_answer
 from metrify.api.problems import Problem, problem_response, unavailable_response
 from metrify.api.rbac import Permission
-from metrify.api.routers.query import latest_answer
+from metrify.api.scope import in_scope
 from metrify.api.state import AppState
 from metrify.contracts.records import ID_RE
+from metrify.stores.pools import UNAVAILABLE
 
 LATEST_ROUTE = "/v1/meters/{meter_id}/latest"
 _PREFIX = "/v1/meters/"
@@ -96,7 +96,7 @@ class HotPaths:
             )
             await response(scope, receive, send)
             return True
-        except (PoolTimeout, psycopg.OperationalError) as exc:
+        except UNAVAILABLE as exc:
             await unavailable_response(scope["method"], path, exc)(scope, receive, send)
             return True
         body = answer[1]

@@ -11,12 +11,12 @@ import logging
 from typing import Any
 
 import orjson
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from metrify.stores.pools import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(PoolTimeout, on_unavailable)
-    app.add_exception_handler(psycopg.OperationalError, on_unavailable)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_unavailable)
     app.add_exception_handler(Exception, on_crash)
 
 

@@ -21,29 +21,18 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import psycopg
-from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
+from metrify.api.auth.principal import Principal
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from metrify.api.ratelimit import RateLimiter
 from metrify.settings import Settings
-from metrify.stores import database
+from metrify.stores import changes, database, pools
 from metrify.stores.postgres import PostgresStore
+from metrify.stores.reads import quality
 
 log = logging.getLogger(__name__)
-#: PostgreSQL channel announcing user and key changes
-AUTH_CHANNEL = "metrify_auth"
-#: PostgreSQL channel naming meters whose readings (or region) changed; "" = all
-READINGS_CHANNEL = "metrify_readings"
-#: a NOTIFY payload must stay under 8000 bytes; longer lists become "" (= all meters)
-_MAX_PAYLOAD = 7900
-
-if TYPE_CHECKING:
-    from metrify.api.auth.principal import Principal
 
 
 @dataclass
@@ -55,8 +44,8 @@ class AppState:
     login_limiter: RateLimiter
     latest: TTLCache[tuple[str | None, bytes]]
     principals: TTLCache[Principal]
-    apool: AsyncConnectionPool[Any] = field(init=False)
-    pool: ConnectionPool[Any] = field(init=False)
+    apool: pools.AsyncPool = field(init=False)
+    pool: pools.Pool = field(init=False)
     started: float = field(default_factory=time.time)
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
@@ -92,20 +81,8 @@ class AppState:
             latest=TTLCache(cfg.cache_ttl_s),
             principals=TTLCache(0.0),  # enabled once the change listener runs
         )
-        state.apool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=cfg.pool_size,
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-            open=False,
-        )
-        state.pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(2, cfg.pool_size // 2),
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-            open=False,
-        )
+        state.apool = pools.async_pool(url, cfg.pool_size)
+        state.pool = pools.sync_pool(url, max(2, cfg.pool_size // 2))
         return state
 
     async def open(self) -> None:
@@ -157,11 +134,9 @@ class AppState:
         has marked days not yet re-scored, re-score them before answering."""
         if not self.deferred_quality:
             return
-        where, params = ("WHERE meter_id = %s", (meter_id,)) if meter_id else ("", ())
         async with self.apool.connection() as conn:
-            cur = await conn.execute(f"SELECT EXISTS (SELECT 1 FROM quality_dirty {where})", params)
-            row = await cur.fetchone()
-        if row is not None and row[0]:
+            due = await quality.marked(conn, meter_id)
+        if due:
             await asyncio.to_thread(self.refresh_quality)
 
     async def _refresh_quality_loop(self) -> None:
@@ -177,7 +152,7 @@ class AppState:
                 self._quality_due = True
                 log.warning("daily quality refresh failed (will retry): %s", exc)
 
-    def readings_changed(self, conn: psycopg.Connection[Any], meter_ids: Iterable[str]) -> None:
+    def readings_changed(self, conn: pools.Connection, meter_ids: Iterable[str]) -> None:
         """Forget the cached latest answers of ``meter_ids`` here at once, and in every
         other worker through ``NOTIFY metrify_readings``. Call it after the change is
         committed (``conn`` is an autocommit connection)."""
@@ -185,20 +160,7 @@ class AppState:
         if not ids:
             return
         self.latest.discard_many(ids)
-        payload = ",".join(ids)  # meter ids cannot hold a comma (records.ID_PATTERN)
-        try:
-            conn.execute(
-                "SELECT pg_notify(%s, %s)",
-                (READINGS_CHANNEL, payload if len(payload) <= _MAX_PAYLOAD else ""),
-            )
-        except psycopg.Error as exc:  # other workers fall back to the cache's TTL
-            log.warning("could not announce changed readings: %s", exc)
-
-    def _forget_latest(self, payload: str) -> None:
-        if payload:
-            self.latest.discard_many(payload.split(","))
-        else:
-            self.latest.clear()
+        changes.announce_readings(conn, ids)
 
     async def _listen(self, listening: asyncio.Event) -> None:
         """Drop cached principals whenever a user or key changes (``NOTIFY metrify_auth``
@@ -208,21 +170,18 @@ class AppState:
         there is no principal cache; the latest-reading cache falls back to its TTL."""
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, options="-c TimeZone=UTC"
-                )
-                async with conn:
-                    await conn.execute(f"LISTEN {AUTH_CHANNEL}")
-                    await conn.execute(f"LISTEN {READINGS_CHANNEL}")
+                async with changes.listening(self.url) as notes:
                     self.principals.clear()
                     self.latest.clear()
                     self.principals.ttl_s = self.settings.api.auth_cache_s
                     listening.set()
-                    async for note in conn.notifies():
-                        if note.channel == AUTH_CHANNEL:
+                    async for change in notes:
+                        if change.auth:
                             self.principals.clear()
+                        elif change.meter_ids is None:
+                            self.latest.clear()
                         else:
-                            self._forget_latest(note.payload)
+                            self.latest.discard_many(change.meter_ids)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # lost connection: no cache until listening again
@@ -232,4 +191,4 @@ class AppState:
                 await asyncio.sleep(1)
 
 
-__all__ = ["AppState", "TupleRow"]
+__all__ = ["AppState"]

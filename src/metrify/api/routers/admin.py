@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from metrify.api import audit, users
 from metrify.api import queries as q
 from metrify.api.auth.principal import Principal
-from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.deps import State, require
 from metrify.api.models import AuditPage, KeyCreated, KeyIn, KeyOut, UserIn, UserOut, UserPatch
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
@@ -44,18 +44,7 @@ def _do(
             raise Problem(status, str(exc)) from None
         except ValueError as exc:
             raise Problem(422, str(exc)) from None
-        audit.record(
-            conn,
-            audit.Event(
-                actor=principal.actor,
-                actor_kind=principal.kind,
-                action=action,
-                target=target,
-                request_id=request_id(request),
-                client=client_address(request),
-                details=details,
-            ),
-        )
+        audit.record(conn, audit.event(request, principal, action, target, details))
     state.principals.clear()
     return result
 
@@ -175,17 +164,15 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Any:
-    sql, params = audit.query(
+    after_id = q.decode_id_cursor(cursor) or None
+    where = audit.Filter(
         actor=actor,
         action=action,
         since=None if since is None else q.utc(since),
         until=None if until is None else q.utc(until),
-        after_id=q.decode_id_cursor(cursor) or None,
-        limit=limit + 1,
     )
     async with state.apool.connection() as conn:
-        cur = await conn.execute(sql, params)
-        rows = await cur.fetchall()
-    items = [dict(zip(audit.COLUMNS, r, strict=True)) for r in rows[:limit]]
+        rows = await audit.page(conn, where, after_id=after_id, limit=limit + 1)
+    items = rows[:limit]
     more = len(rows) > limit
     return {"items": items, "next_cursor": q.encode_cursor(items[-1]["id"]) if more else None}

@@ -19,13 +19,16 @@ from starlette.concurrency import run_in_threadpool
 
 from metrify.api import audit
 from metrify.api.auth.passwords import verify_password
-from metrify.api.auth.principal import UNAUTHORIZED, Principal
+from metrify.api.auth.principal import Principal
 from metrify.api.auth.tokens import new_refresh_token, refresh_digest
+from metrify.api.credentials import UNAUTHORIZED
 from metrify.api.deps import State, client_address, request_id, require
 from metrify.api.models import Me, TokenResponse
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
+from metrify.stores import accounts, refresh_tokens
+from metrify.stores.pools import Connection
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -95,15 +98,11 @@ async def _fields(request: Request) -> dict[str, str]:
 
 
 def _issue(
-    state: AppState, conn: Any, user_id: int, username: str, family: uuid.UUID
+    state: AppState, conn: Connection, user_id: int, username: str, family: uuid.UUID
 ) -> dict[str, Any]:
     cfg = state.settings.api
     refresh, digest = new_refresh_token()
-    conn.execute(
-        "INSERT INTO refresh_tokens (token_hash, user_id, family, expires_at) "
-        "VALUES (%s, %s, %s, now() + make_interval(days => %s))",
-        (digest, user_id, family, cfg.refresh_token_days),
-    )
+    refresh_tokens.insert(conn, digest, user_id, family, cfg.refresh_token_days)
     return {
         "access_token": state.tokens.issue_access(user_id, username),
         "token_type": "bearer",
@@ -117,12 +116,10 @@ def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]
     password = form.get("password", "")
     event["actor"] = username or "(none)"
     with state.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT user_id, password_hash, disabled FROM users WHERE username = %s", (username,)
-        ).fetchone()
-        ok = verify_password(None if row is None else str(row[1]), password)
-        if not ok or row is None or row[2]:
-            reason = "disabled" if ok and row is not None and row[2] else "bad credentials"
+        user = accounts.login(conn, username)
+        ok = verify_password(None if user is None else user.password_hash, password)
+        if not ok or user is None or user.disabled:
+            reason = "disabled" if ok and user is not None and user.disabled else "bad credentials"
             audit.record(
                 conn,
                 audit.Event(
@@ -130,9 +127,8 @@ def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]
                 ),
             )
             raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
-        user_id = int(row[0])
-        answer = _issue(state, conn, user_id, username, uuid.uuid4())
-        conn.execute("UPDATE users SET last_login_at = now() WHERE user_id = %s", (user_id,))
+        answer = _issue(state, conn, user.user_id, username, uuid.uuid4())
+        accounts.signed_in(conn, user.user_id)
         audit.record(conn, audit.Event(**event, action="auth.login"))
     return answer
 
@@ -145,24 +141,15 @@ def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any])
     # The transaction commits before any refusal is raised: a family revoked because
     # of a re-used token must stay revoked.
     with state.pool.connection() as conn, conn.transaction():
-        row = conn.execute(
-            "SELECT t.user_id, t.family, t.expires_at, t.revoked_at, u.username, u.disabled "
-            "FROM refresh_tokens t JOIN users u USING (user_id) WHERE t.token_hash = %s "
-            "FOR UPDATE OF t",
-            (digest,),
-        ).fetchone()
-        if row is None:
+        held = refresh_tokens.hold(conn, digest)
+        if held is None:
             refusal = "invalid refresh token"
         else:
-            user_id, family, expires, revoked, username, disabled = row
+            user_id, family, expires, revoked, username, disabled = held
             event["actor"] = str(username)
             if revoked is not None:
                 # A rotated token came back: someone holds a copy. Void the whole family.
-                conn.execute(
-                    "UPDATE refresh_tokens SET revoked_at = now() WHERE family = %s "
-                    "AND revoked_at IS NULL",
-                    (family,),
-                )
+                refresh_tokens.revoke_family(conn, family)
                 audit.record(
                     conn,
                     audit.Event(
@@ -176,10 +163,7 @@ def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any])
             elif disabled or expires <= dt.datetime.now(dt.UTC):
                 refusal = "refresh token expired or user disabled"
             else:
-                conn.execute(
-                    "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = %s",
-                    (digest,),
-                )
+                refresh_tokens.revoke(conn, digest)
                 answer = _issue(state, conn, int(user_id), str(username), family)
                 audit.record(conn, audit.Event(**event, action="auth.refresh"))
     if refusal is not None:
@@ -229,11 +213,7 @@ async def revoke(request: Request, state: State) -> None:
     form = await _form(request)
     digest = refresh_digest(form.get("refresh_token", ""))
     async with state.apool.connection() as conn:
-        await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family = "
-            "(SELECT family FROM refresh_tokens WHERE token_hash = %s)",
-            (digest,),
-        )
+        await refresh_tokens.revoke_family_of(conn, digest)
 
 
 @router.get("/me", response_model=Me, responses={401: PROBLEM_SCHEMA})

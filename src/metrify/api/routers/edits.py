@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from metrify.api import audit
 from metrify.api import queries as q
 from metrify.api.auth.principal import Principal
-from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.deps import State, require
 from metrify.api.models import EditRequest, EditResultModel
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
-from metrify.api.routers.query import check_meter
+from metrify.api.scope import check_meter
 from metrify.api.state import AppState
 from metrify.contracts.records import ID_PATTERN, READING
 from metrify.pipeline.edit import EditError, edit_readings
@@ -81,14 +81,12 @@ async def edit(
             state.readings_changed(conn, [meter_id])  # every worker's latest cache
             audit.record(
                 conn,
-                audit.Event(
-                    actor=principal.actor,
-                    actor_kind=principal.kind,
-                    action="readings.edit",
-                    target=meter_id,
-                    request_id=request_id(request),
-                    client=client_address(request),
-                    details={
+                audit.event(
+                    request,
+                    principal,
+                    "readings.edit",
+                    meter_id,
+                    {
                         "from": body.start.isoformat(),
                         "to": body.end.isoformat(),
                         "value": body.value,

@@ -13,7 +13,7 @@ from metrify.api import audit
 from metrify.api import export as ex
 from metrify.api import queries as q
 from metrify.api.auth.principal import Principal
-from metrify.api.deps import State, client_address, request_id, require
+from metrify.api.deps import State, require
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
 from metrify.contracts.records import ID_RE
@@ -58,16 +58,13 @@ async def export_readings(
     for ident in ids or ():
         if not ID_RE.match(ident):
             raise Problem(422, f"invalid meter_id {ident[:70]!r}")
-    sql, extra = ex.export_sql(ids, principal.regions)
-    params = [start, end, *extra]
-    event = audit.Event(
-        actor=principal.actor,
-        actor_kind=principal.kind,
-        action="export.readings",
-        target=",".join(ids)[:500] if ids else "(all in scope)",
-        request_id=request_id(request),
-        client=client_address(request),
-        details={"from": start.isoformat(), "to": end.isoformat(), "format": fmt},
+    selection = ex.Selection(start, end, ids, principal.regions)
+    event = audit.event(
+        request,
+        principal,
+        "export.readings",
+        ",".join(ids)[:500] if ids else "(all in scope)",
+        {"from": start.isoformat(), "to": end.isoformat(), "format": fmt},
     )
 
     def write_audit() -> None:
@@ -78,7 +75,7 @@ async def export_readings(
     stream = ex.csv_stream if fmt == "csv" else ex.parquet_stream
     name = f"readings-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.{fmt}"
     return StreamingResponse(
-        stream(state.pool, sql, params),
+        stream(state.pool, selection),
         media_type=MEDIA[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -37,6 +37,9 @@ from metrify.pipeline.session import Session
 from metrify.sources.decode import SchemaMismatch, check_columns, decode
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
+from metrify.stores.pools import Connection
+from metrify.stores.reads import meters, quarantine
+from metrify.stores.reads.rejects import rejected
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -83,14 +86,9 @@ def _region_check(state: AppState, principal: Principal, ids: list[str]) -> None
     if principal.regions is None or not ids:
         return
     with state.pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT meter_id FROM meters WHERE meter_id = ANY(%s) AND "
-            "(region IS NULL OR NOT region = ANY(%s)) ORDER BY meter_id LIMIT 5",
-            (ids, list(principal.regions)),
-        ).fetchall()
-    if rows:
-        names = ", ".join(str(r[0]) for r in rows)
-        raise Problem(403, f"meters outside your regions: {names}")
+        outside = meters.outside_regions(conn, ids, list(principal.regions))
+    if outside:
+        raise Problem(403, f"meters outside your regions: {', '.join(outside)}")
 
 
 def _check_columns(contract: Contract, parts: list[bodies.Part]) -> None:
@@ -110,16 +108,11 @@ def _check_columns(contract: Contract, parts: list[bodies.Part]) -> None:
 
 
 def _vee_rejects(
-    conn: Any, contract: Contract, source: str, parts: list[bodies.Part], ids: list[str]
+    conn: Connection, contract: Contract, source: str, parts: list[bodies.Part], ids: list[str]
 ) -> list[dict[str, Any]]:
     """Stored rows of this request that VEE rejected, mapped back to body indices."""
     id_col = contract.key[0]
-    # The ids narrow the search to their primary-key ranges (no scan of the table).
-    rows = conn.execute(
-        f"SELECT {id_col}, ts, quality FROM {contract.table} "
-        f"WHERE {id_col} = ANY(%s) AND source = %s AND status = 'rejected' ORDER BY ts LIMIT %s",
-        (ids, source, MAX_REJECTS),
-    ).fetchall()
+    rows = rejected(conn, contract, source, ids, limit=MAX_REJECTS)
     if not rows:
         return []
     # Map keys back to positions with the pipeline's own decoder (no second processing).
@@ -218,10 +211,7 @@ def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -
     else:
         summary = _run_group(state, contract, [Entry(body, ids, rows)])[0]
     with state.pool.connection() as conn:
-        quarantined = conn.execute(
-            "SELECT line, reason FROM quarantine WHERE source = %s ORDER BY id LIMIT %s",
-            (body.source, MAX_REJECTS + 1),
-        ).fetchall()
+        quarantined = quarantine.of_source(conn, body.source, limit=MAX_REJECTS + 1)
         rejects: list[dict[str, Any]] = [
             {
                 "index": bodies.index_of_line(fmt, line),

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from metrify.api.deps import State
 from metrify.api.models import Health, Ready
-from metrify.stores import database
+from metrify.stores import database, pools
 
 router = APIRouter(tags=["operations"])
 _head: list[str | None] = []
@@ -32,11 +32,8 @@ async def ready(state: State) -> Any:
     revision: str | None = None
     reachable = False
     try:
-        async with state.apool.connection(timeout=2) as conn:
-            cur = await conn.execute("SELECT version_num FROM alembic_version")
-            row = await cur.fetchone()
-            reachable = True
-            revision = None if row is None else str(row[0])
+        revision = await pools.schema_revision(state.apool, timeout=2)
+        reachable = True
     except Exception:  # any failure means not ready; the detail is in the server log
         reachable = False
     ok = reachable and revision == head

@@ -16,7 +16,8 @@ from starlette.responses import Response
 
 from metrify.api import queries as q
 from metrify.api.auth.principal import Principal
-from metrify.api.deps import State, demand, in_scope, require
+from metrify.api.deps import State, demand, require
+from metrify.api.latest import latest_answer
 from metrify.api.models import (
     FleetSummary,
     LatestReading,
@@ -27,8 +28,15 @@ from metrify.api.models import (
 )
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
+from metrify.api.responses import JSON_OPTIONS
+from metrify.api.scope import check_meter, in_scope, not_found
 from metrify.api.state import AppState
 from metrify.contracts.records import ID_PATTERN
+from metrify.stores.reads import fleet as fleet_reads
+from metrify.stores.reads import quality as quality_reads
+from metrify.stores.reads import quarantine as quarantine_reads
+from metrify.stores.reads import readings as readings_reads
+from metrify.stores.reads import series
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -50,23 +58,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: PROBLEM_SCHEMA,
 }
 
-_JSON = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
-
 
 def json(content: Any) -> Response:
-    return Response(orjson.dumps(content, option=_JSON), media_type="application/json")
-
-
-def not_found(kind: str, ident: str) -> Problem:
-    return Problem(404, f"no {kind} {ident}")
-
-
-async def check_meter(state: AppState, principal: Principal, meter_id: str) -> None:
-    async with state.apool.connection() as conn:
-        cur = await conn.execute("SELECT region FROM meters WHERE meter_id = %s", (meter_id,))
-        row = await cur.fetchone()
-    if row is None or not in_scope(principal, row[0]):
-        raise not_found("meter", meter_id)
+    return Response(orjson.dumps(content, option=JSON_OPTIONS), media_type="application/json")
 
 
 @router.get("/meters/{meter_id}/readings", response_model=ReadingsPage, responses=ERRORS)
@@ -86,40 +80,12 @@ async def readings(
     start, end = q.check_range(start, end)
     after = q.decode_ts_cursor(cursor)
     await check_meter(state, principal, meter_id)
-    sql = q.RAW_READINGS if resolution == "raw" else q.bucket_readings_sql(resolution)
-    columns = q.READING_COLUMNS if resolution == "raw" else q.BUCKET_COLUMNS
     async with state.apool.connection() as conn:
-        cur = await conn.execute(
-            q.as_json_rows(sql, columns),
-            (meter_id, start, end, after, limit + 1),
+        rows = await readings_reads.page(
+            conn, meter_id, start, end, resolution=resolution, after=after, limit=limit + 1
         )
-        rows = await cur.fetchall()
     head = orjson.dumps({"meter_id": meter_id, "resolution": resolution})[1:-1]
     return Response(q.json_page(rows, limit, head), media_type="application/json")
-
-
-async def latest_answer(state: AppState, meter_id: str) -> tuple[str | None, bytes] | None:
-    """(region, JSON body) of a meter's newest reading; None for an unknown meter.
-
-    Served from the in-process cache (``cache_ttl_s``) when it can be: ingests, edits
-    and meter changes through the API forget the meters they touched, in every worker.
-    Shared by the routed endpoint and its hot path (:mod:`metrify.api.hot`).
-    """
-    cache = state.latest
-    cached = cache.get(meter_id)
-    if cached is not None:
-        return cached
-    since = cache.generation  # an ingest committed while we read must not be cached
-    async with state.apool.connection() as conn:
-        cur = await conn.execute(q.LATEST, (meter_id,))
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    reading = None if row[1] is None else q.row_dict(q.READING_COLUMNS, row[1:])
-    body = orjson.dumps({"meter_id": meter_id, "reading": reading}, option=_JSON)
-    answer = (str(row[0]) if row[0] else None, body)
-    cache.put(meter_id, answer, since=since)
-    return answer
 
 
 @router.get("/meters/{meter_id}/latest", response_model=LatestReading, responses=ERRORS)
@@ -139,57 +105,30 @@ async def quality(
     start, end = q.check_range(start, end)
     await check_meter(state, principal, meter_id)
     await state.refresh_quality_if_marked(meter_id)  # scores of just-ingested days
-    cols = (
-        "day",
-        "expected",
-        "present",
-        "valid",
-        "estimated",
-        "suspect",
-        "rejected",
-        "missing",
-        "completeness",
-        "score",
-    )
+    end_day = end.date() if end.time() == dt.time(0) else end.date() + dt.timedelta(days=1)
     async with state.apool.connection() as conn:
-        cur = await conn.execute(
-            f"SELECT {', '.join(cols)} FROM quality_daily WHERE meter_id = %s AND day >= %s "
-            "AND day < %s ORDER BY day LIMIT 3660",
-            (
-                meter_id,
-                start.date(),
-                end.date() if end.time() == dt.time(0) else end.date() + dt.timedelta(days=1),
-            ),
-        )
-        rows = await cur.fetchall()
-    return json({"meter_id": meter_id, "days": [q.row_dict(cols, r) for r in rows]})
+        days = await quality_reads.days(conn, meter_id, start.date(), end_day)
+    return json({"meter_id": meter_id, "days": days})
 
 
 async def _series(
     state: AppState,
-    table: str,
-    id_col: str,
-    ref_table: str,
-    values: tuple[str, ...],
+    measured: series.Series,
     ident: str,
     start: dt.datetime,
     end: dt.datetime,
-    resolution: str,
+    resolution: q.Resolution,
     limit: int,
     cursor: str | None,
 ) -> Response:
     start, end = q.check_range(start, end)
     after = q.decode_ts_cursor(cursor)
     async with state.apool.connection() as conn:
-        cur = await conn.execute(f"SELECT 1 FROM {ref_table} WHERE {id_col} = %s", (ident,))
-        if await cur.fetchone() is None:
-            raise not_found(id_col.removesuffix("_id"), ident)
-        sql = q.series_sql(table, id_col, values, resolution)
-        cur = await conn.execute(
-            f"SELECT row_to_json(t)::text, t.ts FROM ({sql}) AS t",
-            (ident, start, end, after, limit + 1),
+        if not await series.known(conn, measured, ident):
+            raise not_found(measured.id_col.removesuffix("_id"), ident)
+        rows = await series.page(
+            conn, measured, ident, start, end, resolution=resolution, after=after, limit=limit + 1
         )
-        rows = await cur.fetchall()
     head = orjson.dumps({"id": ident, "resolution": resolution})[1:-1]
     return Response(q.json_page(rows, limit, head), media_type="application/json")
 
@@ -206,19 +145,7 @@ async def grid_load(
     cursor: Cursor = None,
 ) -> Response:
     """Load (and generation, frequency, voltage, price) of a grid node."""
-    return await _series(
-        state,
-        "grid_measurements",
-        "node_id",
-        "grid_nodes",
-        q.GRID_VALUES,
-        node_id,
-        start,
-        end,
-        resolution,
-        limit,
-        cursor,
-    )
+    return await _series(state, series.GRID, node_id, start, end, resolution, limit, cursor)
 
 
 @router.get(
@@ -235,19 +162,7 @@ async def weather(
     cursor: Cursor = None,
 ) -> Response:
     """Observations of a weather station (means per bucket, precipitation summed)."""
-    return await _series(
-        state,
-        "weather_observations",
-        "station_id",
-        "weather_stations",
-        q.WEATHER_VALUES,
-        station_id,
-        start,
-        end,
-        resolution,
-        limit,
-        cursor,
-    )
+    return await _series(state, series.WEATHER, station_id, start, end, resolution, limit, cursor)
 
 
 @router.get("/quarantine", response_model=QuarantinePage, responses=ERRORS)
@@ -268,25 +183,16 @@ async def quarantine(
     """
     if principal.regions is not None:
         raise Problem(403, "quarantine holds unattributed raw payloads; needs an unscoped role")
-    where, params = ["id > %s"], [q.decode_id_cursor(cursor)]
-    for clause, value in (
-        ("kind = %s", kind),
-        ("starts_with(reason, %s)", reason),
-        ("starts_with(source, %s)", source),
-        ("received_at >= %s", None if since is None else q.utc(since)),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)  # type: ignore[arg-type]
-    cols = ("id", "kind", "source", "raw", "reason", "line", "received_at")
+    after_id = q.decode_id_cursor(cursor)
+    where = quarantine_reads.Filter(
+        kind=kind,
+        reason_prefix=reason,
+        source_prefix=source,
+        received_since=None if since is None else q.utc(since),
+    )
     async with state.apool.connection() as conn:
-        cur = await conn.execute(
-            f"SELECT {', '.join(cols)} FROM quarantine WHERE {' AND '.join(where)} "
-            "ORDER BY id LIMIT %s",
-            (*params, limit + 1),
-        )
-        rows = await cur.fetchall()
-    items = [q.row_dict(cols, r) for r in rows[:limit]]
+        rows = await quarantine_reads.page(conn, where, after_id=after_id, limit=limit + 1)
+    items = rows[:limit]
     more = len(rows) > limit
     return json({"items": items, "next_cursor": q.encode_cursor(items[-1]["id"]) if more else None})
 
@@ -301,31 +207,7 @@ async def fleet(
 ) -> Response:
     """Per region: meters, how many reported, energy, statuses and mean quality score."""
     start, end = q.check_range(start, end)
-    regions = list(principal.regions or ())
     await state.refresh_quality_if_marked()  # mean scores include just-ingested days
     async with state.apool.connection() as conn:
-        cur = await conn.execute(
-            q.FLEET,
-            {
-                "all": principal.regions is None,
-                "regions": regions,
-                "start": start,
-                "end": end,
-                "region": region,
-            },
-        )
-        rows = await cur.fetchall()
-    cols = (
-        "region",
-        "meters",
-        "reporting_meters",
-        "readings",
-        "missing",
-        "import_kwh",
-        "valid",
-        "estimated",
-        "suspect",
-        "rejected",
-        "mean_quality_score",
-    )
-    return json({"from": start, "to": end, "regions": [q.row_dict(cols, r) for r in rows]})
+        rows = await fleet_reads.summary(conn, start, end, regions=principal.regions, region=region)
+    return json({"from": start, "to": end, "regions": rows})

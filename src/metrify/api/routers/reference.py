@@ -19,12 +19,14 @@ from starlette.responses import Response
 
 from metrify.api import audit
 from metrify.api.auth.principal import Principal
-from metrify.api.deps import State, client_address, in_scope, request_id, require
+from metrify.api.deps import State, request_id, require
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
+from metrify.api.scope import in_scope
 from metrify.api.state import AppState
 from metrify.contracts.records import ID_PATTERN, METER, NODE, STATION, Contract
 from metrify.pipeline.session import Session
+from metrify.stores.reads import reference
 
 router = APIRouter(prefix="/v1", tags=["reference"])
 
@@ -110,7 +112,6 @@ class Resource:
         self.path = path
         self.noun = noun
         self.id_field = contract.key[0]
-        self.columns = [*contract.schema, "created_at", "updated_at"]
         self.create_model, self.patch_model, self.out_model = _models(contract, title)
         self.page_model = _page_model(title, self.out_model)
         self.scoped = contract is METER
@@ -119,13 +120,7 @@ class Resource:
 
     async def fetch(self, state: AppState, ident: str) -> dict[str, Any] | None:
         async with state.apool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {', '.join(self.columns)} FROM {self.contract.table} "
-                f"WHERE {self.id_field} = %s",
-                (ident,),
-            )
-            row = await cur.fetchone()
-        return None if row is None else dict(zip(self.columns, row, strict=True))
+            return await reference.one(conn, self.contract, ident)
 
     def visible(self, principal: Principal, row: dict[str, Any] | None) -> bool:
         return row is not None and (not self.scoped or in_scope(principal, row.get("region")))
@@ -166,15 +161,7 @@ class Resource:
         with state.pool.connection() as conn:
             audit.record(
                 conn,
-                audit.Event(
-                    actor=principal.actor,
-                    actor_kind=principal.kind,
-                    action=f"{self.contract.kind}.{action}",
-                    target=ident,
-                    request_id=request_id(request),
-                    client=client_address(request),
-                    details=details,
-                ),
+                audit.event(request, principal, f"{self.contract.kind}.{action}", ident, details),
             )
 
     def register(self) -> None:
@@ -190,28 +177,17 @@ class Resource:
             limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
             cursor: Annotated[str | None, Query(max_length=100)] = None,
         ) -> Response:
-            where, params = ["TRUE"], []
-            if cursor is not None:
-                where.append(f"{res.id_field} > %s")
-                params.append(cursor)
-            if status is not None:
-                where.append("status = %s")
-                params.append(status)
-            if res.scoped:
-                if region is not None:
-                    where.append("region = %s")
-                    params.append(region)
-                if principal.regions is not None:
-                    where.append("region = ANY(%s)")
-                    params.append(list(principal.regions))  # type: ignore[arg-type]
             async with state.apool.connection() as conn:
-                cur = await conn.execute(
-                    f"SELECT {', '.join(res.columns)} FROM {res.contract.table} "
-                    f"WHERE {' AND '.join(where)} ORDER BY {res.id_field} LIMIT %s",
-                    (*params, limit + 1),
+                rows = await reference.page(
+                    conn,
+                    res.contract,
+                    after=cursor,
+                    status=status,
+                    region=region if res.scoped else None,
+                    regions=principal.regions if res.scoped else None,
+                    limit=limit + 1,
                 )
-                rows = await cur.fetchall()
-            items = [dict(zip(res.columns, r, strict=True)) for r in rows[:limit]]
+            items = rows[:limit]
             more = len(rows) > limit
             return _json({"items": items, "next_cursor": items[-1][res.id_field] if more else None})
 

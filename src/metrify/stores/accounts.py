@@ -1,0 +1,218 @@
+"""Users and API keys: the rows behind every credential the API accepts.
+
+Only digests are stored (a password hash, a key's SHA-256); callers hash before they
+come here. Synchronous for the admin work (the CLI has no event loop; the API calls it
+on a worker thread); the two lookups a request's authentication needs are async, for
+the event loop. Every change that can make a cached principal wrong (a role, regions,
+disabling, a password, a revoked key) announces itself on ``metrify_auth``; disabling a
+user or changing a password also moves ``tokens_valid_after``, which voids every access
+token issued before, and revokes the user's refresh tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+import psycopg
+
+from metrify.stores import changes, refresh_tokens
+from metrify.stores.pools import AsyncConnection, Connection
+
+USER_COLUMNS = "user_id, username, role, regions, disabled, created_at, last_login_at"
+KEY_COLUMNS = "key_id, prefix, name, role, regions, created_by, created_at, expires_at, revoked_at"
+
+
+class UserError(ValueError):
+    """A user or key operation that cannot be done (message fit for a user)."""
+
+
+class UserCheck(NamedTuple):
+    """What an access token's user must still be for the token to count."""
+
+    username: str
+    role: str
+    regions: list[str] | None
+    disabled: bool
+    #: to the second, like a token's ``iat``
+    tokens_valid_after: dt.datetime
+
+
+class KeyCheck(NamedTuple):
+    """What an API key (found by its public prefix) must still be to count."""
+
+    key_id: int
+    key_hash: bytes
+    role: str
+    regions: list[str] | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    owner_disabled: bool
+
+
+class Login(NamedTuple):
+    user_id: int
+    password_hash: str
+    disabled: bool
+
+
+def _user_dict(row: Any) -> dict[str, Any]:
+    return dict(zip(USER_COLUMNS.split(", "), row, strict=True))
+
+
+def _key_dict(row: Any) -> dict[str, Any]:
+    return dict(zip(KEY_COLUMNS.split(", "), row, strict=True))
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def insert_user(
+    conn: Connection, username: str, password_hash: str, role: str, regions: list[str] | None
+) -> dict[str, Any]:
+    try:
+        row = conn.execute(
+            f"INSERT INTO users (username, password_hash, role, regions) VALUES (%s, %s, %s, %s)"
+            f" RETURNING {USER_COLUMNS}",
+            (username, password_hash, role, regions),
+        ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise UserError(f"user {username} already exists") from None
+    except psycopg.errors.CheckViolation:
+        raise UserError(f"invalid user name {username!r}") from None
+    assert row is not None
+    return _user_dict(row)
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY username").fetchall()
+    return [_user_dict(r) for r in rows]
+
+
+def get_user(conn: Connection, username: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", (username,)
+    ).fetchone()
+    return None if row is None else _user_dict(row)
+
+
+def update_user(
+    conn: Connection,
+    username: str,
+    *,
+    role: str | None = None,
+    regions: list[str] | None = None,
+    set_regions: bool = False,
+    disabled: bool | None = None,
+    password_hash: str | None = None,
+) -> dict[str, Any]:
+    """Change the given fields (``regions`` only with ``set_regions``: None is a value)."""
+    sets: list[str] = ["updated_at = now()"]
+    params: list[Any] = []
+    if role is not None:
+        sets.append("role = %s")
+        params.append(role)
+    if set_regions:
+        sets.append("regions = %s")
+        params.append(regions)
+    if disabled is not None:
+        sets.append("disabled = %s")
+        params.append(disabled)
+    if password_hash is not None:
+        sets.append("password_hash = %s")
+        params.append(password_hash)
+    if disabled or password_hash is not None:
+        sets.append("tokens_valid_after = now()")
+        refresh_tokens.revoke_user(conn, username)
+    row = conn.execute(
+        f"UPDATE users SET {', '.join(sets)} WHERE username = %s RETURNING {USER_COLUMNS}",
+        (*params, username),
+    ).fetchone()
+    if row is None:
+        raise UserError(f"no user {username}")
+    changes.announce_auth(conn)
+    return _user_dict(row)
+
+
+def login(conn: Connection, username: str) -> Login | None:
+    """What a password sign-in checks (None: no such user)."""
+    row = conn.execute(
+        "SELECT user_id, password_hash, disabled FROM users WHERE username = %s", (username,)
+    ).fetchone()
+    return None if row is None else Login(int(row[0]), str(row[1]), bool(row[2]))
+
+
+def signed_in(conn: Connection, user_id: int) -> None:
+    conn.execute("UPDATE users SET last_login_at = now() WHERE user_id = %s", (user_id,))
+
+
+async def check_user(conn: AsyncConnection, user_id: int) -> UserCheck | None:
+    cur = await conn.execute(
+        "SELECT username, role, regions, disabled, "
+        "date_trunc('second', tokens_valid_after) FROM users WHERE user_id = %s",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else UserCheck._make(row)
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def insert_key(
+    conn: Connection,
+    *,
+    prefix: str,
+    key_hash: bytes,
+    name: str,
+    role: str,
+    regions: list[str] | None,
+    owner_id: int | None,
+    created_by: str,
+    expires_at: dt.datetime | None,
+) -> dict[str, Any]:
+    row = conn.execute(
+        "INSERT INTO api_keys (prefix, key_hash, name, role, regions, owner_id, created_by, "
+        f"expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {KEY_COLUMNS}",
+        (prefix, key_hash, name, role, regions, owner_id, created_by, expires_at),
+    ).fetchone()
+    assert row is not None
+    return _key_dict(row)
+
+
+def list_keys(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY key_id").fetchall()
+    return [_key_dict(r) for r in rows]
+
+
+def revoke_key(conn: Connection, ident: str) -> dict[str, Any]:
+    """Revoke by prefix or id; takes effect on the next request.
+
+    The prefix is tried first: a prefix is hex and can be all digits, and ids never
+    reach twelve digits."""
+    row = None
+    for column, value in (("prefix", ident), ("key_id", int(ident) if ident.isdigit() else None)):
+        if value is None:
+            continue
+        row = conn.execute(
+            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE {column} = %s "
+            f"RETURNING {KEY_COLUMNS}",
+            (value,),
+        ).fetchone()
+        if row is not None:
+            break
+    if row is None:
+        raise UserError(f"no API key {ident}")
+    changes.announce_auth(conn)
+    return _key_dict(row)
+
+
+async def check_key(conn: AsyncConnection, prefix: str) -> KeyCheck | None:
+    cur = await conn.execute(
+        "SELECT k.key_id, k.key_hash, k.role, k.regions, k.expires_at, k.revoked_at, "
+        "coalesce(u.disabled, false) FROM api_keys k "
+        "LEFT JOIN users u ON u.user_id = k.owner_id WHERE k.prefix = %s",
+        (prefix,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else KeyCheck._make(row)
