@@ -1,4 +1,4 @@
-"""Shared set-up of the API tests (imported by the ``test_api_*`` modules).
+"""A running API for the tests over HTTP, and the users and reference data they start from.
 
 One app per test module over the session's real PostgreSQL, driven through Starlette's
 TestClient (the real ASGI stack: middleware, routing, pools, the pipeline). Users are
@@ -16,11 +16,11 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
-from conftest import TABLES
 from metrify.api import create_app, users
 from metrify.api.rbac import Role
 from metrify.settings import Settings
 from metrify.settings.api import ApiConfig
+from support.database import clear_tables
 
 SECRET = "test-secret-" + "s" * 40
 PASSWORD = "correct horse battery staple"
@@ -80,8 +80,7 @@ def running_api(
     ``settings`` other Settings fields. ``clean=False`` keeps the tables: a second app
     over the same database stands for another worker process."""
     if clean:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE " + ", ".join(TABLES))
+        clear_tables(database_url)
     cfg = {"jwt_secret": SECRET, "rate_limit_per_s": 10_000.0, "rate_limit_burst": 10_000, **api}
     built = Settings(
         database_url=database_url,

@@ -17,14 +17,13 @@ from confluent_kafka import Consumer
 from typer.testing import CliRunner
 
 from metrify.anomaly.alerts import Alerter, KafkaSink, WebhookSink
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.contracts.records import METER, READING
 from metrify.pipeline.session import open_session
 from metrify.settings import Settings
 from metrify.settings.anomaly import AlertConfig, AnomalyConfig
 from metrify.settings.kafka import KafkaSettings
-from test_anomaly_meters import PER_DAY, STEP, T0, series
-from test_kafka import bootstrap, kafka  # noqa: F401  (fixtures: the mock cluster)
+from support.series import PER_DAY, STEP, T0, series
 
 
 class Receiver:
@@ -211,7 +210,7 @@ def test_webhook_gives_up_after_retries_without_failing() -> None:
 
 
 @pytest.mark.kafka
-def test_kafka_sink_on_mock_cluster(kafka: KafkaSettings) -> None:  # noqa: F811
+def test_kafka_sink_on_mock_cluster(kafka: KafkaSettings) -> None:
     topic = f"{kafka.group_id}.alerts"
     KafkaSink(topic, kafka.producer_config()).send(
         [{"id": 7, "subject_id": "M9", "kind": "sustained_drop"}]

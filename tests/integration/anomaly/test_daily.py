@@ -10,13 +10,13 @@ import polars as pl
 import psycopg
 from typer.testing import CliRunner
 
-from metrify.anomaly.daily import feeder_balance
-from metrify.cli.main import app
+from metrify.batch.daily import feeder_balance
+from metrify.cli import app
 from metrify.contracts.records import GRID, METER, NODE, READING
 from metrify.pipeline.session import open_session
 from metrify.settings import Settings
 from metrify.settings.anomaly import AnomalyConfig
-from test_anomaly_meters import PER_DAY, STEP, T0, shape
+from support.series import PER_DAY, STEP, T0, shape
 
 
 def submit(settings: Settings, contract: object, frame: pl.DataFrame) -> None:

@@ -10,12 +10,13 @@ import math
 import polars as pl
 import psycopg
 
-from conftest import shared_data, submit_frames
 from metrify.contracts.records import GRID, NODE, WEATHER, Quality
 from metrify.pipeline.session import ingest_files, open_session
 from metrify.settings import Settings
 from metrify.settings.anomaly import AnomalyConfig
 from metrify.sources.mapping import build_mapping
+from support.pipeline import submit_frames
+from support.realdata import shared_data
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 4, tzinfo=UTC)  # a Monday

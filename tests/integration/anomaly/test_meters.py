@@ -13,46 +13,14 @@ import math
 import polars as pl
 import psycopg
 
-from conftest import household_kwh, submit_frames
 from metrify.contracts.records import METER, READING, Quality
 from metrify.pipeline.session import open_session
 from metrify.settings import Settings
 from metrify.settings.anomaly import AnomalyConfig
+from support.pipeline import submit_frames
+from support.series import PER_DAY, STEP, T0, series, shape
 
-UTC = dt.UTC
-T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
-STEP = 1800
-PER_DAY = 86400 // STEP
 ANOMALY = int(Quality.ANOMALY)
-
-
-def shape(i: int) -> float:
-    """kWh per half hour: 0.15 at night, up to ~0.65 in the evening, 3 % wobble."""
-    return round(household_kwh(i, PER_DAY), 4)
-
-
-def series(
-    meter: str,
-    days: int,
-    change: dict[int, float] | None = None,
-    first: int = 0,
-    export: dict[int, float] | None = None,
-) -> pl.DataFrame:
-    rows = []
-    for i in range(first, first + days * PER_DAY):
-        value = change.get(i, shape(i)) if change else shape(i)
-        rows.append(
-            {
-                "meter_id": meter,
-                "ts": T0 + dt.timedelta(seconds=STEP * i),
-                "interval_s": STEP,
-                "import_kwh": value,
-                "export_kwh": (export or {}).get(i, 0.0),
-            }
-        )
-    return pl.DataFrame(rows).with_columns(
-        pl.col("ts").dt.cast_time_unit("us"), pl.col("interval_s").cast(pl.Int32)
-    )
 
 
 def anomalies(conn: psycopg.Connection, meter: str) -> list[dict[str, object]]:

@@ -15,13 +15,14 @@ import math
 import polars as pl
 import psycopg
 
-from conftest import household_kwh, submit_frames
 from metrify.anomaly import temperature
 from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
 from metrify.contracts.records import METER, READING, TS, WEATHER
 from metrify.settings import Settings
 from metrify.settings.anomaly import AnomalyConfig
+from support.pipeline import submit_frames
+from support.series import household_kwh
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)  # a Monday

@@ -2,76 +2,28 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import hmac
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import orjson
 import psycopg
 import pytest
 
-from test_api_support import PASSWORD, SECRET, Api, running_api, seed_reference
-
-ISS, AUD = "metrify", "metrify-api"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+from support.api import PASSWORD, SECRET, Api, seed_reference
+from support.tokens import access_claims, b64, hs256, me, unsigned, user_id_of
 
 
-def _claims(user_id: int, **over: Any) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    claims: dict[str, Any] = {
-        "sub": str(user_id),
-        "iss": ISS,
-        "aud": AUD,
-        "typ": "access",
-        "iat": int(now.timestamp()),
-        "nbf": int(now.timestamp()),
-        "exp": int((now + dt.timedelta(minutes=5)).timestamp()),
-    }
-    claims.update(over)
-    return claims
-
-
-def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
-
-
-def _hs256(claims: dict[str, Any], secret: bytes) -> str:
-    signing = _unsigned({"alg": "HS256", "typ": "JWT"}, claims)
-    sig = hmac.new(secret, signing.encode(), hashlib.sha256).digest()
-    return f"{signing}.{_b64(sig)}"
-
-
-@pytest.fixture(scope="module")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running_api(database_url, tmp_path_factory.mktemp("auth")) as api:
-        api.add_user("admin", "admin")
-        api.add_user("ana", "analyst")
-        seed_reference(api, "admin")
-        yield api
-
-
-def _user_id(api: Api, name: str) -> int:
-    with api.conn() as conn:
-        row = conn.execute("SELECT user_id FROM users WHERE username = %s", (name,)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _me(api: Api, token: str) -> Any:
-    return api.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+def seed_api(api: Api) -> None:
+    api.add_user("admin", "admin")
+    api.add_user("ana", "analyst")
+    seed_reference(api, "admin")
 
 
 def test_valid_token_works(api: Api) -> None:
-    assert _me(api, api.tokens["ana"]).json()["name"] == "ana"
-    forged_ok = _hs256(_claims(_user_id(api, "ana")), SECRET.encode())
-    assert _me(api, forged_ok).status_code == 200  # our own construction is right...
+    assert me(api, api.tokens["ana"]).json()["name"] == "ana"
+    forged_ok = hs256(access_claims(user_id_of(api, "ana")), SECRET.encode())
+    assert me(api, forged_ok).status_code == 200  # our own construction is right...
 
 
 @pytest.mark.parametrize(
@@ -90,31 +42,31 @@ def test_valid_token_works(api: Api) -> None:
 )
 def test_jwt_attacks_are_refused(api: Api, attack: str) -> None:
     """...so each refusal below is due to the one thing changed."""
-    ana, admin = _user_id(api, "ana"), _user_id(api, "admin")
+    ana, admin = user_id_of(api, "ana"), user_id_of(api, "admin")
     now = int(dt.datetime.now(dt.UTC).timestamp())
     key = SECRET.encode()
     if attack == "alg_none":
-        token = _unsigned({"alg": "none", "typ": "JWT"}, _claims(admin)) + "."
+        token = unsigned({"alg": "none", "typ": "JWT"}, access_claims(admin)) + "."
     elif attack == "wrong_key":
-        token = _hs256(_claims(admin), b"another-secret-of-sufficient-length-0123")
+        token = hs256(access_claims(admin), b"another-secret-of-sufficient-length-0123")
     elif attack == "expired":
-        token = _hs256(_claims(ana, exp=now - 60, iat=now - 120, nbf=now - 120), key)
+        token = hs256(access_claims(ana, exp=now - 60, iat=now - 120, nbf=now - 120), key)
     elif attack == "nbf_future":
-        token = _hs256(_claims(ana, nbf=now + 600), key)
+        token = hs256(access_claims(ana, nbf=now + 600), key)
     elif attack == "tampered":
         header, _, sig = api.tokens["ana"].split(".")
-        token = f"{header}.{_b64(orjson.dumps(_claims(admin)))}.{sig}"
+        token = f"{header}.{b64(orjson.dumps(access_claims(admin)))}.{sig}"
     elif attack == "no_exp":
-        claims = _claims(ana)
+        claims = access_claims(ana)
         del claims["exp"]
-        token = _hs256(claims, key)
+        token = hs256(claims, key)
     elif attack == "wrong_aud":
-        token = _hs256(_claims(ana, aud="someone-else"), key)
+        token = hs256(access_claims(ana, aud="someone-else"), key)
     elif attack == "refresh_typ":
-        token = _hs256(_claims(ana, typ="refresh"), key)
+        token = hs256(access_claims(ana, typ="refresh"), key)
     else:
         token = "not-a-token"
-    response = _me(api, token)
+    response = me(api, token)
     assert response.status_code == 401, attack
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -126,12 +78,12 @@ def test_disabled_user_is_refused_at_once(api: Api) -> None:
         "/v1/auth/token",
         data={"grant_type": "password", "username": "dora", "password": PASSWORD},
     ).json()
-    assert _me(api, token).status_code == 200
+    assert me(api, token).status_code == 200
     response = api.client.patch(
         "/v1/admin/users/dora", json={"disabled": True}, headers=api.headers("admin")
     )
     assert response.status_code == 200 and response.json()["disabled"] is True
-    assert _me(api, token).status_code == 401
+    assert me(api, token).status_code == 401
     refreshed = api.client.post(
         "/v1/auth/token",
         data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]},
@@ -152,7 +104,7 @@ def test_password_change_voids_old_tokens(api: Api) -> None:
             "UPDATE users SET tokens_valid_after = now() + interval '2 seconds' "
             "WHERE username = 'pete'"
         )
-    assert _me(api, token).status_code == 401
+    assert me(api, token).status_code == 401
 
 
 def test_refresh_rotation_and_reuse_detection(api: Api) -> None:
@@ -167,7 +119,7 @@ def test_refresh_rotation_and_reuse_detection(api: Api) -> None:
     assert second.status_code == 200
     new = second.json()
     assert new["refresh_token"] != first["refresh_token"]
-    assert _me(api, new["access_token"]).json()["name"] == "ana"
+    assert me(api, new["access_token"]).json()["name"] == "ana"
     # the rotated token comes back: refused, and the whole family dies
     reuse = api.client.post(
         "/v1/auth/token",
@@ -213,7 +165,7 @@ def test_api_key_lifecycle(api: Api) -> None:
     assert all("key" not in k for k in listed)
     # works as X-API-Key and as a bearer token
     assert api.client.get("/v1/auth/me", headers={"X-API-Key": key}).json()["role"] == "ingest"
-    assert _me(api, key).status_code == 200
+    assert me(api, key).status_code == 200
     # a wrong secret with the right prefix is refused
     assert api.client.get("/v1/auth/me", headers={"X-API-Key": key[:-3] + "abc"}).status_code == 401
     # revocation takes effect on the very next request

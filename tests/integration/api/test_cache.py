@@ -23,7 +23,7 @@ import pytest
 
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
-from test_api_support import Api, running_api, seed_reference
+from support.api import Api, running_api, seed_reference
 
 LONG = 300.0
 DAY = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)

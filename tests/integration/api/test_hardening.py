@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from metrify.api.auth.tokens import SECRET_FILE
-from test_api_auth import _claims, _hs256, _me, _unsigned, _user_id
-from test_api_support import PASSWORD, running_api
+from support.api import PASSWORD, running_api
+from support.tokens import access_claims, hs256, me, unsigned, user_id_of
 
 PROBLEM = "application/problem+json"
 
@@ -43,23 +43,23 @@ def test_rs256_pins_the_algorithm(database_url: str, tmp_path: Path) -> None:
     ) as api:
         token = api.add_user("rsa", "viewer")
         assert jwt.get_unverified_header(token)["alg"] == "RS256"
-        assert _me(api, token).status_code == 200
-        uid = _user_id(api, "rsa")
-        confused = _hs256(_claims(uid), public_pem.encode())
-        assert _me(api, confused).status_code == 401
-        assert _me(api, _unsigned({"alg": "none"}, _claims(uid)) + ".").status_code == 401
+        assert me(api, token).status_code == 200
+        uid = user_id_of(api, "rsa")
+        confused = hs256(access_claims(uid), public_pem.encode())
+        assert me(api, confused).status_code == 401
+        assert me(api, unsigned({"alg": "none"}, access_claims(uid)) + ".").status_code == 401
 
 
 def test_rate_limit_per_principal(database_url: str, tmp_path: Path) -> None:
     with running_api(database_url, tmp_path, rate_limit_per_s=0.5, rate_limit_burst=3) as api:
         api.add_user("a", "viewer")
         api.add_user("b", "viewer")
-        codes = [_me(api, api.tokens["a"]).status_code for _ in range(4)]
+        codes = [me(api, api.tokens["a"]).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
-        limited = _me(api, api.tokens["a"])
+        limited = me(api, api.tokens["a"])
         assert limited.headers["content-type"] == PROBLEM
         assert int(limited.headers["retry-after"]) >= 1
-        assert _me(api, api.tokens["b"]).status_code == 200  # per principal
+        assert me(api, api.tokens["b"]).status_code == 200  # per principal
 
 
 def test_failed_logins_are_throttled(database_url: str, tmp_path: Path) -> None:

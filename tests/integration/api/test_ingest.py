@@ -10,14 +10,13 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from test_api_support import Api, running_api, seed_reference
+from support.api import Api, seed_reference
 
 START = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=15)
@@ -55,14 +54,11 @@ def _expected(rows: list[dict[str, Any]], width: dt.timedelta) -> dict[dt.dateti
     return dict(out)
 
 
-@pytest.fixture(scope="module")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running_api(database_url, tmp_path_factory.mktemp("ingest")) as api:
-        api.add_user("admin", "admin")
-        api.add_user("ana", "analyst")
-        seed_reference(api, "admin")
-        api.tokens["feeder"] = api.add_key("head-end", "ingest")["key"]
-        yield api
+def seed_api(api: Api) -> None:
+    api.add_user("admin", "admin")
+    api.add_user("ana", "analyst")
+    seed_reference(api, "admin")
+    api.tokens["feeder"] = api.add_key("head-end", "ingest")["key"]
 
 
 def _post(api: Api, path: str, body: bytes, media: str, **headers: str) -> Any:

@@ -8,8 +8,6 @@ the matrix then asks the running app and compares.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -17,7 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from metrify.api.deps import PERMISSION_ATTR
-from test_api_support import ROLES, Api, running_api, seed_reference
+from support.api import ROLES, Api, seed_reference
 
 # role -> what the issue says it may do
 ROLE_CAN: dict[str, set[str]] = {
@@ -161,28 +159,24 @@ VARIANTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home: Path = tmp_path_factory.mktemp("rbac")
-    with running_api(database_url, home) as api:
-        for role in ROLES:
-            api.add_user(role, role)
-        api.add_user("north", "analyst", ["north"])
-        api.add_user("north-op", "operator", ["north"])
-        seed_reference(api, "admin")
-        rows = [
-            {
-                "meter_id": m,
-                "ts": f"2025-01-01T00:{15 * h:02d}:00Z",
-                "interval_s": 900,
-                "import_kwh": 0.25,
-            }
-            for m in ("M-N1", "M-S1")
-            for h in range(4)
-        ]
-        response = api.client.post("/v1/readings", json=rows, headers=api.headers("admin"))
-        assert response.status_code == 200, response.text
-        yield api
+def seed_api(api: Api) -> None:
+    for role in ROLES:
+        api.add_user(role, role)
+    api.add_user("north", "analyst", ["north"])
+    api.add_user("north-op", "operator", ["north"])
+    seed_reference(api, "admin")
+    rows = [
+        {
+            "meter_id": m,
+            "ts": f"2025-01-01T00:{15 * h:02d}:00Z",
+            "interval_s": 900,
+            "import_kwh": 0.25,
+        }
+        for m in ("M-N1", "M-S1")
+        for h in range(4)
+    ]
+    response = api.client.post("/v1/readings", json=rows, headers=api.headers("admin"))
+    assert response.status_code == 200, response.text
 
 
 def _api_routes(api: Api) -> list[APIRoute]:

@@ -6,7 +6,6 @@ they go through the same running app (middleware, pools, the pipeline) as the ot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 from metrify.api import create_app
 from metrify.settings import Settings
 from metrify.settings.api import ApiConfig
-from test_api_support import SECRET, Api, running_api, seed_reference
+from support.api import SECRET, Api, seed_reference
 
 CHECKS = [
     not_a_server_error,
@@ -43,22 +42,19 @@ OPERATIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running_api(database_url, tmp_path_factory.mktemp("schema")) as api:
-        api.add_user("admin", "admin")
-        seed_reference(api, "admin")
-        rows = [
-            {
-                "meter_id": "M-N1",
-                "ts": f"2025-01-01T00:{m:02d}:00Z",
-                "interval_s": 900,
-                "import_kwh": 0.1 * (m + 1),
-            }
-            for m in (0, 15, 30, 45)
-        ]
-        api.client.post("/v1/readings", json=rows, headers=api.headers("admin"))
-        yield api
+def seed_api(api: Api) -> None:
+    api.add_user("admin", "admin")
+    seed_reference(api, "admin")
+    rows = [
+        {
+            "meter_id": "M-N1",
+            "ts": f"2025-01-01T00:{m:02d}:00Z",
+            "interval_s": 900,
+            "import_kwh": 0.1 * (m + 1),
+        }
+        for m in (0, 15, 30, 45)
+    ]
+    api.client.post("/v1/readings", json=rows, headers=api.headers("admin"))
 
 
 def _send(api: Api, case: schemathesis.Case) -> Any:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.settings import Settings
 
 runner = CliRunner()

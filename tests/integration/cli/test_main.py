@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LONDON_MAP
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.settings import Settings
+from support.realdata import LONDON_MAP
 
 runner = CliRunner()
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import LONDON_MAP, shared_data
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.settings import Settings
+from support.realdata import LONDON_MAP, shared_data
 
 pytestmark = pytest.mark.realdata
 

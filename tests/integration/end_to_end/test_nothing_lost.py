@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.settings import Settings
 
 meter = st.sampled_from(["M1", "M2", "bad id", "", "M:3"])

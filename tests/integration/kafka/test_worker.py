@@ -34,70 +34,21 @@ from metrify.contracts.records import GRID, READING, WEATHER
 from metrify.pipeline.worker import run_worker
 from metrify.settings import Settings
 from metrify.settings.kafka import KINDS, KafkaSettings
-from metrify.simulation.fleet import Fleet, FleetSpec
-from metrify.sources.decode import decode
+from metrify.simulation import Fleet, FleetSpec, stream_fleet
 from metrify.sources.kafka import (
     Sender,
     encode_records,
-    fast_rows_frame,
     frame_messages,
-    parse_message,
     produce_files,
-    rows_frame,
-    stream_fleet,
 )
-from metrify.sources.mapping import Mapping, build_mapping
+from metrify.sources.mapping import build_mapping
+from support.kafka import fleet_frames
+from support.paths import REPO
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
-#: fast group membership for tests: a killed worker's partitions move after 3 s.
-CLIENT_OPTIONS = {
-    "session.timeout.ms": "3000",
-    "heartbeat.interval.ms": "500",
-    "topic.metadata.refresh.interval.ms": "1000",
-    "log_level": "3",
-}
 READING_COLUMNS = ", ".join(READING.fields)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    """librdkafka's mock cluster: alive as long as its holder client is."""
-    holder = Producer({"test.mock.num.brokers": 3, "log_level": 3})
-    brokers = holder.list_topics(timeout=10).brokers.values()
-    yield ",".join(f"{b.host}:{b.port}" for b in brokers)
-    holder.flush(5)
-    del holder
-
-
-@pytest.fixture
-def kafka(bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> KafkaSettings:
-    """Fresh topics and group per test; also exported as METRIFY_KAFKA_* for processes."""
-    tag = uuid.uuid4().hex[:8]
-    settings = KafkaSettings(
-        bootstrap_servers=bootstrap,
-        group_id=f"g-{tag}",
-        topic_readings=f"{tag}.readings",
-        topic_grid=f"{tag}.grid",
-        topic_weather=f"{tag}.weather",
-        topic_deadletter=f"{tag}.deadletter",
-        batch_max_ms=200,
-        options=dict(CLIENT_OPTIONS),
-    )
-    for name in ("bootstrap_servers", "group_id", *[f"topic_{k}" for k in KINDS]):
-        monkeypatch.setenv(f"METRIFY_KAFKA_{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.setenv("METRIFY_KAFKA_TOPIC_DEADLETTER", settings.topic_deadletter)
-    for key, value in CLIENT_OPTIONS.items():
-        monkeypatch.setenv("METRIFY_KAFKA_" + key.upper().replace(".", "_"), value)
-    probe = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
-    for kind in (*KINDS, "deadletter"):  # a metadata request creates a mock topic
-        probe.list_topics(topic=getattr(settings, f"topic_{kind}"), timeout=10)
-    return settings
 
 
 class ThreadWorker:
@@ -139,13 +90,6 @@ def stored_readings(conn: psycopg.Connection[tuple[object, ...]]) -> pl.DataFram
     return pl.DataFrame(rows, schema=READING.schema, orient="row").sort("meter_id", "ts")
 
 
-def fleet_frames(fleet: Fleet) -> tuple[pl.DataFrame, pl.DataFrame]:
-    chunks = list(fleet.chunks())
-    readings = pl.concat([r for r, _ in chunks]).sort("meter_id", "ts")
-    grid = pl.concat([g for _, g in chunks]).sort("node_id", "ts")
-    return readings, grid
-
-
 def all_committed(kafka: KafkaSettings, kinds: tuple[str, ...] = ("readings", "grid")) -> bool:
     """True when the group's committed offset is the end of every partition."""
     probe = Consumer(
@@ -182,158 +126,6 @@ def assert_exact(
     assert count(conn, "reading_history") == 0
     assert count(conn, "grid_measurement_history") == 0
     assert count(conn, "quarantine") == 0
-
-
-# --------------------------------------------------------------------------- format
-
-
-def test_wire_format_round_trip() -> None:
-    """Frames -> messages keyed by id -> string columns -> the pipeline's decode: equal."""
-    from metrify.sources.decode import decode
-    from metrify.sources.mapping import Mapping
-
-    readings, _ = fleet_frames(Fleet(FleetSpec(meters=5, days=1, fault_rate=0.0, seed=3)))
-    messages = list(frame_messages(READING, readings, max_records=40))
-    assert {key.decode() for key, _, _ in messages} == set(readings["meter_id"].to_list())
-    assert sum(n for _, _, n in messages) == readings.height
-    rows = [row for _, value, _ in messages for row in parse_message(value, max_bytes=1 << 20).rows]
-    decoded = decode(READING, rows_frame(READING, rows), Mapping())
-    assert decoded.rejects.height == 0
-    assert decoded.records.sort("meter_id", "ts").equals(readings)
-    single = encode_records([{"station_id": "S1", "ts": "2025-01-01T00:00:00Z", "x": 1}])
-    assert orjson.loads(single) == {"station_id": "S1", "ts": "2025-01-01T00:00:00Z", "x": 1}
-
-
-def exact_rows(values: list[bytes]) -> tuple[pl.DataFrame, list[str]]:
-    """The message-by-message path: string columns of the records, and the reasons of
-    what it quarantined."""
-    parsed = [parse_message(v, max_bytes=1 << 20) for v in values]
-    frame = rows_frame(READING, [row for p in parsed for row in p.rows])
-    return frame, [b.reason for p in parsed for b in p.bad]
-
-
-def assert_same_columns(fast: pl.DataFrame, exact: pl.DataFrame) -> None:
-    """Every column equal; numbers may be spelled differently (1E-7 vs 1e-07) but must
-    denote the same value."""
-    numeric = [c for c in READING.fields if READING.schema[c].is_numeric()]
-    as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in numeric]
-    assert fast.select(as_float).equals(exact.select(as_float))
-    others = [c for c in READING.fields if c not in numeric]
-    assert fast.select(others).equals(exact.select(others))
-
-
-def test_fast_decoding_equals_the_exact_path() -> None:
-    """Well-formed messages (objects, arrays, nulls, numbers of every shape, escapes) give
-    exactly the columns the per-message parser gives."""
-    readings, _ = fleet_frames(Fleet(FleetSpec(meters=4, days=1, fault_rate=0.3, seed=5)))
-    values = [value for _, value, _ in frame_messages(READING, readings, max_records=17)]
-    values += [
-        b'{"meter_id":"M-1","ts":"2025-01-01T00:00:00Z","interval_s":900,"import_kwh":1E-7}',
-        b' [{"meter_id":"M\\u00e9","import_kwh":-0.0,"export_kwh":null,"voltage_v":true}] ',
-        b'{"meter_id":"M2","register_kwh":123456789012345678901234567890,"ts":"x"}',
-        b"[]",
-    ]
-    fast = fast_rows_frame(READING, values)
-    assert fast is not None
-    exact, quarantined = exact_rows(values)
-    assert quarantined == []
-    assert fast.height == exact.height == readings.height + 3
-    assert_same_columns(fast, exact)
-
-
-def test_fast_decoding_of_one_record_per_message_equals_the_exact_path() -> None:
-    """A live fleet's batch (each message one compact object) takes the fast path's own
-    shortcut; its columns are still exactly the per-message parser's."""
-    readings, _ = fleet_frames(Fleet(FleetSpec(meters=6, days=1, fault_rate=0.3, seed=9)))
-    values = [value for _, value, _ in frame_messages(READING, readings, max_records=1)]
-    values.append(b'{"meter_id":"M-1","ts":"2025-01-01T00:00:00Z","import_kwh":1E-7}')
-    assert all(v.startswith(b"{") and v.endswith(b"}") for v in values)
-    fast = fast_rows_frame(READING, values)
-    assert fast is not None
-    exact, quarantined = exact_rows(values)
-    assert quarantined == [] and fast.height == exact.height == readings.height + 1
-    assert_same_columns(fast, exact)
-    # numbers arrive as numbers: decoding gives the exact path's records and rejects
-    assert fast.schema["import_kwh"] == pl.Float64 and fast.schema["ts"] == pl.String
-    from_fast = decode(READING, fast, Mapping(), check_ranges=False)
-    from_exact = decode(READING, exact, Mapping(), check_ranges=False)
-    assert from_fast.records.equals(from_exact.records)
-    assert from_fast.rejects.select("reason", "line").equals(
-        from_exact.rejects.select("reason", "line")
-    )
-
-
-def test_a_quoted_number_reads_the_batch_as_text() -> None:
-    """One message quoting a number (or 900.0 for an integer) does not fit the typed
-    read; the batch is read as text, as before, and decodes to the same values."""
-    good = b'{"meter_id":"A","ts":"2025-01-01T00:00:00Z","interval_s":900,"import_kwh":0.5}'
-    odd = b'{"meter_id":"B","ts":"2025-01-01T00:00:00Z","interval_s":900.0,"import_kwh":"0.25"}'
-    fast = fast_rows_frame(READING, [good, odd])
-    assert fast is not None and fast.schema["import_kwh"] == pl.String
-    decoded = decode(READING, fast, Mapping(), check_ranges=False).records
-    assert decoded["import_kwh"].to_list() == [0.5, 0.25]
-    assert decoded["interval_s"].to_list() == [900, 900]
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        b"",
-        b"not json",
-        b"\xff\xfe{}",
-        b'"a string"',
-        b"{}",
-        b"[null]",
-        b"[1, 2]",
-        b'{"meter_id":"A"},{"meter_id":"B"}',
-        b'{"meter_id":"A","colour":"red"}',
-        b'{"meter_id":"A","meter_id":"B"}',
-        b'{"meter_id":{"nested":1}}',
-        b'{"meter_id" :"A"}',
-        b'{"meter_id"\t:"A"}',
-        b'{"meter_id":\n"A"}',
-        b'{"meter_id":"A"}}',
-    ],
-)
-def test_fast_decoding_leaves_anything_unusual_to_the_exact_path(value: bytes) -> None:
-    """Poison, empty objects, extra, repeated or nested fields: the fast path declines the
-    whole batch (None), so the exact path's reasons and warnings apply unchanged."""
-    good = b'{"meter_id":"OK","ts":"2025-01-01T00:00:00Z","interval_s":1800,"import_kwh":1}'
-    assert fast_rows_frame(READING, [good]) is not None
-    assert fast_rows_frame(READING, [good, value]) is None
-
-
-def test_settings_pass_through_and_masking() -> None:
-    env = {
-        "METRIFY_KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9092",
-        "METRIFY_KAFKA_SASL_PASSWORD": "hunter2",
-        "METRIFY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "METRIFY_KAFKA_SESSION_TIMEOUT_MS": "10000",
-        "METRIFY_KAFKA_SSL_KEY_PASSWORD": "topsecret",
-        "METRIFY_KAFKA_TOPIC_GRID": "site.grid",
-        "METRIFY_KAFKA_LOG_LEVEL": "6",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        settings = KafkaSettings()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k)
-            else:
-                os.environ[k] = v
-    conf = settings.consumer_config()
-    assert conf["bootstrap.servers"] == "b1:9092,b2:9092"
-    assert conf["sasl.password"] == "hunter2"
-    assert conf["security.protocol"] == "SASL_SSL"
-    assert conf["session.timeout.ms"] == "10000"
-    assert conf["ssl.key.password"] == "topsecret"
-    assert conf["log_level"] == "6"
-    assert conf["enable.auto.commit"] is False
-    assert settings.topic("grid") == "site.grid"
-    shown = repr(settings) + orjson.dumps(settings.masked()).decode()
-    assert "hunter2" not in shown and "topsecret" not in shown
 
 
 # --------------------------------------------------------------------------- worker
@@ -674,7 +466,7 @@ def test_simulate_streams_to_kafka_at_the_asked_rate(
 ) -> None:
     """``metrify simulate --to kafka``: reference data stored, every reading, grid and
     weather record on its topic, paced by --rate; a worker then stores them exactly."""
-    from metrify.cli.main import app
+    from metrify.cli import app
 
     spec = FleetSpec(meters=12, days=1, fault_rate=0.0, seed=31)
     readings, grid = fleet_frames(Fleet(spec))
@@ -697,13 +489,9 @@ def test_simulate_streams_to_kafka_at_the_asked_rate(
 
 
 def test_commands_need_kafka_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
-
-    from metrify.cli.stream import register
+    from metrify.cli import app
 
     monkeypatch.delenv("METRIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    app = typer.Typer()
-    register(app)
     for args in (["worker"], ["produce", "readings", "x.csv"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2

@@ -20,7 +20,7 @@ from metrify.contracts.records import READING
 from metrify.pipeline import stages as pipeline_module
 from metrify.pipeline.session import ingest_frames, open_session
 from metrify.settings import Settings, get_settings
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 
 SPEC = FleetSpec(meters=30, days=35, interval_s=1800, seed=11, fault_rate=0.5, chunk_days=1)
 

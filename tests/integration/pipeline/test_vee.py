@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from metrify.cli.main import app
+from metrify.cli import app
 from metrify.contracts.records import READING, Quality
 from metrify.pipeline.session import open_session
 from metrify.settings import Settings, UnknownMeterPolicy

@@ -8,8 +8,10 @@ import datetime as dt
 import polars as pl
 import psycopg
 
-from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA, StateCache, StateStore
+from metrify.anomaly.state import StateCache
+from metrify.contracts.anomalies import PROFILE_SCHEMA, SCALAR_SCHEMA
 from metrify.settings import Settings
+from metrify.stores.detector_state import StateStore
 
 T = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import psycopg
+import pytest
 
 from metrify.contracts.records import READING, Quality
 from metrify.settings import Settings
@@ -204,3 +205,61 @@ def test_a_recompute_waits_for_an_increment_under_way(
     thread.join(timeout=30)
     assert result and result[0] > 0
     assert stored_days(conn) == expected_days(old)
+
+
+# --------------------------------------------------------------------------- expected count
+
+
+def expected_by_sql(conn: psycopg.Connection, day: dt.date, tz: str, interval_s: int) -> int:
+    sql = quality_daily.expected_intervals("%(day)s::date", "%(tz)s::text", "%(iv)s::int")
+    row = conn.execute(f"SELECT {sql}", {"day": day, "tz": tz, "iv": interval_s}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(
+    ("day", "tz", "interval_s", "expected"),
+    [
+        (dt.date(2013, 3, 31), "Europe/London", 1800, 46),  # clocks go forward: 23 hours
+        (dt.date(2013, 10, 27), "Europe/London", 1800, 50),  # clocks go back: 25 hours
+        (dt.date(2013, 6, 1), "Europe/London", 1800, 48),
+        (dt.date(2013, 3, 31), "Europe/London", 900, 92),
+        (dt.date(2013, 10, 27), "Europe/London", 900, 100),
+        (dt.date(2013, 6, 1), "Europe/London", 900, 96),
+        (dt.date(2025, 4, 6), "Australia/Adelaide", 1800, 50),  # autumn in the south
+        (dt.date(2025, 10, 5), "Australia/Adelaide", 1800, 46),
+        (dt.date(2013, 3, 31), "UTC", 1800, 48),
+        (dt.date(2013, 3, 31), "UTC", 86400, 1),
+    ],
+)
+def test_expected_intervals_of_a_local_day(
+    settings: Settings,
+    conn: psycopg.Connection,
+    day: dt.date,
+    tz: str,
+    interval_s: int,
+    expected: int,
+) -> None:
+    assert expected_by_sql(conn, day, tz, interval_s) == expected
+
+
+def test_expected_intervals_follow_the_real_day_length_all_year(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """Every day of a year in zones with and without clock changes, against the length
+    of the local day as ``zoneinfo`` measures it."""
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(365)]
+    for tz in ("Europe/London", "America/New_York", "Australia/Adelaide", "Asia/Kolkata"):
+        zone = ZoneInfo(tz)
+        for interval_s in (900, 1800, 3600):
+            sql = quality_daily.expected_intervals("d", "%(tz)s::text", "%(iv)s::int")
+            got = conn.execute(
+                f"SELECT {sql} FROM unnest(%(days)s::date[]) AS d ORDER BY d",
+                {"days": days, "tz": tz, "iv": interval_s},
+            ).fetchall()
+            want = []
+            for day in days:
+                begin = dt.datetime.combine(day, dt.time(), zone)
+                end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
+                want.append(round((end.timestamp() - begin.timestamp()) / interval_s))
+            assert [r[0] for r in got] == want, (tz, interval_s)

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from conftest import shared_data
 from metrify.contracts.records import READING, Quality
 from metrify.quality.context import lean_context, reach_of
 from metrify.quality.engine import run_vee
 from metrify.settings.vee import VeeConfig
+from support.realdata import shared_data
 
 LEAN = VeeConfig()
 WHOLE = VeeConfig(lean_context=False)

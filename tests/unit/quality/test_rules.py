@@ -16,9 +16,9 @@ import pytest
 
 from metrify.contracts.records import READING, Quality
 from metrify.quality.dedupe import dedupe_batch
-from metrify.quality.rules import expected_intervals, expected_intervals_expr, validate
+from metrify.quality.rules import validate
 from metrify.settings.vee import VeeConfig
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, away from any DST change
@@ -562,34 +562,6 @@ def test_output_is_sorted_with_many_meters_and_gaps() -> None:
     gaps = out.filter(pl.col("source") == "vee:gap")
     assert gaps.height == 120
     assert set(gaps["ts"]) == {T0 + 2 * Q15, T0 + 6 * Q15}
-
-
-# --------------------------------------------------------------------------- expected intervals
-
-
-@pytest.mark.parametrize(
-    ("day", "interval_s", "expected"),
-    [
-        (dt.date(2013, 3, 31), 1800, 46),  # clocks go forward: a 23-hour day
-        (dt.date(2013, 10, 27), 1800, 50),  # clocks go back: a 25-hour day
-        (dt.date(2013, 6, 1), 1800, 48),
-        (dt.date(2013, 3, 31), 900, 92),
-        (dt.date(2013, 10, 27), 900, 100),
-        (dt.date(2013, 6, 1), 900, 96),
-    ],
-)
-def test_expected_intervals_in_london(day: dt.date, interval_s: int, expected: int) -> None:
-    assert expected_intervals(day, "Europe/London", interval_s) == expected
-    expr = expected_intervals_expr(pl.col("day"), "Europe/London", pl.col("interval_s"))
-    got = pl.DataFrame({"day": [day], "interval_s": [interval_s]}).select(expr).item()
-    assert got == expected
-
-
-def test_expected_intervals_utc_and_bad_input() -> None:
-    assert expected_intervals(dt.date(2013, 3, 31), "UTC", 1800) == 48
-    assert expected_intervals(dt.date(2013, 3, 31), "UTC", 86400) == 1
-    with pytest.raises(ValueError):
-        expected_intervals(dt.date(2013, 3, 31), "Mars/Olympus", 1800)
 
 
 # --------------------------------------------------------------------------- simulator

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from metrify.contracts import records
-from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
+from metrify.simulation import Fleet, FleetSpec, write_fleet
 
 KINDS = {"gap", "spike", "flat_line", "negative", "clock_shift", "duplicate", "rollover", "theft"}
 WINTER = FleetSpec(meters=120, days=4, seed=11, fault_rate=0.0, start=dt.date(2025, 1, 6))

@@ -16,17 +16,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metrify.sources import files
-from metrify.sources.files import (
+from metrify.sources import (
     BadRow,
     RawBatch,
     ReaderError,
+    chunks,
     count_bytes,
     detect_format,
     read_batches,
 )
+from metrify.sources import csv as csv_reader
+from support.realdata import data_folder
 
-REPO = Path(__file__).resolve().parents[1]
 PROPERTY = settings(
     max_examples=100,
     deadline=None,
@@ -45,10 +46,6 @@ def read_all(path: Path, **kwargs: object) -> tuple[list[RawBatch], pl.DataFrame
     frames = [b.data for b in batches]
     data = pl.concat(frames, how="diagonal") if frames else pl.DataFrame()
     return batches, data, [bad for b in batches for bad in b.bad]
-
-
-def shared_data() -> Path:
-    return Path(os.environ.get("METRIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 # --------------------------------------------------------------------------- formats
@@ -277,8 +274,8 @@ def test_bad_headers_fail_the_file(tmp_path: Path, header: bytes, match: str) ->
 def test_overlong_line_is_a_bad_row_and_memory_stays_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(files, "_CHUNK_BYTES", 64)
-    monkeypatch.setattr(files, "_READ_BLOCK", 16)
+    monkeypatch.setattr(chunks, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(chunks, "_READ_BLOCK", 16)
     rows = [b"M%d,%d" % (i, i) for i in range(40)]
     rows[10] = b"M10," + b"9" * 500
     path = write(tmp_path, "l.csv", b"id,v\n" + b"\n".join(rows) + b"\n")
@@ -513,7 +510,7 @@ _MIXED_LINE = st.lists(_FIELD, max_size=4).map(
 def test_property_fast_path_agrees_with_python_csv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[bytes], batch_rows: int
 ) -> None:
-    monkeypatch.setattr(files, "_PIECE_LINES", 4)  # exercise the piecewise retry too
+    monkeypatch.setattr(csv_reader, "_PIECE_LINES", 4)  # exercise the piecewise retry too
     path = write(tmp_path, "p.csv", b"a,b,c\n" + b"\n".join(lines))
     _, data, bad = read_all(path, batch_rows=batch_rows)
     rows, bad_lines = reference_csv(lines, 3)
@@ -599,7 +596,7 @@ def test_property_garbage_never_raises_anything_but_reader_error(
 
 @pytest.mark.realdata
 def test_real_london_file_row_count() -> None:
-    path = shared_data() / "london-smart-meters-2013" / "MAC000002.csv.gz"
+    path = data_folder() / "london-smart-meters-2013" / "MAC000002.csv.gz"
     if not path.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"real data missing in CI: {path}")
