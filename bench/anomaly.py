@@ -50,15 +50,15 @@ from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
 from common import machine, stats
 from metrify.anomaly import temperature
-from metrify.anomaly.baseline import replace_state
 from metrify.anomaly.grid import detect_grid
 from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.model import daily_from_readings, features, fit
-from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA, replace_state
+from metrify.contracts.anomalies import SEVERITIES
 from metrify.contracts.records import READING, TS
 from metrify.quality import dedupe_batch
-from metrify.settings.anomaly import SEVERITIES, AnomalyConfig
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.settings.anomaly import AnomalyConfig
+from metrify.simulation import Fleet, FleetSpec
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"

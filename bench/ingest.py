@@ -36,7 +36,7 @@ import psycopg
 
 from common import machine, stats
 from metrify.contracts.records import READING
-from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
+from metrify.simulation import Fleet, FleetSpec, write_fleet
 from metrify.stores import database, embedded
 from metrify.stores.partitions import Partitions, months_of
 

@@ -31,7 +31,7 @@ from ingest import reset
 from metrify.contracts.records import GRID, READING
 from metrify.pipeline.session import ingest_frames, open_session
 from metrify.settings import Settings
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 from metrify.sources.kafka import fast_rows_frame, frame_messages
 
 

@@ -34,7 +34,7 @@ from metrify.api import bodies
 from metrify.contracts.records import READING
 from metrify.pipeline.session import ingest_frames, open_session
 from metrify.settings import Settings
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 
 STEP = dt.timedelta(minutes=15)
 

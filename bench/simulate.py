@@ -12,7 +12,7 @@ import argparse
 import statistics
 import time
 
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 
 #: (meters, days, interval_s, chunk_days)
 SIZES: list[tuple[int, int, int, int]] = [

@@ -68,8 +68,8 @@ from metrify.contracts.records import GRID, READING
 from metrify.pipeline.session import ingest_frames, open_session
 from metrify.settings import Settings
 from metrify.settings.kafka import KafkaSettings
-from metrify.simulation.fleet import Fleet, FleetSpec
-from metrify.sources.kafka import Sender, frame_messages, stream_fleet
+from metrify.simulation import Fleet, FleetSpec, stream_fleet
+from metrify.sources.kafka import Sender, frame_messages
 from metrify.stores import database, embedded
 
 ROOT = Path(__file__).resolve().parent

@@ -635,7 +635,7 @@ def fleet(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
     ``reset``), but through ``run_child``, whose launcher keeps this process's memory out
     of the child's peak RSS.
     """
-    from metrify.simulation.fleet import Fleet, FleetSpec, write_fleet
+    from metrify.simulation import Fleet, FleetSpec, write_fleet
 
     meters, days = (200, 7) if args.quick else (args.meters, args.days)
     sim = Fleet(FleetSpec(meters=meters, days=days, interval_s=900, seed=7))

@@ -25,7 +25,7 @@ import psycopg
 from metrify.contracts.records import METER, READING, Quality
 from metrify.pipeline.session import open_session
 from metrify.settings import Settings
-from metrify.simulation.fleet import Fleet, FleetSpec
+from metrify.simulation import Fleet, FleetSpec
 from metrify.stores import database, embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"

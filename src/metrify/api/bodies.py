@@ -19,7 +19,7 @@ import orjson
 import polars as pl
 
 from metrify.api.problems import Problem
-from metrify.sources.files import BadRow, json_error_reason, load_json, read_batches, string_columns
+from metrify.sources import BadRow, json_error_reason, load_json, read_batches, string_columns
 
 Format = Literal["json", "ndjson", "csv"]
 
@@ -113,7 +113,7 @@ def parse_csv(data: bytes) -> list[Part]:
     with tempfile.TemporaryDirectory(prefix="metrify-api-") as folder:
         path = Path(folder) / "body.csv"
         path.write_bytes(data)
-        from metrify.sources.files import ReaderError
+        from metrify.sources import ReaderError
 
         try:
             return [

@@ -1,0 +1,43 @@
+"""Sources: what utilities send (files, Kafka messages), turned into rows the pipeline decodes.
+
+The public API below is what the other layers use to read files and build raw rows:
+:func:`read_batches` streams a file as :class:`RawBatch` es, lines that cannot be split
+come out as :class:`BadRow` s, and a file that cannot be read at all raises
+:class:`ReaderError`. The modules behind it each own one step:
+
+* :mod:`~metrify.sources.files`: which reader a file's name asks for;
+* :mod:`~metrify.sources.opening`: bytes off the disk, gunzipped where named so;
+* :mod:`~metrify.sources.chunks`: whole, numbered lines in bounded chunks;
+* :mod:`~metrify.sources.csv`, :mod:`~metrify.sources.jsonl`,
+  :mod:`~metrify.sources.parquet`: one format each;
+* :mod:`~metrify.sources.json_rows`: JSON records as string columns (files, Kafka, HTTP);
+* :mod:`~metrify.sources.batches`: the batches, bad rows and errors they hand out;
+* :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--tz`` options.
+
+Two modules are imported by their own name rather than from here:
+:mod:`metrify.sources.decode`, whose main function shares the module's name (exporting it
+here would hide the module behind the function), and :mod:`metrify.sources.kafka`, which
+loads the Kafka client that only the streaming commands need.
+"""
+
+from metrify.sources.batches import BadRow, RawBatch, ReaderError
+from metrify.sources.files import FileFormat, detect_format, read_batches
+from metrify.sources.json_rows import json_error_reason, load_json, string_columns
+from metrify.sources.mapping import Mapping, MappingError, build_mapping
+from metrify.sources.opening import count_bytes
+
+__all__ = [
+    "BadRow",
+    "FileFormat",
+    "Mapping",
+    "MappingError",
+    "RawBatch",
+    "ReaderError",
+    "build_mapping",
+    "count_bytes",
+    "detect_format",
+    "json_error_reason",
+    "load_json",
+    "read_batches",
+    "string_columns",
+]

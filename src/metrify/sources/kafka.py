@@ -10,7 +10,7 @@ array of records, in the contract's field names, times as ISO 8601 (UTC). Absent
 ``null`` fields mean "no value".
 
 Decoding turns a message's JSON into the same raw string columns a JSON Lines file gives
-(the conversion is :mod:`metrify.sources.files`'s own), so the pipeline's ``decode()``
+(the conversion is :mod:`metrify.sources.json_rows`'s own), so the pipeline's ``decode()``
 judges Kafka records exactly like file rows. A message that is not JSON, not UTF-8, not
 an object or array, or larger than the limit is *poison*: the worker sends its raw bytes
 to the dead-letter topic and quarantines it; nothing is dropped.
@@ -23,15 +23,12 @@ topic with their reason.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import io
 import itertools
 import logging
 import operator
 import re
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +41,10 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from metrify.contracts.records import GRID, READING, WEATHER, Contract
 from metrify.settings.kafka import KafkaSettings
+from metrify.sources.batches import BadRow, ReaderError
 from metrify.sources.decode import SchemaMismatch, decode
-from metrify.sources.files import BadRow, json_error_reason, load_json, string_columns
+from metrify.sources.files import read_batches
+from metrify.sources.json_rows import json_error_reason, load_json, string_columns
 from metrify.sources.mapping import Mapping
 
 __all__ = [
@@ -60,7 +59,6 @@ __all__ = [
     "parse_message",
     "produce_files",
     "rows_frame",
-    "stream_fleet",
 ]
 
 log = logging.getLogger(__name__)
@@ -417,8 +415,6 @@ def produce_files(
     topic with their reason, source and line, so nothing read is dropped. Range checks are
     left to the worker's pipeline, which quarantines out-of-range values itself.
     """
-    from metrify.sources.files import ReaderError, read_batches
-
     contract = CONTRACT_OF[kind]
     summary = ProduceSummary(kind=kind)
     for path in paths:
@@ -445,71 +441,3 @@ def produce_files(
             summary.errors.append(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc))
     sender.flush()
     return summary
-
-
-# --------------------------------------------------------------------------- simulator
-
-
-@dataclass
-class StreamStats:
-    """What :func:`stream_fleet` sent."""
-
-    readings: int = 0
-    grid: int = 0
-    weather: int = 0
-    seconds: float = 0.0
-
-
-def stream_fleet(
-    fleet: Any,
-    sender: Sender,
-    rate_per_s: float,
-    realtime: bool,
-    *,
-    stop: threading.Event | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    wall: Callable[[], float] = time.time,
-    tick_s: float = 0.05,
-) -> StreamStats:
-    """Stream a simulated fleet's readings (and grid) in time order at ``rate_per_s``.
-
-    Accelerated clock (``realtime=False``): the simulated clock runs as fast as the rate
-    allows. Real-time clock: an interval is sent once it has ended on the wall clock, so
-    a fleet starting today trickles in live while past days are sent at once (still no
-    faster than the rate). Grid rows ride along with the readings of their interval and
-    do not count against the rate. ``fleet`` is a :class:`~metrify.simulation.fleet.Fleet`.
-    """
-    if rate_per_s <= 0:
-        raise ValueError(f"rate must be > 0 readings/s, got {rate_per_s}")
-    stats = StreamStats()
-    started = clock()
-    per_tick = max(1, int(rate_per_s * tick_s))
-    for readings, grid in fleet.chunks():
-        readings = readings.sort("ts", maintain_order=True)
-        grid = grid.sort("ts", maintain_order=True)
-        grid_ts = grid["ts"]
-        grid_at = 0
-        for offset in range(0, readings.height, per_tick):
-            if stop is not None and stop.is_set():
-                stats.seconds = clock() - started
-                return stats
-            part = readings.slice(offset, per_tick)
-            last = part["ts"].max()
-            assert isinstance(last, dt.datetime)
-            if realtime:
-                ends = last.timestamp() + fleet.spec.interval_s
-                while wall() < ends and not (stop is not None and stop.is_set()):
-                    time.sleep(min(1.0, ends - wall()))
-            due = started + stats.readings / rate_per_s
-            if (wait := due - clock()) > 0:
-                time.sleep(wait)
-            stats.readings += sender.send_frame("readings", part)
-            upto = int(grid_ts.search_sorted(last, side="right"))
-            if upto > grid_at:
-                stats.grid += sender.send_frame("grid", grid.slice(grid_at, upto - grid_at))
-                grid_at = upto
-        if grid_at < grid.height:
-            stats.grid += sender.send_frame("grid", grid.slice(grid_at))
-    sender.flush()
-    stats.seconds = clock() - started
-    return stats

@@ -1,0 +1,282 @@
+"""CSV files (optionally gzipped): a header line, then rows of string fields.
+
+Values stay exactly as found (strings, padding kept) because only the pipeline knows
+which padding or null token is meaningful for which column. Parsing is pyarrow's
+multi-threaded C++ parser wherever it can vouch for every line, and Python's line-wise
+csv module for the stretches it cannot, so a malformed line costs only itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from metrify.sources.batches import BadRow, RawBatch, ReaderError, arrow_frame, one_line, raw_text
+from metrify.sources.chunks import LineChunker, find_newlines, first_content_line
+from metrify.sources.opening import ByteSource
+
+__all__ = ["read_csv"]
+
+#: when pyarrow rejects a whole chunk, retry it in pieces of this many lines so that only
+#: the pieces holding the offending lines go through the slow per-line path.
+_PIECE_LINES = 1000
+#: pyarrow's own block size inside one chunk (its unit of parallelism).
+_ARROW_BLOCK = 4 << 20
+
+_DELIMITERS: Final = (",", ";", "\t")
+_LEADING_BLANK_CSV: Final = re.compile(rb"(?:\r?\n)*")
+
+
+def read_csv(path: Path, batch_rows: int, delimiter: str | None) -> Iterator[RawBatch]:
+    """Stream a CSV file; ``delimiter`` None guesses it from the header line."""
+    src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
+    try:
+        chunker = LineChunker(src)
+        head = chunker.header()
+        if head is None:
+            return
+        names, delim = _parse_header(path.name, *head, delimiter)
+        parser = _CsvChunkParser(names, delim)
+        source = f"file:{path.name}"
+        for chunk in chunker.chunks(batch_rows):
+            table, bad = parser.parse(chunk.data, chunk.first_line, chunk.newlines)
+            if table.num_rows == 0 and not bad and not chunk.bad:
+                continue  # only blank lines
+            yield RawBatch(
+                arrow_frame(table),
+                chunk.bad + bad,
+                source,
+                first_content_line(chunk.data, chunk.first_line, _LEADING_BLANK_CSV),
+                src.bytes_read,
+            )
+    finally:
+        src.close()
+
+
+def _parse_header(
+    name: str, line: bytes, number: int, delimiter: str | None
+) -> tuple[list[str], str]:
+    """Column names and delimiter from the header line; bad names fail the whole file
+    because every row would be mis-assigned otherwise."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReaderError(f"{name}: header (line {number}) is not valid UTF-8") from None
+    if "\r" in text:
+        raise ReaderError(
+            f"{name}: header (line {number}) contains a carriage return; "
+            "lines must end in LF or CRLF, not CR alone"
+        )
+
+    def split(delim: str) -> list[str]:
+        try:
+            return next(csv.reader([text], delimiter=delim))
+        except (csv.Error, StopIteration) as exc:
+            raise ReaderError(f"{name}: cannot parse the header ({one_line(exc)})") from exc
+
+    if delimiter is None:
+        # Most fields wins; ties go to the comma, the most common delimiter.
+        delimiter = max(_DELIMITERS, key=lambda d: len(split(d)))
+    names = split(delimiter)
+    empty = [str(i) for i, n in enumerate(names, 1) if not n.strip()]
+    if empty:
+        raise ReaderError(f"{name}: empty column name in header (column {', '.join(empty)})")
+    dups = sorted(n for n, count in Counter(names).items() if count > 1)
+    if dups:
+        raise ReaderError(
+            f"{name}: duplicate column names in header: {', '.join(repr(d) for d in dups)}"
+        )
+    return names, delimiter
+
+
+@dataclass
+class _Invalid:
+    number: int | None  # pyarrow's count of non-blank rows within the chunk, 1-based
+    text: str
+    expected: int
+    actual: int
+
+
+class _CsvChunkParser:
+    """Parses chunks: pyarrow's multi-threaded C++ parser when it can vouch for every line,
+    Python's csv module line by line for the pieces it cannot (bad UTF-8, stray carriage
+    returns, quotes that would swallow line ends)."""
+
+    def __init__(self, names: list[str], delimiter: str) -> None:
+        self.names = names
+        self.delimiter = delimiter
+        self._convert = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False
+        )
+
+    def parse(
+        self, data: bytes, first_line: int, newlines: npt.NDArray[np.int64] | None = None
+    ) -> tuple[pa.Table, list[BadRow]]:
+        """Rows and bad rows of a chunk of whole lines (``data`` ends in a newline)."""
+        if not data:
+            return self._empty(), []
+        if newlines is None:
+            newlines = find_newlines(data)
+        fast = self._fast(data, first_line, newlines, threads=True)
+        if fast is not None:
+            return fast
+        if len(newlines) <= _PIECE_LINES:
+            return self._slow(data, first_line)
+        tables: list[pa.Table] = []
+        bad: list[BadRow] = []
+        for piece, start in _split_lines(data, first_line, newlines, _PIECE_LINES):
+            fast = self._fast(piece, start, find_newlines(piece), threads=False)
+            table, piece_bad = fast or self._slow(piece, start)
+            tables.append(table)
+            bad.extend(piece_bad)
+        return pa.concat_tables(tables), bad
+
+    def _empty(self) -> pa.Table:
+        return pa.table([pa.array([], pa.string()) for _ in self.names], names=self.names)
+
+    def _arrow(self, data: bytes, threads: bool) -> tuple[pa.Table, list[_Invalid]]:
+        invalid: list[_Invalid] = []
+
+        def handler(row: Any) -> str:
+            invalid.append(
+                _Invalid(row.number, str(row.text), row.expected_columns, row.actual_columns)
+            )
+            return "skip"
+
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(
+                column_names=self.names, use_threads=threads, block_size=_ARROW_BLOCK
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=self.delimiter, newlines_in_values=False, invalid_row_handler=handler
+            ),
+            convert_options=self._convert,
+        )
+        return table, invalid
+
+    def _fast(
+        self, data: bytes, first_line: int, newlines: npt.NDArray[np.int64], *, threads: bool
+    ) -> tuple[pa.Table, list[BadRow]] | None:
+        """pyarrow's result, or None when it cannot be trusted line for line."""
+        if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+            return None  # pyarrow would split at a lone CR; we count lines at LF only
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None  # pyarrow would reject the chunk (or choke on the bad row's text)
+        try:
+            table, invalid = self._arrow(data, threads)
+        except (pa.ArrowException, ValueError, OverflowError):
+            return None
+        lines = _content_lines(data, first_line, newlines)
+        if table.num_rows + len(invalid) != len(lines):
+            return None  # a quote swallowed a line end: judge each line on its own instead
+        if b'"' in data and (
+            any('"' in row.text for row in invalid)
+            or any(pc.any(pc.match_substring(col, "\n")).as_py() for col in table.columns)
+        ):
+            # An unclosed quote at the end of the chunk took in the line end: pyarrow
+            # either calls the row ragged or keeps the newline in a value. The line-wise
+            # parser names the real problem.
+            return None
+        if not invalid:
+            return table, []
+        if threads and any(i.number is None for i in invalid):
+            # Row numbers are only known to the single-threaded parser; bad rows are rare.
+            table, invalid = self._arrow(data, threads=False)
+        bad = []
+        for row in invalid:
+            line = int(lines[row.number - 1]) if row.number and row.number <= len(lines) else None
+            bad.append(
+                BadRow(
+                    row.text.removesuffix("\r") or "?",
+                    f"ragged row: {row.actual} fields, expected {row.expected}",
+                    line,
+                )
+            )
+        return table, bad
+
+    def _slow(self, data: bytes, first_line: int) -> tuple[pa.Table, list[BadRow]]:
+        n = len(self.names)
+        columns: list[list[str]] = [[] for _ in range(n)]
+        bad: list[BadRow] = []
+        for offset, raw in enumerate(data.split(b"\n")):
+            raw = raw.removesuffix(b"\r")
+            if not raw:
+                continue
+            number = first_line + offset
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(BadRow(raw_text(raw), "invalid UTF-8", number))
+                continue
+            fields, problem = self._split(text)
+            if problem is not None:
+                bad.append(BadRow(text, f"unparseable CSV: {problem}", number))
+                continue
+            if len(fields) != n:
+                bad.append(BadRow(text, f"ragged row: {len(fields)} fields, expected {n}", number))
+                continue
+            for column, value in zip(columns, fields, strict=True):
+                column.append(value)
+        table = pa.table([pa.array(c, pa.string()) for c in columns], names=self.names)
+        return table, bad
+
+    def _split(self, text: str) -> tuple[list[str], str | None]:
+        """Fields of one line, or the reason it has none."""
+        try:
+            fields = next(csv.reader([text], delimiter=self.delimiter))
+        except csv.Error as exc:
+            if "new-line character" in str(exc):
+                return [], "carriage return inside an unquoted field"
+            return [], one_line(exc)
+        if '"' in text:
+            # Lenient parsing accepts an unclosed quote; strict parsing tells it apart
+            # (it is usually the first half of a record whose value held a line break).
+            try:
+                next(csv.reader([text], delimiter=self.delimiter, strict=True))
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    return [], "unclosed quote"
+        return fields, None
+
+
+def _content_lines(
+    data: bytes, first_line: int, ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Numbers of the non-blank lines of ``data`` (which ends in a newline at each of
+    ``ends``): pyarrow numbers rows among these, skipping empty and CR-only lines."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    starts = np.concatenate((np.zeros(1, dtype=ends.dtype), ends[:-1] + 1))
+    lengths = ends - starts
+    cr_only = (lengths == 1) & (arr[np.minimum(starts, len(arr) - 1)] == 13)
+    blank = (lengths == 0) | cr_only
+    result: npt.NDArray[np.int64] = np.flatnonzero(~blank).astype(np.int64) + first_line
+    return result
+
+
+def _split_lines(
+    data: bytes, first_line: int, newlines: npt.NDArray[np.int64], lines: int
+) -> Iterator[tuple[bytes, int]]:
+    """``data`` in pieces of ``lines`` lines, each with the number of its first line."""
+    cuts = newlines[lines - 1 :: lines] + 1
+    start = 0
+    line = first_line
+    for cut in (*cuts.tolist(), len(data)):
+        if cut > start:
+            yield data[start:cut], line
+        start = cut
+        line += lines
