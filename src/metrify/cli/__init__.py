@@ -1,5 +1,40 @@
-"""The ``metrify`` command: one module per command group."""
+"""The ``metrify`` command: one module per command group.
 
-from metrify.cli.main import app, main
+:mod:`~metrify.cli.apps` holds the Typer app and its sub-apps, :mod:`~metrify.cli.common`
+what every command shares, :mod:`~metrify.cli.options` the file-reading options; each
+command module below adds its commands to an app when imported, and imports nothing but
+those three. Every command opens the store through :mod:`metrify.pipeline.session` and
+hands data to the one pipeline; errors a user can cause print one line, never a traceback.
+"""
+
+import sys
+
+# Typer lists top-level commands in the order they are declared: these imports keep
+# ``metrify --help`` in the order config, ingest, simulate, demo, quarantine, worker,
+# produce, serve, audit (the groups' order is set in apps.py).
+# isort: off
+from metrify.cli import config as config
+from metrify.cli import ingest as ingest
+from metrify.cli import simulate as simulate
+from metrify.cli import quarantine as quarantine
+from metrify.cli import stream as stream
+from metrify.cli import serve as serve
+from metrify.cli import users as users
+from metrify.cli import db as db
+from metrify.cli import readings as readings
+from metrify.cli import anomalies as anomalies
+
+# isort: on
+from metrify.cli.apps import app
+from metrify.cli.common import err
 
 __all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``metrify`` script."""
+    try:
+        app()
+    except Exception as exc:  # last resort: one line, never a traceback
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(3)

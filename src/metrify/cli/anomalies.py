@@ -1,8 +1,7 @@
 """The ``metrify anomalies`` commands: list, change status (ack, resolve, false-positive,
 reopen), train the daily model and run the daily job.
 
-Kept apart from :mod:`metrify.cli.main` (like the streaming commands) so scikit-learn loads
-only for the commands that use it; :func:`register` adds the sub-app.
+scikit-learn loads only when a command that uses it runs.
 """
 
 from __future__ import annotations
@@ -13,13 +12,23 @@ from typing import Annotated, Any
 
 import typer
 
-from metrify.anomaly.records import Kind, Status
-from metrify.settings.anomaly import SEVERITIES
+from metrify.cli.apps import anomalies_app
+from metrify.cli.common import UserError, console, friendly, load_settings, parse_time
+from metrify.contracts.anomalies import SEVERITIES, Kind, Status
+from metrify.pipeline.session import open_session
 
 KINDS = [k.value for k in Kind]
 STATUSES = [s.value for s in Status]
 
-__all__ = ["register"]
+__all__ = [
+    "ack_cmd",
+    "daily_cmd",
+    "false_positive_cmd",
+    "list_cmd",
+    "reopen_cmd",
+    "resolve_cmd",
+    "train_cmd",
+]
 
 Operator = Annotated[
     str, typer.Option("--operator", envvar="USER", help="who changes it (default $USER)")
@@ -27,191 +36,188 @@ Operator = Annotated[
 Note = Annotated[str | None, typer.Option("--note", help="why, for the record")]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``anomalies`` to the ``metrify`` app."""
-    from metrify.cli.main import UserError, _settings, _when, console, friendly
-    from metrify.pipeline.session import open_session
+def _anomaly_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{text}: expected an anomaly id (a whole number)") from None
+    if value < 1:
+        raise UserError(f"{text}: expected an anomaly id (a whole number >= 1)")
+    return value
 
-    sub = typer.Typer(
-        help="Anomalies found in readings, grid and weather data.", no_args_is_help=True
+
+def _change(text: str, status: Status, operator: str, note: str | None) -> None:
+    anomaly_id = _anomaly_id(text)
+    with open_session(load_settings()) as session:
+        from metrify.stores.anomalies import change_status
+
+        row = change_status(session.conn, anomaly_id, status, operator, note)
+    console.print(
+        f"anomaly {row['id']} ({row['kind']} on {row['subject_type']} {row['subject_id']})"
+        f" is now {row['status']} by {row['changed_by']}",
+        highlight=False,
     )
-    app.add_typer(sub, name="anomalies")
 
-    def _anomaly_id(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise UserError(f"{text}: expected an anomaly id (a whole number)") from None
-        if value < 1:
-            raise UserError(f"{text}: expected an anomaly id (a whole number >= 1)")
-        return value
 
-    def _change(text: str, status: Status, operator: str, note: str | None) -> None:
-        anomaly_id = _anomaly_id(text)
-        with open_session(_settings()) as session:
-            from metrify.anomaly.store import AnomalyStore
+@anomalies_app.command("list")
+@friendly
+def list_cmd(
+    kind: Annotated[str | None, typer.Option("--kind", help=", ".join(KINDS))] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO time: anomalies ending after it")
+    ] = None,
+    meter: Annotated[
+        str | None, typer.Option("--meter", help="a meter (or node, station) id")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="open, acknowledged, resolved, false_positive"),
+    ] = None,
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="at least: " + ", ".join(SEVERITIES))
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Newest anomalies first."""
+    from rich.table import Table
 
-            row = AnomalyStore(session.conn).set_status(anomaly_id, status, operator, note)
+    from metrify.contracts.anomalies import to_json
+    from metrify.stores.anomalies import AnomalyQuery, list_anomalies
+
+    if kind is not None and kind not in KINDS:
+        raise UserError(f"--kind {kind}: expected one of {', '.join(KINDS)}")
+    if status is not None and status not in {s.value for s in Status}:
+        raise UserError(f"--status {status}: expected one of {', '.join(s.value for s in Status)}")
+    if severity is not None and severity not in SEVERITIES:
+        raise UserError(f"--severity {severity}: expected one of {', '.join(SEVERITIES)}")
+    when = parse_time(since, "--since") if since else None
+    with open_session(load_settings()) as session:
+        query = AnomalyQuery(
+            kind=kind,
+            status=status,
+            min_severity=severity,
+            subject_id=meter,
+            ending_after=when,
+            limit=limit,
+        )
+        rows = list_anomalies(session.conn, query)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(to_json(row), sort_keys=True))
+        return
+    table = Table("id", "kind", "subject", "from", "to", "severity", "score", "status", "evidence")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["kind"],
+            f"{r['subject_type']} {r['subject_id']}",
+            _short(r["ts_start"]),
+            _short(r["ts_end"]),
+            r["severity"],
+            f"{r['score']:g}",
+            r["status"],
+            json.dumps(r["evidence"], sort_keys=True),
+        )
+    console.print(table)
+    if not rows:
+        console.print("no anomalies match")
+
+
+@anomalies_app.command("ack")
+@friendly
+def ack_cmd(
+    anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
+    operator: Operator = "operator",
+    note: Note = None,
+) -> None:
+    """Acknowledge: someone is on it; the incident keeps growing but never re-alerts."""
+    _change(anomaly_id, Status.ACKNOWLEDGED, operator, note)
+
+
+@anomalies_app.command("resolve")
+@friendly
+def resolve_cmd(
+    anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
+    operator: Operator = "operator",
+    note: Note = None,
+) -> None:
+    """Resolve: dealt with; if it comes back, that is a new incident."""
+    _change(anomaly_id, Status.RESOLVED, operator, note)
+
+
+@anomalies_app.command("false-positive")
+@friendly
+def false_positive_cmd(
+    anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
+    operator: Operator = "operator",
+    note: Note = None,
+) -> None:
+    """Not an anomaly: extended silently, never alerts; re-sent readings lose the bit."""
+    _change(anomaly_id, Status.FALSE_POSITIVE, operator, note)
+
+
+@anomalies_app.command("reopen")
+@friendly
+def reopen_cmd(
+    anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
+    operator: Operator = "operator",
+    note: Note = None,
+) -> None:
+    """Back to open (it will not alert again: its alert has gone out once)."""
+    _change(anomaly_id, Status.OPEN, operator, note)
+
+
+@anomalies_app.command("train")
+@friendly
+def train_cmd(
+    until: Annotated[
+        str | None, typer.Option("--until", help="last day (exclusive), default today")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="days to learn from")] = 28,
+) -> None:
+    """Fit the daily pattern model on stored readings and save it under METRIFY_HOME."""
+    from metrify.batch.daily import model_path, train
+
+    end = _day(until, "--until") if until else dt.datetime.now(dt.UTC).date()
+    settings = load_settings()
+    with open_session(settings) as session:
+        model = train(session.conn, settings.home, end, days)
+    console.print(
+        f"trained on {model.trained_rows:,} meter-days over {model.trained_days} days;"
+        f" saved to {model_path(settings.home)}",
+        highlight=False,
+    )
+
+
+@anomalies_app.command("daily")
+@friendly
+def daily_cmd(
+    date: Annotated[str, typer.Option("--date", help="the UTC day to check (YYYY-MM-DD)")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The daily job: feeder energy balance and, once trained, the pattern model."""
+    from metrify.batch.daily import run_daily
+
+    day = _day(date, "--date")
+    settings = load_settings()
+    with open_session(settings) as session:
+        result = run_daily(session.conn, settings.home, day, settings.anomaly)
+    if as_json:
+        typer.echo(result.as_json())
+    else:
         console.print(
-            f"anomaly {row['id']} ({row['kind']} on {row['subject_type']} {row['subject_id']})"
-            f" is now {row['status']} by {row['changed_by']}",
+            f"{day}: {sum(result.incidents.values())} incidents"
+            f" {dict(result.incidents)}; {result.alerts} alerts",
             highlight=False,
         )
 
-    @sub.command("list")
-    @friendly
-    def list_cmd(
-        kind: Annotated[str | None, typer.Option("--kind", help=", ".join(KINDS))] = None,
-        since: Annotated[
-            str | None, typer.Option("--since", help="ISO time: anomalies ending after it")
-        ] = None,
-        meter: Annotated[
-            str | None, typer.Option("--meter", help="a meter (or node, station) id")
-        ] = None,
-        status: Annotated[
-            str | None,
-            typer.Option("--status", help="open, acknowledged, resolved, false_positive"),
-        ] = None,
-        severity: Annotated[
-            str | None, typer.Option("--severity", help="at least: " + ", ".join(SEVERITIES))
-        ] = None,
-        limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 100,
-        as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-    ) -> None:
-        """Newest anomalies first."""
-        from rich.table import Table
 
-        from metrify.anomaly.store import AnomalyStore, to_json
-
-        if kind is not None and kind not in KINDS:
-            raise UserError(f"--kind {kind}: expected one of {', '.join(KINDS)}")
-        if status is not None and status not in {s.value for s in Status}:
-            raise UserError(
-                f"--status {status}: expected one of {', '.join(s.value for s in Status)}"
-            )
-        if severity is not None and severity not in SEVERITIES:
-            raise UserError(f"--severity {severity}: expected one of {', '.join(SEVERITIES)}")
-        when = _when(since, "--since") if since else None
-        with open_session(_settings()) as session:
-            rows = AnomalyStore(session.conn).list(
-                kind=kind,
-                since=when,
-                subject=meter,
-                status=status,
-                min_severity=severity,
-                limit=limit,
-            )
-        if as_json:
-            for row in rows:
-                typer.echo(json.dumps(to_json(row), sort_keys=True))
-            return
-        table = Table(
-            "id", "kind", "subject", "from", "to", "severity", "score", "status", "evidence"
-        )
-        for r in rows:
-            table.add_row(
-                str(r["id"]),
-                r["kind"],
-                f"{r['subject_type']} {r['subject_id']}",
-                _short(r["ts_start"]),
-                _short(r["ts_end"]),
-                r["severity"],
-                f"{r['score']:g}",
-                r["status"],
-                json.dumps(r["evidence"], sort_keys=True),
-            )
-        console.print(table)
-        if not rows:
-            console.print("no anomalies match")
-
-    @sub.command("ack")
-    @friendly
-    def ack_cmd(
-        anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
-        operator: Operator = "operator",
-        note: Note = None,
-    ) -> None:
-        """Acknowledge: someone is on it; the incident keeps growing but never re-alerts."""
-        _change(anomaly_id, Status.ACKNOWLEDGED, operator, note)
-
-    @sub.command("resolve")
-    @friendly
-    def resolve_cmd(
-        anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
-        operator: Operator = "operator",
-        note: Note = None,
-    ) -> None:
-        """Resolve: dealt with; if it comes back, that is a new incident."""
-        _change(anomaly_id, Status.RESOLVED, operator, note)
-
-    @sub.command("false-positive")
-    @friendly
-    def false_positive_cmd(
-        anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
-        operator: Operator = "operator",
-        note: Note = None,
-    ) -> None:
-        """Not an anomaly: extended silently, never alerts; re-sent readings lose the bit."""
-        _change(anomaly_id, Status.FALSE_POSITIVE, operator, note)
-
-    @sub.command("reopen")
-    @friendly
-    def reopen_cmd(
-        anomaly_id: Annotated[str, typer.Argument(metavar="ID", help="anomaly id")],
-        operator: Operator = "operator",
-        note: Note = None,
-    ) -> None:
-        """Back to open (it will not alert again: its alert has gone out once)."""
-        _change(anomaly_id, Status.OPEN, operator, note)
-
-    @sub.command("train")
-    @friendly
-    def train_cmd(
-        until: Annotated[
-            str | None, typer.Option("--until", help="last day (exclusive), default today")
-        ] = None,
-        days: Annotated[int, typer.Option("--days", min=1, help="days to learn from")] = 28,
-    ) -> None:
-        """Fit the daily pattern model on stored readings and save it under METRIFY_HOME."""
-        from metrify.anomaly.daily import model_path, train
-
-        end = _day(until, "--until") if until else dt.datetime.now(dt.UTC).date()
-        settings = _settings()
-        with open_session(settings) as session:
-            model = train(session.conn, settings.home, end, days)
-        console.print(
-            f"trained on {model.trained_rows:,} meter-days over {model.trained_days} days;"
-            f" saved to {model_path(settings.home)}",
-            highlight=False,
-        )
-
-    @sub.command("daily")
-    @friendly
-    def daily_cmd(
-        date: Annotated[str, typer.Option("--date", help="the UTC day to check (YYYY-MM-DD)")],
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """The daily job: feeder energy balance and, once trained, the pattern model."""
-        from metrify.anomaly.daily import run_daily
-
-        day = _day(date, "--date")
-        settings = _settings()
-        with open_session(settings) as session:
-            result = run_daily(session.conn, settings.home, day, settings.anomaly)
-        if as_json:
-            typer.echo(result.as_json())
-        else:
-            console.print(
-                f"{day}: {sum(result.incidents.values())} incidents"
-                f" {dict(result.incidents)}; {result.alerts} alerts",
-                highlight=False,
-            )
-
-    def _day(text: str, option: str) -> dt.date:
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise UserError(f"{option} {text}: expected a day like 2013-03-01") from None
+def _day(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text}: expected a day like 2013-03-01") from None
 
 
 def _short(value: Any) -> str:

@@ -1,7 +1,6 @@
-"""The API commands: ``metrify serve``, ``users``, ``keys`` and ``audit``.
+"""API access from the command line: ``metrify users``, ``metrify keys`` and ``metrify audit``.
 
-Kept apart from :mod:`metrify.cli.main` so FastAPI and the server load only for these
-commands; :func:`register` adds them to the ``metrify`` app. User and key changes made
+FastAPI's modules load only when one of these commands runs. User and key changes made
 here are audited with actor ``cli:<os user>`` like the ones made over HTTP.
 """
 
@@ -10,14 +9,27 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 
-__all__ = ["register"]
+from metrify.cli.apps import app, keys_app, users_app
+from metrify.cli.common import UserError, console, friendly, load_settings
+
+__all__ = [
+    "audit_cmd",
+    "keys_create",
+    "keys_revoke",
+    "users_create",
+    "users_disable",
+    "users_list",
+]
 
 ROLES = "admin, operator, analyst, viewer or ingest"
+
+T = TypeVar("T")
 
 
 def _role(value: str) -> Any:
@@ -36,240 +48,179 @@ def _actor() -> str:
         return "cli"
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``serve``, ``users``, ``keys`` and ``audit`` to the ``metrify`` app."""
-    from metrify.cli.main import UserError, _settings, console, friendly
+def _conn() -> Any:
+    from metrify.stores import database
 
-    users_app = typer.Typer(help="API users (OAuth2 password sign-in).", no_args_is_help=True)
-    keys_app = typer.Typer(help="API keys for machines.", no_args_is_help=True)
-    app.add_typer(users_app, name="users")
-    app.add_typer(keys_app, name="keys")
+    return database.connect(load_settings())
 
-    def _conn() -> Any:
-        from metrify.stores import database
 
-        return database.connect(_settings())
+def _audit(conn: Any, action: str, target: str, details: dict[str, Any]) -> None:
+    from metrify.api import audit
 
-    def _audit(conn: Any, action: str, target: str, details: dict[str, Any]) -> None:
-        from metrify.api import audit
+    audit.record(
+        conn,
+        audit.Event(
+            actor=_actor(), actor_kind="cli", action=action, target=target, details=details
+        ),
+    )
 
-        audit.record(
+
+def _wrap(work: Callable[[], T]) -> T:
+    """Run ``work``; the user store's refusals become one-line errors."""
+    from metrify.api.users import UserError as StoreError
+
+    try:
+        return work()
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+@users_app.command("create")
+@friendly
+def users_create(
+    username: Annotated[str, typer.Argument(help="sign-in name")],
+    role: Annotated[str, typer.Option(help=ROLES)],
+    regions: Annotated[list[str], typer.Option("--region", help="scope (repeat)")] = [],  # noqa: B006
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="read the password from this environment variable"),
+    ] = None,
+) -> None:
+    """Create a user; the password is prompted for (or read from --password-env)."""
+    from metrify.api import users
+
+    parsed = _role(role)
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise UserError(f"--password-env {password_env}: variable is not set")
+    elif sys.stdin.isatty():
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    with _conn() as conn:
+        user = _wrap(lambda: users.create_user(conn, username, password, parsed, regions or None))
+        _audit(conn, "users.create", username, {"role": parsed.value, "regions": regions})
+    console.print(f"created user {user['username']} ({user['role']})")
+
+
+@users_app.command("list")
+@friendly
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List users (never their password hashes)."""
+    from rich.table import Table
+
+    from metrify.api import users
+
+    with _conn() as conn:
+        rows = users.list_users(conn)
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    table = Table()
+    for col in ("username", "role", "regions", "disabled", "last_login_at"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["username"],
+            r["role"],
+            ",".join(r["regions"] or []) or "all",
+            str(r["disabled"]).lower(),
+            str(r["last_login_at"] or ""),
+        )
+    console.print(table)
+
+
+@users_app.command("disable")
+@friendly
+def users_disable(username: Annotated[str, typer.Argument()]) -> None:
+    """Disable a user: their tokens stop working on the next request."""
+    from metrify.api import users
+
+    with _conn() as conn:
+        _wrap(lambda: users.update_user(conn, username, disabled=True))
+        _audit(conn, "users.update", username, {"disabled": True})
+    console.print(f"disabled {username}")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    name: Annotated[str, typer.Argument(help="what the key is for, e.g. head-end-1")],
+    role: Annotated[str, typer.Option(help=ROLES)] = "ingest",
+    regions: Annotated[list[str], typer.Option("--region", help="scope (repeat)")] = [],  # noqa: B006
+    expires_days: Annotated[int, typer.Option(help="days until it expires (0: never)")] = 90,
+) -> None:
+    """Create an API key and print it ONCE (only its digest is stored)."""
+    from metrify.api import users
+
+    parsed = _role(role)
+    with _conn() as conn:
+        key = users.create_key(
             conn,
-            audit.Event(
-                actor=_actor(), actor_kind="cli", action=action, target=target, details=details
-            ),
+            name,
+            parsed,
+            created_by=_actor(),
+            regions=regions or None,
+            expires_days=expires_days or None,
         )
+        _audit(conn, "keys.create", name, {"role": parsed.value, "key_id": key["key_id"]})
+    typer.echo(key["key"])
+    typer.echo(
+        f"key {key['key_id']} ({key['prefix']}) for {name}, role {parsed.value}; "
+        "store it now: it cannot be shown again",
+        err=True,
+    )
 
-    def _wrap(work: Any) -> Any:
-        from metrify.api.users import UserError as StoreError
 
-        try:
-            return work()
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
+    """Revoke a key; the next request with it is refused."""
+    from metrify.api import users
 
-    @app.command("serve")
-    @friendly
-    def serve_cmd(
-        host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-        workers: Annotated[
-            int, typer.Option(help="worker processes (one per CPU core serves the most)")
-        ] = 1,
-        server: Annotated[str, typer.Option(help="granian or uvicorn")] = "granian",
-    ) -> None:
-        """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
-        from metrify.api.auth.tokens import resolve_secret
-        from metrify.ops.logging import configure
-        from metrify.stores import database
+    with _conn() as conn:
+        key = _wrap(lambda: users.revoke_key(conn, ident))
+        _audit(conn, "keys.revoke", str(key["key_id"]), {"prefix": key["prefix"]})
+    console.print(f"revoked key {key['key_id']} ({key['prefix']})")
 
-        if workers < 1 or not 0 < port < 65536:
-            raise UserError("--workers must be >= 1 and --port within 1..65535")
-        if server not in ("granian", "uvicorn"):
-            raise UserError(f"--server {server}: expected granian or uvicorn")
-        settings = _settings()
-        configure(settings.log_level)
-        # Fail here, once, with one line: bad key material, unreachable database.
-        try:
-            resolve_secret(settings.api, settings.home)
-        except (ValueError, OSError) as exc:
-            raise UserError(f"JWT signing key: {exc}") from None
-        database.connect(settings).close()  # migrates to head on first use
-        os.environ["METRIFY_HOME"] = str(settings.home)
-        url = database.database_url(settings)
-        os.environ["METRIFY_DATABASE_URL"] = url  # workers reuse the (embedded) server
-        console.print(f"serving on http://{host}:{port} ({workers} {server} worker(s))")
-        if server == "uvicorn":
-            import uvicorn
 
-            uvicorn.run(
-                "metrify.api.serve:app",
-                host=host,
-                port=port,
-                workers=workers,
-                log_level="warning",
-                access_log=False,
-                loop="uvloop",
-                http="httptools",
-                proxy_headers=False,
-            )
-            return
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
+@app.command("audit")
+@friendly
+def audit_cmd(
+    actor: Annotated[str | None, typer.Option(help="only this actor")] = None,
+    action: Annotated[str | None, typer.Option(help="action, '*' wildcard")] = None,
+    limit: Annotated[int, typer.Option(help="rows")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+) -> None:
+    """Show the newest audit log rows (oldest first)."""
+    from rich.table import Table
 
-        Granian(
-            "metrify.api.serve:app",
-            address=host,
-            port=port,
-            workers=workers,
-            interface=Interfaces.ASGI,
-            loop=Loops.uvloop,
-            log_access=False,
-        ).serve()
+    from metrify.api import audit
 
-    @users_app.command("create")
-    @friendly
-    def users_create(
-        username: Annotated[str, typer.Argument(help="sign-in name")],
-        role: Annotated[str, typer.Option(help=ROLES)],
-        regions: Annotated[list[str], typer.Option("--region", help="scope (repeat)")] = [],  # noqa: B006
-        password_env: Annotated[
-            str | None,
-            typer.Option(help="read the password from this environment variable"),
-        ] = None,
-    ) -> None:
-        """Create a user; the password is prompted for (or read from --password-env)."""
-        from metrify.api import users
-
-        parsed = _role(role)
-        if password_env:
-            password = os.environ.get(password_env)
-            if not password:
-                raise UserError(f"--password-env {password_env}: variable is not set")
-        elif sys.stdin.isatty():
-            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-        else:
-            password = sys.stdin.readline().rstrip("\n")
-        with _conn() as conn:
-            user = _wrap(
-                lambda: users.create_user(conn, username, password, parsed, regions or None)
-            )
-            _audit(conn, "users.create", username, {"role": parsed.value, "regions": regions})
-        console.print(f"created user {user['username']} ({user['role']})")
-
-    @users_app.command("list")
-    @friendly
-    def users_list(
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    ) -> None:
-        """List users (never their password hashes)."""
-        from rich.table import Table
-
-        from metrify.api import users
-
-        with _conn() as conn:
-            rows = users.list_users(conn)
-        if as_json:
-            sys.stdout.write(orjson.dumps(rows).decode() + "\n")
-            return
-        table = Table()
-        for col in ("username", "role", "regions", "disabled", "last_login_at"):
-            table.add_column(col)
+    sql, params = audit.query(actor=actor, action=action, limit=limit)
+    sql = sql.replace("ORDER BY id LIMIT", "ORDER BY id DESC LIMIT")
+    with _conn() as conn:
+        rows = [
+            dict(zip(audit.COLUMNS, r, strict=True))
+            for r in reversed(conn.execute(sql, params).fetchall())
+        ]
+    if as_json:
         for r in rows:
-            table.add_row(
-                r["username"],
-                r["role"],
-                ",".join(r["regions"] or []) or "all",
-                str(r["disabled"]).lower(),
-                str(r["last_login_at"] or ""),
-            )
-        console.print(table)
-
-    @users_app.command("disable")
-    @friendly
-    def users_disable(username: Annotated[str, typer.Argument()]) -> None:
-        """Disable a user: their tokens stop working on the next request."""
-        from metrify.api import users
-
-        with _conn() as conn:
-            _wrap(lambda: users.update_user(conn, username, disabled=True))
-            _audit(conn, "users.update", username, {"disabled": True})
-        console.print(f"disabled {username}")
-
-    @keys_app.command("create")
-    @friendly
-    def keys_create(
-        name: Annotated[str, typer.Argument(help="what the key is for, e.g. head-end-1")],
-        role: Annotated[str, typer.Option(help=ROLES)] = "ingest",
-        regions: Annotated[list[str], typer.Option("--region", help="scope (repeat)")] = [],  # noqa: B006
-        expires_days: Annotated[int, typer.Option(help="days until it expires (0: never)")] = 90,
-    ) -> None:
-        """Create an API key and print it ONCE (only its digest is stored)."""
-        from metrify.api import users
-
-        parsed = _role(role)
-        with _conn() as conn:
-            key = users.create_key(
-                conn,
-                name,
-                parsed,
-                created_by=_actor(),
-                regions=regions or None,
-                expires_days=expires_days or None,
-            )
-            _audit(conn, "keys.create", name, {"role": parsed.value, "key_id": key["key_id"]})
-        typer.echo(key["key"])
-        typer.echo(
-            f"key {key['key_id']} ({key['prefix']}) for {name}, role {parsed.value}; "
-            "store it now: it cannot be shown again",
-            err=True,
+            sys.stdout.write(orjson.dumps(r).decode() + "\n")
+        return
+    table = Table()
+    for col in ("at", "actor", "action", "target", "outcome", "client"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            f"{r['at']:%Y-%m-%d %H:%M:%S}",
+            r["actor"],
+            r["action"],
+            r["target"] or "",
+            r["outcome"],
+            r["client"] or "",
         )
-
-    @keys_app.command("revoke")
-    @friendly
-    def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
-        """Revoke a key; the next request with it is refused."""
-        from metrify.api import users
-
-        with _conn() as conn:
-            key = _wrap(lambda: users.revoke_key(conn, ident))
-            _audit(conn, "keys.revoke", str(key["key_id"]), {"prefix": key["prefix"]})
-        console.print(f"revoked key {key['key_id']} ({key['prefix']})")
-
-    @app.command("audit")
-    @friendly
-    def audit_cmd(
-        actor: Annotated[str | None, typer.Option(help="only this actor")] = None,
-        action: Annotated[str | None, typer.Option(help="action, '*' wildcard")] = None,
-        limit: Annotated[int, typer.Option(help="rows")] = 50,
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
-    ) -> None:
-        """Show the newest audit log rows (oldest first)."""
-        from rich.table import Table
-
-        from metrify.api import audit
-
-        sql, params = audit.query(actor=actor, action=action, limit=limit)
-        sql = sql.replace("ORDER BY id LIMIT", "ORDER BY id DESC LIMIT")
-        with _conn() as conn:
-            rows = [
-                dict(zip(audit.COLUMNS, r, strict=True))
-                for r in reversed(conn.execute(sql, params).fetchall())
-            ]
-        if as_json:
-            for r in rows:
-                sys.stdout.write(orjson.dumps(r).decode() + "\n")
-            return
-        table = Table()
-        for col in ("at", "actor", "action", "target", "outcome", "client"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(
-                f"{r['at']:%Y-%m-%d %H:%M:%S}",
-                r["actor"],
-                r["action"],
-                r["target"] or "",
-                r["outcome"],
-                r["client"] or "",
-            )
-        console.print(table)
+    console.print(table)

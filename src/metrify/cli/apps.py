@@ -1,0 +1,46 @@
+"""The ``metrify`` Typer app and its sub-apps, with nothing else in them.
+
+Command modules import the app they add to from here, so none of them needs another
+command module. Typer lists commands in the order they are declared and sub-apps in the
+order they are added: the ``add_typer`` calls below fix the order of ``metrify --help``'s
+groups, and the imports in :mod:`metrify.cli` fix the order of its top-level commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = [
+    "anomalies_app",
+    "app",
+    "db_app",
+    "keys_app",
+    "quality_app",
+    "readings_app",
+    "users_app",
+    "vee_app",
+]
+
+app = typer.Typer(
+    name="metrify",
+    help="Smart-metering data platform: ingest, validate and store meter, grid and weather data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The operational PostgreSQL store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+vee_app = typer.Typer(help="Validation, estimation and editing of readings.", no_args_is_help=True)
+app.add_typer(vee_app, name="vee")
+readings_app = typer.Typer(help="Stored meter readings.", no_args_is_help=True)
+app.add_typer(readings_app, name="readings")
+quality_app = typer.Typer(help="Data quality scores.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+users_app = typer.Typer(help="API users (OAuth2 password sign-in).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="API keys for machines.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+anomalies_app = typer.Typer(
+    help="Anomalies found in readings, grid and weather data.", no_args_is_help=True
+)
+app.add_typer(anomalies_app, name="anomalies")

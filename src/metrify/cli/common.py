@@ -1,0 +1,156 @@
+"""What every ``metrify`` command shares: the consoles, one-line errors, settings, progress
+bars, the ingest summary and time parsing.
+
+Errors a user can cause (bad options, unreadable files, an unreachable database) print
+one line and set the exit status through :func:`friendly`; they never print a traceback.
+One place for these, so every command fails, reports and parses alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from metrify.contracts.summary import Summary
+from metrify.ops.logging import configure
+from metrify.settings import Settings, get_settings
+from metrify.settings.kafka import KafkaSettings
+from metrify.sources.mapping import MappingError
+from metrify.stores import database
+
+__all__ = [
+    "UserError",
+    "console",
+    "err",
+    "friendly",
+    "kafka_settings",
+    "load_settings",
+    "parse_time",
+    "print_summary",
+    "progress_bar",
+]
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn known failures into one-line messages and exit codes instead of tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (UserError, MappingError, database.DatabaseError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def load_settings() -> Settings:
+    """The effective settings, or a one-line error naming the bad ``METRIFY_*`` value.
+
+    Logging is configured here so a command stays quiet at the default level: only
+    warnings reach the terminal unless ``METRIFY_LOG_LEVEL`` asks for more.
+    """
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError: bad METRIFY_* value
+        raise UserError(f"invalid configuration: {exc}") from None
+    configure(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    return settings
+
+
+def kafka_settings() -> KafkaSettings:
+    """``METRIFY_KAFKA_*`` settings of a configured cluster, or a one-line ValueError."""
+    from metrify.pipeline.worker import NOT_CONFIGURED, KafkaNotConfigured
+
+    try:
+        kafka = KafkaSettings()
+    except Exception as exc:  # pydantic ValidationError: a bad METRIFY_KAFKA_* value
+        raise ValueError(f"invalid Kafka configuration: {exc}") from None
+    if not kafka.configured:
+        raise KafkaNotConfigured(NOT_CONFIGURED)
+    return kafka
+
+
+def progress_bar(total: int | None, *, unit: str) -> Progress:
+    """A transient bar on stderr, counting ``bytes`` or rows; silent when not a terminal."""
+    columns: list[Any] = [TextColumn("[progress.description]{task.description}"), BarColumn()]
+    columns += [DownloadColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+
+
+def print_summary(summary: Summary, *, as_json: bool) -> None:
+    """One load's counts as a table (or one JSON object), then its warnings and errors."""
+    data = summary.as_dict()
+    if as_json:
+        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        return
+    table = Table(title=f"{summary.kind}", show_header=False, box=None)
+    for key in (
+        "read",
+        "accepted",
+        "rejected",
+        "quarantined",
+        "inserted",
+        "updated",
+        "unchanged",
+        "duplicates",
+        "files",
+        "lake_files",
+    ):
+        table.add_row(key, f"{data[key]:,}")
+    table.add_row("seconds", f"{summary.seconds:.2f}")
+    if data["rate_per_s"]:
+        table.add_row("rate", f"{data['rate_per_s']:,} records/s")
+    console.print(table)
+    if summary.reasons:
+        reasons = Table(title="rejections by reason", show_header=True)
+        reasons.add_column("reason")
+        reasons.add_column("count", justify="right")
+        for reason, count in summary.reasons.most_common():
+            reasons.add_row(reason, f"{count:,}")
+        console.print(reasons)
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for error in summary.errors:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+
+
+def parse_time(text: str, option: str) -> dt.datetime:
+    """Parse an ISO time from the command line; naive times are UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{option} {text}: expected an ISO time like 2013-01-01T00:30Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,182 @@
+"""Stored readings: ``metrify readings history`` and ``export``, ``metrify vee edit`` and
+``metrify quality report``.
+
+The history query is still written here; it is the one to replace with a read model
+from :mod:`metrify.stores`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from metrify.cli.apps import quality_app, readings_app, vee_app
+from metrify.cli.common import UserError, console, friendly, load_settings, parse_time
+from metrify.contracts.records import READING
+from metrify.pipeline.session import open_session
+
+__all__ = ["quality_report", "readings_export", "readings_history", "vee_edit"]
+
+
+@vee_app.command("edit")
+@friendly
+def vee_edit(
+    meter: Annotated[str, typer.Argument(help="meter id")],
+    start: Annotated[str, typer.Option("--from", help="first interval start (ISO, UTC if naive)")],
+    end: Annotated[str, typer.Option("--to", help="end of the range, exclusive")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in history)")],
+    value: Annotated[
+        float | None, typer.Option("--set", help="new import_kwh for every interval")
+    ] = None,
+    reestimate: Annotated[
+        bool, typer.Option("--estimate", help="re-estimate from history")
+    ] = False,
+    operator: Annotated[
+        str, typer.Option("--operator", envvar="USER", help="who edits (default $USER)")
+    ] = "operator",
+) -> None:
+    """Edit stored readings; old versions go to history with who, when and why."""
+    from metrify.pipeline.edit import EditError, edit_readings
+
+    settings = load_settings()
+    with open_session(settings) as session:
+        try:
+            result = edit_readings(
+                session.pipeline(READING),
+                meter,
+                parse_time(start, "--from"),
+                parse_time(end, "--to"),
+                value=value,
+                reestimate=reestimate,
+                reason=reason,
+                operator=operator,
+            )
+        except EditError as exc:
+            raise UserError(str(exc)) from None
+    console.print(f"edited {result.rows} readings of {meter} ({result.updated} changed)")
+
+
+@readings_app.command("history")
+@friendly
+def readings_history(
+    meter: Annotated[str, typer.Argument(help="meter id")],
+    ts: Annotated[str, typer.Option("--ts", help="interval start (ISO, UTC if naive)")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per version")] = False,
+) -> None:
+    """Every version of one reading, newest first: the current one, then history."""
+    when = parse_time(ts, "--ts")
+    cols = "import_kwh, export_kwh, register_kwh, quality, status, source, ingested_at"
+    with open_session(load_settings()) as session:
+        current = session.conn.execute(
+            f"SELECT {cols}, NULL::timestamptz, NULL, 'current' FROM readings"
+            " WHERE meter_id = %s AND ts = %s",
+            (meter, when),
+        ).fetchall()
+        older = session.conn.execute(
+            f"SELECT {cols}, replaced_at, replaced_by, reason FROM reading_history"
+            " WHERE meter_id = %s AND ts = %s ORDER BY replaced_at DESC, id DESC",
+            (meter, when),
+        ).fetchall()
+    names = [
+        "import_kwh",
+        "export_kwh",
+        "register_kwh",
+        "quality",
+        "status",
+        "source",
+        "ingested_at",
+        "replaced_at",
+        "replaced_by",
+        "reason",
+    ]
+    versions = [dict(zip(names, row, strict=True)) for row in [*current, *older]]
+    if not versions:
+        raise UserError(f"no reading of {meter} at {when.isoformat()}")
+    if as_json:
+        for version in versions:
+            sys.stdout.write(orjson.dumps(version).decode() + "\n")
+        return
+    table = Table(title=f"{meter} @ {when.isoformat()}")
+    for name in names:
+        table.add_column(name)
+    for version in versions:
+        table.add_row(*["" if v is None else str(v) for v in version.values()])
+    console.print(table)
+
+
+@readings_app.command("export")
+@friendly
+def readings_export(
+    meter: Annotated[list[str], typer.Argument(help="meter ids")],
+    start: Annotated[str, typer.Option("--from", help="first interval start (ISO, UTC if naive)")],
+    end: Annotated[str, typer.Option("--to", help="end of the range, exclusive")],
+    out: Annotated[Path, typer.Option("--out", help="file to write (.csv, .parquet or .jsonl)")],
+) -> None:
+    """Export stored readings with their flags and the IEEE 2030.5 / MSCONS quality codes."""
+    import polars as pl
+
+    from metrify.quality.interop import ieee2030_5_expr, mscons_expr
+
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".jsonl"):
+        raise UserError(f"--out {out}: use a .csv, .parquet or .jsonl file name")
+    first, last = parse_time(start, "--from"), parse_time(end, "--to")
+    with open_session(load_settings()) as session:
+        rows = session.store.load_context(READING, pl.Series(meter), first, last)
+    rows = (
+        rows.filter(pl.col("ts") < last)
+        .sort("meter_id", "ts")
+        .with_columns(ieee2030_5_quality_flags=ieee2030_5_expr(), mscons_status=mscons_expr())
+    )
+    if suffix == ".csv":
+        rows.write_csv(out)
+    elif suffix == ".parquet":
+        rows.write_parquet(out, compression="zstd")
+    else:
+        rows.write_ndjson(out)
+    console.print(f"wrote {rows.height:,} readings to {out}")
+
+
+@quality_app.command("report")
+@friendly
+def quality_report(
+    day: Annotated[
+        str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: latest)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="worst meters to list")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print as one JSON object")] = False,
+) -> None:
+    """Fleet, feeder and worst-meter quality scores for one day."""
+    from metrify.stores.quality_daily import quality_report as build
+
+    with open_session(load_settings()) as session:
+        session.store.refresh_quality_daily()  # days a running stream marked stale
+        report = build(session.conn, dt.date.fromisoformat(day) if day else None, limit)
+    if report is None:
+        raise UserError("no quality scores yet: ingest readings first")
+    if as_json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        return
+    fleet = report["fleet"]
+    console.print(
+        f"[bold]{report['day']}[/bold]: {fleet['meters']} meters, completeness "
+        f"{fleet['completeness']:.1%}, score {fleet['score']:.1f}, "
+        f"valid {fleet['valid_share']:.1%}, "
+        f"estimated {fleet['estimated_share']:.1%}, suspect {fleet['suspect_share']:.1%}"
+    )
+    for title, rows in (("feeders", report["feeders"]), ("worst meters", report["worst"])):
+        table = Table(title=title)
+        if rows:
+            for column in rows[0]:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(
+                    *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+                )
+        console.print(table)

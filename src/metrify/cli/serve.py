@@ -1,0 +1,77 @@
+"""``metrify serve``: the REST API under granian or uvicorn.
+
+FastAPI and the server load only when this command runs. Both servers are offered
+behind ``--server``; this module is the one place that knows them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from metrify.cli.apps import app
+from metrify.cli.common import UserError, console, friendly, load_settings
+
+__all__ = ["serve_cmd"]
+
+
+@app.command("serve")
+@friendly
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="worker processes (one per CPU core serves the most)")
+    ] = 1,
+    server: Annotated[str, typer.Option(help="granian or uvicorn")] = "granian",
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    from metrify.api.auth.tokens import resolve_secret
+    from metrify.ops.logging import configure
+    from metrify.stores import database
+
+    if workers < 1 or not 0 < port < 65536:
+        raise UserError("--workers must be >= 1 and --port within 1..65535")
+    if server not in ("granian", "uvicorn"):
+        raise UserError(f"--server {server}: expected granian or uvicorn")
+    settings = load_settings()
+    configure(settings.log_level)
+    # Fail here, once, with one line: bad key material, unreachable database.
+    try:
+        resolve_secret(settings.api, settings.home)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"JWT signing key: {exc}") from None
+    database.connect(settings).close()  # migrates to head on first use
+    os.environ["METRIFY_HOME"] = str(settings.home)
+    url = database.database_url(settings)
+    os.environ["METRIFY_DATABASE_URL"] = url  # workers reuse the (embedded) server
+    console.print(f"serving on http://{host}:{port} ({workers} {server} worker(s))")
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            "metrify.api.serve:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            proxy_headers=False,
+        )
+        return
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        "metrify.api.serve:app",
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
+        log_access=False,
+    ).serve()
