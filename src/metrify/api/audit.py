@@ -13,9 +13,9 @@ from fastapi import Request
 
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import client_address, request_id
-from metrify.stores.audit import COLUMNS, Event, Filter, page, query, record
+from metrify.stores.audit import COLUMNS, Event, Filter, page, record
 
-__all__ = ["COLUMNS", "Event", "Filter", "event", "page", "query", "record"]
+__all__ = ["COLUMNS", "Event", "Filter", "event", "page", "record"]
 
 
 def event(

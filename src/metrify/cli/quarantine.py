@@ -1,8 +1,8 @@
 """``metrify quarantine``: the input the pipeline set aside, counted by reason, with the
 latest raw rows.
 
-Its two queries are still written here; they are the ones to replace with a read model
-from :mod:`metrify.stores`.
+The rows come from the same read model the API's ``/quarantine`` pages use
+(:mod:`metrify.stores.reads.quarantine`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from rich.table import Table
 from metrify.cli.apps import app
 from metrify.cli.common import console, friendly, load_settings
 from metrify.pipeline.session import open_session
+from metrify.stores.reads import quarantine as held
 
 __all__ = ["quarantine_cmd"]
 
@@ -32,34 +33,15 @@ def quarantine_cmd(
 ) -> None:
     """Show quarantined input: counts per reason, then the latest rows with raw payloads."""
     settings = load_settings()
-    where, params = ["true"], []
-    if kind:
-        where.append("kind = %s")
-        params.append(kind)
-    if reason:
-        where.append("reason ILIKE %s")
-        params.append(f"%{reason}%")
-    if source:
-        where.append("source = %s")
-        params.append(source)
-    clause = " AND ".join(where)
+    # An empty option filters nothing, as it always has.
+    where = held.Filter(kind=kind or None, reason_part=reason or None, source=source or None)
     with open_session(settings) as session:
-        counts = session.conn.execute(
-            f"SELECT kind, reason, count(*) FROM quarantine WHERE {clause}"
-            " GROUP BY 1, 2 ORDER BY 3 DESC",
-            params,
-        ).fetchall()
-        rows = session.conn.execute(
-            f"SELECT id, kind, source, line, reason, raw, received_at FROM quarantine"
-            f" WHERE {clause} ORDER BY id DESC LIMIT %s",
-            [*params, limit],
-        ).fetchall()
+        counts = held.counts(session.conn, where)
+        rows = held.newest(session.conn, where, limit=limit)
     if as_json:
         for r in rows:
-            record = dict(
-                zip(("id", "kind", "source", "line", "reason", "raw"), r[:6], strict=True)
-            )
-            record["received_at"] = r[6].isoformat()  # type: ignore[attr-defined]
+            record = {name: r[name] for name in ("id", "kind", "source", "line", "reason", "raw")}
+            record["received_at"] = r["received_at"].isoformat()
             sys.stdout.write(orjson.dumps(record).decode() + "\n")
         return
     summary = Table(title="quarantine by reason")
@@ -73,6 +55,10 @@ def quarantine_cmd(
         latest.add_column(column, overflow="fold")
     for r in rows:
         latest.add_row(
-            str(r[0]), str(r[2]), "" if r[3] is None else str(r[3]), str(r[4]), str(r[5])
+            str(r["id"]),
+            str(r["source"]),
+            "" if r["line"] is None else str(r["line"]),
+            str(r["reason"]),
+            str(r["raw"]),
         )
     console.print(latest)

@@ -1,8 +1,8 @@
 """Stored readings: ``metrify readings history`` and ``export``, ``metrify vee edit`` and
 ``metrify quality report``.
 
-The history query is still written here; it is the one to replace with a read model
-from :mod:`metrify.stores`.
+A reading's versions come from the read model the API uses too
+(:func:`metrify.stores.reads.readings.versions`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from metrify.cli.apps import quality_app, readings_app, vee_app
 from metrify.cli.common import UserError, console, friendly, load_settings, parse_time
 from metrify.contracts.records import READING
 from metrify.pipeline.session import open_session
+from metrify.stores.reads import readings as readings_read
 
 __all__ = ["quality_report", "readings_export", "readings_history", "vee_edit"]
 
@@ -71,31 +72,8 @@ def readings_history(
 ) -> None:
     """Every version of one reading, newest first: the current one, then history."""
     when = parse_time(ts, "--ts")
-    cols = "import_kwh, export_kwh, register_kwh, quality, status, source, ingested_at"
     with open_session(load_settings()) as session:
-        current = session.conn.execute(
-            f"SELECT {cols}, NULL::timestamptz, NULL, 'current' FROM readings"
-            " WHERE meter_id = %s AND ts = %s",
-            (meter, when),
-        ).fetchall()
-        older = session.conn.execute(
-            f"SELECT {cols}, replaced_at, replaced_by, reason FROM reading_history"
-            " WHERE meter_id = %s AND ts = %s ORDER BY replaced_at DESC, id DESC",
-            (meter, when),
-        ).fetchall()
-    names = [
-        "import_kwh",
-        "export_kwh",
-        "register_kwh",
-        "quality",
-        "status",
-        "source",
-        "ingested_at",
-        "replaced_at",
-        "replaced_by",
-        "reason",
-    ]
-    versions = [dict(zip(names, row, strict=True)) for row in [*current, *older]]
+        versions = readings_read.versions(session.conn, meter, when)
     if not versions:
         raise UserError(f"no reading of {meter} at {when.isoformat()}")
     if as_json:
@@ -103,7 +81,7 @@ def readings_history(
             sys.stdout.write(orjson.dumps(version).decode() + "\n")
         return
     table = Table(title=f"{meter} @ {when.isoformat()}")
-    for name in names:
+    for name in readings_read.VERSION_COLUMNS:
         table.add_column(name)
     for version in versions:
         table.add_row(*["" if v is None else str(v) for v in version.values()])

@@ -32,6 +32,7 @@ from metrify.contracts.summary import Summary
 from metrify.pipeline.session import Session, ingest_frames, open_session
 from metrify.settings import Settings
 from metrify.stores import database
+from metrify.stores.reads import fleet as fleet_read
 
 if TYPE_CHECKING:
     from metrify.simulation import StreamStats
@@ -194,19 +195,11 @@ def demo_cmd(
     with open_session(settings) as session:
         with progress_bar(None, unit="rows") as bar:
             summaries = _simulate_into(session, fleet, bar)
-        stats = session.conn.execute(
-            """
-            SELECT (SELECT count(*) FROM readings), (SELECT count(DISTINCT meter_id) FROM readings),
-                   (SELECT min(ts) FROM readings), (SELECT max(ts) FROM readings),
-                   (SELECT round(sum(import_kwh)::numeric, 1) FROM readings),
-                   (SELECT count(*) FROM grid_measurements), (SELECT count(*) FROM quarantine)
-            """
-        ).fetchone()
+        stored = fleet_read.totals(session.conn)
         incidents = session.conn.execute(
             "SELECT kind, severity, count(*) FROM anomalies GROUP BY 1, 2 ORDER BY 3 DESC"
         ).fetchall()
         url = database.database_url(settings)
-    assert stats is not None
     table = Table(title="what was loaded", show_header=True)
     for column in ("dataset", "read", "accepted", "duplicates", "rejected", "seconds"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
@@ -221,8 +214,9 @@ def demo_cmd(
         )
     console.print(table)
     console.print(
-        f"readings in store: {stats[0]:,} from {stats[1]} meters, {stats[2]} .. {stats[3]}; "
-        f"total import {stats[4]} kWh; grid rows {stats[5]:,}; quarantine rows {stats[6]:,}"
+        f"readings in store: {stored['readings']:,} from {stored['meters']} meters, "
+        f"{stored['first_ts']} .. {stored['last_ts']}; total import {stored['import_kwh']} kWh; "
+        f"grid rows {stored['grid']:,}; quarantine rows {stored['quarantined']:,}"
     )
     if incidents:
         found = ", ".join(f"{n} {kind} ({severity})" for kind, severity, n in incidents)

@@ -198,15 +198,10 @@ def audit_cmd(
     """Show the newest audit log rows (oldest first)."""
     from rich.table import Table
 
-    from metrify.api import audit
+    from metrify.stores import audit
 
-    sql, params = audit.query(actor=actor, action=action, limit=limit)
-    sql = sql.replace("ORDER BY id LIMIT", "ORDER BY id DESC LIMIT")
     with _conn() as conn:
-        rows = [
-            dict(zip(audit.COLUMNS, r, strict=True))
-            for r in reversed(conn.execute(sql, params).fetchall())
-        ]
+        rows = audit.newest(conn, audit.Filter(actor=actor, action=action), limit=limit)
     if as_json:
         for r in rows:
             sys.stdout.write(orjson.dumps(r).decode() + "\n")

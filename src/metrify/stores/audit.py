@@ -105,21 +105,6 @@ def _listing(
     return sql, [*params, limit]
 
 
-def query(
-    *,
-    actor: str | None = None,
-    action: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    after_id: int | None = None,
-    limit: int = 100,
-) -> tuple[str, list[Any]]:
-    """SQL and parameters of a filtered audit listing, oldest first (keyset by id).
-    Prefer :func:`page` or :func:`newest`, which run it."""
-    where = Filter(actor, action, since, until)
-    return _listing(where, after_id=after_id, limit=limit, newest_first=False)
-
-
 async def page(
     conn: AsyncConnection, where: Filter, *, after_id: int | None, limit: int
 ) -> list[dict[str, Any]]:

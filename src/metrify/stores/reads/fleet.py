@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from metrify.stores.pools import AsyncConnection
+from metrify.stores.pools import AsyncConnection, Connection
 
 _SUMMARY = """
     WITH scope AS (
@@ -82,3 +82,23 @@ async def summary(
         },
     )
     return [dict(zip(REGION_COLUMNS, r, strict=True)) for r in await cur.fetchall()]
+
+
+#: what :func:`totals` returns, in order
+TOTAL_COLUMNS = ("readings", "meters", "first_ts", "last_ts", "import_kwh", "grid", "quarantined")
+
+
+def totals(conn: Connection) -> dict[str, Any]:
+    """Everything stored, counted once: what a demo or a first load shows its user.
+
+    A whole-table scan, so it is for small stores and summaries, never a request path."""
+    row = conn.execute(
+        """
+        SELECT (SELECT count(*) FROM readings), (SELECT count(DISTINCT meter_id) FROM readings),
+               (SELECT min(ts) FROM readings), (SELECT max(ts) FROM readings),
+               (SELECT round(sum(import_kwh)::numeric, 1) FROM readings),
+               (SELECT count(*) FROM grid_measurements), (SELECT count(*) FROM quarantine)
+        """
+    ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    return dict(zip(TOTAL_COLUMNS, row, strict=True))
