@@ -24,7 +24,7 @@ moves forward with every run; the script stops before its readings would reach t
 present (VEE would reject them: another, slower path). Prints a table and writes
 ``bench/results/api.json``.
 
-    .venv/bin/python bench/api.py [--workers 2] [--server granian] [--duration 15]
+    .venv/bin/python bench/api.py [--workers 2] [--duration 15]
         [--connections 64] [--cache-ttl S] [--auth-cache S] [--scenarios latest,day,...]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 METRIFY = str(Path(sys.executable).with_name("metrify"))
+SERVER = "uvicorn"  # what `metrify serve` runs, named in the report
 
 LUA_COMMON = r"""
 local meters = {}
@@ -195,20 +196,9 @@ def write_bodies(folder: Path, meters: list[str], count: int, first_day: dt.date
         (folder / f"{k}.csv").write_text(csv_body(groups[k % len(groups)], first, k))
 
 
-def start_server(
-    env: dict[str, str], port: int, workers: int, server: str
-) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [
-            METRIFY,
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--server",
-            server,
-        ],
+        [METRIFY, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -263,7 +253,6 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=200)
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--server", default="granian", choices=["granian", "uvicorn"])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
@@ -320,7 +309,7 @@ def main() -> None:
             "METRIFY_API__CACHE_TTL_S": str(args.cache_ttl),
             "METRIFY_API__AUTH_CACHE_S": str(args.auth_cache),
         }
-        proc = start_server(env, args.port, args.workers, args.server)
+        proc = start_server(env, args.port, args.workers)
         results: dict[str, Any] = {}
         levels = [int(c) for c in str(args.ingest_connections).split(",")]
         runs = [
@@ -370,7 +359,7 @@ def main() -> None:
             ).fetchone()
         report = {
             "machine": machine(),
-            "server": args.server,
+            "server": SERVER,
             "workers": args.workers,
             "connections": args.connections,
             "ingest_connections": args.ingest_connections,
@@ -385,7 +374,7 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / args.out).write_text(json.dumps(report, indent=2, default=str))
         print(
-            f"\n{args.server}, {args.workers} worker(s), cache {args.cache_ttl}s, "
+            f"\n{SERVER}, {args.workers} worker(s), cache {args.cache_ttl}s, "
             f"auth cache {args.auth_cache}s, wrk on the same 2 cores"
         )
         print(

@@ -707,7 +707,7 @@ def api(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
 
     work: dict[str, Any] = {
         "name": "api",
-        "title": "REST API (granian, 2 workers; wrk on the same cores)",
+        "title": "REST API (uvicorn, 2 workers; wrk on the same cores)",
         "peers": False,
         "entries": {},
     }

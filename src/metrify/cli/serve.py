@@ -1,7 +1,9 @@
-"""``metrify serve``: the REST API under granian or uvicorn.
+"""``metrify serve``: the REST API under uvicorn (uvloop event loop, httptools parser).
 
-FastAPI and the server load only when this command runs. Both servers are offered
-behind ``--server``; this module is the one place that knows them.
+FastAPI and the server load only when this command runs; this module is the one place
+that knows the server. One server, not a choice of two: granian measured the same
+requests/s on every route (``bench/results/asgi-servers.md``) for more than twice the
+installed weight, so it and the ``--server`` option that chose between them are gone.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ def serve_cmd(
     workers: Annotated[
         int, typer.Option(help="worker processes (one per CPU core serves the most)")
     ] = 1,
-    server: Annotated[str, typer.Option(help="granian or uvicorn")] = "granian",
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
+
+    The server is uvicorn: the former --server option (granian or uvicorn) is gone.
+    """
     from metrify.api.auth.tokens import resolve_secret
     from metrify.ops.logging import configure
     from metrify.stores import database
 
     if workers < 1 or not 0 < port < 65536:
         raise UserError("--workers must be >= 1 and --port within 1..65535")
-    if server not in ("granian", "uvicorn"):
-        raise UserError(f"--server {server}: expected granian or uvicorn")
     settings = load_settings()
     configure(settings.log_level)
     # Fail here, once, with one line: bad key material, unreachable database.
@@ -47,31 +49,17 @@ def serve_cmd(
     os.environ["METRIFY_HOME"] = str(settings.home)
     url = database.database_url(settings)
     os.environ["METRIFY_DATABASE_URL"] = url  # workers reuse the (embedded) server
-    console.print(f"serving on http://{host}:{port} ({workers} {server} worker(s))")
-    if server == "uvicorn":
-        import uvicorn
+    console.print(f"serving on http://{host}:{port} ({workers} uvicorn worker(s))")
+    import uvicorn
 
-        uvicorn.run(
-            "metrify.api.serve:app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            proxy_headers=False,
-        )
-        return
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
-    Granian(
+    uvicorn.run(
         "metrify.api.serve:app",
-        address=host,
+        host=host,
         port=port,
         workers=workers,
-        interface=Interfaces.ASGI,
-        loop=Loops.uvloop,
-        log_access=False,
-    ).serve()
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+    )

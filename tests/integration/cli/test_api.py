@@ -130,7 +130,7 @@ def test_config_masks_the_jwt_secret(settings: Settings, monkeypatch: pytest.Mon
 
 
 def test_serve_runs_the_real_server(settings: Settings, tmp_path: Path) -> None:
-    """`metrify serve` (granian) answers over TCP: ready, OpenAPI, and an auth check."""
+    """`metrify serve` (uvicorn) answers over TCP: ready, OpenAPI, and an auth check."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
