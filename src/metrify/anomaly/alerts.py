@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from metrify.anomaly.store import to_json
+from metrify.contracts.anomalies import to_json
 from metrify.settings.anomaly import AlertConfig
 
 log = logging.getLogger("metrify.anomaly.alerts")

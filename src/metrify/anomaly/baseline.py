@@ -28,6 +28,7 @@ from metrify.anomaly.state import (
     local_hour_of_week,
     merge_slots,
     pack_slots,
+    replace_state,
     unpack_slots,
 )
 from metrify.settings.anomaly import AnomalyConfig
@@ -103,14 +104,6 @@ def judge(
     return Judged(
         rows=pl.concat(parts, how="diagonal_relaxed"), profile=out_profile, scalars=out_scalars
     )
-
-
-def replace_state(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
-    """``old`` with the subjects of ``new`` replaced by their rows in ``new``."""
-    if not new.height:
-        return old
-    keep = old.join(new.select("subject_id").unique(), on="subject_id", how="anti")
-    return pl.concat([keep, new.select(old.columns)])
 
 
 def _judge_once(

@@ -14,7 +14,8 @@ import polars as pl
 
 from metrify.anomaly.baseline import judge
 from metrify.anomaly.meters import Detected
-from metrify.anomaly.records import Kind, Subject, incidents, severity_by
+from metrify.anomaly.records import Subject, incidents, severity_by
+from metrify.contracts.anomalies import Kind
 from metrify.settings.anomaly import AnomalyConfig
 
 

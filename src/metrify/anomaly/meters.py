@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from metrify.anomaly.baseline import judge
-from metrify.anomaly.records import Kind, Subject, empty_incidents, incidents
+from metrify.anomaly.records import Subject, empty_incidents, incidents
+from metrify.contracts.anomalies import Kind
 from metrify.contracts.records import Quality, Status
 from metrify.settings.anomaly import AnomalyConfig
 

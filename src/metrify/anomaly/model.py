@@ -15,7 +15,6 @@ peak that moved) no single threshold sees.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import numpy as np
 import polars as pl
 from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
+from metrify.contracts.anomalies import DAILY_SCHEMA
+
 FEATURES = (
     "own_log_ratio",  # log(day total / own trailing median)
     "peer_log_ratio",  # the same minus the peers' median of it that day
@@ -32,31 +33,12 @@ FEATURES = (
     "base_delta",  # minimum interval power / daily mean, minus own trailing median
     "peak_delta",  # maximum interval power / daily mean, minus own trailing median
 )
-DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "meter_id": pl.String(),
-    "day": pl.Date(),
-    "total": pl.Float64(),
-    "night": pl.Float64(),
-    "peak_kw": pl.Float64(),
-    "base_kw": pl.Float64(),
-    "n": pl.Int64(),
-}
-DAILY_SQL = """
-SELECT meter_id, (ts AT TIME ZONE 'UTC')::date AS day, sum(import_kwh) AS total,
-       coalesce(sum(import_kwh) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'UTC') < 6), 0)
-           AS night,
-       max(import_kwh * 3600.0 / interval_s) AS peak_kw,
-       min(import_kwh * 3600.0 / interval_s) AS base_kw, count(*) AS n
-FROM readings
-WHERE ts >= %s AND ts < %s AND quality & 1 = 0 AND status <> 'rejected'
-  AND import_kwh IS NOT NULL
-GROUP BY 1, 2
-"""
 TRAILING_DAYS = 14
 
 
 def daily_from_readings(readings: pl.DataFrame) -> pl.DataFrame:
-    """Daily aggregates from reading rows (the same as :data:`DAILY_SQL` computes)."""
+    """Daily aggregates from reading rows, for benchmarks on frames (the daily job reads
+    them from the store: ``metrify.stores.detector_inputs.daily_use``)."""
     kw = pl.col("import_kwh") * 3600.0 / pl.col("interval_s")
     return (
         readings.filter(pl.col("import_kwh").is_not_null())
@@ -71,12 +53,6 @@ def daily_from_readings(readings: pl.DataFrame) -> pl.DataFrame:
         .select(list(DAILY_SCHEMA))
         .sort("meter_id", "day")  # a fixed order: the forest fitted on it is repeatable
     )
-
-
-def load_daily(conn: Any, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Daily aggregates of every meter from PostgreSQL for ``start <= day < end``."""
-    rows = conn.execute(DAILY_SQL, (start, end)).fetchall()
-    return pl.DataFrame(rows, schema=DAILY_SCHEMA, orient="row")
 
 
 def features(daily: pl.DataFrame, peers: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -1,4 +1,5 @@
-"""What an anomaly is: kinds, severities, statuses, and incidents built from flagged rows.
+"""Incidents built from the rows detectors flag (kinds and the incident schema are
+``metrify.contracts.anomalies``).
 
 Detectors mark rows; analysts work on incidents. One incident is one run of flagged
 intervals of one subject and one kind (gaps up to ``merge_gap_s`` do not split it), so a
@@ -7,65 +8,17 @@ bypassed meter is one case with a start and an end, not thousands of flagged row
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Final
 
 import polars as pl
 
-from metrify.contracts.records import TS
-from metrify.settings.anomaly import SEVERITIES
+from metrify.contracts.anomalies import INCIDENT_SCHEMA, Kind
 
 #: bumped when a detector's logic changes, so old and new records can be told apart.
 #: 2: hour-of-week in the meter's local time, bursts judged against the meter's record,
 #: drop severity by persistence (72 h medium, 7 days high).
 DETECTOR_VERSION: Final = "3"
-
-
-class Kind(enum.StrEnum):
-    """Anomaly kinds; stable names (the API and dashboards filter on them)."""
-
-    UNUSUAL_CONSUMPTION = "unusual_consumption"  # far above the hour-of-week level
-    SUSTAINED_DROP = "sustained_drop"  # bypass, tampering: the base load fell too
-    VACANCY = "vacancy"  # use down to the base load, which stayed: nobody home
-    LEVEL_SHIFT = "level_shift"  # sudden sustained rise (new load)
-    UNEXPECTED_EXPORT = "unexpected_export"  # export / reverse flow without registered PV
-    FREQUENCY_EXCURSION = "frequency_excursion"
-    VOLTAGE_OUT_OF_BAND = "voltage_out_of_band"
-    FEEDER_OVERLOAD = "feeder_overload"
-    FEEDER_IMBALANCE = "feeder_imbalance"  # load not explained by the meters: losses / theft
-    UNUSUAL_LOAD = "unusual_load"  # grid load far from its hour-of-week level
-    WEATHER_JUMP = "weather_jump"
-    STUCK_SENSOR = "stuck_sensor"
-    PATTERN_CHANGE = "pattern_change"  # batch model: the whole daily pattern changed
-    PEER_OUTLIER = "peer_outlier"  # batch: changed unlike similar customers
-
-
-class Status(enum.StrEnum):
-    """Where an analyst has got to with an anomaly."""
-
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-    FALSE_POSITIVE = "false_positive"
-
-
-SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
-
-#: one row per incident candidate, as the detectors hand them to the store.
-INCIDENT_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "kind": pl.String(),
-    "subject_type": pl.String(),
-    "subject_id": pl.String(),
-    "ts_start": TS,
-    "ts_end": TS,
-    "score": pl.Float64(),
-    "severity": pl.String(),
-    "detector": pl.String(),
-    "detector_version": pl.String(),
-    "evidence": pl.String(),
-    "intervals": pl.Int64(),
-}
 
 
 def empty_incidents() -> pl.DataFrame:

@@ -13,8 +13,8 @@ import datetime as dt
 import polars as pl
 
 from metrify.anomaly.meters import Detected
-from metrify.anomaly.records import Kind, Subject, incidents, severity_by
-from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
+from metrify.anomaly.records import Subject, incidents, severity_by
+from metrify.contracts.anomalies import PROFILE_SCHEMA, SCALAR_SCHEMA, Kind
 from metrify.settings.anomaly import AnomalyConfig
 
 

@@ -110,7 +110,7 @@ def ingest_files(
     progress: Progress | None = None,
 ) -> Summary:
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
-    from metrify.sources.files import ReaderError, read_batches
+    from metrify.sources import ReaderError, read_batches
 
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True

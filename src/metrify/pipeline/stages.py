@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from metrify.anomaly.stage import DetectStage, Pending
+from metrify.anomaly.stage import Pending
 from metrify.contracts.records import READING, Contract, Quality, Status
 from metrify.contracts.summary import Summary
+from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
 from metrify.settings import Settings
+from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, decode
-from metrify.sources.files import BadRow
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache

@@ -70,7 +70,7 @@ from metrify.pipeline.session import Session, open_session
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
 from metrify.settings.kafka import KINDS, KafkaSettings
-from metrify.sources.files import BadRow
+from metrify.sources import BadRow
 from metrify.sources.kafka import (
     CONTRACT_OF,
     ORIGIN,

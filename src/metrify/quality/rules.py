@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 from functools import reduce
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -38,7 +37,7 @@ from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us
 from metrify.contracts.records import METER, TS, Quality, Status
 from metrify.settings.vee import VeeConfig
 
-__all__ = ["expected_intervals", "expected_intervals_expr", "sorted_by_meter_time", "validate"]
+__all__ = ["sorted_by_meter_time", "validate"]
 
 _US: Final = 1_000_000
 #: 1.4826 x MAD estimates the standard deviation of normally distributed data.
@@ -169,63 +168,7 @@ def _group_time_order(groups: pl.Series, times: pl.Series) -> pl.Series | None:
     return ((groups - first) * span + (times - low)).arg_sort()
 
 
-def expected_intervals(day: dt.date, tz: str, interval_s: int) -> int:
-    """How many readings of ``interval_s`` a meter owes for one local calendar day.
-
-    Readings start on the UTC grid (``ts`` is a multiple of the interval), so this counts
-    grid points in ``[local midnight, next local midnight)``: 48 half-hours on an ordinary
-    day, 46 / 50 in Europe/London on the spring / autumn DST change days (92 / 100
-    quarter-hours). A local midnight that does not exist (a DST change at midnight) is
-    taken at the first instant of the day the zone does show.
-    """
-    if interval_s <= 0:
-        raise ValueError(f"interval_s must be positive, got {interval_s}")
-    zone = _zone(tz)
-    start = _local_midnight_us(day, zone)
-    end = _local_midnight_us(day + dt.timedelta(days=1), zone)
-    step = interval_s * _US
-    return -(-end // step) - -(-start // step)
-
-
-def expected_intervals_expr(day_col: pl.Expr, tz: str, interval_s_col: pl.Expr) -> pl.Expr:
-    """:func:`expected_intervals` as an expression over a Date column and an interval column.
-
-    Same definition (UTC-grid interval starts within the local day), evaluated without a
-    Python call per row. A skipped local midnight is taken as 01:00 local, the instant of
-    the change for the usual one-hour shift.
-    """
-    zone = _zone(tz).key
-
-    def midnight_us(day: pl.Expr) -> pl.Expr:
-        naive = day.cast(pl.Datetime("us"))
-        local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-        after = naive.dt.offset_by("1h").dt.replace_time_zone(
-            zone, ambiguous="earliest", non_existent="null"
-        )
-        return local.dt.epoch("us").fill_null(after.dt.epoch("us"))
-
-    start = midnight_us(day_col)
-    end = midnight_us(day_col.dt.offset_by("1d"))
-    step = interval_s_col.cast(pl.Int64) * _US
-    # grid points in [start, end): ceil(end / step) - ceil(start / step)
-    count = (-((-end).floordiv(step))) - (-((-start).floordiv(step)))
-    return count.cast(pl.Int64)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _zone(tz: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {tz!r}") from None
-
-
-def _local_midnight_us(day: dt.date, zone: ZoneInfo) -> int:
-    """The first instant of a local day. A midnight skipped by a DST change (fold 0 takes
-    the offset before the change, PEP 495) lands on the instant of the change itself."""
-    return epoch_us(dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC))
 
 
 def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:

@@ -12,12 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-
 
 class AlertConfig(BaseModel):
     """Where new anomalies go. Every sink is optional; the log sink is on by default."""
 
+    # the severities of metrify.contracts.anomalies, spelt out: settings stand on nothing
     min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
         default="medium", description="lowest severity that alerts"
     )

@@ -22,11 +22,15 @@ transaction to commit after that snapshot was taken and before the recompute wro
 recompute would overwrite its counts. So increments hold a shared advisory lock until
 their transaction ends and a recompute takes it exclusively first: it then sees every
 increment's rows or is followed by them.
+
+Roll-ups per feeder and for the fleet (:func:`quality_report`) are computed when asked,
+so they always agree with the meter rows.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import datetime as dt
+from typing import Any, Final
 
 import polars as pl
 import psycopg
@@ -50,12 +54,18 @@ def _score(valid: str, estimated: str, expected: str) -> str:
     )
 
 
-def _day_length(day: str, tz: str) -> str:
-    """Seconds in local ``day`` of zone ``tz``, in SQL."""
-    return (
+def expected_intervals(day: str, tz: str, interval_s: str) -> str:
+    """How many readings of ``interval_s`` seconds a meter owes for local ``day`` of zone
+    ``tz``, in SQL (each argument an SQL expression): the day's real length over the
+    interval, so 48 half-hours on an ordinary day and 46 or 50 where the clocks change.
+
+    The one definition of the expected count: increments and recomputes both use it.
+    """
+    length = (
         f"extract(epoch FROM ({day} + 1)::timestamp AT TIME ZONE {tz}"
         f" - {day}::timestamp AT TIME ZONE {tz})"
     )
+    return f"({length} / {interval_s})::int"
 
 
 RECOMPUTE_SQL: Final = f"""
@@ -76,8 +86,7 @@ WITH days AS (
            (local_day + 1)::timestamp AT TIME ZONE tz AS day_end
     FROM days
 ), stats AS (
-    SELECT b.meter_id, b.local_day,
-           extract(epoch FROM b.day_end - b.day_start) AS seconds,
+    SELECT b.meter_id, b.local_day, b.tz,
            min(r.interval_s) AS interval_s,
            count(r.ts) FILTER (WHERE r.quality & {int(Quality.MISSING)} = 0) AS present,
            count(r.ts) FILTER (WHERE r.status = 'valid') AS valid,
@@ -88,10 +97,10 @@ WITH days AS (
     -- an inner join: the other local day a UTC day touches may hold no reading yet
     -- (the data ends before it), and gets no row, as no increment writes one
     JOIN readings r ON r.meter_id = b.meter_id AND r.ts >= b.day_start AND r.ts < b.day_end
-    GROUP BY b.meter_id, b.local_day, b.day_start, b.day_end
+    GROUP BY b.meter_id, b.local_day, b.tz, b.day_start, b.day_end
 ), scored AS (
     SELECT meter_id, local_day,
-           (seconds / interval_s)::int AS expected,
+           {expected_intervals("local_day", "tz", "interval_s")} AS expected,
            present, valid, estimated, suspect, rejected
     FROM stats
 )
@@ -126,7 +135,7 @@ SELECT meter_id, day, expected, present, valid, estimated, suspect, rejected,
        now()
 FROM (
     SELECT k.meter_id, k.day, k.present, k.valid, k.estimated, k.suspect, k.rejected,
-           ({_day_length("k.day", "k.tz")} / k.interval_s)::int AS expected
+           {expected_intervals("k.day", "k.tz", "k.interval_s")} AS expected
     FROM unnest(%s::text[], %s::date[], %s::text[], %s::int[], %s::int[], %s::int[],
                 %s::int[], %s::int[], %s::int[])
          AS k(meter_id, day, tz, interval_s, present, valid, estimated, suspect, rejected)
@@ -236,3 +245,49 @@ def refresh(conn: psycopg.Connection[tuple[object, ...]]) -> int:
             return 0
         cur.execute(RECOMPUTE_SQL)
         return max(cur.rowcount, 0)
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def _rows(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def quality_report(
+    conn: psycopg.Connection[Any], day: dt.date | None, limit: int = 10
+) -> dict[str, Any] | None:
+    """Fleet summary, per-feeder roll-up and the worst meters for ``day`` (default latest)."""
+    if day is None:
+        row = conn.execute("SELECT max(day) FROM quality_daily").fetchone()
+        if row is None or row[0] is None:
+            return None
+        day = row[0]
+    totals = """
+        count(*) AS meters,
+        coalesce(sum(present)::float8 / nullif(sum(expected), 0), 0) AS completeness,
+        coalesce(avg(score), 0)::float8 AS score,
+        coalesce(sum(valid)::float8 / nullif(sum(expected), 0), 0) AS valid_share,
+        coalesce(sum(estimated)::float8 / nullif(sum(expected), 0), 0) AS estimated_share,
+        coalesce(sum(suspect)::float8 / nullif(sum(expected), 0), 0) AS suspect_share
+    """
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {totals} FROM quality_daily WHERE day = %s", (day,))
+        fleet = _rows(cur)[0]
+        if not fleet["meters"]:
+            return None
+        cur.execute(
+            f"SELECT coalesce(m.node_id, '(none)') AS feeder, {totals} FROM quality_daily q"
+            " LEFT JOIN meters m USING (meter_id) WHERE q.day = %s GROUP BY 1 ORDER BY score, 1",
+            (day,),
+        )
+        feeders = _rows(cur)
+        cur.execute(
+            "SELECT meter_id, expected, present, valid, estimated, suspect, rejected, missing,"
+            " completeness, score FROM quality_daily WHERE day = %s"
+            " ORDER BY score, completeness, meter_id LIMIT %s",
+            (day, limit),
+        )
+        worst = _rows(cur)
+    return {"day": day.isoformat(), "fleet": fleet, "feeders": feeders, "worst": worst}

@@ -6,7 +6,7 @@
 - ``kind`` e.g. ``sustained_drop``, ``unusual_consumption``, ``unexpected_export``,
   ``frequency_excursion``, ``voltage_out_of_band``, ``feeder_overload``,
   ``feeder_imbalance``, ``unusual_load``, ``weather_jump``, ``stuck_sensor``,
-  ``vacancy``, ``pattern_change``, ``peer_outlier`` (see ``metrify.anomaly.records.Kind``)
+  ``vacancy``, ``pattern_change``, ``peer_outlier`` (see ``metrify.contracts.anomalies.Kind``)
 - ``subject_type`` ``meter`` | ``node`` | ``station``; ``subject_id`` its id
 - ``ts_start``, ``ts_end`` the span of the incident, ``ts_end`` exclusive
 - ``score`` detector-specific magnitude (robust z, lost share, Hz off nominal...)

@@ -1,0 +1,7 @@
+"""Scheduled jobs: work run once a day (or on demand) over what is already stored.
+
+Each job reads its input from :mod:`metrify.stores`, hands it to a stage and stores what
+the stage returns, as the pipeline does for arriving data; a job that records anomalies
+does so through the pipeline's own step (:func:`metrify.pipeline.detect.record_incidents`),
+so an incident alerts once whichever found it.
+"""
