@@ -10,7 +10,9 @@ importing each other in a ring; the API running SQL itself), and expects
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,3 +76,44 @@ def test_a_wrong_way_import_fails_the_lint(
     assert done.returncode != 0, done.stdout
     broken = done.stdout.split("Broken contracts", 1)[-1]
     assert contract in broken, done.stdout
+
+
+SQL = re.compile(
+    r"^\s*(SELECT|WITH \w+ AS|INSERT INTO|UPDATE \w+ SET|DELETE FROM|COPY \w+|CREATE (TABLE|INDEX)"
+    r"|ALTER TABLE|DROP TABLE|TRUNCATE)\b"
+)
+
+
+def sql_outside_the_stores(root: Path) -> list[str]:
+    """``file:line`` of every string literal (f-string pieces included) outside
+    ``stores/`` that opens with an SQL statement."""
+    found: list[tuple[str, int]] = []
+    for path in sorted(root.rglob("*.py")):
+        if "stores" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and SQL.match(node.value)
+            ):
+                found.append((str(path.relative_to(root)), node.lineno))
+    return [f"{path}:{line}" for path, line in sorted(found)]
+
+
+def test_sql_is_written_only_in_the_stores() -> None:
+    assert sql_outside_the_stores(SRC) == []
+
+
+def test_the_sql_check_sees_statements_in_any_form(tmp_path: Path) -> None:
+    """The check itself: plain, f-string and triple-quoted statements are all found."""
+    pkg = tmp_path / "metrify"
+    (pkg / "stores").mkdir(parents=True)
+    (pkg / "stores" / "ok.py").write_text('Q = "SELECT 1 FROM readings"\n')
+    (pkg / "api.py").write_text(
+        'A = "SELECT id FROM users WHERE name = %s"\n'
+        'B = f"UPDATE anomalies SET status = {1}"\n'
+        'C = """\n    INSERT INTO audit_log (actor) VALUES (%s)\n"""\n'
+        'D = "Select the rows the caller may see"\n'
+    )
+    assert sql_outside_the_stores(pkg) == ["api.py:1", "api.py:2", "api.py:3"]

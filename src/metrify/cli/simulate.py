@@ -31,6 +31,7 @@ from metrify.contracts.records import GRID, METER, NODE, READING, STATION, WEATH
 from metrify.contracts.summary import Summary
 from metrify.pipeline.session import Session, ingest_frames, open_session
 from metrify.settings import Settings
+from metrify.stores import anomalies as anomaly_store
 from metrify.stores import database
 from metrify.stores.reads import fleet as fleet_read
 
@@ -196,9 +197,7 @@ def demo_cmd(
         with progress_bar(None, unit="rows") as bar:
             summaries = _simulate_into(session, fleet, bar)
         stored = fleet_read.totals(session.conn)
-        incidents = session.conn.execute(
-            "SELECT kind, severity, count(*) FROM anomalies GROUP BY 1, 2 ORDER BY 3 DESC"
-        ).fetchall()
+        incidents = anomaly_store.counts(session.conn)
         url = database.database_url(settings)
     table = Table(title="what was loaded", show_header=True)
     for column in ("dataset", "read", "accepted", "duplicates", "rejected", "seconds"):

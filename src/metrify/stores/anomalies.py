@@ -324,3 +324,12 @@ def change_status(
         ).fetchone()
     assert updated is not None  # the row is locked
     return _row(updated)
+
+
+def counts(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+    """(kind, severity, incidents) over every recorded anomaly, most frequent first: the
+    one-line overview a first load or a demo ends with."""
+    rows = conn.execute(
+        "SELECT kind, severity, count(*) FROM anomalies GROUP BY 1, 2 ORDER BY 3 DESC"
+    ).fetchall()
+    return [(str(kind), str(severity), int(n)) for kind, severity, n in rows]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from metrify.api import audit
-from metrify.api import queries as q
+from metrify.api import paging as q
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, client_address, request_id, require
 from metrify.api.models import Page

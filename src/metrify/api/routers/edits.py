@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from metrify.api import audit
-from metrify.api import queries as q
+from metrify.api import paging as q
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, require
 from metrify.api.models import EditRequest, EditResultModel

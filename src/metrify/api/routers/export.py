@@ -11,7 +11,7 @@ from starlette.responses import StreamingResponse
 
 from metrify.api import audit
 from metrify.api import export as ex
-from metrify.api import queries as q
+from metrify.api import paging as q
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, require
 from metrify.api.problems import PROBLEM_SCHEMA, Problem

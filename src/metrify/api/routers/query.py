@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from metrify.api import queries as q
+from metrify.api import paging as q
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, demand, require
 from metrify.api.latest import latest_answer
