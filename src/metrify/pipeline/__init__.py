@@ -5,3 +5,8 @@
 ``session`` opens the stores a run writes to, ``worker`` drives the same stages from
 Kafka and ``edit`` applies an operator's edit through them.
 """
+
+from metrify.pipeline.session import Session, ingest_files, ingest_frames, open_session
+from metrify.pipeline.stages import Pipeline
+
+__all__ = ["Pipeline", "Session", "ingest_files", "ingest_frames", "open_session"]
