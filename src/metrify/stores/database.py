@@ -8,6 +8,7 @@ process touches the database, so no command needs a separate set-up step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -71,14 +72,24 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (serialised by an advisory lock)."""
+    _migrate(url, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Undo the migrations above ``revision``: for stepping back a release, and for
+    tests that must hold data shaped as an older schema had it."""
+    _migrate(url, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _migrate(url: str, step: Callable[[Config], None]) -> None:
     engine = engine_for(url)
     try:
         with engine.begin() as conn:
-            # Two processes starting together must not both create the schema.
+            # Two processes starting together must not both change the schema.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7274031)")
             cfg = _alembic_config()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            step(cfg)
     finally:
         engine.dispose()
 

@@ -91,6 +91,30 @@ def copy_frame(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.Da
         copy.write(buffer.getbuffer())
 
 
+def quarantine_rows(cur: psycopg.Cursor[tuple[object, ...]], frame: pl.DataFrame) -> None:
+    """Store rows that never became records, once each: a re-sent bad input counts up the
+    row it already has (``times_seen``, ``last_received_at``) instead of adding a copy.
+
+    The rows go through a session-local staging table, so the batch stays one COPY, and
+    are grouped there first: one statement may not update the same quarantine row twice.
+    """
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS quarantine_in"
+        " (kind text, source text, raw text, reason text, line integer)"
+    )
+    copy_frame(cur, "quarantine_in", frame.select(QUARANTINE_COLUMNS))
+    cur.execute(
+        """
+        INSERT INTO quarantine AS q (kind, source, raw, reason, line, times_seen)
+        SELECT kind, source, raw, reason, line, count(*) FROM quarantine_in
+        GROUP BY kind, source, raw, reason, line
+        ON CONFLICT (fingerprint) DO UPDATE
+        SET times_seen = q.times_seen + excluded.times_seen, last_received_at = now()
+        """
+    )
+    cur.execute("DELETE FROM quarantine_in")
+
+
 def copy_binary(cur: psycopg.Cursor[tuple[object, ...]], table: str, frame: pl.DataFrame) -> None:
     """COPY a frame into ``table`` in PostgreSQL's binary format, encoded from Arrow by
     pgpq: nothing to format on our side nor to parse on the server's (about twice the
@@ -255,7 +279,7 @@ class PostgresStore:
                 if not rows.height:
                     result.inserted = copied
                     if quarantine is not None and quarantine.height:
-                        copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+                        quarantine_rows(cur, quarantine)
                     return result
                 copy_binary(cur, stage, rows)
                 unknowns = self._unknown_ids(cur, contract, stage, unknown)
@@ -329,7 +353,7 @@ class PostgresStore:
                         ]
                     )
             if quarantine is not None and quarantine.height:
-                copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+                quarantine_rows(cur, quarantine)
         return result
 
     def _copy_new(
@@ -413,8 +437,12 @@ class PostgresStore:
                 WHERE NOT EXISTS (SELECT 1 FROM {ref.table} m WHERE m.{key} = s.{key})
                 RETURNING s.*
             ), moved AS (
-                INSERT INTO quarantine (kind, source, raw, reason)
-                SELECT %s, source, row_to_json(gone)::text, %s FROM gone
+                INSERT INTO quarantine AS q (kind, source, raw, reason, times_seen)
+                SELECT %s, source, raw, %s, count(*)
+                FROM (SELECT source, row_to_json(gone)::text AS raw FROM gone) g
+                GROUP BY source, raw
+                ON CONFLICT (fingerprint) DO UPDATE
+                SET times_seen = q.times_seen + excluded.times_seen, last_received_at = now()
             )
             SELECT {key}, count(*) FROM gone GROUP BY {key}
             """,
@@ -528,7 +556,7 @@ class PostgresStore:
                 result.inserted, result.updated = int(row[0]), int(row[1])  # type: ignore[call-overload]
                 result.unchanged = frame.height - result.inserted - result.updated
             if quarantine is not None and quarantine.height:
-                copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+                quarantine_rows(cur, quarantine)
         return result
 
     def write_quarantine(self, quarantine: pl.DataFrame) -> None:
@@ -536,4 +564,4 @@ class PostgresStore:
         if not quarantine.height:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
-            copy_frame(cur, "quarantine", quarantine.select(QUARANTINE_COLUMNS))
+            quarantine_rows(cur, quarantine)
