@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from metrify.anomaly.stage import Pending
-from metrify.contracts.records import READING, Contract, Quality, Status
+from metrify.contracts.records import METER, READING, Contract, Quality, Status
 from metrify.contracts.summary import Summary
 from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
@@ -139,6 +139,10 @@ class Pipeline:
             )
         #: the detect stage (metrify.anomaly): its per-subject state is cached for the life
         #: of the pipeline, like VEE's history; a worker drops both caches on rebalance.
+        #: meter -> the time zone its readings were declared in (``--tz``), for meters
+        #: this run may register; replaced, never changed in place, so the writer thread
+        #: can read it while the next batch is decoded
+        self._zones: dict[str, str] = {}
         self.detector: DetectStage | None = None
         if contract.time_series and settings.anomaly.enabled:
             self.detector = DetectStage(
@@ -190,6 +194,8 @@ class Pipeline:
                 if note not in summary.warnings:
                     summary.warnings.append(note)
         self._present.update(decoded.present)
+        if self.contract is READING and mapping is not None and mapping.tz != "UTC":
+            self._declare_zone(decoded.records, mapping.tz)
         at = decoded.rejects.get_column("line") - first_line
         rejects = _with_source(decoded.rejects, source, at)
         if bad_rows:
@@ -357,7 +363,14 @@ class Pipeline:
             reason=reason,
             likely_stored=likely_stored,
             by_id=self.sources is not None,
+            zones=self._zones or None,
         )
+
+    def _declare_zone(self, records: pl.DataFrame, zone: str) -> None:
+        """Remember ``zone`` for the meters of ``records`` not yet given one."""
+        new = [m for m in records.get_column("meter_id").unique().to_list() if m not in self._zones]
+        if new:
+            self._zones = {**self._zones, **dict.fromkeys(new, zone)}
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
@@ -654,7 +667,8 @@ class Pipeline:
                 if self.detector is not None:  # the last flush may have had no batch
                     self.detector.save_deferred()
             self._collect_refresh()
-            if final and self.contract is READING:
+            # A meters file that changes a zone marks that meter's days (see rezone).
+            if final and self.contract in (READING, METER):
                 self._refresh_quality(force=True)
         finally:
             for pool in (self._write_pool, self._refresh_pool):

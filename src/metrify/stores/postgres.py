@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pgpq
@@ -163,10 +163,24 @@ def _register(
     contract: Contract,
     ids_sql: str,
     params: Sequence[object] = (),
+    zones: Mapping[str, str] | None = None,
 ) -> None:
     """Add the ids ``ids_sql`` selects to the contract's reference table as unregistered
-    (a meter known by its readings; a reference file later fills it in)."""
+    (a meter known by its readings; a reference file later fills it in).
+
+    ``zones``: the time zone the readings of a meter were declared in (``--tz``), kept as
+    the new meter's ``timezone`` so its daily scores count its own local days from the
+    start, not UTC days until a meters file comes."""
     ref = REFERENCE_FOR[contract.kind]
+    if zones and ref is METER:
+        cur.execute(
+            f"INSERT INTO {ref.table} (meter_id, status, timezone) SELECT ids.id, %s, z.tz"
+            f" FROM ({ids_sql}) AS ids(id)"
+            " LEFT JOIN unnest(%s::text[], %s::text[]) AS z(id, tz) ON z.id = ids.id"
+            " ON CONFLICT DO NOTHING",
+            (MeterStatus.UNREGISTERED.value, *params, list(zones), list(zones.values())),
+        )
+        return
     cur.execute(
         f"INSERT INTO {ref.table} ({contract.key[0]}, status) SELECT ids.*, %s"
         f" FROM ({ids_sql}) AS ids ON CONFLICT DO NOTHING",
@@ -233,6 +247,7 @@ class PostgresStore:
         quarantine: pl.DataFrame | None = None,
         likely_stored: pl.DataFrame | None = None,
         by_id: bool = False,
+        zones: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Upsert one batch of a time-series contract (plus its quarantine rows) atomically.
 
@@ -242,6 +257,8 @@ class PostgresStore:
         upsert and the rest the fast COPY, so one repeated key does not send a whole
         batch down the slow path.
         ``by_id``: also count per id (:attr:`WriteResult.by_id`).
+        ``zones``: the declared time zone of ids this write may register (see
+        :func:`_register`).
         """
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
@@ -269,7 +286,7 @@ class PostgresStore:
                     maybe = rows.join(likely_stored, on=keys, how="semi")
                 copied = 0
                 ids = id_list(fresh[key_id]) if fresh.height else []
-                if ids and self._copy_new(cur, contract, fresh, ids, unknown):
+                if ids and self._copy_new(cur, contract, fresh, ids, unknown, zones):
                     copied = fresh.height
                     if contract is READING:
                         quality_daily.count_fresh(cur, fresh, ids)
@@ -282,7 +299,7 @@ class PostgresStore:
                         quarantine_rows(cur, quarantine)
                     return result
                 copy_binary(cur, stage, rows)
-                unknowns = self._unknown_ids(cur, contract, stage, unknown)
+                unknowns = self._unknown_ids(cur, contract, stage, unknown, zones)
                 result.unknown_quarantined = sum(unknowns.values())
                 # New keys first: a plain insert that skips existing keys. For fresh data
                 # (the common case) that is all there is to do.
@@ -363,6 +380,7 @@ class PostgresStore:
         rows: pl.DataFrame,
         ids: list[str],
         unknown: UnknownMeterPolicy,
+        zones: Mapping[str, str] | None = None,
     ) -> bool:
         """Try the fast path: COPY the batch straight into the table, all keys new.
 
@@ -376,7 +394,7 @@ class PostgresStore:
         if self._direct_cooldown > 0:
             self._direct_cooldown -= 1
             return False
-        _register(cur, contract, "SELECT unnest(%s::text[])", (ids,))
+        _register(cur, contract, "SELECT unnest(%s::text[])", (ids,), zones)
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
                 copy_binary(cur, contract.table, rows)
@@ -422,13 +440,14 @@ class PostgresStore:
         contract: Contract,
         stage: str,
         policy: UnknownMeterPolicy,
+        zones: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
         """Register ids the reference table lacks, or move their rows to quarantine
         (how many, per id)."""
         ref = REFERENCE_FOR[contract.kind]
         key = contract.key[0]
         if policy is UnknownMeterPolicy.REGISTER:
-            _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}")
+            _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}", (), zones)
             return {}
         cur.execute(
             f"""
@@ -523,6 +542,19 @@ class PostgresStore:
                     f" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 copy_frame(cur, stage, frame.select(given))
+                rezoned = contract is METER and "timezone" in given
+                if rezoned:
+                    # Meters whose zone this write changes: their daily scores counted the
+                    # old zone's local days and are derived again below.
+                    cur.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS rezoned_meters (meter_id text)"
+                        " ON COMMIT DELETE ROWS"
+                    )
+                    cur.execute(
+                        "INSERT INTO rezoned_meters SELECT s.meter_id"
+                        f" FROM {stage} s JOIN meters m USING (meter_id)"
+                        " WHERE m.timezone IS DISTINCT FROM s.timezone"
+                    )
                 sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in given if c != key)
                 tgt = ", ".join(f"{contract.table}.{c}" for c in given if c != key)
                 exc = ", ".join(f"EXCLUDED.{c}" for c in given if c != key)
@@ -555,6 +587,8 @@ class PostgresStore:
                 assert row is not None
                 result.inserted, result.updated = int(row[0]), int(row[1])  # type: ignore[call-overload]
                 result.unchanged = frame.height - result.inserted - result.updated
+                if rezoned:
+                    quality_daily.rezone(cur, "SELECT meter_id FROM rezoned_meters")
             if quarantine is not None and quarantine.height:
                 quarantine_rows(cur, quarantine)
         return result

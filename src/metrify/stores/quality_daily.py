@@ -221,6 +221,19 @@ def mark(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
     )
 
 
+def rezone(cur: psycopg.Cursor[tuple[object, ...]], meters_sql: str) -> None:
+    """Re-derive the days of meters whose time zone changed: their rows counted local days
+    of the old zone, so they go, and every UTC day they have readings on is marked for
+    :func:`refresh` to count again in the new zone (``meters_sql`` selects the meter ids).
+    Run in the transaction that changes the zones, so a crash leaves neither half."""
+    cur.execute(f"DELETE FROM quality_daily WHERE meter_id IN ({meters_sql})")
+    cur.execute(
+        "INSERT INTO quality_dirty (meter_id, day)"
+        " SELECT DISTINCT meter_id, (ts AT TIME ZONE 'UTC')::date FROM readings"
+        f" WHERE meter_id IN ({meters_sql}) ON CONFLICT DO NOTHING"
+    )
+
+
 def refresh(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     """Recompute the daily scores of every meter-day marked stale; how many daily rows
     were written.
