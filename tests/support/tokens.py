@@ -55,3 +55,18 @@ def user_id_of(api: Api, name: str) -> int:
 def me(api: Api, token: str) -> Any:
     """``/v1/auth/me`` with ``token``: who the API takes its bearer to be."""
     return api.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def backdate_token_validity(api: Api, name: str, seconds: int) -> None:
+    """Move ``name``'s ``tokens_valid_after`` ``seconds`` into the past.
+
+    A user created in a test may sign tokens only from the moment of creation on; a test
+    that needs an older ``iat`` (an expired token) backdates that moment, so the token
+    is refused for the one reason under test and not because it predates the user.
+    """
+    with api.conn() as conn:
+        conn.execute(
+            "UPDATE users SET tokens_valid_after = now() - make_interval(secs => %s)"
+            " WHERE username = %s",
+            (seconds, name),
+        )

@@ -242,6 +242,41 @@ def test_a_burst_the_home_has_drawn_before_is_routine(
     assert 8.5 < record <= 10.0
 
 
+def test_burst_severity_on_both_sides_of_its_thresholds(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """One burst per meter on day 15 at 12:00, each a known multiple of the home's typical
+    daily peak (~1.35 kW, the evening's ~0.67 kWh per half hour). The home's recent record
+    is that same peak, so every burst here is beyond twice the record: only the 4 kW floor
+    and the 6x-peak step decide. Below 4 kW: low; from 4 kW up to 6x the peak: medium;
+    from 6x: high."""
+    daily_peak = 2 * max(shape(i) for i in range(PER_DAY * 14))
+    at_i = 15 * PER_DAY + 24
+    at = T0 + dt.timedelta(seconds=STEP * at_i)
+    # meter -> (burst in kW, expected severity); kWh in the half hour is kW / 2
+    bursts = {
+        "SV39": (3.9, "low"),  # under the 4 kW any home may draw (~2.9x the peak)
+        "SV41": (4.1, "medium"),  # just over 4 kW (~3.0x)
+        "SV45X": (4.5 * daily_peak, "medium"),  # between 3x and 6x, either side of 4x
+        "SV55X": (5.5 * daily_peak, "medium"),  # just under 6x
+        "SV65X": (6.5 * daily_peak, "high"),  # just over 6x
+        "SV10X": (10 * daily_peak, "high"),  # far over
+    }
+    frames = [series(m, 21, {at_i: round(kw / 2, 4)}) for m, (kw, _) in bursts.items()]
+    submit_frames(settings, READING, frames)
+    got = {}
+    for meter, (kw, _) in bursts.items():
+        found = [a for a in anomalies(conn, meter) if a["kind"] == "unusual_consumption"]
+        assert [a["start"] for a in found] == [at], meter
+        evidence = found[0]["evidence"]
+        assert isinstance(evidence, dict)
+        # the detector's own peak and record are the ones this construction assumes
+        assert abs(evidence["typical_daily_peak_kw"] - daily_peak) < 0.05, meter
+        assert evidence["recent_record_kw"] < kw / 2, meter
+        got[meter] = found[0]["severity"]
+    assert got == {meter: severity for meter, (_, severity) in bursts.items()}
+
+
 def test_hour_of_week_follows_the_meters_local_clock(
     settings: Settings, conn: psycopg.Connection
 ) -> None:

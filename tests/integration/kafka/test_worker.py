@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from metrify.contracts.records import GRID, READING, WEATHER
+from metrify.pipeline.stages import Pipeline
 from metrify.pipeline.worker import run_worker
 from metrify.settings import Settings
 from metrify.settings.kafka import KINDS, KafkaSettings
@@ -355,6 +356,82 @@ def test_database_outage(
     proxy.close()
     assert metric("metrify_worker_retries_total") > retries
     assert_exact(conn, readings, grid)
+
+
+def committed_offsets(kafka: KafkaSettings, kind: str) -> dict[int, int]:
+    """The group's committed offset of each partition of ``kind``'s topic (negative:
+    nothing committed)."""
+    probe = Consumer(
+        {"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.group_id, "log_level": 3}
+    )
+    try:
+        topic = kafka.topic(kind)
+        parts = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in parts]
+        return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=10)}
+    finally:
+        probe.close()
+
+
+def test_write_failing_after_hand_over_commits_nothing_and_redelivers(
+    settings: Settings,
+    kafka: KafkaSettings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store write of the first batch fails after the batch was handed to the
+    background writer, while the worker waits for it to become durable. Until then no
+    offset may be committed (a commit then would skip the batch for good); after the
+    failure the batch is read again and stored exactly once."""
+    readings, _ = fleet_frames(Fleet(FleetSpec(meters=6, days=1, fault_rate=0.0, seed=17)))
+    sender = Sender(kafka)
+    sender.send_frame("readings", readings, max_records=48)
+    sender.flush()
+    assert sender.delivered_records == readings.height
+
+    in_write = threading.Event()  # the first write has the batch and is running
+    settling = threading.Event()  # the worker waits for that batch to be durable
+    release = threading.Event()  # the test has looked: let the write fail
+    written: list[int] = []  # rows each readings write was given
+    original_write = Pipeline._write_series
+    original_settle = Pipeline.settle
+
+    def failing_write(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        if self.contract is READING:
+            written.append(args[1].height)
+            if len(written) == 1:
+                in_write.set()
+                assert release.wait(60), "the test never released the write"
+                raise psycopg.OperationalError("connection lost while writing (injected)")
+        return original_write(self, *args, **kwargs)
+
+    def watched_settle(self: Pipeline, upto: int | None = None) -> Any:
+        if self.contract is READING:
+            settling.set()
+        return original_settle(self, upto)
+
+    monkeypatch.setattr(Pipeline, "_write_series", failing_write)
+    monkeypatch.setattr(Pipeline, "settle", watched_settle)
+    worker = ThreadWorker(settings, kafka)
+    try:
+        assert in_write.wait(60), "no batch reached the writer"
+        # the worker moves on to land the batch: it now waits for the write to finish
+        assert settling.wait(60), "the worker never waited for the batch to be durable"
+        assert count(conn, "readings") == 0
+        assert all(offset < 0 for offset in committed_offsets(kafka, "readings").values())
+        release.set()
+        wait_for(lambda: count(conn, "readings") >= readings.height, 60, "the batch again")
+        wait_for(lambda: all_committed(kafka, ("readings",)), 30, "offsets committed")
+    finally:
+        release.set()  # a failed check must not leave the worker blocked or running
+        code = worker.finish()
+    assert code == 0
+    # the failed write had readings, and the messages came again to a later write
+    assert written[0] > 0 and len(written) >= 2
+    stored = stored_readings(conn)
+    assert stored.height == readings.height == count(conn, "readings")
+    assert stored.equals(readings)
+    assert count(conn, "reading_history") == 0
 
 
 # --------------------------------------------------------------------------- processes

@@ -179,6 +179,32 @@ def test_range_limits_from_the_meter_or_its_rating() -> None:
         assert (row["quality"], row["status"]) == (quality, status), (meter, ts)
 
 
+@pytest.mark.parametrize(
+    ("power_factor", "expected"),
+    [
+        (-1.0, (0, "valid")),  # the bounds themselves are physical (pure load / pure export)
+        (1.0, (0, "valid")),
+        (-0.5, (0, "valid")),
+        (0.0, (0, "valid")),
+        (1.0001, (OOR, "rejected")),  # just outside either bound
+        (-1.0001, (OOR, "rejected")),
+        (-1.5, (OOR, "rejected")),  # far outside either bound
+        (1.5, (OOR, "rejected")),
+        (-7.0, (OOR, "rejected")),
+        (7.0, (OOR, "rejected")),
+    ],
+)
+def test_power_factor_is_checked_against_both_bounds(
+    power_factor: float, expected: tuple[int, str]
+) -> None:
+    # A power factor is the cosine of an angle: only [-1, 1] can be measured; outside it
+    # the whole reading is untrustworthy, and with VEE on this rule is its only guard.
+    rows = [reading("PF", T0, 0.3, power_factor=power_factor)]
+    out = validate(frame(rows), NO_METERS, CFG, NOW).filter(pl.col("source") == "test")
+    row = at(out, "PF", T0)
+    assert (row["quality"], row["status"]) == expected
+
+
 # --------------------------------------------------------------------------- rule 3: spike
 
 
