@@ -88,6 +88,39 @@ def flags_from_spans(
     )
 
 
+def unseen_incidents(
+    incidents: pl.DataFrame,
+    assessed: pl.DataFrame,
+    seen: pl.DataFrame,
+    key: str,
+    subject_type: str,
+) -> pl.DataFrame:
+    """``incidents`` without those of ``subject_type`` that hold only ``seen`` rows.
+
+    A re-sent row was judged once already, against the state of its own time; judging it
+    again against state learned from later data finds "outliers" the first pass rightly
+    did not, and recording those would make a re-send add incidents (and incidents whose
+    readings lack the anomaly bit, since re-sent rows keep their stored flags). An incident
+    that holds at least one row not seen before is a finding of this batch and stays.
+    """
+    if not seen.height or not incidents.height:
+        return incidents
+    fresh = assessed.select(key, "ts").join(seen.select(key, "ts"), on=[key, "ts"], how="anti")
+    numbered = incidents.with_row_index("incident")
+    holding_fresh = (
+        numbered.filter(pl.col("subject_type") == subject_type)
+        .select("incident", pl.col("subject_id").alias(key), "ts_start", "ts_end")
+        .join(fresh, on=key)
+        .filter((pl.col("ts") >= pl.col("ts_start")) & (pl.col("ts") < pl.col("ts_end")))
+        .select("incident")
+        .unique()
+    )
+    keep = (pl.col("subject_type") != subject_type) | pl.col("incident").is_in(
+        holding_fresh.get_column("incident").implode()
+    )
+    return numbered.filter(keep).drop("incident")
+
+
 def mark(assessed: pl.DataFrame, flags: pl.DataFrame, key: str) -> pl.DataFrame:
     """``assessed`` with the anomaly quality bit set on the rows ``flags`` flag."""
     return (

@@ -33,6 +33,7 @@ from metrify.anomaly.stage import (
     flags_from_spans,
     mark,
     seen_rows,
+    unseen_incidents,
     weather_span,
 )
 from metrify.anomaly.state import StateCache
@@ -119,7 +120,11 @@ class DetectStage:
             detected = detect_grid(assessed, nodes, profile, scalars, self.cfg)
         else:
             detected = detect_weather(assessed, scalars, self.cfg)
-        flags = self._judged_once(assessed, scalars, detected.flags)
+        seen = seen_rows(assessed, scalars, self.key)
+        flags = self._judged_once(seen, detected.flags)
+        detected.incidents = unseen_incidents(
+            detected.incidents, assessed, seen, self.key, self.subject_type
+        )
         self.stats.flagged += int(flags["anomaly"].sum())
         marked = mark(assessed, flags, self.key)
         # The next batch builds on this state at once (the pipeline may detect it while
@@ -193,11 +198,8 @@ class DetectStage:
         """Drop cached state (partitions reassigned)."""
         self.state.forget()
 
-    def _judged_once(
-        self, assessed: pl.DataFrame, scalars: pl.DataFrame, flags: pl.DataFrame
-    ) -> pl.DataFrame:
+    def _judged_once(self, seen: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
         """Flags of already-seen rows come from stored incidents, not a second judgement."""
-        seen = seen_rows(assessed, scalars, self.key)
         if not seen.height:
             return flags
         first = seen["ts"].min()
