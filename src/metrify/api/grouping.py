@@ -42,8 +42,10 @@ class Entry(Generic[T, R]):
 class GroupCommit(Generic[T, R]):
     """Runs ``run`` on groups of the entries that waited, at most ``slots`` at once.
 
-    ``run(entries)`` returns one result per entry, in order, or raises: then every
-    entry of the group gets the exception.
+    ``run(entries)`` returns one result per entry, in order, or raises: then each entry
+    of a group of several is run again alone and gets its own result or error (one bad
+    request must not fail the others that happened to share its run); a lone entry, or
+    an error that is not an ``Exception``, ends with the exception.
     """
 
     def __init__(
@@ -133,16 +135,33 @@ class GroupCommit(Generic[T, R]):
 
     def _execute(self, group: list[Entry[T, R]]) -> None:
         try:
-            results = self._run(group)
+            try:
+                results = self._run(group)
+            except Exception:
+                if len(group) == 1:
+                    raise
+                # One request's content may have broken the shared run (a value the
+                # store refuses): each is run again alone, so its failure stays its own.
+                # Writes are idempotent: what the failed run may have stored is found
+                # unchanged, not stored twice.
+                for entry in group:
+                    self._alone(entry)
+            else:
+                for entry, result in zip(group, results, strict=True):
+                    entry.result = result
         except BaseException as exc:  # every request of the run failed with it
             for entry in group:
                 entry.error = exc
-        else:
-            for entry, result in zip(group, results, strict=True):
-                entry.result = result
         finally:
             with self._changed:
                 self.runs += 1
                 self.entries += len(group)
                 for entry in group:
                     entry.done = True
+
+    def _alone(self, entry: Entry[T, R]) -> None:
+        """Run one entry of a failed group on its own: its result or its own error."""
+        try:
+            (entry.result,) = self._run([entry])
+        except Exception as exc:
+            entry.error = exc

@@ -14,21 +14,30 @@ class Recorder:
     """A run function that records its groups (when they start); the first ``held``
     runs wait for ``release``."""
 
-    def __init__(self, fail: bool = False, held: int = 1) -> None:
+    def __init__(
+        self, fail: bool = False, held: int = 1, bad: frozenset[str] = frozenset()
+    ) -> None:
         self.groups: list[list[str]] = []
         self.release = threading.Event()
+        #: every run after the first fails while this is set (the database went away)
         self.fail = fail
         self.held = held
+        #: items whose own content makes any run holding them fail
+        self.bad = bad
         self._lock = threading.Lock()
 
     def __call__(self, group: list[Entry[str, str]]) -> list[str]:
         with self._lock:
             self.groups.append([e.item for e in group])
             hold = len(self.groups) <= self.held
+            down = self.fail and len(self.groups) >= 2
         if hold:
             self.release.wait(30)
-        if self.fail and len(self.groups) == 2:
+        if down:
             raise RuntimeError("database went away")
+        spoilt = [e.item for e in group if e.item in self.bad]
+        if spoilt:
+            raise ValueError(f"bad value in {spoilt[0]}")
         return [f"done {e.item}" for e in group]
 
 
@@ -113,8 +122,26 @@ def test_a_failed_run_fails_its_requests_and_the_next_run_goes_on() -> None:
     )
     assert answers["A"] == "done A"
     assert [type(answers[n]) for n in "BC"] == [RuntimeError, RuntimeError]
+    recorder.fail = False  # the database is back
     assert commit.submit("D", frozenset({"d"}), 1) == "done D"
     assert commit.running == 0
+
+
+def test_one_bad_request_fails_alone_and_the_others_of_its_run_are_stored() -> None:
+    """A request whose content breaks its shared run is found by running the run's
+    requests one by one: its failure stays its own."""
+    recorder = Recorder(bad=frozenset({"C"}))
+    commit: GroupCommit[str, str] = GroupCommit(recorder, max_rows=10_000, slots=1)
+    answers = _hold_then_queue(
+        commit,
+        recorder,
+        [("A", {"a"}, 1), ("B", {"b"}, 1), ("C", {"c"}, 1), ("D", {"d"}, 1)],
+    )
+    assert recorder.groups == [["A"], ["B", "C", "D"], ["B"], ["C"], ["D"]]
+    assert answers["A"] == "done A"
+    assert answers["B"] == "done B" and answers["D"] == "done D"
+    assert isinstance(answers["C"], ValueError) and "C" in str(answers["C"])
+    assert (commit.runs, commit.entries, commit.running) == (2, 4, 0)
 
 
 def test_two_slots_run_two_requests_at_once_but_never_two_of_one_meter() -> None:
