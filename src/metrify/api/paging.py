@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from metrify.api.problems import Problem
+from metrify.contracts.timespan import WINDOW_TEXT, in_window
 from metrify.stores.reads.buckets import JsonRow, Resolution
 
 __all__ = [
@@ -37,13 +38,20 @@ def json_page(rows: list[JsonRow], limit: int, head: bytes) -> bytes:
     return b"{" + head + b',"items":[' + items + b'],"next_cursor":' + tail + b"}"
 
 
-def utc(value: dt.datetime) -> dt.datetime:
-    """Naive times on the wire are UTC (DESIGN.md)."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+def utc(value: dt.datetime, name: str = "time") -> dt.datetime:
+    """Naive times on the wire are UTC (DESIGN.md).
+
+    A time outside the records' window (:mod:`metrify.contracts.timespan`) is the
+    client's error, answered 422: year 1 with a positive offset or 9999 with a negative
+    one cannot even be turned into UTC, and nothing stored lies outside the window."""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    if not in_window(aware, end=True):
+        raise Problem(422, f"{name} must lie in {WINDOW_TEXT}")
+    return aware.astimezone(dt.UTC)
 
 
 def check_range(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    start, end = utc(start), utc(end)
+    start, end = utc(start, "'from'"), utc(end, "'to'")
     if end <= start:
         raise Problem(422, "'to' must be after 'from'")
     return start, end
@@ -62,9 +70,14 @@ def decode_ts_cursor(cursor: str | None) -> dt.datetime:
         return MIN_TS
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return utc(dt.datetime.fromisoformat(text))
+        value = dt.datetime.fromisoformat(text)
     except (ValueError, UnicodeDecodeError):
         raise Problem(422, "invalid cursor") from None
+    # Cursors this API hands out hold stored times; any other time is a forged one.
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    if not in_window(aware, end=True):
+        raise Problem(422, "invalid cursor")
+    return aware.astimezone(dt.UTC)
 
 
 def decode_id_cursor(cursor: str | None) -> int:
@@ -72,6 +85,9 @@ def decode_id_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return int(text)
+        value = int(text)
     except (ValueError, UnicodeDecodeError):
         raise Problem(422, "invalid cursor") from None
+    if not 0 <= value < 2**63:  # ids are bigint: anything else is a forged cursor
+        raise Problem(422, "invalid cursor")
+    return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Generator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,11 +14,38 @@ from metrify.cli.apps import app
 from metrify.cli.common import UserError, friendly, load_settings, print_summary, progress_bar
 from metrify.contracts.records import CONTRACTS, contract
 from metrify.pipeline.session import ingest_files, open_session
-from metrify.sources.mapping import build_mapping
+from metrify.sources import ReaderError, read_batches
+from metrify.sources.mapping import Mapping, MappingError, build_mapping, check_mapped_columns
 
 __all__ = ["KINDS", "ingest_cmd"]
 
 KINDS = ", ".join(CONTRACTS)
+
+#: rows read from each file before the load to see its columns (JSON lines may differ
+#: in their keys; a mapped key in none of the first rows is taken as a wrong name).
+_PEEK_ROWS = 1_000
+
+
+def _check_mapped(path: Path, mapping: Mapping) -> None:
+    """Refuse the whole command, before anything is stored, when ``--map`` names a
+    column a file does not have: the option is wrong for every row of the file, so
+    loading it would store the field as nulls. Files that cannot be read are left to
+    the load, which reports them the usual way."""
+    try:
+        batches = read_batches(path, _PEEK_ROWS)
+        try:
+            first = next(batches, None)
+        finally:
+            if isinstance(batches, Generator):  # let the reader close its file now
+                batches.close()
+    except (ReaderError, OSError):
+        return
+    if first is None:
+        return
+    try:
+        check_mapped_columns(mapping, first.data.columns)
+    except MappingError as exc:
+        raise UserError(f"{path.name}: {exc}") from None
 
 
 @app.command("ingest")
@@ -42,6 +71,9 @@ def ingest_cmd(
     mapping = build_mapping(
         spec, maps=maps, sets=sets, scales=scales, interval_s=interval, tz=tz, ts_end=ts_end
     )
+    if mapping.columns:
+        for path in paths:
+            _check_mapped(path, mapping)
     settings = load_settings()
     total = 0
     for path in paths:

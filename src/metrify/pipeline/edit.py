@@ -8,11 +8,14 @@ flag. It goes through the pipeline's one write path, so scores and the lake foll
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from typing import Final
 
 import polars as pl
 
 from metrify.contracts.records import READING, Quality, Status
+from metrify.contracts.timespan import WINDOW_TEXT, in_window
 from metrify.pipeline.stages import Pipeline
 from metrify.quality.estimate import estimate
 
@@ -25,6 +28,28 @@ class EditError(ValueError):
 class EditResult:
     rows: int
     updated: int
+
+
+#: the largest import_kwh an edit may set for one interval: 10 GWh, more than a 400 MW
+#: site draws in a whole day (the longest interval). Ingest leaves an implausible value
+#: to VEE, which flags it; an edit is stored as valid with no VEE pass, so an absurd
+#: value (1e300, a slip of the keyboard) is refused here instead of reaching every sum
+#: and the audit log (where JSON numbers that large no longer read back as floats).
+MAX_EDIT_KWH: Final = 10_000_000.0
+
+
+def check_value(value: float) -> None:
+    """The value checks ingest applies to ``import_kwh`` (finite, not negative), plus
+    the ceiling an edit needs because it bypasses VEE (:data:`MAX_EDIT_KWH`)."""
+    if not math.isfinite(value):
+        raise EditError(f"--set: import_kwh must be a finite number, got {value}")
+    if value < 0:
+        raise EditError("--set: import_kwh cannot be negative")
+    if value > MAX_EDIT_KWH:
+        raise EditError(
+            f"--set: import_kwh {value:g} is beyond any meter's interval "
+            f"(at most {MAX_EDIT_KWH:g} kWh)"
+        )
 
 
 def edit_readings(
@@ -41,10 +66,14 @@ def edit_readings(
     """Set ``import_kwh`` to ``value`` (or re-estimate) for stored rows in [start, end)."""
     if (value is None) == (not reestimate):
         raise EditError("give exactly one of --set VALUE or --estimate")
-    if value is not None and value < 0:
-        raise EditError("--set: import_kwh cannot be negative")
+    if value is not None:
+        check_value(value)
     if not reason.strip():
         raise EditError("--reason is required: history keeps why every value changed")
+    for option, when in (("--from", start), ("--to", end)):
+        if not in_window(when, end=True):
+            raise EditError(f"{option} {when.isoformat()}: must lie in {WINDOW_TEXT}")
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     if end <= start:
         raise EditError("--to must be after --from")
     store, cfg = pipeline.store, pipeline.settings.vee

@@ -14,6 +14,7 @@ import polars as pl
 
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
+from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
 from metrify.sources.mapping import Mapping
 
 #: strings that mean "no value" in the files utilities send.
@@ -243,6 +244,12 @@ def decode(
     checks: list[tuple[pl.Expr, str]] = [
         (pl.col(f"_early_{i}"), why) for i, (_, why) in enumerate(early)
     ]
+    if "ts" in contract.schema:
+        # A time no store can hold (year 1, 9999, or past either with an offset) would
+        # fail the whole batch at the database or in Python; it is this row's problem.
+        ts = pl.col("ts")
+        outside = (ts < pl.lit(EARLIEST_TS)) | (ts >= pl.lit(LATEST_TS))
+        checks.append((ts.is_not_null() & outside, f"ts outside {WINDOW_TEXT}"))
     checks += [(pl.col(name).is_null(), f"missing {name}") for name in contract.required]
     checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
     if "timezone" in contract.schema:

@@ -87,3 +87,23 @@ def build_mapping(
         tz=zone,
         ts_end=ts_end,
     )
+
+
+def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
+    """Raise :class:`MappingError` if ``--map`` names a column the source does not have.
+
+    An unknown column would otherwise read as a column of nulls: a mistyped optional
+    field (``--map export_kwh=gg`` against ``GG``) would load every row without it,
+    silently. Column names are matched exactly, as everywhere else; a name that differs
+    only in case is suggested."""
+    available = set(columns)
+    by_case = {c.casefold(): c for c in columns}
+    for name, src in mapping.columns.items():
+        if src in available:
+            continue
+        near = by_case.get(src.casefold())
+        hint = f" (did you mean {near!r}? names are case-sensitive)" if near else ""
+        raise MappingError(
+            f"--map {name}={src}: no column {src!r}{hint}; "
+            f"columns are {', '.join(columns) or '(none)'}"
+        )

@@ -198,6 +198,51 @@ def test_invalid_interval_values_rejected() -> None:
     assert out.records["interval_s"].to_list() == [1800]
 
 
+@pytest.mark.parametrize(
+    ("interval", "accepted"),
+    [
+        ("0", False),  # no interval at all
+        ("-1", False),  # negative: 86400 is a multiple of neither, yet it must never pass
+        ("-900", False),  # the negative of a valid interval
+        ("-86400", False),
+        ("59", False),  # just under a minute
+        ("60", True),  # the bounds: one minute and one day
+        ("86400", True),
+        ("86401", False),  # just over a day
+        ("900", True),
+    ],
+)
+def test_interval_bounds(interval: str, accepted: bool) -> None:
+    # Intervals are 60..86400 seconds that divide the day; a zero or negative interval
+    # would put a reading's end before its start and break every per-interval rate.
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["A"],
+            "ts": ["2013-01-01T00:00:00Z"],
+            "import_kwh": ["1"],
+            "interval_s": [interval],
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING))
+    if accepted:
+        assert out.records["interval_s"].to_list() == [int(interval)]
+        assert out.rejects.height == 0
+    else:
+        assert out.records.height == 0
+        assert out.rejects["reason"].to_list() == ["invalid interval_s"]
+
+
+@pytest.mark.parametrize("interval", [0, -1, -900, 59, 86401])
+def test_interval_option_bounds(interval: int) -> None:
+    with pytest.raises(MappingError, match=r"must be 60\.\.86400 seconds"):
+        build_mapping(READING, interval_s=interval)
+
+
+@pytest.mark.parametrize("interval", [60, 86400])
+def test_interval_option_accepts_its_bounds(interval: int) -> None:
+    assert build_mapping(READING, interval_s=interval).interval_s == interval
+
+
 def test_unknown_columns_reported() -> None:
     raw = pl.DataFrame(
         {"meter_id": ["A"], "ts": ["2013-01-01T00:00:00Z"], "import_kwh": ["1"], "colour": ["red"]}

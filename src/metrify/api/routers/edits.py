@@ -51,6 +51,7 @@ def _edit(state: AppState, meter_id: str, body: EditRequest, operator: str) -> d
                 422,
                 str(exc)
                 .replace("--set VALUE", "value")
+                .replace("--set:", "value:")
                 .replace("--estimate", "estimate")
                 .replace("--", ""),
             ) from None

@@ -108,9 +108,16 @@ def _check_columns(contract: Contract, parts: list[bodies.Part]) -> None:
 
 
 def _vee_rejects(
-    conn: Connection, contract: Contract, source: str, parts: list[bodies.Part], ids: list[str]
+    conn: Connection,
+    contract: Contract,
+    fmt: bodies.Format,
+    source: str,
+    parts: list[bodies.Part],
+    ids: list[str],
 ) -> list[dict[str, Any]]:
-    """Stored rows of this request that VEE rejected, mapped back to body indices."""
+    """Stored rows of this request that VEE rejected, mapped back to body indices (the
+    parts count in CSV lines for a CSV body, in indices for JSON: the same conversion as
+    for the quarantined rows makes ``index`` mean one thing for every format)."""
     id_col = contract.key[0]
     rows = rejected(conn, contract, source, ids, limit=MAX_REJECTS)
     if not rows:
@@ -132,9 +139,11 @@ def _vee_rejects(
     out = []
     for ident, ts, quality in rows:
         flags = [f.name.lower().replace("_", " ") for f in Quality if f & quality and f.name]
+        line = keys.get((ident, ts))
         out.append(
             {
-                "index": keys.get((ident, ts)),
+                "index": bodies.index_of_line(fmt, line),
+                "line": line if fmt == "csv" else None,
                 "reason": "rejected by validation: " + (", ".join(flags) or "rule"),
                 "key": {id_col: ident, "ts": ts.isoformat()},
             }
@@ -221,7 +230,7 @@ def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -
             for line, reason in quarantined
         ]
         if contract.time_series and summary.statuses.get("rejected"):
-            rejects += _vee_rejects(conn, contract, body.source, body.parts, body.ids)
+            rejects += _vee_rejects(conn, contract, fmt, body.source, body.parts, body.ids)
     truncated = len(rejects) > MAX_REJECTS
     return {
         "summary": summary.as_dict(),

@@ -188,7 +188,7 @@ async def quarantine(
         kind=kind,
         reason_prefix=reason,
         source_prefix=source,
-        received_since=None if since is None else q.utc(since),
+        received_since=None if since is None else q.utc(since, "'since'"),
     )
     async with state.apool.connection() as conn:
         rows = await quarantine_reads.page(conn, where, after_id=after_id, limit=limit + 1)
