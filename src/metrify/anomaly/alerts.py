@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from metrify.contracts.anomalies import to_json
 from metrify.settings.anomaly import AlertConfig
+from metrify.settings.masking import mask_webhook_url
 
 log = logging.getLogger("metrify.anomaly.alerts")
 
@@ -51,6 +52,9 @@ class WebhookSink:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
+        #: the address as logs and errors show it: chat webhooks carry their token in the
+        #: path or query, so only scheme and host are shown
+        self.shown = mask_webhook_url(url)
         self.retries = retries
         self.backoff_s = backoff_s
         self.sleep = sleep
@@ -73,10 +77,12 @@ class WebhookSink:
                 retryable = response.status_code >= 500 or response.status_code == 429
                 problem = f"HTTP {response.status_code}"
             except httpx.TransportError as exc:
-                retryable, problem = True, f"{type(exc).__name__}: {exc}"
+                # some transport errors quote the address they failed on
+                text = str(exc).replace(self.url, self.shown)
+                retryable, problem = True, f"{type(exc).__name__}: {text}"
             if not retryable or attempt == self.retries:
-                raise RuntimeError(f"webhook {self.url}: {problem} after {attempt + 1} attempts")
-            log.info("webhook %s: %s, retrying in %.1f s", self.url, problem, delay)
+                raise RuntimeError(f"webhook {self.shown}: {problem} after {attempt + 1} attempts")
+            log.info("webhook %s: %s, retrying in %.1f s", self.shown, problem, delay)
             self.sleep(delay)
             delay *= 2
 

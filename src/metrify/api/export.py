@@ -9,18 +9,18 @@ bytes it has handed out instead of seeking.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from metrify.stores.pools import Pool
-from metrify.stores.reads.export import COLUMNS, chunks
+from metrify.stores.reads.export import COLUMNS, TIME_FORMAT, chunks, for_text
 
 SCHEMA = pa.schema(
     [
@@ -37,6 +37,8 @@ SCHEMA = pa.schema(
     ]
 )
 assert tuple(SCHEMA.names) == COLUMNS, "the Parquet schema must follow the columns"
+#: the same columns as a Polars frame (the CSV is written by Polars, like the CLI's)
+FRAME_SCHEMA = pl.DataFrame(SCHEMA.empty_table()).schema
 
 
 @dataclass(frozen=True)
@@ -62,17 +64,18 @@ def _rows(pool: Pool, selection: Selection) -> Iterator[list[tuple[Any, ...]]]:
 
 
 def csv_stream(pool: Pool, selection: Selection) -> Iterator[bytes]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    """CSV a chunk at a time, written by :func:`metrify.stores.reads.export.for_text` and
+    Polars like ``metrify readings export``: numbers to 15 significant digits, formula
+    starts neutralised, the same time format."""
+    header = True
     for chunk in _rows(pool, selection):
-        for row in chunk:
-            writer.writerow([v.isoformat() if isinstance(v, dt.datetime) else v for v in row])
-        yield buf.getvalue().encode()
-        buf.seek(0)
-        buf.truncate()
-    if buf.tell():
-        yield buf.getvalue().encode()
+        frame = for_text(pl.DataFrame(chunk, schema=FRAME_SCHEMA, orient="row"), csv=True)
+        yield frame.write_csv(
+            include_header=header, datetime_format=TIME_FORMAT, line_terminator="\n"
+        ).encode()
+        header = False
+    if header:  # no rows: the header alone
+        yield (",".join(COLUMNS) + "\n").encode()
 
 
 class _Sink(io.RawIOBase):

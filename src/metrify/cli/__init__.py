@@ -9,6 +9,8 @@ hands data to the one pipeline; errors a user can cause print one line, never a 
 
 import sys
 
+from rich.markup import escape
+
 # Typer lists top-level commands in the order they are declared: these imports keep
 # ``metrify --help`` in the order config, ingest, simulate, demo, quarantine, worker,
 # produce, serve, audit (the groups' order is set in apps.py).
@@ -36,5 +38,5 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # last resort: one line, never a traceback
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         sys.exit(3)

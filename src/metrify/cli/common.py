@@ -16,7 +16,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,6 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from metrify.contracts.summary import Summary
 from metrify.ops.logging import configure
@@ -45,10 +48,15 @@ __all__ = [
     "parse_time",
     "print_summary",
     "progress_bar",
+    "settings_error",
 ]
 
-console = Console(stderr=False)
-err = Console(stderr=True)
+# emoji=False: user data such as an API key name "api:key:north" must print as typed,
+# not with ":key:" turned into an emoji. Messages that carry user data (file names,
+# column names, ids) are escaped before they meet the markup: "[/x].csv" is a file name,
+# not a closing tag (rich would raise on it)
+console = Console(stderr=False, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,7 +74,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (UserError, MappingError, database.DatabaseError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -84,9 +92,24 @@ def load_settings() -> Settings:
     try:
         settings = get_settings()
     except Exception as exc:  # pydantic ValidationError: bad METRIFY_* value
-        raise UserError(f"invalid configuration: {exc}") from None
+        raise UserError(f"invalid configuration: {settings_error(exc)}") from None
     configure(settings.log_level if settings.log_level != "INFO" else "WARNING")
     return settings
+
+
+def settings_error(exc: Exception) -> str:
+    """A settings failure on one line: ``key: problem`` per bad key, never the bad value.
+
+    Pydantic's own text spans lines and repeats each input, which for a rejected secret
+    (a short JWT secret, a malformed database URL) would print the secret itself.
+    """
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+            + ("unknown setting" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        )
+    return str(exc)
 
 
 def kafka_settings() -> KafkaSettings:
@@ -96,7 +119,7 @@ def kafka_settings() -> KafkaSettings:
     try:
         kafka = KafkaSettings()
     except Exception as exc:  # pydantic ValidationError: a bad METRIFY_KAFKA_* value
-        raise ValueError(f"invalid Kafka configuration: {exc}") from None
+        raise ValueError(f"invalid Kafka configuration: {settings_error(exc)}") from None
     if not kafka.configured:
         raise KafkaNotConfigured(NOT_CONFIGURED)
     return kafka
@@ -139,12 +162,12 @@ def print_summary(summary: Summary, *, as_json: bool) -> None:
         reasons.add_column("reason")
         reasons.add_column("count", justify="right")
         for reason, count in summary.reasons.most_common():
-            reasons.add_row(reason, f"{count:,}")
+            reasons.add_row(Text(reason), f"{count:,}")
         console.print(reasons)
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     for error in summary.errors:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(error)}", highlight=False)
 
 
 def parse_time(text: str, option: str) -> dt.datetime:

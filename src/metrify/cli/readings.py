@@ -100,6 +100,7 @@ def readings_export(
     import polars as pl
 
     from metrify.quality.interop import ieee2030_5_expr, mscons_expr
+    from metrify.stores.reads.export import TIME_FORMAT, for_text
 
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".jsonl"):
@@ -112,12 +113,14 @@ def readings_export(
         .sort("meter_id", "ts")
         .with_columns(ieee2030_5_quality_flags=ieee2030_5_expr(), mscons_status=mscons_expr())
     )
+    # text as the API writes it (15 significant digits, formulas neutralised, ISO times);
+    # Parquet keeps the stored doubles
     if suffix == ".csv":
-        rows.write_csv(out)
+        for_text(rows, csv=True).write_csv(out, datetime_format=TIME_FORMAT)
     elif suffix == ".parquet":
         rows.write_parquet(out, compression="zstd")
     else:
-        rows.write_ndjson(out)
+        for_text(rows, csv=False).write_ndjson(out)
     console.print(f"wrote {rows.height:,} readings to {out}")
 
 

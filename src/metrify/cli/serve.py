@@ -12,9 +12,10 @@ import os
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from metrify.cli.apps import app
-from metrify.cli.common import UserError, console, friendly, load_settings
+from metrify.cli.common import UserError, console, err, friendly, load_settings
 
 __all__ = ["serve_cmd"]
 
@@ -40,11 +41,17 @@ def serve_cmd(
         raise UserError("--workers must be >= 1 and --port within 1..65535")
     settings = load_settings()
     configure(settings.log_level)
-    # Fail here, once, with one line: bad key material, unreachable database.
+    # Fail here, once, with one line: bad key material, unreachable database. The line
+    # is never wrapped: it names a file whose path may be longer than the terminal.
     try:
         resolve_secret(settings.api, settings.home)
     except (ValueError, OSError) as exc:
-        raise UserError(f"JWT signing key: {exc}") from None
+        err.print(
+            f"[red]error:[/red] JWT signing key: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
     database.connect(settings).close()  # migrates to head on first use
     os.environ["METRIFY_HOME"] = str(settings.home)
     url = database.database_url(settings)

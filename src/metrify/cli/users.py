@@ -21,9 +21,11 @@ from metrify.cli.common import UserError, console, friendly, load_settings
 __all__ = [
     "audit_cmd",
     "keys_create",
+    "keys_list",
     "keys_revoke",
     "users_create",
     "users_disable",
+    "users_enable",
     "users_list",
 ]
 
@@ -63,6 +65,14 @@ def _audit(conn: Any, action: str, target: str, details: dict[str, Any]) -> None
             actor=_actor(), actor_kind="cli", action=action, target=target, details=details
         ),
     )
+
+
+def _scope(regions: list[str] | None) -> str:
+    """A region scope as a cell: NULL is every region; an empty list (refused since, but
+    possibly stored before) is no region and must not read as "all"."""
+    if regions is None:
+        return "all"
+    return ",".join(regions) or "none"
 
 
 def _wrap(work: Callable[[], T]) -> T:
@@ -126,7 +136,7 @@ def users_list(
         table.add_row(
             r["username"],
             r["role"],
-            ",".join(r["regions"] or []) or "all",
+            _scope(r["regions"]),
             str(r["disabled"]).lower(),
             str(r["last_login_at"] or ""),
         )
@@ -143,6 +153,18 @@ def users_disable(username: Annotated[str, typer.Argument()]) -> None:
         _wrap(lambda: users.update_user(conn, username, disabled=True))
         _audit(conn, "users.update", username, {"disabled": True})
     console.print(f"disabled {username}")
+
+
+@users_app.command("enable")
+@friendly
+def users_enable(username: Annotated[str, typer.Argument()]) -> None:
+    """Enable a disabled user again: they sign in anew (their old tokens stay void)."""
+    from metrify.api import users
+
+    with _conn() as conn:
+        _wrap(lambda: users.update_user(conn, username, disabled=False))
+        _audit(conn, "users.update", username, {"disabled": False})
+    console.print(f"enabled {username}")
 
 
 @keys_app.command("create")
@@ -173,6 +195,48 @@ def keys_create(
         "store it now: it cannot be shown again",
         err=True,
     )
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List API keys: prefix, role, scope, expiry, revocation, last use (never the key)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from metrify.api import users
+
+    with _conn() as conn:
+        rows = users.list_keys(conn)
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    table = Table()
+    for col in (
+        "key_id",
+        "prefix",
+        "name",
+        "role",
+        "regions",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["key_id"]),
+            r["prefix"],
+            Text(r["name"]),  # free text: "[x]" is a name, not markup
+            r["role"],
+            _scope(r["regions"]),
+            str(r["expires_at"] or "never"),
+            str(r["revoked_at"] or ""),
+            str(r["last_used_at"] or ""),
+        )
+    console.print(table)
 
 
 @keys_app.command("revoke")

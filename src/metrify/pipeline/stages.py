@@ -34,6 +34,7 @@ from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
 from metrify.settings import Settings
+from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.mapping import Mapping
@@ -596,7 +597,8 @@ class Pipeline:
         except Exception as exc:  # the database already holds the batch durably
             log.error("lake write failed: %s", exc)
             self.summary.errors.append(
-                f"lake write failed ({self.lake.url if self.lake else ''}): {exc}"
+                # masked: an s3:// lake URL may carry its access key and secret
+                f"lake write failed ({mask_url(self.lake.url) if self.lake else ''}): {exc}"
             )
 
     def _refresh_quality(self, *, force: bool) -> None:

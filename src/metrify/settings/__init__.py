@@ -12,7 +12,6 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -24,6 +23,7 @@ from pydantic_settings import (
 
 from metrify.settings.anomaly import AnomalyConfig
 from metrify.settings.api import ApiConfig
+from metrify.settings.masking import mask_tree, mask_url
 from metrify.settings.vee import VeeConfig
 
 
@@ -37,8 +37,10 @@ class UnknownMeterPolicy(StrEnum):
 class Settings(BaseSettings):
     """Effective configuration. Defaults give the embedded, single-machine shape."""
 
+    # extra="forbid": a misspelt key in the TOML file (or a nested METRIFY_X__Y) is an
+    # error naming it, not a setting silently left at its default
     model_config = SettingsConfigDict(
-        env_prefix="METRIFY_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="METRIFY_", env_nested_delimiter="__", extra="forbid"
     )
 
     home: Path = Field(default=Path(".metrify"), description="state folder")
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml_path = os.environ.get("METRIFY_CONFIG")
         if toml_path:
+            # the TOML source reads a missing file as empty: a typo in the path would run
+            # on defaults without a word
+            if not Path(toml_path).is_file():
+                raise ValueError(f"METRIFY_CONFIG={toml_path}: no such file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         return tuple(sources)
 
@@ -99,7 +105,11 @@ class Settings(BaseSettings):
         return self.lake_url or str((self.home / "lake").resolve())
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings with secrets masked, for display."""
+        """Effective settings with secrets masked, for display.
+
+        Every value, nested ones too, goes through :func:`~metrify.settings.masking.mask_tree`:
+        URL passwords, object-store keys, secret query parameters and webhook paths.
+        """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
@@ -113,16 +123,11 @@ class Settings(BaseSettings):
                 value = value.model_dump(mode="json")  # SecretStr -> "**********"
             out[name] = value
         out["lake"] = self.lake
-        return out
+        masked: dict[str, Any] = mask_tree(out)
+        return masked
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a URL (``postgresql://u:***@host/db``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+__all__ = ["Settings", "UnknownMeterPolicy", "get_settings", "mask_url"]
 
 
 @lru_cache(maxsize=1)

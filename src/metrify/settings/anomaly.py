@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AlertConfig(BaseModel):
     """Where new anomalies go. Every sink is optional; the log sink is on by default."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     # the severities of metrify.contracts.anomalies, spelt out: settings stand on nothing
     min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
@@ -34,6 +36,8 @@ class AlertConfig(BaseModel):
 
 class AnomalyConfig(BaseModel):
     """Detector thresholds, state memory and alert sinks."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     enabled: bool = True
     # hour-of-week baseline (meters and grid load)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class ApiConfig(BaseModel):
     """JWT keys, token lifetimes, CORS, rate and body limits, caches and the pool."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     jwt_algorithm: Literal["HS256", "RS256"] = Field(
         default="HS256", description="the ONLY algorithm tokens may use (pinned)"

@@ -14,10 +14,10 @@ from typing import Any, Final
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from metrify.settings.masking import mask_tree
+
 ENV_PREFIX: Final = "METRIFY_KAFKA_"
 KINDS: Final = ("readings", "grid", "weather")
-#: pass-through settings whose values are hidden in displays.
-_SECRET_WORDS: Final = ("password", "secret", "token", "key")
 _MASK: Final = "***"
 #: the one string-valued librdkafka setting whose name has an underscore.
 _UNDERSCORED: Final = {"log.level": "log_level"}
@@ -134,11 +134,11 @@ class KafkaSettings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = _MASK
             out[name] = value
-        out["options"] = {
-            k: (_MASK if any(w in k for w in _SECRET_WORDS) else v)
-            for k, v in sorted(self.options.items())
-        }
-        return out
+        out["options"] = dict(sorted(self.options.items()))
+        # pass-through values by name (sasl.jaas.config, ssl.key.password, ...) and any
+        # URL's credentials (an OAuth token endpoint with a secret in its query)
+        masked: dict[str, Any] = mask_tree(out)
+        return masked
 
 
 def extra_options(environ: Any, known: set[str]) -> dict[str, str]:

@@ -8,11 +8,13 @@ these defaults.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class VeeConfig(BaseModel):
     """Validation, estimation and editing thresholds."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     enabled: bool = True
     # clock
