@@ -6,6 +6,10 @@ The cache exists only while the worker LISTENs to ``metrify_auth``, and every us
 change made through the API or the CLI sends that NOTIFY (and the API also clears its own
 worker's cache before answering), so a disabled user, a revoked key or a changed role
 still acts on the next request. ``auth_cache_s = 0`` checks the database every time.
+
+A key's database check also keeps ``api_keys.last_used_at`` (for ``metrify keys list``):
+written only when the stored value is a minute old or more, so neither a busy key nor
+the hot path pays a write per request.
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ async def _from_key(state: AppState, api_key: str | None) -> tuple[Principal, fl
         raise _deny("API key expired")
     if key.owner_disabled:
         raise _deny("API key owner disabled")
+    if key.last_used_at is None or now - key.last_used_at >= accounts.KEY_USE_RESOLUTION:
+        async with state.apool.connection() as conn:
+            await accounts.key_used(conn, int(key.key_id))
     principal = Principal(
         "key", int(key.key_id), prefix, Role(key.role), parse_regions(key.regions)
     )

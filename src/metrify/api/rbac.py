@@ -67,8 +67,12 @@ def allowed(role: Role, permission: Permission) -> bool:
 
 
 def parse_regions(values: list[str] | None) -> tuple[str, ...] | None:
-    """None = every region; otherwise the (non-empty) tuple of allowed regions."""
+    """None = every region; otherwise the tuple of allowed regions, EMPTY for no region.
+
+    Only ``None`` (a NULL ``regions`` column, or the field left out) is unscoped. A list
+    with no region in it must never widen into "every region": it fails closed and sees
+    nothing. The admin routes and the CLI refuse to store one (:mod:`metrify.api.users`).
+    """
     if values is None:
         return None
-    cleaned = tuple(sorted({v.strip() for v in values if v and v.strip()}))
-    return cleaned or None
+    return tuple(sorted({v.strip() for v in values if v and v.strip()}))

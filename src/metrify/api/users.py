@@ -16,10 +16,19 @@ from metrify.api.auth import keys
 from metrify.api.auth.passwords import hash_password
 from metrify.api.rbac import Role, parse_regions
 from metrify.stores import accounts
-from metrify.stores.accounts import UserError, get_user, list_keys, list_users, revoke_key
+from metrify.stores.accounts import (
+    LastAdminError,
+    UserError,
+    get_user,
+    list_keys,
+    list_users,
+    revoke_key,
+)
 from metrify.stores.pools import Connection
 
 __all__ = [
+    "EmptyRegionsError",
+    "LastAdminError",
     "UserError",
     "create_key",
     "create_user",
@@ -31,10 +40,25 @@ __all__ = [
 ]
 
 
+class EmptyRegionsError(ValueError):
+    """``regions: []``: refused rather than guessed (a 422 over HTTP, exit 2 in the CLI)."""
+
+
 def _regions(regions: list[str] | None) -> list[str] | None:
-    """As stored: None for every region, else the distinct regions in order."""
+    """As stored: None for every region, else the distinct regions in order.
+
+    Unscoped is spelled by leaving regions out (or null). An empty list is refused: it
+    used to be stored as NULL, so a user meant to see nothing saw every region, and
+    reading it as "no region" would be a silent surprise of the other kind.
+    """
     parsed = parse_regions(regions)
-    return list(parsed) if parsed else None
+    if parsed is None:
+        return None
+    if not parsed:
+        raise EmptyRegionsError(
+            "regions: an empty list is refused; leave regions out (or null) for every region"
+        )
+    return list(parsed)
 
 
 def create_user(

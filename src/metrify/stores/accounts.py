@@ -20,11 +20,25 @@ from metrify.stores import changes, refresh_tokens
 from metrify.stores.pools import AsyncConnection, Connection
 
 USER_COLUMNS = "user_id, username, role, regions, disabled, created_at, last_login_at"
-KEY_COLUMNS = "key_id, prefix, name, role, regions, created_by, created_at, expires_at, revoked_at"
+KEY_COLUMNS = (
+    "key_id, prefix, name, role, regions, created_by, created_at, expires_at, revoked_at, "
+    "last_used_at"
+)
+#: ``api_keys.last_used_at`` is written at most this often per key: a hint for the
+#: admin (is this key still in use?), never a write per request
+KEY_USE_RESOLUTION = dt.timedelta(seconds=60)
 
 
 class UserError(ValueError):
     """A user or key operation that cannot be done (message fit for a user)."""
+
+
+class LastAdminError(UserError):
+    """The change would leave no enabled admin: nobody could manage users any more."""
+
+
+#: serialises the changes that can remove an enabled admin (see :func:`update_user`)
+_ADMIN_LOCK = 7274020
 
 
 class UserCheck(NamedTuple):
@@ -48,6 +62,7 @@ class KeyCheck(NamedTuple):
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     owner_disabled: bool
+    last_used_at: dt.datetime | None
 
 
 class Login(NamedTuple):
@@ -106,7 +121,56 @@ def update_user(
     disabled: bool | None = None,
     password_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Change the given fields (``regions`` only with ``set_regions``: None is a value)."""
+    """Change the given fields (``regions`` only with ``set_regions``: None is a value).
+
+    Disabling or demoting the last enabled admin is refused (:class:`LastAdminError`):
+    nobody could enable or promote anyone again. The check runs here, in the change's own
+    transaction and under one advisory lock, so the API and the CLI share it and two
+    concurrent demotions of the last two admins cannot both pass (each would otherwise
+    still see the other as an admin).
+    """
+    removes_admin = disabled is True or (role is not None and role != "admin")
+    with conn.transaction():
+        if removes_admin:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMIN_LOCK,))
+        before = conn.execute(
+            "SELECT role = 'admin' AND NOT disabled FROM users WHERE username = %s", (username,)
+        ).fetchone()
+        if before is None:
+            raise UserError(f"no user {username}")
+        row = _update_user(
+            conn,
+            username,
+            role=role,
+            regions=regions,
+            set_regions=set_regions,
+            disabled=disabled,
+            password_hash=password_hash,
+        )
+        if removes_admin and before[0] and not _enabled_admins(conn):
+            raise LastAdminError(
+                f"{username} is the last enabled admin: enable or create another admin first"
+            )
+    return row
+
+
+def _enabled_admins(conn: Connection) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled"
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _update_user(
+    conn: Connection,
+    username: str,
+    *,
+    role: str | None,
+    regions: list[str] | None,
+    set_regions: bool,
+    disabled: bool | None,
+    password_hash: str | None,
+) -> dict[str, Any]:
     sets: list[str] = ["updated_at = now()"]
     params: list[Any] = []
     if role is not None:
@@ -210,9 +274,24 @@ def revoke_key(conn: Connection, ident: str) -> dict[str, Any]:
 async def check_key(conn: AsyncConnection, prefix: str) -> KeyCheck | None:
     cur = await conn.execute(
         "SELECT k.key_id, k.key_hash, k.role, k.regions, k.expires_at, k.revoked_at, "
-        "coalesce(u.disabled, false) FROM api_keys k "
+        "coalesce(u.disabled, false), k.last_used_at FROM api_keys k "
         "LEFT JOIN users u ON u.user_id = k.owner_id WHERE k.prefix = %s",
         (prefix,),
     )
     row = await cur.fetchone()
     return None if row is None else KeyCheck._make(row)
+
+
+async def key_used(conn: AsyncConnection, key_id: int) -> None:
+    """Record that a key authenticated, unless that was recorded less than a minute ago.
+
+    Called only after a successful check that read an older ``last_used_at`` (so once a
+    minute per key, whatever the request rate); the condition repeats in SQL so that
+    several workers racing on one key still write once. No NOTIFY: a use changes
+    nothing a cached principal depends on.
+    """
+    await conn.execute(
+        "UPDATE api_keys SET last_used_at = now() WHERE key_id = %s "
+        "AND (last_used_at IS NULL OR last_used_at <= now() - %s)",
+        (key_id, KEY_USE_RESOLUTION),
+    )

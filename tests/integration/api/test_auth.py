@@ -11,7 +11,15 @@ import psycopg
 import pytest
 
 from support.api import PASSWORD, SECRET, Api, seed_reference
-from support.tokens import access_claims, b64, hs256, me, unsigned, user_id_of
+from support.tokens import (
+    access_claims,
+    b64,
+    backdate_token_validity,
+    hs256,
+    me,
+    unsigned,
+    user_id_of,
+)
 
 
 def seed_api(api: Api) -> None:
@@ -70,6 +78,26 @@ def test_jwt_attacks_are_refused(api: Api, attack: str) -> None:
     assert response.status_code == 401, attack
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_expired_token_is_refused_for_its_expiry(api: Api) -> None:
+    """A token whose only fault is its ``exp``: issued after the user's
+    ``tokens_valid_after``, right key, audience, issuer and type. The same claims with a
+    future ``exp`` are accepted, so the 401 can only come from the expiry check."""
+    api.add_user("eve_exp", "analyst")
+    backdate_token_validity(api, "eve_exp", 3600)
+    user = user_id_of(api, "eve_exp")
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    issued = {"iat": now - 600, "nbf": now - 600}  # well after tokens_valid_after (now - 1 h)
+    key = SECRET.encode()
+    alive = me(api, hs256(access_claims(user, exp=now + 300, **issued), key))
+    assert alive.status_code == 200 and alive.json()["name"] == "eve_exp"
+    # 60 s past exp: beyond any clock leeway a verifier may allow
+    response = me(api, hs256(access_claims(user, exp=now - 60, **issued), key))
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["detail"] == "token expired"
 
 
 def test_disabled_user_is_refused_at_once(api: Api) -> None:

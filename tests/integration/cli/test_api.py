@@ -163,3 +163,112 @@ def test_serve_runs_the_real_server(settings: Settings, tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("content", ["x", "", "   \n", "y" * 31])
+def test_serve_refuses_a_short_secret_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    """The generated-secret file obeys the variable's rule (>= 32 bytes): a short one
+    would sign with a guessable key, an empty one made every sign-in a 500."""
+    from metrify.settings import get_settings
+
+    monkeypatch.delenv("METRIFY_API__JWT_SECRET", raising=False)
+    get_settings.cache_clear()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / "api-jwt-secret"
+    path.write_text(content)
+
+    def no_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started with a short secret")
+
+    monkeypatch.setattr("uvicorn.run", no_server)
+    result = runner.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert str(path) in lines[0] and "at least 32 bytes" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def _make_user(name: str, role: str, *extra: str) -> None:
+    made = runner.invoke(
+        app, ["users", "create", name, "--role", role, "--password-env", "PW", *extra]
+    )
+    assert made.exit_code == 0, made.output
+
+
+def test_users_enable_and_the_last_admin(
+    settings: Settings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PW", "a long enough password")
+    _make_user("boss", "admin")
+    _make_user("dora", "viewer")
+    # the last enabled admin cannot be disabled: nobody could manage users afterwards
+    last = runner.invoke(app, ["users", "disable", "boss"])
+    assert last.exit_code == 2 and "last enabled admin" in last.output
+    assert "Traceback" not in last.output
+    assert conn.execute("SELECT disabled FROM users WHERE username = 'boss'").fetchone() == (False,)
+    assert runner.invoke(app, ["users", "disable", "dora"]).exit_code == 0
+    enabled = runner.invoke(app, ["users", "enable", "dora"])
+    assert enabled.exit_code == 0, enabled.output
+    assert conn.execute("SELECT disabled FROM users WHERE username = 'dora'").fetchone() == (False,)
+    missing = runner.invoke(app, ["users", "enable", "nobody"])
+    assert missing.exit_code == 2 and "no user nobody" in missing.output
+    rows = conn.execute(
+        "SELECT action, target, details->>'disabled' FROM audit_log ORDER BY id"
+    ).fetchall()
+    assert rows[-2:] == [("users.update", "dora", "true"), ("users.update", "dora", "false")]
+    assert ("users.update", "boss", "true") not in rows
+
+
+def test_an_empty_region_is_refused_by_the_cli(
+    settings: Settings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--region ""`` used to be stored as NULL: every region."""
+    monkeypatch.setenv("PW", "a long enough password")
+    refused = runner.invoke(
+        app,
+        ["users", "create", "erin", "--role", "viewer", "--region", " ", "--password-env", "PW"],
+    )
+    assert refused.exit_code == 2 and "empty" in refused.output
+    key = runner.invoke(app, ["keys", "create", "gw", "--region", ""])
+    assert key.exit_code == 2 and "empty" in key.output
+    assert conn.execute(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM api_keys)"
+    ).fetchone() == (0, 0)
+
+
+def test_keys_list(settings: Settings, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    made = runner.invoke(app, ["keys", "create", "gw-[/north]", "--region", "north"])
+    assert made.exit_code == 0, made.output
+    made = runner.invoke(
+        app, ["keys", "create", "reader", "--role", "viewer", "--expires-days", "0"]
+    )
+    assert made.exit_code == 0
+    key = made.stdout.strip().splitlines()[0]
+    conn.execute("UPDATE api_keys SET last_used_at = '2026-01-02T03:04:05Z' WHERE name = 'reader'")
+    listed = runner.invoke(app, ["keys", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = orjson.loads(listed.stdout)
+    assert [(r["name"], r["role"], r["regions"]) for r in rows] == [
+        ("gw-[/north]", "ingest", ["north"]),
+        ("reader", "viewer", None),
+    ]
+    assert rows[1]["expires_at"] is None and rows[1]["last_used_at"].startswith(
+        "2026-01-02T03:04:05"
+    )
+    assert rows[0]["expires_at"] is not None and rows[0]["last_used_at"] is None
+    assert key not in listed.stdout and "key_hash" not in listed.stdout
+    table = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "gw-[/north]" in table.output and "reader" in table.output and "never" in table.output
+    assert key not in table.output
+    # reading is not a change: no audit row
+    assert conn.execute(
+        "SELECT count(*) FROM audit_log WHERE action LIKE 'keys.list%'"
+    ).fetchone() == (0,)

@@ -27,6 +27,8 @@ from metrify.settings.api import ApiConfig
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "api-jwt-secret"
+#: an HS256 secret shorter than this is refused, wherever it comes from
+MIN_SECRET_BYTES = 32
 
 
 class TokenError(Exception):
@@ -40,6 +42,23 @@ class AccessClaims:
     issued_at: dt.datetime
     #: ``exp`` as a POSIX timestamp (a verified token may be cached until then, no longer)
     expires: float = 0.0
+
+
+def _read_secret_file(path: Path) -> str:
+    """The secret kept in ``path``, held to the same rule as the environment variable.
+
+    A short (or empty, e.g. truncated) file would otherwise sign tokens with a guessable
+    key, or with none at all (every sign-in a 500): refusing it at start-up is the only
+    safe answer, with a message that names the file and the rule.
+    """
+    secret = path.read_text().strip()
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{path} holds a {size}-byte secret: it must be at least {MIN_SECRET_BYTES} bytes, "
+            "like METRIFY_API__JWT_SECRET (delete the file to generate a new one)"
+        )
+    return secret
 
 
 def resolve_secret(cfg: ApiConfig, home: Path) -> tuple[Any, Any]:
@@ -63,12 +82,12 @@ def resolve_secret(cfg: ApiConfig, home: Path) -> tuple[Any, Any]:
         return private, public
     if cfg.jwt_secret is not None:
         secret = cfg.jwt_secret.get_secret_value()
-        if len(secret.encode()) < 32:
-            raise ValueError("METRIFY_API__JWT_SECRET must be at least 32 bytes")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"METRIFY_API__JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         return secret, secret
     path = home / SECRET_FILE
     if path.exists():
-        secret = path.read_text().strip()
+        secret = _read_secret_file(path)
     else:
         home.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(48)

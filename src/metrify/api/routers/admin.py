@@ -39,6 +39,8 @@ def _do(
     with state.pool.connection() as conn, conn.transaction():
         try:
             result = work(conn)
+        except users.LastAdminError as exc:
+            raise Problem(409, str(exc)) from None
         except users.UserError as exc:
             status = 409 if "already exists" in str(exc) else 404 if "no " in str(exc) else 422
             raise Problem(status, str(exc)) from None
