@@ -268,15 +268,36 @@ def _rows(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def latest_complete_day(conn: psycopg.Connection[Any]) -> dt.date | None:
+    """The newest scored day on which most meters have every reading they owe; the day
+    before it when the newest is still arriving (a load or stream that ended mid-day
+    leaves every meter short, which would read as the fleet's worst day). A single meter
+    with a gap does not make a day partial. None when nothing is scored."""
+    rows = conn.execute(
+        """
+        SELECT day, count(*) FILTER (WHERE present >= expected) * 2 > count(*) AS complete
+        FROM quality_daily
+        WHERE day >= (SELECT max(day) FROM quality_daily) - 1
+        GROUP BY day ORDER BY day DESC
+        """
+    ).fetchall()
+    if not rows:
+        return None
+    newest, complete = rows[0]
+    if complete or len(rows) == 1:
+        return newest  # type: ignore[no-any-return]
+    return rows[1][0]  # type: ignore[no-any-return]
+
+
 def quality_report(
     conn: psycopg.Connection[Any], day: dt.date | None, limit: int = 10
 ) -> dict[str, Any] | None:
-    """Fleet summary, per-feeder roll-up and the worst meters for ``day`` (default latest)."""
+    """Fleet summary, per-feeder roll-up and the worst meters for ``day`` (default: the
+    latest complete day, see :func:`latest_complete_day`)."""
     if day is None:
-        row = conn.execute("SELECT max(day) FROM quality_daily").fetchone()
-        if row is None or row[0] is None:
+        day = latest_complete_day(conn)
+        if day is None:
             return None
-        day = row[0]
     totals = """
         count(*) AS meters,
         coalesce(sum(present)::float8 / nullif(sum(expected), 0), 0) AS completeness,

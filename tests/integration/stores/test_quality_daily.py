@@ -263,3 +263,34 @@ def test_expected_intervals_follow_the_real_day_length_all_year(
                 end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
                 want.append(round((end.timestamp() - begin.timestamp()) / interval_s))
             assert [r[0] for r in got] == want, (tz, interval_s)
+
+
+def _half_hours(meter: str, first: dt.datetime, n: int) -> list[dict[str, object]]:
+    return [
+        {"meter_id": meter, "ts": first + dt.timedelta(minutes=30 * i), "import_kwh": 0.2}
+        for i in range(n)
+    ]
+
+
+def test_the_report_defaults_to_the_latest_complete_day(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A load that ended at 14:00 leaves every meter's newest day short: that day is not
+    the default. A single meter's gap does not make a day partial."""
+    from support.pipeline import submit_frames
+
+    day1 = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    rows = [r for m in ("P1", "P2", "P3") for r in _half_hours(m, day1, 48 + 28)]
+    submit_frames(settings, READING, [pl.DataFrame(rows).with_columns(interval_s=pl.lit(1800))])
+    report = quality_daily.quality_report(conn, None)
+    assert report is not None and report["day"] == "2025-03-03"
+    # the rest of the second day arrives, but P3 misses one half-hour of it
+    rest = [
+        r
+        for m in ("P1", "P2", "P3")
+        for r in _half_hours(m, day1 + dt.timedelta(hours=38), 20)
+        if not (m == "P3" and r["ts"] == day1 + dt.timedelta(hours=47, minutes=30))
+    ]
+    submit_frames(settings, READING, [pl.DataFrame(rest).with_columns(interval_s=pl.lit(1800))])
+    report = quality_daily.quality_report(conn, None)
+    assert report is not None and report["day"] == "2025-03-04"
