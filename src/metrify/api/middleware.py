@@ -5,11 +5,17 @@ for chunked bodies), security headers, the Prometheus request metrics, and the h
 to the hot paths (:mod:`metrify.api.hot`). It runs on every request, so it does little:
 request ids come from a counter (not an ``os.urandom`` call each), header lists and
 metric children are built once.
+
+It is also where an unhandled error becomes its 500: Starlette answers crashes from its
+outermost layer, outside every user middleware, so that answer would carry neither the
+security headers nor the request id the log line names. Catching here keeps every
+answer, a crash's included, the same shape.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import time
@@ -19,7 +25,9 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metrify.api.problems import Problem, problem_response
+from metrify.api.problems import Problem, internal_error_response, problem_response
+
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "metrify_api_requests",
@@ -33,7 +41,20 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+DENIED = Counter(
+    "metrify_api_denied",
+    "API requests refused for who sent them: 401 (no or bad credential), 403 (not "
+    "permitted), 429 (rate limited)",
+    ["status"],
+)
+#: children made up front: the series exist (at 0) before the first refusal, and the
+#: per-request cost is one dict lookup, no ``labels()`` call
+_DENIED = {status: DENIED.labels(str(status)) for status in (401, 403, 429)}
+
+#: a client's own request id is kept only when it is short and plain: it goes into a
+#: response header, log lines and audit rows. ``fullmatch``: ``$`` would let a trailing
+#: newline through.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _INGEST = re.compile(r"^/v1/(readings|grid|weather)/?$")
 _DOCS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _HEADERS = [
@@ -106,9 +127,9 @@ class Guard:
                     given = value.decode("latin-1")
             elif key == b"content-length" and length is None:
                 length = value.decode("latin-1")
-        rid = given if given and _REQUEST_ID.match(given) else _ids.next()
+        rid = given if given and _REQUEST_ID.fullmatch(given) else _ids.next()
         scope["metrify.request_id"] = rid
-        status_box = [500]
+        status_box = [0]  # the status sent; 0 until the answer has started
         extra = (
             *(_EXTRA_DOCS if path.startswith(_DOCS) else _EXTRA_API),
             (b"x-request-id", rid.encode()),
@@ -124,16 +145,43 @@ class Guard:
             await send(message)
 
         query: bytes = scope.get("query_string", b"")
-        if b"%00" in query or "\x00" in path:
-            # PostgreSQL text cannot hold NUL; refuse it up front, for every parameter.
-            response = problem_response(422, "NUL characters are not allowed", instance=path)
+        try:
+            if b"%00" in query or "\x00" in path:
+                # PostgreSQL text cannot hold NUL; refuse it up front, for every parameter.
+                response = problem_response(422, "NUL characters are not allowed", instance=path)
+                await response(scope, receive, send_wrapped)
+            # A hot read (no body) is answered here, past the framework; see metrify.api.hot.
+            elif (
+                self.hot is None
+                or length is not None
+                or not await self.hot(scope, receive, send_wrapped)
+            ):
+                await self._dispatch(scope, receive, send_wrapped, path, length)
+        except Exception as exc:
+            if status_box[0]:  # the answer has begun: too late for another
+                self._observe(scope, status_box[0], started)
+                raise
+            if isinstance(exc, BodyTooLarge):
+                response = problem_response(413, exc.detail, instance=path)
+            else:
+                log.error(
+                    "unhandled error on %s %s (request %s): %s",
+                    scope["method"],
+                    path,
+                    rid,
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
+                response = internal_error_response(path)
             await response(scope, receive, send_wrapped)
-            self._observe(scope, status_box[0], started)
-            return
-        # A hot read (no body) is answered here, past the framework; see metrify.api.hot.
-        if self.hot is not None and length is None and await self.hot(scope, receive, send_wrapped):
-            self._observe(scope, status_box[0], started)
-            return
+        # an app that returned without answering: the server answers 500
+        self._observe(scope, status_box[0] or 500, started)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, path: str, length: str | None
+    ) -> None:
+        """The body limits, then the app: a declared length past the limit is refused
+        before anything is read, an undeclared one is counted while it streams in."""
         limit = self.max_body if _INGEST.match(path) else self.max_json
         if length is not None and (not length.isdigit() or int(length) > limit):
             response = problem_response(
@@ -143,8 +191,7 @@ class Guard:
                 else "invalid Content-Length",
                 instance=path,
             )
-            await response(scope, receive, send_wrapped)
-            self._observe(scope, status_box[0], started)
+            await response(scope, receive, send)
             return
 
         seen = [0]
@@ -157,23 +204,7 @@ class Guard:
                     raise BodyTooLarge(limit)
             return message
 
-        started_response = [False]
-
-        async def send_tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started_response[0] = True
-            await send_wrapped(message)
-
-        try:
-            await self.app(scope, receive_counted, send_tracked)
-        except BodyTooLarge:
-            if started_response[0]:
-                raise
-            response = problem_response(
-                413, f"request body larger than {limit} bytes", instance=path
-            )
-            await response(scope, receive, send_wrapped)
-        self._observe(scope, status_box[0], started)
+        await self.app(scope, receive_counted, send)
 
     @staticmethod
     def _observe(scope: Scope, status: int, started: float) -> None:
@@ -187,3 +218,6 @@ class Guard:
                 _observers[key] = children
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
+        denied = _DENIED.get(status)
+        if denied is not None:
+            denied.inc()

@@ -77,6 +77,14 @@ def problem_response(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def internal_error_response(path: str) -> Response:
+    """500 for an unhandled error: a fixed text, never the error or its stack; the
+    server log has both, under the request id the answer carries."""
+    return problem_response(
+        500, "internal error; the request id names it in the server log", instance=path
+    )
+
+
 def unavailable_response(method: str, path: str, exc: Exception) -> Response:
     """503 for a busy or unreachable database (pool timeout, lost connection)."""
     log.warning("database unavailable on %s %s: %s", method, path, type(exc).__name__)
@@ -145,6 +153,8 @@ def install(app: FastAPI) -> None:
         return unavailable_response(request.method, request.url.path, exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
+        # The last resort: Starlette calls this from outside every middleware, so its
+        # answer misses the Guard's headers; the Guard answers crashes before this.
         log.error(
             "unhandled error on %s %s: %s",
             request.method,
@@ -152,11 +162,7 @@ def install(app: FastAPI) -> None:
             type(exc).__name__,
             exc_info=exc,
         )
-        return problem_response(
-            500,
-            "internal error; the request id names it in the server log",
-            instance=request.url.path,
-        )
+        return internal_error_response(request.url.path)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
