@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import typer
 
 from metrify.cli.apps import anomalies_app
-from metrify.cli.common import UserError, console, friendly, load_settings, parse_time
+from metrify.cli.common import (
+    UserError,
+    audit_act,
+    console,
+    friendly,
+    load_settings,
+    parse_time,
+)
 from metrify.contracts.anomalies import SEVERITIES, Kind, Status
 from metrify.pipeline.session import open_session
 
@@ -46,12 +53,29 @@ def _anomaly_id(text: str) -> int:
     return value
 
 
+#: the audit action of each status change (``anomalies.acknowledge`` is the API's own)
+ACTIONS = {
+    Status.ACKNOWLEDGED: "anomalies.acknowledge",
+    Status.RESOLVED: "anomalies.resolve",
+    Status.FALSE_POSITIVE: "anomalies.false_positive",
+    Status.OPEN: "anomalies.reopen",
+}
+
+
 def _change(text: str, status: Status, operator: str, note: str | None) -> None:
     anomaly_id = _anomaly_id(text)
     with open_session(load_settings()) as session:
         from metrify.stores.anomalies import change_status
 
-        row = change_status(session.conn, anomaly_id, status, operator, note)
+        # the change and its audit row commit together, or neither does
+        with session.conn.transaction():
+            row = change_status(session.conn, anomaly_id, status, operator, note)
+            audit_act(
+                session.conn,
+                ACTIONS[status],
+                str(anomaly_id),
+                {"note": note, "operator": operator},
+            )
     console.print(
         f"anomaly {row['id']} ({row['kind']} on {row['subject_type']} {row['subject_id']})"
         f" is now {row['status']} by {row['changed_by']}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import getpass
 import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -36,10 +37,13 @@ from metrify.ops.logging import configure
 from metrify.settings import Settings, get_settings
 from metrify.settings.kafka import KafkaSettings
 from metrify.sources.mapping import MappingError
-from metrify.stores import database
+from metrify.stores import audit, database
+from metrify.stores.pools import Connection
 
 __all__ = [
     "UserError",
+    "audit_act",
+    "cli_actor",
     "console",
     "err",
     "friendly",
@@ -177,3 +181,32 @@ def parse_time(text: str, option: str) -> dt.datetime:
     except ValueError:
         raise UserError(f"{option} {text}: expected an ISO time like 2013-01-01T00:30Z") from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def cli_actor() -> str:
+    """Who acts from the command line, for the audit log: ``cli:<OS user>``.
+
+    The OS account is what the host authenticated; an ``--operator`` name is the user's
+    own claim, so it goes into the row's details, never into its actor.
+    """
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def audit_act(
+    conn: Connection,
+    action: str,
+    target: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record one operator act in the audit log, shaped as the API records the same act
+    (same ``action``), with ``actor_kind="cli"``. Call it on the connection (and inside
+    the transaction) of the change itself, so the act and its row commit together."""
+    audit.record(
+        conn,
+        audit.Event(
+            actor=cli_actor(), actor_kind="cli", action=action, target=target, details=details
+        ),
+    )

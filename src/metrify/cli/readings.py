@@ -17,7 +17,14 @@ import typer
 from rich.table import Table
 
 from metrify.cli.apps import quality_app, readings_app, vee_app
-from metrify.cli.common import UserError, console, friendly, load_settings, parse_time
+from metrify.cli.common import (
+    UserError,
+    audit_act,
+    console,
+    friendly,
+    load_settings,
+    parse_time,
+)
 from metrify.contracts.records import READING
 from metrify.pipeline.session import open_session
 from metrify.stores.reads import readings as readings_read
@@ -46,13 +53,14 @@ def vee_edit(
     from metrify.pipeline.edit import EditError, edit_readings
 
     settings = load_settings()
+    first, last = parse_time(start, "--from"), parse_time(end, "--to")
     with open_session(settings) as session:
         try:
             result = edit_readings(
                 session.pipeline(READING),
                 meter,
-                parse_time(start, "--from"),
-                parse_time(end, "--to"),
+                first,
+                last,
                 value=value,
                 reestimate=reestimate,
                 reason=reason,
@@ -60,6 +68,22 @@ def vee_edit(
             )
         except EditError as exc:
             raise UserError(str(exc)) from None
+        # the row the API writes for an edit, right after the edit as the API does: the
+        # edit's one write path also writes the lake, which a transaction could not undo
+        audit_act(
+            session.conn,
+            "readings.edit",
+            meter,
+            {
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "value": value,
+                "estimate": reestimate,
+                "reason": reason,
+                "rows": result.rows,
+                "operator": operator,
+            },
+        )
     console.print(f"edited {result.rows} readings of {meter} ({result.updated} changed)")
 
 
@@ -107,6 +131,14 @@ def readings_export(
         raise UserError(f"--out {out}: use a .csv, .parquet or .jsonl file name")
     first, last = parse_time(start, "--from"), parse_time(end, "--to")
     with open_session(load_settings()) as session:
+        # recorded before the rows are read, as the API does: a failed or interrupted
+        # export still shows who asked for which data
+        audit_act(
+            session.conn,
+            "export.readings",
+            ",".join(meter)[:500],
+            {"from": first.isoformat(), "to": last.isoformat(), "format": suffix.lstrip(".")},
+        )
         rows = session.store.load_context(READING, pl.Series(meter), first, last)
     rows = (
         rows.filter(pl.col("ts") < last)
@@ -128,7 +160,8 @@ def readings_export(
 @friendly
 def quality_report(
     day: Annotated[
-        str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: latest)")
+        str | None,
+        typer.Option("--date", help="local day YYYY-MM-DD (default: the latest complete day)"),
     ] = None,
     limit: Annotated[int, typer.Option(help="worst meters to list")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print as one JSON object")] = False,

@@ -27,6 +27,7 @@ __all__ = [
     "users_disable",
     "users_enable",
     "users_list",
+    "users_password",
 ]
 
 ROLES = "admin, operator, analyst, viewer or ingest"
@@ -85,29 +86,38 @@ def _wrap(work: Callable[[], T]) -> T:
         raise UserError(str(exc)) from None
 
 
+def _password(env: str | None) -> str:
+    """The new password: from the variable ``env``, else prompted for twice on a
+    terminal, else the first line of stdin. Never an argument (shell history, ``ps``)."""
+    if env:
+        password = os.environ.get(env)
+        if not password:
+            raise UserError(f"--password-env {env}: variable is not set")
+        return password
+    if sys.stdin.isatty():
+        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\n")
+
+
+PasswordEnv = Annotated[
+    str | None,
+    typer.Option(help="read the password from this environment variable"),
+]
+
+
 @users_app.command("create")
 @friendly
 def users_create(
     username: Annotated[str, typer.Argument(help="sign-in name")],
     role: Annotated[str, typer.Option(help=ROLES)],
     regions: Annotated[list[str], typer.Option("--region", help="scope (repeat)")] = [],  # noqa: B006
-    password_env: Annotated[
-        str | None,
-        typer.Option(help="read the password from this environment variable"),
-    ] = None,
+    password_env: PasswordEnv = None,
 ) -> None:
     """Create a user; the password is prompted for (or read from --password-env)."""
     from metrify.api import users
 
     parsed = _role(role)
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise UserError(f"--password-env {password_env}: variable is not set")
-    elif sys.stdin.isatty():
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\n")
+    password = _password(password_env)
     with _conn() as conn:
         user = _wrap(lambda: users.create_user(conn, username, password, parsed, regions or None))
         _audit(conn, "users.create", username, {"role": parsed.value, "regions": regions})
@@ -165,6 +175,25 @@ def users_enable(username: Annotated[str, typer.Argument()]) -> None:
         _wrap(lambda: users.update_user(conn, username, disabled=False))
         _audit(conn, "users.update", username, {"disabled": False})
     console.print(f"enabled {username}")
+
+
+@users_app.command("password")
+@friendly
+def users_password(
+    username: Annotated[str, typer.Argument()],
+    password_env: PasswordEnv = None,
+) -> None:
+    """Set a user's password (prompted for, or read from --password-env); their tokens
+    issued before stop working. Audited, without the password."""
+    from metrify.api import users
+
+    password = _password(password_env)
+    with _conn() as conn, conn.transaction():
+        _wrap(lambda: users.update_user(conn, username, password=password))
+        # the API's row for a password change: the audit store drops any details key
+        # naming a password, so the fact is kept under another name
+        _audit(conn, "users.update", username, {"credential_changed": True})
+    console.print(f"password of {username} changed")
 
 
 @keys_app.command("create")
