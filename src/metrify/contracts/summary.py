@@ -24,6 +24,10 @@ class Summary:
     updated: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    #: bad rows counted in ``rejected`` but not kept in quarantine (over ``max_rejects``
+    #: for their file or request; a warning says so). Not a key of :meth:`as_dict`, whose
+    #: shape is the API's: the warning carries it there.
+    not_kept: int = 0
     gaps: int = 0
     estimated: int = 0
     files: int = 0

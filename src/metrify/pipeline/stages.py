@@ -110,6 +110,10 @@ class Pipeline:
             raise ValueError("per-source summaries are kept for time series only")
         self._buffer: list[pl.DataFrame] = []
         self._rejects: list[pl.DataFrame] = []
+        #: bad rows kept for quarantine per source since the last settle, and those not
+        #: kept over ``max_rejects`` (for the life of the pipeline, for its warning)
+        self._kept: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}
         self._buffered = 0
         self._present: set[str] = set()
         self._started = time.perf_counter()
@@ -215,12 +219,56 @@ class Pipeline:
                 ]
             )
         if rejects.height:
+            rejects = self._cap(rejects)
+        if rejects.height:
             self._rejects.append(rejects)
         if decoded.records.height:
             self._buffer.append(_with_source(decoded.records, source, decoded.rows))
             self._buffered += decoded.records.height
         if self._buffered >= self.settings.batch_size:
             self.flush()
+
+    def _cap(self, rejects: pl.DataFrame) -> pl.DataFrame:
+        """At most ``max_rejects`` bad rows per source go to quarantine: a small body of
+        a million bad elements must not become a million stored rows. The rest are not
+        stored but counted (read, rejected, by reason) and named in a warning, so the
+        totals still add up and the user knows exactly how many were not kept."""
+        cap = self.settings.max_rejects
+        counts = list(rejects.group_by("source").len().iter_rows())
+        if all(self._kept.get(src, 0) + n <= cap for src, n in counts):
+            for src, n in counts:
+                self._kept[src] = self._kept.get(src, 0) + n
+            return rejects
+        kept = []
+        for (src,), part in rejects.partition_by(
+            "source", as_dict=True, maintain_order=True
+        ).items():
+            room = max(0, cap - self._kept.get(src, 0))
+            self._kept[src] = self._kept.get(src, 0) + min(room, part.height)
+            kept.append(part.head(room))
+            if part.height > room:
+                self._drop(str(src), part.slice(room))
+        return pl.concat(kept)
+
+    def _drop(self, source: str, over: pl.DataFrame) -> None:
+        """Count bad rows not kept over the cap, and say so once per source."""
+        self._dropped[source] = dropped = self._dropped.get(source, 0) + over.height
+        prefix = f"quarantine cap reached for {source}: "
+        note = (
+            f"{prefix}{dropped} more bad row{'s' if dropped != 1 else ''} not kept (at most "
+            f"{self.settings.max_rejects} are, METRIFY_MAX_REJECTS); they count as rejected"
+        )
+        tallies = list(over.group_by("reason").len().iter_rows())
+        summaries = [self.summary]
+        if self.sources is not None:
+            summaries.append(self._source(source))
+        for summary in summaries:
+            summary.rejected += over.height
+            summary.not_kept += over.height
+            for reason, count in tallies:
+                summary.reasons[reason] += count
+            summary.warnings[:] = [w for w in summary.warnings if not w.startswith(prefix)]
+            summary.warnings.append(note)
 
     def error(self, message: str) -> None:
         """Record a problem with a whole input (unreadable file); the run goes on."""
@@ -626,6 +674,9 @@ class Pipeline:
         in_flight = self._in_flight
         if upto is None or in_flight is None or in_flight.number <= upto:
             self._finish_write()
+        # A stream's sources (its partitions) never end: each settled micro-batch starts
+        # a new quarantine cap, as each file or request does.
+        self._kept = {}
         # Batches before the one in flight were finished by the flush that started it,
         # which also handed them to the lake: the lake is one batch behind at most.
         self._wait_lake()

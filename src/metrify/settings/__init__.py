@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         ge=0,
         description="a running pipeline re-reads meters' reference data at most this often",
     )
+    max_rejects: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "bad rows kept in quarantine per file, request or stream micro-batch; the rest "
+            "are counted (rejected, by reason) and named in a warning, not stored"
+        ),
+    )
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")

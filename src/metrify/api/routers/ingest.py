@@ -231,7 +231,8 @@ def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -
         ]
         if contract.time_series and summary.statuses.get("rejected"):
             rejects += _vee_rejects(conn, contract, fmt, body.source, body.parts, body.ids)
-    truncated = len(rejects) > MAX_REJECTS
+    # Bad rows over the quarantine cap (``max_rejects``) are counted, not listed.
+    truncated = len(rejects) > MAX_REJECTS or summary.not_kept > 0
     return {
         "summary": summary.as_dict(),
         "rejects": rejects[:MAX_REJECTS],
