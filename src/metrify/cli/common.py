@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
+import psycopg
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -37,8 +38,7 @@ from metrify.ops.logging import configure
 from metrify.settings import Settings, get_settings
 from metrify.settings.kafka import KafkaSettings
 from metrify.sources.mapping import MappingError
-from metrify.stores import audit, database
-from metrify.stores.pools import Connection
+from metrify.stores import database
 
 __all__ = [
     "UserError",
@@ -196,7 +196,7 @@ def cli_actor() -> str:
 
 
 def audit_act(
-    conn: Connection,
+    conn: psycopg.Connection[Any],
     action: str,
     target: str | None,
     details: dict[str, Any] | None = None,
@@ -204,6 +204,8 @@ def audit_act(
     """Record one operator act in the audit log, shaped as the API records the same act
     (same ``action``), with ``actor_kind="cli"``. Call it on the connection (and inside
     the transaction) of the change itself, so the act and its row commit together."""
+    from metrify.stores import audit  # only the commands that change something load it
+
     audit.record(
         conn,
         audit.Event(

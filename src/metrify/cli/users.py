@@ -6,7 +6,6 @@ here are audited with actor ``cli:<os user>`` like the ones made over HTTP.
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Callable
@@ -16,7 +15,14 @@ import orjson
 import typer
 
 from metrify.cli.apps import app, keys_app, users_app
-from metrify.cli.common import UserError, console, friendly, load_settings
+from metrify.cli.common import (
+    UserError,
+    audit_act,
+    cli_actor,
+    console,
+    friendly,
+    load_settings,
+)
 
 __all__ = [
     "audit_cmd",
@@ -44,28 +50,10 @@ def _role(value: str) -> Any:
         raise ValueError(f"--role {value}: expected {ROLES}") from None
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _conn() -> Any:
     from metrify.stores import database
 
     return database.connect(load_settings())
-
-
-def _audit(conn: Any, action: str, target: str, details: dict[str, Any]) -> None:
-    from metrify.api import audit
-
-    audit.record(
-        conn,
-        audit.Event(
-            actor=_actor(), actor_kind="cli", action=action, target=target, details=details
-        ),
-    )
 
 
 def _scope(regions: list[str] | None) -> str:
@@ -120,7 +108,7 @@ def users_create(
     password = _password(password_env)
     with _conn() as conn:
         user = _wrap(lambda: users.create_user(conn, username, password, parsed, regions or None))
-        _audit(conn, "users.create", username, {"role": parsed.value, "regions": regions})
+        audit_act(conn, "users.create", username, {"role": parsed.value, "regions": regions})
     console.print(f"created user {user['username']} ({user['role']})")
 
 
@@ -161,7 +149,7 @@ def users_disable(username: Annotated[str, typer.Argument()]) -> None:
 
     with _conn() as conn:
         _wrap(lambda: users.update_user(conn, username, disabled=True))
-        _audit(conn, "users.update", username, {"disabled": True})
+        audit_act(conn, "users.update", username, {"disabled": True})
     console.print(f"disabled {username}")
 
 
@@ -173,7 +161,7 @@ def users_enable(username: Annotated[str, typer.Argument()]) -> None:
 
     with _conn() as conn:
         _wrap(lambda: users.update_user(conn, username, disabled=False))
-        _audit(conn, "users.update", username, {"disabled": False})
+        audit_act(conn, "users.update", username, {"disabled": False})
     console.print(f"enabled {username}")
 
 
@@ -192,7 +180,7 @@ def users_password(
         _wrap(lambda: users.update_user(conn, username, password=password))
         # the API's row for a password change: the audit store drops any details key
         # naming a password, so the fact is kept under another name
-        _audit(conn, "users.update", username, {"credential_changed": True})
+        audit_act(conn, "users.update", username, {"credential_changed": True})
     console.print(f"password of {username} changed")
 
 
@@ -213,11 +201,11 @@ def keys_create(
             conn,
             name,
             parsed,
-            created_by=_actor(),
+            created_by=cli_actor(),
             regions=regions or None,
             expires_days=expires_days or None,
         )
-        _audit(conn, "keys.create", name, {"role": parsed.value, "key_id": key["key_id"]})
+        audit_act(conn, "keys.create", name, {"role": parsed.value, "key_id": key["key_id"]})
     typer.echo(key["key"])
     typer.echo(
         f"key {key['key_id']} ({key['prefix']}) for {name}, role {parsed.value}; "
@@ -276,7 +264,7 @@ def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or prefix")]) 
 
     with _conn() as conn:
         key = _wrap(lambda: users.revoke_key(conn, ident))
-        _audit(conn, "keys.revoke", str(key["key_id"]), {"prefix": key["prefix"]})
+        audit_act(conn, "keys.revoke", str(key["key_id"]), {"prefix": key["prefix"]})
     console.print(f"revoked key {key['key_id']} ({key['prefix']})")
 
 

@@ -20,11 +20,44 @@ here would hide the module behind the function), and :mod:`metrify.sources.kafka
 loads the Kafka client that only the streaming commands need.
 """
 
-from metrify.sources.batches import BadRow, RawBatch, ReaderError
-from metrify.sources.files import FileFormat, detect_format, read_batches
-from metrify.sources.json_rows import json_error_reason, load_json, string_columns
-from metrify.sources.mapping import Mapping, MappingError, build_mapping
-from metrify.sources.opening import count_bytes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metrify.sources.batches import BadRow, RawBatch, ReaderError
+    from metrify.sources.files import FileFormat, detect_format, read_batches
+    from metrify.sources.json_rows import json_error_reason, load_json, string_columns
+    from metrify.sources.mapping import Mapping, MappingError, build_mapping
+    from metrify.sources.opening import count_bytes
+
+#: where each public name lives; loaded on first use, so that importing one module of
+#: the package (``decode``, ``mapping``: every command's start) does not load the file
+#: readers and pyarrow's CSV with it
+_HOMES = {
+    "BadRow": "batches",
+    "RawBatch": "batches",
+    "ReaderError": "batches",
+    "FileFormat": "files",
+    "detect_format": "files",
+    "read_batches": "files",
+    "json_error_reason": "json_rows",
+    "load_json": "json_rows",
+    "string_columns": "json_rows",
+    "Mapping": "mapping",
+    "MappingError": "mapping",
+    "build_mapping": "mapping",
+    "count_bytes": "opening",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'metrify.sources' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"metrify.sources.{home}"), name)
+
 
 __all__ = [
     "BadRow",
