@@ -188,6 +188,21 @@ def _register(
     )
 
 
+def register_in_region(
+    conn: psycopg.Connection[tuple[object, ...]], ids: list[str], region: str
+) -> int:
+    """Register the ``ids`` not yet known as unregistered meters of ``region``; returns
+    how many were new. A region-scoped sender's first readings of a new meter must put
+    it in the sender's region: registered without one, the sender's own next request
+    for it would be refused as outside its regions."""
+    cur = conn.execute(
+        "INSERT INTO meters (meter_id, status, region) SELECT unnest(%s::text[]), %s, %s"
+        " ON CONFLICT DO NOTHING",
+        (ids, MeterStatus.UNREGISTERED.value, region),
+    )
+    return cur.rowcount
+
+
 def _differs(values: list[str], old: str, new: str) -> str:
     """SQL: the row ``new`` is another version of ``old``.
 

@@ -329,6 +329,50 @@ def test_scoped_ingest_key(api: Api) -> None:
     assert api.client.get("/v1/meters", headers={"X-API-Key": key}).status_code == 403
 
 
+def test_scoped_first_post_registers_in_its_region(api: Api) -> None:
+    """A one-region key's first readings of a new meter register it in that region, so
+    its own next request for the meter is accepted and its region's readers see it."""
+    key = api.add_key("north-new", "ingest", ["north"])["key"]
+    rows = [
+        {"meter_id": "M-NEW", "ts": f"2025-01-04T0{h}:00:00Z", "interval_s": 900, "import_kwh": 1.0}
+        for h in range(2)
+    ]
+    for row in rows:  # two requests: the second must not be refused as outside the region
+        response = api.client.post("/v1/readings", json=[row], headers={"X-API-Key": key})
+        assert response.status_code == 200, response.text
+    with api.conn() as conn:
+        meter = conn.execute("SELECT region FROM meters WHERE meter_id = 'M-NEW'").fetchone()
+        stored = conn.execute(
+            "SELECT count(*) FROM readings WHERE meter_id = 'M-NEW' AND quality & 1 = 0"
+        ).fetchone()
+    assert meter == ("north",)
+    assert stored == (2,)
+    assert api.client.get("/v1/meters/M-NEW", headers=api.headers("north")).status_code == 200
+
+
+def test_several_regions_must_register_new_meters_first(api: Api) -> None:
+    key = api.add_key("two-regions", "ingest", ["north", "south"])["key"]
+    row = {"meter_id": "M-AMB", "ts": "2025-01-04T00:00:00Z", "interval_s": 900, "import_kwh": 1.0}
+    response = api.client.post("/v1/readings", json=[row], headers={"X-API-Key": key})
+    assert response.status_code == 422
+    assert "M-AMB" in response.json()["detail"]
+    with api.conn() as conn:
+        assert conn.execute("SELECT count(*) FROM meters WHERE meter_id = 'M-AMB'").fetchone() == (
+            0,
+        )
+
+
+def test_create_answers_other_regions_id_like_ingest(api: Api) -> None:
+    """Creating another region's meter id is refused as outside the caller's regions
+    (403, as the ingest door does), not with a 409 that a GET's 404 contradicts."""
+    h = api.headers("north-op")
+    taken = api.client.post("/v1/meters", json={"meter_id": "M-S1", "region": "north"}, headers=h)
+    assert taken.status_code == 403, taken.text
+    assert "M-S1" in taken.json()["detail"]
+    own = api.client.post("/v1/meters", json={"meter_id": "M-N1", "region": "north"}, headers=h)
+    assert own.status_code == 409
+
+
 def test_anomalies_scope_and_acknowledge(api: Api) -> None:
     with api.conn() as conn:
         ids = {}

@@ -38,6 +38,7 @@ from metrify.sources.decode import SchemaMismatch, check_columns, decode
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.pools import Connection
+from metrify.stores.postgres import register_in_region
 from metrify.stores.reads import meters, quarantine
 from metrify.stores.reads.rejects import rejected
 
@@ -82,11 +83,27 @@ def _ids(parts: list[bodies.Part], column: str) -> list[str]:
 
 
 def _region_check(state: AppState, principal: Principal, ids: list[str]) -> None:
-    """A region-scoped principal may not write readings of another region's meters."""
+    """A region-scoped principal may not write readings of another region's meters.
+
+    Meters it sends first are registered in its region (it has one) before the check,
+    so a race with another region's sender leaves the id with one of them and the other
+    refused; with several regions the new meter's region is ambiguous, so it must be
+    registered first (``POST /v1/meters`` with a region)."""
     if principal.regions is None or not ids:
         return
+    regions = list(principal.regions)
     with state.pool.connection() as conn:
-        outside = meters.outside_regions(conn, ids, list(principal.regions))
+        if len(regions) == 1:
+            register_in_region(conn, ids, regions[0])
+        else:
+            new = meters.unknown(conn, ids)
+            if new:
+                raise Problem(
+                    422,
+                    f"unknown meters: {', '.join(new)}; your regions are {', '.join(regions)}:"
+                    " register these meters with a region first (POST /v1/meters)",
+                )
+        outside = meters.outside_regions(conn, ids, regions)
     if outside:
         raise Problem(403, f"meters outside your regions: {', '.join(outside)}")
 

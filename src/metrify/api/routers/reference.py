@@ -208,7 +208,12 @@ class Resource:
             if data.get("status") is None:
                 data["status"] = "active"
             res.check_write(principal, data.get("region"))
-            if await res.fetch(state, ident) is not None:
+            existing = await res.fetch(state, ident)
+            if existing is not None and not res.visible(principal, existing):
+                # Ids are one namespace: a write cannot hide that this one is taken, so
+                # it gets the ingest door's answer for another region's meter.
+                raise Problem(403, f"{res.noun}s outside your regions: {ident}")
+            if existing is not None:
                 raise Problem(409, f"{res.noun} {ident} already exists")
             source = f"api:{principal.actor}:{request_id(request)}"
             await run_in_threadpool(res.write, state, data, source)

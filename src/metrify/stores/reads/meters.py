@@ -27,3 +27,13 @@ def outside_regions(
         (meter_ids, regions, limit),
     ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def unknown(conn: Connection, meter_ids: list[str], limit: int = 5) -> list[str]:
+    """Up to ``limit`` of ``meter_ids`` that are not registered, in id order."""
+    rows = conn.execute(
+        "SELECT m.id FROM unnest(%s::text[]) AS m(id) WHERE NOT EXISTS"
+        " (SELECT 1 FROM meters WHERE meter_id = m.id) ORDER BY m.id LIMIT %s",
+        (meter_ids, limit),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
