@@ -26,6 +26,10 @@ TABLES = (
     "anomalies",
     "anomaly_state",
     "anomaly_profile",
+    "agg_meter_30m",
+    "agg_group_30m",
+    "agg_dirty",
+    "agg_group_dirty",
 )
 
 

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         ),
     )
     unknown_meters: UnknownMeterPolicy = UnknownMeterPolicy.REGISTER
+    fleet_timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        description=(
+            "IANA zone of the buckets of group totals (node, region, segment, fleet) when a"
+            " query names none; a meter's own buckets follow its own zone"
+        ),
+    )
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")
     anomaly: AnomalyConfig = Field(

@@ -1,0 +1,265 @@
+"""Energy aggregates: recompute what is marked, and answer buckets from the aggregates.
+
+The tables and the triggers that mark changed meter-days are migration 0013's. Two
+levels are kept, both in 30-minute UTC buckets:
+
+* ``agg_meter_30m``: per meter, energy (import, export) of every reading that is not
+  rejected, the highest interval demand (kWh over the interval's hours), and counts of
+  present (a real reading, not a gap row), estimated, suspect, rejected and missing (gap
+  rows, estimated or not) readings;
+* ``agg_group_30m``: the same summed over the meters of a grid node, a region, a tariff
+  segment and the fleet (``dim`` ``fleet``, key ``all``), with ``peak_kw`` the group's
+  30-minute coincident demand.
+
+A recompute takes the marks and rebuilds those meter-days from the readings, then the
+group-days they (and any moved meter) touch from the meter rows. Writers mark in their
+own transaction under a shared advisory lock, which a refresh takes exclusively first:
+so when a refresh reads the readings, every marked write has committed, and a write it
+cannot see yet leaves a mark for the next refresh. (Were a writer to mark a day that
+an older mark already covers and commit after a refresh took that mark, its change would
+otherwise be lost.)
+
+Coarser buckets in a zone (hour, day, ISO week, month) are sums of whole 30-minute
+buckets, which holds for every zone whose offset from UTC is a multiple of 30 minutes
+(all but a few, e.g. Asia/Kathmandu, whose hours come out aligned to the half-hour).
+A reading of a longer interval (hourly) counts in the bucket of its start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from metrify.stores.pools import Connection
+
+#: the advisory lock between marking writers (shared) and a refresh (exclusive); the
+#: number is in migration 0013's trigger functions too
+LOCK: Final = 7_305_118_246
+
+Dim = Literal["meter", "node", "region", "segment", "fleet"]
+Resolution = Literal["30m", "1h", "1d", "1w", "1mo"]
+
+#: resolution -> the unit of PostgreSQL's date_trunc (None: the 30-minute base itself)
+UNITS: Final[dict[str, str | None]] = {
+    "30m": None,
+    "1h": "hour",
+    "1d": "day",
+    "1w": "week",
+    "1mo": "month",
+}
+#: the group dimensions and the meters column each groups by
+GROUP_COLUMNS: Final = {"node": "node_id", "region": "region", "segment": "tariff"}
+FLEET_KEY: Final = "all"
+
+COUNTS: Final = ("n_present", "n_estimated", "n_suspect", "n_rejected", "n_missing")
+COLUMNS: Final = ("import_kwh", "export_kwh", "peak_kw", *COUNTS)
+
+_UTC_DAY = "(t.day::timestamp AT TIME ZONE 'UTC')"
+_NEXT_UTC_DAY = "((t.day + 1)::timestamp AT TIME ZONE 'UTC')"
+_BUCKET = "date_bin('30 minutes', r.ts, timestamptz '2000-01-01 00:00:00+00')"
+_KEPT = "r.status <> 'rejected'"
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What one refresh rebuilt: meter-days and group-days."""
+
+    meter_days: int
+    group_days: int
+
+
+def refresh(conn: Connection) -> Refreshed:
+    """Rebuild every marked meter-day and the group-days it touches, in one transaction."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+        conn.execute(
+            "CREATE TEMP TABLE agg_todo ON COMMIT DROP AS"
+            " WITH taken AS (DELETE FROM agg_dirty RETURNING meter_id, day)"
+            " SELECT DISTINCT meter_id, day FROM taken"
+        )
+        meter_days = _count(conn, "agg_todo")
+        if meter_days:
+            _rebuild_meters(conn)
+        conn.execute(
+            "INSERT INTO agg_group_dirty (dim, key, day)"
+            " SELECT DISTINCT g.dim, g.key, t.day FROM agg_todo t"
+            " JOIN meters m ON m.meter_id = t.meter_id"
+            " CROSS JOIN LATERAL (VALUES ('node', m.node_id), ('region', m.region),"
+            f" ('segment', m.tariff), ('fleet', '{FLEET_KEY}')) AS g(dim, key)"
+            " WHERE g.key IS NOT NULL ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE agg_group_todo ON COMMIT DROP AS"
+            " WITH taken AS (DELETE FROM agg_group_dirty RETURNING dim, key, day)"
+            " SELECT DISTINCT dim, key, day FROM taken"
+        )
+        group_days = _count(conn, "agg_group_todo")
+        if group_days:
+            _rebuild_groups(conn)
+    return Refreshed(meter_days, group_days)
+
+
+def pending(conn: Connection) -> bool:
+    """Whether any meter-day or group-day waits to be rebuilt."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM agg_dirty) OR EXISTS (SELECT 1 FROM agg_group_dirty)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _count(conn: Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rebuild_meters(conn: Connection) -> None:
+    conn.execute(
+        "DELETE FROM agg_meter_30m a USING agg_todo t WHERE a.meter_id = t.meter_id"
+        f" AND a.bucket >= {_UTC_DAY} AND a.bucket < {_NEXT_UTC_DAY}"
+    )
+    conn.execute(
+        f"""
+        INSERT INTO agg_meter_30m (meter_id, bucket, {", ".join(COLUMNS)})
+        SELECT r.meter_id, {_BUCKET},
+               coalesce(sum(r.import_kwh) FILTER (WHERE {_KEPT}), 0),
+               sum(r.export_kwh) FILTER (WHERE {_KEPT}),
+               max(r.import_kwh * 3600.0 / r.interval_s) FILTER (WHERE {_KEPT}),
+               count(*) FILTER (WHERE r.quality & 1 = 0),
+               count(*) FILTER (WHERE r.status = 'estimated'),
+               count(*) FILTER (WHERE r.status = 'suspect'),
+               count(*) FILTER (WHERE r.status = 'rejected'),
+               count(*) FILTER (WHERE r.quality & 1 <> 0)
+        FROM agg_todo t JOIN readings r ON r.meter_id = t.meter_id
+             AND r.ts >= {_UTC_DAY} AND r.ts < {_NEXT_UTC_DAY}
+        GROUP BY 1, 2
+        """
+    )
+
+
+def _members(dim: str) -> str:
+    """SQL joining ``agg_group_todo t`` rows of ``dim`` to their meters ``m``."""
+    if dim == "fleet":
+        return "JOIN meters m ON true"
+    return f"JOIN meters m ON m.{GROUP_COLUMNS[dim]} = t.key"
+
+
+def _rebuild_groups(conn: Connection) -> None:
+    conn.execute(
+        "DELETE FROM agg_group_30m a USING agg_group_todo t WHERE a.dim = t.dim"
+        f" AND a.key = t.key AND a.bucket >= {_UTC_DAY} AND a.bucket < {_NEXT_UTC_DAY}"
+    )
+    sums = ", ".join(f"sum(a.{c})" for c in COUNTS)
+    for dim in ("node", "region", "segment", "fleet"):
+        conn.execute(
+            f"""
+            INSERT INTO agg_group_30m (dim, key, bucket, meters, {", ".join(COLUMNS)})
+            SELECT t.dim, t.key, a.bucket, count(*), sum(a.import_kwh), sum(a.export_kwh),
+                   sum(a.import_kwh) / 0.5, {sums}
+            FROM agg_group_todo t {_members(dim)}
+            JOIN agg_meter_30m a ON a.meter_id = m.meter_id
+                 AND a.bucket >= {_UTC_DAY} AND a.bucket < {_NEXT_UTC_DAY}
+            WHERE t.dim = %s
+            GROUP BY 1, 2, 3
+            """,
+            (dim,),
+        )
+
+
+def buckets(
+    conn: Connection,
+    dim: Dim,
+    key: str,
+    resolution: Resolution,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: str,
+) -> list[dict[str, Any]]:
+    """The buckets of [start, end) at ``resolution`` in zone ``tz``, oldest first, each
+    with ``start`` (aware, in UTC), energy, peak demand and the interval counts; buckets
+    with no data are left out. Refreshes first if anything waits, so answers include
+    every committed write."""
+    if pending(conn):
+        refresh(conn)
+    unit = UNITS[resolution]
+    table, where, params = (
+        ("agg_meter_30m", "meter_id = %s", [key])
+        if dim == "meter"
+        else ("agg_group_30m", "dim = %s AND key = %s", [dim, key])
+    )
+    start_sql = "bucket" if unit is None else "date_trunc(%s, bucket, %s)"
+    head: list[Any] = [] if unit is None else [unit, tz]
+    counts = ", ".join(f"sum({c})::bigint" for c in COUNTS)
+    rows = conn.execute(
+        f"""
+        SELECT {start_sql} AS start, sum(import_kwh), sum(export_kwh), max(peak_kw), {counts}
+        FROM {table} WHERE {where} AND bucket >= %s AND bucket < %s
+        GROUP BY 1 ORDER BY 1
+        """,
+        (*head, *params, start, end),
+    ).fetchall()
+    names = ("start", *COLUMNS)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def meter_zone(conn: Connection, meter_id: str) -> tuple[bool, str | None]:
+    """(known, zone): whether the meter is registered, and its zone if it has one."""
+    row = conn.execute("SELECT timezone FROM meters WHERE meter_id = %s", (meter_id,)).fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+class BadQuery(ValueError):
+    """A subject, zone or range the aggregates cannot answer (the caller's fault)."""
+
+
+def zone_of(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadQuery(f"unknown time zone {text!r} (an IANA name like Europe/London)") from None
+
+
+def local_instant(text: str, zone: ZoneInfo) -> dt.datetime:
+    """A date (local midnight) or an ISO time (naive: on the zone's clock) as an instant."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadQuery(f"{text!r}: expected a date like 2013-06-01 or an ISO time") from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def answer(
+    conn: Connection,
+    dim: Dim,
+    key: str,
+    resolution: Resolution,
+    first: str,
+    last: str,
+    tz: str | None,
+    fleet_tz: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """(zone, buckets) for a subject over local [first, last): the meter's own zone when
+    ``tz`` is not given (a group's: ``fleet_tz``), each bucket's ``start`` in that zone
+    and its counts without their ``n_`` prefix."""
+    if dim == "meter":
+        known, own = meter_zone(conn, key)
+        if not known:
+            raise BadQuery(f"no meter {key}")
+        name = tz or own or "UTC"
+    else:
+        name = tz or fleet_tz
+    zone = zone_of(name)
+    start, end = local_instant(first, zone), local_instant(last, zone)
+    if end <= start:
+        raise BadQuery("--to must be after --from")
+    if end - start > dt.timedelta(days=3700):
+        raise BadQuery("at most ten years per query")
+    rows = buckets(conn, dim, key, resolution, start, end, name)
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {"start": row["start"].astimezone(zone).isoformat()}
+        for column in COLUMNS:
+            item[column.removeprefix("n_")] = row[column]
+        out.append(item)
+    return name, out
