@@ -24,6 +24,7 @@ from metrify.api.routers import (
     anomalies,
     auth,
     edits,
+    energy,
     export,
     ingest,
     ops,
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrify = state
     problems.install(app)
-    for module in (ops, auth, ingest, reference, query, export, edits, admin, anomalies):
+    for module in (ops, auth, ingest, reference, query, energy, export, edits, admin, anomalies):
         app.include_router(module.router)
     cfg = settings.api
     if cfg.cors_origins:

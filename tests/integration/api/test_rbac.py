@@ -101,6 +101,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
         {**DAY, "resolution": "1h"},
         None,
     ),
+    ("GET", "/v1/energy"): (
+        "read:aggregates",
+        "/v1/energy",
+        {"meter": "M-N1", "from": "2025-01-01", "to": "2025-01-02"},
+        None,
+    ),
     ("GET", "/v1/meters/{meter_id}/latest"): (
         "read:aggregates",
         "/v1/meters/M-N1/latest",
@@ -371,6 +377,30 @@ def test_create_answers_other_regions_id_like_ingest(api: Api) -> None:
     assert "M-S1" in taken.json()["detail"]
     own = api.client.post("/v1/meters", json={"meter_id": "M-N1", "region": "north"}, headers=h)
     assert own.status_code == 409
+
+
+def test_region_scope_energy(api: Api) -> None:
+    """A scoped reader gets its meters and regions, 404 for another region's, and 403
+    for totals that add up every region's meters."""
+    h = api.headers("north")
+    day = {"from": "2025-01-01", "to": "2025-01-02", "tz": "UTC"}
+    own = api.client.get("/v1/energy", params={**day, "meter": "M-N1"}, headers=h)
+    assert own.status_code == 200, own.text
+    assert sum(b["present"] for b in own.json()["buckets"]) == 4
+    assert (
+        api.client.get("/v1/energy", params={**day, "meter": "M-S1"}, headers=h).status_code == 404
+    )
+    assert (
+        api.client.get("/v1/energy", params={**day, "region": "south"}, headers=h).status_code
+        == 404
+    )
+    assert (
+        api.client.get("/v1/energy", params={**day, "region": "north"}, headers=h).status_code
+        == 200
+    )
+    for group in ({"fleet": "true"}, {"node": "N1"}, {"segment": "std"}):
+        response = api.client.get("/v1/energy", params={**day, **group}, headers=h)
+        assert response.status_code == 403, group
 
 
 def test_anomalies_scope_and_acknowledge(api: Api) -> None:

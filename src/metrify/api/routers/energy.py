@@ -1,0 +1,112 @@
+"""``GET /v1/energy``: energy, peak demand and interval counts per local bucket.
+
+The same answer as ``metrify energy`` (:func:`metrify.stores.aggregates.answer`), for one
+subject: a meter, a grid node, a region, a tariff segment or the fleet. Region scope: a
+meter or region outside the caller's regions is not found (404), as elsewhere; node,
+segment and fleet totals add up meters of every region, so a scoped caller gets 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from metrify.api.auth.principal import Principal
+from metrify.api.deps import State, require
+from metrify.api.problems import PROBLEM_SCHEMA, Problem
+from metrify.api.rbac import Permission
+from metrify.api.responses import JSON_OPTIONS
+from metrify.api.scope import check_meter
+from metrify.api.state import AppState
+from metrify.contracts.records import ID_PATTERN
+from metrify.stores import aggregates
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+Reader = Annotated[Principal, Depends(require(Permission.READ_AGGREGATES))]
+Ident = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
+Name = Annotated[str | None, Query(min_length=1, max_length=100)]
+
+
+class EnergyBucket(BaseModel):
+    """One local bucket: ``start`` in the answer's zone; counts of readings by kind."""
+
+    start: str
+    import_kwh: float
+    export_kwh: float | None
+    peak_kw: float | None
+    present: int
+    estimated: int
+    suspect: int
+    rejected: int
+    missing: int
+
+
+class EnergyAnswer(BaseModel):
+    dim: Literal["meter", "node", "region", "segment", "fleet"]
+    key: str
+    resolution: Literal["30m", "1h", "1d", "1w", "1mo"]
+    tz: str
+    buckets: list[EnergyBucket]
+
+
+def _answer(
+    state: AppState, dim: aggregates.Dim, key: str, resolution: aggregates.Resolution,
+    first: str, last: str, tz: str | None,
+) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    with state.pool.connection() as conn:
+        return aggregates.answer(
+            conn, dim, key, resolution, first, last, tz, state.settings.fleet_timezone
+        )
+
+
+@router.get(
+    "/energy",
+    response_model=EnergyAnswer,
+    responses={s: PROBLEM_SCHEMA for s in (400, 401, 403, 404, 422, 429)},
+)
+async def energy(
+    state: State,
+    principal: Reader,
+    start: Annotated[str, Query(alias="from", max_length=40, description="local date or ISO")],
+    end: Annotated[str, Query(alias="to", max_length=40, description="end, exclusive")],
+    resolution: aggregates.Resolution = "1d",
+    meter: Ident = None,
+    node: Ident = None,
+    region: Name = None,
+    segment: Name = None,
+    fleet: bool = False,
+    tz: Annotated[str | None, Query(max_length=64, description="IANA zone")] = None,
+) -> Response:
+    """Energy (kWh), peak demand (kW) and interval counts per bucket in a zone (default:
+    the meter's own, or ``fleet_timezone`` for groups), from the aggregates."""
+    subjects: list[tuple[aggregates.Dim, str | None]] = [
+        ("meter", meter),
+        ("node", node),
+        ("region", region),
+        ("segment", segment),
+        ("fleet", aggregates.FLEET_KEY if fleet else None),
+    ]
+    chosen = [(dim, key) for dim, key in subjects if key is not None]
+    if len(chosen) != 1:
+        raise Problem(400, "give exactly one of meter, node, region, segment or fleet=true")
+    dim, key = chosen[0]
+    assert key is not None
+    if dim == "meter":
+        await check_meter(state, principal, key)
+    elif principal.regions is not None:
+        if dim != "region":
+            raise Problem(403, f"{dim} totals span regions; ask per region or meter")
+        if key not in principal.regions:
+            raise Problem(404, f"no region {key}")
+    try:
+        zone, rows = await run_in_threadpool(_answer, state, dim, key, resolution, start, end, tz)
+    except aggregates.BadQuery as exc:
+        raise Problem(400, str(exc)) from None
+    body = {"dim": dim, "key": key, "resolution": resolution, "tz": zone, "buckets": rows}
+    return Response(orjson.dumps(body, option=JSON_OPTIONS), media_type="application/json")
