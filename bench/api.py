@@ -9,6 +9,8 @@ the load generator shares the CPU with the server and PostgreSQL. Scenarios:
 * ``latest``: ``GET /v1/meters/{random}/latest``
 * ``day``: ``GET /v1/meters/{random}/readings?resolution=raw`` for one random day (96 rows)
 * ``month``: ``GET /v1/meters/{random}/readings?resolution=1h`` for the month (744 rows)
+* ``energy``: ``GET /v1/energy?node={random feeder}&resolution=1h`` for the month (744
+  buckets of every meter of the feeder, from the aggregates)
 * ``ingest``: ``POST /v1/readings`` with 1,000 new readings per request (CSV bodies,
   10 meters x 100 intervals each, never repeating a key), through the full pipeline, at
   each number of concurrent connections in ``--ingest-connections`` (default 4 and 16:
@@ -117,6 +119,13 @@ request = function()
   local m = meters[math.random(#meters)]
   local path = "/v1/meters/" .. m .. "/readings?from=2025-01-01T00:00:00Z"
     .. "&to=2025-02-01T00:00:00Z&resolution=1h&limit=1000"
+  return wrk.format("GET", path, {["X-API-Key"] = key})
+end
+""",
+    "energy": r"""
+request = function()
+  local n = meters[math.random(#meters)]
+  local path = "/v1/energy?node=" .. n .. "&from=2025-01-01&to=2025-02-01&resolution=1h&tz=UTC"
   return wrk.format("GET", path, {["X-API-Key"] = key})
 end
 """,
@@ -321,6 +330,17 @@ def main() -> None:
             script = work / f"{name}.lua"
             script.write_text(LUA_COMMON + LUA_REQUEST[name])
             wrk_args = [str(meter_file), key]
+            if name == "energy":  # the feeders, in place of the meters
+                node_file = work / "nodes.txt"
+                with psycopg.connect(url, autocommit=True) as conn:
+                    nodes = [
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT DISTINCT node_id FROM meters WHERE node_id IS NOT NULL"
+                        )
+                    ]
+                node_file.write_text("\n".join(map(str, nodes)) + "\n")
+                wrk_args = [str(node_file), key]
             if name == "ingest":
                 bodies = work / "bodies"
                 shutil.rmtree(bodies, ignore_errors=True)

@@ -61,7 +61,7 @@ def energy(
     settings = load_settings()
     with open_session(settings) as session:
         try:
-            zone, rows = aggregates.answer(
+            zone, raw = aggregates.answer(
                 session.conn,
                 dim,
                 key,
@@ -73,6 +73,7 @@ def energy(
             )
         except aggregates.BadQuery as exc:
             raise UserError(str(exc)) from None
+    rows: list[dict[str, Any]] = orjson.loads(raw)
     if as_json:
         for row in rows:
             sys.stdout.write(orjson.dumps(row).decode() + "\n")

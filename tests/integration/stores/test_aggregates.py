@@ -9,6 +9,7 @@ meters' current node, region and tariff, and local days by each instant's offset
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -237,9 +238,13 @@ def test_local_days_and_hours(settings: Settings, database_url: str) -> None:
     start = dt.datetime(2025, 3, 29, tzinfo=zone)
     end = dt.datetime(2025, 4, 1, tzinfo=zone)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        days = aggregates.buckets(conn, "meter", "A", "1d", start, end, "Europe/London")
-        hours = aggregates.buckets(conn, "node", "N1", "1h", start, end, "Europe/London")
-    got = {d["start"].astimezone(zone).date(): (d["import_kwh"], d["n_present"]) for d in days}
+        days = json.loads(aggregates.buckets(conn, "meter", "A", "1d", start, end, "Europe/London"))
+        hours = json.loads(
+            aggregates.buckets(conn, "node", "N1", "1h", start, end, "Europe/London")
+        )
+    for item in days + hours:
+        item["start"] = dt.datetime.fromisoformat(item["start"])
+    got = {d["start"].astimezone(zone).date(): (d["import_kwh"], d["present"]) for d in days}
     want = {d: v for d, v in by_day.items() if start.date() <= d < end.date()}
     assert got.keys() == want.keys()
     for day, (total, n) in want.items():
