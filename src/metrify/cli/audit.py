@@ -7,6 +7,7 @@ its options keep working without the ``list`` word so that scripts written for i
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from metrify.cli.apps import audit_app
-from metrify.cli.common import console, err, friendly, load_settings, progress_bar
+from metrify.cli.common import UserError, console, err, friendly, load_settings, progress_bar
 
 __all__ = ["audit_default", "audit_list", "audit_verify"]
 
@@ -83,19 +84,33 @@ def audit_list(
     _list(actor, action, limit, as_json)
 
 
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not (seq.isdigit() and int(seq) >= 1 and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise UserError(f"--anchor {text}: expected SEQ:HASH, e.g. 42:<64 hex digits>")
+    return int(seq), digest
+
+
 @audit_app.command("verify")
 @friendly
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH a past verify printed, kept off the database"),
+    ] = None,
 ) -> None:
     """Check the audit log's hash chain (exit 1 names the first bad row)."""
     from metrify.stores import audit_chain
 
+    pinned = _anchor(anchor) if anchor is not None else None
     with _conn() as conn:
         total = audit_chain.count(conn)
         with progress_bar(total, unit="rows") as bar:
             task = bar.add_task("verifying", total=total)
-            verdict = audit_chain.verify(conn, lambda done: bar.update(task, completed=done))
+            verdict = audit_chain.verify(
+                conn, lambda done: bar.update(task, completed=done), anchor=pinned
+            )
     if as_json:
         sys.stdout.write(orjson.dumps(verdict.as_dict()).decode() + "\n")
     elif verdict.broken is None:

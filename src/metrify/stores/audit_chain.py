@@ -106,6 +106,20 @@ def _check(row: Sequence[Any], seq: int, prev: str) -> Break | None:
     return None
 
 
+def _off_anchor(row: Sequence[Any], anchor: tuple[int, str] | None) -> Break | None:
+    """A break when ``row`` is at the anchor's position but carries another hash."""
+    if anchor is None or int(row[0]) != anchor[0] or row[12] == anchor[1]:
+        return None
+    ident = int(row[1])
+    return Break(
+        "altered",
+        anchor[0],
+        ident,
+        f"row id {ident} (seq {anchor[0]}) no longer has the anchored hash {anchor[1]}:"
+        " the chain was rewritten from it or before it",
+    )
+
+
 def count(conn: Connection) -> int:
     """Rows in the log (for a progress bar's total)."""
     row = conn.execute("SELECT count(*) FROM audit_log").fetchone()
@@ -113,10 +127,19 @@ def count(conn: Connection) -> int:
 
 
 def verify(
-    conn: Connection, progress: Callable[[int], None] | None = None, *, batch: int = 5000
+    conn: Connection,
+    progress: Callable[[int], None] | None = None,
+    *,
+    anchor: tuple[int, str] | None = None,
+    batch: int = 5000,
 ) -> Verdict:
     """Walk the chain in ``seq`` order and stop at the first row that breaks it;
-    ``progress`` is called with the number of rows checked after each batch."""
+    ``progress`` is called with the number of rows checked after each batch.
+
+    ``anchor`` is a (seq, hash) pair kept out of the owner's reach (a head printed by an
+    earlier verify): an owner who rewrote every hash after a change, and the head, makes
+    a chain that holds, but not one where that row keeps that hash.
+    """
     seq, prev, rows = 1, GENESIS, 0
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -127,12 +150,17 @@ def verify(
             cur.execute(_ROWS)
             while chunk := cur.fetchmany(batch):
                 for row in chunk:
-                    broken = _check(row, seq, prev)
+                    broken = _check(row, seq, prev) or _off_anchor(row, anchor)
                     if broken is not None:
                         return Verdict(rows, head_seq, head_hash, broken)
                     seq, prev, rows = seq + 1, str(row[12]), rows + 1
                 if progress is not None:
                     progress(rows)
+    if anchor is not None and anchor[0] > rows:
+        broken = Break(
+            "missing", seq, None, f"the anchor's seq {anchor[0]} is past the end of the log"
+        )
+        return Verdict(rows, head_seq, head_hash, broken)
     if head_seq > rows:
         gap = f"seq {seq}" if head_seq == seq else f"seq {seq} to {head_seq}"
         broken = Break("missing", seq, None, f"{gap} missing at the end of the log")

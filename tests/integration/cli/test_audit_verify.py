@@ -151,6 +151,48 @@ def test_reordered_rows_are_named(settings: Settings, conn: psycopg.Connection[A
     assert (out["broken"]["seq"], out["broken"]["id"]) == (2, ids[2])
 
 
+REHASH = """
+DO $$
+DECLARE
+    r audit_log;
+    prev text := (SELECT hash FROM audit_log WHERE seq = 1);
+BEGIN
+    FOR r IN SELECT * FROM audit_log WHERE seq >= 2 ORDER BY seq LOOP
+        UPDATE audit_log SET prev_hash = prev, hash = audit_row_hash(r.seq, r.id, r.at,
+            r.actor, r.actor_kind, r.action, r.target, r.outcome, r.request_id, r.client,
+            r.details, prev) WHERE id = r.id RETURNING hash INTO prev;
+    END LOOP;
+    UPDATE audit_chain SET hash = prev;
+END $$
+"""
+
+
+def test_an_anchor_catches_a_chain_rewritten_after_a_change(
+    settings: Settings, conn: psycopg.Connection[Any]
+) -> None:
+    """An owner who rehashes everything after the changed row makes a chain that holds;
+    a hash kept off the database (``--anchor``) still tells."""
+    _record(settings, 4)
+    third = _hash_at(conn, 3)
+    _as_owner_untriggered(conn, "UPDATE audit_log SET details = '{\"n\": 7}' WHERE seq = 2", REHASH)
+    assert _verify()[0] == 0  # the chain alone cannot tell
+    result = runner.invoke(app, ["audit", "verify", "--json", "--anchor", f"3:{third}"])
+    assert result.exit_code == 1
+    broken = orjson.loads(result.stdout)["broken"]
+    assert (broken["kind"], broken["seq"]) == ("altered", 3)
+    untouched = runner.invoke(app, ["audit", "verify", "--anchor", f"1:{_hash_at(conn, 1)}"])
+    assert untouched.exit_code == 0
+    past_end = runner.invoke(app, ["audit", "verify", "--json", "--anchor", f"9:{third}"])
+    assert past_end.exit_code == 1
+    assert orjson.loads(past_end.stdout)["broken"]["kind"] == "missing"
+
+
+def _hash_at(conn: psycopg.Connection[Any], seq: int) -> str:
+    row = conn.execute("SELECT hash FROM audit_log WHERE seq = %s", (seq,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def test_concurrent_inserts_chain_in_one_line(settings: Settings) -> None:
     """Eight writers at once, some inside longer transactions: every row still follows
     the one before it."""
@@ -215,6 +257,15 @@ def test_the_listing_keeps_its_options(settings: Settings) -> None:
     assert [orjson.loads(x)["action"] for x in listed.stdout.splitlines()] == ["test.act1"]
 
 
-@pytest.mark.parametrize("command", [["audit", "verify", "--bogus"], ["audit", "nope"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "verify", "--bogus"],
+        ["audit", "nope"],
+        ["audit", "verify", "--anchor", "3"],
+        ["audit", "verify", "--anchor", "0:" + "a" * 64],
+        ["audit", "verify", "--anchor", "3:xyz"],
+    ],
+)
 def test_bad_arguments_exit_2(settings: Settings, command: list[str]) -> None:
     assert runner.invoke(app, command).exit_code == 2
