@@ -92,7 +92,10 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (serialised by an advisory lock)."""
-    _migrate(url, lambda cfg: command.upgrade(cfg, revision))
+    try:
+        _migrate(url, lambda cfg: command.upgrade(cfg, revision))
+    except DBAPIError as exc:
+        raise _denied(exc) from exc
 
 
 def downgrade(url: str, revision: str) -> None:
@@ -114,22 +117,27 @@ def _migrate(url: str, step: Callable[[Config], None]) -> None:
         engine.dispose()
 
 
+def _denied(exc: DBAPIError) -> DatabaseError:
+    """A migration refused for want of privilege, as a user's error naming the fix."""
+    if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+        raise exc
+    return DatabaseError(
+        f"this role may not migrate the schema ({first_line(exc.orig)}): migrations run as "
+        "the schema's owner; set METRIFY_DATABASE_OWNER_URL to the owner's URL"
+    )
+
+
 def prepare(settings: Settings) -> str:
     """Bring the schema to head as the owner (once per process) and return the app's URL."""
     owner = owner_url(settings)
     if owner not in _ready:
-        if current_revision(owner) != head_revision():
+        try:
+            behind = current_revision(owner) != head_revision()
+        except DBAPIError as exc:  # a role that may not even read alembic_version
+            raise _denied(exc) from exc
+        if behind:
             log.info("upgrading database schema to %s", head_revision())
-            try:
-                upgrade(owner)
-            except DBAPIError as exc:
-                if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
-                    raise
-                raise DatabaseError(
-                    f"the schema is not at {head_revision()} and this role may not migrate "
-                    f"it ({first_line(exc.orig)}): run `metrify db upgrade` with "
-                    "METRIFY_DATABASE_OWNER_URL set to the schema owner's URL"
-                ) from exc
+            upgrade(owner)
         _ready.add(owner)
     url = database_url(settings)
     if url not in _checked:

@@ -10,6 +10,7 @@ still work with it. The owner, too, meets the TRUNCATE trigger.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg import errors
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from metrify.cli import app
@@ -146,3 +148,33 @@ def test_a_cli_load_an_api_request_and_new_partitions_work_as_the_app_role(
     assert owners == [("readings_p2001_03", True), ("readings_p2002_07", True)]
     actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
     assert actions[-1] == "ingest.readings"
+
+
+def test_the_app_role_cannot_migrate_and_says_who_can(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the app's URL, a schema behind head is a one-line error naming the
+    owner's setting, not a permission traceback."""
+    app_only = settings.model_copy(update={"database_owner_url": None})
+    database.downgrade(database_url, "0009")
+    monkeypatch.setattr(database, "_ready", set())
+    try:
+        with pytest.raises(database.DatabaseError, match="METRIFY_DATABASE_OWNER_URL"):
+            database.connect(app_only)
+    finally:
+        database.upgrade(database_url)
+
+
+def test_a_superuser_app_url_is_warned_about(
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(database, "_checked", set())
+    as_owner = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    with caplog.at_level(logging.WARNING, logger="metrify.stores.database"):
+        database.connect(as_owner).close()
+        database.connect(settings).close()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "superuser" in warnings[0]  # the owner's URL only
