@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 
 from metrify.cli import app
 from metrify.settings import Settings
-from metrify.stores import audit, database
+from metrify.stores import audit, database, embedded
 from support.api import running_api
 
 runner = CliRunner()
@@ -178,3 +179,22 @@ def test_a_superuser_app_url_is_warned_about(
         database.connect(settings).close()
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "superuser" in warnings[0]  # the owner's URL only
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("METRIFY_DATABASE_URL")), reason="the embedded server's own role"
+)
+def test_the_embedded_server_gets_its_app_role(
+    settings: Settings, database_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """Without METRIFY_DATABASE_URL the embedded server's app connects as
+    ``metrify_app_user``: a login member of metrify_app, made on start-up, no superuser."""
+    url = embedded.app_url(database_url)
+    assert urlsplit(url).username == embedded.APP_USER and urlsplit(url).password is None
+    assert embedded.app_url(database_url) == url  # idempotent
+    with psycopg.connect(url) as app_side:
+        row = app_side.execute(
+            "SELECT current_user, rolsuper, pg_has_role('metrify_app', 'MEMBER')"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert row == (embedded.APP_USER, False, True)

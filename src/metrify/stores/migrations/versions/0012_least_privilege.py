@@ -175,7 +175,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # metrify_app itself stays: a role belongs to the whole server, where other databases
-    # may use it; only what it holds in this database is taken back.
+    # may use it; only what it holds in this database is taken back. CREATE on schema
+    # public stays revoked from PUBLIC: handing it back would reopen a hole, not undo a
+    # feature.
     op.execute(
         """
         DROP TRIGGER audit_log_no_truncate ON audit_log;
