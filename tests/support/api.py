@@ -20,7 +20,7 @@ from metrify.api import create_app, users
 from metrify.api.rbac import Role
 from metrify.settings import Settings
 from metrify.settings.api import ApiConfig
-from support.database import clear_tables
+from support.database import app_url, clear_tables
 
 SECRET = "test-secret-" + "s" * 40
 PASSWORD = "correct horse battery staple"
@@ -83,7 +83,8 @@ def running_api(
         clear_tables(database_url)
     cfg = {"jwt_secret": SECRET, "rate_limit_per_s": 10_000.0, "rate_limit_burst": 10_000, **api}
     built = Settings(
-        database_url=database_url,
+        database_url=app_url(database_url),  # the app's least-privileged role
+        database_owner_url=database_url,
         home=home / "home",
         lake_url=str(home / "lake"),
         api=ApiConfig(**cfg),
