@@ -40,7 +40,7 @@ TABLES = (
     "anomaly_profile",
 )
 
-#: the statement trigger that refuses TRUNCATE on audit_log (migration 0012)
+#: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)
 NO_TRUNCATE = "audit_log_no_truncate"
 
 

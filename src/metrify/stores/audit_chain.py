@@ -2,7 +2,7 @@
 
 Each row's ``hash`` is sha256 over a canonical encoding of its fields and ``prev_hash``
 (the hash of the row before it), set by the database when the row is inserted (migration
-0012). The table refuses UPDATE, DELETE and TRUNCATE, but the schema's owner can switch
+0010). The table refuses UPDATE, DELETE and TRUNCATE, but the schema's owner can switch
 its triggers off; rewriting a row, removing one or moving one then breaks the chain from
 that row on, and :func:`verify` names the first such row.
 

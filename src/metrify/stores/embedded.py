@@ -7,7 +7,7 @@ running after the command ends so that the next command starts instantly;
 
 Migrations run as the server's superuser (the schema's owner); everything else connects
 as ``metrify_app_user``, a login member of the least-privileged ``metrify_app`` group
-(migration 0012). The server accepts only Unix-socket connections, in its data folder
+(migration 0010). The server accepts only Unix-socket connections, in its data folder
 that only the OS user running Metrify can enter, and trusts them: whoever reaches the
 socket could read the data files anyway, so a password would protect nothing. What the
 separate role buys is that the app's own connections cannot TRUNCATE the audit log,

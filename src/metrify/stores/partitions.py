@@ -4,7 +4,7 @@ A batch may carry any month (a backfill from 2013, a meter with a wrong clock in
 so the writer asks for the months it is about to touch before it writes. Only a table's
 owner may add a partition and the app connects as the least-privileged ``metrify_app``,
 so the creation is the SECURITY DEFINER function ``metrify_ensure_partition`` (migration
-0012), which creates nothing but a monthly partition and serialises callers with an
+0010), which creates nothing but a monthly partition and serialises callers with an
 advisory lock so that several workers never race on the same month.
 """
 

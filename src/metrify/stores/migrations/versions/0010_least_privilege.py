@@ -29,14 +29,14 @@ The canonical encoding (mirrored in ``metrify.stores.audit_chain``): the fields 
 outcome, request_id, client, ``details::text`` and prev_hash, each written as ``N`` when
 NULL or ``S<bytes>:<text>`` (UTF-8), concatenated; the first row's prev_hash is 64 zeros.
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-05
 """
 
 from alembic import op
 
-revision = "0012"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
