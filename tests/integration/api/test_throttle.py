@@ -2,8 +2,12 @@
 by every worker (PostgreSQL or Redis), behind trusted proxies only.
 
 Addresses are the TCP peer the app sees (``Api.peer``), from documentation ranges.
-Every app here is a fresh one over a cleared database, with the limits it tests set
-low; 429s are counted, never timed.
+Every app here is a fresh one over a cleared database; 429s are counted, never timed.
+Where a test relies on a default limit it names it (``DEFAULT_*``), so the expected
+counts follow from the documented settings, not from a run. A limit refills one attempt
+per interval (60 s / limit for an address): each test keeps that interval ten times
+longer than its password checks take (Argon2 costs up to a second on a busy machine),
+so no attempt is let through by a refill.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import pytest
 from support.api import Api, running_api
 
 WRONG = "not the password at all"
+#: ApiConfig defaults (docs/guides/configuration.md)
+DEFAULT_ACCOUNT_BURST = 10
+DEFAULT_REFRESH_FAILURES = 30
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -34,14 +41,14 @@ def codes(api: Api, attempts: list[tuple[str, str]], password: str = WRONG) -> l
 def test_spraying_user_names_from_one_address_is_throttled(
     database_url: str, tmp_path: Path
 ) -> None:
-    limit = 10
+    limit = 3  # one attempt back every 20 s
     with running_api(database_url, tmp_path, login_failures_per_minute=limit) as api:
         seen = codes(api, [(f"user{i}", "198.51.100.1") for i in range(40)])
         assert seen == [401] * limit + [429] * (40 - limit)
         with api.peer("198.51.100.1"):
             refused = api.sign_in("user99", WRONG)
         assert refused.headers["content-type"] == "application/problem+json"
-        # one failure's share of the minute, rounded up: 60 / 10 = 6 s at most
+        # one failure's share of the minute, rounded up: 60 / 3 = 20 s at most
         assert 1 <= int(refused.headers["retry-after"]) <= 60 // limit
         # another address is not held back by this one
         assert codes(api, [("user0", "198.51.100.2")]) == [401]
@@ -50,8 +57,8 @@ def test_spraying_user_names_from_one_address_is_throttled(
 def test_one_account_attacked_from_many_addresses_is_throttled(
     database_url: str, tmp_path: Path
 ) -> None:
-    burst = 5
-    with running_api(database_url, tmp_path, account_failures_burst=burst) as api:
+    burst = DEFAULT_ACCOUNT_BURST
+    with running_api(database_url, tmp_path) as api:
         api.add_user("victim", "viewer")
         seen = codes(api, [("victim", f"203.0.113.{i}") for i in range(1, 21)])
         assert seen == [401] * burst + [429] * (20 - burst)
@@ -64,12 +71,12 @@ def test_the_user_still_signs_in_from_an_address_of_their_own(
 ) -> None:
     """The account limit closes the account to new addresses only: the user's own
     address (a successful sign-in there) still gets the password checked."""
-    with running_api(database_url, tmp_path, account_failures_burst=3) as api:
+    with running_api(database_url, tmp_path) as api:
         api.add_user("victim", "viewer")
         with api.peer("192.0.2.10"):  # home
             assert api.sign_in("victim").status_code == 200
-        attack = codes(api, [("victim", f"203.0.113.{i}") for i in range(1, 11)])
-        assert attack.count(429) == 7  # throttled after its burst of 3
+        attack = codes(api, [("victim", f"203.0.113.{i}") for i in range(1, 16)])
+        assert attack.count(429) == 15 - DEFAULT_ACCOUNT_BURST
         with api.peer("192.0.2.10"):
             assert api.sign_in("victim", WRONG).status_code == 401  # still checked...
             assert api.sign_in("victim").status_code == 200  # ...and the right one works
@@ -109,20 +116,19 @@ def two_apps(
 def test_two_app_instances_share_the_counters(
     database_url: str, tmp_path: Path, backend: str
 ) -> None:
-    with two_apps(
-        database_url, tmp_path, backend, login_failures_per_minute=4, account_failures_burst=3
-    ) as (a, b):
-        # address: four failures, two in each worker, spend the one budget
+    with two_apps(database_url, tmp_path, backend, login_failures_per_minute=3) as (a, b):
+        # address: three failures, through both workers, spend the one budget
         sprayed = [
             codes(app, [(f"user{i}", "198.51.100.7")])[0] for i, app in enumerate([a, b] * 3)
         ]
-        assert sprayed == [401, 401, 401, 401, 429, 429]
-        # account: three failures from three addresses through both workers
-        workers = [a, b, a, b]
+        assert sprayed == [401, 401, 401, 429, 429, 429]
+        # account: its burst of failures from as many addresses, through both workers
+        workers = [a, b] * (DEFAULT_ACCOUNT_BURST // 2 + 1)
         guessed = [
             codes(app, [("victim", f"203.0.113.{i}")])[0] for i, app in enumerate(workers, 1)
         ]
-        assert guessed == [401, 401, 401, 429]
+        refused = len(workers) - DEFAULT_ACCOUNT_BURST
+        assert guessed == [401] * DEFAULT_ACCOUNT_BURST + [429] * refused
         if backend == "redis":  # the counters are where the backend says, not in PostgreSQL
             with a.conn() as conn:
                 assert conn.execute("SELECT count(*) FROM auth_throttle").fetchone() == (0,)
@@ -164,33 +170,43 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
         assert clients == {"203.0.113.5", "203.0.113.6", "192.0.2.9"}
 
 
-def test_failed_refreshes_are_throttled_per_address_and_valid_ones_never(
-    database_url: str, tmp_path: Path
-) -> None:
-    with running_api(
-        database_url, tmp_path, refresh_failures_per_minute=3, login_failures_per_minute=3
-    ) as api:
+def refresh(api: Api, token: str) -> Any:
+    return api.client.post(
+        "/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": token}
+    )
+
+
+def test_valid_refreshes_are_never_throttled(database_url: str, tmp_path: Path) -> None:
+    """Many users behind one address refresh all day: rotation, never a 429 (with the
+    default limits, which used to count every refresh as a failed sign-in)."""
+    with running_api(database_url, tmp_path) as api:
         api.add_user("ana", "viewer")
-
-        def refresh(token: str) -> Any:
-            return api.client.post(
-                "/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": token}
-            )
-
-        # many users behind one address refresh all day: rotation, never a 429
         with api.peer("198.51.100.20"):
             token = api.sign_in("ana").json()["refresh_token"]
-            for _ in range(12):
-                response = refresh(token)
+            for _ in range(DEFAULT_REFRESH_FAILURES + 5):
+                response = refresh(api, token)
                 assert response.status_code == 200, response.text
                 token = response.json()["refresh_token"]
-        # made-up refresh tokens (and sign-outs of them) are guesses: counted per address
-        with api.peer("198.51.100.21"):
-            assert refresh("mr_made-up-1").status_code == 401
-            gone = api.client.post("/v1/auth/revoke", data={"refresh_token": "mr_made-up-2"})
-            assert gone.status_code == 204  # sign-out says nothing about the token...
-            assert refresh("mr_made-up-3").status_code == 401
-            refused = refresh(token)  # ...but it was counted: even a valid one waits now
-            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+
+def test_made_up_refresh_tokens_are_throttled_per_address(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Unknown refresh tokens, at refresh or at sign-out, are guesses: counted per
+    address, and only there."""
+    limit = 4  # one attempt back every 15 s
+    with running_api(database_url, tmp_path, refresh_failures_per_minute=limit) as api:
+        api.add_user("ana", "viewer")
         with api.peer("198.51.100.20"):
-            assert refresh(token).status_code == 200
+            token = api.sign_in("ana").json()["refresh_token"]
+        with api.peer("198.51.100.21"):
+            for i in range(limit // 2):
+                assert refresh(api, f"mr_made-up-{i}").status_code == 401
+                gone = api.client.post("/v1/auth/revoke", data={"refresh_token": f"mr_gone-{i}"})
+                assert gone.status_code == 204  # sign-out says nothing about the token...
+            refused = refresh(api, token)  # ...but it was counted: even a valid one waits now
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+            out = api.client.post("/v1/auth/revoke", data={"refresh_token": token})
+            assert out.status_code == 429
+        with api.peer("198.51.100.20"):
+            assert refresh(api, token).status_code == 200
