@@ -210,3 +210,18 @@ def test_made_up_refresh_tokens_are_throttled_per_address(
             assert out.status_code == 429
         with api.peer("198.51.100.20"):
             assert refresh(api, token).status_code == 200
+
+
+def test_an_unreachable_counter_store_refuses_sign_in_with_503(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Without its counters the throttle cannot tell a guesser from a user: sign-in is
+    refused (503, a problem document), never let through unthrottled."""
+    nowhere = "redis://127.0.0.1:1/0"  # port 1: nothing listens there
+    with running_api(database_url, tmp_path) as api:
+        api.add_user("ana", "viewer")
+    with running_api(database_url, tmp_path, clean=False, redis_url=nowhere) as api:
+        response = api.sign_in("ana")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "unavailable" in response.json()["detail"]
