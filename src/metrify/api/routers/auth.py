@@ -129,24 +129,32 @@ def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]
     password = form.get("password", "")
     event["actor"] = username or "(none)"
     state.throttle.check_password(username, event["client"])
+    answer: dict[str, Any] | None = None
     with state.pool.connection() as conn:
         user = accounts.login(conn, username)
         ok = verify_password(None if user is None else user.password_hash, password)
         if not ok or user is None or user.disabled:
             reason = "disabled" if ok and user is not None and user.disabled else "bad credentials"
-            if not ok:  # a right password of a disabled user is no guess to slow down
-                state.throttle.password_failed(username, event["client"])
             audit.record(
                 conn,
                 audit.Event(
                     **event, action="auth.login", outcome="failure", details={"reason": reason}
                 ),
             )
-            raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
-        answer = _issue(state, conn, user.user_id, username, uuid.uuid4(), user.token_version)
-        accounts.signed_in(conn, user.user_id)
-        audit.record(conn, audit.Event(**event, action="auth.login"))
-    state.throttle.signed_in(username, event["client"])
+        else:
+            answer = _issue(state, conn, user.user_id, username, uuid.uuid4(), user.token_version)
+            accounts.signed_in(conn, user.user_id)
+            audit.record(conn, audit.Event(**event, action="auth.login"))
+    # the counters are written with the connection back in the pool: a sign-in never
+    # holds one connection while it waits for another
+    if answer is None:
+        if not ok:  # a right password of a disabled user is no guess to slow down
+            state.throttle.password_failed(username, event["client"])
+        raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
+    try:
+        state.throttle.signed_in(username, event["client"])
+    except ThrottleUnavailable as exc:  # the sign-in stands; the address is not remembered
+        log.warning("could not remember the sign-in address of %s: %s", username, exc)
     return answer
 
 
