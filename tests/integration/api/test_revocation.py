@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -13,8 +14,9 @@ import pytest
 
 from metrify.api.auth.passwords import hash_password
 from metrify.stores import accounts
-from support.api import PASSWORD, SECRET, Api
+from support.api import PASSWORD, SECRET, Api, running_api
 from support.tokens import access_claims, hs256, live_family, me, user_id_of
+from support.waiting import until
 
 
 def seed_api(api: Api) -> None:
@@ -100,3 +102,18 @@ def test_a_token_of_an_unknown_session_is_refused(api: Api) -> None:
     assert me(api, made_up).status_code == 401
     alive = hs256(access_claims(uid, fam=live_family(api, "tom")), SECRET.encode())
     assert me(api, alive).status_code == 200
+
+
+def test_a_family_revoked_in_one_worker_is_refused_by_another_that_cached_it(
+    api: Api, tmp_path: Path
+) -> None:
+    """Worker B caches the session's access token for five minutes; the re-use is
+    detected by worker A. B learns it from PostgreSQL (NOTIFY), not from its cache's
+    expiry."""
+    api.add_user("una", "viewer")
+    with running_api(api.url, tmp_path, clean=False, auth_cache_s=300.0) as b:
+        session = b.sign_in("una").json()
+        assert me(b, session["access_token"]).status_code == 200  # cached in B
+        assert refresh(api, session["refresh_token"]).status_code == 200
+        assert refresh(api, session["refresh_token"]).status_code == 401  # re-use, in A
+        until(lambda: me(b, session["access_token"]).status_code == 401, timeout=10)
