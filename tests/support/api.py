@@ -50,6 +50,28 @@ class Api:
         self.tokens[name] = token
         return token
 
+    @contextlib.contextmanager
+    def peer(self, host: str) -> Iterator[None]:
+        """Requests in this block come from ``host`` (the TCP peer the app sees), as
+        when clients behind different addresses or a proxy call the server."""
+        transport: Any = self.client._transport
+        before = transport.client
+        transport.client = (host, 50000)
+        try:
+            yield
+        finally:
+            transport.client = before
+
+    def sign_in(
+        self, name: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+    ) -> Any:
+        """``POST /v1/auth/token`` with the password grant: the response."""
+        return self.client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": name, "password": password},
+            headers=headers,
+        )
+
     def headers(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 

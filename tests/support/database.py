@@ -38,6 +38,7 @@ TABLES = (
     "anomalies",
     "anomaly_state",
     "anomaly_profile",
+    "auth_throttle",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)
