@@ -126,6 +126,7 @@ def ingest_files(
                     source=batch.source,
                     mapping=mapping,
                     first_line=batch.first_line,
+                    lines=batch.lines,
                     bad=batch.bad,
                 )
                 if progress is not None:
