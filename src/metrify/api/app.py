@@ -31,6 +31,7 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
+from metrify.ops import exposition
 from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -49,11 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        exposition.forget_dead()  # a worker killed outright left its live gauges
         await state.open()
         try:
             yield
         finally:
             await state.close()
+            exposition.mark_dead()
 
     app = FastAPI(
         title="Metrify API",
