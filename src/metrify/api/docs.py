@@ -8,7 +8,9 @@ server under ``/docs/static``: every URL a page names is on the server's own ori
 Each page carries a Content-Security-Policy that allows exactly that: scripts and
 styles from this origin, plus the page's own inline script by its SHA-256 hash (never
 ``'unsafe-inline'`` for scripts). Styles may be inline (both UIs set style attributes);
-ReDoc runs a worker from a ``blob:`` URL.
+ReDoc runs a worker from a ``blob:`` URL. Both pages were checked in a headless
+Chromium under this policy: complete, with no violation but ReDoc's footer logo, which
+it names on its vendor's CDN and which the policy (rightly) does not load.
 """
 
 from __future__ import annotations
