@@ -2,7 +2,8 @@
 
 One app per worker process. Everything below ``/v1`` needs a principal whose role grants
 the route's permission (see :mod:`metrify.api.deps`); ``/health``, ``/ready``,
-``/metrics``, ``/openapi.json`` and ``/docs`` are open. The busiest read also has a hot
+``/metrics``, ``/openapi.json``, ``/docs`` and ``/redoc`` (served offline, see
+:mod:`metrify.api.docs`) are open. The busiest read also has a hot
 path in front of the router (:mod:`metrify.api.hot`) that makes the same decisions.
 """
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from metrify import __version__
-from metrify.api import problems
+from metrify.api import docs, problems
 from metrify.api.hot import HotPaths
 from metrify.api.middleware import Guard
 from metrify.api.responses import ORJSONResponse
@@ -31,6 +32,7 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
+from metrify.ops import exposition
 from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -49,11 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        exposition.forget_dead()  # a worker killed outright left its live gauges
         await state.open()
         try:
             yield
         finally:
             await state.close()
+            exposition.mark_dead()
 
     app = FastAPI(
         title="Metrify API",
@@ -61,10 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        docs_url=None,  # FastAPI's pages load from a CDN; ours are served offline
         redoc_url=None,
     )
     app.state.metrify = state
     problems.install(app)
+    docs.install(app)
     for module in (ops, auth, ingest, reference, query, export, edits, admin, anomalies):
         app.include_router(module.router)
     cfg = settings.api

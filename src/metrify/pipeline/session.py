@@ -108,8 +108,12 @@ def ingest_files(
     mapping: Mapping,
     *,
     progress: Progress | None = None,
+    file_done: Callable[[Path], None] | None = None,
 ) -> Summary:
-    """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
+    """Stream files through the pipeline. A bad file is reported and skipped, never fatal.
+
+    ``progress`` hears of every batch's bytes, ``file_done`` of every file read to its
+    end (or given up on)."""
     from metrify.sources import ReaderError, read_batches
 
     pipeline = session.pipeline(
@@ -126,6 +130,7 @@ def ingest_files(
                     source=batch.source,
                     mapping=mapping,
                     first_line=batch.first_line,
+                    lines=batch.lines,
                     bad=batch.bad,
                 )
                 if progress is not None:
@@ -136,6 +141,8 @@ def ingest_files(
         if progress is not None:
             with contextlib.suppress(OSError):
                 progress(max(0, path.stat().st_size - consumed))
+        if file_done is not None:
+            file_done(path)
     return pipeline.close()
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -41,6 +42,10 @@ from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +171,15 @@ class Pipeline:
         source: str | pl.Series,
         mapping: Mapping | None = None,
         first_line: int = 0,
+        lines: npt.NDArray[np.int64] | None = None,
         bad: Iterable[BadRow] = (),
     ) -> None:
         """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks.
 
         ``source``: where the batch came from, or, for a batch gathered from several
         sources (a stream worker's partitions, decoded in one go), one per row of ``raw``.
+        ``lines``: each row's line in its file or body, where rows are not consecutive
+        lines from ``first_line`` (the reader's :attr:`RawBatch.lines`).
         """
         bad_rows = list(bad)
         if isinstance(source, pl.Series) and (
@@ -183,6 +191,7 @@ class Pipeline:
             raw,
             mapping or Mapping(),
             first_line=first_line,
+            lines=lines,
             check_ranges=not (self.contract is READING and self.settings.vee.enabled),
         )
         summaries = [self.summary]
@@ -201,8 +210,7 @@ class Pipeline:
         self._present.update(decoded.present)
         if self.contract is READING and mapping is not None and mapping.tz != "UTC":
             self._declare_zone(decoded.records, mapping.tz)
-        at = decoded.rejects.get_column("line") - first_line
-        rejects = _with_source(decoded.rejects, source, at)
+        rejects = _with_source(decoded.rejects, source, decoded.reject_rows)
         if bad_rows:
             rejects = pl.concat(
                 [
