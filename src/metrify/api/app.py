@@ -66,7 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrify = state
     problems.install(app)
     for module in (ops, auth, ingest, reference, query, export, edits, admin, anomalies):
-        app.include_router(module.router)
+        # every route but the probes needs the database: its 503 is part of its contract
+        app.include_router(
+            module.router, responses=None if module is ops else problems.UNAVAILABLE_RESPONSES
+        )
     cfg = settings.api
     if cfg.cors_origins:
         app.add_middleware(
