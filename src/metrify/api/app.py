@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from metrify import __version__
 from metrify.api import docs, problems
@@ -72,7 +73,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     docs.install(app)
     for module in (ops, auth, ingest, reference, query, export, edits, admin, anomalies):
-        app.include_router(module.router)
+        for route in module.router.routes:
+            # FastAPI answers a body it cannot parse (broken JSON) with 400 before the
+            # route runs: every route that takes a body documents it
+            if isinstance(route, APIRoute) and route.body_field is not None:
+                route.responses.setdefault(400, problems.PROBLEM_SCHEMA)
+        # every route but the probes needs the database: its 503 is part of its contract
+        app.include_router(
+            module.router, responses=None if module is ops else problems.UNAVAILABLE_RESPONSES
+        )
     cfg = settings.api
     if cfg.cors_origins:
         app.add_middleware(
