@@ -26,6 +26,7 @@ TABLES = (
     "anomalies",
     "anomaly_state",
     "anomaly_profile",
+    "lake_outbox",
 )
 
 

@@ -52,11 +52,13 @@ class Session:
         by_source: bool = False,
         state_every_s: float = 0.0,
         scores_apart: bool = False,
+        defer_lake: bool = False,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator, a stream worker) gives it a second connection, so writing batch N
         overlaps processing batch N+1; ``scores_apart`` (a load) a third for readings'
-        daily scores. ``by_source``, ``state_every_s``: see :class:`Pipeline`."""
+        daily scores. ``by_source``, ``state_every_s``, ``defer_lake``: see
+        :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
         refresher = (
             self.writer() if scores_apart and writer is not None and contract is READING else None
@@ -70,6 +72,7 @@ class Session:
             refresher=refresher,
             by_source=by_source,
             state_every_s=state_every_s,
+            defer_lake=defer_lake,
         )
 
     def writer(self) -> PostgresStore:
