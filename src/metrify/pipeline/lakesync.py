@@ -8,8 +8,9 @@ over the key, value, quality and status columns (``source`` and ``ingested_at`` 
 and when, not what). A day that differs, or that the lake outbox still names, is
 *rewritten* from the store: idempotent, so a repair may be re-run at will.
 
-``metrify lake verify|repair`` drive :func:`compare` and :func:`repair`; every load, and a
-server at start, run :func:`catch_up` over the outbox first.
+``metrify lake verify|repair`` :func:`plan` the days, then :func:`compare` or
+:func:`repair` them; every load, and a server at start, run :func:`catch_up` over the
+outbox first.
 """
 
 from __future__ import annotations
@@ -103,39 +104,38 @@ def _state(
     return state, stored, files
 
 
-def _candidates(
-    conn: Connection,
-    lake: Lake,
-    contract: Contract,
-    since: dt.date | None,
-    until: dt.date | None,
-) -> list[dt.date]:
-    """Days either side holds (in the range): the store's, the lake's, the outbox's."""
-    days = set(lake.days(contract.kind))
-    bounds = lake_days.span(conn, contract)
-    if bounds is not None:
-        first, last = max(bounds[0], since or bounds[0]), min(bounds[1], until or bounds[1])
-        if first <= last:
-            days.update(lake_days.day_counts(conn, contract, first, last))
-    days.update(day for _, day in lake_outbox.pending(conn, contract.kind, since, until))
-    return sorted(
-        d for d in days if (since is None or d >= since) and (until is None or d <= until)
-    )
-
-
-def compare(
+def plan(
     conn: Connection,
     lake: Lake,
     kinds: list[str],
     since: dt.date | None = None,
     until: dt.date | None = None,
-) -> Iterator[DayState]:
-    """Every day of ``kinds`` in the range, compared (equal days included)."""
+) -> list[tuple[str, dt.date]]:
+    """The (kind, day)s to look at, in order: every day in the range that the store,
+    the lake or the outbox holds."""
+    out: list[tuple[str, dt.date]] = []
     for kind in kinds:
         contract = KINDS[kind]
-        pending = {day for _, day in lake_outbox.pending(conn, kind, since, until)}
-        for day in _candidates(conn, lake, contract, since, until):
-            yield _state(conn, lake, contract, day, day in pending)[0]
+        days = set(lake.days(kind))
+        bounds = lake_days.span(conn, contract)
+        if bounds is not None:
+            first, last = max(bounds[0], since or bounds[0]), min(bounds[1], until or bounds[1])
+            if first <= last:
+                days.update(lake_days.day_counts(conn, contract, first, last))
+        days.update(day for _, day in lake_outbox.pending(conn, kind, since, until))
+        out += [
+            (kind, d)
+            for d in sorted(days)
+            if (since is None or d >= since) and (until is None or d <= until)
+        ]
+    return out
+
+
+def compare(conn: Connection, lake: Lake, days: list[tuple[str, dt.date]]) -> Iterator[DayState]:
+    """Each planned day compared (equal days included)."""
+    pending = lake_outbox.pending(conn)
+    for kind, day in days:
+        yield _state(conn, lake, KINDS[kind], day, (kind, day) in pending)[0]
 
 
 def sync_day(
@@ -151,25 +151,21 @@ def sync_day(
 def repair(
     conn: Connection,
     lake: Lake,
-    kinds: list[str],
-    since: dt.date | None = None,
-    until: dt.date | None = None,
+    days: list[tuple[str, dt.date]],
     progress: Callable[[DayState], None] | None = None,
 ) -> int:
-    """Rewrite every day in the range that differs from the store and clear the outbox
-    entries of the days checked; how many days were rewritten."""
+    """Rewrite each planned day that differs from the store and clear the outbox entries
+    of the days checked; how many days were rewritten."""
+    # The entries are read before the store is: their rows are in what is read next.
+    entries = lake_outbox.pending(conn)
     rewritten = 0
-    for kind in kinds:
-        contract = KINDS[kind]
-        # The entries read before the store is: their rows are in what is read next.
-        entries = lake_outbox.pending(conn, kind, since, until)
-        for day in _candidates(conn, lake, contract, since, until):
-            ids = entries.get((kind, day), [])
-            state = sync_day(conn, lake, contract, day, pending=bool(ids))
-            rewritten += not state.equal
-            lake_outbox.clear(conn, ids)
-            if progress is not None:
-                progress(state)
+    for kind, day in days:
+        ids = entries.get((kind, day), [])
+        state = sync_day(conn, lake, KINDS[kind], day, pending=bool(ids))
+        rewritten += not state.equal
+        lake_outbox.clear(conn, ids)
+        if progress is not None:
+            progress(state)
     return rewritten
 
 

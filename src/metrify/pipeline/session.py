@@ -16,6 +16,7 @@ import psycopg
 
 from metrify.contracts.records import READING, Contract
 from metrify.contracts.summary import Summary
+from metrify.pipeline import lakesync
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
 from metrify.sources.decode import SchemaMismatch
@@ -104,6 +105,13 @@ def open_session(settings: Settings) -> Iterator[Session]:
             conn.close()
 
 
+def catch_up_lake(session: Session) -> None:
+    """Bring into the lake the days a crash kept from it (the lake outbox), before a
+    load adds to it: the lake can lag behind the store, never stay behind."""
+    if session.lake is not None:
+        lakesync.catch_up(session.conn, session.lake)
+
+
 def ingest_files(
     session: Session,
     contract: Contract,
@@ -115,6 +123,7 @@ def ingest_files(
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
     from metrify.sources import ReaderError, read_batches
 
+    catch_up_lake(session)
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )
@@ -151,6 +160,7 @@ def ingest_frames(
     progress: Progress | None = None,
 ) -> Summary:
     """Feed typed frames (already in the contract schema) through the same pipeline."""
+    catch_up_lake(session)
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )
