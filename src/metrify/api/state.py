@@ -66,7 +66,7 @@ class AppState:
         are set up once per connection rather than once per request."""
         store = self._stores.get(conn)
         if store is None:
-            store = self._stores[conn] = PostgresStore(conn, side=self.pool.connection)
+            store = self._stores[conn] = PostgresStore(conn)
         return store
 
     @classmethod

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pgpq
 import polars as pl
@@ -223,20 +221,19 @@ def _differs(values: list[str], old: str, new: str) -> str:
 class PostgresStore:
     """Writes contract batches to one PostgreSQL database over one connection."""
 
-    def __init__(
-        self,
-        conn: psycopg.Connection[tuple[object, ...]],
-        side: Callable[[], AbstractContextManager[psycopg.Connection[Any]]] | None = None,
-    ) -> None:
-        """``side``: lends another connection, on which missing partitions are created
-        while ``conn`` is inside a longer transaction (an API request's): creating a
-        partition locks the parent table, which must not wait for that transaction."""
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         self.conn = conn
-        self.side = side
         self.partitions = Partitions()
         self._staged: set[str] = set()
         #: batches left to send straight to the staged path after a failed fast COPY
         self._direct_cooldown = 0
+
+    def ensure_partitions(self, contract: Contract, ts: pl.Series) -> None:
+        """Create the monthly partitions ``ts`` falls in now, in their own transaction:
+        a caller about to write inside a longer transaction (an API request) calls this
+        first, since creating a partition there would lock the parent table for all of
+        that transaction."""
+        self.partitions.ensure(self.conn, contract.table, months_of(ts.drop_nulls()))
 
     def rolled_back(self) -> None:
         """Forget what a rolled-back outer transaction undid: the staging tables it
@@ -289,12 +286,7 @@ class PostgresStore:
         table, key_id = contract.table, contract.key[0]
         nested = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         if frame.height:
-            months = months_of(frame["ts"])
-            if nested and self.side is not None:
-                with self.side() as other:
-                    self.partitions.ensure(other, table, months)
-            else:
-                self.partitions.ensure(self.conn, table, months)
+            self.partitions.ensure(self.conn, table, months_of(frame["ts"]))
         stage = self._stage(contract, frame.columns)
         if nested:  # ON COMMIT DELETE ROWS has not emptied them since the last batch
             self.conn.execute(f"DELETE FROM {stage}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -35,13 +36,15 @@ from metrify.contracts.records import GRID, READING, WEATHER, Contract, Quality
 from metrify.contracts.summary import Summary
 from metrify.pipeline.session import Session
 from metrify.pipeline.stages import Pipeline
-from metrify.sources.decode import SchemaMismatch, check_columns, decode
+from metrify.sources.decode import SchemaMismatch, check_columns, decode, wire_times
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.pools import Connection
+from metrify.stores.postgres import PostgresStore
 from metrify.stores.reads import meters, quarantine
 from metrify.stores.reads.rejects import rejected
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 MAX_REJECTS = 1000
@@ -222,6 +225,27 @@ def _finish(conn: Connection, contract: Contract, body: _Body, summary: Summary)
     return _Answer(200, data)
 
 
+def _partitions_ahead(store: PostgresStore, contract: Contract, items: list[_Body]) -> None:
+    """Create the monthly partitions the bodies' times (in the wire format) fall in
+    before the run's transaction begins: created inside it, a partition would lock the
+    whole table until the request ends. Best effort: a month missed here (another time
+    format, a gap reaching back) is created in the transaction, as before."""
+    times = [
+        wire_times(part.frame.get_column("ts").cast(pl.String))
+        for item in items
+        for part in item.parts
+        if "ts" in part.frame.columns and part.frame.height
+    ]
+    if not times:
+        return
+    ts = pl.concat(times)
+    ts = ts.filter(ts.dt.year().is_between(1900, 2200))  # a wild year is the pipeline's
+    try:
+        store.ensure_partitions(contract, ts)
+    except Exception as exc:  # the in-transaction path creates it or reports the error
+        log.warning("partitions not created ahead of an ingest: %s", exc)
+
+
 def _run_group(
     state: AppState, contract: Contract, group: list[Entry[_Body, _Answer]]
 ) -> list[_Answer]:
@@ -237,6 +261,7 @@ def _run_group(
     with state.pool.connection() as conn:
         lake = Lake(settings.lake) if settings.lake_enabled else None
         store = state.store_for(conn)
+        _partitions_ahead(store, contract, [e.item for e in group])
         try:
             with conn.transaction():
                 answers = [_claim(conn, entry.item) for entry in group]
