@@ -4,6 +4,9 @@ Layout: ``<lake>/<dataset>/date=YYYY-MM-DD/part-<batch>.parquet`` (Hive partitio
 zstd). The location is a local folder or any fsspec URL (``s3://bucket/prefix``), so the
 same code writes a laptop folder and a bucket. Only rows the database actually inserted
 or changed are written, which keeps the lake idempotent: re-sending a file adds nothing.
+What the lake may lack of a committed write (a crash before the lake write) is named by
+the lake outbox (:mod:`metrify.stores.lake_outbox`) and whole days are then rewritten
+from the store (:meth:`Lake.replace_day`, driven by :mod:`metrify.pipeline.lakesync`).
 """
 
 from __future__ import annotations

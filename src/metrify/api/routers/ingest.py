@@ -285,10 +285,14 @@ def _run_group(
         except BaseException:
             store.rolled_back()
             raise
-        if contract is READING:  # the hot cache must not hide what was just written
-            state.readings_changed(conn, sorted({i for item in todo for i in item.ids}))
-            state.quality_marked()
-        pipeline.publish_lake()
+        # Committed: from here on nothing may fail the run (it would be run again).
+        try:
+            if contract is READING:  # the hot cache must not hide what was just written
+                state.readings_changed(conn, sorted({i for item in todo for i in item.ids}))
+                state.quality_marked()
+            pipeline.publish_lake()
+        except Exception as exc:  # the lake outbox keeps what the lake still lacks
+            log.error("after an ingest commit: %s", exc)
     return [a for a in answers if a is not None]
 
 
