@@ -39,6 +39,7 @@ TABLES = (
     "anomaly_state",
     "anomaly_profile",
     "auth_throttle",
+    "lake_outbox",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

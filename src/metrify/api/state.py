@@ -28,8 +28,10 @@ from metrify.api.auth.throttle import SignInThrottle
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from metrify.api.ratelimit import RateLimiter
+from metrify.pipeline import lakesync
 from metrify.settings import Settings
 from metrify.stores import changes, database, pools
+from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
 from metrify.stores.reads import quality
 from metrify.stores.throttle import Counters, PostgresCounters
@@ -52,6 +54,7 @@ class AppState:
     started: float = field(default_factory=time.time)
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
+    _lake_catch_up: asyncio.Task[int] | None = None
     #: an ingest left daily-quality marks that the background refresher has not taken
     _quality_due: bool = False
     _stores: weakref.WeakKeyDictionary[Any, PostgresStore] = field(
@@ -106,9 +109,21 @@ class AppState:
                 log.warning("LISTEN not ready after 5 s: serving without the auth cache")
         if self.deferred_quality:
             self._refresher = asyncio.create_task(self._refresh_quality_loop())
+        if self.settings.lake_enabled:
+            self._lake_catch_up = asyncio.create_task(asyncio.to_thread(self.catch_up_lake))
+
+    def catch_up_lake(self) -> int:
+        """Bring into the lake the days a crash kept from it (the lake outbox), in the
+        background at start; how many days were rewritten (0 on failure: logged)."""
+        try:
+            with self.pool.connection() as conn:
+                return lakesync.catch_up(conn, Lake(self.settings.lake))
+        except Exception as exc:  # the entries stay for the next start or lake repair
+            log.error("lake catch-up failed: %s", exc)
+            return 0
 
     async def close(self) -> None:
-        for task in (self._listener, self._refresher):
+        for task in (self._listener, self._refresher, self._lake_catch_up):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

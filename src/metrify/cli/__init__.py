@@ -26,6 +26,7 @@ from metrify.cli import audit as audit
 from metrify.cli import db as db
 from metrify.cli import readings as readings
 from metrify.cli import anomalies as anomalies
+from metrify.cli import lake as lake
 
 # isort: on
 from metrify.cli.apps import app

@@ -16,6 +16,7 @@ __all__ = [
     "audit_app",
     "db_app",
     "keys_app",
+    "lake_app",
     "quality_app",
     "readings_app",
     "users_app",
@@ -48,3 +49,7 @@ anomalies_app = typer.Typer(
     help="Anomalies found in readings, grid and weather data.", no_args_is_help=True
 )
 app.add_typer(anomalies_app, name="anomalies")
+lake_app = typer.Typer(
+    help="The data lake against the store: verify and repair.", no_args_is_help=True
+)
+app.add_typer(lake_app, name="lake")

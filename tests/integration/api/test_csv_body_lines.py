@@ -3,8 +3,6 @@ before them (expected values counted in the body's own text)."""
 
 from __future__ import annotations
 
-import pytest
-
 from support.api import Api, seed_reference
 
 LINES = [
@@ -27,11 +25,6 @@ def seed_api(api: Api) -> None:
     seed_reference(api, "admin")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs api/routers/ingest.py to pass Part.lines to submit/decode and "
-    "content_lines to index_of_line (patch in the issue-20 helper d report)",
-)
 def test_csv_body_rejects_name_real_lines_and_indices(api: Api) -> None:
     body = ("\n".join(LINES) + "\n").encode()
     response = api.client.post(

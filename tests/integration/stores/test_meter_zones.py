@@ -51,9 +51,7 @@ def test_the_zone_given_on_the_way_in_is_kept(
 ) -> None:
     path = readings_file(tmp_path / "local.csv", local=True)
     run("ingest", "readings", str(path), *LONDON_MAP, "--tz", ZONE)
-    assert conn.execute("SELECT timezone FROM meters WHERE meter_id = 'B1'").fetchone() == (
-        ZONE,
-    )
+    assert conn.execute("SELECT timezone FROM meters WHERE meter_id = 'B1'").fetchone() == (ZONE,)
     assert days(conn) == [(dt.date(2013, 1, 1), 48, 48)]
 
 
