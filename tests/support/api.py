@@ -20,7 +20,7 @@ from metrify.api import create_app, users
 from metrify.api.rbac import Role
 from metrify.settings import Settings
 from metrify.settings.api import ApiConfig
-from support.database import clear_tables
+from support.database import app_url, clear_tables
 
 SECRET = "test-secret-" + "s" * 40
 PASSWORD = "correct horse battery staple"
@@ -49,6 +49,28 @@ class Api:
         token = str(response.json()["access_token"])
         self.tokens[name] = token
         return token
+
+    @contextlib.contextmanager
+    def peer(self, host: str) -> Iterator[None]:
+        """Requests in this block come from ``host`` (the TCP peer the app sees), as
+        when clients behind different addresses or a proxy call the server."""
+        transport: Any = self.client._transport
+        before = transport.client
+        transport.client = (host, 50000)
+        try:
+            yield
+        finally:
+            transport.client = before
+
+    def sign_in(
+        self, name: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+    ) -> Any:
+        """``POST /v1/auth/token`` with the password grant: the response."""
+        return self.client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": name, "password": password},
+            headers=headers,
+        )
 
     def headers(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
@@ -83,7 +105,8 @@ def running_api(
         clear_tables(database_url)
     cfg = {"jwt_secret": SECRET, "rate_limit_per_s": 10_000.0, "rate_limit_burst": 10_000, **api}
     built = Settings(
-        database_url=database_url,
+        database_url=app_url(database_url),  # the app's least-privileged role
+        database_owner_url=database_url,
         home=home / "home",
         lake_url=str(home / "lake"),
         api=ApiConfig(**cfg),

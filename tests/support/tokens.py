@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import uuid
 from typing import Any
 
 import orjson
@@ -20,7 +21,10 @@ def b64(data: bytes) -> str:
 
 
 def access_claims(user_id: int, **over: Any) -> dict[str, Any]:
-    """A valid access token's claims for ``user_id``; ``over`` changes or adds some."""
+    """A valid access token's claims for ``user_id``; ``over`` changes or adds some.
+
+    ``ver`` is a new user's token version (0) and ``fam`` a made-up session: a token
+    meant to be accepted takes ``fam=live_family(api, name)``."""
     now = dt.datetime.now(dt.UTC)
     claims: dict[str, Any] = {
         "sub": str(user_id),
@@ -30,6 +34,8 @@ def access_claims(user_id: int, **over: Any) -> dict[str, Any]:
         "iat": int(now.timestamp()),
         "nbf": int(now.timestamp()),
         "exp": int((now + dt.timedelta(minutes=5)).timestamp()),
+        "ver": 0,
+        "fam": uuid.uuid4().hex,
     }
     claims.update(over)
     return claims
@@ -52,21 +58,18 @@ def user_id_of(api: Api, name: str) -> int:
     return int(row[0])
 
 
+def live_family(api: Api, name: str) -> str:
+    """A refresh-token family of ``name`` that is still live (its session is open)."""
+    with api.conn() as conn:
+        row = conn.execute(
+            "SELECT t.family FROM refresh_tokens t JOIN users u USING (user_id)"
+            " WHERE u.username = %s AND t.revoked_at IS NULL LIMIT 1",
+            (name,),
+        ).fetchone()
+    assert row is not None, f"{name} has no live session"
+    return uuid.UUID(str(row[0])).hex
+
+
 def me(api: Api, token: str) -> Any:
     """``/v1/auth/me`` with ``token``: who the API takes its bearer to be."""
     return api.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-
-
-def backdate_token_validity(api: Api, name: str, seconds: int) -> None:
-    """Move ``name``'s ``tokens_valid_after`` ``seconds`` into the past.
-
-    A user created in a test may sign tokens only from the moment of creation on; a test
-    that needs an older ``iat`` (an expired token) backdates that moment, so the token
-    is refused for the one reason under test and not because it predates the user.
-    """
-    with api.conn() as conn:
-        conn.execute(
-            "UPDATE users SET tokens_valid_after = now() - make_interval(secs => %s)"
-            " WHERE username = %s",
-            (seconds, name),
-        )

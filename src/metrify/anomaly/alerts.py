@@ -28,13 +28,16 @@ class Sink(Protocol):
 
 
 class LogSink:
-    """One WARNING line per alert (JSON), for log-based alerting."""
+    """One WARNING line per alert (JSON), for log-based alerting. The record also
+    carries the alert itself (``record.alert``) for filters that summarise alerts."""
 
     name = "log"
 
     def send(self, alerts: Sequence[dict[str, Any]]) -> None:
         for alert in alerts:
-            log.warning("anomaly %s", json.dumps(alert, default=str, sort_keys=True))
+            log.warning(
+                "anomaly %s", json.dumps(alert, default=str, sort_keys=True), extra={"alert": alert}
+            )
 
 
 class WebhookSink:

@@ -2,7 +2,8 @@
 
 One app per worker process. Everything below ``/v1`` needs a principal whose role grants
 the route's permission (see :mod:`metrify.api.deps`); ``/health``, ``/ready``,
-``/metrics``, ``/openapi.json`` and ``/docs`` are open. The busiest read also has a hot
+``/metrics``, ``/openapi.json``, ``/docs`` and ``/redoc`` (served offline, see
+:mod:`metrify.api.docs`) are open. The busiest read also has a hot
 path in front of the router (:mod:`metrify.api.hot`) that makes the same decisions.
 """
 
@@ -13,9 +14,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from metrify import __version__
-from metrify.api import problems
+from metrify.api import docs, problems
 from metrify.api.hot import HotPaths
 from metrify.api.middleware import Guard
 from metrify.api.responses import ORJSONResponse
@@ -32,6 +34,7 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
+from metrify.ops import exposition
 from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -50,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        exposition.forget_dead()  # a worker killed outright left its live gauges
         await state.open()
         try:
             yield
         finally:
             await state.close()
+            exposition.mark_dead()
 
     app = FastAPI(
         title="Metrify API",
@@ -62,12 +67,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        docs_url=None,  # FastAPI's pages load from a CDN; ours are served offline
         redoc_url=None,
     )
     app.state.metrify = state
     problems.install(app)
+    docs.install(app)
     for module in (ops, auth, ingest, reference, query, energy, export, edits, admin, anomalies):
-        app.include_router(module.router)
+        for route in module.router.routes:
+            # FastAPI answers a body it cannot parse (broken JSON) with 400 before the
+            # route runs: every route that takes a body documents it
+            if isinstance(route, APIRoute) and route.body_field is not None:
+                route.responses.setdefault(400, problems.PROBLEM_SCHEMA)
+        # every route but the probes needs the database: its 503 is part of its contract
+        app.include_router(
+            module.router, responses=None if module is ops else problems.UNAVAILABLE_RESPONSES
+        )
     cfg = settings.api
     if cfg.cors_origins:
         app.add_middleware(

@@ -4,17 +4,19 @@ The result is what the file readers give the pipeline (string columns, bad rows 
 with a reason), so HTTP input is decoded exactly like a file. JSON inputs are split at
 unusable elements so that every decoded row's ``line`` is its 0-based index in the body;
 CSV goes through :func:`metrify.sources.files.read_batches` itself (``line`` is the CSV
-line, the header being line 1).
+line, the header being line 1, blank lines counted: :attr:`Part.lines` holds each row's).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import polars as pl
 
@@ -36,11 +38,20 @@ MEDIA_TYPES: dict[str, Format] = {
 
 @dataclass
 class Part:
-    """One contiguous run of rows for ``Pipeline.submit``."""
+    """One run of rows for ``Pipeline.submit`` (with ``first_line``, ``lines``, ``bad``)."""
 
     frame: pl.DataFrame
     first_line: int
     bad: list[BadRow]
+    #: each row's line (CSV: blank and unsplittable lines sit between rows); None when
+    #: the rows are consecutive from ``first_line``
+    lines: npt.NDArray[np.int64] | None = None
+
+    def line_numbers(self) -> npt.NDArray[np.int64]:
+        """The line (CSV) or index (JSON) of each row of ``frame``."""
+        if self.lines is not None:
+            return self.lines
+        return np.arange(self.frame.height, dtype=np.int64) + self.first_line
 
 
 def body_format(content_type: str | None) -> Format:
@@ -117,7 +128,7 @@ def parse_csv(data: bytes) -> list[Part]:
 
         try:
             return [
-                Part(batch.data, batch.first_line, batch.bad)
+                Part(batch.data, batch.first_line, batch.bad, batch.lines)
                 for batch in read_batches(path, 200_000)
             ]
         except ReaderError as exc:
@@ -132,8 +143,26 @@ def parse(fmt: Format, data: bytes) -> list[Part]:
     return parse_csv(data)
 
 
-def index_of_line(fmt: Format, line: int | None) -> int | None:
-    """The 0-based record index of a quarantined row's ``line``."""
-    if line is None:
-        return None
-    return line - 2 if fmt == "csv" else line
+def content_lines(parts: Sequence[Part]) -> npt.NDArray[np.int64]:
+    """The lines of a CSV body that hold a record, good or bad, in order (the header and
+    blank lines are no record): what :func:`index_of_line` counts in."""
+    numbers = [p.line_numbers() for p in parts]
+    numbers += [np.array([b.line for b in p.bad if b.line is not None], np.int64) for p in parts]
+    return np.unique(np.concatenate(numbers)) if numbers else np.empty(0, np.int64)
+
+
+def index_of_line(
+    fmt: Format, line: int | None, records: npt.NDArray[np.int64] | None = None
+) -> int | None:
+    """The 0-based record index of a quarantined row's ``line``.
+
+    For CSV that is the line's place among ``records`` (:func:`content_lines` of the
+    body, computed once per body); without them, ``line - 2`` (right for a body without
+    blank lines). JSON lines are indices already.
+    """
+    if line is None or fmt != "csv":
+        return line
+    if records is None:
+        return line - 2
+    at = int(np.searchsorted(records, line))
+    return at if at < len(records) and records[at] == line else None

@@ -72,11 +72,13 @@ async def _from_token(state: AppState, token: str) -> tuple[Principal, float]:
     except TokenError as exc:
         raise _deny(str(exc)) from None
     async with state.apool.connection() as conn:
-        user = await accounts.check_user(conn, claims.user_id)
+        user = await accounts.check_user(conn, claims.user_id, claims.family)
     if user is None or user.disabled:
         raise _deny("user unknown or disabled")
-    if claims.issued_at < user.tokens_valid_after:
-        raise _deny("token revoked")
+    if claims.version != user.token_version:
+        raise _deny("token revoked")  # signed before a password change or disable
+    if not user.family_live:
+        raise _deny("session revoked; sign in again")  # signed out, or a re-used refresh token
     principal = Principal(
         "user", claims.user_id, str(user.username), Role(user.role), parse_regions(user.regions)
     )

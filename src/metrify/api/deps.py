@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from metrify.api.auth import proxies
 from metrify.api.auth.principal import Principal
 from metrify.api.credentials import authenticate
 from metrify.api.problems import Problem
@@ -40,7 +41,15 @@ def request_id(request: Request) -> str:
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the peer's, or from X-Forwarded-For when the peer is a
+    configured trusted proxy (:mod:`metrify.api.auth.proxies`). What the sign-in
+    throttle counts and the audit log records."""
+    peer = request.client.host if request.client else None
+    state: AppState | None = getattr(request.app.state, "metrify", None)
+    if state is None or not state.settings.api.trusted_proxies:
+        return peer
+    trusted = proxies.networks(tuple(state.settings.api.trusted_proxies))
+    return proxies.client_of(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 async def admit(

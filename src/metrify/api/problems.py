@@ -191,3 +191,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         }
     }
 }
+
+#: the 503 every route that needs the database may answer (see :func:`unavailable_response`)
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "the database is busy or unreachable; retry after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        **PROBLEM_SCHEMA,
+    }
+}

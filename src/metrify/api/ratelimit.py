@@ -1,8 +1,9 @@
-"""Token buckets per principal (and per client for logins), in process.
+"""Token buckets per principal, in process: the request rate of signed-in callers.
 
 Each worker process keeps its own buckets, so a deployment with N workers allows up to
 N times the configured rate per principal; that bounds abuse without a shared store.
-(The distributed shape would keep the buckets in Redis.)
+Sign-in and refresh attempts, where an unauthenticated caller guesses, are throttled in
+counters every worker shares instead (:mod:`metrify.api.auth.throttle`).
 """
 
 from __future__ import annotations

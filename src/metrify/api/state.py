@@ -24,13 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metrify.api.auth.principal import Principal
+from metrify.api.auth.throttle import SignInThrottle
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from metrify.api.ratelimit import RateLimiter
+from metrify.pipeline import lakesync
 from metrify.settings import Settings
 from metrify.stores import changes, database, pools
+from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
 from metrify.stores.reads import quality
+from metrify.stores.throttle import Counters, PostgresCounters
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +45,16 @@ class AppState:
     url: str
     tokens: TokenService
     limiter: RateLimiter
-    login_limiter: RateLimiter
     latest: TTLCache[tuple[str | None, bytes]]
     principals: TTLCache[Principal]
     apool: pools.AsyncPool = field(init=False)
     pool: pools.Pool = field(init=False)
+    #: sign-in and refresh throttling, in counters shared by every worker
+    throttle: SignInThrottle = field(init=False)
     started: float = field(default_factory=time.time)
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
+    _lake_catch_up: asyncio.Task[int] | None = None
     #: an ingest left daily-quality marks that the background refresher has not taken
     _quality_due: bool = False
     _stores: weakref.WeakKeyDictionary[Any, PostgresStore] = field(
@@ -75,14 +81,19 @@ class AppState:
             url=url,
             tokens=TokenService(cfg, settings.home),
             limiter=RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst),
-            login_limiter=RateLimiter(
-                cfg.login_failures_per_minute / 60.0, cfg.login_failures_per_minute
-            ),
             latest=TTLCache(cfg.cache_ttl_s),
             principals=TTLCache(0.0),  # enabled once the change listener runs
         )
         state.apool = pools.async_pool(url, cfg.pool_size)
         state.pool = pools.sync_pool(url, max(2, cfg.pool_size // 2))
+        counters: Counters
+        if cfg.redis_url is not None:
+            from metrify.stores.throttle_redis import RedisCounters
+
+            counters = RedisCounters(cfg.redis_url.get_secret_value(), cfg.redis_prefix)
+        else:
+            counters = PostgresCounters(state.pool)
+        state.throttle = SignInThrottle(counters, cfg)
         return state
 
     async def open(self) -> None:
@@ -98,9 +109,21 @@ class AppState:
                 log.warning("LISTEN not ready after 5 s: serving without the auth cache")
         if self.deferred_quality:
             self._refresher = asyncio.create_task(self._refresh_quality_loop())
+        if self.settings.lake_enabled:
+            self._lake_catch_up = asyncio.create_task(asyncio.to_thread(self.catch_up_lake))
+
+    def catch_up_lake(self) -> int:
+        """Bring into the lake the days a crash kept from it (the lake outbox), in the
+        background at start; how many days were rewritten (0 on failure: logged)."""
+        try:
+            with self.pool.connection() as conn:
+                return lakesync.catch_up(conn, Lake(self.settings.lake))
+        except Exception as exc:  # the entries stay for the next start or lake repair
+            log.error("lake catch-up failed: %s", exc)
+            return 0
 
     async def close(self) -> None:
-        for task in (self._listener, self._refresher):
+        for task in (self._listener, self._refresher, self._lake_catch_up):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -110,6 +133,9 @@ class AppState:
                 await asyncio.to_thread(self.refresh_quality)
         await self.apool.close()
         self.pool.close()
+        close = getattr(self.throttle.counters, "close", None)
+        if close is not None:
+            close()
 
     # --- daily quality scores ----------------------------------------------------------
 

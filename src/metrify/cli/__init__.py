@@ -13,7 +13,7 @@ from rich.markup import escape
 
 # Typer lists top-level commands in the order they are declared: these imports keep
 # ``metrify --help`` in the order config, ingest, simulate, demo, quarantine, worker,
-# produce, serve, audit (the groups' order is set in apps.py).
+# produce, serve (the groups' order, ``audit`` among them, is set in apps.py).
 # isort: off
 from metrify.cli import config as config
 from metrify.cli import ingest as ingest
@@ -22,9 +22,11 @@ from metrify.cli import quarantine as quarantine
 from metrify.cli import stream as stream
 from metrify.cli import serve as serve
 from metrify.cli import users as users
+from metrify.cli import audit as audit
 from metrify.cli import db as db
 from metrify.cli import readings as readings
 from metrify.cli import anomalies as anomalies
+from metrify.cli import lake as lake
 from metrify.cli import energy as energy
 
 # isort: on

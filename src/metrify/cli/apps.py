@@ -13,8 +13,10 @@ import typer
 __all__ = [
     "anomalies_app",
     "app",
+    "audit_app",
     "db_app",
     "keys_app",
+    "lake_app",
     "quality_app",
     "readings_app",
     "users_app",
@@ -40,7 +42,14 @@ users_app = typer.Typer(help="API users (OAuth2 password sign-in).", no_args_is_
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys for machines.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+# no subcommand lists the log, as ``metrify audit`` did before it became a group
+audit_app = typer.Typer(help="The audit log: list its rows, verify its hash chain.")
+app.add_typer(audit_app, name="audit")
 anomalies_app = typer.Typer(
     help="Anomalies found in readings, grid and weather data.", no_args_is_help=True
 )
 app.add_typer(anomalies_app, name="anomalies")
+lake_app = typer.Typer(
+    help="The data lake against the store: verify and repair.", no_args_is_help=True
+)
+app.add_typer(lake_app, name="lake")

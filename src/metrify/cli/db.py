@@ -17,18 +17,23 @@ __all__ = ["db_stop", "db_upgrade", "db_url"]
 @db_app.command("upgrade")
 @friendly
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Create or upgrade the schema (runs automatically on first use)."""
+    """Create or upgrade the schema as its owner (runs automatically on first use)."""
     settings = load_settings()
-    url = database.database_url(settings)
+    url = database.owner_url(settings)
     database.upgrade(url, revision)
+    database.database_url(settings)  # on the embedded server: its app role, up to date
     console.print(f"schema at {database.current_revision(url)}")
 
 
 @db_app.command("url")
 @friendly
-def db_url() -> None:
-    """Print the database URL in use (starts the embedded server if needed)."""
-    sys.stdout.write(database.database_url(load_settings()) + "\n")
+def db_url(
+    owner: Annotated[bool, typer.Option("--owner", help="the URL migrations run with")] = False,
+) -> None:
+    """Print the URL the app connects with (starts the embedded server if needed)."""
+    settings = load_settings()
+    url = database.owner_url(settings) if owner else database.database_url(settings)
+    sys.stdout.write(url + "\n")
 
 
 @db_app.command("stop")

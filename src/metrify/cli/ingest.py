@@ -11,7 +11,8 @@ import typer
 
 from metrify.cli import options as opts
 from metrify.cli.apps import app
-from metrify.cli.common import UserError, friendly, load_settings, print_summary, progress_bar
+from metrify.cli.common import UserError, friendly, load_settings, print_summary
+from metrify.cli.progress import LoadProgress, tallied_alerts
 from metrify.contracts.records import CONTRACTS, contract
 from metrify.pipeline.session import ingest_files, open_session
 from metrify.sources import ReaderError, read_batches
@@ -63,7 +64,11 @@ def ingest_cmd(
         bool, typer.Option("--json", help="print the summary as one JSON object")
     ] = False,
 ) -> None:
-    """Load files into the store through the pipeline; bad rows go to quarantine."""
+    """Load files into the store through the pipeline; bad rows go to quarantine.
+
+    Progress goes to stderr: a bar on a terminal, plain lines otherwise. Alerts raised
+    by the load are counted per severity at the end (metrify anomalies list shows them).
+    """
     try:
         spec = contract(kind)
     except ValueError as exc:
@@ -79,11 +84,21 @@ def ingest_cmd(
     for path in paths:
         with contextlib.suppress(OSError):
             total += path.stat().st_size
-    with open_session(settings) as session, progress_bar(total, unit="bytes") as bar:
-        task = bar.add_task(f"ingest {kind}", total=total or None)
+    with (
+        tallied_alerts() as alerts,
+        open_session(settings) as session,
+        LoadProgress(f"ingest {kind}", total, len(paths)) as progress,
+    ):
         summary = ingest_files(
-            session, spec, paths, mapping, progress=lambda n: bar.advance(task, n)
+            session,
+            spec,
+            paths,
+            mapping,
+            progress=progress.advance,
+            file_done=progress.file_done,
         )
     print_summary(summary, as_json=as_json)
+    if alerts is not None:
+        alerts.report()
     if summary.errors:
         raise typer.Exit(1)

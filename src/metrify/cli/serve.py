@@ -59,14 +59,19 @@ def serve_cmd(
     console.print(f"serving on http://{host}:{port} ({workers} uvicorn worker(s))")
     import uvicorn
 
-    uvicorn.run(
-        "metrify.api.serve:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-    )
+    from metrify.ops import exposition
+
+    # Several workers share their metrics through files, so that one scrape of /metrics
+    # reports all of them; the directory must be in the environment before they start.
+    with exposition.sharing(workers):
+        uvicorn.run(
+            "metrify.api.serve:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            proxy_headers=False,
+        )

@@ -1,4 +1,4 @@
-"""API access from the command line: ``metrify users``, ``metrify keys`` and ``metrify audit``.
+"""API access from the command line: ``metrify users`` and ``metrify keys``.
 
 FastAPI's modules load only when one of these commands runs. User and key changes made
 here are audited with actor ``cli:<os user>`` like the ones made over HTTP.
@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
-from metrify.cli.apps import app, keys_app, users_app
+from metrify.cli.apps import keys_app, users_app
 from metrify.cli.common import (
     UserError,
     audit_act,
@@ -25,7 +25,6 @@ from metrify.cli.common import (
 )
 
 __all__ = [
-    "audit_cmd",
     "keys_create",
     "keys_list",
     "keys_revoke",
@@ -266,37 +265,3 @@ def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or prefix")]) 
         key = _wrap(lambda: users.revoke_key(conn, ident))
         audit_act(conn, "keys.revoke", str(key["key_id"]), {"prefix": key["prefix"]})
     console.print(f"revoked key {key['key_id']} ({key['prefix']})")
-
-
-@app.command("audit")
-@friendly
-def audit_cmd(
-    actor: Annotated[str | None, typer.Option(help="only this actor")] = None,
-    action: Annotated[str | None, typer.Option(help="action, '*' wildcard")] = None,
-    limit: Annotated[int, typer.Option(help="rows")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
-) -> None:
-    """Show the newest audit log rows (oldest first)."""
-    from rich.table import Table
-
-    from metrify.stores import audit
-
-    with _conn() as conn:
-        rows = audit.newest(conn, audit.Filter(actor=actor, action=action), limit=limit)
-    if as_json:
-        for r in rows:
-            sys.stdout.write(orjson.dumps(r).decode() + "\n")
-        return
-    table = Table()
-    for col in ("at", "actor", "action", "target", "outcome", "client"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            f"{r['at']:%Y-%m-%d %H:%M:%S}",
-            r["actor"],
-            r["action"],
-            r["target"] or "",
-            r["outcome"],
-            r["client"] or "",
-        )
-    console.print(table)

@@ -25,10 +25,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+def json_lines() -> bool:
+    """Whether logs are JSON lines (``METRIFY_LOG_FORMAT=json``): read by machines, so
+    nothing may be left out of them for a person's sake."""
+    return os.environ.get("METRIFY_LOG_FORMAT", "").lower() == "json"
+
+
 def configure(level: str = "INFO") -> None:
     """Configure the root logger once; noisy third-party loggers are capped at WARNING."""
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("METRIFY_LOG_FORMAT", "").lower() == "json":
+    if json_lines():
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -4,7 +4,9 @@ What an operator needs to see whether the workers keep up and what the data look
 consumer lag per partition, micro-batch size and latency, records per kind and status,
 and the worker's errors and retries. The metrics live in prometheus-client's default
 registry, so ``metrify worker --metrics-port N`` (:func:`serve`) exposes them and a
-dashboard or alert rule can use them unchanged.
+dashboard or alert rule can use them unchanged. Each worker is its own scrape target;
+the gauge still names a ``multiprocess_mode`` in case processes share a
+``PROMETHEUS_MULTIPROC_DIR`` (:mod:`metrify.ops.exposition`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CONSUMER_LAG = Gauge(
     "metrify_consumer_lag",
     "Messages behind the end of the partition (high watermark - consumer position)",
     ["topic", "partition"],
+    # In multiprocess mode (see metrify.ops.exposition) the partition's current owner
+    # set it last; a process that lost the partition, or exited, no longer counts.
+    multiprocess_mode="livemostrecent",
 )
 BATCH_RECORDS = Histogram(
     "metrify_batch_records",

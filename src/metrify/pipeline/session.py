@@ -16,6 +16,7 @@ import psycopg
 
 from metrify.contracts.records import READING, Contract
 from metrify.contracts.summary import Summary
+from metrify.pipeline import lakesync
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
 from metrify.sources.decode import SchemaMismatch
@@ -52,11 +53,13 @@ class Session:
         by_source: bool = False,
         state_every_s: float = 0.0,
         scores_apart: bool = False,
+        defer_lake: bool = False,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator, a stream worker) gives it a second connection, so writing batch N
         overlaps processing batch N+1; ``scores_apart`` (a load) a third for readings'
-        daily scores. ``by_source``, ``state_every_s``: see :class:`Pipeline`."""
+        daily scores. ``by_source``, ``state_every_s``, ``defer_lake``: see
+        :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
         refresher = (
             self.writer() if scores_apart and writer is not None and contract is READING else None
@@ -70,6 +73,7 @@ class Session:
             refresher=refresher,
             by_source=by_source,
             state_every_s=state_every_s,
+            defer_lake=defer_lake,
         )
 
     def writer(self) -> PostgresStore:
@@ -101,6 +105,13 @@ def open_session(settings: Settings) -> Iterator[Session]:
             conn.close()
 
 
+def catch_up_lake(session: Session) -> None:
+    """Bring into the lake the days a crash kept from it (the lake outbox), before a
+    load adds to it: the lake can lag behind the store, never stay behind."""
+    if session.lake is not None:
+        lakesync.catch_up(session.conn, session.lake)
+
+
 def ingest_files(
     session: Session,
     contract: Contract,
@@ -108,10 +119,15 @@ def ingest_files(
     mapping: Mapping,
     *,
     progress: Progress | None = None,
+    file_done: Callable[[Path], None] | None = None,
 ) -> Summary:
-    """Stream files through the pipeline. A bad file is reported and skipped, never fatal."""
+    """Stream files through the pipeline. A bad file is reported and skipped, never fatal.
+
+    ``progress`` hears of every batch's bytes, ``file_done`` of every file read to its
+    end (or given up on)."""
     from metrify.sources import ReaderError, read_batches
 
+    catch_up_lake(session)
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )
@@ -126,6 +142,7 @@ def ingest_files(
                     source=batch.source,
                     mapping=mapping,
                     first_line=batch.first_line,
+                    lines=batch.lines,
                     bad=batch.bad,
                 )
                 if progress is not None:
@@ -136,6 +153,8 @@ def ingest_files(
         if progress is not None:
             with contextlib.suppress(OSError):
                 progress(max(0, path.stat().st_size - consumed))
+        if file_done is not None:
+            file_done(path)
     return pipeline.close()
 
 
@@ -148,6 +167,7 @@ def ingest_frames(
     progress: Progress | None = None,
 ) -> Summary:
     """Feed typed frames (already in the contract schema) through the same pipeline."""
+    catch_up_lake(session)
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )

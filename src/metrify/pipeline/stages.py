@@ -22,12 +22,14 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from metrify.anomaly.stage import Pending
 from metrify.contracts.records import METER, READING, Contract, Quality, Status
 from metrify.contracts.summary import Summary
+from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
 from metrify.quality.context import reach_of
@@ -38,11 +40,26 @@ from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.mapping import Mapping
+from metrify.stores import lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _LakeWork:
+    """What a durable batch owes the lake: its new and changed rows, the outbox entries
+    its write added, and the days it found rows unchanged on."""
+
+    frame: pl.DataFrame
+    outbox: list[int]
+    unchanged_days: list[dt.date]
 
 
 @dataclass
@@ -75,6 +92,7 @@ class Pipeline:
         refresher: PostgresStore | None = None,
         by_source: bool = False,
         state_every_s: float = 0.0,
+        defer_lake: bool = False,
     ) -> None:
         """``writer``: a store on a second connection; given, time-series batches are
         written in the background while the next one is processed. ``refresher``: a
@@ -93,6 +111,10 @@ class Pipeline:
         with each batch (a long load; see :meth:`DetectStage.save_state`). A stream
         worker saves it with each batch (0), so the offsets it commits never run ahead
         of the state.
+
+        ``defer_lake``: the caller runs the pipeline inside a transaction of its own (an
+        API request: all or nothing), so the lake, which a rollback cannot undo, is
+        written only when the caller calls :meth:`publish_lake` after its commit.
         """
         self.contract = contract
         self._state_every_s = state_every_s
@@ -121,7 +143,13 @@ class Pipeline:
         # The lake is written on a background thread (pyarrow releases the GIL), so the
         # next batch's database write overlaps it. At most one lake write is in flight.
         self._lake_pool: ThreadPoolExecutor | None = None
-        self._lake_pending: Future[int] | None = None
+        self._lake_pending: tuple[Future[int], _LakeWork] | None = None
+        self._defer_lake = defer_lake
+        self._held: list[_LakeWork] = []  # with defer_lake: the lake work of the run
+        #: days with rows found unchanged, compared with the store at close, and the
+        #: outbox entries that wait for that
+        self._to_sync: set[dt.date] = set()
+        self._sync_ids: list[int] = []
         self._writer = writer if contract.time_series else None
         self._refresher = refresher if contract is READING and writer is not None else None
         self._refresh_pool: ThreadPoolExecutor | None = None
@@ -166,12 +194,15 @@ class Pipeline:
         source: str | pl.Series,
         mapping: Mapping | None = None,
         first_line: int = 0,
+        lines: npt.NDArray[np.int64] | None = None,
         bad: Iterable[BadRow] = (),
     ) -> None:
         """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks.
 
         ``source``: where the batch came from, or, for a batch gathered from several
         sources (a stream worker's partitions, decoded in one go), one per row of ``raw``.
+        ``lines``: each row's line in its file or body, where rows are not consecutive
+        lines from ``first_line`` (the reader's :attr:`RawBatch.lines`).
         """
         bad_rows = list(bad)
         if isinstance(source, pl.Series) and (
@@ -183,6 +214,7 @@ class Pipeline:
             raw,
             mapping or Mapping(),
             first_line=first_line,
+            lines=lines,
             check_ranges=not (self.contract is READING and self.settings.vee.enabled),
         )
         summaries = [self.summary]
@@ -201,8 +233,7 @@ class Pipeline:
         self._present.update(decoded.present)
         if self.contract is READING and mapping is not None and mapping.tz != "UTC":
             self._declare_zone(decoded.records, mapping.tz)
-        at = decoded.rejects.get_column("line") - first_line
-        rejects = _with_source(decoded.rejects, source, at)
+        rejects = _with_source(decoded.rejects, source, decoded.reject_rows)
         if bad_rows:
             rejects = pl.concat(
                 [
@@ -413,6 +444,7 @@ class Pipeline:
             likely_stored=likely_stored,
             by_id=self.sources is not None,
             zones=self._zones or None,
+            outbox=self.lake is not None,
         )
 
     def _declare_zone(self, records: pl.DataFrame, zone: str) -> None:
@@ -459,7 +491,7 @@ class Pipeline:
             changed = versions
             if result.changed_keys is not None:
                 changed = versions.join(result.changed_keys, on=list(self.contract.key), how="semi")
-            self._write_lake(changed)
+            self._write_lake(_LakeWork(changed, result.outbox, result.unchanged_days))
 
     def _count_sources(self, versions: pl.DataFrame, result: WriteResult, unknown: str) -> None:
         """:meth:`_stored`'s counts per source (each row's, by its id's owner)."""
@@ -629,25 +661,73 @@ class Pipeline:
             )
             self._add_tallies(rejects, "reasons", "reason")
 
-    def _write_lake(self, frame: pl.DataFrame) -> None:
+    def _write_lake(self, work: _LakeWork) -> None:
+        """Append a durable batch's new and changed rows to the lake (on the lake thread);
+        with ``defer_lake``, keep it for :meth:`publish_lake`."""
         assert self.lake is not None
+        if self._defer_lake:
+            self._held.append(work)
+            return
         self._wait_lake()
         if self._lake_pool is None:
             self._lake_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
-        self._lake_pending = self._lake_pool.submit(self.lake.write, self.contract.kind, frame)
+        future = self._lake_pool.submit(self.lake.write, self.contract.kind, work.frame)
+        self._lake_pending = (future, work)
 
     def _wait_lake(self) -> None:
+        """Wait for the lake write in flight. Done, its outbox entries are cleared, or,
+        if it had unchanged rows, left for :meth:`_sync_lake`; failed, they stay for the
+        next catch-up."""
         pending, self._lake_pending = self._lake_pending, None
         if pending is None:
             return
+        future, work = pending
         try:
-            self.summary.lake_files += pending.result()
+            self.summary.lake_files += future.result()
         except Exception as exc:  # the database already holds the batch durably
-            log.error("lake write failed: %s", exc)
-            self.summary.errors.append(
-                # masked: an s3:// lake URL may carry its access key and secret
-                f"lake write failed ({mask_url(self.lake.url) if self.lake else ''}): {exc}"
-            )
+            self._lake_failed("lake write failed", exc)
+            return
+        if work.unchanged_days:
+            self._to_sync.update(work.unchanged_days)
+            self._sync_ids += work.outbox
+        else:
+            lake_outbox.clear(self.store.conn, work.outbox)
+
+    def _lake_failed(self, what: str, exc: Exception) -> None:
+        log.error("%s: %s", what, exc)
+        self.summary.errors.append(
+            # masked: an s3:// lake URL may carry its access key and secret
+            f"{what} ({mask_url(self.lake.url) if self.lake else ''}): {exc}"
+        )
+
+    def _sync_lake(self) -> None:
+        """Compare the days that had unchanged rows with the store, rewrite those the lake
+        lacks rows of, then clear their entries (a failure leaves them to a catch-up)."""
+        days, ids = sorted(self._to_sync), self._sync_ids
+        self._to_sync, self._sync_ids = set(), []
+        if self.lake is None or not days:
+            return
+        try:
+            for day in days:
+                lakesync.sync_day(self.store.conn, self.lake, self.contract, day)
+        except Exception as exc:
+            self._lake_failed("lake catch-up failed", exc)
+            return
+        lake_outbox.clear(self.store.conn, ids)
+
+    def publish_lake(self) -> None:
+        """With ``defer_lake``: write the run's lake work now that the caller committed
+        it, and clear its outbox entries. Failures are logged and in :attr:`summary`;
+        the entries then stay for the next catch-up."""
+        held, self._held = self._held, []
+        self._defer_lake = False
+        for work in held:
+            self._write_lake(work)
+        self._wait_lake()
+        self._sync_lake()
+        if self._lake_pool is not None:
+            self._lake_pool.shutdown()
+            self._lake_pool = None
 
     def _refresh_quality(self, *, force: bool) -> None:
         """Recompute the daily quality scores the writes marked stale, at most every
@@ -729,6 +809,8 @@ class Pipeline:
                     pool.shutdown()
             self._write_pool = self._refresh_pool = None
         self._wait_lake()
+        if not self._defer_lake:
+            self._sync_lake()
         if self._lake_pool is not None:
             self._lake_pool.shutdown()
             self._lake_pool = None

@@ -45,7 +45,18 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".metrify"), description="state folder")
     database_url: SecretStr | None = Field(
-        default=None, description="PostgreSQL URL; unset starts the embedded server"
+        default=None,
+        description=(
+            "PostgreSQL URL the API, loads and workers connect with (a member of the "
+            "least-privileged metrify_app role); unset starts the embedded server"
+        ),
+    )
+    database_owner_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL of the schema's owner, used only to run migrations; unset: "
+            "database_url migrates too (the embedded server's owner is its superuser)"
+        ),
     )
     lake_url: str | None = Field(
         default=None, description="lake folder or s3:// URL; default <home>/lake"

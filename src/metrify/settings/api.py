@@ -7,9 +7,10 @@ never reach a log line.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class ApiConfig(BaseModel):
@@ -36,7 +37,62 @@ class ApiConfig(BaseModel):
     )
     rate_limit_burst: int = Field(default=400, ge=1)
     login_failures_per_minute: int = Field(
-        default=10, ge=1, description="failed logins per user name and client before 429"
+        default=10,
+        ge=1,
+        description=(
+            "failed sign-ins per client address per minute, whatever the user names "
+            "(also the burst); beyond it that address gets 429 (shared by all workers)"
+        ),
+    )
+    account_failures_burst: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "failed sign-ins of one user name, from any addresses, before the account "
+            "is throttled for addresses it has not signed in from (see account_failures_per_hour)"
+        ),
+    )
+    account_failures_per_hour: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "the sustained rate of failed sign-ins one user name may take once its burst "
+            "is spent; addresses the user signed in from within known_address_days are exempt"
+        ),
+    )
+    known_address_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description=(
+            "a successful sign-in makes its address known for the user this long: a throttled "
+            "account still signs in from there; 0 = no address is exempt"
+        ),
+    )
+    refresh_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "unknown or re-used refresh tokens (refresh and sign-out) per client address per "
+            "minute before 429; valid refreshes are never counted"
+        ),
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs of reverse proxies whose X-Forwarded-For is believed (JSON list); the "
+            "client is the rightmost address not in them. Empty: the peer address, always"
+        ),
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "redis://host:port/db for the sign-in throttle counters (needs the 'redis' "
+            "extra); unset: they are kept in PostgreSQL"
+        ),
+    )
+    redis_prefix: str = Field(
+        default="metrify:", description="prefix of every Redis key the API writes"
     )
     max_body_bytes: int = Field(default=64 << 20, ge=1024, description="ingest bodies")
     max_json_bytes: int = Field(default=1 << 20, ge=1024, description="other request bodies")
@@ -88,3 +144,17 @@ class ApiConfig(BaseModel):
             "in smaller groups"
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        """Normalised networks; a typo is an error at start-up, not a proxy ignored."""
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or CIDR"
+                ) from None
+        return out

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pyarrow as pa
 
 __all__ = ["BadRow", "RawBatch", "ReaderError", "arrow_frame", "one_line", "raw_text"]
@@ -41,6 +43,10 @@ class RawBatch:
     source: str  # 'file:<file name>'
     first_line: int  # line (Parquet: row) number of the first data row of this stretch
     bytes_read: int = 0  # bytes consumed from disk so far (compressed), for progress bars
+    #: the line number of each row of ``data`` (CSV, JSON Lines): blank lines and lines
+    #: that became bad rows sit between rows, so ``first_line + i`` would drift past them.
+    #: None: the rows are consecutive from ``first_line`` (Parquet).
+    lines: npt.NDArray[np.int64] | None = None
 
 
 def one_line(exc: BaseException) -> str:

@@ -50,7 +50,7 @@ def read_csv(path: Path, batch_rows: int, delimiter: str | None) -> Iterator[Raw
         parser = _CsvChunkParser(names, delim)
         source = f"file:{path.name}"
         for chunk in chunker.chunks(batch_rows):
-            table, bad = parser.parse(chunk.data, chunk.first_line, chunk.newlines)
+            table, bad, lines = parser.parse(chunk.data, chunk.first_line, chunk.newlines)
             if table.num_rows == 0 and not bad and not chunk.bad:
                 continue  # only blank lines
             yield RawBatch(
@@ -59,6 +59,7 @@ def read_csv(path: Path, batch_rows: int, delimiter: str | None) -> Iterator[Raw
                 source,
                 first_content_line(chunk.data, chunk.first_line, _LEADING_BLANK_CSV),
                 src.bytes_read,
+                lines,
             )
     finally:
         src.close()
@@ -100,6 +101,10 @@ def _parse_header(
     return names, delimiter
 
 
+#: a parsed chunk: its rows, the lines that are no row, and the line number of each row
+Parsed = tuple[pa.Table, list[BadRow], npt.NDArray[np.int64]]
+
+
 @dataclass
 class _Invalid:
     number: int | None  # pyarrow's count of non-blank rows within the chunk, 1-based
@@ -122,10 +127,11 @@ class _CsvChunkParser:
 
     def parse(
         self, data: bytes, first_line: int, newlines: npt.NDArray[np.int64] | None = None
-    ) -> tuple[pa.Table, list[BadRow]]:
-        """Rows and bad rows of a chunk of whole lines (``data`` ends in a newline)."""
+    ) -> Parsed:
+        """Rows, bad rows and each row's line number of a chunk of whole lines (``data``
+        ends in a newline)."""
         if not data:
-            return self._empty(), []
+            return self._empty(), [], np.empty(0, dtype=np.int64)
         if newlines is None:
             newlines = find_newlines(data)
         fast = self._fast(data, first_line, newlines, threads=True)
@@ -135,12 +141,14 @@ class _CsvChunkParser:
             return self._slow(data, first_line)
         tables: list[pa.Table] = []
         bad: list[BadRow] = []
+        lines: list[npt.NDArray[np.int64]] = []
         for piece, start in _split_lines(data, first_line, newlines, _PIECE_LINES):
             fast = self._fast(piece, start, find_newlines(piece), threads=False)
-            table, piece_bad = fast or self._slow(piece, start)
+            table, piece_bad, piece_lines = fast or self._slow(piece, start)
             tables.append(table)
             bad.extend(piece_bad)
-        return pa.concat_tables(tables), bad
+            lines.append(piece_lines)
+        return pa.concat_tables(tables), bad, np.concatenate(lines)
 
     def _empty(self) -> pa.Table:
         return pa.table([pa.array([], pa.string()) for _ in self.names], names=self.names)
@@ -168,7 +176,7 @@ class _CsvChunkParser:
 
     def _fast(
         self, data: bytes, first_line: int, newlines: npt.NDArray[np.int64], *, threads: bool
-    ) -> tuple[pa.Table, list[BadRow]] | None:
+    ) -> Parsed | None:
         """pyarrow's result, or None when it cannot be trusted line for line."""
         if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
             return None  # pyarrow would split at a lone CR; we count lines at LF only
@@ -193,26 +201,29 @@ class _CsvChunkParser:
             # parser names the real problem.
             return None
         if not invalid:
-            return table, []
+            return table, [], lines
         if threads and any(i.number is None for i in invalid):
             # Row numbers are only known to the single-threaded parser; bad rows are rare.
             table, invalid = self._arrow(data, threads=False)
-        bad = []
-        for row in invalid:
-            line = int(lines[row.number - 1]) if row.number and row.number <= len(lines) else None
-            bad.append(
-                BadRow(
-                    row.text.removesuffix("\r") or "?",
-                    f"ragged row: {row.actual} fields, expected {row.expected}",
-                    line,
-                )
+        places = [row.number - 1 if row.number else -1 for row in invalid]
+        if any(not 0 <= place < len(lines) for place in places):
+            return None  # a bad row without its line: the rows' lines would be unknown too
+        bad = [
+            BadRow(
+                row.text.removesuffix("\r") or "?",
+                f"ragged row: {row.actual} fields, expected {row.expected}",
+                int(lines[place]),
             )
-        return table, bad
+            for row, place in zip(invalid, places, strict=True)
+        ]
+        # the rows are the content lines less the bad ones
+        return table, bad, np.delete(lines, places)
 
-    def _slow(self, data: bytes, first_line: int) -> tuple[pa.Table, list[BadRow]]:
+    def _slow(self, data: bytes, first_line: int) -> Parsed:
         n = len(self.names)
         columns: list[list[str]] = [[] for _ in range(n)]
         bad: list[BadRow] = []
+        lines: list[int] = []
         for offset, raw in enumerate(data.split(b"\n")):
             raw = raw.removesuffix(b"\r")
             if not raw:
@@ -232,8 +243,9 @@ class _CsvChunkParser:
                 continue
             for column, value in zip(columns, fields, strict=True):
                 column.append(value)
+            lines.append(number)
         table = pa.table([pa.array(c, pa.string()) for c in columns], names=self.names)
-        return table, bad
+        return table, bad, np.array(lines, dtype=np.int64)
 
     def _split(self, text: str) -> tuple[list[str], str | None]:
         """Fields of one line, or the reason it has none."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from metrify.contracts.localtime import known_zones
@@ -42,6 +44,8 @@ class Decoded:
     present: list[str] = field(default_factory=list)
     #: the place in the raw batch (0-based) of each record, in order
     rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
+    #: the place in the raw batch (0-based) of each reject, in order
+    reject_rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
 
 
 def _is_string(dtype: pl.DataType) -> bool:
@@ -68,6 +72,12 @@ def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Ser
     return out
 
 
+def wire_times(text: pl.Series) -> pl.Series:
+    """Times in the wire format (ISO 8601 in UTC with a Z), null where another format
+    (or nothing readable) is: the fast first pass of :func:`decode`'s parsing."""
+    return text.str.to_datetime(_ISO_UTC, strict=False, time_unit="us", time_zone="UTC")
+
+
 def _parse_ts(
     raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
@@ -82,9 +92,7 @@ def _parse_ts(
     """
     # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
     # Z) is read in one pass; anything else goes through the general readers below.
-    iso = raw.get_column(col).str.to_datetime(
-        _ISO_UTC, strict=False, time_unit="us", time_zone="UTC"
-    )
+    iso = wire_times(raw.get_column(col))
     if iso.null_count() == raw.get_column(col).null_count():
         no = pl.lit(False)
         return {"_ts_iso": iso}, pl.col("_ts_iso"), no, no
@@ -161,10 +169,18 @@ def decode(
     mapping: Mapping,
     *,
     first_line: int = 0,
+    lines: npt.NDArray[np.int64] | None = None,
     check_ranges: bool = True,
 ) -> Decoded:
-    """Turn one raw batch into contract records and rejects (both column-wise)."""
+    """Turn one raw batch into contract records and rejects (both column-wise).
+
+    A reject's ``line`` is ``lines[i]`` for row ``i`` of ``raw`` when the reader gave
+    each row's line (rows of a text file need not be consecutive lines), else
+    ``first_line + i``.
+    """
     check_columns(contract, raw.columns, mapping)
+    if lines is not None and len(lines) != raw.height:
+        raise ValueError(f"{len(lines)} line numbers for {raw.height} rows")
     available = set(raw.columns)
     used: set[str] = set()
     exprs: dict[str, pl.Expr] = {}
@@ -225,13 +241,18 @@ def decode(
             exprs[name] = exprs[name].fill_null(mapping.interval_s)
 
     raw_names = [f"_raw_{i}" for i in range(raw.width)]
+    position = pl.int_range(pl.len(), dtype=pl.Int32)
+    line = (
+        position + first_line if lines is None else pl.lit(pl.Series(values=lines, dtype=pl.Int32))
+    )
     # Lazy, so that common subexpressions (the parsed time, the cast numbers) are
     # computed once even though the failure checks refer to them again.
     frame = (
         raw.with_columns(**helpers)
         .lazy()
         .select(
-            pl.int_range(pl.len(), dtype=pl.Int32).alias("_line") + first_line,
+            position.alias("_pos"),
+            line.alias("_line"),
             *[e.alias(n) for n, e in exprs.items()],
             *[bad.fill_null(False).alias(f"_early_{i}") for i, (bad, _) in enumerate(early)],
             *[pl.col(c).alias(r) for c, r in zip(raw.columns, raw_names, strict=True)],
@@ -303,7 +324,8 @@ def decode(
         rejects=rejects,
         ignored_columns=ignored,
         present=present,
-        rows=good.get_column("_line").rename("rows") - first_line,
+        rows=good.get_column("_pos").rename("rows"),
+        reject_rows=bad_rows.get_column("_pos").rename("rows"),
     )
 
 

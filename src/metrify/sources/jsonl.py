@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import polars as pl
 
@@ -31,7 +33,7 @@ def read_jsonl(path: Path, batch_rows: int) -> Iterator[RawBatch]:
         chunker = LineChunker(src)
         source = f"file:{path.name}"
         for chunk in chunker.chunks(batch_rows):
-            frame, bad = _parse_jsonl(chunk.data, chunk.first_line)
+            frame, bad, lines = _parse_jsonl(chunk.data, chunk.first_line)
             if frame.width == 0 and not bad and not chunk.bad:
                 continue  # only blank lines
             yield RawBatch(
@@ -40,15 +42,20 @@ def read_jsonl(path: Path, batch_rows: int) -> Iterator[RawBatch]:
                 source,
                 first_content_line(chunk.data, chunk.first_line, _LEADING_BLANK_JSON),
                 src.bytes_read,
+                lines,
             )
     finally:
         src.close()
 
 
-def _parse_jsonl(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[BadRow]]:
-    """One JSON object per line; values become their text so CSV and JSON look alike."""
+def _parse_jsonl(
+    data: bytes, first_line: int
+) -> tuple[pl.DataFrame, list[BadRow], npt.NDArray[np.int64]]:
+    """One JSON object per line; values become their text so CSV and JSON look alike.
+    Also the line number of each row (blank and bad lines sit between rows)."""
     rows: list[dict[str, Any]] = []
     bad: list[BadRow] = []
+    lines: list[int] = []
     long_numbers = LONG_DIGITS.search(data) is not None
     for offset, raw in enumerate(data.split(b"\n")):
         if not raw.strip(b" \t\r"):
@@ -67,4 +74,5 @@ def _parse_jsonl(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[BadRo
             bad.append(BadRow(raw_text(raw), "empty JSON object", number))
             continue
         rows.append(obj)
-    return string_columns(rows), bad
+        lines.append(number)
+    return string_columns(rows), bad, np.array(lines, dtype=np.int64)

@@ -7,11 +7,17 @@ the event loop. Every change that can make a cached principal wrong (a role, reg
 disabling, a password, a revoked key) announces itself on ``metrify_auth``; disabling a
 user or changing a password also moves ``tokens_valid_after``, which voids every access
 token issued before, and revokes the user's refresh tokens.
+
+Revocation is exact: ``token_version`` is incremented by every password change and
+disable, access tokens carry the version they were signed with and their refresh-token
+family, and :func:`check_user` answers both questions with the user in one statement.
+``tokens_valid_after`` still records when that last happened (for people, not checks).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, NamedTuple
 
 import psycopg
@@ -42,14 +48,16 @@ _ADMIN_LOCK = 7274020
 
 
 class UserCheck(NamedTuple):
-    """What an access token's user must still be for the token to count."""
+    """What an access token's user (and session) must still be for the token to count."""
 
     username: str
     role: str
     regions: list[str] | None
     disabled: bool
-    #: to the second, like a token's ``iat``
-    tokens_valid_after: dt.datetime
+    #: a token signed with another version predates a password change or disable
+    token_version: int
+    #: the token's refresh-token family still has a live token (not signed out, no re-use)
+    family_live: bool
 
 
 class KeyCheck(NamedTuple):
@@ -69,6 +77,8 @@ class Login(NamedTuple):
     user_id: int
     password_hash: str
     disabled: bool
+    #: read with the hash: a token signed for it dies if the password changes meanwhile
+    token_version: int
 
 
 def _user_dict(row: Any) -> dict[str, Any]:
@@ -187,6 +197,7 @@ def _update_user(
         params.append(password_hash)
     if disabled or password_hash is not None:
         sets.append("tokens_valid_after = now()")
+        sets.append("token_version = token_version + 1")
         refresh_tokens.revoke_user(conn, username)
     row = conn.execute(
         f"UPDATE users SET {', '.join(sets)} WHERE username = %s RETURNING {USER_COLUMNS}",
@@ -201,20 +212,24 @@ def _update_user(
 def login(conn: Connection, username: str) -> Login | None:
     """What a password sign-in checks (None: no such user)."""
     row = conn.execute(
-        "SELECT user_id, password_hash, disabled FROM users WHERE username = %s", (username,)
+        "SELECT user_id, password_hash, disabled, token_version FROM users WHERE username = %s",
+        (username,),
     ).fetchone()
-    return None if row is None else Login(int(row[0]), str(row[1]), bool(row[2]))
+    return None if row is None else Login(int(row[0]), str(row[1]), bool(row[2]), int(row[3]))
 
 
 def signed_in(conn: Connection, user_id: int) -> None:
     conn.execute("UPDATE users SET last_login_at = now() WHERE user_id = %s", (user_id,))
 
 
-async def check_user(conn: AsyncConnection, user_id: int) -> UserCheck | None:
+async def check_user(conn: AsyncConnection, user_id: int, family: uuid.UUID) -> UserCheck | None:
+    """The user behind an access token, and whether the token's session is still open
+    (one probe of the partial index of live refresh tokens)."""
     cur = await conn.execute(
-        "SELECT username, role, regions, disabled, "
-        "date_trunc('second', tokens_valid_after) FROM users WHERE user_id = %s",
-        (user_id,),
+        "SELECT username, role, regions, disabled, token_version, EXISTS ("
+        "SELECT 1 FROM refresh_tokens t WHERE t.family = %s AND t.revoked_at IS NULL "
+        "AND t.user_id = users.user_id) FROM users WHERE user_id = %s",
+        (family, user_id),
     )
     row = await cur.fetchone()
     return None if row is None else UserCheck._make(row)

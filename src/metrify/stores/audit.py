@@ -3,8 +3,11 @@
 Rows carry the actor (user name, ``key:<prefix>`` or the CLI's operator), never a
 password, token or key; ``details`` holds counts and identifiers only, and any key that
 looks like a secret is dropped on the way in whatever a caller passes. The table refuses
-UPDATE and DELETE. Writing is synchronous (the API writes from worker threads); the API reads
-its listing pages on the event loop.
+UPDATE, DELETE and TRUNCATE, the app's role may only insert and read it, and the database
+chains each new row to the one before by hash (:mod:`metrify.stores.audit_chain` checks
+it). That chaining holds a lock until the inserting transaction commits, so a
+transaction writes its audit row last. Writing is synchronous (the API writes from worker
+threads); the API reads its listing pages on the event loop.
 """
 
 from __future__ import annotations

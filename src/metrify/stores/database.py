@@ -3,6 +3,13 @@
 ``METRIFY_DATABASE_URL`` names any PostgreSQL >= 14; without it the embedded server under
 ``METRIFY_HOME`` is started. Migrations (Alembic) run automatically the first time a
 process touches the database, so no command needs a separate set-up step.
+
+Two roles, two URLs: migrations run as the schema's owner (:func:`owner_url`:
+``METRIFY_DATABASE_OWNER_URL``, or the embedded server's superuser), everything else
+connects as a member of the least-privileged ``metrify_app`` group (:func:`database_url`),
+which may read and write data but not change the schema, the audit log's past or its
+triggers. A deployment that gives one URL only keeps working, migrating with it, and is
+warned once per process when that URL is a superuser or the schema's owner.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from metrify.settings import Settings
 from metrify.stores import embedded
@@ -26,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ready: set[str] = set()
+#: app URLs whose role was checked for too much privilege
+_checked: set[str] = set()
 
 
 class DatabaseError(RuntimeError):
@@ -33,9 +43,19 @@ class DatabaseError(RuntimeError):
 
 
 def database_url(settings: Settings) -> str:
-    """The libpq URL in use: the configured one, or the embedded server's (started here)."""
+    """The libpq URL the app connects with: the configured one, or the embedded server's
+    (started here) as its least-privileged login role."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
+    return embedded.app_url(embedded.start(settings.home))
+
+
+def owner_url(settings: Settings) -> str:
+    """The libpq URL migrations run with: the owner's if configured, else the app's URL
+    (a one-URL deployment), else the embedded server's superuser (started here)."""
+    for url in (settings.database_owner_url, settings.database_url):
+        if url is not None:
+            return url.get_secret_value()
     return embedded.start(settings.home)
 
 
@@ -72,7 +92,10 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (serialised by an advisory lock)."""
-    _migrate(url, lambda cfg: command.upgrade(cfg, revision))
+    try:
+        _migrate(url, lambda cfg: command.upgrade(cfg, revision))
+    except DBAPIError as exc:
+        raise _denied(exc) from exc
 
 
 def downgrade(url: str, revision: str) -> None:
@@ -94,15 +117,58 @@ def _migrate(url: str, step: Callable[[Config], None]) -> None:
         engine.dispose()
 
 
+def _denied(exc: DBAPIError) -> DatabaseError:
+    """A migration refused for want of privilege, as a user's error naming the fix."""
+    if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+        raise exc
+    return DatabaseError(
+        f"this role may not migrate the schema ({first_line(exc.orig)}): migrations run as "
+        "the schema's owner; set METRIFY_DATABASE_OWNER_URL to the owner's URL"
+    )
+
+
+def prepare(settings: Settings) -> str:
+    """Bring the schema to head as the owner (once per process) and return the app's URL."""
+    owner = owner_url(settings)
+    if owner not in _ready:
+        try:
+            behind = current_revision(owner) != head_revision()
+        except DBAPIError as exc:  # a role that may not even read alembic_version
+            raise _denied(exc) from exc
+        if behind:
+            log.info("upgrading database schema to %s", head_revision())
+            upgrade(owner)
+        _ready.add(owner)
+    url = database_url(settings)
+    if url not in _checked:
+        _warn_if_privileged(url)
+        _checked.add(url)
+    return url
+
+
+def _warn_if_privileged(url: str) -> None:
+    """One warning when the app's role could rewrite the audit log or the schema."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_user, r.rolsuper, pg_has_role(c.relowner, 'MEMBER')"
+            " FROM pg_roles r, pg_class c"
+            " WHERE r.rolname = current_user AND c.oid = 'public.audit_log'::regclass"
+        ).fetchone()
+    if row is not None and (row[1] or row[2]):
+        log.warning(
+            "the app connects to PostgreSQL as %s, a %s: set METRIFY_DATABASE_URL to a "
+            "member of metrify_app and METRIFY_DATABASE_OWNER_URL to the owner "
+            "(docs/guides/operations.md, database roles)",
+            row[0],
+            "superuser" if row[1] else "role owning the schema",
+        )
+
+
 def connect(settings: Settings, *, migrate: bool = True) -> psycopg.Connection[tuple[object, ...]]:
-    """Open a psycopg connection to the store, upgrading the schema on first use."""
+    """Open a psycopg connection to the store as the app's role, upgrading the schema
+    (as the owner) on first use."""
     try:
-        url = database_url(settings)
-        if migrate and url not in _ready:
-            if current_revision(url) != head_revision():
-                log.info("upgrading database schema to %s", head_revision())
-                upgrade(url)
-            _ready.add(url)
+        url = prepare(settings) if migrate else database_url(settings)
         return psycopg.connect(url, autocommit=True)
     except embedded.EmbeddedError as exc:
         raise DatabaseError(str(exc)) from exc

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pgpq
 import polars as pl
@@ -25,7 +25,7 @@ from psycopg import errors
 
 from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
 from metrify.settings import UnknownMeterPolicy
-from metrify.stores import quality_daily
+from metrify.stores import lake_outbox, quality_daily
 from metrify.stores.partitions import Partitions, months_of
 
 #: columns every stored time-series version carries beyond the contract's own fields.
@@ -61,6 +61,13 @@ class WriteResult:
     #: asked for: a run that gathers several inputs, each with its own ids (the API's
     #: grouped requests), answers each with its own
     by_id: pl.DataFrame | None = None
+    #: the lake outbox entries this write added (one per day it touched), to clear once
+    #: the lake holds those days (:mod:`metrify.stores.lake_outbox`)
+    outbox: list[int] = field(default_factory=list)
+    #: the days holding rows found unchanged: the lake is not sent those rows, so these
+    #: days are compared with the store before their entries are cleared (a lake that
+    #: lost them, by a crash before this fix or a deleted file, gets them back)
+    unchanged_days: list[dt.date] = field(default_factory=list)
 
 
 BY_ID_SCHEMA = {
@@ -143,7 +150,7 @@ def copy_out(
     cur: psycopg.Cursor[tuple[object, ...]],
     query: str,
     columns: list[str],
-    params: Sequence[object] | None = None,
+    params: Sequence[object] | Mapping[str, object] | None = None,
 ) -> pl.DataFrame | None:
     """The rows of ``query`` as string columns, streamed out with COPY as CSV and parsed
     by Polars (row-by-row fetching would be the slowest part of a batch); None when the
@@ -236,6 +243,19 @@ class PostgresStore:
         #: batches left to send straight to the staged path after a failed fast COPY
         self._direct_cooldown = 0
 
+    def ensure_partitions(self, contract: Contract, ts: pl.Series) -> None:
+        """Create the monthly partitions ``ts`` falls in now, in their own transaction:
+        a caller about to write inside a longer transaction (an API request) calls this
+        first, since creating a partition there would lock the parent table for all of
+        that transaction."""
+        self.partitions.ensure(self.conn, contract.table, months_of(ts.drop_nulls()))
+
+    def rolled_back(self) -> None:
+        """Forget what a rolled-back outer transaction undid: the staging tables it
+        created, the partitions it made on this connection."""
+        self._staged.clear()
+        self.partitions = Partitions()
+
     # --- time series -----------------------------------------------------------------
 
     def _stage(self, contract: Contract, columns: list[str]) -> str:
@@ -263,6 +283,7 @@ class PostgresStore:
         likely_stored: pl.DataFrame | None = None,
         by_id: bool = False,
         zones: Mapping[str, str] | None = None,
+        outbox: bool = False,
     ) -> WriteResult:
         """Upsert one batch of a time-series contract (plus its quarantine rows) atomically.
 
@@ -274,12 +295,17 @@ class PostgresStore:
         ``by_id``: also count per id (:attr:`WriteResult.by_id`).
         ``zones``: the declared time zone of ids this write may register (see
         :func:`_register`).
+        ``outbox``: note the days written in the lake outbox (a lake follows this store).
         """
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
+        nested = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         if frame.height:
             self.partitions.ensure(self.conn, table, months_of(frame["ts"]))
         stage = self._stage(contract, frame.columns)
+        if nested:  # ON COMMIT DELETE ROWS has not emptied them since the last batch
+            self.conn.execute(f"DELETE FROM {stage}")
+            self.conn.execute(f"DELETE FROM changed_{table}")
         values = [c for c in contract.fields if c not in contract.key]
         cols = [*contract.fields, *VERSION_COLUMNS]
         col_list = ", ".join(cols)
@@ -293,6 +319,9 @@ class PostgresStore:
         types = {**contract.schema, **VERSION_TYPES}
         with self.conn.transaction(), self.conn.cursor() as cur:
             if frame.height:
+                days = frame["ts"].dt.date().unique().drop_nulls().sort().to_list()
+                if outbox:
+                    result.outbox = lake_outbox.add(cur, contract.kind, days)
                 rows = frame.select(pl.col(c).cast(types[c]) for c in cols)
                 keys = [key_id, "ts"]
                 fresh, maybe = rows, rows.clear()
@@ -384,6 +413,13 @@ class PostgresStore:
                             ),
                         ]
                     )
+                if outbox and result.unchanged:
+                    cur.execute(
+                        f"SELECT DISTINCT (s.ts AT TIME ZONE 'UTC')::date FROM {stage} s"
+                        f" WHERE NOT EXISTS (SELECT 1 FROM changed_{table} c"
+                        f" WHERE c.id = s.{key_id} AND c.ts = s.ts) ORDER BY 1"
+                    )
+                    result.unchanged_days = [row[0] for row in cur.fetchall()]  # type: ignore[misc]
             if quarantine is not None and quarantine.height:
                 quarantine_rows(cur, quarantine)
         return result

@@ -4,6 +4,10 @@ Each sign-in starts a family; each refresh revokes the presented token and issue
 next one of the same family. A revoked token presented again means someone holds a
 copy, so the caller voids the whole family. Revoked rows stay, which is what makes
 that re-use detectable.
+
+A family is a session: its access tokens carry its id and count only while it has a
+live (unrevoked) token, so revoking a family also ends its access tokens. Each
+revocation announces itself on ``metrify_auth`` so no worker keeps such a token cached.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import datetime as dt
 import uuid
 from typing import NamedTuple
 
-from metrify.stores.pools import AsyncConnection, Connection
+from metrify.stores import changes
+from metrify.stores.pools import Connection
 
 
 class Held(NamedTuple):
@@ -24,6 +29,7 @@ class Held(NamedTuple):
     revoked_at: dt.datetime | None
     username: str
     disabled: bool
+    token_version: int
 
 
 def insert(conn: Connection, digest: bytes, user_id: int, family: uuid.UUID, days: int) -> None:
@@ -38,7 +44,8 @@ def hold(conn: Connection, digest: bytes) -> Held | None:
     """The token with this digest, locked until the caller's transaction ends (two
     concurrent refreshes of one token must not both succeed)."""
     row = conn.execute(
-        "SELECT t.user_id, t.family, t.expires_at, t.revoked_at, u.username, u.disabled "
+        "SELECT t.user_id, t.family, t.expires_at, t.revoked_at, u.username, u.disabled, "
+        "u.token_version "
         "FROM refresh_tokens t JOIN users u USING (user_id) WHERE t.token_hash = %s "
         "FOR UPDATE OF t",
         (digest,),
@@ -52,19 +59,24 @@ def revoke(conn: Connection, digest: bytes) -> None:
 
 
 def revoke_family(conn: Connection, family: uuid.UUID) -> None:
+    """End a session: its refresh tokens and, through ``fam``, its access tokens."""
     conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE family = %s AND revoked_at IS NULL",
         (family,),
     )
+    changes.announce_auth(conn)
 
 
-async def revoke_family_of(conn: AsyncConnection, digest: bytes) -> None:
-    """Sign-out: revoke the family of the token with this digest (none: nothing)."""
-    await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family = "
-        "(SELECT family FROM refresh_tokens WHERE token_hash = %s)",
-        (digest,),
-    )
+def revoke_family_of(conn: Connection, digest: bytes) -> bool:
+    """Sign-out: revoke the family of the token with this digest. False when no such
+    token exists (the caller counts it as a failed attempt)."""
+    row = conn.execute(
+        "SELECT family FROM refresh_tokens WHERE token_hash = %s", (digest,)
+    ).fetchone()
+    if row is None:
+        return False
+    revoke_family(conn, row[0])
+    return True
 
 
 def revoke_user(conn: Connection, username: str) -> None:

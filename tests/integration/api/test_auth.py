@@ -14,8 +14,8 @@ from support.api import PASSWORD, SECRET, Api, seed_reference
 from support.tokens import (
     access_claims,
     b64,
-    backdate_token_validity,
     hs256,
+    live_family,
     me,
     unsigned,
     user_id_of,
@@ -30,7 +30,8 @@ def seed_api(api: Api) -> None:
 
 def test_valid_token_works(api: Api) -> None:
     assert me(api, api.tokens["ana"]).json()["name"] == "ana"
-    forged_ok = hs256(access_claims(user_id_of(api, "ana")), SECRET.encode())
+    claims = access_claims(user_id_of(api, "ana"), fam=live_family(api, "ana"))
+    forged_ok = hs256(claims, SECRET.encode())
     assert me(api, forged_ok).status_code == 200  # our own construction is right...
 
 
@@ -49,7 +50,8 @@ def test_valid_token_works(api: Api) -> None:
     ],
 )
 def test_jwt_attacks_are_refused(api: Api, attack: str) -> None:
-    """...so each refusal below is due to the one thing changed."""
+    """...so each refusal below is due to the one thing changed (a live session's
+    ``fam`` included, so none is refused for its session)."""
     ana, admin = user_id_of(api, "ana"), user_id_of(api, "admin")
     now = int(dt.datetime.now(dt.UTC).timestamp())
     key = SECRET.encode()
@@ -81,14 +83,13 @@ def test_jwt_attacks_are_refused(api: Api, attack: str) -> None:
 
 
 def test_expired_token_is_refused_for_its_expiry(api: Api) -> None:
-    """A token whose only fault is its ``exp``: issued after the user's
-    ``tokens_valid_after``, right key, audience, issuer and type. The same claims with a
-    future ``exp`` are accepted, so the 401 can only come from the expiry check."""
+    """A token whose only fault is its ``exp``: the user's token version, a live session,
+    right key, audience, issuer and type. The same claims with a future ``exp`` are
+    accepted, so the 401 can only come from the expiry check."""
     api.add_user("eve_exp", "analyst")
-    backdate_token_validity(api, "eve_exp", 3600)
     user = user_id_of(api, "eve_exp")
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    issued = {"iat": now - 600, "nbf": now - 600}  # well after tokens_valid_after (now - 1 h)
+    issued = {"iat": now - 600, "nbf": now - 600, "fam": live_family(api, "eve_exp")}
     key = SECRET.encode()
     alive = me(api, hs256(access_claims(user, exp=now + 300, **issued), key))
     assert alive.status_code == 200 and alive.json()["name"] == "eve_exp"
@@ -126,13 +127,13 @@ def test_disabled_user_is_refused_at_once(api: Api) -> None:
 
 def test_password_change_voids_old_tokens(api: Api) -> None:
     token = api.add_user("pete", "viewer")
-    # tokens carry whole seconds; one issued in an earlier second must die
-    with api.conn() as conn:
-        conn.execute(
-            "UPDATE users SET tokens_valid_after = now() + interval '2 seconds' "
-            "WHERE username = 'pete'"
-        )
-    assert me(api, token).status_code == 401
+    assert me(api, token).status_code == 200
+    response = api.client.patch(
+        "/v1/admin/users/pete", json={"password": PASSWORD + "!"}, headers=api.headers("admin")
+    )
+    assert response.status_code == 200
+    refused = me(api, token)
+    assert refused.status_code == 401 and refused.json()["detail"] == "token revoked"
 
 
 def test_refresh_rotation_and_reuse_detection(api: Api) -> None:

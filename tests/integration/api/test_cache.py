@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from support.api import Api, running_api, seed_reference
+from support.tokens import live_family
 
 LONG = 300.0
 DAY = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
@@ -299,7 +301,8 @@ def test_a_cached_token_does_not_outlive_its_expiry(pair: tuple[Api, Api]) -> No
         row = conn.execute("SELECT user_id FROM users WHERE username = 'ana'").fetchone()
     assert row is not None
     short = TokenService(a.settings.api.model_copy(update={"access_token_minutes": 1}), Path())
-    token = short.issue_access(row[0], "ana")
+    family = uuid.UUID(live_family(a, "ana"))
+    token = short.issue_access(row[0], "ana", version=0, family=family)
     me = a.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
     deadline, _ = state.principals._items[hashlib.sha256(token.encode()).digest()]

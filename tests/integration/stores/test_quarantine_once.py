@@ -78,7 +78,7 @@ def test_the_migration_folds_copies_already_stored(
 ) -> None:
     """Copies stored before rows were kept once collapse into their oldest row, with their
     number and newest arrival."""
-    url = settings.database_url
+    url = settings.database_owner_url  # migrations are the owner's
     assert url is not None
     database.downgrade(url.get_secret_value(), "0008")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,4 +30,6 @@ def test_a_generated_secret_is_accepted_on_the_next_start(tmp_path: Path) -> Non
     assert len(first[0].encode()) >= 32
     assert resolve_secret(ApiConfig(), tmp_path / "home") == first
     service = TokenService(ApiConfig(), tmp_path / "home")
-    assert service.verify_access(service.issue_access(7, "ana")).user_id == 7
+    family = uuid.uuid4()
+    claims = service.verify_access(service.issue_access(7, "ana", version=3, family=family))
+    assert (claims.user_id, claims.version, claims.family) == (7, 3, family)

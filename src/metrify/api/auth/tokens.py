@@ -6,6 +6,12 @@ secret or RS256 with a key pair): verification passes only that algorithm to PyJ
 ``nbf``, ``iat``, ``iss``, ``aud`` and ``sub`` are required. Refresh tokens are random
 strings stored as digests, rotated on every use; re-use of a rotated one revokes its
 whole family (a stolen token is worth one use at most).
+
+Two claims make revocation exact: ``ver``, the user's ``token_version`` when the token
+was signed (a password change or disable increments it), and ``fam``, the refresh-token
+family the token belongs to (revoked on re-use or sign-out). Both are compared with the
+database on every request (:mod:`metrify.api.credentials`), so revocation does not wait
+for a token's expiry and does not depend on timestamps at all.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +48,15 @@ class AccessClaims:
     username: str
     issued_at: dt.datetime
     #: ``exp`` as a POSIX timestamp (a verified token may be cached until then, no longer)
-    expires: float = 0.0
+    expires: float
+    #: the user's ``token_version`` when the token was signed
+    version: int
+    #: the refresh-token family (session) the token belongs to
+    family: uuid.UUID
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _read_secret_file(path: Path) -> str:
@@ -108,9 +123,19 @@ class TokenService:
     def __init__(self, cfg: ApiConfig, home: Path) -> None:
         self.cfg = cfg
         self._sign, self._verify = resolve_secret(cfg, home)
+        #: where ``iat``, ``nbf`` and ``exp`` come from (a test may stop it)
+        self.clock: Callable[[], dt.datetime] = utc_now
 
-    def issue_access(self, user_id: int, username: str, now: dt.datetime | None = None) -> str:
-        now = now or dt.datetime.now(dt.UTC)
+    def issue_access(
+        self,
+        user_id: int,
+        username: str,
+        *,
+        version: int,
+        family: uuid.UUID,
+        now: dt.datetime | None = None,
+    ) -> str:
+        now = now or self.clock()
         claims = {
             "sub": str(user_id),
             "name": username,
@@ -121,6 +146,8 @@ class TokenService:
             "exp": now + dt.timedelta(minutes=self.cfg.access_token_minutes),
             "jti": uuid.uuid4().hex,
             "typ": "access",
+            "ver": version,
+            "fam": family.hex,
         }
         return jwt.encode(claims, self._sign, algorithm=self.cfg.jwt_algorithm)
 
@@ -132,7 +159,7 @@ class TokenService:
                 algorithms=[self.cfg.jwt_algorithm],
                 audience=self.cfg.jwt_audience,
                 issuer=self.cfg.jwt_issuer,
-                options={"require": ["exp", "nbf", "iat", "sub", "iss", "aud"]},
+                options={"require": ["exp", "nbf", "iat", "sub", "iss", "aud", "ver", "fam"]},
                 leeway=5,
             )
         except jwt.ExpiredSignatureError:
@@ -147,9 +174,13 @@ class TokenService:
             user_id = int(claims["sub"])
             issued = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC)
             expires = float(claims["exp"])
-        except (TypeError, ValueError):
+            version = claims["ver"]
+            family = uuid.UUID(hex=str(claims["fam"]))
+        except (TypeError, ValueError, OverflowError):
             raise TokenError("invalid token") from None
-        return AccessClaims(user_id, str(claims.get("name", "")), issued, expires)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TokenError("invalid token")
+        return AccessClaims(user_id, str(claims.get("name", "")), issued, expires, version, family)
 
 
 def new_refresh_token() -> tuple[str, bytes]:

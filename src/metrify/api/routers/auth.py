@@ -2,14 +2,17 @@
 
 Access tokens are short-lived JWTs; refresh tokens are opaque, stored as digests and
 rotated on each use. Logins succeed or fail in the audit log with the user name and
-client address, never the password. Failed attempts per user name and client are
-rate limited (429 with Retry-After).
+client address, never the password. Failed sign-ins are throttled per client address
+and per account, failed refreshes per address, in counters every worker shares
+(:mod:`metrify.api.auth.throttle`): 429 with Retry-After, before any password is checked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -20,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from metrify.api import audit
 from metrify.api.auth.passwords import verify_password
 from metrify.api.auth.principal import Principal
+from metrify.api.auth.throttle import Throttled
 from metrify.api.auth.tokens import new_refresh_token, refresh_digest
 from metrify.api.credentials import UNAUTHORIZED
 from metrify.api.deps import State, client_address, request_id, require
@@ -29,6 +33,9 @@ from metrify.api.rbac import Permission
 from metrify.api.state import AppState
 from metrify.stores import accounts, refresh_tokens
 from metrify.stores.pools import Connection
+from metrify.stores.throttle import ThrottleUnavailable
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -98,13 +105,19 @@ async def _fields(request: Request) -> dict[str, str]:
 
 
 def _issue(
-    state: AppState, conn: Connection, user_id: int, username: str, family: uuid.UUID
+    state: AppState,
+    conn: Connection,
+    user_id: int,
+    username: str,
+    family: uuid.UUID,
+    version: int,
 ) -> dict[str, Any]:
     cfg = state.settings.api
     refresh, digest = new_refresh_token()
     refresh_tokens.insert(conn, digest, user_id, family, cfg.refresh_token_days)
+    access = state.tokens.issue_access(user_id, username, version=version, family=family)
     return {
-        "access_token": state.tokens.issue_access(user_id, username),
+        "access_token": access,
         "token_type": "bearer",
         "expires_in": cfg.access_token_minutes * 60,
         "refresh_token": refresh,
@@ -115,6 +128,8 @@ def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]
     username = form.get("username", "")[:64]
     password = form.get("password", "")
     event["actor"] = username or "(none)"
+    state.throttle.check_password(username, event["client"])
+    answer: dict[str, Any] | None = None
     with state.pool.connection() as conn:
         user = accounts.login(conn, username)
         ok = verify_password(None if user is None else user.password_hash, password)
@@ -126,16 +141,27 @@ def _password_grant(state: AppState, form: dict[str, str], event: dict[str, Any]
                     **event, action="auth.login", outcome="failure", details={"reason": reason}
                 ),
             )
-            raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
-        answer = _issue(state, conn, user.user_id, username, uuid.uuid4())
-        accounts.signed_in(conn, user.user_id)
-        audit.record(conn, audit.Event(**event, action="auth.login"))
+        else:
+            answer = _issue(state, conn, user.user_id, username, uuid.uuid4(), user.token_version)
+            accounts.signed_in(conn, user.user_id)
+            audit.record(conn, audit.Event(**event, action="auth.login"))
+    # the counters are written with the connection back in the pool: a sign-in never
+    # holds one connection while it waits for another
+    if answer is None:
+        if not ok:  # a right password of a disabled user is no guess to slow down
+            state.throttle.password_failed(username, event["client"])
+        raise Problem(401, "invalid user name or password", headers=UNAUTHORIZED)
+    try:
+        state.throttle.signed_in(username, event["client"])
+    except ThrottleUnavailable as exc:  # the sign-in stands; the address is not remembered
+        log.warning("could not remember the sign-in address of %s: %s", username, exc)
     return answer
 
 
 def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
     token = form.get("refresh_token", "")
     digest = refresh_digest(token)
+    state.throttle.check_refresh(event["client"])
     refusal: str | None = None
     answer: dict[str, Any] = {}
     # The transaction commits before any refusal is raised: a family revoked because
@@ -145,11 +171,11 @@ def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any])
         if held is None:
             refusal = "invalid refresh token"
         else:
-            user_id, family, expires, revoked, username, disabled = held
-            event["actor"] = str(username)
-            if revoked is not None:
-                # A rotated token came back: someone holds a copy. Void the whole family.
-                refresh_tokens.revoke_family(conn, family)
+            event["actor"] = str(held.username)
+            if held.revoked_at is not None:
+                # A rotated token came back: someone holds a copy. Void the whole family,
+                # its access tokens included.
+                refresh_tokens.revoke_family(conn, held.family)
                 audit.record(
                     conn,
                     audit.Event(
@@ -160,13 +186,23 @@ def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any])
                     ),
                 )
                 refusal = "refresh token already used; sign in again"
-            elif disabled or expires <= dt.datetime.now(dt.UTC):
+            elif held.disabled or held.expires_at <= dt.datetime.now(dt.UTC):
                 refusal = "refresh token expired or user disabled"
             else:
                 refresh_tokens.revoke(conn, digest)
-                answer = _issue(state, conn, int(user_id), str(username), family)
+                answer = _issue(
+                    state,
+                    conn,
+                    int(held.user_id),
+                    str(held.username),
+                    held.family,
+                    int(held.token_version),
+                )
                 audit.record(conn, audit.Event(**event, action="auth.refresh"))
     if refusal is not None:
+        if held is None or held.revoked_at is not None:
+            state.throttle.refresh_failed(event["client"])
+        state.principals.clear()  # a revoked family's tokens must not stay cached here
         raise Problem(401, refusal, headers=UNAUTHORIZED)
     return answer
 
@@ -175,7 +211,7 @@ def _refresh_grant(state: AppState, form: dict[str, str], event: dict[str, Any])
     "/token",
     response_model=TokenResponse,
     openapi_extra=_FORM,
-    responses={400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA, 415: PROBLEM_SCHEMA, 429: PROBLEM_SCHEMA},
+    responses={s: PROBLEM_SCHEMA for s in (400, 401, 415, 429, 503)},
     summary="Sign in (OAuth2 password grant) or refresh",
 )
 async def token(request: Request, state: State) -> Any:
@@ -184,36 +220,56 @@ async def token(request: Request, state: State) -> Any:
     grant = form.get("grant_type", "")
     if grant not in ("password", "refresh_token"):
         raise Problem(400, "grant_type must be password or refresh_token")
-    limit_key = f"login:{form.get('username', '')[:64]}:{client}"
-    wait = state.login_limiter.take(limit_key)
-    if wait is not None:
-        raise Problem(429, "too many sign-in attempts", headers={"Retry-After": str(wait)})
     event: dict[str, Any] = {
         "actor": "(none)",
         "actor_kind": "anonymous",
         "request_id": request_id(request),
         "client": client,
     }
-    if grant == "password":
-        answer = await run_in_threadpool(_password_grant, state, form, event)
-        state.login_limiter.reset(limit_key)
+    grant_of = _password_grant if grant == "password" else _refresh_grant
+    return await _throttled(grant_of, state, form, event)
+
+
+async def _throttled(
+    grant: Callable[[AppState, dict[str, str], dict[str, Any]], dict[str, Any]],
+    state: AppState,
+    form: dict[str, str],
+    event: dict[str, Any],
+) -> dict[str, Any]:
+    """Run ``grant`` on a worker thread; throttling becomes 429 (or 503 without a store)."""
+    try:
+        return await run_in_threadpool(grant, state, form, event)
+    except Throttled as exc:
+        raise Problem(
+            429, "too many failed attempts; retry later", headers={"Retry-After": str(exc.wait)}
+        ) from None
+    except ThrottleUnavailable:
+        log.exception("sign-in throttle store unreachable: refusing sign-in")
+        raise Problem(503, "sign-in is unavailable; retry later") from None
+
+
+def _sign_out(state: AppState, form: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    state.throttle.check_refresh(event["client"])
+    with state.pool.connection() as conn, conn.transaction():
+        found = refresh_tokens.revoke_family_of(conn, refresh_digest(form.get("refresh_token", "")))
+    if found:
+        state.principals.clear()
     else:
-        answer = await run_in_threadpool(_refresh_grant, state, form, event)
-    return answer
+        state.throttle.refresh_failed(event["client"])
+    return {}
 
 
 @router.post(
     "/revoke",
     status_code=204,
     openapi_extra=_REVOKE_FORM,
-    responses={400: PROBLEM_SCHEMA, 415: PROBLEM_SCHEMA},
-    summary="Sign out: revoke a refresh token (and its family)",
+    responses={s: PROBLEM_SCHEMA for s in (400, 415, 429, 503)},
+    summary="Sign out: revoke a refresh token's family (its access tokens too)",
 )
 async def revoke(request: Request, state: State) -> None:
     form = await _form(request)
-    digest = refresh_digest(form.get("refresh_token", ""))
-    async with state.apool.connection() as conn:
-        await refresh_tokens.revoke_family_of(conn, digest)
+    event = {"client": client_address(request)}
+    await _throttled(_sign_out, state, form, event)
 
 
 @router.get("/me", response_model=Me, responses={401: PROBLEM_SCHEMA})

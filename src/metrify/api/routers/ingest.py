@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -34,14 +35,16 @@ from metrify.api.state import AppState
 from metrify.contracts.records import GRID, READING, WEATHER, Contract, Quality
 from metrify.contracts.summary import Summary
 from metrify.pipeline.session import Session
-from metrify.sources.decode import SchemaMismatch, check_columns, decode
+from metrify.pipeline.stages import Pipeline
+from metrify.sources.decode import SchemaMismatch, check_columns, decode, wire_times
 from metrify.sources.mapping import Mapping
 from metrify.stores.lake import Lake
 from metrify.stores.pools import Connection
-from metrify.stores.postgres import register_in_region
+from metrify.stores.postgres import PostgresStore, register_in_region
 from metrify.stores.reads import meters, quarantine
 from metrify.stores.reads.rejects import rejected
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 MAX_REJECTS = 1000
@@ -145,21 +148,25 @@ def _vee_rejects(
         if part.frame.height == 0:
             continue
         decoded = decode(
-            contract, part.frame, Mapping(), first_line=part.first_line, check_ranges=False
+            contract,
+            part.frame,
+            Mapping(),
+            first_line=part.first_line,
+            lines=part.lines,
+            check_ranges=False,
         )
-        lines = pl.int_range(part.frame.height, eager=True) + part.first_line
         raw_keys = decoded.records.select(id_col, "ts")
-        rejected_lines = set(decoded.rejects["line"].to_list())
-        kept = [line for line in lines.to_list() if line not in rejected_lines]
+        kept = part.line_numbers()[decoded.rows.to_numpy()].tolist()
         for (ident, ts), line in zip(raw_keys.iter_rows(), kept, strict=False):
             keys[(ident, ts)] = line
+    records = bodies.content_lines(parts) if fmt == "csv" else None
     out = []
     for ident, ts, quality in rows:
         flags = [f.name.lower().replace("_", " ") for f in Quality if f & quality and f.name]
         line = keys.get((ident, ts))
         out.append(
             {
-                "index": bodies.index_of_line(fmt, line),
+                "index": bodies.index_of_line(fmt, line, records),
                 "line": line if fmt == "csv" else None,
                 "reason": "rejected by validation: " + (", ".join(flags) or "rule"),
                 "key": {id_col: ident, "ts": ts.isoformat()},
@@ -170,44 +177,158 @@ def _vee_rejects(
 
 @dataclass
 class _Body:
-    """A parsed request body on its way through a (grouped) pipeline run."""
+    """A parsed request on its way through a (grouped) pipeline run: its records, and
+    what its answer, key and audit row need."""
 
     parts: list[bodies.Part]
     source: str
     ids: list[str]
+    fmt: bodies.Format
+    principal: Principal
+    rid: str
+    client: str | None
+    endpoint: str
+    idem_key: str | None = None
+    digest: bytes = b""
+
+
+@dataclass
+class _Answer:
+    """A request's outcome: its answer (status, JSON body, replayed) or its own error."""
+
+    status: int = 200
+    body: bytes = b""
+    replayed: bool = False
+    error: Problem | None = None
+
+
+def _claim(conn: Connection, body: _Body) -> _Answer | None:
+    """Claim the request's key in the run's transaction: None to go on, else its answer
+    (a replay of a request that committed meanwhile, or its 409/422)."""
+    if body.idem_key is None:
+        return None
+    try:
+        stored = idempotency.claim(
+            conn, body.principal.actor, body.idem_key, body.endpoint, body.digest
+        )
+    except Problem as exc:
+        return _Answer(error=exc)
+    return None if stored is None else _Answer(stored.status, stored.body, replayed=True)
+
+
+def _finish(conn: Connection, contract: Contract, body: _Body, summary: Summary) -> _Answer:
+    """In the run's transaction: the request's answer, stored under its key, and its
+    audit row."""
+    result = _result(conn, contract, body, summary)
+    data = orjson.dumps(
+        {"request_id": body.rid, "source": body.source, **result}, option=orjson.OPT_UTC_Z
+    )
+    actor = body.principal.actor
+    if body.idem_key is not None:
+        idempotency.complete(conn, actor, body.idem_key, 200, data)
+    counts = result["summary"]
+    audit.record(
+        conn,
+        audit.Event(
+            actor=actor,
+            actor_kind=body.principal.kind,
+            action=f"ingest.{contract.kind}",
+            target=body.source,
+            request_id=body.rid,
+            client=body.client,
+            details={
+                k: counts[k]
+                for k in ("read", "accepted", "rejected", "quarantined", "inserted", "updated")
+            },
+        ),
+    )
+    return _Answer(200, data)
+
+
+def _partitions_ahead(store: PostgresStore, contract: Contract, items: list[_Body]) -> None:
+    """Create the monthly partitions the bodies' times (in the wire format) fall in
+    before the run's transaction begins: created inside it, a partition would lock the
+    whole table until the request ends. Best effort: a month missed here (another time
+    format, a gap reaching back) is created in the transaction, as before."""
+    times = [
+        wire_times(part.frame.get_column("ts").cast(pl.String))
+        for item in items
+        for part in item.parts
+        if "ts" in part.frame.columns and part.frame.height
+    ]
+    if not times:
+        return
+    ts = pl.concat(times)
+    ts = ts.filter(ts.dt.year().is_between(1900, 2200))  # a wild year is the pipeline's
+    try:
+        store.ensure_partitions(contract, ts)
+    except Exception as exc:  # the in-transaction path creates it or reports the error
+        log.warning("partitions not created ahead of an ingest: %s", exc)
 
 
 def _run_group(
-    state: AppState, contract: Contract, group: list[Entry[_Body, Summary]]
-) -> list[Summary]:
+    state: AppState, contract: Contract, group: list[Entry[_Body, _Answer]]
+) -> list[_Answer]:
     """One pipeline run for a group of requests (see :mod:`metrify.api.grouping`), on a
-    pooled connection; each request's summary is its own source's (a request alone
-    takes the run's, without the cost of counting per source)."""
+    pooled connection, in ONE transaction: every request's rows, quarantine, key and
+    audit row commit together or not at all, so nothing of a request is visible before
+    it answers and a crash leaves nothing. The lake follows after the commit (the
+    outbox catches up whatever a crash keeps from it). Each request's summary is its own
+    source's (a request alone takes the run's, without the cost of counting per source).
+    """
     settings = state.settings
+    answers: list[_Answer | None] = [None] * len(group)
     with state.pool.connection() as conn:
         lake = Lake(settings.lake) if settings.lake_enabled else None
-        session = Session(settings, conn, state.store_for(conn), lake)
-        pipeline = session.pipeline(contract, by_source=len(group) > 1)
+        store = state.store_for(conn)
+        _partitions_ahead(store, contract, [e.item for e in group])
         try:
-            for entry in group:
-                for part in entry.item.parts:
-                    pipeline.submit(
-                        part.frame,
-                        source=entry.item.source,
-                        first_line=part.first_line,
-                        bad=part.bad,
-                    )
-            # Daily quality scores: a background refresh (AppState) rather than per request.
-            summary = pipeline.close(final=not state.deferred_quality)
-        finally:
+            with conn.transaction():
+                answers = [_claim(conn, entry.item) for entry in group]
+                todo = [e.item for e, a in zip(group, answers, strict=True) if a is None]
+                if not todo:
+                    return [a for a in answers if a is not None]
+                session = Session(settings, conn, store, lake)
+                pipeline = session.pipeline(contract, by_source=len(todo) > 1, defer_lake=True)
+                for item in todo:
+                    for part in item.parts:
+                        pipeline.submit(
+                            part.frame,
+                            source=item.source,
+                            first_line=part.first_line,
+                            lines=part.lines,
+                            bad=part.bad,
+                        )
+                # Daily quality scores: a background refresh (AppState) rather than per request.
+                summary = pipeline.close(final=not state.deferred_quality)
+                done = iter(_own_summaries(contract, pipeline, summary, todo))
+                answers = [
+                    a if a is not None else _finish(conn, contract, e.item, next(done))
+                    for e, a in zip(group, answers, strict=True)
+                ]
+        except BaseException:
+            store.rolled_back()
+            raise
+        # Committed: from here on nothing may fail the run (it would be run again).
+        try:
             if contract is READING:  # the hot cache must not hide what was just written
-                state.readings_changed(conn, sorted({i for e in group for i in e.item.ids}))
+                state.readings_changed(conn, sorted({i for item in todo for i in item.ids}))
                 state.quality_marked()
+            pipeline.publish_lake()
+        except Exception as exc:  # the lake outbox keeps what the lake still lacks
+            log.error("after an ingest commit: %s", exc)
+    return [a for a in answers if a is not None]
+
+
+def _own_summaries(
+    contract: Contract, pipeline: Pipeline, summary: Summary, todo: list[_Body]
+) -> list[Summary]:
+    """Each request's summary: the run's for a request alone, else its source's."""
     if pipeline.sources is None:
         return [summary]
     answers = []
-    for entry in group:
-        own = pipeline.sources.get(entry.item.source) or Summary(kind=contract.kind)
+    for item in todo:
+        own = pipeline.sources.get(item.source) or Summary(kind=contract.kind)
         # What belongs to the run as a whole: its lake files, errors and time.
         own.lake_files, own.seconds = summary.lake_files, summary.seconds
         own.errors = list(summary.errors)
@@ -215,7 +336,7 @@ def _run_group(
     return answers
 
 
-def _grouped(state: AppState, contract: Contract) -> GroupCommit[_Body, Summary]:
+def _grouped(state: AppState, contract: Contract) -> GroupCommit[_Body, _Answer]:
     with state.ingest_groups_lock:
         group = state.ingest_groups.get(contract.kind)
         if group is None:
@@ -224,30 +345,38 @@ def _grouped(state: AppState, contract: Contract) -> GroupCommit[_Body, Summary]
                 state.settings.api.ingest_group_rows,
                 state.settings.api.ingest_runs,
             )
-    return cast(GroupCommit[_Body, Summary], group)
+    return cast(GroupCommit[_Body, _Answer], group)
 
 
-def _run(state: AppState, contract: Contract, fmt: bodies.Format, body: _Body) -> dict[str, Any]:
-    """The body through the pipeline (grouped with concurrent ones, unless grouping is
-    off), then the request's own summary and rejects."""
+def _run(state: AppState, contract: Contract, body: _Body) -> _Answer:
+    """The body through the pipeline, grouped with concurrent ones unless grouping is
+    off; its answer, or its own error raised."""
     rows = sum(part.frame.height + len(part.bad) for part in body.parts)
     ids = frozenset(body.ids)
     if state.settings.api.ingest_group_rows > 0:
-        summary = _grouped(state, contract).submit(body, ids, rows)
+        answer = _grouped(state, contract).submit(body, ids, rows)
     else:
-        summary = _run_group(state, contract, [Entry(body, ids, rows)])[0]
-    with state.pool.connection() as conn:
-        quarantined = quarantine.of_source(conn, body.source, limit=MAX_REJECTS + 1)
-        rejects: list[dict[str, Any]] = [
-            {
-                "index": bodies.index_of_line(fmt, line),
-                "line": line if fmt == "csv" else None,
-                "reason": reason,
-            }
-            for line, reason in quarantined
-        ]
-        if contract.time_series and summary.statuses.get("rejected"):
-            rejects += _vee_rejects(conn, contract, fmt, body.source, body.parts, body.ids)
+        answer = _run_group(state, contract, [Entry(body, ids, rows)])[0]
+    if answer.error is not None:
+        raise answer.error
+    return answer
+
+
+def _result(conn: Connection, contract: Contract, body: _Body, summary: Summary) -> dict[str, Any]:
+    """The request's summary and rejects, read in the run's transaction."""
+    fmt = body.fmt
+    quarantined = quarantine.of_source(conn, body.source, limit=MAX_REJECTS + 1)
+    records = bodies.content_lines(body.parts) if fmt == "csv" else None
+    rejects: list[dict[str, Any]] = [
+        {
+            "index": bodies.index_of_line(fmt, line, records),
+            "line": line if fmt == "csv" else None,
+            "reason": reason,
+        }
+        for line, reason in quarantined
+    ]
+    if contract.time_series and summary.statuses.get("rejected"):
+        rejects += _vee_rejects(conn, contract, fmt, body.source, body.parts, body.ids)
     # Bad rows over the quarantine cap (``max_rejects``) are counted, not listed.
     truncated = len(rejects) > MAX_REJECTS or summary.not_kept > 0
     return {
@@ -270,49 +399,35 @@ def _process(
     client: str | None,
 ) -> tuple[int, bytes, bool]:
     """The whole blocking part of an ingest, on one worker thread (never on the event
-    loop, which keeps serving reads meanwhile): idempotency claim, parse, region check,
-    pipeline, stored answer and audit row. Returns (status, JSON body, replayed)."""
-    actor = principal.actor
+    loop, which keeps serving reads meanwhile): replay check, parse, region check, then
+    the run that commits the rows, the answer under the key and the audit row together.
+    Returns (status, JSON body, replayed)."""
+    digest = b""
     if idem_key is not None:
         digest = hashlib.sha256(f"{endpoint}\n{fmt}\n".encode() + data).digest()
         with state.pool.connection() as conn:
-            stored = idempotency.claim(conn, actor, idem_key, endpoint, digest)
+            stored = idempotency.replay(conn, principal.actor, idem_key, endpoint, digest)
         if stored is not None:
             return stored.status, stored.body, True
-    source = f"api:{actor}:{rid}"
-    try:
-        parts = bodies.parse(fmt, data)
-        _check_columns(contract, parts)
-        ids = _ids(parts, contract.key[0])
-        if contract is READING:
-            _region_check(state, principal, ids)
-        result = _run(state, contract, fmt, _Body(parts, source, ids))
-    except BaseException:
-        if idem_key is not None:
-            with state.pool.connection() as conn:
-                idempotency.release(conn, actor, idem_key)
-        raise
-    body = orjson.dumps({"request_id": rid, "source": source, **result}, option=orjson.OPT_UTC_Z)
-    summary = result["summary"]
-    with state.pool.connection() as conn:
-        if idem_key is not None:
-            idempotency.complete(conn, actor, idem_key, 200, body)
-        audit.record(
-            conn,
-            audit.Event(
-                actor=actor,
-                actor_kind=principal.kind,
-                action=f"ingest.{contract.kind}",
-                target=source,
-                request_id=rid,
-                client=client,
-                details={
-                    k: summary[k]
-                    for k in ("read", "accepted", "rejected", "quarantined", "inserted", "updated")
-                },
-            ),
-        )
-    return 200, body, False
+    parts = bodies.parse(fmt, data)
+    _check_columns(contract, parts)
+    ids = _ids(parts, contract.key[0])
+    if contract is READING:
+        _region_check(state, principal, ids)
+    body = _Body(
+        parts,
+        f"api:{principal.actor}:{rid}",
+        ids,
+        fmt,
+        principal,
+        rid,
+        client,
+        endpoint,
+        idem_key,
+        digest,
+    )
+    answer = _run(state, contract, body)
+    return answer.status, answer.body, answer.replayed
 
 
 async def _ingest(

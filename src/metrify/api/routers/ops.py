@@ -1,5 +1,6 @@
 """Operations: ``/health`` (the process answers), ``/ready`` (database reachable and
-schema at head), ``/metrics`` (Prometheus). Unauthenticated, like every probe; they
+schema at head), ``/metrics`` (Prometheus; under several workers the sum of all of
+them, see :mod:`metrify.ops.exposition`). Unauthenticated, like every probe; they
 reveal no data."""
 
 from __future__ import annotations
@@ -7,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from metrify.api.deps import State
 from metrify.api.models import Health, Ready
+from metrify.ops import exposition
 from metrify.stores import database, pools
 
 router = APIRouter(tags=["operations"])
@@ -52,4 +53,6 @@ async def ready(state: State) -> Any:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # off the event loop: with several workers this reads every worker's metric files
+    body = await run_in_threadpool(exposition.latest)
+    return Response(body, media_type=exposition.CONTENT_TYPE)

@@ -15,14 +15,14 @@ days it has under both its old and its new group. :mod:`metrify.stores.aggregate
 recomputes what is marked, before it is read.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 Create Date: 2026-12-05
 """
 
 from alembic import op
 
 revision = "0013"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,188 @@
+"""Keeping the lake equal to what PostgreSQL committed, day by day.
+
+The store is the source of truth; the lake is an export of it that a crash, a failed
+write or a deleted file can leave short. A day of the lake is *equal* to the store when
+it holds the same versions (the store's current rows and its history: see
+:mod:`metrify.stores.reads.lake_days`): the same number, and the same content checksum
+over the key, value, quality and status columns (``source`` and ``ingested_at`` are where
+and when, not what). A day that differs, or that the lake outbox still names, is
+*rewritten* from the store: idempotent, so a repair may be re-run at will.
+
+``metrify lake verify|repair`` :func:`plan` the days, then :func:`compare` or
+:func:`repair` them; every load, and a server at start, run :func:`catch_up` over the
+outbox first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from metrify.contracts.records import GRID, READING, WEATHER, Contract
+from metrify.stores import lake_outbox
+from metrify.stores.lake import Lake
+from metrify.stores.pools import Connection
+from metrify.stores.postgres import VERSION_TYPES
+from metrify.stores.reads import lake_days
+
+log = logging.getLogger(__name__)
+
+#: the kinds the lake holds, by name (``--kind``)
+KINDS: dict[str, Contract] = {c.kind: c for c in (READING, GRID, WEATHER)}
+
+
+@dataclass(frozen=True)
+class DayState:
+    """One day of one kind, as the store and the lake hold it."""
+
+    kind: str
+    day: dt.date
+    store_rows: int
+    lake_rows: int
+    store_sum: str
+    lake_sum: str
+    #: the lake outbox still names this day (a write not yet brought into the lake)
+    pending: bool = False
+
+    @property
+    def equal(self) -> bool:
+        return self.store_rows == self.lake_rows and self.store_sum == self.lake_sum
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "day": self.day.isoformat(),
+            "store_rows": self.store_rows,
+            "lake_rows": self.lake_rows,
+            "store_checksum": self.store_sum,
+            "lake_checksum": self.lake_sum,
+            "pending": self.pending,
+        }
+
+
+def _content_columns(contract: Contract) -> list[str]:
+    return [*contract.fields, "quality", "status"]
+
+
+def checksum(contract: Contract, frame: pl.DataFrame | None) -> str:
+    """A digest of the versions' key, values, quality and status, independent of row and
+    file order (rows are sorted first); the same for the store's and the lake's copy."""
+    if frame is None or not frame.height:
+        return hashlib.sha256(b"").hexdigest()[:16]
+    schema = {**contract.schema, **VERSION_TYPES}
+    cols = _content_columns(contract)
+    typed = frame.select(
+        pl.col(c).cast(schema[c]) if c in frame.columns else pl.lit(None, schema[c]).alias(c)
+        for c in cols
+    )
+    text = typed.sort(cols, nulls_last=True).write_csv(include_header=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _state(
+    conn: Connection, lake: Lake, contract: Contract, day: dt.date, pending: bool
+) -> tuple[DayState, pl.DataFrame, list[str]]:
+    """The day compared, with the store's versions and the lake files that were read
+    (listed before the store is read: see :meth:`Lake.replace_day`)."""
+    files = lake.day_files(contract.kind, day)
+    stored = lake_days.versions(conn, contract, day)
+    held = lake.read_day(contract.kind, day, files)
+    state = DayState(
+        contract.kind,
+        day,
+        stored.height,
+        0 if held is None else held.height,
+        checksum(contract, stored),
+        checksum(contract, held),
+        pending,
+    )
+    return state, stored, files
+
+
+def plan(
+    conn: Connection,
+    lake: Lake,
+    kinds: list[str],
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> list[tuple[str, dt.date]]:
+    """The (kind, day)s to look at, in order: every day in the range that the store,
+    the lake or the outbox holds."""
+    out: list[tuple[str, dt.date]] = []
+    for kind in kinds:
+        contract = KINDS[kind]
+        days = set(lake.days(kind))
+        bounds = lake_days.span(conn, contract)
+        if bounds is not None:
+            first, last = max(bounds[0], since or bounds[0]), min(bounds[1], until or bounds[1])
+            if first <= last:
+                days.update(lake_days.day_counts(conn, contract, first, last))
+        days.update(day for _, day in lake_outbox.pending(conn, kind, since, until))
+        out += [
+            (kind, d)
+            for d in sorted(days)
+            if (since is None or d >= since) and (until is None or d <= until)
+        ]
+    return out
+
+
+def compare(conn: Connection, lake: Lake, days: list[tuple[str, dt.date]]) -> Iterator[DayState]:
+    """Each planned day compared (equal days included)."""
+    pending = lake_outbox.pending(conn)
+    for kind, day in days:
+        yield _state(conn, lake, KINDS[kind], day, (kind, day) in pending)[0]
+
+
+def sync_day(
+    conn: Connection, lake: Lake, contract: Contract, day: dt.date, *, pending: bool = False
+) -> DayState:
+    """Compare one day and rewrite it from the store if it differs; the state found."""
+    state, stored, files = _state(conn, lake, contract, day, pending)
+    if not state.equal:
+        lake.replace_day(contract.kind, day, stored, files)
+    return state
+
+
+def repair(
+    conn: Connection,
+    lake: Lake,
+    days: list[tuple[str, dt.date]],
+    progress: Callable[[DayState], None] | None = None,
+) -> int:
+    """Rewrite each planned day that differs from the store and clear the outbox entries
+    of the days checked; how many days were rewritten."""
+    # The entries are read before the store is: their rows are in what is read next.
+    entries = lake_outbox.pending(conn)
+    rewritten = 0
+    for kind, day in days:
+        ids = entries.get((kind, day), [])
+        state = sync_day(conn, lake, KINDS[kind], day, pending=bool(ids))
+        rewritten += not state.equal
+        lake_outbox.clear(conn, ids)
+        if progress is not None:
+            progress(state)
+    return rewritten
+
+
+def catch_up(conn: Connection, lake: Lake, kinds: list[str] | None = None) -> int:
+    """Bring the days the outbox names into the lake (what a crash between a commit and
+    its lake write left behind); how many days were rewritten. Failures are logged and
+    leave the entries for the next try."""
+    rewritten = 0
+    for (kind, day), ids in lake_outbox.pending(conn).items():
+        if (kinds is not None and kind not in kinds) or kind not in KINDS:
+            continue
+        try:
+            rewritten += not sync_day(conn, lake, KINDS[kind], day, pending=True).equal
+        except Exception as exc:  # the store holds the rows; the next catch-up retries
+            log.error("lake catch-up of %s %s failed: %s", kind, day, exc)
+            continue
+        lake_outbox.clear(conn, ids)
+    if rewritten:
+        log.warning("lake catch-up rewrote %d day(s) from the store", rewritten)
+    return rewritten
