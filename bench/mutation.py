@@ -58,6 +58,8 @@ class Package:
     tests: tuple[str, ...]
     skip: tuple[str, ...] = ()
     database: bool = False
+    #: tests that pass only after others of their module ran (mutmut runs subsets)
+    deselect: tuple[str, ...] = ()
 
 
 PACKAGES = {
@@ -75,6 +77,10 @@ PACKAGES = {
                 "tests/integration/api/test_password_audit.py",
             ),
             database=True,
+            # expects the audit row of an earlier test's disabled-user login ("dora")
+            deselect=(
+                "tests/integration/api/test_auth.py::test_audit_rows_for_each_action_without_secrets",
+            ),
         ),
         Package(
             "worker",
@@ -150,15 +156,28 @@ def prepare(package: Package) -> Path:
             f"only_mutate = {_toml_list(package.mutate)}",
             f"do_not_mutate = {_toml_list(package.skip)}",
             f"pytest_add_cli_args_test_selection = {_toml_list(package.tests)}",
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
+            "pytest_add_cli_args = "
+            + _toml_list(
+                ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+                + [arg for test in package.deselect for arg in ("--deselect", test)]
+            ),
             'process_isolation = "forkserver"',
+            'also_copy = ["conftest.py"]',
             "use_git_change_detection = false",
             "",
         ]
     )
+    (work / "conftest.py").write_text(ORDER)
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + table)
     return work
 
+
+# A root conftest in the copy only: unit tests first, so the cheap test that kills a
+# mutant runs before the slow ones (mutmut stops a mutant's run at its first failure).
+ORDER = """
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/unit/"))
+"""
 
 GENERATE = """
 import mutmut.__main__ as m
