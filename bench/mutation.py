@@ -86,7 +86,7 @@ PACKAGES = {
         Package(
             "worker",
             ("src/metrify/pipeline/worker.py",),
-            ("tests/integration/kafka",),
+            ("tests/unit/pipeline", "tests/integration/kafka"),
             database=True,
             # these run workers as subprocesses of the project's .venv: the copy has no
             # .venv, and a subprocess would import the unmutated package anyway

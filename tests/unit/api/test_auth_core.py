@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -207,14 +208,32 @@ def test_a_configured_secret_must_have_32_bytes(tmp_path: Path) -> None:
     assert not (tmp_path / SECRET_FILE).exists()
 
 
-def test_a_generated_secret_file_is_private_and_ends_in_a_newline(tmp_path: Path) -> None:
-    home = tmp_path / "a" / "home"
-    secret, again = resolve_secret(ApiConfig(), home)
+def test_a_generated_secret_file_is_private_and_ends_in_a_newline(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = tmp_path / "a" / "home"  # neither folder exists yet
+    with caplog.at_level(logging.WARNING, logger="metrify.api.auth.tokens"):
+        secret, again = resolve_secret(ApiConfig(), home)
     assert secret == again
     path = home / SECRET_FILE
     assert path.read_text() == secret + "\n"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert len(secret) == 64  # 48 random bytes in url-safe base64
+    # the operator is told where the generated secret lives
+    assert str(path) in caplog.text and "METRIFY_API__JWT_SECRET" in caplog.text
+
+
+def test_a_secret_is_generated_in_an_existing_home(tmp_path: Path) -> None:
+    secret, _ = resolve_secret(ApiConfig(), tmp_path)
+    assert (tmp_path / SECRET_FILE).read_text() == secret + "\n"
+
+
+def test_a_short_secret_file_names_the_variable_and_the_way_out(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_text("short\n")
+    with pytest.raises(ValueError) as info:
+        resolve_secret(ApiConfig(), tmp_path)
+    assert "holds a 5-byte secret" in str(info.value)
+    assert "like METRIFY_API__JWT_SECRET (delete the file to generate a new one)" in str(info.value)
 
 
 def _rsa_pems() -> tuple[str, str]:
