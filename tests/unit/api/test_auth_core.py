@@ -63,6 +63,8 @@ def test_a_new_key_has_the_documented_shape_and_its_digest() -> None:
         "mk_0123456789a_" + "a" * 20,  # prefix one short
         "mk_0123456789abc_" + "a" * 20,  # prefix one long
         "mk_0123456789aG_" + "a" * 20,  # prefix not lower-case hex
+        "mk_0123456789aX_" + "a" * 20,
+        "mk_0123456789AB_" + "a" * 20,
         "mk_0123456789ab_" + "a" * 19,  # secret one short
     ],
 )
