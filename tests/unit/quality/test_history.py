@@ -239,3 +239,27 @@ def test_file_batches_filed_as_they_come_are_cut_as_the_whole_window_judges() ->
         assert spikes["ts"].to_list() == [begin + dt.timedelta(hours=spike_at)]
         cache.remember(fresh)
         begin += dt.timedelta(hours=hours)
+
+
+def test_seen_names_the_keys_at_or_before_each_meters_newest_cached_reading() -> None:
+    """What the store must upsert: keys not after the meter's newest cached (or loaded)
+    reading; later keys, and meters with nothing cached, go in with a plain COPY."""
+    store = Store(rows("B", T0 - dt.timedelta(hours=5), 3))  # B stored up to T0 - 3h
+    cache = HistoryCache(store.load, days=7)
+    cache.get(batch(("B", T0)), T0)
+    cache.remember(rows("A", T0, 3))  # A written up to T0 + 2h
+    asked = batch(
+        ("A", T0 - dt.timedelta(hours=1)),  # before A's newest: may be stored
+        ("A", T0 + dt.timedelta(hours=2)),  # A's newest itself
+        ("A", T0 + dt.timedelta(hours=3)),  # after it: new
+        ("B", T0 - dt.timedelta(hours=3)),  # B's newest loaded row
+        ("B", T0 - dt.timedelta(hours=2)),  # after it: new
+        ("C", T0),  # nothing cached for C
+    )
+    seen = cache.seen(asked)
+    assert seen.columns == ["meter_id", "ts"]
+    assert sorted(seen.iter_rows()) == [
+        ("A", T0 - dt.timedelta(hours=1)),
+        ("A", T0 + dt.timedelta(hours=2)),
+        ("B", T0 - dt.timedelta(hours=3)),
+    ]
