@@ -44,20 +44,14 @@ def energy(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per bucket")] = False,
 ) -> None:
     """Energy (kWh), peak demand (kW) and interval counts per local bucket."""
-    subjects: list[tuple[aggregates.Dim, str | None]] = [
-        ("meter", meter),
-        ("node", node),
-        ("region", region),
-        ("segment", segment),
-        ("fleet", aggregates.FLEET_KEY if fleet else None),
-    ]
-    chosen = [(dim, key) for dim, key in subjects if key is not None]
-    if len(chosen) != 1:
-        raise UserError("give exactly one of --meter, --node, --region, --segment or --fleet")
+    try:
+        dim, key = aggregates.subject(meter, node, region, segment, fleet)
+    except aggregates.BadQuery:
+        raise UserError(
+            "give exactly one of --meter, --node, --region, --segment or --fleet"
+        ) from None
     if resolution not in RESOLUTIONS:
         raise UserError(f"--resolution {resolution}: use one of {', '.join(RESOLUTIONS)}")
-    dim, key = chosen[0]
-    assert key is not None
     settings = load_settings()
     with open_session(settings) as session:
         try:

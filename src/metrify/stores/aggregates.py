@@ -234,6 +234,25 @@ class BadQuery(ValueError):
     """A subject, zone or range the aggregates cannot answer (the caller's fault)."""
 
 
+def subject(
+    meter: str | None, node: str | None, region: str | None, segment: str | None, fleet: bool
+) -> tuple[Dim, str]:
+    """The one subject a query names, as (dimension, key); BadQuery unless exactly one."""
+    named: list[tuple[Dim, str | None]] = [
+        ("meter", meter),
+        ("node", node),
+        ("region", region),
+        ("segment", segment),
+        ("fleet", FLEET_KEY if fleet else None),
+    ]
+    chosen = [(dim, key) for dim, key in named if key is not None]
+    if len(chosen) != 1:
+        raise BadQuery("give exactly one of meter, node, region, segment or fleet")
+    dim, key = chosen[0]
+    assert key is not None
+    return dim, key
+
+
 def zone_of(text: str) -> ZoneInfo:
     try:
         return ZoneInfo(text)

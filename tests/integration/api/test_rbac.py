@@ -398,6 +398,8 @@ def test_region_scope_energy(api: Api) -> None:
         api.client.get("/v1/energy", params={**day, "region": "north"}, headers=h).status_code
         == 200
     )
+    both = api.client.get("/v1/energy", params={**day, "meter": "M-N1", "node": "N1"}, headers=h)
+    assert both.status_code == 400 and "exactly one" in both.json()["detail"]
     for group in ({"fleet": "true"}, {"node": "N1"}, {"segment": "std"}):
         response = api.client.get("/v1/energy", params={**day, **group}, headers=h)
         assert response.status_code == 403, group

@@ -85,18 +85,12 @@ async def energy(
 ) -> Response:
     """Energy (kWh), peak demand (kW) and interval counts per bucket in a zone (default:
     the meter's own, or ``fleet_timezone`` for groups), from the aggregates."""
-    subjects: list[tuple[aggregates.Dim, str | None]] = [
-        ("meter", meter),
-        ("node", node),
-        ("region", region),
-        ("segment", segment),
-        ("fleet", aggregates.FLEET_KEY if fleet else None),
-    ]
-    chosen = [(dim, key) for dim, key in subjects if key is not None]
-    if len(chosen) != 1:
-        raise Problem(400, "give exactly one of meter, node, region, segment or fleet=true")
-    dim, key = chosen[0]
-    assert key is not None
+    try:
+        dim, key = aggregates.subject(meter, node, region, segment, fleet)
+    except aggregates.BadQuery:
+        raise Problem(
+            400, "give exactly one of meter, node, region, segment or fleet=true"
+        ) from None
     if dim == "meter":
         await check_meter(state, principal, key)
     elif principal.regions is not None:
