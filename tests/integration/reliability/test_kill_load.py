@@ -85,6 +85,9 @@ def test_sigkill_during_a_file_load_then_the_same_load_again(
     files = corrupted_copies(tmp_path / "in")
     good, bad = expected_from(files)
     assert bad > 0 and good.height > 250_000
+    # sessions opened from here on are this test's (earlier tests' idle ones are not)
+    began = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert began is not None
     # batches of a tenth of the load: the killed run leaves some committed, some not
     env = {**os.environ, "METRIFY_LOG_LEVEL": "WARNING", "METRIFY_BATCH_SIZE": "40000"}
 
@@ -166,7 +169,8 @@ def test_sigkill_during_a_file_load_then_the_same_load_again(
         scalar(
             conn,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            f" AND backend_start >= '{began[0].isoformat()}'",
         )
         == 0
     )

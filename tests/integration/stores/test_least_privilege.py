@@ -100,6 +100,8 @@ def test_a_cli_load_an_api_request_and_new_partitions_work_as_the_app_role(
     """Everything ordinary still works as the app's role: a CLI load into a month with no
     partition (created through the SECURITY DEFINER function, owned by the owner), an API
     ingest into another such month and a read back, and their audit rows."""
+    began = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert began is not None  # sessions opened from here on are this test's
     for month in ("readings_p2001_03", "readings_p2002_07"):
         conn.execute(f"DROP TABLE IF EXISTS {month}")  # whatever an earlier test left
     csv = tmp_path / "r.csv"
@@ -135,7 +137,8 @@ def test_a_cli_load_an_api_request_and_new_partitions_work_as_the_app_role(
             row[0]
             for row in conn.execute(
                 "SELECT usename FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()"
+                " AND pid <> pg_backend_pid() AND backend_start >= %s",
+                began,
             )
         }
     url = api.settings.database_url

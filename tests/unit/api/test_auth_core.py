@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import stat
+import uuid
 from pathlib import Path
 
 import jwt
@@ -33,6 +34,10 @@ from metrify.api.rbac import Permission, Role
 from metrify.settings.api import ApiConfig
 
 SECRET = "s" * 32
+
+
+#: a refresh-token family for the tokens built here
+FAMILY = uuid.UUID(int=7)
 
 
 def hs_config(**over: object) -> ApiConfig:
@@ -113,7 +118,7 @@ def test_a_principal_is_named_by_kind_and_allowed_by_role() -> None:
 def test_an_access_token_carries_every_required_claim(tmp_path: Path) -> None:
     cfg = hs_config(jwt_issuer="iss-x", jwt_audience="aud-y", access_token_minutes=7)
     now = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    token = TokenService(cfg, tmp_path).issue_access(42, "ana", now=now)
+    token = TokenService(cfg, tmp_path).issue_access(42, "ana", version=3, family=FAMILY, now=now)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     claims = jwt.decode(token, options={"verify_signature": False})
     stamp = int(now.timestamp())
@@ -127,6 +132,8 @@ def test_an_access_token_carries_every_required_claim(tmp_path: Path) -> None:
         "exp": stamp + 7 * 60,
         "jti": claims["jti"],
         "typ": "access",
+        "ver": 3,
+        "fam": FAMILY.hex,
     }
     assert len(claims["jti"]) == 32 and int(claims["jti"], 16) >= 0
 
@@ -134,10 +141,13 @@ def test_an_access_token_carries_every_required_claim(tmp_path: Path) -> None:
 def test_a_fresh_token_verifies_to_its_user(tmp_path: Path) -> None:
     service = TokenService(hs_config(), tmp_path)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    verified = service.verify_access(service.issue_access(9, "bo", now=now))
+    verified = service.verify_access(
+        service.issue_access(9, "bo", version=1, family=FAMILY, now=now)
+    )
     assert verified.user_id == 9
     assert verified.username == "bo"
     assert verified.issued_at == now
+    assert (verified.version, verified.family) == (1, FAMILY)
     assert verified.expires == (now + dt.timedelta(minutes=15)).timestamp()
 
 
@@ -155,6 +165,8 @@ def _claims(**over: object) -> dict[str, object]:
         "nbf": now,
         "exp": now + 600,
         "typ": "access",
+        "ver": 0,
+        "fam": FAMILY.hex,
     }
     claims.update(over)
     return claims
@@ -178,7 +190,10 @@ def test_expired_and_early_tokens_say_why(tmp_path: Path) -> None:
         _claims(iss="someone-else"),
         _claims(aud="another-api"),
         _claims(sub="not-a-number"),
-        *({k: v for k, v in _claims().items() if k != gone} for gone in ("exp", "sub", "iat")),
+        *(
+            {k: v for k, v in _claims().items() if k != gone}
+            for gone in ("exp", "sub", "iat", "ver", "fam")
+        ),
     ],
 )
 def test_tokens_with_wrong_or_missing_claims_are_invalid(
@@ -268,7 +283,7 @@ def test_rs256_needs_both_keys_and_signs_with_the_private_one(tmp_path: Path) ->
         jwt_algorithm="RS256", jwt_private_key=SecretStr(private_pem), jwt_public_key=public_pem
     )
     service = TokenService(cfg, tmp_path)
-    token = service.issue_access(3, "cy")
+    token = service.issue_access(3, "cy", version=0, family=FAMILY)
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
     # anyone with the public key can check it: it was signed by the private one
     assert jwt.decode(token, public_pem, algorithms=["RS256"], audience="metrify-api")["sub"] == "3"
