@@ -89,7 +89,7 @@ def refresh(conn: Connection) -> Refreshed:
             " JOIN meters m ON m.meter_id = t.meter_id"
             " CROSS JOIN LATERAL (VALUES ('node', m.node_id), ('region', m.region),"
             f" ('segment', m.tariff), ('fleet', '{FLEET_KEY}')) AS g(dim, key)"
-            " WHERE g.key IS NOT NULL ON CONFLICT DO NOTHING"
+            " WHERE g.key IS NOT NULL"
         )
         conn.execute(
             "CREATE TEMP TABLE agg_group_todo ON COMMIT DROP AS"

@@ -55,16 +55,18 @@ def upgrade() -> None:
             {_COUNTS},
             PRIMARY KEY (dim, key, bucket)
         );
+        -- Marks have no unique key: concurrent writers of the same meter-day must not
+        -- wait on each other's uncommitted mark (ON CONFLICT would make the second wait
+        -- for the first to commit, and a process writing on two connections would then
+        -- wait on itself). A repeated mark costs a row until the next rebuild.
         CREATE TABLE agg_dirty (
             meter_id text NOT NULL,
-            day date NOT NULL,
-            PRIMARY KEY (meter_id, day)
+            day date NOT NULL
         );
         CREATE TABLE agg_group_dirty (
             dim text NOT NULL,
             key text NOT NULL,
-            day date NOT NULL,
-            PRIMARY KEY (dim, key, day)
+            day date NOT NULL
         );
 
         -- The shared lock, held to the writer's commit, orders marks against a
@@ -73,8 +75,7 @@ def upgrade() -> None:
         BEGIN
             PERFORM pg_advisory_xact_lock_shared(7305118246);
             INSERT INTO agg_dirty (meter_id, day)
-            SELECT DISTINCT meter_id, (ts AT TIME ZONE 'UTC')::date FROM changed_rows
-            ON CONFLICT DO NOTHING;
+            SELECT DISTINCT meter_id, (ts AT TIME ZONE 'UTC')::date FROM changed_rows;
             RETURN NULL;
         END $$;
         CREATE TRIGGER readings_agg_insert AFTER INSERT ON readings
@@ -101,8 +102,7 @@ def upgrade() -> None:
                 ('region', o.region), ('region', n.region),
                 ('segment', o.tariff), ('segment', n.tariff)) AS g(dim, key)
             WHERE g.key IS NOT NULL AND (o.node_id IS DISTINCT FROM n.node_id
-                OR o.region IS DISTINCT FROM n.region OR o.tariff IS DISTINCT FROM n.tariff)
-            ON CONFLICT DO NOTHING;
+                OR o.region IS DISTINCT FROM n.region OR o.tariff IS DISTINCT FROM n.tariff);
             RETURN NULL;
         END $$;
         CREATE TRIGGER meters_agg_moves AFTER UPDATE ON meters
