@@ -83,6 +83,8 @@ def _one(conn: psycopg.Connection[Any], query: str) -> int:
 def test_a_killed_post_leaves_nothing_and_its_retry_stores_everything(
     settings: Settings, conn: psycopg.Connection[tuple[object, ...]]
 ) -> None:
+    began = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert began is not None  # sessions opened from here on are this test's
     key = users.create_key(conn, "head-end", Role.INGEST, created_by="test")["key"]
     headers = {"X-API-Key": key, "Content-Type": "text/csv", "Idempotency-Key": "kill-1"}
     body = _body()
@@ -113,6 +115,7 @@ def test_a_killed_post_leaves_nothing_and_its_retry_stores_everything(
     others = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
         " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        f" AND backend_start >= '{began[0].isoformat()}'"
     )
     until(lambda: _one(conn, others) == 0, timeout=60)
     assert _one(conn, "SELECT count(*) FROM readings WHERE meter_id LIKE 'KILL%'") == 0
