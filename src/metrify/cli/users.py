@@ -140,28 +140,28 @@ def users_list(
     console.print(table)
 
 
+def _set_disabled(username: str, disabled: bool) -> None:
+    """Disable or enable a user, audited like the API's change of the same field."""
+    from metrify.api import users
+
+    with _conn() as conn:
+        _wrap(lambda: users.update_user(conn, username, disabled=disabled))
+        audit_act(conn, "users.update", username, {"disabled": disabled})
+    console.print(f"{'disabled' if disabled else 'enabled'} {username}")
+
+
 @users_app.command("disable")
 @friendly
 def users_disable(username: Annotated[str, typer.Argument()]) -> None:
     """Disable a user: their tokens stop working on the next request."""
-    from metrify.api import users
-
-    with _conn() as conn:
-        _wrap(lambda: users.update_user(conn, username, disabled=True))
-        audit_act(conn, "users.update", username, {"disabled": True})
-    console.print(f"disabled {username}")
+    _set_disabled(username, True)
 
 
 @users_app.command("enable")
 @friendly
 def users_enable(username: Annotated[str, typer.Argument()]) -> None:
     """Enable a disabled user again: they sign in anew (their old tokens stay void)."""
-    from metrify.api import users
-
-    with _conn() as conn:
-        _wrap(lambda: users.update_user(conn, username, disabled=False))
-        audit_act(conn, "users.update", username, {"disabled": False})
-    console.print(f"enabled {username}")
+    _set_disabled(username, False)
 
 
 @users_app.command("password")
