@@ -4,11 +4,15 @@ Built once per process by :func:`metrify.api.app.create_app`; pools open in the 
 lifespan. Reads use an async pool (no thread hop on the hot path); the pipeline, which
 is synchronous, borrows connections from a small sync pool on a worker thread.
 
-Two in-process caches make the hot reads cheap, and one listener keeps them honest
+Three in-process caches make the hot reads cheap, and one listener keeps them honest
 across processes: ``principals`` (verified credentials, ``auth_cache_s``) is emptied by
-``NOTIFY metrify_auth`` (every user or key change through the API or the CLI), and
+``NOTIFY metrify_auth`` (every user or key change through the API or the CLI),
 ``latest`` (the latest-reading answers, ``cache_ttl_s``) forgets the meters named by
-``NOTIFY metrify_readings`` (every ingest, edit or meter change made through the API).
+``NOTIFY metrify_readings`` (every ingest, edit or meter change made through the API),
+and ``energy`` (energy answers, ``energy_cache_s``) is emptied by ``NOTIFY
+metrify_aggregates``, which the database's own triggers send for every write that
+changes the aggregates, whoever makes it. The caches that only a notification can keep
+right (principals, energy) are off while no listener runs.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class AppState:
     limiter: RateLimiter
     latest: TTLCache[tuple[str | None, bytes]]
     principals: TTLCache[Principal]
+    #: energy answers by (dim, key, resolution, from, to, tz): (zone, JSON buckets)
+    energy: TTLCache[tuple[str, bytes]]
     apool: pools.AsyncPool = field(init=False)
     pool: pools.Pool = field(init=False)
     #: sign-in and refresh throttling, in counters shared by every worker
@@ -83,6 +89,7 @@ class AppState:
             limiter=RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst),
             latest=TTLCache(cfg.cache_ttl_s),
             principals=TTLCache(0.0),  # enabled once the change listener runs
+            energy=TTLCache(0.0, max_items=512),  # likewise; answers reach 150 KB
         )
         state.apool = pools.async_pool(url, cfg.pool_size)
         state.pool = pools.sync_pool(url, max(2, cfg.pool_size // 2))
@@ -100,7 +107,7 @@ class AppState:
         await self.apool.open(wait=True, timeout=30)
         self.pool.open(wait=True, timeout=30)
         cfg = self.settings.api
-        if cfg.auth_cache_s > 0 or cfg.cache_ttl_s > 0:
+        if cfg.auth_cache_s > 0 or cfg.cache_ttl_s > 0 or cfg.energy_cache_s > 0:
             listening = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(listening))
             try:  # serve with the caches on from the first request, when we can
@@ -192,18 +199,24 @@ class AppState:
         """Drop cached principals whenever a user or key changes (``NOTIFY metrify_auth``
         from any process: API workers or the CLI), so a cache never outlives a
         revocation by more than a notification's trip; and cached latest readings of the
-        meters another worker wrote (``NOTIFY metrify_readings``). Without a listener
-        there is no principal cache; the latest-reading cache falls back to its TTL."""
+        meters another worker wrote (``NOTIFY metrify_readings``); and every energy answer
+        when the aggregates change (``NOTIFY metrify_aggregates``). Without a listener
+        there is no principal or energy cache; the latest-reading cache falls back to
+        its TTL."""
         while True:
             try:
                 async with changes.listening(self.url) as notes:
                     self.principals.clear()
                     self.latest.clear()
+                    self.energy.clear()
                     self.principals.ttl_s = self.settings.api.auth_cache_s
+                    self.energy.ttl_s = self.settings.api.energy_cache_s
                     listening.set()
                     async for change in notes:
                         if change.auth:
                             self.principals.clear()
+                        elif change.aggregates:
+                            self.energy.clear()
                         elif change.meter_ids is None:
                             self.latest.clear()
                         else:
@@ -211,9 +224,10 @@ class AppState:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # lost connection: no cache until listening again
-                self.principals.ttl_s = 0
+                self.principals.ttl_s = self.energy.ttl_s = 0
                 self.principals.clear()
-                log.warning("auth cache disabled until LISTEN works again: %s", exc)
+                self.energy.clear()
+                log.warning("auth and energy caches off until LISTEN works again: %s", exc)
                 await asyncio.sleep(1)
 
 

@@ -115,6 +115,15 @@ class ApiConfig(BaseModel):
             "without a LISTEN connection nothing is cached"
         ),
     )
+    energy_cache_s: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "re-use an energy answer (GET /v1/energy) this long at most; any write that "
+            "changes the aggregates clears every worker's answers at its commit (the "
+            "database NOTIFYs); 0 = no cache, as without a LISTEN connection"
+        ),
+    )
     hot_paths: bool = Field(
         default=True,
         description=(

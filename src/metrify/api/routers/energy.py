@@ -55,14 +55,20 @@ class EnergyAnswer(BaseModel):
     buckets: list[EnergyBucket]
 
 
-def _answer(
-    state: AppState, dim: aggregates.Dim, key: str, resolution: aggregates.Resolution,
-    first: str, last: str, tz: str | None,
-) -> tuple[str, bytes]:  # fmt: skip
+#: what an energy answer depends on: (dim, key, resolution, from, to, tz)
+Asked = tuple[aggregates.Dim, str, aggregates.Resolution, str, str, str | None]
+
+
+def _answer(state: AppState, asked: Asked) -> tuple[str, bytes]:
+    """The answer from the aggregates, kept in this worker's cache. A cached answer is
+    one computed after every write committed before it (the aggregates refresh first),
+    and the cache is emptied at the commit of any later write (``NOTIFY
+    metrify_aggregates``); one computed while such a write committed is not kept."""
+    since = state.energy.generation
     with state.pool.connection() as conn:
-        return aggregates.answer(
-            conn, dim, key, resolution, first, last, tz, state.settings.fleet_timezone
-        )
+        found = aggregates.answer(conn, *asked, state.settings.fleet_timezone)
+    state.energy.put(asked, found, since=since)
+    return found
 
 
 @router.get(
@@ -98,10 +104,12 @@ async def energy(
             raise Problem(403, f"{dim} totals span regions; ask per region or meter")
         if key not in principal.regions:
             raise Problem(404, f"no region {key}")
+    asked: Asked = (dim, key, resolution, start, end, tz)
+    found = state.energy.get(asked)
     try:
-        zone, buckets = await run_in_threadpool(
-            _answer, state, dim, key, resolution, start, end, tz
-        )
+        if found is None:
+            found = await run_in_threadpool(_answer, state, asked)
+        zone, buckets = found
     except aggregates.BadQuery as exc:
         raise Problem(400, str(exc)) from None
     head = {"dim": dim, "key": key, "resolution": resolution, "tz": zone}
