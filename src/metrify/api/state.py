@@ -51,8 +51,8 @@ class AppState:
     limiter: RateLimiter
     latest: TTLCache[tuple[str | None, bytes]]
     principals: TTLCache[Principal]
-    #: energy answers by (dim, key, resolution, from, to, tz): (zone, JSON buckets)
-    energy: TTLCache[tuple[str, bytes]]
+    #: energy answers (response bodies) by (dim, key, resolution, from, to, tz)
+    energy: TTLCache[bytes]
     apool: pools.AsyncPool = field(init=False)
     pool: pools.Pool = field(init=False)
     #: sign-in and refresh throttling, in counters shared by every worker

@@ -114,3 +114,90 @@ def test_answers_are_served_from_the_cache(pair: tuple[Api, Api]) -> None:
     _sql(a, "UPDATE agg_group_30m SET import_kwh = import_kwh + 100 WHERE key = 'N1'")
     time.sleep(0.2)
     assert _node_day(a) == cached
+
+
+# --- the hot path says what the router says ---------------------------------------------
+
+
+def _same(response: Any) -> tuple[int, bytes, dict[str, str]]:
+    skip = ("x-request-id", "content-length", "date", "server")
+    return (
+        response.status_code,
+        response.content,
+        {k: v for k, v in response.headers.items() if k not in skip},
+    )
+
+
+def test_hot_path_answers_energy_exactly_like_the_routed_endpoint(
+    pair: tuple[Api, Api], tmp_path: Path
+) -> None:
+    a, _ = pair
+    a.add_user("north", "analyst", ["north"])
+    feeder = a.add_key("ingest-only", "ingest")["key"]
+    day = "from=2025-06-02&to=2025-06-03"
+    cases: list[tuple[str, dict[str, str]]] = [
+        (f"/v1/energy?node=N1&{day}&resolution=1h", a.headers("ana")),
+        (f"/v1/energy?{day}&node=N1&resolution=1h&tz=Europe/Paris", a.headers("ana")),
+        (f"/v1/energy?fleet=true&{day}", a.headers("ana")),
+        (f"/v1/energy?fleet=1&{day}", a.headers("ana")),
+        (f"/v1/energy?meter=M-N1&{day}", a.headers("ana")),
+        (f"/v1/energy?meter=M-N1&{day}", a.headers("north")),
+        (f"/v1/energy?meter=M-S1&{day}", a.headers("north")),  # other region: 404
+        (f"/v1/energy?node=N1&{day}", a.headers("north")),  # spans regions: 403
+        (f"/v1/energy?region=north&{day}", a.headers("north")),
+        (f"/v1/energy?region=south&{day}", a.headers("north")),
+        (f"/v1/energy?node=N1&{day}", {}),
+        (f"/v1/energy?node=N1&{day}", {"X-API-Key": feeder}),  # role ingest: 403
+        (f"/v1/energy?node=N1&node=N2&{day}", a.headers("ana")),
+        (f"/v1/energy?node=N1&meter=M-N1&{day}", a.headers("ana")),
+        (f"/v1/energy?node=N1&{day}&resolution=2h", a.headers("ana")),
+        (f"/v1/energy?node=N1&{day}&tz=Mars/Base", a.headers("ana")),
+        (f"/v1/energy?node=bad%20id&{day}", a.headers("ana")),
+        ("/v1/energy?node=N1&from=2025-06-03&to=2025-06-02", a.headers("ana")),
+    ]
+    with running_api(
+        a.url, tmp_path, clean=False, energy_cache_s=LONG, auth_cache_s=LONG, hot_paths=False
+    ) as routed:
+        routed.tokens = a.tokens
+        for path, headers in cases:
+            for _ in range(2):  # uncached (the router fills the cache), then cached
+                hot, plain = (
+                    a.client.get(path, headers=headers),
+                    routed.client.get(path, headers=headers),
+                )
+                assert _same(hot) == _same(plain), path
+    metrics = a.client.get("/metrics").text
+    assert 'route="/v1/energy",status="200"' in metrics
+
+
+def test_the_hot_path_serves_a_cached_answer(pair: tuple[Api, Api]) -> None:
+    """Called as the middleware calls it, the hot path answers a cached query itself and
+    passes an uncached one on to the router (returns False, having sent nothing)."""
+    from metrify.api.hot import HotPaths
+
+    a, _ = pair
+    app: Any = a.client.app
+    hot = HotPaths(app, app.state.metrify)
+    query = b"node=N1&from=2025-06-02&to=2025-06-03&resolution=30m"
+    headers = [(k.lower().encode(), v.encode()) for k, v in a.headers("ana").items()]
+    scope = {"type": "http", "method": "GET", "path": "/v1/energy", "headers": headers}
+
+    def run(query: bytes) -> tuple[bool, list[dict[str, Any]]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        import asyncio
+
+        done = asyncio.run(hot({**scope, "query_string": query}, receive, send))
+        return done, sent
+
+    assert run(query) == (False, [])  # not cached yet: the router's
+    routed = a.client.get("/v1/energy?" + query.decode(), headers=a.headers("ana"))
+    assert routed.status_code == 200
+    done, sent = run(query)
+    assert done and sent[0]["status"] == 200 and sent[1]["body"] == routed.content

@@ -1,16 +1,14 @@
 """``GET /v1/energy``: energy, peak demand and interval counts per local bucket.
 
 The same answer as ``metrify energy`` (:func:`metrify.stores.aggregates.answer`), for one
-subject: a meter, a grid node, a region, a tariff segment or the fleet. Region scope: a
-meter or region outside the caller's regions is not found (404), as elsewhere; node,
-segment and fleet totals add up meters of every region, so a scoped caller gets 403.
+subject: a meter, a grid node, a region, a tariff segment or the fleet; region scope and
+the worker's cache are :mod:`metrify.api.energy`'s, shared with the hot path.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +16,9 @@ from starlette.responses import Response
 
 from metrify.api.auth.principal import Principal
 from metrify.api.deps import State, require
+from metrify.api.energy import Asked, check_scope, energy_answer
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
-from metrify.api.responses import JSON_OPTIONS
-from metrify.api.scope import check_meter
-from metrify.api.state import AppState
 from metrify.contracts.records import ID_PATTERN
 from metrify.stores import aggregates
 
@@ -55,22 +51,6 @@ class EnergyAnswer(BaseModel):
     buckets: list[EnergyBucket]
 
 
-#: what an energy answer depends on: (dim, key, resolution, from, to, tz)
-Asked = tuple[aggregates.Dim, str, aggregates.Resolution, str, str, str | None]
-
-
-def _answer(state: AppState, asked: Asked) -> tuple[str, bytes]:
-    """The answer from the aggregates, kept in this worker's cache. A cached answer is
-    one computed after every write committed before it (the aggregates refresh first),
-    and the cache is emptied at the commit of any later write (``NOTIFY
-    metrify_aggregates``); one computed while such a write committed is not kept."""
-    since = state.energy.generation
-    with state.pool.connection() as conn:
-        found = aggregates.answer(conn, *asked, state.settings.fleet_timezone)
-    state.energy.put(asked, found, since=since)
-    return found
-
-
 @router.get(
     "/energy",
     response_model=EnergyAnswer,
@@ -97,21 +77,12 @@ async def energy(
         raise Problem(
             400, "give exactly one of meter, node, region, segment or fleet=true"
         ) from None
-    if dim == "meter":
-        await check_meter(state, principal, key)
-    elif principal.regions is not None:
-        if dim != "region":
-            raise Problem(403, f"{dim} totals span regions; ask per region or meter")
-        if key not in principal.regions:
-            raise Problem(404, f"no region {key}")
+    await check_scope(state, principal, dim, key)
     asked: Asked = (dim, key, resolution, start, end, tz)
-    found = state.energy.get(asked)
-    try:
-        if found is None:
-            found = await run_in_threadpool(_answer, state, asked)
-        zone, buckets = found
-    except aggregates.BadQuery as exc:
-        raise Problem(400, str(exc)) from None
-    head = {"dim": dim, "key": key, "resolution": resolution, "tz": zone}
-    body = orjson.dumps(head, option=JSON_OPTIONS)[:-1] + b',"buckets":' + buckets + b"}"
+    body = state.energy.get(asked)
+    if body is None:
+        try:
+            body = await run_in_threadpool(energy_answer, state, asked)
+        except aggregates.BadQuery as exc:
+            raise Problem(400, str(exc)) from None
     return Response(body, media_type="application/json")

@@ -55,8 +55,7 @@ _NOTIFY_READINGS = (
     " PERFORM pg_notify('metrify_aggregates', ''); END IF;"
 )
 _NOTIFY_MOVES = (
-    "IF EXISTS (SELECT 1 FROM new_rows) THEN"
-    " PERFORM pg_notify('metrify_aggregates', ''); END IF;"
+    "IF EXISTS (SELECT 1 FROM new_rows) THEN PERFORM pg_notify('metrify_aggregates', ''); END IF;"
 )
 
 
