@@ -11,8 +11,9 @@ levels are kept, both in 30-minute UTC buckets:
   segment and the fleet (``dim`` ``fleet``, key ``all``), with ``peak_kw`` the group's
   30-minute coincident demand.
 
-A recompute takes the marks and rebuilds those meter-days from the readings, then the
-group-days they (and any moved meter) touch from the meter rows. Writers mark in their
+A recompute takes the marks and rebuilds those meter-days from the readings; the group
+buckets they touch take the difference between the meters' new and old rows, and the
+group-days of a moved meter are summed again from the meter rows. Writers mark in their
 own transaction under a shared advisory lock, which a refresh takes exclusively first:
 so when a refresh reads the readings, every marked write has committed, and a write it
 cannot see yet leaves a mark for the next refresh. (Were a writer to mark a day that
@@ -71,7 +72,15 @@ class Refreshed:
 
 
 def refresh(conn: Connection) -> Refreshed:
-    """Rebuild every marked meter-day and the group-days it touches, in one transaction."""
+    """Rebuild every marked meter-day, and bring the group buckets they touch along, in
+    one transaction.
+
+    A group's bucket is a sum over its meters' buckets, so a rebuilt meter-day changes
+    its groups by exactly the difference between its new and old rows (:data:`DELTA`);
+    adding that difference costs what changed, where summing every member again cost a
+    whole fleet-day per late reading. Group-days a meter move marked are summed again
+    from the meter rows (the move changed who the members are) and take no difference.
+    """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
         conn.execute(
@@ -84,14 +93,6 @@ def refresh(conn: Connection) -> Refreshed:
         if meter_days:
             _rebuild_meters(conn)
         conn.execute(
-            "INSERT INTO agg_group_dirty (dim, key, day)"
-            " SELECT DISTINCT g.dim, g.key, t.day FROM agg_todo t"
-            " JOIN meters m ON m.meter_id = t.meter_id"
-            " CROSS JOIN LATERAL (VALUES ('node', m.node_id), ('region', m.region),"
-            f" ('segment', m.tariff), ('fleet', '{FLEET_KEY}')) AS g(dim, key)"
-            " WHERE g.key IS NOT NULL"
-        )
-        conn.execute(
             "CREATE TEMP TABLE agg_group_todo ON COMMIT DROP AS"
             " WITH taken AS (DELETE FROM agg_group_dirty RETURNING dim, key, day)"
             " SELECT DISTINCT dim, key, day FROM taken"
@@ -100,6 +101,8 @@ def refresh(conn: Connection) -> Refreshed:
         group_days = _count(conn, "agg_group_todo")
         if group_days:
             _rebuild_groups(conn)
+        if meter_days:
+            group_days += _apply_deltas(conn)
     return Refreshed(meter_days, group_days)
 
 
@@ -116,28 +119,88 @@ def _count(conn: Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+#: the columns of a difference row, and how a meter row contributes to its groups
+_DELTA_COLUMNS = ("meters", "import_kwh", "export_kwh", "n_export", *COUNTS)
+_CONTRIBUTION = ("1", "import_kwh", "export_kwh", "(export_kwh IS NOT NULL)::int", *COUNTS)
+
+
 def _rebuild_meters(conn: Connection) -> None:
+    """Rebuild the marked meter-days, keeping the difference (new rows minus old ones)
+    in the temporary table ``agg_delta`` for the groups."""
+    pairs = list(zip(_CONTRIBUTION, _DELTA_COLUMNS, strict=True))
+    minus = ", ".join(f"-({c}) AS {name}" for c, name in pairs)
+    plus = ", ".join(f"{c} AS {name}" for c, name in pairs)
     conn.execute(
-        "DELETE FROM agg_meter_30m a USING agg_todo t WHERE a.meter_id = t.meter_id"
-        f" AND a.bucket >= {_UTC_DAY} AND a.bucket < {_NEXT_UTC_DAY}"
+        "CREATE TEMP TABLE agg_delta ON COMMIT DROP AS"
+        " WITH gone AS (DELETE FROM agg_meter_30m a USING agg_todo t"
+        f" WHERE a.meter_id = t.meter_id AND a.bucket >= {_UTC_DAY}"
+        f" AND a.bucket < {_NEXT_UTC_DAY} RETURNING a.*)"
+        f" SELECT meter_id, bucket, {minus} FROM gone"
     )
     conn.execute(
         f"""
-        INSERT INTO agg_meter_30m (meter_id, bucket, {", ".join(COLUMNS)})
-        SELECT r.meter_id, {_BUCKET},
-               coalesce(sum(r.import_kwh) FILTER (WHERE {_KEPT}), 0),
-               sum(r.export_kwh) FILTER (WHERE {_KEPT}),
-               max(r.import_kwh * 3600.0 / r.interval_s) FILTER (WHERE {_KEPT}),
-               count(*) FILTER (WHERE r.quality & 1 = 0),
-               count(*) FILTER (WHERE r.status = 'estimated'),
-               count(*) FILTER (WHERE r.status = 'suspect'),
-               count(*) FILTER (WHERE r.status = 'rejected'),
-               count(*) FILTER (WHERE r.quality & 1 <> 0)
-        FROM agg_todo t JOIN readings r ON r.meter_id = t.meter_id
-             AND r.ts >= {_UTC_DAY} AND r.ts < {_NEXT_UTC_DAY}
-        GROUP BY 1, 2
+        WITH added AS (
+            INSERT INTO agg_meter_30m (meter_id, bucket, {", ".join(COLUMNS)})
+            SELECT r.meter_id, {_BUCKET},
+                   coalesce(sum(r.import_kwh) FILTER (WHERE {_KEPT}), 0),
+                   sum(r.export_kwh) FILTER (WHERE {_KEPT}),
+                   max(r.import_kwh * 3600.0 / r.interval_s) FILTER (WHERE {_KEPT}),
+                   count(*) FILTER (WHERE r.quality & 1 = 0),
+                   count(*) FILTER (WHERE r.status = 'estimated'),
+                   count(*) FILTER (WHERE r.status = 'suspect'),
+                   count(*) FILTER (WHERE r.status = 'rejected'),
+                   count(*) FILTER (WHERE r.quality & 1 <> 0)
+            FROM agg_todo t JOIN readings r ON r.meter_id = t.meter_id
+                 AND r.ts >= {_UTC_DAY} AND r.ts < {_NEXT_UTC_DAY}
+            GROUP BY 1, 2
+            RETURNING *
+        )
+        INSERT INTO agg_delta SELECT meter_id, bucket, {plus} FROM added
         """
     )
+
+
+def _apply_deltas(conn: Connection) -> int:
+    """Add the meters' differences to their groups' buckets (by the meters' groups now),
+    except on the group-days summed again just before; drop buckets left without a
+    member. Export stays NULL where no member has one (``n_export``), as a sum would.
+    Returns how many group-days changed."""
+    sums = ", ".join(f"sum(d.{c}) AS {c}" for c in _DELTA_COLUMNS)
+    conn.execute(
+        f"""
+        CREATE TEMP TABLE agg_group_delta ON COMMIT DROP AS
+        SELECT g.dim, g.key, d.bucket, {sums}
+        FROM agg_delta d JOIN meters m ON m.meter_id = d.meter_id
+        CROSS JOIN LATERAL (VALUES ('node', m.node_id), ('region', m.region),
+            ('segment', m.tariff), ('fleet', '{FLEET_KEY}')) AS g(dim, key)
+        WHERE g.key IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM agg_group_todo t WHERE t.dim = g.dim AND t.key = g.key
+            AND t.day = (d.bucket AT TIME ZONE 'UTC')::date)
+        GROUP BY 1, 2, 3
+        """
+    )
+    both = "g.{0} + EXCLUDED.{0}"
+    counts = ", ".join(f"{c} = {both.format(c)}" for c in ("meters", "n_export", *COUNTS))
+    conn.execute(
+        f"""
+        INSERT INTO agg_group_30m AS g (dim, key, bucket, {", ".join(_DELTA_COLUMNS)}, peak_kw)
+        SELECT dim, key, bucket, {", ".join(_DELTA_COLUMNS)}, import_kwh / 0.5
+        FROM agg_group_delta
+        ON CONFLICT (dim, key, bucket) DO UPDATE SET {counts},
+            import_kwh = {both.format("import_kwh")},
+            peak_kw = ({both.format("import_kwh")}) / 0.5,
+            export_kwh = CASE WHEN {both.format("n_export")} > 0
+                THEN coalesce(g.export_kwh, 0) + coalesce(EXCLUDED.export_kwh, 0) END
+        """
+    )
+    conn.execute(
+        "DELETE FROM agg_group_30m a USING agg_group_delta d WHERE a.dim = d.dim"
+        " AND a.key = d.key AND a.bucket = d.bucket AND a.meters <= 0"
+    )
+    row = conn.execute(
+        "SELECT count(DISTINCT (dim, key, (bucket AT TIME ZONE 'UTC')::date)) FROM agg_group_delta"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _rebuild_groups(conn: Connection) -> None:
@@ -162,9 +225,9 @@ def _rebuild_groups(conn: Connection) -> None:
     sums = ", ".join(f"sum(a.{c})" for c in COUNTS)
     conn.execute(
         f"""
-        INSERT INTO agg_group_30m (dim, key, bucket, meters, {", ".join(COLUMNS)})
-        SELECT g.dim, g.key, a.bucket, count(*), sum(a.import_kwh), sum(a.export_kwh),
-               sum(a.import_kwh) / 0.5, {sums}
+        INSERT INTO agg_group_30m (dim, key, bucket, meters, n_export, {", ".join(COLUMNS)})
+        SELECT g.dim, g.key, a.bucket, count(*), count(a.export_kwh), sum(a.import_kwh),
+               sum(a.export_kwh), sum(a.import_kwh) / 0.5, {sums}
         FROM agg_members g
         JOIN agg_meter_30m a ON a.meter_id = g.meter_id AND a.bucket >= g.lo AND a.bucket < g.hi
         GROUP BY 1, 2, 3

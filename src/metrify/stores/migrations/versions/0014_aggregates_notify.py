@@ -1,4 +1,5 @@
-"""Aggregates announce their changes: ``NOTIFY metrify_aggregates`` from the marks.
+"""Aggregates announce their changes (``NOTIFY metrify_aggregates``), and groups count
+their members with an export value.
 
 API workers cache energy answers (``GET /v1/energy``), which change only when readings
 or a meter's groups or zone change. The triggers that mark those changes (migration
@@ -6,6 +7,11 @@ or a meter's groups or zone change. The triggers that mark those changes (migrat
 touches the aggregates, by whatever process made it (an API worker, ``metrify ingest``,
 a Kafka worker, SQL by hand). A statement that changed no row says nothing, and
 PostgreSQL folds repeated notifications of one transaction into one.
+
+A refresh now brings group buckets along by the difference of their meters' rows
+instead of summing every member again; a group's export stays NULL while none of its
+members has one, which ``n_export`` counts. The existing group buckets are summed again
+once, at the next refresh, to fill it.
 
 Revision ID: 0014
 Revises: 0013
@@ -62,8 +68,16 @@ _NOTIFY_MOVES = (
 def upgrade() -> None:
     op.execute(_MARK_READINGS.format(notify=_NOTIFY_READINGS))
     op.execute(_MARK_MOVES.format(notify=_NOTIFY_MOVES))
+    op.execute(
+        """
+        ALTER TABLE agg_group_30m ADD COLUMN n_export integer NOT NULL DEFAULT 0;
+        INSERT INTO agg_group_dirty (dim, key, day)
+        SELECT DISTINCT dim, key, (bucket AT TIME ZONE 'UTC')::date FROM agg_group_30m;
+        """
+    )
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE agg_group_30m DROP COLUMN n_export")
     op.execute(_MARK_READINGS.format(notify=""))
     op.execute(_MARK_MOVES.format(notify=""))
