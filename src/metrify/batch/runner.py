@@ -58,6 +58,8 @@ class JobRun:
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     run_id: int | None = None
+    #: what a failed job raised (not stored; for a caller that shows the trace)
+    exception: BaseException | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -160,8 +162,11 @@ def _one(
             batch_runs.finish(conn, run_id, "failed", error="interrupted")
             raise
         except Exception as exc:
-            log.warning("batch job %s failed for %s", job.name, interval.day, exc_info=True)
-            run.status, run.error = "failed", _first_line(exc)
+            # one line at the default level; the trace with METRIFY_LOG_LEVEL=DEBUG, and
+            # on the run for a caller that shows traces (an Airflow task's log)
+            log.warning("batch job %s failed for %s: %s", job.name, interval.day, exc)
+            log.debug("batch job %s failed", job.name, exc_info=True)
+            run.status, run.error, run.exception = "failed", _first_line(exc), exc
         else:
             run.rows, run.details = outcome.rows, outcome.details
     run.seconds = time.perf_counter() - began
@@ -200,7 +205,7 @@ def run_for_airflow(job: str, start: str | dt.datetime) -> dict[str, Any]:
     result = run.as_dict()
     print(f"metrify batch: {job} {interval.day}: {run.status} {result}", flush=True)
     if run.status == "failed":
-        raise JobFailed(f"{job} {interval.day}: {run.error}")
+        raise JobFailed(f"{job} {interval.day}: {run.error}") from run.exception
     if run.status == "skipped":
         raise SystemExit(SKIP_EXIT_CODE)
     return result
