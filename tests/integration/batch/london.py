@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from metrify.cli import app
@@ -100,3 +102,38 @@ def load_households(tmp: Path, count: int = 3) -> Households:
     done = runner.invoke(app, ["ingest", "readings", *map(str, files), *LONDON_MAP])
     assert done.exit_code == 0, done.output
     return Households(meters, region, {m: _read(p) for m, p in zip(meters, files, strict=True)})
+
+
+def check_report(home: Path, homes: Households, day: dt.date, owner_url: str) -> None:
+    """The day's report files hold, per region, the files' counts for each meter's
+    London day and their energy (as stored: VEE's rejections and estimates applied)."""
+    report = json.loads((home / "reports" / "quality" / f"{day}.json").read_text())
+    markdown = (home / "reports" / "quality" / f"{day}.md").read_text()
+    assert report["day"] == day.isoformat()
+    adjust = homes.adjustments(owner_url)
+    owed = london_day_length(day)
+    regions = {r["region"]: r for r in report["regions"]}
+    assert set(regions) == set(homes.region.values())
+    for name, row in regions.items():
+        members = [m for m in homes.meters if homes.region[m] == name]
+        present = sum(len(homes.london_day(m, day)) for m in members)
+        energy = sum(sum(homes.london_day(m, day).values()) for m in members)
+        energy += sum(
+            v
+            for m in members
+            for ts, v in adjust.get(m, {}).items()
+            if ts.astimezone(LONDON).date() == day
+        )
+        assert row["meters"] == len(members)
+        assert row["expected"] == owed * len(members)
+        assert row["present"] == present
+        assert row["missing"] == owed * len(members) - present
+        assert row["valid"] + row["estimated"] + row["suspect"] + row["rejected"] <= owed * len(
+            members
+        )
+        assert row["import_kwh"] == pytest.approx(energy, abs=1e-6)
+        assert f"| {name} | {len(members)} |" in markdown
+    assert report["fleet"]["meters"] == len(homes.meters)
+    assert len(report["worst"]) == len(homes.meters)
+    for meter in homes.meters:
+        assert f"`{meter}`" in markdown

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from integration.batch.london import LONDON, Households, load_households, london_day_length
+from integration.batch.london import check_report, load_households, london_day_length
 from metrify.cli import app
 from metrify.settings import Settings
 
@@ -43,41 +43,6 @@ def runs_of(conn: psycopg.Connection) -> list[tuple[str, dt.date, str, str | Non
             "SELECT job, interval_start, status, error FROM batch_runs ORDER BY id"
         )
     ]
-
-
-def check_report(home: Path, homes: Households, day: dt.date, owner_url: str) -> None:
-    """The day's report files hold, per region, the files' counts for each meter's
-    London day and their energy (as stored: VEE's rejections and estimates applied)."""
-    report = json.loads((home / "reports" / "quality" / f"{day}.json").read_text())
-    markdown = (home / "reports" / "quality" / f"{day}.md").read_text()
-    assert report["day"] == day.isoformat()
-    adjust = homes.adjustments(owner_url)
-    owed = london_day_length(day)
-    regions = {r["region"]: r for r in report["regions"]}
-    assert set(regions) == set(homes.region.values())
-    for name, row in regions.items():
-        members = [m for m in homes.meters if homes.region[m] == name]
-        present = sum(len(homes.london_day(m, day)) for m in members)
-        energy = sum(sum(homes.london_day(m, day).values()) for m in members)
-        energy += sum(
-            v
-            for m in members
-            for ts, v in adjust.get(m, {}).items()
-            if ts.astimezone(LONDON).date() == day
-        )
-        assert row["meters"] == len(members)
-        assert row["expected"] == owed * len(members)
-        assert row["present"] == present
-        assert row["missing"] == owed * len(members) - present
-        assert row["valid"] + row["estimated"] + row["suspect"] + row["rejected"] <= owed * len(
-            members
-        )
-        assert row["import_kwh"] == pytest.approx(energy, abs=1e-6)
-        assert f"| {name} | {len(members)} |" in markdown
-    assert report["fleet"]["meters"] == len(homes.meters)
-    assert len(report["worst"]) == len(homes.meters)
-    for meter in homes.meters:
-        assert f"`{meter}`" in markdown
 
 
 @pytest.mark.realdata
