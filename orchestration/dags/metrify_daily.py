@@ -9,12 +9,13 @@ function ``metrify batch run`` calls (:func:`metrify.batch.runner.run_for_airflo
 for the run's ``data_interval_start``. The task's environment (``METRIFY_*``) is
 Airflow's own, inherited.
 
-* Data interval: one UTC day, [00:00, 24:00) (a cron data-interval timetable; a run
-  for the day starts once the day is over).
+* Data interval: one UTC day, [00:00, 24:00) (a cron data-interval timetable): the
+  scheduled run of day D starts once D is over. A manual run (``airflow dags test
+  metrify_daily D``, a trigger) covers the last whole day before D.
 * A job that fails fails its task, which retries (``METRIFY_AIRFLOW_RETRIES``, default
-  2; ``METRIFY_AIRFLOW_RETRY_DELAY_S`` apart, default 300, growing); a job this build lacks (or the lake disabled)
-  leaves its task skipped. A task whose need failed does not run
-  (``none_failed``): the others go on, as with ``metrify batch run``.
+  2, ``METRIFY_AIRFLOW_RETRY_DELAY_S`` apart, default 300, growing); a job this build
+  lacks (or the lake disabled) leaves its task skipped. A task whose need failed does
+  not run (``none_failed``): the others go on, as with ``metrify batch run``.
 * Backfill: ``airflow backfill create --dag-id metrify_daily --from-date D1 --to-date
   D2``; ``METRIFY_AIRFLOW_CATCHUP=true`` makes the scheduler run every day from
   ``METRIFY_AIRFLOW_START`` (default 2024-01-01) on its own.

@@ -66,6 +66,15 @@ def _num(value: Any) -> str:
     return f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
 
 
+def _score(value: Any) -> str:
+    return "" if value is None else f"{float(value):.1f}"
+
+
+def _cell(value: Any) -> str:
+    """Free text (a region's name) in a table cell: a ``|`` would end the cell."""
+    return str(value).replace("|", "\\|")
+
+
 _COUNTS = ("expected", "valid", "estimated", "suspect", "rejected", "missing")
 
 
@@ -79,7 +88,7 @@ def markdown(report: dict[str, Any]) -> str:
         " gap rows, estimated or not). Energy is the import of the same intervals.",
         "",
         f"Fleet: {fleet['meters']:,} meters, completeness {_pct(fleet['completeness'])},"
-        f" mean score {_num(fleet['score'])}, {_num(fleet['import_kwh'])} kWh.",
+        f" mean score {_score(fleet['score'])}, {_num(fleet['import_kwh'])} kWh.",
         "",
         "## Per region",
         "",
@@ -87,15 +96,15 @@ def markdown(report: dict[str, Any]) -> str:
     head = ["region", "meters", *_COUNTS, "completeness", "score", "import kWh"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in [*report["regions"], {**fleet, "region": "**fleet**"}]:
-        cells = [str(row["region"]), _num(row["meters"]), *(_num(row[c]) for c in _COUNTS)]
-        cells += [_pct(row["completeness"]), _num(row["score"]), _num(row["import_kwh"])]
+        cells = [_cell(row["region"]), _num(row["meters"]), *(_num(row[c]) for c in _COUNTS)]
+        cells += [_pct(row["completeness"]), _score(row["score"]), _num(row["import_kwh"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"## The {len(report['worst'])} worst meters", ""]
     head = ["meter", "region", *_COUNTS, "completeness", "score", "import kWh"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["worst"]:
-        cells = [f"`{row['meter_id']}`", str(row["region"]), *(_num(row[c]) for c in _COUNTS)]
-        cells += [_pct(row["completeness"]), _num(row["score"]), _num(row["import_kwh"])]
+        cells = [f"`{row['meter_id']}`", _cell(row["region"]), *(_num(row[c]) for c in _COUNTS)]
+        cells += [_pct(row["completeness"]), _score(row["score"]), _num(row["import_kwh"])]
         lines.append("| " + " | ".join(cells) + " |")
     if not report["worst"]:
         lines.append("| (no meter scored that day) |" + " |" * (len(head) - 1))
