@@ -217,3 +217,19 @@ def test_bad_input_is_one_line_and_exit_2(
     assert message in result.stderr.replace("\n", "")
     assert "Traceback" not in result.stderr
     assert conn.execute("SELECT count(*) FROM batch_runs").fetchone() == (0,)
+
+
+def test_the_app_role_adds_and_finishes_runs_but_cannot_delete_them(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """The run log is a record: the app's role (as the code connects) may write it, not
+    erase it."""
+    assert settings.database_url is not None
+    result = runner.invoke(app, ["batch", "run", "--date", str(DAY), "--job", "aggregates"])
+    assert result.exit_code == 0, result.stderr
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as app_conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app_conn.execute("DELETE FROM batch_runs")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app_conn.execute("TRUNCATE batch_runs")
+    assert conn.execute("SELECT job, status FROM batch_runs").fetchall() == [("aggregates", "ok")]
