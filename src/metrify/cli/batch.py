@@ -104,7 +104,8 @@ def batch_run(
                 sys.stdout.write(orjson.dumps(run.as_dict(), default=str).decode() + "\n")
                 sys.stdout.flush()
             else:
-                console.print(_line(run), highlight=False)
+                # above the bar on a terminal (where the bar is), else on stdout
+                (bar.console if err.is_terminal else console).print(_line(run), highlight=False)
 
         runs = runner.run_jobs(
             settings,
@@ -188,15 +189,18 @@ def batch_runs(
     if not rows:
         console.print("no batch runs recorded")
         return
-    table = Table("day", "job", "status", "started", "seconds", "rows", "runner", "error")
+    table = Table(box=None)
+    for name in ("day", "job", "status", "finished UTC", "s", "rows", "by"):
+        table.add_column(name, no_wrap=True, justify="right" if name in ("s", "rows") else "left")
+    table.add_column("error")
     for row in rows:
         took = (row.finished_at - row.started_at).total_seconds() if row.finished_at else None
         table.add_row(
             row.interval_start.date().isoformat(),
             row.job,
             row.status,
-            row.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            "" if took is None else f"{took:.2f}",
+            row.finished_at.astimezone(dt.UTC).strftime("%m-%d %H:%M") if row.finished_at else "",
+            "" if took is None else f"{took:.1f}",
             "" if row.rows is None else f"{row.rows:,}",
             row.runner or "",
             escape(row.error or ""),

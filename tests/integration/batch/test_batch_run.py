@@ -233,3 +233,10 @@ def test_the_app_role_adds_and_finishes_runs_but_cannot_delete_them(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app_conn.execute("TRUNCATE batch_runs")
     assert conn.execute("SELECT job, status FROM batch_runs").fetchall() == [("aggregates", "ok")]
+    listed = runner.invoke(app, ["batch", "runs", "--json", "--from", str(DAY), "--to", str(DAY)])
+    assert listed.exit_code == 0, listed.stderr
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["job"], row["status"], row["runner"]) == ("aggregates", "ok", "cli")
+    assert row["interval_start"] == f"{DAY}T00:00:00+00:00"
+    later = runner.invoke(app, ["batch", "runs", "--json", "--from", str(DAY.replace(day=6))])
+    assert later.exit_code == 0 and later.stdout == ""
