@@ -45,27 +45,40 @@ def airflow() -> Path:
     return AIRFLOW
 
 
-@pytest.fixture
-def airflow_env(airflow: Path, settings: Settings, tmp_path: Path) -> dict[str, str]:
-    """The environment of one test's Airflow: its own home and SQLite metadata, the
-    repository's DAGs, Metrify's settings (the test database) and interpreter."""
-    home = tmp_path / "airflow"
-    home.mkdir()
+@pytest.fixture(scope="module")
+def airflow_home(airflow: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Airflow's own settings for this module's tests: a home with SQLite metadata made
+    by ``airflow db migrate`` (once: it takes a quarter of a minute), the repository's
+    DAGs, no examples."""
+    home = tmp_path_factory.mktemp("airflow")
     env = {
-        **os.environ,  # the METRIFY_* the settings fixture exported
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "orchestration" / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    migrated = subprocess.run(
+        [str(airflow), "db", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    return env
+
+
+@pytest.fixture
+def airflow_env(airflow_home: dict[str, str], settings: Settings) -> dict[str, str]:
+    """One test's environment for Airflow: Metrify's settings (the test database, this
+    test's home and lake, as the ``settings`` fixture exported them) and interpreter."""
+    return {
+        **os.environ,
+        **airflow_home,
         "METRIFY_PYTHON": sys.executable,
         "METRIFY_SRC": str(REPO / "src"),
         "METRIFY_AIRFLOW_START": "2013-01-01",
     }
-    migrated = subprocess.run(
-        [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
-    return env
 
 
 def dags_test(
