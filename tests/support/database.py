@@ -44,6 +44,7 @@ TABLES = (
     "agg_group_30m",
     "agg_dirty",
     "agg_group_dirty",
+    "batch_runs",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

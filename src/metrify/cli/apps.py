@@ -14,6 +14,7 @@ __all__ = [
     "anomalies_app",
     "app",
     "audit_app",
+    "batch_app",
     "db_app",
     "keys_app",
     "lake_app",
@@ -53,3 +54,8 @@ lake_app = typer.Typer(
     help="The data lake against the store: verify and repair.", no_args_is_help=True
 )
 app.add_typer(lake_app, name="lake")
+batch_app = typer.Typer(
+    help="Batch jobs per day: aggregates, lake compaction, dbt, anomaly model, quality report.",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
