@@ -36,7 +36,7 @@ test: $(READY) $(AIRFLOW_READY) lint
 # Static checks: style, types, the one-way layers of pyproject.toml [tool.importlinter],
 # and the docs site (strict: a broken link or anchor fails; built under .metrify/site).
 lint: $(READY)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench orchestration
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict

@@ -1,4 +1,4 @@
-"""The batch jobs' run log (``batch_runs``, migration 0014): a row per run of one job
+"""The batch jobs' run log (``batch_runs``, migration 0015): a row per run of one job
 over one data interval.
 
 A run's row is written when it starts and committed at once, so a run that dies leaves

@@ -13,15 +13,15 @@ them: the log is a record. The grant is written here as well as coming from the
 default privileges of migration 0010, since those apply only to tables the role that
 ran 0010 creates.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
