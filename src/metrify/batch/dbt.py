@@ -34,7 +34,16 @@ from psycopg.conninfo import conninfo_to_dict
 from metrify.settings import Settings
 from metrify.stores import database
 
-__all__ = ["DbtError", "DbtResult", "NodeResult", "build", "docs", "project_dir", "profile"]
+__all__ = [
+    "TARGETS",
+    "DbtError",
+    "DbtResult",
+    "NodeResult",
+    "build",
+    "docs",
+    "profile",
+    "project_dir",
+]
 
 TARGETS = ("duckdb", "postgres", "snowflake")
 #: statuses of a node that did what it should (a test "pass", a model "success")
@@ -276,7 +285,10 @@ def _invoke(
     vars: dict[str, Any] | None,
     progress: Progress | None,
 ) -> DbtResult:
-    from dbt.cli.main import dbtRunner  # import: dbt is the optional `warehouse` extra
+    try:  # imported here: dbt is the optional `warehouse` extra
+        from dbt.cli.main import dbtRunner
+    except ImportError as exc:
+        raise DbtError(f"dbt is not installed ({exc}): pip install 'metrify[warehouse]'") from None
 
     chosen = target or settings.warehouse.target
     content, env = profile(settings, chosen)
@@ -370,6 +382,8 @@ def build(
 def docs(settings: Settings, *, target: str | None = None) -> Path:
     """Run ``dbt docs generate``; return the folder holding ``index.html`` and its
     ``manifest.json`` and ``catalog.json`` (open ``index.html`` through any static server)."""
-    result = _invoke(settings, ["docs", "generate", "--static"], target=target, vars=None, progress=None)
+    result = _invoke(
+        settings, ["docs", "generate", "--static"], target=target, vars=None, progress=None
+    )
     assert result.target_path is not None
     return result.target_path

@@ -28,6 +28,7 @@ from metrify.cli import readings as readings
 from metrify.cli import anomalies as anomalies
 from metrify.cli import lake as lake
 from metrify.cli import energy as energy
+from metrify.cli import warehouse as warehouse
 
 # isort: on
 from metrify.cli.apps import app

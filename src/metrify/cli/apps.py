@@ -21,6 +21,7 @@ __all__ = [
     "readings_app",
     "users_app",
     "vee_app",
+    "warehouse_app",
 ]
 
 app = typer.Typer(
@@ -53,3 +54,7 @@ lake_app = typer.Typer(
     help="The data lake against the store: verify and repair.", no_args_is_help=True
 )
 app.add_typer(lake_app, name="lake")
+warehouse_app = typer.Typer(
+    help="The warehouse: dbt models over the lake and the store.", no_args_is_help=True
+)
+app.add_typer(warehouse_app, name="warehouse")

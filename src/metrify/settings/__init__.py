@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="REST API and its security")
     warehouse: WarehouseConfig = Field(
-        default_factory=WarehouseConfig, description="dbt targets: DuckDB file, PostgreSQL, Snowflake"
+        default_factory=WarehouseConfig, description="dbt targets: DuckDB, PostgreSQL, Snowflake"
     )
 
     @field_validator("log_level")

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import psycopg
 import pyarrow as pa
-from dbt.adapters.duckdb.plugins import BasePlugin  # type: ignore[import-untyped]
+from dbt.adapters.duckdb.plugins import BasePlugin
 
 from metrify.contracts.records import GRID, METER, NODE, READING, STATION, WEATHER
 from metrify.stores.lake import Lake
@@ -41,6 +41,7 @@ def read_lake(lake_url: str, kind: str) -> Any:
     except FileNotFoundError:
         schema = {**contract.schema, **VERSION_TYPES, "date": pl.Date()}
         return pl.DataFrame(schema=schema).to_arrow()
+
 
 #: the store tables the warehouse reads, with the columns and types it takes of each
 STORE_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -106,7 +107,7 @@ def read_store_table(database_url: str, table: str) -> pa.Table:
     return raw.select(_cast(c, t) for c, t in schema.items()).to_arrow()
 
 
-class Plugin(BasePlugin):  # type: ignore[misc]
+class Plugin(BasePlugin):
     """Loads ``lake_kind`` sources from the lake and ``store_table`` ones from PostgreSQL."""
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
