@@ -328,7 +328,11 @@ def _invoke(
             "info",
         ]
         with _environment(env):
-            outcome = dbtRunner(callbacks=_callback(progress)).invoke(args)
+            try:
+                outcome = dbtRunner(callbacks=_callback(progress)).invoke(args)
+            finally:
+                if chosen == "duckdb":
+                    _release_duckdb()
     nodes = _nodes(outcome.result)
     result = DbtResult(
         command=command[0],
@@ -351,6 +355,19 @@ def _invoke(
             result,
         )
     return result
+
+
+def _release_duckdb() -> None:
+    """Close the warehouse file dbt-duckdb keeps open in this process after a run.
+
+    dbt-duckdb holds one connection per process for reuse; left open, it would keep the
+    file locked against every reader (DuckDB allows one writer process, or readers)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        env.close()
+    DuckDBConnectionManager.close_all_connections()
 
 
 def _first_line(exc: BaseException) -> str:
