@@ -42,7 +42,7 @@ def _progress(unique_id: str, status: str) -> None:
     if kind == "test" and status in ("pass", "skipped"):
         return  # tests that pass are counted in the summary, not listed
     mark = "" if status in ("success", "pass") else f" [red]{escape(status)}[/red]"
-    err.print(f"{escape(kind)} {escape(name)}{mark}", highlight=False)
+    err.print(f"{escape(kind)} {escape(name)}{mark}", highlight=False, soft_wrap=True)
 
 
 @warehouse_app.command("build")
@@ -67,7 +67,7 @@ def warehouse_build(
     except dbt.DbtError as exc:
         if as_json and exc.result is not None:
             sys.stdout.write(orjson.dumps(exc.result.as_dict()).decode() + "\n")
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
@@ -89,6 +89,7 @@ def warehouse_docs(target: TargetOption = None) -> None:
     try:
         folder = dbt.docs(settings, target=chosen)
     except dbt.DbtError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    console.print(escape(str(folder / "static_index.html")), highlight=False)
+    # the bare path, unwrapped, so a script can open it
+    sys.stdout.write(f"{folder / 'static_index.html'}\n")
