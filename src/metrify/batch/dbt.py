@@ -229,6 +229,22 @@ def profile(settings: Settings, target: str) -> tuple[dict[str, Any], dict[str, 
     return {"metrify": {"target": target, "outputs": {target: output}}}, env
 
 
+def _target_vars(settings: Settings, target: str) -> dict[str, Any]:
+    """Project vars that come from settings for one target: Snowflake's stage over the
+    S3 lake (``transform/macros/snowflake_stage.sql`` loads the landing tables from it)."""
+    if target != "snowflake":
+        return {}
+    config = settings.warehouse.snowflake
+    out: dict[str, Any] = {}
+    if config.stage:
+        out["snowflake_stage"] = config.stage
+        if settings.lake.startswith("s3://"):
+            out["lake_url"] = settings.lake
+        if config.storage_integration:
+            out["snowflake_storage_integration"] = config.storage_integration
+    return out
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """Set env vars for the duration of a run, then put the old values back."""
@@ -294,7 +310,8 @@ def _invoke(
     content, env = profile(settings, chosen)
     work = _work_dir(settings, chosen)
     work.mkdir(parents=True, exist_ok=True)
-    merged = {"fleet_timezone": settings.fleet_timezone, **(vars or {})}
+    merged = {"fleet_timezone": settings.fleet_timezone, **_target_vars(settings, chosen)}
+    merged.update(vars or {})
     env = {
         **env,
         # no phone-home and no version check: nothing may reach the network at run time
@@ -366,8 +383,8 @@ def _release_duckdb() -> None:
 
     env = DuckDBConnectionManager._ENV
     if env is not None:
-        env.close()
-    DuckDBConnectionManager.close_all_connections()
+        env.close()  # type: ignore[no-untyped-call]
+    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
 
 
 def _first_line(exc: BaseException) -> str:

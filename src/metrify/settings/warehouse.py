@@ -34,9 +34,12 @@ class SnowflakeConfig(BaseModel):
     warehouse: str = Field(default="METRIFY_WH", description="the virtual warehouse to run on")
     schema_: str = Field(default="ANALYTICS", alias="schema", description="default schema")
     threads: int = Field(default=4, ge=1, le=64)
-    stage: str = Field(
-        default="LAKE_STAGE",
-        description="external stage over the S3 lake that the landing tables are loaded from",
+    stage: str | None = Field(
+        default=None,
+        description=(
+            "external stage over the S3 lake: when set, each build first COPYs the lake's new"
+            " Parquet files into the landing tables (unset: something else loads them)"
+        ),
     )
     storage_integration: str | None = Field(
         default=None, description="storage integration the stage uses to read the bucket"
