@@ -81,20 +81,25 @@ def raw_readings(files: list[Path]) -> pl.DataFrame:
     )
 
 
-def expected_days(loaded: Loaded) -> dict[tuple[str, dt.date], float]:
-    """kWh per meter and local day from the raw files, with the correction applied."""
+def local_readings(loaded: Loaded) -> pl.DataFrame:
+    """The raw readings with the correction applied and each meter's local time."""
     raw = raw_readings(loaded.files).with_columns(
         pl.when((pl.col("meter_id") == loaded.corrected_meter) & (pl.col("ts") == CORRECTED_TS))
         .then(pl.col("kwh") + CORRECTION_KWH)
         .otherwise(pl.col("kwh"))
         .alias("kwh")
     )
-    local = raw.with_columns(
+    return raw.with_columns(
         pl.when(pl.col("meter_id") == loaded.meters[0])
-        .then(pl.col("ts").dt.convert_time_zone(ZONED).dt.date())
-        .otherwise(pl.col("ts").dt.date())
-        .alias("day")
+        .then(pl.col("ts").dt.convert_time_zone(ZONED).dt.replace_time_zone(None))
+        .otherwise(pl.col("ts").dt.replace_time_zone(None))
+        .alias("local")
     )
+
+
+def expected_days(loaded: Loaded) -> dict[tuple[str, dt.date], float]:
+    """kWh per meter and local day from the raw files, with the correction applied."""
+    local = local_readings(loaded).with_columns(pl.col("local").dt.date().alias("day"))
     sums = local.group_by("meter_id", "day").agg(pl.col("kwh").sum())
     return {(m, d): k for m, d, k in sums.iter_rows()}
 
@@ -259,6 +264,37 @@ def test_a_corrected_reading_is_in_the_marts_once_with_its_new_value(loaded: Loa
     # the second build was incremental: it replaced that key in place
     stg = {n.name: n for n in loaded.build_second.nodes}["stg_readings"]
     assert stg.status == "success"
+
+
+def test_load_profile_by_season_and_hour_of_week(loaded: Loaded) -> None:
+    seasons = {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring"}
+    seasons |= {6: "summer", 7: "summer", 8: "summer", 9: "autumn", 10: "autumn", 11: "autumn"}
+    local = local_readings(loaded).with_columns(
+        pl.col("local").dt.month().replace_strict(seasons).alias("season"),
+        # Int32 first: polars gives both as Int8, and 6 * 24 would overflow
+        (
+            (pl.col("local").dt.weekday().cast(pl.Int32) - 1) * 24
+            + pl.col("local").dt.hour().cast(pl.Int32)
+        ).alias("how"),
+    )
+    expected = {
+        (m, s, h): (kwh, n)
+        for m, s, h, kwh, n in local.group_by("meter_id", "season", "how")
+        .agg(pl.col("kwh").sum(), pl.len())
+        .iter_rows()
+    }
+    rows = warehouse.query(
+        loaded.settings,
+        "SELECT meter_id, season, hour_of_week, measured_kwh, measured_intervals"
+        " FROM marts.fct_load_profile",
+    )
+    # hours a meter only ever has gap rows in carry no measured intervals
+    actual = {(m, s, h): (kwh, n) for m, s, h, kwh, n in rows if n}
+    assert actual.keys() == expected.keys()
+    assert {(m, h) for m, _, h in actual} == {(m, h) for m in loaded.meters for h in range(168)}
+    for key, (kwh, n) in expected.items():
+        assert actual[key][1] == n, key
+        assert actual[key][0] == pytest.approx(kwh, rel=1e-9, abs=1e-9), key
 
 
 def test_grid_loading_is_the_node_load_against_its_capacity(loaded: Loaded) -> None:
