@@ -6,10 +6,12 @@ READY := $(VENV)/.ready
 
 .PHONY: demo test lint bench mutation clean airflow
 
-$(READY): pyproject.toml constraints.txt
+$(READY): pyproject.toml constraints.txt transform/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# dbt apart, without resolving: its pathspec pin clashes with mypy's (transform/requirements.txt)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r transform/requirements.txt
 	touch $(READY)
 
 # Apache Airflow 3 in its own environment (its pins conflict with Metrify's): exactly the

@@ -29,6 +29,7 @@ from metrify.cli import anomalies as anomalies
 from metrify.cli import lake as lake
 from metrify.cli import energy as energy
 from metrify.cli import batch as batch
+from metrify.cli import warehouse as warehouse
 
 # isort: on
 from metrify.cli.apps import app

@@ -22,6 +22,7 @@ __all__ = [
     "readings_app",
     "users_app",
     "vee_app",
+    "warehouse_app",
 ]
 
 app = typer.Typer(
@@ -59,3 +60,7 @@ batch_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
+warehouse_app = typer.Typer(
+    help="The warehouse: dbt models over the lake and the store.", no_args_is_help=True
+)
+app.add_typer(warehouse_app, name="warehouse")

@@ -25,6 +25,7 @@ from metrify.settings.anomaly import AnomalyConfig
 from metrify.settings.api import ApiConfig
 from metrify.settings.masking import mask_tree, mask_url
 from metrify.settings.vee import VeeConfig
+from metrify.settings.warehouse import WarehouseConfig
 
 
 class UnknownMeterPolicy(StrEnum):
@@ -96,6 +97,9 @@ class Settings(BaseSettings):
         default_factory=AnomalyConfig, description="anomaly detectors and alert sinks"
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="REST API and its security")
+    warehouse: WarehouseConfig = Field(
+        default_factory=WarehouseConfig, description="dbt targets: DuckDB, PostgreSQL, Snowflake"
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"METRIFY_CONFIG={toml_path}: no such file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         return tuple(sources)
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The embedded DuckDB warehouse file (the dbt ``duckdb`` target builds it)."""
+        return (self.warehouse.path or self.home / "warehouse.duckdb").resolve()
 
     @property
     def lake(self) -> str:

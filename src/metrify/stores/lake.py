@@ -114,3 +114,14 @@ class Lake:
             self.dataset_path(dataset), format="parquet", partitioning="hive", filesystem=self.fs
         )
         return pl.from_arrow(ds.to_table())  # type: ignore[return-value]
+
+    # --- MINIMAL STAND-IN (h2-dbt branch): the lake helper's Delta Lake ``Lake`` provides
+    # ``arrow(kind)`` for real; this version reads today's Hive Parquet folders so the dbt
+    # project can be built now. To be reconciled at merge (keep the Delta version).
+    def arrow(self, kind: str) -> pads.Dataset:
+        """Every version the lake holds of ``kind`` (readings, grid, weather), as a lazily
+        scanned pyarrow Dataset (a ``date`` partition column included)."""
+        dataset = {"readings": "readings", "grid": "grid", "weather": "weather"}[kind]
+        return pads.dataset(
+            self.dataset_path(dataset), format="parquet", partitioning="hive", filesystem=self.fs
+        )

@@ -1,0 +1,20 @@
+{#- Meters as the store holds them now. The store has no commodity column yet: every
+    meter Metrify registers reads electricity in kWh, so it is named here, once. -#}
+select
+    cast(meter_id as varchar(64)) as meter_id,
+    cast(site_id as varchar(256)) as site_id,
+    cast(region as varchar(256)) as region,
+    cast(node_id as varchar(64)) as node_id,
+    cast(station_id as varchar(64)) as station_id,
+    cast(tariff as varchar(256)) as tariff,
+    cast(interval_s as integer) as interval_s,
+    cast(max_kw as {{ float_type() }}) as max_kw,
+    has_pv,
+    cast(timezone as varchar(64)) as timezone,
+    cast(coalesce(timezone, '{{ var("fleet_timezone") }}') as varchar(64)) as bucket_timezone,
+    install_date,
+    cast(status as varchar(16)) as status,
+    cast('electricity' as varchar(16)) as commodity,
+    cast(latitude as {{ float_type() }}) as latitude,
+    cast(longitude as {{ float_type() }}) as longitude
+from {{ source('store', 'meters') }}
