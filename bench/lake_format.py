@@ -43,6 +43,7 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+
 from common import machine, server_home
 
 KEY = ["meter_id", "ts", "ingested_at"]
@@ -65,7 +66,9 @@ def load_london(meters: int, days: int) -> pl.DataFrame:
             raw.select(
                 meter_id=pl.col("LCLid"),
                 ts=pl.col("tstp").str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_zone="UTC"),
-                import_kwh=pl.col("energy(kWh/hh)").str.strip_chars().cast(pl.Float64, strict=False),
+                import_kwh=pl.col("energy(kWh/hh)")
+                .str.strip_chars()
+                .cast(pl.Float64, strict=False),
             ).filter(pl.col("ts") < end)
         )
     stamp = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
@@ -97,8 +100,9 @@ def small_batches(frame: pl.DataFrame, count: int) -> list[pa.Table]:
     )
     stamp = dt.datetime(2026, 12, 6, 1, tzinfo=dt.UTC)
     return [
-        b.with_columns(ingested_at=pl.lit(stamp + dt.timedelta(seconds=i)).dt.cast_time_unit("us"))
-        .to_arrow()
+        b.with_columns(
+            ingested_at=pl.lit(stamp + dt.timedelta(seconds=i)).dt.cast_time_unit("us")
+        ).to_arrow()
         for i, b in enumerate(batches)
     ]
 
@@ -176,9 +180,7 @@ def delta_run(
         con.execute(SCAN).fetchall()
 
     def polars_scan() -> None:
-        pl.scan_delta(bulk).group_by("meter_id").agg(
-            pl.col("import_kwh").sum(), pl.len()
-        ).collect()
+        pl.scan_delta(bulk).group_by("meter_id").agg(pl.col("import_kwh").sum(), pl.len()).collect()
 
     out["scan_duckdb_s"] = timed(duck)
     out["scan_polars_s"] = timed(polars_scan)

@@ -159,7 +159,9 @@ def sync_day(
         except LakeConflict as exc:
             if attempt == SYNC_ATTEMPTS:
                 raise
-            log.info("lake day %s %s changed while being replaced (%s): again", contract.kind, day, exc)
+            log.info(
+                "lake day %s %s changed while being replaced (%s): again", contract.kind, day, exc
+            )
     raise AssertionError("unreachable")
 
 

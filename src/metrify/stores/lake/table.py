@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class LakeConflict(RuntimeError):
     reads the store and the lake again and retries."""
 
 
-class LegacyLayoutError(RuntimeError):
+class LegacyLayoutError(ValueError):
     """The lake folder holds the plain-Parquet layout of earlier releases."""
 
 
@@ -106,6 +107,10 @@ class Lake:
     def __init__(self, url: str) -> None:
         self.url = url
         self.location = locate(url)
+        # Latest-version handles, one set per thread (the pipeline writes on its lake
+        # thread while the main thread compares days): brought up to date from the log
+        # before each use rather than replaying the whole log on every batch.
+        self._handles = threading.local()
 
     # --- where and what -----------------------------------------------------------
 
@@ -127,6 +132,11 @@ class Lake:
         """The kind's table, at its latest version or as of ``version`` (a number or a
         time); None when there is none yet. A folder in the old layout raises
         :class:`LegacyLayoutError` with what to do."""
+        if version is None:
+            cached: DeltaTable | None = getattr(self._handles, kind, None)
+            if cached is not None:
+                cached.update_incremental()
+                return cached
         try:
             table = DeltaTable(
                 self.uri(kind),
@@ -142,6 +152,8 @@ class Lake:
             return None
         if isinstance(version, dt.datetime):
             table.load_as_version(version)
+        elif version is None:
+            setattr(self._handles, kind, table)
         return table
 
     def _prepare(self, kind: str, frame: pl.DataFrame) -> pa.Table:
@@ -193,6 +205,17 @@ class Lake:
             return 0
         data = self._prepare(kind, frame)
         match, differs = self._merge_predicate(kind, data.column_names)
+        # The batch's own ingested_at span as literals: redundant with the match, but it
+        # lets delta-rs skip every file whose statistics lie outside it (all older
+        # files, for a new batch), so a write reads little more than an append would.
+        stamps = pl.from_arrow(data.column(VERSION_ID))
+        assert isinstance(stamps, pl.Series)
+        lo, hi = stamps.min(), stamps.max()
+        if isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime):
+            match += (
+                f" AND t.{VERSION_ID} >= '{lo.isoformat()}'"
+                f" AND t.{VERSION_ID} <= '{hi.isoformat()}'"
+            )
 
         def merge() -> int:
             table = self._ensure(kind, data.schema)
@@ -314,9 +337,7 @@ class Lake:
         if self.table(kind, version) is None:
             contract = self._contract(kind)
             return pl.LazyFrame(schema=lake_schema(contract) if contract else {})
-        return pl.scan_delta(
-            self.uri(kind), version=version, storage_options=self.storage_options
-        )
+        return pl.scan_delta(self.uri(kind), version=version, storage_options=self.storage_options)
 
     def history(self, kind: str, limit: int | None = None) -> list[Commit]:
         """The table's versions, newest first."""
