@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import fsspec
 import polars as pl
@@ -21,7 +22,14 @@ _OLD_FILE = re.compile(r"^part-[0-9a-f]{32}\.parquet$")
 
 
 def _fs(url: str) -> tuple[Any, str]:
-    fs, root = fsspec.core.url_to_fs(url)
+    """An fsspec filesystem and root for the lake URL; credentials in an ``s3://`` URL
+    become the filesystem's key and secret."""
+    parts = urlsplit(url)
+    options: dict[str, str] = {}
+    if "://" in url and parts.username and parts.scheme in ("s3", "s3a"):
+        options = {"key": unquote(parts.username), "secret": unquote(parts.password or "")}
+        url = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    fs, root = fsspec.core.url_to_fs(url, **options)
     return fs, str(root).rstrip("/")
 
 
