@@ -132,6 +132,8 @@ class Lake:
         """The kind's table, at its latest version or as of ``version`` (a number or a
         time); None when there is none yet. A folder in the old layout raises
         :class:`LegacyLayoutError` with what to do."""
+        if isinstance(version, dt.datetime):
+            version = self._version_at(kind, version)
         if version is None:
             cached: DeltaTable | None = getattr(self._handles, kind, None)
             if cached is not None:
@@ -141,7 +143,7 @@ class Lake:
             table = DeltaTable(
                 self.uri(kind),
                 storage_options=self.storage_options,
-                version=version if isinstance(version, int) else None,
+                version=version,
             )
         except TableNotFoundError:
             if refuse_legacy and legacy.holds_files(self.url, kind):
@@ -150,11 +152,24 @@ class Lake:
                     " releases; run `metrify lake convert` once to make it a Delta table"
                 ) from None
             return None
-        if isinstance(version, dt.datetime):
-            table.load_as_version(version)
-        elif version is None:
+        if version is None:
             setattr(self._handles, kind, table)
         return table
+
+    def _version_at(self, kind: str, when: dt.datetime) -> int:
+        """The newest version committed at or before ``when``, by the commit times that
+        :meth:`history` shows (delta-rs's own lookup goes by log files' modification
+        times, which trail them and would make a time copied from the history miss its
+        version)."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        table = self.table(kind)
+        if table is None:
+            raise ValueError(f"the lake has no {kind} table")
+        for commit in self.history(kind):
+            if commit.timestamp <= when:
+                return commit.version
+        raise ValueError(f"the {kind} table has no version as early as {when.isoformat()}")
 
     def _prepare(self, kind: str, frame: pl.DataFrame) -> pa.Table:
         """The batch in the lake's columns and types, with its ``date``."""
@@ -334,10 +349,15 @@ class Lake:
     def scan(self, kind: str, version: Version | None = None) -> pl.LazyFrame:
         """The table as a lazy Polars frame (``pl.scan_delta``: predicates and columns
         pushed down to the files)."""
-        if self.table(kind, version) is None:
+        table = self.table(kind, version)
+        if table is None:
             contract = self._contract(kind)
             return pl.LazyFrame(schema=lake_schema(contract) if contract else {})
-        return pl.scan_delta(self.uri(kind), version=version, storage_options=self.storage_options)
+        return pl.scan_delta(
+            self.uri(kind),
+            version=None if version is None else table.version(),
+            storage_options=self.storage_options,
+        )
 
     def history(self, kind: str, limit: int | None = None) -> list[Commit]:
         """The table's versions, newest first."""
