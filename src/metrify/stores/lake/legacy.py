@@ -35,12 +35,14 @@ def _fs(url: str) -> tuple[Any, str]:
 
 def files(url: str, kind: str) -> dict[dt.date, list[str]]:
     """The old layout's files of ``kind`` by day (empty: none)."""
-    fs, root = _fs(url)
-    folder = f"{root}/{kind}"
     try:
+        fs, root = _fs(url)
+        folder = f"{root}/{kind}"
         if not fs.exists(folder):
             return {}
         paths = fs.glob(f"{folder}/date=*/part-*.parquet")
+    except ImportError:  # no fsspec driver (s3fs): the old writer needed it, so no old files
+        return {}
     except OSError:
         return {}
     out: dict[dt.date, list[str]] = {}
