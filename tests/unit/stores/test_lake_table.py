@@ -7,6 +7,7 @@ Expected values come from the frames the tests build, never from the lake's own 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from pathlib import Path
 
@@ -213,3 +214,26 @@ def test_the_old_layout_is_refused_then_converted(lake: Lake) -> None:
     expected = pl.concat([f for frames in old.values() for f in frames])
     assert content(lake.read("readings")).equals(content(expected))
     assert lake_upkeep.convert(lake, "readings") == 0  # nothing left: a re-run is a no-op
+
+
+def test_concurrent_writers_each_land_once(lake: Lake) -> None:
+    """Two writers (a load and a server, two stream workers) committing to the same day
+    at once: each commit that loses the race is retried, none is lost or doubled."""
+    lake.write("readings", batch("M0"))  # the table exists before the race
+
+    def writer(first: int) -> None:
+        own = Lake(lake.url)  # its own process, as far as the table is concerned
+        for i in range(first, first + 8):
+            own.write("readings", batch(f"M{i}", second=i, n=6))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in (1, 101)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    back = lake.read("readings")
+    assert back.height == 48 + 2 * 8 * 6
+    assert back.select("meter_id", "ts", "ingested_at").is_unique().all()
+    assert sorted(back["meter_id"].unique()) == sorted(
+        ["M0", *[f"M{i}" for k in (1, 101) for i in range(k, k + 8)]]
+    )
