@@ -246,10 +246,13 @@ def lake_vacuum(
     """Delete the data files no version within the retention reads (replaced by
     compaction or repair, or left by a failed write)."""
     kinds = _filters(kind, None, None)[0]
-    lake = _settings_lake()
+    settings = load_settings()
+    lake = _lake(settings.lake_enabled, settings.lake)
+    deleted: dict[str, int] = {}
     with _storage(lake):
         for name in kinds:
             files = lake_upkeep.vacuum(lake, name, retain_hours, dry_run=dry_run, force=force)
+            deleted[name] = len(files)
             verb = "would delete" if dry_run else "deleted"
             _emit(
                 as_json,
@@ -261,6 +264,14 @@ def lake_vacuum(
                     "paths": files,
                 },
                 f"{name}: {verb} {len(files):,} file(s) (retention {retain_hours:g} h)",
+            )
+    if not dry_run:  # deleting files ends time travel before them: an operator's act
+        with open_session(settings) as session:
+            audit_act(
+                session.conn,
+                "lake.vacuum",
+                ",".join(kinds),
+                {"retain_hours": retain_hours, "forced": force, "deleted": deleted},
             )
 
 
@@ -351,7 +362,9 @@ def lake_convert(kind: KindOption = None) -> None:
     """Move a lake written by an earlier release (plain Parquet under date= folders)
     into Delta tables, day by day; safe to run again if cut short."""
     kinds = _filters(kind, None, None)[0]
-    lake = _settings_lake()
+    settings = load_settings()
+    lake = _lake(settings.lake_enabled, settings.lake)
+    converted: dict[str, int] = {}
     with _storage(lake):
         for name in kinds:
             days = lake_upkeep.legacy_days(lake, name)
@@ -361,7 +374,11 @@ def lake_convert(kind: KindOption = None) -> None:
             with progress_bar(len(days), unit="days") as bar:
                 task = bar.add_task(f"convert {name}", total=len(days))
                 moved = lake_upkeep.convert(lake, name, _advance(bar, task))
+            converted[name] = moved
             console.print(
                 f"{name}: {len(days):,} day(s), {moved:,} rows moved into the Delta table",
                 highlight=False,
             )
+    if converted:
+        with open_session(settings) as session:
+            audit_act(session.conn, "lake.convert", ",".join(converted), {"rows": converted})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import polars as pl
+import psycopg
 from typer.testing import CliRunner
 
 from metrify.cli import app
@@ -44,7 +45,7 @@ def _verified() -> bool:
 
 
 def test_compact_then_vacuum_keep_the_lake_equal_to_the_store(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, conn: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     meters = ["LV-1", "LV-2", "LV-3"]
     for meter in meters:
@@ -73,6 +74,14 @@ def test_compact_then_vacuum_keep_the_lake_equal_to_the_store(
     assert done["files"] == len(written)
     assert not any(p.exists() for p in written)
     assert _verified()
+    acts = conn.execute(
+        "SELECT action, target, details->'deleted' FROM audit_log"
+        " WHERE action LIKE 'lake.%' ORDER BY id"
+    ).fetchall()
+    assert acts == [
+        ("lake.vacuum", "readings", {"readings": 0}),  # the default week: nothing
+        ("lake.vacuum", "readings", {"readings": len(written)}),
+    ]  # a dry run records nothing
     assert Lake(settings.lake).read("readings").height == len(meters) * 24 * DAYS
 
 
