@@ -26,7 +26,8 @@ MIN_RETAIN_HOURS = 24
 
 
 class RetentionTooShort(ValueError):
-    """A vacuum asked to keep less than :data:`MIN_RETAIN_HOURS` without ``force``."""
+    """A vacuum that would delete what it should not: less than
+    :data:`MIN_RETAIN_HOURS` kept without ``force``, or old-layout files not yet converted."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,12 @@ def vacuum(
             f"a retention of {retain_hours:g} h is below the safe minimum of"
             f" {MIN_RETAIN_HOURS} h (a running load or reader may still open those files);"
             " pass --force to vacuum anyway"
+        )
+    if legacy.holds_files(lake.url, kind):
+        # a full vacuum deletes every file the log does not name: the old layout's too
+        raise RetentionTooShort(
+            f"the lake's {kind} folder still holds files of the old layout, which a vacuum"
+            " would delete; run `metrify lake convert` first"
         )
     return lake.vacuum(kind, retain_hours, dry_run)
 

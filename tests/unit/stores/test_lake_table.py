@@ -216,6 +216,19 @@ def test_the_old_layout_is_refused_then_converted(lake: Lake) -> None:
     assert lake_upkeep.convert(lake, "readings") == 0  # nothing left: a re-run is a no-op
 
 
+def test_vacuum_refuses_while_old_layout_files_remain(lake: Lake) -> None:
+    lake.write("readings", batch("M1"))
+    folder = Path(lake.uri("readings")) / f"date={DAY - dt.timedelta(days=1)}"
+    folder.mkdir()
+    batch("M2", DAY - dt.timedelta(days=1)).write_parquet(folder / f"part-{'0' * 32}.parquet")
+    with pytest.raises(lake_upkeep.RetentionTooShort, match="metrify lake convert"):
+        lake_upkeep.vacuum(lake, "readings", 0, force=True)
+    assert (folder / f"part-{'0' * 32}.parquet").exists()
+    lake_upkeep.convert(lake, "readings")
+    lake_upkeep.vacuum(lake, "readings", 0, force=True)
+    assert lake.read("readings").height == 96
+
+
 def test_concurrent_writers_each_land_once(lake: Lake) -> None:
     """Two writers (a load and a server, two stream workers) committing to the same day
     at once: each commit that loses the race is retried, none is lost or doubled."""
