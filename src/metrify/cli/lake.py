@@ -158,8 +158,9 @@ def lake_repair(
     first: FromOption = None,
     last: ToOption = None,
 ) -> None:
-    """Rewrite from the store every day the lake holds differently (or the outbox still
-    names), so that ``metrify lake verify`` passes."""
+    """Replace from the store every day the lake holds differently.
+
+    Also the days the outbox still names; ``metrify lake verify`` passes afterwards."""
     kinds, since, until = _filters(kind, first, last)
     settings = load_settings()
     lake = _lake(settings.lake_enabled, settings.lake)
@@ -200,8 +201,9 @@ def lake_compact(
     last: ToOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per kind")] = False,
 ) -> None:
-    """Rewrite each day's small files into few large ones (one commit per day); print
-    the data files before and after. Readers see the same rows throughout."""
+    """Merge each day's small files into few large ones; print files before and after.
+
+    One commit per day; readers see the same rows throughout."""
     kinds, since, until = _filters(kind, first, last)
     lake = _settings_lake()
     with _storage(lake):
@@ -243,8 +245,9 @@ def lake_vacuum(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per kind")] = False,
 ) -> None:
-    """Delete the data files no version within the retention reads (replaced by
-    compaction or repair, or left by a failed write)."""
+    """Delete the data files no version within the retention reads.
+
+    Those are files replaced by compaction or repair, or left by a failed write."""
     kinds = _filters(kind, None, None)[0]
     settings = load_settings()
     lake = _lake(settings.lake_enabled, settings.lake)
@@ -326,8 +329,9 @@ def lake_days(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per day")] = False,
 ) -> None:
-    """Each day the lake holds, with its rows and content checksum (the one `verify`
-    compares), now or as the table was at ``--as-of`` (time travel)."""
+    """Each day's rows and checksum, now or as of an earlier version (time travel).
+
+    The checksum is the one `verify` compares."""
     kinds, since, until = _filters(kind, first, last)
     version = _as_of(as_of)
     lake = _settings_lake()
@@ -359,8 +363,9 @@ def lake_days(
 @lake_app.command("convert")
 @friendly
 def lake_convert(kind: KindOption = None) -> None:
-    """Move a lake written by an earlier release (plain Parquet under date= folders)
-    into Delta tables, day by day; safe to run again if cut short."""
+    """Move a lake of an earlier release (plain Parquet) into Delta tables, once.
+
+    Day by day; safe to run again if cut short."""
     kinds = _filters(kind, None, None)[0]
     settings = load_settings()
     lake = _lake(settings.lake_enabled, settings.lake)
