@@ -52,7 +52,8 @@ anomalies_app = typer.Typer(
 )
 app.add_typer(anomalies_app, name="anomalies")
 lake_app = typer.Typer(
-    help="The data lake against the store: verify and repair.", no_args_is_help=True
+    help="The data lake (Delta tables): verify, repair, compact, vacuum, history.",
+    no_args_is_help=True,
 )
 app.add_typer(lake_app, name="lake")
 batch_app = typer.Typer(

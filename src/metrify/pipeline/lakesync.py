@@ -25,12 +25,15 @@ import polars as pl
 
 from metrify.contracts.records import GRID, READING, WEATHER, Contract
 from metrify.stores import lake_outbox
-from metrify.stores.lake import Lake
+from metrify.stores.lake import Lake, LakeConflict
 from metrify.stores.pools import Connection
 from metrify.stores.postgres import VERSION_TYPES
 from metrify.stores.reads import lake_days
 
 log = logging.getLogger(__name__)
+
+#: how often a day replacement beaten by a concurrent write to that day starts over
+SYNC_ATTEMPTS = 5
 
 #: the kinds the lake holds, by name (``--kind``)
 KINDS: dict[str, Contract] = {c.kind: c for c in (READING, GRID, WEATHER)}
@@ -86,12 +89,12 @@ def checksum(contract: Contract, frame: pl.DataFrame | None) -> str:
 
 def _state(
     conn: Connection, lake: Lake, contract: Contract, day: dt.date, pending: bool
-) -> tuple[DayState, pl.DataFrame, list[str]]:
-    """The day compared, with the store's versions and the lake files that were read
-    (listed before the store is read: see :meth:`Lake.replace_day`)."""
-    files = lake.day_files(contract.kind, day)
+) -> tuple[DayState, pl.DataFrame, int | None]:
+    """The day compared, with the store's versions and the lake table version that was
+    read (taken before the store is read: see :meth:`Lake.replace_day`)."""
+    version = lake.version(contract.kind)
     stored = lake_days.versions(conn, contract, day)
-    held = lake.read_day(contract.kind, day, files)
+    held = None if version is None else lake.read_day(contract.kind, day, version)
     state = DayState(
         contract.kind,
         day,
@@ -101,7 +104,7 @@ def _state(
         checksum(contract, held),
         pending,
     )
-    return state, stored, files
+    return state, stored, version
 
 
 def plan(
@@ -141,11 +144,25 @@ def compare(conn: Connection, lake: Lake, days: list[tuple[str, dt.date]]) -> It
 def sync_day(
     conn: Connection, lake: Lake, contract: Contract, day: dt.date, *, pending: bool = False
 ) -> DayState:
-    """Compare one day and rewrite it from the store if it differs; the state found."""
-    state, stored, files = _state(conn, lake, contract, day, pending)
-    if not state.equal:
-        lake.replace_day(contract.kind, day, stored, files)
-    return state
+    """Compare one day and replace it from the store if it differs; the state found.
+
+    The replacement is one commit made against the table version read before the store
+    was: if another writer committed to that day meanwhile (its rows may be newer than
+    what was read from the store), the commit is refused and the day compared again."""
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        state, stored, version = _state(conn, lake, contract, day, pending)
+        if state.equal:
+            return state
+        try:
+            lake.replace_day(contract.kind, day, stored, version)
+            return state
+        except LakeConflict as exc:
+            if attempt == SYNC_ATTEMPTS:
+                raise
+            log.info(
+                "lake day %s %s changed while being replaced (%s): again", contract.kind, day, exc
+            )
+    raise AssertionError("unreachable")
 
 
 def repair(
