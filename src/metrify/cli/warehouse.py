@@ -55,14 +55,27 @@ def warehouse_build(
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="rebuild incremental models from scratch")
     ] = False,
+    dbt_vars: Annotated[
+        str | None,
+        typer.Option(
+            "--vars",
+            help="dbt vars as a JSON object, e.g. '{\"unknown_node_severity\": \"error\"}'",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the result as one JSON object")] = False,
 ) -> None:
     """Build the warehouse: every model and its tests (dbt build)."""
     chosen = _target(target)
+    parsed = _vars(dbt_vars)
     settings = load_settings()
     try:
         result = dbt.build(
-            settings, target=chosen, select=select, full_refresh=full_refresh, progress=_progress
+            settings,
+            target=chosen,
+            select=select,
+            full_refresh=full_refresh,
+            vars=parsed,
+            progress=_progress,
         )
     except dbt.DbtError as exc:
         if as_json and exc.result is not None:
@@ -78,6 +91,19 @@ def warehouse_build(
         escape(f"warehouse built on {result.target} ({where}): {counts} in {result.seconds:.1f} s"),
         highlight=False,
     )
+
+
+def _vars(text: str | None) -> dict[str, object] | None:
+    """``--vars`` as a dict, or a one-line error (exit 2)."""
+    if text is None:
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise UserError(f"--vars {text}: expected a JSON object") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--vars {text}: expected a JSON object")
+    return value
 
 
 @warehouse_app.command("docs")

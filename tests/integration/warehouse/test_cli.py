@@ -62,15 +62,27 @@ def test_snowflake_without_an_account_is_one_line(settings: Settings) -> None:
 
 
 def test_a_failing_dbt_test_fails_the_build(settings: Settings, tmp_path: Path) -> None:
-    """Reference data an operator got wrong: a meter on a grid node nobody registered.
-    The relationships test fails, the build exits 1 with one line naming it."""
+    """A meter on a grid node nobody registered: by default a warning (Metrify accepts
+    it, nodes often arrive later), the build succeeds and says so; made an error by the
+    dbt var, the relationships test fails and the build exits 1 with one line naming it."""
     meters = tmp_path / "meters.csv"
     meters.write_text("meter_id,node_id\nW1,NO_SUCH_NODE\n")
     assert invoke("ingest", "meters", str(meters)).exit_code == 0
-    result = invoke("warehouse", "build", "--select", "staging", "--json")
+    warned = invoke("warehouse", "build", "--json")  # everything, so later tests have it
+    assert warned.exit_code == 0, warned.stderr
+    nodes = json.loads(warned.stdout)["nodes"]
+    assert [n["failures"] for n in nodes if n["status"] == "warn"] == [1]
+    strict = '{"unknown_node_severity": "error"}'
+    result = invoke("warehouse", "build", "--select", "staging", "--vars", strict, "--json")
     assert result.exit_code == 1
     *_progress, last = result.stderr.strip().splitlines()
     assert last.startswith("error: ") and "relationships_stg_meters_node_id" in last
     assert "Traceback" not in result.stderr
     failed = [n for n in json.loads(result.stdout)["nodes"] if n["status"] == "fail"]
     assert [n["failures"] for n in failed] == [1]
+
+
+def test_bad_vars_are_a_one_line_error() -> None:
+    result = invoke("warehouse", "build", "--vars", "[1, 2]")
+    assert result.exit_code == 2
+    assert "expected a JSON object" in result.stderr and "Traceback" not in result.stderr
