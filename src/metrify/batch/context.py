@@ -15,6 +15,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from metrify.settings import Settings
 from metrify.stores.lake import Lake
 from metrify.stores.pools import Connection
@@ -78,15 +80,15 @@ class JobSkipped(Exception):
 
 def describe(result: object) -> dict[str, Any]:
     """A result object of another component (a dataclass, a pydantic model, anything
-    with public attributes) as a plain dict for the run log."""
+    with public attributes) as a plain, JSON-safe dict for the run log and for Airflow,
+    which hands a task's return value on as JSON (a path or a time becomes text)."""
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    dump = getattr(result, "model_dump", None)
-    if callable(dump):
+        out: Any = dataclasses.asdict(result)
+    elif callable(dump := getattr(result, "model_dump", None)) and isinstance(dump(), dict):
         out = dump()
-        if isinstance(out, dict):
-            return out
-    attrs = getattr(result, "__dict__", None)
-    if isinstance(attrs, dict):
-        return {k: v for k, v in attrs.items() if not k.startswith("_")}
-    return {"result": repr(result)}
+    elif isinstance(attrs := getattr(result, "__dict__", None), dict):
+        out = {k: v for k, v in attrs.items() if not k.startswith("_")}
+    else:
+        out = {"result": repr(result)}
+    safe: dict[str, Any] = orjson.loads(orjson.dumps(out, default=str))
+    return safe

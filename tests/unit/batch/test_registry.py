@@ -78,3 +78,25 @@ def test_markdown_escapes_free_text_and_lists_each_region() -> None:
     )
     assert "| north\\|east | 1 | 48 | 46 | 1 | 0 | 0 | 1 | 97.9 % | 96.9 | 12.500 |" in page
     assert "| `M1` | north\\|east |" in page
+
+
+def test_a_result_is_described_as_json_safe_values() -> None:
+    """Airflow hands a task's return value on as JSON: a path in a job's result (dbt's
+    target folder) once failed every dbt task after the job itself had succeeded."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from metrify.batch.context import describe
+
+    @dataclasses.dataclass
+    class Result:
+        target_path: Path
+        nodes: list[dict[str, object]]
+
+    described = describe(Result(Path("/w/dbt/target"), [{"status": "pass", "seconds": 0.5}]))
+    assert described == {
+        "target_path": "/w/dbt/target",
+        "nodes": [{"status": "pass", "seconds": 0.5}],
+    }
+    assert json.loads(json.dumps(described)) == described
