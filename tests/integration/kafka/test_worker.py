@@ -375,7 +375,9 @@ def _one_value(conn: psycopg.Connection[tuple[object, ...]], query: str, *params
 
 
 def _one(conn: psycopg.Connection[tuple[object, ...]], query: str, *params: object) -> int:
-    return int(_one_value(conn, query, *params))  # type: ignore[call-overload]
+    value = _one_value(conn, query, *params)
+    assert isinstance(value, int)
+    return value
 
 
 def committed_offsets(kafka: KafkaSettings, kind: str) -> dict[int, int]:
