@@ -14,6 +14,12 @@ the same time: within one run the later row of a key would supersede the earlier
 as a conflicting duplicate, whereas in two runs it is a correction kept in the version
 history. A request also never overtakes an earlier waiting request it shares an id
 with, so data of one meter is written in the order it arrived.
+
+A request may also name tokens it must not share a run with but may run beside
+(``apart``): two requests with one ``Idempotency-Key`` in one run would find the key
+claimed by their own transaction, and the later one could only answer 409 although the
+earlier is about to commit; in two runs the later finds the committed answer (or, the
+first still running beside it, waits on its claim as documented).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Entry(Generic[T, R]):
     item: T
     ids: frozenset[str]
     rows: int
+    apart: frozenset[str] = frozenset()
     result: R | None = None
     error: BaseException | None = None
     done: bool = False
@@ -74,10 +81,13 @@ class GroupCommit(Generic[T, R]):
         with self._changed:
             return self._running
 
-    def submit(self, item: T, ids: frozenset[str], rows: int) -> R:
+    def submit(
+        self, item: T, ids: frozenset[str], rows: int, apart: frozenset[str] = frozenset()
+    ) -> R:
         """Block until ``item`` has gone through a run; its result, or its run's error.
-        Meanwhile the calling thread may lead runs of other waiting entries."""
-        entry: Entry[T, R] = Entry(item, ids, rows)
+        Meanwhile the calling thread may lead runs of other waiting entries. ``apart``:
+        tokens it shares no run with (but may run beside, unlike ``ids``)."""
+        entry: Entry[T, R] = Entry(item, ids, rows, apart)
         with self._changed:
             self._queue.append(entry)
         while (group := self._next(entry)) is not None:
@@ -115,6 +125,7 @@ class GroupCommit(Generic[T, R]):
         group: list[Entry[T, R]] = []
         left: list[Entry[T, R]] = []
         taken: set[str] = set()
+        taken_apart: set[str] = set()
         blocked = set(self._active)
         rows = 0
         for entry in self._queue:
@@ -122,10 +133,12 @@ class GroupCommit(Generic[T, R]):
                 (not group or rows + entry.rows <= self._max_rows)
                 and taken.isdisjoint(entry.ids)
                 and blocked.isdisjoint(entry.ids)
+                and taken_apart.isdisjoint(entry.apart)
             )
             if fits:
                 group.append(entry)
                 taken |= entry.ids
+                taken_apart |= entry.apart
                 rows += entry.rows
             else:
                 left.append(entry)

@@ -180,6 +180,7 @@ def test_an_anchor_catches_a_chain_rewritten_after_a_change(
     assert result.exit_code == 1
     broken = orjson.loads(result.stdout)["broken"]
     assert (broken["kind"], broken["seq"]) == ("altered", 3)
+    assert f"(seq 3) no longer has the anchored hash {third}:" in broken["message"]
     untouched = runner.invoke(app, ["audit", "verify", "--anchor", f"1:{_hash_at(conn, 1)}"])
     assert untouched.exit_code == 0
     past_end = runner.invoke(app, ["audit", "verify", "--json", "--anchor", f"9:{third}"])

@@ -330,6 +330,7 @@ def test_database_outage(
 ) -> None:
     """PostgreSQL unreachable mid-stream (connections cut, new ones refused): the worker
     backs off, reconnects, rewinds and loses nothing."""
+    began = _one_value(conn, "SELECT clock_timestamp()")
     proxy = PgProxy(conn)
     url = settings.database_url
     assert url is not None
@@ -356,6 +357,27 @@ def test_database_outage(
     proxy.close()
     assert metric("metrify_worker_retries_total") > retries
     assert_exact(conn, readings, grid)
+    # the worker closed its sessions and the proxy ended every connection: none of the
+    # sessions this test opened through it stays behind (one did, idle, for the rest of
+    # the test session, and later tests counting sessions saw it)
+    through = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        " AND backend_start >= %s"
+    )
+    wait_for(lambda: _one(conn, through, began) == 0, 10, "the proxied sessions to end")
+
+
+def _one_value(conn: psycopg.Connection[tuple[object, ...]], query: str, *params: object) -> object:
+    row = conn.execute(query, params or None).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _one(conn: psycopg.Connection[tuple[object, ...]], query: str, *params: object) -> int:
+    value = _one_value(conn, query, *params)
+    assert isinstance(value, int)
+    return value
 
 
 def committed_offsets(kafka: KafkaSettings, kind: str) -> dict[int, int]:
@@ -581,7 +603,14 @@ def test_commands_need_kafka_configured(monkeypatch: pytest.MonkeyPatch) -> None
 
 class PgProxy:
     """A TCP proxy in front of PostgreSQL that can cut every connection and refuse new
-    ones: from the worker's side the database is unreachable."""
+    ones: from the worker's side the database is unreachable.
+
+    Every socket is ended with ``shutdown`` before ``close``. A plain ``close`` of a
+    socket that the other direction's thread is blocked reading does not end the TCP
+    connection on Linux (the blocked ``recv`` keeps the socket alive), so a connection
+    whose client went away stayed open to PostgreSQL as an idle owner session, with the
+    worker's last query, for the rest of the test session (and later tests counting
+    sessions saw it)."""
 
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         host, port = conn.info.host, conn.info.port
@@ -603,11 +632,10 @@ class PgProxy:
         return f"postgresql://{info.user}{password}@127.0.0.1:{self.port}/{info.dbname}"
 
     def block(self) -> None:
-        self._blocked.set()
         with self._lock:
+            self._blocked.set()
             for sock in list(self._open):
-                with_suppress(sock.shutdown, socket.SHUT_RDWR)
-                with_suppress(sock.close)
+                _end(sock)
             self._open.clear()
 
     def unblock(self) -> None:
@@ -623,12 +651,15 @@ class PgProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if self._blocked.is_set():
-                client.close()
-                continue
             upstream = socket.socket(self._target[0], socket.SOCK_STREAM)
-            upstream.connect(self._target[1])
+            # blocked is checked and the pair registered under the lock: a connection
+            # accepted while block() runs is either refused or cut by it, never missed
             with self._lock:
+                if self._blocked.is_set():
+                    _end(client)
+                    upstream.close()
+                    continue
+                upstream.connect(self._target[1])
                 self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -640,8 +671,18 @@ class PgProxy:
         except OSError:
             pass
         finally:
+            # one side ended: end both, which also wakes the other direction's thread
+            with self._lock:
+                self._open.difference_update((src, dst))
             for sock in (src, dst):
-                with_suppress(sock.close)
+                _end(sock)
+
+
+def _end(sock: socket.socket) -> None:
+    """Shut a socket down (the peer sees the end at once, whoever else reads it), then
+    close it."""
+    with_suppress(sock.shutdown, socket.SHUT_RDWR)
+    with_suppress(sock.close)
 
 
 def with_suppress(func: Callable[..., object], *args: object) -> None:

@@ -168,3 +168,45 @@ def test_two_slots_run_two_requests_at_once_but_never_two_of_one_meter() -> None
     late.join(30)
     assert recorder.groups == [["A"], ["B"], ["D"], ["C"]]
     assert answers["C"] == "done C"
+
+
+def test_requests_kept_apart_never_share_a_run_but_may_run_beside_each_other() -> None:
+    """``apart`` (one Idempotency-Key): never in one run, but unlike ``ids`` neither
+    kept from running beside each other nor blocking the requests queued after them."""
+    recorder = Recorder(held=1)
+    commit: GroupCommit[str, str] = GroupCommit(recorder, max_rows=10_000, slots=2)
+    answers: dict[str, str] = {}
+
+    def submit(name: str, ids: set[str], apart: set[str]) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.__setitem__(
+                name, commit.submit(name, frozenset(ids), 10, frozenset(apart))
+            )
+        )
+        thread.start()
+        return thread
+
+    held = submit("A", {"m1"}, {"k"})  # its run waits
+    until(lambda: commit.running == 1)
+    submit("B", {"m2"}, {"k"}).join(30)  # A's key, not its meter: runs beside A at once
+    assert answers == {"B": "done B"}
+    recorder.release.set()
+    held.join(30)
+    assert recorder.groups == [["A"], ["B"]]
+
+    # one slot, held: the three queued make two runs, the two of one key apart
+    recorder = Recorder(held=1)
+    commit = GroupCommit(recorder, max_rows=10_000, slots=1)
+    answers.clear()
+    threads = [submit("H", {"m0"}, set())]
+    until(lambda: commit.running == 1)
+    for k, (name, ids, apart) in enumerate(
+        [("C", {"m3"}, {"k2"}), ("D", {"m4"}, {"k2"}), ("E", {"m5"}, set())], start=1
+    ):
+        threads.append(submit(name, ids, apart))
+        until(lambda k=k: commit.waiting == k)  # type: ignore[misc]
+    recorder.release.set()
+    for thread in threads:
+        thread.join(30)
+    assert recorder.groups == [["H"], ["C", "E"], ["D"]]
+    assert answers == {name: f"done {name}" for name in "HCDE"}

@@ -353,8 +353,16 @@ def _run(state: AppState, contract: Contract, body: _Body) -> _Answer:
     off; its answer, or its own error raised."""
     rows = sum(part.frame.height + len(part.bad) for part in body.parts)
     ids = frozenset(body.ids)
+    # Two requests with one key never share a run: in one, the later would meet its
+    # twin's uncommitted claim in its own transaction (409 at once, although the first
+    # is about to answer); in the next run it finds the committed answer.
+    apart = (
+        frozenset()
+        if body.idem_key is None
+        else frozenset([f"{body.principal.actor}\0{body.idem_key}"])
+    )
     if state.settings.api.ingest_group_rows > 0:
-        answer = _grouped(state, contract).submit(body, ids, rows)
+        answer = _grouped(state, contract).submit(body, ids, rows, apart)
     else:
         answer = _run_group(state, contract, [Entry(body, ids, rows)])[0]
     if answer.error is not None:
