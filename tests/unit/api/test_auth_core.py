@@ -183,22 +183,22 @@ def test_expired_and_early_tokens_say_why(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "claims",
+    ("over", "gone"),
     [
-        _claims(typ="refresh"),
-        {k: v for k, v in _claims().items() if k != "typ"},
-        _claims(iss="someone-else"),
-        _claims(aud="another-api"),
-        _claims(sub="not-a-number"),
-        *(
-            {k: v for k, v in _claims().items() if k != gone}
-            for gone in ("exp", "sub", "iat", "ver", "fam")
-        ),
+        ({"typ": "refresh"}, None),
+        ({}, "typ"),
+        ({"iss": "someone-else"}, None),
+        ({"aud": "another-api"}, None),
+        ({"sub": "not-a-number"}, None),
+        *(({}, name) for name in ("exp", "sub", "iat", "ver", "fam")),
     ],
 )
 def test_tokens_with_wrong_or_missing_claims_are_invalid(
-    tmp_path: Path, claims: dict[str, object]
+    tmp_path: Path, over: dict[str, object], gone: str | None
 ) -> None:
+    # the claims are made when the test runs, not when it is collected: a long suite
+    # reaches this test after a collection-time token would have expired
+    claims = {k: v for k, v in _claims(**over).items() if k != gone}
     service = TokenService(hs_config(), tmp_path)
     with pytest.raises(TokenError, match=r"^invalid token$"):
         service.verify_access(_signed(claims))
