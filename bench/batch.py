@@ -45,8 +45,9 @@ START = dt.date(2025, 1, 1)
 STEP_S = 900
 
 
-def _seed(url: str, meters: int, days: int) -> float:
-    """Meters and readings straight in SQL; returns the seconds of the first full build."""
+def _seed(url: str, meters: int, days: int) -> float | None:
+    """Meters and readings straight in SQL; the seconds of the first full build (None:
+    a store seeded to the same size was reused)."""
     from metrify.stores import aggregates
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -54,7 +55,7 @@ def _seed(url: str, meters: int, days: int) -> float:
         rows = conn.execute("SELECT count(*) FROM agg_meter_30m").fetchone()
         if have and have[0] == meters and rows and rows[0] == meters * days * 48:
             print(f"reusing the seeded store ({meters} meters x {days} days)", file=sys.stderr)
-            return float("nan")
+            return None
         conn.execute(
             "TRUNCATE readings, reading_history, meters, grid_nodes, agg_meter_30m,"
             " agg_group_30m, agg_dirty, agg_group_dirty, quality_daily, lake_outbox"
