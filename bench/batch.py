@@ -1,4 +1,4 @@
-"""Batch-layer benchmarks: how fast the aggregates are right again after late data.
+"""Batch-layer benchmarks: the aggregates after late data, and lake bytes per hour.
 
 ``incremental``: a store of ``--meters`` x ``--days`` 15-minute readings (default 1,042
 x 100 = 10.0M readings, 104,200 meter-days), its aggregates built; then a late batch
@@ -16,6 +16,26 @@ than the whole measurement. Meters are spread over 40 feeders, 4 regions and 2 t
 
     .venv/bin/python bench/batch.py incremental [--meters 1042] [--days 100]
         [--share 0.01] [--runs 3] [--home DIR]
+
+``throughput``: a Delta lake of at least ``--gb`` GB of readings (default 2; 30-minute
+readings of ``--meters`` meters with import, export for one in five, and voltage, one
+Delta commit per day) is built in the benchmark's own process, the meters registered in
+PostgreSQL; then timed, ``--runs`` times each, alternating:
+
+* ``metrify batch run --date D --job dbt`` on a new warehouse file: the dbt project on
+  DuckDB over the whole lake (the current version of every reading, then every mart);
+* plain DuckDB (the limit): one SQL statement over the lake's Parquet files, the current
+  version per key and the daily energy per meter, into a table;
+* pandas (in the peers' venv of ``bench/suite.py``), as a user would write it: each
+  day's files read, ``drop_duplicates`` on the key keeping the latest version,
+  ``groupby`` per meter.
+
+Reported: lake bytes (the Parquet files) per hour of each, and Metrify's share of plain
+DuckDB's rate; the issue's targets are >= 100 GB/h and >= 0.5. Every tool's fleet total
+is checked against the others.
+
+    .venv/bin/python bench/batch.py throughput [--gb 2] [--meters 20000] [--runs 3]
+        [--home DIR]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp
 folder (``--home`` keeps it, and a store already seeded to the same size is reused).
@@ -178,16 +198,198 @@ def incremental(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _lake_bytes(folder: Path) -> int:
+    """The data files' bytes (the day partitions; not the Delta log's checkpoints)."""
+    return sum(f.stat().st_size for f in folder.glob("date=*/*.parquet"))
+
+
+def _build_lake(url: str, lake: Path, gb: float, meters: int) -> tuple[int, int, dt.date]:
+    """(bytes, readings, last day) of a lake grown a day at a time to ``gb`` GB."""
+    import numpy as np
+    import polars as pl
+    from deltalake import write_deltalake
+
+    from metrify.contracts.records import READING
+    from metrify.stores.lake.table import lake_schema
+
+    uri = str(lake / "readings")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE meters CASCADE")
+        conn.execute(
+            "INSERT INTO meters (meter_id, region, node_id, tariff, interval_s, timezone)"
+            " SELECT 'M' || lpad(i::text, 6, '0'), 'R' || (i %% 4), 'F' || (1 + i %% 40),"
+            " 'std', 1800, 'Europe/London' FROM generate_series(1, %s) i",
+            (meters,),
+        )
+    ids = [f"M{i:06d}" for i in range(1, meters + 1)]
+    schema = lake_schema(READING)
+    rng = np.random.default_rng(7)
+    ingested = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    day, total, rows = START, 0, 0
+    while total < gb * 1e9:
+        n = meters * 48
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        frame = pl.DataFrame(
+            {
+                "meter_id": np.repeat(ids, 48),
+                "ts": [start + dt.timedelta(minutes=30 * k) for k in range(48)] * meters,
+                "interval_s": np.full(n, 1800),
+                "import_kwh": np.round(rng.gamma(2.0, 0.12, n), 3),
+                "export_kwh": np.where(
+                    np.repeat(np.arange(meters) % 5 == 0, 48), np.round(rng.random(n), 3), np.nan
+                ),
+                "voltage_v": np.round(rng.normal(236.0, 3.0, n), 1),
+            }
+        ).with_columns(
+            pl.col("export_kwh").fill_nan(None),
+            quality=pl.lit(0),
+            status=pl.lit("valid"),
+            source=pl.lit("bench"),
+            ingested_at=pl.lit(ingested),
+            date=pl.lit(day),
+        )
+        frame = frame.select(
+            pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+            for c, t in schema.items()
+        )
+        write_deltalake(uri, frame.to_arrow(), mode="append", partition_by=["date"])
+        rows += n
+        total = _lake_bytes(lake / "readings")
+        print(f"lake: {day} {total / 1e9:.2f} GB, {rows:,} readings", file=sys.stderr)
+        day += dt.timedelta(days=1)
+    return total, rows, day - dt.timedelta(days=1)
+
+
+_DUCKDB = """
+CREATE TABLE daily AS
+SELECT meter_id, date, sum(import_kwh) AS import_kwh
+FROM (
+    SELECT meter_id, ts, date, import_kwh, row_number() OVER (
+        PARTITION BY meter_id, ts ORDER BY ingested_at DESC) AS newest
+    FROM read_parquet('{glob}', hive_partitioning = true)
+) WHERE newest = 1
+GROUP BY 1, 2;
+SELECT sum(import_kwh) FROM daily;
+"""
+
+_PANDAS = """
+import glob, os, sys
+import pandas as pd
+parts = []
+for folder in sorted(glob.glob(os.path.join(sys.argv[1], "date=*"))):
+    frame = pd.concat(pd.read_parquet(f) for f in glob.glob(os.path.join(folder, "*.parquet")))
+    frame = frame.sort_values("ingested_at").drop_duplicates(["meter_id", "ts"], keep="last")
+    daily = frame.groupby("meter_id", as_index=False)["import_kwh"].sum()
+    daily["date"] = folder.rsplit("=", 1)[1]
+    parts.append(daily)
+print(pd.concat(parts)["import_kwh"].sum())
+"""
+
+_DUCKDB_RUN = """
+import sys, duckdb
+con = duckdb.connect()
+statements = sys.argv[1].split(";")
+for sql in statements[:-2]:
+    con.execute(sql)
+print(con.execute(statements[-2]).fetchone()[0])
+"""
+
+
+def _warehouse_total(warehouse: Path) -> float:
+    """The fleet's energy in the daily consumption mart Metrify built."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        row = con.execute("SELECT sum(import_kwh) FROM marts.fct_consumption_daily").fetchone()
+    return float(row[0]) if row and row[0] is not None else -1.0
+
+
+def _peers_python() -> str:
+    """pandas lives in the peers' venv (bench/suite.py builds it), not in the project's."""
+    from suite import ensure_peers_venv
+
+    return str(ensure_peers_venv(lambda message: print(message, file=sys.stderr)))
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    import subprocess
+
+    t0 = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return took, done.stdout.strip()
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    with server_home(args.home, "metrify-batch-") as (home, url):
+        url = os.environ.get("METRIFY_DATABASE_URL", url)
+        lake = home / "lake"
+        if not (lake / "readings" / "_delta_log").exists():
+            size, readings, last = _build_lake(url, lake, args.gb, args.meters)
+        else:
+            size = _lake_bytes(lake / "readings")
+            days = sorted((lake / "readings").glob("date=*"))
+            last = dt.date.fromisoformat(days[-1].name.removeprefix("date="))
+            readings = -1  # reused: not recounted
+        env = {
+            **os.environ,
+            "METRIFY_DATABASE_URL": url,
+            "METRIFY_HOME": str(home / "metrify"),
+            "METRIFY_LAKE_URL": str(lake),
+        }
+        warehouse = home / "metrify" / "warehouse.duckdb"
+        python = sys.executable
+        metrify = [str(Path(python).parent / "metrify")]
+        glob = str(lake / "readings" / "date=*" / "*.parquet")
+        tools: dict[str, list[str]] = {
+            "metrify": [*metrify, "batch", "run", "--date", last.isoformat(), "--job", "dbt"],
+            "duckdb": [python, "-c", _DUCKDB_RUN, _DUCKDB.format(glob=glob)],
+            "pandas": [_peers_python(), "-c", _PANDAS, str(lake / "readings")],
+        }
+        seconds: dict[str, list[float]] = {t: [] for t in tools}
+        totals: dict[str, float] = {}
+        for run in range(args.runs):
+            for tool, command in tools.items():
+                if tool == "pandas" and run >= args.pandas_runs:
+                    continue
+                warehouse.unlink(missing_ok=True)
+                took, out = _timed(command, env)
+                seconds[tool].append(took)
+                totals[tool] = (
+                    _warehouse_total(warehouse)
+                    if tool == "metrify"
+                    else float(out.splitlines()[-1])
+                )
+                print(f"run {run + 1}: {tool} {took:.1f} s", file=sys.stderr)
+    rates = {t: size / 1e9 / (statistics.median(v) / 3600) for t, v in seconds.items() if v}
+    return {
+        "lake_bytes": size,
+        "readings": readings,
+        "meters": args.meters,
+        "seconds": {t: stats(v) for t, v in seconds.items() if v},
+        "gb_per_hour": rates,
+        "share_of_duckdb": rates["metrify"] / rates["duckdb"],
+        "fleet_kwh": totals,
+        "targets": {"gb_per_hour": 100.0, "share_of_duckdb": 0.5},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["incremental"])
-    parser.add_argument("--meters", type=int, default=1042)
+    parser.add_argument("part", choices=["incremental", "throughput"])
+    parser.add_argument("--gb", type=float, default=2.0)
+    parser.add_argument("--pandas-runs", type=int, default=1)
+    parser.add_argument("--meters", type=int, default=None)
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--share", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--home", type=Path)
     args = parser.parse_args(argv)
-    result = incremental(args)
+    if args.meters is None:
+        args.meters = 1042 if args.part == "incremental" else 20_000
+    result = incremental(args) if args.part == "incremental" else throughput(args)
     result["when"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["command"] = "bench/batch.py " + " ".join(argv or sys.argv[1:])
     result["machine"] = machine()
