@@ -34,11 +34,18 @@ def results() -> dict[str, object]:
         *runs(20.0, 30.0),
     ]
     london["entries"]["dlt"]["runs"][1]["short"] = "stored 9 of 10 distinct keys"
-    aggregates = suite.aggregates(None, argparse.Namespace())  # type: ignore[arg-type]
+    # a workload that has no figure (not run, or not built) is shown with its status
+    pending = {
+        "name": "pending",
+        "title": "a workload without figures",
+        "peers": False,
+        "status": "not built yet (no job to time)",
+        "entries": {},
+    }
     return {
         "machine": {"cores": 2, "memory_gib": 23.5, "python": "3.11.7", "platform": "Linux"},
         "postgres": "18.1",
-        "workloads": [london, aggregates],
+        "workloads": [london, pending],
     }
 
 
@@ -66,7 +73,7 @@ def test_table_shows_medians_ratios_memory_and_every_failure() -> None:
     assert cells[3].startswith("25.0/s (20.0..30.0), 100 MiB, n=2; **Metrify/peer 2.00**")
     assert "run 1 failed: boom: connection refused" in cells[3]
     assert "run 2 SHORT: stored 9 of 10 distinct keys" in cells[3]
-    assert "| daily batch aggregates | | not built yet" in md
+    assert "| a workload without figures | | not built yet (no job to time) |" in md
     assert "2 cores, 23.5 GiB memory" in md
 
 
