@@ -203,7 +203,9 @@ def _lake_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("date=*/*.parquet"))
 
 
-def _build_lake(url: str, lake: Path, gb: float, meters: int) -> tuple[int, int, dt.date]:
+def _build_lake(
+    url: str, lake: Path, gb: float, meters: int, days_per_commit: int = 8
+) -> tuple[int, int, dt.date]:
     """(bytes, readings, last day) of a lake grown a day at a time to ``gb`` GB."""
     import numpy as np
     import polars as pl
@@ -221,42 +223,48 @@ def _build_lake(url: str, lake: Path, gb: float, meters: int) -> tuple[int, int,
             " 'std', 1800, 'Europe/London' FROM generate_series(1, %s) i",
             (meters,),
         )
-    ids = [f"M{i:06d}" for i in range(1, meters + 1)]
+    ids = pl.Series("meter_id", [f"M{i:06d}" for i in range(1, meters + 1)])
     schema = lake_schema(READING)
     rng = np.random.default_rng(7)
     ingested = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    exporter = np.repeat(np.arange(meters) % 5 == 0, 48)
     day, total, rows = START, 0, 0
     while total < gb * 1e9:
-        n = meters * 48
-        start = dt.datetime.combine(day, dt.time(), dt.UTC)
-        frame = pl.DataFrame(
-            {
-                "meter_id": np.repeat(ids, 48),
-                "ts": [start + dt.timedelta(minutes=30 * k) for k in range(48)] * meters,
-                "interval_s": np.full(n, 1800),
-                "import_kwh": np.round(rng.gamma(2.0, 0.12, n), 3),
-                "export_kwh": np.where(
-                    np.repeat(np.arange(meters) % 5 == 0, 48), np.round(rng.random(n), 3), np.nan
-                ),
-                "voltage_v": np.round(rng.normal(236.0, 3.0, n), 1),
-            }
-        ).with_columns(
-            pl.col("export_kwh").fill_nan(None),
-            quality=pl.lit(0),
-            status=pl.lit("valid"),
-            source=pl.lit("bench"),
-            ingested_at=pl.lit(ingested),
-            date=pl.lit(day),
-        )
-        frame = frame.select(
-            pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+        frames = []
+        for _ in range(days_per_commit):  # one Delta commit per few days, a file per day
+            n = meters * 48
+            start = dt.datetime.combine(day, dt.time(), dt.UTC)
+            stamps = pl.datetime_range(
+                start, start + dt.timedelta(minutes=30 * 47), "30m", eager=True, time_zone="UTC"
+            )
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "meter_id": ids.gather(np.repeat(np.arange(meters), 48)),
+                        "ts": stamps.gather(np.tile(np.arange(48), meters)),
+                        "import_kwh": np.round(rng.gamma(2.0, 0.12, n), 3),
+                        "export_kwh": np.where(exporter, np.round(rng.random(n), 3), np.nan),
+                        "voltage_v": np.round(rng.normal(236.0, 3.0, n), 1),
+                    }
+                ).with_columns(
+                    pl.col("export_kwh").fill_nan(None),
+                    interval_s=pl.lit(1800),
+                    quality=pl.lit(0),
+                    status=pl.lit("valid"),
+                    source=pl.lit("bench"),
+                    ingested_at=pl.lit(ingested),
+                    date=pl.lit(day),
+                )
+            )
+            rows += n
+            day += dt.timedelta(days=1)
+        frame = pl.concat(frames).select(
+            pl.col(c).cast(t) if c in frames[0].columns else pl.lit(None, t).alias(c)
             for c, t in schema.items()
         )
         write_deltalake(uri, frame.to_arrow(), mode="append", partition_by=["date"])
-        rows += n
         total = _lake_bytes(lake / "readings")
         print(f"lake: {day} {total / 1e9:.2f} GB, {rows:,} readings", file=sys.stderr)
-        day += dt.timedelta(days=1)
     return total, rows, day - dt.timedelta(days=1)
 
 
@@ -344,8 +352,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         metrify = [str(Path(python).parent / "metrify")]
         glob = str(lake / "readings" / "date=*" / "*.parquet")
         tools: dict[str, list[str]] = {
-            "metrify": [*metrify, "batch", "run", "--date", last.isoformat(), "--job", "dbt"],
             "duckdb": [python, "-c", _DUCKDB_RUN, _DUCKDB.format(glob=glob)],
+            "metrify": [*metrify, "batch", "run", "--date", last.isoformat(), "--job", "dbt"],
             "pandas": [_peers_python(), "-c", _PANDAS, str(lake / "readings")],
         }
         seconds: dict[str, list[float]] = {t: [] for t in tools}
