@@ -137,3 +137,14 @@ def check_report(home: Path, homes: Households, day: dt.date, owner_url: str) ->
     assert len(report["worst"]) == len(homes.meters)
     for meter in homes.meters:
         assert f"`{meter}`" in markdown
+
+
+def day_energy(conn: psycopg.Connection, day: dt.date) -> dict[str, float]:
+    """Each meter's energy on the UTC ``day``, from the meter aggregates."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    rows = conn.execute(
+        "SELECT meter_id, sum(import_kwh) FROM agg_meter_30m"
+        " WHERE bucket >= %s AND bucket < %s GROUP BY 1",
+        (start, start + dt.timedelta(days=1)),
+    ).fetchall()
+    return {m: float(v) for m, v in rows}

@@ -12,7 +12,12 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from integration.batch.london import check_report, load_households, london_day_length
+from integration.batch.london import (
+    check_report,
+    day_energy,
+    load_households,
+    london_day_length,
+)
 from metrify.cli import app
 from metrify.settings import Settings
 
@@ -24,16 +29,6 @@ def batch(*args: str) -> tuple[int, list[dict[str, object]], str]:
     result = runner.invoke(app, ["batch", "run", *args, "--json"])
     runs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return result.exit_code, runs, result.stderr
-
-
-def day_energy(conn: psycopg.Connection, day: dt.date) -> dict[str, float]:
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    rows = conn.execute(
-        "SELECT meter_id, sum(import_kwh) FROM agg_meter_30m"
-        " WHERE bucket >= %s AND bucket < %s GROUP BY 1",
-        (start, start + dt.timedelta(days=1)),
-    ).fetchall()
-    return {m: float(v) for m, v in rows}
 
 
 def runs_of(conn: psycopg.Connection) -> list[tuple[str, dt.date, str, str | None]]:
@@ -69,9 +64,7 @@ def test_a_day_then_a_rerun(
     assert model["status"] == "trained"  # 3 meters x 28 days of history before DAY
     assert Path(model["path"]).is_file()
     stored = runs_of(conn)
-    assert [(j, d, s) for j, d, s, _ in stored] == [
-        (r["job"], DAY, r["status"]) for r in runs
-    ]
+    assert [(j, d, s) for j, d, s, _ in stored] == [(r["job"], DAY, r["status"]) for r in runs]
     audit = conn.execute(
         "SELECT actor_kind, target, details FROM audit_log WHERE action = 'batch.run'"
     ).fetchall()

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from integration.batch.london import check_report, load_households
+from integration.batch.london import check_report, day_energy, load_households
 from metrify.settings import Settings
 from support.paths import REPO
 
@@ -107,16 +107,6 @@ def runs(conn: psycopg.Connection, day: dt.date) -> list[tuple[str, str, str | N
             (start,),
         )
     ]
-
-
-def day_energy(conn: psycopg.Connection, day: dt.date) -> dict[str, float]:
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    rows = conn.execute(
-        "SELECT meter_id, sum(import_kwh) FROM agg_meter_30m"
-        " WHERE bucket >= %s AND bucket < %s GROUP BY 1",
-        (start, start + dt.timedelta(days=1)),
-    ).fetchall()
-    return {m: float(v) for m, v in rows}
 
 
 def test_the_daily_dag_runs_each_job_for_its_interval(
