@@ -18,8 +18,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from metrify.analytics.grid import PeakWindow, peak_share, tariff_effect
-from metrify.analytics.grid import report
+from metrify.analytics.grid import PeakWindow, peak_share, report, tariff_effect
 from metrify.stores import grid_insight as reads
 from metrify.stores.aggregates import BadQuery, local_instant, zone_of
 from metrify.stores.pools import Connection
@@ -67,13 +66,16 @@ def _asked(
     try:
         zone = zone_of(name)
         start, end = local_instant(first, zone), local_instant(last, zone)
+        start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     except BadQuery as exc:
         raise BadGridQuery(str(exc)) from None
+    except OverflowError:
+        raise BadGridQuery("the range lies outside the years a time can hold") from None
     if end <= start:
         raise BadGridQuery("the end of the range (to) must be after its start (from)")
     if end - start > dt.timedelta(days=MAX_DAYS):
         raise BadGridQuery(f"at most {MAX_DAYS} days per question")
-    return Asked(node, start.astimezone(dt.UTC), end.astimezone(dt.UTC), name, meters)
+    return Asked(node, start, end, name, meters)
 
 
 def _head(asked: Asked) -> dict[str, Any]:

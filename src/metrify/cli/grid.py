@@ -93,21 +93,44 @@ def loading(
     """Utilisation against capacity: hours above 80% and 100%, headroom, duration curve."""
     answer = _run(
         lambda conn, fleet_tz: answers.loading(
-            conn, node, start, end, tz=tz, fleet_tz=fleet_tz, percentile=percentile,
+            conn,
+            node,
+            start,
+            end,
+            tz=tz,
+            fleet_tz=fleet_tz,
+            percentile=percentile,
             points=points,
-        )  # fmt: skip
+        )
     )
     if as_json:
         return _emit(answer)
     _facts(
-        f"node {node} loading, {answer['from']:%Y-%m-%d %H:%M} to {answer['to']:%Y-%m-%d %H:%M} UTC",
+        f"node {node} loading, {answer['from']:%Y-%m-%d %H:%M}"
+        f" to {answer['to']:%Y-%m-%d %H:%M} UTC",
         answer,
-        ["capacity_mw", "hours", "missing", "peak_mw", "peak_ts", "mean_mw", "load_factor",
-         "peak_utilisation", "hours_above_80", "hours_above_100", "headroom_mw", "percentile",
-         "load_at_percentile_mw", "headroom_at_percentile_mw"],  # fmt: skip
+        [
+            "capacity_mw",
+            "hours",
+            "missing",
+            "peak_mw",
+            "peak_ts",
+            "mean_mw",
+            "load_factor",
+            "peak_utilisation",
+            "hours_above_80",
+            "hours_above_100",
+            "headroom_mw",
+            "percentile",
+            "load_at_percentile_mw",
+            "headroom_at_percentile_mw",
+        ],
     )
-    _rows("load-duration curve", answer["duration_curve"],
-          ["time_share", "hours", "load_mw", "utilisation"])  # fmt: skip
+    _rows(
+        "load-duration curve",
+        answer["duration_curve"],
+        ["time_share", "hours", "load_mw", "utilisation"],
+    )
 
 
 @grid_app.command("peak-drivers")
@@ -129,12 +152,30 @@ def peak_drivers(
     )
     if as_json:
         return _emit(answer)
-    _facts(f"node {node} peak ({answer['basis']})", answer,
-           ["peak_kw", "peak_ts", "meters_peak_kw", "sum_of_peaks_kw", "group_coincidence",
-            "meters_count"])  # fmt: skip
-    _rows("meters by share of the peak", answer["meters"],
-          ["meter_id", "at_peak_kw", "own_peak_kw", "coincidence_factor", "share_of_peak",
-           "at_peak_intervals"])  # fmt: skip
+    _facts(
+        f"node {node} peak ({answer['basis']})",
+        answer,
+        [
+            "peak_kw",
+            "peak_ts",
+            "meters_peak_kw",
+            "sum_of_peaks_kw",
+            "group_coincidence",
+            "meters_count",
+        ],
+    )
+    _rows(
+        "meters by share of the peak",
+        answer["meters"],
+        [
+            "meter_id",
+            "at_peak_kw",
+            "own_peak_kw",
+            "coincidence_factor",
+            "share_of_peak",
+            "at_peak_intervals",
+        ],
+    )
 
 
 @grid_app.command("losses")
@@ -146,12 +187,36 @@ def losses(node: Node, start: From, end: To, tz: Tz = None, as_json: Json = Fals
     )
     if as_json:
         return _emit(answer)
-    _facts(f"node {node} losses (complete days only)", answer,
-           ["complete_days", "incomplete_days", "node_kwh", "meters_kwh", "loss_kwh",
-            "loss_share", "raw_loss_kwh", "raw_loss_share"])  # fmt: skip
-    _rows(f"per day ({answer['tz']})", answer["days"],
-          ["day", "node_kwh", "meters_kwh", "loss_kwh", "loss_share", "meters",
-           "meters_missing", "missing_readings", "estimated_readings", "complete"])  # fmt: skip
+    _facts(
+        f"node {node} losses (complete days only)",
+        answer,
+        [
+            "complete_days",
+            "incomplete_days",
+            "node_kwh",
+            "meters_kwh",
+            "loss_kwh",
+            "loss_share",
+            "raw_loss_kwh",
+            "raw_loss_share",
+        ],
+    )
+    _rows(
+        f"per day ({answer['tz']})",
+        answer["days"],
+        [
+            "day",
+            "node_kwh",
+            "meters_kwh",
+            "loss_kwh",
+            "loss_share",
+            "meters",
+            "meters_missing",
+            "missing_readings",
+            "estimated_readings",
+            "complete",
+        ],
+    )
 
 
 @grid_app.command("compliance")
@@ -170,28 +235,50 @@ def compliance(
     """EN 50160: voltage per week (node and meters), frequency per year."""
     answer = _run(
         lambda conn, fleet_tz: answers.compliance(
-            conn, node, start, end, tz=tz, fleet_tz=fleet_tz, lv_nominal_v=lv_nominal,
+            conn,
+            node,
+            start,
+            end,
+            tz=tz,
+            fleet_tz=fleet_tz,
+            lv_nominal_v=lv_nominal,
             nominal_hz=nominal_hz,
-        )  # fmt: skip
+        )
     )
     if as_json:
         return _emit(answer)
     console.print(answer["method"], highlight=False)
-    _rows(f"node {node} voltage per week (nominal {_fmt(answer['nominal_kv'])} kV)",
-          answer["node_voltage_weeks"],
-          ["week", "values", "coverage", "within_10", "min_v", "max_v", "compliant",
-           "exact"])  # fmt: skip
+    _rows(
+        f"node {node} voltage per week (nominal {_fmt(answer['nominal_kv'])} kV)",
+        answer["node_voltage_weeks"],
+        ["week", "values", "coverage", "within_10", "min_v", "max_v", "compliant", "exact"],
+    )
     mv = answer["meter_voltage"]
     console.print(
         f"meters with voltage: {mv['meters']}; meter-weeks compliant "
         f"{mv['meter_weeks_compliant']} of {mv['meter_weeks']}"
     )
-    _rows("meters, least compliant first", mv["per_meter"][:20],
-          ["meter_id", "weeks", "weeks_compliant", "worst_within_10", "min_v", "max_v",
-           "exact"])  # fmt: skip
-    _rows("frequency per year", answer["frequency_years"],
-          ["year", "hours", "coverage", "resolution_s", "within_1pct", "within_4_6pct",
-           "min_hz", "max_hz", "compliant_995", "compliant_all"])  # fmt: skip
+    _rows(
+        "meters, least compliant first",
+        mv["per_meter"][:20],
+        ["meter_id", "weeks", "weeks_compliant", "worst_within_10", "min_v", "max_v", "exact"],
+    )
+    _rows(
+        "frequency per year",
+        answer["frequency_years"],
+        [
+            "year",
+            "hours",
+            "coverage",
+            "resolution_s",
+            "within_1pct",
+            "within_4_6pct",
+            "min_hz",
+            "max_hz",
+            "compliant_995",
+            "compliant_all",
+        ],
+    )
 
 
 @grid_app.command("flex")
@@ -217,9 +304,18 @@ def flex(
     """The node's peak after moving a share of its meters' peak-hour load elsewhere."""
     answer = _run(
         lambda conn, fleet_tz: answers.flex(
-            conn, node, start, end, tz=tz, fleet_tz=fleet_tz, share=shift, window=window,
-            into=into, tou=tou, std=std,
-        )  # fmt: skip
+            conn,
+            node,
+            start,
+            end,
+            tz=tz,
+            fleet_tz=fleet_tz,
+            share=shift,
+            window=window,
+            into=into,
+            tou=tou,
+            std=std,
+        )
     )
     if as_json:
         return _emit(answer)
@@ -231,7 +327,18 @@ def flex(
             f"less of their energy in {answer['window']} than {effect['n_std']} {std} meters",
             highlight=False,
         )
-    _facts(f"node {node}: moving {answer['share']:.1%} of {answer['window']} into "
-           f"{answer['into']} ({answer['tz']})", answer,
-           ["moved_kwh", "peak_kw", "peak_ts", "new_peak_kw", "new_peak_ts", "reduction_kw",
-            "reduction_share", "new_peak_in_window"])  # fmt: skip
+    _facts(
+        f"node {node}: moving {answer['share']:.1%} of {answer['window']} into "
+        f"{answer['into']} ({answer['tz']})",
+        answer,
+        [
+            "moved_kwh",
+            "peak_kw",
+            "peak_ts",
+            "new_peak_kw",
+            "new_peak_ts",
+            "reduction_kw",
+            "reduction_share",
+            "new_peak_in_window",
+        ],
+    )

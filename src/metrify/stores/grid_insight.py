@@ -82,7 +82,9 @@ def _frame(
     casts = []
     for name, dtype in schema.items():
         if dtype == UTC_US:
-            casts.append(pl.col(name).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+            casts.append(
+                pl.col(name).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            )
         else:
             casts.append(pl.col(name).cast(dtype))
     return raw.select(casts)

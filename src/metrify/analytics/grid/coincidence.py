@@ -76,12 +76,16 @@ def peak_drivers(
     peak_ts = sorted(peaks["ts"].to_list())
     # each meter's covering interval start for each peak instant
     lengths = kw["interval_s"].unique().to_list()
-    covering = pl.concat(
-        [
-            peaks.select(pk=pl.col("ts"), ts=_floor(pl.col("ts"), int(s)), interval_s=pl.lit(s))
-            for s in lengths
-        ]
-    ) if lengths else pl.DataFrame()
+    covering = (
+        pl.concat(
+            [
+                peaks.select(pk=pl.col("ts"), ts=_floor(pl.col("ts"), int(s)), interval_s=pl.lit(s))
+                for s in lengths
+            ]
+        )
+        if lengths
+        else pl.DataFrame()
+    )
     own = (
         kw.sort(["kw", "ts"], descending=[True, False])
         .group_by("meter_id", maintain_order=True)
@@ -110,7 +114,7 @@ def peak_drivers(
             share_of_peak=(pl.col("at_peak_kw") / peak_kw) if peak_kw > 0 else pl.lit(None),
         )
         .select(empty.columns)
-        .cast(empty.schema)  # type: ignore[arg-type]
+        .cast(empty.schema)
         .sort(["share_of_peak", "meter_id"], descending=[True, False], nulls_last=True)
     )
     meters_peak = float(total["kw"].max())  # type: ignore[arg-type]

@@ -22,7 +22,9 @@ standard would find. A year is a calendar year in UTC, reported with its coverag
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -50,9 +52,10 @@ def _ten_minute(frame: pl.DataFrame, value: str, keys: list[str]) -> pl.DataFram
         parts.append(
             fine.group_by(*keys, pl.col("ts").dt.truncate("10m"))
             .agg(
-                v=(pl.col(value).pow(2) * pl.col("interval_s")).sum().truediv(
-                    pl.col("interval_s").sum()
-                ).sqrt(),
+                v=(pl.col(value).pow(2) * pl.col("interval_s"))
+                .sum()
+                .truediv(pl.col("interval_s").sum())
+                .sqrt(),
                 covered=pl.col("interval_s").sum(),
             )
             # a window needs most of its time measured to count as a 10-minute value
@@ -70,8 +73,13 @@ def _ten_minute(frame: pl.DataFrame, value: str, keys: list[str]) -> pl.DataFram
             )
         )
     if not parts:
-        schema = {**{k: frame.schema[k] for k in keys}, "ts": frame.schema["ts"],
-                  "v": pl.Float64, "weight": pl.Float64, "exact": pl.Boolean}  # fmt: skip
+        schema: dict[str, Any] = {
+            **{k: frame.schema[k] for k in keys},
+            "ts": frame.schema["ts"],
+            "v": pl.Float64,
+            "weight": pl.Float64,
+            "exact": pl.Boolean,
+        }
         return pl.DataFrame(schema=schema)
     return pl.concat(parts)
 
@@ -92,9 +100,9 @@ def voltage_compliance(
     within +10%/-15%), ``exact`` (every value built from 10 minutes or finer)."""
     ks = list(keys)
     nominal_expr = nominal if isinstance(nominal, pl.Expr) else pl.lit(float(nominal))
-    tens = _ten_minute(
-        frame.with_columns(_nominal=nominal_expr), value, [*ks, "_nominal"]
-    ).filter(pl.col("_nominal") > 0)
+    tens = _ten_minute(frame.with_columns(_nominal=nominal_expr), value, [*ks, "_nominal"]).filter(
+        pl.col("_nominal") > 0
+    )
     dev = pl.col("v") / pl.col("_nominal") - 1.0
     return (
         tens.with_columns(
@@ -116,8 +124,19 @@ def voltage_compliance(
             compliant=pl.col("within_10") >= VOLTAGE_SHARE,
             lv_all_compliant=pl.col("within_lv_all") >= 1.0,
         )
-        .select(*ks, "week", "values", "coverage", "within_10", "within_lv_all", "min_v",
-                "max_v", "compliant", "lv_all_compliant", "exact")  # fmt: skip
+        .select(
+            *ks,
+            "week",
+            "values",
+            "coverage",
+            "within_10",
+            "within_lv_all",
+            "min_v",
+            "max_v",
+            "compliant",
+            "lv_all_compliant",
+            "exact",
+        )
         .sort([*ks, "week"])
     )
 
@@ -165,7 +184,8 @@ def frequency_compliance(frame: pl.DataFrame, nominal_hz: float = 50.0) -> list[
     )
     out = []
     for r in years.iter_rows(named=True):
-        year_s = (366 if r["year"] % 4 == 0 and (r["year"] % 100 or r["year"] % 400 == 0) else 365) * 86400
+        year = int(r["year"])
+        year_s = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days * 86400
         secs = float(r["secs"])
         w1, w46 = r["in1"] / secs, r["in46"] / secs
         out.append(

@@ -27,4 +27,6 @@ def day_seconds(days: list[dt.date], tz: str) -> pl.DataFrame:
         start = dt.datetime.combine(day, dt.time(), zone)
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
         seconds.append(int((end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds()))
-    return pl.DataFrame({"day": days, "seconds": seconds}, schema={"day": pl.Date, "seconds": pl.Int64})
+    return pl.DataFrame(
+        {"day": days, "seconds": seconds}, schema={"day": pl.Date, "seconds": pl.Int64}
+    )

@@ -36,6 +36,8 @@ def total_kw(readings: pl.DataFrame) -> pl.DataFrame:
 
 def node_kw(load: pl.DataFrame) -> pl.DataFrame:
     """``ts``, ``interval_s``, ``kw`` of a node's measured load (MW)."""
-    return load.filter(pl.col("load_mw").is_not_null()).select(
-        "ts", "interval_s", kw=pl.col("load_mw") * 1000.0
-    ).sort("ts")
+    return (
+        load.filter(pl.col("load_mw").is_not_null())
+        .select("ts", "interval_s", kw=pl.col("load_mw") * 1000.0)
+        .sort("ts")
+    )

@@ -68,8 +68,23 @@ def loading(load: pl.DataFrame, capacity_mw: float | None, *, percentile: float 
     if capacity_mw is not None and capacity_mw <= 0:
         capacity_mw = None
     if present.is_empty():
-        return Loading(0, 0.0, missing, capacity_mw, None, None, None, None, None, None,
-                       None, None, percentile, None, None)  # fmt: skip
+        return Loading(
+            0,
+            0.0,
+            missing,
+            capacity_mw,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            percentile,
+            None,
+            None,
+        )
     mw = present["load_mw"].to_numpy().astype(float)
     secs = present["interval_s"].to_numpy().astype(float)
     hours = float(secs.sum() / 3600.0)
@@ -136,6 +151,4 @@ def duration_curve(
             "load_mw": values,
         },
         schema={"time_share": pl.Float64, "hours": pl.Float64, "load_mw": pl.Float64},
-    ).with_columns(
-        utilisation=pl.col("load_mw") / cap if cap else pl.lit(None, dtype=pl.Float64)
-    )
+    ).with_columns(utilisation=pl.col("load_mw") / cap if cap else pl.lit(None, dtype=pl.Float64))

@@ -123,10 +123,19 @@ def losses(
             & (pl.col("meters") > 0),
         )
         .select(
-            "day", "node_kwh", "node_complete", "meters_kwh", "meters", "meters_complete",
-            "meters_missing", "missing_readings", "estimated_readings", "loss_kwh",
-            "loss_share", "complete",
-        )  # fmt: skip
+            "day",
+            "node_kwh",
+            "node_complete",
+            "meters_kwh",
+            "meters",
+            "meters_complete",
+            "meters_missing",
+            "missing_readings",
+            "estimated_readings",
+            "loss_kwh",
+            "loss_share",
+            "complete",
+        )
         .sort("day")
     )
     whole = days.filter("complete")

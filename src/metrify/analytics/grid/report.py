@@ -101,13 +101,9 @@ def compliance_answer(
     the meters' readings where they carry it."""
     nominal_kv = node.get("nominal_kv")
     node_weeks = (
-        voltage_compliance(series, "voltage_kv", float(nominal_kv)).to_dicts()
-        if nominal_kv
-        else []
+        voltage_compliance(series, "voltage_kv", float(nominal_kv)).to_dicts() if nominal_kv else []
     )
-    meter_weeks = voltage_compliance(
-        readings, "voltage_v", lv_nominal_v, keys=("meter_id",)
-    )
+    meter_weeks = voltage_compliance(readings, "voltage_v", lv_nominal_v, keys=("meter_id",))
     summary = (
         meter_weeks.group_by("meter_id")
         .agg(

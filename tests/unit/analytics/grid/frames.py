@@ -9,7 +9,9 @@ import polars as pl
 T0 = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)  # a Monday
 
 
-def node(loads: list[float | None], interval_s: int = 1800, start: dt.datetime = T0) -> pl.DataFrame:
+def node(
+    loads: list[float | None], interval_s: int = 1800, start: dt.datetime = T0
+) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "ts": [start + dt.timedelta(seconds=i * interval_s) for i in range(len(loads))],

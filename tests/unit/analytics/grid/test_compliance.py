@@ -14,7 +14,9 @@ from .frames import T0
 WEEK_10MIN = 1008
 
 
-def _series(values: list[float], interval_s: int, col: str, start: dt.datetime = T0) -> pl.DataFrame:
+def _series(
+    values: list[float], interval_s: int, col: str, start: dt.datetime = T0
+) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "ts": [start + dt.timedelta(seconds=i * interval_s) for i in range(len(values))],

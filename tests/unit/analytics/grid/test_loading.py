@@ -56,7 +56,9 @@ def test_missing_loads_and_no_capacity() -> None:
 def test_duration_curve_is_sorted_and_weighted_by_time() -> None:
     # one hour at 4 MW then three hours at 2 MW: the curve holds 4 MW for the first
     # quarter of the time and 2 MW after
-    frame = pl.concat([node([4.0], interval_s=3600), node([2.0] * 3, 3600, T0 + dt.timedelta(hours=1))])
+    frame = pl.concat(
+        [node([4.0], interval_s=3600), node([2.0] * 3, 3600, T0 + dt.timedelta(hours=1))]
+    )
     curve = duration_curve(frame, 8.0, points=5)
     assert curve["time_share"].to_list() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert curve["load_mw"].to_list() == [4.0, 2.0, 2.0, 2.0, 2.0]
