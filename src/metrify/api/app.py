@@ -75,7 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     docs.install(app)
     for module in (
-        ops, auth, ingest, reference, query, energy, grid, export, edits, admin, anomalies
+        ops,
+        auth,
+        ingest,
+        reference,
+        query,
+        energy,
+        grid,
+        export,
+        edits,
+        admin,
+        anomalies,
     ):
         for route in module.router.routes:
             # FastAPI answers a body it cannot parse (broken JSON) with 400 before the

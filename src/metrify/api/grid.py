@@ -162,6 +162,7 @@ def compliance(
         asked.node,
         series,
         _readings(conn, asked),
+        asked.meters,
         lv_nominal_v=lv_nominal_v,
         nominal_hz=nominal_hz,
     )

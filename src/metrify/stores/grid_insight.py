@@ -51,6 +51,7 @@ METERS_SCHEMA: Final = {
     "interval_s": pl.Int32(),
     "tariff": pl.String(),
     "timezone": pl.String(),
+    "nominal_voltage_v": pl.Float64(),
 }
 
 _BELOW: Final = """
@@ -112,7 +113,8 @@ def node_meters(conn: Connection, node_id: str) -> pl.DataFrame:
     """The meters registered to the node or to a node below it (not removed)."""
     return _frame(
         conn,
-        _BELOW + "SELECT m.meter_id, m.node_id, m.interval_s, m.tariff, m.timezone"
+        _BELOW + "SELECT m.meter_id, m.node_id, m.interval_s, m.tariff, m.timezone,"
+        " m.nominal_voltage_v"
         " FROM meters m JOIN below b ON m.node_id = b.node_id"
         " WHERE m.status <> 'removed' ORDER BY m.meter_id",
         METERS_SCHEMA,
@@ -124,7 +126,7 @@ def tariff_meters(conn: Connection, tariffs: list[str]) -> pl.DataFrame:
     """The meters on any of ``tariffs`` (compared case-insensitively), fleet-wide."""
     return _frame(
         conn,
-        "SELECT meter_id, node_id, interval_s, tariff, timezone FROM meters"
+        "SELECT meter_id, node_id, interval_s, tariff, timezone, nominal_voltage_v FROM meters"
         " WHERE lower(tariff) = ANY(%s) AND status <> 'removed' ORDER BY meter_id",
         METERS_SCHEMA,
         ([t.lower() for t in tariffs],),

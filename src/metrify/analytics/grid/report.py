@@ -92,13 +92,14 @@ def compliance_answer(
     node: dict[str, Any],
     series: pl.DataFrame,
     readings: pl.DataFrame,
+    meters: pl.DataFrame | None = None,
     *,
     lv_nominal_v: float = 230.0,
     nominal_hz: float = 50.0,
 ) -> dict[str, Any]:
     """EN 50160 voltage per week of the node (against its ``nominal_kv``) and of its
-    meters (against ``lv_nominal_v``), and frequency per year of the node's series and of
-    the meters' readings where they carry it."""
+    meters (against each meter's ``nominal_voltage_v`` in ``meters``, else
+    ``lv_nominal_v``), and frequency per year of the node's series."""
     nominal_kv = node.get("nominal_kv")
     node_weeks = (
         voltage_compliance(series, "voltage_kv", float(nominal_kv)).to_dicts() if nominal_kv else []
