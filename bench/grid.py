@@ -15,7 +15,11 @@ Each analysis is timed once (wall clock). Usage::
 
     PYTHONPATH=src METRIFY_SHARED_DATA=/work/shared/data python bench/grid.py [--capacity-kw 100]
 
-Writes ``bench/results/grid.json``.
+Writes ``bench/results/grid.json``. With ``--write-feeder DIR`` it writes instead the
+reference and grid files that put the same feeder into a Metrify store, for ``metrify
+grid`` (see docs/guides/grid.md): ``nodes.csv`` (F-LON, the stated capacity, 0.4 kV),
+``meters.csv`` (the households on F-LON with their tariff, London time) and ``grid.csv``
+(F-LON's load: the households' sum times ``--loss-factor``, a stated synthetic loss).
 """
 
 from __future__ import annotations
@@ -103,7 +107,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--capacity-kw", type=float, default=100.0)
     parser.add_argument("--aemo-capacity-mw", type=float, default=14_000.0)
+    parser.add_argument("--write-feeder", type=Path, default=None)
+    parser.add_argument("--loss-factor", type=float, default=1.04)
     args = parser.parse_args()
+    if args.write_feeder:
+        write_feeder(args.write_feeder, args.capacity_kw, args.loss_factor)
+        return
     seconds: dict[str, float] = {}
     readings = timed(seconds, "read_london_files", london)
     households = readings["meter_id"].n_unique()
@@ -205,6 +214,24 @@ def main() -> None:
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+
+
+def write_feeder(folder: Path, capacity_kw: float, loss_factor: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    readings = london()
+    (folder / "nodes.csv").write_text(
+        f"node_id,kind,capacity_mw,nominal_kv\nF-LON,feeder,{capacity_kw / 1000},0.4\n"
+    )
+    tariffs().join(readings.select("meter_id").unique(), on="meter_id").select(
+        "meter_id", "tariff", node_id=pl.lit("F-LON"), timezone=pl.lit(TZ)
+    ).sort("meter_id").write_csv(folder / "meters.csv")
+    readings.group_by("ts").agg(load_mw=pl.col("import_kwh").sum() * 2 / 1000 * loss_factor).select(
+        node_id=pl.lit("F-LON"),
+        ts=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        interval_s=pl.lit(1800),
+        load_mw="load_mw",
+    ).sort("ts").write_csv(folder / "grid.csv")
+    print(f"wrote {folder}/nodes.csv, meters.csv, grid.csv")
 
 
 def load_hours(got: Any) -> float:
