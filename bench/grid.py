@@ -160,6 +160,20 @@ def main() -> None:
                     "reduction_share": round(got.reduction_share, 4),
                     "new_peak_in_window": got.new_peak_in_window,
                 }
+    # the 16-20 comparison on subsets of days, to see whether the sign holds
+    local = pl.col("ts").dt.convert_time_zone(TZ)
+    weekday = local.dt.weekday() <= 5
+    subsets = {
+        "weekdays": weekday,
+        "winter weekdays (Nov-Feb)": weekday & local.dt.month().is_in([1, 2, 11, 12]),
+        "summer (Jun-Aug)": local.dt.month().is_in([6, 7, 8]),
+    }
+    for name, keep in subsets.items():
+        sub = peak_share(readings.filter(keep), TZ).join(tariffs(), on="meter_id")
+        got = tariff_effect(sub, resamples=4000)
+        effects[f"16-20 {name}"] = {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in got.__dict__.items()
+        }
     aemo = aemo_nsw()
     nsw = timed(seconds, "loading_aemo", lambda: loading(aemo, args.aemo_capacity_mw))
     result: dict[str, Any] = {
