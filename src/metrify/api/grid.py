@@ -104,8 +104,9 @@ def loading(
     return {**_head(asked), **answer}
 
 
-def _readings(conn: Connection, asked: Asked) -> pl.DataFrame:
-    return reads.readings(conn, asked.meters["meter_id"].to_list(), asked.start, asked.end)
+def _readings(conn: Connection, asked: Asked, *, voltage_only: bool = False) -> pl.DataFrame:
+    ids = asked.meters["meter_id"].to_list()
+    return reads.readings(conn, ids, asked.start, asked.end, voltage_only=voltage_only)
 
 
 def peak_drivers(
@@ -161,7 +162,7 @@ def compliance(
     answer = report.compliance_answer(
         asked.node,
         series,
-        _readings(conn, asked),
+        _readings(conn, asked, voltage_only=True),
         asked.meters,
         lv_nominal_v=lv_nominal_v,
         nominal_hz=nominal_hz,

@@ -134,17 +134,25 @@ def tariff_meters(conn: Connection, tariffs: list[str]) -> pl.DataFrame:
 
 
 def readings(
-    conn: Connection, meter_ids: list[str], start: dt.datetime, end: dt.datetime
+    conn: Connection,
+    meter_ids: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    voltage_only: bool = False,
 ) -> pl.DataFrame:
     """The readings of ``meter_ids`` in [start, end) that are not rejected, gap rows
-    included (their ``import_kwh`` is null: they count as missing)."""
+    included (their ``import_kwh`` is null: they count as missing). ``voltage_only``
+    keeps the rows that carry a voltage: most meters send none, and a year of a
+    feeder's readings is millions of rows to leave in the database."""
     if not meter_ids:
         return pl.DataFrame(schema=READINGS_SCHEMA)
+    extra = " AND voltage_v IS NOT NULL" if voltage_only else ""
     return _frame(
         conn,
         f"SELECT meter_id, {_epoch('ts')}, interval_s, import_kwh, voltage_v, status"
         " FROM readings WHERE meter_id = ANY(%s) AND ts >= %s AND ts < %s"
-        " AND status <> 'rejected'",
+        f" AND status <> 'rejected'{extra}",
         READINGS_SCHEMA,
         (meter_ids, start, end),
     )

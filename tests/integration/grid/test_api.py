@@ -19,6 +19,7 @@ SLOTS = [DAY + dt.timedelta(minutes=30 * i) for i in range(48)]
 #: node N1 (1 MW): 0.5 MW all day but 0.9 MW for the 6 half-hours from 17:00
 LOAD = [0.9 if 34 <= i < 40 else 0.5 for i in range(48)]
 RANGE = {"from": "2025-01-06", "to": "2025-01-07"}
+VOLTS: list[float | None] = [260.0 if i % 6 == 0 else 230.0 for i in range(48)]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,8 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                         "ts": SLOTS * 2,
                         "interval_s": [1800] * 96,
                         "import_kwh": [200.0] * 48 + [150.0] * 48,
+                        # A sends voltages, 8 half-hours of them 13% high; B none
+                        "voltage_v": VOLTS + [None] * 48,
                     }
                 )
             ],
@@ -103,6 +106,21 @@ def test_losses_and_peak_drivers(api: Api) -> None:
     rows = {m["meter_id"]: m for m in r.json()["meters"]}
     assert rows["A"]["share_of_peak"] == pytest.approx(400 / 900)
     assert rows["B"]["coincidence_factor"] == pytest.approx(1.0)
+
+
+def test_meter_voltage_compliance(api: Api) -> None:
+    r = api.client.get("/v1/grid/nodes/N1/compliance", params=RANGE, headers=api.headers("admin"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    meters = body["meter_voltage"]
+    assert meters["meters"] == 1 and meters["meter_weeks"] == 1
+    assert meters["meter_weeks_compliant"] == 0
+    (row,) = meters["per_meter"]
+    assert row["meter_id"] == "A"
+    # half-hour means stand for three 10-minute values each: 8 of 48 out of band
+    assert row["worst_within_10"] == pytest.approx(40 / 48)
+    assert row["max_v"] == 260.0 and row["exact"] is False
+    assert body["node_voltage_weeks"] == [] and body["frequency_years"] == []
 
 
 @pytest.mark.parametrize(
