@@ -273,7 +273,7 @@ CREATE TABLE daily AS
 SELECT meter_id, date, sum(import_kwh) AS import_kwh
 FROM (
     SELECT meter_id, ts, date, import_kwh, row_number() OVER (
-        PARTITION BY meter_id, ts ORDER BY ingested_at DESC) AS newest
+        PARTITION BY date, meter_id, ts ORDER BY ingested_at DESC) AS newest
     FROM read_parquet('{glob}', hive_partitioning = true)
 ) WHERE newest = 1
 GROUP BY 1, 2;

@@ -1,7 +1,8 @@
 {#- Each current reading with its meter's reference data and its local-time buckets (the
     meter's zone; the fleet zone for a meter that names none), and its energy split by
     how it was obtained. Rejected readings carry no energy; a gap row (missing) has
-    energy only when estimated. -#}
+    energy only when estimated. A view (see intermediate.yml). -#}
+{{ config(materialized='view') }}
 with located as (
     select
         r.meter_id,

@@ -28,5 +28,6 @@ from (
         ['meter_id', 'ts'],
         columns,
         where=('(' ~ since_last_load() ~ ')') if is_incremental() else none,
+        within=(['date'] if target.type == 'duckdb' else []),
     ) }}
 ) current_readings

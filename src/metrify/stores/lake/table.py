@@ -346,6 +346,29 @@ class Lake:
             return pads.dataset(schema.schema.empty_table())
         return table.to_pyarrow_dataset()
 
+    def plain_files(self, kind: str) -> list[str] | None:
+        """The local Parquet files of the table's current version when a plain Parquet
+        reader gets it right (a local folder; no deletion vectors, column mapping or
+        other reader features), else None.
+
+        Why: DuckDB's own Parquet reader scans these about twice as fast as the Arrow
+        dataset of :meth:`arrow`, which matters when the warehouse reads the whole lake.
+        The list comes from the Delta log, never from the folder: files that compaction
+        replaced stay on disk until vacuum and would count twice. The partition values
+        are in the file paths (``date=YYYY-MM-DD/``), as delta-rs writes them.
+        """
+        if not self.location.local:
+            return None
+        table = self.table(kind)
+        if table is None:
+            return None
+        protocol = table.protocol()
+        if protocol.min_reader_version > 1 or protocol.reader_features:
+            return None
+        if table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+            return None
+        return list(table.file_uris())
+
     def scan(self, kind: str, version: Version | None = None) -> pl.LazyFrame:
         """The table as a lazy Polars frame (``pl.scan_delta``: predicates and columns
         pushed down to the files)."""
