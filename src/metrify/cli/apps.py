@@ -18,6 +18,7 @@ __all__ = [
     "db_app",
     "keys_app",
     "lake_app",
+    "patterns_app",
     "quality_app",
     "readings_app",
     "users_app",
@@ -65,3 +66,8 @@ warehouse_app = typer.Typer(
     help="The warehouse: dbt models over the lake and the store.", no_args_is_help=True
 )
 app.add_typer(warehouse_app, name="warehouse")
+patterns_app = typer.Typer(
+    help="Consumption patterns: typical days, peak share, household clusters, segments.",
+    no_args_is_help=True,
+)
+app.add_typer(patterns_app, name="patterns")
