@@ -198,7 +198,7 @@ def _definitions(d: Definitions, min_days: int) -> dict[str, Any]:
 def _clustering(found: Patterns) -> dict[str, Any] | None:
     c = found.clustering
     if c is None:
-        return None
+        return {"k": None, "why_none": found.no_clustering}
     return {
         "k": c.k,
         "criterion": c.criterion,

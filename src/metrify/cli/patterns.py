@@ -243,8 +243,9 @@ def clusters(run_id: RunOption = None, as_json: JsonOption = False) -> None:
         rows = store.clusters(session.conn, int(found_run["run_id"]))
         members = store.households(session.conn, int(found_run["run_id"]))
     info = found_run["clustering"]
-    if info is None:
-        raise UserError(f"pattern run {found_run['run_id']} has no clustering (too few meters)")
+    if info is None or info.get("k") is None:
+        why = (info or {}).get("why_none") or "too few meters"
+        raise UserError(f"pattern run {found_run['run_id']} has no clusters: {why}")
     by_cluster = {
         int(c): part["meter_id"].to_list()
         for (c,), part in members.filter(pl.col("cluster").is_not_null()).group_by("cluster")

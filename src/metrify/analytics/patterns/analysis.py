@@ -35,12 +35,14 @@ class Patterns:
     plus ``cluster`` (None for meters left out of the clustering); ``meter_days``: their
     typical days; ``shapes``: (ids, ids x 48 unit-energy day shapes) of the clustered
     meters; ``segments`` and ``segment_days``: the same per (``dim``, ``id``) segment;
-    ``clustering``: None when too few meters had enough complete days."""
+    ``clustering``: None when too few meters had enough complete days or no k gave
+    clusters worth the name, and ``no_clustering`` then says which."""
 
     meters: pl.DataFrame
     meter_days: pl.DataFrame
     shapes: tuple[list[str], np.ndarray]
     clustering: Clustering | None
+    no_clustering: str | None
     segments: pl.DataFrame
     segment_days: pl.DataFrame
     definitions: Definitions
@@ -80,11 +82,13 @@ def analyse(
     full = complete_days(local)
     days = typical_days(full)
     ids, shapes = day_shapes(full, min_days)
-    clustering = None
-    if len(ids) >= 3:
+    clustering, note = None, None
+    try:
         clustering = cluster_shapes(
             ids, shapes, k=k, criterion=criterion, resamples=resamples, seed=seed
         )
+    except ValueError as exc:  # too few households, or no k worth the name
+        note = str(exc)
     labels = pl.DataFrame(
         {
             "id": clustering.ids if clustering else [],
@@ -94,7 +98,7 @@ def analyse(
     )
     per_meter = per_meter.join(labels, on="id", how="left")
     seg_metrics, seg_days = _segments(frame, members, tz, d, holidays)
-    return Patterns(per_meter, days, (ids, shapes), clustering, seg_metrics, seg_days, d)
+    return Patterns(per_meter, days, (ids, shapes), clustering, note, seg_metrics, seg_days, d)
 
 
 def _segments(
