@@ -115,7 +115,8 @@ def compare_groups(
 ) -> pl.DataFrame:
     """Per group: ``households`` and, for each of ``values``, the mean over households
     with a bootstrap percentile interval (``<value>``, ``<value>_low``, ``<value>_high``);
-    groups in order of size, largest first."""
+    groups in order of size, largest first. Values missing from the frame are skipped."""
+    values = [v for v in values if v in households.columns]
     rng = np.random.default_rng(seed)
     tail = (1 - level) / 2
     rows: dict[str, dict[str, object]] = {}
