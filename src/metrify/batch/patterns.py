@@ -25,19 +25,28 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
-from metrify.analytics.patterns import Definitions, Patterns, analyse, slot_label
+from metrify.analytics.patterns import (
+    Definitions,
+    Patterns,
+    PeakHours,
+    analyse,
+    comparison,
+    slot_label,
+)
 from metrify.analytics.patterns.clusters import Criterion
 from metrify.batch.context import JobContext, JobSkipped, Outcome
 from metrify.stores import patterns as store
 from metrify.stores.pools import Connection
 
-__all__ = ["Computed", "NoData", "compute", "read_households", "run"]
+__all__ = ["BY", "Computed", "NoData", "compare", "compute", "read_households", "run"]
 
 
 class NoData(ValueError):
     """The period holds no measured half-hour: nothing to analyse."""
 
 
+#: what ``compare`` may group households by: a column of :func:`store.households`
+BY: Final = ("tariff", "acorn", "region", "cluster")
 #: the trailing window of the daily job
 YEAR: Final = dt.timedelta(days=365)
 #: accepted names of a households file's columns, first match wins
@@ -283,3 +292,42 @@ def run(ctx: JobContext) -> Outcome:
     except NoData as exc:
         raise JobSkipped(str(exc)) from None
     return Outcome(rows=done.meters, details=asdict(done))
+
+
+def compare(
+    homes: pl.DataFrame,
+    by: str,
+    peak_hours: str,
+    treated: str | None = None,
+    control: str | None = None,
+    resamples: int = 2000,
+) -> dict[str, Any]:
+    """A run's households (:func:`metrify.stores.patterns.households`) compared by
+    ``by`` (:data:`BY`); by tariff, ToU against Std unless other groups are named.
+    ValueError (the caller's to show) for an unknown ``by``, a grouping no household
+    has, or a named group with fewer than two households."""
+    if by not in BY:
+        raise ValueError(f"by {by!r}: use one of {', '.join(BY)}")
+    if by == "tariff" and treated is None and control is None:
+        treated, control = "ToU", "Std"
+    if (treated is None) != (control is None):
+        raise ValueError("name both the treated and the control group, or neither")
+    homes = homes.with_columns(pl.col("cluster").cast(pl.String))
+    if homes[by].drop_nulls().len() == 0:
+        raise ValueError(f"no household of this run has a {by}")
+    if treated is not None and control is not None:
+        counts = homes.filter(pl.col("peak_share").is_not_null())[by].value_counts()
+        have = {r[by]: r["count"] for r in counts.iter_rows(named=True)}
+        short = [g for g in (treated, control) if have.get(g, 0) < 2]
+        if short:
+            raise ValueError(f"{by} {', '.join(short)}: fewer than two households in this run")
+    peak = PeakHours.parse(peak_hours)
+    result = comparison(
+        homes.rename({by: "group"}),
+        "group",
+        treated,
+        control,
+        (peak.start_slot, peak.end_slot),
+        resamples=resamples,
+    )
+    return result | {"by": by, "peak_hours": peak_hours}

@@ -19,7 +19,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from metrify.analytics.patterns import Definitions, PeakHours, comparison
+from metrify.analytics.patterns import Definitions, PeakHours
 from metrify.batch import patterns as job
 from metrify.cli.apps import patterns_app
 from metrify.cli.common import UserError, console, friendly, load_settings
@@ -31,7 +31,6 @@ from metrify.stores.pools import Connection
 __all__ = ["clusters", "compare", "run", "show"]
 
 _CRITERIA = {"silhouette": "silhouette", "calinski-harabasz": "calinski_harabasz"}
-_BY = {"tariff": "tariff", "acorn": "acorn", "region": "region", "cluster": "cluster"}
 _KINDS = ("weekday", "weekend", "holiday")
 _SEASONS = ("all", "winter", "spring", "summer", "autumn")
 
@@ -310,12 +309,6 @@ def compare(
 ) -> None:
     """Segments side by side (mean per household with 95% bootstrap intervals); by
     tariff, what the time-of-use households did differently at peak."""
-    if by not in _BY:
-        raise UserError(f"--by {by}: use one of {', '.join(_BY)}")
-    if by == "tariff" and treated is None and control is None:
-        treated, control = "ToU", "Std"
-    if (treated is None) != (control is None):
-        raise UserError("give both --treated and --control, or neither")
     settings = load_settings()
     with open_session(settings) as session:
         found_run = _run_of(session.conn, run_id)
@@ -330,39 +323,19 @@ def compare(
             )
             .drop("tariff_file", "acorn_file")
         )
-    homes = homes.with_columns(pl.col("cluster").cast(pl.String))
-    if homes[by].drop_nulls().len() == 0:
-        hint = " (give --households FILE)" if by in ("acorn", "tariff") else ""
-        raise UserError(f"no meter of pattern run {found_run['run_id']} has a {by}{hint}")
-    defs = found_run["definitions"]
-    peak = PeakHours.parse(defs["peak_hours"])
-    pair = _has_pair(homes, by, treated, control)
-    result = comparison(
-        homes.rename({by: "group"}),
-        "group",
-        treated if pair else None,
-        control if pair else None,
-        (peak.start_slot, peak.end_slot),
-        resamples=resamples,
-    )
-    result["by"] = by
+    elif by == "acorn" and homes["acorn"].drop_nulls().len() == 0:
+        raise UserError("no ACORN group in this run: give --households FILE")
+    try:
+        result = job.compare(
+            homes, by, found_run["definitions"]["peak_hours"], treated, control, resamples
+        )
+    except ValueError as exc:
+        raise UserError(f"--by {by}: {exc}") from None
     result["run_id"] = found_run["run_id"]
-    result["peak_hours"] = defs["peak_hours"]
     if as_json:
         _emit(result)
         return
     _print_comparison(result, by)
-
-
-def _has_pair(homes: pl.DataFrame, by: str, treated: str | None, control: str | None) -> bool:
-    if treated is None or control is None:
-        return False
-    counts = homes.filter(pl.col("peak_share").is_not_null())[by].value_counts()
-    have = {r[by]: r["count"] for r in counts.iter_rows(named=True)}
-    missing = [g for g in (treated, control) if have.get(g, 0) < 2]
-    if missing:
-        raise UserError(f"{by} {', '.join(missing)}: fewer than two households in this run")
-    return True
 
 
 def _print_comparison(result: dict[str, Any], by: str) -> None:

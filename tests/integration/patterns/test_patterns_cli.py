@@ -51,9 +51,7 @@ def by_hand(values: dict[dt.datetime, float]) -> dict[str, float]:
     total = sum(sum(s.values()) for s in complete.values())
     peak = sum(v for s in complete.values() for (h, _), v in s.items() if 16 <= h < 19)
     night = np.array([v / 0.5 for when, v in local.items() if when.hour < 5])
-    weekdays = [
-        s[(18, 0)] for d, s in complete.items() if d.weekday() < 5 and d not in HOLIDAYS
-    ]
+    weekdays = [s[(18, 0)] for d, s in complete.items() if d.weekday() < 5 and d not in HOLIDAYS]
     return {
         "load_factor": float(kw.mean() / kw.max()),
         "peak_kw": float(kw.max()),
