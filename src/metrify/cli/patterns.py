@@ -234,8 +234,7 @@ def _print_subject(
 @patterns_app.command("clusters")
 @friendly
 def clusters(run_id: RunOption = None, as_json: JsonOption = False) -> None:
-    """The household clusters of day shapes: sizes, peak times, the choice of k and
-    how stable the clusters are under bootstrap resampling."""
+    """Household clusters of day shapes: the choice of k, stability, sizes, peak times."""
     settings = load_settings()
     with open_session(settings) as session:
         found_run = _run_of(session.conn, run_id)
@@ -307,8 +306,7 @@ def compare(
     run_id: RunOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Segments side by side (mean per household with 95% bootstrap intervals); by
-    tariff, what the time-of-use households did differently at peak."""
+    """Segments side by side with 95% intervals; by tariff, ToU minus Std at peak."""
     settings = load_settings()
     with open_session(settings) as session:
         found_run = _run_of(session.conn, run_id)
