@@ -57,7 +57,8 @@ _ACORN_NAMES: Final = ("acorn", "Acorn_grouped", "acorn_group")
 
 @dataclass(frozen=True)
 class Computed:
-    """What a run stored: its id, period, zone and a few counts."""
+    """What a run stored: its id, period, zone and counts: ``shaped`` meters had enough
+    complete days to be clustered, ``clustered`` were (the others' shapes were unusual)."""
 
     run_id: int
     start: dt.datetime
@@ -65,6 +66,7 @@ class Computed:
     tz: str
     meters: int
     half_hours: int
+    shaped: int
     clustered: int
     k: int | None
     segments: int
@@ -187,6 +189,7 @@ def compute(
         len(ids),
         frame.height,
         len(found.shapes[0]),
+        int((found.clustering.labels >= 0).sum()) if found.clustering else 0,
         found.clustering.k if found.clustering else None,
         found.segments.height,
     )

@@ -131,7 +131,8 @@ def run(
     console.print(
         f"pattern run {done.run_id}: {done.meters} meters, {done.half_hours:,} measured"
         f" half-hours, {done.start:%Y-%m-%d} to {done.end:%Y-%m-%d} on {done.tz} time;"
-        f" {done.clustered} clustered into k={done.k}; {done.segments} segments"
+        f" {done.clustered} of {done.shaped} with {min_days}+ complete days clustered into"
+        f" k={done.k}; {done.segments} segments"
     )
 
 

@@ -31,7 +31,9 @@ Reader = Annotated[Principal, Depends(require(Permission.READ_AGGREGATES))]
 Ident = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 Run = Annotated[int | None, Query(ge=1, description="a stored run (default: the newest)")]
-ERRORS: dict[int | str, dict[str, Any]] = {s: PROBLEM_SCHEMA for s in (400, 401, 403, 404, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: PROBLEM_SCHEMA for s in (400, 401, 403, 404, 422, 429)
+}
 
 
 def _run(state: AppState, run_id: int | None) -> dict[str, Any]:
