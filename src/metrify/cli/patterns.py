@@ -223,12 +223,12 @@ def _print_subject(
         console.print(f"no complete {kind} in {season}")
         return
     hours = Table(title=f"typical {kind} ({season}): kWh per half-hour")
-    for h in range(0, 24, 3):
-        hours.add_column(f"{h:02d}:00-{h + 3:02d}:00", justify="right")
-    cells = [
-        " ".join("-" if v is None else f"{v:.2f}" for v in day[s : s + 6]) for s in range(0, 48, 6)
-    ]
-    hours.add_row(*cells)
+    for name in ("hour", ":00", ":30"):
+        hours.add_column(name, justify="right")
+    for h in range(24):
+        hours.add_row(
+            f"{h:02d}", *("-" if v is None else f"{v:.3f}" for v in day[2 * h : 2 * h + 2])
+        )
     console.print(hours)
 
 
