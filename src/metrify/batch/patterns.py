@@ -49,6 +49,8 @@ class NoData(ValueError):
 BY: Final = ("tariff", "acorn", "region", "cluster")
 #: the trailing window of the daily job
 YEAR: Final = dt.timedelta(days=365)
+#: how many of its own runs the daily job keeps (a week of them)
+KEEP_BATCH_RUNS: Final = 7
 #: accepted names of a households file's columns, first match wins
 _ID_NAMES: Final = ("meter_id", "LCLid", "id")
 _TARIFF_NAMES: Final = ("tariff", "stdorToU")
@@ -288,13 +290,15 @@ def _centre_rows(found: Patterns, d: Definitions) -> list[dict[str, Any]]:
 
 def run(ctx: JobContext) -> Outcome:
     """The trailing year (365 UTC days) up to the end of the interval; skipped when it
-    holds no measured half-hour."""
+    holds no measured half-hour. Keeps the newest :data:`KEEP_BATCH_RUNS` runs of the
+    job (runs made with ``metrify patterns run`` are kept until replaced)."""
     end = ctx.interval.end
     try:
         done = compute(ctx.conn, end - YEAR, end, ctx.settings.fleet_timezone, source="batch")
     except NoData as exc:
         raise JobSkipped(str(exc)) from None
-    return Outcome(rows=done.meters, details=asdict(done))
+    pruned = store.prune(ctx.conn, "batch", KEEP_BATCH_RUNS)
+    return Outcome(rows=done.meters, details=asdict(done) | {"pruned_runs": pruned})
 
 
 def compare(

@@ -30,6 +30,7 @@ __all__ = [
     "latest_run",
     "meter_attributes",
     "meter_pattern",
+    "prune",
     "save_run",
     "segment_pattern",
     "segments",
@@ -274,3 +275,17 @@ def clusters(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         (run_id,),
     ).fetchall()
     return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def prune(conn: Connection, source: str, keep: int) -> int:
+    """Delete the runs of ``source`` beyond its ``keep`` newest; returns how many. The
+    daily job makes a run per day (a new trailing year each time): without this a
+    year of them would hold 365 copies of nearly the same patterns."""
+    row = conn.execute(
+        "WITH gone AS (DELETE FROM pattern_runs WHERE source = %s AND run_id NOT IN ("
+        " SELECT run_id FROM pattern_runs WHERE source = %s"
+        " ORDER BY computed_at DESC, run_id DESC LIMIT %s) RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        (source, source, keep),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -144,6 +144,16 @@ def test_the_batch_job_replaces_its_run_and_bad_input_is_one_line(
         )
     ]
     assert conn.execute("SELECT count(*) FROM meter_patterns").fetchone() == (2,)
+    # a week and more of daily runs: the job keeps its newest seven
+    for day in range(1, 10):
+        done = runner.invoke(
+            app, ["batch", "run", "--job", "patterns", "--date", f"2013-04-{day:02d}"]
+        )
+        assert done.exit_code == 0, done.output
+    kept_runs = conn.execute(
+        "SELECT period_end FROM pattern_runs WHERE source = 'batch' ORDER BY period_end"
+    ).fetchall()
+    assert [r[0].day for r in kept_runs] == list(range(4, 11))  # April 4th to 10th
     code, _, err = cli("clusters")  # two households: nothing to cluster, and it says why
     assert code == 2 and "at least 3 households" in err
 
