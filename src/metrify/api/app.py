@@ -31,6 +31,7 @@ from metrify.api.routers import (
     grid,
     ingest,
     ops,
+    patterns,
     query,
     reference,
 )
@@ -81,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reference,
         query,
         energy,
+<<<<<<< HEAD
         grid,
+=======
+        patterns,
+>>>>>>> h3-pat
         export,
         edits,
         admin,

@@ -61,6 +61,12 @@ JOBS: tuple[JobSpec, ...] = (
         "the daily quality report under <home>/reports/quality/<date>.{json,md}",
         needs=("aggregates",),
     ),
+    JobSpec(
+        "patterns",
+        "metrify.batch.patterns:run",
+        "consumption patterns of the trailing year: typical days, peak share, clusters",
+        needs=("aggregates",),
+    ),
 )
 
 

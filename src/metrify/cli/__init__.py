@@ -31,6 +31,7 @@ from metrify.cli import energy as energy
 from metrify.cli import batch as batch
 from metrify.cli import warehouse as warehouse
 from metrify.cli import grid as grid
+from metrify.cli import patterns as patterns
 
 # isort: on
 from metrify.cli.apps import app

@@ -19,6 +19,7 @@ __all__ = [
     "grid_app",
     "keys_app",
     "lake_app",
+    "patterns_app",
     "quality_app",
     "readings_app",
     "users_app",
@@ -71,3 +72,8 @@ grid_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(grid_app, name="grid")
+patterns_app = typer.Typer(
+    help="Consumption patterns: typical days, peak share, household clusters, segments.",
+    no_args_is_help=True,
+)
+app.add_typer(patterns_app, name="patterns")
