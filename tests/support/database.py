@@ -45,6 +45,10 @@ TABLES = (
     "agg_dirty",
     "agg_group_dirty",
     "batch_runs",
+    "pattern_runs",
+    "meter_patterns",
+    "segment_patterns",
+    "pattern_clusters",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)
