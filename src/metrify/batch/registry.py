@@ -61,6 +61,12 @@ JOBS: tuple[JobSpec, ...] = (
         "the daily quality report under <home>/reports/quality/<date>.{json,md}",
         needs=("aggregates",),
     ),
+    JobSpec(
+        "baselines",
+        "metrify.batch.baselines:run",
+        "weather-normalised baselines (daily degree-day and hourly TOWT) of every meter"
+        " with a weather station, fitted on the year up to the day",
+    ),
 )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "anomalies_app",
     "app",
     "audit_app",
+    "baseline_app",
     "batch_app",
     "db_app",
     "keys_app",
@@ -65,3 +66,8 @@ warehouse_app = typer.Typer(
     help="The warehouse: dbt models over the lake and the store.", no_args_is_help=True
 )
 app.add_typer(warehouse_app, name="warehouse")
+baseline_app = typer.Typer(
+    help="Weather-normalised baselines: fit, weather's share of a change, savings.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")

@@ -50,8 +50,8 @@ def test_a_day_then_a_rerun(
     code, runs, stderr = batch("--date", DAY.isoformat())
     assert code == 0, stderr
     by_job = {r["job"]: r for r in runs}
-    assert list(by_job) == ["aggregates", "compact", "dbt", "anomalies", "quality"]
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality"):
+    assert list(by_job) == ["aggregates", "compact", "dbt", "anomalies", "quality", "baselines"]
+    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "baselines"):
         assert by_job[job]["status"] == "ok", by_job[job]
 
     want = homes.utc_day_energy(database_url, DAY)
