@@ -151,6 +151,7 @@ def weather_effect(
         f"  mean temperature {effect['mean_temperature_against_c']:.1f} -> "
         f"{effect['mean_temperature_c']:.1f} °C\n"
         f"  weather          {effect['weather_kwh']:+.1f} kWh\n"
+        f"  calendar         {effect['calendar_kwh']:+.1f} kWh (weekend days)\n"
         f"  everything else  {effect['other_kwh']:+.1f} kWh"
     )
 

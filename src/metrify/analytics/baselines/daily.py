@@ -17,6 +17,12 @@ its degree-day series has at least 10 days above zero and at least 20 °F-days i
 (11.1 °C-days); among the qualifying candidates of every balance point the one with the
 highest adjusted R² is the model. The intercept-only model always qualifies.
 
+One extension, on by default and off with ``weekend=False``: each candidate is also
+tried with a weekend term (a shift of use on Saturdays and Sundays), held to the same
+rules (significant at p < 0.1, chosen by adjusted R²). A household's weekend is not its
+weekday, and CalTRACK 2.0's day-blind model leaves that difference in its residuals;
+eemeter 4's daily model splits weekdays from weekends for the same reason.
+
 The search is vectorised: every balance point (pair) of a model family is fitted at
 once through the normal equations, so a year of days costs milliseconds per meter.
 """
@@ -58,6 +64,7 @@ class DailyModel:
     heating_slope: float | None
     cooling_balance_c: float | None
     cooling_slope: float | None
+    weekend_shift: float | None
     n: int
     p: int
     r2: float
@@ -66,10 +73,24 @@ class DailyModel:
     nmbe: float
     mean_kwh: float
 
-    def predict(self, temperature_c: npt.ArrayLike) -> np.ndarray:
-        """Use per day (kWh) at the given daily mean temperatures."""
+    def predict(self, temperature_c: npt.ArrayLike, weekend: npt.ArrayLike) -> np.ndarray:
+        """Use per day (kWh) at the given daily mean temperatures, on days that are
+        (1) or are not (0) Saturdays or Sundays."""
         t = np.asarray(temperature_c, dtype=float)
-        out = np.full(t.shape, self.intercept)
+        out = self.intercept + self.weather_part(t)
+        if self.weekend_shift is not None:
+            out = out + self.weekend_shift * np.asarray(weekend, dtype=float)
+        return np.asarray(out)
+
+    def predict_days(self, days: pl.DataFrame) -> np.ndarray:
+        """Use per day for a frame with ``day`` and ``temperature_c``."""
+        weekend = (days["day"].dt.weekday() >= 6).to_numpy()
+        return self.predict(days["temperature_c"].to_numpy(), weekend)
+
+    def weather_part(self, temperature_c: npt.ArrayLike) -> np.ndarray:
+        """The degree-day terms alone: what the weather adds to a day's use (kWh)."""
+        t = np.asarray(temperature_c, dtype=float)
+        out = np.zeros(t.shape)
         if self.heating_slope is not None and self.heating_balance_c is not None:
             out += self.heating_slope * np.maximum(self.heating_balance_c - t, 0.0)
         if self.cooling_slope is not None and self.cooling_balance_c is not None:
@@ -86,6 +107,7 @@ class _Best:
     beta: tuple[float, ...]
     th: float | None
     tc: float | None
+    weekend: bool
     r2_adj: float
 
 
@@ -101,122 +123,110 @@ def _degree_days_ok(dd: np.ndarray) -> np.ndarray:
     )
 
 
-def _single(y: np.ndarray, dd: np.ndarray, sst: float) -> tuple[np.ndarray, ...]:
-    """Every one-slope fit ``y = b0 + b1 * dd[:, j]`` at once: (b0, b1, p-value, R²)."""
-    n = y.size
-    dmean = dd.mean(axis=0)
-    dc = dd - dmean
-    sxx = (dc**2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        b1 = (dc * (y - y.mean())[:, None]).sum(axis=0) / sxx
-        b0 = y.mean() - b1 * dmean
-        rss = np.maximum(sst - b1**2 * sxx, 0.0)
-        se = np.sqrt(rss / (n - 2) / sxx)
-        pval = 2.0 * stats.t.sf(np.abs(b1 / se), n - 2)
-        r2 = 1.0 - rss / sst if sst > 0 else np.zeros_like(b1)
-    return b0, b1, pval, r2
-
-
-def _pair(y: np.ndarray, hdd: np.ndarray, cdd: np.ndarray, sst: float) -> tuple[np.ndarray, ...]:
-    """Every two-slope fit over the (heating, cooling) balance-point pairs with heating
-    <= cooling, by the 3x3 normal equations of each: (i, j, beta, p-values, R²)."""
-    n = y.size
-    i, j = np.nonzero(BALANCE_POINTS[:, None] <= BALANCE_POINTS[None, :])
-    sh, sc = hdd.sum(axis=0), cdd.sum(axis=0)
-    hh, cc, hc = (hdd**2).sum(axis=0), (cdd**2).sum(axis=0), hdd.T @ cdd
-    xtx = np.empty((i.size, 3, 3))
-    xtx[:, 0, 0] = n
-    xtx[:, 0, 1] = xtx[:, 1, 0] = sh[i]
-    xtx[:, 0, 2] = xtx[:, 2, 0] = sc[j]
-    xtx[:, 1, 1] = hh[i]
-    xtx[:, 2, 2] = cc[j]
-    xtx[:, 1, 2] = xtx[:, 2, 1] = hc[i, j]
-    xty = np.stack([np.full(i.size, y.sum()), (hdd.T @ y)[i], (cdd.T @ y)[j]], axis=1)
-    # pairs whose degree days are all zero make a singular system; they never qualify
+def _fit_batch(y: np.ndarray, x: np.ndarray, sst: float) -> tuple[np.ndarray, ...]:
+    """Ordinary least squares for a batch of designs ``x`` (candidates x days x
+    columns, the intercept first) through their normal equations: (beta, p-values of
+    every coefficient after the intercept, R²). A singular design (a degree-day column
+    all zero) gets NaN and never qualifies."""
+    n, k = y.size, x.shape[2]
+    xtx = np.matmul(x.transpose(0, 2, 1), x)
+    xty = np.matmul(x.transpose(0, 2, 1), y)
     ok = np.abs(np.linalg.det(xtx)) > 1e-9
-    beta = np.full((i.size, 3), np.nan)
-    inv = np.full((i.size, 3, 3), np.nan)
+    inv = np.full(xtx.shape, np.nan)
     inv[ok] = np.linalg.inv(xtx[ok])
-    beta[ok] = np.einsum("kab,kb->ka", inv[ok], xty[ok])
+    beta = np.einsum("pab,pb->pa", inv, xty)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rss = np.maximum(float(y @ y) - np.einsum("ka,ka->k", beta, xty), 0.0)
-        sigma2 = rss / (n - 3)
-        se = np.sqrt(sigma2[:, None] * np.stack([inv[:, 1, 1], inv[:, 2, 2]], axis=1))
-        pval = 2.0 * stats.t.sf(np.abs(beta[:, 1:] / se), n - 3)
-        r2 = 1.0 - rss / sst if sst > 0 else np.zeros(i.size)
-    return i, j, beta, pval, r2
+        rss = np.maximum(float(y @ y) - np.einsum("pa,pa->p", beta, xty), 0.0)
+        sigma2 = rss / (n - k)
+        diag = np.diagonal(inv, axis1=1, axis2=2)[:, 1:]
+        pval = 2.0 * stats.t.sf(np.abs(beta[:, 1:] / np.sqrt(sigma2[:, None] * diag)), n - k)
+        r2 = 1.0 - rss / sst if sst > 0 else np.zeros(x.shape[0])
+    return beta, pval, r2
 
 
-def fit_daily(days: pl.DataFrame) -> DailyModel:
-    """Fit the CalTRACK daily model to ``days`` (columns ``kwh`` and ``temperature_c``,
+def fit_daily(days: pl.DataFrame, *, weekend: bool = True) -> DailyModel:
+    """Fit the daily model to ``days`` (columns ``day``, ``kwh`` and ``temperature_c``,
     one row per day of the baseline period).
 
-    Raises ValueError when fewer than :data:`MIN_DAYS` days are given."""
+    With ``weekend`` (the default) every candidate is also tried with a weekend term, a
+    shift of use on Saturdays and Sundays kept only when significant like the slopes
+    (p < 0.1) and chosen, like everything else, by adjusted R²: households use more at
+    weekends, and CalTRACK 2.0's day-blind model leaves that in its residuals.
+    ``weekend=False`` is CalTRACK 2.0 exactly. Raises ValueError when fewer than
+    :data:`MIN_DAYS` days are given."""
     y = days["kwh"].to_numpy().astype(float)
     t = days["temperature_c"].to_numpy().astype(float)
     n = y.size
     if n < MIN_DAYS:
         raise ValueError(f"{n} days with use and temperature; at least {MIN_DAYS} are needed")
+    we = (days["day"].dt.weekday() >= 6).to_numpy().astype(float)
     sst = float(((y - y.mean()) ** 2).sum())
-    best = _Best("intercept_only", (float(y.mean()),), None, None, 0.0)
+    best = _Best("intercept_only", (float(y.mean()),), None, None, False, 0.0)
 
     hdd = np.maximum(BALANCE_POINTS[None, :] - t[:, None], 0.0)
     cdd = np.maximum(t[:, None] - BALANCE_POINTS[None, :], 0.0)
     h_ok, c_ok = _degree_days_ok(hdd), _degree_days_ok(cdd)
-    for kind, dd, dd_ok in (("hdd_only", hdd, h_ok), ("cdd_only", cdd, c_ok)):
-        b0, b1, pval, r2 = _single(y, dd, sst)
-        adj = np.where(dd_ok & (b1 > 0) & (pval < MAX_P_VALUE), _adj(r2, n, 1), -np.inf)
-        k = int(np.argmax(adj))
-        if np.isfinite(adj[k]) and adj[k] > best.r2_adj:
-            bp = float(BALANCE_POINTS[k])
-            best = _Best(
-                kind,  # type: ignore[arg-type]
-                (float(b0[k]), float(b1[k])),
-                bp if kind == "hdd_only" else None,
-                bp if kind == "cdd_only" else None,
-                float(adj[k]),
-            )
-    if n > 4:
-        i, j, beta, pval, r2 = _pair(y, hdd, cdd, sst)
-        qualifies = (
-            h_ok[i]
-            & c_ok[j]
-            & (beta[:, 1] > 0)
-            & (beta[:, 2] > 0)
-            & (pval[:, 0] < MAX_P_VALUE)
-            & (pval[:, 1] < MAX_P_VALUE)
-        )
-        adj = np.where(qualifies, _adj(r2, n, 2), -np.inf)
-        k = int(np.argmax(adj))
-        if np.isfinite(adj[k]) and adj[k] > best.r2_adj:
-            best = _Best(
-                "hdd_cdd",
-                tuple(float(b) for b in beta[k]),
-                float(BALANCE_POINTS[i[k]]),
-                float(BALANCE_POINTS[j[k]]),
-                float(adj[k]),
-            )
-    return _finish(best, y, t)
+    # only balance points whose degree days qualify are fitted at all
+    hs, cs = np.nonzero(h_ok)[0], np.nonzero(c_ok)[0]
+    pairs = BALANCE_POINTS[hs][:, None] <= BALANCE_POINTS[cs][None, :]
+    hi, ci = hs[np.nonzero(pairs)[0]], cs[np.nonzero(pairs)[1]]
+    families: list[tuple[Kind, np.ndarray, np.ndarray | None, np.ndarray | None]] = [
+        # kind, degree-day columns (candidates x days x d), heating i, cooling j
+        ("hdd_only", hdd.T[hs][:, :, None], hs, None),
+        ("cdd_only", cdd.T[cs][:, :, None], None, cs),
+        ("hdd_cdd", np.stack([hdd.T[hi], cdd.T[ci]], axis=2), hi, ci),
+    ]
+    ones = np.ones(n)
+    for with_weekend in (False, True) if weekend and 0 < we.sum() < n else (False,):
+        fixed = np.column_stack([ones, we]) if with_weekend else ones[:, None]
+        f = fixed.shape[1]
+        if with_weekend:
+            beta, pval, r2 = _fit_batch(y, fixed[None], sst)
+            adj = _adj(r2, n, 1)
+            if pval[0, 0] < MAX_P_VALUE and adj[0] > best.r2_adj:
+                best = _Best("intercept_only", (float(beta[0, 0]), float(beta[0, 1])), None,
+                             None, True, float(adj[0]))  # fmt: skip
+        for kind, dd, i, j in families:
+            if dd.shape[0] == 0:
+                continue
+            x = np.concatenate([np.broadcast_to(fixed, (dd.shape[0], n, f)), dd], axis=2)
+            beta, pval, r2 = _fit_batch(y, x, sst)
+            slopes = beta[:, f:]
+            qualifies = (slopes > 0).all(axis=1) & (pval < MAX_P_VALUE).all(axis=1)
+            adj = np.where(qualifies, _adj(r2, n, x.shape[2] - 1), -np.inf)
+            k = int(np.argmax(adj))
+            if np.isfinite(adj[k]) and adj[k] > best.r2_adj:
+                best = _Best(
+                    kind,
+                    tuple(float(b) for b in beta[k]),
+                    float(BALANCE_POINTS[i[k]]) if i is not None else None,
+                    float(BALANCE_POINTS[j[k]]) if j is not None else None,
+                    with_weekend,
+                    float(adj[k]),
+                )
+    return _finish(best, y, t, we)
 
 
-def _finish(best: _Best, y: np.ndarray, t: np.ndarray) -> DailyModel:
-    b = best.beta
-    heating = b[1] if best.kind in ("hdd_only", "hdd_cdd") else None
-    cooling = b[2] if best.kind == "hdd_cdd" else (b[1] if best.kind == "cdd_only" else None)
+def _finish(best: _Best, y: np.ndarray, t: np.ndarray, we: np.ndarray) -> DailyModel:
+    b = list(best.beta)
+    intercept = b.pop(0)
+    shift = b.pop(0) if best.weekend else None
+    heating = b.pop(0) if best.kind in ("hdd_only", "hdd_cdd") else None
+    cooling = b.pop(0) if best.kind in ("cdd_only", "hdd_cdd") else None
+    p = len(best.beta)
     model = DailyModel(
-        best.kind, b[0], best.th, heating, best.tc, cooling,
-        n=y.size, p=len(b), r2=0.0, r2_adj=0.0, cvrmse=0.0, nmbe=0.0, mean_kwh=float(y.mean()),
+        best.kind, intercept, best.th, heating, best.tc, cooling, shift,
+        n=y.size, p=p, r2=0.0, r2_adj=0.0, cvrmse=0.0, nmbe=0.0, mean_kwh=float(y.mean()),
     )  # fmt: skip
-    yhat = model.predict(t)
+    yhat = model.predict(t, we)
     sst = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float(((y - yhat) ** 2).sum()) / sst if sst > 0 else 0.0
-    k = len(b) - 1
     return DailyModel(
         **{
             **asdict(model),
             "r2": r2,
-            "r2_adj": float(_adj(np.array(r2), y.size, k)) if k else 0.0,
-            "cvrmse": metrics.cvrmse(y, yhat, len(b)),
-            "nmbe": metrics.nmbe(y, yhat, len(b)),
+            "r2_adj": float(_adj(np.array(r2), y.size, p - 1)) if p > 1 else 0.0,
+            "cvrmse": metrics.cvrmse(y, yhat, p),
+            "nmbe": metrics.nmbe(y, yhat, p),
         }
     )

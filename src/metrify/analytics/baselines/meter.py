@@ -154,8 +154,8 @@ def savings_after(
     model = _fit_frame(kind, base)
     if kind == "daily":
         assert isinstance(model, DailyModel)
-        residuals = base["kwh"].to_numpy() - model.predict(base["temperature_c"].to_numpy())
-        predicted = model.predict(report["temperature_c"].to_numpy())
+        residuals = base["kwh"].to_numpy() - model.predict_days(base)
+        predicted = model.predict_days(report)
     else:
         assert isinstance(model, HourlyModel)
         residuals = base["kwh"].to_numpy() - model.predict(base)

@@ -5,12 +5,15 @@ back that far, otherwise the month before). Their use per day differs by the act
 change; the daily baseline model, fitted on the year up to the month's end, predicts
 use per day from each month's own temperatures, and the difference between those two
 predictions is the part the weather explains (the same household, only the weather
-changed). What is left, actual change minus weather, is everything else: behaviour,
-appliances, occupancy::
+changed). The model is additive, so the weather's part is exactly the difference of
+its degree-day terms ``w(T)``; a model with a weekend term also has a calendar part
+(one month has more weekend days than the other). What is left is everything else:
+behaviour, appliances, occupancy::
 
-    actual  = mean use per day in month   - mean use per day in against
-    weather = mean f(T) per day in month  - mean f(T) per day in against
-    other   = actual - weather
+    actual   = mean use per day in month   - mean use per day in against
+    weather  = mean w(T) per day in month  - mean w(T) per day in against
+    calendar = weekend shift x (weekend share of month - weekend share of against)
+    other    = actual - weather - calendar
 
 Per day, so that months of 30 and 31 days compare; the kWh figures are those times the
 month's days. For a group of meters (a segment, the fleet) each meter's model answers
@@ -54,6 +57,7 @@ class WeatherEffect:
     actual_against_per_day: float
     change_per_day: float
     weather_per_day: float
+    calendar_per_day: float
     other_per_day: float
     mean_temperature_c: float
     mean_temperature_against_c: float
@@ -67,6 +71,10 @@ class WeatherEffect:
         return self.weather_per_day * self.days
 
     @property
+    def calendar_kwh(self) -> float:
+        return self.calendar_per_day * self.days
+
+    @property
     def other_kwh(self) -> float:
         return self.other_per_day * self.days
 
@@ -75,6 +83,7 @@ class WeatherEffect:
         out |= {
             "change_kwh": self.change_kwh,
             "weather_kwh": self.weather_kwh,
+            "calendar_kwh": self.calendar_kwh,
             "other_kwh": self.other_kwh,
             "weather_share": (
                 self.weather_per_day / self.change_per_day if self.change_per_day else None
@@ -103,7 +112,12 @@ def weather_effect(
     t_then = then["temperature_c"].to_numpy()
     actual_now = float(now["kwh"].mean())  # type: ignore[arg-type]
     actual_then = float(then["kwh"].mean())  # type: ignore[arg-type]
-    weather = float(np.mean(model.predict(t_now)) - np.mean(model.predict(t_then)))
+    weather = float(np.mean(model.weather_part(t_now)) - np.mean(model.weather_part(t_then)))
+    calendar = 0.0
+    if model.weekend_shift is not None:
+        share_now = float(np.mean(now["day"].dt.weekday().to_numpy() >= 6))
+        share_then = float(np.mean(then["day"].dt.weekday().to_numpy() >= 6))
+        calendar = model.weekend_shift * (share_now - share_then)
     change = actual_now - actual_then
     return WeatherEffect(
         month=month,
@@ -114,7 +128,8 @@ def weather_effect(
         actual_against_per_day=actual_then,
         change_per_day=change,
         weather_per_day=weather,
-        other_per_day=change - weather,
+        calendar_per_day=calendar,
+        other_per_day=change - weather - calendar,
         mean_temperature_c=float(np.mean(t_now)),
         mean_temperature_against_c=float(np.mean(t_then)),
     )
@@ -141,6 +156,7 @@ def combine(effects: list[WeatherEffect]) -> WeatherEffect:
         actual_against_per_day=total("actual_against_per_day"),
         change_per_day=total("change_per_day"),
         weather_per_day=total("weather_per_day"),
+        calendar_per_day=total("calendar_per_day"),
         other_per_day=total("other_per_day"),
         mean_temperature_c=float(np.mean([e.mean_temperature_c for e in effects])),
         mean_temperature_against_c=float(np.mean([e.mean_temperature_against_c for e in effects])),
