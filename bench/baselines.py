@@ -460,8 +460,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
             "### Per meter (held-out CV(RMSE) and NMBE, %)",
             "",
             "| meter | daily form | daily CV Metrify | daily CV eemeter | daily CV eemeter legacy"
-            " | daily CV Metrify strict | daily NMBE Metrify | hourly CV Metrify | hourly CV eemeter"
-            " | hourly NMBE Metrify |",
+            " | daily CV Metrify strict | daily NMBE Metrify | hourly CV Metrify"
+            " | hourly CV eemeter | hourly NMBE Metrify |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in c["per_meter"]:

@@ -71,7 +71,7 @@ def test_savings_and_their_uncertainty_follow_ashrae_14() -> None:
     t = stats.t.ppf(0.95, 198)
     want = 1.26 * t * 0.2 * 10.0 * np.sqrt(100 * (200 / n_prime) * (1 + 2 / n_prime))
     assert got.uncertainty_kwh == pytest.approx(want)
-    assert got.significant == (100.0 > want)
+    assert got.significant == (want < 100.0)
 
 
 def test_strongly_autocorrelated_residuals_widen_the_uncertainty() -> None:
