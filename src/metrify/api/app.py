@@ -25,6 +25,7 @@ from metrify.api.routers import (
     admin,
     anomalies,
     auth,
+    baselines,
     edits,
     energy,
     export,
@@ -73,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrify = state
     problems.install(app)
     docs.install(app)
-    for module in (ops, auth, ingest, reference, query, energy, export, edits, admin, anomalies):
+    for module in (
+        ops, auth, ingest, reference, query, energy, export, edits, admin, anomalies, baselines
+    ):  # fmt: skip
         for route in module.router.routes:
             # FastAPI answers a body it cannot parse (broken JSON) with 400 before the
             # route runs: every route that takes a body documents it

@@ -11,8 +11,9 @@ too, so the three answer from the same data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 import polars as pl
 
@@ -124,6 +125,24 @@ class NotAnswerable(ValueError):
     """The subject cannot be answered: unknown, without a station or without data."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _in_calendar(func: Callable[P, R]) -> Callable[P, R]:
+    """A period reaching past year 1 or 9999 (a baseline a year before 0001-06) is the
+    asker's mistake, not a crash."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except OverflowError:
+            raise NotAnswerable("the period reaches outside the calendar (years 1-9999)") from None
+
+    return wrapper
+
+
 def _subject(
     conn: Connection,
     meter: str | None,
@@ -144,6 +163,7 @@ def _subject(
     return linked
 
 
+@_in_calendar
 def fit_meter(
     conn: Connection,
     meter: str,
@@ -169,6 +189,7 @@ def fit_meter(
     return done
 
 
+@_in_calendar
 def weather_effect(
     conn: Connection,
     month: str,
@@ -207,6 +228,7 @@ def weather_effect(
     }
 
 
+@_in_calendar
 def savings(
     conn: Connection,
     meter: str,
