@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import polars as pl
 
 from metrify.analytics import baselines
-from metrify.analytics.baselines import MeterSeries, ModelKind
+from metrify.analytics.baselines import MeterSeries, ModelKind, prepare
 from metrify.batch.context import JobContext, Outcome
 from metrify.stores import baselines as store
 from metrify.stores.baselines import LinkedMeter
@@ -53,16 +53,21 @@ def series(
     use = store.usage(conn, [m.meter_id for m in linked], lo, hi)
     weather = store.temperatures(conn, sorted({m.station_id for m in linked}), lo, hi)
     by_meter = {k[0]: v for k, v in use.partition_by("meter_id", as_dict=True).items()}
-    by_station = {k[0]: v for k, v in weather.partition_by("station_id", as_dict=True).items()}
+    # each station's hourly temperatures, prepared once for all its meters
+    by_station = {
+        k[0]: prepare.hourly_temperature(v.select("ts", "temperature_c"))
+        for k, v in weather.partition_by("station_id", as_dict=True).items()
+    }
     empty_use = use.clear()
-    empty_weather = weather.clear()
+    empty_weather = prepare.hourly_temperature(weather.clear().select("ts", "temperature_c"))
     for meter in linked:
         yield MeterSeries(
             meter.meter_id,
             meter.timezone,
             by_meter.get(meter.meter_id, empty_use).select("ts", "kwh"),
-            by_station.get(meter.station_id, empty_weather).select("ts", "temperature_c"),
+            by_station.get(meter.station_id, empty_weather),
             meter.interval_s,
+            weather_is_hourly=True,
         )
 
 

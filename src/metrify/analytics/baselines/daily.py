@@ -123,25 +123,42 @@ def _degree_days_ok(dd: np.ndarray) -> np.ndarray:
     )
 
 
-def _fit_batch(y: np.ndarray, x: np.ndarray, sst: float) -> tuple[np.ndarray, ...]:
-    """Ordinary least squares for a batch of designs ``x`` (candidates x days x
-    columns, the intercept first) through their normal equations: (beta, p-values of
-    every coefficient after the intercept, R²). A singular design (a degree-day column
-    all zero) gets NaN and never qualifies."""
-    n, k = y.size, x.shape[2]
-    xtx = np.matmul(x.transpose(0, 2, 1), x)
-    xty = np.matmul(x.transpose(0, 2, 1), y)
-    ok = np.abs(np.linalg.det(xtx)) > 1e-9
-    inv = np.full(xtx.shape, np.nan)
-    inv[ok] = np.linalg.inv(xtx[ok])
-    beta = np.einsum("pab,pb->pa", inv, xty)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rss = np.maximum(float(y @ y) - np.einsum("pa,pa->p", beta, xty), 0.0)
-        sigma2 = rss / (n - k)
-        diag = np.diagonal(inv, axis1=1, axis2=2)[:, 1:]
-        pval = 2.0 * stats.t.sf(np.abs(beta[:, 1:] / np.sqrt(sigma2[:, None] * diag)), n - k)
-        r2 = 1.0 - rss / sst if sst > 0 else np.zeros(x.shape[0])
-    return beta, pval, r2
+class _Gram:
+    """The cross-products every candidate's normal equations are assembled from: the
+    fixed columns ``F`` (intercept, weekend) and the pool ``G`` of every HDD and CDD
+    column. A candidate is ``F`` plus a few pool columns, so its ``X'X`` and ``X'y`` are
+    gathered from these, never built from a candidates x days array."""
+
+    def __init__(self, fixed: np.ndarray, pool: np.ndarray, y: np.ndarray) -> None:
+        self.f = fixed.shape[1]
+        self.ff, self.fg, self.gg = fixed.T @ fixed, fixed.T @ pool, pool.T @ pool
+        self.fy, self.gy = fixed.T @ y, pool.T @ y
+        self.yy, self.n = float(y @ y), y.size
+
+    def fit(self, idx: np.ndarray, sst: float) -> tuple[np.ndarray, ...]:
+        """Least squares for the candidates ``idx`` (candidates x pool columns):
+        (beta, p-values of every coefficient after the intercept, R²). A singular
+        design gets NaN and never qualifies."""
+        count = idx.shape[0]
+        f, k, n = self.f, self.f + idx.shape[1], self.n
+        xtx = np.empty((count, k, k))
+        xtx[:, :f, :f] = self.ff
+        xtx[:, :f, f:] = self.fg[:, idx].transpose(1, 0, 2)
+        xtx[:, f:, :f] = xtx[:, :f, f:].transpose(0, 2, 1)
+        xtx[:, f:, f:] = self.gg[idx[:, :, None], idx[:, None, :]]
+        xty = np.concatenate([np.broadcast_to(self.fy, (count, f)), self.gy[idx]], axis=1)
+        ok = np.abs(np.linalg.det(xtx)) > 1e-9
+        inv = np.full(xtx.shape, np.nan)
+        inv[ok] = np.linalg.inv(xtx[ok])
+        beta = np.einsum("pab,pb->pa", inv, xty)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rss = np.maximum(self.yy - np.einsum("pa,pa->p", beta, xty), 0.0)
+            sigma2 = rss / (n - k)
+            diag = np.diagonal(inv, axis1=1, axis2=2)[:, 1:]
+            t = np.abs(beta[:, 1:] / np.sqrt(sigma2[:, None] * diag))
+            pval = 2.0 * stats.t.sf(t, n - k)
+            r2 = 1.0 - rss / sst if sst > 0 else np.zeros(count)
+        return beta, pval, r2
 
 
 def fit_daily(days: pl.DataFrame, *, weekend: bool = True) -> DailyModel:
@@ -166,34 +183,37 @@ def fit_daily(days: pl.DataFrame, *, weekend: bool = True) -> DailyModel:
     hdd = np.maximum(BALANCE_POINTS[None, :] - t[:, None], 0.0)
     cdd = np.maximum(t[:, None] - BALANCE_POINTS[None, :], 0.0)
     h_ok, c_ok = _degree_days_ok(hdd), _degree_days_ok(cdd)
-    # only balance points whose degree days qualify are fitted at all
+    # only balance points whose degree days qualify are fitted at all; pool columns
+    # 0..m-1 are the HDD columns, m..2m-1 the CDD ones
+    m = BALANCE_POINTS.size
     hs, cs = np.nonzero(h_ok)[0], np.nonzero(c_ok)[0]
-    pairs = BALANCE_POINTS[hs][:, None] <= BALANCE_POINTS[cs][None, :]
-    hi, ci = hs[np.nonzero(pairs)[0]], cs[np.nonzero(pairs)[1]]
+    pairs = np.nonzero(BALANCE_POINTS[hs][:, None] <= BALANCE_POINTS[cs][None, :])
+    hi, ci = hs[pairs[0]], cs[pairs[1]]
     families: list[tuple[Kind, np.ndarray, np.ndarray | None, np.ndarray | None]] = [
-        # kind, degree-day columns (candidates x days x d), heating i, cooling j
-        ("hdd_only", hdd.T[hs][:, :, None], hs, None),
-        ("cdd_only", cdd.T[cs][:, :, None], None, cs),
-        ("hdd_cdd", np.stack([hdd.T[hi], cdd.T[ci]], axis=2), hi, ci),
+        # kind, pool columns per candidate, heating index, cooling index
+        ("hdd_only", hs[:, None], hs, None),
+        ("cdd_only", m + cs[:, None], None, cs),
+        ("hdd_cdd", np.column_stack([hi, m + ci]), hi, ci),
     ]
+    pool = np.hstack([hdd, cdd])
     ones = np.ones(n)
     for with_weekend in (False, True) if weekend and 0 < we.sum() < n else (False,):
         fixed = np.column_stack([ones, we]) if with_weekend else ones[:, None]
+        gram = _Gram(fixed, pool, y)
         f = fixed.shape[1]
         if with_weekend:
-            beta, pval, r2 = _fit_batch(y, fixed[None], sst)
+            beta, pval, r2 = gram.fit(np.zeros((1, 0), dtype=int), sst)
             adj = _adj(r2, n, 1)
             if pval[0, 0] < MAX_P_VALUE and adj[0] > best.r2_adj:
                 best = _Best("intercept_only", (float(beta[0, 0]), float(beta[0, 1])), None,
                              None, True, float(adj[0]))  # fmt: skip
-        for kind, dd, i, j in families:
-            if dd.shape[0] == 0:
+        for kind, idx, i, j in families:
+            if idx.shape[0] == 0:
                 continue
-            x = np.concatenate([np.broadcast_to(fixed, (dd.shape[0], n, f)), dd], axis=2)
-            beta, pval, r2 = _fit_batch(y, x, sst)
+            beta, pval, r2 = gram.fit(idx, sst)
             slopes = beta[:, f:]
             qualifies = (slopes > 0).all(axis=1) & (pval < MAX_P_VALUE).all(axis=1)
-            adj = np.where(qualifies, _adj(r2, n, x.shape[2] - 1), -np.inf)
+            adj = np.where(qualifies, _adj(r2, n, f + idx.shape[1] - 1), -np.inf)
             k = int(np.argmax(adj))
             if np.isfinite(adj[k]) and adj[k] > best.r2_adj:
                 best = _Best(

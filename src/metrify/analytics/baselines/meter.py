@@ -51,12 +51,20 @@ class MeterSeries:
     usage: pl.DataFrame
     weather: pl.DataFrame
     interval_s: int = 1800
+    #: ``weather`` is already :func:`prepare.hourly_temperature`'s hourly means
+    weather_is_hourly: bool = False
 
     def daily(self) -> pl.DataFrame:
-        return prepare.daily_frame(self.usage, self.weather, self.tz, self.interval_s)
+        return prepare.daily_frame(
+            self.usage, self.weather, self.tz, self.interval_s,
+            weather_is_hourly=self.weather_is_hourly,
+        )  # fmt: skip
 
     def hourly(self) -> pl.DataFrame:
-        return prepare.hourly_frame(self.usage, self.weather, self.tz, self.interval_s)
+        return prepare.hourly_frame(
+            self.usage, self.weather, self.tz, self.interval_s,
+            weather_is_hourly=self.weather_is_hourly,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-__all__ = ["MAX_TEMPERATURE_GAP_H", "MIN_DAY_COVERAGE", "daily_frame", "hourly_frame"]
+__all__ = [
+    "MAX_TEMPERATURE_GAP_H",
+    "MIN_DAY_COVERAGE",
+    "daily_frame",
+    "hourly_frame",
+    "hourly_temperature",
+]
 
 MIN_DAY_COVERAGE: Final = 0.9
 MAX_TEMPERATURE_GAP_H: Final = 3
@@ -92,10 +98,18 @@ def _day_seconds(days: pl.Series, zone: ZoneInfo) -> pl.Series:
 
 
 def daily_frame(
-    usage: pl.DataFrame, weather: pl.DataFrame, tz: str, interval_s: int = 1800
+    usage: pl.DataFrame,
+    weather: pl.DataFrame,
+    tz: str,
+    interval_s: int = 1800,
+    *,
+    weather_is_hourly: bool = False,
 ) -> pl.DataFrame:
     """One row per local day with enough use and temperature: ``day``, ``kwh`` (scaled
-    to the whole day), ``coverage`` and ``temperature_c`` (the day's mean), sorted."""
+    to the whole day), ``coverage`` and ``temperature_c`` (the day's mean), sorted.
+
+    ``weather_is_hourly``: ``weather`` is :func:`hourly_temperature`'s already (a
+    station shared by many meters is prepared once)."""
     zone = ZoneInfo(tz)
     usage = _utc(usage.select("ts", "kwh")).drop_nulls()
     days = (
@@ -117,7 +131,7 @@ def daily_frame(
         coverage=(pl.col("n") * interval_s / _day_seconds(days["day"], zone)).clip(upper_bound=1.0)
     ).filter(pl.col("coverage") >= MIN_DAY_COVERAGE)
     days = days.with_columns(kwh=pl.col("kwh") / pl.col("coverage"))
-    temps = hourly_temperature(weather)
+    temps = weather if weather_is_hourly else hourly_temperature(weather)
     hours_in_day = _day_seconds(days["day"], zone) / 3600.0
     daily_t = (
         temps.with_columns(day=pl.col("ts").dt.convert_time_zone(tz).dt.date())
@@ -134,7 +148,12 @@ def daily_frame(
 
 
 def hourly_frame(
-    usage: pl.DataFrame, weather: pl.DataFrame, tz: str, interval_s: int = 1800
+    usage: pl.DataFrame,
+    weather: pl.DataFrame,
+    tz: str,
+    interval_s: int = 1800,
+    *,
+    weather_is_hourly: bool = False,
 ) -> pl.DataFrame:
     """One row per complete UTC hour with a temperature: ``ts`` (UTC), ``kwh``,
     ``temperature_c``, and the local ``tow`` (hour of the week, Monday 00:00 is 0) and
@@ -149,7 +168,7 @@ def hourly_frame(
         .drop("n")
         .with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
     )
-    temps = hourly_temperature(weather)
+    temps = weather if weather_is_hourly else hourly_temperature(weather)
     local = pl.col("ts").dt.convert_time_zone(tz)
     return (
         hours.join(temps, on="ts", how="inner")
