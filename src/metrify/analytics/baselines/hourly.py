@@ -14,7 +14,9 @@ neighbour (CalTRACK's rule), so a mild climate does not get a slope from a dozen
 
 Occupancy (CalTRACK 3.3.2): a first model of use against HDD at 50 °F and CDD at 65 °F
 is fitted; an hour of the week is *occupied* when more than 65 % of its residuals are
-positive, i.e. the building uses more then than the weather explains.
+positive, i.e. the building uses more then than the weather explains. Occupancy and the
+bins (separately for occupied and unoccupied hours) are found per segment, on that
+segment's weighted hours, as CalTRACK does.
 
 Segmentation (CalTRACK's "three-month weighted"): one model per calendar month, fitted
 on that month's hours with weight 1 and the two neighbouring months' with weight 0.5,
@@ -48,20 +50,29 @@ MIN_HOURS: Final = 168
 
 
 def occupancy(frame: pl.DataFrame) -> np.ndarray:
-    """Per hour of the week (168), whether it is occupied, from the residuals of
-    use against HDD(10 °C) and CDD(18.33 °C)."""
-    y = frame["kwh"].to_numpy().astype(float)
-    t = frame["temperature_c"].to_numpy().astype(float)
-    tow = frame["tow"].to_numpy().astype(int)
+    """Per hour of the week (168), whether it is occupied over the whole frame."""
+    return _occupancy(
+        frame["tow"].to_numpy().astype(int),
+        frame["temperature_c"].to_numpy().astype(float),
+        frame["kwh"].to_numpy().astype(float),
+        np.ones(frame.height),
+    )
+
+
+def _occupancy(tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per hour of the week, whether more than 65 % (by weight) of its residuals from
+    use against HDD(10 °C) and CDD(18.33 °C), fitted on the same weighted hours, are
+    positive."""
     x = np.column_stack(
         [np.ones_like(t), np.maximum(_OCC_HDD_C - t, 0.0), np.maximum(t - _OCC_CDD_C, 0.0)]
     )
-    beta = np.linalg.lstsq(x, y, rcond=None)[0]
+    root = np.sqrt(w)
+    beta = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
     above = (y - x @ beta) > 0
-    counts = np.bincount(tow, minlength=168)
-    positive = np.bincount(tow, weights=above.astype(float), minlength=168)
+    weight = np.bincount(tow, weights=w, minlength=168)
+    positive = np.bincount(tow, weights=w * above, minlength=168)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(counts > 0, positive / counts, 0.0)
+        share = np.where(weight > 0, positive / weight, 0.0)
     return np.asarray(share > OCCUPIED_SHARE)
 
 
@@ -71,12 +82,19 @@ def bin_edges(temperature: np.ndarray, weights: np.ndarray | None = None) -> lis
     edges = list(BIN_EDGES_C)
     while edges:
         counts = np.bincount(np.searchsorted(edges, t, side="left"), minlength=len(edges) + 1)
-        small = np.nonzero(counts < MIN_BIN_HOURS)[0]
-        if small.size == 0:
+        small = counts < MIN_BIN_HOURS
+        if not small.any():
             break
-        k = int(small[0])
-        # the bin below edge 0 merges upwards; any other merges with the one below it
-        edges.pop(0 if k == 0 else k - 1)
+        # from the outside in (the tails are sparsest): the lowest bin merges upwards,
+        # the highest downwards; only then does a middle bin merge with the next one up
+        drop = set()
+        if small[0]:
+            drop.add(edges[0])
+        if small[-1]:
+            drop.add(edges[-1])
+        if not drop:
+            drop = {edges[i] for i in range(1, len(edges)) if small[i]}
+        edges = [e for e in edges if e not in drop]
     return edges
 
 
@@ -93,33 +111,43 @@ def temperature_terms(t: np.ndarray, edges: list[float]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Segment:
-    """One fitted segment: edges, coefficients (168 time-of-week, then occupied and
+    """One fitted segment: its occupied hours of the week, the bin edges of occupied
+    and of unoccupied hours, coefficients (168 time-of-week, then occupied and
     unoccupied temperature slopes) and the rank of its design (its ``p``)."""
 
+    occupied: np.ndarray
     edges: list[float]
+    edges_unoccupied: list[float]
     beta: np.ndarray
     rank: int
 
 
 def _temperature_part(
-    tow: np.ndarray, t: np.ndarray, occupied: np.ndarray, edges: list[float]
+    tow: np.ndarray,
+    t: np.ndarray,
+    occupied: np.ndarray,
+    edges: list[float],
+    edges_unoccupied: list[float],
 ) -> np.ndarray:
     """The temperature columns of the design: occupied hours' terms, then unoccupied."""
-    terms = temperature_terms(t, edges)
     occ = occupied[tow].astype(float)[:, None]
-    return np.hstack([terms * occ, terms * (1.0 - occ)])
+    return np.hstack(
+        [temperature_terms(t, edges) * occ, temperature_terms(t, edges_unoccupied) * (1.0 - occ)]
+    )
 
 
-def _fit_segment(
-    tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray, occupied: np.ndarray
-) -> _Segment:
-    """Weighted least squares through the normal equations, built from the design's
-    structure: the 168 time-of-week indicators make a diagonal block, so the system
-    costs O(hours x temperature terms) to build, not a dense hours x 180 product."""
-    edges = bin_edges(t, w)
+def _fit_segment(tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Segment:
+    """One segment, as CalTRACK fits it: occupancy and the bins (separately for
+    occupied and unoccupied hours) from the segment's own weighted hours, then weighted
+    least squares through the normal equations, built from the design's structure (the
+    168 time-of-week indicators make a diagonal block, so the system costs O(hours x
+    temperature terms) to build, not a dense hours x 180 product)."""
     keep = w > 0
     tow, t, y, w = tow[keep], t[keep], y[keep], w[keep]
-    z = _temperature_part(tow, t, occupied, edges)
+    occupied = _occupancy(tow, t, y, w)
+    is_occ = occupied[tow]
+    edges, edges_unocc = bin_edges(t[is_occ]), bin_edges(t[~is_occ])
+    z = _temperature_part(tow, t, occupied, edges, edges_unocc)
     k = z.shape[1]
     a = np.zeros((168 + k, 168 + k))
     a[np.arange(168), np.arange(168)] = np.bincount(tow, weights=w, minlength=168)
@@ -129,7 +157,7 @@ def _fit_segment(
     a[168:, :168] = cross.T
     a[168:, 168:] = z.T @ wz
     b = np.concatenate([np.bincount(tow, weights=w * y, minlength=168), wz.T @ y])
-    return _Segment(edges, *_solve(a, b))
+    return _Segment(occupied, edges, edges_unocc, *_solve(a, b))
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
@@ -150,11 +178,10 @@ def _solve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
         return beta, int(rank)
 
 
-def _predict_segment(
-    seg: _Segment, tow: np.ndarray, t: np.ndarray, occupied: np.ndarray
-) -> np.ndarray:
+def _predict_segment(seg: _Segment, tow: np.ndarray, t: np.ndarray) -> np.ndarray:
     out: np.ndarray = (
-        seg.beta[tow] + _temperature_part(tow, t, occupied, seg.edges) @ seg.beta[168:]
+        seg.beta[tow]
+        + _temperature_part(tow, t, seg.occupied, seg.edges, seg.edges_unoccupied) @ seg.beta[168:]
     )
     return out
 
@@ -183,7 +210,7 @@ class HourlyModel:
         for m in np.unique(month):
             rows = month == m
             seg = self.months.get(int(m), self.whole)
-            out[rows] = _predict_segment(seg, tow[rows], t[rows], self.occupied)
+            out[rows] = _predict_segment(seg, tow[rows], t[rows])
         return out
 
     def summary(self) -> dict[str, object]:
@@ -215,13 +242,13 @@ def fit_hourly(frame: pl.DataFrame, *, segmentation: str = "three_month_weighted
     tow = frame["tow"].to_numpy().astype(int)
     month = frame["month"].to_numpy().astype(int)
     occupied = occupancy(frame)
-    whole = _fit_segment(tow, t, y, np.ones_like(y), occupied)
+    whole = _fit_segment(tow, t, y, np.ones_like(y))
     months: dict[int, _Segment] = {}
     if segmentation == "three_month_weighted":
         for m in np.unique(month):
             before, after = (m - 2) % 12 + 1, m % 12 + 1
             w = np.where(month == m, 1.0, np.where((month == before) | (month == after), 0.5, 0.0))
-            months[int(m)] = _fit_segment(tow, t, y, w, occupied)
+            months[int(m)] = _fit_segment(tow, t, y, w)
     model = HourlyModel(occupied, months, whole, y.size, 0, 0.0, 0.0, float(y.mean()), segmentation)
     yhat = model.predict(frame)
     # p: the coefficients the hours were predicted with; with monthly segments each
