@@ -94,7 +94,14 @@ def test_a_day_then_a_rerun(
         " GROUP BY job",
         (dt.datetime.combine(DAY, dt.time(), dt.UTC),),
     ).fetchall()
-    assert dict(twice) == {"aggregates": 2, "compact": 1, "dbt": 1, "anomalies": 2, "quality": 2}
+    assert dict(twice) == {
+        "aggregates": 2,
+        "compact": 1,
+        "dbt": 1,
+        "anomalies": 2,
+        "quality": 2,
+        "baselines": 1,
+    }
     # the day's incidents were found again, and extend the ones recorded, not added twice
     assert conn.execute("SELECT count(*), max(ts_end) FROM anomalies").fetchone() == incidents
 
