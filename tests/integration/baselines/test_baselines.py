@@ -204,6 +204,17 @@ def test_fit_weather_effect_savings_and_the_job(
     assert got["savings_kwh"] == pytest.approx(got["predicted_kwh"] - got["actual_kwh"])
     assert got["uncertainty_kwh"] > 0
 
+    # the same answers as tables and lines for a person
+    table = invoke("baseline", "fit", "--meter", meter, "--from", "2013-01-01",
+                   "--to", "2014-01-01", "--model", "daily")  # fmt: skip
+    assert "CV(RMSE)" in table and "HDD(" in table
+    assert "daily" in invoke("baseline", "show", "--meter", meter)
+    text = invoke("baseline", "weather-effect", "--meter", meter, "--month", "2013-06")
+    assert "2013-06 against 2013-05" in text and "weather" in text
+    text = invoke("baseline", "savings", "--meter", meter, "--change", "2013-07-01",
+                  "--baseline-days", "181", "--to", "2014-01-01")  # fmt: skip
+    assert "savings" in text and "at 90 %" in text
+
     # the batch job: both meters, both models, the year up to its day
     done = runner.invoke(
         app, ["batch", "run", "--date", "2013-12-31", "--job", "baselines", "--json"]
