@@ -49,6 +49,7 @@ TABLES = (
     "meter_patterns",
     "segment_patterns",
     "pattern_clusters",
+    "baseline_fits",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

@@ -25,6 +25,7 @@ from metrify.api.routers import (
     admin,
     anomalies,
     auth,
+    baselines,
     edits,
     energy,
     export,
@@ -82,11 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reference,
         query,
         energy,
-<<<<<<< HEAD
         grid,
-=======
         patterns,
->>>>>>> h3-pat
+        baselines,
         export,
         edits,
         admin,

@@ -67,6 +67,12 @@ JOBS: tuple[JobSpec, ...] = (
         "consumption patterns of the trailing year: typical days, peak share, clusters",
         needs=("aggregates",),
     ),
+    JobSpec(
+        "baselines",
+        "metrify.batch.baselines:run",
+        "weather-normalised baselines (daily degree-day and hourly TOWT) of every meter"
+        " with a weather station, fitted on the year up to the day",
+    ),
 )
 
 

@@ -153,9 +153,7 @@ def _one(
         run.error = f"needs {', '.join(blocked)}, which did not succeed for {interval.day}"
     else:
         try:
-            outcome: Outcome = resolve(job.target)(
-                JobContext(settings, conn, lake, interval)
-            )
+            outcome: Outcome = resolve(job.target)(JobContext(settings, conn, lake, interval))
         except JobSkipped as exc:
             run.status, run.error = "skipped", str(exc)
         except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from metrify.cli import batch as batch
 from metrify.cli import warehouse as warehouse
 from metrify.cli import grid as grid
 from metrify.cli import patterns as patterns
+from metrify.cli import baseline as baseline
 
 # isort: on
 from metrify.cli.apps import app

@@ -14,6 +14,7 @@ __all__ = [
     "anomalies_app",
     "app",
     "audit_app",
+    "baseline_app",
     "batch_app",
     "db_app",
     "grid_app",
@@ -77,3 +78,8 @@ patterns_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(patterns_app, name="patterns")
+baseline_app = typer.Typer(
+    help="Weather-normalised baselines: fit, weather's share of a change, savings.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")

@@ -64,9 +64,7 @@ def batch_run(
     date: Annotated[
         str | None, typer.Option("--date", help="the UTC day to run (one data interval)")
     ] = None,
-    first: Annotated[
-        str | None, typer.Option("--from", help="first UTC day of a backfill")
-    ] = None,
+    first: Annotated[str | None, typer.Option("--from", help="first UTC day of a backfill")] = None,
     last: Annotated[
         str | None, typer.Option("--to", help="last UTC day of a backfill, included")
     ] = None,

@@ -59,7 +59,7 @@ def warehouse_build(
         str | None,
         typer.Option(
             "--vars",
-            help="dbt vars as a JSON object, e.g. '{\"unknown_node_severity\": \"error\"}'",
+            help='dbt vars as a JSON object, e.g. \'{"unknown_node_severity": "error"}\'',
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the result as one JSON object")] = False,

@@ -54,9 +54,7 @@ class RunRow:
         }
 
 
-def start(
-    conn: Connection, job: str, start: dt.datetime, end: dt.datetime, runner: str
-) -> int:
+def start(conn: Connection, job: str, start: dt.datetime, end: dt.datetime, runner: str) -> int:
     """Record that ``job`` starts over [start, end); the run's id. Committed at once
     (``conn`` in autocommit), so the row outlives a crash of the job."""
     row = conn.execute(

@@ -50,8 +50,16 @@ def test_a_day_then_a_rerun(
     code, runs, stderr = batch("--date", DAY.isoformat())
     assert code == 0, stderr
     by_job = {r["job"]: r for r in runs}
-    assert list(by_job) == ["aggregates", "compact", "dbt", "anomalies", "quality", "patterns"]
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "patterns"):
+    assert list(by_job) == [
+        "aggregates",
+        "compact",
+        "dbt",
+        "anomalies",
+        "quality",
+        "patterns",
+        "baselines",
+    ]
+    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "patterns", "baselines"):
         assert by_job[job]["status"] == "ok", by_job[job]
 
     want = homes.utc_day_energy(database_url, DAY)
@@ -101,6 +109,7 @@ def test_a_day_then_a_rerun(
         "anomalies": 2,
         "quality": 2,
         "patterns": 1,
+        "baselines": 1,
     }
     # the day's incidents were found again, and extend the ones recorded, not added twice
     assert conn.execute("SELECT count(*), max(ts_end) FROM anomalies").fetchone() == incidents
