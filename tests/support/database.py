@@ -45,6 +45,7 @@ TABLES = (
     "agg_dirty",
     "agg_group_dirty",
     "batch_runs",
+    "forecasts",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

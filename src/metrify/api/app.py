@@ -28,6 +28,7 @@ from metrify.api.routers import (
     edits,
     energy,
     export,
+    forecasts,
     ingest,
     ops,
     query,
@@ -73,7 +74,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrify = state
     problems.install(app)
     docs.install(app)
-    for module in (ops, auth, ingest, reference, query, energy, export, edits, admin, anomalies):
+    for module in (
+        ops,
+        auth,
+        ingest,
+        reference,
+        query,
+        energy,
+        export,
+        edits,
+        admin,
+        anomalies,
+        forecasts,
+    ):
         for route in module.router.routes:
             # FastAPI answers a body it cannot parse (broken JSON) with 400 before the
             # route runs: every route that takes a body documents it

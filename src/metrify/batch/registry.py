@@ -61,6 +61,12 @@ JOBS: tuple[JobSpec, ...] = (
         "the daily quality report under <home>/reports/quality/<date>.{json,md}",
         needs=("aggregates",),
     ),
+    JobSpec(
+        "forecast",
+        "metrify.batch.forecast_job:run",
+        "day-ahead forecasts of the fleet, every node and every meter, issued at the day's end",
+        needs=("aggregates",),
+    ),
 )
 
 

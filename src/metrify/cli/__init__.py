@@ -30,6 +30,7 @@ from metrify.cli import lake as lake
 from metrify.cli import energy as energy
 from metrify.cli import batch as batch
 from metrify.cli import warehouse as warehouse
+from metrify.cli import forecast as forecast
 
 # isort: on
 from metrify.cli.apps import app

@@ -16,6 +16,7 @@ __all__ = [
     "audit_app",
     "batch_app",
     "db_app",
+    "forecast_app",
     "keys_app",
     "lake_app",
     "quality_app",
@@ -65,3 +66,8 @@ warehouse_app = typer.Typer(
     help="The warehouse: dbt models over the lake and the store.", no_args_is_help=True
 )
 app.add_typer(warehouse_app, name="warehouse")
+forecast_app = typer.Typer(
+    help="Demand forecasts with quantiles: run and store them, backtest the models.",
+    no_args_is_help=True,
+)
+app.add_typer(forecast_app, name="forecast")

@@ -1,0 +1,350 @@
+"""The forecast service: read a subject's history from the store, hand it to the models,
+store what comes back. Shared by ``metrify forecast``, the ``forecast`` batch job and
+the benchmark, so all three forecast alike.
+
+The models (:mod:`metrify.analytics.forecast`) are pure computation on frames; this
+module decides what they are given: the history before the issue time (a lookback
+long enough for weekly lags, yearly for groups whose seasons matter), the weather of
+the linked station over the history and the target day (observed weather standing in
+for a weather forecast), the subject's local zone and its holidays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+from metrify.stores import forecasts, series
+from metrify.stores.pools import Connection
+from metrify.stores.series import Described, Subject
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ForecastError",
+    "Issued",
+    "backtest_subject",
+    "default_issue",
+    "describe",
+    "forecast_groups",
+    "forecast_meters",
+    "forecast_subject",
+]
+
+#: the model stored when none is named
+DEFAULT_MODEL: Final = "metrify"
+#: how far back a forecast reads: eight weeks for a meter (its weekly lags and a few
+#: weeks to learn from; 3,500 meters x a year would be 61M buckets), two years for a
+#: group or node, whose yearly season and holidays need more
+LOOKBACK: Final = {"meter": dt.timedelta(days=56)}
+GROUP_LOOKBACK: Final = dt.timedelta(days=730)
+#: weather read past the issue time: the whole target day and then some
+WEATHER_AHEAD: Final = dt.timedelta(days=3)
+#: meters per round of the many-meter forecast: bounds memory, and paces progress
+METER_CHUNK: Final = 500
+HALF_HOUR: Final = dt.timedelta(minutes=30)
+
+Progress = Callable[[int, int], None]
+
+
+def _models() -> Any:
+    """The models package, imported when first used: it brings LightGBM and scikit-learn
+    along, which every other ``metrify`` command (and ``--help``) should not pay for."""
+    from metrify.analytics import forecast
+
+    return forecast
+
+
+class ForecastError(ValueError):
+    """A forecast that cannot be made from what is stored (an unknown subject, no or
+    too little history): the caller's to fix, reported as one line."""
+
+
+def lookback(kind: str) -> dt.timedelta:
+    return LOOKBACK.get(kind, GROUP_LOOKBACK)
+
+
+def describe(conn: Connection, subject: Subject) -> Described:
+    try:
+        return series.describe(conn, subject)
+    except series.UnknownSubject as exc:
+        raise ForecastError(str(exc)) from None
+
+
+def zone_of(described: Described, fleet_tz: str) -> str:
+    """The zone whose local days a forecast of the subject follows."""
+    return described.zone or fleet_tz
+
+
+def default_issue(
+    conn: Connection, described: Described, now: dt.datetime | None = None
+) -> dt.datetime:
+    """Now, or the end of the stored history when that is earlier (a series loaded from
+    files of 2013 is forecast from where it ends), on a half-hour boundary."""
+    now = now or dt.datetime.now(dt.UTC)
+    stored = series.span(conn, described)
+    if stored is None:
+        raise ForecastError(f"{described.subject} has no stored history")
+    issue = min(now, stored[1])
+    return issue - (issue - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) % HALF_HOUR
+
+
+@dataclass
+class Issued:
+    """One stored forecast issue of one subject."""
+
+    subject: Subject
+    issued_at: dt.datetime
+    horizon: str
+    frame: pl.DataFrame
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        targets = self.frame["target_ts"]
+        return {
+            "subject_type": self.subject.kind,
+            "subject_id": self.subject.key,
+            "horizon": self.horizon,
+            "issued_at": self.issued_at.isoformat(),
+            "models": sorted(set(self.frame["model"].to_list())),
+            "targets": self.frame.filter(pl.col("model") == self.frame["model"][0]).height,
+            "first_target": targets.min().isoformat() if targets.len() else None,  # type: ignore[union-attr]
+            "last_target": targets.max().isoformat() if targets.len() else None,  # type: ignore[union-attr]
+            "rows": self.frame.height,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _tag(frame: pl.DataFrame, subject: Subject, horizon: str) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.lit(subject.kind).alias("subject_type"),
+        pl.lit(subject.key).alias("subject_id"),
+        pl.lit(horizon).alias("horizon"),
+    ).select(forecasts.COLUMNS)
+
+
+def forecast_subject(
+    conn: Connection,
+    subject: Subject,
+    *,
+    horizon: str = "day-ahead",
+    issue: dt.datetime | None = None,
+    model_names: Sequence[str] = (DEFAULT_MODEL,),
+    fleet_tz: str = "UTC",
+    holidays: str = "GB",
+    store: bool = True,
+) -> Issued:
+    """Forecast one subject from what is stored before ``issue`` (default:
+    :func:`default_issue`) with each named model, and store the issue (replacing an
+    earlier run of the same issue)."""
+    began = time.perf_counter()
+    described = describe(conn, subject)
+    issue = issue or default_issue(conn, described)
+    history = series.history(conn, described, issue - lookback(subject.kind), issue)
+    if history.is_empty():
+        raise ForecastError(f"{subject} has no stored history before {issue.isoformat()}")
+    weather = series.weather(
+        conn, described.station, issue - lookback(subject.kind), issue + WEATHER_AHEAD
+    )
+    frames = []
+    models = _models()
+    for name in model_names:
+        try:
+            made = models.forecast(
+                history,
+                issue=issue,
+                horizon=horizon,  # type: ignore[arg-type]
+                weather=weather,
+                holidays=holidays,
+                tz=zone_of(described, fleet_tz),
+                model=name,
+            )
+        except models.BadSeries as exc:
+            raise ForecastError(f"{subject}: {exc}") from None
+        frames.append(made)
+    out = _tag(pl.concat(frames, how="vertical_relaxed"), subject, horizon)
+    if store:
+        forecasts.write(conn, out)
+    return Issued(subject, issue, horizon, out, time.perf_counter() - began)
+
+
+@dataclass
+class Batch:
+    """What a forecast of many subjects did: rows stored, subjects forecast, and the
+    ones skipped with why (too short a history, say), by subject."""
+
+    rows: int = 0
+    done: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "subjects": self.done,
+            "skipped": len(self.skipped),
+            "skipped_first": dict(list(self.skipped.items())[:5]),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def forecast_groups(
+    conn: Connection,
+    *,
+    issue: dt.datetime,
+    horizon: str = "day-ahead",
+    model_names: Sequence[str] = (DEFAULT_MODEL,),
+    fleet_tz: str = "UTC",
+    holidays: str = "GB",
+    progress: Progress | None = None,
+) -> Batch:
+    """Forecast the fleet and every grid node at ``issue``; a subject the models cannot
+    forecast (no history yet) is skipped and named, the others are stored."""
+    began = time.perf_counter()
+    out = Batch()
+    subjects = series.group_subjects(conn)
+    for i, subject in enumerate(subjects):
+        try:
+            issued = forecast_subject(
+                conn,
+                subject,
+                horizon=horizon,
+                issue=issue,
+                model_names=model_names,
+                fleet_tz=fleet_tz,
+                holidays=holidays,
+            )
+        except ForecastError as exc:
+            out.skipped[str(subject)] = str(exc)
+        else:
+            out.rows += issued.frame.height
+            out.done += 1
+        if progress is not None:
+            progress(i + 1, len(subjects))
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def forecast_meters(
+    conn: Connection,
+    *,
+    issue: dt.datetime,
+    meters: list[str] | None = None,
+    horizon: str = "day-ahead",
+    model_names: Sequence[str] = (DEFAULT_MODEL,),
+    fleet_tz: str = "UTC",
+    holidays: str = "GB",
+    progress: Progress | None = None,
+) -> Batch:
+    """Forecast many meters (every registered one when ``meters`` is None) at ``issue``
+    in rounds of :data:`METER_CHUNK`: one COPY of their histories per round, the models
+    over the round, one COPY of the round's forecasts. Meters whose history the models
+    cannot use are skipped and named; the rest are stored."""
+    began = time.perf_counter()
+    out = Batch()
+    ids = meters if meters is not None else series.meter_ids(conn)
+    zones = _meter_zones(conn, ids, fleet_tz)
+    for first in range(0, len(ids), METER_CHUNK):
+        chunk = ids[first : first + METER_CHUNK]
+        histories = series.meter_histories(conn, chunk, issue - lookback("meter"), issue)
+        by_meter = {
+            str(k[0]): f.drop("meter_id")
+            for k, f in histories.partition_by("meter_id", as_dict=True).items()
+        }
+        for meter in chunk:
+            if meter not in by_meter:
+                out.skipped[meter] = f"no stored history before {issue.isoformat()}"
+        frames = _forecast_each(by_meter, issue, horizon, model_names, zones, holidays, out.skipped)
+        if frames:
+            made = pl.concat(frames, how="vertical_relaxed")
+            out.rows += forecasts.write(conn, made)
+            out.done += made["subject_id"].n_unique()
+        if progress is not None:
+            progress(min(first + METER_CHUNK, len(ids)), len(ids))
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def _forecast_each(
+    by_meter: dict[str, pl.DataFrame],
+    issue: dt.datetime,
+    horizon: str,
+    model_names: Sequence[str],
+    zones: dict[str, str],
+    holidays: str,
+    skipped: dict[str, str],
+) -> list[pl.DataFrame]:
+    """Each meter's forecast by each model, tagged for storing."""
+    models = _models()
+    frames: list[pl.DataFrame] = []
+    for meter, history in by_meter.items():
+        for name in model_names:
+            try:
+                made = models.forecast(
+                    history,
+                    issue=issue,
+                    horizon=horizon,  # type: ignore[arg-type]
+                    weather=None,
+                    holidays=holidays,
+                    tz=zones[meter],
+                    model=name,
+                )
+            except models.BadSeries as exc:
+                skipped[meter] = str(exc)
+                break
+            frames.append(_tag(made, Subject("meter", meter), horizon))
+    return frames
+
+
+def _meter_zones(conn: Connection, ids: list[str], fleet_tz: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)", (ids,)
+    ).fetchall()
+    zones = {str(m): str(z) for m, z in rows if z}
+    return {m: zones.get(m, fleet_tz) for m in ids}
+
+
+def backtest_subject(
+    conn: Connection,
+    subject: Subject,
+    *,
+    start: dt.date,
+    end: dt.date,
+    horizon: str = "day-ahead",
+    model_names: Sequence[str] | None = None,
+    fleet_tz: str = "UTC",
+    holidays: str = "GB",
+) -> list[dict[str, Any]]:
+    """Rolling-origin backtest of the subject over the local days [start, end], every
+    forecast made from the stored data before its issue time; one dict of scores per
+    model (:meth:`metrify.analytics.forecast.Score.as_dict`)."""
+    if end < start:
+        raise ForecastError("--to must not be before --from")
+    described = describe(conn, subject)
+    zone = zone_of(described, fleet_tz)
+    # one subject: read all it may learn from, whatever its kind
+    first = dt.datetime.combine(start, dt.time(), dt.UTC) - GROUP_LOOKBACK
+    last = dt.datetime.combine(end + dt.timedelta(days=2), dt.time(), dt.UTC)
+    history = series.history(conn, described, first, last)
+    if history.is_empty():
+        raise ForecastError(f"{subject} has no stored history up to {end}")
+    weather = series.weather(conn, described.station, first, last + WEATHER_AHEAD)
+    models = _models()
+    try:
+        scores = models.backtest(
+            history,
+            start=start,
+            end=end,
+            horizon=horizon,  # type: ignore[arg-type]
+            weather=weather,
+            holidays=holidays,
+            tz=zone,
+            models=list(model_names) if model_names else None,
+        )
+    except models.BadSeries as exc:
+        raise ForecastError(f"{subject}: {exc}") from None
+    return [s.as_dict() for s in scores]
