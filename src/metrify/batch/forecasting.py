@@ -44,8 +44,6 @@ LOOKBACK: Final = {"meter": dt.timedelta(days=56)}
 GROUP_LOOKBACK: Final = dt.timedelta(days=730)
 #: weather read past the issue time: the whole target day and then some
 WEATHER_AHEAD: Final = dt.timedelta(days=3)
-#: meters per round of the many-meter forecast: bounds memory, and paces progress
-METER_CHUNK: Final = 500
 HALF_HOUR: Final = dt.timedelta(minutes=30)
 
 Progress = Callable[[int, int], None]
@@ -163,7 +161,7 @@ def forecast_subject(
                 tz=zone_of(described, fleet_tz),
                 model=name,
             )
-        except models.BadSeries as exc:
+        except ValueError as exc:  # BadSeries, or an unknown model or horizon
             raise ForecastError(f"{subject}: {exc}") from None
         frames.append(made)
     out = _tag(pl.concat(frames, how="vertical_relaxed"), subject, horizon)
@@ -240,72 +238,78 @@ def forecast_meters(
     holidays: str = "GB",
     progress: Progress | None = None,
 ) -> Batch:
-    """Forecast many meters (every registered one when ``meters`` is None) at ``issue``
-    in rounds of :data:`METER_CHUNK`: one COPY of their histories per round, the models
-    over the round, one COPY of the round's forecasts. Meters whose history the models
-    cannot use are skipped and named; the rest are stored."""
+    """Forecast many meters (every registered one when ``meters`` is None) at ``issue``:
+    one COPY of their histories, one model per (zone, weather station) trained across
+    the meters that share them (:func:`metrify.analytics.forecast.forecast_many`; a
+    fleet is mostly one such group), one COPY of every forecast. Meters whose history the
+    models cannot use are skipped and named; the rest are stored."""
     began = time.perf_counter()
     out = Batch()
+    models = _models()
     ids = meters if meters is not None else series.meter_ids(conn)
-    zones = _meter_zones(conn, ids, fleet_tz)
-    for first in range(0, len(ids), METER_CHUNK):
-        chunk = ids[first : first + METER_CHUNK]
-        histories = series.meter_histories(conn, chunk, issue - lookback("meter"), issue)
-        by_meter = {
-            str(k[0]): f.drop("meter_id")
-            for k, f in histories.partition_by("meter_id", as_dict=True).items()
-        }
-        for meter in chunk:
-            if meter not in by_meter:
-                out.skipped[meter] = f"no stored history before {issue.isoformat()}"
-        frames = _forecast_each(by_meter, issue, horizon, model_names, zones, holidays, out.skipped)
-        if frames:
-            made = pl.concat(frames, how="vertical_relaxed")
-            out.rows += forecasts.write(conn, made)
-            out.done += made["subject_id"].n_unique()
+    groups = _meter_groups(conn, ids, fleet_tz)
+    histories = series.meter_histories(conn, meters, issue - lookback("meter"), issue)
+    by_meter = {
+        str(k[0]): f.drop("meter_id")
+        for k, f in histories.partition_by("meter_id", as_dict=True).items()
+    }
+    del histories
+    for meter in ids:
+        if meter not in by_meter:
+            out.skipped[meter] = f"no stored history before {issue.isoformat()}"
+    frames: list[pl.DataFrame] = []
+    done = 0
+    for (zone, station), members in groups.items():
+        frames_in = {m: by_meter[m] for m in members if m in by_meter}
+        if not frames_in:
+            continue
+        weather = series.weather(conn, station, issue - lookback("meter"), issue + WEATHER_AHEAD)
+        for name in model_names:
+            try:
+                made = models.forecast_many(
+                    frames_in,
+                    issue=issue,
+                    horizon=horizon,
+                    weather=weather,
+                    holidays=holidays,
+                    tz=zone,
+                    model=name,
+                )
+            except ValueError as exc:  # BadSeries of the group as a whole, a bad model
+                raise ForecastError(str(exc)) from None
+            out.skipped.update(made.failed)
+            frames.append(
+                made.forecasts.rename({"series_id": "subject_id"})
+                .with_columns(
+                    pl.lit("meter").alias("subject_type"), pl.lit(horizon).alias("horizon")
+                )
+                .select(forecasts.COLUMNS)
+            )
+        done += len(frames_in)
         if progress is not None:
-            progress(min(first + METER_CHUNK, len(ids)), len(ids))
+            progress(done, len(ids))
+    if frames:
+        made_all = pl.concat(frames, how="vertical_relaxed")
+        out.rows = forecasts.write(conn, made_all)
+        out.done = made_all["subject_id"].n_unique()
+    if progress is not None:
+        progress(len(ids), len(ids))
     out.seconds = time.perf_counter() - began
     return out
 
 
-def _forecast_each(
-    by_meter: dict[str, pl.DataFrame],
-    issue: dt.datetime,
-    horizon: str,
-    model_names: Sequence[str],
-    zones: dict[str, str],
-    holidays: str,
-    skipped: dict[str, str],
-) -> list[pl.DataFrame]:
-    """Each meter's forecast by each model, tagged for storing."""
-    models = _models()
-    frames: list[pl.DataFrame] = []
-    for meter, history in by_meter.items():
-        for name in model_names:
-            try:
-                made = models.forecast(
-                    history,
-                    issue=issue,
-                    horizon=horizon,  # type: ignore[arg-type]
-                    weather=None,
-                    holidays=holidays,
-                    tz=zones[meter],
-                    model=name,
-                )
-            except models.BadSeries as exc:
-                skipped[meter] = str(exc)
-                break
-            frames.append(_tag(made, Subject("meter", meter), horizon))
-    return frames
-
-
-def _meter_zones(conn: Connection, ids: list[str], fleet_tz: str) -> dict[str, str]:
+def _meter_groups(
+    conn: Connection, ids: list[str], fleet_tz: str
+) -> dict[tuple[str, str | None], list[str]]:
+    """The meters by (zone, weather station): each group is forecast by one model."""
     rows = conn.execute(
-        "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)", (ids,)
+        "SELECT meter_id, timezone, station_id FROM meters WHERE meter_id = ANY(%s)", (ids,)
     ).fetchall()
-    zones = {str(m): str(z) for m, z in rows if z}
-    return {m: zones.get(m, fleet_tz) for m in ids}
+    known = {str(m): (str(z) if z else fleet_tz, None if s is None else str(s)) for m, z, s in rows}
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for meter in ids:
+        groups.setdefault(known.get(meter, (fleet_tz, None)), []).append(meter)
+    return groups
 
 
 def backtest_subject(
@@ -345,6 +349,6 @@ def backtest_subject(
             tz=zone,
             models=list(model_names) if model_names else None,
         )
-    except models.BadSeries as exc:
+    except ValueError as exc:  # BadSeries, or an unknown model or horizon
         raise ForecastError(f"{subject}: {exc}") from None
     return [s.as_dict() for s in scores]

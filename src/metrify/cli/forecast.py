@@ -189,12 +189,12 @@ def _forecast_table(done: forecasting.Issued) -> None:
     table = Table(
         title=f"{done.subject}, {done.horizon} issued {done.issued_at.isoformat()} (stored)"
     )
-    for name in ("model", "target_ts", "p10", "p50", "p90"):
-        table.add_column(name, justify="left" if name in ("model", "target_ts") else "right")
+    for name in ("model", "target (UTC)", "p10", "p50", "p90"):
+        table.add_column(name, justify="left" if name in ("model", "target (UTC)") else "right")
     for row in done.frame.iter_rows(named=True):
         table.add_row(
             row["model"],
-            row["target_ts"].isoformat(),
+            f"{row['target_ts']:%Y-%m-%d %H:%M}",
             *(f"{row[q]:.3f}" if row[q] is not None else "" for q in ("p10", "p50", "p90")),
         )
     console.print(table)

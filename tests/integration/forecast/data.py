@@ -76,7 +76,10 @@ def _household(path: Path) -> pl.DataFrame:
         pl.read_csv(path, infer_schema=False)
         .select(
             pl.col("tstp").str.strip_chars().str.to_datetime(time_zone="UTC").alias("ts"),
-            pl.col("energy(kWh/hh)").str.strip_chars().cast(pl.Float64, strict=False).alias("value"),
+            pl.col("energy(kWh/hh)")
+            .str.strip_chars()
+            .cast(pl.Float64, strict=False)
+            .alias("value"),
         )
         .filter(pl.col("ts").is_between(LONDON_FROM, LONDON_TO, closed="left"))
         .drop_nulls()
@@ -93,9 +96,7 @@ def load_homes(tmp: Path, count: int = 3) -> Homes:
     meters_csv = tmp / "meters.csv"
     meters_csv.write_text(
         "meter_id,node_id,region,tariff,station_id,timezone\n"
-        + "".join(
-            f"{m},F1,{REGIONS[i % 3]},Std,LDN,Europe/London\n" for i, m in enumerate(meters)
-        )
+        + "".join(f"{m},F1,{REGIONS[i % 3]},Std,LDN,Europe/London\n" for i, m in enumerate(meters))
     )
     run("ingest", "meters", str(meters_csv))
     parts = []
