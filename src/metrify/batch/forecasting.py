@@ -155,7 +155,7 @@ def forecast_subject(
             made = models.forecast(
                 history,
                 issue=issue,
-                horizon=horizon,  # type: ignore[arg-type]
+                horizon=horizon,
                 weather=weather,
                 holidays=holidays,
                 tz=zone_of(described, fleet_tz),
@@ -343,7 +343,7 @@ def backtest_subject(
             history,
             start=start,
             end=end,
-            horizon=horizon,  # type: ignore[arg-type]
+            horizon=horizon,
             weather=weather,
             holidays=holidays,
             tz=zone,

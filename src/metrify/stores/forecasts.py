@@ -47,16 +47,16 @@ COLUMNS: Final = (
 )
 #: what one issue is: replaced as a whole
 KEY: Final = ("subject_type", "subject_id", "model", "horizon", "issued_at")
-_TYPES: Final = {
-    "subject_type": pl.String,
-    "subject_id": pl.String,
-    "model": pl.String,
-    "horizon": pl.String,
+_TYPES: Final[dict[str, pl.DataType]] = {
+    "subject_type": pl.String(),
+    "subject_id": pl.String(),
+    "model": pl.String(),
+    "horizon": pl.String(),
     "issued_at": pl.Datetime("us", "UTC"),
     "target_ts": pl.Datetime("us", "UTC"),
-    "p10": pl.Float64,
-    "p50": pl.Float64,
-    "p90": pl.Float64,
+    "p10": pl.Float64(),
+    "p50": pl.Float64(),
+    "p90": pl.Float64(),
 }
 
 

@@ -56,9 +56,10 @@ SUBJECT_TYPES: Final = get_args(SubjectType)
 FLEET_KEY: Final = aggregates.FLEET_KEY
 
 #: the frame every reader returns: interval start (UTC) and the value
-SERIES_SCHEMA: Final = {"ts": pl.Datetime("us", "UTC"), "value": pl.Float64}
-#: the weather columns handed to the models
-WEATHER_SCHEMA: Final = {"ts": pl.Datetime("us", "UTC"), "temperature_c": pl.Float64}
+SERIES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "value": pl.Float64(),
+}
 
 #: a bucket of the aggregates holds a usable energy value when something in it was not
 #: a gap nor rejected, or was a gap that got estimated (see migration 0013's counts)
@@ -211,7 +212,7 @@ def meter_histories(
 
 
 def _series(raw: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:
-    schema = {"meter_id": pl.String, **SERIES_SCHEMA}
+    schema: dict[str, pl.DataType] = {"meter_id": pl.String(), **SERIES_SCHEMA}
     if raw is None:
         return pl.DataFrame(schema={c: schema[c] for c in columns})
     return raw.with_columns(

@@ -10,7 +10,7 @@ not totals that span regions.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -36,7 +36,9 @@ End = Annotated[str, Query(alias="to", max_length=40, description="end, exclusiv
 HorizonQ = Literal["day-ahead", "intraday"]
 Zone = Annotated[str | None, Query(max_length=64, description="IANA zone of from/to")]
 SubjectType = Literal["meter", "node", "segment", "region", "fleet"]
-ERRORS = {s: PROBLEM_SCHEMA for s in (400, 401, 403, 404, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: PROBLEM_SCHEMA for s in (400, 401, 403, 404, 422, 429)
+}
 
 
 class ForecastPoint(BaseModel):
