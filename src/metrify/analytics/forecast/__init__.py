@@ -7,7 +7,13 @@ trained across them) or :func:`backtest`; what the horizons mean is in
 :mod:`metrify.analytics.forecast.metrics`.
 """
 
-from metrify.analytics.forecast.engine import ManyForecasts, backtest, forecast, forecast_many
+from metrify.analytics.forecast.engine import (
+    ManyForecasts,
+    backtest,
+    backtest_many,
+    forecast,
+    forecast_many,
+)
 from metrify.analytics.forecast.horizon import DAY_AHEAD_ISSUE, HORIZONS, INTRADAY_HOURS, Horizon
 from metrify.analytics.forecast.metrics import QUANTILES, Score
 from metrify.analytics.forecast.models import MODELS
@@ -24,6 +30,7 @@ __all__ = [
     "ManyForecasts",
     "Score",
     "backtest",
+    "backtest_many",
     "forecast",
     "forecast_many",
 ]

@@ -79,12 +79,11 @@ def calendar(panel: Panel, tz: str, country: str | None) -> Calendar:
     if country:
         years = dates.dt.year()
         days = holiday_dates(country, int(years.min()) - 1, int(years.max()) + 1)  # type: ignore[arg-type]
-        as_list = pl.Series(sorted(days), dtype=pl.Date)
-        hol = dates.is_in(as_list).to_numpy()
-        near = (
-            (dates - dt.timedelta(days=1)).is_in(as_list)
-            | (dates + dt.timedelta(days=1)).is_in(as_list)
-        ).to_numpy()
+        known = np.array(sorted(days), dtype="datetime64[D]")
+        local_days = dates.to_numpy().astype("datetime64[D]")
+        one = np.timedelta64(1, "D")
+        hol = np.isin(local_days, known)
+        near = np.isin(local_days - one, known) | np.isin(local_days + one, known)
     else:
         hol = np.zeros(panel.n, dtype=bool)
         near = hol
@@ -108,9 +107,15 @@ def temperature_on_grid(panel: Panel, weather: pl.DataFrame | None) -> np.ndarra
     ts_type = weather.schema["ts"]
     if not isinstance(ts_type, pl.Datetime):
         raise ValueError(f"weather column ts must be a Datetime, got {ts_type}")
-    ts = ts.dt.replace_time_zone("UTC") if ts_type.time_zone is None else ts.dt.convert_time_zone("UTC")
+    ts = (
+        ts.dt.replace_time_zone("UTC")
+        if ts_type.time_zone is None
+        else ts.dt.convert_time_zone("UTC")
+    )
     obs = (
-        weather.select(ts.dt.cast_time_unit("us").alias("ts"), pl.col("temperature_c").cast(pl.Float64))
+        weather.select(
+            ts.dt.cast_time_unit("us").alias("ts"), pl.col("temperature_c").cast(pl.Float64)
+        )
         .drop_nulls()
         .sort("ts")
     )
@@ -162,7 +167,9 @@ def design(
     p = panel.per_day
     values = panel.values if series is None else panel.values[series]
     rows_series = np.arange(panel.values.shape[0]) if series is None else series
-    k = np.concatenate([np.full(len(j), kk, dtype=np.int64) for kk, j in zip(issues_k, targets, strict=True)])
+    k = np.concatenate(
+        [np.full(len(j), kk, dtype=np.int64) for kk, j in zip(issues_k, targets, strict=True)]
+    )
     j = np.concatenate(targets).astype(np.int64)
     filled = np.nan_to_num(values, nan=0.0)
     cs = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(filled, axis=1)], axis=1)
@@ -182,7 +189,10 @@ def design(
     with np.errstate(invalid="ignore", divide="ignore"):
         adjusted = week * np.where(mean24_wb > 0, mean24 / mean24_wb, np.nan)
     s_count = values.shape[0]
-    bcast = lambda a: np.broadcast_to(a, (s_count, a.size))  # noqa: E731
+
+    def bcast(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(a, (s_count, a.size))
+
     cols: list[np.ndarray] = [
         bcast(cal.slot[j]),
         bcast(cal.dow[j]),

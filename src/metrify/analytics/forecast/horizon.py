@@ -22,13 +22,13 @@ HORIZONS: tuple[Horizon, ...] = ("day-ahead", "intraday")
 DAY_AHEAD_ISSUE = dt.time(10, 0)
 INTRADAY_HOURS = 6
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def check_horizon(horizon: str) -> Horizon:
     if horizon not in HORIZONS:
         raise ValueError(f"horizon must be one of {', '.join(HORIZONS)}; got {horizon!r}")
-    return horizon  # type: ignore[return-value]
+    return horizon
 
 
 def aware(issue: dt.datetime) -> dt.datetime:

@@ -87,7 +87,11 @@ def score(
     err = np.abs(actual - p50)
     mae = float(err.mean())
     nonzero = actual != 0
-    mape = float(100.0 * np.mean(err[nonzero] / np.abs(actual[nonzero]))) if nonzero.any() else float("nan")
+    mape = (
+        float(100.0 * np.mean(err[nonzero] / np.abs(actual[nonzero])))
+        if nonzero.any()
+        else float("nan")
+    )
     mase = mae / mase_scale if mase_scale and np.isfinite(mase_scale) else float("nan")
     rmae = mae / naive_mae if naive_mae else float("nan")
     cover = float(np.mean((actual >= p10) & (actual <= p90)))

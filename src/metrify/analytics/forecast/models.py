@@ -38,7 +38,10 @@ BASE_PARAMS: dict[str, Any] = {
     "colsample_bytree": 0.9,
     "reg_lambda": 1.0,
     "verbose": -1,
-    "n_jobs": 2,
+    "max_bin": 63,
+    # one thread: OpenMP threads spin against each other on a shared 2-core machine
+    # (a fit took 10x longer with 2); parallelism belongs to the caller (many series)
+    "n_jobs": 1,
 }
 
 
@@ -56,7 +59,11 @@ def naive_bands(panel: Panel, k: int, targets: np.ndarray) -> np.ndarray:
     ok = (lag >= 0) & (lag < k)
     p50 = np.where(ok, values[:, np.where(ok, lag, 0)], np.nan)
     lo = max(7 * p, k - 28 * p)
-    resid = values[:, lo:k] - values[:, lo - 7 * p : k - 7 * p] if k > lo else np.empty((values.shape[0], 0))
+    resid = (
+        values[:, lo:k] - values[:, lo - 7 * p : k - 7 * p]
+        if k > lo
+        else np.empty((values.shape[0], 0))
+    )
     q = np.full((values.shape[0], 2), 0.0)
     for s in range(values.shape[0]):
         r = resid[s][np.isfinite(resid[s])]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY_S = 86_400
 
 
@@ -90,7 +90,11 @@ def _clean(history: pl.DataFrame, label: str) -> pl.DataFrame:
         raise BadSeries(f"{label}: column value must be numeric, got {history.schema['value']}")
     ts = pl.col("ts")
     # a naive timestamp is taken as UTC (the data contract's time base)
-    ts = ts.dt.replace_time_zone("UTC") if ts_type.time_zone is None else ts.dt.convert_time_zone("UTC")
+    ts = (
+        ts.dt.replace_time_zone("UTC")
+        if ts_type.time_zone is None
+        else ts.dt.convert_time_zone("UTC")
+    )
     frame = (
         history.select(ts.dt.cast_time_unit("us").alias("ts"), pl.col("value").cast(pl.Float64))
         .filter(pl.col("ts").is_not_null())
@@ -101,7 +105,9 @@ def _clean(history: pl.DataFrame, label: str) -> pl.DataFrame:
         .agg(pl.col("value").drop_nulls().last())
     )
     if frame.height < 2:
-        raise BadSeries(f"{label}: history has {frame.height} timestamp(s); at least two are needed")
+        raise BadSeries(
+            f"{label}: history has {frame.height} timestamp(s); at least two are needed"
+        )
     return frame
 
 
@@ -111,11 +117,13 @@ def infer_step(frame: pl.DataFrame, label: str = "series") -> int:
     It must divide the day (the contract's ``interval_s`` rule), else day-based lags
     and local-day targets have no meaning.
     """
-    diffs = frame["ts"].diff().drop_nulls().dt.total_seconds()
-    step = int(diffs.mode().min())  # type: ignore[arg-type]
-    if step < 60 or DAY_S % step:
-        raise BadSeries(f"{label}: interval of {step} s does not divide the day (60..86400 s)")
-    return step
+    diffs = frame["ts"].diff().drop_nulls().dt.total_microseconds()
+    step_us = int(diffs.mode().min())  # type: ignore[arg-type]
+    if step_us % 1_000_000 or step_us < 60_000_000 or (DAY_S * 1_000_000) % step_us:
+        raise BadSeries(
+            f"{label}: interval of {step_us / 1e6:g} s does not divide the day (60..86400 s)"
+        )
+    return step_us // 1_000_000
 
 
 def panel_from_frames(
@@ -150,13 +158,14 @@ def panel_from_frames(
     n = int((t_end - t0).total_seconds() // step) + 1
     values = np.full((len(cleaned), n), np.nan)
     for row, (name, frame) in enumerate(cleaned.items()):
-        seconds = (frame["ts"] - t0).dt.total_seconds().to_numpy()
-        if np.any(seconds % step) or offset:
-            bad = frame["ts"][int(np.argmax(seconds % step != 0))] if np.any(seconds % step) else t0
+        micros = (frame["ts"] - t0).dt.total_microseconds().to_numpy()
+        off = micros % (step * 1_000_000) != 0
+        if off.any() or offset:
+            bad = frame["ts"][int(np.argmax(off))] if off.any() else t0
             raise BadSeries(
                 f"{name}: timestamp {bad} is off the {step} s grid (readings must start on"
                 " interval boundaries)"
             )
-        idx = (seconds // step).astype(np.int64)
+        idx = (micros // (step * 1_000_000)).astype(np.int64)
         values[row, idx] = frame["value"].to_numpy().astype(np.float64)
     return Panel(tuple(cleaned), t0, step, values)
