@@ -58,7 +58,8 @@ lake_app = typer.Typer(
 )
 app.add_typer(lake_app, name="lake")
 batch_app = typer.Typer(
-    help="Batch jobs per day: aggregates, lake compaction, dbt, anomaly model, quality report.",
+    help="Batch jobs per day: aggregates, lake compaction, dbt, anomaly model, quality report,"
+    " forecasts.",
     no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")

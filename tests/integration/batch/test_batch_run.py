@@ -50,8 +50,8 @@ def test_a_day_then_a_rerun(
     code, runs, stderr = batch("--date", DAY.isoformat())
     assert code == 0, stderr
     by_job = {r["job"]: r for r in runs}
-    assert list(by_job) == ["aggregates", "compact", "dbt", "anomalies", "quality"]
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality"):
+    assert list(by_job) == ["aggregates", "compact", "dbt", "anomalies", "quality", "forecast"]
+    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "forecast"):
         assert by_job[job]["status"] == "ok", by_job[job]
 
     want = homes.utc_day_energy(database_url, DAY)
@@ -94,7 +94,8 @@ def test_a_day_then_a_rerun(
         " GROUP BY job",
         (dt.datetime.combine(DAY, dt.time(), dt.UTC),),
     ).fetchall()
-    assert dict(twice) == {"aggregates": 2, "compact": 1, "dbt": 1, "anomalies": 2, "quality": 2}
+    once = {"compact": 1, "dbt": 1, "forecast": 1}
+    assert dict(twice) == {"aggregates": 2, "anomalies": 2, "quality": 2, **once}
     # the day's incidents were found again, and extend the ones recorded, not added twice
     assert conn.execute("SELECT count(*), max(ts_end) FROM anomalies").fetchone() == incidents
 

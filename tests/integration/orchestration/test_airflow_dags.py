@@ -122,9 +122,9 @@ def test_the_daily_dag_runs_each_job_for_its_interval(
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
 
     ran = {job: (status, error, runner) for job, status, error, runner in runs(conn, day)}
-    assert set(ran) == {"aggregates", "compact", "dbt", "anomalies", "quality"}
+    assert set(ran) == {"aggregates", "compact", "dbt", "anomalies", "quality", "forecast"}
     assert {r for _, _, r in ran.values()} == {"airflow"}
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality"):
+    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "forecast"):
         assert ran[job][0] == "ok", (job, ran[job])
     assert not runs(conn, day + dt.timedelta(days=1))  # only its own interval
 
