@@ -37,11 +37,13 @@ __all__ = [
 
 #: the model stored when none is named
 DEFAULT_MODEL: Final = "metrify"
-#: how far back a forecast reads: eight weeks for a meter (its weekly lags and a few
-#: weeks to learn from; 3,500 meters x a year would be 61M buckets), two years for a
-#: group or node, whose yearly season and holidays need more
+#: how far back a forecast reads: eight weeks for a meter (its two-week lags and a few
+#: weeks to learn from; 3,500 meters x a year would be 61M buckets); for a group or node
+#: forecast alone, the year of issue times the model trains on and its lags
 LOOKBACK: Final = {"meter": dt.timedelta(days=56)}
-GROUP_LOOKBACK: Final = dt.timedelta(days=730)
+GROUP_LOOKBACK: Final = dt.timedelta(days=400)
+#: what the pooled forecast of the groups reads (it trains on the last 56 issue times)
+POOLED_LOOKBACK: Final = dt.timedelta(days=84)
 #: weather read past the issue time: the whole target day and then some
 WEATHER_AHEAD: Final = dt.timedelta(days=3)
 HALF_HOUR: Final = dt.timedelta(minutes=30)
@@ -198,10 +200,26 @@ def forecast_groups(
     model_names: Sequence[str] = (DEFAULT_MODEL,),
     fleet_tz: str = "UTC",
     holidays: str = "GB",
+    pooled: bool = True,
     progress: Progress | None = None,
 ) -> Batch:
     """Forecast the fleet and every grid node at ``issue``; a subject the models cannot
-    forecast (no history yet) is skipped and named, the others are stored."""
+    forecast (no history yet) is skipped and named, the others are stored.
+
+    ``pooled`` (the job's way): one model trained across the groups that share a weather
+    station (:func:`metrify.analytics.forecast.forecast_many`; its features are
+    scale-free, so a national MW series and a feeder's kWh can share it); otherwise one
+    model per subject trained on its own year (:func:`forecast_subject`), which costs a
+    model fit per node: see bench/results/forecast-run-2026-12-06.md for both."""
+    if pooled:
+        return _pooled_groups(
+            conn,
+            issue=issue,
+            horizon=horizon,
+            model_names=model_names,
+            fleet_tz=fleet_tz,
+            holidays=holidays,
+        )
     began = time.perf_counter()
     out = Batch()
     subjects = series.group_subjects(conn)
@@ -223,6 +241,61 @@ def forecast_groups(
             out.done += 1
         if progress is not None:
             progress(i + 1, len(subjects))
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def _pooled_groups(
+    conn: Connection,
+    *,
+    issue: dt.datetime,
+    horizon: str,
+    model_names: Sequence[str],
+    fleet_tz: str,
+    holidays: str,
+) -> Batch:
+    began = time.perf_counter()
+    out = Batch()
+    models = _models()
+    by_station: dict[str | None, dict[str, pl.DataFrame]] = {}
+    named: dict[str, Subject] = {}
+    for subject in series.group_subjects(conn):
+        described = series.describe(conn, subject)
+        history = series.history(conn, described, issue - POOLED_LOOKBACK, issue)
+        if history.is_empty():
+            out.skipped[str(subject)] = f"no stored history before {issue.isoformat()}"
+            continue
+        name = f"{subject.kind}:{subject.key}"
+        named[name] = subject
+        by_station.setdefault(described.station, {})[name] = history
+    frames = []
+    for station, histories in by_station.items():
+        weather = series.weather(conn, station, issue - POOLED_LOOKBACK, issue + WEATHER_AHEAD)
+        for model in model_names:
+            try:
+                made = models.forecast_many(
+                    histories,
+                    issue=issue,
+                    horizon=horizon,
+                    weather=weather,
+                    holidays=holidays,
+                    tz=fleet_tz,
+                    model=model,
+                )
+            except ValueError as exc:  # BadSeries of the group as a whole, a bad model
+                raise ForecastError(str(exc)) from None
+            out.skipped.update({str(named[k]): why for k, why in made.failed.items()})
+            kinds = pl.Series([named[k].kind for k in made.forecasts["series_id"]], dtype=pl.String)
+            keys = pl.Series([named[k].key for k in made.forecasts["series_id"]], dtype=pl.String)
+            frames.append(
+                made.forecasts.with_columns(
+                    subject_type=kinds, subject_id=keys, horizon=pl.lit(horizon)
+                ).select(forecasts.COLUMNS)
+            )
+    if frames:
+        made_all = pl.concat(frames, how="vertical_relaxed")
+        out.rows = forecasts.write(conn, made_all)
+        out.done = made_all.select("subject_type", "subject_id").n_unique()
     out.seconds = time.perf_counter() - began
     return out
 

@@ -88,7 +88,10 @@ def forecast_run(
     segment: SegmentOpt = None,
     fleet: FleetOpt = False,
     all_meters: Annotated[
-        bool, typer.Option("--all-meters", help="every registered meter, one by one")
+        bool, typer.Option("--all-meters", help="every registered meter (one model across them)")
+    ] = False,
+    all_nodes: Annotated[
+        bool, typer.Option("--all-nodes", help="the fleet and every grid node")
     ] = False,
     issue: Annotated[
         str | None,
@@ -107,9 +110,10 @@ def forecast_run(
 ) -> None:
     """Forecast a subject (or every meter) and store the forecast with its quantiles."""
     subject = _subject(meter, node, region, segment, fleet)
-    if (subject is None) == (not all_meters):
+    if (subject is not None) + all_meters + all_nodes != 1:
         raise UserError(
-            "give exactly one of --meter, --node, --region, --segment, --fleet or --all-meters"
+            "give exactly one of --meter, --node, --region, --segment, --fleet, --all-meters"
+            " or --all-nodes"
         )
     horizon = _horizon(horizon)
     issued = parse_time(issue, "--issue") if issue is not None else None
@@ -118,8 +122,8 @@ def forecast_run(
     with open_session(settings) as session:
         try:
             if subject is None:
-                _all_meters(session.conn, issued, horizon, names, settings.fleet_timezone,
-                            holidays, as_json)  # fmt: skip
+                _many(session.conn, "meters" if all_meters else "nodes", issued, horizon, names,
+                      settings.fleet_timezone, holidays, as_json)  # fmt: skip
                 return
             done = forecasting.forecast_subject(
                 session.conn,
@@ -139,8 +143,9 @@ def forecast_run(
     _forecast_table(done)
 
 
-def _all_meters(
+def _many(
     conn: Any,
+    what: str,
     issue: dt.datetime | None,
     horizon: str,
     names: tuple[str, ...],
@@ -148,22 +153,24 @@ def _all_meters(
     holidays: str,
     as_json: bool,
 ) -> None:
-    """Every meter at one issue time (default: the fleet's :func:`default_issue`)."""
+    """Every meter, or the fleet and every node, at one issue time (default: the fleet's
+    :func:`default_issue`)."""
     if issue is None:
         issue = forecasting.default_issue(
             conn, forecasting.describe(conn, Subject("fleet", aggregates.FLEET_KEY))
         )
     started = time.monotonic()
-    err.print(f"forecast of every meter issued {issue.isoformat()}", highlight=False)
+    err.print(f"forecast of every {what[:-1]} issued {issue.isoformat()}", highlight=False)
     last = [started]
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
         if done == total or now - last[0] >= 5.0:
             last[0] = now
-            err.print(f"  {done:,}/{total:,} meters, {now - started:.0f} s", highlight=False)
+            err.print(f"  {done:,}/{total:,} {what}, {now - started:.0f} s", highlight=False)
 
-    batch = forecasting.forecast_meters(
+    run = forecasting.forecast_meters if what == "meters" else forecasting.forecast_groups
+    batch = run(
         conn,
         issue=issue,
         horizon=horizon,
@@ -177,7 +184,8 @@ def _all_meters(
         _emit(summary)
         return
     console.print(
-        f"{batch.done:,} meters forecast ({batch.rows:,} rows stored), "
+        f"{batch.done:,} {what if what == 'meters' else 'subjects'} forecast"
+        f" ({batch.rows:,} rows stored), "
         f"{len(batch.skipped):,} skipped, in {batch.seconds:.1f} s",
         highlight=False,
     )

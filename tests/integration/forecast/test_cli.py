@@ -157,6 +157,12 @@ def test_run_every_meter_and_the_groups(
         _lines("run", *args, "--issue", "2013-03-05T00:00Z", "--model", "seasonal_naive_weekly")
         _check_day(_stored(database_url, kind, key), dt.date(2013, 3, 6),
                    dt.datetime(2013, 3, 5, tzinfo=UTC))  # fmt: skip
+    # the fleet and every node (the feeder) at once: one model across them
+    (groups,) = _lines("run", "--all-nodes", "--issue", "2013-03-05T00:00Z")
+    assert (groups["subjects"], groups["skipped"], groups["rows"]) == (2, 0, 2 * 48)
+    for kind, key in (("fleet", "all"), ("node", "F1")):
+        stored = _stored(database_url, kind, key).filter(pl.col("model") == "metrify")
+        _check_day(stored, dt.date(2013, 3, 6), dt.datetime(2013, 3, 5, tzinfo=UTC))
 
 
 @pytest.mark.realdata
