@@ -146,7 +146,8 @@ def _load_gb(conn: psycopg.Connection[Any], end: dt.date) -> None:
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY grid_measurements (node_id, ts, interval_s, load_mw, source) FROM STDIN (FORMAT csv)"
+            "COPY grid_measurements (node_id, ts, interval_s, load_mw, source)"
+            " FROM STDIN (FORMAT csv)"
         ) as copy,
     ):
         copy.write(buffer.getvalue())

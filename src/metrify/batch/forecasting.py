@@ -181,6 +181,14 @@ class Batch:
     done: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: seconds spent reading histories, in the models and writing forecasts
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` to ``phase``; returns now."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +197,7 @@ class Batch:
             "skipped": len(self.skipped),
             "skipped_first": dict(list(self.skipped.items())[:5]),
             "seconds": round(self.seconds, 3),
+            "phases_s": {k: round(v, 3) for k, v in self.phases.items()},
         }
 
 
@@ -269,8 +278,10 @@ def _pooled_groups(
         named[name] = subject
         by_station.setdefault(described.station, {})[name] = history
     frames = []
+    mark = out.timed("read", began)
     for station, histories in by_station.items():
         weather = series.weather(conn, station, issue - POOLED_LOOKBACK, issue + WEATHER_AHEAD)
+        mark = out.timed("read", mark)
         for model in model_names:
             try:
                 made = models.forecast_many(
@@ -292,10 +303,12 @@ def _pooled_groups(
                     subject_type=kinds, subject_id=keys, horizon=pl.lit(horizon)
                 ).select(forecasts.COLUMNS)
             )
+        mark = out.timed("model", mark)
     if frames:
         made_all = pl.concat(frames, how="vertical_relaxed")
         out.rows = forecasts.write(conn, made_all)
         out.done = made_all.select("subject_type", "subject_id").n_unique()
+    out.timed("write", mark)
     out.seconds = time.perf_counter() - began
     return out
 
@@ -332,11 +345,13 @@ def forecast_meters(
             out.skipped[meter] = f"no stored history before {issue.isoformat()}"
     frames: list[pl.DataFrame] = []
     done = 0
+    mark = out.timed("read", began)
     for (zone, station), members in groups.items():
         frames_in = {m: by_meter[m] for m in members if m in by_meter}
         if not frames_in:
             continue
         weather = series.weather(conn, station, issue - lookback("meter"), issue + WEATHER_AHEAD)
+        mark = out.timed("read", mark)
         for name in model_names:
             try:
                 made = models.forecast_many(
@@ -359,12 +374,14 @@ def forecast_meters(
                 .select(forecasts.COLUMNS)
             )
         done += len(frames_in)
+        mark = out.timed("model", mark)
         if progress is not None:
             progress(done, len(ids))
     if frames:
         made_all = pl.concat(frames, how="vertical_relaxed")
         out.rows = forecasts.write(conn, made_all)
         out.done = made_all["subject_id"].n_unique()
+    out.timed("write", mark)
     if progress is not None:
         progress(len(ids), len(ids))
     out.seconds = time.perf_counter() - began

@@ -166,8 +166,22 @@ def test_run_every_meter_and_the_groups(
 
 
 @pytest.mark.realdata
-def test_clear_errors(settings: Settings, tmp_path: Path) -> None:
-    load_gb(tmp_path)
+def test_intraday_and_clear_errors(settings: Settings, tmp_path: Path) -> None:
+    gb = load_gb(tmp_path)
+    # intraday: the 12 half-hours of the next 6 hours from the issue
+    rows = _lines("run", "--node", "GB", "--issue", "2013-04-10T10:00Z", "--horizon",
+                  "intraday", "--model", "seasonal_naive_weekly")  # fmt: skip
+    issue = dt.datetime(2013, 4, 10, 10, tzinfo=UTC)
+    assert [dt.datetime.fromisoformat(str(r["target_ts"])) for r in rows] == [
+        issue + dt.timedelta(minutes=30 * i) for i in range(12)
+    ]
+    assert {r["horizon"] for r in rows} == {"intraday"}
+    week_ago = gb.filter(
+        pl.col("ts").is_between(issue - dt.timedelta(days=7),
+                                issue - dt.timedelta(days=7, hours=-6), "left")
+    )["value"]  # fmt: skip
+    assert [r["p50"] for r in rows] == pytest.approx(week_ago.to_list())
+
     assert "no grid node nowhere" in _fails("run", "--node", "nowhere")
     assert "no meter M9" in _fails("backtest", "--meter", "M9", "--from", "2013-04-01",
                                    "--to", "2013-04-02")  # fmt: skip
