@@ -392,13 +392,11 @@ def _meter_groups(
     conn: Connection, ids: list[str], fleet_tz: str
 ) -> dict[tuple[str, str | None], list[str]]:
     """The meters by (zone, weather station): each group is forecast by one model."""
-    rows = conn.execute(
-        "SELECT meter_id, timezone, station_id FROM meters WHERE meter_id = ANY(%s)", (ids,)
-    ).fetchall()
-    known = {str(m): (str(z) if z else fleet_tz, None if s is None else str(s)) for m, z, s in rows}
+    places = series.meter_places(conn, ids)
     groups: dict[tuple[str, str | None], list[str]] = {}
     for meter in ids:
-        groups.setdefault(known.get(meter, (fleet_tz, None)), []).append(meter)
+        zone, station = places.get(meter, (None, None))
+        groups.setdefault((zone or fleet_tz, station), []).append(meter)
     return groups
 
 

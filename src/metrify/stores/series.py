@@ -47,6 +47,7 @@ __all__ = [
     "history",
     "meter_histories",
     "meter_ids",
+    "meter_places",
     "span",
     "weather",
 ]
@@ -249,6 +250,14 @@ def meter_ids(conn: Connection) -> list[str]:
         "SELECT meter_id FROM meters WHERE status <> 'removed' ORDER BY 1"
     ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def meter_places(conn: Connection, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """(time zone, weather station) of each registered meter of ``ids``."""
+    rows = conn.execute(
+        "SELECT meter_id, timezone, station_id FROM meters WHERE meter_id = ANY(%s)", (ids,)
+    ).fetchall()
+    return {str(m): (z, s) for m, z, s in rows}
 
 
 def group_subjects(conn: Connection) -> list[Subject]:
