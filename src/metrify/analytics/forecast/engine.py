@@ -116,7 +116,9 @@ def _fit(
             f" (needs at least {MIN_DAYS[model]} days)"
         )
     train = design(panel, setup.cal, setup.temp, ks, targets, series)
-    return QuantileGBM(linear=model == "lightgbm_linear").fit(train, max_rows=max_rows)
+    return QuantileGBM(linear=model == "lightgbm_linear").fit(
+        train, panel.per_day, max_rows=max_rows
+    )
 
 
 def _predict(
@@ -252,9 +254,9 @@ def forecast_many(
     tz: str = "Europe/London",
     model: str = "metrify",
     intraday_hours: int = INTRADAY_HOURS,
-    train_days: int = 56,
+    train_days: int = 28,
     max_train_series: int = 200,
-    max_rows: int = 400_000,
+    max_rows: int = 200_000,
 ) -> ManyForecasts:
     """Forecast many series at one issue time with ONE model trained across them.
 
@@ -360,7 +362,7 @@ def backtest_many(
     issue_time: dt.time = DAY_AHEAD_ISSUE,
     intraday_hours: int = INTRADAY_HOURS,
     retrain_days: int = 28,
-    train_days: int = 56,
+    train_days: int = 28,
     max_train_series: int = 200,
 ) -> dict[str, list[Score]]:
     """:func:`backtest` of :func:`forecast_many`'s fast path: one model per quantile

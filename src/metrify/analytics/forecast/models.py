@@ -75,32 +75,60 @@ def naive_bands(panel: Panel, k: int, targets: np.ndarray) -> np.ndarray:
 
 @dataclass
 class QuantileGBM:
-    """One LightGBM model per quantile, trained on scaled targets."""
+    """One LightGBM model per quantile, trained on scaled targets, with a calibrated band.
+
+    Quantile boosting fits its own training rows too well, so its P10-P90 band is too
+    narrow out of sample (about 55% coverage on GB demand instead of 80%). The band is
+    therefore conformalised (CQR, Romano et al. 2019): P10 and P90 are first fitted
+    without the most recent ``calibration_days`` of issue times, their misses on those
+    days give the widening (or narrowing) that makes the band hold 80% out of sample,
+    then every quantile is refitted on all rows.
+    """
 
     linear: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    calibration_days: int = 28
     models: list[lgb.LGBMRegressor] = field(default_factory=list)
+    widen: float = 0.0
 
-    def fit(self, train: Design, max_rows: int = 400_000, seed: int = 0) -> QuantileGBM:
-        ok = np.isfinite(train.y) & np.isfinite(train.scale)
-        x, y = train.x[ok], train.y[ok]
-        if y.size < 100:
-            raise ValueError(f"only {y.size} usable training rows")
-        if y.size > max_rows:  # the fast path: a sample is enough to learn shapes
-            pick = np.random.default_rng(seed).choice(y.size, max_rows, replace=False)
-            x, y = x[pick], y[pick]
+    def _params(self) -> dict[str, Any]:
         params = {**BASE_PARAMS, **self.params}
         if self.linear:
             params.update(linear_tree=True, linear_lambda=0.1, num_leaves=8, n_estimators=150)
-        self.models = []
-        for q in QUANTILES:
-            model = lgb.LGBMRegressor(objective="quantile", alpha=q, random_state=seed, **params)
-            model.fit(x, y)
-            self.models.append(model)
+        return params
+
+    def _fit_one(self, q: float, x: np.ndarray, y: np.ndarray, seed: int) -> lgb.LGBMRegressor:
+        model = lgb.LGBMRegressor(
+            objective="quantile", alpha=q, random_state=seed, **self._params()
+        )
+        model.fit(x, y)
+        return model
+
+    def fit(
+        self, train: Design, per_day: int, max_rows: int = 400_000, seed: int = 0
+    ) -> QuantileGBM:
+        ok = np.isfinite(train.y) & np.isfinite(train.scale)
+        x, y, k = train.x[ok], train.y[ok], train.issue_k[ok]
+        if y.size < 100:
+            raise ValueError(f"only {y.size} usable training rows")
+        if y.size > max_rows:  # the fast path: a sample is enough to learn shapes
+            pick = np.sort(np.random.default_rng(seed).choice(y.size, max_rows, replace=False))
+            x, y, k = x[pick], y[pick], k[pick]
+        recent = k >= k.max() - self.calibration_days * per_day
+        self.widen = 0.0
+        if recent.sum() >= 200 and (~recent).sum() >= 2 * recent.sum():
+            lo = self._fit_one(QUANTILES[0], x[~recent], y[~recent], seed)
+            hi = self._fit_one(QUANTILES[2], x[~recent], y[~recent], seed)
+            miss = np.maximum(lo.predict(x[recent]) - y[recent], y[recent] - hi.predict(x[recent]))
+            level = min(1.0, (QUANTILES[2] - QUANTILES[0]) * (1 + 1 / miss.size))
+            self.widen = float(np.quantile(miss, level))
+        self.models = [self._fit_one(q, x, y, seed) for q in QUANTILES]
         return self
 
     def predict(self, rows: Design) -> np.ndarray:
         """(rows, 3) P10/P50/P90 in the series' units, sorted so the band never crosses."""
         raw = np.stack([m.predict(rows.x) for m in self.models], axis=-1)
+        raw[:, 0] -= self.widen
+        raw[:, 2] += self.widen
         raw = np.sort(raw, axis=-1) * rows.scale[:, None]
         return np.asarray(raw, dtype=np.float64)
