@@ -87,7 +87,7 @@ def _stored(owner_url: str, subject_type: str, subject_id: str) -> pl.DataFrame:
     return pl.DataFrame(
         rows, schema=["issued_at", "target_ts", "p10", "p50", "p90", "model", "horizon"],
         orient="row",
-    )  # fmt: skip
+    ).with_columns(pl.col("issued_at", "target_ts").dt.convert_time_zone("UTC"))  # fmt: skip
 
 
 def _check_day(stored: pl.DataFrame, day: dt.date, issue: dt.datetime) -> None:
