@@ -66,6 +66,10 @@ SERIES_SCHEMA: Final[dict[str, pl.DataType]] = {
 #: a gap nor rejected, or was a gap that got estimated (see migration 0013's counts)
 _USABLE = "(a.n_present + a.n_estimated - a.n_rejected) > 0"
 _EPOCH_US = "(extract(epoch FROM {0}) * 1000000)::bigint"
+#: the same for a 30-minute bucket, whose epoch is whole seconds: date_part's double is
+#: exact there, and cheaper than extract's numeric (with the ORDER BY dropped, reading
+#: 9.4M buckets took 19 s instead of 30 on a busy machine)
+_BUCKET_US = "(date_part('epoch', {0})::bigint * 1000000)"
 _BUCKET = "date_bin('30 minutes', g.ts, timestamptz '2000-01-01 00:00:00+00')"
 
 
@@ -187,7 +191,7 @@ def history(
     if described.source == "aggregates":
         fresh(conn)
     sql, params = actual_sql(described)
-    query = f"SELECT {_EPOCH_US.format('ts')}, value FROM ({sql}) s ORDER BY 1"
+    query = f"SELECT {_BUCKET_US.format('ts')}, value FROM ({sql}) s ORDER BY 1"
     with conn.cursor() as cur:
         raw = copy_out(cur, query, ["ts", "value"], [*params, start, end])
     return _series(raw, ["ts", "value"])
@@ -197,15 +201,15 @@ def meter_histories(
     conn: Connection, meters: list[str] | None, start: dt.datetime, end: dt.datetime
 ) -> pl.DataFrame:
     """Many meters' series at once (all registered meters when ``meters`` is None), as
-    ``(meter_id, ts, value)`` sorted by meter then time: one scan of the meter
-    aggregates instead of a query per meter."""
+    ``(meter_id, ts, value)`` in no particular order: one scan of the meter aggregates
+    instead of a query per meter (sorting 9.4M buckets on the server cost more than the
+    scan; the models sort each series anyway)."""
     fresh(conn)
     where = "" if meters is None else " AND a.meter_id = ANY(%s)"
     params: list[object] = [start, end] + ([] if meters is None else [meters])
     query = (
-        f"SELECT a.meter_id, {_EPOCH_US.format('a.bucket')}, a.import_kwh"
+        f"SELECT a.meter_id, {_BUCKET_US.format('a.bucket')}, a.import_kwh"
         f" FROM agg_meter_30m a WHERE {_USABLE} AND a.bucket >= %s AND a.bucket < %s{where}"
-        " ORDER BY 1, 2"
     )
     with conn.cursor() as cur:
         raw = copy_out(cur, query, ["meter_id", "ts", "value"], params)
