@@ -116,7 +116,7 @@ async def get_forecasts(
     segment: Name = None,
     fleet: bool = False,
     horizon: HorizonQ = "day-ahead",
-    model: Annotated[str, Query(min_length=1, max_length=64)] = "metrify",
+    model: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "metrify",
     issued_at: Annotated[
         dt.datetime | None, Query(description="one issue (ISO); default: latest per target")
     ] = None,
