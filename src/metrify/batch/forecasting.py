@@ -327,8 +327,9 @@ def forecast_meters(
     """Forecast many meters (every registered one when ``meters`` is None) at ``issue``:
     one COPY of their histories, one model per (zone, weather station) trained across
     the meters that share them (:func:`metrify.analytics.forecast.forecast_many`; a
-    fleet is mostly one such group), one COPY of every forecast. Meters whose history the
-    models cannot use are skipped and named; the rest are stored."""
+    fleet is mostly one such group; meters of another interval form their own), one
+    COPY of every forecast. Meters whose history the models cannot use are skipped and
+    named (a whole group, if the models refuse it as a whole); the rest are stored."""
     began = time.perf_counter()
     out = Batch()
     models = _models()
@@ -346,7 +347,7 @@ def forecast_meters(
     frames: list[pl.DataFrame] = []
     done = 0
     mark = out.timed("read", began)
-    for (zone, station), members in groups.items():
+    for (zone, station, _), members in groups.items():
         frames_in = {m: by_meter[m] for m in members if m in by_meter}
         if not frames_in:
             continue
@@ -363,7 +364,10 @@ def forecast_meters(
                     tz=zone,
                     model=name,
                 )
-            except ValueError as exc:  # BadSeries of the group as a whole, a bad model
+            except models.BadSeries as exc:  # the group as a whole: its meters wait
+                out.skipped.update(dict.fromkeys(frames_in, str(exc)))
+                break
+            except ValueError as exc:  # an unknown model or horizon: the caller's
                 raise ForecastError(str(exc)) from None
             out.skipped.update(made.failed)
             frames.append(
@@ -390,13 +394,17 @@ def forecast_meters(
 
 def _meter_groups(
     conn: Connection, ids: list[str], fleet_tz: str
-) -> dict[tuple[str, str | None], list[str]]:
-    """The meters by (zone, weather station): each group is forecast by one model."""
+) -> dict[tuple[str, str | None, int], list[str]]:
+    """The meters by (zone, weather station, step of their series): each group is
+    forecast by one model, which needs one step. A meter of 30 minutes or less has a
+    value every 30-minute bucket; an hourly one, every other bucket (its readings count
+    in the bucket of their start), so it goes with the hourly ones."""
     places = series.meter_places(conn, ids)
-    groups: dict[tuple[str, str | None], list[str]] = {}
+    groups: dict[tuple[str, str | None, int], list[str]] = {}
     for meter in ids:
-        zone, station = places.get(meter, (None, None))
-        groups.setdefault((zone or fleet_tz, station), []).append(meter)
+        zone, station, interval = places.get(meter, (None, None, None))
+        step = max(1800, interval or 1800)
+        groups.setdefault((zone or fleet_tz, station, step), []).append(meter)
     return groups
 
 

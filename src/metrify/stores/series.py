@@ -256,12 +256,16 @@ def meter_ids(conn: Connection) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def meter_places(conn: Connection, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
-    """(time zone, weather station) of each registered meter of ``ids``."""
+def meter_places(
+    conn: Connection, ids: list[str]
+) -> dict[str, tuple[str | None, str | None, int | None]]:
+    """(time zone, weather station, interval in seconds) of each registered meter of
+    ``ids``, as registered (any may be unknown)."""
     rows = conn.execute(
-        "SELECT meter_id, timezone, station_id FROM meters WHERE meter_id = ANY(%s)", (ids,)
+        "SELECT meter_id, timezone, station_id, interval_s FROM meters WHERE meter_id = ANY(%s)",
+        (ids,),
     ).fetchall()
-    return {str(m): (z, s) for m, z, s in rows}
+    return {str(m): (z, s, i) for m, z, s, i in rows}
 
 
 def group_subjects(conn: Connection) -> list[Subject]:
