@@ -293,7 +293,11 @@ def _pooled_groups(
                     tz=fleet_tz,
                     model=model,
                 )
-            except ValueError as exc:  # BadSeries of the group as a whole, a bad model
+            except models.BadSeries:
+                # refused as a whole (series of different steps, say): one by one
+                made = _one_by_one(models, histories, issue, horizon, weather, holidays,
+                                   fleet_tz, model)  # fmt: skip
+            except ValueError as exc:  # an unknown model or horizon: the caller's
                 raise ForecastError(str(exc)) from None
             out.skipped.update({str(named[k]): why for k, why in made.failed.items()})
             kinds = pl.Series([named[k].kind for k in made.forecasts["series_id"]], dtype=pl.String)
@@ -311,6 +315,41 @@ def _pooled_groups(
     out.timed("write", mark)
     out.seconds = time.perf_counter() - began
     return out
+
+
+def _one_by_one(
+    models: Any,
+    histories: dict[str, pl.DataFrame],
+    issue: dt.datetime,
+    horizon: str,
+    weather: pl.DataFrame | None,
+    holidays: str,
+    tz: str,
+    model: str,
+) -> Any:
+    """:func:`forecast_many`'s answer made series by series, for a group refused whole."""
+    frames, failed = [], {}
+    for name, history in histories.items():
+        try:
+            one = models.forecast_many(
+                {name: history},
+                issue=issue,
+                horizon=horizon,
+                weather=weather,
+                holidays=holidays,
+                tz=tz,
+                model=model,
+            )
+        except models.BadSeries as exc:
+            failed[name] = str(exc)
+            continue
+        frames.append(one.forecasts)
+        failed.update(one.failed)
+    when = pl.Datetime("us", "UTC")
+    schema = {"series_id": pl.String(), "issued_at": when, "target_ts": when}
+    schema |= {c: pl.Float64() for c in ("p10", "p50", "p90")} | {"model": pl.String()}
+    joined = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return models.ManyForecasts(joined, failed)
 
 
 def forecast_meters(

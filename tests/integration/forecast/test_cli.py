@@ -145,9 +145,26 @@ def test_run_every_meter_and_the_groups(
     settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
     homes = load_homes(tmp_path)
+    # an hourly meter too (the first household's half-hours summed by the hour): its
+    # series has another step, so it is forecast by a model of its own, 24 targets
+    hourly = tmp_path / "hourly.csv"
+    homes.kwh[homes.meters[0]].sort("ts").group_by_dynamic("ts", every="1h").agg(
+        pl.col("value").sum().alias("import_kwh")
+    ).select(pl.lit("H1").alias("meter_id"), "ts", "import_kwh").write_csv(hourly)
+    (tmp_path / "h1.csv").write_text(
+        "meter_id,node_id,region,tariff,station_id,timezone,interval_s\n"
+        "H1,F2,east,ToU,LDN,Europe/London,3600\n"
+    )
+    assert runner.invoke(app, ["ingest", "meters", str(tmp_path / "h1.csv")]).exit_code == 0
+    loaded = runner.invoke(app, ["ingest", "readings", str(hourly), "--interval", "3600"])
+    assert loaded.exit_code == 0, loaded.output
+
     (summary,) = _lines("run", "--all-meters", "--issue", "2013-03-05T00:00Z")
-    assert (summary["subjects"], summary["skipped"]) == (3, 0)
-    assert summary["rows"] == 3 * 48
+    assert (summary["subjects"], summary["skipped"]) == (4, 0)
+    assert summary["rows"] == 3 * 48 + 24
+    h1 = _stored(database_url, "meter", "H1")
+    start = dt.datetime(2013, 3, 6, tzinfo=UTC)
+    assert h1["target_ts"].to_list() == [start + dt.timedelta(hours=i) for i in range(24)]
     for meter in homes.meters:
         # London is on GMT in early March: its local day is the UTC day
         _check_day(_stored(database_url, "meter", meter), dt.date(2013, 3, 6),
@@ -159,7 +176,9 @@ def test_run_every_meter_and_the_groups(
                    dt.datetime(2013, 3, 5, tzinfo=UTC))  # fmt: skip
     # the fleet and every node (the feeder) at once: one model across them
     (groups,) = _lines("run", "--all-nodes", "--issue", "2013-03-05T00:00Z")
-    assert (groups["subjects"], groups["skipped"], groups["rows"]) == (2, 0, 2 * 48)
+    # the fleet, F1 (half-hourly) and F2 (the hourly meter's alone: 24 targets); they share
+    # a station, and one model cannot take series of two steps: each gets its own
+    assert (groups["subjects"], groups["skipped"], groups["rows"]) == (3, 0, 2 * 48 + 24)
     for kind, key in (("fleet", "all"), ("node", "F1")):
         stored = _stored(database_url, kind, key).filter(pl.col("model") == "metrify")
         _check_day(stored, dt.date(2013, 3, 6), dt.datetime(2013, 3, 5, tzinfo=UTC))
