@@ -58,6 +58,7 @@ LABELS = {
     "metrify": "Metrify (LightGBM quantile, CQR band)",
     "lightgbm_linear": "Metrify, linear-tree variant",
     "metrify_per_meter": "Metrify, one model per household",
+    "metrify_weather": "Metrify + London temperature (observed before issue)",
     NAIVE: "weekly seasonal naive",
     "statsforecast": "statsforecast 2.1.1 MSTL (day+week seasons)",
     "openstef": "OpenSTEF 4.7 (xgboost preset)",
@@ -98,6 +99,16 @@ def london_households() -> dict[str, pl.DataFrame]:
         ).drop_nulls("ts")
         out[path.name.split(".")[0]] = frame
     return out
+
+
+def london_temperature() -> pl.DataFrame:
+    """London's hourly DarkSky temperature (timestamps taken as UTC)."""
+    path = SHARED / "london-weather" / "weather_hourly_darksky.csv"
+    raw = pl.read_csv(path, columns=["time", "temperature"], try_parse_dates=True)
+    return raw.select(
+        pl.col("time").dt.replace_time_zone("UTC").alias("ts"),
+        pl.col("temperature").cast(pl.Float64).alias("temperature_c"),
+    )
 
 
 def complete(households: Mapping[str, pl.DataFrame]) -> list[str]:
@@ -267,7 +278,7 @@ SETUP: dict[str, tuple[dt.date, dt.date, str]] = {
     "london-households": (LONDON_START, LONDON_END, "Europe/London"),
 }
 RUNS = {
-    "gb": ["metrify", NAIVE, "lightgbm_linear", "statsforecast", "openstef"],
+    "gb": ["metrify", NAIVE, "lightgbm_linear", "metrify_weather", "statsforecast", "openstef"],
     "london-sum": ["metrify", NAIVE, "statsforecast", "openstef"],
     "london-households": ["metrify", NAIVE, "metrify_per_meter", "statsforecast", "openstef"],
 }
@@ -303,6 +314,20 @@ def run_one(part: str, model: str, log: Any) -> None:
     if part == "london-households" and model in ("metrify", NAIVE):
         many = backtest_many(frames, start=start, end=end, tz=tz, models=[model])
         out = pl.concat([tidy(scores[0].forecasts, sid) for sid, scores in many.items()])
+    elif (
+        model == "metrify_weather"
+    ):  # London temperatures as GB's proxy; observed before issue only
+        ((sid, frame),) = frames.items()
+        (sc,) = backtest(
+            frame,
+            start=start,
+            end=end,
+            tz=tz,
+            models=["metrify"],
+            retrain_days=RETRAIN,
+            weather=london_temperature(),
+        )
+        out = tidy(sc.forecasts, sid)
     elif model in ("metrify", NAIVE, "lightgbm_linear", "metrify_per_meter"):
         if part == "london-households":
             frames = {k: frames[k] for k in sample_of(frames)}
@@ -400,12 +425,12 @@ def part_speed(log: Any) -> dict[str, Any]:
     for copy in range(35):
         for sid, frame in homes.items():
             shift = dt.timedelta(weeks=int(rng.integers(0, 4)))
-            frames[f"{sid}-{copy}"] = frame.filter(pl.col("ts") < issue).with_columns(
+            frames[f"{sid}-{copy}"] = frame.with_columns(
                 (pl.col("ts") - shift), pl.col("value") * float(rng.uniform(0.5, 2.0))
-            )
-    t = time.perf_counter()
+            ).filter(pl.col("ts") < issue)
+    t, cpu = time.perf_counter(), time.process_time()
     many = forecast_many(frames, issue=issue)
-    meters_s = time.perf_counter() - t
+    meters_s, meters_cpu = time.perf_counter() - t, time.process_time() - cpu
     log(f"speed: {len(frames)} meters in {meters_s:.1f} s ({len(many.failed)} failed)")
     names = list(frames)
     nodes = {
@@ -416,17 +441,21 @@ def part_speed(log: Any) -> dict[str, Any]:
         for i in range(20)
     }
     fleet = pl.concat(list(nodes.values())).group_by("ts").agg(pl.col("value").sum()).sort("ts")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     forecast(fleet, issue=issue)
-    fleet_s = time.perf_counter() - t
-    t = time.perf_counter()
+    fleet_s, fleet_cpu = time.perf_counter() - t, time.process_time() - cpu
+    t, cpu = time.perf_counter(), time.process_time()
     forecast_many(nodes, issue=issue, train_days=365)
-    nodes_s = time.perf_counter() - t
+    nodes_s, nodes_cpu = time.perf_counter() - t, time.process_time() - cpu
     log(f"speed: fleet {fleet_s:.1f} s, 20 nodes {nodes_s:.1f} s")
     return {
         "meters": len(frames),
         "meters_s": round(meters_s, 1),
+        "meters_cpu_s": round(meters_cpu, 1),
         "meters_failed": len(many.failed),
+        "fleet_cpu_s": round(fleet_cpu, 1),
+        "nodes_cpu_s": round(nodes_cpu, 1),
+        "load_average_1min": os.getloadavg()[0],
         "fleet_s": round(fleet_s, 1),
         "nodes": len(nodes),
         "nodes_s": round(nodes_s, 1),
@@ -521,7 +550,11 @@ def report(log: Any) -> None:
             f"- the fleet total (`forecast`, its own model): {sp['fleet_s']} s;"
             f" {sp['nodes']} node totals (`forecast_many`): {sp['nodes_s']} s;"
             f" together **{sp['fleet_and_nodes_s']} s**.",
-            f"- machine: {sp['cores']} cores, shared with other work while measured.",
+            f"- CPU time of the process (one thread): meters {sp.get('meters_cpu_s')} s, fleet"
+            f" {sp.get('fleet_cpu_s')} s, nodes {sp.get('nodes_cpu_s')} s. The wall times were"
+            f" taken on {sp['cores']} cores shared with other work (1-minute load average"
+            f" {sp.get('load_average_1min', float('nan')):.1f} at the end), so CPU time is the"
+            " figure to hold against the 5-minute and 10-second budgets.",
             "",
         ]
     errors = [

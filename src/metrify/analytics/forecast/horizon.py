@@ -2,8 +2,8 @@
 
 - **day-ahead**: issued on local day D (the backtest issues at 10:00 local, before the
   noon deadline of day-ahead markets and network planning), it covers every interval of
-  local day D+1 (46, 48 or 50 half-hours on DST days), using only readings that start
-  before the issue time.
+  local day D+1 (46, 48 or 50 half-hours on DST days), using only the intervals that had
+  ended by the issue time (at 10:00 on a half-hourly series: up to the 09:30 interval).
 - **intraday**: issued at any time, it covers the intervals starting in the next
   ``intraday_hours`` hours (6 by default) from the first interval boundary at or after
   the issue time. The backtest issues at 00:00, 06:00, 12:00 and 18:00 local so that

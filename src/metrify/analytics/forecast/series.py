@@ -53,8 +53,10 @@ class Panel:
         return int(np.ceil(seconds / self.step_s))
 
     def available(self, issue: dt.datetime) -> int:
-        """How many leading intervals start before ``issue``: the data known at issue time."""
-        return max(0, min(self.n, self.index_at_or_after(issue)))
+        """How many leading intervals had ENDED by ``issue``: the data known at issue time
+        (an interval that started before ``issue`` but is still running is not known)."""
+        seconds = (issue - self.t0).total_seconds()
+        return max(0, min(self.n, int(seconds // self.step_s)))
 
     def extended(self, n: int) -> Panel:
         """The same panel padded with NaN to ``n`` intervals (room for future targets)."""
@@ -131,8 +133,8 @@ def panel_from_frames(
 ) -> Panel:
     """Lay every frame on one UTC grid (the union of their spans) with NaN for gaps.
 
-    ``until``: drop readings starting at or after it first (the issue time), so nothing
-    later can even reach the models. Every series must share one interval length.
+    ``until``: keep only the intervals that had ended by then (the issue time), so
+    nothing later can even reach the models. Every series must share one interval length.
     """
     if not frames:
         raise BadSeries("no series given")
@@ -145,6 +147,10 @@ def panel_from_frames(
             if frame.height < 2:
                 raise BadSeries(f"{name}: fewer than two readings before {until.isoformat()}")
         own = infer_step(frame, name)
+        if until is not None:  # only intervals that had ended by the issue time
+            frame = frame.filter(pl.col("ts") + dt.timedelta(seconds=own) <= until)
+            if frame.height < 2:
+                raise BadSeries(f"{name}: fewer than two readings before {until.isoformat()}")
         if step is None:
             step = own
         elif own != step:

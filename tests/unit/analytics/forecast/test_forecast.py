@@ -134,3 +134,37 @@ def test_backtest_naive_scores_match_a_plain_recomputation() -> None:
     assert naive.mape == pytest.approx(100 * np.mean(err / np.abs(v[test])))
     assert naive.mase == pytest.approx(err.mean() / np.abs(v[before] - lagged[before]).mean())
     assert naive.rmae == pytest.approx(1.0)
+
+
+def test_intraday_covers_the_next_six_hours() -> None:
+    history = weekly_series(40, noise=0.3)
+    issue = dt.datetime(2013, 2, 14, 7, 10, tzinfo=UTC)  # between two interval starts
+    out = forecast(history, issue=issue, horizon="intraday", tz="UTC", train_days=20)
+    # 07:30 .. 13:00: the intervals starting after the issue time and before issue + 6 h
+    assert out["target_ts"].to_list() == [
+        dt.datetime(2013, 2, 14, 7, 30, tzinfo=UTC) + dt.timedelta(minutes=30 * i)
+        for i in range(12)
+    ]
+    err = np.abs(out["p50"].to_numpy() - truth_shape(out["target_ts"]))
+    assert err.mean() < 0.4, err.mean()
+
+
+def test_unknown_model_and_horizon_are_refused() -> None:
+    history = weekly_series(30)
+    with pytest.raises(ValueError, match="unknown model"):
+        forecast(history, issue=ISSUE, model="prophet")
+    with pytest.raises(ValueError, match="horizon must be one of"):
+        forecast(history, issue=ISSUE, horizon="week-ahead")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="time-zone-aware"):
+        forecast(history, issue=ISSUE.replace(tzinfo=None))
+
+
+def test_an_interval_still_running_at_issue_time_is_not_used() -> None:
+    history = weekly_series(40, noise=0.3)
+    issue = dt.datetime(2013, 2, 14, 10, 10, tzinfo=UTC)
+    running = dt.datetime(2013, 2, 14, 10, 0, tzinfo=UTC)  # ends at 10:30, after the issue
+    dirty = history.with_columns(
+        pl.when(pl.col("ts") >= running).then(pl.col("value") * 50).otherwise(pl.col("value"))
+    )
+    kw = {"issue": issue, "tz": "UTC", "horizon": "intraday", "train_days": 20}
+    assert forecast(history, **kw).equals(forecast(dirty, **kw))  # type: ignore[arg-type]
