@@ -108,7 +108,7 @@ def forecast_run(
     holidays: HolidaysOpt = "GB",
     as_json: JsonOpt = False,
 ) -> None:
-    """Forecast a subject (or every meter) and store the forecast with its quantiles."""
+    """Forecast a subject, every meter or every node, and store it with its quantiles."""
     subject = _subject(meter, node, region, segment, fleet)
     if (subject is not None) + all_meters + all_nodes != 1:
         raise UserError(
