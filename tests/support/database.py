@@ -50,6 +50,7 @@ TABLES = (
     "segment_patterns",
     "pattern_clusters",
     "baseline_fits",
+    "forecasts",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

@@ -29,6 +29,7 @@ from metrify.api.routers import (
     edits,
     energy,
     export,
+    forecasts,
     grid,
     ingest,
     ops,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         edits,
         admin,
         anomalies,
+        forecasts,
     ):
         for route in module.router.routes:
             # FastAPI answers a body it cannot parse (broken JSON) with 400 before the

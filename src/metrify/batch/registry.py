@@ -73,6 +73,12 @@ JOBS: tuple[JobSpec, ...] = (
         "weather-normalised baselines (daily degree-day and hourly TOWT) of every meter"
         " with a weather station, fitted on the year up to the day",
     ),
+    JobSpec(
+        "forecast",
+        "metrify.batch.forecast_job:run",
+        "day-ahead forecasts of the fleet, every node and every meter, issued at the day's end",
+        needs=("aggregates",),
+    ),
 )
 
 

@@ -33,6 +33,7 @@ from metrify.cli import warehouse as warehouse
 from metrify.cli import grid as grid
 from metrify.cli import patterns as patterns
 from metrify.cli import baseline as baseline
+from metrify.cli import forecast as forecast
 
 # isort: on
 from metrify.cli.apps import app

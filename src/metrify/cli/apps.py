@@ -17,6 +17,7 @@ __all__ = [
     "baseline_app",
     "batch_app",
     "db_app",
+    "forecast_app",
     "grid_app",
     "keys_app",
     "lake_app",
@@ -60,7 +61,8 @@ lake_app = typer.Typer(
 )
 app.add_typer(lake_app, name="lake")
 batch_app = typer.Typer(
-    help="Batch jobs per day: aggregates, lake compaction, dbt, anomaly model, quality report.",
+    help="Batch jobs per day: aggregates, lake compaction, dbt, anomaly model, quality report,"
+    " forecasts.",
     no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
@@ -83,3 +85,8 @@ baseline_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(baseline_app, name="baseline")
+forecast_app = typer.Typer(
+    help="Demand forecasts with quantiles: run and store them, backtest the models.",
+    no_args_is_help=True,
+)
+app.add_typer(forecast_app, name="forecast")

@@ -77,7 +77,8 @@ def batch_run(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per job run")] = False,
 ) -> None:
-    """Run the day's jobs (aggregates, compact, dbt, anomalies, quality) per UTC day."""
+    """Run the day's jobs (aggregates, compact, dbt, anomalies, quality, forecast) per UTC
+    day."""
     since, until = _days(date, first, last)
     try:
         intervals = runner.days(since, until)

@@ -107,6 +107,18 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
         {"meter": "M-N1", "from": "2025-01-01", "to": "2025-01-02"},
         None,
     ),
+    ("GET", "/v1/forecasts"): (
+        "read:aggregates",
+        "/v1/forecasts",
+        {"meter": "M-N1", "from": "2025-01-01", "to": "2025-01-02"},
+        None,
+    ),
+    ("GET", "/v1/forecasts/scores"): (
+        "read:aggregates",
+        "/v1/forecasts/scores",
+        {"meter": "M-N1", "from": "2025-01-01", "to": "2025-01-02"},
+        None,
+    ),
     ("GET", "/v1/meters/{meter_id}/latest"): (
         "read:aggregates",
         "/v1/meters/M-N1/latest",

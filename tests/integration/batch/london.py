@@ -148,3 +148,17 @@ def day_energy(conn: psycopg.Connection, day: dt.date) -> dict[str, float]:
         (start, start + dt.timedelta(days=1)),
     ).fetchall()
     return {m: float(v) for m, v in rows}
+
+
+#: every job of a day in the order `metrify batch run` runs them; written out here rather
+#: than read from the registry, so a job dropped, renamed or reordered fails the tests
+ALL_JOBS = (
+    "aggregates",
+    "compact",
+    "dbt",
+    "anomalies",
+    "quality",
+    "patterns",
+    "baselines",
+    "forecast",
+)

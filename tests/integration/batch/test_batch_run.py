@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from integration.batch.london import (
+    ALL_JOBS,
     check_report,
     day_energy,
     load_households,
@@ -50,16 +51,8 @@ def test_a_day_then_a_rerun(
     code, runs, stderr = batch("--date", DAY.isoformat())
     assert code == 0, stderr
     by_job = {r["job"]: r for r in runs}
-    assert list(by_job) == [
-        "aggregates",
-        "compact",
-        "dbt",
-        "anomalies",
-        "quality",
-        "patterns",
-        "baselines",
-    ]
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "patterns", "baselines"):
+    assert list(by_job) == list(ALL_JOBS)
+    for job in ALL_JOBS:
         assert by_job[job]["status"] == "ok", by_job[job]
 
     want = homes.utc_day_energy(database_url, DAY)
@@ -110,6 +103,7 @@ def test_a_day_then_a_rerun(
         "quality": 2,
         "patterns": 1,
         "baselines": 1,
+        "forecast": 1,
     }
     # the day's incidents were found again, and extend the ones recorded, not added twice
     assert conn.execute("SELECT count(*), max(ts_end) FROM anomalies").fetchone() == incidents

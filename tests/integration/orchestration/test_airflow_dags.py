@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from integration.batch.london import check_report, day_energy, load_households
+from integration.batch.london import ALL_JOBS, check_report, day_energy, load_households
 from metrify.settings import Settings
 from support.paths import REPO
 
@@ -122,17 +122,9 @@ def test_the_daily_dag_runs_each_job_for_its_interval(
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
 
     ran = {job: (status, error, runner) for job, status, error, runner in runs(conn, day)}
-    assert set(ran) == {
-        "aggregates",
-        "compact",
-        "dbt",
-        "anomalies",
-        "quality",
-        "patterns",
-        "baselines",
-    }
+    assert set(ran) == set(ALL_JOBS)
     assert {r for _, _, r in ran.values()} == {"airflow"}
-    for job in ("aggregates", "compact", "dbt", "anomalies", "quality", "patterns", "baselines"):
+    for job in ALL_JOBS:
         assert ran[job][0] == "ok", (job, ran[job])
     assert not runs(conn, day + dt.timedelta(days=1))  # only its own interval
 

@@ -1,0 +1,134 @@
+"""The forecast models: the weekly seasonal naive reference and LightGBM quantile models.
+
+- ``seasonal_naive_weekly``: P50 is the value at the same time one week earlier; the band
+  adds the 10th and 90th percentiles of that rule's own errors over the 4 weeks before
+  issue. It is the yardstick MASE and rMAE are measured against.
+- ``lightgbm``: three LightGBM models with the quantile (pinball) objective, one per
+  quantile, on calendar, holiday, lagged-load and (when given) temperature features.
+- ``lightgbm_linear``: the same with ``linear_tree`` (a linear model in each leaf), the
+  linear quantile model: scikit-learn's QuantileRegressor solves a linear programme and
+  takes minutes on a year of half-hours, this takes seconds.
+- ``metrify``: the model the backtests chose (see docs/guides/forecasting.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from metrify.analytics.forecast.features import Design
+from metrify.analytics.forecast.metrics import QUANTILES
+from metrify.analytics.forecast.series import Panel
+
+NAIVE = "seasonal_naive_weekly"
+MODELS: tuple[str, ...] = ("metrify", NAIVE, "lightgbm", "lightgbm_linear")
+#: what ``metrify`` means (chosen by the backtests in bench/forecast.py)
+CHOSEN = "lightgbm"
+
+BASE_PARAMS: dict[str, Any] = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 40,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.9,
+    "reg_lambda": 1.0,
+    "verbose": -1,
+    "max_bin": 63,
+    # one thread: OpenMP threads spin against each other on a shared 2-core machine
+    # (a fit took 10x longer with 2); parallelism belongs to the caller (many series)
+    "n_jobs": 1,
+}
+
+
+def check_model(model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    return CHOSEN if model == "metrify" else model
+
+
+def naive_bands(panel: Panel, k: int, targets: np.ndarray) -> np.ndarray:
+    """(series, targets, 3) P10/P50/P90 of the weekly seasonal naive at one issue time."""
+    p = panel.per_day
+    lag = targets - 7 * p
+    values = panel.values
+    ok = (lag >= 0) & (lag < k)
+    p50 = np.where(ok, values[:, np.where(ok, lag, 0)], np.nan)
+    lo = max(7 * p, k - 28 * p)
+    resid = (
+        values[:, lo:k] - values[:, lo - 7 * p : k - 7 * p]
+        if k > lo
+        else np.empty((values.shape[0], 0))
+    )
+    q = np.full((values.shape[0], 2), 0.0)
+    for s in range(values.shape[0]):
+        r = resid[s][np.isfinite(resid[s])]
+        if r.size:
+            q[s] = np.quantile(r, [QUANTILES[0], QUANTILES[2]])
+    out = np.stack([p50 + q[:, :1], p50, p50 + q[:, 1:]], axis=-1)
+    return out
+
+
+@dataclass
+class QuantileGBM:
+    """One LightGBM model per quantile, trained on scaled targets, with a calibrated band.
+
+    Quantile boosting fits its own training rows too well, so its P10-P90 band is too
+    narrow out of sample (about 55% coverage on GB demand instead of 80%). The band is
+    therefore conformalised (CQR, Romano et al. 2019): P10 and P90 are first fitted
+    without the most recent ``calibration_days`` of issue times, their misses on those
+    days give the widening (or narrowing) that makes the band hold 80% out of sample,
+    then every quantile is refitted on all rows.
+    """
+
+    linear: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    calibration_days: int = 28
+    models: list[lgb.LGBMRegressor] = field(default_factory=list)
+    widen: float = 0.0
+
+    def _params(self) -> dict[str, Any]:
+        params = {**BASE_PARAMS, **self.params}
+        if self.linear:
+            params.update(linear_tree=True, linear_lambda=0.1, num_leaves=8, n_estimators=150)
+        return params
+
+    def _fit_one(self, q: float, x: np.ndarray, y: np.ndarray, seed: int) -> lgb.LGBMRegressor:
+        model = lgb.LGBMRegressor(
+            objective="quantile", alpha=q, random_state=seed, **self._params()
+        )
+        model.fit(x, y)
+        return model
+
+    def fit(
+        self, train: Design, per_day: int, max_rows: int = 400_000, seed: int = 0
+    ) -> QuantileGBM:
+        ok = np.isfinite(train.y) & np.isfinite(train.scale)
+        x, y, k = train.x[ok], train.y[ok], train.issue_k[ok]
+        if y.size < 100:
+            raise ValueError(f"only {y.size} usable training rows")
+        if y.size > max_rows:  # the fast path: a sample is enough to learn shapes
+            pick = np.sort(np.random.default_rng(seed).choice(y.size, max_rows, replace=False))
+            x, y, k = x[pick], y[pick], k[pick]
+        recent = k >= k.max() - self.calibration_days * per_day
+        self.widen = 0.0
+        if recent.sum() >= 200 and (~recent).sum() >= 2 * recent.sum():
+            lo = self._fit_one(QUANTILES[0], x[~recent], y[~recent], seed)
+            hi = self._fit_one(QUANTILES[2], x[~recent], y[~recent], seed)
+            miss = np.maximum(lo.predict(x[recent]) - y[recent], y[recent] - hi.predict(x[recent]))
+            level = min(1.0, (QUANTILES[2] - QUANTILES[0]) * (1 + 1 / miss.size))
+            self.widen = float(np.quantile(miss, level))
+        self.models = [self._fit_one(q, x, y, seed) for q in QUANTILES]
+        return self
+
+    def predict(self, rows: Design) -> np.ndarray:
+        """(rows, 3) P10/P50/P90 in the series' units, sorted so the band never crosses."""
+        raw = np.stack([m.predict(rows.x) for m in self.models], axis=-1)
+        raw[:, 0] -= self.widen
+        raw[:, 2] += self.widen
+        raw = np.sort(raw, axis=-1) * rows.scale[:, None]
+        return np.asarray(raw, dtype=np.float64)
