@@ -445,7 +445,7 @@ def part_speed(log: Any) -> dict[str, Any]:
     forecast(fleet, issue=issue)
     fleet_s, fleet_cpu = time.perf_counter() - t, time.process_time() - cpu
     t, cpu = time.perf_counter(), time.process_time()
-    forecast_many(nodes, issue=issue, train_days=365)
+    forecast_many(nodes, issue=issue)
     nodes_s, nodes_cpu = time.perf_counter() - t, time.process_time() - cpu
     log(f"speed: fleet {fleet_s:.1f} s, 20 nodes {nodes_s:.1f} s")
     return {
