@@ -144,6 +144,34 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
         None,
     ),
     ("GET", "/v1/fleet/summary"): ("read:aggregates", "/v1/fleet/summary", DAY, None),
+    **{
+        ("GET", f"/v1/grid/nodes/{{node_id}}/{part}"): (
+            "read:aggregates",
+            f"/v1/grid/nodes/N1/{part}",
+            {"from": "2025-01-01", "to": "2025-01-02"},
+            None,
+        )
+        for part in ("loading", "peak-drivers", "losses", "compliance", "flex")
+    },
+    ("GET", "/v1/baselines/fits"): (
+        "read:aggregates",
+        "/v1/baselines/fits",
+        {"meter": "M-N1"},
+        None,
+    ),
+    ("GET", "/v1/baselines/fit"): ("read:aggregates", "/v1/baselines/fit", {"meter": "M-N1"}, None),
+    ("GET", "/v1/baselines/weather-effect"): (
+        "read:aggregates",
+        "/v1/baselines/weather-effect",
+        {"meter": "M-N1", "month": "2025-01"},
+        None,
+    ),
+    ("GET", "/v1/baselines/savings"): (
+        "read:aggregates",
+        "/v1/baselines/savings",
+        {"meter": "M-N1", "change": "2025-01-01"},
+        None,
+    ),
     ("GET", "/v1/patterns"): ("read:aggregates", "/v1/patterns", {"meter": "M-N1"}, None),
     ("GET", "/v1/patterns/clusters"): ("read:aggregates", "/v1/patterns/clusters", {}, None),
     ("GET", "/v1/patterns/compare"): (
