@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 import psycopg
 
+import common
 from common import machine, server_home, stats
 
 ROOT = Path(__file__).resolve().parent
@@ -72,23 +73,7 @@ def log(message: str) -> None:
 
 def ensure_venv() -> Path:
     """eemeter's own venv, (re)built when the pinned requirements change."""
-    python = VENV / "bin" / "python"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = VENV / ".requirements.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return python
-    log(f"creating {VENV.relative_to(REPO)} from {REQUIREMENTS.name} ...")
-    shutil.rmtree(VENV, ignore_errors=True)
-    base = getattr(sys, "_base_executable", None) or shutil.which("python3.11") or "python3"
-    subprocess.run([base, "-m", "venv", str(VENV)], check=True)
-    with open(VENV / "install.log", "w") as out:
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-r",
-             str(REQUIREMENTS)],
-            stdout=out, stderr=subprocess.STDOUT, check=True,
-        )  # fmt: skip
-    stamp.write_text(digest)
-    return python
+    return common.ensure_venv(VENV, REQUIREMENTS, common.base_python(), log)
 
 
 def households(count: int) -> list[Path]:

@@ -119,3 +119,38 @@ def run_child(
             "peak_rss_mib": facts.get("maxrss_kib", 0) / 1024,
             "timed_out": facts.get("timed_out", False),
         }
+
+
+def ensure_venv(venv: Path, requirements: Path, base: str, log: Any) -> Path:
+    """A peer tool's own venv, (re)built with ``base`` (a Python interpreter) from its
+    pinned ``requirements`` when they change; its interpreter. Peers live apart from the
+    project's venv because their pins clash with ours (and some need another Python)."""
+    import hashlib
+
+    python = venv / "bin" / "python"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / ".requirements.sha256"
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return python
+    log(f"building {venv.name} from {requirements.name} with {base} ...")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    with open(venv / "install.log", "w") as logfile:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-r",
+             str(requirements)],
+            stdout=logfile, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"installing {requirements.name} failed; see {venv / 'install.log'}")
+    stamp.write_text(digest + "\n")
+    return python
+
+
+def base_python(version: str = "3.11") -> str:
+    """The interpreter a peer venv is built from: this one's base for 3.11, else the
+    newest ``python<version>`` found (pyenv first)."""
+    if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return getattr(sys, "_base_executable", None) or sys.executable
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
+    return str(found[-1]) if found else shutil.which(f"python{version}") or f"python{version}"

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+import common
 from metrify.analytics.forecast import backtest, backtest_many, forecast, forecast_many
 from metrify.analytics.forecast.horizon import backtest_issues, target_window
 from metrify.analytics.forecast.metrics import score, weekly_naive_mae
@@ -135,34 +134,7 @@ def london_sum(households: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
 def ensure_venv(name: str, log: Any) -> Path:
     """The peer's own venv, (re)built from its pinned requirements when they change."""
     venv, requirements, version = VENVS[name]
-    python = venv / "bin" / "python"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    stamp = venv / ".requirements.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return python
-    log(f"building {venv.relative_to(REPO)} from {requirements.name} (Python {version}) ...")
-    shutil.rmtree(venv, ignore_errors=True)
-    found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
-    base = str(found[-1]) if found else shutil.which(f"python{version}") or f"python{version}"
-    subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    with open(venv / "install.log", "w") as logfile:
-        done = subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-r",
-                str(requirements),
-            ],
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"installing {name} failed; see {venv / 'install.log'}")
-    stamp.write_text(digest + "\n")
-    return python
+    return common.ensure_venv(venv, requirements, common.base_python(version), log)
 
 
 def run_peer(

@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import machine, run_child, stats
+from common import base_python, ensure_venv, machine, run_child, stats
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -306,33 +304,7 @@ class Log:
 
 def ensure_peers_venv(log: Log) -> Path:
     """The peers' own venv, (re)built when the pinned requirements change."""
-    python = PEERS_VENV / "bin" / "python"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = PEERS_VENV / ".requirements.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return python
-    log(f"creating the peers' venv {PEERS_VENV.relative_to(REPO)} from {REQUIREMENTS.name} ...")
-    shutil.rmtree(PEERS_VENV, ignore_errors=True)
-    base = getattr(sys, "_base_executable", None) or shutil.which("python3.11") or "python3"
-    subprocess.run([base, "-m", "venv", str(PEERS_VENV)], check=True)
-    with open(PEERS_VENV / "install.log", "w") as logfile:
-        done = subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-r",
-                str(REQUIREMENTS),
-            ],
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-        )
-    if done.returncode != 0:
-        raise SystemExit(f"installing the peers failed; see {PEERS_VENV / 'install.log'}")
-    stamp.write_text(digest + "\n")
-    return python
+    return ensure_venv(PEERS_VENV, REQUIREMENTS, base_python(), log)
 
 
 def peer_table(url: str, schema: str, months: list[dt.date]) -> None:
