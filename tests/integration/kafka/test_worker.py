@@ -71,11 +71,20 @@ class ThreadWorker:
         return self.code
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    worker: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``check``; on time-out say what was awaited and, for a worker process, the
+    end of its log (a stalled worker in CI is otherwise a silent mystery)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            log = _LOGS.get(worker.pid, None) if worker is not None else None
+            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
         time.sleep(0.1)
 
 
@@ -461,6 +470,8 @@ def test_write_failing_after_hand_over_commits_nothing_and_redelivers(
 
 #: worker processes this module started; any still running after a test are killed
 _SPAWNED: list[subprocess.Popen[bytes]] = []
+#: each spawned worker's log file, by process id
+_LOGS: dict[int, Path] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -476,14 +487,15 @@ def _no_worker_outlives_its_test() -> Iterator[None]:
 
 
 def spawn_worker(tmp_path: Path) -> subprocess.Popen[bytes]:
-    log = (tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb")
+    path = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
     proc = subprocess.Popen(
         [str(PYTHON), "-m", "metrify.pipeline.worker"],
-        env={**os.environ, "METRIFY_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "METRIFY_LOG_LEVEL": "INFO"},
         stdout=subprocess.DEVNULL,
-        stderr=log,
+        stderr=path.open("wb"),
     )
     _SPAWNED.append(proc)
+    _LOGS[proc.pid] = path
     return proc
 
 
@@ -517,7 +529,7 @@ def test_sigkill_crashes_lose_and_duplicate_nothing(
     for _ in range(3):
         worker = spawn_worker(tmp_path)
         seen = count(conn, "readings")
-        wait_for(running(worker, lambda: count(conn, "readings") > seen), 60, "writes")  # noqa: B023
+        wait_for(running(worker, lambda: count(conn, "readings") > seen), 60, "writes", worker)  # noqa: B023
         time.sleep(rng.uniform(0.0, 1.5))
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
@@ -526,8 +538,8 @@ def test_sigkill_crashes_lose_and_duplicate_nothing(
     producer.join(60)
     worker = spawn_worker(tmp_path)
     done = running(worker, lambda: count(conn, "readings") >= readings.height)
-    wait_for(done, 120, "all readings")
-    wait_for(running(worker, lambda: all_committed(kafka)), 30, "offsets committed")
+    wait_for(done, 120, "all readings", worker)
+    wait_for(running(worker, lambda: all_committed(kafka)), 30, "offsets committed", worker)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert kills == 3
@@ -553,7 +565,8 @@ def test_sigterm_commits_and_exits_zero(
             and count(conn, "grid_measurements") >= grid.height
         ),
     )
-    wait_for(done, 60, "readings and grid")
+    # generous: a loaded CI machine once took over 60 s here (the log now says why)
+    wait_for(done, 120, "readings and grid", worker)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert all_committed(kafka)  # committed before leaving: a restart re-reads nothing
