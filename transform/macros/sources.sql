@@ -18,7 +18,22 @@
 {#- `within` names columns that a key's versions always share (the lake's day partition,
     since the day is the UTC day of ts): leading the window's partition with them ran
     10-20 % faster on DuckDB than the bare key (bench/results/batch-2026-12-06.md). -#}
-{% macro current_versions(relation, key, columns, where=none, within=[]) -%}
+{#- `versioned_days` (DuckDB over the lake): a relation of the UTC days on which the lake
+    holds more than one version of a key (the store's history says which; see
+    src/metrify/stores/dbt_plugin.py). Every other day has one version per key and passes
+    straight through; only the listed days go through the window. On 683M readings the
+    window over everything was most of the warehouse build. -#}
+{% macro current_versions(relation, key, columns, where=none, within=[], versioned_days=none) -%}
+    {%- set conditions = [] -%}
+    {%- if where %}{% do conditions.append('(' ~ where ~ ')') %}{% endif -%}
+    {%- if versioned_days is not none %}
+    select {{ columns | join(', ') }}
+    from {{ relation }}
+    where date not in (select date from {{ versioned_days }})
+        {%- for condition in conditions %} and {{ condition }}{% endfor %}
+    union all
+    {%- do conditions.append('date in (select date from ' ~ versioned_days ~ ')') -%}
+    {%- endif %}
     select {{ columns | join(', ') }}
     from (
         select {{ columns | join(', ') }},
@@ -27,7 +42,7 @@
                 order by ingested_at desc, quality asc
             ) as version_rank
         from {{ relation }}
-        {% if where %}where {{ where }}{% endif %}
+        {% if conditions %}where {{ conditions | join(' and ') }}{% endif %}
     ) versions
     where version_rank = 1
 {%- endmacro %}

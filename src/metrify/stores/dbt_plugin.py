@@ -10,6 +10,13 @@ DuckDB here may not download extensions (no ``postgres_scanner``, no ``delta``, 
   ``s3://`` lake (or a table with reader features) through
   :meth:`metrify.stores.lake.Lake.arrow`, a lazily scanned pyarrow Dataset registered on
   every cursor dbt opens;
+* beside each lake view, ``lake.<kind>_versioned_days``: the UTC days on which the lake
+  holds more than one version of a key, from the store's history table
+  (:func:`metrify.stores.reads.lake_days.history_days`). Staging finds the current
+  version with a window only on those days and passes every other day through, which
+  is what made the warehouse build slow: the window over every reading cost more than
+  everything else together (bench/results/batch-2026-12-06.md). Without a store URL
+  every day counts as versioned (the safe side);
 * the store's reference tables through psycopg's COPY into Arrow: dbt-duckdb calls
   :meth:`Plugin.load` once per source a model names, whose ``meta`` says which table::
 
@@ -31,6 +38,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from metrify.contracts.records import GRID, METER, NODE, READING, STATION, WEATHER
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import VERSION_TYPES, copy_out
+from metrify.stores.reads.lake_days import history_days
 
 _TS = pl.Datetime("us", "UTC")
 _LAKE_KINDS = {c.kind: c for c in (READING, GRID, WEATHER)}
@@ -46,6 +54,24 @@ def read_lake(lake_url: str, kind: str) -> Any:
     except FileNotFoundError:
         schema = {**contract.schema, **VERSION_TYPES, "date": pl.Date()}
         return pl.DataFrame(schema=schema).to_arrow()
+
+
+def versioned_days(database_url: str, kind: str) -> list[str]:
+    """ISO dates of the UTC days holding a replaced version of ``kind`` (the store's
+    history table says which)."""
+    with psycopg.connect(database_url, options="-c TimeZone=UTC") as conn:
+        return [d.isoformat() for d in history_days(conn, _LAKE_KINDS[kind])]
+
+
+def days_view(days: list[str] | None, kind: str) -> str:
+    """The SELECT of ``lake.<kind>_versioned_days``: the listed days, or (None: no store
+    to ask) every day the lake holds."""
+    if days is None:
+        return f"SELECT DISTINCT date FROM lake.{kind}"
+    if not days:
+        return "SELECT CAST(NULL AS DATE) AS date WHERE false"
+    values = ", ".join(f"(DATE '{d}')" for d in days)
+    return f"SELECT date FROM (VALUES {values}) t(date)"
 
 
 def lake_files(lake_url: str, kind: str) -> list[str] | None:
@@ -139,6 +165,11 @@ class Plugin(BasePlugin):
         for kind in _LAKE_KINDS:
             select = self._lake(conn, kind)
             conn.execute(f"CREATE OR REPLACE VIEW lake.{kind} AS SELECT * FROM {select}")
+            # after the lake's version is fixed (see history_days)
+            days = versioned_days(self.database_url, kind) if self.database_url else None
+            conn.execute(
+                f"CREATE OR REPLACE VIEW lake.{kind}_versioned_days AS {days_view(days, kind)}"
+            )
 
     def configure_cursor(self, cursor: Any) -> None:
         for name, dataset in self._registered.items():

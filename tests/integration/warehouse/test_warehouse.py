@@ -261,9 +261,12 @@ def test_a_corrected_reading_is_in_the_marts_once_with_its_new_value(loaded: Loa
         [loaded.corrected_meter, CORRECTED_TS],
     )
     assert rows == [(pytest.approx(loaded.old_value + CORRECTION_KWH),)]
-    # the second build was incremental: it replaced that key in place
     stg = {n.name: n for n in loaded.build_second.nodes}["stg_readings"]
     assert stg.status == "success"
+    # the corrected reading's UTC day is the only one the window runs over: the lake
+    # holds one version per key on every other day, which pass straight through
+    versioned = warehouse.query(loaded.settings, "SELECT date FROM lake.readings_versioned_days")
+    assert versioned == [(CORRECTED_TS.date(),)]
 
 
 def test_load_profile_by_season_and_hour_of_week(loaded: Loaded) -> None:
@@ -464,3 +467,31 @@ def test_snowflake_sql_runs_on_fakesnow_and_gives_the_same_marts(
         (loaded.corrected_meter, CORRECTED_TS),
     )
     assert cur.fetchall() == [(pytest.approx(loaded.old_value + CORRECTION_KWH),)]
+
+
+def test_a_replaced_version_the_store_does_not_name_fails_the_build(loaded: Loaded) -> None:
+    """Passing a day through relies on the lake holding the store's rows and history and
+    nothing more (what `metrify lake verify` checks). A second version on a day the
+    history does not name breaks that, and the build says so (the staging key test)
+    instead of counting the reading twice. Last in the module: it rebuilds the views."""
+    mine = raw_readings(loaded.files).filter(pl.col("meter_id") == loaded.meters[0])
+    meter, ts, kwh = mine.row(0)
+    assert ts.date() != CORRECTED_TS.date()
+    lake = Lake(loaded.settings.lake)
+    day = lake.read_day("readings", ts.date())
+    assert day is not None
+    one = day.filter((pl.col("meter_id") == meter) & (pl.col("ts") == ts))
+    assert one.height == 1
+    stray = one.with_columns(
+        pl.col("ingested_at") + dt.timedelta(days=1), import_kwh=pl.lit(kwh + 5.0)
+    )
+    lake.write("readings", stray)
+    try:
+        with pytest.raises(dbt.DbtError) as failed:
+            dbt.build(loaded.settings, select="stg_readings")
+        assert failed.value.result is not None
+        names = [n.name for n in failed.value.result.failures]
+        assert any("unique_key" in name for name in names), names
+    finally:
+        lake.replace_day("readings", ts.date(), day)
+        assert dbt.build(loaded.settings, select="stg_readings").success

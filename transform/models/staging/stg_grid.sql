@@ -14,4 +14,8 @@ select
     cast(quality as integer) as quality,
     cast(status as varchar(16)) as status,
     ingested_at
-from ({{ current_versions(series_source('grid'), ['node_id', 'ts'], columns) }}) current_grid
+from ({{ current_versions(
+    series_source('grid'), ['node_id', 'ts'], columns,
+    within=(['date'] if target.type == 'duckdb' else []),
+    versioned_days=(source('lake', 'grid_versioned_days') if target.type == 'duckdb' else none),
+) }}) current_grid

@@ -60,6 +60,19 @@ def span(conn: Connection, contract: Contract) -> tuple[dt.date, dt.date] | None
     return row[0], row[1]
 
 
+def history_days(conn: Connection, contract: Contract) -> list[dt.date]:
+    """The UTC days whose records have a replaced version: the only days on which the
+    lake holds more than one version of a key (it holds the current rows and the
+    history, nothing else), so the only days where finding the current version needs a
+    window. Read AFTER fixing the lake version to read: a correction reaches the history
+    table before the lake, so every replaced version in that lake version is counted."""
+    history = HISTORY_TABLE[contract.table]
+    rows = conn.execute(
+        f"SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {history} ORDER BY 1"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def versions(conn: Connection, contract: Contract, day: dt.date) -> pl.DataFrame:
     """Every version of the day's records, in the lake's columns and types."""
     cols = [*contract.fields, *VERSION_COLUMNS]
