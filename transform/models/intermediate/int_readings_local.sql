@@ -3,6 +3,41 @@
     how it was obtained. Rejected readings carry no energy; a gap row (missing) has
     energy only when estimated. A view (see intermediate.yml). -#}
 {{ config(materialized='view') }}
+{% if target.type == 'duckdb' %}
+{#- local time from int_zone_offsets: a join on (zone, UTC day) and an addition, no
+    time-zone conversion per reading -#}
+with placed as (
+    select
+        r.meter_id,
+        r.ts,
+        epoch_us(r.ts) as ts_us,
+        r.interval_s,
+        r.import_kwh,
+        r.export_kwh,
+        r.quality,
+        r.status,
+        m.region,
+        m.node_id,
+        m.tariff,
+        m.bucket_timezone
+    from {{ ref('stg_readings') }} r
+    left join {{ ref('stg_meters') }} m on m.meter_id = r.meter_id
+),
+
+located as (
+    select
+        p.meter_id, p.ts, p.interval_s, p.import_kwh, p.export_kwh, p.quality, p.status,
+        p.region, p.node_id, p.tariff, p.bucket_timezone,
+        cast(make_timestamp(p.ts_us) as date) as utc_day,
+        make_timestamp(p.ts_us + 1000000 * case
+            when o.switch_us is not null and p.ts_us >= o.switch_us then o.offset_after_s
+            else o.offset_start_s
+        end) as local_ts
+    from placed p
+    left join {{ ref('int_zone_offsets') }} o
+        on o.timezone = p.bucket_timezone and o.utc_day_n = p.ts_us // 86400000000
+)
+{% else %}
 with located as (
     select
         r.meter_id,
@@ -16,14 +51,17 @@ with located as (
         m.node_id,
         m.tariff,
         m.bucket_timezone,
+        cast({{ local_ts('r.ts', "'UTC'") }} as date) as utc_day,
         {{ local_ts('r.ts', 'm.bucket_timezone') }} as local_ts
     from {{ ref('stg_readings') }} r
     left join {{ ref('stg_meters') }} m on m.meter_id = r.meter_id
 )
+{% endif %}
 
 select
     meter_id,
     ts,
+    utc_day,
     local_ts,
     cast(local_ts as date) as local_day,
     cast(date_trunc('month', local_ts) as date) as local_month,

@@ -17,10 +17,10 @@ with measured as (
 ),
 
 metered as (
-    select node_id, cast({{ local_ts('ts', "'UTC'") }} as date) as day, sum(energy_kwh) as metered_kwh
+    select node_id, utc_day as day, sum(energy_kwh) as metered_kwh
     from {{ ref('int_readings_local') }}
     where node_id is not null
-    group by node_id, cast({{ local_ts('ts', "'UTC'") }} as date)
+    group by node_id, utc_day
 )
 
 select
