@@ -30,12 +30,18 @@ PostgreSQL; then timed, ``--runs`` times each, alternating:
   day's files read, ``drop_duplicates`` on the key keeping the latest version,
   ``groupby`` per meter.
 
+The lake holds corrections as a store's lake does: on every tenth day, ``--corrected``
+(default 1 %) of the meters have a second, later version of each of that day's readings,
+and the versions they replaced are in the store's ``reading_history`` (the lake holds the
+store's rows and history, nothing more: ``metrify lake verify``). So the current-version
+step has real work on some days, as it would in production.
+
 Reported: lake bytes (the Parquet files) per hour of each, and Metrify's share of plain
 DuckDB's rate; the issue's targets are >= 100 GB/h and >= 0.5. Every tool's fleet total
 is checked against the others.
 
     .venv/bin/python bench/batch.py throughput [--gb 2] [--meters 20000] [--runs 3]
-        [--home DIR]
+        [--corrected 0.01] [--home DIR]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp
 folder (``--home`` keeps it, and a store already seeded to the same size is reused).
@@ -204,9 +210,16 @@ def _lake_bytes(folder: Path) -> int:
 
 
 def _build_lake(
-    url: str, lake: Path, gb: float, meters: int, days_per_commit: int = 8
+    url: str,
+    lake: Path,
+    gb: float,
+    meters: int,
+    corrected: float = 0.01,
+    days_per_commit: int = 8,
 ) -> tuple[int, int, dt.date]:
-    """(bytes, readings, last day) of a lake grown a day at a time to ``gb`` GB."""
+    """(bytes, readings, last day) of a lake grown a day at a time to ``gb`` GB, with
+    second versions of ``corrected`` of the meters' readings on every tenth day (the
+    replaced versions recorded in the store's history, as the pipeline would)."""
     import numpy as np
     import polars as pl
     from deltalake import write_deltalake
@@ -228,7 +241,10 @@ def _build_lake(
     rng = np.random.default_rng(7)
     ingested = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     exporter = np.repeat(np.arange(meters) % 5 == 0, 48)
+    fixed = max(1, int(meters * corrected))
     day, total, rows = START, 0, 0
+    history = psycopg.connect(url, autocommit=True)
+    history.execute("TRUNCATE reading_history")
     while total < gb * 1e9:
         frames = []
         for _ in range(days_per_commit):  # one Delta commit per few days, a file per day
@@ -257,6 +273,15 @@ def _build_lake(
                 )
             )
             rows += n
+            if (day - START).days % 10 == 0:
+                old = frames[-1].head(fixed * 48)  # the first meters' readings of the day
+                frames.append(
+                    old.with_columns(
+                        pl.col("import_kwh") + 0.1,
+                        ingested_at=pl.lit(ingested + dt.timedelta(days=1)),
+                    )
+                )
+                _record_history(history, old)
             day += dt.timedelta(days=1)
         frame = pl.concat(frames).select(
             pl.col(c).cast(t) if c in frames[0].columns else pl.lit(None, t).alias(c)
@@ -265,7 +290,19 @@ def _build_lake(
         write_deltalake(uri, frame.to_arrow(), mode="append", partition_by=["date"])
         total = _lake_bytes(lake / "readings")
         print(f"lake: {day} {total / 1e9:.2f} GB, {rows:,} readings", file=sys.stderr)
+    history.close()
     return total, rows, day - dt.timedelta(days=1)
+
+
+def _record_history(conn: psycopg.Connection[Any], replaced: Any) -> None:
+    """The replaced versions into ``reading_history``, as a correction leaves them."""
+    columns = ["meter_id", "ts", "interval_s", "import_kwh", "quality", "status", "source"]
+    with conn.cursor() as cur, cur.copy(
+        "COPY reading_history (meter_id, ts, interval_s, import_kwh, quality, status, source,"
+        " ingested_at, replaced_by, reason) FROM STDIN"
+    ) as copy:
+        for row in replaced.select([*columns, "ingested_at"]).iter_rows():
+            copy.write_row([*row, "bench", "correction"])
 
 
 _DUCKDB = """
@@ -335,7 +372,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         url = os.environ.get("METRIFY_DATABASE_URL", url)
         lake = home / "lake"
         if not (lake / "readings" / "_delta_log").exists():
-            size, readings, last = _build_lake(url, lake, args.gb, args.meters)
+            size, readings, last = _build_lake(url, lake, args.gb, args.meters, args.corrected)
         else:
             size = _lake_bytes(lake / "readings")
             days = sorted((lake / "readings").glob("date=*"))
@@ -392,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--meters", type=int, default=None)
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--share", type=float, default=0.01)
+    parser.add_argument("--corrected", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--home", type=Path)
     args = parser.parse_args(argv)
