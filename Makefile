@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: demo test lint bench mutation clean airflow
+.PHONY: demo test lint bench mutation clean airflow system
 
 $(READY): pyproject.toml constraints.txt transform/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -32,7 +32,12 @@ airflow: $(AIRFLOW_READY)
 demo: $(READY)
 	$(BIN)/metrify demo
 
-test: $(READY) $(AIRFLOW_READY) lint
+# Debian packages and local services some tests need (Chromium, promtool, Redis, ...):
+# installed or started when missing (.ci/system says what it does)
+system:
+	sh .ci/system
+
+test: $(READY) $(AIRFLOW_READY) system lint
 	$(BIN)/pytest -q
 
 # Static checks: style, types, the one-way layers of pyproject.toml [tool.importlinter],
