@@ -150,8 +150,9 @@ def build_monthly(
             " anomalies are stored in that month"
         )
     local = buckets.with_columns(local=pl.col("bucket").dt.convert_time_zone(tz))
-    segments = _segments(local, reads.segment_meters(conn, when.start, when.end, region), when)
-    quality = reads.quality_days(conn, when.first, when.after - dt.timedelta(days=1), region)
+    last = when.after - dt.timedelta(days=1)
+    segments = _segments(local, reads.segment_meters(conn, when.first, last, region), when)
+    quality = reads.quality_days(conn, when.first, last, region)
     grid, grid_daily = _grid(conn, nodes, when)
     report = MonthlyReport(
         month=when,

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from metrify.stores import aggregates
+from metrify.stores import aggregates, quality_daily
 from metrify.stores.pools import Connection
 
 __all__ = [
@@ -63,19 +63,39 @@ def segment_buckets(
 ) -> pl.DataFrame:
     """Per segment and 30-minute UTC bucket in [start, end): ``segment``, ``bucket``,
     ``meters`` (with a row in the bucket), ``kwh`` (not rejected) and ``kw`` (the
-    segment's coincident demand over the half-hour). Refreshes the aggregates first."""
+    segment's coincident demand over the half-hour). Refreshes the aggregates first.
+
+    For the whole fleet the group aggregates answer (a row per segment and bucket:
+    a month of a million meters reads a few thousand rows); meters without a tariff,
+    which no segment group holds, are the fleet's bucket less its segments'. A region
+    has no group of its own per segment, so its meters' buckets are summed here."""
     if aggregates.pending(conn):
         aggregates.refresh(conn)
-    rows = conn.execute(
-        f"""
-        SELECT coalesce(m.tariff, %(none)s) AS segment, a.bucket, count(*) AS meters,
-               sum(a.import_kwh)::float8 AS kwh
-        FROM agg_meter_30m a JOIN meters m ON m.meter_id = a.meter_id
-        WHERE a.bucket >= %(start)s AND a.bucket < %(end)s AND {_REGION}
-        GROUP BY 1, 2 ORDER BY 1, 2
-        """,
-        {"none": NO_SEGMENT, "start": start, "end": end, "region": region},
-    ).fetchall()
+    params = {"none": NO_SEGMENT, "start": start, "end": end, "region": region}
+    if region is None:
+        query = """
+            SELECT key, bucket, meters, import_kwh FROM agg_group_30m
+            WHERE dim = 'segment' AND bucket >= %(start)s AND bucket < %(end)s
+            UNION ALL
+            SELECT %(none)s, f.bucket, f.meters - coalesce(sum(s.meters), 0),
+                   f.import_kwh - coalesce(sum(s.import_kwh), 0)
+            FROM agg_group_30m f
+            LEFT JOIN agg_group_30m s ON s.dim = 'segment' AND s.bucket = f.bucket
+            WHERE f.dim = 'fleet' AND f.key = 'all'
+              AND f.bucket >= %(start)s AND f.bucket < %(end)s
+            GROUP BY f.bucket, f.meters, f.import_kwh
+            HAVING f.meters > coalesce(sum(s.meters), 0)
+            ORDER BY 1, 2
+        """
+    else:
+        query = f"""
+            SELECT coalesce(m.tariff, %(none)s) AS segment, a.bucket, count(*) AS meters,
+                   sum(a.import_kwh)::float8 AS kwh
+            FROM agg_meter_30m a JOIN meters m ON m.meter_id = a.meter_id
+            WHERE a.bucket >= %(start)s AND a.bucket < %(end)s AND {_REGION}
+            GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    rows = conn.execute(query, params).fetchall()
     schema: dict[str, Any] = {
         "segment": pl.String,
         "bucket": pl.Datetime("us", "UTC"),
@@ -87,17 +107,20 @@ def segment_buckets(
 
 
 def segment_meters(
-    conn: Connection, start: dt.datetime, end: dt.datetime, region: str | None
+    conn: Connection, first: dt.date, last: dt.date, region: str | None
 ) -> dict[str, int]:
-    """Per segment, how many meters have any bucket in [start, end)."""
+    """Per segment, how many meters (of ``region``) had a reading on any of local days
+    ``first`` to ``last`` inclusive: from the daily quality rows (one per meter and day),
+    not from a month of half-hours."""
+    quality_daily.refresh(conn)
     rows = conn.execute(
         f"""
-        SELECT coalesce(m.tariff, %(none)s), count(DISTINCT a.meter_id)
-        FROM agg_meter_30m a JOIN meters m ON m.meter_id = a.meter_id
-        WHERE a.bucket >= %(start)s AND a.bucket < %(end)s AND {_REGION}
+        SELECT coalesce(m.tariff, %(none)s), count(DISTINCT q.meter_id)
+        FROM quality_daily q JOIN meters m ON m.meter_id = q.meter_id
+        WHERE q.day >= %(first)s AND q.day <= %(last)s AND q.present > 0 AND {_REGION}
         GROUP BY 1
         """,
-        {"none": NO_SEGMENT, "start": start, "end": end, "region": region},
+        {"none": NO_SEGMENT, "first": first, "last": last, "region": region},
     ).fetchall()
     return {str(s): int(n) for s, n in rows}
 
@@ -109,6 +132,7 @@ def quality_days(
     ``first`` to ``last`` inclusive: ``day``, ``meters``, ``expected``, ``present``,
     ``valid``, ``estimated``, ``suspect``, ``rejected``, ``missing``, ``score`` (mean)."""
     counts = ("expected", "present", "valid", "estimated", "suspect", "rejected", "missing")
+    quality_daily.refresh(conn)  # days that stream writes or corrections marked
     rows = conn.execute(
         f"""
         SELECT q.day, count(*), {", ".join(f"sum(q.{c})" for c in counts)},

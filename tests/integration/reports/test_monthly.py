@@ -242,3 +242,44 @@ def test_unwritable_out_is_one_line(settings: Settings, database_url: str, tmp_p
     done = _report("--month", "2013-06", "--out", "/proc/metrify-report.pdf")
     assert done.exit_code == 2, done.output
     assert "not writable" in _one_line(done.output)
+
+
+def test_meters_without_a_tariff_are_their_own_segment(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    """A meter registered without a tariff is in no segment group of the aggregates;
+    the fleet's report shows it as ``(none)`` (the fleet's buckets less the segments'),
+    and a region's report (summed from its meters) agrees."""
+    from metrify.cli import app
+    from metrify.reports import build_monthly
+    from metrify.stores.database import connect
+
+    (tmp_path / "meters.csv").write_text(
+        "meter_id,region,timezone,tariff\nA,west,UTC,Std\nB,west,UTC,\nC,west,UTC,\n"
+    )
+    start = dt.datetime(2013, 6, 10, tzinfo=dt.UTC)
+    kwh = {"A": 0.5, "B": 0.25, "C": 0.125}
+    lines = ["meter_id,ts,interval_s,import_kwh"] + [
+        f"{m},{start + dt.timedelta(minutes=30 * i):%Y-%m-%dT%H:%M:%SZ},1800,{v * (1 + i % 3)}"
+        for i in range(48)
+        for m, v in kwh.items()
+    ]
+    (tmp_path / "readings.csv").write_text("\n".join(lines) + "\n")
+    for args in (
+        ["ingest", "meters", str(tmp_path / "meters.csv")],
+        ["ingest", "readings", str(tmp_path / "readings.csv")],
+    ):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    day = sum(1 + i % 3 for i in range(48))  # each meter's kWh over its base value
+    with connect(settings) as conn:
+        for region in (None, "west"):
+            report = build_monthly(conn, "2013-06", region=region)
+            rows = {r["segment"]: r for r in report.segments.iter_rows(named=True)}
+            assert set(rows) == {"Std", "(none)"}
+            assert rows["Std"]["kwh"] == pytest.approx(0.5 * day)
+            assert rows["(none)"]["kwh"] == pytest.approx((0.25 + 0.125) * day)
+            assert rows["(none)"]["meters"] == 2
+            # the coincident peak: the half-hours at 3x base, B and C together
+            assert rows["(none)"]["peak_kw"] == pytest.approx(3 * 0.375 / 0.5)
+            assert report.month.tz == "UTC"
