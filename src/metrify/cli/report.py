@@ -39,6 +39,12 @@ def _writable(out: Path) -> None:
         raise UserError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write(out: Path, data: bytes) -> None:
     """Write ``out`` whole or not at all: a temporary file beside it, then a rename, so
     a reader never opens half a report and a failure leaves the old one."""
@@ -47,6 +53,8 @@ def _write(out: Path, data: bytes) -> None:
             dir=out.parent, prefix=".metrify-report-", delete=False
         ) as tmp:
             tmp.write(data)
+        # a temporary file is private (0600); the report gets what any new file would
+        os.chmod(tmp.name, 0o666 & ~_umask())
         os.replace(tmp.name, out)
     except OSError as exc:
         Path(tmp.name).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ bad questions get one line and exit 2."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,9 @@ def test_monthly_report_pdf_and_html(settings: Settings, database_url: str, tmp_
     pdf_path = tmp_path / "june.pdf"
     done = _report("--month", "2013-06", "--out", str(pdf_path))
     assert done.exit_code == 0, done.output
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert pdf_path.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's 0600
     reader = PdfReader(pdf_path)
     pages = [p.extract_text() for p in reader.pages]
     text = "\n".join(pages)
