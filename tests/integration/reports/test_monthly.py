@@ -118,6 +118,8 @@ def _check_segments(text: str, june: June, region: str | None) -> None:
         assert _number(cells[6]) == pytest.approx(mean / peak["kw"][0], abs=0.0051)
 
 
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_monthly_report_pdf_and_html(settings: Settings, database_url: str, tmp_path: Path) -> None:
     june = load_june(tmp_path)
     _record_anomalies(database_url)
