@@ -24,6 +24,7 @@ __all__ = [
     "patterns_app",
     "quality_app",
     "readings_app",
+    "report_app",
     "users_app",
     "vee_app",
     "warehouse_app",
@@ -90,3 +91,8 @@ forecast_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(forecast_app, name="forecast")
+report_app = typer.Typer(
+    help="Reports with plots: a month of the fleet or a region as PDF or HTML.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
