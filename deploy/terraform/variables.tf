@@ -10,6 +10,17 @@ variable "environment" {
   default     = "prod"
 }
 
+variable "availability_zones" {
+  description = "The three zones of the region the subnets, brokers and databases spread over"
+  type        = list(string)
+  default     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+  validation {
+    condition     = length(var.availability_zones) == 3
+    error_message = "Give exactly three availability zones."
+  }
+}
+
 variable "vpc_cidr" {
   description = "The VPC's address range (the prod Kubernetes overlay's NetworkPolicies name it)"
   type        = string

@@ -48,8 +48,13 @@ provider "aws" {
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
+# exactly the zones named (a zone AWS adds later does not move subnets around)
 data "aws_availability_zones" "available" {
   state = "available"
+  filter {
+    name   = "zone-name"
+    values = var.availability_zones
+  }
 }
 
 locals {
