@@ -73,7 +73,8 @@ def _days(date: str | None, first: str | None, last: str | None) -> tuple[dt.dat
 @friendly
 def batch_run(
     date: Annotated[
-        str | None, typer.Option("--date", help="the UTC day to run: YYYY-MM-DD, yesterday or today")
+        str | None,
+        typer.Option("--date", help="the UTC day to run: YYYY-MM-DD, yesterday or today"),
     ] = None,
     first: Annotated[str | None, typer.Option("--from", help="first UTC day of a backfill")] = None,
     last: Annotated[
