@@ -38,14 +38,14 @@ def serve_cmd(
         Path | None, typer.Option(help="PEM private key of --ssl-certfile")
     ] = None,
     shutdown_timeout: Annotated[
-        float,
+        int,
         typer.Option(
             help=(
                 "seconds in-flight requests get to finish after SIGTERM before their "
                 "connections are closed (keep it below the orchestrator's grace period)"
             )
         ),
-    ] = 30.0,
+    ] = 30,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
 

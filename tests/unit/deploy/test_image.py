@@ -117,9 +117,9 @@ def test_it_installs_as_the_makefile_does() -> None:
     assert "-c constraints.txt" in pip_lines[0]
     match = re.search(r"pip install --quiet -c constraints.txt '\.\[([a-z0-9,]+)\]'", runs)
     assert match, runs
-    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ])
+    extras = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
     assert set(match.group(1).split(",")) <= extras
     assert "dev" not in match.group(1).split(",")
     # step 2: dbt's pinned set without resolving, in both
@@ -132,7 +132,7 @@ def test_runtime_stage_is_pinned_non_root_and_runs_metrify() -> None:
     final = stages[-1]
     for stage in stages:
         base = stage[0][1].split()[0]
-        name, _, tag = base.partition(":")
+        _, _, tag = base.partition(":")
         assert tag and tag != "latest", f"{base}: pin an exact tag"
         assert re.search(r"\d+\.\d+", tag), f"{base}: not an exact version"
     # the runtime and build stages share one base, so the copied venv finds its Python

@@ -180,8 +180,11 @@ def test_secrets_are_referenced_never_written(rendered: tuple[str, list[dict[str
         assert made == referenced
     # only the migration holds the owner's URL
     for workload in _workloads(docs):
-        refs = {r["secretRef"]["name"] for r in _pod(workload)["containers"][0]["envFrom"]
-                if "secretRef" in r}
+        refs = {
+            r["secretRef"]["name"]
+            for r in _pod(workload)["containers"][0]["envFrom"]
+            if "secretRef" in r
+        }
         if workload["metadata"]["name"] != "metrify-migrate":
             assert "metrify-migrate-secrets" not in refs
 

@@ -199,7 +199,9 @@ def test_no_iam_statement_allows_a_wildcard_action(tf: dict[str, Any]) -> None:
 def test_the_app_role_fits_the_kubernetes_service_account(tf: dict[str, Any]) -> None:
     """IRSA: the role trusts exactly the prod overlay's namespace and service account, and
     the overlay's egress policy names the VPC's range."""
-    overlay = yaml.safe_load((DEPLOY / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text())
+    overlay = yaml.safe_load(
+        (DEPLOY / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text()
+    )
     account = yaml.safe_load((DEPLOY / "k8s" / "base" / "serviceaccount.yaml").read_text())
     assert tf["variable"]["k8s_namespace"]["default"] == overlay["namespace"]
     assert tf["variable"]["k8s_service_account"]["default"] == account["metadata"]["name"]
