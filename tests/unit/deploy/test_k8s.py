@@ -2,8 +2,9 @@
 and validated against the Kubernetes API schemas that ``kubernetes-validate`` ships
 (offline, strict: an unknown field fails). KEDA's ScaledObject and TriggerAuthentication
 and the External Secrets Operator's ExternalSecret are custom resources with no schema
-there: they are skipped by the schema check and their facts asserted below instead.
-Checkov scans the same rendered output in test_checkov.py."""
+there: they are validated against their own CRDs' schemas (vendored in deploy/k8s/crds),
+as strictly, and their facts asserted below. Checkov scans the same rendered output in
+test_checkov.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -23,12 +25,49 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 #: the EKS version of deploy/terraform (variables.tf, eks_version)
 KUBERNETES = "1.33.0"
-#: custom resources: no schema in kubernetes-validate, checked by the assertions here
+#: custom resources: no schema in kubernetes-validate; their CRDs are in deploy/k8s/crds
 CUSTOM = {
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("external-secrets.io/v1", "ExternalSecret"),
 }
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI schema of a CRD with every object closed to its declared properties,
+    which is what the API server's field validation (kubectl's default, strict) does;
+    objects that keep unknown fields on purpose stay open."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {k: _closed(v) for k, v in out["properties"].items()}
+        if "additionalProperties" not in out and not out.get(
+            "x-kubernetes-preserve-unknown-fields"
+        ):
+            out["additionalProperties"] = False
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _closed(out[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in out:
+            out[key] = [_closed(s) for s in out[key]]
+    return out
+
+
+def crd_schemas() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    """(apiVersion, kind) -> a validator of its served version's schema."""
+    validators = {}
+    for path in sorted((K8S / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schema = _closed(version["schema"]["openAPIV3Schema"])
+                # metadata is the API server's ObjectMeta, checked by it, not the CRD
+                schema["properties"]["metadata"] = {"type": "object"}
+                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(
+                    schema
+                )
+    return validators
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -71,17 +110,26 @@ def test_rendered_objects_match_the_kubernetes_schemas(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:
     overlay, docs = rendered
-    skipped = set()
+    custom = crd_schemas()
+    assert set(custom) >= CUSTOM
+    seen = set()
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
+        where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
         if key in CUSTOM:
-            skipped.add(key)
+            seen.add(key)
+            errors = [f"{list(e.path)}: {e.message}" for e in custom[key].iter_errors(doc)]
+            assert not errors, f"{where}: {errors}"
             continue
         try:
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{overlay}: {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
-    assert ("keda.sh/v1alpha1", "ScaledObject") in skipped
+            pytest.fail(f"{where}: {exc.message}")
+    assert ("keda.sh/v1alpha1", "ScaledObject") in seen
+    # the CRD check is as strict: a misspelt trigger field fails it
+    scaled = _one(docs, "ScaledObject", "metrify-worker")
+    wrong = {**scaled, "spec": {**scaled["spec"], "maxReplicas": 3}}
+    assert not custom[("keda.sh/v1alpha1", "ScaledObject")].is_valid(wrong)
     # strict validation is real: a misspelt field fails
     broken = _one(docs, "Deployment", "metrify-api")
     broken = {**broken, "spec": {**broken["spec"], "replica": 3}}
