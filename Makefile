@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: demo test lint bench mutation clean airflow system
+.PHONY: demo test lint bench mutation clean airflow checkov system
 
 $(READY): pyproject.toml constraints.txt transform/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -29,15 +29,29 @@ $(AIRFLOW_READY): orchestration/requirements.txt
 
 airflow: $(AIRFLOW_READY)
 
+# checkov (the scanner of deploy/: Terraform, the rendered Kubernetes manifests, the
+# Dockerfile, secrets) in its own environment: its pins clash with Metrify's. Exactly the
+# set in deploy/checkov/requirements.txt; tests/unit/deploy/test_checkov.py runs it.
+CHECKOV_VENV := .checkov-venv
+CHECKOV_READY := $(CHECKOV_VENV)/.ready
+$(CHECKOV_READY): deploy/checkov/requirements.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r deploy/checkov/requirements.txt
+	$(CHECKOV_VENV)/bin/pip check --disable-pip-version-check
+	touch $(CHECKOV_READY)
+
+checkov: $(CHECKOV_READY)
+
 demo: $(READY)
 	$(BIN)/metrify demo
 
-# Debian packages and local services some tests need (Chromium, promtool, Redis, ...):
-# installed or started when missing (.ci/system says what it does)
+# Debian packages and local services some tests need (Chromium, promtool, nginx, Redis,
+# ...): installed or started when missing (.ci/system says what it does)
 system:
 	sh .ci/system
 
-test: $(READY) $(AIRFLOW_READY) system lint
+test: $(READY) $(AIRFLOW_READY) $(CHECKOV_READY) system lint
 	$(BIN)/pytest -q
 
 # Static checks: style, types, the one-way layers of pyproject.toml [tool.importlinter],
@@ -71,4 +85,4 @@ mutation: $(MUTATION)
 	$(BIN)/python bench/mutation.py --packages $(PACKAGES) $(if $(MAX_MUTANTS),--max-mutants $(MAX_MUTANTS)) $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .metrify
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) .metrify

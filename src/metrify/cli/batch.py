@@ -39,11 +39,22 @@ __all__ = ["batch_jobs", "batch_run", "batch_runs"]
 STYLES = {"ok": "green", "failed": "red", "skipped": "yellow", "done": "dim"}
 
 
+#: words a scheduler without a templating step (a Kubernetes CronJob, cron) can pass
+RELATIVE_DAYS = {"today": 0, "yesterday": 1}
+
+
 def _day(text: str, option: str) -> dt.date:
+    """A day given as ``YYYY-MM-DD``, or ``yesterday`` / ``today`` in UTC (a CronJob has no
+    templating to write the date in; the day before its start is the one just over)."""
+    back = RELATIVE_DAYS.get(text.strip().lower())
+    if back is not None:
+        return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=back)
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise UserError(f"{option} {text}: expected a UTC day like 2013-03-01") from None
+        raise UserError(
+            f"{option} {text}: expected a UTC day like 2013-03-01, or yesterday or today"
+        ) from None
 
 
 def _days(date: str | None, first: str | None, last: str | None) -> tuple[dt.date, dt.date]:
@@ -62,7 +73,8 @@ def _days(date: str | None, first: str | None, last: str | None) -> tuple[dt.dat
 @friendly
 def batch_run(
     date: Annotated[
-        str | None, typer.Option("--date", help="the UTC day to run (one data interval)")
+        str | None,
+        typer.Option("--date", help="the UTC day to run: YYYY-MM-DD, yesterday or today"),
     ] = None,
     first: Annotated[str | None, typer.Option("--from", help="first UTC day of a backfill")] = None,
     last: Annotated[
