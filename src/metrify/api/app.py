@@ -38,7 +38,8 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
-from metrify.ops import exposition
+from metrify.api.tracing import TraceRequests
+from metrify.ops import exposition, tracing
 from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -124,4 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_json=cfg.max_json_bytes,
         hot=HotPaths(app, state) if cfg.hot_paths else None,
     )
+    # outermost, and only when on: off, a request does not pass through it at all
+    if tracing.configure(settings.tracing):
+        app.add_middleware(TraceRequests)
     return app
