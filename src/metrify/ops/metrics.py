@@ -93,25 +93,25 @@ _newest_interval: dict[str, float] = {}
 JOB_RUNS = Counter(
     "metrify_job_runs",
     "Batch job runs by job and status (ok, failed, skipped)",
-    ["job", "status"],
+    ["batch_job", "status"],
 )
 JOB_SECONDS = Histogram(
     "metrify_job_duration_seconds",
     "Time one batch job took over one data interval",
-    ["job"],
+    ["batch_job"],
     buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
 )
 JOB_LAST_SUCCESS = Gauge(
     "metrify_job_last_success_timestamp_seconds",
     "Unix time a batch job last finished ok (any interval)",
-    ["job"],
+    ["batch_job"],
     # the newest of every process's (a backfill and a daily run, say), kept after exit
     multiprocess_mode="max",
 )
 JOB_LAST_INTERVAL = Gauge(
     "metrify_job_last_success_interval_end_timestamp_seconds",
     "End of the newest data interval a batch job finished ok (how far the data is done)",
-    ["job"],
+    ["batch_job"],
     multiprocess_mode="max",
 )
 
