@@ -38,7 +38,6 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
-from metrify.api.tracing import TraceRequests
 from metrify.ops import exposition, tracing
 from metrify.settings import Settings, get_settings
 
@@ -66,7 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.close()
             exposition.mark_dead()
 
+    # FastAPI traces requests itself (a server span per request, named by its route,
+    # continuing a caller's traceparent, outside every middleware): on when Metrify's
+    # tracing is, with its provider; never its OpenTelemetry metrics or logs (Prometheus
+    # and the JSON log have those)
+    traced = tracing.configure(settings.tracing)
     app = FastAPI(
+        telemetry={
+            "tracing": traced,
+            "tracer_provider": tracing.provider(),
+            "metrics": False,
+            "logs": False,
+        },
         title="Metrify API",
         version=__version__,
         description=DESCRIPTION,
@@ -125,7 +135,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_json=cfg.max_json_bytes,
         hot=HotPaths(app, state) if cfg.hot_paths else None,
     )
-    # outermost, and only when on: off, a request does not pass through it at all
-    if tracing.configure(settings.tracing):
-        app.add_middleware(TraceRequests)
     return app

@@ -1,5 +1,7 @@
-"""OpenTelemetry traces: one span per API request, pipeline stage, database call, lake
-write and Kafka hand-over, exported over OTLP/HTTP to Jaeger, a collector or DataDog.
+"""OpenTelemetry traces: spans around the pipeline's stages, database calls, lake writes,
+batch jobs and Kafka hand-overs, exported over OTLP/HTTP to Jaeger, a collector or
+DataDog. (API requests get their server span from FastAPI's own tracing, given this
+module's provider: :func:`metrify.api.create_app`.)
 
 Off by default, and then free: until :func:`configure` is given an endpoint (or a test
 calls :func:`install`), :func:`span` hands back one shared do-nothing context manager
@@ -10,8 +12,8 @@ observability guide for the figure).
 
 On, spans go through the SDK's batch processor (a background thread that exports every
 few seconds and at exit), sampled by trace id at ``sample_ratio`` for new traces and
-by the caller's decision for a continued one (W3C ``traceparent``, in HTTP headers and
-Kafka message headers alike: :func:`inject`, :func:`extract`).
+by the caller's decision for a continued one (W3C ``traceparent``: in HTTP headers, read
+by FastAPI; in Kafka message headers, :func:`inject` and :func:`extract`).
 
 Work handed to another thread (the pipeline's background writer, the lake thread)
 carries the submitting thread's context with :func:`carry`, so a batch's database write
@@ -24,7 +26,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from metrify.settings.telemetry import TracingConfig
@@ -40,21 +42,19 @@ __all__ = [
     "Link",
     "carry",
     "configure",
-    "current",
     "current_context",
     "db",
     "enabled",
     "extract",
-    "extract_http",
     "failed",
     "inject",
     "install",
     "link_to",
+    "provider",
     "reset",
     "shutdown",
     "span",
     "span_of",
-    "start_span",
     "traced",
 ]
 
@@ -149,6 +149,12 @@ def reset() -> None:
         _on, _tracer, _provider = False, None, None
 
 
+def provider() -> TracerProvider | None:
+    """The provider spans go through, or None when off (for a library that traces
+    itself given one: FastAPI)."""
+    return _provider
+
+
 def shutdown() -> None:
     """Export what is still queued and stop (the SDK also does this at exit)."""
     provider = _provider
@@ -172,30 +178,6 @@ def span(
     return tracer.start_as_current_span(
         name, context=context, kind=_kind(kind), attributes=dict(attributes or {}), links=links
     )
-
-
-def start_span(
-    name: str,
-    attributes: Mapping[str, Any] | None = None,
-    *,
-    kind: Kind = "internal",
-    context: Context | None = None,
-) -> Span:
-    """A span the caller ends itself (an ASGI request, whose end comes in a callback).
-    Only call it when :func:`enabled`."""
-    assert _tracer is not None, "tracing is off"
-    return _tracer.start_span(
-        name, context=context, kind=_kind(kind), attributes=dict(attributes or {})
-    )
-
-
-@contextlib.contextmanager
-def current(span_: Span) -> Iterator[None]:
-    """Make ``span_`` the current span inside the block (its children's parent)."""
-    from opentelemetry import trace
-
-    with trace.use_span(span_, end_on_exit=False, record_exception=False):
-        yield
 
 
 def failed(span_: Span, description: str) -> None:
@@ -293,12 +275,6 @@ def extract(
     if not span_of(found).is_valid:
         return None
     return found
-
-
-def extract_http(headers: Sequence[tuple[bytes, bytes]]) -> Context | None:
-    """The trace context of an HTTP request's ``traceparent`` header (ASGI header list)."""
-    wanted = [(k.decode("latin-1"), v) for k, v in headers if k in (b"traceparent", b"tracestate")]
-    return extract(wanted) if wanted else None
 
 
 def link_to(ctx: Context) -> Link:

@@ -170,7 +170,10 @@ def test_every_metric_the_rules_name_is_exported(
     wrong = {n: sorted(labels - exported[n]) for n, labels in used.items() if labels - exported[n]}
     assert wrong == {}, f"rules use labels these metrics lack: {wrong}"
     # values the rules rely on, computed from the input above
-    assert REGISTRY.get_sample_value(
-        "metrify_consumer_lag", {"topic": "metrify.readings", "partition": "0"}
-    ) == 100 - 60
+    assert (
+        REGISTRY.get_sample_value(
+            "metrify_consumer_lag", {"topic": "metrify.readings", "partition": "0"}
+        )
+        == 100 - 60
+    )
     assert "metrify_api_requests_total" in scraped  # the API's /metrics shows its own
