@@ -20,9 +20,17 @@ import logging
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 
 from metrify.contracts.summary import Summary
+from metrify.ops import exposition
 
 log = logging.getLogger(__name__)
 
@@ -194,5 +202,14 @@ def forget_partitions(partitions: Iterable[TopicPartition]) -> None:
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
-    """Serve ``/metrics`` on ``port`` from a background thread."""
-    start_http_server(port, addr=addr)
+    """Serve ``/metrics`` on ``port`` from a background thread: this process's metrics,
+    or, when it shares a ``PROMETHEUS_MULTIPROC_DIR``, the sum of every process's there
+    (workers of one host, and the file loads and batch runs started with the same
+    directory)."""
+    path = exposition.shared_dir()
+    if path is None:
+        start_http_server(port, addr=addr)
+        return
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=addr, registry=registry)

@@ -65,7 +65,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from metrify.contracts.records import Contract
 from metrify.contracts.summary import Summary
-from metrify.ops import metrics, tracing
+from metrify.ops import exposition, metrics, tracing
 from metrify.pipeline.session import Session, open_session
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
@@ -251,6 +251,8 @@ class Worker:
                 self.dead_letters.producer.flush(10)
             with contextlib.suppress(Exception):
                 self.consumer.close()  # leaves the group: partitions move on at once
+            # its partitions' lag is another worker's to report now (shared metrics)
+            exposition.mark_dead()
             log.info("worker stopped after %d batches, %d records", self.batches, self.records)
         return code
 
