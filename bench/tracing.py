@@ -198,7 +198,8 @@ Off, per call (best of 5 x 1M, in-process): a plain call {c["plain"]:.0f} ns, th
 inside `tracing.span(...)` {c["span_block"]:.0f} ns, through `@tracing.traced` {c["traced"]:.0f} ns.
 A batch makes about a dozen such calls, so tracing off costs some
 {12 * c["span_block"] / 1000:.0f} us per batch (of up to 500,000 readings), and nothing of
-OpenTelemetry is imported (`tests/unit/ops/test_tracing.py::test_off_by_default_nothing_of_opentelemetry_is_loaded`).
+OpenTelemetry is imported (`tests/unit/ops/test_tracing.py`,
+`test_off_by_default_nothing_of_opentelemetry_is_loaded`).
 """
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"tracing-{f['date']}.md").write_text(text)
