@@ -53,6 +53,8 @@ bearer token). Errors are RFC 9457 `application/problem+json`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # first: the pools the state builds trace their statements when tracing is on
+    traced = tracing.configure(settings.tracing)
     state = AppState.build(settings)
 
     @asynccontextmanager
@@ -69,7 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # continuing a caller's traceparent, outside every middleware): on when Metrify's
     # tracing is, with its provider; never its OpenTelemetry metrics or logs (Prometheus
     # and the JSON log have those)
-    traced = tracing.configure(settings.tracing)
     app = FastAPI(
         telemetry={
             "tracing": traced,

@@ -219,6 +219,7 @@ def run_for_airflow(job: str, start: str | dt.datetime) -> dict[str, Any]:
 
     interval = interval_of(start)
     settings = get_settings()
+    tracing.configure(settings.tracing)
     with open_session(settings) as session:
         [run] = run_jobs(
             settings, session.conn, session.lake, [interval], [spec(job)], runner="airflow"

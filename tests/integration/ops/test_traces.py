@@ -89,6 +89,18 @@ def test_an_api_request_is_the_parent_of_the_stages_and_the_database(
         assert answer.status_code == 200, answer.text
         assert answer.json()["summary"]["inserted"] == 8
         assert api.client.get("/health").status_code == 200
+        api.add_user("ana", "analyst")
+        page = api.client.get(
+            "/v1/meters/TRACE-M1/readings",
+            params={
+                "from": "2025-03-03T00:00:00Z",
+                "to": "2025-03-04T00:00:00Z",
+                "resolution": "raw",
+            },
+            headers=api.headers("ana"),
+        )
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) == 8
 
     finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
@@ -111,6 +123,21 @@ def test_an_api_request_is_the_parent_of_the_stages_and_the_database(
     assert below["postgres write_series"][0] == "write"
     [db] = [s for s in finished if s.name == "postgres write_series"]
     assert db.attributes is not None and db.attributes["db.system.name"] == "postgresql"
+    # a read: its SQL statements are client spans under the request, with their text
+    [read] = [s for s in finished if s.name == "GET /v1/meters/{meter_id}/readings"]
+    statements = [
+        s
+        for s in finished
+        if s.context.trace_id == read.context.trace_id and s.name == "postgres SELECT"
+    ]
+    assert statements, "no SQL span under the read"
+    for statement in statements:
+        assert "GET /v1/meters/{meter_id}/readings" in _chain(statement, by_id)
+        assert statement.kind.name == "CLIENT"
+    texts = [str((s.attributes or {}).get("db.query.text", "")) for s in statements]
+    assert any("FROM readings" in t for t in texts), texts
+    # the statement's parameters (the meter's id) are never in a span
+    assert not any("TRACE-M1" in t for t in texts)
     # a probe answered without an incoming trace: a root span of its own
     [health] = [s for s in finished if s.name == "GET /health"]
     assert health.parent is None and health.context.trace_id != TRACE_ID
