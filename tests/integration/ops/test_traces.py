@@ -24,7 +24,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from metrify.batch.context import Interval, JobContext, Outcome
+from metrify.batch.registry import JobSpec, spec
+from metrify.batch.runner import run_jobs
 from metrify.ops import tracing
+from metrify.pipeline.session import open_session
 from metrify.settings import Settings
 from metrify.settings.kafka import KafkaSettings
 from metrify.sources.kafka import Sender
@@ -256,3 +260,24 @@ def test_ingest_exports_its_spans_over_otlp_to_a_receiver(
     assert root.parent_span_id == b""
     # one load, one trace
     assert {s.trace_id for s in found.values()} == {root.trace_id}
+
+
+def _failing_job(ctx: JobContext) -> Outcome:
+    raise RuntimeError("the job failed on purpose")
+
+
+def test_a_batch_job_run_is_a_span_with_its_outcome(
+    spans: InMemorySpanExporter, settings: Settings
+) -> None:
+    day = Interval(dt.date(2024, 2, 1))
+    failing = JobSpec("trace-boom", f"{__name__}:_failing_job", "fails")
+    with open_session(settings) as session:
+        runs = run_jobs(settings, session.conn, session.lake, [day], [spec("aggregates"), failing])
+    assert [r.status for r in runs] == ["ok", "failed"]
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    ok, boom = finished["batch aggregates"], finished["batch trace-boom"]
+    assert ok.status.is_ok and ok.attributes is not None
+    assert ok.attributes["metrify.job.status"] == "ok"
+    assert ok.attributes["metrify.interval.start"] == "2024-02-01T00:00:00+00:00"
+    assert not boom.status.is_ok
+    assert boom.status.description is not None and "failed on purpose" in boom.status.description
