@@ -9,12 +9,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrify.contracts.summary import Summary
 from metrify.ops import exposition, metrics
+from support.server import free_port
 
 
 def _value(name: str, **labels: str) -> float:
@@ -114,3 +116,9 @@ def test_processes_sharing_a_directory_are_summed(
         at("metrify_job_last_success_interval_end_timestamp_seconds", batch_job="aggregates")
         == 86400.0 * 3
     )
+    # a worker's --metrics-port endpoint serves the same sums from the shared directory
+    port = free_port()
+    metrics.serve(port, "127.0.0.1")
+    served = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    line = 'metrify_load_rows_total{kind="readings",outcome="read"} '
+    assert f"{line}{100.0 * total}" in served.splitlines()
