@@ -38,7 +38,7 @@ from metrify.api.routers import (
     reference,
 )
 from metrify.api.state import AppState
-from metrify.ops import exposition
+from metrify.ops import exposition, tracing
 from metrify.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -53,6 +53,8 @@ bearer token). Errors are RFC 9457 `application/problem+json`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # first: the pools the state builds trace their statements when tracing is on
+    traced = tracing.configure(settings.tracing)
     state = AppState.build(settings)
 
     @asynccontextmanager
@@ -65,7 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.close()
             exposition.mark_dead()
 
+    # FastAPI traces requests itself (a server span per request, named by its route,
+    # continuing a caller's traceparent, outside every middleware): on when Metrify's
+    # tracing is, with its provider; never its OpenTelemetry metrics or logs (Prometheus
+    # and the JSON log have those)
     app = FastAPI(
+        telemetry={
+            "tracing": traced,
+            "tracer_provider": tracing.provider(),
+            "metrics": False,
+            "logs": False,
+        },
         title="Metrify API",
         version=__version__,
         description=DESCRIPTION,

@@ -24,6 +24,7 @@ from typing import Any, Final
 from metrify.batch.context import Interval, JobContext, JobSkipped, Outcome, interval_of
 from metrify.batch.registry import JOBS, SKIP_EXIT_CODE, JobSpec, spec
 from metrify.batch.resolve import resolve
+from metrify.ops import metrics, tracing
 from metrify.settings import Settings
 from metrify.stores import batch_runs
 from metrify.stores.lake import Lake
@@ -144,6 +145,28 @@ def _one(
 ) -> JobRun:
     if skip_done and batch_runs.done(conn, job.name, interval.start):
         return JobRun(job.name, interval, "done")
+    with tracing.span(
+        f"batch {job.name}",
+        {"metrify.job": job.name, "metrify.interval.start": interval.start.isoformat()},
+    ) as span:
+        run = _run(settings, conn, lake, interval, job, blocked, runner)
+        if span is not None:
+            span.set_attribute("metrify.job.status", run.status)
+            if run.status == "failed":
+                tracing.failed(span, run.error or "failed")
+    metrics.observe_job(job.name, run.status, run.seconds, interval.end.timestamp(), time.time())
+    return run
+
+
+def _run(
+    settings: Settings,
+    conn: Connection,
+    lake: Lake | None,
+    interval: Interval,
+    job: JobSpec,
+    blocked: list[str],
+    runner: str,
+) -> JobRun:
     run_id = batch_runs.start(conn, job.name, interval.start, interval.end, runner)
     run = JobRun(job.name, interval, "ok", run_id=run_id)
     began = time.perf_counter()
@@ -196,6 +219,7 @@ def run_for_airflow(job: str, start: str | dt.datetime) -> dict[str, Any]:
 
     interval = interval_of(start)
     settings = get_settings()
+    tracing.configure(settings.tracing)
     with open_session(settings) as session:
         [run] = run_jobs(
             settings, session.conn, session.lake, [interval], [spec(job)], runner="airflow"

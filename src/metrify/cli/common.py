@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from metrify.contracts.summary import Summary
+from metrify.ops import tracing
 from metrify.ops.logging import configure
 from metrify.settings import Settings, get_settings
 from metrify.settings.kafka import KafkaSettings
@@ -98,6 +99,8 @@ def load_settings() -> Settings:
     except Exception as exc:  # pydantic ValidationError: bad METRIFY_* value
         raise UserError(f"invalid configuration: {settings_error(exc)}") from None
     configure(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    # off (no endpoint): nothing is loaded; on: this command's spans go to the endpoint
+    tracing.configure(settings.tracing)
     return settings
 
 

@@ -1,12 +1,16 @@
-"""Prometheus metrics of the stream workers (names ``metrify_*``).
+"""Prometheus metrics of the processes that do the work (names ``metrify_*``).
 
 What an operator needs to see whether the workers keep up and what the data looks like:
 consumer lag per partition, micro-batch size and latency, records per kind and status,
-and the worker's errors and retries. The metrics live in prometheus-client's default
-registry, so ``metrify worker --metrics-port N`` (:func:`serve`) exposes them and a
-dashboard or alert rule can use them unchanged. Each worker is its own scrape target;
-the gauge still names a ``multiprocess_mode`` in case processes share a
-``PROMETHEUS_MULTIPROC_DIR`` (:mod:`metrify.ops.exposition`).
+and the worker's errors and retries; what file loads read, stored and quarantined; and
+whether the daily batch jobs ran, how long they took and when each last succeeded. (The
+API's request metrics are in :mod:`metrify.api.middleware`.)
+
+They live in prometheus-client's default registry: ``metrify worker --metrics-port N``
+(:func:`serve`) exposes a worker's, the API's ``/metrics`` its own. Processes that share
+a ``PROMETHEUS_MULTIPROC_DIR`` (the API's workers; a file load or a batch run started
+with the same directory) write their values there, and any of them exposes the sum
+(:mod:`metrify.ops.exposition`); each gauge names its ``multiprocess_mode``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ import logging
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 
 from metrify.contracts.summary import Summary
+from metrify.ops import exposition
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +72,57 @@ ERRORS = Counter(
 )
 RETRIES = Counter("metrify_worker_retries", "Batches rewound and retried after a failure")
 
+# --- file loads (metrify ingest, metrify simulate) ------------------------------------
+
+LOAD_ROWS = Counter(
+    "metrify_load_rows",
+    "Rows of file loads by kind and outcome: read (every row the files held), stored "
+    "(inserted or changed), unchanged (identical re-sends), quarantined",
+    ["kind", "outcome"],
+)
+LOAD_FILES = Counter(
+    "metrify_load_files",
+    "Files loaded by kind and outcome (ok, or failed: unreadable, wrong schema)",
+    ["kind", "outcome"],
+)
+#: the outcomes of LOAD_ROWS, and the summary fields each adds up
+_LOAD_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "read": ("read",),
+    "stored": ("inserted", "updated"),
+    "unchanged": ("unchanged",),
+    "quarantined": ("quarantined",),
+}
+
+#: per job, the newest interval end this process has set (a gauge cannot be read back)
+_newest_interval: dict[str, float] = {}
+
+# --- batch jobs (metrify batch run, the Airflow tasks) ---------------------------------
+
+JOB_RUNS = Counter(
+    "metrify_job_runs",
+    "Batch job runs by job and status (ok, failed, skipped)",
+    ["batch_job", "status"],
+)
+JOB_SECONDS = Histogram(
+    "metrify_job_duration_seconds",
+    "Time one batch job took over one data interval",
+    ["batch_job"],
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "metrify_job_last_success_timestamp_seconds",
+    "Unix time a batch job last finished ok (any interval)",
+    ["batch_job"],
+    # the newest of every process's (a backfill and a daily run, say), kept after exit
+    multiprocess_mode="max",
+)
+JOB_LAST_INTERVAL = Gauge(
+    "metrify_job_last_success_interval_end_timestamp_seconds",
+    "End of the newest data interval a batch job finished ok (how far the data is done)",
+    ["batch_job"],
+    multiprocess_mode="max",
+)
+
 
 def observe_batch(messages: int, records: int, seconds: float) -> None:
     """One micro-batch done: its size and how long it took end to end."""
@@ -75,6 +138,44 @@ def count_records(summaries: Iterable[Summary]) -> None:
             RECORDS.labels(summary.kind, status).inc(count)
         if summary.quarantined:
             RECORDS.labels(summary.kind, "quarantined").inc(summary.quarantined)
+
+
+class LoadCounter:
+    """Adds a file load's progress to the load metrics as it goes: call
+    :meth:`update` with the pipeline's running summary (after a file, or a batch), and
+    only what was added since the last call is counted, so a scrape during a long load
+    sees it advance and nothing is counted twice."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._seen: dict[str, int] = dict.fromkeys(_LOAD_OUTCOMES, 0)
+        self._rows = {outcome: LOAD_ROWS.labels(kind, outcome) for outcome in _LOAD_OUTCOMES}
+
+    def update(self, summary: Summary) -> None:
+        for outcome, fields in _LOAD_OUTCOMES.items():
+            now = sum(int(getattr(summary, name)) for name in fields)
+            added = now - self._seen[outcome]
+            if added > 0:
+                self._rows[outcome].inc(added)
+                self._seen[outcome] = now
+
+    def file_done(self, ok: bool) -> None:
+        LOAD_FILES.labels(self.kind, "ok" if ok else "failed").inc()
+
+
+def observe_job(job: str, status: str, seconds: float, interval_end: float, now: float) -> None:
+    """One batch job run over one interval, as the runner recorded it in ``batch_runs``
+    (``done``, an interval an earlier run had finished, is no run and is not counted)."""
+    if status == "done":
+        return
+    JOB_RUNS.labels(job, status).inc()
+    JOB_SECONDS.labels(job).observe(seconds)
+    if status == "ok":
+        JOB_LAST_SUCCESS.labels(job).set(now)
+        # a re-run of an older day does not move it back
+        if interval_end > _newest_interval.get(job, float("-inf")):
+            _newest_interval[job] = interval_end
+            JOB_LAST_INTERVAL.labels(job).set(interval_end)
 
 
 def update_lag(consumer: Consumer) -> None:
@@ -101,5 +202,14 @@ def forget_partitions(partitions: Iterable[TopicPartition]) -> None:
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
-    """Serve ``/metrics`` on ``port`` from a background thread."""
-    start_http_server(port, addr=addr)
+    """Serve ``/metrics`` on ``port`` from a background thread: this process's metrics,
+    or, when it shares a ``PROMETHEUS_MULTIPROC_DIR``, the sum of every process's there
+    (workers of one host, and the file loads and batch runs started with the same
+    directory)."""
+    path = exposition.shared_dir()
+    if path is None:
+        start_http_server(port, addr=addr)
+        return
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=addr, registry=registry)

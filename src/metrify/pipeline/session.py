@@ -16,6 +16,7 @@ import psycopg
 
 from metrify.contracts.records import READING, Contract
 from metrify.contracts.summary import Summary
+from metrify.ops import metrics, tracing
 from metrify.pipeline import lakesync
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
@@ -112,6 +113,7 @@ def catch_up_lake(session: Session) -> None:
         lakesync.catch_up(session.conn, session.lake)
 
 
+@tracing.traced("load files")
 def ingest_files(
     session: Session,
     contract: Contract,
@@ -131,33 +133,43 @@ def ingest_files(
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )
+    counter = metrics.LoadCounter(contract.kind)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
     for path in paths:
         pipeline.summary.files += 1
         consumed = 0
-        try:
-            for batch in read_batches(path, batch_rows):
-                pipeline.submit(
-                    batch.data,
-                    source=batch.source,
-                    mapping=mapping,
-                    first_line=batch.first_line,
-                    lines=batch.lines,
-                    bad=batch.bad,
-                )
-                if progress is not None:
-                    progress(batch.bytes_read - consumed)
-                consumed = batch.bytes_read
-        except (ReaderError, SchemaMismatch) as exc:
-            pipeline.error(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc))
+        ok = True
+        with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
+            try:
+                for batch in read_batches(path, batch_rows):
+                    pipeline.submit(
+                        batch.data,
+                        source=batch.source,
+                        mapping=mapping,
+                        first_line=batch.first_line,
+                        lines=batch.lines,
+                        bad=batch.bad,
+                    )
+                    if progress is not None:
+                        progress(batch.bytes_read - consumed)
+                    consumed = batch.bytes_read
+            except (ReaderError, SchemaMismatch) as exc:
+                ok = False
+                pipeline.error(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc))
+        # the rows of the batches that have landed so far (the rest count at the end)
+        counter.update(pipeline.summary)
+        counter.file_done(ok)
         if progress is not None:
             with contextlib.suppress(OSError):
                 progress(max(0, path.stat().st_size - consumed))
         if file_done is not None:
             file_done(path)
-    return pipeline.close()
+    summary = pipeline.close()
+    counter.update(summary)
+    return summary
 
 
+@tracing.traced("load frames")
 def ingest_frames(
     session: Session,
     contract: Contract,
@@ -171,8 +183,12 @@ def ingest_frames(
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
     )
+    counter = metrics.LoadCounter(contract.kind)
     for frame in frames:
         pipeline.submit(frame, source=source)
+        counter.update(pipeline.summary)
         if progress is not None:
             progress(frame.height)
-    return pipeline.close()
+    summary = pipeline.close()
+    counter.update(summary)
+    return summary

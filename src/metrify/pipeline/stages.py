@@ -29,6 +29,7 @@ import polars as pl
 from metrify.anomaly.stage import Pending
 from metrify.contracts.records import METER, READING, Contract, Quality, Status
 from metrify.contracts.summary import Summary
+from metrify.ops import tracing
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
@@ -209,14 +210,17 @@ class Pipeline:
             source.len() != raw.height or bad_rows or self.sources is not None
         ):
             raise ValueError("per-row sources need one per raw row, no bad rows, no by_source")
-        decoded = decode(
-            self.contract,
-            raw,
-            mapping or Mapping(),
-            first_line=first_line,
-            lines=lines,
-            check_ranges=not (self.contract is READING and self.settings.vee.enabled),
-        )
+        with tracing.span(
+            "decode", {"metrify.kind": self.contract.kind, "metrify.rows": raw.height}
+        ):
+            decoded = decode(
+                self.contract,
+                raw,
+                mapping or Mapping(),
+                first_line=first_line,
+                lines=lines,
+                check_ranges=not (self.contract is READING and self.settings.vee.enabled),
+            )
         summaries = [self.summary]
         if self.sources is not None:
             summaries.append(self._source(str(source)))
@@ -309,6 +313,15 @@ class Pipeline:
 
     def flush(self) -> None:
         """Validate and durably write everything buffered."""
+        if not tracing.enabled():
+            self._flush()
+            return
+        with tracing.span(
+            "pipeline batch", {"metrify.kind": self.contract.kind, "metrify.rows": self._buffered}
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
         rejects = _quarantine_frame(self.contract.kind, self._rejects)
         self._rejects = []
         records = pl.concat(self._buffer) if self._buffer else None
@@ -339,7 +352,8 @@ class Pipeline:
             )
             pending = None
             if self.detector is not None:
-                assessed, pending = self.detector.detect(assessed)
+                with tracing.span("detect", {"metrify.kind": self.contract.kind}):
+                    assessed, pending = self.detector.detect(assessed)
             if self._writer is not None:
                 # The previous batch, written meanwhile: its write must have succeeded
                 # before this one starts, but its counting, lake hand-over and anomaly
@@ -427,6 +441,7 @@ class Pipeline:
         self._stored(versions, result, background=False)
         return result
 
+    @tracing.traced("write")
     def _write_series(
         self,
         store: PostgresStore,
@@ -542,7 +557,14 @@ class Pipeline:
             self._state_saved = now
         merged = threading.Event()
         write = self._write_pool.submit(
-            self._write_job, versions, rejects, pending, refresh, likely_stored, defer, merged
+            tracing.carry(self._write_job),
+            versions,
+            rejects,
+            pending,
+            refresh,
+            likely_stored,
+            defer,
+            merged,
         )
         self._in_flight = _InFlight(
             write, versions, rejects, pending, self.handed, defer and pending is not None, merged
@@ -617,7 +639,9 @@ class Pipeline:
         assert self._refresher is not None
         if self._refresh_pool is None:
             self._refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scores")
-        self._refresh_pending = self._refresh_pool.submit(self._refresher.refresh_quality_daily)
+        self._refresh_pending = self._refresh_pool.submit(
+            tracing.carry(self._refresher.refresh_quality_daily)
+        )
 
     def _collect_refresh(self) -> None:
         """Wait for the background refresh, if any; log its failure."""
@@ -632,7 +656,8 @@ class Pipeline:
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
         """The quality stage: full VEE for readings (with stored history), flags for the rest."""
         if self.contract is not READING or not self.settings.vee.enabled:
-            return assess_plain(records)
+            with tracing.span("validate", {"metrify.kind": self.contract.kind}):
+                return assess_plain(records)
         cfg = self.settings.vee
         ids = records["meter_id"]
         last = records["ts"].max()
@@ -671,7 +696,9 @@ class Pipeline:
         self._wait_lake()
         if self._lake_pool is None:
             self._lake_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
-        future = self._lake_pool.submit(self.lake.write, self.contract.kind, work.frame)
+        future = self._lake_pool.submit(
+            tracing.carry(self.lake.write), self.contract.kind, work.frame
+        )
         self._lake_pending = (future, work)
 
     def _wait_lake(self) -> None:

@@ -65,7 +65,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from metrify.contracts.records import Contract
 from metrify.contracts.summary import Summary
-from metrify.ops import metrics
+from metrify.ops import exposition, metrics, tracing
 from metrify.pipeline.session import Session, open_session
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
@@ -251,6 +251,8 @@ class Worker:
                 self.dead_letters.producer.flush(10)
             with contextlib.suppress(Exception):
                 self.consumer.close()  # leaves the group: partitions move on at once
+            # its partitions' lag is another worker's to report now (shared metrics)
+            exposition.mark_dead()
             log.info("worker stopped after %d batches, %d records", self.batches, self.records)
         return code
 
@@ -335,6 +337,24 @@ class Worker:
     def _start(self, batch: _Batch) -> _Flight:
         """Dead letters, then the pipelines: each batch is validated and judged here and
         handed to its pipeline's background writer; no commit here (see :meth:`_land`)."""
+        if not tracing.enabled():
+            return self._process(batch)
+        parent, links = _trace_of(batch)
+        with tracing.span(
+            "worker batch",
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.kafka.group_id,
+                "messaging.batch.message_count": sum(len(m) for m in batch.values()),
+            },
+            kind="consumer",
+            links=links,
+            context=parent,
+        ):
+            return self._process(batch)
+
+    def _process(self, batch: _Batch) -> _Flight:
         started = time.perf_counter()
         session = self._session or self._open_session()
         kinds: dict[str, list[_Part]] = {}
@@ -599,6 +619,33 @@ def _since(before: Summary, now: Summary) -> Summary:
     )
 
 
+#: a batch span links at most this many traces besides its parent's
+MAX_LINKS = 128
+
+
+def _trace_of(batch: _Batch) -> tuple[tracing.Context | None, list[tracing.Link]]:
+    """The trace a batch span continues (the first message's that carries one) and links
+    to the others' (a batch gathers messages of many producers; each producer's span
+    stays findable from the batch that consumed it)."""
+    parent: tracing.Context | None = None
+    links: list[tracing.Link] = []
+    seen: set[int] = set()
+    for messages in batch.values():
+        for message in messages:
+            found = tracing.extract(message.headers())
+            if found is None:
+                continue
+            if parent is None:
+                parent = found
+                seen.add(tracing.span_of(found).span_id)
+                continue
+            span_id = tracing.span_of(found).span_id
+            if span_id not in seen and len(links) < MAX_LINKS:
+                seen.add(span_id)
+                links.append(tracing.link_to(found))
+    return parent, links
+
+
 def _line(message: Message) -> int | None:
     """A message's offset as the line number of its quarantine rows (when it fits one)."""
     offset = message.offset()
@@ -648,6 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure(settings.log_level)
+    tracing.configure(settings.tracing)
     try:
         kafka = KafkaSettings()
         if args.metrics_port is not None:

@@ -13,6 +13,7 @@ import datetime as dt
 import polars as pl
 
 from metrify.contracts.records import Quality, Status
+from metrify.ops import tracing
 from metrify.settings.vee import VeeConfig
 
 
@@ -76,6 +77,8 @@ def run_vee(
         frame = pl.concat(
             [batch.with_columns(status=pl.lit(None, dtype=pl.String)), history], how="diagonal"
         )
-    validated = validate(frame, meters, cfg, now, baseline)
-    estimated = estimate(validated, cfg)
+    with tracing.span("validate", {"metrify.rows": records.height}):
+        validated = validate(frame, meters, cfg, now, baseline)
+    with tracing.span("estimate"):
+        estimated = estimate(validated, cfg)
     return estimated.filter(~pl.col("_ctx")).drop("_ctx")

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from metrify.settings.anomaly import AnomalyConfig
 from metrify.settings.api import ApiConfig
 from metrify.settings.masking import mask_tree, mask_url
+from metrify.settings.telemetry import TracingConfig
 from metrify.settings.vee import VeeConfig
 from metrify.settings.warehouse import WarehouseConfig
 
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig, description="REST API and its security")
     warehouse: WarehouseConfig = Field(
         default_factory=WarehouseConfig, description="dbt targets: DuckDB, PostgreSQL, Snowflake"
+    )
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig, description="OpenTelemetry traces over OTLP (off by default)"
     )
 
     @field_validator("log_level")

@@ -40,6 +40,7 @@ import polars as pl
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from metrify.contracts.records import GRID, READING, WEATHER, Contract
+from metrify.ops import tracing
 from metrify.settings.kafka import KafkaSettings
 from metrify.sources.batches import BadRow, ReaderError
 from metrify.sources.decode import SchemaMismatch, decode
@@ -353,9 +354,32 @@ class Sender:
     ) -> int:
         """Send contract records keyed by id; returns how many records were queued."""
         topic, queued = self.kafka.topic(kind), 0
-        for key, value, count in frame_messages(CONTRACT_OF[kind], frame, max_records=max_records):
-            self.send(topic, key, value, records=count)
-            queued += count
+        if not tracing.enabled():
+            for key, value, count in frame_messages(
+                CONTRACT_OF[kind], frame, max_records=max_records
+            ):
+                self.send(topic, key, value, records=count)
+                queued += count
+            return queued
+        # Traced: every message carries this span's context in its headers, so the
+        # worker that takes it continues the trace (see metrify.pipeline.worker).
+        with tracing.span(
+            f"{topic} publish",
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "metrify.rows": frame.height,
+            },
+            kind="producer",
+        ):
+            headers: list[tuple[str, str | bytes | None]] = []
+            tracing.inject(headers)
+            for key, value, count in frame_messages(
+                CONTRACT_OF[kind], frame, max_records=max_records
+            ):
+                self.send(topic, key, value, records=count, headers=headers or None)
+                queued += count
         return queued
 
     def dead_letter(

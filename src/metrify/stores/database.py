@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from metrify.settings import Settings
 from metrify.stores import embedded
+from metrify.stores.traced import cursor_options
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def connect(settings: Settings, *, migrate: bool = True) -> psycopg.Connection[t
     (as the owner) on first use."""
     try:
         url = prepare(settings) if migrate else database_url(settings)
-        return psycopg.connect(url, autocommit=True)
+        return psycopg.connect(url, autocommit=True, **cursor_options())
     except embedded.EmbeddedError as exc:
         raise DatabaseError(str(exc)) from exc
     except psycopg.OperationalError as exc:

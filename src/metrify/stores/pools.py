@@ -23,6 +23,8 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from metrify.stores.traced import cursor_options
+
 Connection: TypeAlias = psycopg.Connection[Any]
 AsyncConnection: TypeAlias = psycopg.AsyncConnection[Any]
 Pool: TypeAlias = ConnectionPool[Any]
@@ -82,7 +84,7 @@ class FailFastPool(ConnectionPool[Connection]):
             url,
             min_size=1,
             max_size=max_size,
-            kwargs=dict(CONNECTION_OPTIONS),
+            kwargs={**CONNECTION_OPTIONS, **cursor_options()},
             open=False,
             configure=self.reach.connected,
             reconnect_timeout=RECONNECT_S,
@@ -110,7 +112,7 @@ class FailFastAsyncPool(AsyncConnectionPool[AsyncConnection]):
             url,
             min_size=1,
             max_size=max_size,
-            kwargs=dict(CONNECTION_OPTIONS),
+            kwargs={**CONNECTION_OPTIONS, **cursor_options(asynchronous=True)},
             open=False,
             configure=self.reach.connected_async,
             reconnect_timeout=RECONNECT_S,

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import errors
 
 from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
+from metrify.ops import tracing
 from metrify.settings import UnknownMeterPolicy
 from metrify.stores import lake_outbox, quality_daily
 from metrify.stores.partitions import Partitions, months_of
@@ -272,6 +273,7 @@ class PostgresStore:
             self._staged.add(name)
         return name
 
+    @tracing.db("write_series")
     def write_series(
         self,
         contract: Contract,
@@ -522,6 +524,7 @@ class PostgresStore:
 
     # --- history for VEE ----------------------------------------------------------------
 
+    @tracing.db("load_context")
     def load_context(
         self, contract: Contract, ids: pl.Series, since: dt.datetime, until: dt.datetime
     ) -> pl.DataFrame:
@@ -555,6 +558,7 @@ class PostgresStore:
             *[pl.col(c).cast(t) for c, t in schema.items() if c != "ts" and t != pl.String],
         ).select(cols)
 
+    @tracing.db("meter_attributes")
     def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
         """What VEE and the detectors need of these meters (absent meters: no row):
         limits, state, time zone, weather station, and ``has_pv`` (registered
@@ -571,6 +575,7 @@ class PostgresStore:
         ).fetchall()
         return pl.DataFrame(rows, schema=schema, orient="row")
 
+    @tracing.db("refresh_quality_daily")
     def refresh_quality_daily(self) -> int:
         """Recompute the daily quality scores of every meter-day marked stale (see
         :mod:`metrify.stores.quality_daily`); how many daily rows were written."""
@@ -578,6 +583,7 @@ class PostgresStore:
 
     # --- reference data ----------------------------------------------------------------
 
+    @tracing.db("write_reference")
     def write_reference(
         self, contract: Contract, frame: pl.DataFrame, *, quarantine: pl.DataFrame | None = None
     ) -> WriteResult:
@@ -644,6 +650,7 @@ class PostgresStore:
                 quarantine_rows(cur, quarantine)
         return result
 
+    @tracing.db("write_quarantine")
     def write_quarantine(self, quarantine: pl.DataFrame) -> None:
         """Store rows that never became records (undecodable lines, missing keys)."""
         if not quarantine.height:

@@ -33,6 +33,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from metrify.contracts.records import CONTRACTS, Contract
+from metrify.ops import tracing
 from metrify.stores.lake import legacy
 from metrify.stores.lake.location import locate
 from metrify.stores.postgres import VERSION_TYPES
@@ -211,6 +212,7 @@ class Lake:
 
     # --- writing ------------------------------------------------------------------
 
+    @tracing.traced("lake write", {"db.system.name": "deltalake"})
     def write(self, kind: str, frame: pl.DataFrame) -> int:
         """Upsert one batch of versions in one commit; the number of files it added.
 
