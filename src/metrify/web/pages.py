@@ -250,7 +250,8 @@ async def refresh(request: Request) -> Response:
         return JSONResponse({"detail": "signed out"}, status_code=401)
     s.check_csrf(request, session, request.headers.get(s.CSRF_HEADER))
     response = JSONResponse(
-        {"access_token": session.access, "csrf": session.csrf}, headers={"Cache-Control": "no-store"}
+        {"access_token": session.access, "csrf": session.csrf},
+        headers={"Cache-Control": "no-store"},
     )
     if session.renewed:
         s.set_tokens(request, response, session.access, session.refresh)
@@ -266,7 +267,9 @@ async def overview(request: Request, session: s.Session) -> Response:
     async with state.apool.connection() as conn:
         fresh = await dashboard.freshness(conn, regions)
         counts = await dashboard.anomaly_counts(conn, regions)
-    by_severity = {sev: {"open": 0, "acknowledged": 0} for sev in reversed(SEVERITIES)}
+    by_severity: dict[str, dict[str, int]] = {
+        sev: {"open": 0, "acknowledged": 0} for sev in reversed(SEVERITIES)
+    }
     for status, severity, n in counts:
         by_severity.setdefault(severity, {"open": 0, "acknowledged": 0})[status] = n
     show_anomalies = session.can(Permission.READ_ANOMALIES)
@@ -480,7 +483,11 @@ async def anomaly_status(request: Request, anomaly_id: int) -> Response:
         raise Problem(400, "note must not contain NUL characters")
     try:
         await set_status(
-            request, s.state_of(request), session.principal, anomaly_id, _TARGETS[action],
+            request,
+            s.state_of(request),
+            session.principal,
+            anomaly_id,
+            _TARGETS[action],
             note.strip() or None,
         )
     except Problem as exc:

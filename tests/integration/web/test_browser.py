@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -214,9 +213,7 @@ def test_sign_in_and_every_page(server: str, browser: Any) -> None:
     browser.save_screenshot(str(ARTIFACTS / "grid.png"))
 
 
-def test_filter_and_acknowledge_an_anomaly(
-    server: str, browser: Any, database_url: str
-) -> None:
+def test_filter_and_acknowledge_an_anomaly(server: str, browser: Any, database_url: str) -> None:
     import psycopg
     from selenium.webdriver.support.ui import Select
 

@@ -179,7 +179,9 @@ def test_triage_form_needs_the_csrf_token_and_records_the_change(api: Api) -> No
         ).fetchall()
     assert (status, by, note) == ("resolved", "op", "on it")
     assert [a for (a,) in actions] == ["anomalies.acknowledge", "anomalies.resolve"]
-    again = api.client.post(f"/anomalies/{target}/status", data={"action": "resolve", "csrf": token})
+    again = api.client.post(
+        f"/anomalies/{target}/status", data={"action": "resolve", "csrf": token}
+    )
     assert again.status_code == 409
 
 

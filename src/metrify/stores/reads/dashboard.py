@@ -67,8 +67,9 @@ async def anomaly_counts(
     """(status, severity, incidents) of the anomalies still being worked on (open or
     acknowledged) that a reader bound to ``regions`` may see (None: all; nodes and
     stations have no region, so a region-bound reader sees only meters')."""
+    params: list[Any] = []
     if regions is None:
-        scope, params = "TRUE", []
+        scope = "TRUE"
     else:
         clause, params = _meter_scope(regions, "subject_id")
         scope = f"subject_type = 'meter' AND {clause}"
@@ -166,9 +167,7 @@ async def newest_reading_ts(conn: AsyncConnection, meter_id: str) -> dt.datetime
 
 async def newest_node_ts(conn: AsyncConnection, node_id: str) -> dt.datetime | None:
     """The node's newest measurement time (its primary key, read backwards)."""
-    cur = await conn.execute(
-        "SELECT max(ts) FROM grid_measurements WHERE node_id = %s", (node_id,)
-    )
+    cur = await conn.execute("SELECT max(ts) FROM grid_measurements WHERE node_id = %s", (node_id,))
     row = await cur.fetchone()
     return None if row is None else row[0]
 
