@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlencode
 import orjson
 from fastapi import APIRouter, Query, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from metrify import __version__
@@ -28,8 +29,10 @@ from metrify.api.rbac import Permission
 from metrify.api.routers.anomalies import set_status
 from metrify.api.routers.auth import end_session, password_sign_in
 from metrify.api.scope import in_scope
+from metrify.api.state import AppState
 from metrify.contracts.anomalies import SEVERITIES, Kind, Status
 from metrify.contracts.records import ID_PATTERN, METER, NODE
+from metrify.stores import aggregates
 from metrify.stores.anomalies import AnomalyQuery, list_anomalies_async
 from metrify.stores.reads import dashboard, meters, reference
 from metrify.web import session as s
@@ -261,30 +264,43 @@ async def refresh(request: Request) -> Response:
 # --- fleet overview ---------------------------------------------------------------------
 
 
+def _refresh_aggregates(state: AppState) -> None:
+    """Fold marked writes into the 30-minute aggregates first, as ``/v1/energy`` does,
+    so the overview's counts include what was just ingested (blocking: a thread's)."""
+    with state.pool.connection() as conn:
+        if aggregates.pending(conn):
+            aggregates.refresh(conn)
+
+
 async def overview(request: Request, session: s.Session) -> Response:
     state = s.state_of(request)
     regions = session.principal.regions
+    await run_in_threadpool(_refresh_aggregates, state)
     async with state.apool.connection() as conn:
-        fresh = await dashboard.freshness(conn, regions)
+        _, fresh = await dashboard.live_tail(conn, regions, limit=1)
+        complete = await dashboard.completeness(conn, regions)
         counts = await dashboard.anomaly_counts(conn, regions)
+        newest = complete["newest_bucket"] or fresh["newest_ts"]
+        end = (newest or dt.datetime.now(dt.UTC)) + dt.timedelta(minutes=30)
+        per_region = await dashboard.regions_summary(conn, regions, end - dt.timedelta(days=1), end)
     by_severity: dict[str, dict[str, int]] = {
         sev: {"open": 0, "acknowledged": 0} for sev in reversed(SEVERITIES)
     }
     for status, severity, n in counts:
         by_severity.setdefault(severity, {"open": 0, "acknowledged": 0})[status] = n
-    show_anomalies = session.can(Permission.READ_ANOMALIES)
     return render(
         request,
         "overview.html",
         session,
         fresh=fresh,
+        complete=complete,
+        per_region=per_region,
         by_severity=by_severity,
-        show_anomalies=show_anomalies,
+        show_anomalies=session.can(Permission.READ_ANOMALIES),
         now=dt.datetime.now(dt.UTC),
         data={
-            "newest": fresh["newest_ts"],
+            "newest": newest,
             "regions": None if regions is None else list(regions),
-            "tz": state.settings.fleet_timezone,
         },
     )
 
@@ -552,8 +568,7 @@ async def live_data(request: Request) -> Response:
         return JSONResponse({"detail": "signed out"}, status_code=401)
     regions = session.principal.regions
     async with s.state_of(request).apool.connection() as conn:
-        fresh = await dashboard.freshness(conn, regions)
-        tail = await dashboard.live_tail(conn, regions)
+        tail, fresh = await dashboard.live_tail(conn, regions)
     body = {"at": dt.datetime.now(dt.UTC), **fresh, "readings": tail}
     response = Response(
         orjson.dumps(body, default=_iso),

@@ -1,10 +1,12 @@
 """What the web dashboard reads that no API route answers: the control-room figures.
 
-Open anomalies by severity, how fresh the data is (newest reading, last ingest), the
-newest readings for the live page, the edit history of a meter and the newest time a
-meter or grid node has data (the default range of their pages). Every query is bounded
-by an index or by a recent time window, so a page stays fast over a store of millions
-of readings; region scope is applied in SQL, as the API's reads do.
+Open anomalies by severity, how fresh the data is (newest reading, last ingest, lag),
+completeness per region from the 30-minute aggregates, the newest readings for the live
+page, the edit history of a meter and the newest time a meter or grid node has data
+(the default range of their pages). Every query follows an index (primary keys, the
+aggregates), never a scan of a window of raw readings: readings loaded meter by meter
+lie in no time order on disk, where a BRIN range reads the whole partition. Region
+scope is applied in SQL, as the API's reads do.
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ from metrify.stores.pools import AsyncConnection
 
 __all__ = [
     "LIVE_COLUMNS",
+    "REGION_COLUMNS",
     "anomaly_counts",
-    "freshness",
+    "completeness",
     "history",
     "live_tail",
     "meter_page",
     "newest_node_ts",
     "newest_reading_ts",
+    "regions_summary",
 ]
-
-#: how far back before the newest aggregated bucket the live and freshness reads look:
-#: late readings of older intervals are corrections, not live data
-WINDOW: Final = dt.timedelta(days=1)
 
 LIVE_COLUMNS: Final = (
     "meter_id",
@@ -50,15 +50,24 @@ HISTORY_COLUMNS: Final = (
     "replaced_by",
     "reason",
 )
+REGION_COLUMNS: Final = (
+    "region",
+    "meters",
+    "present",
+    "missing",
+    "estimated",
+    "suspect",
+    "rejected",
+    "import_kwh",
+    "mean_quality_score",
+)
 
 
-def _meter_scope(regions: Sequence[str] | None, column: str) -> tuple[str, list[Any]]:
+def _in_regions(regions: Sequence[str] | None, column: str) -> tuple[str, list[Any]]:
+    """A condition on ``column`` (a region) for a reader bound to ``regions``."""
     if regions is None:
         return "TRUE", []
-    return (
-        f"{column} IN (SELECT meter_id FROM meters WHERE region = ANY(%s))",
-        [list(regions)],
-    )
+    return f"{column} = ANY(%s)", [list(regions)]
 
 
 async def anomaly_counts(
@@ -68,11 +77,13 @@ async def anomaly_counts(
     acknowledged) that a reader bound to ``regions`` may see (None: all; nodes and
     stations have no region, so a region-bound reader sees only meters')."""
     params: list[Any] = []
-    if regions is None:
-        scope = "TRUE"
-    else:
-        clause, params = _meter_scope(regions, "subject_id")
-        scope = f"subject_type = 'meter' AND {clause}"
+    scope = "TRUE"
+    if regions is not None:
+        scope = (
+            "subject_type = 'meter' AND subject_id IN"
+            " (SELECT meter_id FROM meters WHERE region = ANY(%s))"
+        )
+        params = [list(regions)]
     cur = await conn.execute(
         "SELECT status, severity, count(*) FROM anomalies"
         f" WHERE status IN ('open', 'acknowledged') AND {scope} GROUP BY 1, 2",
@@ -81,63 +92,119 @@ async def anomaly_counts(
     return [(str(s), str(v), int(n)) for s, v, n in await cur.fetchall()]
 
 
-async def _lower_bound(conn: AsyncConnection) -> dt.datetime | None:
-    """A day before the newest aggregated bucket (from the aggregates' primary key, an
-    index probe); None when nothing is aggregated yet (then every reading is read)."""
-    cur = await conn.execute("SELECT max(bucket) FROM agg_group_30m WHERE dim = 'fleet'")
-    row = await cur.fetchone()
-    newest = None if row is None else row[0]
-    return None if newest is None else newest - WINDOW
-
-
-async def freshness(conn: AsyncConnection, regions: Sequence[str] | None) -> dict[str, Any]:
-    """The newest reading's interval start, the last time a reading was stored, and how
-    long after its interval ended the newest reading was stored (the ingest lag), over
-    the recent window of the readings a reader may see."""
-    since = await _lower_bound(conn)
-    scope, params = _meter_scope(regions, "meter_id")
-    cur = await conn.execute(
-        "SELECT max(ts), max(ingested_at), count(*) FILTER (WHERE quality & 1 = 0),"
-        " count(*) FILTER (WHERE quality & 1 <> 0),"
-        " count(*) FILTER (WHERE status = 'estimated'),"
-        " count(*) FILTER (WHERE status = 'suspect')"
-        f" FROM readings WHERE ts >= %s AND {scope}",
-        [since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC), *params],
+_NEWEST_PER_METER: Final = """
+    WITH newest AS (
+        SELECT m.meter_id, r.*
+        FROM meters m
+        CROSS JOIN LATERAL (
+            SELECT ts, interval_s, import_kwh, quality, status, source, ingested_at
+            FROM readings WHERE readings.meter_id = m.meter_id ORDER BY ts DESC LIMIT 1
+        ) r
+        WHERE {scope}
     )
-    newest, stored, present, missing, estimated, suspect = (await cur.fetchone()) or (None,) * 6
-    lag = None
-    if newest is not None:
-        cur = await conn.execute(
-            "SELECT max(ingested_at - (ts + make_interval(secs => interval_s)))"
-            f" FROM readings WHERE ts = %s AND {scope}",
-            [newest, *params],
-        )
-        got = await cur.fetchone()
-        lag = None if got is None or got[0] is None else got[0].total_seconds()
-    return {
-        "newest_ts": newest,
-        "last_ingested_at": stored,
-        "ingest_lag_s": lag,
-        "window_present": int(present or 0),
-        "window_missing": int(missing or 0),
-        "window_estimated": int(estimated or 0),
-        "window_suspect": int(suspect or 0),
-    }
+    SELECT {columns}, interval_s, max(ingested_at) OVER (), count(*) OVER ()
+    FROM newest ORDER BY ts DESC, ingested_at DESC, meter_id LIMIT %s
+"""
 
 
 async def live_tail(
     conn: AsyncConnection, regions: Sequence[str] | None, limit: int = 20
-) -> list[dict[str, Any]]:
-    """The newest readings by interval time (latest stored first within one time): what
-    has just arrived from the field, for the live page."""
-    since = await _lower_bound(conn)
-    scope, params = _meter_scope(regions, "meter_id")
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The newest reading of each meter in scope, newest first (``limit`` of them), and
+    what they tell of freshness: the newest interval, the last time one of them was
+    stored, how long after its interval ended the newest reading was stored (the ingest
+    lag), and how many meters have any reading.
+
+    One index probe per meter (its newest reading, by its primary key): the cost
+    follows the size of the fleet, not the number of readings stored.
+    """
+    scope, params = _in_regions(regions, "m.region")
     cur = await conn.execute(
-        f"SELECT {', '.join(LIVE_COLUMNS)} FROM readings WHERE ts >= %s AND {scope}"
-        " ORDER BY ts DESC, ingested_at DESC, meter_id LIMIT %s",
-        [since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC), *params, limit],
+        _NEWEST_PER_METER.format(scope=scope, columns=", ".join(LIVE_COLUMNS)),
+        [*params, limit],
     )
-    return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in await cur.fetchall()]
+    rows = await cur.fetchall()
+    width = len(LIVE_COLUMNS)
+    tail = [dict(zip(LIVE_COLUMNS, r[:width], strict=True)) for r in rows]
+    fresh: dict[str, Any] = {
+        "newest_ts": None,
+        "last_ingested_at": None,
+        "ingest_lag_s": None,
+        "meters_reporting": 0,
+    }
+    if rows:
+        first = rows[0]
+        ts, ingested, interval_s = first[1], first[6], first[width]
+        fresh = {
+            "newest_ts": ts,
+            "last_ingested_at": first[width + 1],
+            "ingest_lag_s": (ingested - ts).total_seconds() - interval_s,
+            "meters_reporting": int(first[width + 2]),
+        }
+    return tail, fresh
+
+
+async def completeness(
+    conn: AsyncConnection, regions: Sequence[str] | None, days: int = 1
+) -> dict[str, Any]:
+    """Interval counts by kind (present, missing, estimated, suspect, rejected) over the
+    last ``days`` of aggregated data of the fleet or the reader's regions, from the
+    30-minute aggregates (their primary key): the overview's completeness card."""
+    if regions is None:
+        where, params = "dim = 'fleet'", []
+    else:
+        where, params = "dim = 'region' AND key = ANY(%s)", [list(regions)]
+    cur = await conn.execute(
+        f"""
+        WITH g AS (SELECT * FROM agg_group_30m WHERE {where}),
+             newest AS (SELECT max(bucket) AS b FROM g)
+        SELECT (SELECT b FROM newest), coalesce(sum(n_present), 0),
+               coalesce(sum(n_missing), 0), coalesce(sum(n_estimated), 0),
+               coalesce(sum(n_suspect), 0), coalesce(sum(n_rejected), 0)
+        FROM g WHERE bucket > (SELECT b FROM newest) - make_interval(days => %s)
+        """,
+        [*params, days],
+    )
+    row = await cur.fetchone()
+    names = ("newest_bucket", "present", "missing", "estimated", "suspect", "rejected")
+    return dict(zip(names, row or (None, 0, 0, 0, 0, 0), strict=True))
+
+
+async def regions_summary(
+    conn: AsyncConnection, regions: Sequence[str] | None, start: dt.datetime, end: dt.datetime
+) -> list[dict[str, Any]]:
+    """Per region in scope over [start, end) (:data:`REGION_COLUMNS`): meters, interval
+    counts by kind and energy from the 30-minute aggregates, and the mean daily quality
+    score; regions in name order. The overview's table, without reading raw readings."""
+    scope, params = _in_regions(regions, "region")
+    cur = await conn.execute(
+        f"""
+        WITH scope AS (SELECT region, count(*) AS meters FROM meters
+                       WHERE region IS NOT NULL AND {scope} GROUP BY region),
+        agg AS (
+            SELECT key AS region, sum(import_kwh) AS import_kwh, sum(n_present) AS present,
+                   sum(n_missing) AS missing, sum(n_estimated) AS estimated,
+                   sum(n_suspect) AS suspect, sum(n_rejected) AS rejected
+            FROM agg_group_30m
+            WHERE dim = 'region' AND key IN (SELECT region FROM scope)
+              AND bucket >= %s AND bucket < %s
+            GROUP BY key
+        ), score AS (
+            SELECT m.region, avg(q.score) AS score
+            FROM quality_daily q JOIN meters m USING (meter_id)
+            WHERE q.day >= %s::date AND q.day <= %s::date
+              AND m.region IN (SELECT region FROM scope)
+            GROUP BY m.region
+        )
+        SELECT s.region, s.meters, coalesce(a.present, 0), coalesce(a.missing, 0),
+               coalesce(a.estimated, 0), coalesce(a.suspect, 0), coalesce(a.rejected, 0),
+               a.import_kwh, sc.score
+        FROM scope s LEFT JOIN agg a USING (region) LEFT JOIN score sc USING (region)
+        ORDER BY s.region
+        """,
+        [*params, start, end, start, end],
+    )
+    return [dict(zip(REGION_COLUMNS, r, strict=True)) for r in await cur.fetchall()]
 
 
 async def history(
@@ -185,7 +252,7 @@ async def meter_page(
 ) -> list[dict[str, Any]]:
     """Meters whose id starts with ``prefix``, after ``after``, in id order, of the
     reader's regions (None: all): the meter list's page (the primary key's order)."""
-    scope, params = ("TRUE", []) if regions is None else ("region = ANY(%s)", [list(regions)])
+    scope, params = _in_regions(regions, "region")
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     cur = await conn.execute(
         f"SELECT {', '.join(METER_COLUMNS)} FROM meters"

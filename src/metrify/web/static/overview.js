@@ -35,16 +35,4 @@
     }), [xs].concat(demand), { title: "Peak demand per hour (kW)" });
   }).catch(function (e) { document.getElementById("energy-chart").textContent = "Energy unavailable: " + e.message; });
 
-  var dayStart = new Date(end.getTime() - 86400e3);
-  M.api("/v1/fleet/summary", { from: M.iso(dayStart), to: M.iso(end) }).then(function (b) {
-    var tbody = document.querySelector("#regions tbody");
-    (b ? b.regions : []).forEach(function (r) {
-      var tr = document.createElement("tr");
-      M.cell(tr, r.region || "(none)");
-      [r.meters, r.reporting_meters, r.readings, r.missing, r.estimated, r.suspect, r.rejected].forEach(function (v) { M.cell(tr, v); });
-      M.cell(tr, M.round(r.import_kwh, 1));
-      M.cell(tr, M.round(r.mean_quality_score, 3));
-      tbody.appendChild(tr);
-    });
-  });
 })();
