@@ -17,7 +17,8 @@ it; a reading reaches the screen at most one poll period after that.
     .venv/bin/python bench/web.py [--meters 200] [--days 11] [--rounds 40] [--reuse DIR]
 
 Uses ``METRIFY_DATABASE_URL`` if set, else a private embedded PostgreSQL in a temp folder.
-Writes ``bench/results/web.json`` and prints a table.
+Writes ``bench/results/web.json`` (with the load averages at the start and the end:
+the machine's other work shows in every figure) and prints a table.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def main() -> None:
             marker.write_text(f"{args.meters} {args.days}\n")
         with psycopg.connect(url, autocommit=True) as conn:
             aggregates.refresh(conn)
-            conn.execute("DELETE FROM users WHERE username = 'bench'")
+            conn.execute("TRUNCATE users, refresh_tokens, api_keys")  # a reused store
             users.create_user(conn, "bench", PASSWORD, Role.OPERATOR, None)
             (readings,) = conn.execute("SELECT count(*) FROM readings").fetchone() or (0,)
         print(f"store: {readings:,} readings", flush=True)
@@ -215,6 +216,7 @@ def main() -> None:
             "METRIFY_API__RATE_LIMIT_BURST": "1000000",
         }
         proc = start_server(env, args.port, args.workers)
+        load_at_start = os.getloadavg()
         base = f"http://127.0.0.1:{args.port}"
         with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as client:
             token = sign_in(client)
@@ -238,7 +240,8 @@ def main() -> None:
             "live_delay_s": delays,
             "live_poll_s": LIVE_POLL_S,
             "machine": machine(),
-            "load_before": os.getloadavg(),
+            "load_at_start": load_at_start,
+            "load_at_end": os.getloadavg(),
         }
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -199,7 +199,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
             {},
             {},
         )
-        for action in ("acknowledge", "resolve", "false-positive")
+        for action in ("acknowledge", "resolve", "false-positive", "reopen")
     },
 }
 #: open on purpose: sign-in, sign-out with a refresh token, and the probes

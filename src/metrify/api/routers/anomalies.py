@@ -1,4 +1,4 @@
-"""``/v1/anomalies``: list incidents; acknowledge, resolve or mark one a false positive.
+"""``/v1/anomalies``: list incidents; acknowledge, resolve, mark false positive or reopen one.
 
 Listing and status changes are :mod:`metrify.stores.anomalies`'s, the same the CLI uses;
 this router adds HTTP: the principal's region scope, paging and the audit record.
@@ -178,3 +178,12 @@ async def false_positive(
     skip its span when they look for new incidents)."""
     note = body.note if body else None
     return await set_status(request, state, principal, anomaly_id, Status.FALSE_POSITIVE, note)
+
+
+@router.post("/anomalies/{anomaly_id}/reopen", response_model=Anomaly, responses=ERRORS)
+async def reopen(
+    request: Request, state: State, principal: Acker, anomaly_id: AnomalyId, body: AckBody = None
+) -> Any:
+    """Back to open from any other status (it does not alert again: its alert went out)."""
+    note = body.note if body else None
+    return await set_status(request, state, principal, anomaly_id, Status.OPEN, note)
