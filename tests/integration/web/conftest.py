@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from support.api import Api, running_api
+from support.artifacts import SCREENSHOTS
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +22,10 @@ def api(
         if seed is not None:
             seed(running)
         yield running
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the browser tests left their screenshots (the run's artifacts)."""
+    folder = terminalreporter.config.stash.get(SCREENSHOTS, None)
+    if folder is not None:
+        terminalreporter.write_line(f"dashboard screenshots: {folder}")

@@ -26,6 +26,7 @@ from metrify.settings import Settings
 from metrify.settings.api import ApiConfig
 from metrify.web import create_app
 from support.api import PASSWORD, SECRET
+from support.artifacts import SCREENSHOTS
 from support.database import app_url, clear_tables
 from support.paths import REPO
 from support.server import free_port
@@ -151,13 +152,11 @@ def browser(server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    request.config.stash[SCREENSHOTS] = ARTIFACTS  # printed at the end of the run
     try:
         yield driver
     finally:
         driver.quit()
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"dashboard screenshots: {ARTIFACTS}")
 
 
 def wait_for(check: Any, timeout: float = 10.0) -> Any:
