@@ -90,7 +90,22 @@ def flags_of(quality: int | None) -> str:
     return ", ".join(name for bit, name in enumerate(FLAGS) if quality & (1 << bit))
 
 
+def duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: ``45 s``, ``12 min``, ``3 h 20 min``, ``643 d 8 h``."""
+    if seconds is None:
+        return "—"
+    sign, left = ("-" if seconds < 0 else ""), abs(int(seconds))
+    if left < 120:
+        return f"{sign}{left} s"
+    if left < 3600:
+        return f"{sign}{left // 60} min"
+    if left < 86400:
+        return f"{sign}{left // 3600} h {left % 3600 // 60} min"
+    return f"{sign}{left // 86400} d {left % 86400 // 3600} h"
+
+
 env.filters["flags"] = flags_of
+env.filters["duration"] = duration
 
 
 def _iso(value: Any) -> Any:

@@ -225,3 +225,24 @@ def test_api_triage_routes(api: Api, before: str, route: str, status: str, audit
             (str(target),),
         ).fetchone()
     assert action == audited
+
+
+def test_an_expired_access_token_is_renewed_with_the_refresh_token(api: Api) -> None:
+    sign_in(api, "admin")
+    refresh_before = api.client.cookies.get("metrify_refresh")
+    api.client.cookies.set("metrify_access", "expired.or.forged")
+    page = api.client.get("/live", follow_redirects=False)
+    assert page.status_code == 200
+    # renewed as the refresh grant does: a new access token and a rotated refresh token
+    assert page.cookies.get("metrify_access") not in (None, "expired.or.forged")
+    assert page.cookies.get("metrify_refresh") not in (None, refresh_before)
+
+
+def test_the_page_script_gets_a_fresh_token_only_with_the_csrf_header(api: Api) -> None:
+    sign_in(api, "north")
+    assert api.client.post("/session/refresh").status_code == 403
+    answer = api.client.post("/session/refresh", headers={"X-CSRF-Token": csrf(api, "/live")})
+    assert answer.status_code == 200
+    token = answer.json()["access_token"]
+    me = api.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["name"] == "north" and me.json()["regions"] == ["north"]

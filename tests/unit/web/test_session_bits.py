@@ -55,3 +55,13 @@ def test_page_data_cannot_close_its_script_element() -> None:
     start = body.index('id="page-data">')
     assert "</script><b>" not in body[start:]
     assert "<\\/script><b>" in body[start:]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "—"), (45, "45 s"), (-30, "-30 s"), (720, "12 min"), (12_000, "3 h 20 min")],
+)
+def test_durations_read_as_people_say_them(seconds: float | None, text: str) -> None:
+    assert pages.duration(seconds) == text
+    # a historical load: stored 643 days and 8 hours after the interval ended
+    assert pages.duration(643 * 86400 + 8 * 3600 + 59) == "643 d 8 h"

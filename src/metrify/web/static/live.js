@@ -14,7 +14,7 @@
       text("checked", M.fmt(b.at));
       text("live-newest", M.fmt(b.newest_ts));
       text("live-ingested", M.fmt(b.last_ingested_at));
-      text("live-lag", b.ingest_lag_s === null ? "—" : Math.round(b.ingest_lag_s) + " s");
+      text("live-lag", M.duration(b.ingest_lag_s));
       var tbody = document.querySelector("#live-readings tbody");
       tbody.innerHTML = "";
       b.readings.forEach(function (r) {

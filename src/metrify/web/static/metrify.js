@@ -92,7 +92,8 @@ var M = (function () {
     var width = Math.max(el.clientWidth || 900, 300);
     var o = Object.assign({
       width: width, height: 260, series: [{}].concat(series),
-      axes: [{}, { size: 60 }], scales: { x: { time: true } }, legend: { live: true }
+      axes: [{}, { size: 60 }], scales: { x: { time: true } }, legend: { live: true },
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
     }, opts || {});
     return new uPlot(o, data, el);
   }
@@ -105,8 +106,18 @@ var M = (function () {
     return td;
   }
 
+  /* Seconds as a person reads them (the pages' duration filter, in the browser). */
+  function duration(s) {
+    if (s === null || s === undefined) return "—";
+    var sign = s < 0 ? "-" : "", left = Math.floor(Math.abs(s));
+    if (left < 120) return sign + left + " s";
+    if (left < 3600) return sign + Math.floor(left / 60) + " min";
+    if (left < 86400) return sign + Math.floor(left / 3600) + " h " + Math.floor(left % 3600 / 60) + " min";
+    return sign + Math.floor(left / 86400) + " d " + Math.floor(left % 86400 / 3600) + " h";
+  }
+
   function round(v, n) { return v === null || v === undefined ? null : Number(v).toFixed(n === undefined ? 2 : n); }
 
   return { page: page, api: api, pages: pages, secs: secs, iso: iso, fmt: fmt, flags: flags,
-    spansPlugin: spansPlugin, chart: chart, cell: cell, round: round, csrf: function () { return csrf; } };
+    spansPlugin: spansPlugin, chart: chart, cell: cell, round: round, duration: duration, csrf: function () { return csrf; } };
 })();
