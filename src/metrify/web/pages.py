@@ -73,12 +73,14 @@ FLAGS = (
     "edited",
     "anomaly",
 )
+#: the navigation: (path, label, the permission the page needs; a role without it does
+#: not see the link)
 NAV = (
-    ("/", "Fleet"),
-    ("/meters", "Meters"),
-    ("/anomalies", "Anomalies"),
-    ("/grid", "Grid"),
-    ("/live", "Live"),
+    ("/", "Fleet", Permission.READ_AGGREGATES),
+    ("/meters", "Meters", Permission.READ_REFERENCE),
+    ("/anomalies", "Anomalies", Permission.READ_ANOMALIES),
+    ("/grid", "Grid", Permission.READ_AGGREGATES),
+    ("/live", "Live", Permission.READ_AGGREGATES),
 )
 
 router = APIRouter(include_in_schema=False)
@@ -127,7 +129,7 @@ def render(
         request=request,
         session=session,
         principal=None if session is None else session.principal,
-        nav=NAV,
+        nav=[] if session is None else [(h, t) for h, t, p in NAV if session.can(p)],
         path=request.url.path,
         version=__version__,
         page_data=orjson.dumps(data or {}, default=_iso).decode().replace("</", "<\\/"),
@@ -362,6 +364,8 @@ async def meter_page(
     if isinstance(session, Response):
         return session
     state = s.state_of(request)
+    if resolution == "raw" and not session.can(Permission.READ_RAW):
+        resolution = "15m"  # raw readings need read:raw; the finest aggregate instead
     if not re.fullmatch(ID_PATTERN, meter_id):
         return render(request, "forbidden.html", session, status=404, detail="no such meter")
     async with state.apool.connection() as conn:

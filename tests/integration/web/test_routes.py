@@ -147,7 +147,12 @@ def test_a_viewer_cannot_open_triage(api: Api) -> None:
     response = api.client.get("/anomalies")
     assert response.status_code == 403
     assert "read:anomalies" in response.text
-    assert "Anomalies being worked on" not in api.client.get("/").text
+    home = api.client.get("/").text
+    assert "Anomalies being worked on" not in home
+    assert 'href="/anomalies"' not in home and 'href="/grid"' in home  # no link to it
+    # raw readings need read:raw: the meter page falls back to 15-minute buckets
+    page = api.client.get("/meters/M-N1?resolution=raw").text
+    assert '"resolution":"15m"' in page and "<option>raw</option>" not in page
 
 
 def test_triage_form_needs_the_csrf_token_and_records_the_change(api: Api) -> None:
