@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +91,7 @@ async def current(request: Request, permission: Permission = Permission.SELF) ->
         except Problem as exc:
             if exc.status != 401:
                 raise
-    try:  # expired (or revoked) access token: one refresh, as a client would
-        tokens = await refresh_session(state, refresh, client_address(request), request_id(request))
-    except Problem as exc:
-        if exc.status == 401:
-            raise NoSession from None
-        raise
-    access, refresh = str(tokens["access_token"]), str(tokens["refresh_token"])
+    access, refresh = await _renew(request, state, refresh)
     try:
         principal = await admit(state, f"Bearer {access}", None, permission)
     except Problem as exc:
@@ -104,6 +99,39 @@ async def current(request: Request, permission: Permission = Permission.SELF) ->
             raise NoSession from None
         raise
     return Session(principal, access, refresh, renewed=True)
+
+
+#: how long a renewal is remembered for the requests that were already on their way with
+#: the refresh token it replaced
+GRACE_S = 30.0
+_renewed: dict[bytes, tuple[float, str, str]] = {}
+
+
+async def _renew(request: Request, state: AppState, refresh: str) -> tuple[str, str]:
+    """New (access, refresh) tokens for an expired access token: the API's refresh grant.
+
+    A browser often sends several requests at once (a page and the live page's poll, two
+    tabs); each carries the same refresh token. The grant rotates it, and a rotated token
+    presented again voids its whole family as stolen: so a renewal is remembered here for
+    :data:`GRACE_S` by the digest of the token it replaced, and the requests that come
+    with that token meanwhile get the same new tokens instead of signing the user out.
+    """
+    key = hashlib.sha256(refresh.encode()).digest()
+    now = time.monotonic()
+    known = _renewed.get(key)
+    if known is not None and now - known[0] < GRACE_S:
+        return known[1], known[2]
+    try:
+        tokens = await refresh_session(state, refresh, client_address(request), request_id(request))
+    except Problem as exc:
+        if exc.status == 401:
+            raise NoSession from None
+        raise
+    access, renewed = str(tokens["access_token"]), str(tokens["refresh_token"])
+    for stale in [k for k, v in _renewed.items() if now - v[0] >= GRACE_S]:
+        del _renewed[stale]
+    _renewed[key] = (now, access, renewed)
+    return access, renewed
 
 
 def check_csrf(request: Request, session: Session, sent: str | None) -> None:

@@ -251,3 +251,23 @@ def test_the_page_script_gets_a_fresh_token_only_with_the_csrf_header(api: Api) 
     token = answer.json()["access_token"]
     me = api.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["name"] == "north" and me.json()["regions"] == ["north"]
+
+
+def test_requests_racing_with_one_expired_token_all_stay_signed_in(api: Api) -> None:
+    """A page and a poll sent together with an expired access token carry the same
+    refresh token: the second must not count as a stolen, re-used one."""
+    sign_in(api, "admin")
+    refresh = api.client.cookies.get("metrify_refresh")
+    assert refresh is not None
+    answers = []
+    for _ in range(2):  # both with the old tokens, as requests already on their way
+        api.client.cookies.clear()
+        api.client.cookies.set("metrify_refresh", refresh)
+        api.client.cookies.set("metrify_access", "expired")
+        answers.append(api.client.get("/live", follow_redirects=False))
+    assert [a.status_code for a in answers] == [200, 200]
+    # the renewed session goes on working (its family was not revoked)
+    api.client.cookies.clear()
+    api.client.cookies.set("metrify_access", answers[1].cookies["metrify_access"])
+    api.client.cookies.set("metrify_refresh", answers[1].cookies["metrify_refresh"])
+    assert api.client.get("/ui/live").status_code == 200
