@@ -396,6 +396,7 @@ async def meter_page(
             "from": first,
             "to": last,
             "resolution": resolution,
+            "interval_s": None if meter is None else meter.get("interval_s"),
             "anomalies": session.can(Permission.READ_ANOMALIES),
         },
     )

@@ -122,6 +122,13 @@ def _seed(base: str, owner_url: str) -> None:
         ]
         assert c.post("/v1/grid", json=grid).status_code == 200
     with psycopg.connect(owner_url, autocommit=True) as conn:
+        # a day-ahead forecast of M-1's second day, every half hour: P10 < P50 < P90
+        conn.execute(
+            "INSERT INTO forecasts (subject_type, subject_id, model, horizon, issued_at,"
+            " target_ts, p10, p50, p90) SELECT 'meter', 'M-1', 'metrify', 'day-ahead',"
+            " '2025-03-01T12:00Z', t, 0.2, 0.3, 0.45 FROM generate_series("
+            "'2025-03-02T00:00Z'::timestamptz, '2025-03-02T23:30Z', '30 minutes') AS t"
+        )
         for meter, severity in (("M-1", "critical"), ("M-2", "low")):
             conn.execute(
                 "INSERT INTO anomalies (kind, subject_type, subject_id, ts_start, ts_end, score,"
@@ -193,6 +200,10 @@ def test_sign_in_and_every_page(server: str, browser: Any) -> None:
     status = wait_for(lambda: css(browser, "#meter-status").get_attribute("data-count"))
     assert status == "48"
     assert css_all(browser, "#meter-chart canvas")
+    # the stored forecast is drawn: its 48 half-hours, P50 and the P10-P90 band
+    assert "forecast of 48 half-hours" in css(browser, "#meter-status").text
+    legend = css(browser, "#meter-chart .u-legend").text
+    assert "forecast P50" in legend and "forecast P10" in legend and "forecast P90" in legend
     # the gap (two missing half-hours, one hour bucket) is listed with its flag
     flagged = [row.text for row in css_all(browser, "#flagged tbody tr")]
     assert any("missing" in row for row in flagged), flagged
