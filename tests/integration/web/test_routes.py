@@ -102,6 +102,8 @@ def test_pages_answer_with_their_content_and_security_headers(api: Api) -> None:
     assert home.status_code == 200
     assert "Fleet overview" in home.text
     assert home.headers["content-security-policy"].startswith("default-src 'self'")
+    # the newest half hour holds one 0.5 kWh reading of each meter: 1 kWh, 2 kW mean
+    assert re.search(r'id="demand-now">2\.0 kW<', home.text)
     # open anomalies by severity: one high (M-N1), one critical and one low (M-S1)
     table = home.text[home.text.index('id="anomaly-counts"') :]
     for severity in ("critical", "high", "low"):
@@ -137,6 +139,7 @@ def test_a_region_scoped_user_sees_only_their_region(api: Api) -> None:
     live = api.client.get("/ui/live").json()
     assert {r["meter_id"] for r in live["readings"]} == {"M-N1"}
     home = api.client.get("/").text
+    assert re.search(r'id="demand-now">1\.0 kW<', home)  # north's meter alone
     counts = home[home.index('id="anomaly-counts"') :]
     assert re.search(r'sev-critical">critical</span></td>\s*<td><a [^>]+>0</a>', counts)
     assert re.search(r'sev-high">high</span></td>\s*<td><a [^>]+>1</a>', counts)

@@ -147,9 +147,10 @@ async def live_tail(
 async def completeness(
     conn: AsyncConnection, regions: Sequence[str] | None, days: int = 1
 ) -> dict[str, Any]:
-    """Interval counts by kind (present, missing, estimated, suspect, rejected) over the
-    last ``days`` of aggregated data of the fleet or the reader's regions, from the
-    30-minute aggregates (their primary key): the overview's completeness card."""
+    """Interval counts by kind (present, missing, estimated, suspect, rejected) and the
+    energy over the last ``days`` of aggregated data of the fleet or the reader's
+    regions, and the energy of the newest half hour (its mean demand is twice that, in
+    kW), from the 30-minute aggregates (their primary key): the overview's cards."""
     if regions is None:
         where, params = "dim = 'fleet'", []
     else:
@@ -160,14 +161,25 @@ async def completeness(
              newest AS (SELECT max(bucket) AS b FROM g)
         SELECT (SELECT b FROM newest), coalesce(sum(n_present), 0),
                coalesce(sum(n_missing), 0), coalesce(sum(n_estimated), 0),
-               coalesce(sum(n_suspect), 0), coalesce(sum(n_rejected), 0)
+               coalesce(sum(n_suspect), 0), coalesce(sum(n_rejected), 0),
+               sum(import_kwh) FILTER (WHERE bucket = (SELECT b FROM newest)),
+               sum(import_kwh)
         FROM g WHERE bucket > (SELECT b FROM newest) - make_interval(days => %s)
         """,
         [*params, days],
     )
     row = await cur.fetchone()
-    names = ("newest_bucket", "present", "missing", "estimated", "suspect", "rejected")
-    return dict(zip(names, row or (None, 0, 0, 0, 0, 0), strict=True))
+    names = (
+        "newest_bucket",
+        "present",
+        "missing",
+        "estimated",
+        "suspect",
+        "rejected",
+        "newest_kwh",
+        "window_kwh",
+    )
+    return dict(zip(names, row or (None, 0, 0, 0, 0, 0, None, None), strict=True))
 
 
 async def regions_summary(
