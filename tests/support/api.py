@@ -96,11 +96,13 @@ def running_api(
     *,
     clean: bool = True,
     settings: dict[str, Any] | None = None,
+    dashboard: bool = False,
     **api: Any,
 ) -> Iterator[Api]:
     """A clean database and a started app; ``api`` overrides ApiConfig fields and
     ``settings`` other Settings fields. ``clean=False`` keeps the tables: a second app
-    over the same database stands for another worker process."""
+    over the same database stands for another worker process. ``dashboard``: the app
+    ``metrify serve`` runs, the API with the web dashboard's pages."""
     if clean:
         clear_tables(database_url)
     cfg = {"jwt_secret": SECRET, "rate_limit_per_s": 10_000.0, "rate_limit_burst": 10_000, **api}
@@ -112,7 +114,12 @@ def running_api(
         api=ApiConfig(**cfg),
         **(settings or {}),
     )
-    app = create_app(built)
+    if dashboard:
+        from metrify.web import create_app as create_web
+
+        app = create_web(built)
+    else:
+        app = create_app(built)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, built, database_url)
 

@@ -1,4 +1,4 @@
-"""``metrify serve``: the REST API under uvicorn (uvloop event loop, httptools parser).
+"""``metrify serve``: the REST API and the web dashboard under uvicorn (uvloop, httptools).
 
 FastAPI and the server load only when this command runs; this module is the one place
 that knows the server. One server, not a choice of two: granian measured the same
@@ -47,7 +47,7 @@ def serve_cmd(
         ),
     ] = 30,
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs) and the dashboard at /.
 
     The server is uvicorn: the former --server option (granian or uvicorn) is gone. On
     SIGTERM it stops accepting connections and lets in-flight requests finish (up to
@@ -89,7 +89,7 @@ def serve_cmd(
     # reports all of them; the directory must be in the environment before they start.
     with exposition.sharing(workers):
         uvicorn.run(
-            "metrify.api.serve:app",
+            "metrify.web.serve:app",
             host=host,
             port=port,
             workers=workers,

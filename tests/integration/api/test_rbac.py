@@ -192,12 +192,15 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
     ("GET", "/v1/audit"): ("read:audit", "/v1/audit", {}, None),
     ("GET", "/v1/auth/me"): ("self", "/v1/auth/me", {}, None),
     ("GET", "/v1/anomalies"): ("read:anomalies", "/v1/anomalies", {}, None),
-    ("POST", "/v1/anomalies/{anomaly_id}/acknowledge"): (
-        "ack:anomalies",
-        "/v1/anomalies/999999/acknowledge",
-        {},
-        {},
-    ),
+    **{
+        ("POST", f"/v1/anomalies/{{anomaly_id}}/{action}"): (
+            "ack:anomalies",
+            f"/v1/anomalies/999999/{action}",
+            {},
+            {},
+        )
+        for action in ("acknowledge", "resolve", "false-positive", "reopen")
+    },
 }
 #: open on purpose: sign-in, sign-out with a refresh token, and the probes
 PUBLIC = {("POST", "/v1/auth/token"), ("POST", "/v1/auth/revoke")}

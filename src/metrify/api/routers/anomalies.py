@@ -1,4 +1,4 @@
-"""``/v1/anomalies``: list incidents, and acknowledge one (operators).
+"""``/v1/anomalies``: list incidents; acknowledge, resolve, mark false positive or reopen one.
 
 Listing and status changes are :mod:`metrify.stores.anomalies`'s, the same the CLI uses;
 this router adds HTTP: the principal's region scope, paging and the audit record.
@@ -22,6 +22,7 @@ from metrify.api.deps import State, client_address, request_id, require
 from metrify.api.models import Page
 from metrify.api.problems import PROBLEM_SCHEMA, Problem
 from metrify.api.rbac import Permission
+from metrify.api.state import AppState
 from metrify.contracts.anomalies import Severity, Status, StatusName
 from metrify.contracts.records import ID_PATTERN
 from metrify.stores.anomalies import (
@@ -99,27 +100,23 @@ async def list_anomalies(
     return {"items": items, "next_cursor": q.encode_cursor(items[-1]["id"]) if more else None}
 
 
-@router.post("/anomalies/{anomaly_id}/acknowledge", response_model=Anomaly, responses=ERRORS)
-async def acknowledge(
+async def set_status(
     request: Request,
-    state: State,
-    principal: Acker,
-    anomaly_id: Annotated[int, Path(ge=1, lt=2**63)],
-    body: Annotated[Ack | None, Body()] = None,
-) -> Any:
-    """Someone is on it: open -> acknowledged, with who, when and an optional note."""
-    note = body.note if body else None
+    state: AppState,
+    principal: Principal,
+    anomaly_id: int,
+    status: Status,
+    note: str | None,
+) -> dict[str, Any]:
+    """Move one anomaly to ``status`` (:func:`metrify.stores.anomalies.change_status`'s
+    rules) and record who did it in the audit log, in one transaction: the routes below
+    and the dashboard's triage forms both come here."""
 
     def work() -> dict[str, Any]:
         with state.pool.connection() as conn, conn.transaction():
             try:
                 row = change_status(
-                    conn,
-                    anomaly_id,
-                    Status.ACKNOWLEDGED,
-                    principal.actor,
-                    note,
-                    regions=principal.regions,
+                    conn, anomaly_id, status, principal.actor, note, regions=principal.regions
                 )
             except NoSuchAnomaly:
                 raise Problem(404, f"no anomaly {anomaly_id}") from None
@@ -130,7 +127,7 @@ async def acknowledge(
                 audit.Event(
                     actor=principal.actor,
                     actor_kind=principal.kind,
-                    action="anomalies.acknowledge",
+                    action=f"anomalies.{ACTIONS[status]}",
                     target=str(anomaly_id),
                     request_id=request_id(request),
                     client=client_address(request),
@@ -140,3 +137,53 @@ async def acknowledge(
         return row
 
     return await run_in_threadpool(work)
+
+
+#: the audit action (and route) of each status an operator may set
+ACTIONS: dict[Status, str] = {
+    Status.ACKNOWLEDGED: "acknowledge",
+    Status.RESOLVED: "resolve",
+    Status.FALSE_POSITIVE: "false_positive",
+    Status.OPEN: "reopen",
+}
+
+AnomalyId = Annotated[int, Path(ge=1, lt=2**63)]
+AckBody = Annotated[Ack | None, Body()]
+
+
+@router.post("/anomalies/{anomaly_id}/acknowledge", response_model=Anomaly, responses=ERRORS)
+async def acknowledge(
+    request: Request, state: State, principal: Acker, anomaly_id: AnomalyId, body: AckBody = None
+) -> Any:
+    """Someone is on it: open -> acknowledged, with who, when and an optional note."""
+    note = body.note if body else None
+    return await set_status(request, state, principal, anomaly_id, Status.ACKNOWLEDGED, note)
+
+
+@router.post("/anomalies/{anomaly_id}/resolve", response_model=Anomaly, responses=ERRORS)
+async def resolve(
+    request: Request, state: State, principal: Acker, anomaly_id: AnomalyId, body: AckBody = None
+) -> Any:
+    """The cause is dealt with: open, acknowledged or false positive -> resolved (closed:
+    a recurrence becomes a new incident)."""
+    note = body.note if body else None
+    return await set_status(request, state, principal, anomaly_id, Status.RESOLVED, note)
+
+
+@router.post("/anomalies/{anomaly_id}/false-positive", response_model=Anomaly, responses=ERRORS)
+async def false_positive(
+    request: Request, state: State, principal: Acker, anomaly_id: AnomalyId, body: AckBody = None
+) -> Any:
+    """Not a real problem: open, acknowledged or resolved -> false positive (detectors
+    skip its span when they look for new incidents)."""
+    note = body.note if body else None
+    return await set_status(request, state, principal, anomaly_id, Status.FALSE_POSITIVE, note)
+
+
+@router.post("/anomalies/{anomaly_id}/reopen", response_model=Anomaly, responses=ERRORS)
+async def reopen(
+    request: Request, state: State, principal: Acker, anomaly_id: AnomalyId, body: AckBody = None
+) -> Any:
+    """Back to open from any other status (it does not alert again: its alert went out)."""
+    note = body.note if body else None
+    return await set_status(request, state, principal, anomaly_id, Status.OPEN, note)

@@ -280,3 +280,41 @@ async def me(principal: Annotated[Principal, Depends(require(Permission.SELF))])
         "role": principal.role,
         "regions": None if principal.regions is None else list(principal.regions),
     }
+
+
+# --- the same grants for the web dashboard's sign-in form and session cookie ----------
+
+
+async def password_sign_in(
+    state: AppState, username: str, password: str, client: str | None, req_id: str
+) -> dict[str, Any]:
+    """The password grant with the throttle and audit of ``POST /v1/auth/token``: the
+    token response, or a :class:`Problem` (401, 429, 503)."""
+    event: dict[str, Any] = {
+        "actor": "(none)",
+        "actor_kind": "anonymous",
+        "request_id": req_id,
+        "client": client,
+    }
+    form = {"username": username, "password": password}
+    return await _throttled(_password_grant, state, form, event)
+
+
+async def refresh_session(
+    state: AppState, refresh_token: str, client: str | None, req_id: str
+) -> dict[str, Any]:
+    """The refresh grant (rotation, re-use detection, throttle, audit) of
+    ``POST /v1/auth/token``."""
+    event: dict[str, Any] = {
+        "actor": "(none)",
+        "actor_kind": "anonymous",
+        "request_id": req_id,
+        "client": client,
+    }
+    return await _throttled(_refresh_grant, state, {"refresh_token": refresh_token}, event)
+
+
+async def end_session(state: AppState, refresh_token: str, client: str | None) -> None:
+    """Sign out as ``POST /v1/auth/revoke`` does: the refresh token's family and its
+    access tokens are void from now on."""
+    await _throttled(_sign_out, state, {"refresh_token": refresh_token}, {"client": client})
