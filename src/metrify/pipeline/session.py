@@ -136,7 +136,7 @@ def ingest_files(
         pipeline.summary.files += 1
         consumed = 0
         try:
-            for batch in read_batches(path, batch_rows):
+            for batch in read_batches(path, batch_rows, header=mapping.header):
                 pipeline.submit(
                     batch.data,
                     source=batch.source,
