@@ -89,7 +89,5 @@ def conversion(field: str, unit: str) -> tuple[float, float]:
         zero = registry.Quantity(0.0, source).to(target).magnitude
         one = registry.Quantity(1.0, source).to(target).magnitude
     except pint.DimensionalityError:
-        raise UnitError(
-            f"{unit!r} cannot be converted to {target}, the unit of {field}"
-        ) from None
+        raise UnitError(f"{unit!r} cannot be converted to {target}, the unit of {field}") from None
     return float(one - zero), float(zero)

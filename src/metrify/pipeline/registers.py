@@ -1,0 +1,114 @@
+"""Register reads through the pipeline: the carry between batches, the store's last
+reads, and the derivation's quality bits on the judged rows.
+
+The arithmetic is the stage's (:mod:`metrify.sources.registers`); this module holds what
+spans batches and loads, since a stage never reads the store: each meter's carried reads
+from the batch before, and, for a meter this run has not seen, its last stored read, so
+a load continues where the one before it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from metrify.contracts.records import Quality, Status
+from metrify.sources.decode import Decoded
+from metrify.sources.mapping import REGISTER_FIELD, Mapping
+from metrify.sources.registers import CARRY_SCHEMA, FLAGS, Derived, derive_intervals, empty_carry
+
+__all__ = ["RegisterStage", "apply_flags", "split_flags"]
+
+#: the derivation's bits that make a valid interval suspect, or estimated
+_SUSPECT: Final = int(Quality.REGISTER_MISMATCH)
+_ESTIMATED: Final = int(Quality.ESTIMATED)
+
+#: the store's answer: meter -> (time, register) of its last stored read before a time
+LastReads = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+class RegisterStage:
+    """Derives interval energy from the register reads of one run's batches."""
+
+    def __init__(self, last_reads: LastReads) -> None:
+        self._last_reads = last_reads
+        self._carry = empty_carry()
+        self._seen: set[str] = set()
+        #: reads taken in and intervals derived, for the run's summary
+        self.reads = 0
+        self.intervals = 0
+
+    def derive(
+        self,
+        decoded: Decoded,
+        mapping: Mapping,
+        *,
+        first_line: int,
+        lines: npt.NDArray[np.int64] | None,
+    ) -> Derived:
+        """The intervals of one decoded batch of reads (``ts`` = the read's instant)."""
+        assert mapping.interval_s is not None  # build_mapping requires it for registers
+        rows = decoded.rows.to_numpy()
+        line = (rows + first_line) if lines is None else np.asarray(lines)[rows]
+        reads = decoded.records.with_columns(_line=pl.Series(line.astype(np.int32)))
+        self._seed(reads)
+        derived = derive_intervals(
+            reads,
+            self._carry,
+            interval_s=mapping.interval_s,
+            unit_kwh=mapping.factor(REGISTER_FIELD),
+            digits=mapping.register_digits,
+        )
+        touched = derived.carry.get_column("meter_id").unique()
+        self._carry = pl.concat(
+            [self._carry.filter(~pl.col("meter_id").is_in(touched.implode())), derived.carry]
+        )
+        self.reads += reads.height
+        self.intervals += derived.records.height
+        return derived
+
+    def _seed(self, reads: pl.DataFrame) -> None:
+        """Carry the last stored read of each meter seen for the first time in this run."""
+        firsts = (
+            reads.filter(~pl.col("meter_id").is_in(list(self._seen)))
+            .group_by("meter_id")
+            .agg(until=pl.col("ts").min())
+        )
+        if not firsts.height:
+            return
+        self._seen.update(firsts.get_column("meter_id").to_list())
+        stored = self._last_reads(firsts)
+        if stored.height:
+            self._carry = pl.concat(
+                [self._carry, stored.select("meter_id", "t", "reg", top=pl.col("reg"))]
+            ).select(list(CARRY_SCHEMA))
+
+
+def split_flags(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """``records`` without the derivation's bits, and those bits by key (None: none set),
+    so that the quality stage judges exactly the contract's fields."""
+    if FLAGS not in records.columns:
+        return records, None
+    flagged = records.filter(pl.col(FLAGS).fill_null(0) != 0).select("meter_id", "ts", FLAGS)
+    return records.drop(FLAGS), flagged if flagged.height else None
+
+
+def apply_flags(assessed: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
+    """Add the derivation's bits to the judged rows: an interval over an exchange, a
+    reset or a backward step becomes suspect, an apportioned one estimated, where the
+    quality stage found it valid."""
+    joined = assessed.join(flags, on=["meter_id", "ts"], how="left")
+    bits = pl.col(FLAGS).fill_null(0)
+    valid = pl.col("status") == Status.VALID.value
+    return joined.with_columns(
+        quality=(pl.col("quality") | bits).cast(assessed.schema["quality"]),
+        status=pl.when(valid & ((bits & _SUSPECT) != 0))
+        .then(pl.lit(Status.SUSPECT.value))
+        .when(valid & ((bits & _ESTIMATED) != 0))
+        .then(pl.lit(Status.ESTIMATED.value))
+        .otherwise(pl.col("status")),
+    ).drop(FLAGS)
