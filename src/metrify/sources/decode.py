@@ -144,11 +144,15 @@ def _parse_ts(
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     parsed = pl.when(pl.col("_ts_offset")).then(pl.col("_ts_aware")).otherwise(local)
     if is_epoch.any():
-        helpers["_ts_epoch"] = text.to_frame().select(
-            pl.when(is_epoch).then(_epoch(pl.col(text.name).cast(pl.Float64, strict=False)))
-        ).to_series()
-        parsed = pl.when(pl.col("_ts_epoch").is_not_null()).then(pl.col("_ts_epoch")).otherwise(
-            parsed
+        helpers["_ts_epoch"] = (
+            text.to_frame()
+            .select(
+                pl.when(is_epoch).then(_epoch(pl.col(text.name).cast(pl.Float64, strict=False)))
+            )
+            .to_series()
+        )
+        parsed = (
+            pl.when(pl.col("_ts_epoch").is_not_null()).then(pl.col("_ts_epoch")).otherwise(parsed)
         )
     bad = pl.col(col).is_not_null() & parsed.is_null()
     # A well-formed local time that the zone skips (the spring-forward hour).

@@ -58,10 +58,10 @@ def contract_unit(field: str) -> str | None:
 
 
 @functools.cache
-def _registry() -> pint.UnitRegistry:
+def _registry() -> pint.UnitRegistry[float]:
     import pint
 
-    registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    registry: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     # reactive power: pint has no var; dimensionally it is a volt-ampere
     registry.define("volt_ampere_reactive = volt * ampere = var = VAr")
     return registry
