@@ -9,6 +9,7 @@ a load continues where the one before it stopped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Final
 
@@ -38,6 +39,9 @@ class RegisterStage:
         self._last_reads = last_reads
         self._carry = empty_carry()
         self._seen: set[str] = set()
+        #: the register's width in kWh digits, where the mapping gives a width that is
+        #: a whole power of ten in kWh (VEE's register rule is told it)
+        self.kwh_digits: int | None = None
         #: reads taken in and intervals derived, for the run's summary
         self.reads = 0
         self.intervals = 0
@@ -56,12 +60,15 @@ class RegisterStage:
         line = (rows + first_line) if lines is None else np.asarray(lines)[rows]
         reads = decoded.records.with_columns(_line=pl.Series(line.astype(np.int32)))
         self._seed(reads)
+        unit_kwh = mapping.factor(REGISTER_FIELD)
+        self.kwh_digits = _kwh_digits(mapping.register_digits, unit_kwh)
         derived = derive_intervals(
             reads,
             self._carry,
             interval_s=mapping.interval_s,
-            unit_kwh=mapping.factor(REGISTER_FIELD),
+            unit_kwh=unit_kwh,
             digits=mapping.register_digits,
+            keep_wrap_register=self.kwh_digits is not None,
         )
         touched = derived.carry.get_column("meter_id").unique()
         self._carry = pl.concat(
@@ -70,6 +77,25 @@ class RegisterStage:
         self.reads += reads.height
         self.intervals += derived.records.height
         return derived
+
+    def vee_meters(self, meters: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+        """The meters' attributes for VEE with the register's width filled in for the
+        meters whose energy this run derives (a reference row's own width wins), so
+        that VEE's register rule sees the wraps the derivation found."""
+        if self.kwh_digits is None:
+            return meters
+        derived = ids.unique().filter(ids.unique().is_in(list(self._seen)))
+        if not derived.len():
+            return meters
+        absent = derived.filter(~derived.is_in(meters.get_column("meter_id").implode()))
+        if absent.len():
+            meters = pl.concat([meters, pl.DataFrame({"meter_id": absent})], how="diagonal")
+        digits = meters.schema["register_digits"]
+        return meters.with_columns(
+            register_digits=pl.when(pl.col("meter_id").is_in(derived.implode()))
+            .then(pl.col("register_digits").fill_null(pl.lit(self.kwh_digits, dtype=digits)))
+            .otherwise(pl.col("register_digits"))
+        )
 
     def _seed(self, reads: pl.DataFrame) -> None:
         """Carry the last stored read of each meter seen for the first time in this run."""
@@ -86,6 +112,18 @@ class RegisterStage:
             self._carry = pl.concat(
                 [self._carry, stored.select("meter_id", "t", "reg", top=pl.col("reg"))]
             ).select(list(CARRY_SCHEMA))
+
+
+def _kwh_digits(digits: int | None, unit_kwh: float) -> int | None:
+    """The width in kWh digits of a register of ``digits`` digits of ``unit_kwh`` kWh
+    each, when its wrap is a whole power of ten of kWh (Wh, kWh, MWh); else None."""
+    if digits is None or unit_kwh <= 0:
+        return None
+    wrap = 10.0**digits * unit_kwh
+    power = round(math.log10(wrap))
+    if not 1 <= power <= 15 or abs(10.0**power - wrap) > 1e-9 * wrap:
+        return None
+    return power
 
 
 def split_flags(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:

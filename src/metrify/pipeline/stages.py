@@ -684,6 +684,8 @@ class Pipeline:
         assert isinstance(last, dt.datetime)
         assert self.history is not None and self.meters is not None
         meters = self.meters.get(ids)
+        if self.registers is not None:
+            meters = self.registers.vee_meters(meters, ids)
         reach = None
         if cfg.lean_context:
             first = records["ts"].min()

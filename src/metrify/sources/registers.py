@@ -24,7 +24,10 @@ column derives it here, column-wise on Polars frames:
   two ends lie within :data:`READ_TOLERANCE` of a read is measured; any other (reads a day
   apart apportioned to hours, a span over missing reads) is flagged ``ESTIMATED`` (256);
 * **the register kept**: each interval carries the register read at its end when a read
-  lies there (within the tolerance), else none.
+  lies there (within the tolerance), else none. The interval a wrap falls in keeps it
+  only when the caller can tell VEE the register's width (``keep_wrap_register``);
+  otherwise VEE, which judges every register against the energy beside it, would take
+  the wrap for a mismatch.
 
 The sum of the derived energy over a meter's intervals is its last register minus its
 first, plus a wrap for each rollover and the new register's value at each exchange.
@@ -90,6 +93,7 @@ def derive_intervals(
     interval_s: int,
     unit_kwh: float = 1.0,
     digits: int | None = None,
+    keep_wrap_register: bool = True,
 ) -> Derived:
     """Derive interval energy from register reads.
 
@@ -98,7 +102,7 @@ def derive_intervals(
     ``carry``: the meters' earlier reads (:data:`CARRY_SCHEMA`), from the previous batch
     or the store; ``unit_kwh``: kWh per unit of the register as the source gives it (a
     register of Wh: 0.001), so that a width of ``digits`` digits wraps at
-    ``10**digits * unit_kwh`` kWh.
+    ``10**digits * unit_kwh`` kWh; ``keep_wrap_register``: see the module's text.
     """
     step = interval_s * 1_000_000
     tol = int(step * READ_TOLERANCE)
@@ -155,7 +159,7 @@ def derive_intervals(
         ]
     ).sort(keys)
     spans = _spans(frame, wrap_kwh, unit_kwh)
-    records = _apportion(spans, step, tol, interval_s)
+    records = _apportion(spans, step, tol, interval_s, keep_wrap_register)
     reject_frame = (
         pl.concat(rejects)
         if rejects
@@ -219,7 +223,9 @@ def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> pl.D
     )
 
 
-def _apportion(spans: pl.DataFrame, step: int, tol: int, interval_s: int) -> pl.DataFrame:
+def _apportion(
+    spans: pl.DataFrame, step: int, tol: int, interval_s: int, keep_wrap_register: bool
+) -> pl.DataFrame:
     """The target intervals between each meter's reads, with their energy and flags."""
     nxt = spans.with_columns(
         [
@@ -303,8 +309,10 @@ def _apportion(spans: pl.DataFrame, step: int, tol: int, interval_s: int) -> pl.
     joined = grid.join(start_at, on=["meter_id", "_g"], how="left").join(
         end_at, on=["meter_id", "_end"], how="left"
     )
+    wrapped = pl.col("_r64e") - pl.col("_l64s") > 0
+    at_end = pl.col("_de") <= tol
     flags = (
-        pl.when(pl.col("_r64e") - pl.col("_l64s") > 0).then(_ROLLOVER).otherwise(0)
+        pl.when(wrapped).then(_ROLLOVER).otherwise(0)
         | pl.when(pl.col("_r32e") - pl.col("_l32s") > 0).then(_MISMATCH).otherwise(0)
         | pl.when((pl.col("_ds") > tol) | (pl.col("_de") > tol)).then(_ESTIMATED).otherwise(0)
     )
@@ -313,7 +321,9 @@ def _apportion(spans: pl.DataFrame, step: int, tol: int, interval_s: int) -> pl.
         ts=pl.from_epoch("_g", time_unit="us").dt.replace_time_zone("UTC"),
         interval_s=pl.lit(interval_s, dtype=pl.Int32),
         import_kwh=(pl.col("_ce") - pl.col("_cs")).clip(lower_bound=0.0),
-        register_kwh=pl.when(pl.col("_de") <= tol).then(pl.col("_rege")),
+        register_kwh=pl.when(at_end & (pl.lit(keep_wrap_register) | ~wrapped)).then(
+            pl.col("_rege")
+        ),
         **{FLAGS: flags.cast(pl.Int32)},
     )
     return derived.select(

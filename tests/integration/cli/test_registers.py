@@ -153,3 +153,29 @@ def test_a_second_load_continues_from_the_stored_read_and_a_reload_changes_nothi
         pytest.approx((raw[31, 1] - raw[30, 1]) / 1000)
     ]
     assert again["inserted"] == 0 and again["updated"] == 0
+
+
+@pytest.mark.parametrize(("digits", "given"), [(6, True), (7, False)])
+def test_a_wrap_is_valid_whether_its_width_is_given_or_inferred(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path, digits: int, given: bool
+) -> None:
+    """A 6-digit Wh register wraps at 1,000 kWh, below the width VEE infers by itself:
+    told the width, VEE judges the wrap valid; a 7-digit one read without
+    ``--register-digits`` is inferred, and the wrap's interval keeps no register."""
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_5yrhours.csv")
+    cross = int(np.flatnonzero(raw[:, 1] >= 10_000_000)[0])
+    part = raw[cross - 48 : cross + 48].copy()
+    part[:, 1] %= 10**digits
+    extra = ("--register-digits", str(digits)) if given else ()
+    _ingest(_write(tmp_path / "w.csv", part), "--set", "meter_id=W-1", *extra)
+    rows = _stored(conn, "W-1")
+    wrap_read = part[int(np.flatnonzero(np.diff(part[:, 1]) < 0)[0]) + 1]
+    wrapped = [r for r in rows if r[3] & ROLLOVER]
+    assert [r[0] for r in wrapped] == [wrap_read[0] - 3600]
+    assert wrapped[0][3] & MISMATCH == 0 and wrapped[0][4] == "valid"
+    assert (wrapped[0][2] is not None) == given
+    if given:
+        assert wrapped[0][2] == pytest.approx(wrap_read[1] / 1000)
+    assert sum(r[1] for r in rows) == pytest.approx(
+        (raw[cross + 47, 1] - raw[cross - 48, 1]) / 1000, abs=1e-6
+    )
