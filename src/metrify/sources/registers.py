@@ -41,8 +41,10 @@ seen for the first time with its last stored read (a stage never reads the store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from metrify.contracts.records import READING, TS, Quality
@@ -51,6 +53,8 @@ __all__ = ["CARRY_SCHEMA", "FLAGS", "READ_TOLERANCE", "Derived", "derive_interva
 
 #: a read within this share of the interval of an interval's end counts as at the end
 READ_TOLERANCE: Final = 0.05
+#: how far the one-integer (meter, time) search key may reach (int64 holds 2**63)
+_KEY_ROOM: Final = 2.0**61
 #: the column of derived records that carries their quality bits to the pipeline
 FLAGS: Final = "_flags"
 #: what is carried from one batch to the next, per meter: reads (``top``: the highest
@@ -108,223 +112,251 @@ def derive_intervals(
     tol = int(step * READ_TOLERANCE)
     wrap_kwh = None if digits is None else float(10**digits) * unit_kwh
     keys = ["meter_id", "t"]
-    new = (
-        reads.select(
-            "meter_id",
-            t=pl.col("ts"),
-            reg=pl.col("register_kwh"),
-            _line=pl.col("_line").cast(pl.Int32),
-            _raw=pl.struct(list(READING.schema)).struct.json_encode(),
-        )
-        .with_row_index("_order")
-        .sort([*keys, "_order"])
-    )
+    new = reads.select(
+        "meter_id", t=pl.col("ts"), reg=pl.col("register_kwh"), _line=pl.col("_line")
+    ).with_row_index("_order")
+    if not _grouped_in_time_order(new):
+        new = new.sort([*keys, "_order"])
     rejects: list[pl.DataFrame] = []
     # Repeats and conflicting reads of one instant: the later row is the sender's word.
-    last_of_key = new.select(pl.struct(keys).is_last_distinct()).to_series()
-    earlier = new.filter(~last_of_key)
-    new = new.filter(last_of_key)
-    if earlier.height:
+    ids, times = new.get_column("meter_id"), new.get_column("t")
+    repeated = (ids == ids.shift(-1)) & (times == times.shift(-1))
+    repeats = 0
+    if repeated.any():
+        earlier = new.filter(repeated.fill_null(False))
+        new = new.filter(~repeated.fill_null(False))
         same = earlier.join(new.select(*keys, _kept=pl.col("reg")), on=keys, how="left")
         conflicting = same.filter(pl.col("_kept") != pl.col("reg"))
-        rejects.append(_rejects(conflicting, "conflicting register read at the same time"))
+        rejects.append(_rejects(reads, conflicting, "conflicting register read at the same time"))
         repeats = earlier.height - conflicting.height
-    else:
-        repeats = 0
     # Reads at or before a meter's carried last read come too late to be used.
-    if carry.height:
-        last = carry.group_by("meter_id").agg(
+    meters = new.select(pl.col("meter_id").unique())
+    carried = carry.join(meters, on="meter_id", how="semi")
+    if carried.height:
+        last = carried.group_by("meter_id").agg(
             _last_t=pl.col("t").max(), _last_reg=pl.col("reg").last()
         )
-        new = new.join(last, on="meter_id", how="left")
-        late = new.filter(pl.col("t") <= pl.col("_last_t"))
+        new = new.join(last, on="meter_id", how="left", maintain_order="left")
+        too_late = (pl.col("t") <= pl.col("_last_t")).fill_null(False)
+        late = new.filter(too_late)
         if late.height:
             again = (late["t"] == late["_last_t"]) & (late["reg"] == late["_last_reg"])
             repeats += int(again.sum())
             rejects.append(
                 _rejects(
+                    reads,
                     late.filter(~again),
                     "register read at or before the meter's previous read "
                     "(a meter's reads must come in time order)",
                 )
             )
-            new = new.filter(~(pl.col("t") <= pl.col("_last_t")).fill_null(False))
+            new = new.filter(~too_late)
         new = new.drop("_last_t", "_last_reg")
-    meters = new.select(pl.col("meter_id").unique())
-    carried = carry.join(meters, on="meter_id", how="semi")
-    frame = pl.concat(
-        [
-            carried.select("meter_id", "t", "reg", _seed=pl.col("top"), _carried=pl.lit(True)),
-            new.select("meter_id", "t", "reg", _seed=pl.col("reg"), _carried=pl.lit(False)),
-        ]
-    ).sort(keys)
-    spans = _spans(frame, wrap_kwh, unit_kwh)
-    records = _apportion(spans, step, tol, interval_s, keep_wrap_register)
+    frame = new.select("meter_id", "t", "reg", _seed=pl.col("reg"), _carried=pl.lit(False))
+    if carried.height:
+        # a meter's carried reads go before its new ones (all are earlier)
+        frame = pl.concat(
+            [
+                carried.select("meter_id", "t", "reg", _seed=pl.col("top"), _carried=pl.lit(True)),
+                frame,
+            ]
+        ).sort(keys, maintain_order=True)
     reject_frame = (
         pl.concat(rejects)
         if rejects
         else pl.DataFrame(schema={"raw": pl.String(), "reason": pl.String(), "line": pl.Int32()})
     )
-    return Derived(records, _next_carry(spans, step), reject_frame, repeats)
+    if not frame.height:
+        return Derived(_no_records(), empty_carry(), reject_frame, repeats)
+    spans = _spans(frame, wrap_kwh, unit_kwh)
+    records = _apportion(frame, spans, step, tol, interval_s, keep_wrap_register)
+    return Derived(records, _next_carry(frame, spans, step), reject_frame, repeats)
 
 
-def _rejects(rows: pl.DataFrame, reason: str) -> pl.DataFrame:
-    return rows.select(raw=pl.col("_raw"), reason=pl.lit(reason), line=pl.col("_line"))
+def _grouped_in_time_order(reads: pl.DataFrame) -> bool:
+    """Whether each meter's reads are together and in time order already (a file per
+    meter, or meter by meter): then the batch need not be sorted."""
+    ids, times = reads.get_column("meter_id"), reads.get_column("t")
+    changes = ids.ne_missing(ids.shift(1)).fill_null(True)
+    if int(changes.sum()) != ids.n_unique():
+        return False
+    return not bool(((~changes) & (times < times.shift(1))).fill_null(False).any())
 
 
-def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> pl.DataFrame:
-    """Per read: the energy of the span that ends at it, its flags, and the running
-    totals the apportioning interpolates (``_c``: energy since the meter's first read
-    here; ``_n64``/``_n32``: flagged spans so far)."""
-    by = pl.col("meter_id")
-    reg = pl.col("reg")
-    prev = reg.shift(1).over(by)
-    fall = (reg - prev) < 0
-    if wrap_kwh is not None:
-        wrap = pl.lit(wrap_kwh)
-        rolled = fall & (reg - prev + wrap <= _KNOWN_WRAP_SHARE * wrap) & (reg < wrap)
+def _rejects(reads: pl.DataFrame, rows: pl.DataFrame, reason: str) -> pl.DataFrame:
+    """The reads at ``rows["_order"]`` as quarantine rows: their fields as JSON."""
+    picked = reads.select(list(READING.schema)).gather(rows["_order"])
+    return picked.select(
+        raw=pl.struct(pl.all()).struct.json_encode(),
+        reason=pl.lit(reason),
+        line=rows["_line"].cast(pl.Int32),
+    )
+
+
+def _no_records() -> pl.DataFrame:
+    return READING.empty().with_columns(pl.lit(0, dtype=pl.Int32).alias(FLAGS))
+
+
+@dataclass
+class _Spans:
+    """Per read (sorted by meter and time), as numpy arrays: the meter's number, the
+    read's time (µs), the energy total up to it (``c``: a running sum over the whole
+    batch, only ever differenced within a meter), running counts of wrapped and of
+    mismatched spans, and each meter's first and last row."""
+
+    meter: npt.NDArray[np.int64]
+    us: npt.NDArray[np.int64]
+    reg: npt.NDArray[np.float64]
+    top: npt.NDArray[np.float64]
+    c: npt.NDArray[np.float64]
+    n64: npt.NDArray[np.int64]
+    n32: npt.NDArray[np.int64]
+    first: npt.NDArray[np.int64]
+    last: npt.NDArray[np.int64]
+
+
+def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> _Spans:
+    """Each span's energy and flags, one numpy pass over the sorted reads."""
+    ids = frame.get_column("meter_id")
+    starts = ids.ne_missing(ids.shift(1)).fill_null(True).to_numpy()
+    meter = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.append(first[1:] - 1, len(starts) - 1)
+    us = frame.get_column("t").dt.epoch("us").to_numpy()
+    reg = frame.get_column("reg").to_numpy().astype(np.float64)
+    seed = frame.get_column("_seed").to_numpy().astype(np.float64)
+    prev = np.roll(reg, 1)
+    prev[starts] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fall = (reg - prev) < 0  # NaN (a meter's first read) compares False
+        if wrap_kwh is not None:
+            wrap = np.full(len(reg), wrap_kwh)
+            rolled = fall & (reg - prev + wrap <= _KNOWN_WRAP_SHARE * wrap) & (reg < wrap)
+        else:
+            prev_units = prev / unit_kwh
+            power = 10.0 ** (np.floor(np.log10(np.clip(prev_units, 1.0, None))) + 1)
+            wrap = power * unit_kwh
+            rolled = (
+                fall
+                & (power >= _MIN_INFERRED_WRAP)
+                & (prev_units >= 0.99 * power)
+                & (reg / unit_kwh < 0.01 * power)
+            )
+        reset = fall & ~rolled & (reg < _RESET_SHARE * prev)
+    back = fall & ~rolled & ~reset
+    segment_start = starts | rolled | reset
+    seed_prev = np.roll(seed, 1)
+    if np.all(segment_start[1:] | (seed[1:] >= seed_prev[1:])):
+        top = seed  # the usual batch: no register ever falls back within a stretch
     else:
-        prev_units = prev / unit_kwh
-        power = pl.lit(10.0).pow(prev_units.clip(lower_bound=1.0).log10().floor() + 1)
-        wrap = power * unit_kwh
-        rolled = (
-            fall
-            & (power >= _MIN_INFERRED_WRAP)
-            & (prev_units >= 0.99 * power)
-            & (reg / unit_kwh < 0.01 * power)
+        segment = pl.Series(np.cumsum(segment_start))
+        top = (
+            pl.DataFrame({"s": segment, "v": seed})
+            .select(pl.col("v").cum_max().over("s"))
+            .to_series()
+            .to_numpy()
         )
-    reset = fall & ~rolled & (reg < _RESET_SHARE * prev)
-    backward = fall & ~rolled & ~reset
-    out = frame.with_columns(
-        _wrap=wrap,
-        _rolled=rolled.fill_null(False),
-        _reset=reset.fill_null(False),
-        _back=backward.fill_null(False),
-    ).with_columns(_epoch=(pl.col("_rolled") | pl.col("_reset")).cum_sum().over(by))
-    out = out.with_columns(_top=pl.col("_seed").cum_max().over(["meter_id", "_epoch"]))
-    top_prev = pl.col("_top").shift(1).over(by)
-    energy = (
-        pl.when(top_prev.is_null())
-        .then(0.0)
-        .when(pl.col("_rolled"))
-        .then(pl.col("_wrap") - top_prev + reg)
-        .when(pl.col("_reset"))
-        .then(reg)
-        .otherwise(pl.col("_top") - top_prev)
-        .clip(lower_bound=0.0)
+    top_prev = np.roll(top, 1)
+    energy = np.where(rolled, wrap - top_prev + reg, np.where(reset, reg, top - top_prev))
+    energy[starts] = 0.0
+    energy = np.clip(energy, 0.0, None)
+    return _Spans(
+        meter=meter,
+        us=us,
+        reg=reg,
+        top=top,
+        c=np.cumsum(energy),
+        n64=np.cumsum(rolled),
+        n32=np.cumsum(reset | back),
+        first=first,
+        last=last,
     )
-    return out.with_columns(
-        _e=energy,
-        _us=pl.col("t").dt.epoch("us"),
-    ).with_columns(
-        _c=pl.col("_e").cum_sum().over(by),
-        _n64=pl.col("_rolled").cast(pl.Int64).cum_sum().over(by),
-        _n32=(pl.col("_reset") | pl.col("_back")).cast(pl.Int64).cum_sum().over(by),
-    )
+
+
+def _keys(sp: _Spans, step: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """A sort key for (meter, time) in one integer: each meter's times shifted to lie
+    after the previous meter's, and the shift per meter (so a meter's time ``p`` has
+    the key ``p + shift[meter]``); searching it finds a time among its own meter's reads."""
+    spans = sp.us[sp.last] - sp.us[sp.first] + 2 * step
+    base = np.concatenate(([0], np.cumsum(spans)[:-1]))
+    shift = base - sp.us[sp.first]
+    return sp.us + shift[sp.meter], shift
 
 
 def _apportion(
-    spans: pl.DataFrame, step: int, tol: int, interval_s: int, keep_wrap_register: bool
+    frame: pl.DataFrame,
+    sp: _Spans,
+    step: int,
+    tol: int,
+    interval_s: int,
+    keep_wrap_register: bool,
 ) -> pl.DataFrame:
     """The target intervals between each meter's reads, with their energy and flags."""
-    nxt = spans.with_columns(
-        [
-            pl.col(c).shift(-1).over("meter_id").alias(f"{c}_next")
-            for c in ("_us", "_c", "_n64", "_n32", "reg")
-        ]
-    )
-    bounds = nxt.group_by("meter_id").agg(
-        _first=pl.col("_us").min(),
-        _last=pl.col("_us").max(),
-        _carried_last=pl.col("_us").filter(pl.col("_carried")).max(),
-    )
-    start = -(-pl.col("_first") // step) * step  # the first grid point at or after a read
-    resume = pl.col("_carried_last") // step * step  # the first interval not yet derived
-    bounds = bounds.with_columns(
-        _from=pl.max_horizontal(start, resume.fill_null(start)),
-        _to=pl.col("_last") // step * step - step,
-    ).filter(pl.col("_to") >= pl.col("_from"))
-    grid = (
-        bounds.select("meter_id", _g=pl.int_ranges("_from", pl.col("_to") + 1, step))
-        .explode("_g")
-        .with_columns(_end=pl.col("_g") + step)
-        .sort("meter_id", "_g")
-    )
-    if not grid.height:
-        return READING.empty().with_columns(pl.lit(0, dtype=pl.Int32).alias(FLAGS))
-    reads = nxt.select(
-        "meter_id",
-        "_us",
-        "_c",
-        "_us_next",
-        "_c_next",
-        "_n64",
-        "_n32",
-        "_n64_next",
-        "_n32_next",
-        "reg",
-        "reg_next",
-    ).sort("meter_id", "_us")
+    carried = frame.get_column("_carried").to_numpy()
+    first_t, last_t = sp.us[sp.first], sp.us[sp.last]
+    start = -(-first_t // step) * step  # the first grid point at or after a read
+    carried_last = np.full(len(sp.first), np.iinfo(np.int64).min)
+    np.maximum.at(carried_last, sp.meter[carried], sp.us[carried])
+    resume = np.where(carried_last > np.iinfo(np.int64).min, carried_last // step * step, start)
+    from_g = np.maximum(start, resume)
+    to_g = last_t // step * step - step
+    count = np.where(to_g >= from_g, (to_g - from_g) // step + 1, 0)
+    total = int(count.sum())
+    if not total:
+        return _no_records()
+    if float((sp.us[sp.last] - sp.us[sp.first] + 2 * step).sum()) > _KEY_ROOM:
+        # the (meter, time) key could overflow: derive a group of meters at a time
+        return _by_meter_groups(frame, sp, step, tol, interval_s, keep_wrap_register)
+    owner = np.repeat(np.arange(len(count)), count)
+    offsets = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    g = from_g[owner] + offsets * step
+    key, shift = _keys(sp, step)
+    n = len(sp.us)
 
-    def at(point: str, tag: str) -> pl.DataFrame:
-        found = (
-            grid.select("meter_id", point)
-            .sort("meter_id", point)
-            .join_asof(
-                reads,
-                left_on=point,
-                right_on="_us",
-                by="meter_id",
-                strategy="backward",
-                check_sortedness=False,
-            )
-        )
-        p = pl.col(point)
-        share = (p - pl.col("_us")) / (pl.col("_us_next") - pl.col("_us"))
-        value = (
-            pl.when(p == pl.col("_us"))
-            .then(pl.col("_c"))
-            .otherwise(pl.col("_c") + (pl.col("_c_next") - pl.col("_c")) * share)
-        )
-        exact = p == pl.col("_us")
-        before, after = p - pl.col("_us"), pl.col("_us_next") - p
-        near_next = after.fill_null(tol + 1) < before
-        return found.select(
-            "meter_id",
-            pl.col(point),
-            value.alias(f"_c{tag}"),
-            pl.col("_n64").alias(f"_l64{tag}"),
-            pl.col("_n32").alias(f"_l32{tag}"),
-            pl.when(exact).then(pl.col("_n64")).otherwise(pl.col("_n64_next")).alias(f"_r64{tag}"),
-            pl.when(exact).then(pl.col("_n32")).otherwise(pl.col("_n32_next")).alias(f"_r32{tag}"),
-            pl.min_horizontal(before, after.fill_null(before)).alias(f"_d{tag}"),
-            pl.when(near_next)
-            .then(pl.col("reg_next"))
-            .otherwise(pl.col("reg"))
-            .alias(f"_reg{tag}"),
-        )
+    wraps, mismatches = bool(sp.n64[-1]), bool(sp.n32[-1])
+    zeros = np.zeros(total, dtype=np.int64)
 
-    start_at = at("_g", "s")
-    end_at = at("_end", "e")
-    joined = grid.join(start_at, on=["meter_id", "_g"], how="left").join(
-        end_at, on=["meter_id", "_end"], how="left"
-    )
-    wrapped = pl.col("_r64e") - pl.col("_l64s") > 0
-    at_end = pl.col("_de") <= tol
+    def at(points: npt.NDArray[np.int64], end: bool) -> dict[str, npt.NDArray[Any]]:
+        left = np.searchsorted(key, points + shift[owner], side="right") - 1
+        right = np.minimum(left + 1, n - 1)
+        has_next = (right != left) & (sp.meter[right] == owner)
+        t_l, t_r = sp.us[left], sp.us[right]
+        exact = points == t_l
+        span = np.where(has_next, t_r - t_l, 1)
+        share = np.where(has_next & ~exact, (points - t_l) / span, 0.0)
+        c_l = sp.c[left]
+        before = points - t_l
+        after = np.where(has_next, t_r - points, np.iinfo(np.int64).max)
+        out = {"c": c_l + (sp.c[right] - c_l) * share, "d": np.minimum(before, after)}
+        # a span's flags count from the read before a start to the read after an end
+        if end:
+            out["64"] = np.where(exact, sp.n64[left], sp.n64[right]) if wraps else zeros
+            out["32"] = np.where(exact, sp.n32[left], sp.n32[right]) if mismatches else zeros
+            out["reg"] = np.where(after < before, sp.reg[right], sp.reg[left])
+        else:
+            out["64"] = sp.n64[left] if wraps else zeros
+            out["32"] = sp.n32[left] if mismatches else zeros
+        return out
+
+    s, e = at(g, end=False), at(g + step, end=True)
+    wrapped = (e["64"] - s["64"]) > 0
+    at_end = e["d"] <= tol
     flags = (
-        pl.when(wrapped).then(_ROLLOVER).otherwise(0)
-        | pl.when(pl.col("_r32e") - pl.col("_l32s") > 0).then(_MISMATCH).otherwise(0)
-        | pl.when((pl.col("_ds") > tol) | (pl.col("_de") > tol)).then(_ESTIMATED).otherwise(0)
-    )
-    derived = joined.select(
-        "meter_id",
-        ts=pl.from_epoch("_g", time_unit="us").dt.replace_time_zone("UTC"),
-        interval_s=pl.lit(interval_s, dtype=pl.Int32),
-        import_kwh=(pl.col("_ce") - pl.col("_cs")).clip(lower_bound=0.0),
-        register_kwh=pl.when(at_end & (pl.lit(keep_wrap_register) | ~wrapped)).then(
-            pl.col("_rege")
-        ),
-        **{FLAGS: flags.cast(pl.Int32)},
+        np.where(wrapped, _ROLLOVER, 0)
+        | np.where((e["32"] - s["32"]) > 0, _MISMATCH, 0)
+        | np.where((s["d"] > tol) | (e["d"] > tol), _ESTIMATED, 0)
+    ).astype(np.int32)
+    keep = at_end & (keep_wrap_register | ~wrapped)
+    ids = frame.get_column("meter_id").gather(sp.first).gather(owner)
+    derived = pl.DataFrame(
+        {
+            "meter_id": ids,
+            "ts": pl.Series(g).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "interval_s": pl.Series(np.full(total, interval_s, dtype=np.int32)),
+            "import_kwh": np.clip(e["c"] - s["c"], 0.0, None),
+            "register_kwh": pl.Series(np.where(keep, e["reg"], np.nan)).fill_nan(None),
+            FLAGS: flags,
+        }
     )
     return derived.select(
         [
@@ -335,9 +367,56 @@ def _apportion(
     )
 
 
-def _next_carry(spans: pl.DataFrame, step: int) -> pl.DataFrame:
+def _by_meter_groups(
+    frame: pl.DataFrame,
+    sp: _Spans,
+    step: int,
+    tol: int,
+    interval_s: int,
+    keep_wrap_register: bool,
+) -> pl.DataFrame:
+    """:func:`_apportion` for a batch whose meters' times span too much for one key:
+    a group of meters at a time (a loop per group of meters, never per read; a single
+    meter's times always fit, the contract's window being 230 years)."""
+    spans = (sp.us[sp.last] - sp.us[sp.first] + 2 * step).astype(np.float64)
+    group = (np.cumsum(spans) // _KEY_ROOM).astype(np.int64)
+    parts = []
+    for number in np.unique(group):
+        members = np.flatnonzero(group == number)
+        rows = slice(int(sp.first[members[0]]), int(sp.last[members[-1]]) + 1)
+        parts.append(
+            _apportion(frame[rows], _slice(sp, rows), step, tol, interval_s, keep_wrap_register)
+        )
+    return pl.concat(parts)
+
+
+def _slice(sp: _Spans, rows: slice) -> _Spans:
+    meter = sp.meter[rows] - sp.meter[rows.start]
+    starts = np.flatnonzero(np.diff(meter, prepend=-1) != 0)
+    return _Spans(
+        meter=meter,
+        us=sp.us[rows],
+        reg=sp.reg[rows],
+        top=sp.top[rows],
+        c=sp.c[rows],
+        n64=sp.n64[rows],
+        n32=sp.n32[rows],
+        first=starts,
+        last=np.append(starts[1:] - 1, len(meter) - 1),
+    )
+
+
+def _next_carry(frame: pl.DataFrame, sp: _Spans, step: int) -> pl.DataFrame:
     """Per meter, the reads from the last one at or before the start of its last
     unfinished interval: what the next batch needs to continue."""
-    resume = (pl.col("_us").max() // step * step).over("meter_id")
-    anchor = pl.col("_us").filter(pl.col("_us") <= resume).max().over("meter_id")
-    return spans.filter(pl.col("_us") >= anchor).select("meter_id", "t", "reg", top=pl.col("_top"))
+    resume = sp.us[sp.last] // step * step
+    index = np.arange(len(sp.us))
+    anchor = sp.first.copy()  # when every read lies in the unfinished interval
+    before = sp.us <= resume[sp.meter]
+    np.maximum.at(anchor, sp.meter[before], index[before])
+    keep = index >= anchor[sp.meter]
+    return (
+        frame.filter(pl.Series(keep))
+        .select("meter_id", "t", "reg")
+        .with_columns(top=pl.Series(sp.top[keep]))
+    )
