@@ -109,3 +109,27 @@ def test_late_and_conflicting_reads_are_rejected_with_their_lines() -> None:
     ]
     assert out.repeats == 1  # the carried 01:00 read sent again
     assert _hours(out.records, "A") == [(1.0, 1.5, 0), (2.0, 0.5, 0)]
+
+
+def test_meter_groups_and_time_major_order_give_the_same_intervals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reads listed time by time (every meter at 00:00, then at 00:30, ...) are sorted
+    per meter; a batch whose (meter, time) key would not fit one integer is derived a
+    group of meters at a time. Each gives what meter-by-meter order in one key gives."""
+    rng = np.random.default_rng(7)
+    meters = [f"M{i}" for i in range(5)]
+    totals = {m: np.cumsum(rng.random(12)) for m in meters}
+    by_meter = [(m, i * 1800, float(totals[m][i])) for m in meters for i in range(12)]
+    by_time = [(m, i * 1800, float(totals[m][i])) for i in range(12) for m in meters]
+    plain = derive_intervals(_reads(by_meter), empty_carry(), interval_s=3600).records
+    mixed = derive_intervals(_reads(by_time), empty_carry(), interval_s=3600).records
+    from metrify.sources import registers
+
+    monkeypatch.setattr(registers, "_KEY_ROOM", 3 * 12 * 1800e6)  # about two meters a group
+    grouped = derive_intervals(_reads(by_meter), empty_carry(), interval_s=3600).records
+    for other in (mixed, grouped):
+        assert other.sort("meter_id", "ts").equals(plain.sort("meter_id", "ts"))
+    for m in meters:  # 00:00 to 05:00: five whole hours from reads on the hour
+        hours = plain.filter(pl.col("meter_id") == m)["import_kwh"].to_numpy()
+        assert hours == pytest.approx(np.diff(totals[m][::2]))
