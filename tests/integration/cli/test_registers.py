@@ -136,23 +136,25 @@ def test_a_reset_production_meter_is_flagged_never_negative(
 def test_a_second_load_continues_from_the_stored_read_and_a_reload_changes_nothing(
     settings: Settings, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    """Daily gas register reads (litres, given as m3 x 1000): the second month's first
+    """Daily reads of the low-tariff import register (Wh): the second month's first
     day is derived from the first month's last stored read; loading the first month
-    again stores nothing new."""
-    raw = _raw("gas_quantity_CurrentGasQuantity_10yrdays.csv")[:62]
+    again stores nothing new. The home's fixed offset names the meter's zone."""
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_10yrdays.csv")[:62]
     a = _write(tmp_path / "a.csv", raw[:31])
     b = _write(tmp_path / "b.csv", raw[31:])
-    args = ("--set", "meter_id=GAS-1")
+    args = ("--set", "meter_id=NL-DAY", "--tz", "+01:00")
     _ingest(a, *args, interval=86400)
     _ingest(b, *args, interval=86400)
     again = _ingest(a, *args, interval=86400)
-    rows = _stored(conn, "GAS-1")
+    rows = _stored(conn, "NL-DAY")
     assert len(rows) == 61
     assert sum(r[1] for r in rows) == pytest.approx((raw[-1, 1] - raw[0, 1]) / 1000)
     assert [r[1] for r in rows if r[0] == raw[30, 0]] == [
         pytest.approx((raw[31, 1] - raw[30, 1]) / 1000)
     ]
     assert again["inserted"] == 0 and again["updated"] == 0
+    zone = conn.execute("SELECT timezone FROM meters WHERE meter_id = 'NL-DAY'").fetchone()
+    assert zone == ("Etc/GMT-1",)
 
 
 @pytest.mark.parametrize(("digits", "given"), [(6, True), (7, False)])
