@@ -55,7 +55,7 @@ class RegisterStage:
         lines: npt.NDArray[np.int64] | None,
     ) -> Derived:
         """The intervals of one decoded batch of reads (``ts`` = the read's instant)."""
-        assert mapping.interval_s is not None  # build_mapping requires it for registers
+        assert mapping.interval_s is not None  # derives_energy asks for it
         rows = decoded.rows.to_numpy()
         line = (rows + first_line) if lines is None else np.asarray(lines)[rows]
         reads = decoded.records.with_columns(_line=pl.Series(line.astype(np.int32)))

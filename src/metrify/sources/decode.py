@@ -18,7 +18,7 @@ import polars as pl
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
-from metrify.sources.mapping import ENERGY_FIELD, Mapping, fixed_offset
+from metrify.sources.mapping import ENERGY_FIELD, REGISTER_FIELD, Mapping, fixed_offset
 
 #: strings that mean "no value" in the files utilities send.
 NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
@@ -204,6 +204,11 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
         hint = (
             "pass --interval SECONDS or " if name == "interval_s" else ""
         ) + f"map one with --map {name}=COLUMN"
+        if name == ENERGY_FIELD and REGISTER_FIELD in contract.schema:
+            hint += (
+                f" (or, for a cumulative register, --map {REGISTER_FIELD}=COLUMN "
+                "with --interval SECONDS to derive it)"
+            )
         mapped = f" (mapped to {src!r})" if src != name else ""
         raise SchemaMismatch(
             f"no column for required field {name!r}{mapped}; "

@@ -101,12 +101,16 @@ class Mapping:
 
     def derives_energy(self, contract: Contract, columns: Iterable[str]) -> bool:
         """Whether interval energy is derived from a cumulative register for a source
-        with these columns: the register is read and no energy column or constant is."""
+        with these columns: the register is read, no energy column or constant is, and
+        ``--interval`` gives the length of the intervals to derive (without it, a
+        missing energy column stays the error it always was: the API's bodies, which
+        have no interval option, are never derived)."""
         names = list(columns)
         available = set(names)
         resolved = self.resolve(names)
         return (
-            ENERGY_FIELD in contract.schema
+            self.interval_s is not None
+            and ENERGY_FIELD in contract.schema
             and REGISTER_FIELD in contract.schema
             and resolved.source_column(REGISTER_FIELD) in available
             and ENERGY_FIELD not in resolved.constants

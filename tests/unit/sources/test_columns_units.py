@@ -200,3 +200,16 @@ def test_register_without_energy_needs_an_interval() -> None:
         READING, ["#1", "#2"]
     )
     assert not Mapping().derives_energy(READING, ["register_kwh", "import_kwh"])
+
+
+def test_a_register_without_an_interval_is_not_derived() -> None:
+    """Without --interval (the API's bodies have none) a register column does not stand
+    in for energy: the missing energy column is the error, with the way to derive it."""
+    from metrify.sources.decode import SchemaMismatch
+
+    raw = pl.DataFrame(
+        {"meter_id": ["A"], "ts": ["2024-01-01T00:00:00Z"], "interval_s": ["1800"]}
+    ).with_columns(register_kwh=pl.lit("12.5"))
+    assert not Mapping().derives_energy(READING, raw.columns)
+    with pytest.raises(SchemaMismatch, match="--map register_kwh=COLUMN with --interval"):
+        decode(READING, raw, Mapping())
