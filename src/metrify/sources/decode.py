@@ -217,8 +217,10 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
 
 
 def _required(contract: Contract, mapping: Mapping, columns: list[str]) -> tuple[str, ...]:
+    """The contract's required fields; for register reads the register instead of the
+    energy (a read without its value is no read)."""
     if mapping.derives_energy(contract, columns):
-        return tuple(n for n in contract.required if n != ENERGY_FIELD)
+        return (*(n for n in contract.required if n != ENERGY_FIELD), REGISTER_FIELD)
     return contract.required
 
 
@@ -342,6 +344,10 @@ def decode(
         outside = (ts < pl.lit(EARLIEST_TS)) | (ts >= pl.lit(LATEST_TS))
         checks.append((ts.is_not_null() & outside, f"ts outside {WINDOW_TEXT}"))
     checks += [(pl.col(name).is_null(), f"missing {name}") for name in required]
+    if derives and not check_ranges:
+        # The derivation counts from every read, so a negative register cannot wait for
+        # VEE to reject it: it would be taken for a reset or a wrap first.
+        checks.append((pl.col(REGISTER_FIELD) < 0, f"negative {REGISTER_FIELD}"))
     checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
     if "timezone" in contract.schema:
         # A zone nobody knows would fail every local-day computation of the meter's

@@ -213,3 +213,17 @@ def test_a_register_without_an_interval_is_not_derived() -> None:
     assert not Mapping().derives_energy(READING, raw.columns)
     with pytest.raises(SchemaMismatch, match="--map register_kwh=COLUMN with --interval"):
         decode(READING, raw, Mapping())
+
+
+def test_register_reads_need_a_value_that_is_not_negative() -> None:
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["A", "A", "A"],
+            "ts": ["1704067200", "1704070800", "1704074400"],
+            "reg": ["10.5", "", "-1"],
+        }
+    )
+    mapping = build_mapping(READING, maps=["register_kwh=reg"], interval_s=3600)
+    out = decode(READING, raw, mapping, check_ranges=False)
+    assert out.records["register_kwh"].to_list() == [10.5]
+    assert out.rejects["reason"].to_list() == ["missing register_kwh", "negative register_kwh"]
