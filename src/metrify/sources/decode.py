@@ -103,6 +103,26 @@ def _epoch(seconds_or_more: pl.Expr) -> pl.Expr:
     return pl.from_epoch(safe.cast(pl.Int64), time_unit="us").dt.replace_time_zone("UTC")
 
 
+#: digits-only times read as local calendar times before epoch numbers: YYYYMMDD,
+#: YYYYMMDDhhmm, YYYYMMDDhhmmss (as epoch numbers they would fall in 1970-1973 or, in
+#: milliseconds, before 2001; read so only where they are no valid date of 1970-2199)
+_COMPACT: Final = ((14, "%Y%m%d%H%M%S"), (12, "%Y%m%d%H%M"), (8, "%Y%m%d"))
+
+
+def _compact(text: pl.Series, numeric: pl.Series) -> pl.Series:
+    """The digits-only rows of ``text`` that are compact calendar times, as naive
+    times; null elsewhere."""
+    out = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True)
+    length = text.str.len_chars()
+    for size, fmt in _COMPACT:
+        rows = (numeric & (length == size)).fill_null(False).arg_true()
+        if rows.len():
+            read = text.gather(rows).str.to_datetime(fmt, strict=False, time_unit="us")
+            out = out.scatter(rows, read)
+    year = out.dt.year()
+    return out.zip_with(((year >= 1970) & (year < 2200)).fill_null(False), out.clear(out.len()))
+
+
 def _parse_ts(
     raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
@@ -113,8 +133,10 @@ def _parse_ts(
     occurrence per id is read as the earlier instant and the second as the later one
     (files list time in order); times that do not exist (spring gap) fail. Times with an
     offset are read with the aware formats, the others with the naive ones, each row
-    until a format fits (eagerly, see :func:`_first_format`). A plain number is a time
-    since the epoch (seconds, milliseconds or microseconds by its size), always UTC.
+    until a format fits (eagerly, see :func:`_first_format`). Digits that make a compact
+    date (``20240101``, ``202401010030``, ``20240101003000``) are a local time; any other
+    plain number is a time since the epoch (seconds, milliseconds or microseconds by
+    its size), always UTC.
     """
     # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
     # Z) is read in one pass; anything else goes through the general readers below.
@@ -129,10 +151,12 @@ def _parse_ts(
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
     ).to_series()
-    is_epoch = text.str.contains(_EPOCH_TEXT).fill_null(False)
-    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False) & ~is_epoch
+    numeric = text.str.contains(_EPOCH_TEXT).fill_null(False)
+    compact = _compact(text, numeric)
+    is_epoch = numeric & compact.is_null()
+    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False) & ~numeric
     rows = pl.int_range(raw.height, dtype=pl.UInt32, eager=True)
-    aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset & ~is_epoch)
+    aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset & ~numeric)
     aware = pl.repeat(None, raw.height, dtype=pl.Datetime("us", "UTC"), eager=True).scatter(
         aware_rows,
         _first_format(text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"),
@@ -140,6 +164,8 @@ def _parse_ts(
     naive = pl.repeat(None, raw.height, dtype=pl.Datetime("us"), eager=True).scatter(
         naive_rows, _first_format(text.gather(naive_rows), _NAIVE_FORMATS, time_unit="us")
     )
+    if compact.null_count() < compact.len():
+        naive = compact.zip_with(compact.is_not_null(), naive)
     helpers = {"_ts_offset": has_offset, "_ts_aware": aware, "_ts_naive": naive}
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     parsed = pl.when(pl.col("_ts_offset")).then(pl.col("_ts_aware")).otherwise(local)

@@ -84,6 +84,23 @@ def test_epoch_seconds_or_milliseconds_by_size(text: str, expected: dt.datetime)
     assert out.records["ts"].to_list() == [expected]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20240101", dt.datetime(2023, 12, 31, 23, tzinfo=UTC)),
+        ("202401010030", dt.datetime(2023, 12, 31, 23, 30, tzinfo=UTC)),
+        ("20240101003000", dt.datetime(2023, 12, 31, 23, 30, tzinfo=UTC)),
+        ("915148800000", dt.datetime(1999, 1, 1, tzinfo=UTC)),  # epoch ms, no calendar date
+    ],
+)
+def test_compact_dates_are_local_times_not_epoch_numbers(text: str, expected: dt.datetime) -> None:
+    """Digits that make a date are not read as seconds of 1970 (20240101 s would be
+    1970-08-23), silently."""
+    raw = pl.DataFrame({"meter_id": ["A"], "ts": [text], "import_kwh": ["1"]})
+    out = decode(READING, raw, build_mapping(READING, interval_s=1800, tz="Europe/Amsterdam"))
+    assert out.records["ts"].to_list() == [expected]
+
+
 def test_typed_epoch_column() -> None:
     raw = pl.DataFrame({"meter_id": ["A"], "ts": [1704067200], "import_kwh": [1.0]})
     out = decode(READING, raw, build_mapping(READING, interval_s=1800))
