@@ -30,13 +30,19 @@ _ESTIMATED: Final = int(Quality.ESTIMATED)
 
 #: the store's answer: meter -> (time, register) of its last stored read before a time
 LastReads = Callable[[pl.DataFrame], pl.DataFrame]
+#: the meters' reference attributes (``meter_id``, ``register_digits``, ...) by id
+Meters = Callable[[pl.Series], pl.DataFrame]
 
 
 class RegisterStage:
     """Derives interval energy from the register reads of one run's batches."""
 
-    def __init__(self, last_reads: LastReads) -> None:
+    def __init__(self, last_reads: LastReads, meters: Meters | None = None) -> None:
+        """``last_reads``: the store's last register reads (see :data:`LastReads`);
+        ``meters``: the meters' reference attributes, whose ``register_digits`` (in kWh
+        digits, as VEE reads them) give the width where ``--register-digits`` does not."""
         self._last_reads = last_reads
+        self._meters = meters
         self._carry = empty_carry()
         self._seen: set[str] = set()
         #: the register's width in kWh digits, where the mapping gives a width that is
@@ -62,6 +68,14 @@ class RegisterStage:
         self._seed(reads)
         unit_kwh = mapping.factor(REGISTER_FIELD)
         self.kwh_digits = _kwh_digits(mapping.register_digits, unit_kwh)
+        widths = None
+        if mapping.register_digits is None and self._meters is not None:
+            ids = reads.get_column("meter_id").unique()
+            widths = (
+                self._meters(ids)
+                .filter(pl.col("register_digits").is_not_null())
+                .select("meter_id", wrap_kwh=pl.lit(10.0).pow(pl.col("register_digits")))
+            )
         derived = derive_intervals(
             reads,
             self._carry,
@@ -69,6 +83,7 @@ class RegisterStage:
             unit_kwh=unit_kwh,
             digits=mapping.register_digits,
             keep_wrap_register=self.kwh_digits is not None,
+            widths=widths,
         )
         touched = derived.carry.get_column("meter_id").unique()
         self._carry = pl.concat(

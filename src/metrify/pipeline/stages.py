@@ -284,7 +284,10 @@ class Pipeline:
         decoded reads are replaced by the derived intervals, and the reads that could not
         be used (out of order, conflicting) become rejects."""
         if self.registers is None:
-            self.registers = RegisterStage(self.store.last_register_reads)
+            self.registers = RegisterStage(
+                self.store.last_register_reads,
+                self.meters.get if self.meters is not None else None,
+            )
         derived = self.registers.derive(decoded, mapping, first_line=first_line, lines=lines)
         self.summary.duplicates += derived.repeats
         note = (

@@ -98,6 +98,7 @@ def derive_intervals(
     unit_kwh: float = 1.0,
     digits: int | None = None,
     keep_wrap_register: bool = True,
+    widths: pl.DataFrame | None = None,
 ) -> Derived:
     """Derive interval energy from register reads.
 
@@ -107,6 +108,9 @@ def derive_intervals(
     or the store; ``unit_kwh``: kWh per unit of the register as the source gives it (a
     register of Wh: 0.001), so that a width of ``digits`` digits wraps at
     ``10**digits * unit_kwh`` kWh; ``keep_wrap_register``: see the module's text.
+    ``widths`` (``meter_id``, ``wrap_kwh``): where ``digits`` is not given, the wrap of
+    the meters whose reference data gives their register's width (VEE knows those, so
+    their wraps keep their register).
     """
     step = interval_s * 1_000_000
     tol = int(step * READ_TOLERANCE)
@@ -168,7 +172,19 @@ def derive_intervals(
     )
     if not frame.height:
         return Derived(_no_records(), empty_carry(), reject_frame, repeats)
-    spans = _spans(frame, wrap_kwh, unit_kwh)
+    # the wrap per read where it is known, and whether VEE knows it (a reference width)
+    if wrap_kwh is not None:
+        frame = frame.with_columns(_wrap=pl.lit(wrap_kwh, dtype=pl.Float64), _vee=pl.lit(False))
+    elif widths is not None and widths.height:
+        frame = frame.join(
+            widths.select("meter_id", _wrap=pl.col("wrap_kwh").cast(pl.Float64)),
+            on="meter_id",
+            how="left",
+            maintain_order="left",
+        ).with_columns(_vee=pl.col("_wrap").is_not_null())
+    else:
+        frame = frame.with_columns(_wrap=pl.lit(None, dtype=pl.Float64), _vee=pl.lit(False))
+    spans = _spans(frame, unit_kwh)
     records = _apportion(frame, spans, step, tol, interval_s, keep_wrap_register)
     return Derived(records, _next_carry(frame, spans, step), reject_frame, repeats)
 
@@ -213,9 +229,11 @@ class _Spans:
     n32: npt.NDArray[np.int64]
     first: npt.NDArray[np.int64]
     last: npt.NDArray[np.int64]
+    #: per meter: whether VEE knows its register's width (from its reference row)
+    given: npt.NDArray[np.bool_]
 
 
-def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> _Spans:
+def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
     """Each span's energy and flags, one numpy pass over the sorted reads."""
     ids = frame.get_column("meter_id")
     starts = ids.ne_missing(ids.shift(1)).fill_null(True).to_numpy()
@@ -229,19 +247,18 @@ def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> _Spa
     prev[starts] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         fall = (reg - prev) < 0  # NaN (a meter's first read) compares False
-        if wrap_kwh is not None:
-            wrap = np.full(len(reg), wrap_kwh)
-            rolled = fall & (reg - prev + wrap <= _KNOWN_WRAP_SHARE * wrap) & (reg < wrap)
-        else:
-            prev_units = prev / unit_kwh
-            power = 10.0 ** (np.floor(np.log10(np.clip(prev_units, 1.0, None))) + 1)
-            wrap = power * unit_kwh
-            rolled = (
-                fall
-                & (power >= _MIN_INFERRED_WRAP)
-                & (prev_units >= 0.99 * power)
-                & (reg / unit_kwh < 0.01 * power)
-            )
+        known = frame.get_column("_wrap").fill_null(np.nan).to_numpy().astype(np.float64)
+        given = ~np.isnan(known)
+        prev_units = prev / unit_kwh
+        power = 10.0 ** (np.floor(np.log10(np.clip(prev_units, 1.0, None))) + 1)
+        wrap = np.where(given, known, power * unit_kwh)
+        rolled = fall & np.where(
+            given,
+            (reg - prev + wrap <= _KNOWN_WRAP_SHARE * wrap) & (reg < wrap),
+            (power >= _MIN_INFERRED_WRAP)
+            & (prev_units >= 0.99 * power)
+            & (reg / unit_kwh < 0.01 * power),
+        )
         reset = fall & ~rolled & (reg < _RESET_SHARE * prev)
     back = fall & ~rolled & ~reset
     segment_start = starts | rolled | reset
@@ -270,6 +287,7 @@ def _spans(frame: pl.DataFrame, wrap_kwh: float | None, unit_kwh: float) -> _Spa
         n32=np.cumsum(reset | back),
         first=first,
         last=last,
+        given=frame.get_column("_vee").to_numpy()[first],
     )
 
 
@@ -346,7 +364,7 @@ def _apportion(
         | np.where((e["32"] - s["32"]) > 0, _MISMATCH, 0)
         | np.where((s["d"] > tol) | (e["d"] > tol), _ESTIMATED, 0)
     ).astype(np.int32)
-    keep = at_end & (keep_wrap_register | ~wrapped)
+    keep = at_end & (keep_wrap_register | sp.given[owner] | ~wrapped)
     ids = frame.get_column("meter_id").gather(sp.first).gather(owner)
     derived = pl.DataFrame(
         {
@@ -403,6 +421,7 @@ def _slice(sp: _Spans, rows: slice) -> _Spans:
         n32=sp.n32[rows],
         first=starts,
         last=np.append(starts[1:] - 1, len(meter) - 1),
+        given=sp.given[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
     )
 
 

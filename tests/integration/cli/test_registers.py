@@ -181,3 +181,26 @@ def test_a_wrap_is_valid_whether_its_width_is_given_or_inferred(
     assert sum(r[1] for r in rows) == pytest.approx(
         (raw[cross + 47, 1] - raw[cross - 48, 1]) / 1000, abs=1e-6
     )
+
+
+def test_a_meters_reference_width_gives_the_wrap(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A meter registered with a 4-digit kWh register (``register_digits`` in the
+    meters table) wraps at 10,000 kWh: the real register (Wh) read modulo 10^7 Wh wraps
+    there, and without --register-digits the load takes the reference's width."""
+    meters = tmp_path / "meters.csv"
+    meters.write_text("meter_id,register_digits\nREF-1,4\n")
+    result = runner.invoke(app, ["ingest", "meters", str(meters)])
+    assert result.exit_code == 0, result.stderr
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_5yrhours.csv")
+    cross = int(np.flatnonzero(raw[:, 1] >= 10_000_000)[0])
+    part = raw[cross - 24 : cross + 24].copy()
+    part[:, 1] %= 10_000_000
+    _ingest(_write(tmp_path / "r.csv", part), "--set", "meter_id=REF-1")
+    rows = _stored(conn, "REF-1")
+    wrapped = [r for r in rows if r[3] & ROLLOVER]
+    assert len(wrapped) == 1 and wrapped[0][4] == "valid" and wrapped[0][2] is not None
+    assert sum(r[1] for r in rows) == pytest.approx(
+        (raw[cross + 23, 1] - raw[cross - 24, 1]) / 1000, abs=1e-6
+    )

@@ -133,3 +133,20 @@ def test_meter_groups_and_time_major_order_give_the_same_intervals(
     for m in meters:  # 00:00 to 05:00: five whole hours from reads on the hour
         hours = plain.filter(pl.col("meter_id") == m)["import_kwh"].to_numpy()
         assert hours == pytest.approx(np.diff(totals[m][::2]))
+
+
+def test_reference_widths_tell_a_wrap_from_an_exchange() -> None:
+    """Two meters fall from 999.5 to 0.5 kWh: the one whose reference row gives a
+    3-digit kWh register wrapped (1 kWh used; it keeps its register, VEE knows the
+    width); the other, of unknown width, below what a wrap is inferred at, was
+    exchanged (0.5 kWh since zero, flagged)."""
+    rows = [(m, s, v) for m in ("W", "X") for s, v in ((0, 999.0), (3600, 999.5), (7200, 0.5))]
+    widths = pl.DataFrame({"meter_id": ["W"], "wrap_kwh": [1000.0]})
+    out = derive_intervals(
+        _reads(rows), empty_carry(), interval_s=3600, keep_wrap_register=False, widths=widths
+    )
+    roll, mismatch = int(Quality.REGISTER_ROLLOVER), int(Quality.REGISTER_MISMATCH)
+    assert _hours(out.records, "W") == [(0.0, 0.5, 0), (1.0, 1.0, roll)]
+    assert _hours(out.records, "X") == [(0.0, 0.5, 0), (1.0, 0.5, mismatch)]
+    kept = out.records.sort("meter_id", "ts")["register_kwh"].to_list()
+    assert kept == [999.5, 0.5, 999.5, 0.5]
