@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the fields a reading derived from register reads has
+_DERIVED_FIELDS = frozenset({"meter_id", "ts", "interval_s", "import_kwh", REGISTER_FIELD})
+
 
 @dataclass(frozen=True)
 class _LakeWork:
@@ -290,6 +293,16 @@ class Pipeline:
             )
         derived = self.registers.derive(decoded, mapping, first_line=first_line, lines=lines)
         self.summary.duplicates += derived.repeats
+        dropped = [f for f in decoded.present if f not in _DERIVED_FIELDS]
+        if dropped:
+            # Values read beside a register belong to the read's instant, not to an
+            # interval: they are not derived, and the user hears so.
+            ignored = (
+                f"not derived from register reads, so not stored: {', '.join(dropped)} "
+                f"(only {REGISTER_FIELD} and the energy derived from it are)"
+            )
+            if ignored not in self.summary.warnings:
+                self.summary.warnings.append(ignored)
         note = (
             f"interval energy derived from {REGISTER_FIELD}: "
             f"{self.registers.reads:,} reads, {self.registers.intervals:,} intervals"

@@ -143,7 +143,9 @@ def test_a_second_load_continues_from_the_stored_read_and_a_reload_changes_nothi
     a = _write(tmp_path / "a.csv", raw[:31])
     b = _write(tmp_path / "b.csv", raw[31:])
     args = ("--set", "meter_id=NL-DAY", "--tz", "+01:00")
-    _ingest(a, *args, interval=86400)
+    # a value read beside the register is not derived: said, not stored
+    first = _ingest(a, *args, "--set", "voltage_v=230", interval=86400)
+    assert any("not derived from register reads" in w for w in first["warnings"])
     _ingest(b, *args, interval=86400)
     again = _ingest(a, *args, interval=86400)
     rows = _stored(conn, "NL-DAY")
@@ -153,6 +155,7 @@ def test_a_second_load_continues_from_the_stored_read_and_a_reload_changes_nothi
         pytest.approx((raw[31, 1] - raw[30, 1]) / 1000)
     ]
     assert again["inserted"] == 0 and again["updated"] == 0
+    assert conn.execute("SELECT count(voltage_v) FROM readings").fetchone() == (0,)
     zone = conn.execute("SELECT timezone FROM meters WHERE meter_id = 'NL-DAY'").fetchone()
     assert zone == ("Etc/GMT-1",)
 
