@@ -33,7 +33,7 @@ def _check_mapped(path: Path, mapping: Mapping) -> None:
     loading it would store the field as nulls. Files that cannot be read are left to
     the load, which reports them the usual way."""
     try:
-        batches = read_batches(path, _PEEK_ROWS)
+        batches = read_batches(path, _PEEK_ROWS, header=mapping.header)
         try:
             first = next(batches, None)
         finally:
@@ -60,6 +60,9 @@ def ingest_cmd(
     interval: opts.Interval = None,
     tz: opts.Tz = None,
     ts_end: opts.TsEnd = False,
+    units: opts.Units = [],  # noqa: B006
+    no_header: opts.NoHeader = False,
+    register_digits: opts.RegisterDigits = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
     ] = False,
@@ -74,7 +77,16 @@ def ingest_cmd(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     mapping = build_mapping(
-        spec, maps=maps, sets=sets, scales=scales, interval_s=interval, tz=tz, ts_end=ts_end
+        spec,
+        maps=maps,
+        sets=sets,
+        scales=scales,
+        interval_s=interval,
+        tz=tz,
+        ts_end=ts_end,
+        units=units,
+        header=not no_header,
+        register_digits=register_digits,
     )
     if mapping.columns:
         for path in paths:

@@ -24,5 +24,32 @@ Interval = Annotated[
     int | None,
     typer.Option("--interval", help="interval length in seconds where the file has none"),
 ]
-Tz = Annotated[str | None, typer.Option("--tz", help="time zone of naive timestamps (default UTC)")]
+Tz = Annotated[
+    str | None,
+    typer.Option(
+        "--tz",
+        help="time zone of naive timestamps: an IANA name, or a fixed offset such as "
+        "+10:00 for a file in standard time all year (default UTC)",
+    ),
+]
 TsEnd = Annotated[bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")]
+Units = Annotated[
+    list[str],
+    typer.Option(
+        "--unit",
+        help="FIELD=UNIT: the file's unit of FIELD, converted to the contract's "
+        "(degF, Wh, MWh, GJ, W, kV...)",
+    ),
+]
+NoHeader = Annotated[
+    bool,
+    typer.Option("--no-header", help="the CSV file has no header line; columns are #1, #2, ..."),
+]
+RegisterDigits = Annotated[
+    int | None,
+    typer.Option(
+        "--register-digits",
+        help="digits of the cumulative register (it rolls over at 10^N of its unit); "
+        "default: detected at a wrap",
+    ),
+]

@@ -64,6 +64,9 @@ def produce_cmd(
     interval: opts.Interval = None,
     tz: opts.Tz = None,
     ts_end: opts.TsEnd = False,
+    units: opts.Units = [],  # noqa: B006
+    no_header: opts.NoHeader = False,
+    register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
     from metrify.sources.kafka import CONTRACT_OF, ProduceError, Sender, produce_files
@@ -80,6 +83,9 @@ def produce_cmd(
         interval_s=interval,
         tz=tz,
         ts_end=ts_end,
+        units=units,
+        header=not no_header,
+        register_digits=register_digits,
     )
     try:
         summary = produce_files(Sender(kafka), kind, paths, mapping)

@@ -141,7 +141,7 @@ def ingest_files(
         ok = True
         with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
             try:
-                for batch in read_batches(path, batch_rows):
+                for batch in read_batches(path, batch_rows, header=mapping.header):
                     pipeline.submit(
                         batch.data,
                         source=batch.source,

@@ -32,6 +32,7 @@ from metrify.contracts.summary import Summary
 from metrify.ops import tracing
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
+from metrify.pipeline.registers import RegisterStage, apply_flags, split_flags
 from metrify.quality import dedupe_batch
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
@@ -39,8 +40,8 @@ from metrify.quality.history import HistoryCache
 from metrify.settings import Settings
 from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
-from metrify.sources.decode import REJECT_SCHEMA, decode
-from metrify.sources.mapping import Mapping
+from metrify.sources.decode import REJECT_SCHEMA, Decoded, decode
+from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 log = logging.getLogger(__name__)
+
+#: the fields a reading derived from register reads has
+_DERIVED_FIELDS = frozenset({"meter_id", "ts", "interval_s", "import_kwh", REGISTER_FIELD})
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class Pipeline:
         #: this run may register; replaced, never changed in place, so the writer thread
         #: can read it while the next batch is decoded
         self._zones: dict[str, str] = {}
+        #: register reads turned into intervals (a load that maps only a register)
+        self.registers: RegisterStage | None = None
         self.detector: DetectStage | None = None
         if contract.time_series and settings.anomaly.enabled:
             self.detector = DetectStage(
@@ -235,9 +241,19 @@ class Pipeline:
                 if note not in summary.warnings:
                     summary.warnings.append(note)
         self._present.update(decoded.present)
-        if self.contract is READING and mapping is not None and mapping.tz != "UTC":
-            self._declare_zone(decoded.records, mapping.tz)
+        zone = mapping.zone_name if mapping is not None else None
+        if self.contract is READING and zone is not None and zone != "UTC":
+            self._declare_zone(decoded.records, zone)
         rejects = _with_source(decoded.rejects, source, decoded.reject_rows)
+        if (
+            self.contract is READING
+            and mapping is not None
+            and isinstance(source, str)
+            and mapping.derives_energy(READING, raw.columns)
+        ):
+            decoded = self._derive(decoded, mapping, source, first_line, lines)
+            derived_rejects = decoded.rejects.with_columns(source=pl.lit(source))
+            rejects = pl.concat([rejects, derived_rejects.select(rejects.columns)])
         if bad_rows:
             rejects = pl.concat(
                 [
@@ -262,6 +278,48 @@ class Pipeline:
             self._buffered += decoded.records.height
         if self._buffered >= self.settings.batch_size:
             self.flush()
+
+    def _derive(
+        self,
+        decoded: Decoded,
+        mapping: Mapping,
+        source: str,
+        first_line: int,
+        lines: npt.NDArray[np.int64] | None,
+    ) -> Decoded:
+        """Register reads into intervals (see :mod:`metrify.pipeline.registers`): the
+        decoded reads are replaced by the derived intervals, and the reads that could not
+        be used (out of order, conflicting) become rejects."""
+        if self.registers is None:
+            self.registers = RegisterStage(
+                self.store.last_register_reads,
+                self.meters.get if self.meters is not None else None,
+            )
+        derived = self.registers.derive(decoded, mapping, first_line=first_line, lines=lines)
+        self.summary.duplicates += derived.repeats
+        dropped = [f for f in decoded.present if f not in _DERIVED_FIELDS]
+        if dropped:
+            # Values read beside a register belong to the read's instant, not to an
+            # interval: they are not derived, and the user hears so.
+            ignored = (
+                f"not derived from register reads, so not stored: {', '.join(dropped)} "
+                f"(only {REGISTER_FIELD} and the energy derived from it are)"
+            )
+            if ignored not in self.summary.warnings:
+                self.summary.warnings.append(ignored)
+        note = (
+            f"interval energy derived from {REGISTER_FIELD}: "
+            f"{self.registers.reads:,} reads, {self.registers.intervals:,} intervals"
+        )
+        self.summary.warnings[:] = [
+            w for w in self.summary.warnings if not w.startswith(note.split(":")[0])
+        ]
+        self.summary.warnings.append(note)
+        return Decoded(
+            records=derived.records,
+            rejects=derived.rejects,
+            rows=pl.Series("rows", [], dtype=pl.Int32),
+        )
 
     def _cap(self, rejects: pl.DataFrame) -> pl.DataFrame:
         """At most ``max_rejects`` bad rows per source go to quarantine: a small body of
@@ -324,7 +382,7 @@ class Pipeline:
     def _flush(self) -> None:
         rejects = _quarantine_frame(self.contract.kind, self._rejects)
         self._rejects = []
-        records = pl.concat(self._buffer) if self._buffer else None
+        records = pl.concat(self._buffer, how="diagonal") if self._buffer else None
         self._buffer, self._buffered = [], 0
         if records is None:
             if rejects.height:
@@ -347,9 +405,12 @@ class Pipeline:
             )
             rejects = pl.concat([rejects, superseded.select(rejects.columns)])
         if self.contract.time_series:
-            assessed = self._quality(dedup.records).with_columns(
+            judged, flags = split_flags(dedup.records)
+            assessed = self._quality(judged).with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
+            if flags is not None:
+                assessed = apply_flags(assessed, flags)
             pending = None
             if self.detector is not None:
                 with tracing.span("detect", {"metrify.kind": self.contract.kind}):
@@ -664,6 +725,8 @@ class Pipeline:
         assert isinstance(last, dt.datetime)
         assert self.history is not None and self.meters is not None
         meters = self.meters.get(ids)
+        if self.registers is not None:
+            meters = self.registers.vee_meters(meters, ids)
         reach = None
         if cfg.lean_context:
             first = records["ts"].min()

@@ -12,7 +12,9 @@ come out as :class:`BadRow` s, and a file that cannot be read at all raises
   :mod:`~metrify.sources.parquet`: one format each;
 * :mod:`~metrify.sources.json_rows`: JSON records as string columns (files, Kafka, HTTP);
 * :mod:`~metrify.sources.batches`: the batches, bad rows and errors they hand out;
-* :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--tz`` options.
+* :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--unit``/``--tz``
+  options (:mod:`~metrify.sources.units` converts the units);
+* :mod:`~metrify.sources.registers`: interval energy derived from cumulative register reads.
 
 Two modules are imported by their own name rather than from here:
 :mod:`metrify.sources.decode`, whose main function shares the module's name (exporting it

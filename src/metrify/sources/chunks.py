@@ -115,6 +115,27 @@ class LineChunker:
             if line.strip():
                 return line, number
 
+    def peek(self) -> tuple[bytes, int] | None:
+        """The first non-blank line and its number, left in place: the first row of a
+        file without a header, read for its fields and then parsed with the rest.
+        Blank lines before it are consumed (they are no rows)."""
+        while True:
+            while len(self._nl) == 0 and not self._eof:
+                if len(self._buf) >= self._max_bytes:
+                    raise ReaderError(
+                        f"{self._src.name}: first line is longer than {self._max_bytes} bytes"
+                    )
+                self._fill()
+            if len(self._nl) == 0:
+                if self._error is not None:
+                    raise self._error
+                return None
+            end = int(self._nl[0])
+            line = bytes(self._buf[:end]).removesuffix(b"\r")
+            if line.strip():
+                return line, self._next_line
+            self._take(1)
+
     def chunks(self, max_lines: int) -> Iterator[Chunk]:
         """Chunks of whole lines; raises the stream's error after the last good chunk."""
         cut_off: BadRow | None = None

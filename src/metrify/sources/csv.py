@@ -38,15 +38,21 @@ _DELIMITERS: Final = (",", ";", "\t")
 _LEADING_BLANK_CSV: Final = re.compile(rb"(?:\r?\n)*")
 
 
-def read_csv(path: Path, batch_rows: int, delimiter: str | None) -> Iterator[RawBatch]:
-    """Stream a CSV file; ``delimiter`` None guesses it from the header line."""
+def read_csv(
+    path: Path, batch_rows: int, delimiter: str | None, *, header: bool = True
+) -> Iterator[RawBatch]:
+    """Stream a CSV file; ``delimiter`` None guesses it from the header line.
+
+    ``header`` False: the file starts with data (a meter's export of ``epoch,value``
+    lines); the columns are named ``#1``, ``#2``, ... after the first line's fields, and
+    that line is a row like the others."""
     src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
     try:
         chunker = LineChunker(src)
-        head = chunker.header()
+        head = chunker.peek() if not header else chunker.header()
         if head is None:
             return
-        names, delim = _parse_header(path.name, *head, delimiter)
+        names, delim = _parse_header(path.name, *head, delimiter, header=header)
         parser = _CsvChunkParser(names, delim)
         source = f"file:{path.name}"
         for chunk in chunker.chunks(batch_rows):
@@ -66,14 +72,16 @@ def read_csv(path: Path, batch_rows: int, delimiter: str | None) -> Iterator[Raw
 
 
 def _parse_header(
-    name: str, line: bytes, number: int, delimiter: str | None
+    name: str, line: bytes, number: int, delimiter: str | None, *, header: bool = True
 ) -> tuple[list[str], str]:
     """Column names and delimiter from the header line; bad names fail the whole file
-    because every row would be mis-assigned otherwise."""
+    because every row would be mis-assigned otherwise. ``header`` False: ``line`` is
+    the first row, and the names are the positions of its fields."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        raise ReaderError(f"{name}: header (line {number}) is not valid UTF-8") from None
+        what = "header" if header else "first line"
+        raise ReaderError(f"{name}: {what} (line {number}) is not valid UTF-8") from None
     if "\r" in text:
         raise ReaderError(
             f"{name}: header (line {number}) contains a carriage return; "
@@ -89,10 +97,11 @@ def _parse_header(
     if delimiter is None:
         # Most fields wins; ties go to the comma, the most common delimiter.
         delimiter = max(_DELIMITERS, key=lambda d: len(split(d)))
-    names = split(delimiter)
-    empty = [str(i) for i, n in enumerate(names, 1) if not n.strip()]
-    if empty:
-        raise ReaderError(f"{name}: empty column name in header (column {', '.join(empty)})")
+    # An empty name (pandas writes one over its index column) is named by its position,
+    # the name --map FIELD=#N gives it anyway.
+    names = [n if n.strip() else f"#{i}" for i, n in enumerate(split(delimiter), 1)]
+    if not header:
+        return [f"#{i}" for i in range(1, len(names) + 1)], delimiter
     dups = sorted(n for n, count in Counter(names).items() if count > 1)
     if dups:
         raise ReaderError(

@@ -9,6 +9,7 @@ its original fields as JSON and a reason, for the quarantine table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,7 @@ import polars as pl
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
-from metrify.sources.mapping import Mapping
+from metrify.sources.mapping import ENERGY_FIELD, REGISTER_FIELD, Mapping, fixed_offset
 
 #: strings that mean "no value" in the files utilities send.
 NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
@@ -78,6 +79,50 @@ def wire_times(text: pl.Series) -> pl.Series:
     return text.str.to_datetime(_ISO_UTC, strict=False, time_unit="us", time_zone="UTC")
 
 
+#: epoch numbers below this are seconds, below :data:`_EPOCH_US_FROM` milliseconds,
+#: above it microseconds: 1e11 s is the year 5138, 1e11 ms is March 1973 and 1e14 ms
+#: the year 5138, so every time a store can hold reads one way only
+_EPOCH_MS_FROM: Final = 10**11
+_EPOCH_US_FROM: Final = 10**14
+_EPOCH_TEXT: Final = r"^[+-]?\d+(\.\d+)?$"
+
+
+def _epoch(seconds_or_more: pl.Expr) -> pl.Expr:
+    """A number of seconds, milliseconds or microseconds since 1970-01-01 UTC (told
+    apart by size, see :data:`_EPOCH_MS_FROM`) as a UTC time, column-wise."""
+    value = seconds_or_more.cast(pl.Float64)
+    size = value.abs()
+    us = (
+        pl.when(size < _EPOCH_MS_FROM)
+        .then(value * 1e6)
+        .when(size < _EPOCH_US_FROM)
+        .then(value * 1e3)
+        .otherwise(value)
+    )
+    safe = pl.when(us.is_finite() & (us.abs() < 9e18)).then(us.round(0)).otherwise(None)
+    return pl.from_epoch(safe.cast(pl.Int64), time_unit="us").dt.replace_time_zone("UTC")
+
+
+#: digits-only times read as local calendar times before epoch numbers: YYYYMMDD,
+#: YYYYMMDDhhmm, YYYYMMDDhhmmss (as epoch numbers they would fall in 1970-1973 or, in
+#: milliseconds, before 2001; read so only where they are no valid date of 1970-2199)
+_COMPACT: Final = ((14, "%Y%m%d%H%M%S"), (12, "%Y%m%d%H%M"), (8, "%Y%m%d"))
+
+
+def _compact(text: pl.Series, numeric: pl.Series) -> pl.Series:
+    """The digits-only rows of ``text`` that are compact calendar times, as naive
+    times; null elsewhere."""
+    out = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True)
+    length = text.str.len_chars()
+    for size, fmt in _COMPACT:
+        rows = (numeric & (length == size)).fill_null(False).arg_true()
+        if rows.len():
+            read = text.gather(rows).str.to_datetime(fmt, strict=False, time_unit="us")
+            out = out.scatter(rows, read)
+    year = out.dt.year()
+    return out.zip_with(((year >= 1970) & (year < 2200)).fill_null(False), out.clear(out.len()))
+
+
 def _parse_ts(
     raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
@@ -88,7 +133,10 @@ def _parse_ts(
     occurrence per id is read as the earlier instant and the second as the later one
     (files list time in order); times that do not exist (spring gap) fail. Times with an
     offset are read with the aware formats, the others with the naive ones, each row
-    until a format fits (eagerly, see :func:`_first_format`).
+    until a format fits (eagerly, see :func:`_first_format`). Digits that make a compact
+    date (``20240101``, ``202401010030``, ``20240101003000``) are a local time; any other
+    plain number is a time since the epoch (seconds, milliseconds or microseconds by
+    its size), always UTC.
     """
     # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
     # Z) is read in one pass; anything else goes through the general readers below.
@@ -103,9 +151,12 @@ def _parse_ts(
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
     ).to_series()
-    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False)
+    numeric = text.str.contains(_EPOCH_TEXT).fill_null(False)
+    compact = _compact(text, numeric)
+    is_epoch = numeric & compact.is_null()
+    has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False) & ~numeric
     rows = pl.int_range(raw.height, dtype=pl.UInt32, eager=True)
-    aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset)
+    aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset & ~numeric)
     aware = pl.repeat(None, raw.height, dtype=pl.Datetime("us", "UTC"), eager=True).scatter(
         aware_rows,
         _first_format(text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"),
@@ -113,9 +164,22 @@ def _parse_ts(
     naive = pl.repeat(None, raw.height, dtype=pl.Datetime("us"), eager=True).scatter(
         naive_rows, _first_format(text.gather(naive_rows), _NAIVE_FORMATS, time_unit="us")
     )
+    if compact.null_count() < compact.len():
+        naive = compact.zip_with(compact.is_not_null(), naive)
     helpers = {"_ts_offset": has_offset, "_ts_aware": aware, "_ts_naive": naive}
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     parsed = pl.when(pl.col("_ts_offset")).then(pl.col("_ts_aware")).otherwise(local)
+    if is_epoch.any():
+        helpers["_ts_epoch"] = (
+            text.to_frame()
+            .select(
+                pl.when(is_epoch).then(_epoch(pl.col(text.name).cast(pl.Float64, strict=False)))
+            )
+            .to_series()
+        )
+        parsed = (
+            pl.when(pl.col("_ts_epoch").is_not_null()).then(pl.col("_ts_epoch")).otherwise(parsed)
+        )
     bad = pl.col(col).is_not_null() & parsed.is_null()
     # A well-formed local time that the zone skips (the spring-forward hour).
     skipped = bad & ~pl.col("_ts_offset") & pl.col("_ts_naive").is_not_null()
@@ -125,6 +189,10 @@ def _parse_ts(
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
     if tz == "UTC":
         return naive.dt.replace_time_zone("UTC")
+    offset_s = fixed_offset(tz)
+    if offset_s is not None:
+        # Standard time all year: every local time exists once, at one offset.
+        return (naive - pl.duration(seconds=offset_s)).dt.replace_time_zone("UTC")
     occurrence = pl.int_range(pl.len()).over([id_expr, naive])
     ambiguous = pl.when(occurrence == 0).then(pl.lit("earliest")).otherwise(pl.lit("latest"))
     return naive.dt.replace_time_zone(
@@ -139,16 +207,22 @@ def _typed_ts(col: str, dtype: pl.DataType, mapping: Mapping, id_expr: pl.Expr) 
         return pl.col(col).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     if isinstance(dtype, pl.Date):
         return _localize(pl.col(col).cast(pl.Datetime("us")), mapping.tz, id_expr)
+    if dtype.is_numeric():
+        return _epoch(pl.col(col))
     return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
 
 
 def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> None:
     """Raise :class:`SchemaMismatch` if a required field has no column, constant or
     default. Separate from :func:`decode` so a caller that gathers several inputs into
-    one run (the API's grouped requests) can refuse one input before the run starts."""
+    one run (the API's grouped requests) can refuse one input before the run starts.
+    Interval energy is not required of a source that supplies a cumulative register
+    (it is derived from the register, see :mod:`metrify.sources.registers`)."""
+    mapping = mapping.resolve(columns)
     available = set(columns)
+    required = _required(contract, mapping, columns)
     for name in contract.schema:
-        if name not in contract.required or name in mapping.constants:
+        if name not in required or name in mapping.constants:
             continue
         src = mapping.source_column(name)
         if src in available or (name == "interval_s" and mapping.interval_s is not None):
@@ -156,11 +230,24 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
         hint = (
             "pass --interval SECONDS or " if name == "interval_s" else ""
         ) + f"map one with --map {name}=COLUMN"
+        if name == ENERGY_FIELD and REGISTER_FIELD in contract.schema:
+            hint += (
+                f" (or, for a cumulative register, --map {REGISTER_FIELD}=COLUMN "
+                "with --interval SECONDS to derive it)"
+            )
         mapped = f" (mapped to {src!r})" if src != name else ""
         raise SchemaMismatch(
             f"no column for required field {name!r}{mapped}; "
             f"columns are {', '.join(columns)}; {hint}"
         )
+
+
+def _required(contract: Contract, mapping: Mapping, columns: list[str]) -> tuple[str, ...]:
+    """The contract's required fields; for register reads the register instead of the
+    energy (a read without its value is no read)."""
+    if mapping.derives_energy(contract, columns):
+        return (*(n for n in contract.required if n != ENERGY_FIELD), REGISTER_FIELD)
+    return contract.required
 
 
 def decode(
@@ -177,8 +264,16 @@ def decode(
     A reject's ``line`` is ``lines[i]`` for row ``i`` of ``raw`` when the reader gave
     each row's line (rows of a text file need not be consecutive lines), else
     ``first_line + i``.
+
+    A source that supplies a cumulative register and no interval energy (see
+    :meth:`Mapping.derives_energy`) decodes into records whose ``import_kwh`` is null
+    and whose ``ts`` is the instant of the read; :mod:`metrify.sources.registers`
+    turns those into intervals.
     """
     check_columns(contract, raw.columns, mapping)
+    mapping = mapping.resolve(raw.columns)
+    required = _required(contract, mapping, raw.columns)
+    derives = required != contract.required
     if lines is not None and len(lines) != raw.height:
         raise ValueError(f"{len(lines)} line numbers for {raw.height} rows")
     available = set(raw.columns)
@@ -235,7 +330,10 @@ def decode(
                 value = as_float
             early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
             exprs[name] = value
-        if name in mapping.scales:
+        if name in mapping.units:
+            factor, offset, _ = mapping.units[name]
+            exprs[name] = exprs[name] * factor + offset if offset else exprs[name] * factor
+        elif name in mapping.scales:
             exprs[name] = exprs[name] * mapping.scales[name]
         if name == "interval_s" and mapping.interval_s is not None:
             exprs[name] = exprs[name].fill_null(mapping.interval_s)
@@ -259,7 +357,7 @@ def decode(
         )
         .collect()
     )
-    if mapping.ts_end and "interval_s" in contract.schema:
+    if mapping.ts_end and "interval_s" in contract.schema and not derives:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=pl.col("interval_s")))
 
     checks: list[tuple[pl.Expr, str]] = [
@@ -271,7 +369,11 @@ def decode(
         ts = pl.col("ts")
         outside = (ts < pl.lit(EARLIEST_TS)) | (ts >= pl.lit(LATEST_TS))
         checks.append((ts.is_not_null() & outside, f"ts outside {WINDOW_TEXT}"))
-    checks += [(pl.col(name).is_null(), f"missing {name}") for name in contract.required]
+    checks += [(pl.col(name).is_null(), f"missing {name}") for name in required]
+    if derives and not check_ranges:
+        # The derivation counts from every read, so a negative register cannot wait for
+        # VEE to reject it: it would be taken for a reset or a wrap first.
+        checks.append((pl.col(REGISTER_FIELD) < 0, f"negative {REGISTER_FIELD}"))
     checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
     if "timezone" in contract.schema:
         # A zone nobody knows would fail every local-day computation of the meter's

@@ -61,14 +61,15 @@ def detect_format(path: Path) -> FileFormat:
 
 
 def read_batches(
-    path: Path, batch_rows: int = 200_000, *, delimiter: str | None = None
+    path: Path, batch_rows: int = 200_000, *, delimiter: str | None = None, header: bool = True
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
     Problems found without reading (unknown suffix, missing file, a directory) raise
     :class:`ReaderError` at once; problems found while reading raise it from the iterator
     after the rows before them were yielded. ``delimiter`` applies to CSV only; when it is
-    None it is guessed from the header line among ``,`` ``;`` and tab.
+    None it is guessed from the header line among ``,`` ``;`` and tab. ``header`` False
+    (CSV only): the file has no header line, its columns are ``#1``, ``#2``, ...
     """
     fmt = detect_format(path)
     if batch_rows < 1:
@@ -87,4 +88,4 @@ def read_batches(
         return read_parquet(path, batch_rows)
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
-    return read_csv(path, batch_rows, delimiter)
+    return read_csv(path, batch_rows, delimiter, header=header)

@@ -444,7 +444,13 @@ def produce_files(
     for path in paths:
         summary.files += 1
         try:
-            for batch in read_batches(path, batch_rows):
+            for batch in read_batches(path, batch_rows, header=mapping.header):
+                if mapping.derives_energy(contract, batch.data.columns):
+                    raise SchemaMismatch(
+                        "interval energy from a cumulative register is derived by "
+                        "metrify ingest (it needs the meter's stored reads); "
+                        "produce sends interval records only"
+                    )
                 decoded = decode(
                     contract, batch.data, mapping, first_line=batch.first_line, check_ranges=False
                 )

@@ -1,18 +1,35 @@
 """How a source's own columns and conventions map onto the contract.
 
-Files in the wild never use our names, units or time conventions: ``--map`` renames,
-``--set`` supplies a constant (a file of one region's demand has no node id column),
-``--scale`` converts units (humidity as a fraction -> percent), ``--tz`` declares the zone
-of naive local timestamps, ``--ts-end`` says timestamps mark the END of the interval.
+Files in the wild never use our names, units or time conventions: ``--map`` renames
+(``--map ts=#1`` names a column by its 1-based position), ``--set`` supplies a constant
+(a file of one region's demand has no node id column), ``--scale`` multiplies
+(humidity as a fraction -> percent), ``--unit`` converts from a named unit (``degF``,
+``Wh``, ``GJ``; see :mod:`metrify.sources.units`), ``--tz`` declares the zone of naive
+local timestamps (an IANA name, or a fixed offset such as ``+10:00`` for a file kept in
+standard time all year), ``--ts-end`` says timestamps mark the END of the interval,
+``--no-header`` says a CSV file starts with data, and ``--register-digits`` gives the
+width of a cumulative register whose interval energy is derived
+(:mod:`metrify.sources.registers`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import Contract, interval_is_valid
+
+#: ``--tz`` as a fixed offset from UTC: ``+10:00``, ``-0500``, ``+10``, ``UTC+10``,
+#: ``UTC-03:30``, ``GMT+1``
+_OFFSET: Final = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+#: ``#N``: a column named by its 1-based position
+_POSITION: Final = re.compile(r"^#([1-9]\d*)$")
+#: the fields a cumulative register derivation produces and needs
+REGISTER_FIELD: Final = "register_kwh"
+ENERGY_FIELD: Final = "import_kwh"
 
 
 class MappingError(ValueError):
@@ -29,9 +46,86 @@ class Mapping:
     interval_s: int | None = None
     tz: str = "UTC"
     ts_end: bool = False
+    #: contract field -> (factor, offset, unit as given): ``--unit`` conversions
+    units: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    #: whether a CSV file's first line names the columns (``--no-header``: it does not,
+    #: and the columns are ``#1``, ``#2``, ... by position)
+    header: bool = True
+    #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
+    #: None: detected at a wrap from the value before it
+    register_digits: int | None = None
 
     def source_column(self, name: str) -> str:
         return self.columns.get(name, name)
+
+    @property
+    def offset_s(self) -> int | None:
+        """``tz`` as seconds east of UTC when it is a fixed offset, else None."""
+        return fixed_offset(self.tz)
+
+    @property
+    def zone_name(self) -> str | None:
+        """The IANA name of ``tz`` for a meter's reference row: the zone itself, the
+        ``Etc/GMT`` zone of a whole-hour offset (``+10:00`` is ``Etc/GMT-10``, POSIX
+        signs), None for an offset no IANA zone has (``+05:30``)."""
+        offset = self.offset_s
+        if offset is None:
+            return self.tz
+        if offset == 0:
+            return "UTC"
+        if offset % 3600:
+            return None
+        hours = offset // 3600
+        return f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
+
+    def factor(self, name: str) -> float:
+        """What a field's source value is multiplied by (``--scale`` or ``--unit``)."""
+        if name in self.units:
+            return self.units[name][0]
+        return self.scales.get(name, 1.0)
+
+    def resolve(self, columns: list[str]) -> Mapping:
+        """This mapping with ``#N`` sources replaced by the name of the source's N-th
+        column. A column literally named ``#N`` wins over the position; a position past
+        the last column is left as it is (and reported as a missing column)."""
+        if not any(_POSITION.match(src) for src in self.columns.values()):
+            return self
+        names = set(columns)
+        resolved = {}
+        for name, src in self.columns.items():
+            match = _POSITION.match(src)
+            if match and src not in names and int(match.group(1)) <= len(columns):
+                src = columns[int(match.group(1)) - 1]
+            resolved[name] = src
+        return replace(self, columns=resolved)
+
+    def derives_energy(self, contract: Contract, columns: Iterable[str]) -> bool:
+        """Whether interval energy is derived from a cumulative register for a source
+        with these columns: the register is read, no energy column or constant is, and
+        ``--interval`` gives the length of the intervals to derive (without it, a
+        missing energy column stays the error it always was: the API's bodies, which
+        have no interval option, are never derived)."""
+        names = list(columns)
+        available = set(names)
+        resolved = self.resolve(names)
+        return (
+            self.interval_s is not None
+            and ENERGY_FIELD in contract.schema
+            and REGISTER_FIELD in contract.schema
+            and resolved.source_column(REGISTER_FIELD) in available
+            and ENERGY_FIELD not in resolved.constants
+            and resolved.source_column(ENERGY_FIELD) not in available
+        )
+
+
+def fixed_offset(tz: str) -> int | None:
+    """Seconds east of UTC of a fixed-offset ``--tz`` (``+10:00``, ``UTC-5``), else None."""
+    match = _OFFSET.match(tz.strip())
+    if match is None:
+        return None
+    sign, hours, minutes = match.groups()
+    seconds = int(hours) * 3600 + int(minutes or 0) * 60
+    return -seconds if sign == "-" else seconds
 
 
 def _pairs(items: Iterable[str], option: str) -> dict[str, str]:
@@ -53,9 +147,13 @@ def build_mapping(
     interval_s: int | None = None,
     tz: str | None = None,
     ts_end: bool = False,
+    units: Iterable[str] = (),
+    header: bool = True,
+    register_digits: int | None = None,
 ) -> Mapping:
     """Parse CLI-style options into a Mapping, checking them against the contract."""
     columns = _pairs(maps, "--map")
+    unit_names = _pairs(units, "--unit")
     constants = _pairs(sets, "--set")
     factors: dict[str, float] = {}
     for name, value in _pairs(scales, "--scale").items():
@@ -63,7 +161,12 @@ def build_mapping(
             factors[name] = float(value)
         except ValueError:
             raise MappingError(f"--scale {name}={value}: the factor must be a number") from None
-    for option, names in (("--map", columns), ("--set", constants), ("--scale", factors)):
+    for option, names in (
+        ("--map", columns),
+        ("--set", constants),
+        ("--scale", factors),
+        ("--unit", unit_names),
+    ):
         unknown = [n for n in names if n not in contract.schema]
         if unknown:
             raise MappingError(
@@ -76,17 +179,60 @@ def build_mapping(
         and not interval_is_valid(interval_s)
     ):
         raise MappingError(f"--interval {interval_s}: must be 60..86400 seconds and divide the day")
-    zone = tz or "UTC"
-    if not known_zones([zone]):
-        raise MappingError(f"--tz {zone}: unknown time zone (use an IANA name like Europe/London)")
-    return Mapping(
+    both = sorted(set(factors) & set(unit_names))
+    if both:
+        raise MappingError(
+            f"--scale and --unit both given for {', '.join(both)}: use one "
+            "(--unit converts from a named unit, --scale multiplies by a number)"
+        )
+    conversions: dict[str, tuple[float, float, str]] = {}
+    if unit_names:
+        from metrify.sources.units import UnitError, conversion
+
+        for name, unit in unit_names.items():
+            try:
+                factor, offset = conversion(name, unit)
+            except UnitError as exc:
+                raise MappingError(f"--unit {name}={unit}: {exc}") from None
+            conversions[name] = (factor, offset, unit)
+    zone = (tz or "UTC").strip()
+    offset_s = fixed_offset(zone)
+    if offset_s is not None:
+        if abs(offset_s) > 14 * 3600:
+            raise MappingError(f"--tz {zone}: a UTC offset lies between -14:00 and +14:00")
+    elif not known_zones([zone]):
+        raise MappingError(
+            f"--tz {zone}: unknown time zone (use an IANA name like Europe/London, "
+            "or a fixed UTC offset like +10:00 for a file in standard time all year)"
+        )
+    if register_digits is not None and not 1 <= register_digits <= 15:
+        raise MappingError(f"--register-digits {register_digits}: must be 1..15")
+    mapping = Mapping(
         columns=columns,
         constants=constants,
         scales=factors,
         interval_s=interval_s,
         tz=zone,
         ts_end=ts_end,
+        units=conversions,
+        header=header,
+        register_digits=register_digits,
     )
+    if REGISTER_FIELD in columns and ENERGY_FIELD not in columns and ENERGY_FIELD not in constants:
+        # Interval energy will be derived from the register (unless the file has a
+        # column named import_kwh): reads are instants, the intervals need a length.
+        if ts_end:
+            raise MappingError(
+                f"--ts-end does not apply to {REGISTER_FIELD} reads: each read is an "
+                "instant (the derived intervals start at their own times)"
+            )
+        if interval_s is None:
+            raise MappingError(
+                f"--map {REGISTER_FIELD}=... without an energy column derives interval "
+                "energy from the register: pass --interval SECONDS, the length of the "
+                "intervals to derive"
+            )
+    return mapping
 
 
 def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
@@ -98,11 +244,13 @@ def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
     only in case is suggested."""
     available = set(columns)
     by_case = {c.casefold(): c for c in columns}
-    for name, src in mapping.columns.items():
+    for name, src in mapping.resolve(columns).columns.items():
         if src in available:
             continue
         near = by_case.get(src.casefold())
         hint = f" (did you mean {near!r}? names are case-sensitive)" if near else ""
+        if _POSITION.match(src):
+            hint = f" (the file has {len(columns)} column{'s' if len(columns) != 1 else ''})"
         raise MappingError(
             f"--map {name}={src}: no column {src!r}{hint}; "
             f"columns are {', '.join(columns) or '(none)'}"

@@ -558,6 +558,31 @@ class PostgresStore:
             *[pl.col(c).cast(t) for c, t in schema.items() if c != "ts" and t != pl.String],
         ).select(cols)
 
+    @tracing.db("last_register_reads")
+    def last_register_reads(self, firsts: pl.DataFrame) -> pl.DataFrame:
+        """Each meter's last stored register read at or before a time: ``firsts`` has
+        ``meter_id`` and ``until`` (a load's first read of the meter); the answer has
+        ``meter_id``, ``t`` (the end of the stored interval, where its register was
+        read) and ``reg`` (kWh), for the meters that have one. A load that derives
+        interval energy from registers starts each meter from it, so the interval
+        between two loads is derived too; asking only before the load's own first read
+        keeps a repeated load deriving exactly what it derived the first time."""
+        schema = {"meter_id": pl.String(), "t": pl.Datetime("us", "UTC"), "reg": pl.Float64()}
+        if not firsts.height:
+            return pl.DataFrame(schema=schema)
+        rows = self.conn.execute(
+            "SELECT q.meter_id, r.ts + make_interval(secs => r.interval_s), r.register_kwh"
+            " FROM unnest(%s::text[], %s::timestamptz[]) AS q(meter_id, until)"
+            " CROSS JOIN LATERAL ("
+            "   SELECT ts, interval_s, register_kwh FROM readings r"
+            "   WHERE r.meter_id = q.meter_id AND r.ts < q.until"
+            "     AND r.register_kwh IS NOT NULL AND r.status <> 'rejected'"
+            "     AND r.ts + make_interval(secs => r.interval_s) <= q.until"
+            "   ORDER BY r.ts DESC LIMIT 1) r",
+            (firsts["meter_id"].to_list(), firsts["until"].to_list()),
+        ).fetchall()
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
     @tracing.db("meter_attributes")
     def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
         """What VEE and the detectors need of these meters (absent meters: no row):
