@@ -34,6 +34,7 @@ from metrify.cli import grid as grid
 from metrify.cli import patterns as patterns
 from metrify.cli import baseline as baseline
 from metrify.cli import forecast as forecast
+from metrify.cli import backup as backup
 
 # isort: on
 from metrify.cli.apps import app
