@@ -17,6 +17,7 @@ from metrify.api.auth import proxies
 from metrify.api.auth.principal import Principal
 from metrify.api.credentials import authenticate
 from metrify.api.problems import Problem
+from metrify.api import replica
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
 
@@ -58,6 +59,7 @@ async def admit(
     """Authenticate, rate-limit and authorise one request: the whole access decision,
     shared by :func:`require` and the hot paths (:mod:`metrify.api.hot`)."""
     principal = await authenticate(state, authorization, api_key)
+    replica.caller.set(principal.actor)  # its reads must see its own writes
     wait = state.limiter.take(principal.actor)
     if wait is not None:
         raise Problem(

@@ -32,6 +32,7 @@ from metrify.api.auth.throttle import SignInThrottle
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
 from metrify.api.ratelimit import RateLimiter
+from metrify.api.replica import ReadRouting
 from metrify.pipeline import lakesync
 from metrify.settings import Settings
 from metrify.stores import changes, database, pools
@@ -58,6 +59,8 @@ class AppState:
     #: sign-in and refresh throttling, in counters shared by every worker
     throttle: SignInThrottle = field(init=False)
     started: float = field(default_factory=time.time)
+    #: the read replica's pools and lag, when METRIFY_DATABASE_READ_URL is set
+    reads: ReadRouting | None = None
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
     _lake_catch_up: asyncio.Task[int] | None = None
@@ -93,6 +96,14 @@ class AppState:
         )
         state.apool = pools.async_pool(url, cfg.pool_size)
         state.pool = pools.sync_pool(url, max(2, cfg.pool_size // 2))
+        if settings.database_read_url is not None:
+            state.reads = ReadRouting(
+                state.apool,
+                settings.database_read_url.get_secret_value(),
+                cfg.pool_size,
+                settings.replica_max_lag_s,
+                settings.replica_check_s,
+            )
         counters: Counters
         if cfg.redis_url is not None:
             from metrify.stores.throttle_redis import RedisCounters
@@ -106,6 +117,8 @@ class AppState:
     async def open(self) -> None:
         await self.apool.open(wait=True, timeout=30)
         self.pool.open(wait=True, timeout=30)
+        if self.reads is not None:
+            await self.reads.open()
         cfg = self.settings.api
         if cfg.auth_cache_s > 0 or cfg.cache_ttl_s > 0 or cfg.energy_cache_s > 0:
             listening = asyncio.Event()
@@ -140,9 +153,24 @@ class AppState:
                 await asyncio.to_thread(self.refresh_quality)
         await self.apool.close()
         self.pool.close()
+        if self.reads is not None:
+            await self.reads.close()
         close = getattr(self.throttle.counters, "close", None)
         if close is not None:
             close()
+
+    # --- where reads go ---------------------------------------------------------------
+
+    def read_apool(self) -> pools.AsyncPool:
+        """The async pool for an uncached read: the replica's when one is configured, keeps
+        up and holds the caller's own writes (:mod:`metrify.api.replica`), else the primary's."""
+        return self.apool if self.reads is None else self.reads.apool_for()
+
+    def read_pool(self) -> pools.Pool:
+        """The sync twin of :meth:`read_apool`, for reads run on a worker thread."""
+        if self.reads is None or not self.reads.usable():
+            return self.pool
+        return self.reads.pool
 
     # --- daily quality scores ----------------------------------------------------------
 
