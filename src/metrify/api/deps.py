@@ -60,7 +60,7 @@ async def admit(
     shared by :func:`require` and the hot paths (:mod:`metrify.api.hot`)."""
     principal = await authenticate(state, authorization, api_key)
     replica.caller.set(principal.actor)  # its reads must see its own writes
-    wait = state.limiter.take(principal.actor)
+    wait = await state.limiter.acquire(principal.actor)
     if wait is not None:
         raise Problem(
             429,

@@ -31,7 +31,7 @@ from metrify.api.auth.principal import Principal
 from metrify.api.auth.throttle import SignInThrottle
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
-from metrify.api.ratelimit import RateLimiter
+from metrify.api.ratelimit import RateLimiter, SharedRateLimiter
 from metrify.api.replica import ReadRouting
 from metrify.pipeline import lakesync
 from metrify.settings import Settings
@@ -89,7 +89,7 @@ class AppState:
             settings=settings,
             url=url,
             tokens=TokenService(cfg, settings.home),
-            limiter=RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst),
+            limiter=_limiter(settings),
             latest=TTLCache(cfg.cache_ttl_s),
             principals=TTLCache(0.0),  # enabled once the change listener runs
             energy=TTLCache(0.0, max_items=512),  # likewise; answers reach 150 KB
@@ -155,6 +155,7 @@ class AppState:
         self.pool.close()
         if self.reads is not None:
             await self.reads.close()
+        await self.limiter.close()
         close = getattr(self.throttle.counters, "close", None)
         if close is not None:
             close()
@@ -257,6 +258,20 @@ class AppState:
                 self.energy.clear()
                 log.warning("auth and energy caches off until LISTEN works again: %s", exc)
                 await asyncio.sleep(1)
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    """Request-rate buckets: in Redis when one is configured (shared by every worker and
+    host), else in this process."""
+    cfg = settings.api
+    if cfg.redis_url is None:
+        return RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+    from metrify.stores.ratelimit_redis import RedisBuckets
+
+    buckets = RedisBuckets(
+        cfg.redis_url.get_secret_value(), cfg.redis_prefix, cfg.rate_limit_per_s, cfg.rate_limit_burst
+    )
+    return SharedRateLimiter(buckets, cfg.rate_limit_per_s, cfg.rate_limit_burst)
 
 
 __all__ = ["AppState"]

@@ -1,0 +1,98 @@
+"""State shared by API instances (issue 25): two app instances over one database stand
+for two workers or two hosts behind a load balancer.
+
+With Redis configured a principal's request rate is counted across both instances;
+without it each counts its own. Idempotency keys live in PostgreSQL, in the transaction
+of the work they guard, so a request retried on the other instance gets the first
+answer whatever the cache backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.api import Api, running_api
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+BURST = 4
+
+
+@contextlib.contextmanager
+def two_instances(
+    database_url: str, tmp_path: Path, *, redis: bool, **config: Any
+) -> Iterator[tuple[Api, Api]]:
+    prefix = f"metrify-test-{uuid.uuid4().hex}:"
+    client: Any = None
+    if redis:
+        module = pytest.importorskip("redis")
+        client = module.Redis.from_url(REDIS_URL)
+        try:
+            client.ping()
+        except module.ConnectionError:
+            pytest.skip(f"no Redis at {REDIS_URL}")
+        config = {**config, "redis_url": REDIS_URL, "redis_prefix": prefix}
+    try:
+        with (
+            running_api(database_url, tmp_path / "a", **config) as a,
+            running_api(database_url, tmp_path / "b", clean=False, **config) as b,
+        ):
+            a.add_user("ops", "admin")
+            b.tokens.update(a.tokens)  # one JWT secret: a token is good on either
+            yield a, b
+    finally:
+        if client is not None:
+            keys = list(client.scan_iter(match=prefix + "*"))
+            if keys:
+                client.delete(*keys)
+
+
+def _statuses(api: Api, n: int) -> list[int]:
+    return [
+        api.client.get("/v1/meters/NO-SUCH/latest", headers=api.headers("ops")).status_code
+        for _ in range(n)
+    ]
+
+
+def test_with_redis_the_rate_limit_counts_requests_on_both_instances(
+    database_url: str, tmp_path: Path
+) -> None:
+    # a rate so slow that no token comes back during the test: only the burst counts
+    limits = {"rate_limit_per_s": 0.001, "rate_limit_burst": BURST}
+    with two_instances(database_url, tmp_path, redis=True, **limits) as (a, b):
+        seen = _statuses(a, 2) + _statuses(b, 2)
+        assert seen == [404] * BURST  # allowed (the meter is unknown), four in all
+        refused = b.client.get("/v1/meters/NO-SUCH/latest", headers=b.headers("ops"))
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert _statuses(a, 1) == [429]
+
+
+def test_without_redis_each_instance_counts_its_own(database_url: str, tmp_path: Path) -> None:
+    limits = {"rate_limit_per_s": 0.001, "rate_limit_burst": BURST}
+    with two_instances(database_url, tmp_path, redis=False, **limits) as (a, b):
+        assert _statuses(a, BURST + 1) == [404] * BURST + [429]
+        assert _statuses(b, BURST) == [404] * BURST  # b's own, untouched budget
+
+
+@pytest.mark.parametrize("redis", [False, True])
+def test_an_idempotent_request_is_replayed_by_the_other_instance(
+    database_url: str, tmp_path: Path, redis: bool
+) -> None:
+    with two_instances(database_url, tmp_path, redis=redis) as (a, b):
+        body = [{"meter_id": "M-IDEM", "ts": "2025-01-01T00:00:00Z", "interval_s": 900, "import_kwh": 0.5}]
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        first = a.client.post("/v1/readings", json=body, headers={**a.headers("ops"), **key})
+        assert first.status_code in (200, 201), first.text
+        again = b.client.post("/v1/readings", json=body, headers={**b.headers("ops"), **key})
+        assert again.status_code == first.status_code
+        assert again.headers.get("Idempotency-Replayed") == "true"
+        assert again.json() == first.json()
+        with a.conn() as conn:
+            row = conn.execute("SELECT count(*) FROM readings WHERE meter_id = 'M-IDEM'").fetchone()
+        assert row == (1,)
