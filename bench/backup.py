@@ -193,8 +193,10 @@ def main() -> None:
     for method in methods:
         runs = []
         for i in range(args.runs):
-            run = dump_run(home, args.work, args.jobs) if method == "dump" else basebackup_run(
-                home, args.work, owner
+            run = (
+                dump_run(home, args.work, args.jobs)
+                if method == "dump"
+                else basebackup_run(home, args.work, owner)
             )
             print(method, i, json.dumps(run), file=sys.stderr)
             runs.append(run)

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from metrify.api import replica
 from metrify.api.auth import proxies
 from metrify.api.auth.principal import Principal
 from metrify.api.credentials import authenticate
 from metrify.api.problems import Problem
-from metrify.api import replica
 from metrify.api.rbac import Permission
 from metrify.api.state import AppState
 

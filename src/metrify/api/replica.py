@@ -216,7 +216,10 @@ class ReadYourWrites:
                 else:
                     if actor is not None:
                         self.routing.wrote(str(actor), lsn)
-                    headers = [*message.get("headers", ()), (LSN_HEADER, replica.format_lsn(lsn).encode())]
+                    headers = [
+                        *message.get("headers", ()),
+                        (LSN_HEADER, replica.format_lsn(lsn).encode()),
+                    ]
                     message = {**message, "headers": headers}
             await send(message)
 

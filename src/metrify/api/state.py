@@ -269,7 +269,10 @@ def _limiter(settings: Settings) -> RateLimiter:
     from metrify.stores.ratelimit_redis import RedisBuckets
 
     buckets = RedisBuckets(
-        cfg.redis_url.get_secret_value(), cfg.redis_prefix, cfg.rate_limit_per_s, cfg.rate_limit_burst
+        cfg.redis_url.get_secret_value(),
+        cfg.redis_prefix,
+        cfg.rate_limit_per_s,
+        cfg.rate_limit_burst,
     )
     return SharedRateLimiter(buckets, cfg.rate_limit_per_s, cfg.rate_limit_burst)
 

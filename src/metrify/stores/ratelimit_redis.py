@@ -47,9 +47,7 @@ class RedisBuckets:
         self.prefix = prefix + "rate:"
         self.interval_us = 1_000_000.0 / rate
         self.burst = burst
-        self.client: Any = aioredis.Redis.from_url(
-            url, socket_timeout=1, socket_connect_timeout=1
-        )
+        self.client: Any = aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._take = self.client.register_script(_TAKE)
 
     async def take(self, key: str, cost: float = 1.0) -> float:

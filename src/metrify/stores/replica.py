@@ -55,4 +55,3 @@ async def replay_state(conn: AsyncConnection) -> ReplayState:
         raise RuntimeError("no answer from the replica")
     recovering, lsn, replayed_at, now = row
     return ReplayState(bool(recovering), parse_lsn(str(lsn)) if lsn else 0, replayed_at, now)
-

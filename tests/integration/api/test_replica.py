@@ -56,7 +56,12 @@ def api(servers: tuple[str, str], tmp_path: Path) -> Iterator[Api]:
         running.add_user("writer", "admin")
         running.add_user("reader", "admin")
         body = {"meter_id": METER, "region": "north", "interval_s": 900}
-        assert running.client.post("/v1/meters", json=body, headers=running.headers("writer")).status_code == 201
+        assert (
+            running.client.post(
+                "/v1/meters", json=body, headers=running.headers("writer")
+            ).status_code
+            == 201
+        )
         yield running
     resume(replica)
 
@@ -132,7 +137,9 @@ def test_lag_is_measured_exported_and_past_the_limit_reads_go_to_the_primary(
         time.sleep(0.1)
     assert status["lag_bytes"] > 0 and status["in_use"] is False
     metrics = api.client.get("/metrics").text
-    lag_line = next(l for l in metrics.splitlines() if l.startswith("metrify_replica_lag_seconds"))
+    lag_line = next(
+        line for line in metrics.splitlines() if line.startswith("metrify_replica_lag_seconds")
+    )
     assert float(lag_line.split()[-1]) > 0.5
     assert _seen(api, "reader") == [3.0]  # too far behind: the primary answers
 

@@ -85,7 +85,14 @@ def test_an_idempotent_request_is_replayed_by_the_other_instance(
     database_url: str, tmp_path: Path, redis: bool
 ) -> None:
     with two_instances(database_url, tmp_path, redis=redis) as (a, b):
-        body = [{"meter_id": "M-IDEM", "ts": "2025-01-01T00:00:00Z", "interval_s": 900, "import_kwh": 0.5}]
+        body = [
+            {
+                "meter_id": "M-IDEM",
+                "ts": "2025-01-01T00:00:00Z",
+                "interval_s": 900,
+                "import_kwh": 0.5,
+            }
+        ]
         key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
         first = a.client.post("/v1/readings", json=body, headers={**a.headers("ops"), **key})
         assert first.status_code in (200, 201), first.text

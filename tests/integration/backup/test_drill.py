@@ -122,7 +122,14 @@ def test_backup_destroy_restore_brings_back_the_same_data(home: Path, tmp_path: 
     shutil.rmtree(home)
     # restored by a new process, as an operator would: it knows nothing of the old server
     restore = subprocess.run(
-        [sys.executable, "-c", "from metrify.cli import main; main()", "restore", str(out), "--json"],
+        [
+            sys.executable,
+            "-c",
+            "from metrify.cli import main; main()",
+            "restore",
+            str(out),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

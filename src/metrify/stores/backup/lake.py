@@ -73,7 +73,8 @@ def plan(url: str) -> list[TableFiles]:
         commits = [
             v
             for e in log_entries
-            if e.type == pafs.FileType.File and e.base_name.endswith(".json")
+            if e.type == pafs.FileType.File
+            and e.base_name.endswith(".json")
             and (v := _version_of(e.base_name)) is not None
         ]
         if not commits:
@@ -135,7 +136,9 @@ def copy_out(
                 size, sha = _copy(fs, f"{base}/{rel}", local, str(dst), progress)
             except FileNotFoundError:
                 if rel.startswith(LOG):
-                    raise BackupError(f"lake table {table.kind}: {rel} vanished during the copy") from None
+                    raise BackupError(
+                        f"lake table {table.kind}: {rel} vanished during the copy"
+                    ) from None
                 continue  # a data file vacuumed meanwhile: no pinned version names it
             files[f"{out.name}/{table.kind}/{rel}"] = {"size": size, "sha256": sha}
         tables[table.kind] = {"version": table.version, "files": len(table.data)}
@@ -183,4 +186,3 @@ def copy_in(
 def versions(url: str) -> dict[str, int]:
     """The latest committed version of each table in the lake at ``url``."""
     return {t.kind: t.version for t in plan(url)}
-

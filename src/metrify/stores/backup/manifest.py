@@ -110,6 +110,8 @@ class Manifest:
                 raise BackupError(f"{root}: {rel} is missing")
             size = path.stat().st_size
             if size != entry["size"]:
-                raise BackupError(f"{root}: {rel} has {size} bytes, the manifest says {entry['size']}")
+                raise BackupError(
+                    f"{root}: {rel} has {size} bytes, the manifest says {entry['size']}"
+                )
             if sha256_file(path, progress) != entry["sha256"]:
                 raise BackupError(f"{root}: {rel} does not match its checksum (damaged)")

@@ -120,9 +120,7 @@ def revision(conn: psycopg.Connection[Any]) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _run(
-    argv: list[str], env: dict[str, str], on_table: Callable[[str], None] | None
-) -> None:
+def _run(argv: list[str], env: dict[str, str], on_table: Callable[[str], None] | None) -> None:
     """Run a dump or restore tool, feeding each table it starts on to ``on_table`` (from
     its ``--verbose`` lines) and raising with its last lines when it fails."""
     tail: list[str] = []
