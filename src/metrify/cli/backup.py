@@ -76,13 +76,14 @@ def backup_cmd(
     database.prepare(settings)  # a store never used yet: its (empty) schema
     owner = database.owner_url(settings)
     lake = settings.lake if settings.lake_enabled else None
+    existed = backups.ensure_out(out)  # refused before anything is written
     progress = _CliProgress()
     started = time.monotonic()
     try:
         manifest = backups.backup(owner, lake, out, progress, jobs=jobs)
     except BaseException:
         progress.close()
-        backups.remove_partial(out)
+        backups.remove_partial(out, keep_folder=existed)
         raise
     progress.close()
     summary: dict[str, Any] = {

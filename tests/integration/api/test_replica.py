@@ -25,7 +25,10 @@ from support.api import Api, running_api
 from support.database import app_url
 from support.replica import pause, resume, start_replica
 
+pytestmark = pytest.mark.slow  # two servers, a base backup and a started app
+
 METER = "M-REP"
+OTHER = "M-REP2"
 T0 = "2025-03-01T00:00:00Z"
 
 
@@ -45,23 +48,20 @@ def servers() -> Iterator[tuple[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def api(servers: tuple[str, str], tmp_path: Path) -> Iterator[Api]:
+@pytest.fixture(scope="module")
+def api(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     primary, replica = servers
     resume(replica)
     # the app's role of the primary, which the replica holds too
     read_url = embedded.with_user(replica, urlsplit(app_url(primary)).username or "")
     settings = {"database_read_url": read_url, "replica_check_s": 0.1, "replica_max_lag_s": 30}
-    with running_api(primary, tmp_path, settings=settings) as running:
+    with running_api(primary, tmp_path_factory.mktemp("replica"), settings=settings) as running:
         running.add_user("writer", "admin")
         running.add_user("reader", "admin")
-        body = {"meter_id": METER, "region": "north", "interval_s": 900}
-        assert (
-            running.client.post(
-                "/v1/meters", json=body, headers=running.headers("writer")
-            ).status_code
-            == 201
-        )
+        for meter in (METER, OTHER):
+            body = {"meter_id": meter, "region": "north", "interval_s": 900}
+            made = running.client.post("/v1/meters", json=body, headers=running.headers("writer"))
+            assert made.status_code == 201, made.text
         yield running
     resume(replica)
 
@@ -77,16 +77,18 @@ def _caught_up(api: Api) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def _ingest(api: Api, who: str, kwh: float, ts: str = T0) -> Any:
-    body = [{"meter_id": METER, "ts": ts, "interval_s": 900, "import_kwh": kwh}]
+def _ingest(api: Api, who: str, kwh: float, meter: str = METER) -> Any:
+    body = [{"meter_id": meter, "ts": T0, "interval_s": 900, "import_kwh": kwh}]
     response = api.client.post("/v1/readings", json=body, headers=api.headers(who))
     assert response.status_code in (200, 201), response.text
     return response
 
 
-def _seen(api: Api, who: str, headers: dict[str, str] | None = None) -> list[float]:
+def _seen(
+    api: Api, who: str, headers: dict[str, str] | None = None, meter: str = METER
+) -> list[float]:
     response = api.client.get(
-        f"/v1/meters/{METER}/readings",
+        f"/v1/meters/{meter}/readings",
         params={"from": "2025-03-01T00:00:00Z", "to": "2025-03-02T00:00:00Z", "resolution": "raw"},
         headers={**api.headers(who), **(headers or {})},
     )
@@ -120,15 +122,22 @@ def test_lag_is_measured_exported_and_past_the_limit_reads_go_to_the_primary(
     api: Api, servers: tuple[str, str]
 ) -> None:
     primary, replica = servers
-    _ingest(api, "writer", 1.0)
+    _ingest(api, "writer", 1.0, OTHER)
     assert _caught_up(api)["in_use"] is True
     routing = api.client.app.state.metrify.reads  # type: ignore[attr-defined]
     routing.max_lag_s = 0.5
+    try:
+        _lag_past_the_limit(api, primary, replica)
+    finally:
+        routing.max_lag_s = 30
+        resume(replica)
 
+
+def _lag_past_the_limit(api: Api, primary: str, replica: str) -> None:
     pause(replica)
     with psycopg.connect(primary, autocommit=True) as conn:  # a write from elsewhere
-        conn.execute("UPDATE readings SET import_kwh = 3.0 WHERE meter_id = %s", (METER,))
-    assert _seen(api, "reader") == [1.0]  # the replica, within the limit
+        conn.execute("UPDATE readings SET import_kwh = 3.0 WHERE meter_id = %s", (OTHER,))
+    assert _seen(api, "reader", meter=OTHER) == [1.0]  # the replica, within the limit
     deadline = time.monotonic() + 20
     while (status := api.client.get("/ready").json()["replica"])["lag_s"] is None or status[
         "lag_s"
@@ -141,8 +150,8 @@ def test_lag_is_measured_exported_and_past_the_limit_reads_go_to_the_primary(
         line for line in metrics.splitlines() if line.startswith("metrify_replica_lag_seconds")
     )
     assert float(lag_line.split()[-1]) > 0.5
-    assert _seen(api, "reader") == [3.0]  # too far behind: the primary answers
+    assert _seen(api, "reader", meter=OTHER) == [3.0]  # too far behind: the primary answers
 
     resume(replica)
     assert _caught_up(api)["in_use"] is True
-    assert _seen(api, "reader") == [3.0]
+    assert _seen(api, "reader", meter=OTHER) == [3.0]

@@ -29,6 +29,8 @@ from metrify.cli import app
 from metrify.settings import get_settings
 from metrify.stores import audit, database, embedded
 
+pytestmark = pytest.mark.slow  # two embedded servers started, a backup and a restore
+
 runner = CliRunner()
 
 AUDIT_ROWS = (

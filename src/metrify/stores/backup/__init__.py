@@ -40,6 +40,8 @@ __all__ = [
     "Progress",
     "Restored",
     "backup",
+    "ensure_out",
+    "remove_partial",
     "restore",
 ]
 
@@ -55,10 +57,14 @@ class Progress:
         """``amount`` more units of the current phase are done."""
 
 
-def _ensure_out(out: Path) -> None:
+def ensure_out(out: Path) -> bool:
+    """Refuse an output that exists and is not an empty folder, else create it; returns
+    whether the folder existed (empty) before."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BackupError(f"{out} exists and is not an empty folder: give a new one")
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    return existed
 
 
 def backup(
@@ -72,7 +78,7 @@ def backup(
     """Back up the store at ``owner_url`` and the lake at ``lake_url`` (``None``: no
     lake) into the new folder ``out``; returns the manifest written last."""
     progress = progress or Progress()
-    _ensure_out(out)
+    ensure_out(out)
     started = dt.datetime.now(dt.UTC)
     with_tables = _counting(progress)
     progress.phase("dumping the store", None, "tables")
@@ -214,7 +220,17 @@ def _compare(manifest: Manifest, now: dict[str, Any], versions: dict[str, int]) 
         raise BackupError(f"restored lake versions {versions}, backed up {wanted}")
 
 
-def remove_partial(out: Path) -> None:
-    """Remove a backup folder a failed backup left (it has no manifest: not a backup)."""
-    if out.is_dir() and not (out / MANIFEST).exists():
+def remove_partial(out: Path, *, keep_folder: bool) -> None:
+    """Remove what a failed backup wrote into ``out`` (a folder that was new or empty
+    before it began, and has no manifest: not a backup); ``keep_folder`` keeps the
+    folder itself (it existed before)."""
+    if not out.is_dir() or (out / MANIFEST).exists():
+        return
+    if not keep_folder:
         shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
