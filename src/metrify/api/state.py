@@ -36,6 +36,7 @@ from metrify.api.replica import ReadRouting
 from metrify.pipeline import lakesync
 from metrify.settings import Settings
 from metrify.stores import changes, database, pools
+from metrify.stores.cache_redis import RedisAnswers
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
 from metrify.stores.reads import quality
@@ -61,6 +62,8 @@ class AppState:
     started: float = field(default_factory=time.time)
     #: the read replica's pools and lag, when METRIFY_DATABASE_READ_URL is set
     reads: ReadRouting | None = None
+    #: energy answers shared by every worker and host, when METRIFY_API__REDIS_URL is set
+    shared_energy: RedisAnswers | None = None
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
     _lake_catch_up: asyncio.Task[int] | None = None
@@ -105,6 +108,10 @@ class AppState:
                 settings.replica_check_s,
             )
         counters: Counters
+        if cfg.redis_url is not None and cfg.energy_cache_s > 0:
+            state.shared_energy = RedisAnswers(
+                cfg.redis_url.get_secret_value(), cfg.redis_prefix, "energy"
+            )
         if cfg.redis_url is not None:
             from metrify.stores.throttle_redis import RedisCounters
 
@@ -156,6 +163,8 @@ class AppState:
         if self.reads is not None:
             await self.reads.close()
         await self.limiter.close()
+        if self.shared_energy is not None:
+            self.shared_energy.close()
         close = getattr(self.throttle.counters, "close", None)
         if close is not None:
             close()
@@ -224,6 +233,12 @@ class AppState:
         self.latest.discard_many(ids)
         changes.announce_readings(conn, ids)
 
+    async def _invalidate_shared_energy(self) -> None:
+        """Every worker that hears of a change bumps the shared generation: one would
+        do, the others' bumps cost a little and need no election."""
+        if self.shared_energy is not None:
+            await asyncio.to_thread(self.shared_energy.invalidate)
+
     async def _listen(self, listening: asyncio.Event) -> None:
         """Drop cached principals whenever a user or key changes (``NOTIFY metrify_auth``
         from any process: API workers or the CLI), so a cache never outlives a
@@ -238,6 +253,7 @@ class AppState:
                     self.principals.clear()
                     self.latest.clear()
                     self.energy.clear()
+                    await self._invalidate_shared_energy()  # changes missed while away
                     self.principals.ttl_s = self.settings.api.auth_cache_s
                     self.energy.ttl_s = self.settings.api.energy_cache_s
                     listening.set()
@@ -246,6 +262,7 @@ class AppState:
                             self.principals.clear()
                         elif change.aggregates:
                             self.energy.clear()
+                            await self._invalidate_shared_energy()
                         elif change.meter_ids is None:
                             self.latest.clear()
                         else:

@@ -10,17 +10,29 @@ answer whatever the cache backend.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from support.api import Api, running_api
+from support.api import Api, running_api, seed_reference
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 BURST = 4
+
+
+def redis_client() -> Any:
+    module = pytest.importorskip("redis")
+    client = module.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except module.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    return client
 
 
 @contextlib.contextmanager
@@ -30,12 +42,7 @@ def two_instances(
     prefix = f"metrify-test-{uuid.uuid4().hex}:"
     client: Any = None
     if redis:
-        module = pytest.importorskip("redis")
-        client = module.Redis.from_url(REDIS_URL)
-        try:
-            client.ping()
-        except module.ConnectionError:
-            pytest.skip(f"no Redis at {REDIS_URL}")
+        client = redis_client()
         config = {**config, "redis_url": REDIS_URL, "redis_prefix": prefix}
     try:
         with (
@@ -103,3 +110,61 @@ def test_an_idempotent_request_is_replayed_by_the_other_instance(
         with a.conn() as conn:
             row = conn.execute("SELECT count(*) FROM readings WHERE meter_id = 'M-IDEM'").fetchone()
         assert row == (1,)
+
+
+def _node_day(api: Api) -> Any:
+    response = api.client.get(
+        "/v1/energy",
+        params={"node": "N1", "from": "2025-06-02", "to": "2025-06-03", "resolution": "1d"},
+        headers=api.headers("ops"),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_with_redis_energy_answers_are_shared_and_a_write_retires_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    with two_instances(database_url, tmp_path, redis=True, energy_cache_s=300.0) as (a, b):
+        seed_reference(a, "ops")
+        rows = [
+            {
+                "meter_id": "M-N1",
+                "ts": "2025-06-02T00:00:00Z",
+                "interval_s": 900,
+                "import_kwh": 0.25,
+            },
+            {
+                "meter_id": "M-N1",
+                "ts": "2025-06-02T00:15:00Z",
+                "interval_s": 900,
+                "import_kwh": 0.5,
+            },
+        ]
+        sent = a.client.post("/v1/readings", json=rows, headers=a.headers("ops"))
+        assert sent.status_code == 200, sent.text
+        first = _node_day(a)
+        assert sum(x["import_kwh"] for x in first["buckets"]) == pytest.approx(0.75)
+
+        # the answer a computed is in Redis; make it recognisable there
+        client = redis_client()
+        keys = [k for k in client.scan_iter(match=a.settings.api.redis_prefix + "cache:energy:*")]
+        entries = [k for k in keys if not k.endswith(b":gen")]
+        assert len(entries) == 1
+        marked = {**first, "buckets": [{**x, "import_kwh": 99.0} for x in first["buckets"]]}
+        client.set(entries[0], orjson.dumps(marked), ex=300)
+        # b never asked: its answer can only come from the shared entry
+        assert _node_day(b) == marked
+
+        # a write the database announces retires the shared answers on every instance
+        with a.conn() as conn:
+            conn.execute(
+                "UPDATE readings SET import_kwh = 1.0 WHERE meter_id = 'M-N1'"
+                " AND ts = '2025-06-02T00:00:00Z'"
+            )
+        deadline = time.monotonic() + 10
+        while (seen := _node_day(b)) == marked or sum(
+            x["import_kwh"] for x in seen["buckets"]
+        ) != pytest.approx(1.5):
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
