@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -232,26 +233,56 @@ def restore(
             " THEN CREATE ROLE metrify_app NOLOGIN; END IF; END $$"
         )
         dbname = conn.info.dbname
-    _run(
-        [
-            str(tool("pg_restore")),
-            f"--dbname={target}",
-            f"--jobs={max(1, jobs)}",
-            "--no-owner",
-            "--exit-on-error",
-            "--verbose",
-            str(dump_dir),
-        ],
-        env,
-        on_table,
-    )
+    with tempfile.TemporaryDirectory(prefix="metrify-restore-") as tmp:
+        listing = Path(tmp) / "toc.list"
+        listing.write_text(_entries(dump_dir))
+        _run(
+            [
+                str(tool("pg_restore")),
+                f"--dbname={target}",
+                f"--jobs={max(1, jobs)}",
+                f"--use-list={listing}",
+                "--no-owner",
+                "--exit-on-error",
+                "--verbose",
+                str(dump_dir),
+            ],
+            env,
+            on_table,
+        )
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO metrify_app").format(
                 sql.Identifier(dbname)
             )
         )
+        for statement in _DEFAULT_PRIVILEGES:
+            conn.execute(statement)
         conn.execute("ANALYZE")
+
+
+#: migration 0010's default privileges, given again by the role that restored (and so
+#: owns) the schema: the dump's name the role that made them, which may not exist here
+_DEFAULT_PRIVILEGES = (
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public"
+    " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO metrify_app",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO metrify_app",
+)
+
+
+def _entries(dump_dir: Path) -> str:
+    """The dump's table of contents without its DEFAULT ACL entries (``ALTER DEFAULT
+    PRIVILEGES FOR ROLE <the dumping owner>``, which a restore as another owner, on a
+    managed server say, may not run); :func:`restore` gives them anew."""
+    listing = subprocess.run(
+        [str(tool("pg_restore")), "--list", str(dump_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return "".join(
+        line + "\n" for line in listing.splitlines() if " DEFAULT ACL " not in line
+    )
 
 
 def read_facts(owner_url: str) -> dict[str, Any]:
