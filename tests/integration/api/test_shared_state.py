@@ -37,7 +37,7 @@ def redis_client() -> Any:
 
 @contextlib.contextmanager
 def two_instances(
-    database_url: str, tmp_path: Path, *, redis: bool, **config: Any
+    database_url: str, home: Path, *, redis: bool, clean: bool = True, **config: Any
 ) -> Iterator[tuple[Api, Api]]:
     prefix = f"metrify-test-{uuid.uuid4().hex}:"
     client: Any = None
@@ -46,11 +46,9 @@ def two_instances(
         config = {**config, "redis_url": REDIS_URL, "redis_prefix": prefix}
     try:
         with (
-            running_api(database_url, tmp_path / "a", **config) as a,
-            running_api(database_url, tmp_path / "b", clean=False, **config) as b,
+            running_api(database_url, home / "a", clean=clean, **config) as a,
+            running_api(database_url, home / "b", clean=False, **config) as b,
         ):
-            a.add_user("ops", "admin")
-            b.tokens.update(a.tokens)  # one JWT secret: a token is good on either
             yield a, b
     finally:
         if client is not None:
@@ -59,57 +57,86 @@ def two_instances(
                 client.delete(*keys)
 
 
-def _statuses(api: Api, n: int) -> list[int]:
+#: a rate so slow that no token comes back during a test: only the burst counts
+LIMITS = {"rate_limit_per_s": 0.001, "rate_limit_burst": BURST}
+
+
+@pytest.fixture(scope="module")
+def shared(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Api, Api]]:
+    """Two instances sharing a Redis."""
+    with two_instances(
+        database_url, tmp_path_factory.mktemp("shared"), redis=True, **LIMITS
+    ) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def apart(
+    shared: tuple[Api, Api], database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Api, Api]]:
+    """Two instances without Redis (over the same database as ``shared``)."""
+    home = tmp_path_factory.mktemp("apart")
+    with two_instances(database_url, home, redis=False, clean=False, **LIMITS) as pair:
+        yield pair
+
+
+def _user(a: Api, b: Api) -> str:
+    """A new user of its own (its own rate bucket), signed in; its token works on both."""
+    name = f"u{uuid.uuid4().hex[:10]}"
+    a.add_user(name, "admin")
+    b.tokens[name] = a.tokens[name]  # one JWT secret: a token is good on either
+    return name
+
+
+def _statuses(api: Api, who: str, n: int) -> list[int]:
     return [
-        api.client.get("/v1/meters/NO-SUCH/latest", headers=api.headers("ops")).status_code
+        api.client.get("/v1/meters/NO-SUCH/latest", headers=api.headers(who)).status_code
         for _ in range(n)
     ]
 
 
 def test_with_redis_the_rate_limit_counts_requests_on_both_instances(
-    database_url: str, tmp_path: Path
+    shared: tuple[Api, Api],
 ) -> None:
-    # a rate so slow that no token comes back during the test: only the burst counts
-    limits = {"rate_limit_per_s": 0.001, "rate_limit_burst": BURST}
-    with two_instances(database_url, tmp_path, redis=True, **limits) as (a, b):
-        seen = _statuses(a, 2) + _statuses(b, 2)
-        assert seen == [404] * BURST  # allowed (the meter is unknown), four in all
-        refused = b.client.get("/v1/meters/NO-SUCH/latest", headers=b.headers("ops"))
-        assert refused.status_code == 429
-        assert int(refused.headers["Retry-After"]) >= 1
-        assert _statuses(a, 1) == [429]
+    a, b = shared
+    who = _user(a, b)
+    seen = _statuses(a, who, 2) + _statuses(b, who, 2)
+    assert seen == [404] * BURST  # allowed (the meter is unknown), four in all
+    refused = b.client.get("/v1/meters/NO-SUCH/latest", headers=b.headers(who))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert _statuses(a, who, 1) == [429]
+    other = _user(a, b)  # a bucket per caller: another user is not held back
+    assert _statuses(b, other, 1) == [404]
 
 
-def test_without_redis_each_instance_counts_its_own(database_url: str, tmp_path: Path) -> None:
-    limits = {"rate_limit_per_s": 0.001, "rate_limit_burst": BURST}
-    with two_instances(database_url, tmp_path, redis=False, **limits) as (a, b):
-        assert _statuses(a, BURST + 1) == [404] * BURST + [429]
-        assert _statuses(b, BURST) == [404] * BURST  # b's own, untouched budget
+def test_without_redis_each_instance_counts_its_own(apart: tuple[Api, Api]) -> None:
+    a, b = apart
+    who = _user(a, b)
+    assert _statuses(a, who, BURST + 1) == [404] * BURST + [429]
+    assert _statuses(b, who, BURST) == [404] * BURST  # b's own, untouched budget
 
 
-@pytest.mark.parametrize("redis", [False, True])
+@pytest.mark.parametrize("pair", ["shared", "apart"])
 def test_an_idempotent_request_is_replayed_by_the_other_instance(
-    database_url: str, tmp_path: Path, redis: bool
+    pair: str, request: pytest.FixtureRequest
 ) -> None:
-    with two_instances(database_url, tmp_path, redis=redis) as (a, b):
-        body = [
-            {
-                "meter_id": "M-IDEM",
-                "ts": "2025-01-01T00:00:00Z",
-                "interval_s": 900,
-                "import_kwh": 0.5,
-            }
-        ]
-        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
-        first = a.client.post("/v1/readings", json=body, headers={**a.headers("ops"), **key})
-        assert first.status_code in (200, 201), first.text
-        again = b.client.post("/v1/readings", json=body, headers={**b.headers("ops"), **key})
-        assert again.status_code == first.status_code
-        assert again.headers.get("Idempotency-Replayed") == "true"
-        assert again.json() == first.json()
-        with a.conn() as conn:
-            row = conn.execute("SELECT count(*) FROM readings WHERE meter_id = 'M-IDEM'").fetchone()
-        assert row == (1,)
+    a, b = request.getfixturevalue(pair)
+    who = _user(a, b)
+    meter = f"M-IDEM-{pair}"
+    body = [{"meter_id": meter, "ts": "2025-01-01T00:00:00Z", "interval_s": 900, "import_kwh": 0.5}]
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = a.client.post("/v1/readings", json=body, headers={**a.headers(who), **key})
+    assert first.status_code in (200, 201), first.text
+    again = b.client.post("/v1/readings", json=body, headers={**b.headers(who), **key})
+    assert again.status_code == first.status_code
+    assert again.headers.get("Idempotency-Replayed") == "true"
+    assert again.json() == first.json()
+    with a.conn() as conn:
+        row = conn.execute("SELECT count(*) FROM readings WHERE meter_id = %s", (meter,)).fetchone()
+    assert row == (1,)
 
 
 def _node_day(api: Api) -> Any:
@@ -125,7 +152,10 @@ def _node_day(api: Api) -> Any:
 def test_with_redis_energy_answers_are_shared_and_a_write_retires_them(
     database_url: str, tmp_path: Path
 ) -> None:
-    with two_instances(database_url, tmp_path, redis=True, energy_cache_s=300.0) as (a, b):
+    config = {"energy_cache_s": 300.0}
+    with two_instances(database_url, tmp_path, redis=True, clean=False, **config) as (a, b):
+        a.add_user("ops", "admin")
+        b.tokens.update(a.tokens)
         seed_reference(a, "ops")
         rows = [
             {
