@@ -116,6 +116,7 @@ def restore_cmd(
 ) -> None:
     """Restore a backup into an empty METRIFY_HOME or an empty database and lake."""
     settings = load_settings()
+    backups.Manifest.read(source)  # not a backup: say so before starting any server
     owner = database.owner_url(settings)  # starts the embedded server; migrates nothing
     lake = settings.lake if settings.lake_enabled else None
     progress = _CliProgress()

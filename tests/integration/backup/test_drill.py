@@ -137,6 +137,9 @@ def test_backup_destroy_restore_brings_back_the_same_data(home: Path, tmp_path: 
         timeout=300,
     )
     assert restore.returncode == 0, restore.stderr
+    # progress on long work: one line per phase when stderr is not a terminal
+    for phase in ("verifying checksums", "restoring the store", "writing the lake"):
+        assert f"{phase}: " in restore.stderr, restore.stderr
     summary = orjson.loads(restore.stdout)
     assert summary["rows"]["readings"] == 6 * 2 * 96
 
