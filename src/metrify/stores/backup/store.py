@@ -280,9 +280,7 @@ def _entries(dump_dir: Path) -> str:
         capture_output=True,
         text=True,
     ).stdout
-    return "".join(
-        line + "\n" for line in listing.splitlines() if " DEFAULT ACL " not in line
-    )
+    return "".join(line + "\n" for line in listing.splitlines() if " DEFAULT ACL " not in line)
 
 
 def read_facts(owner_url: str) -> dict[str, Any]:
