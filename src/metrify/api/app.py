@@ -115,8 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-API-Key",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-Metrify-Min-LSN",
             ],
-            expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed", "X-Metrify-LSN"],
             max_age=600,
         )
     if state.reads is not None:
