@@ -20,6 +20,7 @@ from metrify import __version__
 from metrify.api import docs, problems
 from metrify.api.hot import HotPaths
 from metrify.api.middleware import Guard
+from metrify.api.replica import ReadYourWrites
 from metrify.api.responses import ORJSONResponse
 from metrify.api.routers import (
     admin,
@@ -126,10 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-API-Key",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-Metrify-Min-LSN",
             ],
-            expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotency-Replayed", "X-Metrify-LSN"],
             max_age=600,
         )
+    if state.reads is not None:
+        app.add_middleware(ReadYourWrites, routing=state.reads)
     app.add_middleware(
         Guard,
         max_body=cfg.max_body_bytes,

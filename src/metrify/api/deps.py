@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from metrify.api import replica
 from metrify.api.auth import proxies
 from metrify.api.auth.principal import Principal
 from metrify.api.credentials import authenticate
@@ -58,7 +59,8 @@ async def admit(
     """Authenticate, rate-limit and authorise one request: the whole access decision,
     shared by :func:`require` and the hot paths (:mod:`metrify.api.hot`)."""
     principal = await authenticate(state, authorization, api_key)
-    wait = state.limiter.take(principal.actor)
+    replica.caller.set(principal.actor)  # its reads must see its own writes
+    wait = await state.limiter.acquire(principal.actor)
     if wait is not None:
         raise Problem(
             429,

@@ -1,4 +1,5 @@
-"""The energy answer of a subject, cached in the worker; and who may ask for it.
+"""The energy answer of a subject, cached in the worker (and in Redis, shared by every
+worker and host, when one is configured); and who may ask for it.
 
 Shared by the routed endpoint (:mod:`metrify.api.routers.energy`) and its hot path
 (:mod:`metrify.api.hot`), so both decide and answer alike. An answer depends only on
@@ -48,12 +49,23 @@ def energy_answer(state: AppState, asked: Asked) -> bytes:
     at the commit of any later write; one computed while such a write committed is not
     kept. Raises :class:`metrify.stores.aggregates.BadQuery` for the caller's mistakes."""
     since = state.energy.generation
+    # with Redis, another worker's (or host's) answer, kept under the same rule: the
+    # shared generation is read before anything is computed (metrify.stores.cache_redis)
+    shared = state.shared_energy if state.energy.ttl_s > 0 else None
+    generation = None if shared is None else shared.generation()
+    if shared is not None and generation is not None:
+        body = shared.get(generation, asked)
+        if body is not None:
+            state.energy.put(asked, body, since=since)
+            return body
     with state.pool.connection() as conn:
         zone, buckets = aggregates.answer(conn, *asked, state.settings.fleet_timezone)
     dim, key, resolution = asked[:3]
     head = {"dim": dim, "key": key, "resolution": resolution, "tz": zone}
     body = orjson.dumps(head, option=JSON_OPTIONS)[:-1] + b',"buckets":' + buckets + b"}"
     state.energy.put(asked, body, since=since)
+    if shared is not None and generation is not None:
+        shared.put(generation, asked, body, state.energy.ttl_s)
     return body
 
 

@@ -258,3 +258,5 @@ class Ready(BaseModel):
     database: bool
     schema_revision: str | None
     head_revision: str | None
+    #: the read replica's lag and use (null: none configured); never makes the API unready
+    replica: dict[str, Any] | None = None

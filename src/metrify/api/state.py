@@ -31,10 +31,12 @@ from metrify.api.auth.principal import Principal
 from metrify.api.auth.throttle import SignInThrottle
 from metrify.api.auth.tokens import TokenService
 from metrify.api.cache import TTLCache
-from metrify.api.ratelimit import RateLimiter
+from metrify.api.ratelimit import RateLimiter, SharedRateLimiter
+from metrify.api.replica import ReadRouting
 from metrify.pipeline import lakesync
 from metrify.settings import Settings
 from metrify.stores import changes, database, pools
+from metrify.stores.cache_redis import RedisAnswers
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
 from metrify.stores.reads import quality
@@ -58,6 +60,10 @@ class AppState:
     #: sign-in and refresh throttling, in counters shared by every worker
     throttle: SignInThrottle = field(init=False)
     started: float = field(default_factory=time.time)
+    #: the read replica's pools and lag, when METRIFY_DATABASE_READ_URL is set
+    reads: ReadRouting | None = None
+    #: energy answers shared by every worker and host, when METRIFY_API__REDIS_URL is set
+    shared_energy: RedisAnswers | None = None
     _listener: asyncio.Task[None] | None = None
     _refresher: asyncio.Task[None] | None = None
     _lake_catch_up: asyncio.Task[int] | None = None
@@ -86,14 +92,26 @@ class AppState:
             settings=settings,
             url=url,
             tokens=TokenService(cfg, settings.home),
-            limiter=RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst),
+            limiter=_limiter(settings),
             latest=TTLCache(cfg.cache_ttl_s),
             principals=TTLCache(0.0),  # enabled once the change listener runs
             energy=TTLCache(0.0, max_items=512),  # likewise; answers reach 150 KB
         )
         state.apool = pools.async_pool(url, cfg.pool_size)
         state.pool = pools.sync_pool(url, max(2, cfg.pool_size // 2))
+        if settings.database_read_url is not None:
+            state.reads = ReadRouting(
+                state.apool,
+                settings.database_read_url.get_secret_value(),
+                cfg.pool_size,
+                settings.replica_max_lag_s,
+                settings.replica_check_s,
+            )
         counters: Counters
+        if cfg.redis_url is not None and cfg.energy_cache_s > 0:
+            state.shared_energy = RedisAnswers(
+                cfg.redis_url.get_secret_value(), cfg.redis_prefix, "energy"
+            )
         if cfg.redis_url is not None:
             from metrify.stores.throttle_redis import RedisCounters
 
@@ -106,6 +124,8 @@ class AppState:
     async def open(self) -> None:
         await self.apool.open(wait=True, timeout=30)
         self.pool.open(wait=True, timeout=30)
+        if self.reads is not None:
+            await self.reads.open()
         cfg = self.settings.api
         if cfg.auth_cache_s > 0 or cfg.cache_ttl_s > 0 or cfg.energy_cache_s > 0:
             listening = asyncio.Event()
@@ -140,9 +160,27 @@ class AppState:
                 await asyncio.to_thread(self.refresh_quality)
         await self.apool.close()
         self.pool.close()
+        if self.reads is not None:
+            await self.reads.close()
+        await self.limiter.close()
+        if self.shared_energy is not None:
+            self.shared_energy.close()
         close = getattr(self.throttle.counters, "close", None)
         if close is not None:
             close()
+
+    # --- where reads go ---------------------------------------------------------------
+
+    def read_apool(self) -> pools.AsyncPool:
+        """The async pool for an uncached read: the replica's when one is configured, keeps
+        up and holds the caller's own writes (:mod:`metrify.api.replica`), else the primary's."""
+        return self.apool if self.reads is None else self.reads.apool_for()
+
+    def read_pool(self) -> pools.Pool:
+        """The sync twin of :meth:`read_apool`, for reads run on a worker thread."""
+        if self.reads is None or not self.reads.usable():
+            return self.pool
+        return self.reads.pool
 
     # --- daily quality scores ----------------------------------------------------------
 
@@ -195,6 +233,12 @@ class AppState:
         self.latest.discard_many(ids)
         changes.announce_readings(conn, ids)
 
+    async def _invalidate_shared_energy(self) -> None:
+        """Every worker that hears of a change bumps the shared generation: one would
+        do, the others' bumps cost a little and need no election."""
+        if self.shared_energy is not None:
+            await asyncio.to_thread(self.shared_energy.invalidate)
+
     async def _listen(self, listening: asyncio.Event) -> None:
         """Drop cached principals whenever a user or key changes (``NOTIFY metrify_auth``
         from any process: API workers or the CLI), so a cache never outlives a
@@ -209,6 +253,7 @@ class AppState:
                     self.principals.clear()
                     self.latest.clear()
                     self.energy.clear()
+                    await self._invalidate_shared_energy()  # changes missed while away
                     self.principals.ttl_s = self.settings.api.auth_cache_s
                     self.energy.ttl_s = self.settings.api.energy_cache_s
                     listening.set()
@@ -217,6 +262,7 @@ class AppState:
                             self.principals.clear()
                         elif change.aggregates:
                             self.energy.clear()
+                            await self._invalidate_shared_energy()
                         elif change.meter_ids is None:
                             self.latest.clear()
                         else:
@@ -229,6 +275,23 @@ class AppState:
                 self.energy.clear()
                 log.warning("auth and energy caches off until LISTEN works again: %s", exc)
                 await asyncio.sleep(1)
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    """Request-rate buckets: in Redis when one is configured (shared by every worker and
+    host), else in this process."""
+    cfg = settings.api
+    if cfg.redis_url is None:
+        return RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+    from metrify.stores.ratelimit_redis import RedisBuckets
+
+    buckets = RedisBuckets(
+        cfg.redis_url.get_secret_value(),
+        cfg.redis_prefix,
+        cfg.rate_limit_per_s,
+        cfg.rate_limit_burst,
+    )
+    return SharedRateLimiter(buckets, cfg.rate_limit_per_s, cfg.rate_limit_burst)
 
 
 __all__ = ["AppState"]

@@ -35,6 +35,7 @@ from metrify.cli import patterns as patterns
 from metrify.cli import baseline as baseline
 from metrify.cli import forecast as forecast
 from metrify.cli import report as report
+from metrify.cli import backup as backup
 
 # isort: on
 from metrify.cli.apps import app

@@ -60,6 +60,21 @@ class Settings(BaseSettings):
             "database_url migrates too (the embedded server's owner is its superuser)"
         ),
     )
+    database_read_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL of a streaming read replica (same roles as database_url): the "
+            "API's uncached reads go there while it keeps up; unset: every read on the primary"
+        ),
+    )
+    replica_max_lag_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="reads go to the primary while the read replica is further behind than this",
+    )
+    replica_check_s: float = Field(
+        default=1.0, gt=0, description="how often the API measures the read replica's lag"
+    )
     lake_url: str | None = Field(
         default=None, description="lake folder or s3:// URL; default <home>/lake"
     )

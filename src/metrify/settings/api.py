@@ -33,7 +33,9 @@ class ApiConfig(BaseModel):
     refresh_token_days: int = Field(default=14, ge=1, le=365)
     cors_origins: list[str] = Field(default_factory=list, description="closed by default")
     rate_limit_per_s: float = Field(
-        default=100.0, gt=0, description="sustained requests/s per key or user (per worker)"
+        default=100.0,
+        gt=0,
+        description="sustained requests/s per key or user (per worker; in total with redis_url)",
     )
     rate_limit_burst: int = Field(default=400, ge=1)
     login_failures_per_minute: int = Field(
@@ -87,8 +89,9 @@ class ApiConfig(BaseModel):
     redis_url: SecretStr | None = Field(
         default=None,
         description=(
-            "redis://host:port/db for the sign-in throttle counters (needs the 'redis' "
-            "extra); unset: they are kept in PostgreSQL"
+            "redis://host:port/db for the request rate limits and the sign-in throttle "
+            "counters, shared by every worker and host (needs the 'redis' extra); unset: "
+            "rate limits per process, throttle counters in PostgreSQL"
         ),
     )
     redis_prefix: str = Field(

@@ -93,7 +93,7 @@ async def list_anomalies(
         before_id=None if cursor is None else q.decode_id_cursor(cursor),
         limit=limit + 1,
     )
-    async with state.apool.connection() as conn:
+    async with state.read_apool().connection() as conn:
         rows = await list_anomalies_async(conn, query)
     items = rows[:limit]
     more = len(rows) > limit

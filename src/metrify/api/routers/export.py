@@ -75,7 +75,7 @@ async def export_readings(
     stream = ex.csv_stream if fmt == "csv" else ex.parquet_stream
     name = f"readings-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.{fmt}"
     return StreamingResponse(
-        stream(state.pool, selection),
+        stream(state.read_pool(), selection),
         media_type=MEDIA[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -57,8 +57,10 @@ async def _answer(
 ) -> Response:
     await check_scope(state, principal, "node", node_id)
 
+    pool = state.read_pool()
+
     def run() -> bytes:
-        with state.pool.connection() as conn:
+        with pool.connection() as conn:
             body = ask(conn, state.settings.fleet_timezone)
         return orjson.dumps(body, option=JSON_OPTIONS | orjson.OPT_SERIALIZE_NUMPY)
 

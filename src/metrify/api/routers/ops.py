@@ -43,6 +43,7 @@ async def ready(state: State) -> Any:
         "database": reachable,
         "schema_revision": revision,
         "head_revision": head,
+        "replica": None if state.reads is None else state.reads.status(),
     }
     if not ok:
         from metrify.api.responses import ORJSONResponse

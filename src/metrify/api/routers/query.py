@@ -80,7 +80,7 @@ async def readings(
     start, end = q.check_range(start, end)
     after = q.decode_ts_cursor(cursor)
     await check_meter(state, principal, meter_id)
-    async with state.apool.connection() as conn:
+    async with state.read_apool().connection() as conn:
         rows = await readings_reads.page(
             conn, meter_id, start, end, resolution=resolution, after=after, limit=limit + 1
         )
@@ -123,7 +123,7 @@ async def _series(
 ) -> Response:
     start, end = q.check_range(start, end)
     after = q.decode_ts_cursor(cursor)
-    async with state.apool.connection() as conn:
+    async with state.read_apool().connection() as conn:
         if not await series.known(conn, measured, ident):
             raise not_found(measured.id_col.removesuffix("_id"), ident)
         rows = await series.page(
@@ -190,7 +190,7 @@ async def quarantine(
         source_prefix=source,
         received_since=None if since is None else q.utc(since, "'since'"),
     )
-    async with state.apool.connection() as conn:
+    async with state.read_apool().connection() as conn:
         rows = await quarantine_reads.page(conn, where, after_id=after_id, limit=limit + 1)
     items = rows[:limit]
     more = len(rows) > limit

@@ -177,7 +177,7 @@ class Resource:
             limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
             cursor: Annotated[str | None, Query(max_length=100)] = None,
         ) -> Response:
-            async with state.apool.connection() as conn:
+            async with state.read_apool().connection() as conn:
                 rows = await reference.page(
                     conn,
                     res.contract,
