@@ -51,8 +51,11 @@ demo: $(READY)
 system:
 	sh .ci/system
 
+# two pytest workers (pytest-xdist), a module's tests kept on one worker so its shared
+# fixtures (a warehouse build, a browser) are made once; each worker has its own
+# embedded PostgreSQL and Kafka mock cluster
 test: $(READY) $(AIRFLOW_READY) $(CHECKOV_READY) system lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Static checks: style, types, the one-way layers of pyproject.toml [tool.importlinter],
 # and the docs site (strict: a broken link or anchor fails; built under .metrify/site).

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from metrify.cli import app
+from metrify.cli import app, common
 from metrify.settings import Settings
 
 runner = CliRunner()
@@ -243,7 +243,11 @@ def test_an_empty_region_is_refused_by_the_cli(
     ).fetchone() == (0, 0)
 
 
-def test_keys_list(settings: Settings, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_keys_list(
+    settings: Settings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     made = runner.invoke(app, ["keys", "create", "gw-[/north]", "--region", "north"])
     assert made.exit_code == 0, made.output
     made = runner.invoke(
@@ -264,7 +268,10 @@ def test_keys_list(settings: Settings, conn: psycopg.Connection[tuple[object, ..
     )
     assert rows[0]["expires_at"] is not None and rows[0]["last_used_at"] is None
     assert key not in listed.stdout and "key_hash" not in listed.stdout
-    table = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "200"})
+    # a wide console: Rich fixes the width when the console is made (COLUMNS then), so
+    # the table would be cut at whatever width an earlier test's process had
+    monkeypatch.setattr(common.console, "_width", 200)
+    table = runner.invoke(app, ["keys", "list"])
     assert table.exit_code == 0, table.output
     assert "gw-[/north]" in table.output and "reader" in table.output and "never" in table.output
     assert key not in table.output
