@@ -52,6 +52,18 @@ class Status(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class Commodity(enum.StrEnum):
+    """What a meter measures. Electricity, gas and heat readings carry energy in kWh
+    (gas converted from its volume, see :mod:`metrify.contracts.commodities`); water
+    carries its volume in m³ in ``import_kwh`` and ``volume_m3`` (see
+    ``docs/guides/commodities.md`` for why)."""
+
+    ELECTRICITY = "electricity"
+    GAS = "gas"
+    HEAT = "heat"
+    WATER = "water"
+
+
 class MeterStatus(enum.StrEnum):
     """Lifecycle of a meter in the reference table."""
 
@@ -109,10 +121,20 @@ READING = Contract(
         "active_power_kw": F64,
         "reactive_power_kvar": F64,
         "frequency_hz": F64,
+        "generation_kwh": F64,
+        "volume_m3": F64,
     },
     key=("meter_id", "ts"),
     required=("meter_id", "ts", "interval_s", "import_kwh"),
-    nonnegative=("import_kwh", "export_kwh", "register_kwh", "voltage_v", "current_a"),
+    nonnegative=(
+        "import_kwh",
+        "export_kwh",
+        "generation_kwh",
+        "volume_m3",
+        "register_kwh",
+        "voltage_v",
+        "current_a",
+    ),
     bounded={"power_factor": (-1.0, 1.0)},
     id_field="meter_id",
 )
@@ -184,12 +206,21 @@ METER = Contract(
         "status": pl.String(),
         "latitude": F64,
         "longitude": F64,
+        "commodity": pl.String(),
+        "unit": pl.String(),
+        "calorific_value_mj_m3": F64,
+        "correction_factor": F64,
     },
     key=("meter_id",),
     required=("meter_id",),
     time_series=False,
     nonnegative=("max_kw", "rated_current_a", "nominal_voltage_v"),
-    bounded={"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)},
+    bounded={
+        "latitude": (-90.0, 90.0),
+        "longitude": (-180.0, 180.0),
+        "calorific_value_mj_m3": (1.0, 100.0),
+        "correction_factor": (0.5, 2.0),
+    },
     id_field="meter_id",
 )
 
