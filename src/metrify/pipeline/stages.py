@@ -32,6 +32,7 @@ from metrify.contracts.summary import Summary
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
+from metrify.quality.commodities import commodity_checks, to_contract_units
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
@@ -630,15 +631,34 @@ class Pipeline:
             log.error("daily quality score refresh failed: %s", exc)
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
-        """The quality stage: full VEE for readings (with stored history), flags for the rest."""
-        if self.contract is not READING or not self.settings.vee.enabled:
+        """The quality stage: full VEE for readings (with stored history), flags for the rest.
+
+        Readings are first turned from their meter's unit into the contract's (a gas
+        volume into energy, MWh or GJ into kWh), and after VEE judged on what only the
+        commodity and the meter's place tell (:mod:`metrify.quality.commodities`)."""
+        if self.contract is not READING or self.meters is None:
             return assess_plain(records)
+        meters = self.meters.get(records["meter_id"])
+        records = to_contract_units(records, meters, self.settings.commodities)
+        if not self.settings.vee.enabled:
+            return assess_plain(records)
+        assessed = self._vee(records, meters)
+        assessed, reasons = commodity_checks(assessed, meters)
+        for reason, count in reasons.items():
+            key = f"vee: {reason}"
+            self.summary.reasons[key] += count
+            total = self.summary.reasons[key]
+            suffix = f" judged: {reason}"
+            self.summary.warnings[:] = [w for w in self.summary.warnings if not w.endswith(suffix)]
+            self.summary.warnings.append(f"{total} reading{'s' if total != 1 else ''}{suffix}")
+        return assessed
+
+    def _vee(self, records: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
+        """VEE of a batch of readings against the stored history it needs."""
         cfg = self.settings.vee
-        ids = records["meter_id"]
         last = records["ts"].max()
         assert isinstance(last, dt.datetime)
-        assert self.history is not None and self.meters is not None
-        meters = self.meters.get(ids)
+        assert self.history is not None
         reach = None
         if cfg.lean_context:
             first = records["ts"].min()
