@@ -17,6 +17,7 @@ import polars as pl
 from metrify.anomaly.baseline import judge
 from metrify.anomaly.records import Subject, empty_incidents, incidents
 from metrify.contracts.anomalies import Kind
+from metrify.contracts.commodities import commodities_with, commodity_of
 from metrify.contracts.records import Quality, Status
 from metrify.settings.anomaly import AnomalyConfig
 
@@ -88,7 +89,7 @@ def detect_readings(
         weather=weather,
         classify=True,
     )
-    rows = j.rows
+    rows = _seasonal_meters_judged_on_bursts(j.rows, has_pv)
     # A bypass suspect: the base load fell with the rest, and the home's rhythm went on
     # (at a fraction). A drop that lost the rhythm is an empty home, whatever its base
     # load did (a fortnight away with the fridge off). Too few rows to tell: base alone.
@@ -222,6 +223,27 @@ def detect_readings(
     )
 
 
+def _seasonal_meters_judged_on_bursts(rows: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with the drop and level-shift findings of meters whose commodity does
+    not take them cleared (gas, heat, water: see :mod:`metrify.contracts.commodities`).
+
+    A heating meter's use falls tenfold in spring and climbs when heating starts: to a
+    detector that compares a meter with its own recent weeks, that is a vacancy all
+    summer and a level shift every autumn. Unusual single intervals are still judged.
+    The detectors' state is learnt the same way for every meter, so a meter whose
+    commodity is corrected later is judged on a baseline that followed it all along.
+    """
+    if "commodity" not in meters.columns:
+        return rows
+    seasonal = meters.filter(
+        ~commodity_of(meters).is_in(commodities_with("level_detectors"))
+    ).get_column("meter_id")
+    if not seasonal.len():
+        return rows
+    level = ~pl.col("subject_id").is_in(seasonal.implode())
+    return rows.with_columns(drop=pl.col("drop") & level, shift=pl.col("shift") & level)
+
+
 def _burst_severity(cfg: AnomalyConfig) -> pl.Expr:
     """How worrying a burst is, judged against what this meter has drawn before.
 
@@ -264,8 +286,12 @@ def _export(frame: pl.DataFrame, has_pv: pl.DataFrame, cfg: AnomalyConfig) -> pl
     rows = frame.filter(exporting & (pl.col("status") != Status.REJECTED.value))
     if not rows.height:
         return pl.DataFrame()
-    # a meter absent from ``has_pv`` is unknown to the reference data: no judgement
-    rows = rows.join(has_pv, on="meter_id", how="inner").filter(~pl.col("has_pv"))
+    # a meter absent from ``has_pv`` is unknown to the reference data: no judgement;
+    # export is an electricity notion (a heat network's return flow is not generation)
+    ref = has_pv.select("meter_id", "has_pv", _c=commodity_of(has_pv))
+    rows = rows.join(ref, on="meter_id", how="inner").filter(
+        ~pl.col("has_pv") & pl.col("_c").is_in(commodities_with("export_detector"))
+    )
     return rows.select(
         subject_id="meter_id",
         ts="ts",
