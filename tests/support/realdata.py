@@ -3,6 +3,7 @@ readings contract."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def dutch_register_deltas(name: str, start: str, end: str) -> list[tuple[int, fl
     path = shared_data() / "dutch-home-registers" / name
     reads = [tuple(int(x) for x in line.split(",")) for line in path.read_text().split()]
     out = []
-    for (t0, v0), (t1, v1) in zip(reads, reads[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(reads):
         if t1 - t0 == 3600 and v1 >= v0 and lo <= t0 < hi:
             out.append((t0, float(v1 - v0)))
     return out

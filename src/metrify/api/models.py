@@ -61,8 +61,16 @@ class Page(BaseModel):
 class ReadingRow(BaseModel):
     ts: dt.datetime
     interval_s: int | None = None
-    import_kwh: float | None = None
+    import_kwh: float | None = Field(
+        default=None, description="kWh; for a water meter its volume in m³ (see meters.unit)"
+    )
     export_kwh: float | None = None
+    generation_kwh: float | None = Field(
+        default=None, description="gross generation behind the meter (a PV production meter)"
+    )
+    volume_m3: float | None = Field(
+        default=None, description="metered volume of a gas or water meter"
+    )
     register_kwh: float | None = None
     voltage_v: float | None = None
     quality: int

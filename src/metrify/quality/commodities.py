@@ -28,7 +28,7 @@ import functools
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
@@ -132,12 +132,14 @@ def _unit_factors(meters: pl.DataFrame, cfg: CommodityConfig) -> pl.DataFrame:
         if factor is not None and factor != 1.0:
             rows.append((meter_id, factor, None))
     return pl.DataFrame(
-        rows, schema={"meter_id": pl.String, "_energy": pl.Float64, "_volume": pl.Float64},
+        rows,
+        schema={"meter_id": pl.String, "_energy": pl.Float64, "_volume": pl.Float64},
         orient="row",
     )
 
 
-def _value(meters: pl.DataFrame, column: str, row: int) -> object:
+def _value(meters: pl.DataFrame, column: str, row: int) -> Any:
+    """``meters``' ``column`` at ``row``; None when the column is absent."""
     return meters.get_column(column)[row] if column in meters.columns else None
 
 
@@ -222,9 +224,7 @@ def _max_kw(meters: pl.DataFrame) -> pl.DataFrame:
     """(meter_id, _max_kw): the physical maximum power where reference data gives it."""
     if "max_kw" not in meters.columns:
         return pl.DataFrame(schema={"meter_id": pl.String, "_max_kw": pl.Float64})
-    return meters.select("meter_id", _max_kw=pl.col("max_kw").cast(pl.Float64)).unique(
-        "meter_id"
-    )
+    return meters.select("meter_id", _max_kw=pl.col("max_kw").cast(pl.Float64)).unique("meter_id")
 
 
 # --------------------------------------------------------------------------- night

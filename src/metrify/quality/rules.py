@@ -16,8 +16,9 @@ The rules, in the order :func:`validate` applies them:
    statutory band is suspect, since the energy may still be right (``OUT_OF_RANGE``).
 3. spike: import far above the meter's own recent level at that local hour (``SPIKE``);
    electricity meters only (:mod:`metrify.contracts.commodities` says why).
-4. flat line / zero run: one value stuck for hours, or no consumption for days (a zero
-   run not on heating meters, whose summer is zeros) (``FLAT_LINE``; a zero run under a climbing register also ``REGISTER_MISMATCH``).
+4. flat line / zero run: one value stuck for hours, or no consumption for days, the
+   latter not on heating meters, whose summer is zeros (``FLAT_LINE``; a zero run under
+   a climbing register also ``REGISTER_MISMATCH``).
 5. gaps: missing intervals become gap rows (``MISSING``, values null) so that estimation
    and completeness queries can see them.
 6. register: the cumulative register must advance by the interval's import

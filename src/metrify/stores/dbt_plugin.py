@@ -165,9 +165,7 @@ class Plugin(BasePlugin):
             if not self.database_url:
                 raise ValueError("metrify plugin: no database_url in the profile")
             return read_store_table(self.database_url, str(meta["store_table"]))
-        raise ValueError(
-            f"source {source_config.table_name()}: meta needs store_table"
-        )
+        raise ValueError(f"source {source_config.table_name()}: meta needs store_table")
 
     def default_materialization(self) -> str:
         # reference tables are small: copied into the warehouse file, so it stands alone

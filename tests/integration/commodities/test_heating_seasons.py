@@ -26,7 +26,9 @@ SEASONAL = ("sustained_drop", "vacancy", "level_shift")
 
 
 def frames() -> tuple[list[pl.DataFrame], dict[int, float]]:
-    hours = dutch_register_deltas("gas_quantity_CurrentGasQuantity_5yrhours.csv", "2019-02-01", "2019-12-01")
+    hours = dutch_register_deltas(
+        "gas_quantity_CurrentGasQuantity_5yrhours.csv", "2019-02-01", "2019-12-01"
+    )
     litres = dict(hours)
     ts = [dt.datetime.fromtimestamp(t, dt.UTC) for t, _ in hours]
     m3 = [v / 1000 for _, v in hours]

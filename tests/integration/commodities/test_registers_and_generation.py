@@ -9,6 +9,7 @@ production meter (Wh since installation).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import polars as pl
 import psycopg
@@ -54,11 +55,15 @@ def test_a_register_mapped_as_interval_energy_is_rejected_with_its_reason(
     reads = register_reads(start, 14 * 24)
     ts = [dt.datetime.fromtimestamp(t, dt.UTC) for t, _ in reads]
     values = [float(v) for _, v in reads]
-    steps = [0.0] + [b - a for a, b in zip(values, values[1:], strict=False)]
+    steps = [0.0] + [b - a for a, b in itertools.pairwise(values)]
     submit_frames(
         settings,
         METER,
-        [pl.DataFrame({"meter_id": ["REG-MAX", "REG-NOMAX", "STEPS"], "max_kw": [30.0, None, 30.0]})],
+        [
+            pl.DataFrame(
+                {"meter_id": ["REG-MAX", "REG-NOMAX", "STEPS"], "max_kw": [30.0, None, 30.0]}
+            )
+        ],
     )
     summary = load(
         settings,
@@ -66,7 +71,9 @@ def test_a_register_mapped_as_interval_energy_is_rejected_with_its_reason(
             [
                 pl.DataFrame({"meter_id": "REG-MAX", "ts": ts, "import_kwh": values}),
                 pl.DataFrame({"meter_id": "REG-NOMAX", "ts": ts, "import_kwh": values}),
-                pl.DataFrame({"meter_id": "STEPS", "ts": ts, "import_kwh": [s / 1000 for s in steps]}),
+                pl.DataFrame(
+                    {"meter_id": "STEPS", "ts": ts, "import_kwh": [s / 1000 for s in steps]}
+                ),
             ]
         ),
     )

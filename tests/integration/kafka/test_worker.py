@@ -82,7 +82,7 @@ def wait_for(
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            log = _LOGS.get(worker.pid, None) if worker is not None else None
+            log = _LOGS.get(worker.pid) if worker is not None else None
             tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
             raise AssertionError(f"timed out waiting for {what}\n{tail}")
         time.sleep(0.1)

@@ -461,4 +461,3 @@ def _with_new_columns(table: DeltaTable, schema: pa.Schema) -> DeltaTable:
     fields = Schema.from_arrow(pa.schema(new)).fields
     table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
     return table
-
