@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from metrify.anomaly.stage import Pending
-from metrify.contracts.records import METER, READING, Contract, Quality, Status
+from metrify.contracts.records import METER, READING, Commodity, Contract, Quality, Status
 from metrify.contracts.summary import Summary
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
@@ -358,10 +358,11 @@ class Pipeline:
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]
+            records, rejects = _known_commodities(dedup.records, rejects, self.contract.kind)
             result = self.store.write_reference(
-                self.contract, dedup.records.select(columns), quarantine=rejects
+                self.contract, records.select(columns), quarantine=rejects
             )
-            self.summary.accepted += dedup.records.height
+            self.summary.accepted += records.height
         self._count_write(result, rejects)
 
     def _count_write(self, result: WriteResult, rejects: pl.DataFrame) -> None:
@@ -851,3 +852,25 @@ def _with_source(frame: pl.DataFrame, source: str | pl.Series, rows: pl.Series) 
     if isinstance(source, str):
         return frame.with_columns(source=pl.lit(source))
     return frame.with_columns(source=source.gather(rows))
+
+
+def _known_commodities(
+    records: pl.DataFrame, rejects: pl.DataFrame, kind: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Meter rows naming a commodity Metrify does not know go to quarantine (the table's
+    check would otherwise refuse the whole batch)."""
+    if "commodity" not in records.columns:
+        return records, rejects
+    known = [c.value for c in Commodity]
+    bad = pl.col("commodity").is_not_null() & ~pl.col("commodity").is_in(known)
+    odd = records.filter(bad)
+    if not odd.height:
+        return records, rejects
+    refused = odd.select(
+        raw=pl.struct(pl.exclude("source")).struct.json_encode(),
+        reason=pl.lit(f"unknown commodity (expected one of {', '.join(known)})"),
+        line=pl.lit(None, dtype=pl.Int32),
+        kind=pl.lit(kind),
+        source=pl.col("source"),
+    )
+    return records.filter(~bad), pl.concat([rejects, refused.select(rejects.columns)])
