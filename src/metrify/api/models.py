@@ -98,6 +98,24 @@ class ReadingsPage(Page):
     items: list[ReadingRow] | list[ReadingBucket]
 
 
+class MeterEventRow(BaseModel):
+    ts: dt.datetime
+    event: str = Field(
+        description="power_failure, power_restore, tamper, cover_open, cover_close, "
+        "clock_set, reverse_running, magnetic_field or other"
+    )
+    code: str | None = Field(
+        default=None, description="the source's own code (IEC 61968-9 or DLMS), as given"
+    )
+    details: str | None = None
+    source: str | None = None
+
+
+class MeterEventsPage(Page):
+    meter_id: str
+    items: list[MeterEventRow]
+
+
 class LatestReading(BaseModel):
     meter_id: str
     reading: ReadingRow | None

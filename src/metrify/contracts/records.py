@@ -64,6 +64,23 @@ class Commodity(enum.StrEnum):
     WATER = "water"
 
 
+class MeterEvent(enum.StrEnum):
+    """What a meter reports beside its readings (the IEC 61968-9 end-device event
+    families a meter data management system acts on). The source's own code (an IEC
+    61968-9 EndDeviceEventType such as ``3.26.38.185``, a DLMS/COSEM event number) is
+    kept as given in the event's ``code``."""
+
+    POWER_FAILURE = "power_failure"
+    POWER_RESTORE = "power_restore"
+    TAMPER = "tamper"
+    COVER_OPEN = "cover_open"
+    COVER_CLOSE = "cover_close"
+    CLOCK_SET = "clock_set"
+    REVERSE_RUNNING = "reverse_running"
+    MAGNETIC_FIELD = "magnetic_field"
+    OTHER = "other"
+
+
 class MeterStatus(enum.StrEnum):
     """Lifecycle of a meter in the reference table."""
 
@@ -261,8 +278,24 @@ STATION = Contract(
     id_field="station_id",
 )
 
+EVENT = Contract(
+    kind="events",
+    table="meter_events",
+    schema={
+        "meter_id": pl.String(),
+        "ts": TS,
+        "event": pl.String(),
+        "code": pl.String(),
+        "details": pl.String(),
+    },
+    key=("meter_id", "ts", "event"),
+    required=("meter_id", "ts", "event"),
+    time_series=False,
+    id_field="meter_id",
+)
+
 CONTRACTS: Final[dict[str, Contract]] = {
-    c.kind: c for c in (READING, GRID, WEATHER, METER, NODE, STATION)
+    c.kind: c for c in (READING, GRID, WEATHER, METER, NODE, STATION, EVENT)
 }
 
 #: which reference table an unknown id of a time-series kind is registered into.

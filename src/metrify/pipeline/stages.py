@@ -22,12 +22,21 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
 from metrify.anomaly.stage import Pending
-from metrify.contracts.records import METER, READING, Commodity, Contract, Quality, Status
+from metrify.contracts.records import (
+    EVENT,
+    METER,
+    READING,
+    Commodity,
+    Contract,
+    MeterEvent,
+    Quality,
+    Status,
+)
 from metrify.contracts.summary import Summary
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
@@ -41,7 +50,7 @@ from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, decode
 from metrify.sources.mapping import Mapping
-from metrify.stores import lake_outbox
+from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
@@ -355,6 +364,10 @@ class Pipeline:
             if pending is not None and self.detector is not None:
                 # The batch is durable: now its anomalies are recorded and alerted.
                 self.detector.commit(pending)
+        elif self.contract is EVENT:
+            records, rejects = _known_events(dedup.records, rejects)
+            result = events.write(self.store.conn, records, quarantine=rejects)
+            self.summary.accepted += records.height
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]
@@ -874,3 +887,67 @@ def _known_commodities(
         source=pl.col("source"),
     )
     return records.filter(~bad), pl.concat([rejects, refused.select(rejects.columns)])
+
+
+#: what head-ends call the event families (lower case, words joined by "_")
+_EVENT_NAMES: Final[dict[str, MeterEvent]] = {
+    **{e.value: e for e in MeterEvent},
+    **dict.fromkeys(
+        ("power_off", "power_down", "power_outage", "outage", "power_fail", "power_lost"),
+        MeterEvent.POWER_FAILURE,
+    ),
+    **dict.fromkeys(
+        ("power_on", "power_up", "power_restored", "power_return"), MeterEvent.POWER_RESTORE
+    ),
+    **dict.fromkeys(("tampering", "tamper_detected", "fraud"), MeterEvent.TAMPER),
+    **dict.fromkeys(
+        ("terminal_cover_open", "meter_cover_open", "cover_removed", "terminal_cover_removed"),
+        MeterEvent.COVER_OPEN,
+    ),
+    **dict.fromkeys(("cover_closed", "terminal_cover_closed"), MeterEvent.COVER_CLOSE),
+    **dict.fromkeys(
+        ("clock_adjusted", "clock_change", "time_set", "time_sync", "clock_sync"),
+        MeterEvent.CLOCK_SET,
+    ),
+    **dict.fromkeys(
+        ("reverse_flow", "reverse_energy", "reverse_rotation", "reversed"),
+        MeterEvent.REVERSE_RUNNING,
+    ),
+    **dict.fromkeys(("magnetic_tamper", "strong_dc_field"), MeterEvent.MAGNETIC_FIELD),
+}
+
+
+def _known_events(
+    records: pl.DataFrame, rejects: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Events with their names made the contract's (``Power Off`` is ``power_failure``);
+    events no name fits go to quarantine, saying which names are known."""
+    words = (
+        pl.col("event")
+        .str.strip_chars()
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z0-9]+", "_")
+        .str.strip_chars("_")
+    )
+    named = records.with_columns(
+        event=words.replace_strict(
+            list(_EVENT_NAMES),
+            [e.value for e in _EVENT_NAMES.values()],
+            default=None,
+            return_dtype=pl.String,
+        ),
+        _given=pl.col("event"),
+    )
+    bad = pl.col("event").is_null()
+    odd = named.filter(bad)
+    named = named.filter(~bad).drop("_given")
+    if not odd.height:
+        return named, rejects
+    refused = odd.select(
+        raw=pl.struct(pl.exclude("source", "event", "_given"), event="_given").struct.json_encode(),
+        reason=pl.lit(f"unknown event (expected one of {', '.join(e.value for e in MeterEvent)})"),
+        line=pl.lit(None, dtype=pl.Int32),
+        kind=pl.lit(EVENT.kind),
+        source=pl.col("source"),
+    )
+    return named, pl.concat([rejects, refused.select(rejects.columns)])
