@@ -52,6 +52,7 @@ def test_contract_fields_match_design() -> None:
         "frequency_hz",
         "generation_kwh",
         "volume_m3",
+        "export_register_kwh",
     ]
     assert GRID.fields == [
         "node_id",

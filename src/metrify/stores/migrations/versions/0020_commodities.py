@@ -6,8 +6,9 @@
   factor that turn a volume into energy (see ``docs/guides/commodities.md``). Existing
   meters are electricity meters: that is what the project carried until now.
 * ``readings`` and ``reading_history``: ``generation_kwh`` (gross generation behind the
-  meter, a PV production meter; not ``export_kwh``, which is what left for the grid) and
-  ``volume_m3`` (the metered volume of a gas or water meter). Added to the partitioned
+  meter, a PV production meter; not ``export_kwh``, which is what left for the grid),
+  ``volume_m3`` (the metered volume of a gas or water meter) and ``export_register_kwh``
+  (the cumulative export register, OBIS 2.8.0, beside the import register). Added to the partitioned
   parent, so every partition has them.
 * ``meter_events``: what meters report beside readings (power failure and restore,
   tamper, cover open, clock set, reverse running). Events are few, so the table is not
@@ -52,10 +53,12 @@ def upgrade() -> None:
                 CHECK (correction_factor BETWEEN 0.5 AND 2);
         ALTER TABLE readings
             ADD COLUMN generation_kwh double precision,
-            ADD COLUMN volume_m3 double precision;
+            ADD COLUMN volume_m3 double precision,
+            ADD COLUMN export_register_kwh double precision;
         ALTER TABLE reading_history
             ADD COLUMN generation_kwh double precision,
-            ADD COLUMN volume_m3 double precision;
+            ADD COLUMN volume_m3 double precision,
+            ADD COLUMN export_register_kwh double precision;
 
         CREATE TABLE meter_events (
             meter_id text NOT NULL CHECK (meter_id ~ '^[A-Za-z0-9_.:\\-]{{1,64}}$'),
@@ -77,8 +80,10 @@ def downgrade() -> None:
     op.execute(
         """
         DROP TABLE meter_events;
-        ALTER TABLE reading_history DROP COLUMN generation_kwh, DROP COLUMN volume_m3;
-        ALTER TABLE readings DROP COLUMN generation_kwh, DROP COLUMN volume_m3;
+        ALTER TABLE reading_history DROP COLUMN generation_kwh, DROP COLUMN volume_m3,
+            DROP COLUMN export_register_kwh;
+        ALTER TABLE readings DROP COLUMN generation_kwh, DROP COLUMN volume_m3,
+            DROP COLUMN export_register_kwh;
         ALTER TABLE meters DROP COLUMN commodity, DROP COLUMN unit,
             DROP COLUMN calorific_value_mj_m3, DROP COLUMN correction_factor;
         """
