@@ -15,6 +15,7 @@ import datetime as dt
 
 import polars as pl
 import psycopg
+import pytest
 
 from metrify.contracts.records import METER, READING
 from metrify.settings import Settings
@@ -23,6 +24,8 @@ from support.realdata import dutch_register_deltas
 
 CV = 35.17  # MJ per m³: the Dutch G-gas calorific value, set on the gas meter
 SEASONAL = ("sustained_drop", "vacancy", "level_shift")
+
+pytestmark = pytest.mark.realdata
 
 
 def frames() -> tuple[list[pl.DataFrame], dict[int, float]]:

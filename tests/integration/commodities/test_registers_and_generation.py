@@ -13,6 +13,7 @@ import itertools
 
 import polars as pl
 import psycopg
+import pytest
 
 from metrify.contracts.records import METER, READING, Quality
 from metrify.contracts.summary import Summary
@@ -23,6 +24,8 @@ from support.realdata import dutch_register_deltas, shared_data
 
 REG = int(Quality.REGISTER_MISMATCH)
 RANGE = int(Quality.OUT_OF_RANGE)
+
+pytestmark = pytest.mark.realdata
 
 
 def load(settings: Settings, frame: pl.DataFrame) -> Summary:
