@@ -9,7 +9,8 @@ After validation (:func:`commodity_checks`):
 
 * **cumulative register mapped as interval energy**: a meter's readings that never go
   down over a day or more of contiguous intervals and stand far above either its
-  physical maximum or their own increments are a register (kWh since installation), not
+  physical maximum or their own increments (growing by less than half of what they
+  start from) are a register (kWh since installation), not
   the energy of each interval. They are rejected with ``REGISTER_MISMATCH``
   (and ``OUT_OF_RANGE`` where above the maximum): summing a register as consumption
   stores gigawatt-hours for a home.
@@ -52,6 +53,8 @@ NIGHT_REASON: Final = "generation at night"
 _MIN_RUN: Final = 24
 #: ... whose values stand this many times above their median increment
 _REGISTER_RATIO: Final = 50.0
+#: ... and grow by less than this share of their smallest value over the batch
+_REGISTER_GROWTH: Final = 0.5
 #: the sun this far below the horizon (degrees) gives a panel nothing: past civil dusk
 _NIGHT_DEG: Final = -6.0
 #: generation below this (kWh per interval) is meter noise, not generation
@@ -181,11 +184,16 @@ def _cumulative(df: pl.DataFrame, meters: pl.DataFrame, reasons: Counter[str]) -
             _down=(pl.col("_step") < 0).sum(),
             _up=(pl.col("_step") > 0).sum(),
             _low=imp.min(),
+            _high=imp.max(),
             _inc=pl.col("_step").filter(pl.col("_step") > 0).median(),
             _cap=(pl.col("_max_kw") * pl.col("interval_s") / 3600.0).max(),
         )
     )
-    far_above_steps = pl.col("_low") > _REGISTER_RATIO * pl.col("_inc")
+    # a register grows little against what it already holds; a rising interval series
+    # (a heating morning, a growing load) at least doubles where it starts from
+    far_above_steps = (pl.col("_low") > _REGISTER_RATIO * pl.col("_inc")) & (
+        pl.col("_high") - pl.col("_low") < _REGISTER_GROWTH * pl.col("_low")
+    )
     above_max = (pl.col("_low") > 10 * pl.col("_cap")).fill_null(False)
     registers = per.filter(
         (pl.col("_n") >= _MIN_RUN)

@@ -53,7 +53,9 @@ def test_a_register_mapped_as_interval_energy_is_rejected_with_its_reason(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
     """Two weeks of the gas register (litres, read as if kWh per hour) on a meter with a
-    30 kW maximum and on one without limits; beside them the same hours as increments."""
+    30 kW maximum and on one without limits; beside them the same hours as increments,
+    and an interval series that rises steadily all fortnight (never down, but it grows
+    to several times where it started: consumption, not a register)."""
     start = int(dt.datetime(2019, 1, 7, tzinfo=dt.UTC).timestamp())
     reads = register_reads(start, 14 * 24)
     ts = [dt.datetime.fromtimestamp(t, dt.UTC) for t, _ in reads]
@@ -77,6 +79,13 @@ def test_a_register_mapped_as_interval_energy_is_rejected_with_its_reason(
                 pl.DataFrame(
                     {"meter_id": "STEPS", "ts": ts, "import_kwh": [s / 1000 for s in steps]}
                 ),
+                pl.DataFrame(
+                    {
+                        "meter_id": "RISING",
+                        "ts": ts,
+                        "import_kwh": [1 + 0.01 * i for i in range(len(ts))],
+                    }
+                ),
             ]
         ),
     )
@@ -90,7 +99,7 @@ def test_a_register_mapped_as_interval_energy_is_rejected_with_its_reason(
     n = len(reads)
     assert rows["REG-MAX"] == [n, n, n]  # every read above 30 kWh an hour, and a register
     assert rows["REG-NOMAX"][:2] == [n, n]  # no maximum known: its steps give it away
-    assert rows["STEPS"][1] == 0
+    assert rows["STEPS"][1] == 0 and rows["RISING"][1] == 0
     assert summary.reasons["vee: cumulative register mapped as interval energy"] == 2 * n
     assert any("cumulative register" in w for w in summary.warnings)
 
