@@ -1,5 +1,6 @@
-"""``metrify mqtt`` against real Mosquitto brokers: the machine's on 127.0.0.1:1883 and, for
-a restart, one of the test's own (same binary) with persistence in a temporary folder.
+"""``metrify mqtt`` against real Mosquitto brokers: the machine's on 127.0.0.1:1883 (one of
+the test's own when none listens there) and, for a restart, one of the test's own (same
+binary) with persistence in a temporary folder.
 
 Readings arrive as contract JSON and as OBIS-coded values, the meter id from the topic;
 a message that is not JSON is quarantined. A batch stored but never acknowledged (a
@@ -107,10 +108,13 @@ def _run_in_thread(settings: Settings, options: worker.MqttOptions) -> Run:
 
 
 def test_readings_and_obis_codes_from_the_broker(
-    settings: Settings, conn: psycopg.Connection, prefix: str
+    settings: Settings, conn: psycopg.Connection, prefix: str, machine: int
 ) -> None:
     options = worker.MqttOptions(
-        topics=(f"{prefix}/+/readings",), client_id=f"{prefix}-w", batch_max_ms=200
+        broker=f"mqtt://127.0.0.1:{machine}",
+        topics=(f"{prefix}/+/readings",),
+        client_id=f"{prefix}-w",
+        batch_max_ms=200,
     )
     run = _run_in_thread(settings, options)
     try:
@@ -123,7 +127,7 @@ def test_readings_and_obis_codes_from_the_broker(
             "1-0:1.7.0": 1.2,
         }
         _publish(
-            1883,
+            machine,
             [
                 (
                     f"{prefix}/{prefix}A/readings",
@@ -154,17 +158,24 @@ def test_readings_and_obis_codes_from_the_broker(
 
 
 def test_a_batch_never_acknowledged_comes_again_and_changes_nothing(
-    settings: Settings, conn: psycopg.Connection, prefix: str, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    conn: psycopg.Connection,
+    prefix: str,
+    machine: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first run stores its batch and "crashes" before acknowledging it (no PUBACK);
     the same session's next run receives it again, and the store finds nothing new."""
     options = worker.MqttOptions(
-        topics=(f"{prefix}/+/readings",), client_id=f"{prefix}-w", batch_max_ms=200
+        broker=f"mqtt://127.0.0.1:{machine}",
+        topics=(f"{prefix}/+/readings",),
+        client_id=f"{prefix}-w",
+        batch_max_ms=200,
     )
     monkeypatch.setattr(Subscriber, "ack", lambda self, messages: None)
     run = _run_in_thread(settings, options)
     payload = orjson.dumps([_reading(f"{prefix}A", i, 0.5) for i in range(8)])
-    _publish(1883, [(f"{prefix}/{prefix}A/readings", payload)])
+    _publish(machine, [(f"{prefix}/{prefix}A/readings", payload)])
     wait_until(lambda: run.read() == 8)
     assert run.finish().inserted == 8
     monkeypatch.undo()
@@ -230,6 +241,22 @@ class Broker:
             self.proc.terminate()  # SIGTERM: Mosquitto saves its sessions on the way out
             self.proc.wait(10)
             self.proc = None
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Iterator[int]:
+    """The port of the machine's Mosquitto (1883), or of one of the test's own when none
+    listens there (a CI host without the service running)."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 1883)) == 0:
+            yield 1883
+            return
+    own = Broker(tmp_path)
+    own.start()
+    try:
+        yield own.port
+    finally:
+        own.stop()
 
 
 @pytest.fixture
