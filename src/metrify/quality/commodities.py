@@ -88,6 +88,8 @@ def to_contract_units(
     ref = _unit_factors(meters, cfg)
     if not ref.height:
         return records
+    if "volume_m3" not in records.columns and ref.get_column("_volume").is_not_null().any():
+        records = records.with_columns(volume_m3=pl.lit(None, dtype=pl.Float64))
     cols = records.columns
     joined = records.join(ref, on="meter_id", how="left", maintain_order="left")
     energy = pl.col("_energy")
