@@ -41,7 +41,7 @@ from metrify.contracts.summary import Summary
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.quality import dedupe_batch
-from metrify.quality.commodities import commodity_checks, to_contract_units
+from metrify.quality.commodities import commodity_checks, to_contract_units, zero_outage_gaps
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
@@ -657,6 +657,7 @@ class Pipeline:
         if not self.settings.vee.enabled:
             return assess_plain(records)
         assessed = self._vee(records, meters)
+        assessed = self._outage_gaps(assessed)
         assessed, reasons = commodity_checks(assessed, meters)
         for reason, count in reasons.items():
             key = f"vee: {reason}"
@@ -666,6 +667,17 @@ class Pipeline:
             self.summary.warnings[:] = [w for w in self.summary.warnings if not w.endswith(suffix)]
             self.summary.warnings.append(f"{total} reading{'s' if total != 1 else ''}{suffix}")
         return assessed
+
+    def _outage_gaps(self, assessed: pl.DataFrame) -> pl.DataFrame:
+        """Gap rows inside a power outage the meters reported, estimated as zero."""
+        gaps = assessed.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
+        if not gaps.height:
+            return assessed
+        first, last = gaps["ts"].min(), gaps["ts"].max()
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        ids = gaps["meter_id"].unique().to_list()
+        found = events.outages(self.store.conn, ids, first, last + dt.timedelta(days=1))
+        return zero_outage_gaps(assessed, found)[0]
 
     def _vee(self, records: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
         """VEE of a batch of readings against the stored history it needs."""

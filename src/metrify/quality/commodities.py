@@ -40,9 +40,11 @@ from metrify.settings.commodities import CommodityConfig
 __all__ = [
     "CUMULATIVE_REASON",
     "NIGHT_REASON",
+    "OUTAGE_SOURCE",
     "commodity_checks",
     "solar_elevation_deg",
     "to_contract_units",
+    "zero_outage_gaps",
     "zone_location",
 ]
 
@@ -345,3 +347,51 @@ def _night_generation(
         .then(pl.lit(Status.SUSPECT.value))
         .otherwise("status"),
     ).select(cols)
+
+
+# --------------------------------------------------------------------------- outages
+
+OUTAGE_SOURCE: Final = "vee:estimate:outage"
+
+
+def zero_outage_gaps(assessed: pl.DataFrame, outages: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Gap rows inside a power outage the meter reported (``outages``: ``meter_id``,
+    ``ts_start`` = failure, ``ts_end`` = restore or null while open) estimated as zero.
+
+    No power, no consumption: interpolating across an outage (or a profile's evening
+    peak) would bill energy that never flowed. Only gap rows (``MISSING``) change; they
+    keep that bit, get ``ESTIMATED``, status ``estimated`` and :data:`OUTAGE_SOURCE`.
+    Returns the rows and how many gap rows were set so.
+    """
+    missing = (pl.col("quality") & int(Quality.MISSING)) != 0
+    if not outages.height or not assessed.select(missing.any()).item():
+        return assessed, 0
+    cols = assessed.columns
+    gaps = (
+        assessed.with_row_index("_i")
+        .filter(missing)
+        .select("_i", "meter_id", "ts", "interval_s")
+        .join(outages, on="meter_id")
+        .filter(
+            (pl.col("ts") >= pl.col("ts_start"))
+            & (
+                pl.col("ts_end").is_null()
+                | (pl.col("ts") + pl.duration(seconds=pl.col("interval_s")) <= pl.col("ts_end"))
+            )
+        )
+        .get_column("_i")
+        .unique()
+    )
+    if not gaps.len():
+        return assessed, 0
+    inside = pl.col("_i").is_in(gaps.implode())
+    out = assessed.with_row_index("_i").with_columns(
+        import_kwh=pl.when(inside).then(0.0).otherwise("import_kwh"),
+        quality=pl.when(inside)
+        .then(pl.col("quality") | int(Quality.ESTIMATED))
+        .otherwise("quality")
+        .cast(pl.Int32),
+        status=pl.when(inside).then(pl.lit(Status.ESTIMATED.value)).otherwise("status"),
+        source=pl.when(inside).then(pl.lit(OUTAGE_SOURCE)).otherwise("source"),
+    )
+    return out.select(cols), gaps.len()

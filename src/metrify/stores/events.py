@@ -18,7 +18,7 @@ from metrify.stores.pools import AsyncConnection
 from metrify.stores.postgres import WriteResult, copy_frame, quarantine_rows
 from metrify.stores.reads.buckets import JsonRow, as_json_rows
 
-__all__ = ["EVENT_COLUMNS", "page", "write"]
+__all__ = ["EVENT_COLUMNS", "outages", "page", "write"]
 
 #: what the event listing returns of each event
 EVENT_COLUMNS = ("ts", "event", "code", "details", "source")
@@ -81,3 +81,42 @@ async def page(
     """Up to ``limit`` events of a meter in [start, end) after ``after``, in time order."""
     cur = await conn.execute(_PAGE, (meter_id, start, end, after, limit))
     return await cur.fetchall()
+
+
+#: each power failure of the meters asked for, with the restore that ended it (none yet:
+#: open); a second failure before a restore starts nothing new
+_OUTAGES = """
+    SELECT meter_id, ts, restored FROM (
+        SELECT meter_id, ts, event,
+               lag(event) OVER w AS before,
+               min(ts) FILTER (WHERE event = 'power_restore') OVER (
+                   PARTITION BY meter_id ORDER BY ts
+                   ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS restored
+        FROM meter_events
+        WHERE meter_id = ANY(%s) AND event IN ('power_failure', 'power_restore')
+          AND ts < %s
+        WINDOW w AS (PARTITION BY meter_id ORDER BY ts)
+    ) e
+    WHERE event = 'power_failure' AND before IS DISTINCT FROM 'power_failure'
+      AND (restored IS NULL OR restored > %s)
+"""
+
+
+def outages(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ids: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pl.DataFrame:
+    """Power outages of ``ids`` overlapping [start, end): ``meter_id``, ``ts_start`` (the
+    failure), ``ts_end`` (the restore; null while none is stored)."""
+    rows = conn.execute(_OUTAGES, (ids, end, start)).fetchall()
+    return pl.DataFrame(
+        rows,
+        schema={
+            "meter_id": pl.String(),
+            "ts_start": pl.Datetime("us", "UTC"),
+            "ts_end": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
