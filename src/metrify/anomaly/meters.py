@@ -10,7 +10,9 @@ when it is plausible enough to pass validation.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Final
 
 import polars as pl
 
@@ -299,4 +301,56 @@ def _export(frame: pl.DataFrame, has_pv: pl.DataFrame, cfg: AnomalyConfig) -> pl
         score=pl.col("export_kwh").fill_null(0.0),
         export_kwh=pl.col("export_kwh").fill_null(0.0),
         active_power_kw=pl.col("active_power_kw"),
+    )
+
+
+#: the events that say someone opened or fooled the meter
+TAMPER_EVENTS: Final = ("tamper", "cover_open", "magnetic_field", "reverse_running")
+
+
+def tamper_raised(
+    incidents: pl.DataFrame, tampers: pl.DataFrame, window: dt.timedelta
+) -> pl.DataFrame:
+    """``incidents`` with each sustained drop that has a tamper event of its meter
+    (``tampers``: ``meter_id, ts, event``) from ``window`` before its start to its end
+    made ``high`` at once, the event named in its evidence.
+
+    A drop alone waits days before it is urgent (a long weekend away looks the same);
+    a drop beside a cover opened or a magnet held to the meter is the classic theft
+    case, and a field visit should not wait for the drop to prove itself.
+    """
+    drops = pl.col("kind") == Kind.SUSTAINED_DROP.value
+    if not tampers.height or not incidents.select(drops.any()).item():
+        return incidents
+    numbered = incidents.with_row_index("_i")
+    hits = (
+        numbered.filter(drops)
+        .select("_i", "subject_id", "ts_start", "ts_end")
+        .join(tampers.rename({"meter_id": "subject_id"}), on="subject_id")
+        .filter((pl.col("ts") >= pl.col("ts_start") - window) & (pl.col("ts") < pl.col("ts_end")))
+        .sort("ts")
+        .group_by("_i")
+        .agg(_event=pl.col("event").last(), _at=pl.col("ts").last())
+    )
+    if not hits.height:
+        return incidents
+    note = pl.format(
+        '"tamper_event":"{}","tamper_event_at":"{}"',
+        pl.col("_event"),
+        pl.col("_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    evidence = pl.col("evidence").fill_null("{}").str.strip_chars_end("}")
+    return (
+        numbered.join(hits, on="_i", how="left")
+        .with_columns(
+            severity=pl.when(pl.col("_event").is_not_null())
+            .then(pl.lit("high"))
+            .otherwise("severity"),
+            evidence=pl.when(pl.col("_event").is_null())
+            .then("evidence")
+            .when(evidence == "{")
+            .then(pl.format("{{{}}}", note))
+            .otherwise(pl.format("{},{}}}", evidence, note)),
+        )
+        .select(incidents.columns)
     )

@@ -18,7 +18,7 @@ from metrify.stores.pools import AsyncConnection
 from metrify.stores.postgres import WriteResult, copy_frame, quarantine_rows
 from metrify.stores.reads.buckets import JsonRow, as_json_rows
 
-__all__ = ["EVENT_COLUMNS", "outages", "page", "write"]
+__all__ = ["EVENT_COLUMNS", "of_kinds", "outages", "page", "write"]
 
 #: what the event listing returns of each event
 EVENT_COLUMNS = ("ts", "event", "code", "details", "source")
@@ -118,5 +118,25 @@ def outages(
             "ts_start": pl.Datetime("us", "UTC"),
             "ts_end": pl.Datetime("us", "UTC"),
         },
+        orient="row",
+    )
+
+
+def of_kinds(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ids: list[str],
+    kinds: tuple[str, ...],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pl.DataFrame:
+    """Events of ``kinds`` of the meters ``ids`` in [start, end): meter_id, ts, event."""
+    rows = conn.execute(
+        "SELECT meter_id, ts, event FROM meter_events WHERE meter_id = ANY(%s)"
+        " AND event = ANY(%s) AND ts >= %s AND ts < %s",
+        (ids, list(kinds), start, end),
+    ).fetchall()
+    return pl.DataFrame(
+        rows,
+        schema={"meter_id": pl.String(), "ts": pl.Datetime("us", "UTC"), "event": pl.String()},
         orient="row",
     )
