@@ -51,6 +51,7 @@ TABLES = (
     "pattern_clusters",
     "baseline_fits",
     "forecasts",
+    "meter_events",
 )
 
 #: the statement trigger that refuses TRUNCATE on audit_log (migration 0010)

@@ -3,6 +3,7 @@ readings contract."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -36,3 +37,22 @@ def shared_data() -> Path:
             pytest.fail(f"real data folder {root} is missing (CI=true)")
         pytest.skip(f"real data folder {root} not found")
     return root
+
+
+def dutch_register_deltas(name: str, start: str, end: str) -> list[tuple[int, float]]:
+    """Hourly increments of one register of the Dutch home (``dutch-home-registers/``,
+    headerless ``epoch_seconds,value``, in the display's units): (epoch of the hour's
+    start, increment) for consecutive reads exactly an hour apart with ``start`` <= the
+    hour < ``end`` (ISO dates, UTC). Reads that go backwards (the register's glitches and
+    its reset) give no increment."""
+    import datetime as dt
+
+    lo = int(dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC).timestamp())
+    hi = int(dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp())
+    path = shared_data() / "dutch-home-registers" / name
+    reads = [tuple(int(x) for x in line.split(",")) for line in path.read_text().split()]
+    out = []
+    for (t0, v0), (t1, v1) in itertools.pairwise(reads):
+        if t1 - t0 == 3600 and v1 >= v0 and lo <= t0 < hi:
+            out.append((t0, float(v1 - v0)))
+    return out

@@ -10,13 +10,16 @@ when it is plausible enough to pass validation.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Final
 
 import polars as pl
 
 from metrify.anomaly.baseline import judge
 from metrify.anomaly.records import Subject, empty_incidents, incidents
 from metrify.contracts.anomalies import Kind
+from metrify.contracts.commodities import commodities_with, commodity_of
 from metrify.contracts.records import Quality, Status
 from metrify.settings.anomaly import AnomalyConfig
 
@@ -88,7 +91,7 @@ def detect_readings(
         weather=weather,
         classify=True,
     )
-    rows = j.rows
+    rows = _seasonal_meters_judged_on_bursts(j.rows, has_pv)
     # A bypass suspect: the base load fell with the rest, and the home's rhythm went on
     # (at a fraction). A drop that lost the rhythm is an empty home, whatever its base
     # load did (a fortnight away with the fridge off). Too few rows to tell: base alone.
@@ -222,6 +225,27 @@ def detect_readings(
     )
 
 
+def _seasonal_meters_judged_on_bursts(rows: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with the drop and level-shift findings of meters whose commodity does
+    not take them cleared (gas, heat, water: see :mod:`metrify.contracts.commodities`).
+
+    A heating meter's use falls tenfold in spring and climbs when heating starts: to a
+    detector that compares a meter with its own recent weeks, that is a vacancy all
+    summer and a level shift every autumn. Unusual single intervals are still judged.
+    The detectors' state is learnt the same way for every meter, so a meter whose
+    commodity is corrected later is judged on a baseline that followed it all along.
+    """
+    if "commodity" not in meters.columns:
+        return rows
+    seasonal = meters.filter(
+        ~commodity_of(meters).is_in(commodities_with("level_detectors"))
+    ).get_column("meter_id")
+    if not seasonal.len():
+        return rows
+    level = ~pl.col("subject_id").is_in(seasonal.implode())
+    return rows.with_columns(drop=pl.col("drop") & level, shift=pl.col("shift") & level)
+
+
 def _burst_severity(cfg: AnomalyConfig) -> pl.Expr:
     """How worrying a burst is, judged against what this meter has drawn before.
 
@@ -264,8 +288,12 @@ def _export(frame: pl.DataFrame, has_pv: pl.DataFrame, cfg: AnomalyConfig) -> pl
     rows = frame.filter(exporting & (pl.col("status") != Status.REJECTED.value))
     if not rows.height:
         return pl.DataFrame()
-    # a meter absent from ``has_pv`` is unknown to the reference data: no judgement
-    rows = rows.join(has_pv, on="meter_id", how="inner").filter(~pl.col("has_pv"))
+    # a meter absent from ``has_pv`` is unknown to the reference data: no judgement;
+    # export is an electricity notion (a heat network's return flow is not generation)
+    ref = has_pv.select("meter_id", "has_pv", _c=commodity_of(has_pv))
+    rows = rows.join(ref, on="meter_id", how="inner").filter(
+        ~pl.col("has_pv") & pl.col("_c").is_in(commodities_with("export_detector"))
+    )
     return rows.select(
         subject_id="meter_id",
         ts="ts",
@@ -273,4 +301,56 @@ def _export(frame: pl.DataFrame, has_pv: pl.DataFrame, cfg: AnomalyConfig) -> pl
         score=pl.col("export_kwh").fill_null(0.0),
         export_kwh=pl.col("export_kwh").fill_null(0.0),
         active_power_kw=pl.col("active_power_kw"),
+    )
+
+
+#: the events that say someone opened or fooled the meter
+TAMPER_EVENTS: Final = ("tamper", "cover_open", "magnetic_field", "reverse_running")
+
+
+def tamper_raised(
+    incidents: pl.DataFrame, tampers: pl.DataFrame, window: dt.timedelta
+) -> pl.DataFrame:
+    """``incidents`` with each sustained drop that has a tamper event of its meter
+    (``tampers``: ``meter_id, ts, event``) from ``window`` before its start to its end
+    made ``high`` at once, the event named in its evidence.
+
+    A drop alone waits days before it is urgent (a long weekend away looks the same);
+    a drop beside a cover opened or a magnet held to the meter is the classic theft
+    case, and a field visit should not wait for the drop to prove itself.
+    """
+    drops = pl.col("kind") == Kind.SUSTAINED_DROP.value
+    if not tampers.height or not incidents.select(drops.any()).item():
+        return incidents
+    numbered = incidents.with_row_index("_i")
+    hits = (
+        numbered.filter(drops)
+        .select("_i", "subject_id", "ts_start", "ts_end")
+        .join(tampers.rename({"meter_id": "subject_id"}), on="subject_id")
+        .filter((pl.col("ts") >= pl.col("ts_start") - window) & (pl.col("ts") < pl.col("ts_end")))
+        .sort("ts")
+        .group_by("_i")
+        .agg(_event=pl.col("event").last(), _at=pl.col("ts").last())
+    )
+    if not hits.height:
+        return incidents
+    note = pl.format(
+        '"tamper_event":"{}","tamper_event_at":"{}"',
+        pl.col("_event"),
+        pl.col("_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    evidence = pl.col("evidence").fill_null("{}").str.strip_chars_end("}")
+    return (
+        numbered.join(hits, on="_i", how="left")
+        .with_columns(
+            severity=pl.when(pl.col("_event").is_not_null())
+            .then(pl.lit("high"))
+            .otherwise("severity"),
+            evidence=pl.when(pl.col("_event").is_null())
+            .then("evidence")
+            .when(evidence == "{")
+            .then(pl.format("{{{}}}", note))
+            .otherwise(pl.format("{},{}}}", evidence, note)),
+        )
+        .select(incidents.columns)
     )

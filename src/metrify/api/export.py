@@ -29,6 +29,8 @@ SCHEMA = pa.schema(
         ("interval_s", pa.int32()),
         ("import_kwh", pa.float64()),
         ("export_kwh", pa.float64()),
+        ("generation_kwh", pa.float64()),
+        ("volume_m3", pa.float64()),
         ("register_kwh", pa.float64()),
         ("voltage_v", pa.float64()),
         ("quality", pa.int32()),

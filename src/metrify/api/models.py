@@ -61,8 +61,16 @@ class Page(BaseModel):
 class ReadingRow(BaseModel):
     ts: dt.datetime
     interval_s: int | None = None
-    import_kwh: float | None = None
+    import_kwh: float | None = Field(
+        default=None, description="kWh; for a water meter its volume in m³ (see meters.unit)"
+    )
     export_kwh: float | None = None
+    generation_kwh: float | None = Field(
+        default=None, description="gross generation behind the meter (a PV production meter)"
+    )
+    volume_m3: float | None = Field(
+        default=None, description="metered volume of a gas or water meter"
+    )
     register_kwh: float | None = None
     voltage_v: float | None = None
     quality: int
@@ -88,6 +96,24 @@ class ReadingsPage(Page):
     meter_id: str
     resolution: Literal["raw", "15m", "1h", "1d"]
     items: list[ReadingRow] | list[ReadingBucket]
+
+
+class MeterEventRow(BaseModel):
+    ts: dt.datetime
+    event: str = Field(
+        description="power_failure, power_restore, tamper, cover_open, cover_close, "
+        "clock_set, reverse_running, magnetic_field or other"
+    )
+    code: str | None = Field(
+        default=None, description="the source's own code (IEC 61968-9 or DLMS), as given"
+    )
+    details: str | None = None
+    source: str | None = None
+
+
+class MeterEventsPage(Page):
+    meter_id: str
+    items: list[MeterEventRow]
 
 
 class LatestReading(BaseModel):

@@ -20,6 +20,7 @@ from metrify.cli import ingest as ingest
 from metrify.cli import simulate as simulate
 from metrify.cli import quarantine as quarantine
 from metrify.cli import stream as stream
+from metrify.cli import mqtt as mqtt
 from metrify.cli import serve as serve
 from metrify.cli import users as users
 from metrify.cli import audit as audit

@@ -52,6 +52,35 @@ class Status(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class Commodity(enum.StrEnum):
+    """What a meter measures. Electricity, gas and heat readings carry energy in kWh
+    (gas converted from its volume, see :mod:`metrify.contracts.commodities`); water
+    carries its volume in m³ in ``import_kwh`` and ``volume_m3`` (see
+    ``docs/guides/commodities.md`` for why)."""
+
+    ELECTRICITY = "electricity"
+    GAS = "gas"
+    HEAT = "heat"
+    WATER = "water"
+
+
+class MeterEvent(enum.StrEnum):
+    """What a meter reports beside its readings (the IEC 61968-9 end-device event
+    families a meter data management system acts on). The source's own code (an IEC
+    61968-9 EndDeviceEventType such as ``3.26.38.185``, a DLMS/COSEM event number) is
+    kept as given in the event's ``code``."""
+
+    POWER_FAILURE = "power_failure"
+    POWER_RESTORE = "power_restore"
+    TAMPER = "tamper"
+    COVER_OPEN = "cover_open"
+    COVER_CLOSE = "cover_close"
+    CLOCK_SET = "clock_set"
+    REVERSE_RUNNING = "reverse_running"
+    MAGNETIC_FIELD = "magnetic_field"
+    OTHER = "other"
+
+
 class MeterStatus(enum.StrEnum):
     """Lifecycle of a meter in the reference table."""
 
@@ -109,10 +138,22 @@ READING = Contract(
         "active_power_kw": F64,
         "reactive_power_kvar": F64,
         "frequency_hz": F64,
+        "generation_kwh": F64,
+        "volume_m3": F64,
+        "export_register_kwh": F64,
     },
     key=("meter_id", "ts"),
     required=("meter_id", "ts", "interval_s", "import_kwh"),
-    nonnegative=("import_kwh", "export_kwh", "register_kwh", "voltage_v", "current_a"),
+    nonnegative=(
+        "import_kwh",
+        "export_kwh",
+        "generation_kwh",
+        "volume_m3",
+        "export_register_kwh",
+        "register_kwh",
+        "voltage_v",
+        "current_a",
+    ),
     bounded={"power_factor": (-1.0, 1.0)},
     id_field="meter_id",
 )
@@ -184,12 +225,21 @@ METER = Contract(
         "status": pl.String(),
         "latitude": F64,
         "longitude": F64,
+        "commodity": pl.String(),
+        "unit": pl.String(),
+        "calorific_value_mj_m3": F64,
+        "correction_factor": F64,
     },
     key=("meter_id",),
     required=("meter_id",),
     time_series=False,
     nonnegative=("max_kw", "rated_current_a", "nominal_voltage_v"),
-    bounded={"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)},
+    bounded={
+        "latitude": (-90.0, 90.0),
+        "longitude": (-180.0, 180.0),
+        "calorific_value_mj_m3": (1.0, 100.0),
+        "correction_factor": (0.5, 2.0),
+    },
     id_field="meter_id",
 )
 
@@ -230,8 +280,24 @@ STATION = Contract(
     id_field="station_id",
 )
 
+EVENT = Contract(
+    kind="events",
+    table="meter_events",
+    schema={
+        "meter_id": pl.String(),
+        "ts": TS,
+        "event": pl.String(),
+        "code": pl.String(),
+        "details": pl.String(),
+    },
+    key=("meter_id", "ts", "event"),
+    required=("meter_id", "ts", "event"),
+    time_series=False,
+    id_field="meter_id",
+)
+
 CONTRACTS: Final[dict[str, Contract]] = {
-    c.kind: c for c in (READING, GRID, WEATHER, METER, NODE, STATION)
+    c.kind: c for c in (READING, GRID, WEATHER, METER, NODE, STATION, EVENT)
 }
 
 #: which reference table an unknown id of a time-series kind is registered into.

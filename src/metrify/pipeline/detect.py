@@ -24,7 +24,7 @@ import psycopg
 
 from metrify.anomaly.alerts import Alerter, sinks_from
 from metrify.anomaly.grid import detect_grid
-from metrify.anomaly.meters import detect_readings
+from metrify.anomaly.meters import TAMPER_EVENTS, detect_readings, tamper_raised
 from metrify.anomaly.stage import (
     SUBJECT_TYPE,
     Pending,
@@ -39,8 +39,10 @@ from metrify.anomaly.stage import (
 from metrify.anomaly.state import StateCache
 from metrify.anomaly.temperature import TemperatureCache
 from metrify.anomaly.weather import detect_weather
+from metrify.contracts.anomalies import Kind
 from metrify.contracts.records import GRID, READING, Contract
 from metrify.settings.anomaly import AnomalyConfig
+from metrify.stores import events
 from metrify.stores.anomalies import AnomalyStore
 from metrify.stores.detector_inputs import node_ratings, temperatures
 from metrify.stores.detector_state import StateStore
@@ -115,6 +117,7 @@ class DetectStage:
                 self.cfg,
                 weather=None if span is None else self.temps.get(*span),
             )
+            detected.incidents = self._tamper(detected.incidents)
         elif self.contract is GRID:
             nodes = node_ratings(self.conn, ids)
             detected = detect_grid(assessed, nodes, profile, scalars, self.cfg)
@@ -131,6 +134,18 @@ class DetectStage:
         # this one is still being written); the store gets it in commit().
         self.state.keep(detected.profile, detected.scalars)
         return marked, Pending(detected, changed_slots(detected.profile, profile))
+
+    def _tamper(self, incidents: pl.DataFrame) -> pl.DataFrame:
+        """Sustained drops made urgent where the meter reported tampering near them."""
+        drops = incidents.filter(pl.col("kind") == Kind.SUSTAINED_DROP.value)
+        if not drops.height:
+            return incidents
+        window = dt.timedelta(hours=self.cfg.tamper_window_hours)
+        first, last = drops["ts_start"].min(), drops["ts_end"].max()
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        ids = drops["subject_id"].unique().to_list()
+        found = events.of_kinds(self.conn, ids, TAMPER_EVENTS, first - window, last)
+        return tamper_raised(incidents, found, window)
 
     def save_state(
         self,

@@ -22,18 +22,28 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
 from metrify.anomaly.stage import Pending
-from metrify.contracts.records import METER, READING, Contract, Quality, Status
+from metrify.contracts.records import (
+    EVENT,
+    METER,
+    READING,
+    Commodity,
+    Contract,
+    MeterEvent,
+    Quality,
+    Status,
+)
 from metrify.contracts.summary import Summary
 from metrify.ops import tracing
 from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.pipeline.registers import RegisterStage, apply_flags, split_flags
 from metrify.quality import dedupe_batch
+from metrify.quality.commodities import commodity_checks, to_contract_units, zero_outage_gaps
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
@@ -42,7 +52,7 @@ from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, Decoded, decode
 from metrify.sources.mapping import REGISTER_FIELD, Mapping
-from metrify.stores import lake_outbox
+from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
 from metrify.stores.postgres import PostgresStore, WriteResult
@@ -429,13 +439,18 @@ class Pipeline:
             if pending is not None and self.detector is not None:
                 # The batch is durable: now its anomalies are recorded and alerted.
                 self.detector.commit(pending)
+        elif self.contract is EVENT:
+            records, rejects = _known_events(dedup.records, rejects)
+            result = events.write(self.store.conn, records, quarantine=rejects)
+            self.summary.accepted += records.height
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]
+            records, rejects = _known_commodities(dedup.records, rejects, self.contract.kind)
             result = self.store.write_reference(
-                self.contract, dedup.records.select(columns), quarantine=rejects
+                self.contract, records.select(columns), quarantine=rejects
             )
-            self.summary.accepted += dedup.records.height
+            self.summary.accepted += records.height
         self._count_write(result, rejects)
 
     def _count_write(self, result: WriteResult, rejects: pl.DataFrame) -> None:
@@ -715,18 +730,51 @@ class Pipeline:
             log.error("daily quality score refresh failed: %s", exc)
 
     def _quality(self, records: pl.DataFrame) -> pl.DataFrame:
-        """The quality stage: full VEE for readings (with stored history), flags for the rest."""
-        if self.contract is not READING or not self.settings.vee.enabled:
+        """The quality stage: full VEE for readings (with stored history), flags for the rest.
+
+        Readings are first turned from their meter's unit into the contract's (a gas
+        volume into energy, MWh or GJ into kWh), and after VEE judged on what only the
+        commodity and the meter's place tell (:mod:`metrify.quality.commodities`)."""
+        if self.contract is not READING or self.meters is None:
             with tracing.span("validate", {"metrify.kind": self.contract.kind}):
                 return assess_plain(records)
-        cfg = self.settings.vee
         ids = records["meter_id"]
-        last = records["ts"].max()
-        assert isinstance(last, dt.datetime)
-        assert self.history is not None and self.meters is not None
         meters = self.meters.get(ids)
         if self.registers is not None:
             meters = self.registers.vee_meters(meters, ids)
+        records = to_contract_units(records, meters, self.settings.commodities)
+        if not self.settings.vee.enabled:
+            with tracing.span("validate", {"metrify.kind": self.contract.kind}):
+                return assess_plain(records)
+        assessed = self._vee(records, meters)
+        assessed = self._outage_gaps(assessed)
+        assessed, reasons = commodity_checks(assessed, meters)
+        for reason, count in reasons.items():
+            key = f"vee: {reason}"
+            self.summary.reasons[key] += count
+            total = self.summary.reasons[key]
+            suffix = f" judged: {reason}"
+            self.summary.warnings[:] = [w for w in self.summary.warnings if not w.endswith(suffix)]
+            self.summary.warnings.append(f"{total} reading{'s' if total != 1 else ''}{suffix}")
+        return assessed
+
+    def _outage_gaps(self, assessed: pl.DataFrame) -> pl.DataFrame:
+        """Gap rows inside a power outage the meters reported, estimated as zero."""
+        gaps = assessed.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
+        if not gaps.height:
+            return assessed
+        first, last = gaps["ts"].min(), gaps["ts"].max()
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)
+        ids = gaps["meter_id"].unique().to_list()
+        found = events.outages(self.store.conn, ids, first, last + dt.timedelta(days=1))
+        return zero_outage_gaps(assessed, found)[0]
+
+    def _vee(self, records: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
+        """VEE of a batch of readings against the stored history it needs."""
+        cfg = self.settings.vee
+        last = records["ts"].max()
+        assert isinstance(last, dt.datetime)
+        assert self.history is not None
         reach = None
         if cfg.lean_context:
             first = records["ts"].min()
@@ -921,3 +969,89 @@ def _with_source(frame: pl.DataFrame, source: str | pl.Series, rows: pl.Series) 
     if isinstance(source, str):
         return frame.with_columns(source=pl.lit(source))
     return frame.with_columns(source=source.gather(rows))
+
+
+def _known_commodities(
+    records: pl.DataFrame, rejects: pl.DataFrame, kind: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Meter rows naming a commodity Metrify does not know go to quarantine (the table's
+    check would otherwise refuse the whole batch)."""
+    if "commodity" not in records.columns:
+        return records, rejects
+    known = [c.value for c in Commodity]
+    bad = pl.col("commodity").is_not_null() & ~pl.col("commodity").is_in(known)
+    odd = records.filter(bad)
+    if not odd.height:
+        return records, rejects
+    refused = odd.select(
+        raw=pl.struct(pl.exclude("source")).struct.json_encode(),
+        reason=pl.lit(f"unknown commodity (expected one of {', '.join(known)})"),
+        line=pl.lit(None, dtype=pl.Int32),
+        kind=pl.lit(kind),
+        source=pl.col("source"),
+    )
+    return records.filter(~bad), pl.concat([rejects, refused.select(rejects.columns)])
+
+
+#: what head-ends call the event families (lower case, words joined by "_")
+_EVENT_NAMES: Final[dict[str, MeterEvent]] = {
+    **{e.value: e for e in MeterEvent},
+    **dict.fromkeys(
+        ("power_off", "power_down", "power_outage", "outage", "power_fail", "power_lost"),
+        MeterEvent.POWER_FAILURE,
+    ),
+    **dict.fromkeys(
+        ("power_on", "power_up", "power_restored", "power_return"), MeterEvent.POWER_RESTORE
+    ),
+    **dict.fromkeys(("tampering", "tamper_detected", "fraud"), MeterEvent.TAMPER),
+    **dict.fromkeys(
+        ("terminal_cover_open", "meter_cover_open", "cover_removed", "terminal_cover_removed"),
+        MeterEvent.COVER_OPEN,
+    ),
+    **dict.fromkeys(("cover_closed", "terminal_cover_closed"), MeterEvent.COVER_CLOSE),
+    **dict.fromkeys(
+        ("clock_adjusted", "clock_change", "time_set", "time_sync", "clock_sync"),
+        MeterEvent.CLOCK_SET,
+    ),
+    **dict.fromkeys(
+        ("reverse_flow", "reverse_energy", "reverse_rotation", "reversed"),
+        MeterEvent.REVERSE_RUNNING,
+    ),
+    **dict.fromkeys(("magnetic_tamper", "strong_dc_field"), MeterEvent.MAGNETIC_FIELD),
+}
+
+
+def _known_events(
+    records: pl.DataFrame, rejects: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Events with their names made the contract's (``Power Off`` is ``power_failure``);
+    events no name fits go to quarantine, saying which names are known."""
+    words = (
+        pl.col("event")
+        .str.strip_chars()
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z0-9]+", "_")
+        .str.strip_chars("_")
+    )
+    named = records.with_columns(
+        event=words.replace_strict(
+            list(_EVENT_NAMES),
+            [e.value for e in _EVENT_NAMES.values()],
+            default=None,
+            return_dtype=pl.String,
+        ),
+        _given=pl.col("event"),
+    )
+    bad = pl.col("event").is_null()
+    odd = named.filter(bad)
+    named = named.filter(~bad).drop("_given")
+    if not odd.height:
+        return named, rejects
+    refused = odd.select(
+        raw=pl.struct(pl.exclude("source", "event", "_given"), event="_given").struct.json_encode(),
+        reason=pl.lit(f"unknown event (expected one of {', '.join(e.value for e in MeterEvent)})"),
+        line=pl.lit(None, dtype=pl.Int32),
+        kind=pl.lit(EVENT.kind),
+        source=pl.col("source"),
+    )
+    return named, pl.concat([rejects, refused.select(rejects.columns)])

@@ -14,9 +14,11 @@ The rules, in the order :func:`validate` applies them:
 2. range: negative import or export, import above what the meter can physically pass in
    its interval, a power factor outside [-1, 1] are rejected; a voltage outside the
    statutory band is suspect, since the energy may still be right (``OUT_OF_RANGE``).
-3. spike: import far above the meter's own recent level at that local hour (``SPIKE``).
-4. flat line / zero run: one value stuck for hours, or no consumption for days
-   (``FLAT_LINE``; a zero run under a climbing register also ``REGISTER_MISMATCH``).
+3. spike: import far above the meter's own recent level at that local hour (``SPIKE``);
+   electricity meters only (:mod:`metrify.contracts.commodities` says why).
+4. flat line / zero run: one value stuck for hours, or no consumption for days, the
+   latter not on heating meters, whose summer is zeros (``FLAT_LINE``; a zero run under
+   a climbing register also ``REGISTER_MISMATCH``).
 5. gaps: missing intervals become gap rows (``MISSING``, values null) so that estimation
    and completeness queries can see them.
 6. register: the cumulative register must advance by the interval's import
@@ -33,8 +35,9 @@ from typing import Final
 
 import polars as pl
 
+from metrify.contracts.commodities import commodities_with
 from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us
-from metrify.contracts.records import METER, TS, Quality, Status
+from metrify.contracts.records import METER, TS, Commodity, Quality, Status
 from metrify.settings.vee import VeeConfig
 
 __all__ = ["sorted_by_meter_time", "validate"]
@@ -65,6 +68,9 @@ _GAP_SOURCE: Final = "vee:gap"
 _VALID, _SUSPECT, _REJECTED = 0, 1, 2
 _STATUS_NAMES: Final = (Status.VALID.value, Status.SUSPECT.value, Status.REJECTED.value)
 _INACTIVE: Final = ("inactive", "removed")
+_ELECTRICITY: Final = Commodity.ELECTRICITY.value
+_SPIKY: Final = commodities_with("spikes")
+_ZERO_RUNS: Final = commodities_with("zero_runs")
 
 
 # --------------------------------------------------------------------------- public API
@@ -121,7 +127,8 @@ def validate(
     if baseline is not None and baseline.height:
         # the baseline's meters are the frame's: codes come from the same id list
         extra = _checked(baseline.with_columns(_g=code, _ctx=pl.lit(True)), meters, cfg, now_us)
-    df = df.with_columns(_spike=_spikes(df, cfg, extra))
+    # rule 3 judges only commodities with spikes (a heat meter has no kettle)
+    df = df.with_columns(_spike=pl.lit(_spikes(df, cfg, extra)) & pl.col("_spiky"))
     df = _runs(df, cfg)
     df = _register(df, cfg)
     df = _shifts(df, cfg)
@@ -180,7 +187,7 @@ def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
     else no check. Meters absent from the reference table get the defaults.
     """
     names = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits", "timezone"]
-    wanted = {c: METER.schema[c] for c in [*names, "nominal_voltage_v"]}
+    wanted = {c: METER.schema[c] for c in [*names, "nominal_voltage_v", "commodity"]}
     ref = meters.select(
         pl.col(name).cast(dtype)
         if name in meters.columns
@@ -196,12 +203,18 @@ def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
         _digits=pl.col("register_digits"),
         _mstatus=pl.col("status"),
         _tz=pl.col("timezone"),
+        # what the meter's commodity allows (contracts.commodities): meters without
+        # reference data are judged as electricity meters
+        _spiky=pl.col("commodity").fill_null(_ELECTRICITY).is_in(_SPIKY),
+        _zeroruns=pl.col("commodity").fill_null(_ELECTRICITY).is_in(_ZERO_RUNS),
     )
     joined = frame.join(ref, on="meter_id", how="left", maintain_order="left")
     return joined.with_columns(
         _max_kwh=pl.col("_max_kw") * pl.col("interval_s") / 3600.0 * _MAX_ENERGY_SLACK,
         _vnom=pl.col("_vnom").fill_null(cfg.nominal_voltage_v),
         _tz=pl.col("_tz").fill_null("UTC"),
+        _spiky=pl.col("_spiky").fill_null(True),
+        _zeroruns=pl.col("_zeroruns").fill_null(True),
     ).drop("_max_kw")
 
 
@@ -448,7 +461,7 @@ def _runs(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         _flat=imp.is_not_null()
         & (
             ((imp != 0) & (run_s > cfg.flat_line_hours * 3600))
-            | ((imp == 0) & (run_s > cfg.zero_run_hours * 3600))
+            | ((imp == 0) & (run_s > cfg.zero_run_hours * 3600) & pl.col("_zeroruns"))
         ),
     )
     zero_runs = df.filter(pl.col("_flat") & (imp == 0))

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from metrify.settings.anomaly import AnomalyConfig
 from metrify.settings.api import ApiConfig
+from metrify.settings.commodities import CommodityConfig
 from metrify.settings.masking import mask_tree, mask_url
 from metrify.settings.telemetry import TracingConfig
 from metrify.settings.vee import VeeConfig
@@ -109,6 +110,9 @@ class Settings(BaseSettings):
     )
     lake_enabled: bool = True
     vee: VeeConfig = Field(default_factory=VeeConfig, description="VEE thresholds")
+    commodities: CommodityConfig = Field(
+        default_factory=CommodityConfig, description="gas calorific values per region"
+    )
     anomaly: AnomalyConfig = Field(
         default_factory=AnomalyConfig, description="anomaly detectors and alert sinks"
     )

@@ -136,6 +136,12 @@ class AnomalyConfig(BaseModel):
     drop_high_hours: float = Field(
         default=168.0, gt=0, description="and urgent (high) once it has held this long"
     )
+    tamper_window_hours: float = Field(
+        default=72.0,
+        ge=0,
+        description="a tamper, cover-open, magnetic-field or reverse-running event this "
+        "long before a sustained drop (or during it) makes the drop urgent (high) at once",
+    )
     shift_medium_hours: float = Field(
         default=72.0, gt=0, description="new load is worth a look (medium) after this long"
     )

@@ -115,6 +115,9 @@ class MeterReadings:
                 values = arr.ravel() if take is None else arr.ravel()[take]
                 nullable = name in ("export_kwh", "frequency_hz")
                 data[name] = pl.Series(name, values, nan_to_null=nullable)
+            for name, dtype in READING.schema.items():  # fields the fleet does not simulate
+                if name not in data:
+                    data[name] = pl.repeat(None, ids.size, dtype=dtype, eager=True)
             return pl.DataFrame(data, schema=READING.schema)
 
         kept = None if keep is None else np.flatnonzero(keep.ravel())

@@ -272,6 +272,10 @@ def draw_reference(spec: FleetSpec, rng: np.random.Generator, weather_salt: int)
             "status": ["active"] * m,
             "latitude": np.round(m_lat, 5),
             "longitude": np.round(m_lon, 5),
+            "commodity": ["electricity"] * m,
+            "unit": ["kWh"] * m,
+            "calorific_value_mj_m3": [None] * m,
+            "correction_factor": [None] * m,
         },
         schema=METER.schema,
     )

@@ -118,9 +118,15 @@ def daily_use(conn: Connection, start: dt.date, end: dt.date) -> pl.DataFrame:
 
 
 def peer_groups(conn: Connection) -> pl.DataFrame:
-    """Each meter's peers: same tariff and region (unknowns grouped together)."""
+    """Each meter's peers: same commodity, tariff and region (unknowns grouped together).
+
+    A gas or heat meter's day follows the weather, an electricity meter's its household:
+    compared with each other, every cold morning would make outliers. Electricity meters
+    keep the group names they had before commodities (``tariff/region``)."""
     rows = conn.execute(
-        "SELECT meter_id, coalesce(tariff, '?') || '/' || coalesce(region, '?') FROM meters"
+        "SELECT meter_id, CASE WHEN coalesce(commodity, 'electricity') <> 'electricity'"
+        " THEN commodity || '/' ELSE '' END"
+        " || coalesce(tariff, '?') || '/' || coalesce(region, '?') FROM meters"
     ).fetchall()
     return pl.DataFrame(
         rows, schema={"meter_id": pl.String(), "peer_group": pl.String()}, orient="row"

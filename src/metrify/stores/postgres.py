@@ -586,11 +586,14 @@ class PostgresStore:
     @tracing.db("meter_attributes")
     def meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
         """What VEE and the detectors need of these meters (absent meters: no row):
-        limits, state, time zone, weather station, and ``has_pv`` (registered
+        limits, state, time zone, weather station, region, commodity and unit, gas
+        conversion values, location, and ``has_pv`` (registered
         generation; true for a meter auto-registered from its readings, whose
         reference data nobody has described)."""
         names = ["meter_id", "status", "max_kw", "rated_current_a", "register_digits"]
-        names += ["timezone", "nominal_voltage_v", "station_id", "has_pv"]
+        names += ["timezone", "nominal_voltage_v", "station_id", "region", "commodity", "unit"]
+        names += ["calorific_value_mj_m3", "correction_factor", "latitude", "longitude"]
+        names += ["has_pv"]
         schema = {c: METER.schema[c] for c in names}
         cols = [f"m.{c}" for c in list(schema)[:-1]]
         rows = self.conn.execute(

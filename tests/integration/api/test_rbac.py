@@ -101,6 +101,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any], Any]] = {
         {**DAY, "resolution": "1h"},
         None,
     ),
+    ("GET", "/v1/meters/{meter_id}/events"): (
+        "read:raw",
+        "/v1/meters/M-N1/events",
+        DAY,
+        None,
+    ),
     ("GET", "/v1/energy"): (
         "read:aggregates",
         "/v1/energy",

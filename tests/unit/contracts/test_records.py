@@ -50,6 +50,9 @@ def test_contract_fields_match_design() -> None:
         "active_power_kw",
         "reactive_power_kvar",
         "frequency_hz",
+        "generation_kwh",
+        "volume_m3",
+        "export_register_kwh",
     ]
     assert GRID.fields == [
         "node_id",

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from deltalake import write_deltalake
 
 from metrify.contracts.records import READING
 from metrify.pipeline import lake_upkeep
@@ -283,3 +284,19 @@ def test_concurrent_writers_each_land_once(lake: Lake) -> None:
     assert sorted(back["meter_id"].unique()) == sorted(
         ["M0", *[f"M{i}" for k in (1, 101) for i in range(k, k + 8)]]
     )
+
+
+def test_a_table_written_before_new_contract_fields_takes_them(lake: Lake) -> None:
+    """A lake written before ``generation_kwh`` existed: the next write adds the column,
+    older rows read it as null and the new rows keep their values."""
+    new = ["generation_kwh", "volume_m3", "export_register_kwh"]
+    old = batch("M1").drop(new).with_columns(date=pl.col("ts").dt.date())
+    write_deltalake(lake.uri("readings"), old.to_arrow(), partition_by=["date"])
+    later = batch("M2").with_columns(generation_kwh=pl.lit(0.5))
+    lake.write("readings", later)
+    back = lake.read("readings")
+    assert back.height == 96
+    by_meter = back.group_by("meter_id").agg(pl.col("generation_kwh").sum(), n=pl.len())
+    rows = dict(zip(by_meter["meter_id"], by_meter["generation_kwh"], strict=True))
+    assert rows == {"M1": 0.0, "M2": 0.5 * 48}
+    assert back.filter(pl.col("meter_id") == "M1")["generation_kwh"].null_count() == 48

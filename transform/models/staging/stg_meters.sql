@@ -1,5 +1,6 @@
-{#- Meters as the store holds them now. The store has no commodity column yet: every
-    meter Metrify registers reads electricity in kWh, so it is named here, once. -#}
+{#- Meters as the store holds them now. A meter without a commodity is an electricity
+    meter (what every meter was before commodities), named here once; its unit is the
+    commodity's default (docs/guides/commodities.md). -#}
 select
     cast(meter_id as varchar(64)) as meter_id,
     cast(site_id as varchar(256)) as site_id,
@@ -14,7 +15,11 @@ select
     cast(coalesce(timezone, '{{ var("fleet_timezone") }}') as varchar(64)) as bucket_timezone,
     install_date,
     cast(status as varchar(16)) as status,
-    cast('electricity' as varchar(16)) as commodity,
+    cast(coalesce(commodity, 'electricity') as varchar(16)) as commodity,
+    cast(coalesce(unit, case coalesce(commodity, 'electricity')
+        when 'gas' then 'm3' when 'water' then 'm3' else 'kWh' end) as varchar(16)) as unit,
+    cast(calorific_value_mj_m3 as {{ float_type() }}) as calorific_value_mj_m3,
+    cast(correction_factor as {{ float_type() }}) as correction_factor,
     cast(latitude as {{ float_type() }}) as latitude,
     cast(longitude as {{ float_type() }}) as longitude
 from {{ source('store', 'meters') }}

@@ -12,7 +12,7 @@
 ) }}
 
 {% set columns = ['meter_id', 'ts', 'interval_s', 'import_kwh', 'export_kwh', 'register_kwh',
-                  'quality', 'status', 'source', 'ingested_at'] %}
+                  'generation_kwh', 'volume_m3', 'quality', 'status', 'source', 'ingested_at'] %}
 
 select
     cast(meter_id as varchar(64)) as meter_id,
@@ -21,6 +21,8 @@ select
     cast(import_kwh as {{ float_type() }}) as import_kwh,
     cast(export_kwh as {{ float_type() }}) as export_kwh,
     cast(register_kwh as {{ float_type() }}) as register_kwh,
+    cast(generation_kwh as {{ float_type() }}) as generation_kwh,
+    cast(volume_m3 as {{ float_type() }}) as volume_m3,
     cast(quality as integer) as quality,
     cast(status as varchar(16)) as status,
     cast(source as varchar(256)) as source,

@@ -21,6 +21,7 @@ from metrify.api.latest import latest_answer
 from metrify.api.models import (
     FleetSummary,
     LatestReading,
+    MeterEventsPage,
     QualityPage,
     QuarantinePage,
     ReadingsPage,
@@ -32,6 +33,7 @@ from metrify.api.responses import JSON_OPTIONS
 from metrify.api.scope import check_meter, in_scope, not_found
 from metrify.api.state import AppState
 from metrify.contracts.records import ID_PATTERN
+from metrify.stores import events as event_reads
 from metrify.stores.reads import fleet as fleet_reads
 from metrify.stores.reads import quality as quality_reads
 from metrify.stores.reads import quarantine as quarantine_reads
@@ -42,6 +44,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 Aggregates = Annotated[Principal, Depends(require(Permission.READ_AGGREGATES))]
 Quarantine = Annotated[Principal, Depends(require(Permission.READ_QUARANTINE))]
+Raw = Annotated[Principal, Depends(require(Permission.READ_RAW))]
 MeterId = Annotated[str, Path(pattern=ID_PATTERN, description="meter id")]
 NodeId = Annotated[str, Path(pattern=ID_PATTERN)]
 StationId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -85,6 +88,34 @@ async def readings(
             conn, meter_id, start, end, resolution=resolution, after=after, limit=limit + 1
         )
     head = orjson.dumps({"meter_id": meter_id, "resolution": resolution})[1:-1]
+    return Response(q.json_page(rows, limit, head), media_type="application/json")
+
+
+@router.get("/meters/{meter_id}/events", response_model=MeterEventsPage, responses=ERRORS)
+async def meter_events(
+    state: State,
+    principal: Raw,
+    meter_id: MeterId,
+    start: From,
+    end: To,
+    limit: Limit = 1000,
+    cursor: Cursor = None,
+) -> Response:
+    """Events a meter reported in [from, to) (power failure and restore, tamper, cover
+    open, clock set, reverse running), in time order; needs ``read:raw``."""
+    start, end = q.check_range(start, end)
+    after = q.decode_ts_cursor(cursor)
+    await check_meter(state, principal, meter_id)
+    async with state.apool.connection() as conn:
+        rows = await event_reads.page(conn, meter_id, start, end, after=after, limit=limit + 1)
+    if len(rows) > limit:
+        # The cursor is a time: a page must not end inside a group of events sharing one
+        # instant, or the next page (after that time) would skip the rest of the group.
+        boundary = rows[limit][1]
+        whole = [r for r in rows[:limit] if r[1] != boundary]
+        if whole:
+            rows, limit = [*whole, rows[limit]], len(whole)
+    head = orjson.dumps({"meter_id": meter_id})[1:-1]
     return Response(q.json_page(rows, limit, head), media_type="application/json")
 
 

@@ -47,6 +47,8 @@ def _python_type(contract: Contract, name: str, dtype: pl.DataType) -> tuple[Any
         kwargs["ge"], kwargs["le"] = contract.bounded[name]
     if name == "status":
         return Lifecycle | None, Field(**kwargs)
+    if name == "commodity":
+        return Literal["electricity", "gas", "heat", "water"] | None, Field(**kwargs)
     if name in ("node_id", "station_id", "parent_id") and name != contract.id_field:
         return str | None, Field(pattern=ID_PATTERN, **kwargs)
     if name == "interval_s":

@@ -188,7 +188,7 @@ class Lake:
         """The kind's table, created empty (partitioned by day) if there is none."""
         table = self.table(kind, refuse_legacy=not converting)
         if table is not None:
-            return table
+            return _with_new_columns(table, schema)
         DeltaTable.create(
             self.uri(kind),
             schema=schema,
@@ -448,3 +448,18 @@ class Lake:
                 full=True,
             )
         )
+
+
+def _with_new_columns(table: DeltaTable, schema: pa.Schema) -> DeltaTable:
+    """``table`` with the columns of ``schema`` it lacks added (nullable), so that a
+    field added to a contract (``generation_kwh``, ``volume_m3``) reaches a lake written
+    before it: older files read those columns as null, as the database does."""
+    have = set(table.schema().to_arrow().names)
+    new = [f for f in schema if f.name not in have]
+    if not new:
+        return table
+    from deltalake.schema import Field, Schema
+
+    fields = Schema.from_arrow(pa.schema(new)).fields
+    table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
+    return table

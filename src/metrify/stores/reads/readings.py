@@ -19,6 +19,8 @@ READING_COLUMNS = (
     "interval_s",
     "import_kwh",
     "export_kwh",
+    "generation_kwh",
+    "volume_m3",
     "register_kwh",
     "voltage_v",
     "quality",

@@ -1,0 +1,142 @@
+"""Meter events (power failure and restore, tamper, cover open, clock set, reverse
+running): the writer and the one read model.
+
+Events are few beside readings (a handful per meter and month), so the table is plain,
+keyed by ``(meter_id, ts, event)``: the same event delivered twice changes nothing, a
+changed code or details replaces the stored ones (the newer report wins).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import psycopg
+
+from metrify.contracts.records import EVENT
+from metrify.stores.pools import AsyncConnection
+from metrify.stores.postgres import WriteResult, copy_frame, quarantine_rows
+from metrify.stores.reads.buckets import JsonRow, as_json_rows
+
+__all__ = ["EVENT_COLUMNS", "of_kinds", "outages", "page", "write"]
+
+#: what the event listing returns of each event
+EVENT_COLUMNS = ("ts", "event", "code", "details", "source")
+
+_PAGE = as_json_rows(
+    f"SELECT {', '.join(EVENT_COLUMNS)} FROM meter_events WHERE meter_id = %s"
+    " AND ts >= %s AND ts < %s AND ts > %s ORDER BY ts, event LIMIT %s",
+    EVENT_COLUMNS,
+)
+
+
+def write(
+    conn: psycopg.Connection[tuple[object, ...]],
+    frame: pl.DataFrame,
+    *,
+    quarantine: pl.DataFrame | None = None,
+) -> WriteResult:
+    """Upsert events (``EVENT`` fields plus ``source``), with the batch's quarantine
+    rows, in one transaction."""
+    result = WriteResult()
+    cols = [*EVENT.fields, "source"]
+    with conn.transaction(), conn.cursor() as cur:
+        if frame.height:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS stage_meter_events"
+                " (LIKE meter_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            cur.execute("DELETE FROM stage_meter_events")
+            copy_frame(cur, "stage_meter_events", frame.select(cols))
+            names = ", ".join(cols)
+            cur.execute(
+                f"""
+                INSERT INTO meter_events AS e ({names})
+                SELECT {names} FROM stage_meter_events
+                ON CONFLICT (meter_id, ts, event) DO UPDATE
+                SET code = EXCLUDED.code, details = EXCLUDED.details,
+                    source = EXCLUDED.source, ingested_at = now()
+                WHERE (e.code, e.details) IS DISTINCT FROM (EXCLUDED.code, EXCLUDED.details)
+                RETURNING (xmax = 0) AS inserted
+                """
+            )
+            flags = [bool(r[0]) for r in cur.fetchall()]
+            result.inserted = sum(flags)
+            result.updated = len(flags) - result.inserted
+            result.unchanged = frame.height - len(flags)
+        if quarantine is not None and quarantine.height:
+            quarantine_rows(cur, quarantine)
+    return result
+
+
+async def page(
+    conn: AsyncConnection,
+    meter_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    after: dt.datetime,
+    limit: int,
+) -> list[JsonRow]:
+    """Up to ``limit`` events of a meter in [start, end) after ``after``, in time order."""
+    cur = await conn.execute(_PAGE, (meter_id, start, end, after, limit))
+    return await cur.fetchall()
+
+
+#: each power failure of the meters asked for, with the restore that ended it (none yet:
+#: open); a second failure before a restore starts nothing new
+_OUTAGES = """
+    SELECT meter_id, ts, restored FROM (
+        SELECT meter_id, ts, event,
+               lag(event) OVER w AS before,
+               min(ts) FILTER (WHERE event = 'power_restore') OVER (
+                   PARTITION BY meter_id ORDER BY ts
+                   ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS restored
+        FROM meter_events
+        WHERE meter_id = ANY(%s) AND event IN ('power_failure', 'power_restore')
+          AND ts < %s
+        WINDOW w AS (PARTITION BY meter_id ORDER BY ts)
+    ) e
+    WHERE event = 'power_failure' AND before IS DISTINCT FROM 'power_failure'
+      AND (restored IS NULL OR restored > %s)
+"""
+
+
+def outages(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ids: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pl.DataFrame:
+    """Power outages of ``ids`` overlapping [start, end): ``meter_id``, ``ts_start`` (the
+    failure), ``ts_end`` (the restore; null while none is stored)."""
+    rows = conn.execute(_OUTAGES, (ids, end, start)).fetchall()
+    return pl.DataFrame(
+        rows,
+        schema={
+            "meter_id": pl.String(),
+            "ts_start": pl.Datetime("us", "UTC"),
+            "ts_end": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+
+
+def of_kinds(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ids: list[str],
+    kinds: tuple[str, ...],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pl.DataFrame:
+    """Events of ``kinds`` of the meters ``ids`` in [start, end): meter_id, ts, event."""
+    rows = conn.execute(
+        "SELECT meter_id, ts, event FROM meter_events WHERE meter_id = ANY(%s)"
+        " AND event = ANY(%s) AND ts >= %s AND ts < %s",
+        (ids, list(kinds), start, end),
+    ).fetchall()
+    return pl.DataFrame(
+        rows,
+        schema={"meter_id": pl.String(), "ts": pl.Datetime("us", "UTC"), "event": pl.String()},
+        orient="row",
+    )

@@ -1,0 +1,54 @@
+"""OBIS codes and topics to contract fields (IEC 62056-61 value groups A-B:C.D.E*F)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from metrify.sources.mqtt import broker_address, obis_field, rows_of
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("1-0:1.8.0", "register_kwh"),
+        ("1.8.0", "register_kwh"),
+        ("1-0:1.8.0*255", "register_kwh"),
+        ("1-0:2.8.0", "export_register_kwh"),
+        ("1-0:1.29.0", "import_kwh"),
+        ("1-0:2.29.0", "export_kwh"),
+        ("1-0:1.7.0", "active_power_kw"),
+        ("1-0:32.7.0", "voltage_v"),
+        ("7-0:3.0.0", None),  # a gas volume (A = 7) is not electricity's
+        ("1-0:99.98.1", None),  # an event log: not a reading field
+        ("import_kwh", None),
+    ],
+)
+def test_obis_codes_name_contract_fields(key: str, field: str | None) -> None:
+    assert obis_field(key) == field
+
+
+def test_a_message_takes_its_meter_from_the_topic_and_its_fields_from_obis() -> None:
+    payload = orjson.dumps(
+        {"ts": "2025-01-01T00:00:00Z", "interval_s": 900, "1-0:1.29.0": 0.25, "1-0:2.7.0": 1.5}
+    )
+    rows, bad = rows_of("site/M-7/readings", payload, "site/+/readings", max_bytes=10_000)
+    assert bad == []
+    assert rows == [
+        {
+            "ts": "2025-01-01T00:00:00Z",
+            "interval_s": 900,
+            "import_kwh": 0.25,
+            "active_power_kw": -1.5,  # export power is negative active power
+            "meter_id": "M-7",
+        }
+    ]
+    rows, bad = rows_of("site/M-7/readings", b"not json", "site/+/readings", max_bytes=10_000)
+    assert rows == [] and len(bad) == 1 and "JSON" in bad[0].reason
+
+
+def test_broker_urls() -> None:
+    assert broker_address("mqtt://127.0.0.1:1883") == ("127.0.0.1", 1883)
+    assert broker_address("mqtt://broker") == ("broker", 1883)
+    with pytest.raises(ValueError, match="mqtt://"):
+        broker_address("http://x")
