@@ -362,7 +362,8 @@ def test_postgres_target_builds_the_same_marts(
 #: Snowflake DDL of the landing tables (the lake, every version) and the store's tables
 SNOWFLAKE_TABLES = {
     "LAKE.READINGS": "meter_id varchar, ts timestamp_tz, interval_s int, import_kwh double,"
-    " export_kwh double, register_kwh double, quality int, status varchar, source varchar,"
+    " export_kwh double, register_kwh double, generation_kwh double, volume_m3 double,"
+    " export_register_kwh double, quality int, status varchar, source varchar,"
     " ingested_at timestamp_tz",
     "LAKE.GRID": "node_id varchar, ts timestamp_tz, interval_s int, load_mw double,"
     " generation_mw double, frequency_hz double, voltage_kv double, price_per_mwh double,"
