@@ -37,6 +37,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 
 from metrify.contracts.records import GRID, METER, NODE, READING, STATION, WEATHER
 from metrify.stores.lake import Lake
+from metrify.stores.lake.table import lake_schema
 from metrify.stores.postgres import VERSION_TYPES, copy_out
 from metrify.stores.reads.lake_days import history_days
 
@@ -54,6 +55,32 @@ def read_lake(lake_url: str, kind: str) -> Any:
     except FileNotFoundError:
         schema = {**contract.schema, **VERSION_TYPES, "date": pl.Date()}
         return pl.DataFrame(schema=schema).to_arrow()
+
+
+#: DuckDB's name for each lake column type (for columns a table does not have yet)
+_DUCK_TYPES: dict[type[pl.DataType], str] = {
+    pl.String: "VARCHAR",
+    pl.Float64: "DOUBLE",
+    pl.Float32: "FLOAT",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.Int16: "SMALLINT",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
+    pl.Datetime: "TIMESTAMPTZ",
+}
+
+
+def missing_columns(kind: str, present: list[str]) -> list[str]:
+    """``NULL AS column`` for each lake column of ``kind`` that the table's files do not
+    hold: a table last written by an older release lacks the fields added since (it
+    gains them on its next write), and staging must still build over it."""
+    have = {c.lower() for c in present}
+    out = []
+    for name, dtype in lake_schema(_LAKE_KINDS[kind]).items():
+        if name.lower() not in have:
+            out.append(f"CAST(NULL AS {_DUCK_TYPES[type(dtype)]}) AS {name}")
+    return out
 
 
 def versioned_days(database_url: str, kind: str) -> list[str]:
@@ -164,7 +191,9 @@ class Plugin(BasePlugin):
         conn.execute("CREATE SCHEMA IF NOT EXISTS lake")
         for kind in _LAKE_KINDS:
             select = self._lake(conn, kind)
-            conn.execute(f"CREATE OR REPLACE VIEW lake.{kind} AS SELECT * FROM {select}")
+            present = [d[0] for d in conn.execute(f"SELECT * FROM {select} LIMIT 0").description]
+            extra = "".join(f", {c}" for c in missing_columns(kind, present))
+            conn.execute(f"CREATE OR REPLACE VIEW lake.{kind} AS SELECT *{extra} FROM {select}")
             # after the lake's version is fixed (see history_days)
             days = versioned_days(self.database_url, kind) if self.database_url else None
             conn.execute(
