@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
 
 import orjson
+
+from metrify.stores.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,8 @@ class RedisAnswers:
     """Answers of one kind (``namespace``) under ``prefix`` in the Redis at ``url``."""
 
     def __init__(self, url: str, prefix: str, namespace: str) -> None:
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise ValueError(
-                "METRIFY_API__REDIS_URL is set but the redis client is not installed: "
-                "pip install 'metrify[redis]'"
-            ) from None
-        self.errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self.client, self.errors = connect(url, timeout_s=1)
         self.base = f"{prefix}cache:{namespace}:"
-        self.client: Any = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._failing = False
 
     def _failed(self, exc: Exception) -> None:

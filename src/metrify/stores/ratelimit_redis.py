@@ -11,7 +11,7 @@ Redis's. The key expires when its bucket would be full again.
 
 from __future__ import annotations
 
-from typing import Any
+from metrify.stores.redis_client import connect
 
 #: KEYS[1] bucket; ARGV: microseconds per token, burst tokens, cost; returns the
 #: microseconds to wait (0: allowed, and counted)
@@ -35,19 +35,10 @@ class RedisBuckets:
     """Rate buckets under ``prefix`` in the Redis at ``url`` (asyncio client)."""
 
     def __init__(self, url: str, prefix: str, rate: float, burst: int) -> None:
-        try:
-            import redis.asyncio as aioredis
-            from redis import RedisError
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise ValueError(
-                "METRIFY_API__REDIS_URL is set but the redis client is not installed: "
-                "pip install 'metrify[redis]'"
-            ) from None
-        self.errors: tuple[type[Exception], ...] = (RedisError, OSError)
+        self.client, self.errors = connect(url, timeout_s=1, asynchronous=True)
         self.prefix = prefix + "rate:"
         self.interval_us = 1_000_000.0 / rate
         self.burst = burst
-        self.client: Any = aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._take = self.client.register_script(_TAKE)
 
     async def take(self, key: str, cost: float = 1.0) -> float:

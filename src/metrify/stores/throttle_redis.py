@@ -9,8 +9,8 @@ Lua script (read the TTL, extend it), atomic across every worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from metrify.stores.redis_client import connect
 from metrify.stores.throttle import ThrottleUnavailable
 
 #: KEYS[1] the counter, ARGV[1] milliseconds to add; returns the new lead in ms
@@ -27,16 +27,8 @@ class RedisCounters:
     """Counters under ``prefix`` in the Redis at ``url``."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise ValueError(
-                "METRIFY_API__REDIS_URL is set but the redis client is not installed: "
-                "pip install 'metrify[redis]'"
-            ) from None
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self.client, self._errors = connect(url, timeout_s=5)
         self.prefix = prefix
-        self.client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._add = self.client.register_script(_ADD)
 
     def ahead(self, keys: Sequence[str]) -> list[float]:
