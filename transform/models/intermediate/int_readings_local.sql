@@ -3,14 +3,12 @@
     how it was obtained. Rejected readings carry no energy; a gap row (missing) has
     energy only when estimated. A view (see intermediate.yml). -#}
 {{ config(materialized='view') }}
-{% if target.type == 'duckdb' %}
-{#- local time from int_zone_offsets: a join on (zone, UTC day) and an addition, no
-    time-zone conversion per reading -#}
+{%- set duckdb = target.type == 'duckdb' %}
 with placed as (
     select
         r.meter_id,
         r.ts,
-        epoch_us(r.ts) as ts_us,
+        {% if duckdb %}epoch_us(r.ts) as ts_us,{% endif %}
         r.interval_s,
         r.import_kwh,
         r.export_kwh,
@@ -26,8 +24,10 @@ with placed as (
 
 located as (
     select
-        p.meter_id, p.ts, p.interval_s, p.import_kwh, p.export_kwh, p.quality, p.status,
-        p.region, p.node_id, p.tariff, p.bucket_timezone,
+        p.*,
+    {% if duckdb %}
+        {#- local time from int_zone_offsets: a join on (zone, UTC day) and an
+            integer addition, no time-zone conversion per reading -#}
         cast(make_timestamp(p.ts_us) as date) as utc_day,
         make_timestamp(p.ts_us + 1000000 * case
             when o.switch_us is not null and p.ts_us >= o.switch_us then o.offset_after_s
@@ -36,27 +36,12 @@ located as (
     from placed p
     left join {{ ref('int_zone_offsets') }} o
         on o.timezone = p.bucket_timezone and o.utc_day_n = p.ts_us // 86400000000
+    {% else %}
+        cast({{ local_ts('p.ts', "'UTC'") }} as date) as utc_day,
+        {{ local_ts('p.ts', 'p.bucket_timezone') }} as local_ts
+    from placed p
+    {% endif %}
 )
-{% else %}
-with located as (
-    select
-        r.meter_id,
-        r.ts,
-        r.interval_s,
-        r.import_kwh,
-        r.export_kwh,
-        r.quality,
-        r.status,
-        m.region,
-        m.node_id,
-        m.tariff,
-        m.bucket_timezone,
-        cast({{ local_ts('r.ts', "'UTC'") }} as date) as utc_day,
-        {{ local_ts('r.ts', 'm.bucket_timezone') }} as local_ts
-    from {{ ref('stg_readings') }} r
-    left join {{ ref('stg_meters') }} m on m.meter_id = r.meter_id
-)
-{% endif %}
 
 select
     meter_id,
