@@ -83,11 +83,14 @@ def missing_columns(kind: str, present: list[str]) -> list[str]:
     return out
 
 
-def versioned_days(database_url: str, kind: str) -> list[str]:
-    """ISO dates of the UTC days holding a replaced version of ``kind`` (the store's
-    history table says which)."""
+def versioned_days(database_url: str) -> dict[str, list[str]]:
+    """Per lake kind, ISO dates of the UTC days holding a replaced version (the store's
+    history tables say which), read over one connection."""
     with psycopg.connect(database_url, options="-c TimeZone=UTC") as conn:
-        return [d.isoformat() for d in history_days(conn, _LAKE_KINDS[kind])]
+        return {
+            kind: [d.isoformat() for d in history_days(conn, contract)]
+            for kind, contract in _LAKE_KINDS.items()
+        }
 
 
 def days_view(days: list[str] | None, kind: str) -> str:
@@ -194,11 +197,11 @@ class Plugin(BasePlugin):
             present = [d[0] for d in conn.execute(f"SELECT * FROM {select} LIMIT 0").description]
             extra = "".join(f", {c}" for c in missing_columns(kind, present))
             conn.execute(f"CREATE OR REPLACE VIEW lake.{kind} AS SELECT *{extra} FROM {select}")
-            # after the lake's version is fixed (see history_days)
-            days = versioned_days(self.database_url, kind) if self.database_url else None
-            conn.execute(
-                f"CREATE OR REPLACE VIEW lake.{kind}_versioned_days AS {days_view(days, kind)}"
-            )
+        # after every lake version is fixed (see history_days)
+        found = versioned_days(self.database_url) if self.database_url else {}
+        for kind in _LAKE_KINDS:
+            view = days_view(found[kind] if self.database_url else None, kind)
+            conn.execute(f"CREATE OR REPLACE VIEW lake.{kind}_versioned_days AS {view}")
 
     def configure_cursor(self, cursor: Any) -> None:
         for name, dataset in self._registered.items():
