@@ -99,7 +99,7 @@ def sql(text: str, fmt: Format = "time_series", ref: str = "A") -> Sql:
 
 # --- the queries ---------------------------------------------------------------------
 # Energy of a group is the 30-minute aggregate; demand over a half-hour is kWh / 0.5 h.
-FLEET = "dim = 'fleet' AND key = 'all'"
+FLEET = "dim = 'fleet' AND key = 'all' AND commodity = 'electricity'"
 OPEN = "status IN ('open', 'acknowledged')"
 SEVERITY_ORDER = "array_position(ARRAY['critical','high','medium','low','info'], severity)"
 
@@ -200,7 +200,8 @@ FLEET_OVERVIEW = Dashboard(
                 sql(
                     "SELECT $__timeGroupAlias(bucket, '1d'), key AS metric,"
                     " sum(import_kwh) AS kwh FROM agg_group_30m"
-                    " WHERE dim = 'region' AND $__timeFilter(bucket) GROUP BY 1, 2 ORDER BY 1"
+                    " WHERE dim = 'region' AND commodity = 'electricity'"
+                    " AND $__timeFilter(bucket) GROUP BY 1, 2 ORDER BY 1"
                 ),
             ),
             unit="kwatth",

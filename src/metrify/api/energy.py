@@ -22,11 +22,11 @@ from metrify.api.scope import check_meter
 from metrify.api.state import AppState
 from metrify.stores import aggregates
 
-#: what an energy answer depends on: (dim, key, resolution, from, to, tz)
-Asked = tuple[aggregates.Dim, str, aggregates.Resolution, str, str, str | None]
+#: what an energy answer depends on: (dim, key, resolution, from, to, tz, commodity)
+Asked = tuple[aggregates.Dim, str, aggregates.Resolution, str, str, str | None, str | None]
 
 _SUBJECTS: Final = ("meter", "node", "region", "segment")
-_PARAMS: Final = {"from", "to", "resolution", "tz", "fleet", *_SUBJECTS}
+_PARAMS: Final = {"from", "to", "resolution", "tz", "fleet", "commodity", *_SUBJECTS}
 
 
 async def check_scope(state: AppState, principal: Principal, dim: str, key: str) -> None:
@@ -58,11 +58,20 @@ def energy_answer(state: AppState, asked: Asked) -> bytes:
         if body is not None:
             state.energy.put(asked, body, since=since)
             return body
+    dim, key, resolution, first, last, tz, commodity = asked
     with state.pool.connection() as conn:
-        zone, buckets = aggregates.answer(conn, *asked, state.settings.fleet_timezone)
-    dim, key, resolution = asked[:3]
-    head = {"dim": dim, "key": key, "resolution": resolution, "tz": zone}
-    body = orjson.dumps(head, option=JSON_OPTIONS)[:-1] + b',"buckets":' + buckets + b"}"
+        answered = aggregates.answer(
+            conn, dim, key, resolution, first, last, tz, state.settings.fleet_timezone, commodity
+        )
+    head = {
+        "dim": dim,
+        "key": key,
+        "resolution": resolution,
+        "tz": answered.zone,
+        "commodity": answered.commodity,
+        "unit": answered.unit,
+    }
+    body = orjson.dumps(head, option=JSON_OPTIONS)[:-1] + b',"buckets":' + answered.buckets + b"}"
     state.energy.put(asked, body, since=since)
     if shared is not None and generation is not None:
         shared.put(generation, asked, body, state.energy.ttl_s)
@@ -92,4 +101,12 @@ def asked_of(query: bytes) -> Asked | None:
         dim, key = aggregates.subject(meter, node, region, segment, "fleet" in params)
     except aggregates.BadQuery:
         return None
-    return (dim, key, resolution, first, last, params.get("tz"))  # type: ignore[return-value]
+    return (  # type: ignore[return-value]
+        dim,
+        key,
+        resolution,
+        first,
+        last,
+        params.get("tz"),
+        params.get("commodity"),
+    )

@@ -1,8 +1,10 @@
 """``metrify energy``: energy, peak demand and interval counts from the aggregates.
 
 One subject (a meter, a grid node, a region, a tariff segment or the fleet), one
-resolution, a local date range; the answer comes from the 30-minute aggregates
-(:mod:`metrify.stores.aggregates`), rebuilt first where writes marked them.
+resolution, a local date range, one commodity (a group sums its electricity meters
+unless ``--commodity`` names gas, heat or water; a meter answers in its own); the
+answer comes from the 30-minute aggregates (:mod:`metrify.stores.aggregates`), rebuilt
+first where writes marked them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,18 @@ def energy(
         str | None,
         typer.Option("--tz", help="zone of the buckets (default: the meter's, or the fleet's)"),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per bucket")] = False,
+    commodity: Annotated[
+        str | None,
+        typer.Option(
+            "--commodity",
+            help="electricity, gas, heat or water: which meters a group sums"
+            " (default electricity; a meter answers in its own)",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="one JSON object per bucket, with commodity and unit"),
+    ] = False,
 ) -> None:
     """Energy (kWh), peak demand (kW) and interval counts per local bucket."""
     try:
@@ -55,7 +68,7 @@ def energy(
     settings = load_settings()
     with open_session(settings) as session:
         try:
-            zone, raw = aggregates.answer(
+            answered = aggregates.answer(
                 session.conn,
                 dim,
                 key,
@@ -64,15 +77,20 @@ def energy(
                 end,
                 tz,
                 settings.fleet_timezone,
+                commodity,
             )
         except aggregates.BadQuery as exc:
             raise UserError(str(exc)) from None
-    rows: list[dict[str, Any]] = orjson.loads(raw)
+    rows: list[dict[str, Any]] = orjson.loads(answered.buckets)
     if as_json:
         for row in rows:
+            row = {**row, "commodity": answered.commodity, "unit": answered.unit}
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
         return
-    _table(f"{dim} {key}, {resolution} in {zone}", rows)
+    _table(
+        f"{dim} {key}, {answered.commodity} ({answered.unit}), {resolution} in {answered.zone}",
+        rows,
+    )
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> None:

@@ -9,7 +9,9 @@ levels are kept, both in 30-minute UTC buckets:
   rows, estimated or not) readings;
 * ``agg_group_30m``: the same summed over the meters of a grid node, a region, a tariff
   segment and the fleet (``dim`` ``fleet``, key ``all``), with ``peak_kw`` the group's
-  30-minute coincident demand.
+  30-minute coincident demand, one row per **commodity** of the members (migration
+  0021): a water meter's m³ and a gas meter's kWh never add into the electricity total,
+  and a meter with no commodity counts as electricity.
 
 A recompute takes the marks and rebuilds those meter-days from the readings; the group
 buckets they touch take the difference between the meters' new and old rows, and the
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from metrify.contracts.commodities import policy
+from metrify.contracts.records import Commodity
 from metrify.stores.pools import Connection
 
 #: the advisory lock between marking writers (shared) and a refresh (exclusive); the
@@ -53,6 +57,10 @@ UNITS: Final[dict[str, str | None]] = {
 #: the group dimensions and the meters column each groups by
 GROUP_COLUMNS: Final = {"node": "node_id", "region": "region", "segment": "tariff"}
 FLEET_KEY: Final = "all"
+#: what a group answer sums when no commodity is asked for
+DEFAULT_COMMODITY: Final[str] = Commodity.ELECTRICITY.value
+#: a meter's commodity as the groups count it (reference data may leave it empty)
+_COMMODITY_OF = "coalesce(m.commodity, 'electricity')"
 
 COUNTS: Final = ("n_present", "n_estimated", "n_suspect", "n_rejected", "n_missing")
 COLUMNS: Final = ("import_kwh", "export_kwh", "peak_kw", *COUNTS)
@@ -169,24 +177,25 @@ def _apply_deltas(conn: Connection) -> int:
     conn.execute(
         f"""
         CREATE TEMP TABLE agg_group_delta ON COMMIT DROP AS
-        SELECT g.dim, g.key, d.bucket, {sums}
+        SELECT g.dim, g.key, {_COMMODITY_OF} AS commodity, d.bucket, {sums}
         FROM agg_delta d JOIN meters m ON m.meter_id = d.meter_id
         CROSS JOIN LATERAL (VALUES ('node', m.node_id), ('region', m.region),
             ('segment', m.tariff), ('fleet', '{FLEET_KEY}')) AS g(dim, key)
         WHERE g.key IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM agg_group_todo t WHERE t.dim = g.dim AND t.key = g.key
             AND t.day = (d.bucket AT TIME ZONE 'UTC')::date)
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
         """
     )
     both = "g.{0} + EXCLUDED.{0}"
     counts = ", ".join(f"{c} = {both.format(c)}" for c in ("meters", "n_export", *COUNTS))
     conn.execute(
         f"""
-        INSERT INTO agg_group_30m AS g (dim, key, bucket, {", ".join(_DELTA_COLUMNS)}, peak_kw)
-        SELECT dim, key, bucket, {", ".join(_DELTA_COLUMNS)}, import_kwh / 0.5
+        INSERT INTO agg_group_30m AS g
+            (dim, key, commodity, bucket, {", ".join(_DELTA_COLUMNS)}, peak_kw)
+        SELECT dim, key, commodity, bucket, {", ".join(_DELTA_COLUMNS)}, import_kwh / 0.5
         FROM agg_group_delta
-        ON CONFLICT (dim, key, bucket) DO UPDATE SET {counts},
+        ON CONFLICT (dim, key, commodity, bucket) DO UPDATE SET {counts},
             import_kwh = {both.format("import_kwh")},
             peak_kw = ({both.format("import_kwh")}) / 0.5,
             export_kwh = CASE WHEN {both.format("n_export")} > 0
@@ -195,7 +204,8 @@ def _apply_deltas(conn: Connection) -> int:
     )
     conn.execute(
         "DELETE FROM agg_group_30m a USING agg_group_delta d WHERE a.dim = d.dim"
-        " AND a.key = d.key AND a.bucket = d.bucket AND a.meters <= 0"
+        " AND a.key = d.key AND a.commodity = d.commodity AND a.bucket = d.bucket"
+        " AND a.meters <= 0"
     )
     row = conn.execute(
         "SELECT count(DISTINCT (dim, key, (bucket AT TIME ZONE 'UTC')::date)) FROM agg_group_delta"
@@ -213,7 +223,8 @@ def _rebuild_groups(conn: Connection) -> None:
         f" AND a.key = t.key AND a.bucket >= {_UTC_DAY} AND a.bucket < {_NEXT_UTC_DAY}"
     )
     members = " UNION ALL ".join(
-        f"SELECT t.dim, t.key, m.meter_id, {_UTC_DAY} AS lo, {_NEXT_UTC_DAY} AS hi"
+        f"SELECT t.dim, t.key, m.meter_id, {_COMMODITY_OF} AS commodity,"
+        f" {_UTC_DAY} AS lo, {_NEXT_UTC_DAY} AS hi"
         f" FROM agg_group_todo t JOIN meters m ON {on} WHERE t.dim = '{dim}'"
         for dim, on in (
             *((d, f"m.{c} = t.key") for d, c in GROUP_COLUMNS.items()),
@@ -225,12 +236,13 @@ def _rebuild_groups(conn: Connection) -> None:
     sums = ", ".join(f"sum(a.{c})" for c in COUNTS)
     conn.execute(
         f"""
-        INSERT INTO agg_group_30m (dim, key, bucket, meters, n_export, {", ".join(COLUMNS)})
-        SELECT g.dim, g.key, a.bucket, count(*), count(a.export_kwh), sum(a.import_kwh),
-               sum(a.export_kwh), sum(a.import_kwh) / 0.5, {sums}
+        INSERT INTO agg_group_30m
+            (dim, key, commodity, bucket, meters, n_export, {", ".join(COLUMNS)})
+        SELECT g.dim, g.key, g.commodity, a.bucket, count(*), count(a.export_kwh),
+               sum(a.import_kwh), sum(a.export_kwh), sum(a.import_kwh) / 0.5, {sums}
         FROM agg_members g
         JOIN agg_meter_30m a ON a.meter_id = g.meter_id AND a.bucket >= g.lo AND a.bucket < g.hi
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
         """
     )
 
@@ -243,20 +255,22 @@ def buckets(
     start: dt.datetime,
     end: dt.datetime,
     tz: str,
+    commodity: str = DEFAULT_COMMODITY,
 ) -> bytes:
     """The buckets of [start, end) at ``resolution`` in zone ``tz``, oldest first, as a
     JSON array: each with ``start`` (ISO, with the zone's offset then), energy, peak
     demand and the interval counts (without their ``n_`` prefix); buckets with no data
     are left out. PostgreSQL writes the JSON (in the zone, set for the transaction):
-    formatting a month of hours in Python took six times as long as the query. Refreshes
-    first if anything waits, so answers include every committed write."""
+    formatting a month of hours in Python took six times as long as the query. A group
+    sums its members of ``commodity`` only (a meter's buckets are its own commodity's).
+    Refreshes first if anything waits, so answers include every committed write."""
     if pending(conn):
         refresh(conn)
     unit = UNITS[resolution]
     table, where, params = (
         ("agg_meter_30m", "meter_id = %s", [key])
         if dim == "meter"
-        else ("agg_group_30m", "dim = %s AND key = %s", [dim, key])
+        else ("agg_group_30m", "dim = %s AND key = %s AND commodity = %s", [dim, key, commodity])
     )
     start_sql = "bucket" if unit is None else "date_trunc(%s, bucket, %s)"
     head: list[Any] = [] if unit is None else [unit, tz]
@@ -289,8 +303,17 @@ def buckets(
 
 def meter_zone(conn: Connection, meter_id: str) -> tuple[bool, str | None]:
     """(known, zone): whether the meter is registered, and its zone if it has one."""
-    row = conn.execute("SELECT timezone FROM meters WHERE meter_id = %s", (meter_id,)).fetchone()
-    return (False, None) if row is None else (True, row[0])
+    known, zone, _ = _meter_facts(conn, meter_id)
+    return known, zone
+
+
+def _meter_facts(conn: Connection, meter_id: str) -> tuple[bool, str | None, str]:
+    """(known, zone, commodity) of a meter; an unknown one reads as electricity."""
+    row = conn.execute(
+        "SELECT timezone, coalesce(commodity, 'electricity') FROM meters WHERE meter_id = %s",
+        (meter_id,),
+    ).fetchone()
+    return (False, None, DEFAULT_COMMODITY) if row is None else (True, row[0], str(row[1]))
 
 
 class BadQuery(ValueError):
@@ -314,6 +337,28 @@ def subject(
     dim, key = chosen[0]
     assert key is not None
     return dim, key
+
+
+def commodity_of(text: str | None) -> str:
+    """A commodity named in a query (None: the default, electricity); BadQuery if unknown."""
+    if text is None:
+        return DEFAULT_COMMODITY
+    try:
+        return Commodity(text.strip().lower()).value
+    except ValueError:
+        names = ", ".join(c.value for c in Commodity)
+        raise BadQuery(f"unknown commodity {text!r} (one of {names})") from None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An energy answer: its zone, the commodity summed and the unit of its energy
+    fields (``import_kwh`` holds m³ for water), and the buckets as a JSON array."""
+
+    zone: str
+    commodity: str
+    unit: str
+    buckets: bytes
 
 
 def zone_of(text: str) -> ZoneInfo:
@@ -341,16 +386,21 @@ def answer(
     last: str,
     tz: str | None,
     fleet_tz: str,
-) -> tuple[str, bytes]:
-    """(zone, buckets as a JSON array; see :func:`buckets`) for a subject over local
-    [first, last): in the meter's own zone when ``tz`` is not given (a group's:
-    ``fleet_tz``)."""
+    commodity: str | None = None,
+) -> Answered:
+    """The buckets of a subject over local [first, last) (see :func:`buckets`): in the
+    meter's own zone when ``tz`` is not given (a group's: ``fleet_tz``). A group sums
+    the meters of ``commodity`` (default electricity); a meter answers in its own
+    commodity, and naming another one is a mistake rather than an empty answer."""
     if dim == "meter":
-        known, own = meter_zone(conn, key)
+        known, own, measured = _meter_facts(conn, key)
         if not known:
             raise BadQuery(f"no meter {key}")
+        if commodity is not None and commodity_of(commodity) != measured:
+            raise BadQuery(f"meter {key} measures {measured}, not {commodity_of(commodity)}")
         name = tz or own or "UTC"
     else:
+        measured = commodity_of(commodity)
         name = tz or fleet_tz
     zone = zone_of(name)
     start, end = local_instant(first, zone), local_instant(last, zone)
@@ -358,4 +408,6 @@ def answer(
         raise BadQuery("--to must be after --from")
     if end - start > dt.timedelta(days=3700):
         raise BadQuery("at most ten years per query")
-    return name, buckets(conn, dim, key, resolution, start, end, name)
+    body = buckets(conn, dim, key, resolution, start, end, name, measured)
+    unit = policy(measured).quantity_unit
+    return Answered(name, measured, unit, body)

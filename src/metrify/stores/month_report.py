@@ -67,7 +67,8 @@ def segment_buckets(
 
     For the whole fleet the group aggregates answer (a row per segment and bucket:
     a month of a million meters reads a few thousand rows); meters without a tariff,
-    which no segment group holds, are the fleet's bucket less its segments'. A region
+    which no segment group holds, are the fleet's bucket less its segments'. Electricity
+    meters only: a tariff's kWh is not summed with gas, heat or water (migration 0021). A region
     has no group of its own per segment, so its meters' buckets are summed here."""
     if aggregates.pending(conn):
         aggregates.refresh(conn)
@@ -75,13 +76,15 @@ def segment_buckets(
     if region is None:
         query = """
             SELECT key, bucket, meters, import_kwh FROM agg_group_30m
-            WHERE dim = 'segment' AND bucket >= %(start)s AND bucket < %(end)s
+            WHERE dim = 'segment' AND commodity = 'electricity'
+              AND bucket >= %(start)s AND bucket < %(end)s
             UNION ALL
             SELECT %(none)s, f.bucket, f.meters - coalesce(sum(s.meters), 0),
                    f.import_kwh - coalesce(sum(s.import_kwh), 0)
             FROM agg_group_30m f
             LEFT JOIN agg_group_30m s ON s.dim = 'segment' AND s.bucket = f.bucket
-            WHERE f.dim = 'fleet' AND f.key = 'all'
+                AND s.commodity = 'electricity'
+            WHERE f.dim = 'fleet' AND f.key = 'all' AND f.commodity = 'electricity'
               AND f.bucket >= %(start)s AND f.bucket < %(end)s
             GROUP BY f.bucket, f.meters, f.import_kwh
             HAVING f.meters > coalesce(sum(s.meters), 0)
@@ -93,6 +96,7 @@ def segment_buckets(
                    sum(a.import_kwh)::float8 AS kwh
             FROM agg_meter_30m a JOIN meters m ON m.meter_id = a.meter_id
             WHERE a.bucket >= %(start)s AND a.bucket < %(end)s AND {_REGION}
+              AND coalesce(m.commodity, 'electricity') = 'electricity'
             GROUP BY 1, 2 ORDER BY 1, 2
         """
     rows = conn.execute(query, params).fetchall()

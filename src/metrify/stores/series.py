@@ -10,7 +10,8 @@ a meter, a grid node, a region, a tariff segment or the fleet. What its history 
   rejected measurements left out; a node without measurements: the sum of its meters'
   energy per bucket (kWh) from ``agg_group_30m``;
 * a **region**, a **segment** (tariff) or the **fleet**: the sum of its meters per bucket
-  (kWh) from ``agg_group_30m``.
+  (kWh) from ``agg_group_30m``, electricity meters only (gas, heat and water are summed
+  apart there, migration 0021).
 
 Buckets with no usable value (only gap rows not estimated, or only rejected readings)
 are left out rather than read as zero consumption: a forecaster must not learn that a
@@ -179,7 +180,8 @@ def actual_sql(described: Described) -> tuple[str, list[object]]:
         )
     return (
         "SELECT a.bucket AS ts, a.import_kwh AS value FROM agg_group_30m a"
-        f" WHERE a.dim = %s AND a.key = %s AND {_USABLE} AND a.bucket >= %s AND a.bucket < %s",
+        f" WHERE a.dim = %s AND a.key = %s AND a.commodity = 'electricity' AND {_USABLE}"
+        " AND a.bucket >= %s AND a.bucket < %s",
         [subject.kind, subject.key],
     )
 

@@ -1,9 +1,11 @@
 """Energy aggregates stay equal to a from-scratch recomputation under late data,
-corrections, operator edits and meters moving between groups.
+corrections, operator edits, meters moving between groups and meters of several
+commodities (electricity, gas, water) in one group, changing commodity too.
 
 Expected values are computed here from the stored readings and meters with Polars and
 ``zoneinfo`` (not with the aggregate SQL): 30-minute UTC buckets, group sums by the
-meters' current node, region and tariff, and local days by each instant's offset.
+meters' current node, region, tariff and commodity, and local days by each instant's
+offset.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ METERS = ("A", "B", "C")
 NODES = ("N1", "N2")
 REGIONS = ("north", "south")
 TARIFFS = ("std", "tou")
+COMMODITIES = ("electricity", "gas", "water")
+#: the commodity each meter starts with: one group holds electricity and water
+FIRST_COMMODITY = {"A": "electricity", "B": "water", "C": "electricity"}
 HALF_HOUR = dt.timedelta(minutes=30)
 
 
@@ -51,16 +56,20 @@ def _readings(meter: str, first: int, count: int, value: float) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def _meter(meter: str, node: str, region: str, tariff: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "meter_id": [meter],
-            "node_id": [node],
-            "region": [region],
-            "tariff": [tariff],
-            "timezone": ["Europe/London"],
-        }
-    )
+def _meter(
+    meter: str, node: str, region: str, tariff: str, commodity: str | None = None
+) -> pl.DataFrame:
+    """A meter's reference row; without ``commodity`` the stored one is kept."""
+    row = {
+        "meter_id": [meter],
+        "node_id": [node],
+        "region": [region],
+        "tariff": [tariff],
+        "timezone": ["Europe/London"],
+    }
+    if commodity is not None:
+        row["commodity"] = [commodity]
+    return pl.DataFrame(row)
 
 
 _ingest = st.tuples(
@@ -88,9 +97,16 @@ _move = st.tuples(
 _delete = st.tuples(
     st.just("delete"), st.sampled_from(METERS), st.integers(0, 150), st.integers(1, 12)
 )
+#: a meter's commodity corrected in reference data: its buckets change commodity in
+#: every group, the fleet included
+_recommodity = st.tuples(
+    st.just("recommodity"), st.sampled_from(METERS), st.sampled_from(COMMODITIES)
+)
 _refresh = st.tuples(st.just("refresh"))
 STEPS = st.lists(
-    st.one_of(_ingest, _ingest, _edit, _move, _delete, _refresh), min_size=2, max_size=8
+    st.one_of(_ingest, _ingest, _edit, _move, _delete, _recommodity, _refresh),
+    min_size=2,
+    max_size=8,
 )
 
 
@@ -127,6 +143,10 @@ def _apply(settings: Settings, database_url: str, step: tuple[Any, ...]) -> None
     elif kind == "move":
         _, meter, node, region, tariff = step
         submit_frames(settings, METER, [_meter(meter, node, region, tariff)])
+    elif kind == "recommodity":
+        _, meter, commodity = step
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE meters SET commodity = %s WHERE meter_id = %s", (commodity, meter))
     else:
         with psycopg.connect(database_url, autocommit=True) as conn:
             aggregates.refresh(conn)
@@ -165,16 +185,18 @@ def _expected(conn: psycopg.Connection[Any]) -> tuple[pl.DataFrame, pl.DataFrame
         )
     )
     refs = pl.DataFrame(
-        conn.execute("SELECT meter_id, node_id, region, tariff FROM meters").fetchall(),
-        schema=["meter_id", "node", "region", "segment"],
+        conn.execute("SELECT meter_id, node_id, region, tariff, commodity FROM meters").fetchall(),
+        schema=["meter_id", "node", "region", "segment", "commodity"],
         orient="row",
-    ).with_columns(fleet=pl.lit("all"))
+    ).with_columns(fleet=pl.lit("all"), commodity=pl.col("commodity").fill_null("electricity"))
     groups = []
     for dim in ("node", "region", "segment", "fleet"):
         part = (
-            meters.join(refs.select("meter_id", pl.col(dim).alias("key")), on="meter_id")
+            meters.join(
+                refs.select("meter_id", "commodity", pl.col(dim).alias("key")), on="meter_id"
+            )
             .filter(pl.col("key").is_not_null())
-            .group_by("key", "bucket")
+            .group_by("key", "commodity", "bucket")
             .agg(
                 pl.len().alias("meters"),
                 pl.col("import_kwh").sum(),
@@ -232,6 +254,21 @@ def _same(stored: pl.DataFrame, expected: pl.DataFrame, keys: list[str]) -> None
         ("delete", "A", 0, 2),
     ]
 )
+# the water meter B on A's node, then turned to gas after its buckets were built and
+# changed again before a refresh: every group (the fleet too) moves it between commodities
+@example(
+    steps=[
+        ("ingest", "A", 0, 8, 1.0),
+        ("ingest", "B", 0, 8, 2.0),
+        ("move", "B", "N1", "north", "std"),
+        ("refresh",),
+        ("recommodity", "B", "gas"),
+        ("ingest", "B", 4, 8, 0.5),
+        ("refresh",),
+        ("recommodity", "B", "electricity"),
+        ("edit", "B", 1, 2, 3.0),
+    ]
+)
 def test_aggregates_equal_a_recomputation(
     settings: Settings, database_url: str, steps: list[tuple[Any, ...]]
 ) -> None:
@@ -239,7 +276,9 @@ def test_aggregates_equal_a_recomputation(
     for meter, node, region, tariff in zip(
         METERS, NODES * 2, REGIONS * 2, TARIFFS * 2, strict=False
     ):
-        submit_frames(settings, METER, [_meter(meter, node, region, tariff)])
+        submit_frames(
+            settings, METER, [_meter(meter, node, region, tariff, FIRST_COMMODITY[meter])]
+        )
     for step in steps:
         _apply(settings, database_url, step)
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -249,9 +288,9 @@ def test_aggregates_equal_a_recomputation(
             _stored(conn, "agg_meter_30m", ["meter_id", "bucket"]), meters, ["meter_id", "bucket"]
         )
         _same(
-            _stored(conn, "agg_group_30m", ["dim", "key", "bucket"]),
+            _stored(conn, "agg_group_30m", ["dim", "key", "commodity", "bucket"]),
             groups,
-            ["dim", "key", "bucket"],
+            ["dim", "key", "commodity", "bucket"],
         )
         assert not aggregates.pending(conn)
 
@@ -288,3 +327,35 @@ def test_local_days_and_hours(settings: Settings, database_url: str) -> None:
     assert got[dt.date(2025, 3, 30)][1] == 46  # the short day
     assert all(h["start"].astimezone(zone).minute == 0 for h in hours)
     assert len(hours) == 3 * 24 - 1
+
+
+def test_group_answers_keep_commodities_apart(settings: Settings, database_url: str) -> None:
+    """A feeder with an electricity meter (1 kWh per half-hour) and a water meter (2 m³
+    per half-hour): the feeder's day is 48 kWh of electricity by default and 96 m³ of
+    water when asked, never 144; a meter answers in its own commodity and unit."""
+    submit_frames(settings, METER, [_meter("A", "N1", "north", "std", "electricity")])
+    submit_frames(settings, METER, [_meter("B", "N1", "north", "std", "water")])
+    for meter, value in (("A", 1.0), ("B", 2.0)):
+        rows = _readings(meter, 0, 48, value).with_columns(import_kwh=pl.lit(str(value)))
+        submit_frames(settings, READING, [rows])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+
+        def ask(dim: aggregates.Dim, key: str, commodity: str | None) -> aggregates.Answered:
+            return aggregates.answer(
+                conn, dim, key, "1d", "2025-03-29", "2025-03-30", "UTC", "UTC", commodity
+            )
+
+        power, water = ask("node", "N1", None), ask("fleet", "all", "water")
+        gas = ask("region", "north", "gas")
+        own = ask("meter", "B", None)
+        with pytest.raises(aggregates.BadQuery, match="measures water, not electricity"):
+            ask("meter", "B", "electricity")
+        with pytest.raises(aggregates.BadQuery, match="unknown commodity 'steam'"):
+            ask("node", "N1", "steam")
+    assert (power.commodity, power.unit) == ("electricity", "kWh")
+    assert [b["import_kwh"] for b in json.loads(power.buckets)] == pytest.approx([48 * 1.0])
+    assert (water.commodity, water.unit) == ("water", "m3")
+    assert [b["import_kwh"] for b in json.loads(water.buckets)] == pytest.approx([48 * 2.0])
+    assert json.loads(gas.buckets) == []
+    assert (own.commodity, own.unit) == ("water", "m3")
+    assert [b["present"] for b in json.loads(own.buckets)] == [48]

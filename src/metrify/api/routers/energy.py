@@ -48,6 +48,10 @@ class EnergyAnswer(BaseModel):
     key: str
     resolution: Literal["30m", "1h", "1d", "1w", "1mo"]
     tz: str
+    #: the commodity summed (a group's members of it; a meter's own)
+    commodity: Literal["electricity", "gas", "heat", "water"]
+    #: the unit of import_kwh, export_kwh (m3 for water) and of peak_kw per hour
+    unit: str
     buckets: list[EnergyBucket]
 
 
@@ -68,9 +72,14 @@ async def energy(
     segment: Name = None,
     fleet: bool = False,
     tz: Annotated[str | None, Query(max_length=64, description="IANA zone")] = None,
+    commodity: Annotated[
+        Literal["electricity", "gas", "heat", "water"] | None,
+        Query(description="which meters a group sums (default electricity); a meter's own"),
+    ] = None,
 ) -> Response:
-    """Energy (kWh), peak demand (kW) and interval counts per bucket in a zone (default:
-    the meter's own, or ``fleet_timezone`` for groups), from the aggregates."""
+    """Energy (kWh; water in m³), peak demand (kW) and interval counts per bucket in a
+    zone (default: the meter's own, or ``fleet_timezone`` for groups), from the
+    aggregates: a group sums its meters of one commodity, electricity unless asked."""
     try:
         dim, key = aggregates.subject(meter, node, region, segment, fleet)
     except aggregates.BadQuery:
@@ -78,7 +87,7 @@ async def energy(
             400, "give exactly one of meter, node, region, segment or fleet=true"
         ) from None
     await check_scope(state, principal, dim, key)
-    asked: Asked = (dim, key, resolution, start, end, tz)
+    asked: Asked = (dim, key, resolution, start, end, tz, commodity)
     body = state.energy.get(asked)
     if body is None:
         try:

@@ -144,13 +144,19 @@ async def live_tail(
     return tail, fresh
 
 
+#: the group rows whose energy is kWh of electricity (see migration 0021)
+_POWER = "commodity = 'electricity'"
+
+
 async def completeness(
     conn: AsyncConnection, regions: Sequence[str] | None, days: int = 1
 ) -> dict[str, Any]:
     """Interval counts by kind (present, missing, estimated, suspect, rejected) and the
     energy over the last ``days`` of aggregated data of the fleet or the reader's
     regions, and the energy of the newest half hour (its mean demand is twice that, in
-    kW), from the 30-minute aggregates (their primary key): the overview's cards."""
+    kW), from the 30-minute aggregates (their primary key): the overview's cards. Counts
+    are of every meter; energy of electricity meters (the groups keep each commodity
+    apart, and water m³ is no kWh)."""
     if regions is None:
         where, params = "dim = 'fleet'", []
     else:
@@ -162,8 +168,8 @@ async def completeness(
         SELECT (SELECT b FROM newest), coalesce(sum(n_present), 0),
                coalesce(sum(n_missing), 0), coalesce(sum(n_estimated), 0),
                coalesce(sum(n_suspect), 0), coalesce(sum(n_rejected), 0),
-               sum(import_kwh) FILTER (WHERE bucket = (SELECT b FROM newest)),
-               sum(import_kwh)
+               sum(import_kwh) FILTER (WHERE bucket = (SELECT b FROM newest) AND {_POWER}),
+               sum(import_kwh) FILTER (WHERE {_POWER})
         FROM g WHERE bucket > (SELECT b FROM newest) - make_interval(days => %s)
         """,
         [*params, days],
@@ -194,7 +200,8 @@ async def regions_summary(
         WITH scope AS (SELECT region, count(*) AS meters FROM meters
                        WHERE region IS NOT NULL AND {scope} GROUP BY region),
         agg AS (
-            SELECT key AS region, sum(import_kwh) AS import_kwh, sum(n_present) AS present,
+            SELECT key AS region, sum(import_kwh) FILTER (WHERE {_POWER}) AS import_kwh,
+                   sum(n_present) AS present,
                    sum(n_missing) AS missing, sum(n_estimated) AS estimated,
                    sum(n_suspect) AS suspect, sum(n_rejected) AS rejected
             FROM agg_group_30m
