@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from metrify.contracts.records import GRID, READING, WEATHER, Contract
+from metrify.contracts.records import EVENT, GRID, READING, WEATHER, Contract
 from metrify.stores import lake_outbox
 from metrify.stores.lake import Lake, LakeConflict
 from metrify.stores.pools import Connection
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 #: how often a day replacement beaten by a concurrent write to that day starts over
 SYNC_ATTEMPTS = 5
 
-#: the kinds the lake holds, by name (``--kind``)
-KINDS: dict[str, Contract] = {c.kind: c for c in (READING, GRID, WEATHER)}
+#: the kinds the lake holds, by name (``--kind``); meter events in their current version
+KINDS: dict[str, Contract] = {c.kind: c for c in (READING, GRID, WEATHER, EVENT)}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class DayState:
 
 
 def _content_columns(contract: Contract) -> list[str]:
-    return [*contract.fields, "quality", "status"]
+    judged = ["quality", "status"] if contract.time_series else []  # events are not judged
+    return [*contract.fields, *judged]
 
 
 def checksum(contract: Contract, frame: pl.DataFrame | None) -> str:

@@ -441,8 +441,19 @@ class Pipeline:
                 self.detector.commit(pending)
         elif self.contract is EVENT:
             records, rejects = _known_events(dedup.records, rejects)
-            result = events.write(self.store.conn, records, quarantine=rejects)
+            records = records.with_columns(
+                ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
+            )
+            result = events.write(
+                self.store.conn, records, quarantine=rejects, outbox=self.lake is not None
+            )
             self.summary.accepted += records.height
+            if self.lake is not None and records.height:
+                # the same hand-over as a time series: the lake gets what changed, and
+                # the days of unchanged events are compared before their entries go
+                assert result.changed_keys is not None
+                changed = records.join(result.changed_keys, on=list(EVENT.key), how="semi")
+                self._write_lake(_LakeWork(changed, result.outbox, result.unchanged_days))
         else:
             # Reference rows carry no quality flags; their own 'status' is lifecycle.
             columns = [c for c in self.contract.fields if c in self._present]

@@ -4,6 +4,11 @@ running): the writer and the one read model.
 Events are few beside readings (a handful per meter and month), so the table is plain,
 keyed by ``(meter_id, ts, event)``: the same event delivered twice changes nothing, a
 changed code or details replaces the stored ones (the newer report wins).
+
+The lake holds them too (kind ``events``, day partitions like the time series, current
+rows only): a write notes its days in the lake outbox in its own transaction and says
+which events it inserted or changed, so the pipeline sends those to the lake and a crash
+in between is caught up from the store (:mod:`metrify.pipeline.lakesync`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import polars as pl
 import psycopg
 
 from metrify.contracts.records import EVENT
+from metrify.stores import lake_outbox
 from metrify.stores.pools import AsyncConnection
 from metrify.stores.postgres import WriteResult, copy_frame, quarantine_rows
 from metrify.stores.reads.buckets import JsonRow, as_json_rows
@@ -35,11 +41,15 @@ def write(
     frame: pl.DataFrame,
     *,
     quarantine: pl.DataFrame | None = None,
+    outbox: bool = False,
 ) -> WriteResult:
-    """Upsert events (``EVENT`` fields plus ``source``), with the batch's quarantine
-    rows, in one transaction."""
+    """Upsert events (``EVENT`` fields plus ``source``, and ``ingested_at`` when given),
+    with the batch's quarantine rows, in one transaction. ``outbox``: note the batch's
+    UTC days for the lake; the result then names the changed events (``changed_keys``)
+    and the days of unchanged ones (``unchanged_days``, for the lake to compare)."""
     result = WriteResult()
-    cols = [*EVENT.fields, "source"]
+    cols = [*EVENT.fields, "source", *(["ingested_at"] if "ingested_at" in frame.columns else [])]
+    key = list(EVENT.key)
     with conn.transaction(), conn.cursor() as cur:
         if frame.height:
             cur.execute(
@@ -47,6 +57,9 @@ def write(
                 " (LIKE meter_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             cur.execute("DELETE FROM stage_meter_events")
+            if outbox:
+                days = frame["ts"].dt.date().unique().drop_nulls().sort().to_list()
+                result.outbox = lake_outbox.add(cur, EVENT.kind, days)
             copy_frame(cur, "stage_meter_events", frame.select(cols))
             names = ", ".join(cols)
             cur.execute(
@@ -55,12 +68,20 @@ def write(
                 SELECT {names} FROM stage_meter_events
                 ON CONFLICT (meter_id, ts, event) DO UPDATE
                 SET code = EXCLUDED.code, details = EXCLUDED.details,
-                    source = EXCLUDED.source, ingested_at = now()
+                    source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
                 WHERE (e.code, e.details) IS DISTINCT FROM (EXCLUDED.code, EXCLUDED.details)
-                RETURNING (xmax = 0) AS inserted
+                RETURNING (xmax = 0) AS inserted, {", ".join(key)}
                 """
             )
-            flags = [bool(r[0]) for r in cur.fetchall()]
+            rows = cur.fetchall()
+            flags = [bool(r[0]) for r in rows]
+            result.changed_keys = pl.DataFrame(
+                [r[1:] for r in rows],
+                schema={c: EVENT.schema[c] for c in key},
+                orient="row",
+            )
+            unchanged = frame.join(result.changed_keys, on=key, how="anti")
+            result.unchanged_days = unchanged["ts"].dt.date().unique().drop_nulls().sort().to_list()
             result.inserted = sum(flags)
             result.updated = len(flags) - result.inserted
             result.unchanged = frame.height - len(flags)

@@ -78,9 +78,23 @@ class Commit:
         }
 
 
+def versioned(contract: Contract | None) -> bool:
+    """Whether the lake keeps every version of the kind's records (time series, whose
+    replaced versions the store keeps in a history table), rather than the current one
+    (meter events: a re-sent event with other details replaces it, and the store keeps
+    no history of events)."""
+    return contract is None or contract.time_series
+
+
 def lake_schema(contract: Contract) -> dict[str, pl.DataType]:
-    """A kind's columns in the lake: the record, its version columns, the day."""
-    return {**contract.schema, **VERSION_TYPES, "date": pl.Date()}
+    """A kind's columns in the lake: the record, its version columns, the day. Meter
+    events are not judged, so they have no quality or status."""
+    versions = (
+        VERSION_TYPES
+        if contract.time_series
+        else {c: VERSION_TYPES[c] for c in ("source", VERSION_ID)}
+    )
+    return {**contract.schema, **versions, "date": pl.Date()}
 
 
 def _day_predicate(day: dt.date) -> str:
@@ -202,11 +216,13 @@ class Lake:
 
     def _merge_predicate(self, kind: str, columns: list[str]) -> tuple[str, str]:
         """(match, differs): a version matches on key + ``ingested_at`` (+ the day, so
-        only that day's files are read); a matched row is rewritten only if it differs."""
+        only that day's files are read); a matched row is rewritten only if it differs.
+        A kind kept in its current version only (:func:`versioned`) matches on the key."""
         contract = self._contract(kind)
         key = list(contract.key) if contract is not None else ["ts"]
-        match = " AND ".join(f"t.{c} = s.{c}" for c in [*key, VERSION_ID, "date"])
-        rest = [c for c in columns if c not in (*key, VERSION_ID, "date")]
+        identity = [*key, VERSION_ID] if versioned(contract) else key
+        match = " AND ".join(f"t.{c} = s.{c}" for c in [*identity, "date"])
+        rest = [c for c in columns if c not in (*identity, "date")]
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in rest) or "false"
         return match, differs
 
@@ -228,7 +244,8 @@ class Lake:
         stamps = pl.from_arrow(data.column(VERSION_ID))
         assert isinstance(stamps, pl.Series)
         lo, hi = stamps.min(), stamps.max()
-        if isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime):
+        current_only = not versioned(self._contract(kind))  # an older version must match
+        if isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime) and not current_only:
             match += (
                 f" AND t.{VERSION_ID} >= '{lo.isoformat()}'"
                 f" AND t.{VERSION_ID} <= '{hi.isoformat()}'"

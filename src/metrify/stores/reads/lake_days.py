@@ -3,8 +3,10 @@ record of that UTC day (the current rows and the versions they replaced).
 
 The lake keeps every accepted version (:mod:`metrify.stores.lake`); the store keeps the
 current one in the contract's table and the replaced ones in its history table, so the
-two together are the lake's content as it should be. ``metrify lake verify`` compares
-them; a repair writes them.
+two together are the lake's content as it should be. Meter events have no history
+table (a re-sent event replaces the stored one): for them the lake holds the current
+rows only, without quality or status. ``metrify lake verify`` compares them; a repair
+writes them.
 """
 
 from __future__ import annotations
@@ -21,11 +23,23 @@ from metrify.stores.postgres import HISTORY_TABLE, VERSION_COLUMNS, VERSION_TYPE
 _TIMES = ("ts", "ingested_at")
 
 
+def _tables(contract: Contract) -> list[str]:
+    """The contract's table and its history table, if it has one."""
+    history = HISTORY_TABLE.get(contract.table)
+    return [contract.table] if history is None else [contract.table, history]
+
+
+def version_columns(contract: Contract) -> tuple[str, ...]:
+    """The columns beside the record that the lake keeps of each version."""
+    if contract.table in HISTORY_TABLE:
+        return VERSION_COLUMNS
+    return tuple(c for c in VERSION_COLUMNS if c not in ("quality", "status"))
+
+
 def _union(contract: Contract, columns: str) -> str:
-    history = HISTORY_TABLE[contract.table]
-    return (
-        f"SELECT {columns} FROM {contract.table} WHERE ts >= %(lo)s AND ts < %(hi)s"
-        f" UNION ALL SELECT {columns} FROM {history} WHERE ts >= %(lo)s AND ts < %(hi)s"
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM {table} WHERE ts >= %(lo)s AND ts < %(hi)s"
+        for table in _tables(contract)
     )
 
 
@@ -49,11 +63,12 @@ def day_counts(
 
 def span(conn: Connection, contract: Contract) -> tuple[dt.date, dt.date] | None:
     """The first and last UTC day the store holds a version of (None: none)."""
-    history = HISTORY_TABLE[contract.table]
+    spans = " UNION ALL ".join(
+        f"SELECT min(ts) AS lo, max(ts) AS hi FROM {table}" for table in _tables(contract)
+    )
     row = conn.execute(
         "SELECT (min(lo) AT TIME ZONE 'UTC')::date, (max(hi) AT TIME ZONE 'UTC')::date FROM ("
-        f" SELECT min(ts) AS lo, max(ts) AS hi FROM {contract.table}"
-        f" UNION ALL SELECT min(ts), max(ts) FROM {history}) t"
+        f" {spans}) t"
     ).fetchone()
     if row is None or row[0] is None:
         return None
@@ -66,7 +81,9 @@ def history_days(conn: Connection, contract: Contract) -> list[dt.date]:
     history, nothing else), so the only days where finding the current version needs a
     window. Read AFTER fixing the lake version to read: a correction reaches the history
     table before the lake, so every replaced version in that lake version is counted."""
-    history = HISTORY_TABLE[contract.table]
+    history = HISTORY_TABLE.get(contract.table)
+    if history is None:
+        return []
     rows = conn.execute(
         f"SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {history} ORDER BY 1"
     ).fetchall()
@@ -75,8 +92,8 @@ def history_days(conn: Connection, contract: Contract) -> list[dt.date]:
 
 def versions(conn: Connection, contract: Contract, day: dt.date) -> pl.DataFrame:
     """Every version of the day's records, in the lake's columns and types."""
-    cols = [*contract.fields, *VERSION_COLUMNS]
-    schema = {**contract.schema, **VERSION_TYPES}
+    cols = [*contract.fields, *version_columns(contract)]
+    schema = {c: {**contract.schema, **VERSION_TYPES}[c] for c in cols}
     out = ", ".join(
         f"(extract(epoch FROM {c}) * 1000000)::bigint" if c in _TIMES else c for c in cols
     )
