@@ -40,6 +40,7 @@ def fresh_topics(bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> KafkaSettin
         topic_readings=f"{tag}.readings",
         topic_grid=f"{tag}.grid",
         topic_weather=f"{tag}.weather",
+        topic_events=f"{tag}.events",
         topic_deadletter=f"{tag}.deadletter",
         batch_max_ms=200,
         options=dict(CLIENT_OPTIONS),

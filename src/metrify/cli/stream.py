@@ -25,7 +25,9 @@ __all__ = ["produce_cmd", "worker_cmd"]
 def worker_cmd(
     kinds: Annotated[
         list[str],
-        typer.Option("--kind", help="readings, grid or weather (repeat; default: all three)"),
+        typer.Option(
+            "--kind", help="readings, grid, weather or events (repeat; default: all four)"
+        ),
     ] = [],  # noqa: B006
     metrics_port: Annotated[
         int | None,
@@ -56,7 +58,7 @@ def worker_cmd(
 @app.command("produce")
 @friendly
 def produce_cmd(
-    kind: Annotated[str, typer.Argument(help="readings, grid or weather")],
+    kind: Annotated[str, typer.Argument(help="readings, grid, weather or events")],
     paths: opts.Paths,
     maps: opts.Maps = [],  # noqa: B006
     sets: opts.Sets = [],  # noqa: B006

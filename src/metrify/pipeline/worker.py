@@ -1,8 +1,9 @@
 """The stream worker: Kafka topics -> the one pipeline -> PostgreSQL + lake -> commit.
 
 ``metrify worker`` runs :func:`run_worker`: one confluent-kafka consumer in the group
-``METRIFY_KAFKA_GROUP_ID`` reading the readings, grid and weather topics (or some of
-them), cutting the stream into micro-batches bounded by size (``batch_max_records``) and
+``METRIFY_KAFKA_GROUP_ID`` reading the readings, grid, weather and meter-event topics
+(or some of them; each topic's kind says which contract decodes its records),
+cutting the stream into micro-batches bounded by size (``batch_max_records``) and
 time (``batch_max_ms``, see :meth:`Worker._collect`). Each batch goes through the same
 :class:`~metrify.pipeline.stages.Pipeline` as a file load, then:
 

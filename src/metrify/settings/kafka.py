@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from metrify.settings.masking import mask_tree
 
 ENV_PREFIX: Final = "METRIFY_KAFKA_"
-KINDS: Final = ("readings", "grid", "weather")
+#: the record kinds with a topic each; meter events ride beside readings
+KINDS: Final = ("readings", "grid", "weather", "events")
 _MASK: Final = "***"
 #: the one string-valued librdkafka setting whose name has an underscore.
 _UNDERSCORED: Final = {"log.level": "log_level"}
@@ -42,6 +43,9 @@ class KafkaSettings(BaseSettings):
     topic_readings: str = "metrify.readings"
     topic_grid: str = "metrify.grid"
     topic_weather: str = "metrify.weather"
+    topic_events: str = Field(
+        default="metrify.events", description="meter events (power failure, tamper, ...)"
+    )
     topic_deadletter: str = "metrify.deadletter"
     batch_max_records: int = Field(
         default=100_000, ge=1, description="a micro-batch holds about this many records at most"
@@ -70,7 +74,7 @@ class KafkaSettings(BaseSettings):
         return bool(self.bootstrap_servers)
 
     def topic(self, kind: str) -> str:
-        """The topic of one record kind (readings, grid, weather)."""
+        """The topic of one record kind (readings, grid, weather, events)."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
         topic: str = getattr(self, f"topic_{kind}")

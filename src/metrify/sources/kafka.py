@@ -1,6 +1,7 @@
 """Kafka as a source: the wire format, decoding messages, and the producers.
 
-Topics: one per record kind (``metrify.readings``, ``metrify.grid``, ``metrify.weather``;
+Topics: one per record kind (``metrify.readings``, ``metrify.grid``, ``metrify.weather``,
+``metrify.events``;
 names in :class:`~metrify.settings.kafka.KafkaSettings`), plus a dead-letter
 topic for messages that cannot be decoded at all.
 
@@ -39,7 +40,7 @@ import orjson
 import polars as pl
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from metrify.contracts.records import GRID, READING, WEATHER, Contract
+from metrify.contracts.records import EVENT, GRID, READING, WEATHER, Contract
 from metrify.ops import tracing
 from metrify.settings.kafka import KafkaSettings
 from metrify.sources.batches import BadRow, ReaderError
@@ -64,7 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONTRACT_OF: Final[dict[str, Contract]] = {"readings": READING, "grid": GRID, "weather": WEATHER}
+CONTRACT_OF: Final[dict[str, Contract]] = {c.kind: c for c in (READING, GRID, WEATHER, EVENT)}
 #: records per message when a frame is sent: large enough to amortise per-message costs,
 #: small enough (about 150 KB of readings) to stay well under Kafka's 1 MB default.
 MESSAGE_RECORDS: Final = 500

@@ -1,6 +1,6 @@
 """The recovery drill (issue 25): load data, back up, destroy the installation, restore
 into the now empty ``METRIFY_HOME``, and find the same readings, totals, history, audit
-chain and lake.
+chain, meter events and lake (the events table included).
 
 The installation is a real embedded server in its own ``METRIFY_HOME`` (not the tests'
 shared database), so "destroy" is what an operator would suffer: the server stopped and
@@ -74,6 +74,10 @@ def _state(owner: str, lake: Path) -> dict[str, Any]:
         audit_rows = conn.execute(AUDIT_ROWS).fetchall()
         meters = conn.execute("SELECT count(*) FROM meters").fetchone()
         quarantine = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+        events = conn.execute(
+            "SELECT meter_id, ts, event, code, source FROM meter_events ORDER BY 1, 2, 3"
+        ).fetchall()
+    held = DeltaTable(str(lake / "events")).to_pyarrow_table().to_pylist()
     table = DeltaTable(str(lake / "readings"))
     frame = table.to_pyarrow_table().to_pylist()
     return {
@@ -82,6 +86,8 @@ def _state(owner: str, lake: Path) -> dict[str, Any]:
         "audit": audit_rows,
         "meters": meters,
         "quarantine": quarantine,
+        "events": events,
+        "lake_events": sorted((r["meter_id"], str(r["ts"]), r["event"]) for r in held),
         "lake_version": table.version(),
         "lake_rows": sorted(
             (r["meter_id"], str(r["ts"]), r["import_kwh"], str(r["ingested_at"])) for r in frame
@@ -106,18 +112,29 @@ def test_backup_destroy_restore_brings_back_the_same_data(home: Path, tmp_path: 
         for meter, ts, kwh in keys:
             writer.writerow([meter, ts.isoformat(), 900, f"{float(kwh) + 1.25:.3f}"])
     _invoke("ingest", "readings", str(fixes))
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "meter_id,ts,event,code\n"
+        f"{keys[0][0]},2026-01-01T00:00:00Z,power_failure,85\n"
+        f"{keys[0][0]},2026-01-01T00:20:00Z,power_restore,\n"
+        f"{keys[0][0]},2026-01-02T08:00:00Z,tamper,40\n"
+    )
+    _invoke("ingest", "events", str(events))
     with database.connect(settings) as conn:
         for i in range(3):
             audit.record(conn, audit.Event(actor=f"op{i}", actor_kind="user", action="drill.act"))
     before = _state(owner, home / "lake")
     assert len(before["history"]) == 5 and before["readings"][0] == 6 * 2 * 96
     assert len(before["audit"]) >= 3
+    assert len(before["events"]) == 3 and len(before["lake_events"]) == 3
 
     out = tmp_path / "backup"
     _invoke("backup", "--out", str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["store"]["rows"]["readings"] == 6 * 2 * 96
     assert manifest["lake"]["tables"]["readings"]["version"] == before["lake_version"]
+    assert manifest["store"]["rows"]["meter_events"] == 3
+    assert "events" in manifest["lake"]["tables"]
 
     # destroy: the server stopped, the whole installation removed
     assert embedded.stop(home)
@@ -144,7 +161,9 @@ def test_backup_destroy_restore_brings_back_the_same_data(home: Path, tmp_path: 
     assert summary["rows"]["readings"] == 6 * 2 * 96
 
     after = _state(owner, home / "lake")
-    for key in ("readings", "history", "meters", "quarantine", "lake_version", "lake_rows"):
+    assert summary["rows"]["meter_events"] == 3
+    keys_compared = ("readings", "history", "meters", "quarantine", "events", "lake_events")
+    for key in (*keys_compared, "lake_version", "lake_rows"):
         assert after[key] == before[key], key
     # the chain as it was, plus the restore's own row, and it verifies
     assert after["audit"][: len(before["audit"])] == before["audit"]
