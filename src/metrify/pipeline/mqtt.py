@@ -22,6 +22,10 @@ not decode, goes to quarantine with its reason and is acknowledged with its batc
 
 SIGTERM / SIGINT: the batch in hand is finished and acknowledged, then the client
 disconnects and :func:`run_mqtt` returns 0.
+
+TLS (``mqtts://``, a CA and optionally a client certificate) and a login are
+:class:`MqttOptions`' ``tls`` and ``login``; a broker that refuses them raises
+:class:`~metrify.sources.mqtt.BrokerRefused` before anything is loaded.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
 from metrify.sources import BadRow
 from metrify.sources.kafka import rows_frame
-from metrify.sources.mqtt import Message, Subscriber, broker_address, rows_of
+from metrify.sources.mqtt import Login, Message, Subscriber, Tls, broker_address, rows_of
 
 __all__ = ["MqttOptions", "run_mqtt"]
 
@@ -59,6 +63,10 @@ class MqttOptions:
     batch_max_messages: int = 20
     batch_max_ms: int = 500
     max_message_bytes: int = 1_000_000
+    #: TLS to the broker (None: plain TCP)
+    tls: Tls | None = None
+    #: the broker login (None: anonymous)
+    login: Login | None = None
 
 
 def run_mqtt(
@@ -81,7 +89,9 @@ def run_mqtt(
         signal.signal(signal.SIGTERM, halt)
         signal.signal(signal.SIGINT, halt)
     host, port = broker_address(options.broker)
-    subscriber = Subscriber(host, port, list(options.topics), options.client_id)
+    subscriber = Subscriber(
+        host, port, list(options.topics), options.client_id, options.tls, options.login
+    )
     if ready is not None:
         subscriber.subscribed = ready
     subscriber.start()

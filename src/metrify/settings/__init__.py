@@ -25,6 +25,7 @@ from metrify.settings.anomaly import AnomalyConfig
 from metrify.settings.api import ApiConfig
 from metrify.settings.commodities import CommodityConfig
 from metrify.settings.masking import mask_tree, mask_url
+from metrify.settings.mqtt import MqttConfig
 from metrify.settings.telemetry import TracingConfig
 from metrify.settings.vee import VeeConfig
 from metrify.settings.warehouse import WarehouseConfig
@@ -117,6 +118,9 @@ class Settings(BaseSettings):
         default_factory=AnomalyConfig, description="anomaly detectors and alert sinks"
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="REST API and its security")
+    mqtt: MqttConfig = Field(
+        default_factory=MqttConfig, description="MQTT broker login and TLS (metrify mqtt)"
+    )
     warehouse: WarehouseConfig = Field(
         default_factory=WarehouseConfig, description="dbt targets: DuckDB, PostgreSQL, Snowflake"
     )

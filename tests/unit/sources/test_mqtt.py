@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from metrify.sources.mqtt import broker_address, obis_field, rows_of
+from metrify.sources.mqtt import broker_address, broker_tls, obis_field, rows_of
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,17 @@ def test_broker_urls() -> None:
     assert broker_address("mqtt://broker") == ("broker", 1883)
     with pytest.raises(ValueError, match="mqtt://"):
         broker_address("http://x")
+
+
+def test_tls_broker_urls() -> None:
+    """mqtts:// means TLS on 8883 unless a port is given; a login never rides in the URL
+    (it would be in the process list), and the error does not repeat the password."""
+    assert broker_address("mqtts://broker") == ("broker", 8883)
+    assert broker_address("mqtts://broker:9883") == ("broker", 9883)
+    assert broker_tls("mqtts://broker") and broker_tls("ssl://b")
+    assert not broker_tls("mqtt://broker")
+    with pytest.raises(ValueError, match="no login in the URL") as caught:
+        broker_address("mqtts://user:hunter2@broker")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(ValueError, match="port"):
+        broker_address("mqtt://broker:99999")
