@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 KindOption = Annotated[
-    str | None, typer.Option("--kind", help="readings, grid or weather (default: all three)")
+    str | None, typer.Option("--kind", help="readings, grid, weather or events (default: all four)")
 ]
 FromOption = Annotated[
     str | None, typer.Option("--from", help="first UTC day, e.g. 2013-01-01 (default: the first)")

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from metrify.settings.kafka import KafkaSettings
+from metrify.settings.kafka import KINDS, KafkaSettings
 from unit.deploy.names import DEPLOY, parse_command, unknown_settings
 
 COMPOSE = DEPLOY / "compose"
@@ -73,7 +73,7 @@ def test_the_stack_has_the_distributed_shape(stack: dict[str, Any]) -> None:
     # the topics the stack creates are the ones the workers consume (the defaults)
     made = services["kafka-topics"]["command"][0]
     kafka_defaults = KafkaSettings(bootstrap_servers=None)
-    for kind in ("readings", "grid", "weather"):
+    for kind in KINDS:  # meter events included
         assert kafka_defaults.topic(kind) in made
     assert kafka_defaults.topic_deadletter in made
 
