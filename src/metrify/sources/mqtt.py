@@ -313,6 +313,8 @@ class Subscriber:
                 )
                 self.refused = f"{reason} ({hint})"
                 self.answered.set()
+            else:  # a later reconnect refused (credentials changed at the broker)
+                log.error("broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
         self.answered.set()
         self._pending = set()
@@ -331,6 +333,16 @@ class Subscriber:
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         self.connected.clear()
+        if not self.answered.is_set():
+            # closed before any CONNACK: over TLS 1.3 a broker that wants a client
+            # certificate says so only after the handshake, by closing the connection
+            hint = (
+                "it may want a client certificate: --tls-cert and --tls-key"
+                if self.tls is not None and self.tls.cert is None
+                else "see the broker's log"
+            )
+            self.refused = f"it closed the connection before answering ({hint})"
+            self.answered.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self.messages.put(Message(int(message.mid), str(message.topic), bytes(message.payload)))

@@ -10,6 +10,7 @@ is loaded; a password on the command line or in the URL is not accepted.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import getpass
 import hashlib
@@ -100,13 +101,14 @@ def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 
 def _server_cert(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, name: str = "127.0.0.1"
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A certificate signed by the CA, for 127.0.0.1 (a broker's; a client's too)."""
     key = _key()
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -144,6 +146,9 @@ class TlsBroker:
     port: int
     ca: Path
     rogue_ca: Path
+    #: a client certificate and key the CA signed
+    client_cert: Path
+    client_key: Path
     proc: subprocess.Popen[bytes]
 
 
@@ -153,17 +158,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
+def _start_broker(folder: Path, *, require_certificate: bool = False) -> Iterator[TlsBroker]:
     _need_mosquitto()
     ca_key, ca = _ca("metrify test CA")
     key, cert = _server_cert(ca_key, ca)
+    client_key, client_cert = _server_cert(ca_key, ca, "metrify-worker")
     _, rogue = _ca("some other CA")
+    tmp_path = folder
     files = {
         "ca.pem": ca.public_bytes(serialization.Encoding.PEM),
         "rogue.pem": rogue.public_bytes(serialization.Encoding.PEM),
         "server.pem": cert.public_bytes(serialization.Encoding.PEM),
         "server.key": _pem(key),
+        "client.pem": client_cert.public_bytes(serialization.Encoding.PEM),
+        "client.key": _pem(client_key),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
@@ -178,6 +186,7 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
         f"keyfile {tmp_path / 'server.key'}\n"
         f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\n"
         f"persistence false\nuser {getpass.getuser()}\n"
+        f"require_certificate {'true' if require_certificate else 'false'}\n"
     )
     log = tmp_path / "mosquitto.log"
     with log.open("wb") as out:
@@ -190,10 +199,23 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
         wait_until(listening, timeout=10)
-        yield TlsBroker(port, tmp_path / "ca.pem", tmp_path / "rogue.pem", proc)
+        yield TlsBroker(
+            port,
+            tmp_path / "ca.pem",
+            tmp_path / "rogue.pem",
+            tmp_path / "client.pem",
+            tmp_path / "client.key",
+            proc,
+        )
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
+    """TLS with a password (no client certificate asked)."""
+    yield from _start_broker(tmp_path)
 
 
 def _publish(broker: TlsBroker, topic: str, payload: bytes) -> None:
@@ -343,3 +365,35 @@ def test_refusals_in_process_and_no_password_on_the_command_line(
     result = runner.invoke(app, ["mqtt", "--broker", f"mqtts://u:p@127.0.0.1:{tls_broker.port}"])
     assert result.exit_code == 2 and "no login in the URL" in " ".join(result.output.split())
     assert "u:p@" not in result.output
+
+
+def test_client_certificate(settings: Settings, tmp_path: Path) -> None:
+    """A broker that requires a client certificate: without one the worker stops with a
+    line that names --tls-cert; with the CA-signed certificate and key it subscribes."""
+    brokers = _start_broker(tmp_path, require_certificate=True)
+    broker = next(brokers)
+    try:
+        base = worker.MqttOptions(
+            broker=f"mqtts://127.0.0.1:{broker.port}",
+            topics=("x/+/readings",),
+            client_id=f"c-{uuid.uuid4().hex[:6]}",
+            login=Login(USER, PASSWORD),
+        )
+        bare = dataclasses.replace(base, tls=Tls(ca=broker.ca))
+        with pytest.raises(BrokerRefused, match="--tls-cert"):
+            worker.run_mqtt(settings, bare, threading.Event())
+        signed = dataclasses.replace(
+            base, tls=Tls(ca=broker.ca, cert=broker.client_cert, key=broker.client_key)
+        )
+        stop, ready = threading.Event(), threading.Event()
+        thread = threading.Thread(
+            target=worker.run_mqtt, args=(settings, signed, stop), kwargs={"ready": ready}
+        )
+        thread.start()
+        try:
+            assert ready.wait(20), "not subscribed with the client certificate"
+        finally:
+            stop.set()
+            thread.join(30)
+    finally:
+        brokers.close()
