@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from metrify.cli import app
@@ -82,3 +83,32 @@ def test_events_reach_the_lake_and_verify_covers_them(settings: Settings, tmp_pa
     assert repaired.exit_code == 0, repaired.output
     assert _verify() == (0, [])
     assert Lake(settings.lake).read("events").height == 4
+
+
+def test_a_crash_before_the_events_lake_write_is_caught_up(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store commits the events, then the lake write fails: the outbox keeps their
+    days, verify reports them pending, and the next load brings them into the lake."""
+
+    def crash(self: Lake, kind: str, frame: pl.DataFrame) -> int:
+        raise OSError("simulated crash before the lake write")
+
+    path = tmp_path / "events.csv"
+    path.write_text(LOG)
+    with monkeypatch.context() as patch:
+        patch.setattr(Lake, "write", crash)
+        result = runner.invoke(app, ["ingest", "events", str(path), "--json"])
+        assert result.exit_code == 1, result.output  # the load says the lake write failed
+    code, days = _verify("--kind", "events")
+    assert code == 1
+    assert [(d["day"], d["store_rows"], d["lake_rows"], d["pending"]) for d in days] == [
+        ("2025-03-30", 2, 0, True),
+        ("2025-03-31", 1, 0, True),
+        ("2025-04-01", 1, 0, True),
+    ]
+    later = tmp_path / "later.csv"
+    later.write_text("meter_id,ts,event\nM3,2025-05-01T00:00:00Z,clock_set\n")
+    _ingest(later)
+    assert _verify() == (0, [])
+    assert Lake(settings.lake).read("events").height == 5
