@@ -22,6 +22,15 @@ Segmentation (CalTRACK's "three-month weighted"): one model per calendar month, 
 on that month's hours with weight 1 and the two neighbouring months' with weight 0.5,
 each month predicted by its own model; a month without its own data falls back to a
 model of the whole baseline period.
+
+One extension, on by default (``shrink=False`` is CalTRACK exactly): a month's 168
+hour-of-week coefficients, fitted on about two months of a household's noisy hours,
+carry much of that noise. So the whole-period model is fitted first, and each month's
+segment is a *correction* to it: fitted to what the whole-period model leaves, with a
+ridge penalty on its hour-of-week coefficients (an unpenalised level and temperature
+slopes), the penalty chosen per month from :data:`SHRINKAGES` by the leave-one-out
+error over the month's own hours (exact, from the hat matrix's diagonal). The month
+predicts as the whole-period model plus its correction.
 """
 
 from __future__ import annotations
@@ -183,8 +192,9 @@ def _fit_correction(
 ) -> tuple[_Segment, float]:
     """A month's correction to the whole-period model: the segment's coefficients
     fitted to ``y - offset`` with a ridge penalty on the hour-of-week coefficients
-    (each scaled by its own weighted count, so a penalty of 1 halves a coefficient
-    seen once) and an unpenalised level (a shift of the whole month). The penalty is
+    (each scaled by its own weighted count, so a penalty of 1 roughly halves every
+    coefficient) and an unpenalised level (a shift of the whole month) and temperature
+    slopes. The penalty is
     the one of ``penalties`` with the smallest leave-one-out error over the month's
     own hours (weight 1), from the hat matrix's diagonal: no refit per hour. Occupancy
     and bins come from ``y`` itself, as CalTRACK's do. Returns the segment and the
