@@ -150,7 +150,11 @@ PAIRS = {
         "daily_eemeter_legacy_test_cvrmse",
     ),
     "daily_vs_strict": ("daily_metrify_test_cvrmse", "daily_metrify_strict_test_cvrmse"),
+    "daily_unsplit_vs_eemeter": ("daily_metrify_unsplit_test_cvrmse", "daily_eemeter_test_cvrmse"),
+    "daily_vs_unsplit": ("daily_metrify_test_cvrmse", "daily_metrify_unsplit_test_cvrmse"),
     "hourly_vs_eemeter": ("hourly_metrify_test_cvrmse", "hourly_eemeter_test_cvrmse"),
+    "hourly_plain_vs_eemeter": ("hourly_metrify_plain_test_cvrmse", "hourly_eemeter_test_cvrmse"),
+    "hourly_vs_plain": ("hourly_metrify_test_cvrmse", "hourly_metrify_plain_test_cvrmse"),
 }
 
 
@@ -174,32 +178,46 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     log(f"{daily['meter'].n_unique()} meters: {daily.height} days, {hourly.height} hours")
 
     # Metrify, one meter at a time as the job does
+    # each variant timed on its own: the default model, and the ones it is compared with
     preds_d, preds_h = [], []
-    t0 = time.perf_counter()
+    seconds = {"metrify_daily": 0.0, "metrify_daily_unsplit": 0.0, "metrify_daily_strict": 0.0,
+               "metrify_hourly": 0.0, "metrify_hourly_plain": 0.0}  # fmt: skip
+
+    def timed(name: str, fit: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fit(*args, **kwargs)
+        seconds[name] += time.perf_counter() - t0
+        return out
+
     with baselines.one_thread():
         for rows in daily.partition_by("meter", maintain_order=True):
+            train = rows.filter("train")
             try:
-                model = baselines.fit_daily(rows.filter("train"))
-                strict = baselines.fit_daily(rows.filter("train"), weekend=False)
+                model = timed("metrify_daily", baselines.fit_daily, train)
+                unsplit = timed("metrify_daily_unsplit", baselines.fit_daily, train, split=False)
+                strict = timed("metrify_daily_strict", baselines.fit_daily, train, weekend=False)
                 got, got_strict = model.predict_days(rows), strict.predict_days(rows)
+                got_unsplit = unsplit.predict_days(rows)
                 kind = model.kind + ("+weekend" if model.weekend_shift is not None else "")
+                split = model.split
             except ValueError:
-                got = got_strict = np.full(rows.height, np.nan)
-                kind = "none"
+                got = got_strict = got_unsplit = np.full(rows.height, np.nan)
+                kind = split = "none"
             preds_d.append(
                 rows.select("meter", "day").with_columns(
-                    predicted=pl.Series(got), strict=pl.Series(got_strict), kind=pl.lit(kind)
+                    predicted=pl.Series(got), strict=pl.Series(got_strict),
+                    unsplit=pl.Series(got_unsplit), kind=pl.lit(kind), split=pl.lit(split),
                 )
-            )
-        seconds_daily = time.perf_counter() - t0
-        t0 = time.perf_counter()
+            )  # fmt: skip
         for rows in hourly.partition_by("meter", maintain_order=True):
-            model_h = baselines.fit_hourly(rows.filter("train"))
+            train = rows.filter("train")
+            model_h = timed("metrify_hourly", baselines.fit_hourly, train)
+            plain = timed("metrify_hourly_plain", baselines.fit_hourly, train, shrink=False)
             preds_h.append(rows.select("meter", "ts").with_columns(
-                predicted=pl.Series(model_h.predict(rows))))  # fmt: skip
-        seconds_hourly = time.perf_counter() - t0
+                predicted=pl.Series(model_h.predict(rows)),
+                plain=pl.Series(plain.predict(rows))))  # fmt: skip
     ours_d, ours_h = pl.concat(preds_d), pl.concat(preds_h)
-    log(f"Metrify: daily {seconds_daily:.1f} s, hourly {seconds_hourly:.1f} s")
+    log("Metrify: " + json.dumps({k: round(v, 1) for k, v in seconds.items()}))
 
     peer_meters = sorted(daily["meter"].unique().to_list())[: args.peer_meters]
     peer_daily = daily.filter(pl.col("meter").is_in(peer_meters))
@@ -224,17 +242,26 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for (meter,), d in joined_d.partition_by("meter", as_dict=True, maintain_order=True).items():
         h = joined_h.filter(pl.col("meter") == meter)
-        row: dict[str, Any] = {"meter": meter, "daily_form": d["kind"][0]}
+        row: dict[str, Any] = {
+            "meter": meter,
+            "daily_form": d["kind"][0],
+            "daily_split": d["split"][0],
+        }
         for split, keep in (("test", ~d["train"]), ("train", d["train"])):
             y = d.filter(keep)["kwh"].to_numpy()
             for col, name in (("predicted", "metrify"), ("strict", "metrify_strict"),
-                              ("ee", "eemeter"), ("ee_legacy", "eemeter_legacy")):  # fmt: skip
+                              ("unsplit", "metrify_unsplit"), ("ee", "eemeter"),
+                              ("ee_legacy", "eemeter_legacy")):  # fmt: skip
                 s = _scores(y, d.filter(keep)[col].fill_null(np.nan).to_numpy())
                 row[f"daily_{name}_{split}_cvrmse"] = s["cvrmse"]
                 row[f"daily_{name}_{split}_nmbe"] = s["nmbe"]
         for split, keep in (("test", ~h["train"]), ("train", h["train"])):
             y = h.filter(keep)["kwh"].to_numpy()
-            for col, name in (("predicted", "metrify"), ("ee", "eemeter")):
+            for col, name in (
+                ("predicted", "metrify"),
+                ("plain", "metrify_plain"),
+                ("ee", "eemeter"),
+            ):
                 s = _scores(y, h.filter(keep)[col].fill_null(np.nan).to_numpy())
                 row[f"hourly_{name}_{split}_cvrmse"] = s["cvrmse"]
                 row[f"hourly_{name}_{split}_nmbe"] = s["nmbe"]
@@ -251,13 +278,10 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "eemeter_failures_sample": {
             k: dict(list(v.items())[:3]) for k, v in peer["failed"].items()
         },
-        "seconds": {
-            "metrify_daily": seconds_daily,
-            "metrify_hourly": seconds_hourly,
-            **{f"eemeter_{k}": v for k, v in peer["seconds"].items()},
-        },
+        "seconds": {**seconds, **{f"eemeter_{k}": v for k, v in peer["seconds"].items()}},
         **{name: head_to_head(table, *cols) for name, cols in PAIRS.items()},
         "daily_forms": dict(table.group_by("daily_form").len().iter_rows()),
+        "daily_splits": dict(table.group_by("daily_split").len().iter_rows()),
         "per_meter": table.to_dicts(),
     }
 
@@ -418,10 +442,15 @@ def markdown(result: dict[str, Any], command: str) -> str:
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for key, label in (
-            ("daily_vs_eemeter", "daily: Metrify (CalTRACK + weekend term) vs eemeter DailyModel"),
+            ("daily_vs_eemeter", "daily: Metrify (season/day-type split) vs eemeter DailyModel"),
             (
                 "daily_vs_eemeter_legacy",
-                "daily: Metrify (CalTRACK + weekend term) vs eemeter DailyModel(legacy)",
+                "daily: Metrify (season/day-type split) vs eemeter DailyModel(legacy)",
+            ),
+            (
+                "daily_unsplit_vs_eemeter",
+                "daily: Metrify unsplit (CalTRACK + weekend term, the previous default)"
+                " vs eemeter DailyModel",
             ),
             (
                 "daily_strict_vs_eemeter",
@@ -431,9 +460,20 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 "daily_strict_vs_eemeter_legacy",
                 "daily: Metrify CalTRACK 2.0 strict vs eemeter DailyModel(legacy)",
             ),
-            ("daily_vs_strict", "daily: Metrify with weekend term vs Metrify strict (all meters)"),
-            ("hourly_vs_eemeter", "hourly: Metrify TOWT vs eemeter HourlyCaltrackModel"),
+            ("daily_vs_unsplit", "daily: Metrify split vs Metrify unsplit (all meters)"),
+            ("daily_vs_strict", "daily: Metrify split vs Metrify strict (all meters)"),
+            (
+                "hourly_vs_eemeter",
+                "hourly: Metrify TOWT (shrunk monthly corrections) vs eemeter HourlyCaltrackModel",
+            ),
+            (
+                "hourly_plain_vs_eemeter",
+                "hourly: Metrify TOWT plain (CalTRACK, the previous default) vs eemeter",
+            ),
+            ("hourly_vs_plain", "hourly: Metrify shrunk vs Metrify plain (all meters)"),
         ):
+            if key not in c:
+                continue
             h = c[key]
             lines.append(
                 f"| {label} | {h['meters']} | {h['metrify_at_least_as_good']} |"
@@ -442,7 +482,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
             )
         lines += [
             "",
-            f"Daily model forms chosen by Metrify's search: {c['daily_forms']}.",
+            f"Daily model forms chosen by Metrify's search (whole-year fit): {c['daily_forms']}.",
+            f"Daily splits chosen by the cross-validation: {c.get('daily_splits', '-')}.",
             f"eemeter ran on the first {c['peer_meters']} households only (it takes about a"
             " minute per household and model on this machine); Metrify on all of them."
             f" eemeter failures per model: {c['eemeter_failed']}."
@@ -458,18 +499,22 @@ def markdown(result: dict[str, Any], command: str) -> str:
             "",
             "### Per meter (held-out CV(RMSE) and NMBE, %)",
             "",
-            "| meter | daily form | daily CV Metrify | daily CV eemeter | daily CV eemeter legacy"
-            " | daily CV Metrify strict | daily NMBE Metrify | hourly CV Metrify"
-            " | hourly CV eemeter | hourly NMBE Metrify |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| meter | daily split | daily CV Metrify | daily CV eemeter | daily CV eemeter legacy"
+            " | daily CV Metrify unsplit | daily CV Metrify strict | daily NMBE Metrify"
+            " | hourly CV Metrify | hourly CV Metrify plain | hourly CV eemeter"
+            " | hourly NMBE Metrify |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in c["per_meter"]:
             lines.append(
-                f"| {r['meter']} | {r['daily_form']} | {_f(r['daily_metrify_test_cvrmse'])}"
+                f"| {r['meter']} | {r.get('daily_split', '-')}"
+                f" | {_f(r['daily_metrify_test_cvrmse'])}"
                 f" | {_f(r['daily_eemeter_test_cvrmse'])}"
                 f" | {_f(r['daily_eemeter_legacy_test_cvrmse'])}"
+                f" | {_f(r.get('daily_metrify_unsplit_test_cvrmse'))}"
                 f" | {_f(r['daily_metrify_strict_test_cvrmse'])}"
                 f" | {_f(r['daily_metrify_test_nmbe'])} | {_f(r['hourly_metrify_test_cvrmse'])}"
+                f" | {_f(r.get('hourly_metrify_plain_test_cvrmse'))}"
                 f" | {_f(r['hourly_eemeter_test_cvrmse'])} | {_f(r['hourly_metrify_test_nmbe'])} |"
             )
         lines.append("")

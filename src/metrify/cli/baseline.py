@@ -105,12 +105,19 @@ def fit(
 def _form(row: dict[str, Any]) -> str:
     p = row["params"]
     if row["model"] == "hourly":
-        return f"TOWT, {p['occupied_hours_of_week']} occupied hours/week, {p['segmentation']}"
+        shrunk = ", monthly corrections shrunk" if p.get("shrinkage") else ""
+        return (
+            f"TOWT, {p['occupied_hours_of_week']} occupied hours/week, {p['segmentation']}" + shrunk
+        )
     parts = [f"{p['intercept']:.2f} kWh/d"]
     if p["heating_slope"] is not None:
         parts.append(f"+ {p['heating_slope']:.3f} x HDD({p['heating_balance_c']:g} °C)")
     if p["cooling_slope"] is not None:
         parts.append(f"+ {p['cooling_slope']:.3f} x CDD({p['cooling_balance_c']:g} °C)")
+    segments = p.get("segments") or []
+    if len(segments) > 1:
+        # the whole-year line, then how the predictions are split
+        parts.append(f"(year); predicted by {len(segments)} segments: {p['split']}")
     return " ".join(parts)
 
 

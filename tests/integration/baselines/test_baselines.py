@@ -120,15 +120,22 @@ def usable(days: dict[dt.date, tuple[float, int]], temp: dict, lo: dt.date, hi: 
     return out
 
 
-def predict(params: dict, t: float, weekend: bool) -> float:
-    """The daily model's formula, written out from its parameters."""
-    use = params["intercept"]
-    if params["heating_slope"] is not None:
-        use += params["heating_slope"] * max(params["heating_balance_c"] - t, 0.0)
-    if params["cooling_slope"] is not None:
-        use += params["cooling_slope"] * max(t - params["cooling_balance_c"], 0.0)
-    if params["weekend_shift"] is not None and weekend:
-        use += params["weekend_shift"]
+def predict(params: dict, t: float, day: dt.date) -> float:
+    """The daily model's formula, written out from its parameters: the line of the
+    segment (months, and day type when weekdays and weekends are apart) the day is in."""
+    weekend = day.isoweekday() >= 6
+    (seg,) = [
+        s
+        for s in params["segments"]
+        if day.month in s["months"] and (s["days"] == "all" or (s["days"] == "weekend") == weekend)
+    ]
+    use = seg["intercept"]
+    if seg["heating_slope"] is not None:
+        use += seg["heating_slope"] * max(seg["heating_balance_c"] - t, 0.0)
+    if seg["cooling_slope"] is not None:
+        use += seg["cooling_slope"] * max(t - seg["cooling_balance_c"], 0.0)
+    if seg["weekend_shift"] is not None and weekend:
+        use += seg["weekend_shift"]
     return use
 
 
@@ -150,9 +157,7 @@ def test_fit_weather_effect_savings_and_the_job(
     want = usable(days[meter], temp, lo, hi)
     assert daily["n"] == len(want) >= 350
     y = np.array([kwh for kwh, _ in want.values()])
-    yhat = np.array(
-        [predict(daily["params"], t, d.isoweekday() >= 6) for d, (_, t) in want.items()]
-    )
+    yhat = np.array([predict(daily["params"], t, d) for d, (_, t) in want.items()])
     p = daily["p"]
     assert daily["cvrmse"] == pytest.approx(
         np.sqrt(((y - yhat) ** 2).sum() / (y.size - p)) / y.mean(), rel=1e-6

@@ -6,7 +6,7 @@ change, with ASHRAE Guideline 14's uncertainty.
 Frames in, results out; reading the series and storing the fits is the callers' job.
 """
 
-from metrify.analytics.baselines.daily import DailyModel, fit_daily
+from metrify.analytics.baselines.daily import DailyModel, DailySegment, fit_daily
 from metrify.analytics.baselines.hourly import HourlyModel, fit_hourly
 from metrify.analytics.baselines.meter import (
     Fit,
@@ -23,6 +23,7 @@ from metrify.analytics.baselines.weather import WeatherEffect, combine, month_bo
 
 __all__ = [
     "DailyModel",
+    "DailySegment",
     "Fit",
     "HourlyModel",
     "MeterSeries",

@@ -22,6 +22,15 @@ Segmentation (CalTRACK's "three-month weighted"): one model per calendar month, 
 on that month's hours with weight 1 and the two neighbouring months' with weight 0.5,
 each month predicted by its own model; a month without its own data falls back to a
 model of the whole baseline period.
+
+One extension, on by default (``shrink=False`` is CalTRACK exactly): a month's 168
+hour-of-week coefficients, fitted on about two months of a household's noisy hours,
+carry much of that noise. So the whole-period model is fitted first, and each month's
+segment is a *correction* to it: fitted to what the whole-period model leaves, with a
+ridge penalty on its hour-of-week coefficients (an unpenalised level and temperature
+slopes), the penalty chosen per month from :data:`SHRINKAGES` by the leave-one-out
+error over the month's own hours (exact, from the hat matrix's diagonal). The month
+predicts as the whole-period model plus its correction.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import scipy.linalg  # type: ignore[import-untyped]
 
 from metrify.analytics.baselines import metrics
 
-__all__ = ["BIN_EDGES_C", "HourlyModel", "fit_hourly", "occupancy"]
+__all__ = ["BIN_EDGES_C", "SHRINKAGES", "HourlyModel", "fit_hourly", "occupancy"]
 
 #: CalTRACK's temperature bin endpoints 30, 45, 55, 65, 75, 90 °F, in °C
 BIN_EDGES_C: Final = tuple(round((f - 32.0) * 5.0 / 9.0, 2) for f in (30, 45, 55, 65, 75, 90))
@@ -47,6 +56,8 @@ _OCC_HDD_C: Final = 10.0
 _OCC_CDD_C: Final = 18.33
 #: fewer hours than this and no model is fitted (a week of complete hours)
 MIN_HOURS: Final = 168
+#: the ridge penalties a month's correction to the whole-period model chooses from
+SHRINKAGES: Final = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def occupancy(frame: pl.DataFrame) -> np.ndarray:
@@ -113,13 +124,15 @@ def temperature_terms(t: np.ndarray, edges: list[float]) -> np.ndarray:
 class _Segment:
     """One fitted segment: its occupied hours of the week, the bin edges of occupied
     and of unoccupied hours, coefficients (168 time-of-week, then occupied and
-    unoccupied temperature slopes) and the rank of its design (its ``p``)."""
+    unoccupied temperature slopes) and the rank of its design (its ``p``); a shrunk
+    correction also has an unpenalised ``level`` (a shift of the whole month)."""
 
     occupied: np.ndarray
     edges: list[float]
     edges_unoccupied: list[float]
     beta: np.ndarray
     rank: int
+    level: float = 0.0
 
 
 def _temperature_part(
@@ -144,6 +157,16 @@ def _fit_segment(tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray) -
     temperature terms) to build, not a dense hours x 180 product)."""
     keep = w > 0
     tow, t, y, w = tow[keep], t[keep], y[keep], w[keep]
+    occupied, edges, edges_unocc, _, a, wz = _normal_equations(tow, t, y, w)
+    b = np.concatenate([np.bincount(tow, weights=w * y, minlength=168), wz.T @ y])
+    return _Segment(occupied, edges, edges_unocc, *_solve(a, b))
+
+
+def _normal_equations(
+    tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
+    """Occupancy, bins, the temperature columns ``z`` and ``X'WX`` of a segment's hours
+    (and ``W z`` for the right-hand sides)."""
     occupied = _occupancy(tow, t, y, w)
     is_occ = occupied[tow]
     edges, edges_unocc = bin_edges(t[is_occ]), bin_edges(t[~is_occ])
@@ -156,8 +179,78 @@ def _fit_segment(tow: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray) -
     a[:168, 168:] = cross
     a[168:, :168] = cross.T
     a[168:, 168:] = z.T @ wz
-    b = np.concatenate([np.bincount(tow, weights=w * y, minlength=168), wz.T @ y])
-    return _Segment(occupied, edges, edges_unocc, *_solve(a, b))
+    return occupied, edges, edges_unocc, z, a, wz
+
+
+def _fit_correction(
+    tow: np.ndarray,
+    t: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    offset: np.ndarray,
+    penalties: tuple[float, ...],
+) -> tuple[_Segment, float]:
+    """A month's correction to the whole-period model: the segment's coefficients
+    fitted to ``y - offset`` with a ridge penalty on the hour-of-week coefficients
+    (each scaled by its own weighted count, so a penalty of 1 roughly halves every
+    coefficient) and an unpenalised level (a shift of the whole month) and temperature
+    slopes. The penalty is
+    the one of ``penalties`` with the smallest leave-one-out error over the month's
+    own hours (weight 1), from the hat matrix's diagonal: no refit per hour. Occupancy
+    and bins come from ``y`` itself, as CalTRACK's do. Returns the segment and the
+    penalty chosen."""
+    keep = w > 0
+    tow, t, y, w, offset = tow[keep], t[keep], y[keep], w[keep], offset[keep]
+    occupied, edges, edges_unocc, z, a, wz = _normal_equations(tow, t, y, w)
+    target = y - offset
+    k = z.shape[1]
+    counts = np.diagonal(a)[:168].copy()
+    seen = counts > 0
+    cross = a[:168, 168:]
+    own = w >= 1.0
+    tw, z_own = tow[own], z[own]
+    b_tow = np.bincount(tow, weights=w * target, minlength=168)
+    b_z = np.concatenate([wz.T @ target, [(w * target).sum()]])
+    best: tuple[float, float, _Segment] | None = None
+    for penalty in penalties:
+        # the system by blocks: D (the indicators' diagonal, penalised), C (indicators
+        # x temperature columns and level), E (those columns among themselves); with
+        # no penalty the level is the indicators' sum and is left out
+        cols = k + 1 if penalty > 0 else k
+        d = counts * (1.0 + penalty)
+        c = np.column_stack([cross, counts])[:, :cols]
+        e = np.zeros((cols, cols))
+        e[:k, :k] = a[168:, 168:]
+        if cols > k:
+            e[k, :k] = e[:k, k] = wz.sum(axis=0)
+            e[k, k] = w.sum()
+        d_inv = np.where(seen, 1.0 / np.where(seen, d, 1.0), 0.0)
+        dc = c * d_inv[:, None]
+        schur = e - c.T @ dc
+        try:
+            s_inv = np.linalg.inv(schur)
+        except np.linalg.LinAlgError:
+            s_inv = np.linalg.pinv(schur)
+        rhs_z = b_z[:cols] - dc.T @ b_tow
+        beta_z = s_inv @ rhs_z
+        beta_tow = d_inv * b_tow - dc @ beta_z
+        u = np.column_stack([z_own, np.ones(tw.size)])[:, :cols]
+        # the hat matrix's diagonal for hour i (weight 1): x_i' M^-1 x_i, with the
+        # inverse's blocks D^-1 + D^-1 C S^-1 C' D^-1, -D^-1 C S^-1 and S^-1
+        g = dc[tw] @ s_inv
+        h = d_inv[tw] + np.einsum("ia,ia->i", g, dc[tw]) - 2.0 * np.einsum("ia,ia->i", g, u)
+        h += np.einsum("ia,ab,ib->i", u, s_inv, u)
+        resid = target[own] - beta_tow[tw] - u @ beta_z
+        loo = float(np.sum((resid / np.maximum(1.0 - h, 1e-6)) ** 2))
+        if best is None or loo < best[0]:
+            rank = int(seen.sum()) + int(np.linalg.matrix_rank(schur))
+            level = float(beta_z[k]) if cols > k else 0.0
+            seg = _Segment(
+                occupied, edges, edges_unocc, np.concatenate([beta_tow, beta_z[:k]]), rank, level
+            )
+            best = (loo, penalty, seg)
+    assert best is not None
+    return best[2], best[1]
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
@@ -180,7 +273,8 @@ def _solve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _predict_segment(seg: _Segment, tow: np.ndarray, t: np.ndarray) -> np.ndarray:
     out: np.ndarray = (
-        seg.beta[tow]
+        seg.level
+        + seg.beta[tow]
         + _temperature_part(tow, t, seg.occupied, seg.edges, seg.edges_unoccupied) @ seg.beta[168:]
     )
     return out
@@ -200,22 +294,39 @@ class HourlyModel:
     nmbe: float
     mean_kwh: float
     segmentation: str = field(default="three_month_weighted")
+    #: None: each month's segment is a model of its own (CalTRACK); else each month's
+    #: segment is a correction to ``whole``, ridge-shrunk by the penalty given per month
+    shrinkage: dict[int, float] | None = None
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Use per hour (kWh) for rows with ``tow``, ``month`` and ``temperature_c``."""
         tow = frame["tow"].to_numpy().astype(int)
         t = frame["temperature_c"].to_numpy().astype(float)
         month = frame["month"].to_numpy().astype(int)
+        return self._predict(tow, t, month)
+
+    def _predict(self, tow: np.ndarray, t: np.ndarray, month: np.ndarray) -> np.ndarray:
         out = np.empty(tow.size)
         for m in np.unique(month):
             rows = month == m
-            seg = self.months.get(int(m), self.whole)
-            out[rows] = _predict_segment(seg, tow[rows], t[rows])
+            seg = self.months.get(int(m))
+            if seg is None:
+                out[rows] = _predict_segment(self.whole, tow[rows], t[rows])
+            elif self.shrinkage is None:
+                out[rows] = _predict_segment(seg, tow[rows], t[rows])
+            else:
+                out[rows] = _predict_segment(self.whole, tow[rows], t[rows]) + _predict_segment(
+                    seg, tow[rows], t[rows]
+                )
         return out
 
     def summary(self) -> dict[str, object]:
         return {
             "segmentation": self.segmentation,
+            # the ridge penalty each month's correction chose (None: CalTRACK's segments)
+            "shrinkage": (
+                None if self.shrinkage is None else {str(m): v for m, v in self.shrinkage.items()}
+            ),
             "occupied_hours_of_week": int(self.occupied.sum()),
             "months": sorted(self.months),
             "bin_edges_c": self.whole.edges,
@@ -227,12 +338,20 @@ class HourlyModel:
         }
 
 
-def fit_hourly(frame: pl.DataFrame, *, segmentation: str = "three_month_weighted") -> HourlyModel:
+def fit_hourly(
+    frame: pl.DataFrame,
+    *,
+    segmentation: str = "three_month_weighted",
+    shrink: bool = True,
+) -> HourlyModel:
     """Fit TOWT to an hourly frame (``kwh``, ``temperature_c``, ``tow``, ``month``), as
     :func:`metrify.analytics.baselines.prepare.hourly_frame` makes it.
 
     ``segmentation`` is ``three_month_weighted`` (CalTRACK's default) or ``all`` (one
-    model for the whole period). Raises ValueError on too few hours."""
+    model for the whole period). With ``shrink`` (the default) each month's segment is
+    a correction to the whole-period model, ridge-shrunk by the penalty of
+    :data:`SHRINKAGES` its leave-one-out error prefers; ``shrink=False`` is CalTRACK
+    exactly (each month a model of its own). Raises ValueError on too few hours."""
     if segmentation not in ("three_month_weighted", "all"):
         raise ValueError(f"segmentation {segmentation!r}: use three_month_weighted or all")
     if frame.height < MIN_HOURS:
@@ -243,16 +362,25 @@ def fit_hourly(frame: pl.DataFrame, *, segmentation: str = "three_month_weighted
     month = frame["month"].to_numpy().astype(int)
     occupied = occupancy(frame)
     whole = _fit_segment(tow, t, y, np.ones_like(y))
+    base = _predict_segment(whole, tow, t) if shrink else None
     months: dict[int, _Segment] = {}
+    chosen: dict[int, float] = {}
     if segmentation == "three_month_weighted":
         for m in np.unique(month):
             before, after = (m - 2) % 12 + 1, m % 12 + 1
             w = np.where(month == m, 1.0, np.where((month == before) | (month == after), 0.5, 0.0))
-            months[int(m)] = _fit_segment(tow, t, y, w)
-    model = HourlyModel(occupied, months, whole, y.size, 0, 0.0, 0.0, float(y.mean()), segmentation)
-    yhat = model.predict(frame)
+            if base is None:
+                months[int(m)] = _fit_segment(tow, t, y, w)
+            else:
+                months[int(m)], chosen[int(m)] = _fit_correction(tow, t, y, w, base, SHRINKAGES)
+    model = HourlyModel(
+        occupied, months, whole, y.size, 0, 0.0, 0.0, float(y.mean()), segmentation,
+        chosen if months and shrink else None,
+    )  # fmt: skip
+    yhat = model._predict(tow, t, month)
     # p: the coefficients the hours were predicted with; with monthly segments each
-    # month's rows carry that month's (the mean over the hours)
+    # month's rows carry that month's (the mean over the hours; a shrunk correction
+    # counts its own rank, the whole-period model's is shared by every month)
     p = round(float(np.mean([months[int(m)].rank for m in month]))) if months else whole.rank
     return HourlyModel(
         occupied,
@@ -264,4 +392,5 @@ def fit_hourly(frame: pl.DataFrame, *, segmentation: str = "three_month_weighted
         metrics.nmbe(y, yhat, p),
         float(y.mean()),
         segmentation,
+        model.shrinkage,
     )

@@ -6,13 +6,16 @@ change; the daily baseline model, fitted on the year up to the month's end, pred
 use per day from each month's own temperatures, and the difference between those two
 predictions is the part the weather explains (the same household, only the weather
 changed). The model is additive, so the weather's part is exactly the difference of
-its degree-day terms ``w(T)``; a model with a weekend term also has a calendar part
-(one month has more weekend days than the other). What is left is everything else:
-behaviour, appliances, occupancy::
+its degree-day terms ``w(T)``, each day's from its own segment (season and day type)
+when the model is split; the calendar's part is the difference of the rest of the
+model, ``c``: the intercepts and weekend shifts (one month has more weekend days than
+the other; a split model's winter intercept is not its summer one: the lights, the
+holidays). What is left is everything else: behaviour, appliances, occupancy::
 
     actual   = mean use per day in month   - mean use per day in against
     weather  = mean w(T) per day in month  - mean w(T) per day in against
-    calendar = weekend shift x (weekend share of month - weekend share of against)
+    calendar = mean c per day in month     - mean c per day in against
+               (unsplit: weekend shift x (weekend share of month - of against))
     other    = actual - weather - calendar
 
 Per day, so that months of 30 and 31 days compare; the kWh figures are those times the
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from metrify.analytics.baselines.daily import DailyModel
+from metrify.analytics.baselines.daily import DailyModel, day_calendar
 
 __all__ = ["WeatherEffect", "combine", "month_bounds", "weather_effect"]
 
@@ -112,12 +115,14 @@ def weather_effect(
     t_then = then["temperature_c"].to_numpy()
     actual_now = float(now["kwh"].mean())  # type: ignore[arg-type]
     actual_then = float(then["kwh"].mean())  # type: ignore[arg-type]
-    weather = float(np.mean(model.weather_part(t_now)) - np.mean(model.weather_part(t_then)))
-    calendar = 0.0
-    if model.weekend_shift is not None:
-        share_now = float(np.mean(now["day"].dt.weekday().to_numpy() >= 6))
-        share_then = float(np.mean(then["day"].dt.weekday().to_numpy() >= 6))
-        calendar = model.weekend_shift * (share_now - share_then)
+    (we_now, m_now), (we_then, m_then) = day_calendar(now), day_calendar(then)
+    weather = float(
+        np.mean(model.weather_part(t_now, we_now, m_now))
+        - np.mean(model.weather_part(t_then, we_then, m_then))
+    )
+    calendar = float(
+        np.mean(model.base_part(we_now, m_now)) - np.mean(model.base_part(we_then, m_then))
+    )
     change = actual_now - actual_then
     return WeatherEffect(
         month=month,

@@ -87,3 +87,38 @@ def test_too_few_hours_is_an_error() -> None:
     frame = hours(n_days=3).with_columns(kwh=pl.lit(1.0))
     with pytest.raises(ValueError, match="at least"):
         fit_hourly(frame)
+
+
+def test_shrunk_monthly_corrections_keep_what_the_months_share_and_their_own_level() -> None:
+    """A household with one weekly profile all year and a month-by-month level (the
+    months differ by a constant); noisy hours. The shrunk model keeps each month's
+    level (unpenalised) and pulls the month's hour-of-week noise towards the year's
+    profile, so it predicts a second year of the same household better than CalTRACK's
+    month-by-month models, which fit each month's noise."""
+    frame = hours(n_days=728, seed=8)
+    tow, month = frame["tow"].to_numpy(), frame["month"].to_numpy()
+    profile = 0.3 + 0.5 * ((tow % 24 >= 17) & (tow % 24 < 22))
+    level = 0.05 * month
+    truth = profile + level
+    rng = np.random.default_rng(9)
+    use = truth + rng.normal(0.0, 0.4, truth.size)
+    frame = frame.with_columns(kwh=pl.Series(use), truth=pl.Series(truth))
+    first, second = frame.head(364 * 24), frame.tail(364 * 24)
+    shrunk = fit_hourly(first)
+    plain = fit_hourly(first, shrink=False)
+    assert shrunk.shrinkage is not None and plain.shrinkage is None
+    assert set(shrunk.shrinkage) == set(range(1, 13))
+    # against the noise-free truth of the unseen year
+    want = second["truth"].to_numpy()
+    err = {
+        name: float(np.sqrt(np.mean((m.predict(second) - want) ** 2)))
+        for name, m in (("shrunk", shrunk), ("plain", plain))
+    }
+    assert err["shrunk"] < 0.8 * err["plain"]
+    # the months' levels survive the shrinkage. Each month's segment is fitted on its
+    # three-month window (neighbours at weight 0.5), so its level is the window's:
+    # July (0.5 x 0.30 + 0.35 + 0.5 x 0.40) / 2 = 0.35, January (0.5 x 0.60 + 0.05 +
+    # 0.5 x 0.10) / 2 = 0.20 above the profile: July is 0.15 kWh above January
+    jan, jul = second["month"].to_numpy() == 1, second["month"].to_numpy() == 7
+    got = shrunk.predict(second)
+    assert got[jul].mean() - got[jan].mean() == pytest.approx(0.15, abs=0.03)

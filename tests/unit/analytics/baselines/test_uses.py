@@ -102,3 +102,28 @@ def test_frames_are_local_days_and_complete_hours() -> None:
     assert first["tow"] == 5 * 24  # Saturday 00:00 local (GMT on 30 March)
     after = hours.filter(pl.col("ts") == dt.datetime(2013, 3, 31, 12, tzinfo=dt.UTC))
     assert after["tow"][0] == 6 * 24 + 13  # Sunday 13:00 BST
+
+
+def test_a_split_models_weather_and_calendar_parts_come_from_each_days_segment() -> None:
+    """Winter (Nov-Feb): 9 + 0.6 x HDD(12 °C); the rest of the year 5 + 0.3 x HDD(14 °C).
+    March (rest) at 8 °C against February (winter) at 4 °C, use exactly on the lines."""
+    from metrify.analytics.baselines import DailySegment
+
+    cold = DailySegment((1, 2, 11, 12), "all", "hdd_only", 9.0, 12.0, 0.6, None, None, None, 100)
+    mild = DailySegment(
+        (3, 4, 5, 6, 7, 8, 9, 10), "all", "hdd_only", 5.0, 14.0, 0.3, None, None, None, 200
+    )
+    split = DailyModel(
+        "hdd_only", 6.0, 15.0, 0.4, None, None, None, 300, 4, 0, 0, 0, 0, 7.0,
+        split="winter|rest/week", segments=(cold, mild),
+    )  # fmt: skip
+    feb = month_days(dt.date(2023, 2, 1), 4.0, 0.0).with_columns(kwh=pl.lit(9.0 + 0.6 * 8.0))
+    mar = month_days(dt.date(2023, 3, 1), 8.0, 0.0).with_columns(kwh=pl.lit(5.0 + 0.3 * 6.0))
+    effect = weather_effect(split, pl.concat([feb, mar]), "2023-03", "2023-02")
+    # per day: weather 0.3 x 6 - 0.6 x 8 = -3.0; calendar (the intercepts) 5 - 9 = -4.0
+    assert effect.change_per_day == pytest.approx((5.0 + 1.8) - (9.0 + 4.8))
+    assert effect.weather_per_day == pytest.approx(-3.0)
+    assert effect.calendar_per_day == pytest.approx(-4.0)
+    assert effect.other_per_day == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="month"):
+        split.predict(np.array([5.0]), np.array([0]))
