@@ -413,6 +413,7 @@ def needs_detection(contract: Contract, mapping: Mapping, columns: list[str]) ->
     return (
         mapping.detect_interval
         and mapping.interval_s is None
+        and contract.time_series
         and "interval_s" in contract.schema
         and "interval_s" not in mapping.constants
         and mapping.resolve(columns).source_column("interval_s") not in columns

@@ -224,7 +224,10 @@ def build_mapping(
         units=conversions,
         header=header,
         register_digits=register_digits,
-        detect_interval=detect_interval and interval_s is None and "interval_s" in contract.schema,
+        detect_interval=detect_interval
+        and interval_s is None
+        and contract.time_series
+        and "interval_s" in contract.schema,
     )
     if REGISTER_FIELD in columns and ENERGY_FIELD not in columns and ENERGY_FIELD not in constants:
         # Interval energy will be derived from the register (unless the file has a
