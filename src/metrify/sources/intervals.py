@@ -32,7 +32,7 @@ given with ``--interval``.
 The rows held back at any time are bounded (:data:`HOLD_ROWS`, about a few chunks): a
 meter still undecided when the bound is reached is decided with what was seen. Only the
 rows of undecided meters are parsed for their times (their first
-:data:`PROBE_ROWS` per batch), and only their id, time and value columns: once every
+:data:`PROBE_ROWS` per batch), and only the columns decoding needs: once every
 meter of a file is decided, a batch costs one membership test and one lookup on its id
 column.
 
