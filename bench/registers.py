@@ -1,5 +1,8 @@
 """What deriving interval energy from registers, and converting units, add to decoding.
 
+(``--unit`` alone is also measured paired: the same kWh column decoded with and without
+``--unit import_kwh=Wh``, in alternating order; and the one-time start of pint.)
+
 The same readings decoded two ways, in process (no store): as interval energy in kWh
 (the plain path), and as cumulative register reads in Wh (``--unit register_kwh=Wh``)
 followed by the register derivation (:mod:`metrify.sources.registers`). Two inputs:
@@ -71,9 +74,34 @@ def _real() -> tuple[pl.DataFrame, int]:
     return raw.with_columns(meter_id=pl.lit("NL")), 3600
 
 
+def _paired(runs: int, first: Callable[[], object], second: Callable[[], object]) -> list[float]:
+    """Medians of ``first`` and ``second`` timed in alternating order (ABBA...), so a
+    change in the machine's load hits both alike."""
+    times: list[list[float]] = [[], []]
+    for run in range(runs):
+        order = (0, 1) if run % 2 == 0 else (1, 0)
+        for which in order:
+            work = first if which == 0 else second
+            start = time.perf_counter()
+            work()
+            times[which].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def pint_start() -> float:
+    """Seconds of the first ``--unit`` of a command: pint's registry loaded, once."""
+    start = time.perf_counter()
+    build_mapping(READING, units=["import_kwh=Wh"], interval_s=1800)
+    return time.perf_counter() - start
+
+
 def measure(raw: pl.DataFrame, interval_s: int, runs: int) -> dict[str, Any]:
-    """Seconds to decode as intervals, to decode as registers in Wh, and to derive."""
+    """Seconds to decode as intervals, to decode as registers in Wh, and to derive;
+    and, paired, to decode the same intervals with and without ``--unit``."""
     plain = build_mapping(READING, maps=["import_kwh=register"], interval_s=interval_s)
+    converted = build_mapping(
+        READING, maps=["import_kwh=register"], units=["import_kwh=Wh"], interval_s=interval_s
+    )
     registers = build_mapping(
         READING, maps=["register_kwh=register"], units=["register_kwh=Wh"], interval_s=interval_s
     )
@@ -89,6 +117,14 @@ def measure(raw: pl.DataFrame, interval_s: int, runs: int) -> dict[str, Any]:
         "derive_s": _median(runs, derive),
     }
     out["derive_per_million_s"] = out["derive_s"] / raw.height * 1e6
+    without, with_unit = _paired(
+        max(runs, 5),
+        lambda: decode(READING, raw, plain),
+        lambda: decode(READING, raw, converted),
+    )
+    out["paired_decode_kwh_s"] = without
+    out["paired_decode_kwh_unit_wh_s"] = with_unit
+    out["unit_per_million_s"] = (with_unit - without) / raw.height * 1e6
     return out
 
 
@@ -99,6 +135,7 @@ def main() -> None:
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "load_before": os.getloadavg()[0],
+        "pint_first_unit_s": pint_start(),
         "synthetic_1m": measure(*_synthetic(), args.runs),
         "dutch_home_5y_hourly": measure(*_real(), args.runs),
         "load_after": os.getloadavg()[0],

@@ -163,6 +163,10 @@ def print_summary(summary: Summary, *, as_json: bool) -> None:
     table.add_row("seconds", f"{summary.seconds:.2f}")
     if data["rate_per_s"]:
         table.add_row("rate", f"{data['rate_per_s']:,} records/s")
+    for seconds, meters in summary.intervals.items():
+        table.add_row(
+            "interval", f"{seconds} s detected for {meters:,} meter{'s' if meters != 1 else ''}"
+        )
     console.print(table)
     if summary.reasons:
         reasons = Table(title="rejections by reason", show_header=True)

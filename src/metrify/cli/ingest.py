@@ -13,7 +13,7 @@ from metrify.cli import options as opts
 from metrify.cli.apps import app
 from metrify.cli.common import UserError, friendly, load_settings, print_summary
 from metrify.cli.progress import LoadProgress, tallied_alerts
-from metrify.contracts.records import CONTRACTS, contract
+from metrify.contracts.records import CONTRACTS, Contract, contract
 from metrify.pipeline.session import ingest_files, open_session
 from metrify.sources import ReaderError, read_batches
 from metrify.sources.mapping import Mapping, MappingError, build_mapping, check_mapped_columns
@@ -25,6 +25,9 @@ KINDS = ", ".join(CONTRACTS)
 #: rows read from each file before the load to see its columns (JSON lines may differ
 #: in their keys; a mapped key in none of the first rows is taken as a wrong name).
 _PEEK_ROWS = 1_000
+#: rows read from each file before a load without --interval, to refuse a file whose
+#: interval cannot be detected before anything is stored
+_INTERVAL_PEEK_ROWS = 50_000
 
 
 def _check_mapped(path: Path, mapping: Mapping) -> None:
@@ -49,6 +52,34 @@ def _check_mapped(path: Path, mapping: Mapping) -> None:
         raise UserError(f"{path.name}: {exc}") from None
 
 
+def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> None:
+    """Refuse the command, before anything is stored, when the first rows of a file
+    without an interval (no ``--interval``, no interval column) show a meter whose
+    interval cannot be detected from its timestamps (see
+    :mod:`metrify.sources.intervals`). Meters not yet conclusive in those rows are
+    judged during the load."""
+    from metrify.sources.intervals import detect_intervals, needs_detection, refusal
+
+    try:
+        batches = read_batches(path, _INTERVAL_PEEK_ROWS, header=mapping.header)
+        try:
+            first = next(batches, None)
+            complete = first is not None and next(batches, None) is None
+        finally:
+            if isinstance(batches, Generator):
+                batches.close()
+    except (ReaderError, OSError):
+        return
+    if first is None or not needs_detection(spec, mapping, first.data.columns):
+        return
+    detector = detect_intervals([first], spec, mapping, complete=complete)
+    if detector.refused:
+        meter, verdict = next(iter(detector.refused.items()))
+        more = len(detector.refused) - 1
+        others = f" (and {more} more meter{'s' if more != 1 else ''})" if more else ""
+        raise UserError(f"{path.name}: {refusal(meter, verdict)}{others}")
+
+
 @app.command("ingest")
 @friendly
 def ingest_cmd(
@@ -71,6 +102,9 @@ def ingest_cmd(
 
     Progress goes to stderr: a bar on a terminal, plain lines otherwise. Alerts raised
     by the load are counted per severity at the end (metrify anomalies list shows them).
+    Without --interval, a file with no interval column has each meter's interval
+    detected from its timestamps (reported in the summary; a file whose interval
+    cannot be told is refused, naming the candidates).
     """
     try:
         spec = contract(kind)
@@ -87,10 +121,14 @@ def ingest_cmd(
         units=units,
         header=not no_header,
         register_digits=register_digits,
+        detect_interval=True,
     )
     if mapping.columns:
         for path in paths:
             _check_mapped(path, mapping)
+    if mapping.detect_interval:
+        for path in paths:
+            _check_intervals(path, spec, mapping)
     settings = load_settings()
     total = 0
     for path in paths:

@@ -37,8 +37,17 @@ class Summary:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: a file load without ``--interval``: meters per detected interval (seconds). In
+    #: :meth:`as_dict` only when some interval was detected (the API never detects).
+    intervals: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        out = self._counts()
+        if self.intervals:
+            out["intervals_detected"] = {str(s): n for s, n in sorted(self.intervals.items())}
+        return out
+
+    def _counts(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "read": self.read,

@@ -128,7 +128,9 @@ def ingest_files(
     ``progress`` hears of every batch's bytes, ``file_done`` of every file read to its
     end (or given up on)."""
     from metrify.sources import ReaderError, read_batches
+    from metrify.sources.filechecks import FileChecks
 
+    checks = FileChecks(contract, mapping)
     catch_up_lake(session)
     pipeline = session.pipeline(
         contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
@@ -141,11 +143,12 @@ def ingest_files(
         ok = True
         with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
             try:
-                for batch in read_batches(path, batch_rows, header=mapping.header):
+                batches = read_batches(path, batch_rows, header=mapping.header)
+                for batch, used in checks.batches(batches):
                     pipeline.submit(
                         batch.data,
                         source=batch.source,
-                        mapping=mapping,
+                        mapping=used,
                         first_line=batch.first_line,
                         lines=batch.lines,
                         bad=batch.bad,
@@ -165,6 +168,7 @@ def ingest_files(
         if file_done is not None:
             file_done(path)
     summary = pipeline.close()
+    checks.report(summary)
     counter.update(summary)
     return summary
 

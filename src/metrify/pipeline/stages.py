@@ -51,6 +51,8 @@ from metrify.settings import Settings
 from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
 from metrify.sources.decode import REJECT_SCHEMA, Decoded, decode
+from metrify.sources.dlms import REASON as DLMS_REASON
+from metrify.sources.dlms import decode_codes
 from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
@@ -1035,8 +1037,10 @@ _EVENT_NAMES: Final[dict[str, MeterEvent]] = {
 def _known_events(
     records: pl.DataFrame, rejects: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Events with their names made the contract's (``Power Off`` is ``power_failure``);
-    events no name fits go to quarantine, saying which names are known."""
+    """Events with their names made the contract's (``Power Off`` is ``power_failure``,
+    DLMS/COSEM code ``40`` is ``cover_open``: :mod:`metrify.sources.dlms`); events no
+    name or code fits go to quarantine, saying which names are known."""
+    records, coded = decode_codes(records, _EVENT_NAMES)
     words = (
         pl.col("event")
         .str.strip_chars()
@@ -1056,7 +1060,7 @@ def _known_events(
     bad = pl.col("event").is_null()
     odd = named.filter(bad)
     named = named.filter(~bad).drop("_given")
-    if not odd.height:
+    if not odd.height and not coded.height:
         return named, rejects
     refused = odd.select(
         raw=pl.struct(pl.exclude("source", "event", "_given"), event="_given").struct.json_encode(),
@@ -1065,4 +1069,13 @@ def _known_events(
         kind=pl.lit(EVENT.kind),
         source=pl.col("source"),
     )
-    return named, pl.concat([rejects, refused.select(rejects.columns)])
+    unknown_codes = coded.select(
+        raw=pl.struct(pl.exclude("source", DLMS_REASON)).struct.json_encode(),
+        reason=pl.col(DLMS_REASON),
+        line=pl.lit(None, dtype=pl.Int32),
+        kind=pl.lit(EVENT.kind),
+        source=pl.col("source"),
+    )
+    return named, pl.concat(
+        [rejects, refused.select(rejects.columns), unknown_codes.select(rejects.columns)]
+    )

@@ -8,7 +8,7 @@ its original fields as JSON and a reason, for the quarantine table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
@@ -218,7 +218,7 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
     one run (the API's grouped requests) can refuse one input before the run starts.
     Interval energy is not required of a source that supplies a cumulative register
     (it is derived from the register, see :mod:`metrify.sources.registers`)."""
-    mapping = mapping.resolve(columns)
+    mapping = _code_as_event(contract, mapping.resolve(columns), columns)
     available = set(columns)
     required = _required(contract, mapping, columns)
     for name in contract.schema:
@@ -240,6 +240,21 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
             f"no column for required field {name!r}{mapped}; "
             f"columns are {', '.join(columns)}; {hint}"
         )
+
+
+def _code_as_event(contract: Contract, mapping: Mapping, columns: list[str]) -> Mapping:
+    """For meter events with a code column and no event column (a DLMS/COSEM event log
+    of numbers), the code read as the event too: the pipeline names the event by its
+    code (:mod:`metrify.sources.dlms`) and keeps the code as given."""
+    if (
+        "event" not in contract.schema
+        or "code" not in contract.schema
+        or "event" in mapping.constants
+        or mapping.source_column("event") in columns
+        or mapping.source_column("code") not in columns
+    ):
+        return mapping
+    return replace(mapping, columns={**mapping.columns, "event": mapping.source_column("code")})
 
 
 def _required(contract: Contract, mapping: Mapping, columns: list[str]) -> tuple[str, ...]:
@@ -271,7 +286,7 @@ def decode(
     turns those into intervals.
     """
     check_columns(contract, raw.columns, mapping)
-    mapping = mapping.resolve(raw.columns)
+    mapping = _code_as_event(contract, mapping.resolve(raw.columns), raw.columns)
     required = _required(contract, mapping, raw.columns)
     derives = required != contract.required
     if lines is not None and len(lines) != raw.height:

@@ -54,6 +54,9 @@ class Mapping:
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
+    #: no ``--interval`` was given: a file without an interval column has each meter's
+    #: interval detected from its timestamps (:mod:`metrify.sources.intervals`)
+    detect_interval: bool = False
 
     def source_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -150,8 +153,12 @@ def build_mapping(
     units: Iterable[str] = (),
     header: bool = True,
     register_digits: int | None = None,
+    detect_interval: bool = False,
 ) -> Mapping:
-    """Parse CLI-style options into a Mapping, checking them against the contract."""
+    """Parse CLI-style options into a Mapping, checking them against the contract.
+
+    ``detect_interval``: the caller detects a missing interval from the timestamps (a
+    file load); without it, register reads need ``--interval``."""
     columns = _pairs(maps, "--map")
     unit_names = _pairs(units, "--unit")
     constants = _pairs(sets, "--set")
@@ -217,6 +224,10 @@ def build_mapping(
         units=conversions,
         header=header,
         register_digits=register_digits,
+        detect_interval=detect_interval
+        and interval_s is None
+        and contract.time_series
+        and "interval_s" in contract.schema,
     )
     if REGISTER_FIELD in columns and ENERGY_FIELD not in columns and ENERGY_FIELD not in constants:
         # Interval energy will be derived from the register (unless the file has a
@@ -226,7 +237,7 @@ def build_mapping(
                 f"--ts-end does not apply to {REGISTER_FIELD} reads: each read is an "
                 "instant (the derived intervals start at their own times)"
             )
-        if interval_s is None:
+        if interval_s is None and not mapping.detect_interval:
             raise MappingError(
                 f"--map {REGISTER_FIELD}=... without an energy column derives interval "
                 "energy from the register: pass --interval SECONDS, the length of the "

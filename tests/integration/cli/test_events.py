@@ -59,3 +59,49 @@ def test_events_load_with_mapping_options(
     again = _ingest(path)
     assert again["inserted"] == 0 and again["updated"] == 0 and again["unchanged"] == 3
     assert conn.execute("SELECT count(*) FROM meter_events").fetchone() == (3,)
+
+
+DLMS_LOG = """meter,time,code
+M1,2025-01-10 08:00:00,1
+M1,2025-01-10 08:20:00,2
+M1,2025-01-11 09:00:00,40
+M1,2025-01-11 09:05:00,41
+M2,2025-01-12 10:00:00,42
+M2,2025-01-12 10:00:00,4
+M2,2025-01-12 11:00:00,7
+M2,2025-01-12 12:00:00,99
+"""
+
+
+def test_a_dlms_event_log_of_numbers_is_named_by_its_codes(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A head-end's export of a DLMS/COSEM Standard Event Log: numbers only, no event
+    column. Each number is stored as its family with the number as its code; 99 is no
+    Standard Event Log code and goes to quarantine saying so."""
+    path = tmp_path / "dlms.csv"
+    path.write_text(DLMS_LOG)
+    result = runner.invoke(
+        app,
+        ["ingest", "events", str(path), "--map", "meter_id=meter", "--map", "ts=time",
+         "--map", "code=code", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    stored = conn.execute(
+        "SELECT meter_id, ts, event, code, details FROM meter_events ORDER BY ts, event"
+    ).fetchall()
+    at = lambda d, h, m=0: dt.datetime(2025, 1, d, h, m, tzinfo=UTC)  # noqa: E731
+    assert [(r[0], r[1], r[2], r[3]) for r in stored] == [
+        ("M1", at(10, 8), "power_failure", "1"),
+        ("M1", at(10, 8, 20), "power_restore", "2"),
+        ("M1", at(11, 9), "cover_open", "40"),
+        ("M1", at(11, 9, 5), "cover_close", "41"),
+        ("M2", at(12, 10), "clock_set", "4"),
+        ("M2", at(12, 10), "magnetic_field", "42"),
+        ("M2", at(12, 11), "other", "7"),
+    ]
+    assert stored[-1][4] == "DLMS/COSEM event 7: replace battery"
+    assert summary["inserted"] == 7 and summary["rejected"] == 1
+    reasons = conn.execute("SELECT reason, raw FROM quarantine WHERE kind = 'events'").fetchall()
+    assert len(reasons) == 1 and "unknown DLMS/COSEM event code 99" in reasons[0][0]

@@ -19,7 +19,11 @@ runner = CliRunner()
         (["--unit", "temperature_c=degQ"], "--unit temperature_c=degQ: unknown unit 'degQ'"),
         (["--unit", "import_kwh=m^3"], "'m^3' cannot be converted to kWh, the unit of import_kwh"),
         (["--tz", "+25:00"], "--tz +25:00: a UTC offset lies between -14:00 and +14:00"),
-        (["--map", "register_kwh=#2"], "pass --interval SECONDS"),
+        # one register read: no interval to detect from its spacing
+        (
+            ["--map", "ts=#1", "--map", "register_kwh=#2", "--set", "meter_id=M"],
+            "too few timestamps to tell (0 differences; candidates: none); pass --interval SECONDS",
+        ),
         (["--register-digits", "0"], "--register-digits 0: must be 1..15"),
     ],
 )
