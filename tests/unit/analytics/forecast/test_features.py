@@ -8,6 +8,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 
 from metrify.analytics.forecast import forecast, forecast_many
 from metrify.analytics.forecast.engine import _prepare, _targets
@@ -102,3 +103,10 @@ def test_one_series_forecasts_the_mean_and_the_fast_path_the_median() -> None:
     assert np.log(2) - 0.1 < median_offset < np.log(2) + 0.1, median_offset
     assert mean_offset > median_offset + 0.1
     assert (one["p10"] <= one["p50"]).all() and (one["p50"] <= one["p90"]).all()
+
+
+def test_an_unknown_center_is_refused() -> None:
+    history = weekly_series(30)
+    issue = dt.datetime(2013, 2, 1, 10, tzinfo=UTC)
+    with pytest.raises(ValueError, match="center must be one of mean, median"):
+        forecast(history, issue=issue, tz="UTC", center="mode")
