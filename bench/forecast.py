@@ -677,6 +677,14 @@ FINDINGS = [
     "- The London sum moved from MAE 1.711 to 1.725 (+0.8%, MAPE 9.12% -> 9.20%) in this"
     " backtest, while the fast P50-only check of `bench/forecast_ideas.py london-sum` gives"
     " 9.49% -> 9.36% for the same change: within the noise of a refit, not a gain.",
+    "- The 100 households (the fast path, median P50, with day types): MAE 0.09478 -> 0.09466,"
+    " pinball 0.03288 -> 0.03291, coverage 77.0%: unchanged.",
+    "- Speed (below) was measured at a 1-minute load average of 16.7, so its wall times (3,500"
+    " meters 372 s, over the 300 s budget; fleet and nodes 54 s) say more about the load than"
+    " the code: the CPU time of the meters grew from 40.7 s (load 4.6) to 52.9 s, and a paired"
+    " check on 700 meters, old and new code alternating (load 10.5-12.6), took 20.8 and 18.9 s"
+    " of CPU (old) against 23.7 and 18.7 s (new): no clear difference. Fleet and nodes: 5.6 s"
+    " of CPU.",
     "- The weekly seasonal naive reproduces the issue's GB figures (MAPE 4.11%, MASE 0.83), which"
     " checks the metric code and the split.",
     "- Every figure was measured while other work loaded the 2 cores (1-minute load average"
