@@ -162,6 +162,8 @@ def forecast_subject(
                 holidays=holidays,
                 tz=zone_of(described, fleet_tz),
                 model=name,
+                # a meter's skewed load: the median; an aggregate's: the mean
+                center="median" if subject.kind == "meter" else "mean",
             )
         except ValueError as exc:  # BadSeries, or an unknown model or horizon
             raise ForecastError(f"{subject}: {exc}") from None
@@ -483,6 +485,7 @@ def backtest_subject(
             holidays=holidays,
             tz=zone,
             models=list(model_names) if model_names else None,
+            center="median" if subject.kind == "meter" else "mean",
         )
     except ValueError as exc:  # BadSeries, or an unknown model or horizon
         raise ForecastError(f"{subject}: {exc}") from None

@@ -34,6 +34,18 @@ from metrify.analytics.forecast.metrics import Score, score, weekly_naive_mae
 from metrify.analytics.forecast.models import MODELS, NAIVE, QuantileGBM, check_model, naive_bands
 from metrify.analytics.forecast.series import BadSeries, Panel, panel_from_frames
 
+#: how P50 is fitted for one series (forecast, backtest) and for many (the fast path)
+SINGLE, MANY = "mean", "median"
+CENTERS = ("mean", "median")
+
+
+def check_center(center: str) -> str:
+    """``center`` if it names a way to fit P50, else a ValueError saying which do."""
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {', '.join(CENTERS)}; got {center!r}")
+    return center
+
+
 #: days of history a model needs before the issue time
 MIN_DAYS = {NAIVE: 7, "lightgbm": 21, "lightgbm_linear": 21}
 TRAIN_DAYS = 365
@@ -93,8 +105,13 @@ def _fit(
     train_days: int,
     series: np.ndarray | None = None,
     max_rows: int = 400_000,
+    center: str = "median",
 ) -> QuantileGBM:
-    """Train on earlier issue times whose targets all started before ``fit_issue``."""
+    """Train on earlier issue times whose targets all started before ``fit_issue``.
+
+    ``center``: how P50 is fitted (see :class:`.models.QuantileGBM`): ``"mean"`` for one
+    aggregate series, ``"median"`` for the many-meters fast path.
+    """
     panel = setup.panel
     fit_k = panel.available(fit_issue)
     per_day_issues = 1 if setup.horizon == "day-ahead" else max(1, 24 // setup.intraday_hours)
@@ -116,7 +133,7 @@ def _fit(
             f" (needs at least {MIN_DAYS[model]} days)"
         )
     train = design(panel, setup.cal, setup.temp, ks, targets, series)
-    return QuantileGBM(linear=model == "lightgbm_linear").fit(
+    return QuantileGBM(linear=model == "lightgbm_linear", center=center).fit(
         train, panel.per_day, max_rows=max_rows
     )
 
@@ -206,8 +223,12 @@ def forecast(
     model: str = "metrify",
     intraday_hours: int = INTRADAY_HOURS,
     train_days: int = TRAIN_DAYS,
+    center: str = SINGLE,
 ) -> pl.DataFrame:
     """P10/P50/P90 for every interval the horizon covers, issued at ``issue``.
+
+    ``center``: ``"mean"`` (the default: an aggregate's point forecast) or ``"median"``
+    (a single meter, whose skewed load makes the mean a worse point for MAE).
 
     ``history``: ``ts`` (interval start) and ``value``; readings at or after ``issue`` are
     ignored, so passing a longer history changes nothing. ``weather``: ``ts`` and
@@ -220,7 +241,8 @@ def forecast(
     panel = panel_from_frames({"series": history}, until=issue)
     _check_length(panel, issue, inner)
     setup = _prepare(panel, [issue], horizon, _before(weather, issue), holidays, tz, intraday_hours)
-    fitted = None if inner == NAIVE else _fit(setup, inner, issue, train_days)
+    check_center(center)
+    fitted = None if inner == NAIVE else _fit(setup, inner, issue, train_days, center=center)
     out = _frame(setup, [issue], model, *_predict(setup, inner, fitted, [issue]))
     return out.drop("series")
 
@@ -300,7 +322,7 @@ def forecast_many(
             if usable.size <= max_train_series
             else np.sort(rng.choice(usable, max_train_series, replace=False))
         )
-        fitted = _fit(setup, inner, issue, train_days, train, max_rows=max_rows)
+        fitted = _fit(setup, inner, issue, train_days, train, max_rows=max_rows, center=MANY)
     out = _frame(setup, [issue], model, *_predict(setup, inner, fitted, [issue], usable))
     names = pl.Series("series_id", list(panel.names))
     out = out.with_columns(names.gather(out["series"]).alias("series_id")).drop("series")
@@ -321,6 +343,7 @@ def backtest(
     intraday_hours: int = INTRADAY_HOURS,
     retrain_days: int = 7,
     train_days: int = TRAIN_DAYS,
+    center: str = SINGLE,
 ) -> list[Score]:
     """Rolling-origin backtest over the local days ``start``..``end`` (inclusive).
 
@@ -329,8 +352,9 @@ def backtest(
     the ``train_days`` of issue times before. Every model is scored on the same points:
     those whose actual is known and that every model forecast. MASE is scaled by the
     weekly naive's in-sample MAE before ``start``. ``models`` defaults to
-    ``("metrify", "seasonal_naive_weekly")``.
+    ``("metrify", "seasonal_naive_weekly")``; ``center`` as in :func:`forecast`.
     """
+    check_center(center)
     scores = _backtest_panel(
         {"series": history},
         start=start,
@@ -345,6 +369,7 @@ def backtest(
         retrain_days=retrain_days,
         train_days=train_days,
         max_train_series=1,
+        center=center,
     )
     return scores["series"]
 
@@ -382,6 +407,7 @@ def backtest_many(
         retrain_days=retrain_days,
         train_days=train_days,
         max_train_series=max_train_series,
+        center=MANY,
     )
 
 
@@ -400,6 +426,7 @@ def _backtest_panel(
     retrain_days: int,
     train_days: int,
     max_train_series: int,
+    center: str,
 ) -> dict[str, list[Score]]:
     check_horizon(horizon)
     if end < start:
@@ -430,7 +457,7 @@ def _backtest_panel(
                 train = all_series
                 if all_series.size > max_train_series:
                     train = np.sort(rng.choice(all_series, max_train_series, replace=False))
-                fitted = _fit(setup, inner, first, train_days, train)
+                fitted = _fit(setup, inner, first, train_days, train, center=center)
             parts.append(_frame(setup, chunk, m, *_predict(setup, inner, fitted, chunk)))
             block += len(chunk)
         frames_by_model[m] = pl.concat(parts)

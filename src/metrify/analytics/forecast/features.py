@@ -25,6 +25,8 @@ from metrify.analytics.forecast.series import Panel
 BASE_FEATURES: tuple[str, ...] = (
     "slot",  # local interval of the day (0..per_day-1)
     "dow",  # local weekday of the target (1 = Monday)
+    "day_type",  # dow, but a public holiday counts as a Sunday (7): holidays are few
+    # in a year of training rows, Sundays are many, and the load of the two is alike
     "doy",  # local day of the year of the target (season)
     "holiday",  # target's local date is a public holiday
     "holiday_near",  # the day before or after the target's date is a holiday (bridges)
@@ -39,6 +41,8 @@ BASE_FEATURES: tuple[str, ...] = (
     "week_lag",  # same time one week before the target
     "two_week_lag",  # same time two weeks before
     "week_lag_adjusted",  # week_lag scaled by how the last 24 h compare with a week before
+    "week_lag_day_type",  # day_type of the week_lag's day: a holiday there misleads the lag
+    "recent_day_type",  # day_type of the recent_same_slot's day
 )
 WEATHER_FEATURES: tuple[str, ...] = (
     "temp_recent_same_slot",  # temperature at the recent_same_slot time (persistence)
@@ -72,6 +76,7 @@ def holiday_dates(country: str, first_year: int, last_year: int) -> frozenset[dt
 
 
 def calendar(panel: Panel, tz: str, country: str | None) -> Calendar:
+    """Slot, weekday, day of year and holiday flags of every grid interval in ``tz``."""
     local = panel.grid().dt.convert_time_zone(tz)
     minutes = (local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)).to_numpy()
     slot = (minutes * 60) // panel.step_s
@@ -184,6 +189,7 @@ def design(
     recent = _known(values, j - back * p, k)
     recent_prev = _known(values, j - (back + 1) * p, k)
     week = _known(values, j - 7 * p, k)
+    day_type = np.where(cal.holiday > 0, 7.0, cal.dow)  # calendar only: known in advance
     two_week = _known(values, j - 14 * p, k)
     last = _known(values, k - 1, k)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -196,6 +202,7 @@ def design(
     cols: list[np.ndarray] = [
         bcast(cal.slot[j]),
         bcast(cal.dow[j]),
+        bcast(day_type[j]),
         bcast(cal.doy[j]),
         bcast(cal.holiday[j]),
         bcast(cal.holiday_near[j]),
@@ -210,6 +217,8 @@ def design(
         week / scale,
         two_week / scale,
         adjusted / scale,
+        bcast(day_type[np.maximum(j - 7 * p, 0)]),
+        bcast(day_type[np.maximum(j - back * p, 0)]),
     ]
     names = BASE_FEATURES
     if temp is not None:

@@ -3,8 +3,15 @@
 - ``seasonal_naive_weekly``: P50 is the value at the same time one week earlier; the band
   adds the 10th and 90th percentiles of that rule's own errors over the 4 weeks before
   issue. It is the yardstick MASE and rMAE are measured against.
-- ``lightgbm``: three LightGBM models with the quantile (pinball) objective, one per
-  quantile, on calendar, holiday, lagged-load and (when given) temperature features.
+- ``lightgbm``: LightGBM models on calendar, holiday, lagged-load and (when given)
+  temperature features: P10 and P90 with the quantile (pinball) objective; P50 with
+  the quantile objective too (``center="median"``, the fleet-of-meters fast path) or
+  with the squared error (``center="mean"``, one aggregate series: national, fleet or
+  node demand). LightGBM's quantile objective sets each leaf to a quantile of its
+  residuals instead of taking gradient steps, which fits a smooth aggregate worse: on
+  GB demand the squared-error P50 scored a MAPE of 2.72% against 2.82% in the
+  validation year (2012-03..2013-02). On a single household, whose load is skewed,
+  the mean is the wrong point for MAE, so meters keep the median.
 - ``lightgbm_linear``: the same with ``linear_tree`` (a linear model in each leaf), the
   linear quantile model: scikit-learn's QuantileRegressor solves a linear programme and
   takes minutes on a year of half-hours, this takes seconds.
@@ -46,6 +53,7 @@ BASE_PARAMS: dict[str, Any] = {
 
 
 def check_model(model: str) -> str:
+    """The inner model ``model`` names (``metrify`` -> :data:`CHOSEN`); ValueError if unknown."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     return CHOSEN if model == "metrify" else model
@@ -86,6 +94,7 @@ class QuantileGBM:
     """
 
     linear: bool = False
+    center: str = "median"  # how P50 is fitted: "median" (pinball) or "mean" (squared error)
     params: dict[str, Any] = field(default_factory=dict)
     calibration_days: int = 28
     models: list[lgb.LGBMRegressor] = field(default_factory=list)
@@ -98,9 +107,12 @@ class QuantileGBM:
         return params
 
     def _fit_one(self, q: float, x: np.ndarray, y: np.ndarray, seed: int) -> lgb.LGBMRegressor:
-        model = lgb.LGBMRegressor(
-            objective="quantile", alpha=q, random_state=seed, **self._params()
-        )
+        if q == QUANTILES[1] and self.center == "mean":
+            model = lgb.LGBMRegressor(objective="regression", random_state=seed, **self._params())
+        else:
+            model = lgb.LGBMRegressor(
+                objective="quantile", alpha=q, random_state=seed, **self._params()
+            )
         model.fit(x, y)
         return model
 
@@ -126,9 +138,18 @@ class QuantileGBM:
         return self
 
     def predict(self, rows: Design) -> np.ndarray:
-        """(rows, 3) P10/P50/P90 in the series' units, sorted so the band never crosses."""
+        """(rows, 3) P10/P50/P90 in the series' units, ordered so the band never crosses.
+
+        A median P50 is sorted with the band (three quantile models may cross); a mean
+        P50 is kept as it is (it is the point forecast) and the band widened to hold it.
+        """
         raw = np.stack([m.predict(rows.x) for m in self.models], axis=-1)
         raw[:, 0] -= self.widen
         raw[:, 2] += self.widen
-        raw = np.sort(raw, axis=-1) * rows.scale[:, None]
+        if self.center == "mean":
+            raw[:, 0] = np.minimum(raw[:, 0], raw[:, 1])
+            raw[:, 2] = np.maximum(raw[:, 2], raw[:, 1])
+        else:
+            raw = np.sort(raw, axis=-1)
+        raw = raw * rows.scale[:, None]
         return np.asarray(raw, dtype=np.float64)
