@@ -35,7 +35,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import stats  # type: ignore[import-untyped]
 
 from metrify.analytics.baselines import metrics
 
@@ -139,6 +138,10 @@ class _Gram:
         """Least squares for the candidates ``idx`` (candidates x pool columns):
         (beta, p-values of every coefficient after the intercept, R²). A singular
         design gets NaN and never qualifies."""
+        # SciPy loads here, not with the module: every `metrify` command imports this one
+        # (for its help) and SciPy took about a second of each command's start.
+        from scipy import stats  # type: ignore[import-untyped]
+
         count = idx.shape[0]
         f, k, n = self.f, self.f + idx.shape[1], self.n
         xtx = np.empty((count, k, k))
