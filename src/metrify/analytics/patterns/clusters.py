@@ -151,7 +151,7 @@ def stability(
 ) -> Stability:
     """Adjusted Rand index between ``labels`` and the labels bootstrap refits give every
     household (see the module's docstring)."""
-    from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
+    from sklearn.metrics import adjusted_rand_score
 
     rng = np.random.default_rng(seed)
     n = shapes.shape[0]
