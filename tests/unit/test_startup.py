@@ -33,3 +33,18 @@ def test_a_parent_that_imported_polars_does_not_impose_its_default_on_metrify() 
 def test_a_setting_someone_chose_is_kept() -> None:
     chosen = "dirty_decay_ms:0,muzzy_decay_ms:0"
     assert _child_conf({**os.environ, "_RJEM_MALLOC_CONF": chosen}) == chosen
+
+
+def test_the_command_starts_without_scikit_learn_or_scipy() -> None:
+    # `metrify` imports every command group to build its help; scikit-learn and SciPy
+    # (clustering, baselines' statistics) took about a second of every command's start,
+    # a file load's included, so they load when a command first needs them.
+    code = "import sys, metrify.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout
+    assert "'sklearn'" not in loaded
+    assert "'scipy'" not in loaded
+    assert "'polars'" in loaded  # the check would pass vacuously if nothing loaded

@@ -32,6 +32,9 @@ from metrify.stores.postgres import PostgresStore
 #: 1,800-meter fleet upserts 1.2M slots (3-4 s of the writer). After a crash a re-run
 #: re-judges at most about this much work from the last saved state.
 LOAD_STATE_SECONDS = 60.0
+#: a file or simulator load writes the lake once this many rows of durable batches have
+#: gathered (and at the end), not after each batch: see ``lake_rows`` of Pipeline
+LOAD_LAKE_ROWS = 2_000_000
 
 Progress = Callable[[int], None]
 
@@ -55,12 +58,13 @@ class Session:
         state_every_s: float = 0.0,
         scores_apart: bool = False,
         defer_lake: bool = False,
+        lake_rows: int = 0,
     ) -> Pipeline:
         """A pipeline on this session's store. ``overlap`` (long loads: files, the
         simulator, a stream worker) gives it a second connection, so writing batch N
         overlaps processing batch N+1; ``scores_apart`` (a load) a third for readings'
-        daily scores. ``by_source``, ``state_every_s``, ``defer_lake``: see
-        :class:`Pipeline`."""
+        daily scores. ``by_source``, ``state_every_s``, ``defer_lake``, ``lake_rows``:
+        see :class:`Pipeline`."""
         writer = self.writer() if overlap and contract.time_series else None
         refresher = (
             self.writer() if scores_apart and writer is not None and contract is READING else None
@@ -75,6 +79,7 @@ class Session:
             by_source=by_source,
             state_every_s=state_every_s,
             defer_lake=defer_lake,
+            lake_rows=lake_rows,
         )
 
     def writer(self) -> PostgresStore:
@@ -133,7 +138,11 @@ def ingest_files(
     checks = FileChecks(contract, mapping)
     catch_up_lake(session)
     pipeline = session.pipeline(
-        contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
+        contract,
+        overlap=True,
+        state_every_s=LOAD_STATE_SECONDS,
+        scores_apart=True,
+        lake_rows=LOAD_LAKE_ROWS,
     )
     counter = metrics.LoadCounter(contract.kind)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
@@ -185,7 +194,11 @@ def ingest_frames(
     """Feed typed frames (already in the contract schema) through the same pipeline."""
     catch_up_lake(session)
     pipeline = session.pipeline(
-        contract, overlap=True, state_every_s=LOAD_STATE_SECONDS, scores_apart=True
+        contract,
+        overlap=True,
+        state_every_s=LOAD_STATE_SECONDS,
+        scores_apart=True,
+        lake_rows=LOAD_LAKE_ROWS,
     )
     counter = metrics.LoadCounter(contract.kind)
     for frame in frames:

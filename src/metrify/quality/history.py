@@ -234,12 +234,25 @@ class HistoryCache:
                         keys, on=["meter_id", "ts"], how="anti", maintain_order="left"
                     )
                     self._keep(key, held)
-        self._add(new)
         newest = seen.select(
             "meter_id", last=pl.max_horizontal("newest", "last").dt.cast_time_unit("us")
         )
         self._newest = pl.concat([self._newest.join(newest, on="meter_id", how="anti"), newest])
         cutoff = newest.select("meter_id", cut=pl.col("last") - self._span)
+        # Rows already out of their meter's window are not filed only to be trimmed: a
+        # batch of year-long files would file a year of days to keep its last weeks.
+        first, latest_cut = new["ts"].min(), cutoff["cut"].max()
+        if (
+            isinstance(first, dt.datetime)
+            and isinstance(latest_cut, dt.datetime)
+            and first < latest_cut
+        ):
+            new = (
+                new.join(cutoff, on="meter_id", how="left", maintain_order="left")
+                .filter(pl.col("ts") >= pl.col("cut"))
+                .drop("cut")
+            )
+        self._add(new)
         self._trim(cutoff)
         self._covered = (
             self._covered.join(cutoff, on="meter_id", how="left")

@@ -52,7 +52,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import stats  # type: ignore[import-untyped]
 
 from metrify.analytics.baselines import metrics
 
@@ -368,6 +367,10 @@ class _Gram:
 @functools.lru_cache(maxsize=1024)
 def _critical_t(dof: int) -> float:
     """|t| above which a coefficient is significant at :data:`MAX_P_VALUE` (two-sided)."""
+    # SciPy loads here, not with the module: every `metrify` command imports this one
+    # (for its help) and SciPy took about a second of each command's start.
+    from scipy import stats  # type: ignore[import-untyped]
+
     return float(stats.t.isf(MAX_P_VALUE / 2.0, dof)) if dof > 0 else float("inf")
 
 

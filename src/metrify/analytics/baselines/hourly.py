@@ -41,7 +41,6 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-import scipy.linalg  # type: ignore[import-untyped]
 
 from metrify.analytics.baselines import metrics
 
@@ -261,6 +260,10 @@ def _solve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
     keep = np.diagonal(a) > 1e-12
     beta = np.zeros(b.size)
     sub, rhs = a[np.ix_(keep, keep)], b[keep]
+    # SciPy loads here, not with the module: every `metrify` command imports this one
+    # (for its help) and SciPy took about a second of each command's start.
+    import scipy.linalg  # type: ignore[import-untyped]
+
     try:
         factor = scipy.linalg.cho_factor(sub, check_finite=False)
         beta[keep] = scipy.linalg.cho_solve(factor, rhs, check_finite=False)

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
 
 __all__ = ["CONFIDENCE", "Savings", "savings"]
 
@@ -75,6 +74,8 @@ def savings(
     n, m = baseline_residuals.size, predicted.size
     if m == 0:
         raise ValueError("the reporting period has no point with use and a temperature")
+    from scipy import stats  # type: ignore[import-untyped]  # late: see baselines.daily
+
     rho = lag1_autocorrelation(baseline_residuals)
     n_prime = n * (1 - rho) / (1 + rho) if rho > 0 else float(n)
     e_pred, e_actual = float(predicted.sum()), float(actual.sum())

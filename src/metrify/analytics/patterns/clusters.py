@@ -25,15 +25,12 @@ no better than chance). The median and 5-95% range over the draws are reported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from sklearn.cluster import KMeans  # type: ignore[import-untyped]
-from sklearn.metrics import (  # type: ignore[import-untyped]
-    adjusted_rand_score,
-    calinski_harabasz_score,
-    silhouette_score,
-)
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans  # type: ignore[import-untyped]
 
 __all__ = ["Clustering", "Criterion", "Stability", "cluster_shapes", "stability"]
 
@@ -66,6 +63,11 @@ class Clustering:
 
 
 def _fit(x: np.ndarray, k: int, seed: int, n_init: int = 10) -> KMeans:
+    # scikit-learn is imported here, not with the module: the ``metrify`` command
+    # imports every command group to build its help, and loading scikit-learn (and
+    # SciPy behind it) took about a second of every command's start, loads included.
+    from sklearn.cluster import KMeans
+
     return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
 
 
@@ -105,6 +107,11 @@ def cluster_shapes(
     distinct = len(np.unique(kept.round(12), axis=0))
     scores: dict[int, dict[str, float]] = {}
     if k is None:
+        from sklearn.metrics import (  # type: ignore[import-untyped]
+            calinski_harabasz_score,
+            silhouette_score,
+        )
+
         tried = [c for c in k_range if 2 <= c <= min(n - 1, distinct)]
         for c in tried:
             labels = _fit(kept, c, seed).labels_
@@ -144,6 +151,8 @@ def stability(
 ) -> Stability:
     """Adjusted Rand index between ``labels`` and the labels bootstrap refits give every
     household (see the module's docstring)."""
+    from sklearn.metrics import adjusted_rand_score
+
     rng = np.random.default_rng(seed)
     n = shapes.shape[0]
     scores = []

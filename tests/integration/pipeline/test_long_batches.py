@@ -1,0 +1,148 @@
+"""Loads of long, one-meter-per-file inputs: longer batches, one lake commit.
+
+Files that each hold one meter's months (a household export) are judged by the
+detectors week by week; a batch that spans many weeks may grow to twice ``batch_size``
+so each weekly pass covers more meters. The lake work of a load's batches is gathered
+into one commit. Neither may change what is stored: the rows, flags, statuses and
+anomalies must be those of plain ``batch_size`` batches, and the lake must hold every
+stored row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import deltalake
+import polars as pl
+import psycopg
+import pytest
+
+from metrify.contracts.records import READING
+from metrify.pipeline import stages
+from metrify.pipeline.session import LOAD_LAKE_ROWS, LOAD_STATE_SECONDS, open_session
+from metrify.settings import Settings, get_settings
+from metrify.simulation import Fleet, FleetSpec
+
+METERS, DAYS = 8, 42
+SPEC = FleetSpec(meters=METERS, days=DAYS, interval_s=1800, seed=5, fault_rate=0.5, chunk_days=7)
+PER_METER = DAYS * 48  # about: the faults drop and repeat some rows
+#: the batch size: more than one meter's file, less than two
+BATCH = PER_METER * 6 // 5
+
+
+def _by_meter() -> list[pl.DataFrame]:
+    """The fleet as one frame per meter spanning all its days (a household's file)."""
+    rows = pl.concat(list(Fleet(SPEC).readings()))
+    return [part.sort("ts") for _, part in rows.group_by("meter_id", maintain_order=True)]
+
+
+def _stored(conn: psycopg.Connection[tuple[object, ...]]) -> pl.DataFrame:
+    rows = conn.execute(
+        "SELECT meter_id, ts, import_kwh, quality, status FROM readings ORDER BY meter_id, ts"
+    ).fetchall()
+    return pl.DataFrame(
+        rows, schema=["meter_id", "ts", "import_kwh", "quality", "status"], orient="row"
+    ).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+
+
+def _anomalies(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT subject_id, kind, ts_start, ts_end FROM anomalies"
+        " ORDER BY subject_id, kind, ts_start"
+    ).fetchall()
+
+
+def _reset(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    conn.execute(
+        "TRUNCATE readings, reading_history, meters, quarantine, quality_daily,"
+        " quality_dirty, anomalies, anomaly_state, anomaly_profile, lake_outbox"
+    )
+
+
+@pytest.fixture
+def small(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", str(BATCH))
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, object], int]:
+    """Load ``frames`` as a file load does; (summary, batches written)."""
+    with open_session(settings) as session:
+        pipeline = session.pipeline(
+            READING,
+            overlap=True,
+            state_every_s=LOAD_STATE_SECONDS,
+            scores_apart=True,
+            lake_rows=LOAD_LAKE_ROWS,
+        )
+        for frame in frames:
+            pipeline.submit(frame, source="export")
+        summary = pipeline.close().as_dict()
+    return summary, pipeline.handed
+
+
+def test_long_batches_store_what_plain_batches_store(
+    small: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames = _by_meter()
+    assert len(frames) == METERS
+    assert all(0.9 * PER_METER < f.height < 1.1 * PER_METER for f in frames)
+
+    stretched, stretched_batches = _load(small, frames)
+    rows_stretched, anomalies_stretched = _stored(conn), _anomalies(conn)
+
+    _reset(conn)
+    monkeypatch.setattr(stages, "STRETCH", 1)
+    plain, plain_batches = _load(small, frames)
+    rows_plain, anomalies_plain = _stored(conn), _anomalies(conn)
+
+    # six weeks per file: a batch is two meters' files (the first past BATCH rows), or
+    # three when it may grow to twice that (two stay under 2 x BATCH, three pass it)
+    assert plain_batches == math.ceil(METERS / 2)
+    assert stretched_batches == math.ceil(METERS / 3)
+    assert rows_plain.height >= sum(f.unique(["meter_id", "ts"]).height for f in frames)
+    assert rows_stretched.equals(rows_plain)
+    assert anomalies_plain  # the faults were found, so the comparison means something
+    assert anomalies_stretched == anomalies_plain
+    for count in ("read", "accepted", "gaps", "estimated", "rejected", "inserted"):
+        assert stretched[count] == plain[count], count
+
+
+def test_a_batch_of_a_few_days_keeps_batch_size(small: Settings) -> None:
+    # the fleet by days (every meter in each frame): each batch spans under 14 days
+    frames = list(Fleet(dataclasses.replace(SPEC, chunk_days=1)).readings())
+    heights = [f.height for f in frames]
+    _, batches = _load(small, frames)
+    # a batch ends with the first frame that brings it to BATCH rows
+    expected, buffered = 0, 0
+    for height in heights:
+        buffered += height
+        if buffered >= BATCH:
+            expected, buffered = expected + 1, 0
+    expected += buffered > 0
+    assert BATCH // (METERS * 48) < 14  # each batch spans under two weeks
+    assert batches == expected
+
+
+def test_a_load_writes_the_lake_in_one_commit_with_every_stored_row(
+    small: Settings, conn: psycopg.Connection
+) -> None:
+    frames = _by_meter()
+    summary, batches = _load(small, frames)
+    assert batches > 1
+    lake = deltalake.DeltaTable(f"{small.lake}/readings")
+    writes = [h for h in lake.history() if h.get("operation") != "CREATE TABLE"]
+    assert len(writes) == 1
+    in_lake = (
+        pl.from_arrow(lake.to_pyarrow_table(columns=["meter_id", "ts", "import_kwh", "quality"]))
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+        .sort("meter_id", "ts")
+    )
+    stored = _stored(conn).select("meter_id", "ts", "import_kwh", "quality")
+    assert isinstance(in_lake, pl.DataFrame)
+    assert in_lake.equals(stored)
+    # the load is over: nothing is left for a catch-up
+    assert conn.execute("SELECT count(*) FROM lake_outbox").fetchone() == (0,)
+    assert summary["lake_files"] >= DAYS  # at least a file per day
