@@ -755,11 +755,15 @@ def _levels(
         )
 
     excess = pl.col("eo") - pl.col("ee")
-    stay_share = cfg.shift_exit_ratio / cfg.shift_ratio
+    # an exit threshold is never stricter than the entry (a drop ratio set above the
+    # default exit, a shift ratio below it: no hysteresis, not a run that cannot stay)
+    drop_exit = max(cfg.drop_exit_ratio, cfg.drop_ratio)
+    shift_exit = min(cfg.shift_exit_ratio, cfg.shift_ratio)
+    stay_share = shift_exit / cfg.shift_ratio
     both = both.with_columns(
         ratio=ratio,
         e_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
-        s_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_exit_ratio),
+        s_drop=held(pl.col("drop_since").is_not_null(), ratio < drop_exit),
         e_shift=held(
             pl.col("shift_since").is_not_null(),
             (ratio > cfg.shift_ratio)
@@ -767,7 +771,7 @@ def _levels(
         ),
         s_shift=held(
             pl.col("shift_since").is_not_null(),
-            (ratio > cfg.shift_exit_ratio)
+            (ratio > shift_exit)
             | (excess > stay_share * cfg.shift_excess * pl.col("mean_level")).fill_null(False),
         ),
     )

@@ -111,9 +111,15 @@ def detect_readings(
     ).fill_null(False)
     base_fell = (pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share) & (rhythm_kept | deep)
     common = Subject("meter", "subject_id", cfg.merge_gap_s)
+    # During a level shift the home's bursts are the shift's (its use tripled, so do its
+    # peaks): one case, not a shift and a burst note every evening. A glitch-sized burst
+    # (>= 6x the typical daily peak, what makes a burst high) is still its own.
+    burst = pl.col("high") & (
+        ~pl.col("shift") | (pl.col("value") >= 6 * pl.col("peak_ref")).fill_null(True)
+    )
     found = [
         incidents(
-            rows.filter("high").select(
+            rows.filter(burst).select(
                 "subject_id",
                 "ts",
                 "interval_s",

@@ -126,6 +126,12 @@ def test_five_days_at_three_times_is_a_medium_level_shift(
     assert shifts["severity"].item() in ("medium", "high")
     held = shifts["ts_end"].item() - shifts["ts_start"].item()
     assert held >= dt.timedelta(hours=CFG.shift_medium_hours)
+    # the surge's own evening peaks are the shift's, not burst notes beside it
+    found = overlapping(judged(house), start, span)
+    inside = (pl.col("ts_start") >= shifts["ts_start"].item()) & (
+        pl.col("ts_end") <= shifts["ts_end"].item()
+    )
+    assert found.filter((pl.col("kind") == "unusual_consumption") & inside).height == 0
     # and it is the surge, not something around it
     assert shifts["ts_start"].item() >= start - dt.timedelta(hours=12)
     assert shifts["ts_end"].item() <= start + span + dt.timedelta(hours=12)
