@@ -433,6 +433,11 @@ def _weekly_drops(
     meters). Returns ``both`` with ``drop`` cleared on routine repeats, and per subject
     the new last ended drop (``_last_drop``).
     """
+    empty = pl.DataFrame(
+        schema={"subject_id": pl.String(), "_last_drop": SCALAR_SCHEMA["run_since"]}
+    )
+    if not both.get_column("drop").any():  # no drop lasted in this batch: most batches
+        return both, empty
     last_row = (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
     end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
     runs = (
@@ -447,9 +452,6 @@ def _weekly_drops(
         )
         .filter("_lasted")
         .sort("sid", "drop_start")
-    )
-    empty = pl.DataFrame(
-        schema={"subject_id": pl.String(), "_last_drop": SCALAR_SCHEMA["run_since"]}
     )
     if not runs.height:
         return both, empty
@@ -783,7 +785,14 @@ def _levels(
     # Vectorised: within each stretch where the stay condition holds, the state is on
     # from the first row that met the entry condition (the seed row of a run carried
     # from the last batch met it).
-    for name in ("drop", "shift"):
+    # (Skipped where it cannot matter: no exit looser than the entry, or no row that
+    # meets the stay condition: most weeks of most meters.)
+    loose = {"drop": drop_exit > cfg.drop_ratio, "shift": shift_exit < cfg.shift_ratio}
+    any_stay = both.select(pl.col("s_drop").any(), pl.col("s_shift").any()).row(0)
+    for name, stays in zip(("drop", "shift"), any_stay, strict=True):
+        if not loose[name] or not stays:
+            both = both.with_columns(pl.col(f"e_{name}").alias(f"c_{name}"))
+            continue
         stay = pl.col(f"s_{name}")
         stretch = (new_subject | (stay != stay.shift(1))).cum_sum()
         entered = pl.col(f"e_{name}").cast(pl.Int8).cum_max().over(stretch) > 0
