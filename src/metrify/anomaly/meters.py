@@ -108,6 +108,7 @@ def detect_readings(
         (pl.col("drop_share") <= cfg.bypass_max_share)
         & (pl.col("drop_base") >= cfg.bypass_min_base_share)
         & (pl.col("drop_activity") >= cfg.bypass_min_activity)
+        & (pl.col("drop_base") <= cfg.bypass_base_ratio * pl.col("drop_share"))
     ).fill_null(False)
     base_fell = (pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share) & (rhythm_kept | deep)
     common = Subject("meter", "subject_id", cfg.merge_gap_s)
