@@ -41,7 +41,16 @@ TEMP_SLOTS: Final = (temperature.SLOT_A, temperature.SLOT_B)
 RUN_SLOTS: Final = (170, 171, 172)
 _RUN_SUMS: Final = ("n", "so", "se", "soo", "see", "soe", "bs", "bn", "unused")
 #: the columns :func:`_drop_evidence` adds to the rows, in order
-_EVIDENCE: Final = ("base_cut", "usual_corr", "base_ratio", "drop_corr", "drop_rows", "drop_base")
+_EVIDENCE: Final = (
+    "base_cut",
+    "usual_corr",
+    "base_ratio",
+    "drop_corr",
+    "drop_rows",
+    "drop_base",
+    "drop_activity",
+    "drop_share",
+)
 #: how long quiet, unjudgeable hours may carry a drop or shift on (a night, not a season)
 QUIET_HOLD = dt.timedelta(hours=12)
 
@@ -218,6 +227,13 @@ def _judge_once(
         peak = pl.when(known_peak).then(pl.col("peak_kw")).otherwise(pl.col("b_peak"))
         rows = rows.with_columns(peak_ref=peak)
         gate = pl.col("peak_ref").is_null() | (pl.col("value") > peak_factor * pl.col("peak_ref"))
+        # A burst no higher than ``record_margin`` x what the meter drew recently (its
+        # record, fading) is its own routine: a weekly sauna, the Sunday roast, the EV
+        # charged on Saturdays. It is not flagged, and so it is learnt by its hour of the
+        # week like any other row: the first time is an incident, the next weeks are not.
+        gate = gate & ~(pl.col("value") <= cfg.record_margin * pl.col("record_ref")).fill_null(
+            False
+        )
     rows = rows.with_columns(
         high=(judged & (pl.col("z") > cfg.high_mads) & (diff > min_excess) & gate).fill_null(False),
         low=(judged & (pl.col("z") < -cfg.high_mads) & (-diff > min_excess)).fill_null(False),
@@ -372,6 +388,17 @@ def _drop_evidence(
         drop_corr=pl.when(var > 0).then(cov / var.sqrt()).otherwise(None),
         drop_rows=n,
         drop_base=pl.when(pl.col("t_bn") > 0).then(pl.col("t_bs") / pl.col("t_bn")),
+        # the observed use's coefficient of variation over the expected's: a scale-free
+        # measure of activity. A meter recording a fraction of a lived-in home keeps the
+        # home's ups and downs at that fraction (ratio near 1, whatever the fraction);
+        # an empty home records its fridge cycling or nothing, flat (ratio far below 1)
+        drop_activity=pl.when((pl.col("t_so") > 0) & (pl.col("t_se") > 0) & (n > 1))
+        .then(
+            ((n * pl.col("t_soo") - pl.col("t_so") ** 2).clip(0.0).sqrt() / pl.col("t_so"))
+            / ((n * pl.col("t_see") - pl.col("t_se") ** 2).clip(0.0).sqrt() / pl.col("t_se"))
+        )
+        .otherwise(None),
+        drop_share=pl.when(pl.col("t_se") > 0).then(pl.col("t_so") / pl.col("t_se")),
     )
     rows = rows.join(evidence, on=["subject_id", "drop_start"], how="left", maintain_order="left")
     still = total.join(
@@ -386,6 +413,79 @@ def _drop_evidence(
 def _run_sums(profile: pl.DataFrame) -> pl.DataFrame:
     """The open drop run's sums kept in a meter's run slots (``r_n``, ``r_so``, ...)."""
     return unpack_slots(profile, RUN_SLOTS, [f"r_{c}" for c in _RUN_SUMS])
+
+
+def _weekly_drops(
+    both: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drops that repeat the meter's last drop a week or two later, at the same hour of
+    the week, are its routine (away every weekend, a weekly night shift): not raised again
+    while shorter than ``drop_medium_hours``.
+
+    The hour-of-week baseline learns such a pattern too, but a blend of medians takes
+    weeks to move half-way, and until then each weekend was a new vacancy incident. The
+    first one is raised; its repeats are not, unless one lasts long enough to be a case
+    of its own (a bypass fitted on a Friday evening goes on past Monday).
+
+    ``both``: the level rows (``sid``-ordered, seeds first) with ``c_drop``,
+    ``drop_start`` and ``drop``; the start of the meter's last drop that lasted
+    ``level_min_hours`` and ended is kept in its ``run_since`` (unused otherwise for
+    meters). Returns ``both`` with ``drop`` cleared on routine repeats, and per subject
+    the new last ended drop (``_last_drop``).
+    """
+    empty = pl.DataFrame(
+        schema={"subject_id": pl.String(), "_last_drop": SCALAR_SCHEMA["run_since"]}
+    )
+    if not both.get_column("drop").any():  # no drop lasted in this batch: most batches
+        return both, empty
+    last_row = (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
+    end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
+    runs = (
+        both.with_columns(_open=last_row & pl.col("c_drop"), _end=end)
+        .filter(pl.col("c_drop"))
+        .group_by("sid", "drop_start")
+        .agg(
+            pl.col("subject_id").first(),
+            _lasted=pl.col("drop").any(),
+            _open=pl.col("_open").any(),
+            _end=pl.col("_end").max(),
+        )
+        .filter("_lasted")
+        .sort("sid", "drop_start")
+    )
+    if not runs.height:
+        return both, empty
+    week = dt.timedelta(days=7)
+    tol = dt.timedelta(hours=cfg.drop_routine_tolerance_hours)
+
+    def repeats(prev: pl.Expr) -> pl.Expr:
+        gap = pl.col("drop_start") - prev
+        weeks = (gap / week).round()
+        return ((weeks >= 1) & (weeks <= 2) & ((gap - weeks * week).abs() <= tol)).fill_null(False)
+
+    # the last two drops before (one odd drop between two weekends does not break it)
+    one = pl.coalesce(pl.col("drop_start").shift(1).over("sid"), pl.col("run_since"))
+    two = pl.coalesce(
+        pl.col("drop_start").shift(2).over("sid"),
+        pl.when(pl.col("drop_start").shift(1).over("sid").is_not_null()).then("run_since"),
+    )
+    short = (pl.col("_end") - pl.col("drop_start")) < dt.timedelta(hours=cfg.drop_medium_hours)
+    routine = (repeats(one) | repeats(two)) & short
+    runs = runs.join(
+        scalars.select("subject_id", "run_since"), on="subject_id", how="left"
+    ).with_columns(_routine=routine)
+    quiet = runs.filter("_routine").select("sid", "drop_start", _quiet=pl.lit(True))
+    both = both.join(quiet, on=["sid", "drop_start"], how="left", maintain_order="left")
+    both = both.with_columns(drop=pl.col("drop") & ~pl.col("_quiet").fill_null(False)).drop(
+        "_quiet"
+    )
+    last = (
+        runs.filter(~pl.col("_open"))
+        .group_by("subject_id")
+        .agg(_last_drop=pl.col("drop_start").max())
+        .cast({"_last_drop": SCALAR_SCHEMA["run_since"]})
+    )
+    return both, last
 
 
 def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -656,18 +756,47 @@ def _levels(
             .fill_null(False)
         )
 
+    excess = pl.col("eo") - pl.col("ee")
+    # an exit threshold is never stricter than the entry (a drop ratio set above the
+    # default exit, a shift ratio below it: no hysteresis, not a run that cannot stay)
+    drop_exit = max(cfg.drop_exit_ratio, cfg.drop_ratio)
+    shift_exit = min(cfg.shift_exit_ratio, cfg.shift_ratio)
+    stay_share = shift_exit / cfg.shift_ratio
     both = both.with_columns(
         ratio=ratio,
-        c_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
-        c_shift=held(
+        e_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
+        s_drop=held(pl.col("drop_since").is_not_null(), ratio < drop_exit),
+        e_shift=held(
             pl.col("shift_since").is_not_null(),
             (ratio > cfg.shift_ratio)
-            | ((pl.col("eo") - pl.col("ee")) > cfg.shift_excess * pl.col("mean_level")).fill_null(
-                False
-            ),
+            | (excess > cfg.shift_excess * pl.col("mean_level")).fill_null(False),
+        ),
+        s_shift=held(
+            pl.col("shift_since").is_not_null(),
+            (ratio > shift_exit)
+            | (excess > stay_share * cfg.shift_excess * pl.col("mean_level")).fill_null(False),
         ),
     )
     new_subject = (pl.col("sid") != pl.col("sid").shift(1)).fill_null(True)
+    # Hysteresis: a drop (shift) begins when the ratio crosses its threshold and goes on
+    # until it crosses back over the looser exit threshold. A real household tripling its
+    # use swings around x3 (a quiet afternoon dips to x2.4 for an hour): one threshold
+    # cut it into pieces shorter than ``level_min_hours``, and none was ever reported.
+    # Vectorised: within each stretch where the stay condition holds, the state is on
+    # from the first row that met the entry condition (the seed row of a run carried
+    # from the last batch met it).
+    # (Skipped where it cannot matter: no exit looser than the entry, or no row that
+    # meets the stay condition: most weeks of most meters.)
+    loose = {"drop": drop_exit > cfg.drop_ratio, "shift": shift_exit < cfg.shift_ratio}
+    any_stay = both.select(pl.col("s_drop").any(), pl.col("s_shift").any()).row(0)
+    for name, stays in zip(("drop", "shift"), any_stay, strict=True):
+        if not loose[name] or not stays:
+            both = both.with_columns(pl.col(f"e_{name}").alias(f"c_{name}"))
+            continue
+        stay = pl.col(f"s_{name}")
+        stretch = (new_subject | (stay != stay.shift(1))).cum_sum()
+        entered = pl.col(f"e_{name}").cast(pl.Int8).cum_max().over(stretch) > 0
+        both = both.with_columns((stay & entered).alias(f"c_{name}"))
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
         # rows are in (subject, time) order and a new subject starts a new run, so one
@@ -684,6 +813,7 @@ def _levels(
             (cond & lasted.any().over("run")).alias(name),
             pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
         )
+    both, last_drops = _weekly_drops(both, scalars, cfg)
     real = both.filter(~pl.col("seed"))
     last_of_subject = (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
     ran = real.filter(last_of_subject).select(
@@ -710,6 +840,11 @@ def _levels(
         ],
         how="diagonal_relaxed",
     ).select(list(SCALAR_SCHEMA))
+    new_scalars = (
+        new_scalars.join(last_drops, on="subject_id", how="left")
+        .with_columns(run_since=pl.coalesce("_last_drop", "run_since"))
+        .select(list(SCALAR_SCHEMA))
+    )
     flags = real.select(
         "_row",
         "ratio",

@@ -99,11 +99,28 @@ def detect_readings(
         pl.col("drop_corr").fill_null(0.0)
         >= cfg.drop_rhythm_share * pl.col("usual_corr").fill_null(1.0)
     )
-    base_fell = (pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share) & rhythm_kept
+    # A deep drop that still records a living home's ups and downs is a bypass too, even
+    # when its timing drifted from the profile (a summer routine, shifts): the meter
+    # records a small share of everything, base load included, and what it records is
+    # not flat. An empty home records its fridge (base kept: above), nothing at all
+    # (base near zero) or a flat standby draw (no activity).
+    deep = (
+        (pl.col("drop_share") <= cfg.bypass_max_share)
+        & (pl.col("drop_base") >= cfg.bypass_min_base_share)
+        & (pl.col("drop_activity") >= cfg.bypass_min_activity)
+        & (pl.col("drop_base") <= cfg.bypass_base_ratio * pl.col("drop_share"))
+    ).fill_null(False)
+    base_fell = (pl.col("drop_base").fill_null(0.0) < cfg.vacancy_base_share) & (rhythm_kept | deep)
     common = Subject("meter", "subject_id", cfg.merge_gap_s)
+    # During a level shift the home's bursts are the shift's (its use tripled, so do its
+    # peaks): one case, not a shift and a burst note every evening. A glitch-sized burst
+    # (>= 6x the typical daily peak, what makes a burst high) is still its own.
+    burst = pl.col("high") & (
+        ~pl.col("shift") | (pl.col("value") >= 6 * pl.col("peak_ref")).fill_null(True)
+    )
     found = [
         incidents(
-            rows.filter("high").select(
+            rows.filter(burst).select(
                 "subject_id",
                 "ts",
                 "interval_s",
@@ -136,6 +153,8 @@ def detect_readings(
                     "base_ratio",
                     "drop_corr",
                     "usual_corr",
+                    "drop_activity",
+                    "drop_share",
                     score=1.0 - pl.col("ratio"),
                     since="drop_start",
                 ),
@@ -149,6 +168,8 @@ def detect_readings(
                     "base_load_share": pl.col("base_ratio").round(3),
                     "rhythm_corr": pl.col("drop_corr").round(3),
                     "usual_rhythm_corr": pl.col("usual_corr").round(3),
+                    "activity": pl.col("drop_activity").round(3),
+                    "run_share": pl.col("drop_share").round(3),
                 },
                 on=common,
             )

@@ -274,6 +274,11 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None)
     * ``v > median + spike_mads x max(1.4826 x MAD, spike_scale_floor_kwh)``, the robust
       z-score against that window;
     * ``v - median > spike_min_kw x interval`` (in hours): material, not just unusual;
+    * ``v > spike_peak_factor x`` the highest usable reading of that window: beyond
+      anything the meter itself has recorded at that hour lately. A household's cooking
+      half hour stands 8 MADs above its hour's median most evenings (a median of an
+      hour that is often quiet), but it recurs, so the window's maximum holds one like
+      it; a glitch (a stray pulse train, a 50x value) stands far above them all;
     * it is isolated: ``v`` exceeds the upper median of its ``spike_max_intervals``
       neighbours either side by ``spike_min_kw x interval`` and by ``spike_local_factor``
       times. The hour baseline alone cannot tell a spike from a change of regime (a shop
@@ -315,6 +320,7 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None)
     # ``v - minimum > threshold``. Medians are computed for those few rows only.
     sub = sub.with_columns(
         _min=pl.col("_b").rolling_min_by("_x", period, closed="left"),
+        _max=pl.col("_b").rolling_max_by("_x", period, closed="right"),
         _n=pl.col("_b").is_not_null().cast(pl.Int32).rolling_sum_by("_x", period, closed="left"),
     )
     history = sub.filter(pl.col("_b").is_not_null()).select("_k", _hx="_x", _hb="_b")
@@ -326,6 +332,8 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None)
         & (pl.col("_v") - pl.col("_min") > min_excess)
         & (pl.col("_v") - pl.col("_min") > cfg.spike_mads * floor)
     )
+    if cfg.spike_peak_factor > 0 and maybe.height:
+        maybe = _above_own_peaks(maybe, sub, cfg)
     medians = (
         maybe.select("_row", "_k", "_x")
         .join(history, on="_k", how="inner")
@@ -367,6 +375,37 @@ def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None)
     scale = pl.max_horizontal(pl.col("_mad") * _MAD_TO_SIGMA, pl.lit(floor))
     rows = mad.filter(pl.col("_v") > pl.col("_med") + cfg.spike_mads * scale).get_column("_row")
     return _none(df.height, "_spike").scatter(rows, True)
+
+
+def _above_own_peaks(maybe: pl.DataFrame, sub: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """The rows of ``maybe`` above ``spike_peak_factor`` x the highest usable reading of
+    their (meter, local hour) series in the window, leaving out the readings just before
+    them (``spike_max_intervals`` intervals: the spike's own first half, an hour's
+    earlier quarters), which would let a two-interval spike hide itself.
+
+    ``sub`` carries ``_max``, the rolling maximum of the window ending at (and holding)
+    each row; a row's peak is that of the last usable reading before its near past, found
+    by one as-of join over the few candidates.
+    """
+    near = (pl.col("_ih") * 3600.0 * max(cfg.spike_max_intervals, 1)).cast(pl.Int64)
+    peaks = sub.filter(pl.col("_b").is_not_null()).select("_k", _px="_x", _peak="_max")
+    found = (
+        maybe.with_columns(_q=pl.col("_x") - near)
+        .sort("_q")
+        .join_asof(
+            peaks.sort("_px"),
+            left_on="_q",
+            right_on="_px",
+            by="_k",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # both on the one sorted axis of all series
+        )
+    )
+    window_s = cfg.spike_window_days * 86_400
+    recent = pl.col("_px") >= pl.col("_x") - window_s
+    above = pl.col("_v") > cfg.spike_peak_factor * pl.col("_peak")
+    return found.filter((recent & above) | ~recent.fill_null(False)).drop("_q", "_px", "_peak")
 
 
 def _none(n: int, name: str) -> pl.Series:

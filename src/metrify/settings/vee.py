@@ -49,6 +49,13 @@ class VeeConfig(BaseModel):
         description="and at least this many times the level of those neighbours (a busy "
         "site's ordinary swings exceed spike_min_kw but do not double its load)",
     )
+    spike_peak_factor: float = Field(
+        default=2.0,
+        ge=0,
+        description="and at least this many times the highest reading of the same local hour "
+        "in the window (the meter's own recurring peaks, a household's cooking, are not "
+        "spikes; a glitch stands far above anything it recorded); 0 drops the check",
+    )
     spike_scale_floor_kwh: float = Field(
         default=0.001, gt=0, description="smallest spread assumed (1 Wh, a meter's resolution)"
     )

@@ -296,11 +296,14 @@ def test_spike_baseline_follows_the_local_clock_across_dst() -> None:
     # local hour it matches its history; grouped by UTC hour (a meter without a zone) the
     # first BST days' 17:00 UTC readings stand against 0.2 kWh history and look like spikes.
     london = dt.timezone(dt.timedelta(hours=1))  # BST, valid for the batch day only
+    # The batch is the first BST day: a UTC-hour baseline has never seen the load at
+    # 17:00 UTC (from the next day on it has, and a reading the meter has recorded at
+    # that hour before is no spike: ``spike_peak_factor``).
     start = dt.datetime(2025, 3, 23, tzinfo=UTC)
-    batch_day = dt.datetime(2025, 3, 31, tzinfo=UTC)
+    batch_day = dt.datetime(2025, 3, 30, tzinfo=UTC)
     rows = []
     for meter in ("LDN", "NOZONE"):
-        for i in range(9 * 24):
+        for i in range(8 * 24):
             ts = start + dt.timedelta(hours=i)
             bst = ts >= dt.datetime(2025, 3, 30, 1, tzinfo=UTC)
             local_hour = (ts.hour + (1 if bst else 0)) % 24
@@ -313,7 +316,7 @@ def test_spike_baseline_follows_the_local_clock_across_dst() -> None:
     out = validate(frame(rows), ref, CFG, NOW).filter(~pl.col("_ctx"))
     assert out.filter(pl.col("meter_id") == "LDN")["quality"].max() == 0
     flagged = out.filter((pl.col("meter_id") == "NOZONE") & (pl.col("quality") != 0))
-    assert flagged["ts"].to_list() == [dt.datetime(2025, 3, 31, 18, tzinfo=london)]
+    assert flagged["ts"].to_list() == [dt.datetime(2025, 3, 30, 18, tzinfo=london)]
     assert flagged["quality"].to_list() == [SPIKE]
 
 
