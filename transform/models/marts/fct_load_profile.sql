@@ -8,8 +8,10 @@ select
     m.commodity,
     r.season,
     r.hour_of_week,
-    cast(r.hour_of_week / 24 as integer) as day_of_week,
-    r.hour_of_week - 24 * cast(r.hour_of_week / 24 as integer) as hour_of_day,
+    {#- floor: DuckDB's / of two integers is a double, which a cast would round (hour
+        12 of Monday became Tuesday) -#}
+    cast(floor(r.hour_of_week / 24.0) as integer) as day_of_week,
+    r.hour_of_week - 24 * cast(floor(r.hour_of_week / 24.0) as integer) as hour_of_day,
     case when r.energy_intervals > 0 then r.energy_kwh / r.energy_intervals end as mean_kwh,
     case when r.demand_intervals > 0 then r.demand_kw_sum / r.demand_intervals end as mean_kw,
     r.peak_kw,
