@@ -31,3 +31,10 @@
 
 {#- a float type every engine spells the same way in a cast -#}
 {% macro float_type() -%}double precision{%- endmacro %}
+
+{#- the unit of import_kwh (and export_kwh) for a commodity: a water meter's readings
+    carry its volume there, in m3; every other commodity's is energy in kWh
+    (metrify.contracts.commodities; docs/guides/commodities.md) -#}
+{% macro quantity_unit(commodity) -%}
+    case when {{ commodity }} = 'water' then 'm3' else 'kWh' end
+{%- endmacro %}

@@ -202,8 +202,18 @@ def profile(settings: Settings, target: str) -> tuple[dict[str, Any], dict[str, 
             "path": str(path),
             "schema": "main",
             "threads": settings.warehouse.threads,
-            # buckets are computed in explicit zones; the session zone must not leak in
-            "settings": {"TimeZone": "UTC"},
+            # buckets are computed in explicit zones; the session zone must not leak in.
+            # No model relies on row order: DuckDB then writes tables without keeping the
+            # input order, which holds less in memory on the big aggregates.
+            "settings": {
+                "TimeZone": "UTC",
+                "preserve_insertion_order": "false",
+                **(
+                    {"memory_limit": settings.warehouse.memory_limit.strip()}
+                    if settings.warehouse.memory_limit
+                    else {}
+                ),
+            },
             "plugins": [
                 {
                     "module": "metrify.stores.dbt_plugin",

@@ -63,4 +63,13 @@ class WarehouseConfig(BaseModel):
         ),
     )
     threads: int = Field(default=1, ge=1, le=64, description="dbt threads (duckdb, postgres)")
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*$",
+        description=(
+            "DuckDB's memory_limit for the embedded build, e.g. 8GB or 50% (beyond it DuckDB"
+            " spills to <warehouse>.tmp); unset: DuckDB's own default, 80% of the RAM,"
+            " which on a machine shared with other services can end in the kernel's OOM kill"
+        ),
+    )
     snowflake: SnowflakeConfig = Field(default_factory=SnowflakeConfig)

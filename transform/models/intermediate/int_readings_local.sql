@@ -17,6 +17,7 @@ with placed as (
         m.region,
         m.node_id,
         m.tariff,
+        m.commodity,
         m.bucket_timezone
     from {{ ref('stg_readings') }} r
     left join {{ ref('stg_meters') }} m on m.meter_id = r.meter_id
@@ -56,6 +57,7 @@ select
     region,
     node_id,
     tariff,
+    commodity,
     bucket_timezone,
     quality,
     status,

@@ -1,22 +1,28 @@
-{#- Energy per meter and local day, with the meter's region, grid node and tariff. -#}
+{#- Energy per meter and local day, with the meter's region, grid node, tariff and
+    commodity. import_kwh is in the commodity's quantity unit (`unit`): kWh for
+    electricity, gas and heat, m3 for water (docs/guides/commodities.md); sums across
+    meters group by commodity. From the one-pass rollup (int_readings_rollup). -#}
 select
-    meter_id || '|' || cast(local_day as varchar(10)) as meter_day_key,
-    meter_id,
-    local_day,
-    max(bucket_timezone) as timezone,
-    max(region) as region,
-    max(node_id) as node_id,
-    max(tariff) as tariff,
-    sum(energy_kwh) as import_kwh,
-    sum(measured_kwh) as measured_kwh,
-    coalesce(sum(estimated_kwh), 0) as estimated_kwh,
-    sum(export_kwh) as export_kwh,
-    max(demand_kw) as peak_kw,
-    count(*) as intervals,
-    sum(is_present) as present,
-    sum(is_estimated) as estimated,
-    sum(is_suspect) as suspect,
-    sum(is_missing) as missing,
-    sum(is_rejected) as rejected
-from {{ ref('int_readings_local') }}
-group by meter_id, local_day
+    r.meter_id || '|' || cast(r.local_day as varchar(10)) as meter_day_key,
+    r.meter_id,
+    r.local_day,
+    m.bucket_timezone as timezone,
+    m.region,
+    m.node_id,
+    m.tariff,
+    m.commodity,
+    {{ quantity_unit('m.commodity') }} as unit,
+    r.energy_kwh as import_kwh,
+    r.measured_kwh,
+    coalesce(r.estimated_kwh, 0) as estimated_kwh,
+    r.export_kwh,
+    r.peak_kw,
+    r.intervals,
+    r.present,
+    r.estimated,
+    r.suspect,
+    r.missing,
+    r.rejected
+from {{ ref('int_readings_rollup') }} r
+left join {{ ref('stg_meters') }} m on m.meter_id = r.meter_id
+where r.grain = 'meter_day'

@@ -1,4 +1,5 @@
-{#- Energy per meter and local calendar month, rolled up from the daily mart. -#}
+{#- Energy per meter and local calendar month, rolled up from the daily mart (in the
+    meter's commodity unit, as there). -#}
 select
     meter_id || '|' || cast(cast(date_trunc('month', local_day) as date) as varchar(10)) as meter_month_key,
     meter_id,
@@ -7,6 +8,8 @@ select
     max(region) as region,
     max(node_id) as node_id,
     max(tariff) as tariff,
+    max(commodity) as commodity,
+    max(unit) as unit,
     sum(import_kwh) as import_kwh,
     sum(measured_kwh) as measured_kwh,
     sum(estimated_kwh) as estimated_kwh,

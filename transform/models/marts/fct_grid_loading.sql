@@ -1,5 +1,7 @@
 {#- Each grid node's load against its capacity per UTC day: peak and mean load, the peak
-    as a share of capacity, intervals above capacity, and the energy its meters drew. -#}
+    as a share of capacity, intervals above capacity, and the electricity its meters drew
+    (electricity meters only: a gas, heat or water meter at the same node is not load on
+    the electricity network, and water's m3 do not add to kWh). -#}
 with measured as (
     select
         g.node_id,
@@ -17,10 +19,9 @@ with measured as (
 ),
 
 metered as (
-    select node_id, utc_day as day, sum(energy_kwh) as metered_kwh
-    from {{ ref('int_readings_local') }}
-    where node_id is not null
-    group by node_id, utc_day
+    select node_id, utc_day as day, energy_kwh as metered_kwh
+    from {{ ref('int_readings_rollup') }}
+    where grain = 'node_day' and node_id is not null and commodity = 'electricity'
 )
 
 select
