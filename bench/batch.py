@@ -297,10 +297,13 @@ def _build_lake(
 def _record_history(conn: psycopg.Connection[Any], replaced: Any) -> None:
     """The replaced versions into ``reading_history``, as a correction leaves them."""
     columns = ["meter_id", "ts", "interval_s", "import_kwh", "quality", "status", "source"]
-    with conn.cursor() as cur, cur.copy(
-        "COPY reading_history (meter_id, ts, interval_s, import_kwh, quality, status, source,"
-        " ingested_at, replaced_by, reason) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY reading_history (meter_id, ts, interval_s, import_kwh, quality, status, source,"
+            " ingested_at, replaced_by, reason) FROM STDIN"
+        ) as copy,
+    ):
         for row in replaced.select([*columns, "ingested_at"]).iter_rows():
             copy.write_row([*row, "bench", "correction"])
 
