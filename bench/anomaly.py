@@ -300,21 +300,7 @@ def london_data(households: int, seed: int = 11) -> tuple[list[pl.DataFrame], pl
     files = sorted((DATA / "london-smart-meters-2013").glob("*.csv.gz"))[:households]
     if not files:
         raise SystemExit(f"no London households under {DATA}")
-    frames = []
-    for f in files:
-        raw = pl.read_csv(f, infer_schema=False)
-        frames.append(
-            raw.select(
-                meter_id=pl.col("LCLid"),
-                ts=pl.col("tstp")
-                .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
-                .dt.cast_time_unit("us"),
-                import_kwh=pl.col("energy(kWh/hh)")
-                .str.strip_chars()
-                .cast(pl.Float64, strict=False),
-            ).drop_nulls()
-        )
-    data = pl.concat(frames).unique(["meter_id", "ts"]).sort("meter_id", "ts")
+    data = _read_london(files)
     rng = np.random.default_rng(seed)
     meters = data["meter_id"].unique().sort().to_list()
     kinds = ["bypass", "spike", "export", "new_load"]
@@ -505,11 +491,10 @@ CASES: dict[str, tuple[tuple[str, ...], dt.timedelta]] = {
 }
 
 
-def london_households(min_kw: float = 0.1) -> pl.DataFrame:
-    """The London households with a year of readings and a mean above ``min_kw`` (an
-    empty flat, 3 W all year, has nothing to steal or to surge)."""
+def _read_london(files: list[Path]) -> pl.DataFrame:
+    """The London households' half-hours (meter, UTC start, kWh), one row per key."""
     frames = []
-    for f in sorted((DATA / "london-smart-meters-2013").glob("*.csv.gz")):
+    for f in files:
         raw = pl.read_csv(f, infer_schema=False)
         frames.append(
             raw.select(
@@ -522,7 +507,13 @@ def london_households(min_kw: float = 0.1) -> pl.DataFrame:
                 .cast(pl.Float64, strict=False),
             ).drop_nulls()
         )
-    data = pl.concat(frames).unique(["meter_id", "ts"]).sort("meter_id", "ts")
+    return pl.concat(frames).unique(["meter_id", "ts"]).sort("meter_id", "ts")
+
+
+def london_households(min_kw: float = 0.1) -> pl.DataFrame:
+    """The London households with a year of readings and a mean above ``min_kw`` (an
+    empty flat, 3 W all year, has nothing to steal or to surge)."""
+    data = _read_london(sorted((DATA / "london-smart-meters-2013").glob("*.csv.gz")))
     keep = (
         data.group_by("meter_id")
         .agg(n=pl.len(), kw=pl.col("import_kwh").mean() * 2)

@@ -29,6 +29,7 @@ from forecast import gb_demand, london_households, london_sum
 from metrify.analytics.forecast.engine import _prepare, _targets
 from metrify.analytics.forecast.features import design
 from metrify.analytics.forecast.horizon import backtest_issues
+from metrify.analytics.forecast.models import BASE_PARAMS
 from metrify.analytics.forecast.series import panel_from_frames
 
 PERIODS = {
@@ -37,19 +38,7 @@ PERIODS = {
     "london-sum": ("2013-03-01", "2013-12-30"),
 }
 NEW = ("day_type", "week_lag_day_type", "recent_day_type")  # now in the product
-PARAMS: dict[str, Any] = {
-    "n_estimators": 300,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 40,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.9,
-    "reg_lambda": 1.0,
-    "verbose": -1,
-    "max_bin": 63,
-    "n_jobs": 1,
-}
+PARAMS: dict[str, Any] = BASE_PARAMS  # the product's own settings, ideas vary from them
 
 
 class Lab:
