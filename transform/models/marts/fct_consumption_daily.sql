@@ -1,7 +1,7 @@
 {#- Energy per meter and local day, with the meter's region, grid node, tariff and
     commodity. import_kwh is in the commodity's quantity unit (`unit`): kWh for
     electricity, gas and heat, m3 for water (docs/guides/commodities.md); sums across
-    meters group by commodity. From the one-pass rollup (int_readings_rollup). -#}
+    meters group by commodity. From the rollup (int_readings_rollup). -#}
 select
     r.meter_id || '|' || cast(r.local_day as varchar(10)) as meter_day_key,
     r.meter_id,

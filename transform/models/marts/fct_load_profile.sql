@@ -1,7 +1,7 @@
 {#- Typical load by meter, season and local hour of the week (0 = Monday 00:00): the
     mean energy per interval and the mean demand, over the days seen (estimates included;
     measured_kwh / measured_intervals leaves them out). Quantities in the meter's
-    commodity unit (kWh; m3 for water). From the one-pass rollup (int_readings_rollup). -#}
+    commodity unit (kWh; m3 for water). From the rollup (int_readings_rollup). -#}
 select
     r.meter_id || '|' || r.season || '|' || cast(r.hour_of_week as varchar(3)) as profile_key,
     r.meter_id,
