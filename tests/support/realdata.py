@@ -7,6 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from support.paths import REPO
@@ -56,3 +57,26 @@ def dutch_register_deltas(name: str, start: str, end: str) -> list[tuple[int, fl
         if t1 - t0 == 3600 and v1 >= v0 and lo <= t0 < hi:
             out.append((t0, float(v1 - v0)))
     return out
+
+
+def london_readings(meters: list[str] | None = None, first: int | None = None) -> pl.DataFrame:
+    """London households' half-hours as readings (``meter_id``, ``ts`` UTC start,
+    ``import_kwh``; "Null" and padded values read, unreadable ones dropped, one row per
+    key, sorted): the named ``meters``, else the ``first`` files, else all of them.
+    One reader, so every test that judges real households reads them the same way."""
+    folder = shared_data() / "london-smart-meters-2013"
+    if meters is not None:
+        files = [folder / f"{m}.csv.gz" for m in meters]
+    else:
+        files = sorted(folder.glob("*.csv.gz"))[:first]
+    frames = [
+        pl.read_csv(f, infer_schema=False).select(
+            meter_id=pl.col("LCLid"),
+            ts=pl.col("tstp")
+            .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
+            .dt.cast_time_unit("us"),
+            import_kwh=pl.col("energy(kWh/hh)").str.strip_chars().cast(pl.Float64, strict=False),
+        )
+        for f in files
+    ]
+    return pl.concat(frames).drop_nulls().unique(["meter_id", "ts"]).sort("meter_id", "ts")

@@ -22,7 +22,7 @@ from metrify.anomaly.meters import detect_readings
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
 from metrify.contracts.records import READING
 from metrify.settings.anomaly import AnomalyConfig
-from support.realdata import shared_data
+from support.realdata import london_readings
 
 #: households with a full year and a mean of 0.2-1 kW (none is an empty flat)
 HOUSES = ("MAC000002", "MAC000010", "MAC000024", "MAC000044", "MAC000061", "MAC000092")
@@ -33,25 +33,8 @@ ALERTING = pl.col("severity").is_in(["medium", "high", "critical"])
 
 @pytest.fixture(scope="module")
 def houses() -> dict[str, pl.DataFrame]:
-    folder = shared_data() / "london-smart-meters-2013"
-    out = {}
-    for meter in HOUSES:
-        raw = pl.read_csv(folder / f"{meter}.csv.gz", infer_schema=False)
-        out[meter] = (
-            raw.select(
-                meter_id=pl.col("LCLid"),
-                ts=pl.col("tstp")
-                .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
-                .dt.cast_time_unit("us"),
-                import_kwh=pl.col("energy(kWh/hh)")
-                .str.strip_chars()
-                .cast(pl.Float64, strict=False),
-            )
-            .drop_nulls()
-            .unique(["meter_id", "ts"])
-            .sort("ts")
-        )
-    return out
+    readings = london_readings(meters=list(HOUSES))
+    return {meter: frame.sort("ts") for (meter,), frame in readings.group_by("meter_id")}
 
 
 def judged(house: pl.DataFrame) -> pl.DataFrame:

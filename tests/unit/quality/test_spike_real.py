@@ -18,7 +18,7 @@ import pytest
 from metrify.contracts.records import READING, Quality
 from metrify.quality.rules import validate
 from metrify.settings.vee import VeeConfig
-from support.realdata import shared_data
+from support.realdata import london_readings
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SPIKE = int(Quality.SPIKE)
@@ -26,18 +26,7 @@ SPIKE = int(Quality.SPIKE)
 
 @pytest.fixture(scope="module")
 def households() -> pl.DataFrame:
-    files = sorted((shared_data() / "london-smart-meters-2013").glob("*.csv.gz"))[:40]
-    frames = [
-        pl.read_csv(f, infer_schema=False).select(
-            meter_id=pl.col("LCLid"),
-            ts=pl.col("tstp")
-            .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
-            .dt.cast_time_unit("us"),
-            import_kwh=pl.col("energy(kWh/hh)").str.strip_chars().cast(pl.Float64, strict=False),
-        )
-        for f in files
-    ]
-    return pl.concat(frames).drop_nulls().unique(["meter_id", "ts"]).sort("meter_id", "ts")
+    return london_readings(first=40)
 
 
 def vee(data: pl.DataFrame) -> pl.DataFrame:
