@@ -38,3 +38,12 @@
 {% macro quantity_unit(commodity) -%}
     case when {{ commodity }} = 'water' then 'm3' else 'kWh' end
 {%- endmacro %}
+
+{#- seconds from instant `start` to instant `end`, fractions kept (an outage's length) -#}
+{% macro seconds_between(start, end) -%}{{ return(adapter.dispatch('seconds_between', 'metrify')(start, end)) }}{%- endmacro %}
+{% macro default__seconds_between(start, end) -%}
+    cast(extract(epoch from {{ end }}) - extract(epoch from {{ start }}) as {{ float_type() }})
+{%- endmacro %}
+{% macro snowflake__seconds_between(start, end) -%}
+    (datediff('millisecond', {{ start }}, {{ end }}) / 1000.0)
+{%- endmacro %}

@@ -42,5 +42,6 @@
         'readings': 'meter_id varchar, ts timestamp_tz, interval_s integer, import_kwh double, export_kwh double, register_kwh double, voltage_v double, current_a double, power_factor double, active_power_kw double, reactive_power_kvar double, frequency_hz double, generation_kwh double, volume_m3 double, export_register_kwh double, quality integer, status varchar, source varchar, ingested_at timestamp_tz',
         'grid': 'node_id varchar, ts timestamp_tz, interval_s integer, load_mw double, generation_mw double, frequency_hz double, voltage_kv double, price_per_mwh double, quality integer, status varchar, source varchar, ingested_at timestamp_tz',
         'weather': 'station_id varchar, ts timestamp_tz, temperature_c double, humidity_pct double, wind_speed_ms double, wind_dir_deg double, pressure_hpa double, precipitation_mm double, solar_wm2 double, cloud_cover_pct double, quality integer, status varchar, source varchar, ingested_at timestamp_tz',
+        'events': 'meter_id varchar, ts timestamp_tz, event varchar, code varchar, details varchar, source varchar, ingested_at timestamp_tz',
     }) }}
 {%- endmacro %}

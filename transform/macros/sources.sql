@@ -1,10 +1,11 @@
-{#- Where a time series comes from, by target:
+{#- Where a time series (or the meter events) comes from, by target:
     duckdb     the lake (every version of a record; the metrify plugin reads it),
     snowflake  the lake's landing tables, staged from S3 (macros/snowflake_stage.sql),
     postgres   the store's tables (current versions only; history is elsewhere).
     Every staging model then keeps the current version per key the same way. -#}
 {% macro series_source(kind) -%}
-    {%- set tables = {'readings': 'readings', 'grid': 'grid_measurements', 'weather': 'weather_observations'} -%}
+    {%- set tables = {'readings': 'readings', 'grid': 'grid_measurements', 'weather': 'weather_observations',
+                     'events': 'meter_events'} -%}
     {%- if target.type in ('duckdb', 'snowflake') -%}
         {{ source('lake', kind) }}
     {%- else -%}
@@ -23,7 +24,9 @@
     src/metrify/stores/dbt_plugin.py). Every other day has one version per key and passes
     straight through; only the listed days go through the window. On 683M readings the
     window over everything was most of the warehouse build. -#}
-{% macro current_versions(relation, key, columns, where=none, within=[], versioned_days=none) -%}
+{#- `tiebreak`: what orders two versions ingested at the same instant (the kinds without
+    quality, the meter events, pass something else). -#}
+{% macro current_versions(relation, key, columns, where=none, within=[], versioned_days=none, tiebreak='quality asc') -%}
     {%- set conditions = [] -%}
     {%- if where %}{% do conditions.append('(' ~ where ~ ')') %}{% endif -%}
     {%- if versioned_days is not none %}
@@ -39,7 +42,7 @@
         select {{ columns | join(', ') }},
             row_number() over (
                 partition by {{ (within + key) | join(', ') }}
-                order by ingested_at desc, quality asc
+                order by ingested_at desc{% if tiebreak %}, {{ tiebreak }}{% endif %}
             ) as version_rank
         from {{ relation }}
         {% if conditions %}where {{ conditions | join(' and ') }}{% endif %}

@@ -3,20 +3,23 @@
 DuckDB here may not download extensions (no ``postgres_scanner``, no ``delta``, no
 ``httpfs``), so the warehouse reads its inputs through Python instead:
 
-* the lake: the views ``lake.readings``, ``lake.grid`` and ``lake.weather``, made when dbt
-  opens the warehouse (:meth:`Plugin.configure_connection`). A local lake is read by
+* the lake: the views ``lake.readings``, ``lake.grid``, ``lake.weather`` and
+  ``lake.events`` (meter events), made when dbt opens the warehouse
+  (:meth:`Plugin.configure_connection`). A local lake is read by
   DuckDB's own Parquet reader over the files of the table's current Delta version
   (:meth:`metrify.stores.lake.Lake.plain_files`), about twice as fast as Arrow; an
   ``s3://`` lake (or a table with reader features) through
   :meth:`metrify.stores.lake.Lake.arrow`, a lazily scanned pyarrow Dataset registered on
   every cursor dbt opens;
-* beside each lake view, ``lake.<kind>_versioned_days``: the UTC days on which the lake
+* beside each time series' lake view, ``lake.<kind>_versioned_days``: the UTC days on which the lake
   holds more than one version of a key, from the store's history table
   (:func:`metrify.stores.reads.lake_days.history_days`). Staging finds the current
   version with a window only on those days and passes every other day through, which
   is what made the warehouse build slow: the window over every reading cost more than
   everything else together (bench/results/batch-2026-12-06.md). Without a store URL
-  every day counts as versioned (the safe side);
+  every day counts as versioned (the safe side). Meter events have none: their lake
+  table holds the current row of each event only (a re-sent event replaces it), and
+  there are few of them, so their staging windows every row;
 * the store's reference tables through psycopg's COPY into Arrow: dbt-duckdb calls
   :meth:`Plugin.load` once per source a model names, whose ``meta`` says which table::
 
@@ -35,14 +38,17 @@ import psycopg
 import pyarrow as pa
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from metrify.contracts.records import GRID, METER, NODE, READING, STATION, WEATHER
+from metrify.contracts.records import EVENT, GRID, METER, NODE, READING, STATION, WEATHER
 from metrify.stores.lake import Lake
-from metrify.stores.lake.table import lake_schema
-from metrify.stores.postgres import VERSION_TYPES, copy_out
+from metrify.stores.lake.table import lake_schema, versioned
+from metrify.stores.postgres import copy_out
 from metrify.stores.reads.lake_days import history_days
 
 _TS = pl.Datetime("us", "UTC")
-_LAKE_KINDS = {c.kind: c for c in (READING, GRID, WEATHER)}
+_LAKE_KINDS = {c.kind: c for c in (READING, GRID, WEATHER, EVENT)}
+#: the lake kinds holding every version of a record, whose staging passes days without a
+#: replaced version straight through (``lake.<kind>_versioned_days``)
+_VERSIONED_KINDS = {k: c for k, c in _LAKE_KINDS.items() if versioned(c)}
 
 
 def read_lake(lake_url: str, kind: str) -> Any:
@@ -53,8 +59,8 @@ def read_lake(lake_url: str, kind: str) -> Any:
     try:
         return Lake(lake_url).arrow(kind)
     except FileNotFoundError:
-        schema = {**contract.schema, **VERSION_TYPES, "date": pl.Date()}
-        return pl.DataFrame(schema=schema).to_arrow()
+        # the lake's own columns of the kind: meter events have no quality or status
+        return pl.DataFrame(schema=lake_schema(contract)).to_arrow()
 
 
 #: DuckDB's name for each lake column type (for columns a table does not have yet)
@@ -84,12 +90,12 @@ def missing_columns(kind: str, present: list[str]) -> list[str]:
 
 
 def versioned_days(database_url: str) -> dict[str, list[str]]:
-    """Per lake kind, ISO dates of the UTC days holding a replaced version (the store's
-    history tables say which), read over one connection."""
+    """Per versioned lake kind, ISO dates of the UTC days holding a replaced version (the
+    store's history tables say which), read over one connection."""
     with psycopg.connect(database_url, options="-c TimeZone=UTC") as conn:
         return {
             kind: [d.isoformat() for d in history_days(conn, contract)]
-            for kind, contract in _LAKE_KINDS.items()
+            for kind, contract in _VERSIONED_KINDS.items()
         }
 
 
@@ -188,7 +194,8 @@ class Plugin(BasePlugin):
         self._registered: dict[str, Any] = {}
 
     def configure_connection(self, conn: Any) -> None:
-        """Make the lake's views (schema ``lake``), one per kind, on the warehouse."""
+        """Make the lake's views (schema ``lake``), one per kind, on the warehouse, and
+        the versioned days of each time series."""
         if not self.lake_url:
             return
         conn.execute("CREATE SCHEMA IF NOT EXISTS lake")
@@ -199,7 +206,7 @@ class Plugin(BasePlugin):
             conn.execute(f"CREATE OR REPLACE VIEW lake.{kind} AS SELECT *{extra} FROM {select}")
         # after every lake version is fixed (see history_days)
         found = versioned_days(self.database_url) if self.database_url else {}
-        for kind in _LAKE_KINDS:
+        for kind in _VERSIONED_KINDS:
             view = days_view(found[kind] if self.database_url else None, kind)
             conn.execute(f"CREATE OR REPLACE VIEW lake.{kind}_versioned_days AS {view}")
 

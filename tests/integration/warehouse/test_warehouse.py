@@ -27,6 +27,7 @@ from metrify.settings import Settings, get_settings
 from metrify.stores import warehouse
 from metrify.stores.lake import Lake
 from support.database import app_url, clear_tables
+from support.fake_snowflake import snowflake_target
 from support.realdata import LONDON_MAP, shared_data
 
 pytestmark = [
@@ -365,100 +366,21 @@ def test_postgres_target_builds_the_same_marts(
     assert grid == pytest.approx(expected_grid_peaks(loaded.grid_csv))
 
 
-#: Snowflake DDL of the landing tables (the lake, every version) and the store's tables
-SNOWFLAKE_TABLES = {
-    "LAKE.READINGS": "meter_id varchar, ts timestamp_tz, interval_s int, import_kwh double,"
-    " export_kwh double, register_kwh double, generation_kwh double, volume_m3 double,"
-    " export_register_kwh double, quality int, status varchar, source varchar,"
-    " ingested_at timestamp_tz",
-    "LAKE.GRID": "node_id varchar, ts timestamp_tz, interval_s int, load_mw double,"
-    " generation_mw double, frequency_hz double, voltage_kv double, price_per_mwh double,"
-    " quality int, status varchar, source varchar, ingested_at timestamp_tz",
-    "LAKE.WEATHER": "station_id varchar, ts timestamp_tz, temperature_c double,"
-    " humidity_pct double, wind_speed_ms double, wind_dir_deg double, pressure_hpa double,"
-    " precipitation_mm double, solar_wm2 double, cloud_cover_pct double, quality int,"
-    " status varchar, source varchar, ingested_at timestamp_tz",
-}
-STORE_TABLES = ("meters", "grid_nodes", "weather_stations", "anomalies", "quality_daily")
-
-
 @pytest.fixture(scope="module")
 def snowflake_build(
     loaded: Loaded, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dbt.DbtResult, Any]]:
-    """The project on the snowflake target, dbt-snowflake talking to fakesnow in-process.
-
-    The landing tables are filled with what the real lake holds (every version) and the
-    store's tables with what PostgreSQL holds, through fakesnow's DuckDB underneath: the
-    loading is not what is tested, the models' Snowflake SQL is."""
-    import fakesnow as fakesnow_module
+    """The project on the snowflake target, dbt-snowflake talking to fakesnow in-process
+    (support.fake_snowflake: the landing tables hold what the real lake holds)."""
     import snowflake.connector
-
-    from metrify.stores.database import database_url as app_database_url
-    from metrify.stores.dbt_plugin import read_store_table
 
     db_path = tmp_path_factory.mktemp("fakesnow")
     lake = Lake(loaded.settings.lake)
-    with pytest.MonkeyPatch.context() as mp, fakesnow_module.patch(db_path=str(db_path)):
-        for key, value in {
-            "ACCOUNT": "metrify-test",
-            "USER": "metrify",
-            "PASSWORD": "not-a-secret",
-            "THREADS": "1",
-        }.items():
-            mp.setenv(f"METRIFY_WAREHOUSE__SNOWFLAKE__{key}", value)
-        get_settings.cache_clear()
-        settings = get_settings()
-        conn = snowflake.connector.connect(database="METRIFY", schema="PUBLIC")
-        cur = conn.cursor()
-        cur.execute("create schema if not exists METRIFY.LAKE")
-        for name, columns in SNOWFLAKE_TABLES.items():
-            cur.execute(f"create or replace table METRIFY.{name} ({columns})")
-        duck = conn._duck_conn
-        for kind in ("readings", "grid"):
-            versions = lake.arrow(kind).to_table()
-            duck.register("versions", versions)
-            landing = [c.split()[0] for c in SNOWFLAKE_TABLES[f"LAKE.{kind.upper()}"].split(",")]
-            cols = ", ".join(landing)
-            duck.execute(
-                f"insert into METRIFY.LAKE.{kind.upper()} ({cols}) select {cols} from versions"
-            )
-            duck.unregister("versions")
-        for table in STORE_TABLES:
-            rows = read_store_table(app_database_url(settings), table)
-            cols = ", ".join(rows.column_names)
-            types = ", ".join(
-                f"{c} {_snowflake_type(t)}"
-                for c, t in zip(rows.column_names, rows.schema.types, strict=True)
-            )
-            cur.execute(f"create or replace table METRIFY.PUBLIC.{table.upper()} ({types})")
-            duck.register("rows", rows)
-            duck.execute(
-                f"insert into METRIFY.PUBLIC.{table.upper()} ({cols}) select {cols} from rows"
-            )
-            duck.unregister("rows")
-        conn.close()
+    with snowflake_target(db_path, lake, ("readings", "grid")) as settings:
         result = dbt.build(settings, target="snowflake")
         reader = snowflake.connector.connect(database="METRIFY", schema="MARTS")
         yield result, reader.cursor()
         reader.close()
-    get_settings.cache_clear()
-
-
-def _snowflake_type(arrow_type: Any) -> str:
-    text = str(arrow_type)
-    if text.startswith("timestamp"):
-        return "timestamp_tz"
-    return {
-        "string": "varchar",
-        "large_string": "varchar",
-        "double": "double",
-        "int16": "int",
-        "int32": "int",
-        "int64": "bigint",
-        "bool": "boolean",
-        "date32[day]": "date",
-    }[text]
 
 
 def test_snowflake_sql_runs_on_fakesnow_and_gives_the_same_marts(
