@@ -3,6 +3,7 @@
     .venv/bin/python bench/forecast_ideas.py val [idea ...]   # 2012-03-01..2013-02-28
     .venv/bin/python bench/forecast_ideas.py test [idea ...]  # 2013-03-01..2014-02-28
     .venv/bin/python bench/forecast_ideas.py london-sum [idea ...]  # the London check
+    .venv/bin/python bench/forecast_ideas.py val --holidays=GB-ENG [idea ...]  # calendar
 
 Ideas were chosen on the validation year and the chosen one was run on the test year by
 ``bench/forecast.py run gb`` (the product's code, all three quantiles). To iterate in
@@ -49,7 +50,9 @@ PARAMS: dict[str, Any] = BASE_PARAMS  # the product's own settings, ideas vary f
 class Lab:
     """Feature rows of every issue day, the candidate features and the rolling fit."""
 
-    def __init__(self, series: str = "gb", frame: pl.DataFrame | None = None) -> None:
+    def __init__(
+        self, series: str = "gb", frame: pl.DataFrame | None = None, holidays: str = "GB"
+    ) -> None:
         if frame is not None:  # another GB column (gross demand): same clock as ND
             tz = "UTC"
         elif series == "gb":
@@ -60,7 +63,7 @@ class Lab:
         first = panel.t0.date() + dt.timedelta(days=15)
         last = (panel.t0 + dt.timedelta(seconds=panel.step_s * (panel.n - 1))).date()
         self.issues = backtest_issues(first, last, "day-ahead", tz)
-        setup = _prepare(panel, self.issues, "day-ahead", None, "GB", tz, 6)
+        setup = _prepare(panel, self.issues, "day-ahead", None, holidays, tz, 6)
         self.panel, cal, p = setup.panel, setup.cal, setup.panel.per_day
         self.ks = [self.panel.available(i) for i in self.issues]
         targets = [_targets(setup, i) for i in self.issues]
@@ -283,10 +286,12 @@ def ideas(lab: Lab) -> dict[str, tuple[list[str], dict[str, Any]]]:
 
 
 def main() -> None:
-    period = PERIODS[sys.argv[1]]
-    lab = Lab("london-sum" if sys.argv[1] == "london-sum" else "gb")
+    args = [a for a in sys.argv[1:] if not a.startswith("--holidays=")]
+    hol = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--holidays=")]
+    period = PERIODS[args[0]]
+    lab = Lab("london-sum" if args[0] == "london-sum" else "gb", holidays=(hol or ["GB"])[0])
     todo = ideas(lab)
-    for name in sys.argv[2:] or list(todo):
+    for name in args[1:] or list(todo):
         feats, kw = todo[name]
         t = time.perf_counter()
         mape = lab.run(feats, period, **kw)
