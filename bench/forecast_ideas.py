@@ -3,6 +3,7 @@
     .venv/bin/python bench/forecast_ideas.py val [idea ...]   # 2012-03-01..2013-02-28
     .venv/bin/python bench/forecast_ideas.py test [idea ...]  # 2013-03-01..2014-02-28
     .venv/bin/python bench/forecast_ideas.py london-sum [idea ...]  # the London check
+    .venv/bin/python bench/forecast_ideas.py val --holidays=GB-ENG [idea ...]  # calendar
 
 Ideas were chosen on the validation year and the chosen one was run on the test year by
 ``bench/forecast.py run gb`` (the product's code, all three quantiles). To iterate in
@@ -12,6 +13,10 @@ candidate features beside them, and fits only a P50 LightGBM, retrained every 28
 the 365 days of issues before (the bench retrains every 14 and fits P10/P90 with a
 conformal band too, so its MAPE differs by a few hundredths). Every candidate feature
 reads only calendar facts or load positions known at the row's issue time.
+
+``models=("blend",)`` fits the product's mean P50 (``models.MeanBlend``: LightGBM per
+daypart + ridge per half-hour), the change chosen in issue 22's second round; the ideas of
+that round (embedded generation, TSD, dayparts, windows) are in forecast_ideas_embedded.py.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import polars as pl
 
 from forecast import gb_demand, london_households, london_sum
 from metrify.analytics.forecast.engine import _prepare, _targets
 from metrify.analytics.forecast.features import design
 from metrify.analytics.forecast.horizon import backtest_issues
-from metrify.analytics.forecast.models import BASE_PARAMS
+from metrify.analytics.forecast.models import BASE_PARAMS, MeanBlend
 from metrify.analytics.forecast.series import panel_from_frames
 
 PERIODS = {
@@ -44,8 +50,12 @@ PARAMS: dict[str, Any] = BASE_PARAMS  # the product's own settings, ideas vary f
 class Lab:
     """Feature rows of every issue day, the candidate features and the rolling fit."""
 
-    def __init__(self, series: str = "gb") -> None:
-        if series == "gb":
+    def __init__(
+        self, series: str = "gb", frame: pl.DataFrame | None = None, holidays: str = "GB"
+    ) -> None:
+        if frame is not None:  # another GB column (gross demand): same clock as ND
+            tz = "UTC"
+        elif series == "gb":
             frame, tz = gb_demand(), "UTC"
         else:  # the London sum, to check a change does not hurt it
             frame, tz = london_sum(london_households()), "Europe/London"
@@ -53,7 +63,7 @@ class Lab:
         first = panel.t0.date() + dt.timedelta(days=15)
         last = (panel.t0 + dt.timedelta(seconds=panel.step_s * (panel.n - 1))).date()
         self.issues = backtest_issues(first, last, "day-ahead", tz)
-        setup = _prepare(panel, self.issues, "day-ahead", None, "GB", tz, 6)
+        setup = _prepare(panel, self.issues, "day-ahead", None, holidays, tz, 6)
         self.panel, cal, p = setup.panel, setup.cal, setup.panel.per_day
         self.ks = [self.panel.available(i) for i in self.issues]
         targets = [_targets(setup, i) for i in self.issues]
@@ -129,10 +139,46 @@ class Lab:
         retrain: int = 28,
     ) -> float:
         """MAPE (%) of the P50 over ``period``, retraining every ``retrain`` days."""
+        pred = self.predict(
+            feats, period, target=target, objective=objective, params=params,
+            train_days=train_days, halflife=halflife, models=models, seeds=seeds,
+            retrain=retrain,
+        )  # fmt: skip
+        return self.mape(pred, period)
+
+    def mape(
+        self, pred: np.ndarray, period: tuple[str, str], truth: np.ndarray | None = None
+    ) -> float:
+        """MAPE (%) of ``pred`` against ``truth`` (this series by default) over ``period``."""
+        y = self.y if truth is None else truth
+        days = np.arange(np.datetime64(period[0]), np.datetime64(period[1]) + 1)
+        sel = np.isin(self.row_day, days) & np.isfinite(y) & np.isfinite(pred)
+        return float(np.mean(np.abs(pred[sel] - y[sel]) / np.abs(y[sel])) * 100)
+
+    def predict(
+        self,
+        feats: list[str],
+        period: tuple[str, str],
+        *,
+        target: str = "scale",
+        objective: str = "quantile",
+        params: dict[str, Any] | None = None,
+        train_days: int | None = 365,
+        halflife: float | None = None,
+        models: tuple[str, ...] = ("lgb",),
+        seeds: tuple[int, ...] = (0,),
+        retrain: int = 28,
+        y_raw: np.ndarray | None = None,
+        den: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """P50 of every row of ``period`` (NaN elsewhere): ``y_raw`` (this series by
+        default) over ``den`` (the 7-day level by default) fitted and scaled back."""
         x = np.stack([self.cols[f] for f in feats], axis=1)
         p = self.panel.per_day
-        den = self.scale if target == "scale" else self.known(self.j - 7 * p)
-        y = self.y / den
+        if den is None:
+            den = self.scale if target == "scale" else self.known(self.j - 7 * p)
+        y = (self.y if y_raw is None else y_raw) / den
         days = np.arange(np.datetime64(period[0]), np.datetime64(period[1]) + 1)
         pred = np.full(self.y.size, np.nan)
         prm = {**PARAMS, **(params or {})}
@@ -147,13 +193,20 @@ class Lab:
                 & np.isfinite(y)
             )
             te = np.isin(self.row_day, block)
+            if mask is not None:  # one model for a subset of rows (a daypart)
+                tr, te = tr & mask, te & mask
+            if not te.any():
+                continue
             w = None
             if halflife:
                 w = 0.5 ** ((block[0] - self.row_day[tr]).astype(int) / halflife)
             outs = []
             for name in models:
                 for seed in seeds:
-                    if name == "lgb":
+                    if name == "blend":  # the product's mean P50 (dayparts + ridge)
+                        blend = MeanBlend(prm, tuple(feats), p).fit(x[tr], y[tr], seed)
+                        outs.append(blend.predict(x[te]))
+                    elif name == "lgb":
                         kw = {"objective": objective, "random_state": seed, **prm}
                         if objective == "quantile":
                             kw["alpha"] = 0.5
@@ -167,8 +220,7 @@ class Lab:
                         r = Ridge(alpha=1.0).fit((xt - mu) / sd, y[tr], sample_weight=w)
                         outs.append(r.predict((np.nan_to_num(x[te]) - mu) / sd))
             pred[te] = np.mean(outs, axis=0) * den[te]
-        sel = np.isin(self.row_day, days) & np.isfinite(self.y) & np.isfinite(pred)
-        return float(np.mean(np.abs(pred[sel] - self.y[sel]) / np.abs(self.y[sel])) * 100)
+        return pred
 
 
 def sun_minutes_utc(doy: np.ndarray, lat: float = 51.5, lon: float = -0.12) -> tuple[Any, Any]:
@@ -228,14 +280,18 @@ def ideas(lab: Lab) -> dict[str, tuple[list[str], dict[str, Any]]]:
         ),
         "day-types-l2+error-correction": ([*dt_, "ec1", "ec_day"], l2),
         "day-types-l2+sunrise-sunset": ([*dt_, "to_sunset", "to_sunrise"], l2),
+        # issue 22, second round (bench/forecast_ideas_embedded.py): the product's mean P50
+        "day-types-l2-dayparts-ridge (chosen 2026-12-07)": (dt_, {"models": ("blend",)}),
     }
 
 
 def main() -> None:
-    period = PERIODS[sys.argv[1]]
-    lab = Lab("london-sum" if sys.argv[1] == "london-sum" else "gb")
+    args = [a for a in sys.argv[1:] if not a.startswith("--holidays=")]
+    hol = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--holidays=")]
+    period = PERIODS[args[0]]
+    lab = Lab("london-sum" if args[0] == "london-sum" else "gb", holidays=(hol or ["GB"])[0])
     todo = ideas(lab)
-    for name in sys.argv[2:] or list(todo):
+    for name in args[1:] or list(todo):
         feats, kw = todo[name]
         t = time.perf_counter()
         mape = lab.run(feats, period, **kw)

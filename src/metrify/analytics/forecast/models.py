@@ -11,7 +11,12 @@
   residuals instead of taking gradient steps, which fits a smooth aggregate worse: on
   GB demand the squared-error P50 scored a MAPE of 2.72% against 2.82% in the
   validation year (2012-03..2013-02). On a single household, whose load is skewed,
-  the mean is the wrong point for MAE, so meters keep the median.
+  the mean is the wrong point for MAE, so meters keep the median. The mean P50 is
+  itself a blend (:class:`MeanBlend`): 0.7 x LightGBM fitted per daypart (an eighth of
+  the day each) + 0.3 x a ridge regression per interval of the day on day-type dummies
+  and the lagged levels. On GB demand's validation year this took the P50's MAPE from
+  2.74% to 2.50% (test year, full backtest: 2.76% -> 2.49%; see
+  bench/results/forecast-2026-12-07.md and bench/forecast_ideas_embedded.py).
 - ``lightgbm_linear``: the same with ``linear_tree`` (a linear model in each leaf), the
   linear quantile model: scikit-learn's QuantileRegressor solves a linear programme and
   takes minutes on a year of half-hours, this takes seconds.
@@ -21,6 +26,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +103,125 @@ def naive_bands(panel: Panel, k: int, targets: np.ndarray) -> np.ndarray:
     return out
 
 
+#: weight of the tree models in the mean P50; the rest is the per-slot ridge
+TREE_WEIGHT = 0.7
+#: dayparts the mean P50's tree models split the day into
+DAYPARTS = 8
+#: fewest training rows per daypart before the day is split (else one tree model)
+MIN_DAYPART_ROWS = 1000
+#: features of the per-slot ridge (besides day-type dummies and season terms); a missing
+#: lag (before the series starts, a gap) is replaced by the last day's mean
+RIDGE_LEVELS: tuple[str, ...] = ("mean24", "mean24_week_before", "recent_days_back")
+RIDGE_LAGS: tuple[str, ...] = ("week_lag", "recent_same_slot", "week_lag_adjusted")
+RIDGE_ALPHA = 1.0
+
+
+def _ridge_x(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The per-slot ridge's inputs: one dummy per day type (a holiday counts as Sunday), a
+    holiday-nearby flag, two yearly harmonics and the lagged levels over the 7-day level.
+
+    Why linear beside the trees: within one interval of the day, next day's load is close
+    to linear in last week's and yesterday's loads with a shift per day type; trees fit
+    that line as a staircase, and the two models' errors are far from identical, so the
+    blend beats both (GB validation: trees 2.67%, ridge 2.92%, blend 2.48%).
+    """
+    col = {n: x[:, i] for i, n in enumerate(names)}
+    day_type = col["day_type"]
+    doy = col["doy"]
+    parts = [(day_type == t).astype(np.float64) for t in range(1, 8)]
+    parts.append(col["holiday_near"])
+    for m in (1, 2):
+        parts += [np.sin(2 * np.pi * m * doy / 365.25), np.cos(2 * np.pi * m * doy / 365.25)]
+    parts += [col[n] for n in RIDGE_LEVELS]
+    for n in RIDGE_LAGS:
+        parts.append(np.where(np.isfinite(col[n]), col[n], col["mean24"]))
+    return np.stack(parts, axis=1)
+
+
+@dataclass
+class SlotRidge:
+    """One ridge regression per interval of the day (``slot``), on standardised inputs."""
+
+    coef: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = field(default_factory=dict)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, slot: np.ndarray) -> SlotRidge:
+        self.coef = {}
+        for s in np.unique(slot):
+            rows = slot == s
+            xs, ys = x[rows], y[rows]
+            with warnings.catch_warnings():  # an input missing on every row of a slot
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mu = np.nan_to_num(np.nanmean(xs, axis=0))
+                sd = np.nan_to_num(np.nanstd(xs, axis=0)) + 1e-9
+            z = np.nan_to_num((xs - mu) / sd)
+            y0 = float(ys.mean())
+            beta = np.linalg.solve(z.T @ z + RIDGE_ALPHA * np.eye(z.shape[1]), z.T @ (ys - y0))
+            self.coef[int(s)] = (mu, sd, beta, y0)
+        return self
+
+    def predict(self, x: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """NaN for a slot it never saw (the caller keeps the trees' value there)."""
+        out = np.full(x.shape[0], np.nan)
+        for s, (mu, sd, beta, y0) in self.coef.items():
+            rows = slot == s
+            if rows.any():
+                out[rows] = np.nan_to_num((x[rows] - mu) / sd) @ beta + y0
+        return out
+
+
+@dataclass
+class MeanBlend:
+    """The mean P50 of one aggregate series: squared-error LightGBM per daypart, blended
+    with :class:`SlotRidge` (weights :data:`TREE_WEIGHT` and 1 - it).
+
+    Dayparts: one model per eighth of the day learns each part's response to the lags
+    without spending splits on telling the parts apart (GB validation: 2.74% -> 2.67%,
+    London sum 9.36% -> 9.26%); a short history (fewer than :data:`MIN_DAYPART_ROWS` rows
+    per part) keeps one model.
+    """
+
+    params: dict[str, Any]
+    names: tuple[str, ...]
+    per_day: int
+    trees: dict[int, lgb.LGBMRegressor] = field(default_factory=dict)
+    ridge: SlotRidge = field(default_factory=SlotRidge)
+    parts: int = 1
+
+    def _part(self, x: np.ndarray) -> np.ndarray:
+        slot = x[:, self.names.index("slot")].astype(np.int64)
+        return np.clip(slot * self.parts // self.per_day, 0, self.parts - 1)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> MeanBlend:
+        self.parts = DAYPARTS if y.size >= DAYPARTS * MIN_DAYPART_ROWS else 1
+        part = self._part(x)
+        self.trees = {}
+        for q in np.unique(part):
+            rows = part == q
+            self.trees[int(q)] = lgb.LGBMRegressor(
+                objective="regression", random_state=seed, **self.params
+            ).fit(x[rows], y[rows])
+        slot = x[:, self.names.index("slot")]
+        self.ridge = SlotRidge().fit(_ridge_x(x, self.names), y, slot)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        part = self._part(x)
+        trees = np.full(x.shape[0], np.nan)
+        for q, model in self.trees.items():
+            rows = part == q
+            if rows.any():
+                trees[rows] = model.predict(x[rows])
+        missing = np.isnan(trees)
+        if missing.any():  # a part unseen in training: the nearest part's model
+            parts = np.array(sorted(self.trees))
+            for q in np.unique(part[missing]):
+                near = int(parts[np.argmin(np.abs(parts - q))])
+                rows = missing & (part == q)
+                trees[rows] = self.trees[near].predict(x[rows])
+        ridge = self.ridge.predict(_ridge_x(x, self.names), x[:, self.names.index("slot")])
+        return np.where(np.isfinite(ridge), TREE_WEIGHT * trees + (1 - TREE_WEIGHT) * ridge, trees)
+
+
 @dataclass
 class QuantileGBM:
     """One LightGBM model per quantile, trained on scaled targets, with a calibrated band.
@@ -113,7 +238,7 @@ class QuantileGBM:
     center: str = "median"  # how P50 is fitted: "median" (pinball) or "mean" (squared error)
     params: dict[str, Any] = field(default_factory=dict)
     calibration_days: int = 28
-    models: list[lgb.LGBMRegressor] = field(default_factory=list)
+    models: list[Any] = field(default_factory=list)  # LGBMRegressor, or MeanBlend for P50
     widen: float = 0.0
 
     def _params(self) -> dict[str, Any]:
@@ -122,9 +247,22 @@ class QuantileGBM:
             params.update(linear_tree=True, linear_lambda=0.1, num_leaves=8, n_estimators=150)
         return params
 
-    def _fit_one(self, q: float, x: np.ndarray, y: np.ndarray, seed: int) -> lgb.LGBMRegressor:
+    def _fit_one(
+        self,
+        q: float,
+        x: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        names: tuple[str, ...] = (),
+        per_day: int = 48,
+    ) -> Any:
         if q == QUANTILES[1] and self.center == "mean":
-            model = lgb.LGBMRegressor(objective="regression", random_state=seed, **self._params())
+            if self.linear:  # the linear-tree variant stays one squared-error model
+                model = lgb.LGBMRegressor(
+                    objective="regression", random_state=seed, **self._params()
+                )
+            else:
+                return MeanBlend(self._params(), names, per_day).fit(x, y, seed)
         else:
             model = lgb.LGBMRegressor(
                 objective="quantile", alpha=q, random_state=seed, **self._params()
@@ -154,7 +292,8 @@ class QuantileGBM:
             level = min(1.0, (QUANTILES[2] - QUANTILES[0]) * (1 + 1 / miss.size))
             self.widen = float(np.quantile(miss, level))
         self.models = _fit_all(
-            [(q, x, y) for q in QUANTILES], lambda q, xs, ys: self._fit_one(q, xs, ys, seed)
+            [(q, x, y) for q in QUANTILES],
+            lambda q, xs, ys: self._fit_one(q, xs, ys, seed, train.names, per_day),
         )
         return self
 
