@@ -22,8 +22,9 @@ __all__ = ["run"]
 def run(ctx: JobContext) -> Outcome:
     issue = ctx.interval.end
     tz = ctx.settings.fleet_timezone
-    groups = forecast_groups(ctx.conn, issue=issue, fleet_tz=tz)
-    meters = forecast_meters(ctx.conn, issue=issue, fleet_tz=tz)
+    days_off = ctx.settings.holidays
+    groups = forecast_groups(ctx.conn, issue=issue, fleet_tz=tz, holidays=days_off)
+    meters = forecast_meters(ctx.conn, issue=issue, fleet_tz=tz, holidays=days_off)
     return Outcome(
         rows=groups.rows + meters.rows,
         details={

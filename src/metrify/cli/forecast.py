@@ -41,7 +41,12 @@ HorizonOpt = Annotated[
     str, typer.Option("--horizon", help="day-ahead (the next local day) or intraday (6 h)")
 ]
 HolidaysOpt = Annotated[
-    str, typer.Option("--holidays", help="country (ISO code) whose public holidays count")
+    str | None,
+    typer.Option(
+        "--holidays",
+        help="public-holiday calendar: country code, optionally -SUBDIVISION (GB-ENG, DE-BY);"
+        " default: the holidays setting",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines on stdout")]
 
@@ -105,7 +110,7 @@ def forecast_run(
         list[str] | None,
         typer.Option("--model", help="model to run and store (repeatable; default metrify)"),
     ] = None,
-    holidays: HolidaysOpt = "GB",
+    holidays: HolidaysOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Forecast a subject, every meter or every node, and store it with its quantiles."""
@@ -123,7 +128,7 @@ def forecast_run(
         try:
             if subject is None:
                 _many(session.conn, "meters" if all_meters else "nodes", issued, horizon, names,
-                      settings.fleet_timezone, holidays, as_json)  # fmt: skip
+                      settings.fleet_timezone, holidays or settings.holidays, as_json)  # fmt: skip
                 return
             done = forecasting.forecast_subject(
                 session.conn,
@@ -132,7 +137,7 @@ def forecast_run(
                 issue=issued,
                 model_names=names,
                 fleet_tz=settings.fleet_timezone,
-                holidays=holidays,
+                holidays=holidays or settings.holidays,
             )
         except forecasting.ForecastError as exc:
             raise UserError(str(exc)) from None
@@ -223,7 +228,7 @@ def forecast_backtest(
         list[str] | None,
         typer.Option("--model", help="model to score (repeatable; default: every model)"),
     ] = None,
-    holidays: HolidaysOpt = "GB",
+    holidays: HolidaysOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False,
 ) -> None:
     """Score the models on the stored history: rolling origin, each forecast made only
@@ -253,7 +258,7 @@ def forecast_backtest(
                 horizon=horizon,
                 model_names=model,
                 fleet_tz=settings.fleet_timezone,
-                holidays=holidays,
+                holidays=holidays or settings.holidays,
             )
         except forecasting.ForecastError as exc:
             raise UserError(str(exc)) from None

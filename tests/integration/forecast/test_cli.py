@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from integration.forecast.data import load_gb, load_homes
 from metrify.cli import app
-from metrify.settings import Settings
+from metrify.settings import Settings, get_settings
 
 runner = CliRunner()
 UTC = dt.UTC
@@ -213,7 +213,30 @@ def test_intraday_and_clear_errors(settings: Settings, tmp_path: Path) -> None:
     assert "day-ahead or intraday" in _fails("run", "--node", "GB", "--horizon", "weekly")
     assert "ISO time" in _fails("run", "--node", "GB", "--issue", "tomorrow")
     assert "unknown model" in _fails("run", "--node", "GB", "--model", "prophet")
+    assert "unknown holiday calendar 'ZZ'" in _fails("run", "--node", "GB", "--holidays", "ZZ")
     # three days of history are too few for the models: said, not a stack trace
     assert "days of history" in _fails("backtest", "--node", "GB", "--from", "2013-01-04",
                                        "--to", "2013-01-10")  # fmt: skip
     assert "no stored history" in _fails("run", "--node", "GB", "--issue", "2012-06-01T00:00Z")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_holidays_setting_is_the_default_calendar(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``--holidays`` the commands read the ``holidays`` setting: a calendar the
+    ``holidays`` package does not know, set only there, is what the error names."""
+    load_gb(tmp_path)
+    monkeypatch.setenv("METRIFY_HOLIDAYS", "ZZ-QQ")
+    get_settings.cache_clear()
+    assert "unknown holiday calendar 'ZZ-QQ'" in _fails("run", "--node", "GB")
+    assert "unknown holiday calendar 'ZZ-QQ'" in _fails(
+        "backtest", "--node", "GB", "--from", "2013-04-01", "--to", "2013-04-02"
+    )
+    # the option still wins over the setting
+    rows = _lines("run", "--node", "GB", "--issue", "2013-04-10T10:00Z", "--holidays", "GB-ENG")
+    assert len(rows) == 48
+    monkeypatch.setenv("METRIFY_HOLIDAYS", "not a calendar")
+    get_settings.cache_clear()
+    assert "holidays" in _fails("run", "--node", "GB")

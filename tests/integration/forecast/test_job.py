@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from integration.forecast.data import load_homes
 from metrify.cli import app
-from metrify.settings import Settings
+from metrify.settings import Settings, get_settings
 
 runner = CliRunner()
 UTC = dt.UTC
@@ -38,7 +38,7 @@ def _stored(conn: psycopg.Connection) -> list[tuple[object, ...]]:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_the_job_forecasts_every_subject_once(
-    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     homes = load_homes(tmp_path)
     runs = _batch()
@@ -64,3 +64,12 @@ def test_the_job_forecasts_every_subject_once(
     restored = _stored(conn)
     assert [r[:9] for r in restored] == [r[:9] for r in stored]
     assert all(new[9] > old[9] for new, old in zip(restored, stored, strict=True))
+
+    # the job reads the holidays setting: a calendar the holidays package lacks fails it
+    monkeypatch.setenv("METRIFY_HOLIDAYS", "ZZ-QQ")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["batch", "run", "--date", str(DAY), "--job", "forecast",
+                                 "--json"])  # fmt: skip
+    assert result.exit_code != 0
+    (failed,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert failed["status"] != "ok" and "ZZ-QQ" in str(failed["error"]), failed
