@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from metrify.analytics.grid import PeakWindow, peak_share, report, tariff_effect
+from metrify.analytics.grid import PeakWindow, check_windows, peak_share, report, tariff_effect
 from metrify.stores import grid_insight as reads
 from metrify.stores.aggregates import BadQuery, local_instant, zone_of
 from metrify.stores.pools import Connection
@@ -189,6 +189,7 @@ def flex(
     between the fleet's ``tou`` and ``std`` tariff meters over the same range."""
     try:
         win, dest = PeakWindow.parse(window), PeakWindow.parse(into)
+        check_windows(win, dest)  # before any reading is read
     except ValueError as exc:
         raise BadGridQuery(str(exc)) from None
     if share is not None and not 0 <= share <= 1:

@@ -42,7 +42,9 @@ def _run(call: Callable[[Connection, str], dict[str, Any]]) -> dict[str, Any]:
         try:
             return call(session.conn, settings.fleet_timezone)
         except (answers.BadGridQuery, answers.UnknownNode) as exc:
-            raise UserError(str(exc).strip("'\"")) from None
+            # the message as raised: it quotes the asker's text ("'x': expected a date"),
+            # and stripping quotes off the whole line used to cut the opening one only
+            raise UserError(str(exc)) from None
 
 
 def _emit(answer: dict[str, Any]) -> None:
@@ -50,8 +52,12 @@ def _emit(answer: dict[str, Any]) -> None:
 
 
 def _fmt(v: Any) -> str:
+    """One cell. A list (the ``top`` peak times of peak-drivers) is its items, one per
+    line: printing nothing for it hid when the peak was."""
     if v is None:
         return ""
+    if isinstance(v, list | tuple):
+        return "\n".join(_fmt(item) for item in v)
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.2f}"
     return str(v)
@@ -281,6 +287,22 @@ def compliance(
     )
 
 
+def _observed(effect: dict[str, Any], window: str, tou: str, std: str) -> str:
+    """The observed tariff effect in words. ``relative`` is the share LESS of their
+    energy the ToU meters used in the window; a negative one is said as "more" (with
+    the interval turned round), not as "-42% less"."""
+    rel, low, high = effect["relative"], effect["relative_low"], effect["relative_high"]
+    if rel < 0:
+        word, rel, low, high = "more", -rel, -high, -low
+    else:
+        word = "less"
+    return (
+        f"observed: {effect['n_tou']} {tou} meters used {rel:.1%} {word} of their energy"
+        f" in {window} than {effect['n_std']} {std} meters (95% interval"
+        f" {low:.1%} to {high:.1%} {word})"
+    )
+
+
 @grid_app.command("flex")
 @friendly
 def flex(
@@ -321,12 +343,7 @@ def flex(
         return _emit(answer)
     effect = answer["tariff_effect"]
     if effect:
-        console.print(
-            f"observed: {effect['n_tou']} {tou} meters used {effect['relative']:.1%} "
-            f"(95% interval {effect['relative_low']:.1%} to {effect['relative_high']:.1%}) "
-            f"less of their energy in {answer['window']} than {effect['n_std']} {std} meters",
-            highlight=False,
-        )
+        console.print(_observed(effect, answer["window"], tou, std), highlight=False)
     _facts(
         f"node {node}: moving {answer['share']:.1%} of {answer['window']} into "
         f"{answer['into']} ({answer['tz']})",

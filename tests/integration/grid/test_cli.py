@@ -214,6 +214,10 @@ def test_flex_given_and_observed_share(feeder: Feeder, conn: psycopg.Connection[
         (["loading", "--node", "NOPE", *RANGE], "no grid node NOPE"),
         (["loading", "--node", "F1", "--from", "2013-02-01", "--to", "2013-01-01"], "after"),
         (["loading", "--node", "F1", "--from", "yesterday", "--to", "2013-01-01"], "date"),
+        # the asker's text quoted whole (the opening quote was stripped: "yesterday': ...")
+        (["loading", "--node", "F1", "--from", "yes", "--to", "2013-01-01"], "'yes': expected"),
+        # a target wholly inside the (wrapping) peak window would move nothing
+        (["flex", "--node", "F1", *RANGE, "--shift", "0.2", "--window", "20-16"], "inside"),
         (["flex", "--node", "F1", *RANGE, "--shift", "1.5"], "between 0 and 1"),
         (["flex", "--node", "F1", *RANGE, "--window", "25-3"], "local hours"),
         (["loading", "--node", "F1", *RANGE, "--tz", "Mars/Base"], "unknown time zone"),
