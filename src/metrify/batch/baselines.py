@@ -166,7 +166,16 @@ def _subject(
         conn, meter=meter, segment=segment, fleet=fleet, default_tz=default_tz
     )
     if not linked:
-        what = f"meter {meter}" if meter else f"segment {segment}" if segment else "the fleet"
+        # one meter is named as every other command names it ("no meter X", as energy and
+        # forecast say), not as a group ("meter X has no meters")
+        if meter is not None:
+            if unlinked:
+                raise NotAnswerable(
+                    f"meter {meter} is not linked to a weather station"
+                    " (give it a station_id: metrify ingest meters)"
+                )
+            raise NotAnswerable(f"no meter {meter}")
+        what = f"segment {segment}" if segment else "the fleet"
         if unlinked:
             raise NotAnswerable(f"{what} has no meter linked to a weather station")
         raise NotAnswerable(f"{what} has no meters")

@@ -241,8 +241,10 @@ def test_bad_questions_are_one_line_errors(settings: Settings, tmp_path: Path) -
     )
     invoke("ingest", "meters", str(tmp_path / "meters.csv"))
     for args, message in (
-        (["fit", "--meter", "NOPE"], "no meters"),
-        (["fit", "--meter", "ALONE"], "no meter linked to a weather station"),
+        # one meter named as the other commands name it, not "meter NOPE has no meters"
+        (["fit", "--meter", "NOPE"], "error: no meter NOPE"),
+        (["fit", "--meter", "ALONE"], "meter ALONE is not linked to a weather station"),
+        (["weather-effect", "--month", "2013-06", "--segment", "X"], "segment X has no meters"),
         (["fit", "--meter", "LINKED"], "has no readings"),
         (["weather-effect", "--month", "2013-13", "--fleet"], "YYYY-MM"),
         (["weather-effect", "--month", "2013-06"], "exactly one"),
