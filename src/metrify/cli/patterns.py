@@ -28,7 +28,7 @@ from metrify.stores import aggregates
 from metrify.stores import patterns as store
 from metrify.stores.pools import Connection
 
-__all__ = ["clusters", "compare", "run", "show"]
+__all__ = ["clusters", "compare", "run", "run_line", "show"]
 
 _CRITERIA = {"silhouette": "silhouette", "calinski-harabasz": "calinski_harabasz"}
 _KINDS = ("weekday", "weekend", "holiday")
@@ -128,11 +128,25 @@ def run(
     if as_json:
         _emit(done.__dict__)
         return
-    console.print(
+    console.print(run_line(done, min_days), highlight=False)
+
+
+def run_line(done: job.Computed, min_days: int) -> str:
+    """The one-line summary of a stored run. Without clusters it says why (it said
+    "0 of 5 ... clustered into k=None", which reads as if no meter had enough days)."""
+    head = (
         f"pattern run {done.run_id}: {done.meters} meters, {done.half_hours:,} measured"
         f" half-hours, {done.start:%Y-%m-%d} to {done.end:%Y-%m-%d} on {done.tz} time;"
-        f" {done.clustered} of {done.shaped} with {min_days}+ complete days clustered into"
-        f" k={done.k}; {done.segments} segments"
+    )
+    if done.k is None:
+        why = done.no_clustering or "no clustering"
+        return (
+            f"{head} {done.shaped} with {min_days}+ complete days, not clustered: {why};"
+            f" {done.segments} segments"
+        )
+    return (
+        f"{head} {done.clustered} of {done.shaped} with {min_days}+ complete days clustered"
+        f" into k={done.k}; {done.segments} segments"
     )
 
 
