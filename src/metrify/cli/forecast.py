@@ -221,7 +221,11 @@ def forecast_backtest(
     horizon: HorizonOpt = "day-ahead",
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", help="model to score (repeatable; default: every model)"),
+        typer.Option(
+            "--model",
+            help="model to score (repeatable; default: metrify and seasonal_naive_weekly;"
+            " also lightgbm, lightgbm_linear)",
+        ),
     ] = None,
     holidays: HolidaysOpt = "GB",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False,
