@@ -100,7 +100,15 @@ def loading(
         raise BadGridQuery("points: between 2 and 1001")
     asked = _asked(conn, node_id, first, last, tz, fleet_tz)
     series = reads.node_series(conn, node_id, asked.start, asked.end)
-    answer = report.loading_answer(asked.node, series, percentile=percentile, points=points)
+    # the meters are read only for a node without measured load in the range
+    measured = not series.filter(pl.col("load_mw").is_not_null()).is_empty()
+    answer = report.loading_answer(
+        asked.node,
+        series,
+        percentile=percentile,
+        points=points,
+        readings=None if measured else _readings(conn, asked),
+    )
     return {**_head(asked), **answer}
 
 

@@ -72,6 +72,16 @@ def _facts(title: str, answer: dict[str, Any], keys: list[str]) -> None:
     console.print(table)
 
 
+def _span(answer: dict[str, Any]) -> str:
+    return f"{answer['from']:%Y-%m-%d %H:%M} to {answer['to']:%Y-%m-%d %H:%M} UTC"
+
+
+def _nothing(node: str, answer: dict[str, Any], what: str) -> None:
+    """One line for a range without data, as ``metrify energy`` says it: a table of
+    empty cells looked like an answer whose figures were lost."""
+    console.print(f"node {node}: {what} from {_span(answer)}", highlight=False)
+
+
 def _rows(title: str, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
@@ -111,9 +121,11 @@ def loading(
     )
     if as_json:
         return _emit(answer)
+    if not answer["intervals"]:
+        return _nothing(node, answer, "no measured load and no meter readings")
+    basis = "" if answer["basis"] == "node" else ", the sum of its meters (no measured load)"
     _facts(
-        f"node {node} loading, {answer['from']:%Y-%m-%d %H:%M}"
-        f" to {answer['to']:%Y-%m-%d %H:%M} UTC",
+        f"node {node} loading{basis}, {_span(answer)}",
         answer,
         [
             "capacity_mw",
@@ -158,6 +170,8 @@ def peak_drivers(
     )
     if as_json:
         return _emit(answer)
+    if answer["peak_kw"] is None:
+        return _nothing(node, answer, "no measured load and no meter readings")
     _facts(
         f"node {node} peak ({answer['basis']})",
         answer,
@@ -193,6 +207,8 @@ def losses(node: Node, start: From, end: To, tz: Tz = None, as_json: Json = Fals
     )
     if as_json:
         return _emit(answer)
+    if not answer["days"]:
+        return _nothing(node, answer, "no measured load and no meter readings")
     _facts(
         f"node {node} losses (complete days only)",
         answer,
@@ -341,6 +357,8 @@ def flex(
     )
     if as_json:
         return _emit(answer)
+    if answer["peak_kw"] is None:
+        return _nothing(node, answer, "no meter readings")
     effect = answer["tariff_effect"]
     if effect:
         console.print(_observed(effect, answer["window"], tou, std), highlight=False)
