@@ -222,8 +222,9 @@ def weather_effect(
     """How much of ``month``'s change against ``against`` is weather, for a meter or
     summed over a segment's or the fleet's meters (those with the data for both)."""
     first, nxt = baselines.month_bounds(month)
-    if against is not None:
-        baselines.month_bounds(against)
+    if against is not None and baselines.month_bounds(against) == (first, nxt):
+        # checked before any meter is read; the model's decomposition refuses it too
+        raise ValueError(f"against {against} is the month itself: compare with another month")
     linked = _subject(conn, meter, segment, fleet, default_tz)
     earliest = min(first - dt.timedelta(days=baselines.meter.BASELINE_DAYS), first)
     effects, skipped = [], {}

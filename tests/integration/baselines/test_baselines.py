@@ -248,6 +248,8 @@ def test_bad_questions_are_one_line_errors(settings: Settings, tmp_path: Path) -
         (["fit", "--meter", "LINKED"], "has no readings"),
         (["weather-effect", "--month", "2013-13", "--fleet"], "YYYY-MM"),
         (["weather-effect", "--month", "2013-06"], "exactly one"),
+        (["weather-effect", "--month", "2013-06", "--against", "2013-06", "--fleet"],
+         "is the month itself"),
         (["savings", "--meter", "LINKED", "--change", "July"], "YYYY-MM-DD"),
         (["savings", "--meter", "LINKED", "--change", "2013-07-01", "--baseline-days", "3"],
          "at least 30 days"),
