@@ -243,11 +243,21 @@ def forecast_backtest(
         raise UserError("at most ten years per backtest")
     settings = load_settings()
     began = time.monotonic()
-    err.print(
-        f"backtest of {subject}, {horizon}, {first} to {last} ({(last - first).days + 1} days)",
-        highlight=False,
-    )
     with open_session(settings) as session:
+        try:
+            # the zone whose local days are forecast: a node without meters follows
+            # fleet_timezone (UTC by default), which a GB analyst would not guess
+            zone = forecasting.zone_of(
+                forecasting.describe(session.conn, subject), settings.fleet_timezone
+            )
+        except forecasting.ForecastError as exc:
+            raise UserError(str(exc)) from None
+        err.print(
+            f"backtest of {subject}, {horizon}, local days {first} to {last} in {zone}"
+            f" ({(last - first).days + 1} days)",
+            highlight=False,
+            soft_wrap=True,
+        )
         try:
             scores = forecasting.backtest_subject(
                 session.conn,
@@ -266,7 +276,7 @@ def forecast_backtest(
         for row in scores:
             _emit(row)
         return
-    table = Table(title=f"{subject}, {horizon}, {first} to {last}")
+    table = Table(title=f"{subject}, {horizon}, local days {first} to {last} in {zone}")
     table.add_column("model")
     for name in SCORES:
         table.add_column(name, justify="right")

@@ -74,7 +74,9 @@ def test_backtest_of_national_demand(settings: Settings, tmp_path: Path) -> None
     table = runner.invoke(app, ["forecast", "backtest", "--node", "GB", "--from", day, "--to",
                                 day, "--model", "seasonal_naive_weekly"])  # fmt: skip
     assert table.exit_code == 0, table.output
-    assert "node GB, day-ahead, 2013-04-01 to 2013-04-01" in table.stdout
+    # the zone whose days are forecast is said (a node without meters follows the fleet's)
+    assert "node GB, day-ahead, local days 2013-04-01 to 2013-04-01 in UTC" in table.stdout
+    assert "local days 2013-04-01 to 2013-04-01 in UTC (1 days)" in table.stderr
 
 
 def _stored(owner_url: str, subject_type: str, subject_id: str) -> pl.DataFrame:
