@@ -28,7 +28,7 @@ from metrify.stores import aggregates
 from metrify.stores import patterns as store
 from metrify.stores.pools import Connection
 
-__all__ = ["clusters", "compare", "run", "run_line", "show"]
+__all__ = ["clusters", "compare", "run", "run_line", "show", "year_before"]
 
 _CRITERIA = {"silhouette": "silhouette", "calinski-harabasz": "calinski_harabasz"}
 _KINDS = ("weekday", "weekend", "holiday")
@@ -103,7 +103,7 @@ def run(
             if end
             else dt.datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         )
-        first = aggregates.local_instant(start, zone) if start else last - job.YEAR
+        first = aggregates.local_instant(start, zone) if start else year_before(last)
     except aggregates.BadQuery as exc:
         raise UserError(str(exc)) from None
     if last <= first:
@@ -129,6 +129,18 @@ def run(
         _emit(done.__dict__)
         return
     console.print(run_line(done, min_days), highlight=False)
+
+
+def year_before(t: dt.datetime) -> dt.datetime:
+    """The same local date and time a calendar year earlier (29 February: the 28th).
+
+    ``--from`` defaults to "a year before --to": 365 days before 2013-02-01 is 2012-02-02
+    (2012 is a leap year), so the run's period missed a day and did not match a
+    ``--from 2012-02-01`` run of the same year."""
+    try:
+        return t.replace(year=t.year - 1)
+    except ValueError:
+        return t.replace(year=t.year - 1, day=28)
 
 
 def run_line(done: job.Computed, min_days: int) -> str:

@@ -39,3 +39,18 @@ def test_a_run_without_clusters_says_why() -> None:
 def test_a_clustered_run_names_k() -> None:
     line = run_line(_done(clustered=94, shaped=99, k=2, no_clustering=None), 30)
     assert "94 of 99 with 30+ complete days clustered into k=2; 5 segments" in line
+
+
+def test_the_default_period_is_a_calendar_year() -> None:
+    # 365 days before 2013-02-01 is 2012-02-02: a leap year's period lost its first day
+    from zoneinfo import ZoneInfo
+
+    from metrify.cli.patterns import year_before
+
+    london = ZoneInfo("Europe/London")
+    assert year_before(dt.datetime(2013, 2, 1, tzinfo=london)) == dt.datetime(
+        2012, 2, 1, tzinfo=london
+    )
+    assert year_before(dt.datetime(2024, 2, 29, tzinfo=dt.UTC)) == dt.datetime(
+        2023, 2, 28, tzinfo=dt.UTC
+    )
