@@ -22,6 +22,7 @@ from rich.table import Table
 from metrify.batch import forecasting
 from metrify.cli.apps import forecast_app
 from metrify.cli.common import UserError, console, err, friendly, load_settings, parse_time
+from metrify.cli.progress import heartbeat
 from metrify.pipeline.session import open_session
 from metrify.stores import aggregates
 from metrify.stores.series import Subject
@@ -259,16 +260,17 @@ def forecast_backtest(
             soft_wrap=True,
         )
         try:
-            scores = forecasting.backtest_subject(
-                session.conn,
-                subject,
-                start=first,
-                end=last,
-                horizon=horizon,
-                model_names=model,
-                fleet_tz=settings.fleet_timezone,
-                holidays=holidays,
-            )
+            with heartbeat(f"backtest of {subject}"):
+                scores = forecasting.backtest_subject(
+                    session.conn,
+                    subject,
+                    start=first,
+                    end=last,
+                    horizon=horizon,
+                    model_names=model,
+                    fleet_tz=settings.fleet_timezone,
+                    holidays=holidays,
+                )
         except forecasting.ForecastError as exc:
             raise UserError(str(exc)) from None
     err.print(f"backtest done in {time.monotonic() - began:.1f} s", highlight=False)

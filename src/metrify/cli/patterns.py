@@ -23,6 +23,7 @@ from metrify.analytics.patterns import Definitions, PeakHours
 from metrify.batch import patterns as job
 from metrify.cli.apps import patterns_app
 from metrify.cli.common import UserError, console, friendly, load_settings
+from metrify.cli.progress import heartbeat
 from metrify.pipeline.session import open_session
 from metrify.stores import aggregates
 from metrify.stores import patterns as store
@@ -108,7 +109,7 @@ def run(
         raise UserError(str(exc)) from None
     if last <= first:
         raise UserError("--to must be after --from")
-    with open_session(settings) as session:
+    with open_session(settings) as session, heartbeat("patterns run"):
         try:
             done = job.compute(
                 session.conn,
