@@ -218,4 +218,7 @@ def test_intraday_and_clear_errors(settings: Settings, tmp_path: Path) -> None:
     # three days of history are too few for the models: said, not a stack trace
     assert "days of history" in _fails("backtest", "--node", "GB", "--from", "2013-01-04",
                                        "--to", "2013-01-10")  # fmt: skip
-    assert "no stored history" in _fails("run", "--node", "GB", "--issue", "2012-06-01T00:00Z")
+    # the window read is named: GB may be stored, only not in the 400 days before
+    assert "node GB has no stored history in the 400 days before 2012-06-01T00:00:00+00:00" in (
+        _fails("run", "--node", "GB", "--issue", "2012-06-01T00:00Z").replace("\n", "")
+    )
