@@ -219,6 +219,8 @@ def test_fit_weather_effect_savings_and_the_job(
     text = invoke("baseline", "savings", "--meter", meter, "--change", "2013-07-01",
                   "--baseline-days", "181", "--to", "2014-01-01")  # fmt: skip
     assert "savings" in text and "at 90 %" in text
+    # the days the baseline really had, beside the period asked for
+    assert f"({got['baseline_points']} days with data, CV(RMSE)" in text
 
     # the batch job: both meters, both models, the year up to its day
     done = runner.invoke(
