@@ -83,8 +83,8 @@ def check_windows(window: PeakWindow, into: PeakWindow) -> None:
     peak unchanged" as if that were the effect of shifting load, not a mistake."""
     if not any(into.holds(m / 60) and not window.holds(m / 60) for m in range(24 * 60)):
         raise ValueError(
-            f"window {_text(into)} lies inside the peak window {_text(window)}, so no load"
-            " could move into it; give target hours outside the peak window"
+            f"target hours {_text(into)} lie inside the peak window {_text(window)}, so no"
+            " load could move there; give target hours outside the peak window"
         )
 
 
