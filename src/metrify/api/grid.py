@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from metrify.analytics.grid import PeakWindow, peak_share, report, tariff_effect
+from metrify.analytics.grid import PeakWindow, check_windows, peak_share, report, tariff_effect
 from metrify.stores import grid_insight as reads
 from metrify.stores.aggregates import BadQuery, local_instant, zone_of
 from metrify.stores.pools import Connection
@@ -100,7 +100,15 @@ def loading(
         raise BadGridQuery("points: between 2 and 1001")
     asked = _asked(conn, node_id, first, last, tz, fleet_tz)
     series = reads.node_series(conn, node_id, asked.start, asked.end)
-    answer = report.loading_answer(asked.node, series, percentile=percentile, points=points)
+    # the meters are read only for a node without measured load in the range
+    measured = not series.filter(pl.col("load_mw").is_not_null()).is_empty()
+    answer = report.loading_answer(
+        asked.node,
+        series,
+        percentile=percentile,
+        points=points,
+        readings=None if measured else _readings(conn, asked),
+    )
     return {**_head(asked), **answer}
 
 
@@ -189,6 +197,7 @@ def flex(
     between the fleet's ``tou`` and ``std`` tariff meters over the same range."""
     try:
         win, dest = PeakWindow.parse(window), PeakWindow.parse(into)
+        check_windows(win, dest)  # before any reading is read
     except ValueError as exc:
         raise BadGridQuery(str(exc)) from None
     if share is not None and not 0 <= share <= 1:

@@ -166,7 +166,16 @@ def _subject(
         conn, meter=meter, segment=segment, fleet=fleet, default_tz=default_tz
     )
     if not linked:
-        what = f"meter {meter}" if meter else f"segment {segment}" if segment else "the fleet"
+        # one meter is named as every other command names it ("no meter X", as energy and
+        # forecast say), not as a group ("meter X has no meters")
+        if meter is not None:
+            if unlinked:
+                raise NotAnswerable(
+                    f"meter {meter} is not linked to a weather station"
+                    " (give it a station_id: metrify ingest meters)"
+                )
+            raise NotAnswerable(f"no meter {meter}")
+        what = f"segment {segment}" if segment else "the fleet"
         if unlinked:
             raise NotAnswerable(f"{what} has no meter linked to a weather station")
         raise NotAnswerable(f"{what} has no meters")
@@ -213,8 +222,9 @@ def weather_effect(
     """How much of ``month``'s change against ``against`` is weather, for a meter or
     summed over a segment's or the fleet's meters (those with the data for both)."""
     first, nxt = baselines.month_bounds(month)
-    if against is not None:
-        baselines.month_bounds(against)
+    if against is not None and baselines.month_bounds(against) == (first, nxt):
+        # checked before any meter is read; the model's decomposition refuses it too
+        raise ValueError(f"against {against} is the month itself: compare with another month")
     linked = _subject(conn, meter, segment, fleet, default_tz)
     earliest = min(first - dt.timedelta(days=baselines.meter.BASELINE_DAYS), first)
     effects, skipped = [], {}

@@ -68,6 +68,12 @@ def lookback(kind: str) -> dt.timedelta:
     return LOOKBACK.get(kind, GROUP_LOOKBACK)
 
 
+def _none_before(issue: dt.datetime, span: dt.timedelta) -> str:
+    """Why a subject was not forecast: only ``span`` before the issue is read, so "no
+    stored history before 2024-12-31" was wrong for GB demand stored for 2011-2014."""
+    return f"no stored history in the {span.days} days before {issue.isoformat()}"
+
+
 def describe(conn: Connection, subject: Subject) -> Described:
     try:
         return series.describe(conn, subject)
@@ -146,7 +152,7 @@ def forecast_subject(
     issue = issue or default_issue(conn, described)
     history = series.history(conn, described, issue - lookback(subject.kind), issue)
     if history.is_empty():
-        raise ForecastError(f"{subject} has no stored history before {issue.isoformat()}")
+        raise ForecastError(f"{subject} has {_none_before(issue, lookback(subject.kind))}")
     weather = series.weather(
         conn, described.station, issue - lookback(subject.kind), issue + WEATHER_AHEAD
     )
@@ -274,7 +280,7 @@ def _pooled_groups(
         described = series.describe(conn, subject)
         history = series.history(conn, described, issue - POOLED_LOOKBACK, issue)
         if history.is_empty():
-            out.skipped[str(subject)] = f"no stored history before {issue.isoformat()}"
+            out.skipped[str(subject)] = _none_before(issue, POOLED_LOOKBACK)
             continue
         name = f"{subject.kind}:{subject.key}"
         named[name] = subject
@@ -384,7 +390,7 @@ def forecast_meters(
     del histories
     for meter in ids:
         if meter not in by_meter:
-            out.skipped[meter] = f"no stored history before {issue.isoformat()}"
+            out.skipped[meter] = _none_before(issue, lookback("meter"))
     frames: list[pl.DataFrame] = []
     done = 0
     mark = out.timed("read", began)

@@ -60,7 +60,8 @@ _ACORN_NAMES: Final = ("acorn", "Acorn_grouped", "acorn_group")
 @dataclass(frozen=True)
 class Computed:
     """What a run stored: its id, period, zone and counts: ``shaped`` meters had enough
-    complete days to be clustered, ``clustered`` were (the others' shapes were unusual)."""
+    complete days to be clustered, ``clustered`` were (the others' shapes were unusual);
+    ``no_clustering`` says why there are no clusters when there are none."""
 
     run_id: int
     start: dt.datetime
@@ -72,6 +73,8 @@ class Computed:
     clustered: int
     k: int | None
     segments: int
+    #: why no clustering was made (too few households, no k worth the name); None with one
+    no_clustering: str | None = None
 
 
 def read_households(path: Path) -> pl.DataFrame:
@@ -194,6 +197,7 @@ def compute(
         int((found.clustering.labels >= 0).sum()) if found.clustering else 0,
         found.clustering.k if found.clustering else None,
         found.segments.height,
+        found.no_clustering,
     )
 
 

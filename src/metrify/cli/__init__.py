@@ -50,5 +50,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # last resort: one line, never a traceback
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        err.print(
+            f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(3)

@@ -200,7 +200,10 @@ def savings(
     console.print(
         f"{meter}: change on {result['change']}, {result['model']} baseline"
         f" {result['baseline_from']}..{result['change']}"
-        f" (CV(RMSE) {_pct(result['cvrmse'])})\n"
+        # the points the fit had: the period asked for may reach before the data (a
+        # 365-day baseline of a meter stored from January has half a year)
+        f" ({result['baseline_points']} {_UNITS[result['model']]} with data,"
+        f" CV(RMSE) {_pct(result['cvrmse'])})\n"
         f"  predicted {result['predicted_kwh']:.1f} kWh, actual {result['actual_kwh']:.1f} kWh"
         f" over {result['reporting_points']} {_UNITS[result['model']]}\n"
         f"  savings   {result['savings_kwh']:+.1f} kWh"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -51,16 +52,36 @@ __all__ = [
     "kafka_settings",
     "load_settings",
     "parse_time",
+    "piped_width",
     "print_summary",
     "progress_bar",
     "settings_error",
 ]
 
+
 # emoji=False: user data such as an API key name "api:key:north" must print as typed,
 # not with ":key:" turned into an emoji. Messages that carry user data (file names,
 # column names, ids) are escaped before they meet the markup: "[/x].csv" is a file name,
 # not a closing tag (rich would raise on it)
-console = Console(stderr=False, emoji=False)
+def piped_width(stream: Any, environ: Mapping[str, str]) -> int | None:
+    """The width of stdout's tables when it is not a terminal (a log, a file, cron, CI).
+
+    Rich falls back to 80 columns there, and a table of eight columns then cuts its
+    first one to "2013-…": the dates were lost exactly where output is kept. 200 fits
+    every table the commands print. ``COLUMNS`` still wins, and a terminal keeps its own
+    width (None lets Rich measure it)."""
+    if environ.get("COLUMNS"):
+        return None
+    try:
+        if stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        pass
+    return PIPED_WIDTH
+
+
+PIPED_WIDTH = 200
+console = Console(stderr=False, emoji=False, width=piped_width(sys.stdout, os.environ))
 err = Console(stderr=True, emoji=False)
 
 P = ParamSpec("P")
@@ -79,7 +100,8 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (UserError, MappingError, database.DatabaseError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            # soft_wrap: one line, as promised, whatever the width (a log grep finds it)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -176,9 +198,9 @@ def print_summary(summary: Summary, *, as_json: bool) -> None:
             reasons.add_row(Text(reason), f"{count:,}")
         console.print(reasons)
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     for error in summary.errors:
-        err.print(f"[red]error:[/red] {escape(error)}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(error)}", highlight=False, soft_wrap=True)
 
 
 def parse_time(text: str, option: str) -> dt.datetime:

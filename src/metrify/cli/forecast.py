@@ -22,6 +22,7 @@ from rich.table import Table
 from metrify.batch import forecasting
 from metrify.cli.apps import forecast_app
 from metrify.cli.common import UserError, console, err, friendly, load_settings, parse_time
+from metrify.cli.progress import heartbeat
 from metrify.pipeline.session import open_session
 from metrify.stores import aggregates
 from metrify.stores.series import Subject
@@ -226,7 +227,11 @@ def forecast_backtest(
     horizon: HorizonOpt = "day-ahead",
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", help="model to score (repeatable; default: every model)"),
+        typer.Option(
+            "--model",
+            help="model to score (repeatable; default: metrify and seasonal_naive_weekly;"
+            " also lightgbm, lightgbm_linear)",
+        ),
     ] = None,
     holidays: HolidaysOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False,
@@ -244,22 +249,33 @@ def forecast_backtest(
         raise UserError("at most ten years per backtest")
     settings = load_settings()
     began = time.monotonic()
-    err.print(
-        f"backtest of {subject}, {horizon}, {first} to {last} ({(last - first).days + 1} days)",
-        highlight=False,
-    )
     with open_session(settings) as session:
         try:
-            scores = forecasting.backtest_subject(
-                session.conn,
-                subject,
-                start=first,
-                end=last,
-                horizon=horizon,
-                model_names=model,
-                fleet_tz=settings.fleet_timezone,
-                holidays=holidays or settings.holidays,
+            # the zone whose local days are forecast: a node without meters follows
+            # fleet_timezone (UTC by default), which a GB analyst would not guess
+            zone = forecasting.zone_of(
+                forecasting.describe(session.conn, subject), settings.fleet_timezone
             )
+        except forecasting.ForecastError as exc:
+            raise UserError(str(exc)) from None
+        err.print(
+            f"backtest of {subject}, {horizon}, local days {first} to {last} in {zone}"
+            f" ({(last - first).days + 1} days)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        try:
+            with heartbeat(f"backtest of {subject}"):
+                scores = forecasting.backtest_subject(
+                    session.conn,
+                    subject,
+                    start=first,
+                    end=last,
+                    horizon=horizon,
+                    model_names=model,
+                    fleet_tz=settings.fleet_timezone,
+                    holidays=holidays or settings.holidays,
+                )
         except forecasting.ForecastError as exc:
             raise UserError(str(exc)) from None
     err.print(f"backtest done in {time.monotonic() - began:.1f} s", highlight=False)
@@ -267,7 +283,7 @@ def forecast_backtest(
         for row in scores:
             _emit(row)
         return
-    table = Table(title=f"{subject}, {horizon}, {first} to {last}")
+    table = Table(title=f"{subject}, {horizon}, local days {first} to {last} in {zone}")
     table.add_column("model")
     for name in SCORES:
         table.add_column(name, justify="right")

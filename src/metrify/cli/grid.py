@@ -42,7 +42,9 @@ def _run(call: Callable[[Connection, str], dict[str, Any]]) -> dict[str, Any]:
         try:
             return call(session.conn, settings.fleet_timezone)
         except (answers.BadGridQuery, answers.UnknownNode) as exc:
-            raise UserError(str(exc).strip("'\"")) from None
+            # the message as raised: it quotes the asker's text ("'x': expected a date"),
+            # and stripping quotes off the whole line used to cut the opening one only
+            raise UserError(str(exc)) from None
 
 
 def _emit(answer: dict[str, Any]) -> None:
@@ -50,8 +52,12 @@ def _emit(answer: dict[str, Any]) -> None:
 
 
 def _fmt(v: Any) -> str:
+    """One cell. A list (the ``top`` peak times of peak-drivers) is its items, one per
+    line: printing nothing for it hid when the peak was."""
     if v is None:
         return ""
+    if isinstance(v, list | tuple):
+        return "\n".join(_fmt(item) for item in v)
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.2f}"
     return str(v)
@@ -64,6 +70,16 @@ def _facts(title: str, answer: dict[str, Any], keys: list[str]) -> None:
     for key in keys:
         table.add_row(key, _fmt(answer.get(key)))
     console.print(table)
+
+
+def _span(answer: dict[str, Any]) -> str:
+    return f"{answer['from']:%Y-%m-%d %H:%M} to {answer['to']:%Y-%m-%d %H:%M} UTC"
+
+
+def _nothing(node: str, answer: dict[str, Any], what: str) -> None:
+    """One line for a range without data, as ``metrify energy`` says it: a table of
+    empty cells looked like an answer whose figures were lost."""
+    console.print(f"node {node}: {what} from {_span(answer)}", highlight=False)
 
 
 def _rows(title: str, rows: list[dict[str, Any]], keys: list[str]) -> None:
@@ -105,9 +121,11 @@ def loading(
     )
     if as_json:
         return _emit(answer)
+    if not answer["intervals"]:
+        return _nothing(node, answer, "no measured load and no meter readings")
+    basis = "" if answer["basis"] == "node" else ", the sum of its meters (no measured load)"
     _facts(
-        f"node {node} loading, {answer['from']:%Y-%m-%d %H:%M}"
-        f" to {answer['to']:%Y-%m-%d %H:%M} UTC",
+        f"node {node} loading{basis}, {_span(answer)}",
         answer,
         [
             "capacity_mw",
@@ -152,6 +170,8 @@ def peak_drivers(
     )
     if as_json:
         return _emit(answer)
+    if answer["peak_kw"] is None:
+        return _nothing(node, answer, "no measured load and no meter readings")
     _facts(
         f"node {node} peak ({answer['basis']})",
         answer,
@@ -187,6 +207,8 @@ def losses(node: Node, start: From, end: To, tz: Tz = None, as_json: Json = Fals
     )
     if as_json:
         return _emit(answer)
+    if not answer["days"]:
+        return _nothing(node, answer, "no measured load and no meter readings")
     _facts(
         f"node {node} losses (complete days only)",
         answer,
@@ -281,6 +303,22 @@ def compliance(
     )
 
 
+def _observed(effect: dict[str, Any], window: str, tou: str, std: str) -> str:
+    """The observed tariff effect in words. ``relative`` is the share LESS of their
+    energy the ToU meters used in the window; a negative one is said as "more" (with
+    the interval turned round), not as "-42% less"."""
+    rel, low, high = effect["relative"], effect["relative_low"], effect["relative_high"]
+    if rel < 0:
+        word, rel, low, high = "more", -rel, -high, -low
+    else:
+        word = "less"
+    return (
+        f"observed: {effect['n_tou']} {tou} meters used {rel:.1%} {word} of their energy"
+        f" in {window} than {effect['n_std']} {std} meters (95% interval"
+        f" {low:.1%} to {high:.1%} {word})"
+    )
+
+
 @grid_app.command("flex")
 @friendly
 def flex(
@@ -319,14 +357,11 @@ def flex(
     )
     if as_json:
         return _emit(answer)
+    if answer["peak_kw"] is None:
+        return _nothing(node, answer, "no meter readings")
     effect = answer["tariff_effect"]
     if effect:
-        console.print(
-            f"observed: {effect['n_tou']} {tou} meters used {effect['relative']:.1%} "
-            f"(95% interval {effect['relative_low']:.1%} to {effect['relative_high']:.1%}) "
-            f"less of their energy in {answer['window']} than {effect['n_std']} {std} meters",
-            highlight=False,
-        )
+        console.print(_observed(effect, answer["window"], tou, std), highlight=False)
     _facts(
         f"node {node}: moving {answer['share']:.1%} of {answer['window']} into "
         f"{answer['into']} ({answer['tz']})",

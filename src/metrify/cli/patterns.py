@@ -23,12 +23,13 @@ from metrify.analytics.patterns import Definitions, PeakHours
 from metrify.batch import patterns as job
 from metrify.cli.apps import patterns_app
 from metrify.cli.common import UserError, console, friendly, load_settings
+from metrify.cli.progress import heartbeat
 from metrify.pipeline.session import open_session
 from metrify.stores import aggregates
 from metrify.stores import patterns as store
 from metrify.stores.pools import Connection
 
-__all__ = ["clusters", "compare", "run", "show"]
+__all__ = ["clusters", "compare", "run", "run_line", "show", "year_before"]
 
 _CRITERIA = {"silhouette": "silhouette", "calinski-harabasz": "calinski_harabasz"}
 _KINDS = ("weekday", "weekend", "holiday")
@@ -103,12 +104,12 @@ def run(
             if end
             else dt.datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         )
-        first = aggregates.local_instant(start, zone) if start else last - job.YEAR
+        first = aggregates.local_instant(start, zone) if start else year_before(last)
     except aggregates.BadQuery as exc:
         raise UserError(str(exc)) from None
     if last <= first:
         raise UserError("--to must be after --from")
-    with open_session(settings) as session:
+    with open_session(settings) as session, heartbeat("patterns run"):
         try:
             done = job.compute(
                 session.conn,
@@ -128,11 +129,37 @@ def run(
     if as_json:
         _emit(done.__dict__)
         return
-    console.print(
+    console.print(run_line(done, min_days), highlight=False)
+
+
+def year_before(t: dt.datetime) -> dt.datetime:
+    """The same local date and time a calendar year earlier (29 February: the 28th).
+
+    ``--from`` defaults to "a year before --to": 365 days before 2013-02-01 is 2012-02-02
+    (2012 is a leap year), so the run's period missed a day and did not match a
+    ``--from 2012-02-01`` run of the same year."""
+    try:
+        return t.replace(year=t.year - 1)
+    except ValueError:
+        return t.replace(year=t.year - 1, day=28)
+
+
+def run_line(done: job.Computed, min_days: int) -> str:
+    """The one-line summary of a stored run. Without clusters it says why (it said
+    "0 of 5 ... clustered into k=None", which reads as if no meter had enough days)."""
+    head = (
         f"pattern run {done.run_id}: {done.meters} meters, {done.half_hours:,} measured"
         f" half-hours, {done.start:%Y-%m-%d} to {done.end:%Y-%m-%d} on {done.tz} time;"
-        f" {done.clustered} of {done.shaped} with {min_days}+ complete days clustered into"
-        f" k={done.k}; {done.segments} segments"
+    )
+    if done.k is None:
+        why = done.no_clustering or "no clustering"
+        return (
+            f"{head} {done.shaped} with {min_days}+ complete days, not clustered: {why};"
+            f" {done.segments} segments"
+        )
+    return (
+        f"{head} {done.clustered} of {done.shaped} with {min_days}+ complete days clustered"
+        f" into k={done.k}; {done.segments} segments"
     )
 
 

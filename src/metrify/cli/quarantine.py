@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from metrify.cli.apps import app
-from metrify.cli.common import console, friendly, load_settings
+from metrify.cli.common import UserError, console, friendly, load_settings
+from metrify.contracts.records import CONTRACTS
 from metrify.pipeline.session import open_session
 from metrify.stores.reads import quarantine as held
 
@@ -28,10 +29,14 @@ def quarantine_cmd(
     kind: Annotated[str | None, typer.Option(help="only this kind (readings, grid, ...)")] = None,
     reason: Annotated[str | None, typer.Option(help="only reasons containing this text")] = None,
     source: Annotated[str | None, typer.Option(help="only this source, e.g. file:x.csv")] = None,
-    limit: Annotated[int, typer.Option(help="rows to show")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="rows to show")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Show quarantined input: counts per reason, then the latest rows with raw payloads."""
+    # A kind no record has matched nothing and looked like "no quarantined rows": a typo
+    # (--kind reading) must not read as a clean load.
+    if kind and kind not in CONTRACTS:
+        raise UserError(f"--kind {kind}: use one of {', '.join(CONTRACTS)}")
     settings = load_settings()
     # An empty option filters nothing, as it always has.
     where = held.Filter(kind=kind or None, reason_part=reason or None, source=source or None)

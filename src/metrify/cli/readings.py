@@ -27,6 +27,7 @@ from metrify.cli.common import (
 )
 from metrify.contracts.records import READING
 from metrify.pipeline.session import open_session
+from metrify.stores.reads import meters as meters_read
 from metrify.stores.reads import readings as readings_read
 
 __all__ = ["quality_report", "readings_export", "readings_history", "vee_edit"]
@@ -130,7 +131,13 @@ def readings_export(
     if suffix not in (".csv", ".parquet", ".jsonl"):
         raise UserError(f"--out {out}: use a .csv, .parquet or .jsonl file name")
     first, last = parse_time(start, "--from"), parse_time(end, "--to")
+    # both wrote an empty file and said "wrote 0 readings", as if the meter had none then
+    if last <= first:
+        raise UserError("--to must be after --from")
     with open_session(load_settings()) as session:
+        missing = meters_read.unknown(session.conn, list(meter))
+        if missing:
+            raise UserError(f"no meter {', '.join(missing)}")
         # recorded before the rows are read, as the API does: a failed or interrupted
         # export still shows who asked for which data
         audit_act(
@@ -156,6 +163,15 @@ def readings_export(
     console.print(f"wrote {rows.height:,} readings to {out}")
 
 
+def _day(text: str) -> dt.date:
+    """``--date`` as a date; the error names the option and the text (it said only
+    "day is out of range for month")."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise UserError(f"--date {text}: {exc}; expected a day like 2013-03-01") from None
+
+
 @quality_app.command("report")
 @friendly
 def quality_report(
@@ -163,7 +179,7 @@ def quality_report(
         str | None,
         typer.Option("--date", help="local day YYYY-MM-DD (default: the latest complete day)"),
     ] = None,
-    limit: Annotated[int, typer.Option(help="worst meters to list")] = 10,
+    limit: Annotated[int, typer.Option(min=0, help="worst meters to list")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print as one JSON object")] = False,
 ) -> None:
     """Fleet, feeder and worst-meter quality scores for one day."""
@@ -171,7 +187,7 @@ def quality_report(
 
     with open_session(load_settings()) as session:
         session.store.refresh_quality_daily()  # days a running stream marked stale
-        report = build(session.conn, dt.date.fromisoformat(day) if day else None, limit)
+        report = build(session.conn, _day(day) if day else None, limit)
     if report is None:
         raise UserError("no quality scores yet: ingest readings first")
     if as_json:

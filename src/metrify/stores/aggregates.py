@@ -409,5 +409,23 @@ def answer(
     if end - start > dt.timedelta(days=3700):
         raise BadQuery("at most ten years per query")
     body = buckets(conn, dim, key, resolution, start, end, name, measured)
+    if dim in GROUP_COLUMNS and body.strip() == b"[]" and not _group_known(conn, dim, key):
+        # checked only for an empty answer, so a served one costs no extra query: an
+        # unknown node, region or segment was "no data in that range", exit 0, as if it
+        # had existed and been quiet (an unknown meter already said "no meter X")
+        raise BadQuery(f"no {_GROUP_NAMES[dim]} {key}")
     unit = policy(measured).quantity_unit
     return Answered(name, measured, unit, body)
+
+
+_GROUP_NAMES: Final = {"node": "grid node", "region": "region", "segment": "segment"}
+
+
+def _group_known(conn: Connection, dim: str, key: str) -> bool:
+    """Whether any meter is in the group (or, for a node, the node is registered)."""
+    column = GROUP_COLUMNS[dim]
+    sql = f"SELECT EXISTS (SELECT 1 FROM meters WHERE {column} = %(k)s)"
+    if dim == "node":
+        sql += " OR EXISTS (SELECT 1 FROM grid_nodes WHERE node_id = %(k)s)"
+    row = conn.execute(sql, {"k": key}).fetchone()
+    return bool(row and row[0])

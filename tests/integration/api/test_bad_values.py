@@ -171,3 +171,14 @@ def test_json_and_csv_indices_agree(api: Api) -> None:
     ).json()
     assert [r["index"] for r in as_json["rejects"]] == [r["index"] for r in as_csv["rejects"]]
     assert orjson.dumps([r["index"] for r in as_csv["rejects"]]) == b"[1]"
+
+
+def test_an_unknown_quarantine_kind_is_a_422(api: Api) -> None:
+    # "kind=reading" (no s) answered an empty page, as if nothing had been quarantined
+    response = api.client.get(
+        "/v1/quarantine", params={"kind": "reading"}, headers=api.headers("admin")
+    )
+    assert response.status_code == 422, response.text
+    assert "use one of readings, grid, weather" in response.json()["detail"]
+    ok = api.client.get("/v1/quarantine", params={"kind": "readings"}, headers=api.headers("admin"))
+    assert ok.status_code == 200, ok.text

@@ -78,3 +78,18 @@ def test_a_meter_answers_in_its_own_commodity(api: Api) -> None:
     wrong = _energy(api, meter="M-S1", commodity="electricity")
     assert wrong.status_code == 400 and "measures water" in wrong.text
     assert _energy(api, node="N1", commodity="steam").status_code == 422
+
+
+def test_an_unknown_group_is_a_400_and_a_quiet_one_an_empty_answer(api: Api) -> None:
+    # an unknown node, region or segment answered 200 with no buckets, as if it existed
+    for params, message in (
+        ({"node": "NOPE"}, "no grid node NOPE"),
+        ({"region": "nowhere"}, "no region nowhere"),
+        ({"segment": "Nope"}, "no segment Nope"),
+    ):
+        response = _energy(api, **params)
+        assert response.status_code == 400, response.text
+        assert message in response.json()["detail"]
+    # a known node in a range without readings is still an empty answer
+    quiet = _energy(api, node="N1", **{"from": "2024-01-01", "to": "2024-01-02"})
+    assert quiet.status_code == 200 and quiet.json()["buckets"] == []

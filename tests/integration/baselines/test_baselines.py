@@ -219,6 +219,8 @@ def test_fit_weather_effect_savings_and_the_job(
     text = invoke("baseline", "savings", "--meter", meter, "--change", "2013-07-01",
                   "--baseline-days", "181", "--to", "2014-01-01")  # fmt: skip
     assert "savings" in text and "at 90 %" in text
+    # the days the baseline really had, beside the period asked for
+    assert f"({got['baseline_points']} days with data, CV(RMSE)" in text
 
     # the batch job: both meters, both models, the year up to its day
     done = runner.invoke(
@@ -241,11 +243,15 @@ def test_bad_questions_are_one_line_errors(settings: Settings, tmp_path: Path) -
     )
     invoke("ingest", "meters", str(tmp_path / "meters.csv"))
     for args, message in (
-        (["fit", "--meter", "NOPE"], "no meters"),
-        (["fit", "--meter", "ALONE"], "no meter linked to a weather station"),
+        # one meter named as the other commands name it, not "meter NOPE has no meters"
+        (["fit", "--meter", "NOPE"], "error: no meter NOPE"),
+        (["fit", "--meter", "ALONE"], "meter ALONE is not linked to a weather station"),
+        (["weather-effect", "--month", "2013-06", "--segment", "X"], "segment X has no meters"),
         (["fit", "--meter", "LINKED"], "has no readings"),
         (["weather-effect", "--month", "2013-13", "--fleet"], "YYYY-MM"),
         (["weather-effect", "--month", "2013-06"], "exactly one"),
+        (["weather-effect", "--month", "2013-06", "--against", "2013-06", "--fleet"],
+         "is the month itself"),
         (["savings", "--meter", "LINKED", "--change", "July"], "YYYY-MM-DD"),
         (["savings", "--meter", "LINKED", "--change", "2013-07-01", "--baseline-days", "3"],
          "at least 30 days"),

@@ -117,6 +117,10 @@ def test_energy_of_meters_and_a_feeder(
         (["--fleet", "--resolution", "2h"], "--resolution 2h"),
         (["--fleet", "--tz", "Mars/Olympus"], "unknown time zone"),
         (["--meter", "NOPE"], "no meter NOPE"),
+        # an unknown group was "no data in that range", exit 0, as if it had been quiet
+        (["--node", "NOPE"], "no grid node NOPE"),
+        (["--region", "nowhere"], "no region nowhere"),
+        (["--segment", "Nope"], "no segment Nope"),
     ],
 )
 def test_energy_bad_questions(settings: Settings, args: list[str], message: str) -> None:
@@ -124,3 +128,17 @@ def test_energy_bad_questions(settings: Settings, args: list[str], message: str)
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_known_group_without_readings_is_no_data_not_an_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # a registered node with no meter readings in the range (GB demand is measured load,
+    # not meters) still answers "no data", exit 0
+    (tmp_path / "nodes.csv").write_text("node_id,capacity_mw\nGB,60000\n")
+    assert runner.invoke(app, ["ingest", "nodes", str(tmp_path / "nodes.csv")]).exit_code == 0
+    result = runner.invoke(
+        app, ["energy", "--node", "GB", "--from", "2013-01-01", "--to", "2013-01-02"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no data in that range" in result.stdout

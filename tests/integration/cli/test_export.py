@@ -64,3 +64,30 @@ def test_cli_export_is_clean_text(settings: Settings, tmp_path: Path) -> None:
     _export(tmp_path / "out.parquet")  # binary: the stored double, untouched
     stored = pl.read_parquet(tmp_path / "out.parquet").filter(pl.col("meter_id") == FORMULA_ID)
     assert stored["import_kwh"].to_list() == [1520.4 * 0.001]
+
+
+def test_an_export_that_cannot_hold_readings_is_refused(settings: Settings, tmp_path: Path) -> None:
+    # an unknown meter or a reversed range wrote an empty file and "wrote 0 readings",
+    # exit 0: indistinguishable from a meter without readings in the range
+    (tmp_path / "r.csv").write_text("meter_id,ts,import_kwh\nM.1,2025-03-03T00:30:00Z,0.25\n")
+    _invoke("ingest", "readings", str(tmp_path / "r.csv"), "--interval", "1800")
+    out = tmp_path / "out.csv"
+    for args, message in (
+        (["M.1", "NOPE", "--from", "2025-03-03", "--to", "2025-03-04"], "no meter NOPE"),
+        (["M.1", "--from", "2025-03-04", "--to", "2025-03-03"], "--to must be after --from"),
+    ):
+        result = runner.invoke(app, ["readings", "export", *args, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr
+        assert not out.exists()
+    # the known meter alone still exports
+    _invoke("readings", "export", "M.1", "--from", "2025-03-03", "--to", "2025-03-04",
+            "--out", str(out))  # fmt: skip
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_a_quality_report_date_error_names_the_option(settings: Settings) -> None:
+    # it said only "error: day is out of range for month"
+    result = runner.invoke(app, ["quality", "report", "--date", "2013-02-30"])
+    assert result.exit_code == 2, result.output
+    assert "--date 2013-02-30: day is out of range for month" in result.stderr

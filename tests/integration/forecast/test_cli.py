@@ -74,7 +74,9 @@ def test_backtest_of_national_demand(settings: Settings, tmp_path: Path) -> None
     table = runner.invoke(app, ["forecast", "backtest", "--node", "GB", "--from", day, "--to",
                                 day, "--model", "seasonal_naive_weekly"])  # fmt: skip
     assert table.exit_code == 0, table.output
-    assert "node GB, day-ahead, 2013-04-01 to 2013-04-01" in table.stdout
+    # the zone whose days are forecast is said (a node without meters follows the fleet's)
+    assert "node GB, day-ahead, local days 2013-04-01 to 2013-04-01 in UTC" in table.stdout
+    assert "local days 2013-04-01 to 2013-04-01 in UTC (1 days)" in table.stderr
 
 
 def _stored(owner_url: str, subject_type: str, subject_id: str) -> pl.DataFrame:
@@ -217,7 +219,10 @@ def test_intraday_and_clear_errors(settings: Settings, tmp_path: Path) -> None:
     # three days of history are too few for the models: said, not a stack trace
     assert "days of history" in _fails("backtest", "--node", "GB", "--from", "2013-01-04",
                                        "--to", "2013-01-10")  # fmt: skip
-    assert "no stored history" in _fails("run", "--node", "GB", "--issue", "2012-06-01T00:00Z")
+    # the window read is named: GB may be stored, only not in the 400 days before
+    assert "node GB has no stored history in the 400 days before 2012-06-01T00:00:00+00:00" in (
+        _fails("run", "--node", "GB", "--issue", "2012-06-01T00:00Z").replace("\n", "")
+    )
 
 
 @pytest.mark.realdata

@@ -214,6 +214,10 @@ def test_flex_given_and_observed_share(feeder: Feeder, conn: psycopg.Connection[
         (["loading", "--node", "NOPE", *RANGE], "no grid node NOPE"),
         (["loading", "--node", "F1", "--from", "2013-02-01", "--to", "2013-01-01"], "after"),
         (["loading", "--node", "F1", "--from", "yesterday", "--to", "2013-01-01"], "date"),
+        # the asker's text quoted whole (the opening quote was stripped: "yesterday': ...")
+        (["loading", "--node", "F1", "--from", "yes", "--to", "2013-01-01"], "'yes': expected"),
+        # a target wholly inside the (wrapping) peak window would move nothing
+        (["flex", "--node", "F1", *RANGE, "--shift", "0.2", "--window", "20-16"], "inside"),
         (["flex", "--node", "F1", *RANGE, "--shift", "1.5"], "between 0 and 1"),
         (["flex", "--node", "F1", *RANGE, "--window", "25-3"], "local hours"),
         (["loading", "--node", "F1", *RANGE, "--tz", "Mars/Base"], "unknown time zone"),
@@ -230,3 +234,18 @@ def test_bad_questions_are_one_line_errors(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_range_without_data_says_so_in_one_line(settings: Settings, tmp_path: Path) -> None:
+    # a table of empty cells with exit 0 read as an answer whose figures were lost
+    from metrify.cli import app
+
+    (tmp_path / "nodes.csv").write_text("node_id,capacity_mw\nF1,1.0\n")
+    assert runner.invoke(app, ["ingest", "nodes", str(tmp_path / "nodes.csv")]).exit_code == 0
+    for command in ("loading", "peak-drivers", "losses"):
+        result = runner.invoke(app, ["grid", command, "--node", "F1", *RANGE])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == (
+            "node F1: no measured load and no meter readings"
+            " from 2013-01-01 00:00 to 2013-02-01 00:00 UTC"
+        ), result.stdout

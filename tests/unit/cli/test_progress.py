@@ -11,7 +11,7 @@ from rich.console import Console
 
 from metrify.anomaly.alerts import LogSink
 from metrify.anomaly.alerts import log as alert_log
-from metrify.cli.progress import ALERT_LINES, AlertTally, LoadProgress
+from metrify.cli.progress import ALERT_LINES, AlertTally, LoadProgress, heartbeat
 
 
 class Clock:
@@ -116,3 +116,21 @@ def test_no_alerts_no_report() -> None:
     console, out = _console()
     AlertTally().report(console)
     assert out.getvalue() == ""
+
+
+def test_a_long_computation_says_it_is_alive() -> None:
+    # a year's backtest printed nothing for 219 s between its first and last line
+    import time
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    with heartbeat("backtest of node GB", console=console, every_s=0.05):
+        time.sleep(0.32)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3, lines
+    assert all(
+        line.startswith("backtest of node GB: still running, 0:00:00 elapsed") for line in lines
+    )
+    # and nothing once the block is done
+    time.sleep(0.15)
+    assert out.getvalue().splitlines() == lines

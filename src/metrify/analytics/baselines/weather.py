@@ -105,7 +105,12 @@ def weather_effect(
     """Decompose ``month``'s change against ``against`` (both ``YYYY-MM``) for one meter,
     from its daily frame (``day``, ``kwh``, ``temperature_c``) and its fitted model.
 
-    Raises ValueError when either month has no day with use and temperature."""
+    Raises ValueError when either month has no day with use and temperature, or when
+    ``against`` is ``month`` itself."""
+    if month_bounds(against) == month_bounds(month):
+        # a month against itself decomposes nothing: every part is zero by construction,
+        # which printed as a finding ("weather +0.0 kWh")
+        raise ValueError(f"against {against} is the month itself: compare with another month")
     now, then = _in(days, month_bounds(month)), _in(days, month_bounds(against))
     for name, part in ((month, now), (against, then)):
         if part.is_empty():

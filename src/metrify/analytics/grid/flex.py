@@ -30,7 +30,15 @@ import polars as pl
 
 from metrify.analytics.grid.days import local_day
 
-__all__ = ["PeakWindow", "ShiftResult", "TariffEffect", "peak_share", "shift_peak", "tariff_effect"]
+__all__ = [
+    "PeakWindow",
+    "ShiftResult",
+    "TariffEffect",
+    "check_windows",
+    "peak_share",
+    "shift_peak",
+    "tariff_effect",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,12 @@ class PeakWindow:
             return (hour >= self.start) & (hour < self.end)
         return (hour >= self.start) | (hour < self.end)
 
+    def holds(self, hour: float) -> bool:
+        """Whether local ``hour`` (a float, 16.5 = 16:30) lies in the window."""
+        if self.start < self.end:
+            return self.start <= hour < self.end
+        return hour >= self.start or hour < self.end
+
     @classmethod
     def parse(cls, text: str) -> PeakWindow:
         """``"16-20"`` or ``"16:30-19"``."""
@@ -58,6 +72,28 @@ class PeakWindow:
             return cls(_hours(a), _hours(b))
         except ValueError:
             raise ValueError(f"window {text!r}: expected local hours like 16-20") from None
+
+
+def check_windows(window: PeakWindow, into: PeakWindow) -> None:
+    """ValueError when ``into`` has no minute outside ``window``.
+
+    Only the part of the target outside the peak window takes energy (an interval in
+    both gives and takes), so a target wholly inside it (``--window 20-16`` wraps
+    midnight and holds 20-24) would move nothing: the answer would say "0 kWh moved,
+    peak unchanged" as if that were the effect of shifting load, not a mistake."""
+    if not any(into.holds(m / 60) and not window.holds(m / 60) for m in range(24 * 60)):
+        raise ValueError(
+            f"target hours {_text(into)} lie inside the peak window {_text(window)}, so no"
+            " load could move there; give target hours outside the peak window"
+        )
+
+
+def _text(window: PeakWindow) -> str:
+    def part(h: float) -> str:
+        whole, minutes = int(h), round((h - int(h)) * 60)
+        return f"{whole}:{minutes:02d}" if minutes else str(whole)
+
+    return f"{part(window.start)}-{part(window.end)}"
 
 
 def _hours(text: str) -> float:
@@ -177,6 +213,7 @@ def shift_peak(
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"shift {share}: expected a share between 0 and 1")
     win, dest = window or PeakWindow(), into or PeakWindow(20.0, 24.0)
+    check_windows(win, dest)
     rows = _local(readings, tz).with_columns(
         in_peak=win.contains(pl.col("hour")), in_dest=dest.contains(pl.col("hour"))
     )

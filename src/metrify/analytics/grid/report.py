@@ -14,6 +14,7 @@ import polars as pl
 
 from metrify.analytics.grid.coincidence import peak_drivers
 from metrify.analytics.grid.compliance import frequency_compliance, voltage_compliance
+from metrify.analytics.grid.demand import total_kw
 from metrify.analytics.grid.flex import PeakWindow, TariffEffect, shift_peak
 from metrify.analytics.grid.loading import duration_curve, loading
 from metrify.analytics.grid.losses import losses
@@ -40,13 +41,29 @@ VOLTAGE_METHOD = (
 
 
 def loading_answer(
-    node: dict[str, Any], series: pl.DataFrame, *, percentile: float = 0.99, points: int = 21
+    node: dict[str, Any],
+    series: pl.DataFrame,
+    *,
+    percentile: float = 0.99,
+    points: int = 21,
+    readings: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Utilisation, headroom and the load-duration curve of the node's measured load."""
+    """Utilisation, headroom and the load-duration curve of the node's measured load
+    (``basis: "node"``), or, when the node has no measured load in the range and
+    ``readings`` of its meters are given, of their summed demand (``basis: "meters"``,
+    as peak-drivers does). A feeder without SCADA is most LV feeders: its capacity
+    against its meters' coincident load is the question, not an answer of nulls."""
+    basis = "node"
+    if series.filter(pl.col("load_mw").is_not_null()).is_empty() and readings is not None:
+        total = total_kw(readings)
+        if not total.is_empty():
+            basis = "meters"
+            series = total.select("ts", "interval_s", load_mw=pl.col("kw") / 1000.0)
     got = loading(series, node.get("capacity_mw"), percentile=percentile)
     curve = duration_curve(series, got.capacity_mw, points=points)
     return {
         "node_id": node["node_id"],
+        "basis": basis,
         **dataclasses.asdict(got),
         "duration_curve": curve.to_dicts(),
     }

@@ -32,7 +32,7 @@ from metrify.api.rbac import Permission
 from metrify.api.responses import JSON_OPTIONS
 from metrify.api.scope import check_meter, in_scope, not_found
 from metrify.api.state import AppState
-from metrify.contracts.records import ID_PATTERN
+from metrify.contracts.records import CONTRACTS, ID_PATTERN
 from metrify.stores import events as event_reads
 from metrify.stores.reads import fleet as fleet_reads
 from metrify.stores.reads import quality as quality_reads
@@ -214,6 +214,9 @@ async def quarantine(
     """
     if principal.regions is not None:
         raise Problem(403, "quarantine holds unattributed raw payloads; needs an unscoped role")
+    if kind is not None and kind not in CONTRACTS:
+        # a misspelt kind matched nothing and read as "nothing was quarantined"
+        raise Problem(422, f"kind {kind[:32]!r}: use one of {', '.join(CONTRACTS)}")
     after_id = q.decode_id_cursor(cursor)
     where = quarantine_reads.Filter(
         kind=kind,

@@ -43,6 +43,13 @@ def test_a_colder_month_is_weather_and_a_new_appliance_is_not() -> None:
     assert two.meters == 2 and two.other_per_day == pytest.approx(2.0)
 
 
+def test_a_month_against_itself_is_refused() -> None:
+    # it answered "weather +0.0, everything else +0.0": zero by construction, not a finding
+    mar = month_days(dt.date(2023, 3, 1), 9.0, 1.0)
+    with pytest.raises(ValueError, match="is the month itself"):
+        weather_effect(model(), mar, "2023-03", "2023-03")
+
+
 def test_weekend_days_are_calendar_not_weather() -> None:
     # same temperature in both months; use is 2 kWh higher at weekends
     days = [dt.date(2023, 4, 1) + dt.timedelta(days=i) for i in range(61)]  # April, May

@@ -86,3 +86,26 @@ def test_window_parsing() -> None:
         PeakWindow.parse("25-3")
     with pytest.raises(ValueError):
         shift_peak(readings({"A": [1.0]}), 1.5, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("window", "into"),
+    [("20-16", "20-24"), ("16-20", "17-19"), ("22-6", "0-6")],
+)
+def test_a_target_inside_the_peak_window_is_refused(window: str, into: str) -> None:
+    # every hour of the target lies in the (possibly wrapping) peak window, so nothing
+    # could move; the old code answered "0 kWh moved, peak unchanged" as a finding
+    data = readings({"A": _day({i: 1.0 for i in range(32, 40)})}, start=DAY)
+    with pytest.raises(ValueError, match=r"target hours .* lie inside the peak window"):
+        shift_peak(
+            data, 0.2, tz="UTC", window=PeakWindow.parse(window), into=PeakWindow.parse(into)
+        )
+
+
+def test_a_target_partly_outside_the_peak_window_still_moves() -> None:
+    # 16-20 into 18-22: only 20-22 takes, 4 half-hours; 20% of 8 kWh moves there
+    data = readings({"A": _day({i: 1.0 for i in range(32, 40)})}, start=DAY)
+    got = shift_peak(
+        data, 0.2, tz="UTC", window=PeakWindow.parse("16-20"), into=PeakWindow.parse("18-22")
+    )
+    assert got.moved_kwh == pytest.approx(1.6)

@@ -64,3 +64,28 @@ def test_duration_curve_is_sorted_and_weighted_by_time() -> None:
     assert curve["load_mw"].to_list() == [4.0, 2.0, 2.0, 2.0, 2.0]
     assert curve["hours"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert curve["utilisation"].to_list() == [0.5, 0.25, 0.25, 0.25, 0.25]
+
+
+def test_a_node_without_measured_load_is_loaded_by_its_meters_sum() -> None:
+    # an LV feeder without SCADA: two meters, 0.5 and 1.0 kWh per half-hour, one half-hour
+    # at 2.0 + 2.5 kWh; capacity 10 kW. The answer was nulls with 0 hours.
+    from metrify.analytics.grid.report import loading_answer
+
+    from .frames import readings
+
+    a = [0.5] * 48
+    b = [1.0] * 48
+    a[36], b[36] = 2.0, 2.5  # 18:00: (2.0 + 2.5) kWh / 0.5 h = 9 kW
+    meters = readings({"A": a, "B": b})
+    feeder = {"node_id": "F", "capacity_mw": 0.010}
+    got = loading_answer(feeder, node([]), readings=meters)
+    assert got["basis"] == "meters"
+    assert got["hours"] == pytest.approx(24.0)
+    assert got["peak_mw"] == pytest.approx(0.009)
+    assert got["peak_ts"] == T0 + dt.timedelta(hours=18)
+    assert got["peak_utilisation"] == pytest.approx(0.9)
+    assert got["hours_above_80"] == pytest.approx(0.5)
+    assert got["mean_mw"] == pytest.approx((47 * 3.0 + 9.0) / 48 / 1000)
+    # a measured node keeps its own load, whatever its meters say
+    measured = loading_answer(feeder, node([0.004] * 48), readings=meters)
+    assert measured["basis"] == "node" and measured["peak_mw"] == pytest.approx(0.004)
