@@ -3,9 +3,9 @@
 Files that each hold one meter's months (a household export) are judged by the
 detectors week by week; a batch that spans many weeks may grow to twice ``batch_size``
 so each weekly pass covers more meters. The lake work of a load's batches is gathered
-into one commit while the last batch is being written, and the last batch's follows. Neither may change what is stored: the rows, flags, statuses and
-anomalies must be those of plain ``batch_size`` batches, and the lake must hold every
-stored row.
+into one commit while the last batch is being written, and the last batch's follows.
+Neither may change what is stored: the rows, flags, statuses and anomalies must be those
+of plain ``batch_size`` batches, and the lake must hold every stored row.
 """
 
 from __future__ import annotations
