@@ -157,7 +157,8 @@ def ingest_files(
     )
     counter = metrics.LoadCounter(contract.kind)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
-    with _Ahead(pipeline, checks, paths, mapping, batch_rows) as ahead:
+    ahead_rows = AHEAD_BATCHES * session.settings.batch_size
+    with _Ahead(pipeline, checks, paths, mapping, batch_rows, ahead_rows) as ahead:
         for path in paths:
             pipeline.summary.files += 1
             consumed = 0
@@ -202,14 +203,16 @@ def ingest_files(
     return summary
 
 
-#: decoded batches the reading thread may hold ready ahead of the pipeline
-AHEAD_BATCHES = 4
+#: how many batches' worth of rows (``batch_size``) the reading thread may hold
+#: decoded ahead of the pipeline: a whole batch, so that it can read the next one while
+#: the pipeline judges this one (it holds at least one raw batch whatever its size)
+AHEAD_BATCHES = 1
 
 _Item = tuple[RawBatch, Mapping, Decoded] | Exception
 
 
 class _Ahead:
-    """Files read and decoded on a thread, a few batches ahead of the pipeline.
+    """Files read and decoded on a thread, up to a batch ahead of the pipeline.
 
     Reading (gzip, CSV parsing) and decoding (Polars) mostly release the GIL, so they
     run on the second core while the pipeline judges the batch before (VEE, the
@@ -225,15 +228,18 @@ class _Ahead:
         paths: Sequence[Path],
         mapping: Mapping,
         batch_rows: int,
+        ahead_rows: int,
     ) -> None:
         self._pipeline = pipeline
         self._checks = checks
         self._paths = list(paths)
         self._mapping = mapping
         self._batch_rows = batch_rows
-        self._queue: queue.Queue[tuple[Path, _Item | None] | BaseException] = queue.Queue(
-            AHEAD_BATCHES
-        )
+        self._queue: queue.Queue[tuple[Path, _Item | None] | BaseException] = queue.Queue()
+        #: rows read and not yet taken by the loader, at most ``ahead_rows`` (past one batch)
+        self._ahead_rows = ahead_rows
+        self._held = 0
+        self._room = threading.Condition()
         self._stop = threading.Event()
         #: the file the loader gave up on: the thread reads no more of it
         self._abandoned: Path | None = None
@@ -247,9 +253,8 @@ class _Ahead:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        while self._thread.is_alive():  # unblock a thread waiting to put
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)
+        with self._room:  # a thread waiting for room sees the stop
+            self._room.notify_all()
         self._thread.join()
 
     def file(self, path: Path) -> Iterator[_Item]:
@@ -280,16 +285,29 @@ class _Ahead:
         got = self._queue.get()
         if isinstance(got, BaseException):
             raise got
+        item = got[1]
+        if isinstance(item, tuple):
+            with self._room:
+                self._held -= item[0].data.height
+                self._room.notify_all()
         return got
 
     def _put(self, item: tuple[Path, _Item | None] | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        """Hand ``item`` to the loader once there is room for its rows; False when the
+        loader has stopped."""
+        rows = (
+            item[1][0].data.height if isinstance(item, tuple) and isinstance(item[1], tuple) else 0
+        )
+        with self._room:
+            while rows and self._held and self._held + rows > self._ahead_rows:
+                if self._stop.is_set():
+                    return False
+                self._room.wait(timeout=0.5)
+            if self._stop.is_set():
+                return False
+            self._held += rows
+        self._queue.put(item)
+        return True
 
     def _run(self) -> None:
         from metrify.sources import ReaderError, read_batches
