@@ -235,14 +235,17 @@ class _Ahead:
         self._paths = list(paths)
         self._mapping = mapping
         self._batch_rows = batch_rows
-        self._queue: queue.Queue[tuple[Path, _Item | None] | BaseException] = queue.Queue()
+        #: (the file's place in ``paths``, a batch | its exception | None at its end)
+        self._queue: queue.Queue[tuple[int, _Item | None] | BaseException] = queue.Queue()
         #: rows read and not yet taken by the loader, at most ``ahead_rows`` (past one batch)
         self._ahead_rows = ahead_rows
         self._held = 0
         self._room = threading.Condition()
         self._stop = threading.Event()
-        #: the file the loader gave up on: the thread reads no more of it
-        self._abandoned: Path | None = None
+        #: the file (its place in ``paths``) the loader gave up on: no more of it is read
+        self._abandoned: int | None = None
+        #: the place of the next file the loader takes
+        self._next = 0
         self._thread = threading.Thread(
             target=tracing.carry(self._run), name="read-ahead", daemon=True
         )
@@ -260,11 +263,13 @@ class _Ahead:
     def file(self, path: Path) -> Iterator[_Item]:
         """The next file's batches (it must be ``path``), in order. Left before its end
         (the loader gave the file up), the rest of the file is not read."""
+        number, self._next = self._next, self._next + 1
+        assert self._paths[number] == path, f"read ahead {self._paths[number]}, expected {path}"
         ended = False
         try:
             while True:
-                name, item = self._get()
-                assert name == path, f"read ahead {name}, expected {path}"
+                read, item = self._get()
+                assert read == number, f"read ahead file {read}, expected {number}"
                 if item is None or isinstance(item, Exception):
                     ended = True
                 if item is None:
@@ -274,14 +279,14 @@ class _Ahead:
                     return
         finally:
             if not ended:
-                self._abandoned = path
+                self._abandoned = number
                 while True:  # up to the end of the file the thread marks
                     rest = self._get()[1]
                     if rest is None or isinstance(rest, Exception):
                         break
                 self._abandoned = None
 
-    def _get(self) -> tuple[Path, _Item | None]:
+    def _get(self) -> tuple[int, _Item | None]:
         got = self._queue.get()
         if isinstance(got, BaseException):
             raise got
@@ -292,7 +297,7 @@ class _Ahead:
                 self._room.notify_all()
         return got
 
-    def _put(self, item: tuple[Path, _Item | None] | BaseException) -> bool:
+    def _put(self, item: tuple[int, _Item | None] | BaseException) -> bool:
         """Hand ``item`` to the loader once there is room for its rows; False when the
         loader has stopped."""
         rows = (
@@ -313,22 +318,22 @@ class _Ahead:
         from metrify.sources import ReaderError, read_batches
 
         try:
-            for path in self._paths:
+            for number, path in enumerate(self._paths):
                 try:
                     batches = read_batches(path, self._batch_rows, header=self._mapping.header)
                     for batch, used in self._checks.batches(batches):
-                        if self._abandoned == path:
+                        if self._abandoned == number:
                             break
                         decoded = self._pipeline.decode(
                             batch.data, used, first_line=batch.first_line, lines=batch.lines
                         )
-                        if not self._put((path, (batch, used, decoded))):
+                        if not self._put((number, (batch, used, decoded))):
                             return
                 except (ReaderError, SchemaMismatch) as exc:
-                    if not self._put((path, exc)):
+                    if not self._put((number, exc)):
                         return
                     continue
-                if not self._put((path, None)):
+                if not self._put((number, None)):
                     return
         except BaseException as exc:  # the loader raises it
             self._put(exc)
