@@ -7,9 +7,12 @@ processes data itself.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import psycopg
@@ -20,11 +23,15 @@ from metrify.ops import metrics, tracing
 from metrify.pipeline import lakesync
 from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
-from metrify.sources.decode import SchemaMismatch
+from metrify.sources.batches import RawBatch
+from metrify.sources.decode import Decoded, SchemaMismatch
 from metrify.sources.mapping import Mapping
 from metrify.stores import database
 from metrify.stores.lake import Lake
 from metrify.stores.postgres import PostgresStore
+
+if TYPE_CHECKING:
+    from metrify.sources.filechecks import FileChecks
 
 #: a file or simulator load saves the detectors' state once this many seconds have
 #: passed since its last save (and at the end) rather than with each batch: a week of
@@ -130,9 +137,13 @@ def ingest_files(
 ) -> Summary:
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal.
 
+    The files are read and decoded on a thread a few batches ahead of the pipeline
+    (:class:`_Ahead`), so the reading overlaps the judging and writing of the batches
+    before; the pipeline takes them in the files' order, as if read here.
+
     ``progress`` hears of every batch's bytes, ``file_done`` of every file read to its
     end (or given up on)."""
-    from metrify.sources import ReaderError, read_batches
+    from metrify.sources import ReaderError
     from metrify.sources.filechecks import FileChecks
 
     checks = FileChecks(contract, mapping)
@@ -146,40 +157,186 @@ def ingest_files(
     )
     counter = metrics.LoadCounter(contract.kind)
     batch_rows = max(1, min(session.settings.batch_size, 200_000))
-    for path in paths:
-        pipeline.summary.files += 1
-        consumed = 0
-        ok = True
-        with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
-            try:
-                batches = read_batches(path, batch_rows, header=mapping.header)
-                for batch, used in checks.batches(batches):
-                    pipeline.submit(
-                        batch.data,
-                        source=batch.source,
-                        mapping=used,
-                        first_line=batch.first_line,
-                        lines=batch.lines,
-                        bad=batch.bad,
-                    )
+    ahead_rows = AHEAD_BATCHES * session.settings.batch_size
+    with _Ahead(pipeline, checks, paths, mapping, batch_rows, ahead_rows) as ahead:
+        for path in paths:
+            pipeline.summary.files += 1
+            consumed = 0
+            ok = True
+            with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
+                for item in ahead.file(path):
+                    if isinstance(item, Exception):
+                        ok = False
+                        text = str(item)
+                        pipeline.error(f"{path.name}: {text}" if path.name not in text else text)
+                        break
+                    batch, used, decoded = item
+                    try:
+                        pipeline.submit(
+                            batch.data,
+                            source=batch.source,
+                            mapping=used,
+                            first_line=batch.first_line,
+                            lines=batch.lines,
+                            bad=batch.bad,
+                            decoded=decoded,
+                        )
+                    except (ReaderError, SchemaMismatch) as exc:
+                        ok = False
+                        text = str(exc)
+                        pipeline.error(f"{path.name}: {text}" if path.name not in text else text)
+                        break
                     if progress is not None:
                         progress(batch.bytes_read - consumed)
                     consumed = batch.bytes_read
-            except (ReaderError, SchemaMismatch) as exc:
-                ok = False
-                pipeline.error(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc))
-        # the rows of the batches that have landed so far (the rest count at the end)
-        counter.update(pipeline.summary)
-        counter.file_done(ok)
-        if progress is not None:
-            with contextlib.suppress(OSError):
-                progress(max(0, path.stat().st_size - consumed))
-        if file_done is not None:
-            file_done(path)
+            # the rows of the batches that have landed so far (the rest count at the end)
+            counter.update(pipeline.summary)
+            counter.file_done(ok)
+            if progress is not None:
+                with contextlib.suppress(OSError):
+                    progress(max(0, path.stat().st_size - consumed))
+            if file_done is not None:
+                file_done(path)
     summary = pipeline.close()
     checks.report(summary)
     counter.update(summary)
     return summary
+
+
+#: how many batches' worth of rows (``batch_size``) the reading thread may hold
+#: decoded ahead of the pipeline: a whole batch, so that it can read the next one while
+#: the pipeline judges this one (it holds at least one raw batch whatever its size)
+AHEAD_BATCHES = 1
+
+_Item = tuple[RawBatch, Mapping, Decoded] | Exception
+
+
+class _Ahead:
+    """Files read and decoded on a thread, up to a batch ahead of the pipeline.
+
+    Reading (gzip, CSV parsing) and decoding (Polars) mostly release the GIL, so they
+    run on the second core while the pipeline judges the batch before (VEE, the
+    detectors), which left it idle. Each file's batches arrive in order, then ``None``;
+    a file that cannot be read or decoded ends with the exception instead (what the
+    loader reports for it), as the loop that read it here did. Anything else raised on
+    the thread is raised again in the loader."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        checks: FileChecks,
+        paths: Sequence[Path],
+        mapping: Mapping,
+        batch_rows: int,
+        ahead_rows: int,
+    ) -> None:
+        self._pipeline = pipeline
+        self._checks = checks
+        self._paths = list(paths)
+        self._mapping = mapping
+        self._batch_rows = batch_rows
+        #: (the file's place in ``paths``, a batch | its exception | None at its end)
+        self._queue: queue.Queue[tuple[int, _Item | None] | BaseException] = queue.Queue()
+        #: rows read and not yet taken by the loader, at most ``ahead_rows`` (past one batch)
+        self._ahead_rows = ahead_rows
+        self._held = 0
+        self._room = threading.Condition()
+        self._stop = threading.Event()
+        #: the file (its place in ``paths``) the loader gave up on: no more of it is read
+        self._abandoned: int | None = None
+        #: the place of the next file the loader takes
+        self._next = 0
+        self._thread = threading.Thread(
+            target=tracing.carry(self._run), name="read-ahead", daemon=True
+        )
+
+    def __enter__(self) -> _Ahead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._room:  # a thread waiting for room sees the stop
+            self._room.notify_all()
+        self._thread.join()
+
+    def file(self, path: Path) -> Iterator[_Item]:
+        """The next file's batches (it must be ``path``), in order. Left before its end
+        (the loader gave the file up), the rest of the file is not read."""
+        number, self._next = self._next, self._next + 1
+        assert self._paths[number] == path, f"read ahead {self._paths[number]}, expected {path}"
+        ended = False
+        try:
+            while True:
+                read, item = self._get()
+                assert read == number, f"read ahead file {read}, expected {number}"
+                if item is None or isinstance(item, Exception):
+                    ended = True
+                if item is None:
+                    return
+                yield item
+                if ended:
+                    return
+        finally:
+            if not ended:
+                self._abandoned = number
+                while True:  # up to the end of the file the thread marks
+                    rest = self._get()[1]
+                    if rest is None or isinstance(rest, Exception):
+                        break
+                self._abandoned = None
+
+    def _get(self) -> tuple[int, _Item | None]:
+        got = self._queue.get()
+        if isinstance(got, BaseException):
+            raise got
+        item = got[1]
+        if isinstance(item, tuple):
+            with self._room:
+                self._held -= item[0].data.height
+                self._room.notify_all()
+        return got
+
+    def _put(self, item: tuple[int, _Item | None] | BaseException) -> bool:
+        """Hand ``item`` to the loader once there is room for its rows; False when the
+        loader has stopped."""
+        rows = (
+            item[1][0].data.height if isinstance(item, tuple) and isinstance(item[1], tuple) else 0
+        )
+        with self._room:
+            while rows and self._held and self._held + rows > self._ahead_rows:
+                if self._stop.is_set():
+                    return False
+                self._room.wait(timeout=0.5)
+            if self._stop.is_set():
+                return False
+            self._held += rows
+        self._queue.put(item)
+        return True
+
+    def _run(self) -> None:
+        from metrify.sources import ReaderError, read_batches
+
+        try:
+            for number, path in enumerate(self._paths):
+                try:
+                    batches = read_batches(path, self._batch_rows, header=self._mapping.header)
+                    for batch, used in self._checks.batches(batches):
+                        if self._abandoned == number:
+                            break
+                        decoded = self._pipeline.decode(
+                            batch.data, used, first_line=batch.first_line, lines=batch.lines
+                        )
+                        if not self._put((number, (batch, used, decoded))):
+                            return
+                except (ReaderError, SchemaMismatch) as exc:
+                    if not self._put((number, exc)):
+                        return
+                    continue
+                if not self._put((number, None)):
+                    return
+        except BaseException as exc:  # the loader raises it
+            self._put(exc)
 
 
 @tracing.traced("load frames")

@@ -233,6 +233,7 @@ class Pipeline:
         first_line: int = 0,
         lines: npt.NDArray[np.int64] | None = None,
         bad: Iterable[BadRow] = (),
+        decoded: Decoded | None = None,
     ) -> None:
         """Decode one raw batch and buffer it; writes happen in ``batch_size`` chunks.
 
@@ -240,23 +241,16 @@ class Pipeline:
         sources (a stream worker's partitions, decoded in one go), one per row of ``raw``.
         ``lines``: each row's line in its file or body, where rows are not consecutive
         lines from ``first_line`` (the reader's :attr:`RawBatch.lines`).
+        ``decoded``: ``raw`` already decoded by :meth:`decode` with the same arguments
+        (a file load decodes the next batches on a thread while this one is judged).
         """
         bad_rows = list(bad)
         if isinstance(source, pl.Series) and (
             source.len() != raw.height or bad_rows or self.sources is not None
         ):
             raise ValueError("per-row sources need one per raw row, no bad rows, no by_source")
-        with tracing.span(
-            "decode", {"metrify.kind": self.contract.kind, "metrify.rows": raw.height}
-        ):
-            decoded = decode(
-                self.contract,
-                raw,
-                mapping or Mapping(),
-                first_line=first_line,
-                lines=lines,
-                check_ranges=not (self.contract is READING and self.settings.vee.enabled),
-            )
+        if decoded is None:
+            decoded = self.decode(raw, mapping, first_line=first_line, lines=lines)
         summaries = [self.summary]
         if self.sources is not None:
             summaries.append(self._source(str(source)))
@@ -309,6 +303,30 @@ class Pipeline:
             self._widen(decoded.records)
         if self._full():
             self.flush()
+
+    def decode(
+        self,
+        raw: pl.DataFrame,
+        mapping: Mapping | None = None,
+        *,
+        first_line: int = 0,
+        lines: npt.NDArray[np.int64] | None = None,
+    ) -> Decoded:
+        """``raw`` in the contract's schema, and its rejects: what :meth:`submit` buffers.
+
+        Reads nothing of the pipeline's state but its settings, so a loader may call it
+        on another thread, ahead of the batch being judged (Polars releases the GIL)."""
+        with tracing.span(
+            "decode", {"metrify.kind": self.contract.kind, "metrify.rows": raw.height}
+        ):
+            return decode(
+                self.contract,
+                raw,
+                mapping or Mapping(),
+                first_line=first_line,
+                lines=lines,
+                check_ranges=not (self.contract is READING and self.settings.vee.enabled),
+            )
 
     def _widen(self, records: pl.DataFrame) -> None:
         """Take the time span of newly buffered rows into :attr:`_span`."""
@@ -1015,6 +1033,11 @@ class Pipeline:
         self._closing = True
         try:
             self.flush()
+            if self._in_flight is not None:
+                # The lake work gathered from batches already durable is written while
+                # the last batch is: left for after that write, the two ran one after
+                # the other at the end of the load, with a core idle during each.
+                self._send_gathered()
             in_flight = self._in_flight
             if in_flight is not None and in_flight.defers_state:
                 assert self.detector is not None

@@ -73,8 +73,14 @@ class Reach:
         :data:`BASELINE_ONLY` column: only the spike rule's same-hour baseline uses them,
         so the other rules window over the tail alone."""
         recent = after or []
-        tail, near = self._split(context)
-        whole = _meters_needing_whole(self.records, pl.concat([tail, *recent]))
+        if not context.height and not any(part.height for part in recent):
+            # nothing stored to pick from (a load's first batch, new meters): the frames
+            # come back empty whichever meters would need their whole history
+            tail, near = context, context
+            whole = pl.Series("meter_id", [], dtype=pl.String)
+        else:
+            tail, near = self._split(context)
+            whole = _meters_needing_whole(self.records, pl.concat([tail, *recent]))
         parts = [tail, *recent]
         if whole.len():
             needing = pl.col("meter_id").is_in(whole.implode())

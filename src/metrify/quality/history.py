@@ -134,6 +134,13 @@ class HistoryCache:
                     self._days[day] = self._days[day].sort("ts")
         older = _concat([self._days[d] for d in days if d < first_whole])
         recent = [self._days[d] for d in days if d >= first_whole]
+        if needed.height != self._covered.height:
+            # Only the needed meters' rows can come out of _pick: the others (a load's
+            # earlier files, other meters) are left out before the reach looks at them.
+            # Filters keep the order, so the days stay in time order for Reach.pick.
+            wanted = pl.col("meter_id").is_in(needed.get_column("meter_id").implode())
+            older = older.filter(wanted)
+            recent = [part.filter(wanted) for part in recent]
         return self._pick([reach.pick(older, recent)], needed, until)
 
     def _pick(

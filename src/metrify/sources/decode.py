@@ -8,6 +8,7 @@ its original fields as JSON and a reason, for the quarantine table.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -26,6 +27,16 @@ NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
 _AWARE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z"]
 _NAIVE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+#: the plain shapes most exports write local times in, each with the one format that
+#: reads every text of that shape as the general readers below do (no padding, no
+#: offset, no fraction: nothing for them to strip or choose between)
+_PLAIN_TIMES: Final = (
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$", "%Y-%m-%d %H:%M:%S"),
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$", "%Y-%m-%dT%H:%M:%S"),
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$", "%Y-%m-%d %H:%M"),
+)
+#: rows looked at to guess a column's shape (the first non-null one decides)
+_SNIFF_ROWS: Final = 64
 
 REJECT_SCHEMA = {"raw": pl.String(), "reason": pl.String(), "line": pl.Int32()}
 
@@ -71,6 +82,31 @@ def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Ser
         tried = text.gather(unread).str.to_datetime(fmt, strict=False, **options)  # type: ignore[arg-type]
         out = out.scatter(unread, tried)
     return out
+
+
+def plain_times(text: pl.Series) -> pl.Series | None:
+    """Naive times of a column written in one plain shape throughout (``2013-01-01
+    00:30:00``, the same with a ``T``, or without seconds), read with that shape's one
+    format; None when the column is not all of one such shape (then the general readers
+    of :func:`_parse_ts` decide, row by row).
+
+    The shape is guessed from the first non-null text and checked on every row with one
+    anchored pattern before anything is parsed: for such a column the general path
+    (padding stripped, offsets and epoch numbers looked for, up to three formats tried,
+    each with optional fractions) reads the same times at several times the cost, and
+    timestamps were most of a text file's decoding.
+    """
+    head = text.head(_SNIFF_ROWS).drop_nulls()
+    if not head.len():
+        return None
+    first = str(head[0])
+    for pattern, fmt in _PLAIN_TIMES:
+        if re.match(pattern, first) is None:
+            continue
+        if not bool(text.str.contains(pattern).fill_null(True).all()):
+            return None
+        return text.str.to_datetime(fmt, strict=False, time_unit="us")
+    return None
 
 
 def wire_times(text: pl.Series) -> pl.Series:
@@ -138,6 +174,14 @@ def _parse_ts(
     plain number is a time since the epoch (seconds, milliseconds or microseconds by
     its size), always UTC.
     """
+    # A column of one plain local shape (most exports) is read with its one format.
+    plain = plain_times(raw.get_column(col))
+    if plain is not None:
+        no_offset = pl.repeat(False, raw.height, dtype=pl.Boolean, eager=True)
+        local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
+        bad = pl.col(col).is_not_null() & local.is_null()
+        skipped = bad & pl.col("_ts_naive").is_not_null()
+        return {"_ts_offset": no_offset, "_ts_naive": plain}, local, bad, skipped
     # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
     # Z) is read in one pass; anything else goes through the general readers below.
     iso = wire_times(raw.get_column(col))

@@ -15,25 +15,30 @@ warned once per process when that URL is a superuser or the schema's owner.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 import psycopg
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from metrify.settings import Settings
 from metrify.stores import embedded
 from metrify.stores.traced import cursor_options
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import DBAPIError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: a migration's own ``revision = "..."`` and ``down_revision = "..." | None`` lines
+_REVISION: Final = re.compile(r"""^revision\s*(?::[^=\n]*)?=\s*["']([^"'\n]+)["']\s*$""", re.M)
+_DOWN_REVISION: Final = re.compile(
+    r"""^down_revision\s*(?::[^=\n]*)?=\s*(?:None|["']([^"'\n]+)["'])\s*$""", re.M
+)
 _ready: set[str] = set()
 #: app URLs whose role was checked for too much privilege
 _checked: set[str] = set()
@@ -69,20 +74,66 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def engine_for(url: str) -> Engine:
+    from sqlalchemy import create_engine
+
     return create_engine(sqlalchemy_url(url), poolclass=None)
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+def plain_head() -> str | None:
+    """The head revision as the migration files state it in plain lines (one
+    ``revision`` and one ``down_revision`` each, a single line of descent's end), or
+    None when any file says it otherwise (a merge, a computed value): then only alembic
+    can tell. A command that finds the store at this head needs neither alembic nor
+    SQLAlchemy, whose import was a quarter of a short load's start-up."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        own, down = _REVISION.findall(text), _DOWN_REVISION.findall(text)
+        if len(own) != 1 or len(down) != 1 or own[0] in revisions:
+            return None
+        revisions.add(own[0])
+        if down[0]:
+            parents.add(down[0])
+    heads = revisions - parents
+    if len(heads) != 1 or not parents <= revisions:
+        return None
+    return heads.pop()
+
+
+def _at_plain_head(url: str) -> bool:
+    """Whether the store's recorded revision is :func:`plain_head` (False when either
+    cannot be read plainly: the caller then asks alembic)."""
+    head = plain_head()
+    if head is None:
+        return False
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except psycopg.Error:
+        return False
+    return [row[0] for row in rows] == [head]
+
+
 def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     engine = engine_for(url)
     try:
         with engine.connect() as conn:
@@ -93,6 +144,9 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (serialised by an advisory lock)."""
+    from alembic import command
+    from sqlalchemy.exc import DBAPIError
+
     try:
         _migrate(url, lambda cfg: command.upgrade(cfg, revision))
     except DBAPIError as exc:
@@ -102,6 +156,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Undo the migrations above ``revision``: for stepping back a release, and for
     tests that must hold data shaped as an older schema had it."""
+    from alembic import command
+
     _migrate(url, lambda cfg: command.downgrade(cfg, revision))
 
 
@@ -131,7 +187,11 @@ def _denied(exc: DBAPIError) -> DatabaseError:
 def prepare(settings: Settings) -> str:
     """Bring the schema to head as the owner (once per process) and return the app's URL."""
     owner = owner_url(settings)
+    if owner not in _ready and _at_plain_head(owner):
+        _ready.add(owner)
     if owner not in _ready:
+        from sqlalchemy.exc import DBAPIError
+
         try:
             behind = current_revision(owner) != head_revision()
         except DBAPIError as exc:  # a role that may not even read alembic_version

@@ -263,3 +263,42 @@ def test_seen_names_the_keys_at_or_before_each_meters_newest_cached_reading() ->
         ("A", T0 + dt.timedelta(hours=2)),
         ("B", T0 - dt.timedelta(hours=3)),
     ]
+
+
+def test_other_cached_meters_change_nothing_a_batch_is_handed() -> None:
+    """A meter's context with a reach is the same whether the cache also holds other
+    meters' windows (a load's earlier files) or only its own; and the cache of a load's
+    first batch (nothing stored) hands over nothing, for every meter."""
+    from metrify.quality.context import reach_of
+    from metrify.settings.vee import VeeConfig
+
+    start = T0 - dt.timedelta(days=7)
+    hourly = 7 * 24
+    mine = pl.concat(
+        [
+            rows("A", start, hourly).with_columns(import_kwh=(pl.col("import_kwh") % 5) * 0.1),
+            rows("B", start, hourly - 5),  # a hole before the batch: its whole window
+        ]
+    )
+    others = pl.concat([rows(f"X{i}", start, hourly) for i in range(3)])
+    batch_rows = (
+        pl.concat([rows("A", T0, 3), rows("B", T0, 3)])
+        .with_columns(source=pl.lit("batch"))
+        .select(*READING.fields, "source")
+    )
+    meters = pl.DataFrame({"meter_id": ["A", "B"], "timezone": ["UTC", "UTC"]})
+    reach = reach_of(batch_rows, meters, VeeConfig(), start)
+    last = T0 + dt.timedelta(hours=2)
+    keys = batch_rows.select("meter_id", "ts")
+
+    alone = HistoryCache(Store(mine).load, days=7)
+    crowded = HistoryCache(Store(pl.concat([mine, others])).load, days=7)
+    # the other meters' windows are in the cache before the batch asks
+    crowded.get(others.select("meter_id", "ts").filter(pl.col("ts") == pl.col("ts").max()), last)
+    got_alone, got_crowded = alone.get(keys, last, reach), crowded.get(keys, last, reach)
+    assert got_alone.height > 0 and set(got_alone["meter_id"]) == {"A", "B"}
+    assert got_crowded.equals(got_alone)
+
+    empty = HistoryCache(Store(mine.clear()).load, days=7)
+    got_empty = empty.get(keys, last, reach)
+    assert got_empty.height == 0 and got_empty.columns == got_alone.columns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -112,6 +113,62 @@ def test_local_time_with_daylight_saving() -> None:
         dt.datetime(2013, 10, 27, 1, 30, tzinfo=UTC),
     ]
     assert out.rejects["reason"].to_list() == ["nonexistent local time in Europe/London (DST gap)"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "tz"),
+    [
+        ("%Y-%m-%d %H:%M:%S", "Europe/London"),
+        ("%Y-%m-%dT%H:%M:%S", "America/New_York"),
+        ("%Y-%m-%d %H:%M", "UTC"),
+        ("%Y-%m-%d %H:%M:%S", "Etc/GMT-3"),
+    ],
+)
+def test_plain_local_times_as_one_shape_or_mixed(shape: str, tz: str) -> None:
+    """A column of one plain shape (read in one pass) and the same texts beside one row
+    of another format (which sends the column through every reader) mean the same
+    instants, nonexistent and ambiguous local times and impossible dates included."""
+    zone = ZoneInfo(tz)
+    starts = [dt.datetime(2013, 3, 31, 0, 0), dt.datetime(2013, 10, 27, 0, 0)]
+    starts += [dt.datetime(2013, 3, 10, 0, 0), dt.datetime(2013, 11, 3, 0, 0)]
+    local = [s + dt.timedelta(minutes=30 * i) for s in starts for i in range(8)]
+    texts: list[str | None] = [t.strftime(shape) for t in local]
+    texts += [None, "2013-02-30 00:00" if shape.endswith("%M") else "2013-02-30 00:00:00"]
+    ids = ["A"] * len(texts)
+
+    def expected(frame_texts: list[str | None]) -> tuple[list[dt.datetime], list[str]]:
+        times, reasons, seen = [], [], set()
+        for text in frame_texts:
+            if text is None:
+                reasons.append("missing ts")
+                continue
+            try:
+                naive = dt.datetime.strptime(text.replace("T", " "), shape.replace("T", " "))
+            except ValueError:
+                reasons.append("unparseable ts")
+                continue
+            fold = 1 if naive in seen else 0  # files list time in order: 2nd is later
+            seen.add(naive)
+            aware = naive.replace(tzinfo=zone, fold=fold)
+            back = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+            if back != naive:  # skipped by the spring change
+                reasons.append(f"nonexistent local time in {tz} (DST gap)")
+                continue
+            times.append(aware.astimezone(UTC))
+        return times, reasons
+
+    mapping = build_mapping(READING, interval_s=1800, tz=tz)
+    for extra in ([], ["2013-01-01T00:00:00Z"]):
+        rows = texts + extra
+        raw = pl.DataFrame(
+            {"meter_id": ids + ["A"] * len(extra), "ts": rows, "import_kwh": ["1"] * len(rows)},
+            schema={"meter_id": pl.String, "ts": pl.String, "import_kwh": pl.String},
+        )
+        out = decode(READING, raw, mapping)
+        times, reasons = expected(texts)
+        got = out.records["ts"].to_list()
+        assert got[: len(times)] == times
+        assert sorted(out.rejects["reason"].to_list()) == sorted(reasons)
 
 
 def test_interval_end_convention_shifts_to_start() -> None:

@@ -24,9 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-
 import metrify
 from metrify.stores.backup import lake as lake_copy
 from metrify.stores.backup import store
@@ -149,6 +146,9 @@ class Restored:
 def check(source: Path, migrations: Path, progress: Progress | None = None) -> Manifest:
     """Read and verify a backup without touching any target: format, every file's
     checksum, a schema revision this release knows, tools that read the dump."""
+    from alembic.script import ScriptDirectory  # here: alembic is slow to import
+    from alembic.util import CommandError
+
     progress = progress or Progress()
     manifest = Manifest.read(source)
     revision = manifest.store.get("schema_revision")

@@ -1,0 +1,89 @@
+"""Files read and decoded ahead of the pipeline: order, bad files, files given up on."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+
+from metrify.contracts.records import READING
+from metrify.pipeline.session import _Ahead
+from metrify.sources.filechecks import FileChecks
+from metrify.sources.mapping import Mapping
+
+
+class _Decoder:
+    """Stands in for the pipeline: "decodes" a batch into its first column's values."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decode(self, raw: pl.DataFrame, mapping: object, **_: object) -> list[str]:
+        self.calls += 1
+        time.sleep(0.001)  # let the loader fall behind now and then
+        return raw.get_column("v").cast(pl.String).to_list()
+
+
+def _csv(path: Path, values: list[int]) -> Path:
+    path.write_text("v\n" + "".join(f"{v}\n" for v in values))
+    return path
+
+
+def test_batches_come_in_file_order_with_bad_and_abandoned_files(tmp_path: Path) -> None:
+    a = _csv(tmp_path / "a.csv", [1, 2, 3, 4, 5])
+    b = _csv(tmp_path / "b.csv", [6, 7, 8])
+    missing = tmp_path / "missing.csv"
+    # a file given up on after its first batch, then listed again: read whole the 2nd time
+    paths = [a, missing, b, a, b]
+    decoder = _Decoder()
+    ahead = _Ahead(
+        decoder,  # type: ignore[arg-type]
+        FileChecks(READING, Mapping()),
+        paths,
+        Mapping(),
+        batch_rows=2,
+        ahead_rows=3,  # room for one batch at a time past the first
+    )
+    seen: list[tuple[str, object]] = []
+    with ahead:
+        for number, path in enumerate(paths):
+            for item in ahead.file(path):
+                if isinstance(item, Exception):
+                    seen.append((path.name, type(item).__name__))
+                    break
+                batch, _, decoded = item
+                assert batch.source.endswith(path.name)
+                seen.append((path.name, decoded))
+                if number == 0:
+                    break  # the loader gives the file up after one batch
+    assert seen == [
+        ("a.csv", ["1", "2"]),
+        ("missing.csv", "ReaderError"),
+        ("b.csv", ["6", "7"]),
+        ("b.csv", ["8"]),
+        ("a.csv", ["1", "2"]),
+        ("a.csv", ["3", "4"]),
+        ("a.csv", ["5"]),
+        ("b.csv", ["6", "7"]),
+        ("b.csv", ["8"]),
+    ]
+
+
+def test_a_loader_that_stops_stops_the_thread(tmp_path: Path) -> None:
+    paths = [_csv(tmp_path / f"{i}.csv", list(range(50))) for i in range(20)]
+    decoder = _Decoder()
+    ahead = _Ahead(
+        decoder,  # type: ignore[arg-type]
+        FileChecks(READING, Mapping()),
+        paths,
+        Mapping(),
+        batch_rows=10,
+        ahead_rows=20,
+    )
+    with ahead:
+        first = next(iter(ahead.file(paths[0])))
+        assert not isinstance(first, Exception)
+    assert not ahead._thread.is_alive()
+    # it stopped at its row budget, far from reading all 100 batches
+    assert decoder.calls < 10
