@@ -159,7 +159,8 @@ def weather_effect(
         f"{effect['mean_temperature_c']:.1f} °C\n"
         f"  weather          {effect['weather_kwh']:+.1f} kWh\n"
         f"  calendar         {effect['calendar_kwh']:+.1f} kWh (weekend days)\n"
-        f"  everything else  {effect['other_kwh']:+.1f} kWh"
+        f"  everything else  {effect['other_kwh']:+.1f} kWh",
+        soft_wrap=True,  # lines of their own: never folded at a log's 80 columns
     )
 
 
@@ -209,7 +210,8 @@ def savings(
         f"  savings   {result['savings_kwh']:+.1f} kWh"
         + (f" ({pct:+.1f} %)" if pct is not None else "")
         + f" ± {result['uncertainty_kwh']:.1f} kWh at 90 %"
-        + ("" if result["significant"] else " (not distinguishable from zero)")
+        + ("" if result["significant"] else " (not distinguishable from zero)"),
+        soft_wrap=True,  # lines of their own: never folded at a log's 80 columns
     )
 
 

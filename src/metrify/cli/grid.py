@@ -79,7 +79,7 @@ def _span(answer: dict[str, Any]) -> str:
 def _nothing(node: str, answer: dict[str, Any], what: str) -> None:
     """One line for a range without data, as ``metrify energy`` says it: a table of
     empty cells looked like an answer whose figures were lost."""
-    console.print(f"node {node}: {what} from {_span(answer)}", highlight=False)
+    console.print(f"node {node}: {what} from {_span(answer)}", highlight=False, soft_wrap=True)
 
 
 def _rows(title: str, rows: list[dict[str, Any]], keys: list[str]) -> None:

@@ -88,6 +88,9 @@ def test_readings_export_is_audited(
     settings: Settings, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     _ingest(tmp_path)
+    second = tmp_path / "m2.csv"  # an export names known meters only
+    second.write_text("meter_id,ts,interval_s,import_kwh\nM2,2024-01-01T00:00:00Z,1800,0.5\n")
+    _invoke("ingest", "readings", str(second))
     before = len(_audit(conn))
     out = tmp_path / "out.csv"
     _invoke(
