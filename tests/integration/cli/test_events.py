@@ -105,3 +105,40 @@ def test_a_dlms_event_log_of_numbers_is_named_by_its_codes(
     assert summary["inserted"] == 7 and summary["rejected"] == 1
     reasons = conn.execute("SELECT reason, raw FROM quarantine WHERE kind = 'events'").fetchall()
     assert len(reasons) == 1 and "unknown DLMS/COSEM event code 99" in reasons[0][0]
+
+
+ODD_LOG = [
+    "Meter,When,What,Code",
+    "M1,2025-03-30 01:30:00,Power Off,3.26.0.85",
+    "",
+    "M2,2025-03-30 04:00:00,Alien landing,",
+    "M2,yesterday-ish,Power Off,",
+    "M3,2025-03-30 05:00:00,99,",
+]
+
+
+def test_every_quarantined_event_keeps_its_line_and_raw_row(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """An unknown name and an unknown DLMS number are judged after decoding, an
+    unparseable time during it: all three name the file's real line (the blank line
+    counts) and hold the file's row as it was, field by field."""
+    path = tmp_path / "odd.csv"
+    path.write_text("\n".join(ODD_LOG) + "\n")
+    summary = _ingest(path)
+    assert summary["inserted"] == 1 and summary["rejected"] == 3
+    header = ODD_LOG[0].split(",")
+    expected = {}
+    for number, text in enumerate(ODD_LOG, start=1):
+        if text.startswith(("M2", "M3")):
+            expected[number] = dict(zip(header, text.split(","), strict=True))
+    stored = conn.execute(
+        "SELECT line, raw, reason FROM quarantine WHERE kind = 'events' ORDER BY line"
+    ).fetchall()
+    assert [row[0] for row in stored] == sorted(expected)
+    for line, raw, _ in stored:
+        fields = {k: (v if v is not None else "") for k, v in json.loads(str(raw)).items()}
+        assert fields == expected[int(str(line))]
+    reasons = [str(row[2]) for row in stored]
+    assert reasons[0].startswith("unknown event") and reasons[1] == "unparseable ts"
+    assert "99" in reasons[2]
