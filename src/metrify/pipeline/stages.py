@@ -507,6 +507,7 @@ class Pipeline:
             result = events.write(
                 self.store.conn, records, quarantine=rejects, outbox=self.lake is not None
             )
+            records = _stored_values(EVENT, records, result)
             self.summary.accepted += records.height
             if self.lake is not None and records.height:
                 # the same hand-over as a time series: the lake gets what changed, and
@@ -1084,7 +1085,7 @@ def _mark_absent(contract: Contract, records: pl.DataFrame, carried: list[str]) 
     Absence is judged per input batch (a file's chunk, an HTTP body, a stream poll):
     a field no record of it carries. A JSON record that lacks a key others of its batch
     have gives null there, as an empty cell does."""
-    if not contract.time_series:
+    if not contract.time_series and contract is not EVENT:
         return records
     mask = absent_mask(contract, carried)
     return records.with_columns(pl.lit(mask, dtype=pl.Int32).alias(ABSENT)) if mask else records

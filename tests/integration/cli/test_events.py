@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from metrify.cli import app
 from metrify.settings import Settings
+from metrify.stores.lake import Lake
 
 runner = CliRunner()
 UTC = dt.UTC
@@ -142,3 +143,51 @@ def test_every_quarantined_event_keeps_its_line_and_raw_row(
     reasons = [str(row[2]) for row in stored]
     assert reasons[0].startswith("unknown event") and reasons[1] == "unparseable ts"
     assert "99" in reasons[2]
+
+
+def test_a_reload_without_the_code_column_keeps_the_codes(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """``code`` left unmapped on a second load is unknown, not empty: the stored codes
+    stay and nothing counts as changed; the lake still matches the store."""
+    path = tmp_path / "events.csv"
+    path.write_text(LOG)
+    _ingest(path)
+    before = conn.execute("SELECT meter_id, ts, event, code FROM meter_events ORDER BY 2, 3")
+    stored = before.fetchall()
+    assert [row[3] for row in stored] == ["3.26.0.85", "40", None]
+    result = runner.invoke(
+        app,
+        [
+            "ingest", "events", str(path),
+            "--map", "meter_id=Meter", "--map", "ts=When", "--map", "event=What",
+            "--tz", "Europe/Amsterdam", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 3)
+    after = conn.execute("SELECT meter_id, ts, event, code FROM meter_events ORDER BY 2, 3")
+    assert after.fetchall() == stored
+    # details given, code still not: the events change, their codes stay
+    lines = LOG.splitlines()
+    noted = [f"{lines[0]},Note"] + [f"{line},note {i}" for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(noted) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "ingest", "events", str(path),
+            "--map", "meter_id=Meter", "--map", "ts=When", "--map", "event=What",
+            "--map", "details=Note", "--tz", "Europe/Amsterdam", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    third = json.loads(result.stdout)
+    assert (third["inserted"], third["updated"], third["unchanged"]) == (0, 3, 0)
+    rows = conn.execute("SELECT code, details FROM meter_events ORDER BY ts, event").fetchall()
+    # the file's rows 0-2 are, in (ts, event) order: Power Off, cover open, power restore
+    assert rows == [("3.26.0.85", "note 0"), ("40", "note 2"), (None, "note 1")]
+    verify = runner.invoke(app, ["lake", "verify", "--json"])
+    assert verify.exit_code == 0 and verify.stdout.strip() == "", verify.output
+    lake = Lake(settings.lake).read("events").sort("ts", "event")
+    assert lake.select("code", "details").rows() == rows
