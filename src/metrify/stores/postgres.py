@@ -283,6 +283,8 @@ class PostgresStore:
         self.conn = conn
         self.partitions = Partitions()
         self._staged: set[str] = set()
+        #: each time-series table's columns, in order (see :meth:`_stage`)
+        self._stored_columns: dict[str, list[str]] = {}
         #: batches left to send straight to the staged path after a failed fast COPY
         self._direct_cooldown = 0
 
@@ -308,8 +310,17 @@ class PostgresStore:
                 f"CREATE TEMP TABLE IF NOT EXISTS {name} "
                 f"(LIKE {contract.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            # the fields each staged row did not carry (see ABSENT); never stored
+            # the fields each staged row did not carry (see ABSENT); never stored, and
+            # left out of the rows quarantined from the stage (their raw text is the
+            # table's row, as before the column existed)
             self.conn.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {ABSENT} integer")
+            if contract.table not in self._stored_columns:
+                found = self.conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    (contract.table,),
+                ).fetchall()
+                self._stored_columns[contract.table] = [str(row[0]) for row in found]
             self.conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS changed_{contract.table} "
                 f"(id text, ts timestamptz, inserted boolean) ON COMMIT DELETE ROWS"
@@ -587,7 +598,7 @@ class PostgresStore:
             WITH gone AS (
                 DELETE FROM {stage} s
                 WHERE NOT EXISTS (SELECT 1 FROM {ref.table} m WHERE m.{key} = s.{key})
-                RETURNING s.*
+                RETURNING {", ".join(f"s.{c}" for c in self._stored_columns[contract.table])}
             ), moved AS (
                 INSERT INTO quarantine AS q (kind, source, raw, reason, times_seen)
                 SELECT %s, source, raw, %s, count(*)
