@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: an event's line and raw row in its input, carried to the batch for its quarantine
+_ORIGIN: Final = ("_line", "_raw")
 #: the fields a reading derived from register reads has
 _DERIVED_FIELDS = frozenset({"meter_id", "ts", "interval_s", "import_kwh", REGISTER_FIELD})
 #: how far past ``batch_size`` a buffer spanning several weeks may grow before it is
@@ -457,17 +459,20 @@ class Pipeline:
                 self.store.write_quarantine(rejects)
                 self._count_rejects(rejects)
             return
-        dedup = dedupe_batch(self.contract, records)
+        dedup = dedupe_batch(self.contract, records, ignore=(ABSENT, *_ORIGIN))
         self.summary.duplicates += dedup.identical
         if self.sources is not None and dedup.identical:
             self._add_counts(
                 dedup.repeats.group_by("source").agg(duplicates=pl.len().cast(pl.Int64))
             )
         if dedup.superseded.height:
+            carried = _ORIGIN[1] in dedup.superseded.columns  # the input's own line and row
             superseded = dedup.superseded.select(
-                raw=pl.struct(pl.exclude("source", ABSENT)).struct.json_encode(),
+                raw=pl.col(_ORIGIN[1])
+                if carried
+                else pl.struct(pl.exclude("source", ABSENT)).struct.json_encode(),
                 reason=pl.lit("conflicting duplicate in batch (later row kept)"),
-                line=pl.lit(None, dtype=pl.Int32),
+                line=pl.col(_ORIGIN[0]) if carried else pl.lit(None, dtype=pl.Int32),
                 kind=pl.lit(self.contract.kind),
                 source=pl.col("source"),
             )
@@ -501,7 +506,7 @@ class Pipeline:
                 # The batch is durable: now its anomalies are recorded and alerted.
                 self.detector.commit(pending)
         elif self.contract is EVENT:
-            records = dedup.records.with_columns(
+            records = dedup.records.drop(_ORIGIN, strict=False).with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
             result = events.write(
@@ -1191,17 +1196,28 @@ def _name_events(
     ``power_failure``, DLMS/COSEM code ``40`` is ``cover_open``:
     :mod:`metrify.sources.dlms`); events no name or code fits become rejects saying
     which names are known, with their line and raw row, as decoding's own rejects
-    (judged here, where the raw batch is still at hand)."""
-    records = decoded.records.with_columns(_pos=decoded.rows)
+    (judged here, where the raw batch is still at hand). The events keep their line and
+    raw row (:data:`_ORIGIN`) for a conflicting duplicate found in the batch later."""
+    text = raw.select(pl.struct(pl.all()).struct.json_encode()).to_series()
+    every = pl.Series(values=lines, dtype=pl.Int32) if lines is not None else None
+    at = decoded.rows
+    records = decoded.records.with_columns(
+        _pos=at,
+        _line=at + first_line if every is None else every.gather(at),
+        _raw=text.gather(at),
+    )
     named, refused = _known_events(records)
     if not refused.height:
-        return decoded
-    at = refused.get_column("_pos")
-    text = raw.select(pl.struct(pl.all()).struct.json_encode()).to_series()
-    line = at + first_line if lines is None else pl.Series(values=lines, dtype=pl.Int32).gather(at)
-    rejects = pl.DataFrame(
-        {"raw": text.gather(at), "reason": refused.get_column("reason"), "line": line},
-        schema=REJECT_SCHEMA,
+        return Decoded(
+            records=named.drop("_pos"),
+            rejects=decoded.rejects,
+            ignored_columns=decoded.ignored_columns,
+            present=decoded.present,
+            rows=named.get_column("_pos").rename("rows"),
+            reject_rows=decoded.reject_rows,
+        )
+    rejects = refused.select(
+        raw=pl.col("_raw"), reason=pl.col("reason"), line=pl.col("_line").cast(pl.Int32)
     )
     return Decoded(
         records=named.drop("_pos"),
@@ -1209,7 +1225,7 @@ def _name_events(
         ignored_columns=decoded.ignored_columns,
         present=decoded.present,
         rows=named.get_column("_pos").rename("rows"),
-        reject_rows=pl.concat([decoded.reject_rows, at.rename("rows")]),
+        reject_rows=pl.concat([decoded.reject_rows, refused.get_column("_pos").rename("rows")]),
     )
 
 

@@ -191,3 +191,27 @@ def test_a_reload_without_the_code_column_keeps_the_codes(
     assert verify.exit_code == 0 and verify.stdout.strip() == "", verify.output
     lake = Lake(settings.lake).read("events").sort("ts", "event")
     assert lake.select("code", "details").rows() == rows
+
+
+def test_a_conflicting_repeat_of_an_event_keeps_its_line_and_raw_row(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Two reports of one event (same meter, time and name) with different codes: the
+    later wins, the earlier is quarantined as the file's line and row."""
+    lines = [
+        "Meter,When,What,Code",
+        "M1,2025-03-30 01:30:00,Power Off,A",
+        "M1,2025-03-30 01:30:00,Power Off,B",
+        "M1,2025-03-30 04:00:00,power restore,",
+    ]
+    path = tmp_path / "twice.csv"
+    path.write_text("\n".join(lines) + "\n")
+    summary = _ingest(path)
+    assert summary["inserted"] == 2
+    assert conn.execute("SELECT code FROM meter_events ORDER BY ts").fetchall() == [("B",), (None,)]
+    stored = conn.execute("SELECT line, raw, reason FROM quarantine").fetchall()
+    assert len(stored) == 1
+    line, raw, reason = stored[0]
+    assert line == 2 and str(reason).startswith("conflicting duplicate")
+    header = lines[0].split(",")
+    assert json.loads(str(raw)) == dict(zip(header, lines[1].split(","), strict=True))
