@@ -57,7 +57,7 @@ from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
-from metrify.stores.postgres import PostgresStore, WriteResult
+from metrify.stores.postgres import ABSENT, PostgresStore, WriteResult, absent_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: an event's line and raw row in its input, carried to the batch for its quarantine
+_ORIGIN: Final = ("_line", "_raw")
 #: the fields a reading derived from register reads has
 _DERIVED_FIELDS = frozenset({"meter_id", "ts", "interval_s", "import_kwh", REGISTER_FIELD})
 #: how far past ``batch_size`` a buffer spanning several weeks may grow before it is
@@ -268,13 +270,18 @@ class Pipeline:
         zone = mapping.zone_name if mapping is not None else None
         if self.contract is READING and zone is not None and zone != "UTC":
             self._declare_zone(decoded.records, zone)
+        if self.contract is EVENT:
+            decoded = _name_events(decoded, raw, first_line, lines)
         rejects = _with_source(decoded.rejects, source, decoded.reject_rows)
+        carried = decoded.present
         if (
             self.contract is READING
             and mapping is not None
             and isinstance(source, str)
             and mapping.derives_energy(READING, raw.columns)
         ):
+            # a derived interval carries its energy and span, and nothing read beside
+            carried = [*(f for f in carried if f in _DERIVED_FIELDS), "import_kwh", "interval_s"]
             decoded = self._derive(decoded, mapping, source, first_line, lines)
             derived_rejects = decoded.rejects.with_columns(source=pl.lit(source))
             rejects = pl.concat([rejects, derived_rejects.select(rejects.columns)])
@@ -298,6 +305,7 @@ class Pipeline:
         if rejects.height:
             self._rejects.append(rejects)
         if decoded.records.height:
+            decoded.records = _mark_absent(self.contract, decoded.records, carried)
             self._buffer.append(_with_source(decoded.records, source, decoded.rows))
             self._buffered += decoded.records.height
             self._widen(decoded.records)
@@ -469,23 +477,27 @@ class Pipeline:
                 self.store.write_quarantine(rejects)
                 self._count_rejects(rejects)
             return
-        dedup = dedupe_batch(self.contract, records)
+        dedup = dedupe_batch(self.contract, records, ignore=(ABSENT, *_ORIGIN))
         self.summary.duplicates += dedup.identical
         if self.sources is not None and dedup.identical:
             self._add_counts(
                 dedup.repeats.group_by("source").agg(duplicates=pl.len().cast(pl.Int64))
             )
         if dedup.superseded.height:
+            carried = _ORIGIN[1] in dedup.superseded.columns  # the input's own line and row
             superseded = dedup.superseded.select(
-                raw=pl.struct(pl.exclude("source")).struct.json_encode(),
+                raw=pl.col(_ORIGIN[1])
+                if carried
+                else pl.struct(pl.exclude("source", ABSENT)).struct.json_encode(),
                 reason=pl.lit("conflicting duplicate in batch (later row kept)"),
-                line=pl.lit(None, dtype=pl.Int32),
+                line=pl.col(_ORIGIN[0]) if carried else pl.lit(None, dtype=pl.Int32),
                 kind=pl.lit(self.contract.kind),
                 source=pl.col("source"),
             )
             rejects = pl.concat([rejects, superseded.select(rejects.columns)])
         if self.contract.time_series:
-            judged, flags = split_flags(dedup.records)
+            unmarked, lacking = _split_absent(self.contract, dedup.records)
+            judged, flags = split_flags(unmarked)
             assessed = self._quality(judged).with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
@@ -495,6 +507,8 @@ class Pipeline:
             if self.detector is not None:
                 with tracing.span("detect", {"metrify.kind": self.contract.kind}):
                     assessed, pending = self.detector.detect(assessed)
+            if lacking is not None:  # after the quality stage and detectors: unseen by them
+                assessed = _rejoin_absent(self.contract, assessed, lacking)
             if self._writer is not None:
                 # The previous batch, written meanwhile: its write must have succeeded
                 # before this one starts, but its counting, lake hand-over and anomaly
@@ -510,13 +524,13 @@ class Pipeline:
                 # The batch is durable: now its anomalies are recorded and alerted.
                 self.detector.commit(pending)
         elif self.contract is EVENT:
-            records, rejects = _known_events(dedup.records, rejects)
-            records = records.with_columns(
+            records = dedup.records.drop(_ORIGIN, strict=False).with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
             )
             result = events.write(
                 self.store.conn, records, quarantine=rejects, outbox=self.lake is not None
             )
+            records = _stored_values(EVENT, records, result)
             self.summary.accepted += records.height
             if self.lake is not None and records.height:
                 # the same hand-over as a time series: the lake gets what changed, and
@@ -627,6 +641,8 @@ class Pipeline:
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
+        if ABSENT in assessed.columns:
+            columns.append(ABSENT)
         if "ingested_at" not in assessed.columns:
             assessed = assessed.with_columns(
                 ingested_at=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
@@ -638,6 +654,7 @@ class Pipeline:
 
         ``background``: written by the background writer, which has refreshed the scores
         if due, and whose history was remembered when the write began."""
+        versions = _stored_values(self.contract, versions, result)
         gaps = versions.filter((pl.col("quality") & int(Quality.MISSING)) != 0)
         self.summary.gaps += gaps.height
         self.summary.estimated += gaps.filter(pl.col("status") == Status.ESTIMATED.value).height
@@ -653,8 +670,10 @@ class Pipeline:
         if self.sources is not None:
             self._count_sources(versions, result, unknown)
         if self.history is not None:
-            if result.unknown_quarantined:
-                self.history.forget()  # some rows were not stored after all
+            if result.unknown_quarantined or result.kept is not None:
+                # some rows were not stored after all, or were updated keeping stored
+                # values of fields this batch did not carry
+                self.history.forget()
             elif not background and not self._closing:  # a last batch teaches no one
                 self.history.remember(versions)
         if self.contract is READING and not background:
@@ -1087,6 +1106,59 @@ def _with_source(frame: pl.DataFrame, source: str | pl.Series, rows: pl.Series) 
     return frame.with_columns(source=source.gather(rows))
 
 
+def _mark_absent(contract: Contract, records: pl.DataFrame, carried: list[str]) -> pl.DataFrame:
+    """Time-series ``records`` with their :data:`ABSENT` mask when their input did not
+    carry some value field (unchanged when it carried all, the usual case).
+
+    Absence is judged per input batch (a file's chunk, an HTTP body, a stream poll):
+    a field no record of it carries. A JSON record that lacks a key others of its batch
+    have gives null there, as an empty cell does."""
+    if not contract.time_series and contract is not EVENT:
+        return records
+    mask = absent_mask(contract, carried)
+    return records.with_columns(pl.lit(mask, dtype=pl.Int32).alias(ABSENT)) if mask else records
+
+
+def _split_absent(
+    contract: Contract, records: pl.DataFrame
+) -> tuple[pl.DataFrame, int | pl.DataFrame | None]:
+    """``records`` without their :data:`ABSENT` mask, so the quality stage and detectors
+    see what they did, and the mask: one for all rows (the usual case: a batch of one
+    file or one stream), by key when the rows' inputs differ, None when nothing lacks."""
+    if ABSENT not in records.columns:
+        return records, None
+    masks = records.get_column(ABSENT)
+    if not masks.null_count() and masks.n_unique() == 1:
+        return records.drop(ABSENT), int(masks[0])
+    key = list(contract.key)
+    lacking = records.filter(pl.col(ABSENT).fill_null(0) != 0).select(*key, ABSENT)
+    return records.drop(ABSENT), lacking if lacking.height else None
+
+
+def _rejoin_absent(
+    contract: Contract, assessed: pl.DataFrame, lacking: int | pl.DataFrame
+) -> pl.DataFrame:
+    """Judged rows with the :data:`ABSENT` mask :func:`_split_absent` took off. One mask
+    for all also covers the rows the quality stage added (gaps, estimates): they carry
+    no more than their batch."""
+    if isinstance(lacking, int):
+        return assessed.with_columns(pl.lit(lacking, dtype=pl.Int32).alias(ABSENT))
+    key = list(contract.key)
+    return assessed.join(lacking, on=key, how="left", maintain_order="left")
+
+
+def _stored_values(contract: Contract, versions: pl.DataFrame, result: WriteResult) -> pl.DataFrame:
+    """The written ``versions`` as the store now holds them, for the lake and VEE's
+    history: without the :data:`ABSENT` mask, and with the stored values of the fields
+    an updated row did not carry (:attr:`WriteResult.kept`)."""
+    if ABSENT not in versions.columns:
+        return versions
+    versions = versions.drop(ABSENT)
+    if result.kept is None or not result.kept.height:
+        return versions
+    return versions.update(result.kept, on=list(contract.key), how="left", include_nulls=True)
+
+
 def _known_commodities(
     records: pl.DataFrame, rejects: pl.DataFrame, kind: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1137,12 +1209,52 @@ _EVENT_NAMES: Final[dict[str, MeterEvent]] = {
 }
 
 
-def _known_events(
-    records: pl.DataFrame, rejects: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Events with their names made the contract's (``Power Off`` is ``power_failure``,
-    DLMS/COSEM code ``40`` is ``cover_open``: :mod:`metrify.sources.dlms`); events no
-    name or code fits go to quarantine, saying which names are known."""
+def _name_events(
+    decoded: Decoded,
+    raw: pl.DataFrame,
+    first_line: int,
+    lines: npt.NDArray[np.int64] | None,
+) -> Decoded:
+    """Decoded events with their names made the contract's (``Power Off`` is
+    ``power_failure``, DLMS/COSEM code ``40`` is ``cover_open``:
+    :mod:`metrify.sources.dlms`); events no name or code fits become rejects saying
+    which names are known, with their line and raw row, as decoding's own rejects
+    (judged here, where the raw batch is still at hand). The events keep their line and
+    raw row (:data:`_ORIGIN`) for a conflicting duplicate found in the batch later."""
+    text = raw.select(pl.struct(pl.all()).struct.json_encode()).to_series()
+    every = pl.Series(values=lines, dtype=pl.Int32) if lines is not None else None
+    at = decoded.rows
+    records = decoded.records.with_columns(
+        _pos=at,
+        _line=at + first_line if every is None else every.gather(at),
+        _raw=text.gather(at),
+    )
+    named, refused = _known_events(records)
+    if not refused.height:
+        return Decoded(
+            records=named.drop("_pos"),
+            rejects=decoded.rejects,
+            ignored_columns=decoded.ignored_columns,
+            present=decoded.present,
+            rows=named.get_column("_pos").rename("rows"),
+            reject_rows=decoded.reject_rows,
+        )
+    rejects = refused.select(
+        raw=pl.col("_raw"), reason=pl.col("reason"), line=pl.col("_line").cast(pl.Int32)
+    )
+    return Decoded(
+        records=named.drop("_pos"),
+        rejects=pl.concat([decoded.rejects, rejects]),
+        ignored_columns=decoded.ignored_columns,
+        present=decoded.present,
+        rows=named.get_column("_pos").rename("rows"),
+        reject_rows=pl.concat([decoded.reject_rows, refused.get_column("_pos").rename("rows")]),
+    )
+
+
+def _known_events(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Events with their names made the contract's, and those no name or code fits
+    (their fields and a ``reason`` saying which names are known)."""
     records, coded = decode_codes(records, _EVENT_NAMES)
     words = (
         pl.col("event")
@@ -1158,27 +1270,16 @@ def _known_events(
             default=None,
             return_dtype=pl.String,
         ),
-        _given=pl.col("event"),
     )
     bad = pl.col("event").is_null()
     odd = named.filter(bad)
-    named = named.filter(~bad).drop("_given")
-    if not odd.height and not coded.height:
-        return named, rejects
-    refused = odd.select(
-        raw=pl.struct(pl.exclude("source", "event", "_given"), event="_given").struct.json_encode(),
-        reason=pl.lit(f"unknown event (expected one of {', '.join(e.value for e in MeterEvent)})"),
-        line=pl.lit(None, dtype=pl.Int32),
-        kind=pl.lit(EVENT.kind),
-        source=pl.col("source"),
+    named = named.filter(~bad)
+    reason = f"unknown event (expected one of {', '.join(e.value for e in MeterEvent)})"
+    refused = pl.concat(
+        [
+            odd.with_columns(reason=pl.lit(reason)),
+            coded.rename({DLMS_REASON: "reason"}),
+        ],
+        how="diagonal_relaxed",
     )
-    unknown_codes = coded.select(
-        raw=pl.struct(pl.exclude("source", DLMS_REASON)).struct.json_encode(),
-        reason=pl.col(DLMS_REASON),
-        line=pl.lit(None, dtype=pl.Int32),
-        kind=pl.lit(EVENT.kind),
-        source=pl.col("source"),
-    )
-    return named, pl.concat(
-        [rejects, refused.select(rejects.columns), unknown_codes.select(rejects.columns)]
-    )
+    return named, refused

@@ -8,6 +8,7 @@ is marked so that VEE can flag it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -29,12 +30,16 @@ class Deduplicated:
         return self.repeats.height
 
 
-def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
+def dedupe_batch(
+    contract: Contract, records: pl.DataFrame, ignore: Collection[str] = ()
+) -> Deduplicated:
     """Drop exact repeats; for conflicting rows of a key keep the last and flag it.
 
     Only rows whose key occurs more than once can be repeats or conflicts, so only they
     are compared on every column (a batch holds few; hashing all of its rows on every
     column in order cost more than the rest of this function). Rows keep their order.
+    ``ignore``: columns that say where a row came from, not what it says (like
+    ``source``), so rows differing only there are still repeats.
     """
     key = list(contract.key)
     repeated = records.select(key).is_duplicated()
@@ -43,7 +48,7 @@ def dedupe_batch(contract: Contract, records: pl.DataFrame) -> Deduplicated:
         return Deduplicated(records.with_columns(_conflict=pl.lit(False)), none, none)
     indexed = records.with_row_index("_i")
     several = indexed.filter(repeated)
-    values = [c for c in records.columns if c != "source"]
+    values = [c for c in records.columns if c != "source" and c not in ignore]
     distinct = several.unique(subset=values, keep="last", maintain_order=True)
     repeats = several.join(distinct.select("_i"), on="_i", how="anti").drop("_i")
     marked = distinct.with_columns(

@@ -21,7 +21,13 @@ import psycopg
 from metrify.contracts.records import EVENT
 from metrify.stores import lake_outbox
 from metrify.stores.pools import AsyncConnection
-from metrify.stores.postgres import WriteResult, copy_frame, quarantine_rows
+from metrify.stores.postgres import (
+    ABSENT,
+    WriteResult,
+    absent_fields,
+    copy_frame,
+    quarantine_rows,
+)
 from metrify.stores.reads.buckets import JsonRow, as_json_rows
 
 __all__ = ["EVENT_COLUMNS", "of_kinds", "outages", "page", "write"]
@@ -46,10 +52,15 @@ def write(
     """Upsert events (``EVENT`` fields plus ``source``, and ``ingested_at`` when given),
     with the batch's quarantine rows, in one transaction. ``outbox``: note the batch's
     UTC days for the lake; the result then names the changed events (``changed_keys``)
-    and the days of unchanged ones (``unchanged_days``, for the lake to compare)."""
+    and the days of unchanged ones (``unchanged_days``, for the lake to compare).
+
+    An :data:`~metrify.stores.postgres.ABSENT` column marks the fields (``code``,
+    ``details``) an event's input did not carry: a stored event keeps its value of those,
+    and :attr:`WriteResult.kept` gives the values the written events now hold."""
     result = WriteResult()
     cols = [*EVENT.fields, "source", *(["ingested_at"] if "ingested_at" in frame.columns else [])]
     key = list(EVENT.key)
+    absent = absent_fields(EVENT, frame)
     with conn.transaction(), conn.cursor() as cur:
         if frame.height:
             cur.execute(
@@ -60,7 +71,14 @@ def write(
             if outbox:
                 days = frame["ts"].dt.date().unique().drop_nulls().sort().to_list()
                 result.outbox = lake_outbox.add(cur, EVENT.kind, days)
-            copy_frame(cur, "stage_meter_events", frame.select(cols))
+            if absent:
+                cur.execute(
+                    f"ALTER TABLE stage_meter_events ADD COLUMN IF NOT EXISTS {ABSENT} integer"
+                )
+                copy_frame(cur, "stage_meter_events", frame.select(*cols, ABSENT))
+                result.kept = _keep_stored(cur, absent)
+            else:
+                copy_frame(cur, "stage_meter_events", frame.select(cols))
             names = ", ".join(cols)
             cur.execute(
                 f"""
@@ -88,6 +106,27 @@ def write(
         if quarantine is not None and quarantine.height:
             quarantine_rows(cur, quarantine)
     return result
+
+
+def _keep_stored(cur: psycopg.Cursor[tuple[object, ...]], absent: dict[str, int]) -> pl.DataFrame:
+    """Give the staged events the stored values of the fields they did not carry (so the
+    upsert finds a repeat unchanged), and return those staged rows as they now are (for
+    the lake, which must get what the store keeps, not the input's nulls)."""
+    sets = ", ".join(
+        f"{f} = CASE WHEN coalesce(s.{ABSENT}, 0) & {bit} <> 0 THEN e.{f} ELSE s.{f} END"
+        for f, bit in absent.items()
+    )
+    cur.execute(
+        f"UPDATE stage_meter_events s SET {sets} FROM meter_events e"
+        " WHERE e.meter_id = s.meter_id AND e.ts = s.ts AND e.event = s.event"
+        f" AND coalesce(s.{ABSENT}, 0) <> 0"
+    )
+    fields = [*EVENT.key, *absent]
+    cur.execute(
+        f"SELECT {', '.join(fields)} FROM stage_meter_events WHERE coalesce({ABSENT}, 0) <> 0"
+    )
+    schema = {c: EVENT.schema[c] for c in fields}
+    return pl.DataFrame(cur.fetchall(), schema=schema, orient="row")
 
 
 async def page(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pgpq
@@ -38,6 +38,9 @@ VERSION_TYPES: dict[str, pl.DataType] = {
     "ingested_at": pl.Datetime("us", "UTC"),
 }
 QUARANTINE_COLUMNS = ("kind", "source", "raw", "reason", "line")
+#: optional column of a time-series batch: per row, a bit mask of the contract's value
+#: fields the input did not carry at all (:func:`absent_mask`); null or 0: all carried
+ABSENT = "absent_fields"
 #: after a fast COPY failed on an existing key, this many batches take the staged upsert
 DIRECT_COOLDOWN = 4
 
@@ -69,6 +72,9 @@ class WriteResult:
     #: days are compared with the store before their entries are cleared (a lake that
     #: lost them, by a crash before this fix or a deleted file, gets them back)
     unchanged_days: list[dt.date] = field(default_factory=list)
+    #: for updated rows that lacked some field (see :data:`ABSENT`): their key and the
+    #: stored values of the lacking fields, which the write kept; None: none such
+    kept: pl.DataFrame | None = None
 
 
 BY_ID_SCHEMA = {
@@ -211,14 +217,47 @@ def register_in_region(
     return cur.rowcount
 
 
-def _differs(values: list[str], old: str, new: str) -> str:
+def absent_mask(contract: Contract, present: Collection[str]) -> int:
+    """The :data:`ABSENT` bits of the value fields not in ``present``: bit ``i`` stands
+    for ``contract.value_fields[i]``.
+
+    A field the input does not carry (not mapped, no such column, no record of a JSON
+    batch has it) is unknown, not null: a re-delivery without it keeps the stored value.
+    An empty cell of a carried field is a value (null) and stays a correction."""
+    return sum(1 << i for i, name in enumerate(contract.value_fields) if name not in present)
+
+
+def absent_fields(contract: Contract, frame: pl.DataFrame) -> dict[str, int]:
+    """The value fields some row of ``frame`` lacks (by its :data:`ABSENT` mask), with
+    their bit; empty when the batch carries every field (then the upsert is as it
+    always was)."""
+    if ABSENT not in frame.columns or not frame.height:
+        return {}
+    any_bits = 0
+    for value in frame.get_column(ABSENT).drop_nulls().unique().to_list():
+        any_bits |= int(value)
+    return {name: 1 << i for i, name in enumerate(contract.value_fields) if any_bits & (1 << i)}
+
+
+def _new_value(name: str, old: str, new: str, absent: Mapping[str, int]) -> str:
+    """SQL: the value ``name`` takes in the version ``new`` of ``old``: the stored one
+    where the row did not carry the field (:data:`ABSENT`), else the delivered one."""
+    bit = absent.get(name)
+    if bit is None:
+        return f"{new}.{name}"
+    lacks = f"coalesce({new}.{ABSENT}, 0) & {bit} <> 0"
+    return f"CASE WHEN {lacks} THEN {old}.{name} ELSE {new}.{name} END"
+
+
+def _differs(values: list[str], old: str, new: str, absent: Mapping[str, int] | None = None) -> str:
     """SQL: the row ``new`` is another version of ``old``.
 
     A version is its values (and whether it is a real reading or a gap row): the same
     record delivered again changes nothing, even when VEE judged it otherwise this time
     (its verdict depends on the neighbours a batch happened to hold, and a re-delivery
     after a crash is cut differently) or a detector has moved on. Flags alone change
-    only through an operator's edit.
+    only through an operator's edit. A field the row does not carry (``absent``: field
+    -> its :data:`ABSENT` bit) is compared as the stored value, so it never differs.
     """
     gap, edited, anomaly = int(Quality.MISSING), int(Quality.EDITED), int(Quality.ANOMALY)
     record = [*values, f"quality & {gap}"]
@@ -227,8 +266,11 @@ def _differs(values: list[str], old: str, new: str) -> str:
     def row(alias: str, parts: list[str]) -> str:
         return ", ".join(f"{alias}.{p}" for p in parts)
 
+    new_record = ", ".join(
+        [*(_new_value(v, old, new, absent or {}) for v in values), f"{new}.quality & {gap}"]
+    )
     return (
-        f"(({row(old, record)}) IS DISTINCT FROM ({row(new, record)})"
+        f"(({row(old, record)}) IS DISTINCT FROM ({new_record})"
         f" OR ({new}.quality & {edited} <> 0"
         f" AND ({row(old, verdict)}) IS DISTINCT FROM ({row(new, verdict)})))"
     )
@@ -241,6 +283,8 @@ class PostgresStore:
         self.conn = conn
         self.partitions = Partitions()
         self._staged: set[str] = set()
+        #: each time-series table's columns, in order (see :meth:`_stage`)
+        self._stored_columns: dict[str, list[str]] = {}
         #: batches left to send straight to the staged path after a failed fast COPY
         self._direct_cooldown = 0
 
@@ -266,6 +310,17 @@ class PostgresStore:
                 f"CREATE TEMP TABLE IF NOT EXISTS {name} "
                 f"(LIKE {contract.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
+            # the fields each staged row did not carry (see ABSENT); never stored, and
+            # left out of the rows quarantined from the stage (their raw text is the
+            # table's row, as before the column existed)
+            self.conn.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {ABSENT} integer")
+            if contract.table not in self._stored_columns:
+                found = self.conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    (contract.table,),
+                ).fetchall()
+                self._stored_columns[contract.table] = [str(row[0]) for row in found]
             self.conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS changed_{contract.table} "
                 f"(id text, ts timestamptz, inserted boolean) ON COMMIT DELETE ROWS"
@@ -298,6 +353,12 @@ class PostgresStore:
         ``zones``: the declared time zone of ids this write may register (see
         :func:`_register`).
         ``outbox``: note the days written in the lake outbox (a lake follows this store).
+
+        An optional :data:`ABSENT` column marks, per row, the value fields its input did
+        not carry: a stored row keeps its value of those (they are unknown, not null),
+        so a re-delivery that repeats only the fields it carries is unchanged, and a
+        correction of a carried field keeps the others. :attr:`WriteResult.kept` then
+        gives the stored values of the updated rows, for the lake.
         """
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
@@ -312,8 +373,12 @@ class PostgresStore:
         cols = [*contract.fields, *VERSION_COLUMNS]
         col_list = ", ".join(cols)
         missing, estimated = int(Quality.MISSING), int(Quality.ESTIMATED)
-        changed_old, changed_tgt = _differs(values, "r", "s"), _differs(values, table, "s")
-        updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in contract.key)
+        absent = absent_fields(contract, frame)
+        changed_old = _differs(values, "r", "s", absent)
+        changed_tgt = _differs(values, table, "s", absent)
+        updates = ", ".join(
+            f"{c} = {_new_value(c, table, 's', absent)}" for c in cols if c not in contract.key
+        )
         history = HISTORY_TABLE[table]
         # A gap row (or its estimate) never replaces a real reading already stored.
         guard_old = f"NOT (s.quality & {missing} <> 0 AND r.quality & {missing} = 0)"
@@ -325,6 +390,9 @@ class PostgresStore:
                 if outbox:
                     result.outbox = lake_outbox.add(cur, contract.kind, days)
                 rows = frame.select(pl.col(c).cast(types[c]) for c in cols)
+                if absent:  # the mask goes to the stage only (a fresh row stores nulls)
+                    mask = frame.get_column(ABSENT).cast(pl.Int32)
+                    rows = rows.with_columns(mask.alias(ABSENT))
                 keys = [key_id, "ts"]
                 fresh, maybe = rows, rows.clear()
                 if likely_stored is not None and likely_stored.height:
@@ -332,7 +400,9 @@ class PostgresStore:
                     maybe = rows.join(likely_stored, on=keys, how="semi")
                 copied = 0
                 ids = id_list(fresh[key_id]) if fresh.height else []
-                if ids and self._copy_new(cur, contract, fresh, ids, unknown, zones):
+                if ids and self._copy_new(
+                    cur, contract, fresh.drop(ABSENT, strict=False), ids, unknown, zones
+                ):
                     copied = fresh.height
                     if contract is READING:
                         quality_daily.count_fresh(cur, fresh, ids)
@@ -391,6 +461,8 @@ class PostgresStore:
                         (reason,),
                     )
                     updated = max(cur.rowcount, 0)
+                    if absent and updated:
+                        result.kept = self._kept(cur, contract, stage, list(absent))
                 result.inserted, result.updated = copied + inserted, updated
                 result.unchanged = staged - inserted - updated
                 if by_id:
@@ -456,6 +528,25 @@ class PostgresStore:
             return False
         return True
 
+    def _kept(
+        self,
+        cur: psycopg.Cursor[tuple[object, ...]],
+        contract: Contract,
+        stage: str,
+        fields: list[str],
+    ) -> pl.DataFrame:
+        """The stored ``fields`` of the rows this batch updated that lacked some field:
+        the batch's own rows hold nulls there, which the lake must not copy."""
+        table, key = contract.table, contract.key[0]
+        cur.execute(
+            f"SELECT t.{key}, t.ts, {', '.join(f't.{f}' for f in fields)}"
+            f" FROM changed_{table} c JOIN {table} t ON t.{key} = c.id AND t.ts = c.ts"
+            f" JOIN {stage} s ON s.{key} = c.id AND s.ts = c.ts"
+            f" WHERE NOT c.inserted AND coalesce(s.{ABSENT}, 0) <> 0"
+        )
+        schema = {c: contract.schema[c] for c in [key, "ts", *fields]}
+        return pl.DataFrame(cur.fetchall(), schema=schema, orient="row")
+
     def _staged_by_id(
         self,
         cur: psycopg.Cursor[tuple[object, ...]],
@@ -507,7 +598,7 @@ class PostgresStore:
             WITH gone AS (
                 DELETE FROM {stage} s
                 WHERE NOT EXISTS (SELECT 1 FROM {ref.table} m WHERE m.{key} = s.{key})
-                RETURNING s.*
+                RETURNING {", ".join(f"s.{c}" for c in self._stored_columns[contract.table])}
             ), moved AS (
                 INSERT INTO quarantine AS q (kind, source, raw, reason, times_seen)
                 SELECT %s, source, raw, %s, count(*)

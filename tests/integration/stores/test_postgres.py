@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -161,6 +162,13 @@ def test_unknown_meter_quarantined_when_configured(
     assert count(conn, "SELECT count(*) FROM readings WHERE meter_id = 'STRANGER'") == 0
     assert count(conn, "SELECT count(*) FROM quarantine WHERE raw LIKE '%STRANGER%'") == 2
     assert count(conn, "SELECT count(*) FROM meters WHERE meter_id = 'STRANGER'") == 0
+    # the raw text is the stored row's fields, nothing of the writer's own bookkeeping
+    columns = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'readings'"
+        " ORDER BY ordinal_position"
+    ).fetchall()
+    raws = conn.execute("SELECT raw FROM quarantine WHERE raw LIKE '%STRANGER%'").fetchall()
+    assert all(list(json.loads(str(r[0]))) == [c[0] for c in columns] for r in raws)
 
 
 def test_bad_rows_go_to_quarantine_with_raw_payload(
