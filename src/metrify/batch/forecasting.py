@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from metrify.analytics.holidays import DEFAULT_CALENDAR
 from metrify.stores import forecasts, series
 from metrify.stores.pools import Connection
 from metrify.stores.series import Described, Subject
@@ -141,7 +142,7 @@ def forecast_subject(
     issue: dt.datetime | None = None,
     model_names: Sequence[str] = (DEFAULT_MODEL,),
     fleet_tz: str = "UTC",
-    holidays: str = "GB",
+    holidays: str = DEFAULT_CALENDAR,
     store: bool = True,
 ) -> Issued:
     """Forecast one subject from what is stored before ``issue`` (default:
@@ -216,7 +217,7 @@ def forecast_groups(
     horizon: str = "day-ahead",
     model_names: Sequence[str] = (DEFAULT_MODEL,),
     fleet_tz: str = "UTC",
-    holidays: str = "GB",
+    holidays: str = DEFAULT_CALENDAR,
     pooled: bool = True,
     progress: Progress | None = None,
 ) -> Batch:
@@ -368,7 +369,7 @@ def forecast_meters(
     horizon: str = "day-ahead",
     model_names: Sequence[str] = (DEFAULT_MODEL,),
     fleet_tz: str = "UTC",
-    holidays: str = "GB",
+    holidays: str = DEFAULT_CALENDAR,
     progress: Progress | None = None,
 ) -> Batch:
     """Forecast many meters (every registered one when ``meters`` is None) at ``issue``:
@@ -464,7 +465,7 @@ def backtest_subject(
     horizon: str = "day-ahead",
     model_names: Sequence[str] | None = None,
     fleet_tz: str = "UTC",
-    holidays: str = "GB",
+    holidays: str = DEFAULT_CALENDAR,
 ) -> list[dict[str, Any]]:
     """Rolling-origin backtest of the subject over the local days [start, end], every
     forecast made from the stored data before its issue time; one dict of scores per

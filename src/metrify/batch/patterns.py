@@ -25,6 +25,7 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from metrify.analytics.holidays import DEFAULT_CALENDAR
 from metrify.analytics.patterns import (
     Definitions,
     Patterns,
@@ -147,6 +148,7 @@ def compute(
     resamples: int = 50,
     households: pl.DataFrame | None = None,
     source: str = "cli",
+    calendar: str = DEFAULT_CALENDAR,
 ) -> Computed:
     """Analyse the measured half-hours of [start, end) and store the run."""
     d = definitions or Definitions()
@@ -173,6 +175,7 @@ def compute(
         criterion=criterion,
         min_days=min_days,
         resamples=resamples,
+        calendar=calendar,
     )
     run_id = store.save_run(
         conn,
@@ -298,7 +301,14 @@ def run(ctx: JobContext) -> Outcome:
     job (runs made with ``metrify patterns run`` are kept until replaced)."""
     end = ctx.interval.end
     try:
-        done = compute(ctx.conn, end - YEAR, end, ctx.settings.fleet_timezone, source="batch")
+        done = compute(
+            ctx.conn,
+            end - YEAR,
+            end,
+            ctx.settings.fleet_timezone,
+            source="batch",
+            calendar=ctx.settings.holidays,
+        )
     except NoData as exc:
         raise JobSkipped(str(exc)) from None
     pruned = store.prune(ctx.conn, "batch", KEEP_BATCH_RUNS)

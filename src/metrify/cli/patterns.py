@@ -123,6 +123,7 @@ def run(
                 min_days=min_days,
                 resamples=resamples,
                 households=homes,
+                calendar=settings.holidays,
             )
         except job.NoData as exc:
             raise UserError(str(exc)) from None

@@ -113,10 +113,11 @@ class Settings(BaseSettings):
         default="GB-ENG",
         pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})?$",
         description=(
-            "public-holiday calendar the forecasts read, as the `holidays` package names it:"
-            " a country code with an optional subdivision (GB-ENG, DE-BY, US-CA). England and"
-            " Wales by default: their bank holidays (Easter Monday, late August) are not"
-            " UK-wide, so plain GB misses them, and they were the worst days of GB demand"
+            "public-holiday calendar the forecasts and patterns read, as the `holidays`"
+            " package names it: a country code with an optional subdivision (GB-ENG, DE-BY,"
+            " US-CA). England and Wales by default: their bank holidays (Easter Monday, late"
+            " August) are not UK-wide, so plain GB misses them, and they were the worst days"
+            " of GB demand"
         ),
     )
     lake_enabled: bool = True

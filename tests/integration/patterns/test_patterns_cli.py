@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from integration.patterns.london import LONDON, Slice, load_slice
 from metrify.cli import app
-from metrify.settings import Settings
+from metrify.settings import Settings, get_settings
 
 runner = CliRunner()
 #: England's bank holidays of January to March 2013 (gov.uk): New Year's Day, Good Friday
@@ -126,7 +126,7 @@ def test_patterns_of_london_households(
 
 @pytest.mark.realdata
 def test_the_batch_job_replaces_its_run_and_bad_input_is_one_line(
-    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load_slice(tmp_path, per_tariff=1)
     for _ in range(2):
@@ -168,3 +168,13 @@ def test_the_batch_job_replaces_its_run_and_bad_input_is_one_line(
         code, out, err = cli(*args)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err, (args, err)
+
+    # the holidays setting reaches the command and the job: a calendar the holidays
+    # package lacks, set only there, is what they name
+    monkeypatch.setenv("METRIFY_HOLIDAYS", "ZZ-QQ")
+    get_settings.cache_clear()
+    code, _, err = cli("run", *PERIOD)
+    assert code == 2 and "unknown holiday calendar 'ZZ-QQ'" in err, err
+    done = runner.invoke(app, ["batch", "run", "--job", "patterns", "--date", "2013-04-10",
+                               "--json"])  # fmt: skip
+    assert done.exit_code != 0 and "ZZ-QQ" in done.stdout, done.output

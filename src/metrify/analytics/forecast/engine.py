@@ -33,6 +33,7 @@ from metrify.analytics.forecast.horizon import (
 from metrify.analytics.forecast.metrics import Score, score, weekly_naive_mae
 from metrify.analytics.forecast.models import MODELS, NAIVE, QuantileGBM, check_model, naive_bands
 from metrify.analytics.forecast.series import BadSeries, Panel, panel_from_frames
+from metrify.analytics.holidays import DEFAULT_CALENDAR
 
 #: how P50 is fitted for one series (forecast, backtest) and for many (the fast path)
 SINGLE, MANY = "mean", "median"
@@ -218,7 +219,7 @@ def forecast(
     issue: dt.datetime,
     horizon: Horizon = "day-ahead",
     weather: pl.DataFrame | None = None,
-    holidays: str | None = "GB",
+    holidays: str | None = DEFAULT_CALENDAR,
     tz: str = "Europe/London",
     model: str = "metrify",
     intraday_hours: int = INTRADAY_HOURS,
@@ -272,7 +273,7 @@ def forecast_many(
     issue: dt.datetime,
     horizon: Horizon = "day-ahead",
     weather: pl.DataFrame | None = None,
-    holidays: str | None = "GB",
+    holidays: str | None = DEFAULT_CALENDAR,
     tz: str = "Europe/London",
     model: str = "metrify",
     intraday_hours: int = INTRADAY_HOURS,
@@ -336,7 +337,7 @@ def backtest(
     end: dt.date,
     horizon: Horizon = "day-ahead",
     weather: pl.DataFrame | None = None,
-    holidays: str | None = "GB",
+    holidays: str | None = DEFAULT_CALENDAR,
     tz: str = "Europe/London",
     models: Sequence[str] | None = None,
     issue_time: dt.time = DAY_AHEAD_ISSUE,
@@ -381,7 +382,7 @@ def backtest_many(
     end: dt.date,
     horizon: Horizon = "day-ahead",
     weather: pl.DataFrame | None = None,
-    holidays: str | None = "GB",
+    holidays: str | None = DEFAULT_CALENDAR,
     tz: str = "Europe/London",
     models: Sequence[str] | None = None,
     issue_time: dt.time = DAY_AHEAD_ISSUE,

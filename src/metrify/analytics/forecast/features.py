@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
 
-import holidays as holidays_lib
 import numpy as np
 import polars as pl
 
 from metrify.analytics.forecast.series import Panel
+from metrify.analytics.holidays import holiday_dates
 
 BASE_FEATURES: tuple[str, ...] = (
     "slot",  # local interval of the day (0..per_day-1)
@@ -60,19 +59,6 @@ class Calendar:
     doy: np.ndarray
     holiday: np.ndarray
     holiday_near: np.ndarray
-
-
-@lru_cache(maxsize=64)
-def holiday_dates(country: str, first_year: int, last_year: int) -> frozenset[dt.date]:
-    """Public holidays of ``country`` (ISO code or ``GB-ENG`` style with a subdivision)."""
-    code, _, subdiv = country.partition("-")
-    try:
-        found = holidays_lib.country_holidays(
-            code, subdiv=subdiv or None, years=range(first_year, last_year + 1)
-        )
-    except (NotImplementedError, KeyError) as exc:
-        raise ValueError(f"unknown holiday calendar {country!r}: {exc}") from None
-    return frozenset(found.keys())
 
 
 def calendar(panel: Panel, tz: str, country: str | None) -> Calendar:

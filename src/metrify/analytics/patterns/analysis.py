@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from metrify.analytics.holidays import DEFAULT_CALENDAR
 from metrify.analytics.patterns.clusters import Clustering, Criterion, cluster_shapes
 from metrify.analytics.patterns.metrics import Definitions, metrics
 from metrify.analytics.patterns.profiles import (
@@ -72,12 +73,14 @@ def analyse(
     resamples: int = 50,
     holidays: list[dt.date] | None = None,
     seed: int = 0,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> Patterns:
     """Patterns of the meters in ``frame`` (id, ts UTC, kwh: measured half-hours) on the
     clock of ``tz``, and of the segments ``members`` (id, dim, key) names. Meters with
-    fewer than ``min_days`` complete days are described but not clustered."""
+    fewer than ``min_days`` complete days are described but not clustered. Holidays:
+    ``holidays`` when given, else those of ``calendar``."""
     d = definitions or Definitions()
-    local = local_half_hours(frame, tz, holidays)
+    local = local_half_hours(frame, tz, holidays, calendar)
     per_meter = metrics(local, d)
     full = complete_days(local)
     days = typical_days(full)
@@ -97,7 +100,7 @@ def analyse(
         schema={"id": pl.String, "cluster": pl.Int32},
     )
     per_meter = per_meter.join(labels, on="id", how="left")
-    seg_metrics, seg_days = _segments(frame, members, tz, d, holidays)
+    seg_metrics, seg_days = _segments(frame, members, tz, d, holidays, calendar)
     return Patterns(per_meter, days, (ids, shapes), clustering, note, seg_metrics, seg_days, d)
 
 
@@ -107,12 +110,13 @@ def _segments(
     tz: str,
     d: Definitions,
     holidays: list[dt.date] | None,
+    calendar: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     out_metrics, out_days = [], []
     if members is not None and members.height:
         series = segment_series(frame, members)
         for (dim,), part in series.group_by("dim", maintain_order=True):
-            local = local_half_hours(part.drop("dim"), tz, holidays)
+            local = local_half_hours(part.drop("dim"), tz, holidays, calendar)
             out_metrics.append(metrics(local, d).with_columns(pl.lit(dim).alias("dim")))
             out_days.append(
                 typical_days(complete_days(local)).with_columns(pl.lit(dim).alias("dim"))

@@ -1,6 +1,7 @@
 """Which kind of day a local date is (weekday, weekend, holiday) and its season.
 
-Holidays come from the ``holidays`` package (country and subdivision, default England),
+Holidays come from the ``holidays`` package (:mod:`metrify.analytics.holidays`, the
+calendar of the ``holidays`` setting, default England and Wales),
 not from a file: the Kaggle ``uk_bank_holidays.csv`` beside the London data has two of
 its 2013 dates with day and month swapped (Easter Monday as 2013-01-04, the early May
 bank holiday as 2013-06-05), which would make ordinary days holidays and hide the real
@@ -13,8 +14,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Final, Literal
 
-import holidays
 import polars as pl
+
+from metrify.analytics.holidays import DEFAULT_CALENDAR
+from metrify.analytics.holidays import holiday_dates as shared_holidays
 
 __all__ = [
     "DAY_KINDS",
@@ -35,12 +38,13 @@ SEASONS: Final[tuple[Season, ...]] = ("winter", "spring", "summer", "autumn")
 _SEASON_OF_MONTH: Final = {m: SEASONS[(m % 12) // 3] for m in range(1, 13)}
 
 
-def holiday_dates(
-    years: Iterable[int], country: str = "GB", subdiv: str | None = "ENG"
-) -> list[dt.date]:
-    """The public holidays of ``years`` (sorted), England's bank holidays by default."""
-    table = holidays.country_holidays(country, subdiv=subdiv, years=sorted(set(years)))
-    return sorted(table.keys())
+def holiday_dates(years: Iterable[int], calendar: str = DEFAULT_CALENDAR) -> list[dt.date]:
+    """The public holidays of ``years`` (sorted) in ``calendar``, England and Wales's
+    bank holidays by default."""
+    wanted = sorted(set(years))
+    if not wanted:
+        return []
+    return sorted(d for d in shared_holidays(calendar, wanted[0], wanted[-1]) if d.year in wanted)
 
 
 def day_kind_expr(date: pl.Expr, holiday: list[dt.date]) -> pl.Expr:

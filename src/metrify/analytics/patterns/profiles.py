@@ -20,6 +20,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from metrify.analytics.holidays import DEFAULT_CALENDAR
 from metrify.analytics.patterns.calendar import day_kind_expr, holiday_dates, season_expr
 
 __all__ = ["SLOTS", "complete_days", "day_shapes", "local_half_hours", "slot_label", "typical_days"]
@@ -36,11 +37,14 @@ def slot_label(slot: int) -> str:
 
 
 def local_half_hours(
-    frame: pl.DataFrame, tz: str, holidays: list[dt.date] | None = None
+    frame: pl.DataFrame,
+    tz: str,
+    holidays: list[dt.date] | None = None,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> pl.DataFrame:
     """``frame`` (id, ts, kwh) with its local ``date``, ``slot``, ``kind`` (weekday,
-    weekend, holiday), ``season`` and demand ``kw``. Holidays default to England's bank
-    holidays of the years in the data."""
+    weekend, holiday), ``season`` and demand ``kw``. Holidays default to those of
+    ``calendar`` (England and Wales's bank holidays) in the years of the data."""
     local = frame.with_columns(pl.col("ts").dt.convert_time_zone(tz).alias("_local"))
     local = local.with_columns(
         pl.col("_local").dt.date().alias("date"),
@@ -51,7 +55,7 @@ def local_half_hours(
     ).drop("_local")
     if holidays is None:
         years = local["date"].dt.year().unique().to_list() if local.height else []
-        holidays = holiday_dates(int(y) for y in years if y is not None)
+        holidays = holiday_dates((int(y) for y in years if y is not None), calendar)
     return local.with_columns(
         day_kind_expr(pl.col("date"), holidays).alias("kind"),
         season_expr(pl.col("date")).alias("season"),

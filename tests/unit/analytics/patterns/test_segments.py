@@ -14,6 +14,7 @@ from metrify.analytics.patterns import (
     compare_groups,
     comparison,
     holiday_dates,
+    local_half_hours,
     peak_share_difference,
     slot_difference,
 )
@@ -108,3 +109,22 @@ def test_holidays_are_englands_and_the_shared_csv_swaps_two_dates() -> None:
         dt.date(2013, 6, 5),
         dt.date(2013, 5, 6),
     }
+
+
+def test_the_calendar_decides_which_days_are_holidays() -> None:
+    """Germany's Unity Day (3 October) is a holiday in a German calendar only; England's
+    spring bank holiday 2013 (27 May) in the default calendar only."""
+    days = [dt.date(2013, 5, 27), dt.date(2013, 10, 3)]
+    frame = pl.DataFrame(
+        {
+            "id": ["m", "m"],
+            "ts": [dt.datetime(d.year, d.month, d.day, 12, tzinfo=dt.UTC) for d in days],
+            "kwh": [1.0, 1.0],
+        }
+    )
+    england = local_half_hours(frame, "UTC")
+    germany = local_half_hours(frame, "UTC", calendar="DE")
+    assert england["kind"].to_list() == ["holiday", "weekday"]
+    assert germany["kind"].to_list() == ["weekday", "holiday"]
+    with pytest.raises(ValueError, match="unknown holiday calendar 'ZZ'"):
+        local_half_hours(frame, "UTC", calendar="ZZ")
