@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +137,18 @@ def _ridge_x(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     return np.stack(parts, axis=1)
 
 
+def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (+1e-9) of ``x`` over its non-NaN values, 0
+    for a column with none: ``np.nanmean`` without its empty-slice warning, which only a
+    process-wide (not thread-safe) warnings filter could silence, and the fits run on
+    threads."""
+    known = ~np.isnan(x)
+    n = np.maximum(known.sum(axis=0), 1)
+    mu = np.where(known, x, 0.0).sum(axis=0) / n
+    var = (np.where(known, x - mu, 0.0) ** 2).sum(axis=0) / n
+    return mu, np.sqrt(var) + 1e-9
+
+
 @dataclass
 class SlotRidge:
     """One ridge regression per interval of the day (``slot``), on standardised inputs."""
@@ -149,10 +160,7 @@ class SlotRidge:
         for s in np.unique(slot):
             rows = slot == s
             xs, ys = x[rows], y[rows]
-            with warnings.catch_warnings():  # an input missing on every row of a slot
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mu = np.nan_to_num(np.nanmean(xs, axis=0))
-                sd = np.nan_to_num(np.nanstd(xs, axis=0)) + 1e-9
+            mu, sd = _mean_std(xs)
             z = np.nan_to_num((xs - mu) / sd)
             y0 = float(ys.mean())
             beta = np.linalg.solve(z.T @ z + RIDGE_ALPHA * np.eye(z.shape[1]), z.T @ (ys - y0))
