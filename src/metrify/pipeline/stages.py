@@ -71,9 +71,11 @@ _ORIGIN: Final = ("_line", "_raw")
 _DERIVED_FIELDS = frozenset({"meter_id", "ts", "interval_s", "import_kwh", REGISTER_FIELD})
 #: how far past ``batch_size`` a buffer spanning several weeks may grow before it is
 #: flushed (see :meth:`Pipeline._full`)
-STRETCH: Final = 2
+STRETCH: Final = 4
 #: the span (in days) past which a buffer counts as spanning several weeks
 STRETCH_DAYS: Final = 14
+#: how many parts a full batch is detected and written in (see :func:`_week_slices`)
+SLICES: Final = 2
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,11 @@ class Pipeline:
         self._refresh_pending: Future[int] | None = None
         self._write_pool: ThreadPoolExecutor | None = None
         self._in_flight: _InFlight | None = None
-        #: how many batches have gone to the background writer (the last one's number)
+        #: how many writes have gone to the background writer (the last one's number): a
+        #: batch spanning weeks goes in parts (see :func:`_week_slices`)
         self.handed = 0
+        #: how many batches of records have been judged (flushed)
+        self.batches = 0
         #: set by close(): the batch being flushed is the last
         self._closing = False
         self.history: HistoryCache | None = None
@@ -477,6 +482,7 @@ class Pipeline:
                 self.store.write_quarantine(rejects)
                 self._count_rejects(rejects)
             return
+        self.batches += 1
         dedup = dedupe_batch(self.contract, records, ignore=(ABSENT, *_ORIGIN))
         self.summary.duplicates += dedup.identical
         if self.sources is not None and dedup.identical:
@@ -503,22 +509,35 @@ class Pipeline:
             )
             if flags is not None:
                 assessed = apply_flags(assessed, flags)
-            pending = None
-            if self.detector is not None:
-                with tracing.span("detect", {"metrify.kind": self.contract.kind}):
-                    assessed, pending = self.detector.detect(assessed)
+            if self._writer is not None:
+                # Judged and handed to the writer a few weeks at a time: the database
+                # writes the first weeks while the detectors judge the next. VEE's
+                # history takes the parts once all are handed over: no VEE runs in
+                # between, and a part's rows all follow the part before's, so the rows
+                # each part may find stored are the same either way.
+                written: list[pl.DataFrame] = []
+                for number, part in enumerate(_week_slices(assessed, self._slice_rows())):
+                    part, pending = self._detect(part)
+                    if lacking is not None:
+                        part = _rejoin_absent(self.contract, part, lacking)
+                    # The previous batch, written meanwhile: its write must have
+                    # succeeded before this one starts, but its counting, lake hand-over
+                    # and anomaly records can follow, so this write starts first.
+                    previous = self._take_finished()
+                    try:
+                        written.append(
+                            self._start_write(
+                                part, rejects if number == 0 else rejects.clear(), pending
+                            )
+                        )
+                    finally:
+                        self._account(previous)
+                if self.history is not None:  # while the batch is being written
+                    self.history.remember(pl.concat(written) if len(written) > 1 else written[0])
+                return
+            assessed, pending = self._detect(assessed)
             if lacking is not None:  # after the quality stage and detectors: unseen by them
                 assessed = _rejoin_absent(self.contract, assessed, lacking)
-            if self._writer is not None:
-                # The previous batch, written meanwhile: its write must have succeeded
-                # before this one starts, but its counting, lake hand-over and anomaly
-                # records can follow, so this batch's write (its latency) starts first.
-                previous = self._take_finished()
-                try:
-                    self._start_write(assessed, rejects, pending)
-                finally:
-                    self._account(previous)
-                return
             result = self.write_versions(assessed, quarantine=rejects)
             if pending is not None and self.detector is not None:
                 # The batch is durable: now its anomalies are recorded and alerted.
@@ -547,6 +566,17 @@ class Pipeline:
             )
             self.summary.accepted += records.height
         self._count_write(result, rejects)
+
+    def _detect(self, assessed: pl.DataFrame) -> tuple[pl.DataFrame, Pending | None]:
+        """The detectors' verdicts on judged rows (none without detectors)."""
+        if self.detector is None:
+            return assessed, None
+        with tracing.span("detect", {"metrify.kind": self.contract.kind}):
+            return self.detector.detect(assessed)
+
+    def _slice_rows(self) -> int:
+        """Rows per part a batch is detected and written in (see :func:`_week_slices`)."""
+        return max(1, self.settings.batch_size // SLICES)
 
     def _count_write(self, result: WriteResult, rejects: pl.DataFrame) -> None:
         self.summary.inserted += result.inserted
@@ -712,9 +742,10 @@ class Pipeline:
 
     def _start_write(
         self, assessed: pl.DataFrame, rejects: pl.DataFrame, pending: Pending | None
-    ) -> None:
-        """Hand a judged batch to the background writer. VEE's history takes its rows now,
-        so the next batch is validated against them while they are being written."""
+    ) -> pl.DataFrame:
+        """Hand a judged batch to the background writer; returns its versions for VEE's
+        history (the caller gives them to it), so the next batch is validated against
+        them while they are being written."""
         assert self._writer is not None
         versions = self._versions(assessed)
         likely_stored = None
@@ -745,8 +776,7 @@ class Pipeline:
         self._in_flight = _InFlight(
             write, versions, rejects, pending, self.handed, defer and pending is not None, merged
         )
-        if self.history is not None:
-            self.history.remember(versions)  # while the batch is being written
+        return versions
 
     def _write_job(
         self,
@@ -1283,3 +1313,35 @@ def _known_events(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         how="diagonal_relaxed",
     )
     return named, refused
+
+
+def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
+    """``assessed`` cut at week starts into parts of about ``rows`` rows, in time order.
+
+    The detectors judge week by week with the state each week leaves (a batch is a
+    stream of weeks to them), so a batch judged part by part in time order gets the
+    same verdicts; the writer then stores the first part while the next is judged.
+    A batch of no more than ``rows``, or spanning no more than ``STRETCH_DAYS`` (a
+    fleet's day: its batches already overlap one another), stays whole."""
+    if assessed.height <= rows:
+        return [assessed]
+    first, last = assessed["ts"].min(), assessed["ts"].max()
+    if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
+        return [assessed]
+    if last - first <= dt.timedelta(days=STRETCH_DAYS):
+        return [assessed]
+    weeks = (
+        assessed.group_by(week=pl.col("ts").dt.truncate("1w"))
+        .len()
+        .sort("week")
+        .with_columns(part=(pl.col("len").cum_sum() - pl.col("len")) // rows)
+    )
+    if weeks["part"].n_unique() <= 1:
+        return [assessed]
+    part = assessed.select(pl.col("ts").dt.truncate("1w").alias("week")).join(
+        weeks.select("week", "part"), on="week", how="left", maintain_order="left"
+    )["part"]
+    groups = assessed.with_columns(_part=part).partition_by(
+        "_part", as_dict=True, include_key=False
+    )
+    return [groups[key] for key in sorted(groups)]

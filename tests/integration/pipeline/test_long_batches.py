@@ -1,8 +1,10 @@
 """Loads of long, one-meter-per-file inputs: longer batches, few lake commits.
 
 Files that each hold one meter's months (a household export) are judged by the
-detectors week by week; a batch that spans many weeks may grow to twice ``batch_size``
-so each weekly pass covers more meters. The lake work of a load's batches is gathered
+detectors week by week; a batch that spans many weeks may grow to four times
+``batch_size`` so each weekly pass covers more meters, and is then judged and written in
+parts of a few weeks each, so the database writes one part while the next is judged.
+The lake work of a load's batches is gathered
 into one commit while the last batch is being written, and the last batch's follows.
 Neither may change what is stored: the rows, flags, statuses and anomalies must be those
 of plain ``batch_size`` batches, and the lake must hold every stored row.
@@ -67,8 +69,8 @@ def small(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return get_settings()
 
 
-def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, object], int]:
-    """Load ``frames`` as a file load does; (summary, batches written)."""
+def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, object], int, int]:
+    """Load ``frames`` as a file load does; (summary, batches judged, writes)."""
     with open_session(settings) as session:
         pipeline = session.pipeline(
             READING,
@@ -80,7 +82,7 @@ def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, obj
         for frame in frames:
             pipeline.submit(frame, source="export")
         summary = pipeline.close().as_dict()
-    return summary, pipeline.handed
+    return summary, pipeline.batches, pipeline.handed
 
 
 def test_long_batches_store_what_plain_batches_store(
@@ -90,18 +92,21 @@ def test_long_batches_store_what_plain_batches_store(
     assert len(frames) == METERS
     assert all(0.9 * PER_METER < f.height < 1.1 * PER_METER for f in frames)
 
-    stretched, stretched_batches = _load(small, frames)
+    stretched, stretched_batches, stretched_writes = _load(small, frames)
     rows_stretched, anomalies_stretched = _stored(conn), _anomalies(conn)
 
     _reset(conn)
     monkeypatch.setattr(stages, "STRETCH", 1)
-    plain, plain_batches = _load(small, frames)
+    monkeypatch.setattr(stages, "_week_slices", lambda assessed, rows: [assessed])  # whole
+    plain, plain_batches, plain_writes = _load(small, frames)
     rows_plain, anomalies_plain = _stored(conn), _anomalies(conn)
 
     # six weeks per file: a batch is two meters' files (the first past BATCH rows), or
-    # three when it may grow to twice that (two stay under 2 x BATCH, three pass it)
-    assert plain_batches == math.ceil(METERS / 2)
-    assert stretched_batches == math.ceil(METERS / 3)
+    # five when it may grow to four times that (four stay under 4 x BATCH, five pass it)
+    assert plain_batches == plain_writes == math.ceil(METERS / 2)
+    assert stretched_batches == math.ceil(METERS / 5)
+    # each long batch was judged and written in parts of whole weeks
+    assert stretched_writes > stretched_batches
     assert rows_plain.height >= sum(f.unique(["meter_id", "ts"]).height for f in frames)
     assert rows_stretched.equals(rows_plain)
     assert anomalies_plain  # the faults were found, so the comparison means something
@@ -114,7 +119,7 @@ def test_a_batch_of_a_few_days_keeps_batch_size(small: Settings) -> None:
     # the fleet by days (every meter in each frame): each batch spans under 14 days
     frames = list(Fleet(dataclasses.replace(SPEC, chunk_days=1)).readings())
     heights = [f.height for f in frames]
-    _, batches = _load(small, frames)
+    _, batches, writes = _load(small, frames)
     # a batch ends with the first frame that brings it to BATCH rows
     expected, buffered = 0, 0
     for height in heights:
@@ -124,13 +129,14 @@ def test_a_batch_of_a_few_days_keeps_batch_size(small: Settings) -> None:
     expected += buffered > 0
     assert BATCH // (METERS * 48) < 14  # each batch spans under two weeks
     assert batches == expected
+    assert writes == batches  # each written whole
 
 
 def test_a_load_writes_the_lake_in_two_commits_with_every_stored_row(
     small: Settings, conn: psycopg.Connection
 ) -> None:
     frames = _by_meter()
-    summary, batches = _load(small, frames)
+    summary, batches, _ = _load(small, frames)
     assert batches > 1
     lake = deltalake.DeltaTable(f"{small.lake}/readings")
     writes = [h for h in lake.history() if h.get("operation") != "CREATE TABLE"]

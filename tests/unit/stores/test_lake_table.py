@@ -20,6 +20,7 @@ from metrify.contracts.records import READING
 from metrify.pipeline import lake_upkeep
 from metrify.pipeline.lakesync import checksum
 from metrify.stores.lake import Lake, LakeConflict, LegacyLayoutError
+from metrify.stores.lake import table as table_module
 from support.lake import DAY, batch, content
 
 
@@ -42,6 +43,50 @@ def test_writing_the_same_batch_twice_leaves_one_copy(lake: Lake) -> None:
     # a second version of the same readings (a later ingest) is kept beside the first
     lake.write("readings", batch("M1", second=60))
     assert lake.read("readings").height == 96
+
+
+def test_a_batch_newer_than_the_table_is_appended_and_any_other_merged(lake: Lake) -> None:
+    """A load's batches are each ingested after everything the table holds, so none of
+    their versions can be there: they are appended (no join). A batch whose versions may
+    already be there (the same batch again, a slower writer's older batch) is merged,
+    so nothing doubles."""
+    lake.write("readings", batch("M1", second=10))
+    lake.write("readings", batch("M2", second=20))
+    lake.write("readings", batch("M3", second=5))  # older than the table's newest
+    ops = [c.operation for c in lake.history("readings")]
+    assert ops[:3] == ["MERGE", "WRITE", "WRITE"]  # newest first
+    lake.write("readings", batch("M2", second=20))  # the same versions again: merged
+    back = lake.read("readings")
+    assert back.height == 3 * 48
+    expected = pl.concat([batch("M1", second=10), batch("M2", second=20), batch("M3", second=5)])
+    assert content(back).equals(content(expected))
+
+
+def test_an_append_raced_by_a_day_replacement_holding_its_rows_leaves_them_once(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up elsewhere replaces the day from the store, which already holds the
+    batch, between the append's check and its commit: the append is refused like a
+    merge (and retried as one), so its rows are not in the day twice."""
+    older = batch("M1", second=1)
+    lake.write("readings", older)
+    new = batch("M2", second=10)
+    check = table_module._files_if_older
+
+    replaced: list[int] = []
+
+    def raced(table: object, first: object) -> int | None:
+        held = check(table, first)  # type: ignore[arg-type]
+        if not replaced:  # once, after the first check
+            Lake(lake.url).replace_day("readings", DAY, pl.concat([older, new]))
+            replaced.append(1)
+        return held
+
+    monkeypatch.setattr(table_module, "_files_if_older", raced)
+    lake.write("readings", new)
+    back = lake.read("readings")
+    assert back.height == 2 * 48
+    assert content(back).equals(content(pl.concat([older, new])))
 
 
 def test_a_version_rewritten_with_other_values_replaces_its_row(lake: Lake) -> None:
@@ -152,7 +197,8 @@ def test_time_travel_reads_earlier_versions(lake: Lake) -> None:
         assert day is not None and day["import_kwh"].max() == pytest.approx(0.547)
     assert lake.scan("readings", version=first).select(pl.len()).collect().item() == 48
     ops = [c.operation for c in lake.history("readings")]
-    assert ops[:3] == ["OPTIMIZE", "MERGE", "WRITE"]  # newest first
+    # newest first: M2's batch was newer than all the table held, so it was appended
+    assert ops[:3] == ["OPTIMIZE", "WRITE", "WRITE"]
 
 
 def test_duckdb_and_polars_read_what_was_written(lake: Lake) -> None:
