@@ -90,3 +90,54 @@ def test_jsonl_rejects_name_the_real_line(
         **{n: found[n] for n in _expected(JSONL_LINES, ["{broken"])},
     }
     assert len(found) == 2
+
+
+def test_small_files_decoded_together_keep_their_own_rows_and_lines(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Small files of the same columns are decoded in one call (a household export is
+    one small file per meter): each quarantined row still names its own file and line,
+    each file's rows are stored, and a file of other columns between them is read on
+    its own terms."""
+    files = []
+    expected: dict[tuple[str, int], str] = {}
+    stored = 0
+    for i in range(5):
+        meter = f"F{i}"
+        lines = ["meter_id,ts,interval_s,import_kwh"]
+        for h in range(6):
+            value = "bad" if h == i else f"0.{h + 1}"  # each file's bad row elsewhere
+            lines.append(f"{meter},2024-01-01T{h:02d}:00:00Z,3600,{value}")
+        if i == 2:  # a ragged line the reader quarantines itself
+            lines.insert(3, f"{meter},2024-01-01T09:00:00Z")
+        path = tmp_path / f"m{i}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        files.append(path)
+        for n, line in enumerate(lines, 1):
+            if line.endswith(",bad"):
+                expected[(f"file:{path.name}", n)] = "non-numeric import_kwh"
+        stored += 5
+    # a file with an extra column (other columns: decoded alone) in the middle
+    odd = tmp_path / "m2b.csv"
+    odd.write_text(
+        "meter_id,ts,interval_s,import_kwh,export_kwh\n"
+        "G1,2024-01-01T00:00:00Z,3600,0.5,0.1\nG1,2024-01-01T01:00:00Z,3600,oops,0.1\n"
+    )
+    expected[("file:m2b.csv", 3)] = "non-numeric import_kwh"
+    files.insert(3, odd)
+    result = runner.invoke(app, ["ingest", "readings", *map(str, files), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = conn.execute("SELECT source, line, reason FROM quarantine").fetchall()
+    judged = {(str(s), int(n)): str(r) for s, n, r in rows if r == "non-numeric import_kwh"}
+    assert judged == expected
+    ragged = [(s, n) for s, n, r in rows if r != "non-numeric import_kwh"]
+    assert ragged == [("file:m2.csv", 4)]
+    counts = dict(
+        conn.execute(
+            "SELECT meter_id, count(*) FROM readings WHERE import_kwh IS NOT NULL"
+            " AND status <> 'estimated' GROUP BY meter_id"
+        ).fetchall()
+    )
+    assert counts == {**{f"F{i}": 5 for i in range(5)}, "G1": 1}
+    exports = conn.execute("SELECT count(*) FROM readings WHERE export_kwh IS NOT NULL")
+    assert exports.fetchone() == (1,)  # its other row was quarantined
