@@ -154,3 +154,19 @@ def base_python(version: str = "3.11") -> str:
         return getattr(sys, "_base_executable", None) or sys.executable
     found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
     return str(found[-1]) if found else shutil.which(f"python{version}") or f"python{version}"
+
+
+def byte_compiled(src: Path) -> None:
+    """Byte-compile a source tree once per process before it is timed.
+
+    pip byte-compiles what it installs, so a user's ``metrify`` starts from cached
+    bytecode, as the peers' packages do here; a source tree on a machine that sets
+    ``PYTHONDONTWRITEBYTECODE`` (this one does) would otherwise compile all of
+    Metrify's modules on every run (about 0.25 s of each command's start)."""
+    if src in _COMPILED:
+        return
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=False)
+    _COMPILED.add(src)
+
+
+_COMPILED: set[Path] = set()

@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from common import byte_compiled
 from ingest import reset
 from suite import LONDON_ARGS, SHARED, Loaders, Log, input_facts
 
@@ -81,6 +82,7 @@ def run_metrify(
     tree: Path, url: str, pgdata: Path, files: list[Path], extra: list[str], work: Path
 ) -> dict[str, Any]:
     reset(url)
+    byte_compiled(tree / "src")
     lake = work / "lake"
     shutil.rmtree(lake, ignore_errors=True)
     env = {

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import base_python, ensure_venv, machine, run_child, stats
+from common import base_python, byte_compiled, ensure_venv, machine, run_child, stats
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -447,6 +447,7 @@ class Loaders:
             "METRIFY_VEE__ENABLED": "true",
             "METRIFY_ANOMALY__ENABLED": "true",
         }
+        byte_compiled(REPO / "src")
         cli = str(Path(sys.executable).with_name("metrify"))
         done = run_child(
             [cli, "ingest", "readings", *map(str, files), *extra, "--json"], env, quiet=True

@@ -12,8 +12,6 @@ import datetime as dt
 from functools import lru_cache
 from typing import Final
 
-import holidays as holidays_lib
-
 __all__ = ["DEFAULT_CALENDAR", "holiday_dates"]
 
 #: England and Wales's bank holidays: plain ``GB`` is the UK-wide ones only, without
@@ -25,6 +23,9 @@ DEFAULT_CALENDAR: Final = "GB-ENG"
 def holiday_dates(calendar: str, first_year: int, last_year: int) -> frozenset[dt.date]:
     """Public holidays of ``calendar`` from ``first_year`` to ``last_year`` (included);
     ValueError naming the calendar when the ``holidays`` package does not know it."""
+    # imported here: its calendars cost every command (a load too) 0.1 s to import
+    import holidays as holidays_lib
+
     code, _, subdiv = calendar.partition("-")
     try:
         found = holidays_lib.country_holidays(
