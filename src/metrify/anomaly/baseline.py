@@ -100,16 +100,19 @@ def judge(
     if weeks.n_unique() <= 1:
         return judge_week(frame, profile, scalars)
     parts: list[pl.DataFrame] = []
-    out_profile = profile.clear()
-    out_scalars = scalars.clear()
-    tagged = frame.with_columns(week=weeks)
-    for week in weeks.unique().sort():
-        j = judge_week(tagged.filter(pl.col("week") == week).drop("week"), profile, scalars)
+    learnt: list[pl.DataFrame] = []
+    states: list[pl.DataFrame] = []
+    by_week = frame.with_columns(week=weeks).partition_by("week", as_dict=True)
+    for key in sorted(by_week):
+        j = judge_week(by_week[key].drop("week"), profile, scalars)
         parts.append(j.rows)
         profile = merge_slots(profile, j.profile)
         scalars = replace_state(scalars, j.scalars)
-        out_profile = merge_slots(out_profile, j.profile)
-        out_scalars = replace_state(out_scalars, j.scalars)
+        learnt.append(j.profile)
+        states.append(j.scalars)
+    # what the weeks set, the latest week's value of each slot and subject winning
+    out_profile = pl.concat(learnt).unique(["subject_id", "how"], keep="last", maintain_order=True)
+    out_scalars = pl.concat(states).unique("subject_id", keep="last", maintain_order=True)
     return Judged(
         rows=pl.concat(parts, how="diagonal_relaxed"), profile=out_profile, scalars=out_scalars
     )
@@ -581,11 +584,16 @@ def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -
 
 
 def _slots_at(profile: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """The profile rows at the ``(subject_id, how)`` keys of ``rows``.
+    """The profile rows at the ``(subject_id, how)`` keys of ``rows`` (or, when the
+    profile is hardly larger than ``rows``, all of it: for a left join onto ``rows``).
 
     Found by probing the profile with the batch's few keys: joining rows to the profile
     directly hashes the whole profile (172 slots of every subject held) on every batch.
     """
+    if profile.height <= 2 * rows.height:
+        # A load's week: the profile holds little but the week's subjects, and the
+        # caller joins what this returns onto its rows (other slots never match).
+        return profile
     keys = ["subject_id", "how"]
     return profile.join(rows.select(keys).unique(), on=keys, how="semi")
 
