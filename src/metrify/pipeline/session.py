@@ -6,13 +6,14 @@ processes data itself.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -247,6 +248,8 @@ class _Ahead:
         self._abandoned: int | None = None
         #: the place of the next file the loader takes
         self._next = 0
+        #: batches read and not yet decoded: up to a batch's rows (a group to decode)
+        self._raw: _RowQueue[_RawEvent] = _RowQueue(batch_rows)
         self._thread = threading.Thread(
             target=tracing.carry(self._run), name="read-ahead", daemon=True
         )
@@ -257,6 +260,7 @@ class _Ahead:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._raw.stop()
         with self._room:  # a thread waiting for room sees the stop
             self._room.notify_all()
         self._thread.join()
@@ -316,9 +320,42 @@ class _Ahead:
         return True
 
     def _run(self) -> None:
+        """Decode what the reading thread read (see :meth:`_read`), in order."""
+        reader = threading.Thread(target=tracing.carry(self._read), name="read-files", daemon=True)
+        reader.start()
+        group: list[_Read] = []  # read, not yet decoded (see _emit)
+        try:
+            while True:
+                event = self._raw.get()
+                if event is None:  # every file read
+                    break
+                if isinstance(event, BaseException):
+                    raise event
+                number, read = event
+                if isinstance(read, Exception):  # the reader's ReaderError, SchemaMismatch
+                    if not self._emit(group) or not self._put((number, read)):
+                        return
+                    continue
+                if read is not None:
+                    batch, used = read
+                    joins = _joins(group, batch, used, self._batch_rows)
+                    if not joins and not self._emit(group):
+                        return
+                    group.append((number, batch, used))
+                else:
+                    group.append((number, None, None))  # the file's end
+            self._emit(group)
+        except BaseException as exc:  # the loader raises it
+            self._put(exc)
+        finally:
+            self._raw.stop()
+            reader.join()
+
+    def _read(self) -> None:
+        """On a thread of its own: the files' batches, read and checked, for the decoding
+        thread (reading a file, gzip and CSV, overlaps decoding the ones before)."""
         from metrify.sources import ReaderError, read_batches
 
-        group: list[_Read] = []  # read, not yet decoded (see _emit)
         try:
             for number, path in enumerate(self._paths):
                 try:
@@ -326,18 +363,17 @@ class _Ahead:
                     for batch, used in self._checks.batches(batches):
                         if self._abandoned == number:
                             break
-                        joins = _joins(group, batch, used, self._batch_rows)
-                        if not joins and not self._emit(group):
+                        if not self._raw.put((number, (batch, used)), batch.data.height):
                             return
-                        group.append((number, batch, used))
                 except (ReaderError, SchemaMismatch) as exc:
-                    if not self._emit(group) or not self._put((number, exc)):
+                    if not self._raw.put((number, exc), 0):
                         return
                     continue
-                group.append((number, None, None))  # the file's end
-            self._emit(group)
-        except BaseException as exc:  # the loader raises it
-            self._put(exc)
+                if not self._raw.put((number, None), 0):
+                    return
+            self._raw.put(None, 0)
+        except BaseException as exc:  # the decoding thread raises it
+            self._raw.put(exc, 0)
 
     def _emit(self, group: list[_Read]) -> bool:
         """Decode the batches read so far and hand them, and the ends of their files,
@@ -417,6 +453,56 @@ class _Ahead:
             )
             start = end
         return parts
+
+
+#: what the reading thread hands the decoding one: a file's batch, the error that ended
+#: it or its end (None), by file number; None when every file is read; an exception the
+#: reading raised
+_RawEvent = tuple[int, "tuple[RawBatch, Mapping] | Exception | None"] | BaseException | None
+
+_Item_T = TypeVar("_Item_T")
+
+
+class _RowQueue(Generic[_Item_T]):
+    """A FIFO holding at most ``limit`` rows (at least one item whatever its rows)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: collections.deque[tuple[_Item_T, int]] = collections.deque()
+        self._held = 0
+        self._stopped = False
+        self._changed = threading.Condition()
+
+    def put(self, item: _Item_T, rows: int) -> bool:
+        """Add ``item`` once there is room for its rows; False once stopped."""
+        with self._changed:
+            while rows and self._held and self._held + rows > self._limit:
+                if self._stopped:
+                    return False
+                self._changed.wait(timeout=0.5)
+            if self._stopped:
+                return False
+            self._items.append((item, rows))
+            self._held += rows
+            self._changed.notify_all()
+        return True
+
+    def get(self) -> _Item_T | None:
+        """The next item (None once stopped)."""
+        with self._changed:
+            while not self._items:
+                if self._stopped:
+                    return None
+                self._changed.wait(timeout=0.5)
+            item, rows = self._items.popleft()
+            self._held -= rows
+            self._changed.notify_all()
+            return item
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
 
 
 #: a batch read by the read-ahead thread (file number, batch, mapping), or a file's end

@@ -76,6 +76,8 @@ STRETCH: Final = 4
 STRETCH_DAYS: Final = 14
 #: how many parts a full batch is detected and written in (see :func:`_week_slices`)
 SLICES: Final = 2
+#: how many smaller parts (halving back from a full one) a batch in parts starts with
+FIRST_SLICES: Final = 3
 
 
 @dataclass(frozen=True)
@@ -1316,7 +1318,8 @@ def _known_events(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
-    """``assessed`` cut at week starts into parts of about ``rows`` rows, in time order.
+    """``assessed`` cut at week starts into parts of about ``rows`` rows (the first few
+    smaller), in time order.
 
     The detectors judge week by week with the state each week leaves (a batch is a
     stream of weeks to them), so a batch judged part by part in time order gets the
@@ -1330,14 +1333,20 @@ def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
         return [assessed]
     if last - first <= dt.timedelta(days=STRETCH_DAYS):
         return [assessed]
-    weeks = (
-        assessed.group_by(week=pl.col("ts").dt.truncate("1w"))
-        .len()
-        .sort("week")
-        .with_columns(part=(pl.col("len").cum_sum() - pl.col("len")) // rows)
-    )
-    if weeks["part"].n_unique() <= 1:
+    weeks = assessed.group_by(week=pl.col("ts").dt.truncate("1w")).len().sort("week")
+    parts: list[int] = []
+    number, held = 0, 0
+    for count in weeks["len"].to_list():
+        # The first parts are smaller (an eighth, a quarter, half of ``rows``): the
+        # database has nothing to write until the first part is judged.
+        target = rows >> max(0, FIRST_SLICES - number)
+        if held and held + count > target:
+            number, held = number + 1, 0
+        parts.append(number)
+        held += count
+    if number == 0:
         return [assessed]
+    weeks = weeks.with_columns(part=pl.Series(parts, dtype=pl.Int32))
     part = assessed.select(pl.col("ts").dt.truncate("1w").alias("week")).join(
         weeks.select("week", "part"), on="week", how="left", maintain_order="left"
     )["part"]
