@@ -174,7 +174,12 @@ def _cumulative(df: pl.DataFrame, meters: pl.DataFrame, reasons: Counter[str]) -
     cols = df.columns
     imp = pl.col("import_kwh")
     real = imp.is_not_null() & ((pl.col("quality") & int(Quality.MISSING)) == 0)
-    rows = df.with_row_index("_i").filter(real).sort("meter_id", "ts")
+    rows = (
+        df.with_row_index("_i")
+        .filter(real)
+        .select("_i", "meter_id", "ts", "interval_s", "import_kwh")  # what is judged
+        .sort("meter_id", "ts")
+    )
     if rows.height < _MIN_RUN:
         return df
     limit = _max_kw(meters)
