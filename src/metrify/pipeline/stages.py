@@ -363,9 +363,11 @@ class Pipeline:
         that each hold one meter's year (a household export) fill ``batch_size`` with a
         few dozen meters over 53 weeks: judged in small weekly slices, the detectors
         spent most of a load on that fixed part. A longer batch shares each week's pass
-        among more meters (half the passes at twice the size; the verdicts do not change,
-        the state carries from batch to batch as from week to week). Batches of a
-        fleet's day or a stream's minutes span a day or two and keep ``batch_size``."""
+        among more meters (a quarter of the passes at four times the size; the verdicts
+        do not change, the state carries from batch to batch as from week to week), and
+        is written in parts as it is judged (:func:`_week_slices`), so its size does not
+        hold the database back. Batches of a fleet's day or a stream's minutes span a
+        day or two and keep ``batch_size``."""
         size = self.settings.batch_size
         if self._buffered < size:
             return False
