@@ -154,7 +154,10 @@ def _gaps(work: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     missing = work.filter("miss")
     iv_end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
     gaps = (
-        missing.group_by("seg")
+        # in the rows' order: the gaps' order numbers their points downstream, and the
+        # estimates' means add in that order (a group order left to the threads made two
+        # loads of the same file differ in an estimate's last bit)
+        missing.group_by("seg", maintain_order=True)
         .agg(
             pl.col("meter_id").first(),
             first_pos=pl.col("pos").min(),
@@ -301,7 +304,8 @@ def _profile_rates(points: pl.DataFrame, work: pl.DataFrame, weeks: int) -> pl.D
         "meter_id", ref_ts=pl.col("ts"), ref_rate=pl.col("rate"), real=pl.col("trusted")
     )
     found = (
-        probe.join(refs, on=["meter_id", "ref_ts"], how="inner")
+        # the probe's order, so each mean adds its references in one order on every run
+        probe.join(refs, on=["meter_id", "ref_ts"], how="inner", maintain_order="left")
         .with_columns(
             same_weekday=pl.col("lag") % _WEEK_DAYS == 0,
             same_kind=(pl.col("ref_ts").dt.weekday() >= 6) == pl.col("weekend"),
@@ -311,7 +315,7 @@ def _profile_rates(points: pl.DataFrame, work: pl.DataFrame, weeks: int) -> pl.D
     )
     real_rate = pl.when("real").then("ref_rate")
     return (
-        found.group_by("pid")
+        found.group_by("pid", maintain_order=True)
         .agg(
             weekday=real_rate.filter("same_weekday").mean(),
             day_kind=real_rate.filter("same_kind").mean(),
@@ -348,7 +352,12 @@ def _profile(
             window,
         ]
     ).with_columns(pid=pl.int_range(pl.len(), dtype=pl.UInt32), is_gap=pl.col("actual").is_null())
-    prof = points.join(_profile_rates(points, work, cfg.profile_weeks), on="pid", how="left")
+    prof = points.join(
+        _profile_rates(points, work, cfg.profile_weeks),
+        on="pid",
+        how="left",
+        maintain_order="left",  # the level's sums below add in the points' order
+    )
     in_gap = prof.filter("is_gap")
     # Per gap: every row needs a profile, and the references must be mostly real.
     real, est = pl.col("n_real").fill_null(0).sum(), pl.col("n_est").fill_null(0).sum()
@@ -367,7 +376,7 @@ def _profile(
     )
     level = (
         prof.filter(~pl.col("is_gap") & pl.col("profile").is_not_null())
-        .group_by("seg")
+        .group_by("seg", maintain_order=True)
         .agg(
             actual=(pl.col("actual") * pl.col("interval_s")).sum(),
             expected=(pl.col("profile") * pl.col("interval_s")).sum(),
