@@ -26,6 +26,9 @@ _CHUNK_BYTES = 32 << 20
 #: bytes asked of the (decompressed) stream per read; small enough that a gzip error
 #: loses at most this much of what was decoded before it.
 _READ_BLOCK = 1 << 20
+#: the first read's size: a file's header or first rows (what a command's checks read of
+#: each file before a load) are in it, without decompressing a whole block per file
+_FIRST_BLOCK = 64 << 10
 #: how much of an over-long line a BadRow keeps.
 _RAW_PREVIEW = 1000
 
@@ -70,7 +73,7 @@ class LineChunker:
 
     def _fill(self) -> None:
         try:
-            block = self._src.read(_READ_BLOCK)
+            block = self._src.read(_READ_BLOCK if self._started else min(_FIRST_BLOCK, _READ_BLOCK))
         except ReaderError as exc:
             self._error = exc
             self._eof = True
