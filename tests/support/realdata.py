@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from metrify.contracts.records import READING
 from support.paths import REPO
 
 #: the options that map the London households' columns onto the contract
@@ -80,3 +81,16 @@ def london_readings(meters: list[str] | None = None, first: int | None = None) -
         for f in files
     ]
     return pl.concat(frames).drop_nulls().unique(["meter_id", "ts"]).sort("meter_id", "ts")
+
+
+def as_readings(data: pl.DataFrame, interval_s: int = 1800) -> pl.DataFrame:
+    """Rows of :func:`london_readings` in the reading contract's columns (its fields in
+    order, the interval set, every other field null): what the quality stage takes."""
+    return data.with_columns(
+        interval_s=pl.lit(interval_s, pl.Int32),
+        **{
+            c: pl.lit(None, t)
+            for c, t in READING.schema.items()
+            if c not in ("meter_id", "ts", "import_kwh", "interval_s")
+        },
+    ).select(READING.fields)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -237,13 +236,9 @@ class _Ahead:
         self._paths = list(paths)
         self._mapping = mapping
         self._batch_rows = batch_rows
-        #: (the file's place in ``paths``, a batch | its exception | None at its end)
-        self._queue: queue.Queue[tuple[int, _Item | None] | BaseException] = queue.Queue()
-        #: rows read and not yet taken by the loader, at most ``ahead_rows`` (past one batch)
-        self._ahead_rows = ahead_rows
-        self._held = 0
-        self._room = threading.Condition()
-        self._stop = threading.Event()
+        #: (the file's place in ``paths``, a batch | its exception | None at its end):
+        #: rows decoded and not yet taken by the loader, at most ``ahead_rows`` (past one)
+        self._queue: _RowQueue[tuple[int, _Item | None] | BaseException] = _RowQueue(ahead_rows)
         #: the file (its place in ``paths``) the loader gave up on: no more of it is read
         self._abandoned: int | None = None
         #: the place of the next file the loader takes
@@ -259,10 +254,8 @@ class _Ahead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self._queue.stop()  # threads waiting for room see the stop
         self._raw.stop()
-        with self._room:  # a thread waiting for room sees the stop
-            self._room.notify_all()
         self._thread.join()
 
     def file(self, path: Path) -> Iterator[_Item]:
@@ -293,13 +286,10 @@ class _Ahead:
 
     def _get(self) -> tuple[int, _Item | None]:
         got = self._queue.get()
+        if got is None:  # only after __exit__, which the loader's own loop precedes
+            raise RuntimeError("files read ahead after the load stopped")
         if isinstance(got, BaseException):
             raise got
-        item = got[1]
-        if isinstance(item, tuple):
-            with self._room:
-                self._held -= item[0].data.height
-                self._room.notify_all()
         return got
 
     def _put(self, item: tuple[int, _Item | None] | BaseException) -> bool:
@@ -308,22 +298,13 @@ class _Ahead:
         rows = (
             item[1][0].data.height if isinstance(item, tuple) and isinstance(item[1], tuple) else 0
         )
-        with self._room:
-            while rows and self._held and self._held + rows > self._ahead_rows:
-                if self._stop.is_set():
-                    return False
-                self._room.wait(timeout=0.5)
-            if self._stop.is_set():
-                return False
-            self._held += rows
-        self._queue.put(item)
-        return True
+        return self._queue.put(item, rows)
 
     def _run(self) -> None:
         """Decode what the reading thread read (see :meth:`_read`), in order."""
         reader = threading.Thread(target=tracing.carry(self._read), name="read-files", daemon=True)
         reader.start()
-        group: list[_Read] = []  # read, not yet decoded (see _emit)
+        group = _Group(self._batch_rows)  # read, not yet decoded (see _emit)
         try:
             while True:
                 event = self._raw.get()
@@ -338,12 +319,11 @@ class _Ahead:
                     continue
                 if read is not None:
                     batch, used = read
-                    joins = _joins(group, batch, used, self._batch_rows)
-                    if not joins and not self._emit(group):
+                    if not group.joins(batch, used) and not self._emit(group):
                         return
-                    group.append((number, batch, used))
+                    group.add(number, batch, used)
                 else:
-                    group.append((number, None, None))  # the file's end
+                    group.entries.append((number, None, None))  # the file's end
             self._emit(group)
         except BaseException as exc:  # the loader raises it
             self._put(exc)
@@ -375,7 +355,7 @@ class _Ahead:
         except BaseException as exc:  # the decoding thread raises it
             self._raw.put(exc, 0)
 
-    def _emit(self, group: list[_Read]) -> bool:
+    def _emit(self, group: _Group) -> bool:
         """Decode the batches read so far and hand them, and the ends of their files,
         to the loader in order; False when the loader has stopped.
 
@@ -383,11 +363,11 @@ class _Ahead:
         decoded in one call and split again by file: a decode costs milliseconds of
         fixed work whatever its size, most of a small file's (a household's year).
         A file whose batch cannot be decoded ends with the error, as when read alone."""
-        reads = [(n, b, u) for n, b, u in group if b is not None and u is not None]
+        reads = [(n, b, u) for n, b, u in group.entries if b is not None and u is not None]
         decoded = self._decode(reads)
         failed: set[int] = set()
         at = 0
-        for number, batch, used in group:
+        for number, batch, used in group.entries:
             if number in failed:
                 continue
             if batch is None or used is None:
@@ -510,15 +490,32 @@ class _RowQueue(Generic[_Item_T]):
 _Read = tuple[int, RawBatch | None, Mapping | None]
 
 
-def _joins(group: list[_Read], batch: RawBatch, used: Mapping, limit: int) -> bool:
-    """Whether ``batch`` may be decoded with the batches in ``group``: the same columns
-    (and types) and mapping, and no more than ``limit`` rows together."""
-    reads = [(b, u) for _, b, u in group if b is not None]
-    if not reads:
-        return True
-    first, mapping = reads[0]
-    same = first.data.schema == batch.data.schema and mapping == used
-    return same and sum(b.data.height for b, _ in reads) + batch.data.height <= limit
+@dataclass
+class _Group:
+    """Batches read and not yet decoded, with the ends of their files, in order: what
+    :meth:`_Ahead._emit` decodes in one call."""
+
+    #: at most this many rows of batches
+    limit: int
+    entries: list[_Read] = field(default_factory=list)
+    rows: int = 0
+
+    def joins(self, batch: RawBatch, used: Mapping) -> bool:
+        """Whether ``batch`` may be decoded with these: the same columns (and types) and
+        mapping, and no more than ``limit`` rows together."""
+        first = next(((b, u) for _, b, u in self.entries if b is not None), None)
+        if first is None:
+            return True
+        same = first[0].data.schema == batch.data.schema and first[1] == used
+        return same and self.rows + batch.data.height <= self.limit
+
+    def add(self, number: int, batch: RawBatch, used: Mapping) -> None:
+        self.entries.append((number, batch, used))
+        self.rows += batch.data.height
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.rows = 0
 
 
 _Rows = TypeVar("_Rows", pl.DataFrame, pl.Series)

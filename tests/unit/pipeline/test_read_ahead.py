@@ -30,6 +30,18 @@ def _csv(path: Path, values: list[int]) -> Path:
     return path
 
 
+def _ahead(decoder: _Decoder, paths: list[Path], batch_rows: int, ahead_rows: int) -> _Ahead:
+    """A read-ahead of plain readings files, decoding with ``decoder``."""
+    return _Ahead(
+        decoder,  # type: ignore[arg-type]
+        FileChecks(READING, Mapping()),
+        paths,
+        Mapping(),
+        batch_rows=batch_rows,
+        ahead_rows=ahead_rows,
+    )
+
+
 def test_batches_come_in_file_order_with_bad_and_abandoned_files(tmp_path: Path) -> None:
     a = _csv(tmp_path / "a.csv", [1, 2, 3, 4, 5])
     b = _csv(tmp_path / "b.csv", [6, 7, 8])
@@ -37,14 +49,7 @@ def test_batches_come_in_file_order_with_bad_and_abandoned_files(tmp_path: Path)
     # a file given up on after its first batch, then listed again: read whole the 2nd time
     paths = [a, missing, b, a, b]
     decoder = _Decoder()
-    ahead = _Ahead(
-        decoder,  # type: ignore[arg-type]
-        FileChecks(READING, Mapping()),
-        paths,
-        Mapping(),
-        batch_rows=2,
-        ahead_rows=3,  # room for one batch at a time past the first
-    )
+    ahead = _ahead(decoder, paths, 2, 3)  # room for one batch at a time past the first
     seen: list[tuple[str, object]] = []
     with ahead:
         for number, path in enumerate(paths):
@@ -73,14 +78,7 @@ def test_batches_come_in_file_order_with_bad_and_abandoned_files(tmp_path: Path)
 def test_a_loader_that_stops_stops_the_thread(tmp_path: Path) -> None:
     paths = [_csv(tmp_path / f"{i}.csv", list(range(50))) for i in range(20)]
     decoder = _Decoder()
-    ahead = _Ahead(
-        decoder,  # type: ignore[arg-type]
-        FileChecks(READING, Mapping()),
-        paths,
-        Mapping(),
-        batch_rows=10,
-        ahead_rows=20,
-    )
+    ahead = _ahead(decoder, paths, 10, 20)
     with ahead:
         first = next(iter(ahead.file(paths[0])))
         assert not isinstance(first, Exception)

@@ -17,22 +17,14 @@ import polars as pl
 from metrify.contracts.records import READING, Status
 from metrify.quality.engine import run_vee
 from metrify.settings.vee import VeeConfig
-from support.realdata import london_readings
+from support.realdata import as_readings, london_readings
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def test_estimates_of_real_households_are_the_same_on_every_run() -> None:
     data = london_readings()
-    batch = data.with_columns(
-        interval_s=pl.lit(1800, pl.Int32),
-        **{
-            c: pl.lit(None, t)
-            for c, t in READING.schema.items()
-            if c not in ("meter_id", "ts", "import_kwh", "interval_s")
-        },
-    ).select(READING.fields)
-    batch = batch.with_columns(source=pl.lit("test"))
+    batch = as_readings(data).with_columns(source=pl.lit("test"))
     context = pl.DataFrame(
         schema={**READING.schema, "quality": pl.Int32, "status": pl.String, "source": pl.String}
     )

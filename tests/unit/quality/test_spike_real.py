@@ -15,10 +15,10 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from metrify.contracts.records import READING, Quality
+from metrify.contracts.records import Quality
 from metrify.quality.rules import validate
 from metrify.settings.vee import VeeConfig
-from support.realdata import london_readings
+from support.realdata import as_readings, london_readings
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SPIKE = int(Quality.SPIKE)
@@ -30,15 +30,7 @@ def households() -> pl.DataFrame:
 
 
 def vee(data: pl.DataFrame) -> pl.DataFrame:
-    frame = data.with_columns(
-        interval_s=pl.lit(1800, pl.Int32),
-        **{
-            c: pl.lit(None, t)
-            for c, t in READING.schema.items()
-            if c not in ("meter_id", "ts", "import_kwh", "interval_s")
-        },
-    ).select(READING.fields)
-    frame = frame.with_columns(
+    frame = as_readings(data).with_columns(
         quality=pl.lit(0, pl.Int32), source=pl.lit("test"), _ctx=pl.lit(False)
     )
     meters = pl.DataFrame({"meter_id": data["meter_id"].unique(), "timezone": "Europe/London"})
