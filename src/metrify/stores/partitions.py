@@ -17,6 +17,34 @@ import polars as pl
 import psycopg
 
 
+def partition_name(table: str, month: dt.date) -> str:
+    """The monthly partition of ``table`` holding ``month`` (as ``metrify_ensure_partition``
+    names it)."""
+    return f"{table}_p{month.year:04d}_{month.month:02d}"
+
+
+def by_partition(table: str, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """``frame``'s rows split by the monthly partition of ``table`` their ``ts`` falls in
+    (UTC), each with the partition's name, in time order; the rows keep their order.
+
+    A writer that inserts into the partitions themselves skips the parent's tuple
+    routing and, above all, its statement triggers with transition tables: those copy
+    every inserted row into a tuple store to read them back (see
+    :func:`metrify.stores.aggregate_days.mark_rows` for what the writer does instead).
+    """
+    month = pl.col("ts").dt.truncate("1mo").dt.date()
+    bounds = frame.select(lo=month.min(), hi=month.max()).row(0)
+    if bounds[0] is None:
+        return []
+    if bounds[0] == bounds[1]:
+        return [(partition_name(table, bounds[0]), frame)]
+    parts = frame.with_columns(_month=month).partition_by("_month", as_dict=True)
+    return [
+        (partition_name(table, key[0]), part.drop("_month"))
+        for key, part in sorted(parts.items(), key=lambda kv: kv[0][0])
+    ]
+
+
 def months_of(ts: pl.Series) -> list[dt.date]:
     """First days of the months the timestamps fall in (UTC), sorted."""
     months = ts.dt.truncate("1mo").unique().drop_nulls().sort()

@@ -1,7 +1,9 @@
 """Bulk, idempotent writes of contract batches into PostgreSQL.
 
 One batch = one transaction. Fresh keys (a file load, a live stream) go straight in
-with a binary ``COPY`` into the partitioned table, the store's physical limit. When a
+with a binary ``COPY`` into the table's monthly partitions, the store's physical limit
+(the writer marks the aggregates' meter-days itself, which the parent table's triggers
+do for every other writer). When a
 batch holds keys already stored (a re-delivery, a correction, a re-loaded file) that COPY
 fails on the primary key and is rolled back to a savepoint; the batch then takes the
 general path: COPY into a temporary staging table, then ``INSERT ... ON CONFLICT`` that
@@ -26,8 +28,8 @@ from psycopg import errors
 from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
 from metrify.ops import tracing
 from metrify.settings import UnknownMeterPolicy
-from metrify.stores import lake_outbox, quality_daily
-from metrify.stores.partitions import Partitions, months_of
+from metrify.stores import aggregate_days, lake_outbox, quality_daily
+from metrify.stores.partitions import Partitions, by_partition, months_of
 
 #: columns every stored time-series version carries beyond the contract's own fields.
 VERSION_COLUMNS = ("quality", "status", "source", "ingested_at")
@@ -522,10 +524,15 @@ class PostgresStore:
         _register(cur, contract, "SELECT unnest(%s::text[])", (ids,), zones)
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
-                copy_binary(cur, contract.table, rows)
+                # into the monthly partitions themselves (they exist: write_series
+                # ensured them), past the parent's statement triggers
+                for partition, part in by_partition(contract.table, rows):
+                    copy_binary(cur, partition, part)
         except errors.UniqueViolation:
             self._direct_cooldown = DIRECT_COOLDOWN
             return False
+        if contract is READING:  # what the parent's trigger would have marked
+            aggregate_days.mark_rows(cur, rows)
         return True
 
     def _kept(

@@ -292,6 +292,41 @@ def test_fast_copy_then_overlap_falls_back_to_upsert(
     assert count(conn, "SELECT count(*) FROM quality_dirty WHERE meter_id = 'F1'") == 2
 
 
+def test_fast_copy_goes_into_the_partitions_and_marks_each_meter_day_once(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A fresh batch across a month's end is copied into both monthly partitions, past
+    the parent's statement trigger, and the writer marks the aggregates' meter-days
+    itself: each (meter, UTC day) once (the trigger marking them too would double
+    them), announced on the aggregates' channel, and a refresh then sums every row."""
+    from metrify.stores import aggregates
+    from metrify.stores.postgres import PostgresStore
+
+    # G1 from 30 Jan 22:00 to 1 Feb 01:30 UTC (three UTC days), G2 on 1 Feb
+    g1 = _versions("G1", 56, 0.25, start="2013-01-30T22:00:00")
+    g2 = _versions("G2", 4, 1.0, start="2013-02-01T00:00:00")
+    expected_days = {
+        ("G1", dt.date(2013, 1, 30)),
+        ("G1", dt.date(2013, 1, 31)),
+        ("G1", dt.date(2013, 2, 1)),
+        ("G2", dt.date(2013, 2, 1)),
+    }
+    with psycopg.connect(conn.info.dsn, autocommit=True) as listener:
+        listener.execute("LISTEN metrify_aggregates")
+        with open_session(settings) as session:
+            store: PostgresStore = session.store
+            written = store.write_series(READING, _full(pl.concat([g1, g2])))
+        assert written.inserted == 60 and store._direct_cooldown == 0  # the fast COPY
+        assert any(n.channel == "metrify_aggregates" for n in listener.notifies(timeout=2))
+    marks = conn.execute("SELECT meter_id, day FROM agg_dirty").fetchall()
+    assert sorted(marks) == sorted(expected_days)  # once each
+    assert count(conn, "SELECT count(*) FROM readings_p2013_01") == 4 + 48
+    assert count(conn, "SELECT count(*) FROM readings_p2013_02") == 4 + 4
+    aggregates.refresh(conn)
+    total = conn.execute("SELECT sum(import_kwh) FROM agg_meter_30m").fetchone()
+    assert total is not None and total[0] == pytest.approx(56 * 0.25 + 4 * 1.0)
+
+
 def test_likely_stored_rows_are_upserted_and_the_rest_copied(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
