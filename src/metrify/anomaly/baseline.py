@@ -681,6 +681,27 @@ def _codes(ids: pl.Expr) -> pl.Expr:
     return ids.cast(pl.Categorical).to_physical()
 
 
+_ROW: Final = pl.int_range(pl.len(), dtype=pl.UInt32)
+
+
+def _stretch_first(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
+    """Each row's position of the first row of its stretch: the rows of one subject in
+    a row with the same ``state`` (rows in subject, time order).
+
+    A run is a stretch of rows, so its first and last rows' positions stand for a
+    window over the run: a window hashes a run number per row, and four of them took
+    as long as the rest of a week's level judgement."""
+    return (
+        pl.when(new_subject | (state != state.shift(1)).fill_null(True)).then(_ROW).forward_fill()
+    )
+
+
+def _stretch_last(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
+    """Each row's position of the last row of its stretch (see :func:`_stretch_first`)."""
+    ends = new_subject.shift(-1).fill_null(True) | (state != state.shift(-1)).fill_null(True)
+    return pl.when(ends).then(_ROW).backward_fill()
+
+
 def _levels(
     rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig, means: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -802,25 +823,26 @@ def _levels(
             both = both.with_columns(pl.col(f"e_{name}").alias(f"c_{name}"))
             continue
         stay = pl.col(f"s_{name}")
-        stretch = (new_subject | (stay != stay.shift(1))).cum_sum()
-        entered = pl.col(f"e_{name}").cast(pl.Int8).cum_max().over(stretch) > 0
-        both = both.with_columns((stay & entered).alias(f"c_{name}"))
+        entered = pl.col(f"e_{name}").cast(pl.UInt32).cum_sum()  # entry rows so far
+        both = both.with_columns(_first=_stretch_first(new_subject, stay)).with_columns(
+            (stay & (entered > (entered - pl.col(f"e_{name}")).gather("_first"))).alias(f"c_{name}")
+        )
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
-        # rows are in (subject, time) order and a new subject starts a new run, so one
-        # cumulative sum over all rows numbers every subject's runs apart
-        run = (new_subject | (cond != cond.shift(1))).cum_sum()
-        since = pl.when(pl.col("seed")).then(pl.col(f"{name}_since")).otherwise(pl.col("ts"))
-        both = both.with_columns(run=run).with_columns(
-            since.first().over("run").alias(f"{name}_start")
+        both = both.with_columns(
+            _first=_stretch_first(new_subject, cond), _last=_stretch_last(new_subject, cond)
         )
+        since = pl.when(pl.col("seed")).then(pl.col(f"{name}_since")).otherwise(pl.col("ts"))
+        both = both.with_columns(since.gather(pl.col("_first")).alias(f"{name}_start"))
         end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
-        lasted = cond & ((end - pl.col(f"{name}_start")) >= min_len)
+        lasted = (cond & ((end - pl.col(f"{name}_start")) >= min_len)).fill_null(False)
+        count = lasted.cast(pl.UInt32).cum_sum()
+        before = count - lasted.cast(pl.UInt32)  # lasted rows before this one
         both = both.with_columns(
             # the whole run is the incident once it has lasted (within this batch)
-            (cond & lasted.any().over("run")).alias(name),
+            (cond & (count.gather(pl.col("_last")) > before.gather(pl.col("_first")))).alias(name),
             pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
-        )
+        ).drop("_first", "_last")
     both, last_drops = _weekly_drops(both, scalars, cfg)
     real = both.filter(~pl.col("seed"))
     last_of_subject = (pl.col("sid") != pl.col("sid").shift(-1)).fill_null(True)
