@@ -8,6 +8,7 @@ its original fields as JSON and a reason, for the quarantine table.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -64,10 +65,21 @@ def _is_string(dtype: pl.DataType) -> bool:
     return dtype == pl.String
 
 
+#: every spelling of the null tokens in upper and lower case: looked up as they are,
+#: the text need not be lower-cased first (half the cost of cleaning a column)
+_NULL_SPELLINGS: Final = sorted(
+    {
+        "".join(p)
+        for t in NULL_TOKENS
+        for p in itertools.product(*({c.lower(), c.upper()} for c in t))
+    }
+)
+
+
 def _clean(col: str) -> pl.Expr:
-    """Strip padding and turn null tokens into real nulls."""
+    """Strip padding and turn null tokens (in any case) into real nulls."""
     stripped = pl.col(col).str.strip_chars()
-    return pl.when(stripped.str.to_lowercase().is_in(NULL_TOKENS)).then(None).otherwise(stripped)
+    return pl.when(stripped.is_in(_NULL_SPELLINGS)).then(None).otherwise(stripped)
 
 
 def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Series:
@@ -456,10 +468,14 @@ def decode(
             ((pl.col(name) < low) | (pl.col(name) > high), f"{name} out of range")
             for name, (low, high) in contract.bounded.items()
         ]
-    # The first failing check names the reason.
+    # The first failing check names the reason. Most batches have no failing row: one
+    # pass over the checks tells, and only then is each row's reason worked out (a
+    # chain of a few dozen conditions, each a column of text).
     reason = pl.lit(None, dtype=pl.String)
-    for bad, why in reversed(checks):
-        reason = pl.when(bad.fill_null(False)).then(pl.lit(why)).otherwise(reason)
+    flags = [bad.fill_null(False) for bad, _ in checks]
+    if flags and frame.select(pl.any_horizontal(flags).any()).item():
+        for flag, (_, why) in zip(reversed(flags), reversed(checks), strict=True):
+            reason = pl.when(flag).then(pl.lit(why)).otherwise(reason)
     frame = frame.with_columns(_reason=reason)
 
     bad_rows = frame.filter(pl.col("_reason").is_not_null())

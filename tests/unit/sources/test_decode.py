@@ -203,6 +203,26 @@ def test_constants_and_scales() -> None:
     assert row["station_id"] == "london" and row["humidity_pct"] == pytest.approx(91.0)
 
 
+def test_null_tokens_in_any_case_and_padding_are_nulls() -> None:
+    """Every spelling of the null tokens (any mix of cases, padded) reads as null, and
+    text that only contains one (``nano``, ``-1``) does not."""
+    tokens = ["NULL", " n/A ", "NoNe", "nA", "-", "", "nAn", " Null", "N/a"]
+    values = [*tokens, "0.5", "-1", "1e-3"]
+    raw = pl.DataFrame(
+        {
+            "meter_id": [*["M"] * len(values), "nano", " NONE "],
+            "ts": ["2013-01-01T00:00:00Z"] * (len(values) + 2),
+            "import_kwh": ["1"] * (len(values) + 2),
+            "export_kwh": [*values, "2", "3"],
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING, interval_s=900), check_ranges=False)
+    exported = out.records.filter(pl.col("meter_id") == "M")["export_kwh"].to_list()
+    assert exported == [None] * len(tokens) + [0.5, -1.0, 0.001]
+    assert "nano" in out.records["meter_id"].to_list()
+    assert out.rejects["reason"].to_list() == ["missing meter_id"]
+
+
 def test_rejects_keep_raw_fields_and_first_reason() -> None:
     raw = pl.DataFrame(
         {
