@@ -327,6 +327,53 @@ def test_fast_copy_goes_into_the_partitions_and_marks_each_meter_day_once(
     assert total is not None and total[0] == pytest.approx(56 * 0.25 + 4 * 1.0)
 
 
+@pytest.mark.parametrize("table", ["readings", "grid_measurements", "weather_observations"])
+def test_fields_a_fresh_copy_leaves_out_default_to_null(
+    conn: psycopg.Connection, table: str
+) -> None:
+    """The fast COPY leaves out the fields a batch carries for no row: the table must
+    fill them with NULL, so no contract field may have another default."""
+    from metrify.contracts.records import GRID, WEATHER
+
+    contract = {"readings": READING, "grid_measurements": GRID, "weather_observations": WEATHER}
+    defaults = dict(
+        conn.execute(
+            "SELECT column_name, column_default FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = %s",
+            (table,),
+        ).fetchall()
+    )
+    fields = contract[table].fields
+    assert set(fields) <= set(defaults)
+    assert {f: defaults[f] for f in fields if defaults[f] is not None} == {}
+
+
+def test_fresh_copy_of_partly_carried_fields_stores_each_as_given(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A fresh batch where one optional field is carried by some rows and another by
+    none: the rows store the carried values, nulls elsewhere, and the version columns."""
+    from metrify.stores.postgres import PostgresStore
+
+    batch = _full(_versions("P1", 4, 0.5)).with_columns(
+        voltage_v=pl.Series([230.0, None, 231.5, None], dtype=pl.Float64)
+    )
+    with open_session(settings) as session:
+        store: PostgresStore = session.store
+        written = store.write_series(READING, batch)
+        assert written.inserted == 4 and store._direct_cooldown == 0  # the fast COPY
+    stored = conn.execute(
+        "SELECT voltage_v, export_kwh, register_kwh, import_kwh, quality, status, source"
+        " FROM readings WHERE meter_id = 'P1' ORDER BY ts"
+    ).fetchall()
+    assert stored == [
+        (230.0, None, None, 0.5, 0, "valid", "test"),
+        (None, None, None, 0.5, 0, "valid", "test"),
+        (231.5, None, None, 0.5, 0, "valid", "test"),
+        (None, None, None, 0.5, 0, "valid", "test"),
+    ]
+
+
 def test_likely_stored_rows_are_upserted_and_the_rest_copied(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
