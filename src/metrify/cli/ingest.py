@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+import os
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +30,8 @@ _PEEK_ROWS = 1_000
 #: rows read from each file before a load without --interval, to refuse a file whose
 #: interval cannot be detected before anything is stored
 _INTERVAL_PEEK_ROWS = 50_000
+#: files checked at once before a load (reading and decoding release the GIL)
+_CHECK_WORKERS = 4
 
 
 def _check_mapped(path: Path, mapping: Mapping) -> None:
@@ -80,6 +84,27 @@ def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> None:
         raise UserError(f"{path.name}: {refusal(meter, verdict)}{others}")
 
 
+def _check_files(paths: list[Path], spec: Contract, mapping: Mapping) -> None:
+    """The checks of every file before anything is stored (:func:`_check_mapped`,
+    :func:`_check_intervals`), files side by side on the machine's cores; the first
+    file in the command's order that fails them refuses the command.
+
+    Without ``--interval`` the check reads and decodes the first 50,000 rows of each
+    file: one after the other, a hundred files took three seconds before the load began.
+    """
+
+    checks: list[Callable[[Path], None]] = []
+    if mapping.columns:  # every file's columns first: a wrong --map is the likelier slip
+        checks.append(lambda path: _check_mapped(path, mapping))
+    if mapping.detect_interval:
+        checks.append(lambda path: _check_intervals(path, spec, mapping))
+    workers = min(len(paths), os.cpu_count() or 1, _CHECK_WORKERS)
+    with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="check-files") as pool:
+        for check in checks:
+            for _ in pool.map(check, paths):  # re-raises the first failure in path order
+                pass
+
+
 @app.command("ingest")
 @friendly
 def ingest_cmd(
@@ -123,12 +148,7 @@ def ingest_cmd(
         register_digits=register_digits,
         detect_interval=True,
     )
-    if mapping.columns:
-        for path in paths:
-            _check_mapped(path, mapping)
-    if mapping.detect_interval:
-        for path in paths:
-            _check_intervals(path, spec, mapping)
+    _check_files(paths, spec, mapping)
     settings = load_settings()
     total = 0
     for path in paths:

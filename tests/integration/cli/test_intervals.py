@@ -103,6 +103,34 @@ def test_an_ambiguous_file_is_refused_naming_the_candidates(
     assert _ingest(str(path), "--interval", "900")["read"] == len(times)
 
 
+def test_files_checked_side_by_side_refuse_at_the_first_bad_one_in_order(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Six files checked before the load (on several threads): two good London
+    households, then two ambiguous files (the 15/30-minute meter above, as B1 and B2),
+    then two good ones. The refusal names the first ambiguous file in the command's
+    order, whichever thread finished first, and nothing is stored."""
+    start = dt.datetime(2024, 5, 1)
+    times = [start + dt.timedelta(minutes=15 * i) for i in range(64)]
+    times += [times[-1] + dt.timedelta(minutes=30 * (i + 1)) for i in range(96)]
+    bad = []
+    for name in ("B1", "B2"):
+        path = tmp_path / f"mixed-{name}.csv"
+        path.write_text(
+            "LCLid,tstp,energy(kWh/hh)\n"
+            + "".join(f"{name},{t:%Y-%m-%d %H:%M:%S},0.1\n" for t in times)
+        )
+        bad.append(path)
+    london = _london(4)
+    files = [*london[:2], *bad, *london[2:]]
+    for _ in range(3):  # the order of the threads' finishing varies from run to run
+        result = runner.invoke(app, ["ingest", "readings", *map(str, files), *LONDON])
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.stderr.split())
+        assert "mixed-B1.csv" in message and "B1" in message and "mixed-B2" not in message
+    assert conn.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+
+
 def test_hourly_register_reads_derive_hourly_without_interval(
     settings: Settings, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
