@@ -122,15 +122,20 @@ def unseen_incidents(
 
 
 def mark(assessed: pl.DataFrame, flags: pl.DataFrame, key: str) -> pl.DataFrame:
-    """``assessed`` with the anomaly quality bit set on the rows ``flags`` flag."""
+    """``assessed`` (in its order) with the anomaly quality bit set on the rows ``flags``
+    flag.
+
+    Only the flagged keys are joined (a few per cent of a batch): joined with every
+    row's flag, a part of a year-long load took 35 ms of the detectors' thread."""
+    hit = flags.filter(pl.col("anomaly")).select(key, "ts").unique().with_columns(_hit=True)
     return (
-        assessed.join(flags, on=[key, "ts"], how="left")
+        assessed.join(hit, on=[key, "ts"], how="left", maintain_order="left")
         .with_columns(
-            quality=pl.when(pl.col("anomaly").fill_null(False))
+            quality=pl.when(pl.col("_hit").fill_null(False))
             .then(pl.col("quality") | int(Quality.ANOMALY))
             .otherwise(pl.col("quality"))
         )
-        .drop("anomaly")
+        .drop("_hit")
     )
 
 
