@@ -18,6 +18,7 @@ import psycopg
 
 from metrify.stores.aggregates import GROUP_COLUMNS, LOCK
 from metrify.stores.changes import AGGREGATES_CHANNEL
+from metrify.stores.meter_days import insert_meter_days
 from metrify.stores.pools import Connection
 
 __all__ = ["mark_days", "mark_rows"]
@@ -33,15 +34,10 @@ def mark_rows(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> No
     back its distinct meter-days. For a bulk load that was a third of PostgreSQL's
     work; the writer knows the pairs already and sends a few thousand of them.
     """
-    pairs = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
-    if not pairs.height:
+    if not rows.height:
         return
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
-    cur.execute(
-        "INSERT INTO agg_dirty (meter_id, day)"
-        " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)",
-        (pairs.get_column("meter_id").to_list(), pairs.get_column("day").to_list()),
-    )
+    insert_meter_days(cur, "agg_dirty", rows)
     cur.execute("SELECT pg_notify(%s, '')", (AGGREGATES_CHANNEL,))
 
 

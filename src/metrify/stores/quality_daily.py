@@ -37,6 +37,7 @@ import psycopg
 
 from metrify.contracts.localtime import DAY_US, known_zones, local_us
 from metrify.contracts.records import Quality, Status
+from metrify.stores.meter_days import insert_meter_days
 
 #: the advisory lock between increments (shared) and recomputes (exclusive)
 LOCK: Final = 7_305_118_245
@@ -210,15 +211,8 @@ def count_fresh(
 
 
 def mark(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
-    """Mark the (meter, UTC day) pairs of ``rows`` stale, in one statement (days passed
-    as integers since the epoch: the cheapest array to send)."""
-    days = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
-    cur.execute(
-        "INSERT INTO quality_dirty (meter_id, day)"
-        " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)"
-        " ON CONFLICT DO NOTHING",
-        (days.get_column("meter_id").to_list(), days.get_column("day").to_list()),
-    )
+    """Mark the (meter, UTC day) pairs of ``rows`` stale, in one statement."""
+    insert_meter_days(cur, "quality_dirty", rows, "ON CONFLICT DO NOTHING")
 
 
 def rezone(cur: psycopg.Cursor[tuple[object, ...]], meters_sql: str) -> None:

@@ -83,29 +83,36 @@ def test_young_hours_get_the_median_and_the_mad_around_the_blended_level(
         assert abs(g - m) <= 1e-12 * max(1.0, abs(m))
 
 
+LEVEL_T0 = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)
+
+
+def _hourly(subject: str, values: list[float]) -> pl.DataFrame:
+    """Level rows of one subject, hourly from :data:`LEVEL_T0`, expected 1.0 each."""
+    return pl.DataFrame(
+        {
+            "subject_id": subject,
+            "ts": [LEVEL_T0 + dt.timedelta(hours=h) for h in range(len(values))],
+            "interval_s": 3600,
+            "value": values,
+            "expected": 1.0,
+            "usable": True,
+            "new": True,
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC"), "interval_s": pl.Int32()},
+    )
+
+
 def test_a_drop_run_never_carries_over_from_one_subject_to_the_next() -> None:
     """Runs are numbered over all subjects' rows at once: subject A ends in a drop and B
     is low from its first row, so B's run must start at B's own first row."""
     cfg = AnomalyConfig()
-    t0 = dt.datetime(2025, 1, 6, tzinfo=dt.UTC)
+    t0 = LEVEL_T0
     hours = 24
-
-    def series(subject: str, values: list[float]) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                "subject_id": subject,
-                "ts": [t0 + dt.timedelta(hours=h) for h in range(len(values))],
-                "interval_s": 3600,
-                "value": values,
-                "expected": 1.0,
-                "usable": True,
-                "new": True,
-            },
-            schema_overrides={"ts": pl.Datetime("us", "UTC"), "interval_s": pl.Int32()},
-        )
-
     rows = pl.concat(
-        [series("A", [1.0] * (hours // 2) + [0.05] * (hours // 2)), series("B", [0.05] * hours)]
+        [
+            _hourly("A", [1.0] * (hours // 2) + [0.05] * (hours // 2)),
+            _hourly("B", [0.05] * hours),
+        ]
     )
     means = pl.DataFrame({"subject_id": ["A", "B"], "mean_level": [1.0, 1.0]})
     out, _ = _levels(rows, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means)
@@ -114,3 +121,18 @@ def test_a_drop_run_never_carries_over_from_one_subject_to_the_next() -> None:
     assert b["drop_start"].unique().to_list() == [t0]
     a = out.filter((pl.col("subject_id") == "A") & pl.col("in_drop"))
     assert a["drop_start"].min() > t0
+
+
+def test_a_stretch_that_only_stays_above_the_exit_is_no_shift() -> None:
+    """Hysteresis works per stretch: a shift is entered (x3 for two days), ends (back to
+    normal for a day), and a later stretch between the exit (x1.8) and the entry (x2.5)
+    thresholds, with no row that enters, is no shift, however many entries came before."""
+    cfg = AnomalyConfig(level_half_life_h=0.25)
+    rows = _hourly("A", [3.0] * 48 + [1.0] * 24 + [2.0] * 48)
+    means = pl.DataFrame({"subject_id": ["A"], "mean_level": [1.0]})
+    out, _ = _levels(rows, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means)
+    out = out.sort("ts")
+    assert out["in_shift"].head(48).all()  # entered at once, held for two days
+    assert out["shift"].head(48).all()  # lasted a day: the whole run is the incident
+    assert not out["in_shift"].tail(46).any()  # only staying, never entering
+    assert not out["in_shift"].slice(50, 22).any()  # the day back to normal
