@@ -25,6 +25,7 @@ from metrify.anomaly.state import (
     HOURS_OF_WEEK,
     PROFILE_SCHEMA,
     SCALAR_SCHEMA,
+    SLOT_VALUES,
     local_hour_of_week,
     merge_slots,
     pack_slots,
@@ -85,9 +86,13 @@ def judge(
     would compare winter with summer. Each week is vectorised over all subjects; the state
     a week leaves is the next week's prior (as it is the next batch's in a stream).
     """
+    # an integer code per subject for the weeks' windows and sorts (``_sid``, in order of
+    # first appearance): hashing the id strings again in each week cost more than they
+    frame, ids = _coded(frame)
     weeks = frame.select(pl.col("ts").dt.truncate("1w").alias("week"))["week"]
     judge_week = functools.partial(
         _judge_once,
+        ids=ids,
         cfg=cfg,
         floor=floor,
         min_excess=min_excess,
@@ -98,7 +103,8 @@ def judge(
         classify=classify,
     )
     if weeks.n_unique() <= 1:
-        return judge_week(frame, profile, scalars)
+        j = judge_week(frame, profile, scalars)
+        return Judged(rows=j.rows.drop("_sid"), profile=j.profile, scalars=j.scalars)
     parts: list[pl.DataFrame] = []
     learnt: list[pl.DataFrame] = []
     states: list[pl.DataFrame] = []
@@ -114,7 +120,9 @@ def judge(
     out_profile = pl.concat(learnt).unique(["subject_id", "how"], keep="last", maintain_order=True)
     out_scalars = pl.concat(states).unique("subject_id", keep="last", maintain_order=True)
     return Judged(
-        rows=pl.concat(parts, how="diagonal_relaxed"), profile=out_profile, scalars=out_scalars
+        rows=pl.concat(parts, how="diagonal_relaxed").drop("_sid"),
+        profile=out_profile,
+        scalars=out_scalars,
     )
 
 
@@ -124,6 +132,7 @@ def _judge_once(
     scalars: pl.DataFrame,
     cfg: AnomalyConfig,
     *,
+    ids: pl.DataFrame,
     floor: float,
     min_excess: float,
     levels: bool,
@@ -132,7 +141,8 @@ def _judge_once(
     weather: pl.DataFrame | None = None,
     classify: bool = False,
 ) -> Judged:
-    """Judge ``frame`` (``subject_id, ts, interval_s, value, usable``) against the state.
+    """Judge ``frame`` (``subject_id, ts, interval_s, value, usable``, ``_sid``: the
+    subject's position in ``ids``) against the state.
 
     ``value`` is average power over the interval. With ``weather`` (hourly temperatures per
     station) and a ``station_id`` column, the expected level of weather-sensitive subjects
@@ -143,8 +153,8 @@ def _judge_once(
     that tells a bypass from an empty home (``drop_base``, ``drop_corr``, ``drop_rows``),
     accumulated over the whole run across batches.
     """
-    rows = frame.with_columns(local_hour_of_week(frame)).join(
-        scalars.select("subject_id", "last_ts"), on="subject_id", how="left"
+    rows = _attach(
+        frame.with_columns(local_hour_of_week(frame)), scalars.select("subject_id", "last_ts"), ids
     )
     rows = rows.with_columns(
         new=pl.col("last_ts").is_null() | (pl.col("ts") > pl.col("last_ts"))
@@ -153,23 +163,24 @@ def _judge_once(
         cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median()
     )
     ok = pl.col("usable") & pl.col("new") & pl.col("value").is_not_null()
-    prior = _slots_at(profile, rows).rename(
-        {"level": "p_level", "spread": "p_spread", "weight": "p_weight"}
-    )
-    rows = (
-        rows.join(prior, on=["subject_id", "how"], how="left")
-        .join(weeks_cap, on="subject_id", how="left")
-        .with_columns(pl.col("p_weight", "p_level", "p_spread").fill_null(0.0))
-    )
+    rows = _attach(_attach_slots(rows, profile, ids, "p_"), weeks_cap, ids)
+    rows = rows.with_columns(pl.col("p_weight", "p_level", "p_spread").fill_null(0.0))
     # A trusted prior is used alone (a spike in a small batch must not move it); a young
     # subject is judged on its prior blended with this batch's own medians. Only the
     # young hours need the batch's medians, so only they are grouped: once a fleet has
     # a few weeks of history, that is almost no row of a batch.
     trusted = pl.col("p_weight") >= cfg.min_samples
     w = pl.min_horizontal("p_weight", "cap")
-    rows = rows.join(
-        _young_stats(rows.filter(ok & ~trusted)), on=["subject_id", "how"], how="left"
-    ).with_columns(pl.col("b_n").fill_null(0.0))
+    fresh = _young_stats(rows.filter(ok & ~trusted))
+    if fresh.height:
+        rows = rows.join(fresh, on=["subject_id", "how"], how="left")
+    else:  # (a trusted fleet: no hour is young, and the join would hash every row for none)
+        rows = rows.with_columns(
+            pl.lit(None, dtype).alias(c)
+            for c, dtype in fresh.schema.items()
+            if c not in ("subject_id", "how")
+        )
+    rows = rows.with_columns(pl.col("b_n").fill_null(0.0))
     blended = (w * pl.col("p_level") + pl.col("b_n") * pl.col("b_med").fill_null(0.0)) / (
         w + pl.col("b_n")
     )
@@ -213,10 +224,8 @@ def _judge_once(
     if peak_factor is not None:
         # the typical daily peak (90th percentile of daily maxima): stored, or the batch's
         # own while the subject is young (only the young are grouped for it)
-        rows = rows.join(
-            scalars.select("subject_id", "peak_kw", "peak_days", record_ref="last_value"),
-            on="subject_id",
-            how="left",
+        rows = _attach(
+            rows, scalars.select("subject_id", "peak_kw", "peak_days", record_ref="last_value"), ids
         )
         known_peak = pl.col("peak_days").fill_null(0) >= cfg.min_samples
         batch_peak = (
@@ -226,7 +235,7 @@ def _judge_once(
             .group_by("subject_id")
             .agg(b_peak=pl.col("dmax").quantile(0.9))
         )
-        rows = rows.join(batch_peak, on="subject_id", how="left")
+        rows = _attach(rows, batch_peak, ids)
         peak = pl.when(known_peak).then(pl.col("peak_kw")).otherwise(pl.col("b_peak"))
         rows = rows.with_columns(peak_ref=peak)
         gate = pl.col("peak_ref").is_null() | (pl.col("value") > peak_factor * pl.col("peak_ref"))
@@ -250,9 +259,9 @@ def _judge_once(
             .agg(mean_level=pl.col("level").mean())
             .collect()
         )
-        rows, new_scalars = _levels(rows, scalars, cfg, means)
+        rows, new_scalars = _levels(rows, scalars, cfg, means, ids)
         if classify:
-            rows, run_slots = _drop_evidence(rows, profile, scalars, new_scalars)
+            rows, run_slots = _drop_evidence(rows, profile, scalars, new_scalars, ids)
         adapt = dt.timedelta(days=cfg.adapt_after_days)
         # Rows of a drop or shift still going on at the end of the batch do not teach the
         # baseline (a bypassed meter must not teach it its new level) until it has lasted
@@ -263,7 +272,7 @@ def _judge_once(
         open_runs = new_scalars.select(
             "subject_id", open_drop="drop_since", open_shift="shift_since"
         )
-        rows = rows.join(open_runs, on="subject_id", how="left")
+        rows = _attach(rows, open_runs, ids)
         young = [
             pl.col(f"in_{n}")
             & (pl.col(f"{n}_start") == pl.col(f"open_{n}")).fill_null(False)
@@ -283,7 +292,9 @@ def _judge_once(
             .select(list(SCALAR_SCHEMA))
         )
         learn = ok & ~pl.col("high") & ~pl.col("low")
-    new_profile = _learn(rows.filter(learn), profile, weeks_cap)
+    # (only the columns the learning reads: filtering every column of the rows cost more)
+    learnt = rows.select("_sid", "subject_id", "how", "ts", "value", _keep=learn).filter("_keep")
+    new_profile = _learn(learnt, profile, weeks_cap, ids)
     if use_temp:
         fit = temperature.learn(rows.filter(learn & trusted), profile, scalars, new_scalars, cfg)
     else:  # the fit stays as it was
@@ -295,13 +306,18 @@ def _judge_once(
     elif fit.height:
         new_profile = pl.concat([new_profile, fit.select(new_profile.columns)])
     if peak_factor is not None:
-        new_scalars = _learn_peak(rows.filter(learn), new_scalars, cfg)
-        new_scalars = _learn_record(rows.filter(ok), scalars, new_scalars, cfg)
+        new_scalars = _learn_peak(learnt, new_scalars, cfg)
+        seen = rows.select("subject_id", "value", _keep=ok).filter("_keep")
+        new_scalars = _learn_record(seen, scalars, new_scalars, cfg)
     return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
 
 
 def _drop_evidence(
-    rows: pl.DataFrame, profile: pl.DataFrame, scalars: pl.DataFrame, new_scalars: pl.DataFrame
+    rows: pl.DataFrame,
+    profile: pl.DataFrame,
+    scalars: pl.DataFrame,
+    new_scalars: pl.DataFrame,
+    ids: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """What tells a bypass from an empty home, over each drop run so far.
 
@@ -339,7 +355,7 @@ def _drop_evidence(
             / (pl.col("level").var() + (MAD_TO_SD * pl.col("spread").mean()) ** 2).sqrt(),
         )
     )
-    rows = rows.join(cuts, on="subject_id", how="left", maintain_order="left")
+    rows = _attach(rows, cuts, ids)
     known = pl.col("base_cut").is_not_null() & (pl.col("p_weight") > 0)
     base = pl.col("p_level") <= pl.col("base_cut")
     if rows.select((pl.col("in_drop") & ~known).any()).item():
@@ -598,7 +614,50 @@ def _slots_at(profile: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     return profile.join(rows.select(keys).unique(), on=keys, how="semi")
 
 
-def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.DataFrame:
+#: a slot's number is below this (the hours of the week, then the slots after them)
+_SLOT_SPAN: Final = 256
+
+
+def _attach_slots(
+    rows: pl.DataFrame, profile: pl.DataFrame, ids: pl.DataFrame, prefix: str
+) -> pl.DataFrame:
+    """``rows`` with the profile's level, spread and weight at each row's (subject, slot)
+    (``_sid``, ``how``), named with ``prefix``; null where the profile has no such slot.
+
+    A left join on the two keys, found by position: the profile's subjects are coded as
+    in ``ids``, its values scattered into a table of every code's slots and gathered at
+    each row's. A join on the id string and the slot hashed both sides' keys and was the
+    dearest step of a week's judgement. A profile much larger than the rows (a stream's
+    cache of every meter) is probed with the rows' keys instead (:func:`_slots_at`)."""
+    names = {v: f"{prefix}{v}" for v in SLOT_VALUES}
+    size = ids.height * _SLOT_SPAN
+    if profile.height > 2 * rows.height or size > 8 * (rows.height + profile.height):
+        return rows.join(
+            _slots_at(profile, rows).select("subject_id", "how", *SLOT_VALUES).rename(names),
+            on=["subject_id", "how"],
+            how="left",
+        )
+    code = profile.get_column("subject_id").cast(
+        pl.Enum(ids.get_column("subject_id")), strict=False
+    )
+    at = code.to_physical().cast(pl.Int64) * _SLOT_SPAN + profile.get_column("how").cast(pl.Int64)
+    known = at.is_not_null()
+    at = at.filter(known)
+    key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
+    out = []
+    for value, name in names.items():
+        table = pl.repeat(None, size, dtype=pl.Float64, eager=True)
+        out.append(
+            pl.lit(table.scatter(at, profile.get_column(value).filter(known)))
+            .gather(key)
+            .alias(name)
+        )
+    return rows.with_columns(out)
+
+
+def _learn(
+    rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame, ids: pl.DataFrame
+) -> pl.DataFrame:
     """Blend the batch's medians and MADs into the hours of the week it saw.
 
     Returns only those slots (the rest of a subject's profile is unchanged): a stream
@@ -608,19 +667,16 @@ def _learn(rows: pl.DataFrame, profile: pl.DataFrame, caps: pl.DataFrame) -> pl.
     ordered, groups = _hour_groups(rows, [])
     med = _sorted_medians(ordered.get_column("value"), groups)
     stats = groups.select(
+        "_sid",
         "subject_id",
         "how",
         u_med=med,
         u_n=pl.col("_n").cast(pl.Float64),
         u_mad=_sorted_mads(ordered, groups, med),
     )
-    full = (
-        stats.join(_slots_at(profile, stats), on=["subject_id", "how"], how="left")
-        .join(caps, on="subject_id", how="left")
-        .with_columns(
-            pl.col("level", "spread", "weight").fill_null(0.0),
-            pl.col("cap").fill_null(8.0),
-        )
+    full = _attach(_attach_slots(stats, profile, ids, ""), caps, ids).with_columns(
+        pl.col("level", "spread", "weight").fill_null(0.0),
+        pl.col("cap").fill_null(8.0),
     )
     w = pl.min_horizontal("weight", "cap")
     total = w + pl.col("u_n")
@@ -642,9 +698,9 @@ def _hour_groups(rows: pl.DataFrame, carry: list[str]) -> tuple[pl.DataFrame, pl
     readings), and Polars' grouped median selects within each of a batch's hundred
     thousand groups apart; after one sort of all rows a median is two gathers.
     """
-    key = _codes(pl.col("subject_id")).cast(pl.Int64) * 256 + pl.col("how").cast(pl.Int64)
+    key = pl.col("_sid").cast(pl.Int64) * 256 + pl.col("how").cast(pl.Int64)
     ordered = (
-        rows.select("subject_id", "how", "value", *carry)
+        rows.select("_sid", "subject_id", "how", "value", *carry)
         .with_columns(_k=key)
         .sort("_k", "value")
         .with_columns(_first=(pl.col("_k") != pl.col("_k").shift(1)).fill_null(True))
@@ -652,7 +708,7 @@ def _hour_groups(rows: pl.DataFrame, carry: list[str]) -> tuple[pl.DataFrame, pl
     groups = (
         ordered.with_row_index("_start")
         .filter("_first")
-        .select("subject_id", "how", *carry, pl.col("_start").cast(pl.Int64))
+        .select("_sid", "subject_id", "how", *carry, pl.col("_start").cast(pl.Int64))
         .with_columns(_n=pl.col("_start").shift(-1).fill_null(ordered.height) - pl.col("_start"))
     )
     return ordered.select("value", _g=pl.col("_first").cum_sum() - 1), groups
@@ -674,6 +730,31 @@ def _sorted_mads(ordered: pl.DataFrame, groups: pl.DataFrame, centre: pl.Series)
         _g=g, dev=(ordered.get_column("value") - centre.gather(g)).abs()
     ).sort("_g", "dev")
     return _sorted_medians(deviations.get_column("dev"), groups)
+
+
+def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``frame`` with ``_sid``, an integer code per subject (in order of first
+    appearance), and the subjects in the order of their codes (``ids``)."""
+    coded = frame.with_columns(_sid=_codes(pl.col("subject_id")))
+    return coded, coded.select(pl.col("subject_id").unique(maintain_order=True))
+
+
+def _attach(
+    rows: pl.DataFrame, table: pl.DataFrame, ids: pl.DataFrame, code: str = "_sid"
+) -> pl.DataFrame:
+    """``rows`` with the columns of ``table`` (one row per ``subject_id``) of each row's
+    subject, null where it has none: a left join, found by position.
+
+    ``ids`` lists the subjects in the order of their codes (``rows[code]``). Joining the
+    few subjects to ``table`` and gathering by code costs a fifth of hashing every row's
+    id again, and a week's judgement did that a dozen times."""
+    at = ids.join(table, on="subject_id", how="left", maintain_order="left")
+    if at.height != ids.height:  # not one row per subject: what a join would give
+        return rows.join(table, on="subject_id", how="left", maintain_order="left")
+    position = pl.col(code)
+    return rows.with_columns(
+        pl.lit(column).gather(position) for column in at.drop("subject_id").iter_columns()
+    )
 
 
 def _codes(ids: pl.Expr) -> pl.Expr:
@@ -702,8 +783,35 @@ def _stretch_last(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
     return pl.when(ends).then(_ROW).backward_fill()
 
 
+def _fill_within(value: pl.Expr, new_subject: pl.Expr, lead: pl.Expr) -> pl.Expr:
+    """``value`` with each null taking the last value before it in the subject's rows
+    (rows in subject order), and ``lead`` where the subject has none yet.
+
+    The same as a forward fill over the subject, without the window: a window groups
+    the rows by subject again for each column, the dearest step of a week's levels."""
+    return pl.when(new_subject & value.is_null()).then(lead).otherwise(value).forward_fill()
+
+
+def _by_subject_and_time(both: pl.DataFrame) -> pl.DataFrame:
+    """The level rows (each subject's seed, then its rows) in subject, time order.
+
+    A batch's rows mostly come in time order within each subject already; then a stable
+    sort on the subject's code alone keeps each seed (first in ``both``, and older than
+    the subject's new rows) before them. A sort on three keys cost three times that."""
+    sid, ts = pl.col("sid"), pl.col("ts")
+    live = both.filter(~pl.col("seed"))
+    ordered = not live.select(((sid == sid.shift(1)) & (ts <= ts.shift(1))).any()).item()
+    if ordered and not both.filter(pl.col("seed")).get_column("ts").has_nulls():
+        return both.sort("sid", maintain_order=True)
+    return both.sort("sid", "ts", "seed", descending=[False, False, True])
+
+
 def _levels(
-    rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig, means: pl.DataFrame
+    rows: pl.DataFrame,
+    scalars: pl.DataFrame,
+    cfg: AnomalyConfig,
+    means: pl.DataFrame,
+    ids: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """EWMA of observed and expected power per subject; drops and shifts that last.
 
@@ -719,6 +827,7 @@ def _levels(
     live = rows.filter(pl.col("new") & pl.col("expected").is_not_null()).select(
         "_row",
         "subject_id",
+        pl.col("_sid").alias("sid"),
         "ts",
         "interval_s",
         obs=pl.when(pl.col("usable")).then(pl.col("value")).otherwise(pl.col("expected")),
@@ -726,11 +835,12 @@ def _levels(
         seed=pl.lit(False),
     )
     seeds = scalars.filter(pl.col("ewm_obs").is_not_null()).join(
-        live.select("subject_id").unique(), on="subject_id", how="semi"
+        live.select("subject_id", "sid").unique(), on="subject_id", how="inner"
     )
     start = seeds.select(
         _row=pl.lit(None, pl.UInt32),
         subject_id="subject_id",
+        sid=pl.col("sid"),
         ts="last_ts",
         interval_s=pl.lit(0, pl.Int32),
         obs="ewm_obs",
@@ -749,16 +859,14 @@ def _levels(
         ],
         how="vertical_relaxed",
     )
-    # The windows below partition by an integer code of the subject: hashing the id
-    # strings for each of a dozen windows cost more than the windows themselves.
-    both = both.with_columns(sid=_codes(pl.col("subject_id"))).sort(
-        "sid", "ts", "seed", descending=[False, False, True]
-    )
+    # The windows below partition by an integer code of the subject (``_sid``): hashing
+    # the id strings for each of a dozen windows cost more than the windows themselves.
+    both = _by_subject_and_time(both)
     both = both.with_columns(
         eo=pl.col("obs").ewm_mean_by("ts", half_life=half_life).over("sid"),
         ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("sid"),
     )
-    both = both.join(means, on="subject_id", how="left", maintain_order="left")
+    both = _attach(both, means, ids, code="sid")
     judgeable = pl.col("ee") > cfg.level_min_expected_kw
     ratio = pl.col("eo") / pl.col("ee")
 
@@ -766,24 +874,27 @@ def _levels(
     # hour: they cannot tell a drop from normal use, and ending the run there would cut
     # one bypass into a new incident (and alert) every night. Only for QUIET_HOLD, so a
     # meter whose whole level sank below the floor ends its run instead of holding it.
-    last_judged = (
-        pl.when(judgeable | pl.col("seed")).then(pl.col("ts")).otherwise(None).forward_fill()
-    ).over("sid")
-    hold = (pl.col("ts") - last_judged) <= QUIET_HOLD
+    both = both.with_columns(_new=(pl.col("sid") != pl.col("sid").shift(1)).fill_null(True))
+    new_subject = pl.col("_new")
+    # (a subject's rows with no judged hour before them: long past the hold)
+    never = pl.col("ts") - 2 * QUIET_HOLD
+    last_judged = _fill_within(
+        pl.when(judgeable | pl.col("seed")).then(pl.col("ts")), new_subject, never
+    )
+    both = both.with_columns(_hold=(pl.col("ts") - last_judged) <= QUIET_HOLD)
+    hold = pl.col("_hold")
 
     def held(seeded: pl.Expr, cond: pl.Expr) -> pl.Expr:
-        return (
+        state = (
             pl.when(pl.col("seed"))
             .then(seeded)
             .when(judgeable)
             .then(cond)
-            .when(hold.fill_null(False))
+            .when(hold)
             .then(None)
             .otherwise(False)
-            .forward_fill()
-            .over("sid")
-            .fill_null(False)
         )
+        return _fill_within(state, new_subject, pl.lit(False)).fill_null(False)
 
     excess = pl.col("eo") - pl.col("ee")
     # an exit threshold is never stricter than the entry (a drop ratio set above the
@@ -806,7 +917,6 @@ def _levels(
             | (excess > stay_share * cfg.shift_excess * pl.col("mean_level")).fill_null(False),
         ),
     )
-    new_subject = (pl.col("sid") != pl.col("sid").shift(1)).fill_null(True)
     # Hysteresis: a drop (shift) begins when the ratio crosses its threshold and goes on
     # until it crosses back over the looser exit threshold. A real household tripling its
     # use swings around x3 (a quiet afternoon dips to x2.4 for an hour): one threshold
@@ -876,7 +986,6 @@ def _levels(
         .select(list(SCALAR_SCHEMA))
     )
     flags = real.select(
-        "_row",
         "ratio",
         "drop",
         "shift",
@@ -885,9 +994,20 @@ def _levels(
         in_drop="c_drop",
         in_shift="c_shift",
     )
-    rows = (
-        rows.join(flags, on="_row", how="left")
-        .with_columns(pl.col("drop", "shift", "in_drop", "in_shift").fill_null(False))
-        .drop("_row")
-    )
-    return rows, new_scalars
+    return rows.drop("_row").with_columns(
+        _scatter(flags, real.get_column("_row"), rows.height)
+    ), new_scalars
+
+
+def _scatter(part: pl.DataFrame, rows: pl.Series, height: int) -> list[pl.Series]:
+    """``part``'s columns put at positions ``rows`` of ``height`` rows: a flag False
+    elsewhere, any other value null. (Two scatters per column instead of a join on the
+    row number, which hashed every row of the week again.)"""
+    out = []
+    for column in part.iter_columns():
+        if column.dtype == pl.Boolean:
+            base = pl.repeat(False, height, dtype=pl.Boolean, eager=True)
+        else:
+            base = pl.repeat(None, height, dtype=column.dtype, eager=True)
+        out.append(base.scatter(rows, column).alias(column.name))
+    return out

@@ -11,7 +11,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrify.anomaly.baseline import _learn, _levels, _young_stats
+from metrify.anomaly.baseline import _coded, _learn, _levels, _young_stats
 from metrify.anomaly.state import PROFILE_SCHEMA, SCALAR_SCHEMA
 from metrify.settings.anomaly import AnomalyConfig
 
@@ -51,9 +51,9 @@ def expected(rows: pl.DataFrame, centre: pl.Expr) -> pl.DataFrame:
 def test_learnt_levels_and_spreads_are_the_group_medians_and_mads(
     rows: list[tuple[str, int, float]],
 ) -> None:
-    batch = frame(rows)
+    batch, ids = _coded(frame(rows))
     caps = batch.select("subject_id").unique().with_columns(cap=pl.lit(1000.0))
-    got = _learn(batch, pl.DataFrame(schema=PROFILE_SCHEMA), caps).sort("subject_id", "how")
+    got = _learn(batch, pl.DataFrame(schema=PROFILE_SCHEMA), caps, ids).sort("subject_id", "how")
     want = expected(batch, pl.col("value").median())
     assert got.select("subject_id", "how").equals(want.select("subject_id", "how"))
     # a fresh slot's level is its median and its spread its MAD (weight 0 before)
@@ -68,8 +68,8 @@ def test_learnt_levels_and_spreads_are_the_group_medians_and_mads(
 def test_young_hours_get_the_median_and_the_mad_around_the_blended_level(
     rows: list[tuple[str, int, float]], weight: float, level: float
 ) -> None:
-    batch = frame(rows).with_columns(
-        p_weight=pl.lit(weight), cap=pl.lit(8.0), p_level=pl.lit(level)
+    batch, _ = _coded(
+        frame(rows).with_columns(p_weight=pl.lit(weight), cap=pl.lit(8.0), p_level=pl.lit(level))
     )
     got = _young_stats(batch).sort("subject_id", "how")
     n = pl.len().cast(pl.Float64)
@@ -102,6 +102,14 @@ def _hourly(subject: str, values: list[float]) -> pl.DataFrame:
     )
 
 
+def levels(
+    rows: pl.DataFrame, cfg: AnomalyConfig, means: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The level judgement of ``rows`` for subjects with no state yet."""
+    coded, ids = _coded(rows)
+    return _levels(coded, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means, ids)
+
+
 def test_a_drop_run_never_carries_over_from_one_subject_to_the_next() -> None:
     """Runs are numbered over all subjects' rows at once: subject A ends in a drop and B
     is low from its first row, so B's run must start at B's own first row."""
@@ -115,7 +123,7 @@ def test_a_drop_run_never_carries_over_from_one_subject_to_the_next() -> None:
         ]
     )
     means = pl.DataFrame({"subject_id": ["A", "B"], "mean_level": [1.0, 1.0]})
-    out, _ = _levels(rows, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means)
+    out, _ = levels(rows, cfg, means)
     b = out.filter(pl.col("subject_id") == "B").sort("ts")
     assert b["in_drop"].all()
     assert b["drop_start"].unique().to_list() == [t0]
@@ -130,7 +138,7 @@ def test_a_stretch_that_only_stays_above_the_exit_is_no_shift() -> None:
     cfg = AnomalyConfig(level_half_life_h=0.25)
     rows = _hourly("A", [3.0] * 48 + [1.0] * 24 + [2.0] * 48)
     means = pl.DataFrame({"subject_id": ["A"], "mean_level": [1.0]})
-    out, _ = _levels(rows, pl.DataFrame(schema=SCALAR_SCHEMA), cfg, means)
+    out, _ = levels(rows, cfg, means)
     out = out.sort("ts")
     assert out["in_shift"].head(48).all()  # entered at once, held for two days
     assert out["shift"].head(48).all()  # lasted a day: the whole run is the incident
