@@ -637,10 +637,8 @@ def _attach_slots(
             on=["subject_id", "how"],
             how="left",
         )
-    code = profile.get_column("subject_id").cast(
-        pl.Enum(ids.get_column("subject_id")), strict=False
-    )
-    at = code.to_physical().cast(pl.Int64) * _SLOT_SPAN + profile.get_column("how").cast(pl.Int64)
+    code = _positions(profile.get_column("subject_id"), ids)
+    at = code.cast(pl.Int64) * _SLOT_SPAN + profile.get_column("how").cast(pl.Int64)
     known = at.is_not_null()
     at = at.filter(known)
     key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
@@ -745,16 +743,24 @@ def _attach(
     """``rows`` with the columns of ``table`` (one row per ``subject_id``) of each row's
     subject, null where it has none: a left join, found by position.
 
-    ``ids`` lists the subjects in the order of their codes (``rows[code]``). Joining the
-    few subjects to ``table`` and gathering by code costs a fifth of hashing every row's
+    ``ids`` lists the subjects in the order of their codes (``rows[code]``). Coding the
+    table's few subjects and gathering by code costs a fraction of hashing every row's
     id again, and a week's judgement did that a dozen times."""
-    at = ids.join(table, on="subject_id", how="left", maintain_order="left")
-    if at.height != ids.height:  # not one row per subject: what a join would give
-        return rows.join(table, on="subject_id", how="left", maintain_order="left")
-    position = pl.col(code)
+    keys = _positions(table.get_column("subject_id"), ids)
+    rank = pl.int_range(table.height, dtype=pl.UInt32, eager=True)
+    if keys.has_nulls():  # subjects the rows do not have: no row takes them
+        rank, keys = rank.filter(keys.is_not_null()), keys.drop_nulls()
+    where = pl.repeat(None, ids.height, dtype=pl.UInt32, eager=True).scatter(keys, rank)
+    at = where.gather(rows.get_column(code))
     return rows.with_columns(
-        pl.lit(column).gather(position) for column in at.drop("subject_id").iter_columns()
+        column.gather(at) for column in table.drop("subject_id").iter_columns()
     )
+
+
+def _positions(subjects: pl.Series, ids: pl.DataFrame) -> pl.Series:
+    """Each of ``subjects``' position in ``ids`` (null for one not there)."""
+    coding = pl.Enum(ids.get_column("subject_id"))
+    return subjects.cast(coding, strict=False).to_physical()
 
 
 def _codes(ids: pl.Expr) -> pl.Expr:
