@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
@@ -56,12 +56,15 @@ def _check_mapped(path: Path, mapping: Mapping) -> None:
         raise UserError(f"{path.name}: {exc}") from None
 
 
-def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> None:
+def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> dict[str, int]:
     """Refuse the command, before anything is stored, when the first rows of a file
     without an interval (no ``--interval``, no interval column) show a meter whose
     interval cannot be detected from its timestamps (see
     :mod:`metrify.sources.intervals`). Meters not yet conclusive in those rows are
-    judged during the load."""
+    judged during the load.
+
+    Returns the intervals decided for the meters of a file read whole (none given the
+    others' interval for want of timestamps: the load decides those with all files')."""
     from metrify.sources.intervals import detect_intervals, needs_detection, refusal
 
     try:
@@ -73,36 +76,43 @@ def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> None:
             if isinstance(batches, Generator):
                 batches.close()
     except (ReaderError, OSError):
-        return
+        return {}
     if first is None or not needs_detection(spec, mapping, first.data.columns):
-        return
+        return {}
     detector = detect_intervals([first], spec, mapping, complete=complete)
     if detector.refused:
         meter, verdict = next(iter(detector.refused.items()))
         more = len(detector.refused) - 1
         others = f" (and {more} more meter{'s' if more != 1 else ''})" if more else ""
         raise UserError(f"{path.name}: {refusal(meter, verdict)}{others}")
+    if not complete:
+        return {}
+    return {m: s for m, s in detector.decided.items() if m not in detector.assumed}
 
 
-def _check_files(paths: list[Path], spec: Contract, mapping: Mapping) -> None:
+def _check_files(paths: list[Path], spec: Contract, mapping: Mapping) -> dict[str, int]:
     """The checks of every file before anything is stored (:func:`_check_mapped`,
     :func:`_check_intervals`), files side by side on the machine's cores; the first
     file in the command's order that fails them refuses the command.
 
-    Without ``--interval`` the check reads and decodes the first 50,000 rows of each
-    file: one after the other, a hundred files took three seconds before the load began.
-    """
-
-    checks: list[Callable[[Path], None]] = []
-    if mapping.columns:  # every file's columns first: a wrong --map is the likelier slip
-        checks.append(lambda path: _check_mapped(path, mapping))
-    if mapping.detect_interval:
-        checks.append(lambda path: _check_intervals(path, spec, mapping))
+    Without ``--interval`` the check reads the first 50,000 rows of each file: one after
+    the other, a hundred files took three seconds before the load began. Returns the
+    intervals it decided for meters each found whole in one file only: the load takes
+    them as decided instead of parsing those meters' first rows again (a meter in
+    several files is left to the load, which decides it with the files in order)."""
     workers = min(len(paths), os.cpu_count() or 1, _CHECK_WORKERS)
     with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="check-files") as pool:
-        for check in checks:
-            for _ in pool.map(check, paths):  # re-raises the first failure in path order
-                pass
+        if mapping.columns:  # every file's columns first: a wrong --map is the likelier slip
+            for _ in pool.map(lambda path: _check_mapped(path, mapping), paths):
+                pass  # (map re-raises the first failure in path order)
+        if not mapping.detect_interval:
+            return {}
+        decided: dict[str, int] = {}
+        shared: set[str] = set()
+        for found in pool.map(lambda path: _check_intervals(path, spec, mapping), paths):
+            shared.update(decided.keys() & found.keys())
+            decided.update(found)
+    return {m: s for m, s in decided.items() if m not in shared}
 
 
 @app.command("ingest")
@@ -148,7 +158,7 @@ def ingest_cmd(
         register_digits=register_digits,
         detect_interval=True,
     )
-    _check_files(paths, spec, mapping)
+    intervals = _check_files(paths, spec, mapping)
     settings = load_settings()
     total = 0
     for path in paths:
@@ -166,6 +176,7 @@ def ingest_cmd(
             mapping,
             progress=progress.advance,
             file_done=progress.file_done,
+            intervals=intervals,
         )
     print_summary(summary, as_json=as_json)
     if alerts is not None:

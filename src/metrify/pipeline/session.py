@@ -135,6 +135,7 @@ def ingest_files(
     *,
     progress: Progress | None = None,
     file_done: Callable[[Path], None] | None = None,
+    intervals: dict[str, int] | None = None,
 ) -> Summary:
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal.
 
@@ -143,11 +144,12 @@ def ingest_files(
     before; the pipeline takes them in the files' order, as if read here.
 
     ``progress`` hears of every batch's bytes, ``file_done`` of every file read to its
-    end (or given up on)."""
+    end (or given up on). ``intervals``: meters' intervals already detected (by the
+    command's checks of the files), taken as decided."""
     from metrify.sources import ReaderError
     from metrify.sources.filechecks import FileChecks
 
-    checks = FileChecks(contract, mapping)
+    checks = FileChecks(contract, mapping, intervals)
     catch_up_lake(session)
     pipeline = session.pipeline(
         contract,

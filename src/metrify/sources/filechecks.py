@@ -38,10 +38,16 @@ PROFILE_SAMPLE: Final = 50_000
 class FileChecks:
     """Interval detection and the DST profile check of one load (all its files)."""
 
-    def __init__(self, contract: Contract, mapping: Mapping) -> None:
+    def __init__(
+        self, contract: Contract, mapping: Mapping, intervals: dict[str, int] | None = None
+    ) -> None:
+        """``intervals``: meters whose interval is known already (detected from the
+        files before the load), so their rows are not parsed again to detect it."""
         self.contract = contract
         self.mapping = mapping
-        self.detector = IntervalDetector() if mapping.detect_interval else None
+        self.detector = (
+            IntervalDetector(decided=dict(intervals or {})) if mapping.detect_interval else None
+        )
         value = PROFILE_FIELD.get(contract.kind)
         self.value = value
         self.profile = (

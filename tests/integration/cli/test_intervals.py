@@ -193,3 +193,56 @@ def test_a_utc_file_loaded_as_london_clock_is_warned_about(
     ).write_csv(local)
     also_right = _ingest(str(local), "--tz", "Europe/London")
     assert not [w for w in also_right["warnings"] if "DST changes" in w]  # type: ignore[union-attr]
+
+
+def test_the_load_keeps_the_interval_the_check_of_the_files_decided(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A meter whose first 200 rows are half 15-minute and half 30-minute, then 1,100
+    rows every 30 minutes. The check of the files before the load sees enough rows to
+    decide 1800 s; the load takes that verdict instead of judging the meter again on its
+    first 200 rows (where no spacing dominates, and the meter's rows would be
+    quarantined after the command had accepted the file)."""
+    start = dt.datetime(2024, 5, 1)
+    times = [start + dt.timedelta(minutes=15 * i) for i in range(100)]
+    times += [times[-1] + dt.timedelta(minutes=30 * (i + 1)) for i in range(1_100)]
+    path = tmp_path / "settles.csv"
+    path.write_text(
+        "meter_id,ts,import_kwh\n" + "".join(f"M1,{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
+    )
+    summary = _ingest(str(path))
+    assert summary["intervals_detected"] == {"1800": 1}
+    assert summary["quarantined"] == 0
+    assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(DISTINCT interval_s), min(interval_s) FROM readings WHERE meter_id = 'M1'"
+    ).fetchone() == (1, 1800)
+
+
+def test_the_check_hands_on_only_meters_found_whole_in_one_file(tmp_path: Path) -> None:
+    """What the check of the files hands to the load: the meters of a file it read
+    whole, each in one file only. A meter in two files is left to the load (which
+    decides it with the files in their order), and so is every meter of a file longer
+    than the check's first rows."""
+    from metrify.cli.ingest import _INTERVAL_PEEK_ROWS, _check_files
+    from metrify.contracts.records import READING
+    from metrify.sources.mapping import build_mapping
+
+    start = dt.datetime(2024, 5, 1)
+
+    def write(name: str, meter: str, minutes: int, rows: int) -> Path:
+        path = tmp_path / name
+        times = (start + dt.timedelta(minutes=minutes * i) for i in range(rows))
+        path.write_text(
+            "meter_id,ts,import_kwh\n" + "".join(f"{meter},{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
+        )
+        return path
+
+    files = [
+        write("a.csv", "M1", 30, 100),
+        write("b.csv", "M2", 15, 100),
+        write("c.csv", "M1", 30, 100),
+        write("d.csv", "M3", 60, _INTERVAL_PEEK_ROWS + 10),
+    ]
+    mapping = build_mapping(READING, detect_interval=True)
+    assert _check_files(files, READING, mapping) == {"M2": 900}
