@@ -29,6 +29,14 @@ def _london(count: int) -> list[Path]:
     return sorted((shared_data() / "london-smart-meters-2013").glob("*.csv.gz"))[:count]
 
 
+def _write_meter(path: Path, meter: str, times: list[dt.datetime]) -> Path:
+    """One meter's rows at ``times`` (0.1 kWh each) as a plain CSV."""
+    path.write_text(
+        "meter_id,ts,import_kwh\n" + "".join(f"{meter},{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
+    )
+    return path
+
+
 def _ingest(*args: str) -> dict[str, object]:
     result = runner.invoke(app, ["ingest", "readings", *args, "--json"])
     assert result.exit_code == 0, result.output
@@ -88,10 +96,7 @@ def test_an_ambiguous_file_is_refused_naming_the_candidates(
     start = dt.datetime(2024, 5, 1)
     times = [start + dt.timedelta(minutes=15 * i) for i in range(64)]
     times += [times[-1] + dt.timedelta(minutes=30 * (i + 1)) for i in range(96)]
-    path = tmp_path / "mixed.csv"
-    path.write_text(
-        "meter_id,ts,import_kwh\n" + "".join(f"M1,{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
-    )
+    path = _write_meter(tmp_path / "mixed.csv", "M1", times)
     result = runner.invoke(app, ["ingest", "readings", str(path)])
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
@@ -206,10 +211,7 @@ def test_the_load_keeps_the_interval_the_check_of_the_files_decided(
     start = dt.datetime(2024, 5, 1)
     times = [start + dt.timedelta(minutes=15 * i) for i in range(100)]
     times += [times[-1] + dt.timedelta(minutes=30 * (i + 1)) for i in range(1_100)]
-    path = tmp_path / "settles.csv"
-    path.write_text(
-        "meter_id,ts,import_kwh\n" + "".join(f"M1,{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
-    )
+    path = _write_meter(tmp_path / "settles.csv", "M1", times)
     summary = _ingest(str(path))
     assert summary["intervals_detected"] == {"1800": 1}
     assert summary["quarantined"] == 0
@@ -231,12 +233,8 @@ def test_the_check_hands_on_only_meters_found_whole_in_one_file(tmp_path: Path) 
     start = dt.datetime(2024, 5, 1)
 
     def write(name: str, meter: str, minutes: int, rows: int) -> Path:
-        path = tmp_path / name
-        times = (start + dt.timedelta(minutes=minutes * i) for i in range(rows))
-        path.write_text(
-            "meter_id,ts,import_kwh\n" + "".join(f"{meter},{t:%Y-%m-%d %H:%M},0.1\n" for t in times)
-        )
-        return path
+        times = [start + dt.timedelta(minutes=minutes * i) for i in range(rows)]
+        return _write_meter(tmp_path / name, meter, times)
 
     files = [
         write("a.csv", "M1", 30, 100),
