@@ -42,8 +42,8 @@ def dedupe_batch(
     ``source``), so rows differing only there are still repeats.
     """
     key = list(contract.key)
-    repeated = records.select(key).is_duplicated()
-    if not repeated.any():
+    repeated = None if _keys_once(records, key) else records.select(key).is_duplicated()
+    if repeated is None or not repeated.any():
         none = records.clear()
         return Deduplicated(records.with_columns(_conflict=pl.lit(False)), none, none)
     indexed = records.with_row_index("_i")
@@ -63,3 +63,23 @@ def dedupe_batch(
     )
     superseded = marked.filter(~pl.col("_last")).drop("_last", "_conflict")
     return Deduplicated(kept.sort("_i").drop("_i"), superseded.sort("_i").drop("_i"), repeats)
+
+
+def _keys_once(records: pl.DataFrame, key: list[str]) -> bool:
+    """Whether the rows plainly hold each ``(id, ts)`` key once: each id's rows come
+    together, in strictly increasing time (a file's, or files of one meter each).
+
+    Two comparisons with the row before and a count of the ids cost a quarter of
+    hashing every key, which a 1.7M-row batch with no repeat paid for nothing. False
+    when it cannot tell (other keys, nulls, ids that come back, time out of order):
+    the caller then looks for repeats the full way."""
+    if len(key) != 2 or key[1] != "ts" or not records.height:
+        return False
+    ident, ts = pl.col(key[0]), pl.col("ts")
+    nulls, back, runs, ids = records.select(
+        nulls=ident.has_nulls() | ts.has_nulls(),
+        back=((ident == ident.shift(1)) & (ts <= ts.shift(1))).any(),
+        runs=(ident != ident.shift(1)).sum() + 1,
+        ids=ident.n_unique(),
+    ).row(0)
+    return not nulls and not back and runs == ids

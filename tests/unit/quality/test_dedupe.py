@@ -64,6 +64,21 @@ def _expected(data: list[tuple[Any, ...]]) -> tuple[list[int], int, list[int], s
 @settings(max_examples=200, deadline=None)
 @given(rows)
 def test_dedupe_follows_the_rule(data: list[tuple[Any, ...]]) -> None:
+    _check(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.integers(0, 39))
+def test_rows_in_key_order_follow_the_rule_too(data: list[tuple[Any, ...]], cut: int) -> None:
+    """Rows in (id, time) order, as a file of one meter comes, which a batch without
+    repeats can be told by from the rows before: a repeated time within an id, or an
+    id that comes back further on (the tail moved to the front), must still be found."""
+    ordered = sorted(data, key=lambda r: (r[0], r[1]))
+    _check(ordered)
+    _check(ordered[cut:] + ordered[:cut])
+
+
+def _check(data: list[tuple[Any, ...]]) -> None:
     result = dedupe_batch(GRID, _frame(data))
     kept, identical, superseded, conflict = _expected(data)
 
