@@ -628,10 +628,12 @@ def _attach_slots(
     in ``ids``, its values scattered into a table of every code's slots and gathered at
     each row's. A join on the id string and the slot hashed both sides' keys and was the
     dearest step of a week's judgement. A profile much larger than the rows (a stream's
-    cache of every meter) is probed with the rows' keys instead (:func:`_slots_at`)."""
+    cache of every meter), or subjects so many that the table would outgrow twice the
+    rows and profile together, are probed with the rows' keys instead
+    (:func:`_slots_at`)."""
     names = {v: f"{prefix}{v}" for v in SLOT_VALUES}
     size = ids.height * _SLOT_SPAN
-    if profile.height > 2 * rows.height or size > 8 * (rows.height + profile.height):
+    if profile.height > 2 * rows.height or size > 2 * (rows.height + profile.height):
         return rows.join(
             _slots_at(profile, rows).select("subject_id", "how", *SLOT_VALUES).rename(names),
             on=["subject_id", "how"],
