@@ -86,8 +86,9 @@ def judge(
     would compare winter with summer. Each week is vectorised over all subjects; the state
     a week leaves is the next week's prior (as it is the next batch's in a stream).
     """
-    # an integer code per subject for the weeks' windows and sorts (``_sid``, in order of
-    # first appearance): hashing the id strings again in each week cost more than they
+    # an integer code per subject for the weeks' lookups, windows and sorts (``_sid``, in
+    # order of first appearance): hashing the id strings again in each week's joins cost
+    # more than the judgement around them
     frame, ids = _coded(frame)
     weeks = frame.select(pl.col("ts").dt.truncate("1w").alias("week"))["week"]
     judge_week = functools.partial(
@@ -803,14 +804,18 @@ def _fill_within(value: pl.Expr, new_subject: pl.Expr, lead: pl.Expr) -> pl.Expr
 def _by_subject_and_time(both: pl.DataFrame) -> pl.DataFrame:
     """The level rows (each subject's seed, then its rows) in subject, time order.
 
-    A batch's rows mostly come in time order within each subject already; then a stable
-    sort on the subject's code alone keeps each seed (first in ``both``, and older than
-    the subject's new rows) before them. A sort on three keys cost three times that."""
+    A batch's rows mostly come in time order within each subject already (VEE returns
+    them so); then a stable sort on the subject's code alone keeps each seed (first in
+    ``both``, and older than the subject's new rows) before them, and a look at each
+    row against the one before confirms the order. A sort on three keys cost three
+    times that."""
+    by_subject = both.sort("sid", maintain_order=True)
     sid, ts = pl.col("sid"), pl.col("ts")
-    live = both.filter(~pl.col("seed"))
-    ordered = not live.select(((sid == sid.shift(1)) & (ts <= ts.shift(1))).any()).item()
-    if ordered and not both.filter(pl.col("seed")).get_column("ts").has_nulls():
-        return both.sort("sid", maintain_order=True)
+    back, gaps = by_subject.select(
+        back=((sid == sid.shift(1)) & (ts <= ts.shift(1))).any(), gaps=ts.has_nulls()
+    ).row(0)
+    if not back and not gaps:
+        return by_subject
     return both.sort("sid", "ts", "seed", descending=[False, False, True])
 
 

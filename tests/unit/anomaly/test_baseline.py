@@ -144,3 +144,33 @@ def test_a_stretch_that_only_stays_above_the_exit_is_no_shift() -> None:
     assert out["shift"].head(48).all()  # lasted a day: the whole run is the incident
     assert not out["in_shift"].tail(46).any()  # only staying, never entering
     assert not out["in_shift"].slice(50, 22).any()  # the day back to normal
+
+
+def test_levels_do_not_depend_on_the_order_the_rows_come_in() -> None:
+    """The running levels follow each subject's time, however its rows arrive: two
+    subjects' rows each in reverse time and taking turns (so no row follows one of its
+    own subject: a later hour comes before an earlier one only with the other subject's
+    row between) give the verdicts of the same rows in order."""
+    cfg = AnomalyConfig()
+    rows = pl.concat(
+        [
+            _hourly("A", [1.0] * 12 + [0.05] * 30 + [1.0] * 6),
+            _hourly("B", [1.0] * 20 + [3.5] * 28),
+        ]
+    )
+    means = pl.DataFrame({"subject_id": ["A", "B"], "mean_level": [1.0, 1.0]})
+    columns = ["subject_id", "ts", "ratio", "in_drop", "drop", "in_shift", "shift"]
+    in_order, _ = levels(rows, cfg, means)
+    turns = (
+        rows.sort("ts", descending=True)
+        .with_columns(turn=pl.int_range(pl.len()).over("subject_id"))
+        .sort("turn", "subject_id")
+        .drop("turn")
+    )
+    shuffled, _ = levels(turns, cfg, means)
+    assert (
+        in_order.select(columns)
+        .sort("subject_id", "ts")
+        .equals(shuffled.select(columns).sort("subject_id", "ts"))
+    )
+    assert in_order["in_drop"].any() and in_order["in_shift"].any()  # both runs judged
