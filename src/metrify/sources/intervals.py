@@ -428,19 +428,20 @@ def detect_intervals(
     the whole file, so every meter is judged for good; otherwise only meters whose
     counts are already conclusive are.
 
-    Like the load (:func:`stamp_intervals`), it parses ``PROBE_ROWS`` rows of each
-    undecided meter at a time, in the file's order, until every meter is decided or
-    refused or its rows run out: a meter is decided by its first few hundred rows, and
-    parsing all fifty thousand of a household's year made this check cost more than a
-    tenth of the load it guards."""
+    Like the load (:func:`stamp_intervals`), it parses the first ``PROBE_ROWS`` rows of
+    each meter first, in the file's order, and then more of the meters still undecided
+    (twice as many each time), until every meter is decided or refused or its rows run
+    out: a meter is decided by its first few hundred rows, and parsing all fifty
+    thousand of a household's year made this check cost more than a tenth of the load
+    it guards."""
     detector = IntervalDetector()
     id_field = contract.id_field or contract.key[0]
     for batch in batches:
         ids = _row_ids(contract, batch.data, mapping)
         rank = ids.to_frame().select(pl.int_range(pl.len()).over("m")).to_series()
-        start = 0
+        start, step = 0, PROBE_ROWS
         while True:
-            pick = (rank >= start) & (rank < start + PROBE_ROWS)
+            pick = (rank >= start) & (rank < start + step)
             closed = [*detector.decided, *detector.refused]
             if closed:
                 pick = pick & ~ids.is_in(closed).fill_null(False)
@@ -450,7 +451,7 @@ def detect_intervals(
             records = probe_records(contract, sample, mapping)
             detector.observe(records.get_column(id_field), records.get_column("ts"))
             detector.settle()
-            start += PROBE_ROWS
+            start, step = start + step, 2 * step
     detector.settle(final=complete)
     return detector
 
