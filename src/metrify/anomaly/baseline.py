@@ -699,7 +699,7 @@ def _hour_groups(rows: pl.DataFrame, carry: list[str]) -> tuple[pl.DataFrame, pl
     readings), and Polars' grouped median selects within each of a batch's hundred
     thousand groups apart; after one sort of all rows a median is two gathers.
     """
-    key = pl.col("_sid").cast(pl.Int64) * 256 + pl.col("how").cast(pl.Int64)
+    key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
     ordered = (
         rows.select("_sid", "subject_id", "how", "value", *carry)
         .with_columns(_k=key)
@@ -734,10 +734,12 @@ def _sorted_mads(ordered: pl.DataFrame, groups: pl.DataFrame, centre: pl.Series)
 
 
 def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``frame`` with ``_sid``, an integer code per subject (in order of first
-    appearance), and the subjects in the order of their codes (``ids``)."""
-    coded = frame.with_columns(_sid=_codes(pl.col("subject_id")))
-    return coded, coded.select(pl.col("subject_id").unique(maintain_order=True))
+    """``frame`` with ``_sid``, each row's subject's position in ``ids``, and ``ids``:
+    the subjects in order of first appearance. The codes come from ``ids`` itself
+    (:func:`_positions`, as every table's lookup does), so a code always is a
+    position there, whatever a categorical would number."""
+    ids = frame.select(pl.col("subject_id").unique(maintain_order=True).drop_nulls())
+    return frame.with_columns(_sid=_positions(frame.get_column("subject_id"), ids)), ids
 
 
 def _attach(
@@ -764,11 +766,6 @@ def _positions(subjects: pl.Series, ids: pl.DataFrame) -> pl.Series:
     """Each of ``subjects``' position in ``ids`` (null for one not there)."""
     coding = pl.Enum(ids.get_column("subject_id"))
     return subjects.cast(coding, strict=False).to_physical()
-
-
-def _codes(ids: pl.Expr) -> pl.Expr:
-    """A dense integer per distinct id (its categorical code), to partition by."""
-    return ids.cast(pl.Categorical).to_physical()
 
 
 _ROW: Final = pl.int_range(pl.len(), dtype=pl.UInt32)
