@@ -21,6 +21,7 @@ from typing import Final
 
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import Contract, interval_is_valid
+from metrify.sources.obis import obis_columns
 
 #: ``--tz`` as a fixed offset from UTC: ``+10:00``, ``-0500``, ``+10``, ``UTC+10``,
 #: ``UTC-03:30``, ``GMT+1``
@@ -88,10 +89,16 @@ class Mapping:
         return self.scales.get(name, 1.0)
 
     def resolve(self, columns: list[str]) -> Mapping:
-        """This mapping with ``#N`` sources replaced by the name of the source's N-th
-        column. A column literally named ``#N`` wins over the position; a position past
-        the last column is left as it is (and reported as a missing column)."""
-        if not any(_POSITION.match(src) for src in self.columns.values()):
+        """This mapping for a source with these columns: ``#N`` sources replaced by the
+        name of the source's N-th column, and fields the source names by OBIS code
+        (``1-0:1.8.0``, see :mod:`metrify.sources.obis`) read from those columns.
+
+        A column literally named ``#N`` wins over the position; a position past the last
+        column is left as it is (and reported as a missing column). An OBIS column fills
+        a field only where ``--map`` and ``--set`` say nothing of it and no column has
+        the field's own name: what the user or the file names plainly comes first."""
+        coded = obis_columns(columns)
+        if not coded and not any(_POSITION.match(src) for src in self.columns.values()):
             return self
         names = set(columns)
         resolved = {}
@@ -100,6 +107,9 @@ class Mapping:
             if match and src not in names and int(match.group(1)) <= len(columns):
                 src = columns[int(match.group(1)) - 1]
             resolved[name] = src
+        for name, src in coded.items():
+            if name not in resolved and name not in self.constants and name not in names:
+                resolved[name] = src
         return replace(self, columns=resolved)
 
     def derives_energy(self, contract: Contract, columns: Iterable[str]) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import ssl
 import threading
 from collections.abc import Iterable
@@ -34,9 +33,11 @@ from urllib.parse import urlsplit
 
 from metrify.sources.batches import BadRow
 from metrify.sources.kafka import parse_message
+from metrify.sources.obis import obis_field
+
+log = logging.getLogger(__name__)
 
 __all__ = [
-    "OBIS_FIELDS",
     "BrokerRefused",
     "Login",
     "Message",
@@ -44,43 +45,8 @@ __all__ = [
     "Tls",
     "broker_address",
     "broker_tls",
-    "obis_field",
     "rows_of",
 ]
-
-#: OBIS value groups C.D.E (electricity, A = 1) and the contract field each one fills.
-#: Energy registers (x.8.0) and interval energy (x.29.0) in kWh, power (x.7.0) in kW,
-#: voltage (32/52/72.7.0) in V, current (31/51/71.7.0) in A, reactive power in kvar.
-OBIS_FIELDS: Final[dict[str, str]] = {
-    "1.8.0": "register_kwh",  # active energy import (A+), total register
-    "2.8.0": "export_register_kwh",  # active energy export (A-), total register
-    "1.29.0": "import_kwh",  # A+ energy over the last integration period
-    "2.29.0": "export_kwh",  # A- energy over the last integration period
-    "1.7.0": "active_power_kw",  # instantaneous active power import
-    "3.7.0": "reactive_power_kvar",  # instantaneous reactive power import
-    "13.7.0": "power_factor",
-    "14.7.0": "frequency_hz",
-    "32.7.0": "voltage_v",  # L1
-    "31.7.0": "current_a",  # L1
-}
-#: active power export (2.7.0) is the same field with the sign of export
-_EXPORT_POWER: Final = "2.7.0"
-log = logging.getLogger(__name__)
-_OBIS: Final = re.compile(
-    r"^(?:(?P<a>\d+)-(?P<b>\d+):)?(?P<c>\d+)\.(?P<d>\d+)\.(?P<e>\d+)(?:[*.&](?P<f>\d+))?$"
-)
-
-
-def obis_field(key: str) -> str | None:
-    """The contract field an OBIS-coded key names; None when ``key`` is not an OBIS code
-    Metrify maps (a code of another medium, A != 1, is not electricity's)."""
-    match = _OBIS.match(key.strip())
-    if match is None or match["a"] not in (None, "1"):
-        return None
-    code = f"{int(match['c'])}.{int(match['d'])}.{int(match['e'])}"
-    if code == _EXPORT_POWER:
-        return "-active_power_kw"
-    return OBIS_FIELDS.get(code)
 
 
 def rows_of(

@@ -207,3 +207,41 @@ def test_a_meters_reference_width_gives_the_wrap(
     assert sum(r[1] for r in rows) == pytest.approx(
         (raw[cross + 23, 1] - raw[cross - 24, 1]) / 1000, abs=1e-6
     )
+
+
+def test_a_head_end_export_named_by_obis_codes_loads_without_a_map(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """The home's import register as a head-end exports it: semicolons, columns named by
+    OBIS code only (clock 0-0:1.0.0, equipment id 0-0:96.1.1, A+ register 1-0:1.8.0 in
+    kWh, L1 voltage 1-0:32.7.0) and a code Metrify has no field for. No --map: every
+    field is found by its code, the interval energy is the register's rise per hour."""
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_5yrhours.csv")[:240]
+    volts = 230.0 + (np.arange(len(raw)) % 7) / 10
+    lines = ["0-0:1.0.0;0-0:96.1.1;1-0:1.8.0;1-0:32.7.0;0-0:96.14.0"]
+    for (t, wh), v in zip(raw.tolist(), volts.tolist(), strict=True):
+        lines.append(f"{t};E0012;{wh / 1000:.3f};{v:.1f};2")
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["ingest", "readings", str(path), "--interval", "3600", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["quarantined"] == 0
+    assert any("0-0:96.14.0" in w for w in summary["warnings"])  # named, not guessed
+    rows = _stored(conn, "E0012")
+    # one hour per pair of reads on the hour (the file's reads are hourly)
+    assert len(rows) == (raw[-1, 0] - raw[0, 0]) // 3600
+    energy = np.array([r[1] for r in rows])
+    assert energy.sum() == pytest.approx((raw[-1, 1] - raw[0, 1]) / 1000, abs=1e-6)
+    hourly = np.diff(raw[:, 1]) / 1000
+    assert energy[: len(hourly)] == pytest.approx(hourly, abs=1e-6)
+    voltage = dict(
+        conn.execute(
+            "SELECT extract(epoch FROM ts)::bigint + 3600, voltage_v FROM readings"
+            " WHERE meter_id = 'E0012'"
+        ).fetchall()
+    )
+    read_volts = dict(zip(raw[:, 0].tolist(), volts.tolist(), strict=True))
+    assert all(
+        voltage[t] == pytest.approx(read_volts[t]) for t in voltage if voltage[t] is not None
+    )

@@ -68,6 +68,28 @@ def test_a_position_past_the_last_column_is_an_error() -> None:
         check_mapped_columns(mapping, ["#1", "#2"])
 
 
+def test_columns_named_by_obis_code_fill_the_fields_they_name() -> None:
+    """A header of OBIS codes maps without ``--map``; what the user maps or sets, and a
+    column with the field's own name, come first."""
+    columns = ["0-0:1.0.0", "meter_id", "1-0:1.29.0", "1-0:1.8.0*255", "1.8.0", "1-0:2.7.0"]
+    resolved = build_mapping(READING).resolve(columns)
+    assert resolved.columns == {
+        "ts": "0-0:1.0.0",
+        "import_kwh": "1-0:1.29.0",
+        "register_kwh": "1-0:1.8.0*255",  # the first of two columns of one code
+    }  # meter_id has a column of its name; export power (negated) is left to --map
+    mapped = build_mapping(READING, maps=["import_kwh=kwh"], sets=["register_kwh=0"])
+    assert mapped.resolve([*columns, "kwh"]).columns == {"import_kwh": "kwh", "ts": "0-0:1.0.0"}
+    data = pl.DataFrame(
+        {"0-0:1.0.0": ["2024-01-01T00:00:00Z"], "meter_id": ["M1"], "1-0:1.29.0": ["0.25"]}
+    )
+    out = decode(READING, data, build_mapping(READING, interval_s=900))
+    assert out.records.select("meter_id", "ts", "import_kwh").rows() == [
+        ("M1", dt.datetime(2024, 1, 1, tzinfo=UTC), 0.25)
+    ]
+    assert out.ignored_columns == []
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

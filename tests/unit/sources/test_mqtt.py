@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from metrify.sources.mqtt import broker_address, broker_tls, obis_field, rows_of
+from metrify.sources.mqtt import broker_address, broker_tls, rows_of
+from metrify.sources.obis import obis_field
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,10 @@ from metrify.sources.mqtt import broker_address, broker_tls, obis_field, rows_of
         ("1-0:2.29.0", "export_kwh"),
         ("1-0:1.7.0", "active_power_kw"),
         ("1-0:32.7.0", "voltage_v"),
+        ("0-0:1.0.0", "ts"),  # the clock
+        ("0-0:96.1.1", "meter_id"),  # the equipment identifier
+        ("0-0:96.14.0", None),  # the current tariff: no field
+        ("1.0.0", None),  # without A = 0 it is no clock
         ("7-0:3.0.0", None),  # a gas volume (A = 7) is not electricity's
         ("1-0:99.98.1", None),  # an event log: not a reading field
         ("import_kwh", None),
