@@ -126,6 +126,7 @@ def ingest_cmd(
     interval: opts.Interval = None,
     tz: opts.Tz = None,
     ts_end: opts.TsEnd = False,
+    ts_format: opts.TsFormat = None,
     units: opts.Units = [],  # noqa: B006
     no_header: opts.NoHeader = False,
     register_digits: opts.RegisterDigits = None,
@@ -153,6 +154,7 @@ def ingest_cmd(
         interval_s=interval,
         tz=tz,
         ts_end=ts_end,
+        ts_format=ts_format,
         units=units,
         header=not no_header,
         register_digits=register_digits,

@@ -33,6 +33,14 @@ Tz = Annotated[
     ),
 ]
 TsEnd = Annotated[bool, typer.Option("--ts-end", help="timestamps mark the END of each interval")]
+TsFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--ts-format",
+        help="the timestamps' format (strftime, e.g. '%d/%m/%Y %H:%M'); default: read "
+        "ISO 8601, epoch numbers and day- or month-first dates as they come",
+    ),
+]
 Units = Annotated[
     list[str],
     typer.Option(

@@ -27,7 +27,13 @@ NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
 
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
 _AWARE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z"]
-_NAIVE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+_NAIVE_FORMATS = [
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y-%m-%d %I:%M:%S %p",  # a 12-hour clock, as US exports write it
+    "%Y-%m-%d %I:%M %p",
+]
 #: the plain shapes most exports write local times in, each with the one format that
 #: reads every text of that shape as the general readers below do (no padding, no
 #: offset, no fraction: nothing for them to strip or choose between)
@@ -80,6 +86,75 @@ def _clean(col: str) -> pl.Expr:
     """Strip padding and turn null tokens (in any case) into real nulls."""
     stripped = pl.col(col).str.strip_chars()
     return pl.when(stripped.is_in(_NULL_SPELLINGS)).then(None).otherwise(stripped)
+
+
+#: a number with a decimal comma, perhaps grouped by dots (``0,25``, ``1.234,5``), and
+#: one grouped by commas, perhaps with a decimal point (``1,234``, ``12,345.5``; a
+#: group never starts with 0, so ``0,219`` is a decimal comma)
+_DECIMAL_COMMA: Final = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"
+_GROUPED_BY_COMMAS: Final = r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$"
+AMBIGUOUS_NUMBER: Final = (
+    "a comma that may be a decimal comma or a thousands separator (1,234), and no other"
+    " value of the column tells which"
+)
+
+
+def _number_columns(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> list[str]:
+    """The text columns the batch reads decimal numbers from."""
+    return [
+        src
+        for name, dtype in contract.schema.items()
+        if dtype == pl.Float64
+        and name not in mapping.constants
+        and (src := mapping.source_column(name)) in raw.columns
+        and _is_string(raw.schema[src])
+    ]
+
+
+def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
+    """How the batch's number columns (``columns``, text) use the comma: ``"decimal"``,
+    ``"grouped"`` (thousands), ``"ambiguous"``, ``"mixed"``; None where none has one.
+
+    Exports written in a European locale (often the files with ``;`` between fields)
+    put a decimal comma in numbers, and some group thousands by dots: ``0,25``,
+    ``1.234,5``. Others group thousands by commas: ``1,234.5``. A value like ``1,234``
+    reads either way, so the batch decides, as one file is written in one locale: if
+    any value can only be a decimal comma (``0,25``, ``12345,678``), commas are decimal
+    commas; if any can only group thousands (``12,345,678``, ``1,234.5``), they group
+    thousands. Columns without a comma cost one scan each."""
+    decimal_only = grouped_only = seen = False
+    for name in columns:
+        column = raw.get_column(name)
+        if not column.str.contains(",", literal=True).any():
+            continue
+        seen = True
+        values = column.str.strip_chars()
+        decimal = values.str.contains(_DECIMAL_COMMA).fill_null(False)
+        grouped = values.str.contains(_GROUPED_BY_COMMAS).fill_null(False)
+        decimal_only = decimal_only or bool((decimal & ~grouped).any())
+        grouped_only = grouped_only or bool((grouped & ~decimal).any())
+    if not seen:
+        return None
+    if decimal_only != grouped_only:
+        return "decimal" if decimal_only else "grouped"
+    return "mixed" if decimal_only else "ambiguous"
+
+
+def _number_text(text: pl.Expr, marks: str | None) -> tuple[pl.Expr, pl.Expr | None]:
+    """A number column's text made readable by a float cast under the batch's ``marks``
+    (:func:`_number_marks`), and an expression true where a value cannot be told (None
+    if none can be). A batch showing both uses is left as it is: its comma values fail
+    as non-numeric. One whose comma values all read both ways has them refused as
+    ambiguous, rather than read 1,000 times too large or too small."""
+    if marks == "decimal":
+        european = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        return pl.when(text.str.contains(_DECIMAL_COMMA)).then(european).otherwise(text), None
+    if marks == "grouped":
+        plain = text.str.replace_all(",", "", literal=True)
+        return pl.when(text.str.contains(_GROUPED_BY_COMMAS)).then(plain).otherwise(text), None
+    if marks == "ambiguous":
+        return text, text.str.contains(_DECIMAL_COMMA).fill_null(False)
+    return text, None
 
 
 def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Series:
@@ -171,6 +246,77 @@ def _compact(text: pl.Series, numeric: pl.Series) -> pl.Series:
     return out.zip_with(((year >= 1970) & (year < 2200)).fill_null(False), out.clear(out.len()))
 
 
+#: a date written day or month first, year last (``01.03.2024``, ``1/3/2024``,
+#: ``01-03-2024``; dots also with a two-digit year, ``01.03.24``), and what follows it
+_DATE_LAST_YEAR: Final = r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{4}|\d{2}(?:\D|$))"
+AMBIGUOUS_DATE: Final = "ambiguous date: day or month first? (pass --ts-format)"
+
+
+def _year_first(text: pl.Series) -> tuple[pl.Series, pl.Series | None]:
+    """Dates written with the year last rewritten year first (``2024-03-01``), so the
+    readers below take them; other texts as they are.
+
+    Which of the first two numbers is the day is decided for the column: a first
+    number above 12 makes it day first, a second above 12 month first. Where no value
+    tells, dots and dashes are read day first (``01.03.2024`` is how Europe writes the
+    first of March, and nobody writes month first with dots), and slashes by the order
+    that makes consecutive rows step by a day or less rather than by a month; a column
+    that still cannot tell (one date throughout, ``03/04/2024``) is left unread, and its
+    rows fail as :data:`AMBIGUOUS_DATE` (see :func:`_parse_ts`). A column that shows
+    both orders is left unread too: no one order reads it. The second value marks the
+    rows left unread so (None when there are none)."""
+    parts = text.str.extract_groups(_DATE_LAST_YEAR)
+    first = parts.struct.field("1").cast(pl.Int32, strict=False)
+    if first.null_count() == text.len():
+        return text, None
+    second = parts.struct.field("3").cast(pl.Int32, strict=False)
+    day_first = bool((first > 12).any())
+    month_first = bool((second > 12).any())
+    if day_first == month_first and not day_first:
+        separators = parts.struct.field("2").drop_nulls().unique().to_list()
+        if "/" not in separators:
+            day_first = True
+        else:
+            day_first, month_first = _order_by_steps(text)
+    if day_first == month_first:
+        return text, first.is_not_null()
+    digits = parts.struct.field("4").str.extract(r"^(\d+)")
+    year = digits.zip_with(digits.str.len_chars() != 2, "20" + digits)
+    day, month = (first, second) if day_first else (second, first)
+    rest = text.str.replace(_DATE_LAST_YEAR, "$4").str.replace(r"^\d+", "")
+    rewritten = pl.select(
+        pl.concat_str(
+            year,
+            pl.lit("-"),
+            pl.lit(month).cast(pl.String).str.zfill(2),
+            pl.lit("-"),
+            pl.lit(day).cast(pl.String).str.zfill(2),
+            pl.lit(rest),
+        )
+    ).to_series()
+    return rewritten.zip_with(first.is_not_null(), text).rename(text.name), None
+
+
+def _order_by_steps(text: pl.Series) -> tuple[bool, bool]:
+    """(day first, month first) for a column of slashed dates whose numbers are all 12
+    or less: the order under which more consecutive rows are a day or less apart (a
+    series of readings steps by its interval; the other order jumps by months where
+    the date changes). Both False when neither order is ahead."""
+    parts = text.str.extract_groups(r"^(\d{1,2})/(\d{1,2})/(\d{4})")
+    a = parts.struct.field("1").cast(pl.Int32, strict=False)
+    b = parts.struct.field("2").cast(pl.Int32, strict=False)
+    y = parts.struct.field("3").cast(pl.Int32, strict=False)
+    frame = pl.DataFrame({"a": a, "b": b, "y": y}).drop_nulls()
+    scores = []
+    for day, month in (("a", "b"), ("b", "a")):
+        dates = frame.select(pl.date(pl.col("y"), pl.col(month), pl.col(day))).to_series()
+        steps = dates.diff().drop_nulls().dt.total_days().abs()
+        scores.append(int((steps <= 1).sum()) - int((steps > 1).sum()))
+    if scores[0] == scores[1]:
+        return False, False
+    return scores[0] > scores[1], scores[1] > scores[0]
+
+
 def _parse_ts(
     raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
@@ -186,6 +332,8 @@ def _parse_ts(
     plain number is a time since the epoch (seconds, milliseconds or microseconds by
     its size), always UTC.
     """
+    if mapping.ts_format is not None:
+        return _formatted_ts(raw, col, mapping, id_expr)
     # A column of one plain local shape (most exports) is read with its one format.
     plain = plain_times(raw.get_column(col))
     if plain is not None:
@@ -207,6 +355,7 @@ def _parse_ts(
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
     ).to_series()
+    text, undecided = _year_first(text)
     numeric = text.str.contains(_EPOCH_TEXT).fill_null(False)
     compact = _compact(text, numeric)
     is_epoch = numeric & compact.is_null()
@@ -223,6 +372,8 @@ def _parse_ts(
     if compact.null_count() < compact.len():
         naive = compact.zip_with(compact.is_not_null(), naive)
     helpers = {"_ts_offset": has_offset, "_ts_aware": aware, "_ts_naive": naive}
+    if undecided is not None:
+        helpers["_ts_undecided"] = undecided
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     parsed = pl.when(pl.col("_ts_offset")).then(pl.col("_ts_aware")).otherwise(local)
     if is_epoch.any():
@@ -240,6 +391,30 @@ def _parse_ts(
     # A well-formed local time that the zone skips (the spring-forward hour).
     skipped = bad & ~pl.col("_ts_offset") & pl.col("_ts_naive").is_not_null()
     return helpers, parsed, bad, skipped
+
+
+def _formatted_ts(
+    raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
+) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
+    """:func:`_parse_ts` for a ``--ts-format``: every text read with that one format, a
+    time with an offset (``%z``) as that instant, a naive one as local to ``--tz``."""
+    fmt = mapping.ts_format
+    assert fmt is not None
+    text = raw.get_column(col).str.strip_chars()
+    if "%z" in fmt or "%:z" in fmt or "%#z" in fmt:
+        aware = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        no = pl.lit(False)
+        return (
+            {"_ts_aware": aware},
+            pl.col("_ts_aware"),
+            pl.col(col).is_not_null() & pl.col("_ts_aware").is_null(),
+            no,
+        )
+    naive = text.str.to_datetime(fmt, strict=False, time_unit="us")
+    local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
+    bad = pl.col(col).is_not_null() & local.is_null()
+    skipped = bad & pl.col("_ts_naive").is_not_null()
+    return {"_ts_naive": naive}, local, bad, skipped
 
 
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
@@ -329,6 +504,7 @@ def decode(
     first_line: int = 0,
     lines: npt.NDArray[np.int64] | None = None,
     check_ranges: bool = True,
+    number_marks: str | None = None,
 ) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise).
 
@@ -340,6 +516,10 @@ def decode(
     :meth:`Mapping.derives_energy`) decodes into records whose ``import_kwh`` is null
     and whose ``ts`` is the instant of the read; :mod:`metrify.sources.registers`
     turns those into intervals.
+
+    ``number_marks``: how the batch's number texts use the comma (see
+    :func:`_number_marks`). Left out, decode finds it itself for a batch in which some
+    number did not read, and decodes that batch again with it.
     """
     check_columns(contract, raw.columns, mapping)
     mapping = _code_as_event(contract, mapping.resolve(raw.columns), raw.columns)
@@ -353,6 +533,8 @@ def decode(
     early: list[tuple[pl.Expr, str]] = []  # failures judged on the source text
     helpers: dict[str, pl.Series] = {}  # columns computed eagerly, added for the select
     id_col = contract.id_field or contract.key[0]
+    #: the early checks of text read as decimal numbers (a failure there may be a comma)
+    number_checks: list[int] = []
 
     for name, dtype in contract.schema.items():
         src = mapping.source_column(name)
@@ -375,6 +557,8 @@ def decode(
                 )
                 helpers.update(found)
                 early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
+                if "_ts_undecided" in found:
+                    early.append((bad & pl.col("_ts_undecided"), AMBIGUOUS_DATE))
             else:
                 parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
                 bad = pl.col(src).is_not_null() & parsed.is_null()
@@ -384,6 +568,11 @@ def decode(
             exprs[name] = _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
         else:
             text = _clean(src) if _is_string(source_type) else pl.col(src)
+            if dtype == pl.Float64 and _is_string(source_type):
+                text, ambiguous = _number_text(text, number_marks)
+                if ambiguous is not None:
+                    early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+                number_checks.append(len(early))  # the non-numeric check, next
             as_float = text.cast(pl.Float64, strict=False)
             if dtype in (pl.Int32, pl.Int16):
                 # "1800.0" is a fine interval; "1800.5" is not.
@@ -428,6 +617,20 @@ def decode(
         )
         .collect()
     )
+    if number_marks is None and any(frame.get_column(f"_early_{i}").any() for i in number_checks):
+        # Some text did not read as a number: if it has commas, the batch is decoded
+        # again knowing how it uses them. A batch that reads (nearly all) costs nothing.
+        marks = _number_marks(raw, _number_columns(contract, mapping, raw))
+        if marks is not None:
+            return decode(
+                contract,
+                raw,
+                mapping,
+                first_line=first_line,
+                lines=lines,
+                check_ranges=check_ranges,
+                number_marks=marks,
+            )
     if mapping.ts_end and "interval_s" in contract.schema and not derives:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=pl.col("interval_s")))
 

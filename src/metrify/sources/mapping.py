@@ -7,7 +7,8 @@ Files in the wild never use our names, units or time conventions: ``--map`` rena
 ``Wh``, ``GJ``; see :mod:`metrify.sources.units`), ``--tz`` declares the zone of naive
 local timestamps (an IANA name, or a fixed offset such as ``+10:00`` for a file kept in
 standard time all year), ``--ts-end`` says timestamps mark the END of the interval,
-``--no-header`` says a CSV file starts with data, and ``--register-digits`` gives the
+``--ts-format`` gives their one format (strftime) where reading them row by row would
+have to guess, ``--no-header`` says a CSV file starts with data, and ``--register-digits`` gives the
 width of a cumulative register whose interval energy is derived
 (:mod:`metrify.sources.registers`).
 """
@@ -47,6 +48,9 @@ class Mapping:
     interval_s: int | None = None
     tz: str = "UTC"
     ts_end: bool = False
+    #: ``--ts-format``: the one strftime format of the timestamps' text (None: the
+    #: readers of :mod:`metrify.sources.decode` tell the format row by row)
+    ts_format: str | None = None
     #: contract field -> (factor, offset, unit as given): ``--unit`` conversions
     units: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     #: whether a CSV file's first line names the columns (``--no-header``: it does not,
@@ -160,6 +164,7 @@ def build_mapping(
     interval_s: int | None = None,
     tz: str | None = None,
     ts_end: bool = False,
+    ts_format: str | None = None,
     units: Iterable[str] = (),
     header: bool = True,
     register_digits: int | None = None,
@@ -222,6 +227,8 @@ def build_mapping(
             f"--tz {zone}: unknown time zone (use an IANA name like Europe/London, "
             "or a fixed UTC offset like +10:00 for a file in standard time all year)"
         )
+    if ts_format is not None:
+        _check_ts_format(ts_format)
     if register_digits is not None and not 1 <= register_digits <= 15:
         raise MappingError(f"--register-digits {register_digits}: must be 1..15")
     mapping = Mapping(
@@ -231,6 +238,7 @@ def build_mapping(
         interval_s=interval_s,
         tz=zone,
         ts_end=ts_end,
+        ts_format=ts_format,
         units=conversions,
         header=header,
         register_digits=register_digits,
@@ -254,6 +262,22 @@ def build_mapping(
                 "intervals to derive"
             )
     return mapping
+
+
+def _check_ts_format(fmt: str) -> None:
+    """Refuse a ``--ts-format`` that names no date, or that the parser cannot use, before
+    any row is read (every time would otherwise fail, row by row)."""
+    if "%" not in fmt or not re.search(r"%[dejmbBYyFDcsT+]", fmt):
+        raise MappingError(
+            f"--ts-format {fmt}: no date in it; give a strftime format such as "
+            "'%d/%m/%Y %H:%M' or '%m/%d/%Y %I:%M %p'"
+        )
+    import polars as pl
+
+    try:
+        pl.Series(["2024-01-01"]).str.to_datetime(fmt, strict=False)
+    except pl.exceptions.PolarsError as exc:
+        raise MappingError(f"--ts-format {fmt}: not a format the parser can use ({exc})") from None
 
 
 def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:

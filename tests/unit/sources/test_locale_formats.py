@@ -1,0 +1,145 @@
+"""Dates written day or month first and numbers with decimal commas or thousands
+separators, as exports from spreadsheets and head-ends in other locales write them;
+``--ts-format`` for what cannot be told. Expected times and values are written out by
+hand from the texts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from metrify.contracts.records import READING
+from metrify.sources.decode import AMBIGUOUS_DATE, decode
+from metrify.sources.mapping import MappingError, build_mapping
+
+UTC = dt.UTC
+
+
+def _times(texts: list[str], **options: object) -> tuple[list[dt.datetime], list[str]]:
+    raw = pl.DataFrame({"ts": texts, "import_kwh": ["1"] * len(texts)})
+    mapping = build_mapping(READING, sets=["meter_id=M"], interval_s=1800, **options)  # type: ignore[arg-type]
+    out = decode(READING, raw, mapping)
+    return out.records["ts"].to_list(), out.rejects["reason"].to_list()
+
+
+def _at(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        # dots: Europe's day first, also with a two-digit year
+        (
+            ["01.03.2024 00:15", "01.03.2024 00:30"],
+            [_at(2024, 3, 1, 0, 15), _at(2024, 3, 1, 0, 30)],
+        ),
+        (["01.03.24 00:15"], [_at(2024, 3, 1, 0, 15)]),
+        # dashes with the year last: day first
+        (["02-03-2024 23:30"], [_at(2024, 3, 2, 23, 30)]),
+        # slashes: a first number above 12 is a day, a second above 12 a day too
+        (["28/02/2024 23:30", "29/02/2024 00:00"], [_at(2024, 2, 28, 23, 30), _at(2024, 2, 29)]),
+        (
+            ["2/28/2024 11:30 PM", "2/29/2024 12:00 AM"],
+            [_at(2024, 2, 28, 23, 30), _at(2024, 2, 29)],
+        ),
+        # slashes that no number tells: consecutive rows step by half an hour day first
+        (
+            ["01/03/2024 23:30", "02/03/2024 00:00", "02/03/2024 00:30"],
+            [_at(2024, 3, 1, 23, 30), _at(2024, 3, 2), _at(2024, 3, 2, 0, 30)],
+        ),
+        # month first, told the same way: the 3rd to the 4th of January
+        (
+            ["01/03/2024 23:30", "01/04/2024 00:00"],
+            [_at(2024, 1, 3, 23, 30), _at(2024, 1, 4)],
+        ),
+        # an offset after the date still gives the instant
+        (["01.03.2024 00:15+01:00"], [_at(2024, 2, 29, 23, 15)]),
+    ],
+)
+def test_dates_written_day_or_month_first(texts: list[str], expected: list[dt.datetime]) -> None:
+    times, reasons = _times(texts)
+    assert reasons == []
+    assert times == expected
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["03/04/2024 10:00", "03/04/2024 10:30"],  # one date: the 3rd of April or the 4th of March
+        ["13/01/2024 10:00", "01/13/2024 10:00"],  # both orders in one column
+    ],
+)
+def test_a_date_order_nothing_tells_is_refused_with_its_reason(texts: list[str]) -> None:
+    times, reasons = _times(texts)
+    assert times == []
+    assert reasons == [AMBIGUOUS_DATE] * len(texts)
+
+
+def test_ts_format_reads_what_cannot_be_told_in_the_zone_given() -> None:
+    times, reasons = _times(
+        ["03/04/2024 10:00", "03/04/2024 10:30"], ts_format="%d/%m/%Y %H:%M", tz="Europe/Berlin"
+    )
+    assert reasons == []
+    assert times == [_at(2024, 4, 3, 8), _at(2024, 4, 3, 8, 30)]  # CEST is UTC+2
+    times, _ = _times(["3/4/2024 10:00 PM"], ts_format="%m/%d/%Y %I:%M %p", tz="Europe/Berlin")
+    assert times == [_at(2024, 3, 4, 21)]  # CET is UTC+1
+    times, _ = _times(["03.04.2024 10:00+0000"], ts_format="%d.%m.%Y %H:%M%z", tz="Europe/Berlin")
+    assert times == [_at(2024, 4, 3, 10)]  # an offset in the text wins over --tz
+    times, reasons = _times(["2024-04-03 10:00"], ts_format="%d/%m/%Y %H:%M")
+    assert times == [] and reasons == ["unparseable ts"]
+
+
+def test_a_ts_format_without_a_date_is_refused() -> None:
+    with pytest.raises(MappingError, match="no date in it"):
+        build_mapping(READING, ts_format="%H:%M")
+
+
+def _numbers(columns: dict[str, list[str]]) -> tuple[pl.DataFrame, list[str]]:
+    n = len(next(iter(columns.values())))
+    raw = pl.DataFrame(
+        {"meter_id": ["M"] * n, "ts": [f"2024-01-01 00:{i:02d}" for i in range(n)], **columns}
+    )
+    out = decode(READING, raw, build_mapping(READING, interval_s=60))
+    return out.records, out.rejects["reason"].to_list()
+
+
+def test_decimal_commas_and_dot_grouping_of_a_european_export() -> None:
+    records, reasons = _numbers(
+        {"import_kwh": ["0,25", "1,5", "2"], "register_kwh": ["1.234,5", "1.236", "12345,678"]}
+    )
+    assert reasons == []
+    assert records["import_kwh"].to_list() == [0.25, 1.5, 2.0]
+    # 1.236 has no comma: a plain decimal point, as any number without a comma is
+    assert records["register_kwh"].to_list() == [1234.5, 1.236, 12345.678]
+
+
+def test_one_column_tells_the_others_which_comma_the_file_writes() -> None:
+    """The export register's ``10,000`` reads both ways alone; the import register's
+    ``1234,567`` can only be a decimal comma, so the file writes decimal commas."""
+    records, reasons = _numbers(
+        {"register_kwh": ["1234,567", "1234,789"], "export_register_kwh": ["10,000", "10,050"]}
+    )
+    assert reasons == []
+    assert records["export_register_kwh"].to_list() == [10.0, 10.05]
+
+
+def test_three_decimals_below_one_are_a_decimal_comma() -> None:
+    """``0,219`` has three digits after its comma, but no number is grouped as 0,219."""
+    records, reasons = _numbers({"import_kwh": ["0,219", "1,234"]})
+    assert reasons == []
+    assert records["import_kwh"].to_list() == [0.219, 1.234]
+
+
+def test_thousands_separators_with_a_decimal_point() -> None:
+    records, reasons = _numbers({"import_kwh": ["1,234.5", "12,345", "7.25"]})
+    assert reasons == []
+    assert records["import_kwh"].to_list() == [1234.5, 12345.0, 7.25]
+
+
+def test_a_comma_nothing_tells_is_refused_not_read_a_thousand_times_off() -> None:
+    records, reasons = _numbers({"import_kwh": ["1,234", "2,500", "0.5"]})
+    assert records["import_kwh"].to_list() == [0.5]
+    assert len(reasons) == 2 and all(r.startswith("ambiguous import_kwh") for r in reasons)
