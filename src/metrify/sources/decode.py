@@ -20,7 +20,14 @@ import polars as pl
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
-from metrify.sources.mapping import ENERGY_FIELD, REGISTER_FIELD, Mapping, fixed_offset
+from metrify.sources.mapping import (
+    ENERGY_FIELD,
+    REGISTER_FIELD,
+    Mapping,
+    fixed_offset,
+    has_source,
+    summed,
+)
 
 #: strings that mean "no value" in the files utilities send.
 NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
@@ -104,10 +111,11 @@ def _number_columns(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> 
     return [
         src
         for name, dtype in contract.schema.items()
-        if dtype == pl.Float64
-        and name not in mapping.constants
-        and (src := mapping.source_column(name)) in raw.columns
-        and _is_string(raw.schema[src])
+        if dtype == pl.Float64 and name not in mapping.constants
+        for src in (
+            summed(mapping.source_column(name), raw.columns) or [mapping.source_column(name)]
+        )
+        if src in raw.columns and _is_string(raw.schema[src])
     ]
 
 
@@ -155,6 +163,36 @@ def _number_text(text: pl.Expr, marks: str | None) -> tuple[pl.Expr, pl.Expr | N
     if marks == "ambiguous":
         return text, text.str.contains(_DECIMAL_COMMA).fill_null(False)
     return text, None
+
+
+def _summed_number(
+    raw: pl.DataFrame,
+    name: str,
+    parts: list[str],
+    marks: str | None,
+    early: list[tuple[pl.Expr, str]],
+    number_checks: list[int],
+) -> pl.Expr:
+    """Field ``name`` as the sum of the columns ``parts`` (``--map FIELD=A+B``), each
+    read as a number column is; adds the field's checks to ``early``. A row missing
+    one part has no value: the sum of what was counted would understate it."""
+    values: list[pl.Expr] = []
+    unread: list[pl.Expr] = []
+    for part in parts:
+        text = _clean(part) if _is_string(raw.schema[part]) else pl.col(part)
+        if _is_string(raw.schema[part]):
+            text, ambiguous = _number_text(text, marks)
+            if ambiguous is not None:
+                early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+        value = text.cast(pl.Float64, strict=False)
+        values.append(value)
+        unread.append(text.is_not_null() & value.is_null())
+    number_checks.append(len(early))
+    early.append((pl.any_horizontal(unread), f"non-numeric {name}"))
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
 
 
 def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Series:
@@ -450,13 +488,14 @@ def check_columns(contract: Contract, columns: list[str], mapping: Mapping) -> N
     Interval energy is not required of a source that supplies a cumulative register
     (it is derived from the register, see :mod:`metrify.sources.registers`)."""
     mapping = _code_as_event(contract, mapping.resolve(columns), columns)
-    available = set(columns)
     required = _required(contract, mapping, columns)
     for name in contract.schema:
         if name not in required or name in mapping.constants:
             continue
         src = mapping.source_column(name)
-        if src in available or (name == "interval_s" and mapping.interval_s is not None):
+        if has_source(mapping, name, columns) or (
+            name == "interval_s" and mapping.interval_s is not None
+        ):
             continue
         hint = (
             "pass --interval SECONDS or " if name == "interval_s" else ""
@@ -542,54 +581,61 @@ def decode(
             literal = pl.lit(mapping.constants[name].strip())
             exprs[name] = literal if _is_string(dtype) else literal.cast(dtype, strict=False)
             continue
-        if src not in available:
-            if name == "interval_s" and mapping.interval_s is not None:
-                exprs[name] = pl.lit(mapping.interval_s, dtype=pl.Int32)
-                continue
-            exprs[name] = pl.lit(None, dtype=dtype)  # optional: check_columns passed
-            continue
-        used.add(src)
-        source_type = raw.schema[src]
-        if name == "ts":
-            if _is_string(source_type):
-                found, parsed, bad, skipped = _parse_ts(
-                    raw, src, mapping, exprs.get(id_col, pl.lit(""))
-                )
-                helpers.update(found)
-                early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
-                if "_ts_undecided" in found:
-                    early.append((bad & pl.col("_ts_undecided"), AMBIGUOUS_DATE))
-            else:
-                parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
-                bad = pl.col(src).is_not_null() & parsed.is_null()
-            early.append((bad, "unparseable ts"))
-            exprs[name] = parsed
-        elif _is_string(dtype):
-            exprs[name] = _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
+        parts = summed(src, raw.columns) if dtype == pl.Float64 else None
+        if parts is not None:  # --map FIELD=A+B: the columns added up
+            exprs[name] = _summed_number(raw, name, parts, number_marks, early, number_checks)
+            used.update(parts)
         else:
-            text = _clean(src) if _is_string(source_type) else pl.col(src)
-            if dtype == pl.Float64 and _is_string(source_type):
-                text, ambiguous = _number_text(text, number_marks)
-                if ambiguous is not None:
-                    early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
-                number_checks.append(len(early))  # the non-numeric check, next
-            as_float = text.cast(pl.Float64, strict=False)
-            if dtype in (pl.Int32, pl.Int16):
-                # "1800.0" is a fine interval; "1800.5" is not.
-                value = pl.when(as_float.round(0) == as_float).then(as_float).otherwise(None)
-                value = value.cast(dtype, strict=False)
-            elif dtype == pl.Boolean:
-                value = (
-                    _boolean(text)
-                    if _is_string(source_type)
-                    else text.cast(pl.Boolean, strict=False)
+            if src not in available:
+                if name == "interval_s" and mapping.interval_s is not None:
+                    exprs[name] = pl.lit(mapping.interval_s, dtype=pl.Int32)
+                    continue
+                exprs[name] = pl.lit(None, dtype=dtype)  # optional: check_columns passed
+                continue
+            used.add(src)
+            source_type = raw.schema[src]
+            if name == "ts":
+                if _is_string(source_type):
+                    found, parsed, bad, skipped = _parse_ts(
+                        raw, src, mapping, exprs.get(id_col, pl.lit(""))
+                    )
+                    helpers.update(found)
+                    early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
+                    if "_ts_undecided" in found:
+                        early.append((bad & pl.col("_ts_undecided"), AMBIGUOUS_DATE))
+                else:
+                    parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
+                    bad = pl.col(src).is_not_null() & parsed.is_null()
+                early.append((bad, "unparseable ts"))
+                exprs[name] = parsed
+            elif _is_string(dtype):
+                exprs[name] = (
+                    _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
                 )
-            elif dtype == pl.Date:
-                value = text.cast(pl.String).str.to_date(strict=False)
             else:
-                value = as_float
-            early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
-            exprs[name] = value
+                text = _clean(src) if _is_string(source_type) else pl.col(src)
+                if dtype == pl.Float64 and _is_string(source_type):
+                    text, ambiguous = _number_text(text, number_marks)
+                    if ambiguous is not None:
+                        early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+                    number_checks.append(len(early))  # the non-numeric check, next
+                as_float = text.cast(pl.Float64, strict=False)
+                if dtype in (pl.Int32, pl.Int16):
+                    # "1800.0" is a fine interval; "1800.5" is not.
+                    value = pl.when(as_float.round(0) == as_float).then(as_float).otherwise(None)
+                    value = value.cast(dtype, strict=False)
+                elif dtype == pl.Boolean:
+                    value = (
+                        _boolean(text)
+                        if _is_string(source_type)
+                        else text.cast(pl.Boolean, strict=False)
+                    )
+                elif dtype == pl.Date:
+                    value = text.cast(pl.String).str.to_date(strict=False)
+                else:
+                    value = as_float
+                early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
+                exprs[name] = value
         if name in mapping.units:
             factor, offset, _ = mapping.units[name]
             exprs[name] = exprs[name] * factor + offset if offset else exprs[name] * factor
@@ -696,7 +742,7 @@ def decode(
         n
         for n in contract.schema
         if n in mapping.constants
-        or mapping.source_column(n) in available
+        or has_source(mapping, n, raw.columns)
         or (n == "interval_s" and mapping.interval_s is not None)
     ]
     return Decoded(

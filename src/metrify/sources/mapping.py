@@ -1,7 +1,8 @@
 """How a source's own columns and conventions map onto the contract.
 
 Files in the wild never use our names, units or time conventions: ``--map`` renames
-(``--map ts=#1`` names a column by its 1-based position), ``--set`` supplies a constant
+(``--map ts=#1`` names a column by its 1-based position; ``--map import_kwh=A+B`` adds
+columns up, as a meter's tariff registers), ``--set`` supplies a constant
 (a file of one region's demand has no node id column), ``--scale`` multiplies
 (humidity as a fraction -> percent), ``--unit`` converts from a named unit (``degF``,
 ``Wh``, ``GJ``; see :mod:`metrify.sources.units`), ``--tz`` declares the zone of naive
@@ -28,7 +29,8 @@ from metrify.sources.obis import obis_columns
 #: ``UTC-03:30``, ``GMT+1``
 _OFFSET: Final = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 #: ``#N``: a column named by its 1-based position
-_POSITION: Final = re.compile(r"^#([1-9]\d*)$")
+_POSITION: Final = re.compile(r"(?:^|\+)\s*#([1-9]\d*)\s*(?:$|\+)")
+_ONE_POSITION: Final = re.compile(r"^#([1-9]\d*)$")
 #: the fields a cumulative register derivation produces and needs
 REGISTER_FIELD: Final = "register_kwh"
 ENERGY_FIELD: Final = "import_kwh"
@@ -102,15 +104,15 @@ class Mapping:
         a field only where ``--map`` and ``--set`` say nothing of it and no column has
         the field's own name: what the user or the file names plainly comes first."""
         coded = obis_columns(columns)
-        if not coded and not any(_POSITION.match(src) for src in self.columns.values()):
+        if not coded and not any(_POSITION.search(src) for src in self.columns.values()):
             return self
         names = set(columns)
         resolved = {}
         for name, src in self.columns.items():
-            match = _POSITION.match(src)
-            if match and src not in names and int(match.group(1)) <= len(columns):
-                src = columns[int(match.group(1)) - 1]
-            resolved[name] = src
+            if src not in names and "+" in src:  # a sum: each part by its position
+                resolved[name] = "+".join(_at_position(p.strip(), columns) for p in src.split("+"))
+                continue
+            resolved[name] = _at_position(src, columns)
         for name, src in coded.items():
             if name not in resolved and name not in self.constants and name not in names:
                 resolved[name] = src
@@ -129,10 +131,42 @@ class Mapping:
             self.interval_s is not None
             and ENERGY_FIELD in contract.schema
             and REGISTER_FIELD in contract.schema
-            and resolved.source_column(REGISTER_FIELD) in available
+            and has_source(resolved, REGISTER_FIELD, available)
             and ENERGY_FIELD not in resolved.constants
-            and resolved.source_column(ENERGY_FIELD) not in available
+            and not has_source(resolved, ENERGY_FIELD, available)
         )
+
+
+def _at_position(src: str, columns: list[str]) -> str:
+    """``#N`` as the N-th column's name (a column literally named ``#N`` wins, and a
+    position past the last column stays as written); any other name as it is."""
+    match = _ONE_POSITION.match(src)
+    if match and src not in columns and int(match.group(1)) <= len(columns):
+        return columns[int(match.group(1)) - 1]
+    return src
+
+
+def summed(source: str, columns: Iterable[str]) -> list[str] | None:
+    """The columns a ``--map FIELD=A+B`` source adds up, when ``source`` is no column
+    itself and every ``+``-separated part is one (a column named ``A+B`` wins); else None.
+
+    Meters that count per tariff export one column per tariff register (DSMR's
+    ``Electricity 1 (Low Tariff)`` and ``Electricity 2 (Normal Tariff)``): the meter's
+    energy is their sum, and loading one of them would store half of it."""
+    names = set(columns)
+    if "+" not in source or source in names:
+        return None
+    parts = [part.strip() for part in source.split("+")]
+    if len(parts) < 2 or any(part not in names for part in parts):
+        return None
+    return parts
+
+
+def has_source(mapping: Mapping, name: str, columns: Iterable[str]) -> bool:
+    """Whether the source supplies field ``name``: its column, or the columns it sums."""
+    names = list(columns)
+    src = mapping.source_column(name)
+    return src in names or summed(src, names) is not None
 
 
 def fixed_offset(tz: str) -> int | None:
@@ -289,14 +323,17 @@ def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
     only in case is suggested."""
     available = set(columns)
     by_case = {c.casefold(): c for c in columns}
-    for name, src in mapping.resolve(columns).columns.items():
-        if src in available:
+    for name, given in mapping.resolve(columns).columns.items():
+        if given in available or summed(given, columns) is not None:
             continue
+        src = given
+        if "+" in given:  # a sum: name the first part that is missing
+            src = next(p.strip() for p in given.split("+") if p.strip() not in available)
         near = by_case.get(src.casefold())
         hint = f" (did you mean {near!r}? names are case-sensitive)" if near else ""
-        if _POSITION.match(src):
+        if _ONE_POSITION.match(src):
             hint = f" (the file has {len(columns)} column{'s' if len(columns) != 1 else ''})"
         raise MappingError(
-            f"--map {name}={src}: no column {src!r}{hint}; "
+            f"--map {name}={given}: no column {src!r}{hint}; "
             f"columns are {', '.join(columns) or '(none)'}"
         )

@@ -266,3 +266,31 @@ def test_register_reads_need_a_value_that_is_not_negative() -> None:
     out = decode(READING, raw, mapping, check_ranges=False)
     assert out.records["register_kwh"].to_list() == [10.5]
     assert out.rejects["reason"].to_list() == ["missing register_kwh", "negative register_kwh"]
+
+
+def test_a_field_mapped_to_a_sum_of_columns_adds_them_up() -> None:
+    """Tariff registers exported one per column: the meter's energy is their sum; a row
+    missing one tariff has no total, and one tariff that is no number is named."""
+    raw = pl.DataFrame(
+        {
+            "t": ["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"],
+            "T1": ["0,196", "0,5", "x"],
+            "T2": ["0,25", None, "1"],
+            "A+B": ["1", "2", "3"],
+        }
+    )
+    mapping = build_mapping(
+        READING,
+        maps=["ts=t", "import_kwh=#2+#3", "export_kwh=A+B"],
+        sets=["meter_id=M"],
+        interval_s=3600,
+    )
+    out = decode(READING, raw, mapping)
+    assert out.records["import_kwh"].to_list() == [pytest.approx(0.446)]
+    assert out.records["export_kwh"].to_list() == [1.0]  # a column named A+B wins
+    assert out.rejects["reason"].to_list() == ["missing import_kwh", "non-numeric import_kwh"]
+    assert out.ignored_columns == []
+    from metrify.sources.mapping import check_mapped_columns
+
+    with pytest.raises(MappingError, match=r"import_kwh=T1\+T9: no column 'T9'"):
+        check_mapped_columns(build_mapping(READING, maps=["import_kwh=T1+T9"]), raw.columns)
