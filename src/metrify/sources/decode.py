@@ -375,11 +375,7 @@ def _parse_ts(
     # A column of one plain local shape (most exports) is read with its one format.
     plain = plain_times(raw.get_column(col))
     if plain is not None:
-        no_offset = pl.repeat(False, raw.height, dtype=pl.Boolean, eager=True)
-        local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
-        bad = pl.col(col).is_not_null() & local.is_null()
-        skipped = bad & pl.col("_ts_naive").is_not_null()
-        return {"_ts_offset": no_offset, "_ts_naive": plain}, local, bad, skipped
+        return _plain_ts(plain, col, mapping, id_expr)
     # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
     # Z) is read in one pass; anything else goes through the general readers below.
     iso = wire_times(raw.get_column(col))
@@ -394,6 +390,11 @@ def _parse_ts(
         .str.replace(r"[zZ]$", "+00:00")
     ).to_series()
     text, undecided = _year_first(text)
+    if undecided is None and text.dtype == pl.String:
+        # Dates rewritten year first are, in most exports, then of one plain shape.
+        plain = plain_times(text)
+        if plain is not None:
+            return _plain_ts(plain, col, mapping, id_expr)
     numeric = text.str.contains(_EPOCH_TEXT).fill_null(False)
     compact = _compact(text, numeric)
     is_epoch = numeric & compact.is_null()
@@ -429,6 +430,17 @@ def _parse_ts(
     # A well-formed local time that the zone skips (the spring-forward hour).
     skipped = bad & ~pl.col("_ts_offset") & pl.col("_ts_naive").is_not_null()
     return helpers, parsed, bad, skipped
+
+
+def _plain_ts(
+    plain: pl.Series, col: str, mapping: Mapping, id_expr: pl.Expr
+) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
+    """:func:`_parse_ts` for a column of one plain local shape (:func:`plain_times`)."""
+    no_offset = pl.repeat(False, plain.len(), dtype=pl.Boolean, eager=True)
+    local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
+    bad = pl.col(col).is_not_null() & local.is_null()
+    skipped = bad & pl.col("_ts_naive").is_not_null()
+    return {"_ts_offset": no_offset, "_ts_naive": plain}, local, bad, skipped
 
 
 def _formatted_ts(
