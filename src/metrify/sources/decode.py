@@ -102,7 +102,7 @@ _DECIMAL_COMMA: Final = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"
 _GROUPED_BY_COMMAS: Final = r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$"
 AMBIGUOUS_NUMBER: Final = (
     "a comma that may be a decimal comma or a thousands separator (1,234), and no other"
-    " value of the column tells which"
+    " number of the batch tells which"
 )
 
 
