@@ -121,7 +121,7 @@ def _number_columns(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> 
 
 def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
     """How the batch's number columns (``columns``, text) use the comma: ``"decimal"``,
-    ``"grouped"`` (thousands), ``"ambiguous"``, ``"mixed"``; None where none has one.
+    ``"grouped"`` (thousands) or ``"ambiguous"``; None where none has one.
 
     Exports written in a European locale (often the files with ``;`` between fields)
     put a decimal comma in numbers, and some group thousands by dots: ``0,25``,
@@ -129,7 +129,8 @@ def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
     reads either way, so the batch decides, as one file is written in one locale: if
     any value can only be a decimal comma (``0,25``, ``12345,678``), commas are decimal
     commas; if any can only group thousands (``12,345,678``, ``1,234.5``), they group
-    thousands. Columns without a comma cost one scan each."""
+    thousands. A batch showing both is given None too: no one reading fits it, and its
+    comma values fail as non-numeric. Columns without a comma cost one scan each."""
     decimal_only = grouped_only = seen = False
     for name in columns:
         column = raw.get_column(name)
@@ -141,18 +142,17 @@ def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
         grouped = values.str.contains(_GROUPED_BY_COMMAS).fill_null(False)
         decimal_only = decimal_only or bool((decimal & ~grouped).any())
         grouped_only = grouped_only or bool((grouped & ~decimal).any())
-    if not seen:
+    if decimal_only and grouped_only:
         return None
-    if decimal_only != grouped_only:
+    if decimal_only or grouped_only:
         return "decimal" if decimal_only else "grouped"
-    return "mixed" if decimal_only else "ambiguous"
+    return "ambiguous" if seen else None
 
 
 def _number_text(text: pl.Expr, marks: str | None) -> tuple[pl.Expr, pl.Expr | None]:
     """A number column's text made readable by a float cast under the batch's ``marks``
     (:func:`_number_marks`), and an expression true where a value cannot be told (None
-    if none can be). A batch showing both uses is left as it is: its comma values fail
-    as non-numeric. One whose comma values all read both ways has them refused as
+    if none can be). A batch whose comma values all read both ways has them refused as
     ambiguous, rather than read 1,000 times too large or too small."""
     if marks == "decimal":
         european = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
@@ -163,6 +163,24 @@ def _number_text(text: pl.Expr, marks: str | None) -> tuple[pl.Expr, pl.Expr | N
     if marks == "ambiguous":
         return text, text.str.contains(_DECIMAL_COMMA).fill_null(False)
     return text, None
+
+
+def _decimal_text(
+    raw: pl.DataFrame,
+    src: str,
+    name: str,
+    marks: str | None,
+    early: list[tuple[pl.Expr, str]],
+) -> pl.Expr:
+    """Column ``src``'s text as field ``name``'s float cast reads it: padding and null
+    tokens cleaned, commas read as the batch uses them (a value that cannot be told is
+    added to ``early``)."""
+    if not _is_string(raw.schema[src]):
+        return pl.col(src)
+    text, ambiguous = _number_text(_clean(src), marks)
+    if ambiguous is not None:
+        early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+    return text
 
 
 def _summed_number(
@@ -179,11 +197,7 @@ def _summed_number(
     values: list[pl.Expr] = []
     unread: list[pl.Expr] = []
     for part in parts:
-        text = _clean(part) if _is_string(raw.schema[part]) else pl.col(part)
-        if _is_string(raw.schema[part]):
-            text, ambiguous = _number_text(text, marks)
-            if ambiguous is not None:
-                early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+        text = _decimal_text(raw, part, name, marks, early)
         value = text.cast(pl.Float64, strict=False)
         values.append(value)
         unread.append(text.is_not_null() & value.is_null())
@@ -303,6 +317,8 @@ def _year_first(text: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     rows fail as :data:`AMBIGUOUS_DATE` (see :func:`_parse_ts`). A column that shows
     both orders is left unread too: no one order reads it. The second value marks the
     rows left unread so (None when there are none)."""
+    if not text.str.contains(r"^\d{1,2}[./-]").any():
+        return text, None  # the common case (year first) costs one scan, no groups
     parts = text.str.extract_groups(_DATE_LAST_YEAR)
     first = parts.struct.field("1").cast(pl.Int32, strict=False)
     if first.null_count() == text.len():
@@ -310,16 +326,18 @@ def _year_first(text: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     second = parts.struct.field("3").cast(pl.Int32, strict=False)
     day_first = bool((first > 12).any())
     month_first = bool((second > 12).any())
-    if day_first == month_first and not day_first:
-        separators = parts.struct.field("2").drop_nulls().unique().to_list()
-        if "/" not in separators:
-            day_first = True
-        else:
-            day_first, month_first = _order_by_steps(text)
-    if day_first == month_first:
-        return text, first.is_not_null()
     digits = parts.struct.field("4").str.extract(r"^(\d+)")
     year = digits.zip_with(digits.str.len_chars() != 2, "20" + digits)
+    if day_first == month_first and not day_first:
+        slashed = parts.struct.field("2") == "/"
+        if not slashed.any():
+            day_first = True
+        else:
+            day_first, month_first = _order_by_steps(
+                first.filter(slashed), second.filter(slashed), year.filter(slashed)
+            )
+    if day_first == month_first:
+        return text, first.is_not_null()
     day, month = (first, second) if day_first else (second, first)
     rest = text.str.replace(_DATE_LAST_YEAR, "$4").str.replace(r"^\d+", "")
     rewritten = pl.select(
@@ -335,16 +353,12 @@ def _year_first(text: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     return rewritten.zip_with(first.is_not_null(), text).rename(text.name), None
 
 
-def _order_by_steps(text: pl.Series) -> tuple[bool, bool]:
-    """(day first, month first) for a column of slashed dates whose numbers are all 12
-    or less: the order under which more consecutive rows are a day or less apart (a
-    series of readings steps by its interval; the other order jumps by months where
-    the date changes). Both False when neither order is ahead."""
-    parts = text.str.extract_groups(r"^(\d{1,2})/(\d{1,2})/(\d{4})")
-    a = parts.struct.field("1").cast(pl.Int32, strict=False)
-    b = parts.struct.field("2").cast(pl.Int32, strict=False)
-    y = parts.struct.field("3").cast(pl.Int32, strict=False)
-    frame = pl.DataFrame({"a": a, "b": b, "y": y}).drop_nulls()
+def _order_by_steps(a: pl.Series, b: pl.Series, y: pl.Series) -> tuple[bool, bool]:
+    """(day first, month first) for slashed dates ``a/b/y`` (in row order) whose numbers
+    are all 12 or less: the order under which more consecutive rows are a day or less
+    apart (a series of readings steps by its interval; the other order jumps by months
+    where the date changes). Both False when neither order is ahead."""
+    frame = pl.DataFrame({"a": a, "b": b, "y": y.cast(pl.Int32, strict=False)}).drop_nulls()
     scores = []
     for day, month in (("a", "b"), ("b", "a")):
         dates = frame.select(pl.date(pl.col("y"), pl.col(month), pl.col(day))).to_series()
@@ -435,7 +449,8 @@ def _parse_ts(
 def _plain_ts(
     plain: pl.Series, col: str, mapping: Mapping, id_expr: pl.Expr
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
-    """:func:`_parse_ts` for a column of one plain local shape (:func:`plain_times`)."""
+    """:func:`_parse_ts` for naive times read with one format (a column of one plain
+    local shape, :func:`plain_times`, or ``--ts-format``): local to ``--tz``."""
     no_offset = pl.repeat(False, plain.len(), dtype=pl.Boolean, eager=True)
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     bad = pl.col(col).is_not_null() & local.is_null()
@@ -460,11 +475,7 @@ def _formatted_ts(
             pl.col(col).is_not_null() & pl.col("_ts_aware").is_null(),
             no,
         )
-    naive = text.str.to_datetime(fmt, strict=False, time_unit="us")
-    local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
-    bad = pl.col(col).is_not_null() & local.is_null()
-    skipped = bad & pl.col("_ts_naive").is_not_null()
-    return {"_ts_naive": naive}, local, bad, skipped
+    return _plain_ts(text.str.to_datetime(fmt, strict=False, time_unit="us"), col, mapping, id_expr)
 
 
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
@@ -625,12 +636,11 @@ def decode(
                     _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
                 )
             else:
-                text = _clean(src) if _is_string(source_type) else pl.col(src)
-                if dtype == pl.Float64 and _is_string(source_type):
-                    text, ambiguous = _number_text(text, number_marks)
-                    if ambiguous is not None:
-                        early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
+                if dtype == pl.Float64:
+                    text = _decimal_text(raw, src, name, number_marks, early)
                     number_checks.append(len(early))  # the non-numeric check, next
+                else:
+                    text = _clean(src) if _is_string(source_type) else pl.col(src)
                 as_float = text.cast(pl.Float64, strict=False)
                 if dtype in (pl.Int32, pl.Int16):
                     # "1800.0" is a fine interval; "1800.5" is not.

@@ -9,9 +9,9 @@ columns up, as a meter's tariff registers), ``--set`` supplies a constant
 local timestamps (an IANA name, or a fixed offset such as ``+10:00`` for a file kept in
 standard time all year), ``--ts-end`` says timestamps mark the END of the interval,
 ``--ts-format`` gives their one format (strftime) where reading them row by row would
-have to guess, ``--no-header`` says a CSV file starts with data, and ``--register-digits`` gives the
-width of a cumulative register whose interval energy is derived
-(:mod:`metrify.sources.registers`).
+have to guess, ``--no-header`` says a CSV file starts with data, and
+``--register-digits`` gives the width of a cumulative register whose interval energy is
+derived (:mod:`metrify.sources.registers`).
 """
 
 from __future__ import annotations
