@@ -53,6 +53,13 @@ NoHeader = Annotated[
     bool,
     typer.Option("--no-header", help="the CSV file has no header line; columns are #1, #2, ..."),
 ]
+Encoding = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="the CSV file's character set when it is not UTF-8 (e.g. cp1252, latin-1)",
+    ),
+]
 RegisterDigits = Annotated[
     int | None,
     typer.Option(

@@ -69,6 +69,7 @@ def produce_cmd(
     ts_format: opts.TsFormat = None,
     units: opts.Units = [],  # noqa: B006
     no_header: opts.NoHeader = False,
+    encoding: opts.Encoding = None,
     register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
@@ -89,6 +90,7 @@ def produce_cmd(
         ts_format=ts_format,
         units=units,
         header=not no_header,
+        encoding=encoding,
         register_digits=register_digits,
     )
     try:

@@ -341,7 +341,12 @@ class _Ahead:
         try:
             for number, path in enumerate(self._paths):
                 try:
-                    batches = read_batches(path, self._batch_rows, header=self._mapping.header)
+                    batches = read_batches(
+                        path,
+                        self._batch_rows,
+                        header=self._mapping.header,
+                        encoding=self._mapping.encoding,
+                    )
                     for batch, used in self._checks.batches(batches):
                         if self._abandoned == number:
                             break

@@ -39,36 +39,81 @@ _LEADING_BLANK_CSV: Final = re.compile(rb"(?:\r?\n)*")
 
 
 def read_csv(
-    path: Path, batch_rows: int, delimiter: str | None, *, header: bool = True
+    path: Path,
+    batch_rows: int,
+    delimiter: str | None,
+    *,
+    header: bool = True,
+    encoding: str = "utf-8",
 ) -> Iterator[RawBatch]:
     """Stream a CSV file; ``delimiter`` None guesses it from the header line.
 
     ``header`` False: the file starts with data (a meter's export of ``epoch,value``
     lines); the columns are named ``#1``, ``#2``, ... after the first line's fields, and
-    that line is a row like the others."""
+    that line is a row like the others. ``encoding`` other than UTF-8 (a codec that
+    writes ASCII as ASCII, checked by :func:`metrify.sources.mapping.build_mapping`):
+    each chunk of whole lines is turned into UTF-8 before it is parsed."""
     src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
+    recode = encoding not in ("utf-8", "utf8", "utf-8-sig")
     try:
         chunker = LineChunker(src)
         head = chunker.peek() if not header else chunker.header()
         if head is None:
             return
+        if recode:
+            head = (_header_text(path.name, head[0], head[1], encoding, header), head[1])
         names, delim = _parse_header(path.name, *head, delimiter, header=header)
         parser = _CsvChunkParser(names, delim)
         source = f"file:{path.name}"
         for chunk in chunker.chunks(batch_rows):
-            table, bad, lines = parser.parse(chunk.data, chunk.first_line, chunk.newlines)
+            data, newlines = chunk.data, chunk.newlines
+            recoded_bad: list[BadRow] = []
+            if recode:
+                data, recoded_bad = _to_utf8(data, chunk.first_line, encoding)
+                newlines = None
+            table, bad, lines = parser.parse(data, chunk.first_line, newlines)
+            bad = recoded_bad + bad
             if table.num_rows == 0 and not bad and not chunk.bad:
                 continue  # only blank lines
             yield RawBatch(
                 arrow_frame(table),
                 chunk.bad + bad,
                 source,
-                first_content_line(chunk.data, chunk.first_line, _LEADING_BLANK_CSV),
+                first_content_line(data, chunk.first_line, _LEADING_BLANK_CSV),
                 src.bytes_read,
                 lines,
             )
     finally:
         src.close()
+
+
+def _header_text(name: str, line: bytes, number: int, encoding: str, header: bool) -> bytes:
+    """The header (or first) line in ``encoding`` as UTF-8 bytes."""
+    try:
+        return line.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError:
+        what = "header" if header else "first line"
+        raise ReaderError(f"{name}: {what} (line {number}) is not valid {encoding}") from None
+
+
+def _to_utf8(data: bytes, first_line: int, encoding: str) -> tuple[bytes, list[BadRow]]:
+    """A chunk of whole lines in ``encoding`` as UTF-8. A line with bytes the encoding
+    does not define becomes a bad row, and an empty line in its place keeps the lines
+    after it numbered as in the file."""
+    try:
+        return data.decode(encoding).encode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    out: list[bytes] = []
+    bad: list[BadRow] = []
+    for offset, line in enumerate(data.split(b"\n")):
+        try:
+            out.append(line.decode(encoding).encode("utf-8"))
+        except UnicodeDecodeError:
+            text = line.removesuffix(b"\r").decode(encoding, errors="replace")
+            bad.append(BadRow(text or "?", f"invalid {encoding}", first_line + offset))
+            out.append(b"")
+    return b"\n".join(out), bad
 
 
 def _parse_header(
@@ -81,7 +126,11 @@ def _parse_header(
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         what = "header" if header else "first line"
-        raise ReaderError(f"{name}: {what} (line {number}) is not valid UTF-8") from None
+        raise ReaderError(
+            f"{name}: {what} (line {number}) is not valid UTF-8; if the file was written "
+            "in another character set, name it with --encoding (Windows exports are "
+            "often cp1252)"
+        ) from None
     if "\r" in text:
         raise ReaderError(
             f"{name}: header (line {number}) contains a carriage return; "

@@ -74,6 +74,12 @@ class Decoded:
     reject_rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
 
 
+#: the helper column of a time joined from a date and a time column
+_TS_TEXT: Final = "_ts_text"
+#: a time of ``24:00`` (or ``24:00:00``) at the end of the text, before any offset
+_END_OF_DAY: Final = r"([ T])24:00(?::00(?:\.0+)?)?(\s*(?:[zZ]|[+-]\d{2}:?\d{2})?\s*)$"
+
+
 def _is_string(dtype: pl.DataType) -> bool:
     return dtype == pl.String
 
@@ -478,6 +484,78 @@ def _formatted_ts(
     return _plain_ts(text.str.to_datetime(fmt, strict=False, time_unit="us"), col, mapping, id_expr)
 
 
+def _ts(
+    raw: pl.DataFrame,
+    src: str,
+    mapping: Mapping,
+    id_expr: pl.Expr,
+    helpers: dict[str, pl.Series],
+    early: list[tuple[pl.Expr, str]],
+) -> pl.Expr:
+    """The UTC time of column ``src`` of ``raw``; the columns it needs computed eagerly
+    go to ``helpers``, and its failures (unparseable, skipped by DST, ambiguous day and
+    month) to ``early``."""
+    source_type = raw.schema[src]
+    if _is_string(source_type):
+        text = raw.get_column(src)
+        found, parsed, bad, skipped = _parse_ts(raw, src, mapping, id_expr)
+        end_of_day = None if _all_read(found, text) else _end_of_day(text)
+        if end_of_day is not None:  # read again, each 24:00 as 00:00 of the next day
+            rewritten = raw.with_columns(text.str.replace(_END_OF_DAY, "${1}00:00${2}"))
+            found, parsed, bad, skipped = _parse_ts(rewritten, src, mapping, id_expr)
+            found = {k: _a_day_later(v, end_of_day) for k, v in found.items()}
+        helpers.update(found)
+        early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
+        if "_ts_undecided" in found:
+            early.append((bad & pl.col("_ts_undecided"), AMBIGUOUS_DATE))
+    else:
+        parsed = _typed_ts(src, source_type, mapping, id_expr)
+        bad = pl.col(src).is_not_null() & parsed.is_null()
+    early.append((bad, "unparseable ts"))
+    return parsed
+
+
+def _all_read(found: dict[str, pl.Series], text: pl.Series) -> bool:
+    """Whether a one-format reading (the wire format, or one plain shape) read every
+    text: then no ``24:00`` is left to explain, and the column is not searched for one."""
+    if not set(found) <= {"_ts_iso", "_ts_offset", "_ts_naive"}:
+        return False
+    one = found.get("_ts_iso", found.get("_ts_naive"))
+    return one is not None and one.null_count() == text.null_count()
+
+
+def _end_of_day(text: pl.Series) -> pl.Series | None:
+    """Where a time reads ``24:00`` (the end of the day, as load-profile exports write
+    the last interval's end), or None when none does: the cheap literal look finds
+    nearly every column without one."""
+    if not text.str.contains("24:00", literal=True).any():
+        return None
+    marked = text.str.contains(_END_OF_DAY).fill_null(False)
+    return marked if marked.any() else None
+
+
+def _a_day_later(helper: pl.Series, rows: pl.Series) -> pl.Series:
+    """A parsed-time helper with ``rows`` moved to the next day: ``24:00`` was read as
+    ``00:00`` of its own date. Local times move before they are placed in the zone, so
+    a DST day's midnight is still midnight."""
+    if not isinstance(helper.dtype, pl.Datetime):
+        return helper
+    return helper.zip_with(~rows, helper.dt.offset_by("1d"))
+
+
+def _joined_text(raw: pl.DataFrame, parts: list[str]) -> pl.Series:
+    """``--map ts=DATE+TIME``: the parts' texts joined by a space (``01.03.2024`` and
+    ``00:15`` read as ``01.03.2024 00:15``), null where a part is missing. Typed parts (a
+    Parquet date and time) are joined as their ISO text."""
+    texts = [
+        (pl.col(p) if _is_string(raw.schema[p]) else pl.col(p).cast(pl.String)).str.strip_chars()
+        for p in parts
+    ]
+    missing = pl.any_horizontal([t.is_null() | (t == "") for t in texts])
+    joined = pl.when(missing).then(None).otherwise(pl.concat_str(texts, separator=" "))
+    return raw.select(joined.alias(_TS_TEXT)).to_series()
+
+
 def _localize(naive: pl.Expr, tz: str, id_expr: pl.Expr) -> pl.Expr:
     if tz == "UTC":
         return naive.dt.replace_time_zone("UTC")
@@ -604,8 +682,14 @@ def decode(
             literal = pl.lit(mapping.constants[name].strip())
             exprs[name] = literal if _is_string(dtype) else literal.cast(dtype, strict=False)
             continue
-        parts = summed(src, raw.columns) if dtype == pl.Float64 else None
-        if parts is not None:  # --map FIELD=A+B: the columns added up
+        parts = summed(src, raw.columns) if dtype == pl.Float64 or name == "ts" else None
+        if parts is not None and name == "ts":  # --map ts=DATE+TIME: the texts joined
+            joined = _joined_text(raw, parts)
+            helpers[_TS_TEXT] = joined
+            id_expr = exprs.get(id_col, pl.lit(""))
+            exprs[name] = _ts(raw.with_columns(joined), _TS_TEXT, mapping, id_expr, helpers, early)
+            used.update(parts)
+        elif parts is not None:  # --map FIELD=A+B: the columns added up
             exprs[name] = _summed_number(raw, name, parts, number_marks, early, number_checks)
             used.update(parts)
         else:
@@ -618,19 +702,7 @@ def decode(
             used.add(src)
             source_type = raw.schema[src]
             if name == "ts":
-                if _is_string(source_type):
-                    found, parsed, bad, skipped = _parse_ts(
-                        raw, src, mapping, exprs.get(id_col, pl.lit(""))
-                    )
-                    helpers.update(found)
-                    early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
-                    if "_ts_undecided" in found:
-                        early.append((bad & pl.col("_ts_undecided"), AMBIGUOUS_DATE))
-                else:
-                    parsed = _typed_ts(src, source_type, mapping, exprs.get(id_col, pl.lit("")))
-                    bad = pl.col(src).is_not_null() & parsed.is_null()
-                early.append((bad, "unparseable ts"))
-                exprs[name] = parsed
+                exprs[name] = _ts(raw, src, mapping, exprs.get(id_col, pl.lit("")), helpers, early)
             elif _is_string(dtype):
                 exprs[name] = (
                     _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)

@@ -61,7 +61,12 @@ def detect_format(path: Path) -> FileFormat:
 
 
 def read_batches(
-    path: Path, batch_rows: int = 200_000, *, delimiter: str | None = None, header: bool = True
+    path: Path,
+    batch_rows: int = 200_000,
+    *,
+    delimiter: str | None = None,
+    header: bool = True,
+    encoding: str = "utf-8",
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
@@ -70,6 +75,7 @@ def read_batches(
     after the rows before them were yielded. ``delimiter`` applies to CSV only; when it is
     None it is guessed from the header line among ``,`` ``;`` and tab. ``header`` False
     (CSV only): the file has no header line, its columns are ``#1``, ``#2``, ...
+    ``encoding`` (CSV only; JSON is UTF-8 by definition): the character set of the bytes.
     """
     fmt = detect_format(path)
     if batch_rows < 1:
@@ -88,4 +94,4 @@ def read_batches(
         return read_parquet(path, batch_rows)
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
-    return read_csv(path, batch_rows, delimiter, header=header)
+    return read_csv(path, batch_rows, delimiter, header=header, encoding=encoding)

@@ -54,7 +54,7 @@ import polars as pl
 
 from metrify.contracts.records import Contract, interval_is_valid
 from metrify.sources.batches import BadRow, RawBatch
-from metrify.sources.mapping import ENERGY_FIELD, REGISTER_FIELD, Mapping
+from metrify.sources.mapping import ENERGY_FIELD, REGISTER_FIELD, Mapping, source_columns
 
 __all__ = [
     "IntervalDetector",
@@ -255,10 +255,12 @@ def probe_records(
     if probe.derives_energy(contract, raw.columns):
         wanted.add(REGISTER_FIELD)
         wanted.discard(ENERGY_FIELD)
-    columns = [c for c in raw.columns if c in {probe.source_column(n) for n in wanted}]
+    sources = {n: source_columns(probe, n, raw.columns) for n in wanted}
+    needed = {c for names in sources.values() for c in names}
+    columns = [c for c in raw.columns if c in needed]
     narrowed = dataclasses.replace(
         probe,
-        columns={n: s for n, s in probe.columns.items() if s in columns},
+        columns={n: s for n, s in probe.columns.items() if n in wanted and sources[n]},
         units={n: u for n, u in probe.units.items() if n in wanted},
         scales={n: f for n, f in probe.scales.items() if n in wanted},
     )

@@ -9,7 +9,9 @@ columns up, as a meter's tariff registers), ``--set`` supplies a constant
 local timestamps (an IANA name, or a fixed offset such as ``+10:00`` for a file kept in
 standard time all year), ``--ts-end`` says timestamps mark the END of the interval,
 ``--ts-format`` gives their one format (strftime) where reading them row by row would
-have to guess, ``--no-header`` says a CSV file starts with data, and
+have to guess (``--map ts=DATE+TIME`` joins a date column and a time column),
+``--no-header`` says a CSV file starts with data, ``--encoding`` names the character
+set of a CSV file not written in UTF-8 (``cp1252``, ``latin-1``), and
 ``--register-digits`` gives the width of a cumulative register whose interval energy is
 derived (:mod:`metrify.sources.registers`).
 """
@@ -58,6 +60,9 @@ class Mapping:
     #: whether a CSV file's first line names the columns (``--no-header``: it does not,
     #: and the columns are ``#1``, ``#2``, ... by position)
     header: bool = True
+    #: ``--encoding``: the character set of a CSV file's bytes (Python's codec name;
+    #: files from Windows spreadsheets are often ``cp1252``)
+    encoding: str = "utf-8"
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
@@ -162,6 +167,16 @@ def summed(source: str, columns: Iterable[str]) -> list[str] | None:
     return parts
 
 
+def source_columns(mapping: Mapping, name: str, columns: Iterable[str]) -> list[str]:
+    """The source's columns that field ``name`` is read from: its column, the columns
+    it sums or joins (``A+B``), or none."""
+    names = list(columns)
+    src = mapping.source_column(name)
+    if src in names:
+        return [src]
+    return summed(src, names) or []
+
+
 def has_source(mapping: Mapping, name: str, columns: Iterable[str]) -> bool:
     """Whether the source supplies field ``name``: its column, or the columns it sums."""
     names = list(columns)
@@ -201,6 +216,7 @@ def build_mapping(
     ts_format: str | None = None,
     units: Iterable[str] = (),
     header: bool = True,
+    encoding: str | None = None,
     register_digits: int | None = None,
     detect_interval: bool = False,
 ) -> Mapping:
@@ -263,6 +279,7 @@ def build_mapping(
         )
     if ts_format is not None:
         _check_ts_format(ts_format)
+    codec = _codec(encoding) if encoding is not None else "utf-8"
     if register_digits is not None and not 1 <= register_digits <= 15:
         raise MappingError(f"--register-digits {register_digits}: must be 1..15")
     mapping = Mapping(
@@ -275,6 +292,7 @@ def build_mapping(
         ts_format=ts_format,
         units=conversions,
         header=header,
+        encoding=codec,
         register_digits=register_digits,
         detect_interval=detect_interval
         and interval_s is None
@@ -296,6 +314,33 @@ def build_mapping(
                 "intervals to derive"
             )
     return mapping
+
+
+def _codec(encoding: str) -> str:
+    """The codec name of ``--encoding``, refused when Python does not know it or when it
+    does not write the CSV's line ends, delimiters and quotes as the ASCII bytes the
+    reader cuts lines at (UTF-16 and UTF-32 files must be converted first)."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding.strip()).name
+    except LookupError:
+        raise MappingError(
+            f"--encoding {encoding}: unknown character set (try utf-8, cp1252, latin-1)"
+        ) from None
+    if name in ("utf-8", "utf-8-sig"):  # the reader drops a byte-order mark itself
+        return "utf-8"
+    marks = '\n\r,;\t"0123456789:.-+ '
+    try:
+        same = marks.encode(name) == marks.encode("ascii")
+    except (UnicodeError, LookupError):
+        same = False
+    if not same:
+        raise MappingError(
+            f"--encoding {encoding}: files in {name} do not keep ASCII line ends; "
+            f"convert them to UTF-8 first (iconv -f {name} -t utf-8)"
+        )
+    return name
 
 
 def _check_ts_format(fmt: str) -> None:

@@ -67,6 +67,9 @@ _MIN_INFERRED_WRAP: Final = 1e4
 #: a fall to below this share of the previous value is an exchange or reset
 _RESET_SHARE: Final = 0.5
 
+#: the finest resolution of a register read that derived energy is rounded to (a read
+#: given to more decimals than this is taken as computed, not written by a meter)
+_MAX_DECIMALS: Final = 9
 _ROLLOVER: Final = int(Quality.REGISTER_ROLLOVER)
 _MISMATCH: Final = int(Quality.REGISTER_MISMATCH)
 _ESTIMATED: Final = int(Quality.ESTIMATED)
@@ -371,7 +374,9 @@ def _apportion(
             "meter_id": ids,
             "ts": pl.Series(g).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
             "interval_s": pl.Series(np.full(total, interval_s, dtype=np.int32)),
-            "import_kwh": np.clip(e["c"] - s["c"], 0.0, None),
+            "import_kwh": _to_resolution(
+                np.clip(e["c"] - s["c"], 0.0, None), (s["d"] == 0) & (e["d"] == 0), sp.reg
+            ),
             "register_kwh": pl.Series(np.where(keep, e["reg"], np.nan)).fill_nan(None),
             FLAGS: flags,
         }
@@ -383,6 +388,30 @@ def _apportion(
         ]
         + [pl.col(FLAGS)]
     )
+
+
+def _resolution(reg: npt.NDArray[np.float64]) -> int | None:
+    """The decimals the reads are written to (kWh ``1234.567``: 3), at most
+    ``_MAX_DECIMALS``; None when they are finer (a register scaled by an odd factor)."""
+    values = reg[np.isfinite(reg)]
+    for decimals in range(_MAX_DECIMALS + 1):
+        scaled = values * 10.0**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) <= np.maximum(np.abs(scaled), 1.0) * 1e-12):
+            return decimals
+    return None
+
+
+def _to_resolution(
+    energy: npt.NDArray[np.float64], exact: npt.NDArray[np.bool_], reg: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Interval energy between two reads kept to the reads' own decimals: ``1234.789 -
+    1234.567`` is 0.222, not the 0.22199999999998 binary floating point leaves, which
+    would show in every export and sum. Energy apportioned between reads (``exact``
+    False) is a share, finer than the register, and stays as computed."""
+    decimals = _resolution(reg)
+    if decimals is None or not exact.any():
+        return energy
+    return np.where(exact, np.round(energy, decimals), energy)
 
 
 def _by_meter_groups(

@@ -294,3 +294,20 @@ def test_a_field_mapped_to_a_sum_of_columns_adds_them_up() -> None:
 
     with pytest.raises(MappingError, match=r"import_kwh=T1\+T9: no column 'T9'"):
         check_mapped_columns(build_mapping(READING, maps=["import_kwh=T1+T9"]), raw.columns)
+
+
+@pytest.mark.parametrize(
+    ("given", "codec"),
+    [("cp1252", "cp1252"), ("Latin-1", "iso8859-1"), ("UTF8", "utf-8"), ("utf-8-sig", "utf-8")],
+)
+def test_encoding_names_a_codec(given: str, codec: str) -> None:
+    assert build_mapping(READING, encoding=given).encoding == codec
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [("klingon", "unknown character set"), ("utf-16", "ASCII line ends"), ("base64", "ASCII")],
+)
+def test_encodings_the_reader_cannot_cut_into_lines_are_refused(given: str, words: str) -> None:
+    with pytest.raises(MappingError, match=words):
+        build_mapping(READING, encoding=given)

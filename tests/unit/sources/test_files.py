@@ -610,3 +610,21 @@ def test_real_london_file_row_count() -> None:
     assert data.rows() == [tuple(row) for row in expected]
     assert len(batches) == -(-len(expected) // 5000)
     assert batches[-1].bytes_read == count_bytes(path)
+
+
+@pytest.mark.parametrize("name", ["export.csv", "export.csv.gz"])
+def test_a_cp1252_file_reads_with_its_encoding(tmp_path: Path, name: str) -> None:
+    """A Windows spreadsheet's bytes: ``Zählpunkt`` and ``Straße`` in cp1252. Named, the
+    file reads as the text it is; a line holding a byte cp1252 does not define (0x81)
+    is a bad row with its own line number, and the rows after it keep theirs."""
+    text = "Zählpunkt;Straße;kWh\nZ1;Hauptstraße;0,5\n\nZ2;Gärtnerweg;1,5\n"
+    data = text.encode("cp1252").replace(b"Z2;G", b"Z2;\x81G") + "Z3;Öse;2\n".encode("cp1252")
+    path = write(tmp_path, name, data)
+    with pytest.raises(ReaderError, match="--encoding"):
+        list(read_batches(path))
+    (batch,) = list(read_batches(path, encoding="cp1252"))
+    assert batch.data.columns == ["Zählpunkt", "Straße", "kWh"]
+    assert batch.data.rows() == [("Z1", "Hauptstraße", "0,5"), ("Z3", "Öse", "2")]
+    assert batch.lines is not None and batch.lines.tolist() == [2, 5]
+    assert [(b.reason, b.line) for b in batch.bad] == [("invalid cp1252", 4)]
+    assert batch.bad[0].raw.startswith("Z2;")

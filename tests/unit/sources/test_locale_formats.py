@@ -143,3 +143,65 @@ def test_a_comma_nothing_tells_is_refused_not_read_a_thousand_times_off() -> Non
     records, reasons = _numbers({"import_kwh": ["1,234", "2,500", "0.5"]})
     assert records["import_kwh"].to_list() == [0.5]
     assert len(reasons) == 2 and all(r.startswith("ambiguous import_kwh") for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        # the end of a day as load profiles write it: 00:00 of the next day
+        (["01.03.2024 23:45", "01.03.2024 24:00"], [_at(2024, 3, 1, 23, 45), _at(2024, 3, 2)]),
+        (["2024-12-31 24:00:00"], [_at(2025, 1, 1)]),
+        (["2024-02-28T24:00Z"], [_at(2024, 2, 29)]),
+        (["2024-02-28 24:00+01:00"], [_at(2024, 2, 28, 23)]),
+        # minutes that read 24 are no end of day
+        (["2024-02-28 12:24:00"], [_at(2024, 2, 28, 12, 24)]),
+    ],
+)
+def test_24_00_is_the_end_of_its_day(texts: list[str], expected: list[dt.datetime]) -> None:
+    times, reasons = _times(texts)
+    assert (times, reasons) == (expected, [])
+
+
+def test_24_00_on_a_dst_day_is_local_midnight_after_it() -> None:
+    """31 March 2024 has 23 hours in Berlin: its 24:00 is 1 April 00:00 CEST (22:00 UTC),
+    not 24 hours after its 00:00 CET (23:00 UTC the day before)."""
+    times, _ = _times(["31.03.2024 24:00", "31.03.2024 00:00"], tz="Europe/Berlin")
+    assert times == [_at(2024, 3, 31, 22), _at(2024, 3, 30, 23)]
+
+
+def _joined(
+    date: list[str | None], time: list[str | None], **options: object
+) -> tuple[list[dt.datetime], list[str]]:
+    raw = pl.DataFrame({"Datum": date, "Zeit": time, "kWh": ["1"] * len(date)})
+    mapping = build_mapping(
+        READING,
+        maps=["ts=Datum+Zeit", "import_kwh=kWh"],
+        sets=["meter_id=M"],
+        interval_s=900,
+        **options,  # type: ignore[arg-type]
+    )
+    out = decode(READING, raw, mapping)
+    assert out.ignored_columns == []  # both parts are read
+    return out.records["ts"].to_list(), out.rejects["reason"].to_list()
+
+
+def test_a_date_column_and_a_time_column_make_one_time() -> None:
+    times, reasons = _joined(
+        ["01.03.2024", "01.03.2024", "02.03.2024", None], ["23:45", "24:00", "00:15", "01:00"]
+    )
+    assert times == [_at(2024, 3, 1, 23, 45), _at(2024, 3, 2), _at(2024, 3, 2, 0, 15)]
+    assert reasons == ["missing ts"]  # a time without its date is no time
+
+
+def test_a_date_and_a_time_joined_take_the_ts_format() -> None:
+    times, _ = _joined(["3/1/2024"], ["11:45 PM"], ts_format="%m/%d/%Y %I:%M %p")
+    assert times == [_at(2024, 3, 1, 23, 45)]
+
+
+def test_typed_date_and_time_columns_join_as_their_iso_text() -> None:
+    """A Parquet file's date and time types (what pandas writes for ``date``/``time``)."""
+    raw = pl.DataFrame({"d": [dt.date(2024, 3, 1)], "t": [dt.time(23, 45)], "kWh": ["1"]})
+    mapping = build_mapping(
+        READING, maps=["ts=d+t", "import_kwh=kWh"], sets=["meter_id=M"], interval_s=900
+    )
+    assert decode(READING, raw, mapping).records["ts"].to_list() == [_at(2024, 3, 1, 23, 45)]

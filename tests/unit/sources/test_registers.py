@@ -150,3 +150,19 @@ def test_reference_widths_tell_a_wrap_from_an_exchange() -> None:
     assert _hours(out.records, "X") == [(0.0, 0.5, 0), (1.0, 0.5, mismatch)]
     kept = out.records.sort("meter_id", "ts")["register_kwh"].to_list()
     assert kept == [999.5, 0.5, 999.5, 0.5]
+
+
+def test_energy_between_reads_keeps_the_reads_decimals() -> None:
+    """Reads written to the Wh (three decimals of kWh): each hour's energy is the exact
+    difference of the texts, 0.222 and 1.001, not what binary floating point leaves of
+    ``1234.789 - 1234.567`` (0.22199999999998). Energy apportioned between reads is a
+    share, finer than the register, and keeps its digits."""
+    rows = [("A", 0, 1234.567), ("A", 3600, 1234.789), ("A", 7200, 1235.790)]
+    rows += [("B", 0, 10.001), ("B", 5400, 11.002)]  # B: one span over 1.5 hours
+    out = derive_intervals(_reads(rows), empty_carry(), interval_s=3600)
+    a = out.records.filter(pl.col("meter_id") == "A").sort("ts")["import_kwh"].to_list()
+    assert a == [0.222, 1.001]
+    assert 1234.789 - 1234.567 != 0.222  # what the subtraction alone would store
+    b = out.records.filter(pl.col("meter_id") == "B").sort("ts")["import_kwh"].to_list()
+    assert b[0] == pytest.approx(1.001 / 1.5 * 1.0)
+    assert round(b[0], 3) != b[0]  # a share: not cut to the register's Wh
