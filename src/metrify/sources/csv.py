@@ -1,5 +1,8 @@
 """CSV files (optionally gzipped): a header line, then rows of string fields.
 
+A file whose first line is a NEM12 header (``100,NEM12,...``) is no table of that kind:
+it is read by :mod:`metrify.sources.nem12` instead.
+
 Values stay exactly as found (strings, padding kept) because only the pipeline knows
 which padding or null token is meaningful for which column. Parsing is pyarrow's
 multi-threaded C++ parser wherever it can vouch for every line, and Python's line-wise
@@ -24,6 +27,7 @@ import pyarrow.csv as pacsv
 
 from metrify.sources.batches import BadRow, RawBatch, ReaderError, arrow_frame, one_line, raw_text
 from metrify.sources.chunks import LineChunker, find_newlines, first_content_line
+from metrify.sources.nem12 import is_nem12, read_nem12
 from metrify.sources.opening import ByteSource
 
 __all__ = ["read_csv"]
@@ -59,6 +63,9 @@ def read_csv(
         chunker = LineChunker(src)
         head = chunker.peek() if not header else chunker.header()
         if head is None:
+            return
+        if is_nem12(path.name, head[0]):
+            yield from read_nem12(chunker, src, path.name, batch_rows)
             return
         if recode:
             head = (_header_text(path.name, head[0], head[1], encoding, header), head[1])

@@ -238,7 +238,7 @@ def test_a_head_end_export_named_by_obis_codes_loads_without_a_map(
     assert energy[: len(hourly)] == pytest.approx(hourly, abs=1e-6)
     # and exactly the reads' difference in Wh, as a number of three decimals would be
     # written: no floating-point crumbs (0.22199999999998) in what exports show
-    whole_wh = [int(round(d)) / 1000 for d in np.diff(raw[:, 1])]
+    whole_wh = [round(float(d)) / 1000 for d in np.diff(raw[:, 1])]
     assert energy[: len(hourly)].tolist() == whole_wh
     # 1-0:32.7.0 was read as voltage_v: derived intervals keep only the register and
     # its energy, and the summary says so by the field's name
