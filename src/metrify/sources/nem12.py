@@ -24,7 +24,8 @@ A record that cannot be read (a ``300`` with the wrong number of values, a date 
 is no date, a value that is no number, a ``200`` with an interval length or unit the
 format does not allow, a ``300`` without its ``200``) becomes a bad row with its line,
 like a ragged CSV line. A meter's streams are gathered until the next meter's first
-``200`` record, so its import and export land in the same rows.
+``200`` record, so its import and export land in the same rows; a day a stream sends
+twice in one file counts once, as its later record says.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class _Stream:
     """What a ``200`` record says of the ``300`` records after it."""
 
     nmi: str
+    suffix: str  # the NMI suffix that names the stream (E1, B1, Q1...)
     column: str  # contract field, or "<suffix> (<unit>)" for a stream without one
     factor: float  # to kWh (1.0 for a stream without a field: kept as written)
     minutes: int
@@ -99,6 +101,7 @@ class _Meter:
     interval, the values and the line of the ``300`` record."""
 
     nmi: str
+    streams: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     minutes: list[int] = field(default_factory=list)
@@ -164,7 +167,7 @@ class _Parser:
         if column is None:
             column, factor = f"{suffix} ({unit})", 1.0
         assert factor is not None
-        self.stream, self.broken_stream = _Stream(nmi, column, factor, minutes), False
+        self.stream, self.broken_stream = _Stream(nmi, suffix, column, factor, minutes), False
         done = None
         if self.meter is not None and self.meter.nmi != nmi:
             done, self.meter = self.meter, None
@@ -200,6 +203,7 @@ class _Parser:
         quality = fields[count + 2].strip().upper()
         if quality.startswith("N"):
             values = [None] * count
+        meter.streams.append(stream.suffix)
         meter.columns.append(stream.column)
         meter.starts.append((day - _EPOCH).days * _DAY_US - _NEM_OFFSET_US)
         meter.minutes.append(stream.minutes)
@@ -239,6 +243,7 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, np.ndarray]:
         {
             "ts": np.repeat(np.array(meter.starts, dtype=np.int64), counts) + index * step_us,
             "interval_s": (step_us // 1_000_000).astype(np.int32),
+            "stream": np.repeat(np.array(meter.streams, dtype=object), counts).astype(str),
             "column": np.repeat(np.array(meter.columns, dtype=object), counts).astype(str),
             "value": pl.Series([x for day in meter.values for x in day], dtype=pl.Float64),
             "line": np.repeat(np.array(meter.lines, dtype=np.int64), counts),
@@ -251,6 +256,8 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, np.ndarray]:
         value = pl.col("value").filter(mine)
         # a stream's total is unknown where one of its values is (a null-data interval)
         per.append(pl.when(mine.any() & (value.null_count() == 0)).then(value.sum()).alias(name))
+    # a day a stream sends twice (a correction in the same file): the later record
+    long = long.unique(["stream", "ts"], keep="last", maintain_order=True)
     wide = (
         long.group_by("ts", "interval_s", maintain_order=True)
         .agg(*per, line=pl.col("line").min())

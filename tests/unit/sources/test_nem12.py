@@ -58,7 +58,8 @@ def test_a_meter_split_across_chunks_keeps_import_and_export_in_one_row(tmp_path
     lines += [_day(d, [1000] * 96) for d in days]
     lines += ["200,NMI0000001,E1B1,2,B1,N1,M1,MWh,15,"]
     lines += [_day(d, [0.002] * 96) for d in days]
-    lines += ["200,NMI0000002,E1,1,E1,N1,M2,kWh,15,", _day("20240101", [0.5] * 96)]
+    lines += ["200,NMI0000002,E1,1,E1,N1,M2,kWh,15,", _day("20240101", [0.4] * 96)]
+    lines += [_day("20240101", [0.5] * 96)]  # the day again, corrected: the later counts
     data, bad = _read(tmp_path, lines, rows=96)  # a chunk of two lines
     assert bad == []
     one = data.filter(pl.col("meter_id") == "NMI0000001")
@@ -66,6 +67,7 @@ def test_a_meter_split_across_chunks_keeps_import_and_export_in_one_row(tmp_path
     assert set(one["import_kwh"]) == {1.0} and set(one["export_kwh"]) == {2.0}
     two = data.filter(pl.col("meter_id") == "NMI0000002")
     assert two.height == 96 and two["export_kwh"].null_count() == 96
+    assert set(two["import_kwh"]) == {0.5}
 
 
 def test_null_data_days_and_intervals_have_no_value(tmp_path: Path) -> None:
