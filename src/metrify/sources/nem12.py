@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from metrify.sources.batches import BadRow, RawBatch, ReaderError, raw_text
@@ -97,19 +98,48 @@ class _Stream:
 
 @dataclass
 class _Meter:
-    """One NMI's days so far: per day, the stream's column, the start (µs, UTC), the
-    interval, the values and the line of the ``300`` record."""
+    """One NMI's days so far, as parallel lists (one entry per ``300`` record): its
+    stream and column (codes into the names), the factor to kWh, the start (µs, UTC),
+    the interval length, the record's text and line; and the intervals ``400`` records
+    or an ``N`` quality left without data. The values stay text until the meter is
+    complete, then are read all at once."""
 
     nmi: str
-    streams: list[str] = field(default_factory=list)
-    columns: list[str] = field(default_factory=list)
+    stream_names: list[str] = field(default_factory=list)
+    column_names: list[str] = field(default_factory=list)
+    streams: list[int] = field(default_factory=list)
+    columns: list[int] = field(default_factory=list)
+    factors: list[float] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     minutes: list[int] = field(default_factory=list)
-    values: list[list[float | None]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    #: (day's place, first interval, last interval), 1-based, inclusive
+    nulls: list[tuple[int, int, int]] = field(default_factory=list)
+    #: (stream, start) of every day so far: a day sent twice is the exception
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    twice: bool = False
+    rows: int = 0
 
-    def rows(self) -> int:
-        return sum(len(v) for v in self.values)
+    def add(self, stream: _Stream, start: int, text: str, line: int) -> None:
+        code = _code(self.stream_names, stream.suffix)
+        key = (code, start)
+        self.twice = self.twice or key in self.seen
+        self.seen.add(key)
+        self.streams.append(code)
+        self.columns.append(_code(self.column_names, stream.column))
+        self.factors.append(stream.factor)
+        self.starts.append(start)
+        self.minutes.append(stream.minutes)
+        self.texts.append(text)
+        self.lines.append(line)
+        self.rows += 1440 // stream.minutes
+
+
+def _code(names: list[str], name: str) -> int:
+    if name not in names:
+        names.append(name)
+    return names.index(name)
 
 
 class _Parser:
@@ -192,23 +222,13 @@ class _Parser:
                 f"method after them, found {len(fields) - 2} fields after the date"
             )
             return BadRow(text, why, number)
-        try:
-            day = dt.datetime.strptime(fields[1].strip(), "%Y%m%d").date()
-        except ValueError:
+        day = _date(fields[1].strip())
+        if day is None:
             return BadRow(text, f"NEM12 300 record: no date in {fields[1][:20]!r}", number)
-        try:
-            values: list[float | None] = [float(v) * stream.factor for v in fields[2 : count + 2]]
-        except ValueError:
-            return BadRow(text, "NEM12 300 record: an interval value is not a number", number)
-        quality = fields[count + 2].strip().upper()
-        if quality.startswith("N"):
-            values = [None] * count
-        meter.streams.append(stream.suffix)
-        meter.columns.append(stream.column)
-        meter.starts.append((day - _EPOCH).days * _DAY_US - _NEM_OFFSET_US)
-        meter.minutes.append(stream.minutes)
-        meter.values.append(values)
-        meter.lines.append(number)
+        start = (day - _EPOCH).days * _DAY_US - _NEM_OFFSET_US
+        meter.add(stream, start, text, number)
+        if fields[count + 2].strip().upper().startswith("N"):
+            meter.nulls.append((len(meter.starts) - 1, 1, count))
         self.day_read = True
         return None
 
@@ -223,53 +243,87 @@ class _Parser:
             quality = fields[3].strip().upper()
         except (IndexError, ValueError):
             return BadRow(text, "NEM12 400 record: no interval range and quality", number)
-        values = meter.values[-1]
-        if not 1 <= start <= end <= len(values):
-            why = f"NEM12 400 record: intervals {start}..{end} outside 1..{len(values)}"
+        count = 1440 // meter.minutes[-1]
+        if not 1 <= start <= end <= count:
+            why = f"NEM12 400 record: intervals {start}..{end} outside 1..{count}"
             return BadRow(text, why, number)
         if quality.startswith("N"):
-            values[start - 1 : end] = [None] * (end - start + 1)
+            meter.nulls.append((len(meter.starts) - 1, start, end))
         return None
 
 
-def _frame(meter: _Meter) -> tuple[pl.DataFrame, np.ndarray]:
-    """A meter's days as readings rows (one per interval, its streams side by side) and
-    each row's line (the first ``300`` record that gave it a value)."""
-    counts = np.array([len(v) for v in meter.values], dtype=np.int64)
-    step_us = np.repeat(np.array(meter.minutes, dtype=np.int64) * 60_000_000, counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    index = np.arange(int(counts.sum()), dtype=np.int64) - first
+def _date(text: str) -> dt.date | None:
+    """A ``YYYYMMDD`` date, or None (strptime costs ten times as much per record)."""
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[BadRow]]:
+    """A meter's days as readings rows (one per interval, its streams side by side),
+    each row's line (the first ``300`` record that gave it a value), and the days whose
+    values are not all numbers, as bad rows."""
+    minutes = np.array(meter.minutes, dtype=np.int64)
+    counts = 1440 // minutes
+    text = (
+        pl.DataFrame({"t": meter.texts, "n": counts})
+        .select(pl.col("t").str.split(",").list.slice(2, pl.col("n")))
+        .explode("t")
+        .get_column("t")
+    )
+    values = text.str.strip_chars().cast(pl.Float64, strict=False).to_numpy().copy()
+    day = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    bad_days = np.unique(day[np.isnan(values)])
+    values *= np.repeat(np.array(meter.factors), counts)
+    for place, start, end in meter.nulls:
+        values[first[place] + start - 1 : first[place] + end] = np.nan
+    step_us = np.repeat(minutes * 60_000_000, counts)
     long = pl.DataFrame(
         {
-            "ts": np.repeat(np.array(meter.starts, dtype=np.int64), counts) + index * step_us,
+            "ts": np.repeat(np.array(meter.starts, dtype=np.int64), counts)
+            + (np.arange(len(day)) - first[day]) * step_us,
             "interval_s": (step_us // 1_000_000).astype(np.int32),
-            "stream": np.repeat(np.array(meter.streams, dtype=object), counts).astype(str),
-            "column": np.repeat(np.array(meter.columns, dtype=object), counts).astype(str),
-            "value": pl.Series([x for day in meter.values for x in day], dtype=pl.Float64),
+            "stream": np.repeat(np.array(meter.streams, dtype=np.int32), counts),
+            "column": np.repeat(np.array(meter.columns, dtype=np.int32), counts),
+            "value": pl.Series(values).fill_nan(None),
             "line": np.repeat(np.array(meter.lines, dtype=np.int64), counts),
         }
     )
-    columns = list(dict.fromkeys(meter.columns))
-    per = []
-    for name in columns:
-        mine = pl.col("column") == name
-        value = pl.col("value").filter(mine)
-        # a stream's total is unknown where one of its values is (a null-data interval)
-        per.append(pl.when(mine.any() & (value.null_count() == 0)).then(value.sum()).alias(name))
-    # a day a stream sends twice (a correction in the same file): the later record
-    long = long.unique(["stream", "ts"], keep="last", maintain_order=True)
-    wide = (
-        long.group_by("ts", "interval_s", maintain_order=True)
-        .agg(*per, line=pl.col("line").min())
-        .sort("ts", "interval_s")
-    )
+    bad = []
+    if len(bad_days):
+        long = long.filter(~pl.Series(np.isin(day, bad_days)))
+        why = "NEM12 300 record: an interval value is not a number"
+        bad = [BadRow(meter.texts[d], why, meter.lines[d]) for d in bad_days.tolist()]
+    if meter.twice:  # a day a stream sends twice (a correction in one file): the later
+        long = long.unique(["stream", "ts"], keep="last", maintain_order=True)
+    names = meter.column_names
+    if len(meter.stream_names) == 1:  # one stream: its rows are the meter's rows
+        wide = long.sort("ts").rename({"value": names[0]})
+    else:
+        per = []
+        for code, name in enumerate(names):
+            mine = pl.col("column") == code
+            value = pl.col("value").filter(mine)
+            # a total is unknown where one of its streams' values is (null data)
+            per.append(
+                pl.when(mine.any() & (value.null_count() == 0)).then(value.sum()).alias(name)
+            )
+        wide = (
+            long.group_by("ts", "interval_s", maintain_order=True)
+            .agg(*per, line=pl.col("line").min())
+            .sort("ts", "interval_s")
+        )
     frame = wide.select(
         pl.lit(meter.nmi).alias("meter_id"),
         pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         pl.col("interval_s"),
-        *[pl.col(name) for name in columns],
+        *[pl.col(name) for name in names],
     )
-    return frame, wide.get_column("line").to_numpy().astype(np.int64)
+    return frame, wide.get_column("line").to_numpy().astype(np.int64), bad
 
 
 def read_nem12(
@@ -285,8 +339,9 @@ def read_nem12(
 
     def batch() -> RawBatch:
         frames = [_frame(m) for m in done]
-        data = pl.concat([f for f, _ in frames], how="diagonal_relaxed") if frames else None
-        lines = np.concatenate([n for _, n in frames]) if frames else np.empty(0, np.int64)
+        data = pl.concat([f for f, _, _ in frames], how="diagonal_relaxed") if frames else None
+        lines = np.concatenate([n for _, n, _ in frames]) if frames else np.empty(0, np.int64)
+        bad.extend(b for _, _, found in frames for b in found)
         out = RawBatch(
             data if data is not None else _EMPTY,
             list(bad),
@@ -316,7 +371,7 @@ def read_nem12(
                 bad.append(problem)
             if finished is not None:
                 done.append(finished)
-                if sum(m.rows() for m in done) >= batch_rows:
+                if sum(m.rows for m in done) >= batch_rows:
                     yield batch()
                     first_line = number
     last = parser.finish()

@@ -96,8 +96,8 @@ def test_records_that_cannot_be_read_are_bad_rows_with_their_lines(tmp_path: Pat
         "200,NMI0000001,E1,1,E1,N1,M1,kWh,30,",  # line 6: good
         _day("20240101", [1] * 47),  # line 7: one value short
         _day("2024013x", [1] * 48),  # line 8: no date
-        _day("20240102", [1] * 47 + ["x"]),  # line 9: no number
-        "400,40,48,N,,",  # line 10: after a 300 record that was not read
+        "400,40,48,N,,",  # line 9: after a 300 record that was not read
+        _day("20240102", [1] * 47 + ["x"]),  # line 10: no number
         "250,NMI0000001,E1",  # line 11: a NEM13 record
         _day("20240103", [2] * 48, "V"),  # line 12: good
         "400,1,48,A,,",  # line 13: good
@@ -112,8 +112,8 @@ def test_records_that_cannot_be_read_are_bad_rows_with_their_lines(tmp_path: Pat
     assert "no energy unit" in reasons[5]
     assert "expected 48 interval values" in reasons[7]
     assert "no date" in reasons[8]
-    assert "not a number" in reasons[9]
-    assert reasons[10] == "NEM12 400 record without its 300 record"
+    assert reasons[9] == "NEM12 400 record without its 300 record"
+    assert "not a number" in reasons[10]
     assert "outside 1..48" in reasons[14]
     assert "unknown record type '250'" in reasons[11]
     assert data["import_kwh"].to_list() == [2.0] * 48
