@@ -1,5 +1,6 @@
 """What decoding costs per text format of the same rows: ISO times and decimal points
-(the London files as they are), decimal commas, day-first dates with dots.
+(the London files as they are), decimal commas, day-first dates with dots, and a load
+profile's date and time in two columns with each day's last interval ending at 24:00.
 
 One batch of real London households (the first ``--files`` files, 207,196 rows for
 12) is rewritten in each format and decoded with the pipeline's ``decode``; each
@@ -36,7 +37,23 @@ def formats(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
         "day-first dots (dd.mm.yyyy HH:MM)": raw.with_columns(
             times.dt.strftime("%d.%m.%Y %H:%M").alias("tstp")
         ),
+        # interval ends, the day's last written as 24:00 of its own day (--ts-end)
+        JOINED: raw.with_columns(
+            ends := times + pl.duration(minutes=30),
+            Datum=pl.when(ends.dt.hour() + ends.dt.minute() == 0)
+            .then(ends - pl.duration(days=1))
+            .otherwise(ends)
+            .dt.strftime("%d.%m.%Y"),
+            Uhrzeit=pl.when(ends.dt.hour() + ends.dt.minute() == 0)
+            .then(pl.lit("24:00"))
+            .otherwise(ends.dt.strftime("%H:%M")),
+        ).drop("tstp"),
     }
+
+
+#: the formats read with more than ``MAPS`` and ``--interval 1800``: ts from two
+#: columns, marking interval ends
+JOINED = "date and time apart, ends at 24:00"
 
 
 def main() -> None:
@@ -46,16 +63,24 @@ def main() -> None:
     args = parser.parse_args()
     files = sorted((SHARED / "london-smart-meters-2013").glob("*.csv.gz"))[: args.files]
     raw = pl.concat([pl.read_csv(f, infer_schema=False) for f in files])
-    mapping = build_mapping(READING, maps=MAPS, interval_s=1800)
     batches = formats(raw)
+    mappings = {
+        name: build_mapping(
+            READING,
+            maps=[*MAPS, "ts=Datum+Uhrzeit"] if name == JOINED else MAPS,
+            interval_s=1800,
+            ts_end=name == JOINED,
+        )
+        for name in batches
+    }
     seconds: dict[str, list[float]] = {name: [] for name in batches}
     read: dict[str, int] = {}
     for name, batch in batches.items():  # a first, unmeasured round
-        read[name] = decode(READING, batch, mapping).records.height
+        read[name] = decode(READING, batch, mappings[name]).records.height
     for _ in range(args.runs):
         for name, batch in batches.items():
             started = time.perf_counter()
-            decode(READING, batch, mapping)
+            decode(READING, batch, mappings[name])
             seconds[name].append(time.perf_counter() - started)
     plain = statistics.median(seconds["as written (ISO, decimal point)"])
     print(f"{raw.height:,} rows, {len(files)} files, median of {args.runs} runs")

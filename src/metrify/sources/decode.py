@@ -390,18 +390,37 @@ def _parse_ts(
     plain number is a time since the epoch (seconds, milliseconds or microseconds by
     its size), always UTC.
     """
+    column = raw.get_column(col)
+    if mapping.ts_format is None:
+        # A column of one plain local shape (most exports) is read with its one format
+        # (unless what it did not read is a 24:00, which the general path reads).
+        plain = plain_times(column)
+        if plain is not None and (
+            plain.null_count() == column.null_count() or _end_of_day(column) is None
+        ):
+            return _plain_ts(plain, col, mapping, id_expr)
+        # The wire format (what our producers and most systems send: ISO 8601 in UTC
+        # with a Z) is read in one pass; anything else goes through the general readers.
+        iso = wire_times(column)
+        if iso.null_count() == column.null_count():
+            no = pl.lit(False)
+            return {"_ts_iso": iso}, pl.col("_ts_iso"), no, no
+    end_of_day = _end_of_day(column)
+    if end_of_day is None:
+        return _general_ts(raw, col, mapping, id_expr)
+    # each 24:00 read as 00:00 of its own date, then moved to the next day
+    rewritten = raw.with_columns(column.str.replace(_END_OF_DAY, "${1}00:00${2}"))
+    found, parsed, bad, skipped = _general_ts(rewritten, col, mapping, id_expr)
+    return {k: _a_day_later(v, end_of_day) for k, v in found.items()}, parsed, bad, skipped
+
+
+def _general_ts(
+    raw: pl.DataFrame, col: str, mapping: Mapping, id_expr: pl.Expr
+) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
+    """:func:`_parse_ts` past its fast paths: ``--ts-format``, or each row read by the
+    readers that fit it (day- or month-first dates, offsets, epochs, compact dates)."""
     if mapping.ts_format is not None:
         return _formatted_ts(raw, col, mapping, id_expr)
-    # A column of one plain local shape (most exports) is read with its one format.
-    plain = plain_times(raw.get_column(col))
-    if plain is not None:
-        return _plain_ts(plain, col, mapping, id_expr)
-    # The wire format (what our producers and most systems send: ISO 8601 in UTC with a
-    # Z) is read in one pass; anything else goes through the general readers below.
-    iso = wire_times(raw.get_column(col))
-    if iso.null_count() == raw.get_column(col).null_count():
-        no = pl.lit(False)
-        return {"_ts_iso": iso}, pl.col("_ts_iso"), no, no
     text = raw.select(
         pl.col(col)
         .str.strip_chars()
@@ -497,13 +516,7 @@ def _ts(
     month) to ``early``."""
     source_type = raw.schema[src]
     if _is_string(source_type):
-        text = raw.get_column(src)
         found, parsed, bad, skipped = _parse_ts(raw, src, mapping, id_expr)
-        end_of_day = None if _all_read(found, text) else _end_of_day(text)
-        if end_of_day is not None:  # read again, each 24:00 as 00:00 of the next day
-            rewritten = raw.with_columns(text.str.replace(_END_OF_DAY, "${1}00:00${2}"))
-            found, parsed, bad, skipped = _parse_ts(rewritten, src, mapping, id_expr)
-            found = {k: _a_day_later(v, end_of_day) for k, v in found.items()}
         helpers.update(found)
         early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
         if "_ts_undecided" in found:
@@ -515,19 +528,11 @@ def _ts(
     return parsed
 
 
-def _all_read(found: dict[str, pl.Series], text: pl.Series) -> bool:
-    """Whether a one-format reading (the wire format, or one plain shape) read every
-    text: then no ``24:00`` is left to explain, and the column is not searched for one."""
-    if not set(found) <= {"_ts_iso", "_ts_offset", "_ts_naive"}:
-        return False
-    one = found.get("_ts_iso", found.get("_ts_naive"))
-    return one is not None and one.null_count() == text.null_count()
-
-
 def _end_of_day(text: pl.Series) -> pl.Series | None:
     """Where a time reads ``24:00`` (the end of the day, as load-profile exports write
-    the last interval's end), or None when none does: the cheap literal look finds
-    nearly every column without one."""
+    the last interval's end), or None when none does: the cheap literal look clears
+    nearly every column without one. Asked only of columns the fast paths did not read
+    whole."""
     if not text.str.contains("24:00", literal=True).any():
         return None
     marked = text.str.contains(_END_OF_DAY).fill_null(False)
