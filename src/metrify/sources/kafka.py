@@ -455,7 +455,12 @@ def produce_files(
                         "produce sends interval records only"
                     )
                 decoded = decode(
-                    contract, batch.data, mapping, first_line=batch.first_line, check_ranges=False
+                    contract,
+                    batch.data,
+                    mapping,
+                    first_line=batch.first_line,
+                    lines=batch.lines,
+                    check_ranges=False,
                 )
                 summary.sent += sender.send_frame(kind, decoded.records)
                 rejects = [(r, why, line) for r, why, line in decoded.rejects.iter_rows()]

@@ -8,6 +8,7 @@ compared with PostgreSQL by key and by every value.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import random
 import signal
@@ -712,3 +713,68 @@ def test_module_runs_as_script() -> None:
     assert result.returncode == 2
     assert b"METRIFY_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_produce_a_nem12_file_with_each_rejects_own_line(
+    settings: Settings,
+    kafka: KafkaSettings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    tmp_path: Path,
+) -> None:
+    """A NEM12 file goes out as ingest reads it: its days as readings at NEM instants
+    (UTC+10), and what cannot be stored to the dead-letter topic with the line it came
+    from (rows of a NEM12 file are no lines of their own, so the reader's line numbers
+    must travel with them)."""
+    trailer = ",,,20250302000000,20250302000000"
+    day1 = [f"{i / 100:.2f}" for i in range(48)]
+    day2 = [f"{1 + i / 100:.2f}" for i in range(48)]
+    path = tmp_path / "nem12.csv"
+    path.write_text(
+        "100,NEM12,202503020000,MDP,RETAILER\n"  # line 1
+        "200,4100000001,E1,1,E1,N1,M1,kWh,30,\n"  # line 2
+        f"300,20250301,{','.join(day1)},A{trailer}\n"  # line 3
+        "\n"  # line 4
+        "300,20250302,1,2,A\n"  # line 5: cut short
+        f"300,20250302,{','.join(day2)},V{trailer}\n"  # line 6
+        "400,1,47,A,,\n"  # line 7
+        "400,48,48,N,,\n"  # line 8: the day's last half-hour has no data
+        "900\n"
+    )
+    mapping = build_mapping(READING)
+    sender = Sender(kafka)
+    summary = produce_files(sender, "readings", [path], mapping)
+    assert (summary.sent, summary.rejected) == (95, 2)
+
+    dlq = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"dlq-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "log_level": 3,
+        }
+    )
+    dlq.subscribe([kafka.topic_deadletter])
+    lines: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while len(lines) < 2 and time.monotonic() < deadline:
+        for msg in dlq.consume(10, 0.5):
+            if msg.error() is None:
+                headers = {k: bytes(v or b"").decode() for k, v in msg.headers() or []}
+                lines[headers["error"]] = headers["line"]
+    dlq.close()
+    assert lines["missing import_kwh"] == "6"  # the null half-hour: its day's 300 record
+    (cut,) = [why for why in lines if why.startswith("NEM12 300 record")]
+    assert lines[cut] == "5"
+
+    worker = ThreadWorker(settings, kafka)
+    wait_for(lambda: count(conn, "readings") >= 95, 60, "readings")
+    wait_for(lambda: all_committed(kafka, ("readings",)), 30, "offsets committed")
+    assert worker.finish() == 0
+    rows = conn.execute(
+        "SELECT ts, import_kwh FROM readings WHERE quality & 1 = 0 ORDER BY ts"
+    ).fetchall()
+    start = dt.datetime(2025, 2, 28, 14, tzinfo=dt.UTC)  # 1 March 00:00 at UTC+10
+    half = dt.timedelta(minutes=30)
+    expected = [(start + i * half, float(v)) for i, v in enumerate(day1)]
+    expected += [(start + (48 + i) * half, float(v)) for i, v in enumerate(day2[:47])]
+    assert rows == expected
