@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from metrify.sources.batches import BadRow
 from metrify.sources.kafka import parse_message
-from metrify.sources.obis import obis_field
+from metrify.sources.obis import obis_field, tariff_register
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,24 @@ def rows_of(
     rows = []
     for row in parsed.rows:
         out: dict[str, Any] = {}
+        tariffs: dict[str, dict[str, Any]] = {}
         for key, value in row.items():
-            name = obis_field(key) if ":" in key or key[:1].isdigit() else None
-            if name is None:
+            coded = ":" in key or key[:1].isdigit()
+            name = obis_field(key) if coded else None
+            total = tariff_register(key) if coded and name is None else None
+            if total is not None:
+                tariffs.setdefault(total, {})[key] = value
+            elif name is None:
                 out[key] = value
             elif name.startswith("-"):
                 out.setdefault(name[1:], -float(value) if _number(value) else value)
             else:
                 out[name] = value
+        for total, parts in tariffs.items():
+            if total in out or not all(_number(v) for v in parts.values()):
+                out.update(parts)  # kept as sent: the load names them as ignored
+            else:  # a DSMR meter's tariff registers: the total is their sum
+                out[total] = sum(float(v) for v in parts.values())
         if meter is not None and not out.get("meter_id"):
             out["meter_id"] = meter
         rows.append(out)

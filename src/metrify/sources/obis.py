@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["OBIS_ABSTRACT", "OBIS_FIELDS", "obis_columns", "obis_field"]
+__all__ = ["OBIS_ABSTRACT", "OBIS_FIELDS", "obis_columns", "obis_field", "tariff_register"]
 
 #: OBIS value groups C.D.E (electricity, A = 1) and the contract field each one fills.
 #: Energy registers (x.8.0) and interval energy (x.29.0) in kWh, power (x.7.0) in kW,
@@ -39,6 +39,9 @@ OBIS_ABSTRACT: Final[dict[str, str]] = {
     "96.1.0": "meter_id",  # device identifier (serial number)
     "96.1.1": "meter_id",  # equipment identifier (DSMR)
 }
+#: tariff registers (x.8.T, T = 1..9) and the total register their sum is: a DSMR meter
+#: (the Netherlands, Belgium) sends 1.8.1 and 1.8.2, low and normal tariff, and no 1.8.0
+_TARIFF_TOTALS: Final[dict[str, str]] = {"1.8": "register_kwh", "2.8": "export_register_kwh"}
 #: active power export (2.7.0) is the same field with the sign of export
 _EXPORT_POWER: Final = "2.7.0"
 _OBIS: Final = re.compile(
@@ -62,17 +65,37 @@ def obis_field(key: str) -> str | None:
     return OBIS_FIELDS.get(code)
 
 
+def tariff_register(key: str) -> str | None:
+    """The total register a tariff register's code adds up to (``1-0:1.8.2``:
+    ``register_kwh``), or None for any other key."""
+    match = _OBIS.match(key.strip())
+    if match is None or match["a"] not in (None, "1") or not 1 <= int(match["e"]) <= 9:
+        return None
+    return _TARIFF_TOTALS.get(f"{int(match['c'])}.{int(match['d'])}")
+
+
 def obis_columns(columns: Iterable[str]) -> dict[str, str]:
     """Contract field -> the column that carries it, for columns named by OBIS code.
 
     Only plain fields: export power, which must be negated, is left to ``--map`` and
     ``--scale``. Where two columns carry one field (``1.8.0`` and ``1-0:1.8.0*255``), the
-    first in the file's order does."""
+    first in the file's order does. A total register no column carries is the sum of
+    the tariff registers that are there (``1-0:1.8.1+1-0:1.8.2``, the ``--map A+B``
+    form), the first column of each tariff counting."""
     found: dict[str, str] = {}
+    tariffs: dict[str, dict[str, str]] = {}
     for column in columns:
         if ":" not in column and not column[:1].isdigit():
             continue  # not a code: the common case costs one look at the name
         name = obis_field(column)
         if name is not None and not name.startswith("-"):
             found.setdefault(name, column)
+        total = tariff_register(column) if name is None else None
+        if total is not None:
+            match = _OBIS.match(column.strip())
+            assert match is not None
+            tariffs.setdefault(total, {}).setdefault(match["e"].lstrip("0"), column)
+    for total, parts in tariffs.items():
+        if total not in found:
+            found[total] = "+".join(parts.values())
     return found

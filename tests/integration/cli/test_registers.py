@@ -247,3 +247,30 @@ def test_a_head_end_export_named_by_obis_codes_loads_without_a_map(
         "SELECT count(voltage_v) FROM readings WHERE meter_id = 'E0012'"
     ).fetchone()
     assert stored_volts == (0,)
+
+
+def test_a_dsmr_export_of_tariff_registers_loads_as_their_sum(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """The home's two import registers (low and normal tariff) as a DSMR meter exports
+    them: 1-0:1.8.1 and 1-0:1.8.2 and no total. With no --map, the register is their
+    sum, and each hour's energy is the sum's rise (both read from the real files)."""
+    low = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_5yrhours.csv")
+    normal = _raw("elec_quantity_nt_orig_CurrentElectricityQuantity_5yrhours.csv")
+    times, at_low, at_normal = np.intersect1d(low[:, 0], normal[:, 0], return_indices=True)
+    both = np.column_stack((times, low[at_low, 1], normal[at_normal, 1]))[:480]
+    assert np.all(np.diff(both[:, 1]) >= 0) and np.all(np.diff(both[:, 2]) >= 0)
+    assert np.all(np.diff(both[:, 0]) == 3600)  # hourly reads throughout this stretch
+    lines = ["0-0:1.0.0;0-0:96.1.1;1-0:1.8.1;1-0:1.8.2"]
+    lines += [f"{t};E0013;{a / 1000:.3f};{b / 1000:.3f}" for t, a, b in both.tolist()]
+    path = tmp_path / "dsmr.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["ingest", "readings", str(path), "--interval", "3600", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["quarantined"] == 0
+    assert not any("1.8.1" in w or "1.8.2" in w for w in summary["warnings"])  # both read
+    rows = _stored(conn, "E0013")
+    total = both[:, 1] + both[:, 2]
+    assert [r[1] for r in rows] == [round(float(d)) / 1000 for d in np.diff(total)]
+    assert rows[-1][2] == pytest.approx(total[-1] / 1000)  # the register kept: the sum

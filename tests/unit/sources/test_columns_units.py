@@ -90,6 +90,30 @@ def test_columns_named_by_obis_code_fill_the_fields_they_name() -> None:
     assert out.ignored_columns == []
 
 
+def test_tariff_registers_add_up_to_the_total_no_column_carries() -> None:
+    """A DSMR meter exports its import and export per tariff (1.8.1 low, 1.8.2 normal)
+    and no total: the total register is their sum. A total column, where there is one,
+    wins; of two columns of one tariff, the first counts."""
+    columns = ["0-0:1.0.0", "1-0:1.8.1", "1-0:1.8.2", "1.8.2", "1-0:2.8.1", "1-0:2.8.2"]
+    resolved = build_mapping(READING).resolve(columns)
+    assert resolved.columns["register_kwh"] == "1-0:1.8.1+1-0:1.8.2"
+    assert resolved.columns["export_register_kwh"] == "1-0:2.8.1+1-0:2.8.2"
+    with_total = build_mapping(READING).resolve([*columns, "1-0:1.8.0"]).columns
+    assert with_total["register_kwh"] == "1-0:1.8.0"
+    data = pl.DataFrame(
+        {
+            "0-0:1.0.0": ["2024-01-01T00:00:00Z"],
+            "0-0:96.1.1": ["E1"],
+            "1-0:1.8.1": ["1000.25"],
+            "1-0:1.8.2": ["2000.5"],
+            "1-0:1.29.0": ["0.5"],
+        }
+    )
+    out = decode(READING, data, build_mapping(READING, interval_s=900))
+    assert out.records.select("register_kwh", "import_kwh").rows() == [(3000.75, 0.5)]
+    assert out.ignored_columns == []
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

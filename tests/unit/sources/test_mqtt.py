@@ -52,6 +52,29 @@ def test_a_message_takes_its_meter_from_the_topic_and_its_fields_from_obis() -> 
     assert rows == [] and len(bad) == 1 and "JSON" in bad[0].reason
 
 
+def test_a_dsmr_telegrams_tariff_registers_add_up_to_its_total() -> None:
+    """DSMR meters send 1.8.1 and 1.8.2 (low and normal tariff) and no 1.8.0: the total
+    register is their sum. A total sent beside them wins, and a tariff value that is no
+    number leaves the parts as sent (the load names them)."""
+    dsmr = {"ts": "2025-01-01T00:00:00Z", "1-0:1.8.1": 1000.25, "1-0:1.8.2": "2000.5"}
+    dsmr |= {"1-0:2.8.1": 3.0, "1-0:2.8.2": 4.0}
+    rows, _ = rows_of("dsmr/E1", orjson.dumps(dsmr), "dsmr/+", max_bytes=10_000)
+    assert rows == [
+        {
+            "ts": "2025-01-01T00:00:00Z",
+            "register_kwh": 3000.75,
+            "export_register_kwh": 7.0,
+            "meter_id": "E1",
+        }
+    ]
+    total = {**dsmr, "1-0:1.8.0": 3000.0}
+    (row,), _ = rows_of("dsmr/E1", orjson.dumps(total), "dsmr/+", max_bytes=10_000)
+    assert row["register_kwh"] == 3000.0 and row["1-0:1.8.1"] == 1000.25
+    broken = {**dsmr, "1-0:1.8.2": "n/a"}
+    (row,), _ = rows_of("dsmr/E1", orjson.dumps(broken), "dsmr/+", max_bytes=10_000)
+    assert "register_kwh" not in row and row["1-0:1.8.2"] == "n/a"
+
+
 def test_broker_urls() -> None:
     assert broker_address("mqtt://127.0.0.1:1883") == ("127.0.0.1", 1883)
     assert broker_address("mqtt://broker") == ("broker", 1883)
