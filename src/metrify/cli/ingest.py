@@ -40,7 +40,7 @@ def _check_mapped(path: Path, mapping: Mapping) -> None:
     loading it would store the field as nulls. Files that cannot be read are left to
     the load, which reports them the usual way."""
     try:
-        batches = read_batches(path, _PEEK_ROWS, header=mapping.header, encoding=mapping.encoding)
+        batches = read_batches(path, _PEEK_ROWS, **mapping.file_options)
         try:
             first = next(batches, None)
         finally:
@@ -68,9 +68,7 @@ def _check_intervals(path: Path, spec: Contract, mapping: Mapping) -> dict[str, 
     from metrify.sources.intervals import detect_intervals, needs_detection, refusal
 
     try:
-        batches = read_batches(
-            path, _INTERVAL_PEEK_ROWS, header=mapping.header, encoding=mapping.encoding
-        )
+        batches = read_batches(path, _INTERVAL_PEEK_ROWS, **mapping.file_options)
         try:
             first = next(batches, None)
             complete = first is not None and next(batches, None) is None
@@ -132,6 +130,7 @@ def ingest_cmd(
     units: opts.Units = [],  # noqa: B006
     no_header: opts.NoHeader = False,
     encoding: opts.Encoding = None,
+    skip_lines: opts.SkipLines = 0,
     register_digits: opts.RegisterDigits = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
@@ -161,6 +160,7 @@ def ingest_cmd(
         units=units,
         header=not no_header,
         encoding=encoding,
+        skip_lines=skip_lines,
         register_digits=register_digits,
         detect_interval=True,
     )

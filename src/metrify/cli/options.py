@@ -53,6 +53,13 @@ NoHeader = Annotated[
     bool,
     typer.Option("--no-header", help="the CSV file has no header line; columns are #1, #2, ..."),
 ]
+SkipLines = Annotated[
+    int,
+    typer.Option(
+        "--skip-lines",
+        help="lines above a CSV file's header to pass over (an export's title, account, ...)",
+    ),
+]
 Encoding = Annotated[
     str | None,
     typer.Option(

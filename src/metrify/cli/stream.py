@@ -70,6 +70,7 @@ def produce_cmd(
     units: opts.Units = [],  # noqa: B006
     no_header: opts.NoHeader = False,
     encoding: opts.Encoding = None,
+    skip_lines: opts.SkipLines = 0,
     register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
@@ -91,6 +92,7 @@ def produce_cmd(
         units=units,
         header=not no_header,
         encoding=encoding,
+        skip_lines=skip_lines,
         register_digits=register_digits,
     )
     try:

@@ -341,12 +341,7 @@ class _Ahead:
         try:
             for number, path in enumerate(self._paths):
                 try:
-                    batches = read_batches(
-                        path,
-                        self._batch_rows,
-                        header=self._mapping.header,
-                        encoding=self._mapping.encoding,
-                    )
+                    batches = read_batches(path, self._batch_rows, **self._mapping.file_options)
                     for batch, used in self._checks.batches(batches):
                         if self._abandoned == number:
                             break

@@ -100,6 +100,22 @@ class LineChunker:
         self._next_line += n_lines
         return chunk
 
+    def skip(self, n_lines: int) -> None:
+        """Pass over the first ``n_lines`` lines, blank or not (an export's preamble)."""
+        for _ in range(n_lines):
+            while len(self._nl) == 0 and not self._eof:
+                if len(self._buf) >= self._max_bytes:
+                    raise ReaderError(
+                        f"{self._src.name}: a line before the header is longer than "
+                        f"{self._max_bytes} bytes"
+                    )
+                self._fill()
+            if len(self._nl) == 0:
+                if self._error is not None:
+                    raise self._error
+                return
+            self._take(1)
+
     def header(self) -> tuple[bytes, int] | None:
         """The first non-blank line (without its line end) and its number; None if none."""
         while True:

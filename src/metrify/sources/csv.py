@@ -49,6 +49,7 @@ def read_csv(
     *,
     header: bool = True,
     encoding: str = "utf-8",
+    skip_lines: int = 0,
 ) -> Iterator[RawBatch]:
     """Stream a CSV file; ``delimiter`` None guesses it from the header line.
 
@@ -56,11 +57,13 @@ def read_csv(
     lines); the columns are named ``#1``, ``#2``, ... after the first line's fields, and
     that line is a row like the others. ``encoding`` other than UTF-8 (a codec that
     writes ASCII as ASCII, checked by :func:`metrify.sources.mapping.build_mapping`):
-    each chunk of whole lines is turned into UTF-8 before it is parsed."""
+    each chunk of whole lines is turned into UTF-8 before it is parsed. ``skip_lines``:
+    the file's first lines (blank or not) that come before the header are passed over."""
     src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
     recode = encoding not in ("utf-8", "utf8", "utf-8-sig")
     try:
         chunker = LineChunker(src)
+        chunker.skip(skip_lines)
         head = chunker.peek() if not header else chunker.header()
         if head is None:
             return

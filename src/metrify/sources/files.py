@@ -67,6 +67,7 @@ def read_batches(
     delimiter: str | None = None,
     header: bool = True,
     encoding: str = "utf-8",
+    skip_lines: int = 0,
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
@@ -76,6 +77,7 @@ def read_batches(
     None it is guessed from the header line among ``,`` ``;`` and tab. ``header`` False
     (CSV only): the file has no header line, its columns are ``#1``, ``#2``, ...
     ``encoding`` (CSV only; JSON is UTF-8 by definition): the character set of the bytes.
+    ``skip_lines`` (CSV only): lines before the header that are no part of the table.
     """
     fmt = detect_format(path)
     if batch_rows < 1:
@@ -94,4 +96,6 @@ def read_batches(
         return read_parquet(path, batch_rows)
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
-    return read_csv(path, batch_rows, delimiter, header=header, encoding=encoding)
+    return read_csv(
+        path, batch_rows, delimiter, header=header, encoding=encoding, skip_lines=skip_lines
+    )

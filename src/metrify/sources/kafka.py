@@ -445,9 +445,7 @@ def produce_files(
     for path in paths:
         summary.files += 1
         try:
-            for batch in read_batches(
-                path, batch_rows, header=mapping.header, encoding=mapping.encoding
-            ):
+            for batch in read_batches(path, batch_rows, **mapping.file_options):
                 if mapping.derives_energy(contract, batch.data.columns):
                     raise SchemaMismatch(
                         "interval energy from a cumulative register is derived by "

@@ -10,8 +10,9 @@ local timestamps (an IANA name, or a fixed offset such as ``+10:00`` for a file 
 standard time all year), ``--ts-end`` says timestamps mark the END of the interval,
 ``--ts-format`` gives their one format (strftime) where reading them row by row would
 have to guess (``--map ts=DATE+TIME`` joins a date column and a time column),
-``--no-header`` says a CSV file starts with data, ``--encoding`` names the character
-set of a CSV file not written in UTF-8 (``cp1252``, ``latin-1``), and
+``--no-header`` says a CSV file starts with data, ``--skip-lines`` passes over the
+lines an export writes above its table, ``--encoding`` names the character set of a
+CSV file not written in UTF-8 (``cp1252``, ``latin-1``), and
 ``--register-digits`` gives the width of a cumulative register whose interval energy is
 derived (:mod:`metrify.sources.registers`).
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import Contract, interval_is_valid
@@ -63,6 +64,9 @@ class Mapping:
     #: ``--encoding``: the character set of a CSV file's bytes (Python's codec name;
     #: files from Windows spreadsheets are often ``cp1252``)
     encoding: str = "utf-8"
+    #: ``--skip-lines``: lines before a CSV file's header (an export's title, account
+    #: and address lines) that are no part of the table
+    skip_lines: int = 0
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
@@ -72,6 +76,12 @@ class Mapping:
 
     def source_column(self, name: str) -> str:
         return self.columns.get(name, name)
+
+    @property
+    def file_options(self) -> dict[str, Any]:
+        """How the file readers read a file for this mapping: the keyword arguments of
+        :func:`metrify.sources.files.read_batches` the options set."""
+        return {"header": self.header, "encoding": self.encoding, "skip_lines": self.skip_lines}
 
     @property
     def offset_s(self) -> int | None:
@@ -217,6 +227,7 @@ def build_mapping(
     units: Iterable[str] = (),
     header: bool = True,
     encoding: str | None = None,
+    skip_lines: int = 0,
     register_digits: int | None = None,
     detect_interval: bool = False,
 ) -> Mapping:
@@ -280,6 +291,8 @@ def build_mapping(
     if ts_format is not None:
         _check_ts_format(ts_format)
     codec = _codec(encoding) if encoding is not None else "utf-8"
+    if skip_lines < 0:
+        raise MappingError(f"--skip-lines {skip_lines}: must be 0 or more")
     if register_digits is not None and not 1 <= register_digits <= 15:
         raise MappingError(f"--register-digits {register_digits}: must be 1..15")
     mapping = Mapping(
@@ -293,6 +306,7 @@ def build_mapping(
         units=conversions,
         header=header,
         encoding=codec,
+        skip_lines=skip_lines,
         register_digits=register_digits,
         detect_interval=detect_interval
         and interval_s is None
@@ -378,6 +392,8 @@ def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
         hint = f" (did you mean {near!r}? names are case-sensitive)" if near else ""
         if _ONE_POSITION.match(src):
             hint = f" (the file has {len(columns)} column{'s' if len(columns) != 1 else ''})"
+        if not hint and mapping.header:
+            hint = " (if the table starts lower down in the file, pass --skip-lines N)"
         raise MappingError(
             f"--map {name}={given}: no column {src!r}{hint}; "
             f"columns are {', '.join(columns) or '(none)'}"

@@ -114,3 +114,48 @@ def test_a_load_profile_export_with_date_and_time_apart_loads_as_the_household(
     )
     assert stored["ts"].to_list() == original["ts"].to_list()
     assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()
+
+
+def test_a_utility_download_with_lines_above_its_table_loads_as_the_household(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A customer download in the shape US utilities give (Green Button CSV): name,
+    address and account lines above the table, the date and the start time in two
+    columns, times local to the utility (here America/New_York, across its DST change
+    of 10 March 2013), usage in kWh and cost columns. Without --skip-lines the command
+    stops before storing anything, saying so; with it, the household's own readings."""
+    original = london_readings(first=1).filter(
+        pl.col("ts").is_between(
+            dt.datetime(2013, 3, 1, tzinfo=dt.UTC), dt.datetime(2013, 3, 20, tzinfo=dt.UTC)
+        )
+    )
+    york = ZoneInfo("America/New_York")
+    lines = ["Name,A CUSTOMER", 'Address,"1 MAIN ST, ANYTOWN"', "Account Number,1234", ""]
+    lines.append("TYPE,DATE,START TIME,END TIME,USAGE (kWh),COST,NOTES")
+    for _, ts, kwh in original.iter_rows():
+        start = ts.astimezone(york)
+        end = start + dt.timedelta(minutes=29)
+        lines.append(f"Electric usage,{start:%Y-%m-%d},{start:%H:%M},{end:%H:%M},{kwh:.3f},$0.01,")
+    path = tmp_path / "download.csv"
+    path.write_text("\n".join(lines) + "\n")
+    args = [
+        "ingest", "readings", str(path), "--set", "meter_id=US-1",
+        "--map", "ts=DATE+START TIME", "--map", "import_kwh=USAGE (kWh)",
+        "--tz", "America/New_York", "--interval", "1800", "--json",
+    ]  # fmt: skip
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "--skip-lines" in refused.output
+    result = runner.invoke(app, [*args, "--skip-lines", "4"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["quarantined"] == 0, summary["reasons"]
+    stored = pl.DataFrame(
+        conn.execute(
+            "SELECT ts, import_kwh FROM readings WHERE meter_id = 'US-1'"
+            " AND quality & 1 = 0 ORDER BY ts"
+        ).fetchall(),
+        schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
+        orient="row",
+    )
+    assert stored["ts"].to_list() == original["ts"].to_list()
+    assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()

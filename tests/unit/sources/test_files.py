@@ -628,3 +628,18 @@ def test_a_cp1252_file_reads_with_its_encoding(tmp_path: Path, name: str) -> Non
     assert batch.lines is not None and batch.lines.tolist() == [2, 5]
     assert [(b.reason, b.line) for b in batch.bad] == [("invalid cp1252", 4)]
     assert batch.bad[0].raw.startswith("Z2;")
+
+
+def test_lines_above_the_header_are_skipped_and_lines_keep_their_numbers(
+    tmp_path: Path,
+) -> None:
+    """Three preamble lines (one blank, one with more fields than the table); the header
+    is line 4 and every row and bad row keeps its line in the file."""
+    text = "Report,kWh per meter\n\nAccount,1,2,3,4\nmeter,ts,kwh\nA,1,0.5\nB,2,0.7\nC,3\nD,4,0.9\n"
+    path = write(tmp_path, "report.csv.gz", text.encode())
+    (batch,) = list(read_batches(path, skip_lines=3))
+    assert batch.data.columns == ["meter", "ts", "kwh"]
+    assert batch.data["meter"].to_list() == ["A", "B", "D"]
+    assert batch.lines is not None and batch.lines.tolist() == [5, 6, 8]
+    assert [(b.line, b.reason.split(":")[0]) for b in batch.bad] == [(7, "ragged row")]
+    assert list(read_batches(path, skip_lines=20)) == []  # nothing left: no table
