@@ -59,7 +59,8 @@ def read_csv(
     writes ASCII as ASCII, checked by :func:`metrify.sources.mapping.build_mapping`):
     each chunk of whole lines is turned into UTF-8 before it is parsed. ``skip_lines``:
     the file's first lines (blank or not) that come before the header are passed over."""
-    src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
+    lowered = path.name.lower()
+    src = ByteSource(path, gzipped=lowered.endswith(".gz"), zipped=lowered.endswith(".zip"))
     recode = encoding not in ("utf-8", "utf8", "utf-8-sig")
     try:
         chunker = LineChunker(src)

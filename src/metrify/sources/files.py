@@ -1,4 +1,5 @@
-"""File readers: CSV (optionally gzipped), JSON Lines (optionally gzipped) and Parquet.
+"""File readers: CSV and JSON Lines (optionally gzipped or in a zip archive of one file)
+and Parquet.
 
 A reader turns bytes into raw batches and nothing more. It does not map columns to a
 contract, cast types or judge values: the pipeline does that, the same way for every
@@ -41,6 +42,10 @@ _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
     (".jsonl.gz", "jsonl"),
     (".ndjson.gz", "jsonl"),
     (".json.gz", "jsonl"),
+    (".jsonl.zip", "jsonl"),
+    (".ndjson.zip", "jsonl"),
+    (".csv.zip", "csv"),
+    (".zip", "csv"),  # a utility's or market operator's export: a CSV (or NEM12) inside
     (".csv", "csv"),
     (".tsv", "csv"),
     (".jsonl", "jsonl"),

@@ -28,7 +28,8 @@ _LEADING_BLANK_JSON: Final = re.compile(rb"[ \t\r\n]*")
 
 def read_jsonl(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     """Stream a JSON Lines file; lines that are not JSON objects become bad rows."""
-    src = ByteSource(path, gzipped=path.name.lower().endswith(".gz"))
+    lowered = path.name.lower()
+    src = ByteSource(path, gzipped=lowered.endswith(".gz"), zipped=lowered.endswith(".zip"))
     try:
         chunker = LineChunker(src)
         source = f"file:{path.name}"

@@ -1,6 +1,8 @@
-"""Opening a file: its size on disk, and its bytes, gunzipped when it is named ``.gz``.
+"""Opening a file: its size on disk, and its bytes, gunzipped when it is named ``.gz``
+and taken out of the archive when it is named ``.zip`` (an archive of one file, as
+utilities and market operators send a day's export).
 
-A file that is gzip but not named so is refused at its first bytes. Every failure to open
+A file that is gzip or zip but not named so is refused at its first bytes. Every failure to open
 or read becomes a one-line :class:`~metrify.sources.batches.ReaderError` naming the file.
 """
 
@@ -8,15 +10,17 @@ from __future__ import annotations
 
 import gzip
 import io
+import zipfile
 import zlib
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from metrify.sources.batches import ReaderError, one_line
 
 __all__ = ["ByteSource", "count_bytes", "open_error", "open_file"]
 
 _GZIP_MAGIC: Final = b"\x1f\x8b\x08"  # magic number and the deflate method
+_ZIP_MAGIC: Final = b"PK\x03\x04"  # a zip archive's first local file header
 
 
 def count_bytes(path: Path) -> int:
@@ -49,15 +53,38 @@ def open_file(path: Path) -> io.BufferedReader:
 class ByteSource:
     """The file's (decompressed) bytes, plus how far into the file on disk we are."""
 
-    def __init__(self, path: Path, *, gzipped: bool) -> None:
+    def __init__(self, path: Path, *, gzipped: bool, zipped: bool = False) -> None:
         self.name = path.name
-        self.gzipped = gzipped
+        self.gzipped = gzipped or zipped
         self._raw = open_file(path)
-        self._stream: io.BufferedReader | gzip.GzipFile = (
-            gzip.GzipFile(fileobj=self._raw, mode="rb") if gzipped else self._raw
-        )
+        self._archive: zipfile.ZipFile | None = None
+        self._stream: io.BufferedReader | gzip.GzipFile | zipfile.ZipExtFile
+        if zipped:
+            self._stream = self._member(path)
+        elif gzipped:
+            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")
+        else:
+            self._stream = self._raw
         self._first = True
         self._error: ReaderError | None = None
+
+    def _member(self, path: Path) -> zipfile.ZipExtFile:
+        """The one file a ``.zip`` archive holds; an archive of several is refused with
+        their names (each needs its own options, such as its meter)."""
+        try:
+            self._archive = zipfile.ZipFile(self._raw)
+            files = [i for i in self._archive.infolist() if not i.is_dir()]
+            if len(files) != 1:
+                names = ", ".join(i.filename for i in files[:10]) or "none"
+                self.close()
+                raise ReaderError(
+                    f"{path.name}: a zip archive must hold one file, it holds {len(files)}"
+                    f" ({names}); unzip it and name the files"
+                )
+            return cast(zipfile.ZipExtFile, self._archive.open(files[0]))
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+            self.close()
+            raise ReaderError(f"{path.name}: not a readable zip archive ({one_line(exc)})") from exc
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; b"" at the end. On a failure the bytes decoded before it
@@ -71,8 +98,9 @@ class ByteSource:
                 # read1 hands out what one step of decompression produced, so a corrupt
                 # stretch costs only the data after the last good step.
                 part = self._stream.read1(size - got)
-            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-                self._error = ReaderError(f"{self.name}: not a valid gzip file ({one_line(exc)})")
+            except (gzip.BadGzipFile, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+                what = "zip archive" if self._archive is not None else "gzip file"
+                self._error = ReaderError(f"{self.name}: not a valid {what} ({one_line(exc)})")
             except OSError as exc:
                 self._error = ReaderError(
                     f"{self.name}: read failed ({exc.strerror or one_line(exc)})"
@@ -92,6 +120,10 @@ class ByteSource:
                 raise ReaderError(
                     f"{self.name}: the file is gzip-compressed but its name does not end in .gz"
                 )
+            if not self.gzipped and block.startswith(_ZIP_MAGIC):
+                raise ReaderError(
+                    f"{self.name}: the file is a zip archive but its name does not end in .zip"
+                )
         return block
 
     @property
@@ -102,8 +134,11 @@ class ByteSource:
             return 0
 
     def close(self) -> None:
-        if self._stream is not self._raw:
-            self._stream.close()
+        stream = getattr(self, "_stream", self._raw)
+        if stream is not self._raw:
+            stream.close()
+        if self._archive is not None:
+            self._archive.close()
         self._raw.close()
 
 

@@ -63,13 +63,16 @@ def read_all(path: Path, **kwargs: object) -> tuple[list[RawBatch], pl.DataFrame
         ("a.ndjson", "jsonl"),
         ("a.jsonl.gz", "jsonl"),
         ("a.json.gz", "jsonl"),
+        ("a.csv.zip", "csv"),
+        ("NEM12#1#MDP#RETAILER.zip", "csv"),
+        ("a.jsonl.zip", "jsonl"),
     ],
 )
 def test_detect_format(name: str, fmt: str) -> None:
     assert detect_format(Path(name)) == fmt
 
 
-@pytest.mark.parametrize("name", ["a.xlsx", "a.gz", "a", "a.json", "a.csv.zip"])
+@pytest.mark.parametrize("name", ["a.xlsx", "a.gz", "a", "a.json", "a.tar"])
 def test_unknown_suffix_is_a_reader_error(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, name, b"a,b\n1,2\n")
     with pytest.raises(ReaderError, match="unknown file type"):
@@ -643,3 +646,41 @@ def test_lines_above_the_header_are_skipped_and_lines_keep_their_numbers(
     assert batch.lines is not None and batch.lines.tolist() == [5, 6, 8]
     assert [(b.line, b.reason.split(":")[0]) for b in batch.bad] == [(7, "ragged row")]
     assert list(read_batches(path, skip_lines=20)) == []  # nothing left: no table
+
+
+def _zipped(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_archive_of_one_file_reads_as_that_file(tmp_path: Path) -> None:
+    """How market operators and utilities send a day's export: one CSV (here a NEM12
+    file) in a zip. Its rows and bad lines are those of the file inside."""
+    day = ",".join(["0.5"] * 48)
+    nem12 = (
+        "100,NEM12,202401020000,MDP,RETAILER\n200,4100000001,E1,1,E1,N1,M1,kWh,30,\n"
+        f"300,20240101,{day},A,,,,\n300,20240102,1,A,,,,\n900\n"
+    ).encode()
+    path = _zipped(tmp_path / "NEM12#1#MDP#RETAILER.zip", {"export/nem12.csv": nem12})
+    (batch,) = list(read_batches(path))
+    assert batch.data.height == 48 and set(batch.data["import_kwh"]) == {0.5}
+    assert [b.line for b in batch.bad] == [4]
+    plain = _zipped(tmp_path / "plain.csv.zip", {"a.csv": b"a,b\n1,2\n3,4\n"})
+    assert [b.data.rows() for b in read_batches(plain)] == [[("1", "2"), ("3", "4")]]
+
+
+def test_zip_archives_that_cannot_be_read_as_one_file_are_refused(tmp_path: Path) -> None:
+    two = _zipped(tmp_path / "export.zip", {"low.csv": b"a\n1\n", "high.csv": b"a\n2\n"})
+    with pytest.raises(ReaderError, match=r"holds 2 \(low\.csv, high\.csv\)"):
+        list(read_batches(two))
+    broken = write(tmp_path, "broken.zip", b"PK\x03\x04 not really a zip")
+    with pytest.raises(ReaderError, match="not a readable zip archive"):
+        list(read_batches(broken))
+    misnamed = _zipped(tmp_path / "inner.zip", {"a.csv": b"a,b\n1,2\n"})
+    renamed = misnamed.rename(tmp_path / "export.csv")
+    with pytest.raises(ReaderError, match=r"zip archive but its name does not end in \.zip"):
+        list(read_batches(renamed))
