@@ -33,7 +33,11 @@ from metrify.sources.mapping import (
 NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
 
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
-_AWARE_FORMATS = ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z"]
+_AWARE_FORMATS = [
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M%z",
+    "%a, %d %b %Y %H:%M:%S%z",  # RFC 2822 / HTTP dates ("Mon, 01 Jan 2024 01:30:00 GMT")
+]
 _NAIVE_FORMATS = [
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M",
@@ -424,9 +428,14 @@ def _general_ts(
     text = raw.select(
         pl.col(col)
         .str.strip_chars()
+        # "... 01:00:00 UTC" (BigQuery, many loggers), "... GMT" (HTTP dates): before
+        # the first T is read as the date's separator
+        .str.replace(r"(?i)\s*\b(?:UTC|GMT)$", "+00:00")
         .str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "$1-$2-$3")
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
+        # an offset of hours alone, as PostgreSQL writes timestamptz ("...00-06")
+        .str.replace(r"(\d:\d{2}(?:\.\d+)?)\s*([+-]\d{2})$", "${1}${2}:00")
     ).to_series()
     text, undecided = _year_first(text)
     if undecided is None and text.dtype == pl.String:

@@ -205,3 +205,29 @@ def test_typed_date_and_time_columns_join_as_their_iso_text() -> None:
         READING, maps=["ts=d+t", "import_kwh=kWh"], sets=["meter_id=M"], interval_s=900
     )
     assert decode(READING, raw, mapping).records["ts"].to_list() == [_at(2024, 3, 1, 23, 45)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # PostgreSQL's text of a timestamptz: the offset in whole hours
+        ("2018-01-01 00:00:00-06", _at(2018, 1, 1, 6)),
+        ("2024-01-01 00:00:00+00", _at(2024, 1, 1)),
+        ("2024-01-01 02:15:00.5-06", dt.datetime(2024, 1, 1, 8, 15, 0, 500_000, tzinfo=UTC)),
+        # a zone name of UTC itself, as BigQuery and many loggers write it
+        ("2024-01-01 01:00:00 UTC", _at(2024, 1, 1, 1)),
+        ("2024-01-01T02:00:00 utc", _at(2024, 1, 1, 2)),
+        ("2024-01-01 02:00:00 GMT", _at(2024, 1, 1, 2)),
+        # an HTTP / RFC 2822 date
+        ("Mon, 01 Jan 2024 01:30:00 GMT", _at(2024, 1, 1, 1, 30)),
+        ("Mon, 01 Jan 2024 01:30:00 +0100", _at(2024, 1, 1, 0, 30)),
+    ],
+)
+def test_times_as_databases_and_loggers_write_them(text: str, expected: dt.datetime) -> None:
+    times, reasons = _times([text], tz="Europe/Berlin")  # an offset wins over the zone
+    assert (times, reasons) == ([expected], [])
+
+
+def test_a_zone_abbreviation_is_refused_not_guessed() -> None:
+    """CET, IST, EST each name more than one offset somewhere: not guessed."""
+    assert _times(["2024-01-01 01:45 CET"]) == ([], ["unparseable ts"])
