@@ -116,10 +116,29 @@ AMBIGUOUS_NUMBER: Final = (
 )
 
 
-def _number_columns(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> list[str]:
-    """The text columns the batch reads decimal numbers from."""
+#: a number followed by its unit (``0.123 kWh``, ``72.5 °F``, ``12kWh``): the number and
+#: the unit's text
+_UNIT_SUFFIX: Final = r"^\s*([+-]?[\d.,']*\d(?:[eE][+-]?\d+)?)\s*([^\d\s.,+'-][^\s]*)\s*$"
+#: distinct units looked up per column (each is a pint lookup)
+_MAX_UNITS: Final = 16
+
+
+@dataclass(frozen=True)
+class _Hints:
+    """What a batch's failed numbers showed, for decoding it again: how its texts use
+    the comma (:func:`_number_marks`) and, per text column, the units written after its
+    numbers with each one's ``(factor, offset)`` to the field's contract unit."""
+
+    marks: str | None = None
+    units: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+
+
+def _number_sources(
+    contract: Contract, mapping: Mapping, raw: pl.DataFrame
+) -> list[tuple[str, str]]:
+    """(field, text column) of every column the batch reads a decimal number from."""
     return [
-        src
+        (name, src)
         for name, dtype in contract.schema.items()
         if dtype == pl.Float64 and name not in mapping.constants
         for src in (
@@ -127,6 +146,73 @@ def _number_columns(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> 
         )
         if src in raw.columns and _is_string(raw.schema[src])
     ]
+
+
+def _value_units(
+    contract: Contract, mapping: Mapping, raw: pl.DataFrame
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """The units written after the numbers of the batch's number columns (``0.123 kWh``,
+    ``72.5 °F``), each with its conversion to the field's contract unit, for the fields
+    no ``--unit`` or ``--scale`` speaks for (those say the unit already). A unit that is
+    unknown, or of another kind than the field's, is left out: its values stay
+    non-numeric."""
+    from metrify.sources.units import UnitError, conversion
+
+    found: dict[str, dict[str, tuple[float, float]]] = {}
+    for name, src in _number_sources(contract, mapping, raw):
+        if name in mapping.units or name in mapping.scales:
+            continue
+        units = raw.get_column(src).str.extract(_UNIT_SUFFIX, 2).drop_nulls().unique()
+        known: dict[str, tuple[float, float]] = {}
+        for unit in units.head(_MAX_UNITS).to_list():
+            try:
+                known[unit] = conversion(name, unit)
+            except UnitError:
+                continue
+        if known:
+            found[src] = known
+    return found
+
+
+#: decimals a converted value keeps: a conversion's binary crumbs (950 Wh is
+#: 0.9500000000000001 kWh, 72.5 degF 22.49999999999912 degC) go, and 1e-10 of a kWh or a
+#: degree is far below any meter's resolution
+_CONVERTED_DECIMALS: Final = 10
+
+
+def _converted(value: pl.Expr, factor: pl.Expr, offset: pl.Expr) -> pl.Expr:
+    """``value`` in its unit as the contract's: ``value * factor + offset``, rounded to
+    :data:`_CONVERTED_DECIMALS`."""
+    return (value * factor + offset).round(_CONVERTED_DECIMALS)
+
+
+def _number_hints(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> _Hints | None:
+    """What a batch whose numbers did not all read needs to be read again: the units
+    after its numbers, and its use of the comma judged on the numbers without them
+    (``1,5 kWh``). None when neither would change anything."""
+    units = _value_units(contract, mapping, raw)
+    columns = [src for _, src in _number_sources(contract, mapping, raw)]
+    stripped = raw.with_columns(
+        pl.col(src).str.replace(_UNIT_SUFFIX, "$1") for src in units if src in columns
+    )
+    marks = _number_marks(stripped, list(dict.fromkeys(columns)))
+    if marks is None and not units:
+        return None
+    return _Hints(marks, units)
+
+
+def _unit_conversion(src: str, hints: _Hints | None) -> tuple[pl.Expr, pl.Expr] | None:
+    """Per row of column ``src``: the factor and offset its written unit asks for (1 and
+    0 without one), or None when the column's numbers carry no unit."""
+    units = hints.units.get(src) if hints is not None else None
+    if not units:
+        return None
+    unit = _clean(src).str.extract(_UNIT_SUFFIX, 2)
+    factor, offset = pl.lit(1.0), pl.lit(0.0)
+    for text, (f, o) in units.items():
+        factor = pl.when(unit == text).then(pl.lit(f)).otherwise(factor)
+        offset = pl.when(unit == text).then(pl.lit(o)).otherwise(offset)
+    return factor, offset
 
 
 def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
@@ -179,15 +265,21 @@ def _decimal_text(
     raw: pl.DataFrame,
     src: str,
     name: str,
-    marks: str | None,
+    hints: _Hints | None,
     early: list[tuple[pl.Expr, str]],
 ) -> pl.Expr:
     """Column ``src``'s text as field ``name``'s float cast reads it: padding and null
-    tokens cleaned, commas read as the batch uses them (a value that cannot be told is
+    tokens cleaned, a unit written after the number taken off (:func:`_unit_conversion`
+    converts), commas read as the batch uses them (a value that cannot be told is
     added to ``early``)."""
     if not _is_string(raw.schema[src]):
         return pl.col(src)
-    text, ambiguous = _number_text(_clean(src), marks)
+    cleaned = _clean(src)
+    if hints is not None and src in hints.units:  # only the units it could convert
+        unit = cleaned.str.extract(_UNIT_SUFFIX, 2)
+        known = unit.is_in(list(hints.units[src]))
+        cleaned = pl.when(known).then(cleaned.str.replace(_UNIT_SUFFIX, "$1")).otherwise(cleaned)
+    text, ambiguous = _number_text(cleaned, hints.marks if hints is not None else None)
     if ambiguous is not None:
         early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
     return text
@@ -197,7 +289,7 @@ def _summed_number(
     raw: pl.DataFrame,
     name: str,
     parts: list[str],
-    marks: str | None,
+    hints: _Hints | None,
     early: list[tuple[pl.Expr, str]],
     number_checks: list[int],
 ) -> pl.Expr:
@@ -207,10 +299,13 @@ def _summed_number(
     values: list[pl.Expr] = []
     unread: list[pl.Expr] = []
     for part in parts:
-        text = _decimal_text(raw, part, name, marks, early)
+        text = _decimal_text(raw, part, name, hints, early)
         value = text.cast(pl.Float64, strict=False)
-        values.append(value)
         unread.append(text.is_not_null() & value.is_null())
+        converted = _unit_conversion(part, hints)
+        if converted is not None:
+            value = _converted(value, *converted)
+        values.append(value)
     number_checks.append(len(early))
     early.append((pl.any_horizontal(unread), f"non-numeric {name}"))
     total = values[0]
@@ -658,7 +753,7 @@ def decode(
     first_line: int = 0,
     lines: npt.NDArray[np.int64] | None = None,
     check_ranges: bool = True,
-    number_marks: str | None = None,
+    number_hints: _Hints | None = None,
 ) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise).
 
@@ -671,9 +766,10 @@ def decode(
     and whose ``ts`` is the instant of the read; :mod:`metrify.sources.registers`
     turns those into intervals.
 
-    ``number_marks``: how the batch's number texts use the comma (see
-    :func:`_number_marks`). Left out, decode finds it itself for a batch in which some
-    number did not read, and decodes that batch again with it.
+    ``number_hints``: how the batch's number texts use the comma (see
+    :func:`_number_marks`) and the units written after its numbers (see
+    :func:`_value_units`). Left out, decode finds them itself for a batch in which some
+    number did not read, and decodes that batch again with them.
     """
     check_columns(contract, raw.columns, mapping)
     mapping = _code_as_event(contract, mapping.resolve(raw.columns), raw.columns)
@@ -704,7 +800,7 @@ def decode(
             exprs[name] = _ts(raw.with_columns(joined), _TS_TEXT, mapping, id_expr, helpers, early)
             used.update(parts)
         elif parts is not None:  # --map FIELD=A+B: the columns added up
-            exprs[name] = _summed_number(raw, name, parts, number_marks, early, number_checks)
+            exprs[name] = _summed_number(raw, name, parts, number_hints, early, number_checks)
             used.update(parts)
         else:
             if src not in available:
@@ -723,7 +819,7 @@ def decode(
                 )
             else:
                 if dtype == pl.Float64:
-                    text = _decimal_text(raw, src, name, number_marks, early)
+                    text = _decimal_text(raw, src, name, number_hints, early)
                     number_checks.append(len(early))  # the non-numeric check, next
                 else:
                     text = _clean(src) if _is_string(source_type) else pl.col(src)
@@ -743,10 +839,13 @@ def decode(
                 else:
                     value = as_float
                 early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
+                converted = _unit_conversion(src, number_hints) if dtype == pl.Float64 else None
+                if converted is not None:  # the unit written after each number
+                    value = _converted(value, *converted)
                 exprs[name] = value
         if name in mapping.units:
             factor, offset, _ = mapping.units[name]
-            exprs[name] = exprs[name] * factor + offset if offset else exprs[name] * factor
+            exprs[name] = _converted(exprs[name], pl.lit(factor), pl.lit(offset))
         elif name in mapping.scales:
             exprs[name] = exprs[name] * mapping.scales[name]
         if name == "interval_s" and mapping.interval_s is not None:
@@ -771,11 +870,12 @@ def decode(
         )
         .collect()
     )
-    if number_marks is None and any(frame.get_column(f"_early_{i}").any() for i in number_checks):
-        # Some text did not read as a number: if it has commas, the batch is decoded
-        # again knowing how it uses them. A batch that reads (nearly all) costs nothing.
-        marks = _number_marks(raw, _number_columns(contract, mapping, raw))
-        if marks is not None:
+    if number_hints is None and any(frame.get_column(f"_early_{i}").any() for i in number_checks):
+        # Some text did not read as a number: if it has units after its numbers or
+        # commas in them, the batch is decoded again knowing which and how. A batch
+        # that reads (nearly all) costs nothing.
+        hints = _number_hints(contract, mapping, raw)
+        if hints is not None:
             return decode(
                 contract,
                 raw,
@@ -783,7 +883,7 @@ def decode(
                 first_line=first_line,
                 lines=lines,
                 check_ranges=check_ranges,
-                number_marks=marks,
+                number_hints=hints,
             )
     if mapping.ts_end and "interval_s" in contract.schema and not derives:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=pl.col("interval_s")))

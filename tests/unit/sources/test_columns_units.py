@@ -335,3 +335,30 @@ def test_encoding_names_a_codec(given: str, codec: str) -> None:
 def test_encodings_the_reader_cannot_cut_into_lines_are_refused(given: str, words: str) -> None:
     with pytest.raises(MappingError, match=words):
         build_mapping(READING, encoding=given)
+
+
+def test_a_unit_written_after_each_number_is_read_and_converted() -> None:
+    """Head-ends and home-automation exports write the unit with the value (``0.123
+    kWh``, ``950 Wh``, ``72.5 °F``). Each value is converted from its own unit, decimal
+    commas still read, and a unit of another kind stays non-numeric, never stripped."""
+    values = ["0.123 kWh", "12kWh", "950 Wh", "1,5 kWh", "0.5", "1.2 MWh", "3 kg", " 0.7 kWh "]
+    raw = pl.DataFrame(
+        {"ts": [f"2024-01-01T00:{i:02d}:00Z" for i in range(len(values))], "import_kwh": values}
+    )
+    out = decode(READING, raw, build_mapping(READING, sets=["meter_id=M"], interval_s=60))
+    assert out.records["import_kwh"].to_list() == [0.123, 12.0, 0.95, 1.5, 0.5, 1200.0, 0.7]
+    assert out.rejects["reason"].to_list() == ["non-numeric import_kwh"]
+    assert '"3 kg"' in out.rejects["raw"][0]
+    weather = pl.DataFrame(
+        {"ts": ["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z"], "t": ["72.5 °F", "-40 °F"]}
+    )
+    mapping = build_mapping(WEATHER, sets=["station_id=S"], maps=["temperature_c=t"])
+    assert decode(WEATHER, weather, mapping).records["temperature_c"].to_list() == [22.5, -40.0]
+
+
+def test_a_unit_after_the_number_is_not_converted_twice() -> None:
+    """``--unit`` says the column's unit: a number written with a unit is then not read
+    as that unit again (it would be converted twice); it stays non-numeric."""
+    raw = pl.DataFrame({"ts": ["2024-01-01T00:00:00Z"], "import_kwh": ["950 Wh"]})
+    mapping = build_mapping(READING, sets=["meter_id=M"], interval_s=60, units=["import_kwh=Wh"])
+    assert decode(READING, raw, mapping).rejects["reason"].to_list() == ["non-numeric import_kwh"]
