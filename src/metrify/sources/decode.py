@@ -118,7 +118,13 @@ AMBIGUOUS_NUMBER: Final = (
 
 #: a number followed by its unit (``0.123 kWh``, ``72.5 °F``, ``12kWh``): the number and
 #: the unit's text
-_UNIT_SUFFIX: Final = r"^\s*([+-]?[\d.,']*\d(?:[eE][+-]?\d+)?)\s*([^\d\s.,+'-][^\s]*)\s*$"
+_UNIT_SUFFIX: Final = (
+    r"^\s*([+-]?\.?\d(?:[\d.,' \u00a0\u202f]*\d)?(?:[eE][+-]?\d+)?)\s*([^\d\s.,+'-][^\s]*)\s*$"
+)
+#: thousands grouped by a space (also the no-break spaces French and Nordic locales
+#: write) or an apostrophe (Swiss): never a decimal mark, so never ambiguous
+_SPACED_GROUPS: Final = r"^[+-]?\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?:[.,]\d+)?$"
+_GROUP_MARKS: Final = r"[ \u00a0\u202f']"
 #: distinct units looked up per column (each is a pint lookup)
 _MAX_UNITS: Final = 16
 
@@ -131,6 +137,8 @@ class _Hints:
 
     marks: str | None = None
     units: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    #: some number groups its thousands by spaces or apostrophes (``1 234,5``)
+    spaced: bool = False
 
 
 def _number_sources(
@@ -186,19 +194,34 @@ def _converted(value: pl.Expr, factor: pl.Expr, offset: pl.Expr) -> pl.Expr:
     return (value * factor + offset).round(_CONVERTED_DECIMALS)
 
 
+def _ungrouped(text: pl.Expr) -> pl.Expr:
+    """Numbers whose thousands are grouped by spaces or apostrophes, without them."""
+    return (
+        pl.when(text.str.strip_chars().str.contains(_SPACED_GROUPS))
+        .then(text.str.replace_all(_GROUP_MARKS, ""))
+        .otherwise(text)
+    )
+
+
 def _number_hints(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> _Hints | None:
     """What a batch whose numbers did not all read needs to be read again: the units
-    after its numbers, and its use of the comma judged on the numbers without them
-    (``1,5 kWh``). None when neither would change anything."""
+    after its numbers, thousands grouped by spaces or apostrophes, and its use of the
+    comma judged on the numbers without either (``1,5 kWh``, ``1 234,5``). None when
+    none of them would change anything."""
     units = _value_units(contract, mapping, raw)
-    columns = [src for _, src in _number_sources(contract, mapping, raw)]
-    stripped = raw.with_columns(
+    columns = list(dict.fromkeys(src for _, src in _number_sources(contract, mapping, raw)))
+    bare = raw.with_columns(
         pl.col(src).str.replace(_UNIT_SUFFIX, "$1") for src in units if src in columns
     )
-    marks = _number_marks(stripped, list(dict.fromkeys(columns)))
-    if marks is None and not units:
+    spaced = any(
+        bare.get_column(src).str.strip_chars().str.contains(_SPACED_GROUPS).any() for src in columns
+    )
+    if spaced:
+        bare = bare.with_columns(_ungrouped(pl.col(src)) for src in columns)
+    marks = _number_marks(bare, columns)
+    if marks is None and not units and not spaced:
         return None
-    return _Hints(marks, units)
+    return _Hints(marks, units, spaced)
 
 
 def _unit_conversion(src: str, hints: _Hints | None) -> tuple[pl.Expr, pl.Expr] | None:
@@ -279,6 +302,8 @@ def _decimal_text(
         unit = cleaned.str.extract(_UNIT_SUFFIX, 2)
         known = unit.is_in(list(hints.units[src]))
         cleaned = pl.when(known).then(cleaned.str.replace(_UNIT_SUFFIX, "$1")).otherwise(cleaned)
+    if hints is not None and hints.spaced:
+        cleaned = _ungrouped(cleaned)
     text, ambiguous = _number_text(cleaned, hints.marks if hints is not None else None)
     if ambiguous is not None:
         early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))

@@ -231,3 +231,22 @@ def test_times_as_databases_and_loggers_write_them(text: str, expected: dt.datet
 def test_a_zone_abbreviation_is_refused_not_guessed() -> None:
     """CET, IST, EST each name more than one offset somewhere: not guessed."""
     assert _times(["2024-01-01 01:45 CET"]) == ([], ["unparseable ts"])
+
+
+def test_thousands_grouped_by_spaces_or_apostrophes() -> None:
+    """French and Nordic exports group thousands by a space (often a no-break space),
+    Swiss ones by an apostrophe: never a decimal mark, so read without asking. Groups
+    that are not of three digits are no grouping."""
+    records, reasons = _numbers(
+        {
+            "register_kwh": ["1 234,5", "1\u00a0234,5", "1\u202f234,5", "1'234.5", "12 34"],
+            "import_kwh": ["0,5", "1", "2", "3", "4"],
+        }
+    )
+    assert records["register_kwh"].to_list() == [1234.5, 1234.5, 1234.5, 1234.5]
+    assert reasons == ["non-numeric register_kwh"]
+
+
+def test_a_unit_after_a_grouped_or_bare_fraction_reads() -> None:
+    records, reasons = _numbers({"import_kwh": ["12 345 Wh", ".5 kWh", "5e-3 kWh"]})
+    assert (records["import_kwh"].to_list(), reasons) == ([12.345, 0.5, 0.005], [])
