@@ -44,6 +44,24 @@ _NAIVE_FORMATS = [
     "%Y-%m-%d",
     "%Y-%m-%d %I:%M:%S %p",  # a 12-hour clock, as US exports write it
     "%Y-%m-%d %I:%M %p",
+    # the month by its English name: Oracle's and SAP's 01-JAN-2024, spreadsheets'
+    # 1 Jan 2024 and Jan 1, 2024 (tried only on what nothing above read)
+    "%d-%b-%Y %H:%M:%S",
+    "%d-%b-%Y %H:%M",
+    "%d-%b-%Y",
+    "%d %b %Y %H:%M:%S",
+    "%d %b %Y %H:%M",
+    "%d %b %Y",
+    "%b %d, %Y %I:%M:%S %p",
+    "%b %d, %Y %I:%M %p",
+    "%b %d, %Y %H:%M",
+    "%b %d, %Y",
+    "%d %B %Y %H:%M:%S",
+    "%d %B %Y %H:%M",
+    "%d %B %Y",
+    "%B %d, %Y %I:%M %p",
+    "%B %d, %Y %H:%M",
+    "%B %d, %Y",
 ]
 #: the plain shapes most exports write local times in, each with the one format that
 #: reads every text of that shape as the general readers below do (no padding, no
@@ -552,6 +570,9 @@ def _general_ts(
         # the first T is read as the date's separator
         .str.replace(r"(?i)\s*\b(?:UTC|GMT)$", "+00:00")
         .str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "$1-$2-$3")
+        # ISO 8601's basic form, 20240101T001500Z
+        .str.replace(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})", "$1-$2-${3}T$4:$5:$6")
+        .str.replace(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})", "$1-$2-${3}T$4:$5")
         .str.replace("T", " ", literal=True)
         .str.replace(r"[zZ]$", "+00:00")
         # an offset of hours alone, as PostgreSQL writes timestamptz ("...00-06")

@@ -250,3 +250,20 @@ def test_thousands_grouped_by_spaces_or_apostrophes() -> None:
 def test_a_unit_after_a_grouped_or_bare_fraction_reads() -> None:
     records, reasons = _numbers({"import_kwh": ["12 345 Wh", ".5 kWh", "5e-3 kWh"]})
     assert (records["import_kwh"].to_list(), reasons) == ([12.345, 0.5, 0.005], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20240101T001500Z", _at(2024, 1, 1, 0, 15)),  # ISO 8601's basic form
+        ("20240101T0015+0100", _at(2023, 12, 31, 23, 15)),
+        ("01-JAN-2024 00:15:00", _at(2024, 1, 1, 0, 15)),  # Oracle, SAP
+        ("01-Jan-2024 00:15", _at(2024, 1, 1, 0, 15)),
+        ("1 Jan 2024 00:15", _at(2024, 1, 1, 0, 15)),
+        ("15 January 2024 00:15", _at(2024, 1, 15, 0, 15)),
+        ("Jan 1, 2024 12:15 AM", _at(2024, 1, 1, 0, 15)),
+        ("March 31, 2024 1:45 PM", _at(2024, 3, 31, 13, 45)),
+    ],
+)
+def test_basic_iso_and_month_names(text: str, expected: dt.datetime) -> None:
+    assert _times([text]) == ([expected], [])
