@@ -6,11 +6,12 @@ come out as :class:`BadRow` s, and a file that cannot be read at all raises
 :class:`ReaderError`. The modules behind it each own one step:
 
 * :mod:`~metrify.sources.files`: which reader a file's name asks for;
-* :mod:`~metrify.sources.opening`: bytes off the disk, gunzipped where named so;
+* :mod:`~metrify.sources.opening`: bytes off the disk, gunzipped or unzipped where named so;
 * :mod:`~metrify.sources.chunks`: whole, numbered lines in bounded chunks;
 * :mod:`~metrify.sources.csv`, :mod:`~metrify.sources.jsonl`,
-  :mod:`~metrify.sources.parquet`: one format each (:mod:`~metrify.sources.nem12`: the
-  Australian market's interval data, met among CSV files by its header);
+  :mod:`~metrify.sources.parquet`, :mod:`~metrify.sources.excel`: one format each
+  (:mod:`~metrify.sources.nem12`: the Australian market's interval data, met among
+  CSV files by its header);
 * :mod:`~metrify.sources.json_rows`: JSON records as string columns (files, Kafka, HTTP);
 * :mod:`~metrify.sources.batches`: the batches, bad rows and errors they hand out;
 * :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--unit``/``--tz``

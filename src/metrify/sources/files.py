@@ -1,5 +1,5 @@
-"""File readers: CSV and JSON Lines (optionally gzipped or in a zip archive of one file)
-and Parquet.
+"""File readers: CSV and JSON Lines (optionally gzipped or in a zip archive of one file),
+Parquet, and spreadsheets (the first sheet of ``.xlsx``, ``.xls``, ``.ods``).
 
 A reader turns bytes into raw batches and nothing more. It does not map columns to a
 contract, cast types or judge values: the pipeline does that, the same way for every
@@ -16,7 +16,7 @@ source. What a reader does own is the promise that *no row is lost*:
 
 This module picks the reader a file's name asks for; each format lives in its own module
 (:mod:`~metrify.sources.csv`, :mod:`~metrify.sources.jsonl`,
-:mod:`~metrify.sources.parquet`).
+:mod:`~metrify.sources.parquet`, :mod:`~metrify.sources.excel`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from metrify.sources.parquet import read_parquet
 
 __all__ = ["FileFormat", "detect_format", "read_batches"]
 
-FileFormat = Literal["csv", "parquet", "jsonl"]
+FileFormat = Literal["csv", "parquet", "jsonl", "excel"]
 
 #: suffix -> format; longest suffixes first so ``.csv.gz`` is not mistaken for ``.gz``.
 _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
@@ -52,6 +52,10 @@ _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
     (".ndjson", "jsonl"),
     (".parquet", "parquet"),
     (".pq", "parquet"),
+    (".xlsx", "excel"),
+    (".xlsm", "excel"),
+    (".xls", "excel"),
+    (".ods", "excel"),
 )
 
 
@@ -101,6 +105,10 @@ def read_batches(
         return read_parquet(path, batch_rows)
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
+    if fmt == "excel":
+        from metrify.sources.excel import read_excel  # loads fastexcel, by need
+
+        return read_excel(path, batch_rows, header=header, skip_lines=skip_lines)
     return read_csv(
         path, batch_rows, delimiter, header=header, encoding=encoding, skip_lines=skip_lines
     )

@@ -159,3 +159,61 @@ def test_a_utility_download_with_lines_above_its_table_loads_as_the_household(
     )
     assert stored["ts"].to_list() == original["ts"].to_list()
     assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()
+
+
+def test_a_spreadsheet_of_a_real_household_loads_as_the_household(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A year of a real household as a back office's spreadsheet: a title and a blank
+    row above the table, the date and the time of day in cells of their own types,
+    local time (Europe/Berlin, both DST changes), the meter as a number cell, the energy
+    as number cells, an empty row in the middle of the table."""
+    import xlsxwriter
+
+    original = london_readings(first=1)
+    berlin = ZoneInfo("Europe/Berlin")
+    path = tmp_path / "Lastgang 2013.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Lastgang")
+    day, clock = (
+        book.add_format({"num_format": "dd.mm.yyyy"}),
+        book.add_format({"num_format": "hh:mm"}),
+    )
+    sheet.write(0, 0, "Lastgang Zählpunkt 4711, Jahr 2013")
+    for col, name in enumerate(["Zählpunkt", "Datum", "Uhrzeit", "Verbrauch (kWh)"]):
+        sheet.write(2, col, name)
+    row = 3
+    for i, (_, ts, kwh) in enumerate(original.iter_rows()):
+        if i == 100:
+            row += 1  # an empty row: no row of the table
+        local = ts.astimezone(berlin)
+        sheet.write_number(row, 0, 4711)
+        sheet.write_datetime(row, 1, dt.datetime(local.year, local.month, local.day), day)
+        sheet.write_datetime(row, 2, dt.time(local.hour, local.minute), clock)
+        sheet.write_number(row, 3, kwh)
+        row += 1
+    book.close()
+
+    result = runner.invoke(
+        app,
+        [
+            "ingest", "readings", str(path), "--skip-lines", "2",
+            "--map", "meter_id=Zählpunkt", "--map", "ts=Datum+Uhrzeit",
+            "--map", "import_kwh=Verbrauch (kWh)", "--tz", "Europe/Berlin",
+            "--interval", "1800", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["quarantined"] == 0, summary["reasons"]
+    assert summary["read"] == original.height
+    stored = pl.DataFrame(
+        conn.execute(
+            "SELECT ts, import_kwh FROM readings WHERE meter_id = '4711'"
+            " AND quality & 1 = 0 ORDER BY ts"
+        ).fetchall(),
+        schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
+        orient="row",
+    )
+    assert stored["ts"].to_list() == original["ts"].to_list()
+    assert stored["import_kwh"].to_list() == original["import_kwh"].to_list()

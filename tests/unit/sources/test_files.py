@@ -72,7 +72,7 @@ def test_detect_format(name: str, fmt: str) -> None:
     assert detect_format(Path(name)) == fmt
 
 
-@pytest.mark.parametrize("name", ["a.xlsx", "a.gz", "a", "a.json", "a.tar"])
+@pytest.mark.parametrize("name", ["a.docx", "a.gz", "a", "a.json", "a.tar"])
 def test_unknown_suffix_is_a_reader_error(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, name, b"a,b\n1,2\n")
     with pytest.raises(ReaderError, match="unknown file type"):
@@ -684,3 +684,49 @@ def test_zip_archives_that_cannot_be_read_as_one_file_are_refused(tmp_path: Path
     renamed = misnamed.rename(tmp_path / "export.csv")
     with pytest.raises(ReaderError, match=r"zip archive but its name does not end in \.zip"):
         list(read_batches(renamed))
+
+
+def test_a_spreadsheets_first_sheet_reads_as_text_columns_with_row_numbers(
+    tmp_path: Path,
+) -> None:
+    """Cells as their text (numbers as written, a date column of midnights as dates, a
+    time column as times); an empty header cell named by its position; an empty row no
+    row; each row numbered as in the sheet; the second sheet left alone."""
+    import datetime as dt
+
+    import xlsxwriter
+
+    path = tmp_path / "meters.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    date, clock = (
+        book.add_format({"num_format": "yyyy-mm-dd"}),
+        book.add_format({"num_format": "hh:mm"}),
+    )
+    for col, name in enumerate(["meter", "", "at", "kwh"]):
+        sheet.write(0, col, name)
+    sheet.write(1, 0, "M-1")
+    sheet.write_datetime(1, 1, dt.datetime(2024, 3, 1), date)
+    sheet.write_datetime(1, 2, dt.time(0, 15), clock)
+    sheet.write_number(1, 3, 0.123)
+    sheet.write(3, 0, "M-2")  # row 4; row 3 is empty
+    sheet.write_datetime(3, 1, dt.datetime(2024, 3, 2), date)
+    sheet.write_datetime(3, 2, dt.time(23, 45), clock)
+    sheet.write_number(3, 3, 12)
+    book.add_worksheet("other").write(0, 0, "ignored")
+    book.close()
+    (batch,) = list(read_batches(path))
+    assert batch.data.columns == ["meter", "#2", "at", "kwh"]
+    assert batch.data.rows() == [
+        ("M-1", "2024-03-01", "00:15:00", "0.123"),
+        ("M-2", "2024-03-02", "23:45:00", "12"),
+    ]
+    assert batch.lines is not None and batch.lines.tolist() == [2, 4]
+    (bare,) = list(read_batches(path, header=False, skip_lines=1))
+    assert bare.data.columns == ["#1", "#2", "#3", "#4"] and bare.lines.tolist() == [2, 4]
+
+
+def test_a_file_that_is_no_spreadsheet_is_a_reader_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "meters.xlsx", b"meter,kwh\nM-1,0.5\n")
+    with pytest.raises(ReaderError, match=r"meters\.xlsx: cannot read the spreadsheet"):
+        list(read_batches(path))
