@@ -54,6 +54,28 @@ class Part:
         return np.arange(self.frame.height, dtype=np.int64) + self.first_line
 
 
+def body_charset(content_type: str | None, fmt: Format) -> str:
+    """The character set a body's ``Content-Type`` names (``text/csv;
+    charset=windows-1252``), UTF-8 when it names none. JSON is UTF-8 by definition; a
+    CSV body may come in any character set the file reader takes (``--encoding``)."""
+    from metrify.sources.mapping import MappingError, codec_name
+
+    names = [
+        value.strip().strip('"')
+        for key, sep, value in (p.partition("=") for p in (content_type or "").split(";")[1:])
+        if sep and key.strip().lower() == "charset"
+    ]
+    if not names:
+        return "utf-8"
+    try:
+        codec = codec_name(names[0])
+    except MappingError as exc:
+        raise Problem(415, str(exc).replace("--encoding", "charset")) from None
+    if fmt != "csv" and codec != "utf-8":
+        raise Problem(415, f"charset {names[0]}: JSON bodies are UTF-8")
+    return codec
+
+
 def body_format(content_type: str | None) -> Format:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     fmt = MEDIA_TYPES.get(media)
@@ -119,8 +141,9 @@ def parse_ndjson(data: bytes) -> list[Part]:
     return parts
 
 
-def parse_csv(data: bytes) -> list[Part]:
-    """Through the CSV file reader (delimiter guessing, ragged lines, BOM, quoting)."""
+def parse_csv(data: bytes, charset: str = "utf-8") -> list[Part]:
+    """Through the CSV file reader (delimiter guessing, ragged lines, BOM, quoting, the
+    body's character set)."""
     with tempfile.TemporaryDirectory(prefix="metrify-api-") as folder:
         path = Path(folder) / "body.csv"
         path.write_bytes(data)
@@ -129,18 +152,19 @@ def parse_csv(data: bytes) -> list[Part]:
         try:
             return [
                 Part(batch.data, batch.first_line, batch.bad, batch.lines)
-                for batch in read_batches(path, 200_000)
+                for batch in read_batches(path, 200_000, encoding=charset)
             ]
         except ReaderError as exc:
-            raise Problem(400, str(exc).replace(str(path), "body")) from None
+            text = str(exc).replace(str(path), "body")
+            raise Problem(400, text.replace("--encoding", "a charset in Content-Type")) from None
 
 
-def parse(fmt: Format, data: bytes) -> list[Part]:
+def parse(fmt: Format, data: bytes, charset: str = "utf-8") -> list[Part]:
     if fmt == "json":
         return parse_json_array(data)
     if fmt == "ndjson":
         return parse_ndjson(data)
-    return parse_csv(data)
+    return parse_csv(data, charset)
 
 
 def content_lines(parts: Sequence[Part]) -> npt.NDArray[np.int64]:

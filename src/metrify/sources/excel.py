@@ -83,9 +83,7 @@ def _named(frame: pl.DataFrame, header: bool) -> pl.DataFrame:
     """Columns without a header cell, or of a sheet without a header row, named by
     their position (``#1``, ``#2``, ...), as a CSV file's are."""
     names = [
-        f"#{i}"
-        if not header or _UNNAMED.match(name) or not name.strip()
-        else name
+        f"#{i}" if not header or _UNNAMED.match(name) or not name.strip() else name
         for i, name in enumerate(frame.columns, 1)
     ]
     return frame.rename(dict(zip(frame.columns, names, strict=True)))

@@ -290,7 +290,7 @@ def build_mapping(
         )
     if ts_format is not None:
         _check_ts_format(ts_format)
-    codec = _codec(encoding) if encoding is not None else "utf-8"
+    codec = codec_name(encoding) if encoding is not None else "utf-8"
     if skip_lines < 0:
         raise MappingError(f"--skip-lines {skip_lines}: must be 0 or more")
     if register_digits is not None and not 1 <= register_digits <= 15:
@@ -330,10 +330,11 @@ def build_mapping(
     return mapping
 
 
-def _codec(encoding: str) -> str:
-    """The codec name of ``--encoding``, refused when Python does not know it or when it
-    does not write the CSV's line ends, delimiters and quotes as the ASCII bytes the
-    reader cuts lines at (UTF-16 and UTF-32 files must be converted first)."""
+def codec_name(encoding: str) -> str:
+    """The codec name of ``--encoding`` (or an HTTP body's ``charset``), refused when
+    Python does not know it or when it does not write the CSV's line ends, delimiters
+    and quotes as the ASCII bytes the reader cuts lines at (UTF-16 and UTF-32 files
+    must be converted first)."""
     import codecs
 
     try:

@@ -405,6 +405,7 @@ def _process(
     endpoint: str,
     rid: str,
     client: str | None,
+    charset: str = "utf-8",
 ) -> tuple[int, bytes, bool]:
     """The whole blocking part of an ingest, on one worker thread (never on the event
     loop, which keeps serving reads meanwhile): replay check, parse, region check, then
@@ -412,12 +413,12 @@ def _process(
     Returns (status, JSON body, replayed)."""
     digest = b""
     if idem_key is not None:
-        digest = hashlib.sha256(f"{endpoint}\n{fmt}\n".encode() + data).digest()
+        digest = hashlib.sha256(f"{endpoint}\n{fmt}\n{charset}\n".encode() + data).digest()
         with state.pool.connection() as conn:
             stored = idempotency.replay(conn, principal.actor, idem_key, endpoint, digest)
         if stored is not None:
             return stored.status, stored.body, True
-    parts = bodies.parse(fmt, data)
+    parts = bodies.parse(fmt, data, charset)
     _check_columns(contract, parts)
     ids = _ids(parts, contract.key[0])
     if contract is READING:
@@ -446,6 +447,7 @@ async def _ingest(
     idem_key: str | None,
 ) -> Response:
     fmt = bodies.body_format(request.headers.get("content-type"))
+    charset = bodies.body_charset(request.headers.get("content-type"), fmt)
     if idem_key is not None:
         idempotency.check_key(idem_key)
     data = await request.body()  # bounded by the Guard middleware (max_body_bytes)
@@ -460,6 +462,7 @@ async def _ingest(
         endpoint=f"POST {request.url.path}",
         rid=request_id(request),
         client=client_address(request),
+        charset=charset,
     )
     return Response(
         body,
