@@ -131,6 +131,7 @@ def ingest_cmd(
     no_header: opts.NoHeader = False,
     encoding: opts.Encoding = None,
     skip_lines: opts.SkipLines = 0,
+    sheet: opts.Sheet = None,
     register_digits: opts.RegisterDigits = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
@@ -161,6 +162,7 @@ def ingest_cmd(
         header=not no_header,
         encoding=encoding,
         skip_lines=skip_lines,
+        sheet=sheet,
         register_digits=register_digits,
         detect_interval=True,
     )

@@ -60,6 +60,12 @@ SkipLines = Annotated[
         help="lines above a CSV file's header to pass over (an export's title, account, ...)",
     ),
 ]
+Sheet = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet", help="a spreadsheet's sheet to read, by name or number (default: the first)"
+    ),
+]
 Encoding = Annotated[
     str | None,
     typer.Option(

@@ -71,6 +71,7 @@ def produce_cmd(
     no_header: opts.NoHeader = False,
     encoding: opts.Encoding = None,
     skip_lines: opts.SkipLines = 0,
+    sheet: opts.Sheet = None,
     register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
@@ -93,6 +94,7 @@ def produce_cmd(
         header=not no_header,
         encoding=encoding,
         skip_lines=skip_lines,
+        sheet=sheet,
         register_digits=register_digits,
     )
     try:

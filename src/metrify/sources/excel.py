@@ -1,4 +1,4 @@
-"""Spreadsheets (``.xlsx``, ``.xlsm``, ``.xls``, ``.ods``): the first sheet as a table.
+"""Spreadsheets (``.xlsx``, ``.xlsm``, ``.xls``, ``.ods``): one sheet as a table.
 
 Customer portals and back offices hand out meter data as spreadsheets as often as CSV.
 The sheet is read by ``fastexcel`` (calamine, in Rust) with every cell as its text, so
@@ -12,7 +12,7 @@ back as ``2024-03-01 00:15:00``; two shapes are put back as people wrote them:
 
 Rows keep their row numbers in the sheet (the header is row 1, or the row after
 ``--skip-lines``), and an empty row is no row. A workbook of several sheets is read
-from its first: the others are left alone.
+from its first, or from the one ``--sheet`` names.
 """
 
 from __future__ import annotations
@@ -38,23 +38,29 @@ _UNNAMED: Final = re.compile(r"^__UNNAMED__(\d+)$")
 
 
 def read_excel(
-    path: Path, batch_rows: int, *, header: bool = True, skip_lines: int = 0
+    path: Path,
+    batch_rows: int,
+    *,
+    header: bool = True,
+    skip_lines: int = 0,
+    sheet: str | None = None,
 ) -> Iterator[RawBatch]:
-    """Stream the first sheet of ``path`` as raw batches of ``batch_rows`` rows."""
+    """Stream one sheet of ``path`` (``sheet``: its name or 1-based number; the first
+    when None) as raw batches of ``batch_rows`` rows."""
     import fastexcel
 
     try:
         reader = fastexcel.read_excel(path)
         if not reader.sheet_names:
             return
-        sheet = reader.load_sheet(
-            0,
+        loaded = reader.load_sheet(
+            _sheet_index(path.name, reader.sheet_names, sheet),
             header_row=skip_lines if header else None,
             skip_rows=skip_lines if not header and skip_lines else None,
             dtypes="string",
             schema_sample_rows=None,
         )
-        frame = sheet.to_polars()
+        frame = loaded.to_polars()
     except (fastexcel.FastExcelError, OSError, ValueError) as exc:
         raise ReaderError(f"{path.name}: cannot read the spreadsheet ({one_line(exc)})") from exc
     frame = _named(frame, header)
@@ -77,6 +83,20 @@ def read_excel(
             size if end == frame.height else size * end // frame.height,
             part,
         )
+
+
+def _sheet_index(name: str, sheets: list[str], wanted: str | None) -> int:
+    """The 0-based index of the sheet ``--sheet`` names (a name first, then a 1-based
+    number); a sheet the workbook does not have is an error naming those it has."""
+    if wanted is None:
+        return 0
+    if wanted in sheets:
+        return sheets.index(wanted)
+    if wanted.isdigit() and 1 <= int(wanted) <= len(sheets):
+        return int(wanted) - 1
+    raise ReaderError(
+        f"{name}: no sheet {wanted!r}; the workbook has {', '.join(map(repr, sheets))}"
+    )
 
 
 def _named(frame: pl.DataFrame, header: bool) -> pl.DataFrame:

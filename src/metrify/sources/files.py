@@ -77,6 +77,7 @@ def read_batches(
     header: bool = True,
     encoding: str = "utf-8",
     skip_lines: int = 0,
+    sheet: str | None = None,
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
@@ -86,7 +87,8 @@ def read_batches(
     None it is guessed from the header line among ``,`` ``;`` and tab. ``header`` False
     (CSV only): the file has no header line, its columns are ``#1``, ``#2``, ...
     ``encoding`` (CSV only; JSON is UTF-8 by definition): the character set of the bytes.
-    ``skip_lines`` (CSV only): lines before the header that are no part of the table.
+    ``skip_lines`` (CSV and spreadsheets): lines before the header that are no part of
+    the table. ``sheet`` (spreadsheets): the sheet by name or 1-based number.
     """
     fmt = detect_format(path)
     if batch_rows < 1:
@@ -108,7 +110,7 @@ def read_batches(
     if fmt == "excel":
         from metrify.sources.excel import read_excel  # loads fastexcel, by need
 
-        return read_excel(path, batch_rows, header=header, skip_lines=skip_lines)
+        return read_excel(path, batch_rows, header=header, skip_lines=skip_lines, sheet=sheet)
     return read_csv(
         path, batch_rows, delimiter, header=header, encoding=encoding, skip_lines=skip_lines
     )

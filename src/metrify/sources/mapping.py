@@ -67,6 +67,9 @@ class Mapping:
     #: ``--skip-lines``: lines before a CSV file's header (an export's title, account
     #: and address lines) that are no part of the table
     skip_lines: int = 0
+    #: ``--sheet``: a spreadsheet's sheet to read, by name or 1-based number (None: the
+    #: first)
+    sheet: str | None = None
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
@@ -81,7 +84,12 @@ class Mapping:
     def file_options(self) -> dict[str, Any]:
         """How the file readers read a file for this mapping: the keyword arguments of
         :func:`metrify.sources.files.read_batches` the options set."""
-        return {"header": self.header, "encoding": self.encoding, "skip_lines": self.skip_lines}
+        return {
+            "header": self.header,
+            "encoding": self.encoding,
+            "skip_lines": self.skip_lines,
+            "sheet": self.sheet,
+        }
 
     @property
     def offset_s(self) -> int | None:
@@ -228,6 +236,7 @@ def build_mapping(
     header: bool = True,
     encoding: str | None = None,
     skip_lines: int = 0,
+    sheet: str | None = None,
     register_digits: int | None = None,
     detect_interval: bool = False,
 ) -> Mapping:
@@ -307,6 +316,7 @@ def build_mapping(
         header=header,
         encoding=codec,
         skip_lines=skip_lines,
+        sheet=sheet.strip() if sheet is not None and sheet.strip() else None,
         register_digits=register_digits,
         detect_interval=detect_interval
         and interval_s is None
@@ -394,7 +404,10 @@ def check_mapped_columns(mapping: Mapping, columns: list[str]) -> None:
         if _ONE_POSITION.match(src):
             hint = f" (the file has {len(columns)} column{'s' if len(columns) != 1 else ''})"
         if not hint and mapping.header:
-            hint = " (if the table starts lower down in the file, pass --skip-lines N)"
+            hint = (
+                " (if the table starts lower down in the file, pass --skip-lines N; "
+                "in a workbook, --sheet names the sheet)"
+            )
         raise MappingError(
             f"--map {name}={given}: no column {src!r}{hint}; "
             f"columns are {', '.join(columns) or '(none)'}"

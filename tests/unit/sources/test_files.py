@@ -717,13 +717,19 @@ def test_a_spreadsheets_first_sheet_reads_as_text_columns_with_row_numbers(
     book.close()
     (batch,) = list(read_batches(path))
     assert batch.data.columns == ["meter", "#2", "at", "kwh"]
-    assert batch.data.rows() == [
+    assert batch.data.rows() == [  # the first sheet
         ("M-1", "2024-03-01", "00:15:00", "0.123"),
         ("M-2", "2024-03-02", "23:45:00", "12"),
     ]
     assert batch.lines is not None and batch.lines.tolist() == [2, 4]
     (bare,) = list(read_batches(path, header=False, skip_lines=1))
     assert bare.data.columns == ["#1", "#2", "#3", "#4"] and bare.lines.tolist() == [2, 4]
+    # --sheet: by name or by number; a sheet the workbook lacks is named with those it has
+    for wanted in ("other", "2"):
+        (second,) = list(read_batches(path, header=False, sheet=wanted))
+        assert second.data.rows() == [("ignored",)]
+    with pytest.raises(ReaderError, match="no sheet 'data'; the workbook has 'Sheet1', 'other'"):
+        list(read_batches(path, sheet="data"))
 
 
 def test_a_file_that_is_no_spreadsheet_is_a_reader_error(tmp_path: Path) -> None:
