@@ -29,6 +29,8 @@ from metrify.sources.batches import RawBatch, ReaderError, one_line
 
 __all__ = ["read_excel"]
 
+#: a time cell's text, as fastexcel gives a day number back
+_STAMP: Final = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 #: a time of day alone, as a spreadsheet's day number gives it back
 _TIME_OF_DAY: Final = r"^1899-12-3[01] (\d{2}:\d{2}:\d{2})$"
 #: a midnight, which in a column of midnights is a date
@@ -110,12 +112,14 @@ def _named(frame: pl.DataFrame, header: bool) -> pl.DataFrame:
 
 
 def _as_written(column: pl.Series) -> pl.Series:
-    """A column of times of day as those times, a column of midnights as its dates;
-    any other column as it is."""
+    """A column whose time cells are all times of day as those times, one whose time
+    cells all fall at midnight as its dates; any other column as it is. Text cells
+    beside them (a ``Summe`` row under the table) do not count, and stay as they are."""
     values = column.drop_nulls()
-    if not values.len():
+    stamps = values.filter(values.str.contains(_STAMP))
+    if not stamps.len():
         return column
     for pattern in (_TIME_OF_DAY, _MIDNIGHT):
-        if values.str.contains(pattern).all():
+        if stamps.str.contains(pattern).all():
             return column.str.replace(pattern, "$1")
     return column

@@ -167,7 +167,7 @@ def test_a_spreadsheet_of_a_real_household_loads_as_the_household(
     """A year of a real household as a back office's spreadsheet: a title and a blank
     row above the table, the date and the time of day in cells of their own types,
     local time (Europe/Berlin, both DST changes), the meter as a number cell, the energy
-    as number cells, an empty row in the middle of the table."""
+    as number cells, an empty row in the middle of the table and a total under it."""
     import xlsxwriter
 
     original = london_readings(first=1)
@@ -192,6 +192,8 @@ def test_a_spreadsheet_of_a_real_household_loads_as_the_household(
         sheet.write_datetime(row, 2, dt.time(local.hour, local.minute), clock)
         sheet.write_number(row, 3, kwh)
         row += 1
+    sheet.write(row, 1, "Summe")  # the total under the table: text in the date column
+    sheet.write_number(row, 3, float(original["import_kwh"].sum()))
     book.close()
 
     result = runner.invoke(
@@ -205,8 +207,9 @@ def test_a_spreadsheet_of_a_real_household_loads_as_the_household(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["quarantined"] == 0, summary["reasons"]
-    assert summary["read"] == original.height
+    # the total row is no reading, and the only row quarantined
+    assert (summary["quarantined"], summary["reasons"]) == (1, {"missing meter_id": 1})
+    assert summary["read"] == original.height + 1
     stored = pl.DataFrame(
         conn.execute(
             "SELECT ts, import_kwh FROM readings WHERE meter_id = '4711'"
