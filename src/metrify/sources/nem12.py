@@ -277,10 +277,12 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
     values = text.str.strip_chars().cast(pl.Float64, strict=False).to_numpy().copy()
     day = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
-    bad_days = np.unique(day[np.isnan(values)])
-    values *= np.repeat(np.array(meter.factors), counts)
+    nulled = np.zeros(len(values), dtype=bool)  # null data: blank or 0, never judged
     for place, start, end in meter.nulls:
-        values[first[place] + start - 1 : first[place] + end] = np.nan
+        nulled[first[place] + start - 1 : first[place] + end] = True
+    bad_days = np.unique(day[np.isnan(values) & ~nulled])
+    values *= np.repeat(np.array(meter.factors), counts)
+    values[nulled] = np.nan
     step_us = np.repeat(minutes * 60_000_000, counts)
     long = pl.DataFrame(
         {
