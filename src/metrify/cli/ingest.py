@@ -132,6 +132,7 @@ def ingest_cmd(
     encoding: opts.Encoding = None,
     skip_lines: opts.SkipLines = 0,
     sheet: opts.Sheet = None,
+    wide: opts.Wide = None,
     register_digits: opts.RegisterDigits = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
@@ -163,6 +164,7 @@ def ingest_cmd(
         encoding=encoding,
         skip_lines=skip_lines,
         sheet=sheet,
+        wide=wide,
         register_digits=register_digits,
         detect_interval=True,
     )

@@ -60,6 +60,14 @@ SkipLines = Annotated[
         help="lines above a CSV file's header to pass over (an export's title, account, ...)",
     ),
 ]
+Wide = Annotated[
+    str | None,
+    typer.Option(
+        "--wide",
+        help="a row per day and a column per interval (00:15, 00:30, ...) holding FIELD; "
+        "--map ts=COLUMN names the date column",
+    ),
+]
 Sheet = Annotated[
     str | None,
     typer.Option(

@@ -72,6 +72,7 @@ def produce_cmd(
     encoding: opts.Encoding = None,
     skip_lines: opts.SkipLines = 0,
     sheet: opts.Sheet = None,
+    wide: opts.Wide = None,
     register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
@@ -95,6 +96,7 @@ def produce_cmd(
         encoding=encoding,
         skip_lines=skip_lines,
         sheet=sheet,
+        wide=wide,
         register_digits=register_digits,
     )
     try:

@@ -12,6 +12,8 @@ come out as :class:`BadRow` s, and a file that cannot be read at all raises
   :mod:`~metrify.sources.parquet`, :mod:`~metrify.sources.excel`: one format each
   (:mod:`~metrify.sources.nem12`: the Australian market's interval data, met among
   CSV files by its header);
+* :mod:`~metrify.sources.dayrows`: rows of days (a column per interval) as rows of
+  intervals (``--wide``);
 * :mod:`~metrify.sources.json_rows`: JSON records as string columns (files, Kafka, HTTP);
 * :mod:`~metrify.sources.batches`: the batches, bad rows and errors they hand out;
 * :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--unit``/``--tz``

@@ -78,6 +78,7 @@ def read_batches(
     encoding: str = "utf-8",
     skip_lines: int = 0,
     sheet: str | None = None,
+    wide: tuple[str, str] | None = None,
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
@@ -88,8 +89,28 @@ def read_batches(
     (CSV only): the file has no header line, its columns are ``#1``, ``#2``, ...
     ``encoding`` (CSV only; JSON is UTF-8 by definition): the character set of the bytes.
     ``skip_lines`` (CSV and spreadsheets): lines before the header that are no part of
-    the table. ``sheet`` (spreadsheets): the sheet by name or 1-based number.
+    the table. ``sheet`` (spreadsheets): the sheet by name or 1-based number. ``wide``
+    (any format): ``(field, date column)`` of a file with a row per day and a column per
+    interval, turned into a row per interval (:mod:`metrify.sources.dayrows`).
     """
+    batches = _read(path, batch_rows, delimiter, header, encoding, skip_lines, sheet)
+    if wide is None:
+        return batches
+    from metrify.sources.dayrows import day_rows
+
+    return day_rows(batches, *wide)
+
+
+def _read(
+    path: Path,
+    batch_rows: int,
+    delimiter: str | None,
+    header: bool,
+    encoding: str,
+    skip_lines: int,
+    sheet: str | None,
+) -> Iterator[RawBatch]:
+    """The reader of ``path``'s format (see :func:`read_batches`)."""
     fmt = detect_format(path)
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")

@@ -70,6 +70,8 @@ class Mapping:
     #: ``--sheet``: a spreadsheet's sheet to read, by name or 1-based number (None: the
     #: first)
     sheet: str | None = None
+    #: ``--wide FIELD``: a row per day, a column per interval holding FIELD
+    wide: str | None = None
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
@@ -89,6 +91,7 @@ class Mapping:
             "encoding": self.encoding,
             "skip_lines": self.skip_lines,
             "sheet": self.sheet,
+            "wide": (self.wide, self.source_column("ts")) if self.wide else None,
         }
 
     @property
@@ -237,6 +240,7 @@ def build_mapping(
     encoding: str | None = None,
     skip_lines: int = 0,
     sheet: str | None = None,
+    wide: str | None = None,
     register_digits: int | None = None,
     detect_interval: bool = False,
 ) -> Mapping:
@@ -302,6 +306,8 @@ def build_mapping(
     codec = codec_name(encoding) if encoding is not None else "utf-8"
     if skip_lines < 0:
         raise MappingError(f"--skip-lines {skip_lines}: must be 0 or more")
+    if wide is not None:
+        _check_wide(contract, wide, columns, constants)
     if register_digits is not None and not 1 <= register_digits <= 15:
         raise MappingError(f"--register-digits {register_digits}: must be 1..15")
     mapping = Mapping(
@@ -317,6 +323,7 @@ def build_mapping(
         encoding=codec,
         skip_lines=skip_lines,
         sheet=sheet.strip() if sheet is not None and sheet.strip() else None,
+        wide=wide.strip() if wide is not None else None,
         register_digits=register_digits,
         detect_interval=detect_interval
         and interval_s is None
@@ -338,6 +345,26 @@ def build_mapping(
                 "intervals to derive"
             )
     return mapping
+
+
+def _check_wide(
+    contract: Contract, wide: str, columns: dict[str, str], constants: dict[str, str]
+) -> None:
+    """``--wide FIELD`` names a number field of the kind that nothing else supplies."""
+    import polars as pl
+
+    name = wide.strip()
+    if contract.schema.get(name) != pl.Float64:
+        numbers = [n for n, t in contract.schema.items() if t == pl.Float64]
+        raise MappingError(
+            f"--wide {wide}: not a number field of {contract.kind}; fields are {', '.join(numbers)}"
+        )
+    if name in columns or name in constants:
+        raise MappingError(
+            f"--wide {name} reads {name} from the time-of-day columns: drop --map/--set {name}"
+        )
+    if not contract.time_series:
+        raise MappingError(f"--wide: {contract.kind} has no times")
 
 
 def codec_name(encoding: str) -> str:

@@ -48,15 +48,7 @@ def test_a_german_export_of_a_real_household_loads_as_the_household(
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["quarantined"] == 0, summary["reasons"]
-    stored = pl.DataFrame(
-        conn.execute(
-            "SELECT ts, import_kwh FROM readings WHERE meter_id = %s"
-            " AND quality & 1 = 0 ORDER BY ts",  # real readings, not the gaps' rows
-            (meter,),
-        ).fetchall(),
-        schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
-        orient="row",
-    )
+    stored = _stored(conn, meter)
     assert stored["ts"].to_list() == original["ts"].to_list()
     assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()
 
@@ -103,15 +95,7 @@ def test_a_load_profile_export_with_date_and_time_apart_loads_as_the_household(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["quarantined"] == 0, summary["reasons"]
-    stored = pl.DataFrame(
-        conn.execute(
-            "SELECT ts, import_kwh FROM readings WHERE meter_id = %s"
-            " AND quality & 1 = 0 ORDER BY ts",
-            (meter,),
-        ).fetchall(),
-        schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
-        orient="row",
-    )
+    stored = _stored(conn, meter)
     assert stored["ts"].to_list() == original["ts"].to_list()
     assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()
 
@@ -149,14 +133,7 @@ def test_a_utility_download_with_lines_above_its_table_loads_as_the_household(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["quarantined"] == 0, summary["reasons"]
-    stored = pl.DataFrame(
-        conn.execute(
-            "SELECT ts, import_kwh FROM readings WHERE meter_id = 'US-1'"
-            " AND quality & 1 = 0 ORDER BY ts"
-        ).fetchall(),
-        schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
-        orient="row",
-    )
+    stored = _stored(conn, "US-1")
     assert stored["ts"].to_list() == original["ts"].to_list()
     assert stored["import_kwh"].round(3).to_list() == original["import_kwh"].round(3).to_list()
 
@@ -210,13 +187,62 @@ def test_a_spreadsheet_of_a_real_household_loads_as_the_household(
     # the total row is no reading, and the only row quarantined
     assert (summary["quarantined"], summary["reasons"]) == (1, {"missing meter_id": 1})
     assert summary["read"] == original.height + 1
-    stored = pl.DataFrame(
+    stored = _stored(conn, "4711")
+    assert stored["ts"].to_list() == original["ts"].to_list()
+    assert stored["import_kwh"].to_list() == original["import_kwh"].to_list()
+
+
+def test_a_file_of_day_rows_loads_as_the_household(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A real household in the shape Australian distributors publish customer data: a
+    row per day (its date day first, with slashes), then 48 columns named by the end
+    of each half hour, 0:30 to 0:00 (the day's end), in market time (UTC+10 all year).
+    --wide turns each row into its half hours; every stored value is the original's."""
+    original = london_readings(first=1)
+    local = original.with_columns(at=pl.col("ts") + pl.duration(hours=10))
+    days = (
+        local.group_by(day=pl.col("at").dt.date())
+        .agg(pl.col("import_kwh").sort_by("at"), pl.col("ts").sort(), n=pl.len())
+        .filter(pl.col("n") == 48)
+        .sort("day")
+        .head(60)
+    )
+    ends = [*[f"{h}:{m:02d}" for h in range(24) for m in (0, 30)][1:], "0:00"]
+    lines = [",".join(["Customer", "Postcode", "date", *ends])]
+    for day, values, _, _ in days.iter_rows():
+        cells = [f"{v:.3f}" for v in values]
+        lines.append(",".join(["7", "2000", f"{day.day}/{day.month:02d}/{day.year}", *cells]))
+    path = tmp_path / "customer-7.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "ingest", "readings", str(path), "--wide", "import_kwh",
+            "--map", "meter_id=Customer", "--map", "ts=date", "--ts-end",
+            "--tz", "+10:00", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["quarantined"] == 0, summary["reasons"]
+    assert summary["read"] == days.height * 48
+    assert summary["intervals_detected"] == {"1800": 1}  # from the half hours
+    assert any("'Postcode'" in w for w in summary["warnings"])
+    stored = _stored(conn, "7")
+    expected = days.explode("import_kwh", "ts").sort("ts")
+    assert stored["ts"].to_list() == expected["ts"].to_list()
+    assert stored["import_kwh"].to_list() == expected["import_kwh"].round(3).to_list()
+
+
+def _stored(conn: psycopg.Connection, meter: str) -> pl.DataFrame:
+    """The meter's real readings as stored (not the gaps' rows), in time order."""
+    return pl.DataFrame(
         conn.execute(
-            "SELECT ts, import_kwh FROM readings WHERE meter_id = '4711'"
-            " AND quality & 1 = 0 ORDER BY ts"
+            "SELECT ts, import_kwh FROM readings WHERE meter_id = %s"
+            " AND quality & 1 = 0 ORDER BY ts",
+            (meter,),
         ).fetchall(),
         schema={"ts": pl.Datetime("us", "UTC"), "import_kwh": pl.Float64},
         orient="row",
     )
-    assert stored["ts"].to_list() == original["ts"].to_list()
-    assert stored["import_kwh"].to_list() == original["import_kwh"].to_list()
