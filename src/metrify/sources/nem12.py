@@ -269,7 +269,7 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
     minutes = np.array(meter.minutes, dtype=np.int64)
     counts = 1440 // minutes
     text = (
-        pl.DataFrame({"t": meter.texts, "n": counts})
+        pl.DataFrame({"t": pl.Series(meter.texts, dtype=pl.String), "n": counts})
         .select(pl.col("t").str.split(",").list.slice(2, pl.col("n")))
         .explode("t")
         .get_column("t")
@@ -371,13 +371,13 @@ def read_nem12(
             finished, problem = parser.line(text, number)
             if problem is not None:
                 bad.append(problem)
-            if finished is not None:
+            if finished is not None and finished.rows:  # a meter without days: no rows
                 done.append(finished)
                 if sum(m.rows for m in done) >= batch_rows:
                     yield batch()
                     first_line = number
     last = parser.finish()
-    if last is not None:
+    if last is not None and last.rows:
         done.append(last)
     if done or bad:
         yield batch()

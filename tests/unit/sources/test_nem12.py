@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metrify.sources import ReaderError, read_batches
 
@@ -124,3 +126,60 @@ def test_a_nem13_file_is_refused(tmp_path: Path) -> None:
     path.write_text("100,NEM13,202403101200,MDP,RETAILER\n900\n")
     with pytest.raises(ReaderError, match=r"nem13\.csv: NEM13"):
         list(read_batches(path))
+
+
+RECORD = st.one_of(
+    st.sampled_from(["200", "300", "400", "500", "900", "100", "250", "xyz", ""]),
+    st.text(alphabet="0123456789,.-AENVSkWhM ", max_size=12),
+)
+
+
+GOOD = st.sampled_from(
+    [
+        "200,NMI0000001,E1,1,E1,N1,M1,kWh,30,",
+        "200,NMI0000002,B1,1,B1,N1,M2,Wh,30,",
+        _day("20240101", [0.5] * 48),
+        _day("20240102", [1] * 48, "V"),
+        "400,1,10,N,,",
+    ]
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(
+        st.one_of(GOOD, st.lists(RECORD, min_size=1, max_size=60).map(",".join)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_property_any_lines_after_a_nem12_header_read_or_become_bad_rows(
+    tmp_path: Path, lines: list[str]
+) -> None:
+    """Whatever follows the header (good records among garbage), the reader hands out
+    rows and bad rows and never raises; every row carries a line of the file, and so
+    does every bad row."""
+    path = tmp_path / "fuzz.csv"
+    path.write_text("\n".join(["100,NEM12,202403101200,MDP,RETAILER", *lines]) + "\n")
+    batches = list(read_batches(path))
+    for batch in batches:
+        assert batch.lines is not None and len(batch.lines) == batch.data.height
+        assert all(2 <= line <= len(lines) + 1 for line in batch.lines.tolist())
+        assert all(b.line is not None and 2 <= b.line <= len(lines) + 1 for b in batch.bad)
+
+
+def test_a_stream_without_days_gives_no_rows(tmp_path: Path) -> None:
+    """A 200 record with no 300 under it (a stream without data in the period), between
+    meters and at the end of the file."""
+    data, bad = _read(
+        tmp_path,
+        [
+            "200,NMI0000001,E1,1,E1,N1,M1,kWh,30,",
+            "200,NMI0000002,E1,1,E1,N1,M2,kWh,30,",
+            _day("20240101", [1] * 48),
+            "200,NMI0000003,E1,1,E1,N1,M3,kWh,30,",
+        ],
+    )
+    assert bad == [] and set(data["meter_id"]) == {"NMI0000002"}
