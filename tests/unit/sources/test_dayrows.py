@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metrify.contracts.records import READING
 from metrify.sources import ReaderError, read_batches
@@ -66,3 +68,41 @@ def test_wide_names_a_number_field_nothing_else_supplies() -> None:
         build_mapping(READING, wide="meter_id")
     with pytest.raises(MappingError, match="drop --map/--set import_kwh"):
         build_mapping(READING, wide="import_kwh", maps=["import_kwh=kWh"])
+
+
+HEADER = st.one_of(
+    st.sampled_from(["Datum", "meter", "00:00", "0:30", "24:00", "0:00", "12:00-12:30", "x"]),
+    st.text(alphabet="0123456789: -ab", min_size=1, max_size=8),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    names=st.lists(HEADER, min_size=1, max_size=8, unique=True),
+    rows=st.integers(min_value=0, max_value=5),
+)
+def test_property_day_rows_become_one_row_per_time_column_or_are_refused(
+    tmp_path: Path, names: list[str], rows: int
+) -> None:
+    """Any header: either the file is refused with a reason, or each day row gives
+    exactly one row per column named by a time, each with the line of its day."""
+    path = tmp_path / "days.csv"
+    body = [";".join(f"{r}{c}" for c in range(len(names))) for r in range(rows)]
+    path.write_text("\n".join([";".join(names), *body]) + "\n")
+    times = time_columns(names)
+    try:
+        batches = list(read_batches(path, wide=("import_kwh", "Datum")))
+    except ReaderError:
+        assert len(times) < 2 or "Datum" not in names or "import_kwh" in names
+        return
+    if rows == 0:  # a header alone: nothing to turn, nothing to refuse
+        assert sum(b.data.height for b in batches) == 0
+        return
+    assert len(times) >= 2 and "Datum" in names
+    total = sum(b.data.height for b in batches)
+    assert total == rows * len(times)
+    for batch in batches:
+        assert batch.lines is not None
+        assert set(batch.lines.tolist()) <= set(range(2, 2 + rows))
