@@ -18,6 +18,7 @@ come out as :class:`BadRow` s, and a file that cannot be read at all raises
 * :mod:`~metrify.sources.batches`: the batches, bad rows and errors they hand out;
 * :mod:`~metrify.sources.mapping`: the ``--map``/``--set``/``--scale``/``--unit``/``--tz``
   options (:mod:`~metrify.sources.units` converts the units);
+* :mod:`~metrify.sources.numbers`: a number's text (commas, groups, units) for decoding;
 * :mod:`~metrify.sources.registers`: interval energy derived from cumulative register reads.
 
 Two modules are imported by their own name rather than from here:

@@ -8,7 +8,6 @@ its original fields as JSON and a reason, for the quarantine table.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -28,9 +27,16 @@ from metrify.sources.mapping import (
     has_source,
     summed,
 )
-
-#: strings that mean "no value" in the files utilities send.
-NULL_TOKENS = ["", "null", "none", "na", "n/a", "nan", "-"]
+from metrify.sources.numbers import (
+    NumberHints,
+    clean,
+    decimal_text,
+    hints_for,
+    in_contract_unit,
+    is_string,
+    summed_number,
+    unit_conversion,
+)
 
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
 _AWARE_FORMATS = [
@@ -100,261 +106,6 @@ class Decoded:
 _TS_TEXT: Final = "_ts_text"
 #: a time of ``24:00`` (or ``24:00:00``) at the end of the text, before any offset
 _END_OF_DAY: Final = r"([ T])24:00(?::00(?:\.0+)?)?(\s*(?:[zZ]|[+-]\d{2}:?\d{2})?\s*)$"
-
-
-def _is_string(dtype: pl.DataType) -> bool:
-    return dtype == pl.String
-
-
-#: every spelling of the null tokens in upper and lower case: looked up as they are,
-#: the text need not be lower-cased first (half the cost of cleaning a column)
-_NULL_SPELLINGS: Final = sorted(
-    {
-        "".join(p)
-        for t in NULL_TOKENS
-        for p in itertools.product(*({c.lower(), c.upper()} for c in t))
-    }
-)
-
-
-def _clean(col: str) -> pl.Expr:
-    """Strip padding and turn null tokens (in any case) into real nulls."""
-    stripped = pl.col(col).str.strip_chars()
-    return pl.when(stripped.is_in(_NULL_SPELLINGS)).then(None).otherwise(stripped)
-
-
-#: a number with a decimal comma, perhaps grouped by dots (``0,25``, ``1.234,5``), and
-#: one grouped by commas, perhaps with a decimal point (``1,234``, ``12,345.5``; a
-#: group never starts with 0, so ``0,219`` is a decimal comma)
-_DECIMAL_COMMA: Final = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"
-_GROUPED_BY_COMMAS: Final = r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$"
-AMBIGUOUS_NUMBER: Final = (
-    "a comma that may be a decimal comma or a thousands separator (1,234), and no other"
-    " number of the batch tells which"
-)
-
-
-#: a number followed by its unit (``0.123 kWh``, ``72.5 °F``, ``12kWh``): the number and
-#: the unit's text
-_UNIT_SUFFIX: Final = (
-    r"^\s*([+-]?\.?\d(?:[\d.,' \u00a0\u202f]*\d)?(?:[eE][+-]?\d+)?)\s*([^\d\s.,+'-][^\s]*)\s*$"
-)
-#: thousands grouped by a space (also the no-break spaces French and Nordic locales
-#: write) or an apostrophe (Swiss): never a decimal mark, so never ambiguous
-_SPACED_GROUPS: Final = r"^[+-]?\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?:[.,]\d+)?$"
-_GROUP_MARKS: Final = r"[ \u00a0\u202f']"
-#: distinct units looked up per column (each is a pint lookup)
-_MAX_UNITS: Final = 16
-
-
-@dataclass(frozen=True)
-class _Hints:
-    """What a batch's failed numbers showed, for decoding it again: how its texts use
-    the comma (:func:`_number_marks`) and, per text column, the units written after its
-    numbers with each one's ``(factor, offset)`` to the field's contract unit."""
-
-    marks: str | None = None
-    units: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    #: some number groups its thousands by spaces or apostrophes (``1 234,5``)
-    spaced: bool = False
-
-
-def _number_sources(
-    contract: Contract, mapping: Mapping, raw: pl.DataFrame
-) -> list[tuple[str, str]]:
-    """(field, text column) of every column the batch reads a decimal number from."""
-    return [
-        (name, src)
-        for name, dtype in contract.schema.items()
-        if dtype == pl.Float64 and name not in mapping.constants
-        for src in (
-            summed(mapping.source_column(name), raw.columns) or [mapping.source_column(name)]
-        )
-        if src in raw.columns and _is_string(raw.schema[src])
-    ]
-
-
-def _value_units(
-    contract: Contract, mapping: Mapping, raw: pl.DataFrame
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """The units written after the numbers of the batch's number columns (``0.123 kWh``,
-    ``72.5 °F``), each with its conversion to the field's contract unit, for the fields
-    no ``--unit`` or ``--scale`` speaks for (those say the unit already). A unit that is
-    unknown, or of another kind than the field's, is left out: its values stay
-    non-numeric."""
-    from metrify.sources.units import UnitError, conversion
-
-    found: dict[str, dict[str, tuple[float, float]]] = {}
-    for name, src in _number_sources(contract, mapping, raw):
-        if name in mapping.units or name in mapping.scales:
-            continue
-        units = raw.get_column(src).str.extract(_UNIT_SUFFIX, 2).drop_nulls().unique()
-        known: dict[str, tuple[float, float]] = {}
-        for unit in units.head(_MAX_UNITS).to_list():
-            try:
-                known[unit] = conversion(name, unit)
-            except UnitError:
-                continue
-        if known:
-            found[src] = known
-    return found
-
-
-#: decimals a converted value keeps: a conversion's binary crumbs (950 Wh is
-#: 0.9500000000000001 kWh, 72.5 degF 22.49999999999912 degC) go, and 1e-10 of a kWh or a
-#: degree is far below any meter's resolution
-_CONVERTED_DECIMALS: Final = 10
-
-
-def _converted(value: pl.Expr, factor: pl.Expr, offset: pl.Expr) -> pl.Expr:
-    """``value`` in its unit as the contract's: ``value * factor + offset``, rounded to
-    :data:`_CONVERTED_DECIMALS`."""
-    return (value * factor + offset).round(_CONVERTED_DECIMALS)
-
-
-def _ungrouped(text: pl.Expr) -> pl.Expr:
-    """Numbers whose thousands are grouped by spaces or apostrophes, without them."""
-    return (
-        pl.when(text.str.strip_chars().str.contains(_SPACED_GROUPS))
-        .then(text.str.replace_all(_GROUP_MARKS, ""))
-        .otherwise(text)
-    )
-
-
-def _number_hints(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> _Hints | None:
-    """What a batch whose numbers did not all read needs to be read again: the units
-    after its numbers, thousands grouped by spaces or apostrophes, and its use of the
-    comma judged on the numbers without either (``1,5 kWh``, ``1 234,5``). None when
-    none of them would change anything."""
-    units = _value_units(contract, mapping, raw)
-    columns = list(dict.fromkeys(src for _, src in _number_sources(contract, mapping, raw)))
-    bare = raw.with_columns(
-        pl.col(src).str.replace(_UNIT_SUFFIX, "$1") for src in units if src in columns
-    )
-    spaced = any(
-        bare.get_column(src).str.strip_chars().str.contains(_SPACED_GROUPS).any() for src in columns
-    )
-    if spaced:
-        bare = bare.with_columns(_ungrouped(pl.col(src)) for src in columns)
-    marks = _number_marks(bare, columns)
-    if marks is None and not units and not spaced:
-        return None
-    return _Hints(marks, units, spaced)
-
-
-def _unit_conversion(src: str, hints: _Hints | None) -> tuple[pl.Expr, pl.Expr] | None:
-    """Per row of column ``src``: the factor and offset its written unit asks for (1 and
-    0 without one), or None when the column's numbers carry no unit."""
-    units = hints.units.get(src) if hints is not None else None
-    if not units:
-        return None
-    unit = _clean(src).str.extract(_UNIT_SUFFIX, 2)
-    factor, offset = pl.lit(1.0), pl.lit(0.0)
-    for text, (f, o) in units.items():
-        factor = pl.when(unit == text).then(pl.lit(f)).otherwise(factor)
-        offset = pl.when(unit == text).then(pl.lit(o)).otherwise(offset)
-    return factor, offset
-
-
-def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
-    """How the batch's number columns (``columns``, text) use the comma: ``"decimal"``,
-    ``"grouped"`` (thousands) or ``"ambiguous"``; None where none has one.
-
-    Exports written in a European locale (often the files with ``;`` between fields)
-    put a decimal comma in numbers, and some group thousands by dots: ``0,25``,
-    ``1.234,5``. Others group thousands by commas: ``1,234.5``. A value like ``1,234``
-    reads either way, so the batch decides, as one file is written in one locale: if
-    any value can only be a decimal comma (``0,25``, ``12345,678``), commas are decimal
-    commas; if any can only group thousands (``12,345,678``, ``1,234.5``), they group
-    thousands. A batch showing both is given None too: no one reading fits it, and its
-    comma values fail as non-numeric. Columns without a comma cost one scan each."""
-    decimal_only = grouped_only = seen = False
-    for name in columns:
-        column = raw.get_column(name)
-        if not column.str.contains(",", literal=True).any():
-            continue
-        seen = True
-        values = column.str.strip_chars()
-        decimal = values.str.contains(_DECIMAL_COMMA).fill_null(False)
-        grouped = values.str.contains(_GROUPED_BY_COMMAS).fill_null(False)
-        decimal_only = decimal_only or bool((decimal & ~grouped).any())
-        grouped_only = grouped_only or bool((grouped & ~decimal).any())
-    if decimal_only and grouped_only:
-        return None
-    if decimal_only or grouped_only:
-        return "decimal" if decimal_only else "grouped"
-    return "ambiguous" if seen else None
-
-
-def _number_text(text: pl.Expr, marks: str | None) -> tuple[pl.Expr, pl.Expr | None]:
-    """A number column's text made readable by a float cast under the batch's ``marks``
-    (:func:`_number_marks`), and an expression true where a value cannot be told (None
-    if none can be). A batch whose comma values all read both ways has them refused as
-    ambiguous, rather than read 1,000 times too large or too small."""
-    if marks == "decimal":
-        european = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-        return pl.when(text.str.contains(_DECIMAL_COMMA)).then(european).otherwise(text), None
-    if marks == "grouped":
-        plain = text.str.replace_all(",", "", literal=True)
-        return pl.when(text.str.contains(_GROUPED_BY_COMMAS)).then(plain).otherwise(text), None
-    if marks == "ambiguous":
-        return text, text.str.contains(_DECIMAL_COMMA).fill_null(False)
-    return text, None
-
-
-def _decimal_text(
-    raw: pl.DataFrame,
-    src: str,
-    name: str,
-    hints: _Hints | None,
-    early: list[tuple[pl.Expr, str]],
-) -> pl.Expr:
-    """Column ``src``'s text as field ``name``'s float cast reads it: padding and null
-    tokens cleaned, a unit written after the number taken off (:func:`_unit_conversion`
-    converts), commas read as the batch uses them (a value that cannot be told is
-    added to ``early``)."""
-    if not _is_string(raw.schema[src]):
-        return pl.col(src)
-    cleaned = _clean(src)
-    if hints is not None and src in hints.units:  # only the units it could convert
-        unit = cleaned.str.extract(_UNIT_SUFFIX, 2)
-        known = unit.is_in(list(hints.units[src]))
-        cleaned = pl.when(known).then(cleaned.str.replace(_UNIT_SUFFIX, "$1")).otherwise(cleaned)
-    if hints is not None and hints.spaced:
-        cleaned = _ungrouped(cleaned)
-    text, ambiguous = _number_text(cleaned, hints.marks if hints is not None else None)
-    if ambiguous is not None:
-        early.append((ambiguous, f"ambiguous {name}: {AMBIGUOUS_NUMBER}"))
-    return text
-
-
-def _summed_number(
-    raw: pl.DataFrame,
-    name: str,
-    parts: list[str],
-    hints: _Hints | None,
-    early: list[tuple[pl.Expr, str]],
-    number_checks: list[int],
-) -> pl.Expr:
-    """Field ``name`` as the sum of the columns ``parts`` (``--map FIELD=A+B``), each
-    read as a number column is; adds the field's checks to ``early``. A row missing
-    one part has no value: the sum of what was counted would understate it."""
-    values: list[pl.Expr] = []
-    unread: list[pl.Expr] = []
-    for part in parts:
-        text = _decimal_text(raw, part, name, hints, early)
-        value = text.cast(pl.Float64, strict=False)
-        unread.append(text.is_not_null() & value.is_null())
-        converted = _unit_conversion(part, hints)
-        if converted is not None:
-            value = _converted(value, *converted)
-        values.append(value)
-    number_checks.append(len(early))
-    early.append((pl.any_horizontal(unread), f"non-numeric {name}"))
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total
 
 
 def _first_format(text: pl.Series, formats: list[str], **options: str) -> pl.Series:
@@ -665,7 +416,7 @@ def _ts(
     go to ``helpers``, and its failures (unparseable, skipped by DST, ambiguous day and
     month) to ``early``."""
     source_type = raw.schema[src]
-    if _is_string(source_type):
+    if is_string(source_type):
         found, parsed, bad, skipped = _parse_ts(raw, src, mapping, id_expr)
         helpers.update(found)
         early.append((skipped, f"nonexistent local time in {mapping.tz} (DST gap)"))
@@ -703,7 +454,7 @@ def _joined_text(raw: pl.DataFrame, parts: list[str]) -> pl.Series:
     ``00:15`` read as ``01.03.2024 00:15``), null where a part is missing. Typed parts (a
     Parquet date and time) are joined as their ISO text."""
     texts = [
-        (pl.col(p) if _is_string(raw.schema[p]) else pl.col(p).cast(pl.String)).str.strip_chars()
+        (pl.col(p) if is_string(raw.schema[p]) else pl.col(p).cast(pl.String)).str.strip_chars()
         for p in parts
     ]
     missing = pl.any_horizontal([t.is_null() | (t == "") for t in texts])
@@ -799,7 +550,7 @@ def decode(
     first_line: int = 0,
     lines: npt.NDArray[np.int64] | None = None,
     check_ranges: bool = True,
-    number_hints: _Hints | None = None,
+    number_hints: NumberHints | None = None,
 ) -> Decoded:
     """Turn one raw batch into contract records and rejects (both column-wise).
 
@@ -812,10 +563,10 @@ def decode(
     and whose ``ts`` is the instant of the read; :mod:`metrify.sources.registers`
     turns those into intervals.
 
-    ``number_hints``: how the batch's number texts use the comma (see
-    :func:`_number_marks`) and the units written after its numbers (see
-    :func:`_value_units`). Left out, decode finds them itself for a batch in which some
-    number did not read, and decodes that batch again with them.
+    ``number_hints``: how the batch's number texts use the comma and which units follow
+    its numbers (:func:`metrify.sources.numbers.hints_for`). Left out, decode finds
+    them itself for a batch in which some number did not read, and decodes that batch
+    again with them.
     """
     check_columns(contract, raw.columns, mapping)
     mapping = _code_as_event(contract, mapping.resolve(raw.columns), raw.columns)
@@ -836,7 +587,7 @@ def decode(
         src = mapping.source_column(name)
         if name in mapping.constants:
             literal = pl.lit(mapping.constants[name].strip())
-            exprs[name] = literal if _is_string(dtype) else literal.cast(dtype, strict=False)
+            exprs[name] = literal if is_string(dtype) else literal.cast(dtype, strict=False)
             continue
         parts = summed(src, raw.columns) if dtype == pl.Float64 or name == "ts" else None
         if parts is not None and name == "ts":  # --map ts=DATE+TIME: the texts joined
@@ -846,7 +597,7 @@ def decode(
             exprs[name] = _ts(raw.with_columns(joined), _TS_TEXT, mapping, id_expr, helpers, early)
             used.update(parts)
         elif parts is not None:  # --map FIELD=A+B: the columns added up
-            exprs[name] = _summed_number(raw, name, parts, number_hints, early, number_checks)
+            exprs[name] = summed_number(raw, name, parts, number_hints, early, number_checks)
             used.update(parts)
         else:
             if src not in available:
@@ -859,16 +610,14 @@ def decode(
             source_type = raw.schema[src]
             if name == "ts":
                 exprs[name] = _ts(raw, src, mapping, exprs.get(id_col, pl.lit("")), helpers, early)
-            elif _is_string(dtype):
-                exprs[name] = (
-                    _clean(src) if _is_string(source_type) else pl.col(src).cast(pl.String)
-                )
+            elif is_string(dtype):
+                exprs[name] = clean(src) if is_string(source_type) else pl.col(src).cast(pl.String)
             else:
                 if dtype == pl.Float64:
-                    text = _decimal_text(raw, src, name, number_hints, early)
+                    text = decimal_text(raw, src, name, number_hints, early)
                     number_checks.append(len(early))  # the non-numeric check, next
                 else:
-                    text = _clean(src) if _is_string(source_type) else pl.col(src)
+                    text = clean(src) if is_string(source_type) else pl.col(src)
                 as_float = text.cast(pl.Float64, strict=False)
                 if dtype in (pl.Int32, pl.Int16):
                     # "1800.0" is a fine interval; "1800.5" is not.
@@ -877,7 +626,7 @@ def decode(
                 elif dtype == pl.Boolean:
                     value = (
                         _boolean(text)
-                        if _is_string(source_type)
+                        if is_string(source_type)
                         else text.cast(pl.Boolean, strict=False)
                     )
                 elif dtype == pl.Date:
@@ -885,13 +634,13 @@ def decode(
                 else:
                     value = as_float
                 early.append((text.is_not_null() & value.is_null(), f"non-numeric {name}"))
-                converted = _unit_conversion(src, number_hints) if dtype == pl.Float64 else None
-                if converted is not None:  # the unit written after each number
-                    value = _converted(value, *converted)
+                conversion = unit_conversion(src, number_hints) if dtype == pl.Float64 else None
+                if conversion is not None:  # the unit written after each number
+                    value = in_contract_unit(value, *conversion)
                 exprs[name] = value
         if name in mapping.units:
             factor, offset, _ = mapping.units[name]
-            exprs[name] = _converted(exprs[name], pl.lit(factor), pl.lit(offset))
+            exprs[name] = in_contract_unit(exprs[name], pl.lit(factor), pl.lit(offset))
         elif name in mapping.scales:
             exprs[name] = exprs[name] * mapping.scales[name]
         if name == "interval_s" and mapping.interval_s is not None:
@@ -920,7 +669,7 @@ def decode(
         # Some text did not read as a number: if it has units after its numbers or
         # commas in them, the batch is decoded again knowing which and how. A batch
         # that reads (nearly all) costs nothing.
-        hints = _number_hints(contract, mapping, raw)
+        hints = hints_for(contract, mapping, raw)
         if hints is not None:
             return decode(
                 contract,

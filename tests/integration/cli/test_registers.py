@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -54,6 +55,17 @@ def _ingest(path: Path, *extra: str, interval: int = 3600) -> dict[str, object]:
     )
     assert result.exit_code == 0, result.stderr
     return dict(json.loads(result.stdout))
+
+
+def _ingest_export(path: Path, lines: list[str]) -> dict[str, Any]:
+    """A head-end export (a header of OBIS codes, then ``lines``) loaded with no option
+    but the hour to derive; its summary, after checking nothing was quarantined."""
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["ingest", "readings", str(path), "--interval", "3600", "--json"])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    assert summary["quarantined"] == 0
+    return summary
 
 
 def _stored(conn: psycopg.Connection, meter: str) -> list[tuple]:
@@ -222,12 +234,7 @@ def test_a_head_end_export_named_by_obis_codes_loads_without_a_map(
     lines = ["0-0:1.0.0;0-0:96.1.1;1-0:1.8.0;1-0:32.7.0;0-0:96.14.0"]
     for (t, wh), v in zip(raw.tolist(), volts.tolist(), strict=True):
         lines.append(f"{t};E0012;{wh / 1000:.3f};{v:.1f};2")
-    path = tmp_path / "export.csv"
-    path.write_text("\n".join(lines) + "\n")
-    result = runner.invoke(app, ["ingest", "readings", str(path), "--interval", "3600", "--json"])
-    assert result.exit_code == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["quarantined"] == 0
+    summary = _ingest_export(tmp_path / "export.csv", lines)
     assert any("0-0:96.14.0" in w for w in summary["warnings"])  # named, not guessed
     rows = _stored(conn, "E0012")
     # one hour per pair of reads on the hour (the file's reads are hourly)
@@ -263,12 +270,7 @@ def test_a_dsmr_export_of_tariff_registers_loads_as_their_sum(
     assert np.all(np.diff(both[:, 0]) == 3600)  # hourly reads throughout this stretch
     lines = ["0-0:1.0.0;0-0:96.1.1;1-0:1.8.1;1-0:1.8.2"]
     lines += [f"{t};E0013;{a / 1000:.3f};{b / 1000:.3f}" for t, a, b in both.tolist()]
-    path = tmp_path / "dsmr.csv"
-    path.write_text("\n".join(lines) + "\n")
-    result = runner.invoke(app, ["ingest", "readings", str(path), "--interval", "3600", "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["quarantined"] == 0
+    summary = _ingest_export(tmp_path / "dsmr.csv", lines)
     assert not any("1.8.1" in w or "1.8.2" in w for w in summary["warnings"])  # both read
     rows = _stored(conn, "E0013")
     total = both[:, 1] + both[:, 2]

@@ -53,6 +53,29 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 READING_COLUMNS = ", ".join(READING.fields)
 
 
+def dead_letters(kafka: KafkaSettings, count: int) -> list[tuple[bytes, dict[str, bytes]]]:
+    """The first ``count`` messages of the dead-letter topic (value, headers), waiting
+    up to 30 s for them."""
+    dlq = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"dlq-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "log_level": 3,
+        }
+    )
+    dlq.subscribe([kafka.topic_deadletter])
+    letters: list[tuple[bytes, dict[str, bytes]]] = []
+    deadline = time.monotonic() + 30
+    while len(letters) < count and time.monotonic() < deadline:
+        for msg in dlq.consume(10, 0.5):
+            if msg.error() is None:
+                headers = {k: bytes(v or b"") for k, v in msg.headers() or []}
+                letters.append((msg.value() or b"", headers))
+    dlq.close()
+    return letters
+
+
 class ThreadWorker:
     """run_worker on a thread, stopped through its event."""
 
@@ -242,23 +265,7 @@ def test_poison_messages_dead_letter_and_quarantine(
     assert "non-numeric import_kwh" in reasons
     assert reasons["not a JSON object"] == "7"
 
-    dlq = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"dlq-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        }
-    )
-    dlq.subscribe([kafka.topic_deadletter])
-    letters: list[tuple[bytes, dict[str, bytes]]] = []
-    deadline = time.monotonic() + 30
-    while len(letters) < len(poison) and time.monotonic() < deadline:
-        for msg in dlq.consume(10, 0.5):
-            if msg.error() is None:
-                headers = {k: bytes(v or b"") for k, v in msg.headers() or []}
-                letters.append((msg.value() or b"", headers))
-    dlq.close()
+    letters = dead_letters(kafka, len(poison))
     assert sorted(v for v, _ in letters) == sorted(poison)
     for value, headers in letters:
         assert headers["error"].decode().startswith(poison[value])
@@ -745,23 +752,9 @@ def test_produce_a_nem12_file_with_each_rejects_own_line(
     summary = produce_files(sender, "readings", [path], mapping)
     assert (summary.sent, summary.rejected) == (95, 2)
 
-    dlq = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"dlq-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        }
-    )
-    dlq.subscribe([kafka.topic_deadletter])
-    lines: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while len(lines) < 2 and time.monotonic() < deadline:
-        for msg in dlq.consume(10, 0.5):
-            if msg.error() is None:
-                headers = {k: bytes(v or b"").decode() for k, v in msg.headers() or []}
-                lines[headers["error"]] = headers["line"]
-    dlq.close()
+    lines = {
+        headers["error"].decode(): headers["line"].decode() for _, headers in dead_letters(kafka, 2)
+    }
     assert lines["missing import_kwh"] == "6"  # the null half-hour: its day's 300 record
     (cut,) = [why for why in lines if why.startswith("NEM12 300 record")]
     assert lines[cut] == "5"
