@@ -14,7 +14,14 @@ Paths = Annotated[
     list[Path], typer.Argument(help="CSV (.csv, .csv.gz), Parquet or JSON Lines files")
 ]
 Maps = Annotated[
-    list[str], typer.Option("--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN")
+    list[str],
+    typer.Option(
+        "--map",
+        help=(
+            "FIELD=COLUMN: read FIELD from the file's COLUMN (readings also take"
+            " estimated=COLUMN: the values the source estimated)"
+        ),
+    ),
 ]
 Sets = Annotated[list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")]
 Scales = Annotated[

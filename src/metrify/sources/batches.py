@@ -8,7 +8,7 @@ for the promise that no row is lost); every format module builds the same three 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
@@ -17,7 +17,22 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pyarrow as pa
 
-__all__ = ["BadRow", "RawBatch", "ReaderError", "arrow_frame", "one_line", "raw_text"]
+__all__ = [
+    "FLAGS",
+    "BadRow",
+    "RawBatch",
+    "ReaderError",
+    "arrow_frame",
+    "one_line",
+    "raw_text",
+]
+
+#: the column of decoded records that carries quality bits a source set on them (a
+#: value the source estimated, an interval derived from register reads) to the
+#: pipeline, which adds them to VEE's verdicts (:mod:`metrify.pipeline.registers`). Its
+#: leading underscore keeps it apart from every contract field and file column name the
+#: decoder maps.
+FLAGS: Final = "_flags"
 
 
 class ReaderError(Exception):

@@ -17,14 +17,17 @@ import numpy.typing as npt
 import polars as pl
 
 from metrify.contracts.localtime import known_zones
-from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract
+from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract, Quality
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
+from metrify.sources.batches import FLAGS
 from metrify.sources.mapping import (
     ENERGY_FIELD,
+    ESTIMATED_INPUT,
     REGISTER_FIELD,
     Mapping,
     fixed_offset,
     has_source,
+    mappable,
     summed,
 )
 from metrify.sources.numbers import (
@@ -104,6 +107,14 @@ class Decoded:
 
 #: the helper column of a time joined from a date and a time column
 _TS_TEXT: Final = "_ts_text"
+#: how a source writes that it estimated a value, and that it did not (compared in lower
+#: case): booleans as CSV writers and PostgreSQL write them, the words, and the quality
+#: letters of meter data providers (E estimated, S substituted, A actual)
+_ESTIMATED_YES: Final = (
+    "true", "t", "yes", "y", "1", "e", "est", "estimate", "estimated", "s", "sub",
+    "substitute", "substituted",
+)  # fmt: skip
+_ESTIMATED_NO: Final = ("false", "f", "no", "n", "0", "a", "act", "actual", "measured")
 #: a time of ``24:00`` (or ``24:00:00``) at the end of the text, before any offset
 _END_OF_DAY: Final = r"([ T])24:00(?::00(?:\.0+)?)?(\s*(?:[zZ]|[+-]\d{2}:?\d{2})?\s*)$"
 
@@ -646,6 +657,9 @@ def decode(
         if name == "interval_s" and mapping.interval_s is not None:
             exprs[name] = exprs[name].fill_null(mapping.interval_s)
 
+    estimated = _estimated(contract, mapping, raw, used, early)
+    if estimated is not None:
+        exprs[FLAGS] = estimated
     raw_names = [f"_raw_{i}" for i in range(raw.width)]
     position = pl.int_range(pl.len(), dtype=pl.Int32)
     line = (
@@ -739,7 +753,10 @@ def decode(
         line=pl.col("_line"),
     )
     good = frame.filter(pl.col("_reason").is_null())
-    records = good.select([pl.col(n).cast(t) for n, t in contract.schema.items()])
+    records = good.select(
+        [pl.col(n).cast(t) for n, t in contract.schema.items()]
+        + ([pl.col(FLAGS)] if FLAGS in exprs else [])
+    )
     ignored = [c for c in raw.columns if c not in used]
     present = [
         n
@@ -756,6 +773,44 @@ def decode(
         rows=good.get_column("_pos").rename("rows"),
         reject_rows=bad_rows.get_column("_pos").rename("rows"),
     )
+
+
+def _estimated(
+    contract: Contract,
+    mapping: Mapping,
+    raw: pl.DataFrame,
+    used: set[str],
+    early: list[tuple[pl.Expr, str]],
+) -> pl.Expr | None:
+    """The quality bits of the values the source says it estimated (``--map
+    estimated=COLUMN``, ``--set estimated=yes``, or a column named ``estimated``), as
+    the :data:`FLAGS` column; None when the source says nothing of it. A blank cell is
+    a value not estimated; a word that is none of the known ones is the row's reject."""
+    if ESTIMATED_INPUT not in mappable(contract):
+        return None
+    bit = pl.lit(int(Quality.ESTIMATED), dtype=pl.Int32)
+    none = pl.lit(0, dtype=pl.Int32)
+    if ESTIMATED_INPUT in mapping.constants:
+        text = pl.lit(mapping.constants[ESTIMATED_INPUT].strip())
+    else:
+        src = mapping.source_column(ESTIMATED_INPUT)
+        if src not in raw.columns:
+            return None
+        used.add(src)
+        dtype = raw.schema[src]
+        if dtype == pl.Boolean:
+            return pl.when(pl.col(src)).then(bit).otherwise(none)
+        text = clean(src) if is_string(dtype) else pl.col(src).cast(pl.String)
+    lowered = text.str.strip_chars().str.to_lowercase()
+    said = pl.when(lowered.is_in(_ESTIMATED_YES)).then(True).when(lowered.is_in(_ESTIMATED_NO))
+    flag = said.then(False).otherwise(None)
+    early.append(
+        (
+            text.is_not_null() & (lowered != "") & flag.is_null(),
+            f"unreadable {ESTIMATED_INPUT} (yes/no, true/false, E/S/A)",
+        )
+    )
+    return pl.when(flag.fill_null(False)).then(bit).otherwise(none)
 
 
 def _boolean(text: pl.Expr) -> pl.Expr:

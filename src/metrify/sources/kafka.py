@@ -40,14 +40,14 @@ import orjson
 import polars as pl
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from metrify.contracts.records import EVENT, GRID, READING, WEATHER, Contract
+from metrify.contracts.records import EVENT, GRID, READING, WEATHER, Contract, Quality
 from metrify.ops import tracing
 from metrify.settings.kafka import KafkaSettings
-from metrify.sources.batches import BadRow, ReaderError
+from metrify.sources.batches import FLAGS, BadRow, ReaderError
 from metrify.sources.decode import SchemaMismatch, decode
 from metrify.sources.files import read_batches
 from metrify.sources.json_rows import json_error_reason, load_json, string_columns
-from metrify.sources.mapping import Mapping
+from metrify.sources.mapping import ESTIMATED_INPUT, Mapping, mappable
 
 __all__ = [
     "CONTRACT_OF",
@@ -174,7 +174,7 @@ def fast_rows_frame(
     # Numbers are read as numbers where every message has them so (what producers
     # send): no text to clean and cast again. A batch where some message quotes a
     # number or sends 900.0 for an integer is read as text, which decoding judges.
-    fields: dict[str, pl.DataType] = dict.fromkeys(contract.fields, pl.String())
+    fields: dict[str, pl.DataType] = dict.fromkeys(mappable(contract), pl.String())
     for schema in (_typed_fields(contract), fields):
         parts = _read_lines(objects, arrays, array_at, object_at, compact if fast else None, schema)
         if parts is not None:
@@ -197,15 +197,21 @@ def fast_rows_frame(
     cells = frame.height * frame.width - sum(frame.null_count().row(0))
     if keys != cells + nulls:
         return None  # a field outside the contract, a repeated field or a nested value
+    if ESTIMATED_INPUT in frame.columns and frame.get_column(ESTIMATED_INPUT).is_null().all():
+        frame = frame.drop(ESTIMATED_INPUT)  # (no record says it: no flags to carry)
     return frame.with_columns(order.alias(ORIGIN)) if origin else frame
 
 
 def _typed_fields(contract: Contract) -> dict[str, pl.DataType]:
-    """The contract's numeric fields as their own types, every other field as text."""
-    return {
+    """The contract's numeric fields as their own types, every other field as text (and
+    a reading's ``estimated`` as the boolean producers send)."""
+    typed: dict[str, pl.DataType] = {
         name: dtype if dtype.is_numeric() else pl.String()
         for name, dtype in contract.schema.items()
     }
+    if ESTIMATED_INPUT in mappable(contract):
+        typed[ESTIMATED_INPUT] = pl.Boolean()
+    return typed
 
 
 def _read_lines(
@@ -272,9 +278,11 @@ def frame_messages(
     if not frame.height:
         return
     id_col = contract.id_field or contract.key[0]
-    data = frame.select([pl.col(c) for c in contract.fields if c in frame.columns]).with_columns(
-        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
-    )
+    columns = [pl.col(c) for c in contract.fields if c in frame.columns]
+    if FLAGS in frame.columns:  # what the source estimated travels as the field it came in
+        estimated = (pl.col(FLAGS) & int(Quality.ESTIMATED)) != 0
+        columns.append(pl.when(estimated).then(True).alias(ESTIMATED_INPUT))
+    data = frame.select(columns).with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))
     encoded = pl.DataFrame(
         {
             "id": data[id_col],

@@ -14,7 +14,9 @@ have to guess (``--map ts=DATE+TIME`` joins a date column and a time column),
 lines an export writes above its table, ``--encoding`` names the character set of a
 CSV file not written in UTF-8 (``cp1252``, ``latin-1``), and
 ``--register-digits`` gives the width of a cumulative register whose interval energy is
-derived (:mod:`metrify.sources.registers`).
+derived (:mod:`metrify.sources.registers`). ``--map estimated=COLUMN`` names the column
+in which a source marks the values it estimated (a meter data provider's substitutes):
+no contract field, but the quality the pipeline gives those readings.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from metrify.contracts.localtime import known_zones
-from metrify.contracts.records import Contract, interval_is_valid
+from metrify.contracts.records import READING, Contract, interval_is_valid
 from metrify.sources.obis import obis_columns
 
 #: ``--tz`` as a fixed offset from UTC: ``+10:00``, ``-0500``, ``+10``, ``UTC+10``,
@@ -37,6 +39,17 @@ _ONE_POSITION: Final = re.compile(r"^#([1-9]\d*)$")
 #: the fields a cumulative register derivation produces and needs
 REGISTER_FIELD: Final = "register_kwh"
 ENERGY_FIELD: Final = "import_kwh"
+#: what ``--map``/``--set`` may name besides a reading's fields: whether the source
+#: estimated the value (read by :func:`metrify.sources.decode.decode`, carried as the
+#: ``estimated`` quality bit). A column of this name is read without ``--map``.
+ESTIMATED_INPUT: Final = "estimated"
+
+
+def mappable(contract: Contract) -> list[str]:
+    """The names ``--map`` and ``--set`` take for ``contract``: its fields, and for
+    readings :data:`ESTIMATED_INPUT` (a reading's quality is the pipeline's, but a
+    provider's estimate is a fact about the value that only the source knows)."""
+    return [*contract.fields, ESTIMATED_INPUT] if contract is READING else contract.fields
 
 
 class MappingError(ValueError):
@@ -257,17 +270,17 @@ def build_mapping(
             factors[name] = float(value)
         except ValueError:
             raise MappingError(f"--scale {name}={value}: the factor must be a number") from None
-    for option, names in (
-        ("--map", columns),
-        ("--set", constants),
-        ("--scale", factors),
-        ("--unit", unit_names),
+    for option, names, allowed in (
+        ("--map", columns, mappable(contract)),
+        ("--set", constants, mappable(contract)),
+        ("--scale", factors, contract.fields),
+        ("--unit", unit_names, contract.fields),
     ):
-        unknown = [n for n in names if n not in contract.schema]
+        unknown = [n for n in names if n not in allowed]
         if unknown:
             raise MappingError(
                 f"{option}: {', '.join(unknown)} is not a field of {contract.kind}; "
-                f"fields are {', '.join(contract.fields)}"
+                f"fields are {', '.join(allowed)}"
             )
     if (
         interval_s is not None
@@ -337,6 +350,12 @@ def build_mapping(
             raise MappingError(
                 f"--ts-end does not apply to {REGISTER_FIELD} reads: each read is an "
                 "instant (the derived intervals start at their own times)"
+            )
+        if ESTIMATED_INPUT in columns or ESTIMATED_INPUT in constants:
+            raise MappingError(
+                f"--map {ESTIMATED_INPUT} marks interval values the source estimated; "
+                f"intervals derived from {REGISTER_FIELD} reads are marked estimated "
+                "where the reads do not meet the intervals' ends"
             )
         if interval_s is None and not mapping.detect_interval:
             raise MappingError(

@@ -18,7 +18,12 @@ judges it like any other file, with no ``--map``:
   stream (reactive energy ``Q1``/``K1`` in kVArh, ...) becomes a column named by its
   suffix and unit, which the load reports as ignored;
 * an interval whose quality is ``N`` (null data: the provider has no value) has no
-  value, so the load quarantines it (``missing import_kwh``) and VEE sees the gap.
+  value, so the load quarantines it (``missing import_kwh``) and VEE sees the gap;
+* a day or interval whose quality is ``E`` (estimated), ``S`` (substituted) or ``F``
+  (final substitute) is the provider's estimate, not a read: its rows carry a column
+  ``estimated``, and the pipeline stores them with the ``estimated`` quality bit
+  (status ``estimated`` where VEE finds them valid). A row of several streams is
+  estimated when one of its streams' values is.
 
 A record that cannot be read (a ``300`` with the wrong number of values, a date that
 is no date, a value that is no number, a ``200`` with an interval length or unit the
@@ -42,6 +47,7 @@ import polars as pl
 
 from metrify.sources.batches import BadRow, RawBatch, ReaderError, raw_text
 from metrify.sources.chunks import LineChunker
+from metrify.sources.mapping import ESTIMATED_INPUT
 from metrify.sources.opening import ByteSource
 
 __all__ = ["is_nem12", "read_nem12"]
@@ -59,6 +65,9 @@ _MINUTES: Final = (5, 15, 30)
 #: a ``300`` record's quality method: A actual, E estimated, F final substitute, N null
 #: data, S substituted, V variable (per interval, in ``400`` records), with its method
 _QUALITY: Final = re.compile(r"^[AEFNSV]\d{0,2}$", re.IGNORECASE)
+#: the quality methods of a provider's estimates: E estimated, S substituted, F final
+#: substitute
+_ESTIMATES: Final = ("E", "S", "F")
 #: NEM time: AEST, UTC+10 all year
 _NEM_OFFSET_US: Final = 10 * 3600 * 1_000_000
 _EPOCH: Final = dt.date(1970, 1, 1)
@@ -116,6 +125,8 @@ class _Meter:
     lines: list[int] = field(default_factory=list)
     #: (day's place, first interval, last interval), 1-based, inclusive
     nulls: list[tuple[int, int, int]] = field(default_factory=list)
+    #: the same for the intervals the provider estimated or substituted
+    estimates: list[tuple[int, int, int]] = field(default_factory=list)
     #: (stream, start) of every day so far: a day sent twice is the exception
     seen: set[tuple[int, int]] = field(default_factory=set)
     twice: bool = False
@@ -227,14 +238,13 @@ class _Parser:
             return BadRow(text, f"NEM12 300 record: no date in {fields[1][:20]!r}", number)
         start = (day - _EPOCH).days * _DAY_US - _NEM_OFFSET_US
         meter.add(stream, start, text, number)
-        if fields[count + 2].strip().upper().startswith("N"):
-            meter.nulls.append((len(meter.starts) - 1, 1, count))
+        _mark(meter, fields[count + 2].strip().upper(), 1, count)
         self.day_read = True
         return None
 
     def _intervals(self, fields: list[str], text: str, number: int) -> BadRow | None:
         """A ``400`` record: the quality of intervals ``start..end`` of the day before it
-        (only ``N``, null data, changes what is loaded)."""
+        (``N``, null data, and the estimates change what is loaded)."""
         meter = self.meter
         if meter is None or not self.day_read:
             return BadRow(text, "NEM12 400 record without its 300 record", number)
@@ -247,9 +257,17 @@ class _Parser:
         if not 1 <= start <= end <= count:
             why = f"NEM12 400 record: intervals {start}..{end} outside 1..{count}"
             return BadRow(text, why, number)
-        if quality.startswith("N"):
-            meter.nulls.append((len(meter.starts) - 1, start, end))
+        _mark(meter, quality, start, end)
         return None
+
+
+def _mark(meter: _Meter, quality: str, start: int, end: int) -> None:
+    """Note intervals ``start..end`` of the meter's last day as null data or as the
+    provider's estimates, as their quality method (``N``; ``E``, ``S``, ``F``) says."""
+    if quality.startswith("N"):
+        meter.nulls.append((len(meter.starts) - 1, start, end))
+    elif quality.startswith(_ESTIMATES):
+        meter.estimates.append((len(meter.starts) - 1, start, end))
 
 
 def _date(text: str) -> dt.date | None:
@@ -277,9 +295,8 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
     values = text.str.strip_chars().cast(pl.Float64, strict=False).to_numpy().copy()
     day = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
-    nulled = np.zeros(len(values), dtype=bool)  # null data: blank or 0, never judged
-    for place, start, end in meter.nulls:
-        nulled[first[place] + start - 1 : first[place] + end] = True
+    nulled = _intervals(meter.nulls, first, len(values))  # null data: blank or 0, unjudged
+    estimated = _intervals(meter.estimates, first, len(values)) if meter.estimates else None
     bad_days = np.unique(day[np.isnan(values) & ~nulled])
     values *= np.repeat(np.array(meter.factors), counts)
     values[nulled] = np.nan
@@ -293,6 +310,7 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
             "column": np.repeat(np.array(meter.columns, dtype=np.int32), counts),
             "value": pl.Series(values).fill_nan(None),
             "line": np.repeat(np.array(meter.lines, dtype=np.int64), counts),
+            **({} if estimated is None else {ESTIMATED_INPUT: estimated}),
         }
     )
     bad = []
@@ -303,6 +321,7 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
     if meter.twice:  # a day a stream sends twice (a correction in one file): the later
         long = long.unique(["stream", "ts"], keep="last", maintain_order=True)
     names = meter.column_names
+    flagged = [ESTIMATED_INPUT] if estimated is not None else []
     if len(meter.stream_names) == 1:  # one stream: its rows are the meter's rows
         wide = long.sort("ts").rename({"value": names[0]})
     else:
@@ -316,7 +335,7 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
             )
         wide = (
             long.group_by("ts", "interval_s", maintain_order=True)
-            .agg(*per, line=pl.col("line").min())
+            .agg(*per, *[pl.col(c).any() for c in flagged], line=pl.col("line").min())
             .sort("ts", "interval_s")
         )
     frame = wide.select(
@@ -324,8 +343,20 @@ def _frame(meter: _Meter) -> tuple[pl.DataFrame, npt.NDArray[np.int64], list[Bad
         pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         pl.col("interval_s"),
         *[pl.col(name) for name in names],
+        *flagged,
     )
     return frame, wide.get_column("line").to_numpy().astype(np.int64), bad
+
+
+def _intervals(
+    spans: list[tuple[int, int, int]], first: npt.NDArray[np.int64], size: int
+) -> npt.NDArray[np.bool_]:
+    """Which of a meter's ``size`` interval values the (day's place, first, last
+    interval) ``spans`` cover."""
+    marked = np.zeros(size, dtype=bool)
+    for place, start, end in spans:
+        marked[first[place] + start - 1 : first[place] + end] = True
+    return marked
 
 
 def read_nem12(

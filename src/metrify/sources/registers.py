@@ -48,6 +48,7 @@ import numpy.typing as npt
 import polars as pl
 
 from metrify.contracts.records import READING, TS, Quality
+from metrify.sources.batches import FLAGS
 
 __all__ = ["CARRY_SCHEMA", "FLAGS", "READ_TOLERANCE", "Derived", "derive_intervals"]
 
@@ -55,8 +56,6 @@ __all__ = ["CARRY_SCHEMA", "FLAGS", "READ_TOLERANCE", "Derived", "derive_interva
 READ_TOLERANCE: Final = 0.05
 #: how far the one-integer (meter, time) search key may reach (int64 holds 2**63)
 _KEY_ROOM: Final = 2.0**61
-#: the column of derived records that carries their quality bits to the pipeline
-FLAGS: Final = "_flags"
 #: what is carried from one batch to the next, per meter: reads (``top``: the highest
 #: register since the last wrap or exchange, from which the next advance counts)
 CARRY_SCHEMA: Final = {"meter_id": pl.String(), "t": TS, "reg": pl.Float64(), "top": pl.Float64()}

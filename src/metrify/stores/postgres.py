@@ -254,22 +254,27 @@ def _new_value(name: str, old: str, new: str, absent: Mapping[str, int]) -> str:
 def _differs(values: list[str], old: str, new: str, absent: Mapping[str, int] | None = None) -> str:
     """SQL: the row ``new`` is another version of ``old``.
 
-    A version is its values (and whether it is a real reading or a gap row): the same
-    record delivered again changes nothing, even when VEE judged it otherwise this time
-    (its verdict depends on the neighbours a batch happened to hold, and a re-delivery
-    after a crash is cut differently) or a detector has moved on. Flags alone change
-    only through an operator's edit. A field the row does not carry (``absent``: field
-    -> its :data:`ABSENT` bit) is compared as the stored value, so it never differs.
+    A version is its values, whether it is a real reading or a gap row, and whether it
+    is an estimate: the same record delivered again changes nothing, even when VEE
+    judged it otherwise this time (its verdict depends on the neighbours a batch
+    happened to hold, and a re-delivery after a crash is cut differently) or a detector
+    has moved on. Other flags change only through an operator's edit. The estimate bit
+    is the record's own where a source set it (a provider's substitute, an interval
+    apportioned between register reads): the actual read that replaces an estimate of
+    the same value is a new version, or the reading would stay marked estimated. A
+    field the row does not carry (``absent``: field -> its :data:`ABSENT` bit) is
+    compared as the stored value, so it never differs.
     """
     gap, edited, anomaly = int(Quality.MISSING), int(Quality.EDITED), int(Quality.ANOMALY)
-    record = [*values, f"quality & {gap}"]
+    own = gap | int(Quality.ESTIMATED)
+    record = [*values, f"quality & {own}"]
     verdict = [f"quality & ~{anomaly}", "status"]
 
     def row(alias: str, parts: list[str]) -> str:
         return ", ".join(f"{alias}.{p}" for p in parts)
 
     new_record = ", ".join(
-        [*(_new_value(v, old, new, absent or {}) for v in values), f"{new}.quality & {gap}"]
+        [*(_new_value(v, old, new, absent or {}) for v in values), f"{new}.quality & {own}"]
     )
     return (
         f"(({row(old, record)}) IS DISTINCT FROM ({new_record})"

@@ -71,7 +71,10 @@ def test_a_nem12_file_of_real_households_loads_with_no_options(
     lines.append("200,4103000001,E1B1,2,B1,N1,M001,KWH,30,")
     lines += [_day(day, [f"{v:.3f}" for v in homes[1][day]]) for day in shared]
     lines.append("200,4103000002,E1E2,1,E1,N1,M002,Wh,30,")  # this one counts in Wh
-    lines += [_day(day, [f"{v * 1000:.0f}" for v in homes[2][day]]) for day in both]
+    estimated_day = both[5]  # the provider estimated this day of the general supply
+    for day in both:
+        quality = "E52" if day == estimated_day else "A"
+        lines.append(_day(day, [f"{v * 1000:.0f}" for v in homes[2][day]], quality))
     lines.append("200,4103000002,E1E2,2,E2,N2,M002,kWh,30,")  # the controlled load
     lines += [_day(day, [f"{v:.3f}" for v in homes[3][day]]) for day in both]
     lines.append("200,4103000002,E1E2,3,Q1,N1,M002,kVArh,30,")  # reactive: no field
@@ -122,6 +125,12 @@ def test_a_nem12_file_of_real_households_loads_with_no_options(
         (nulls,),
     ).fetchone()
     assert gap == (len(nulls),)
+    # the estimated day's half-hours, and only they, are stored as estimates
+    marked = conn.execute(
+        "SELECT ts, status FROM readings WHERE quality & 256 <> 0 AND quality & 1 = 0"
+    ).fetchall()
+    assert {ts for ts, _ in marked} == {_start(estimated_day) + i * HALF_HOUR for i in range(48)}
+    assert "valid" not in {status for _, status in marked}
 
 
 def test_a_nem13_file_is_refused_with_a_reason(settings: Settings, tmp_path: Path) -> None:

@@ -354,3 +354,49 @@ def test_typed_parquet_columns_decode() -> None:
 def test_bad_options_give_clear_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(MappingError, match=message):
         build_mapping(READING, **kwargs)  # type: ignore[arg-type]
+
+
+def _flags(out: object) -> list[int]:
+    records = out.records  # type: ignore[attr-defined]
+    return records["_flags"].to_list()
+
+
+def test_the_values_a_source_estimated_carry_the_estimated_bit() -> None:
+    said = ["E", "A", "", "yes", "No", "substituted", "1", "false", None, " t "]
+    estimated = [True, False, False, True, False, True, True, False, False, True]
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["m"] * len(said),
+            "ts": [f"2024-01-01 {h:02d}:00" for h in range(len(said))],
+            "import_kwh": ["1"] * len(said),
+            "Status": said,
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING, maps=["estimated=Status"], interval_s=3600))
+    assert out.rejects.height == 0 and out.ignored_columns == []
+    assert _flags(out) == [256 if e else 0 for e in estimated]
+    # a column named so is read without --map; a word it does not know rejects the row
+    named = raw.rename({"Status": "estimated"}).with_columns(
+        pl.Series("estimated", ["E", "maybe", *said[2:]])
+    )
+    out = decode(READING, named, build_mapping(READING, interval_s=3600))
+    assert _flags(out) == [256, *[256 if e else 0 for e in estimated[2:]]]
+    assert out.rejects.select("reason", "line").rows() == [
+        ("unreadable estimated (yes/no, true/false, E/S/A)", 1)
+    ]
+    # --set marks a whole file; a boolean column (Parquet) is read as it is
+    whole = build_mapping(READING, sets=["estimated=yes"], interval_s=3600)
+    assert _flags(decode(READING, raw.drop("Status"), whole)) == [256] * len(said)
+    typed = raw.with_columns(pl.Series("Status", estimated))
+    out = decode(READING, typed, build_mapping(READING, maps=["estimated=Status"], interval_s=3600))
+    assert _flags(out) == [256 if e else 0 for e in estimated]
+    # a source that says nothing of it decodes no such column
+    plain = build_mapping(READING, interval_s=3600)
+    assert "_flags" not in decode(READING, raw.drop("Status"), plain).records.columns
+
+
+def test_estimated_is_an_input_of_readings_only_and_not_of_register_reads() -> None:
+    with pytest.raises(MappingError, match="estimated is not a field of grid"):
+        build_mapping(GRID, maps=["estimated=x"])
+    with pytest.raises(MappingError, match="--map estimated marks interval values"):
+        build_mapping(READING, maps=["register_kwh=r", "estimated=e"], interval_s=3600)

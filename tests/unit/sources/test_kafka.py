@@ -19,7 +19,7 @@ from metrify.sources.kafka import (
     parse_message,
     rows_frame,
 )
-from metrify.sources.mapping import Mapping
+from metrify.sources.mapping import Mapping, build_mapping
 from support.kafka import fleet_frames
 
 pytestmark = pytest.mark.kafka
@@ -139,3 +139,31 @@ def test_fast_decoding_leaves_anything_unusual_to_the_exact_path(value: bytes) -
     good = b'{"meter_id":"OK","ts":"2025-01-01T00:00:00Z","interval_s":1800,"import_kwh":1}'
     assert fast_rows_frame(READING, [good]) is not None
     assert fast_rows_frame(READING, [good, value]) is None
+
+
+def test_a_sources_estimates_travel_as_the_estimated_field() -> None:
+    """Records decoded with the estimated bit (a NEM12 substitute, a marked column) are
+    sent with ``"estimated": true``, and the worker's decode, fast or exact, sets the
+    bit again; records without it send no such field."""
+    rows = pl.DataFrame(
+        {
+            "meter_id": ["m1", "m1", "m2"],
+            "ts": ["2024-01-01 00:00", "2024-01-01 00:30", "2024-01-01 00:00"],
+            "import_kwh": ["0.5", "0.25", "1"],
+            "Quality": ["E", "A", "S"],
+        }
+    )
+    mapping = build_mapping(READING, maps=["estimated=Quality"], interval_s=1800)
+    sent = decode(READING, rows, mapping).records
+    values = [value for _, value, _ in frame_messages(READING, sent, max_records=1)]
+    assert [orjson.loads(v).get("estimated") for v in values] == [True, None, True]
+    fast = fast_rows_frame(READING, values)
+    assert fast is not None
+    exact, _ = exact_rows(values)
+    for frame in (fast, exact):
+        assert decode(READING, frame, Mapping()).records["_flags"].to_list() == [256, 0, 256]
+    plain = sent.drop("_flags")
+    values = [value for _, value, _ in frame_messages(READING, plain, max_records=2)]
+    assert b"estimated" not in b"".join(values)
+    fast = fast_rows_frame(READING, values)
+    assert fast is not None and "estimated" not in fast.columns

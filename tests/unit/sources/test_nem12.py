@@ -89,6 +89,35 @@ def test_null_data_days_and_intervals_have_no_value(tmp_path: Path) -> None:
     assert values[96:] == [1.0] * 48
 
 
+def test_the_providers_estimates_are_marked_day_by_day_and_interval_by_interval(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        "200,NMI0000001,E1E2,1,E1,N1,M1,kWh,30,",
+        _day("20240101", [1] * 48, "E52"),  # an estimated day
+        _day("20240102", [1] * 48, "V"),
+        "400,1,10,A,,",
+        "400,11,12,S53,16,",  # two substituted half hours
+        "400,13,48,A,,",
+        _day("20240103", [1] * 48, "A"),
+        "200,NMI0000001,E1E2,2,E2,N2,M2,kWh,30,",
+        _day("20240103", [1] * 48, "V"),
+        "400,1,47,A,,",
+        "400,48,48,F14,,",  # the controlled load's last half hour: a final substitute
+        "200,NMI0000002,E1,1,E1,N1,M3,kWh,30,",
+        _day("20240101", [1] * 48, "A"),  # a meter with no estimate has no such marks
+    ]
+    data, bad = _read(tmp_path, lines)
+    assert bad == []
+    one = data.filter(pl.col("meter_id") == "NMI0000001").sort("ts")
+    marked = one["estimated"].to_list()
+    # day 1 all 48; day 2 its 11th and 12th; day 3 its last (E1 actual, E2 substituted)
+    assert marked == [True] * 48 + [False] * 10 + [True] * 2 + [False] * 83 + [True]
+    assert one["import_kwh"].to_list()[-1] == 2.0  # E1 + E2: the estimate is a value
+    two = data.filter(pl.col("meter_id") == "NMI0000002")
+    assert two.height == 48 and not two["estimated"].fill_null(False).any()
+
+
 def test_records_that_cannot_be_read_are_bad_rows_with_their_lines(tmp_path: Path) -> None:
     lines = [
         _day("20240101", [1] * 48),  # line 2: before any 200
