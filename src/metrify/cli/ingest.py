@@ -133,6 +133,7 @@ def ingest_cmd(
     skip_lines: opts.SkipLines = 0,
     sheet: opts.Sheet = None,
     wide: opts.Wide = None,
+    channels: opts.Channels = None,
     register_digits: opts.RegisterDigits = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the summary as one JSON object")
@@ -165,6 +166,7 @@ def ingest_cmd(
         skip_lines=skip_lines,
         sheet=sheet,
         wide=wide,
+        channels=channels,
         register_digits=register_digits,
         detect_interval=True,
     )

@@ -75,6 +75,14 @@ Wide = Annotated[
         "--map ts=COLUMN names the date column",
     ),
 ]
+Channels = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        help="CHANNEL=VALUE: a row per value, COLUMN CHANNEL naming its channel (an OBIS "
+        "code, a name for --map) and VALUE holding it; a reading's rows are gathered",
+    ),
+]
 Sheet = Annotated[
     str | None,
     typer.Option(

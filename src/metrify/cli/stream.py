@@ -73,6 +73,7 @@ def produce_cmd(
     skip_lines: opts.SkipLines = 0,
     sheet: opts.Sheet = None,
     wide: opts.Wide = None,
+    channels: opts.Channels = None,
     register_digits: opts.RegisterDigits = None,
 ) -> None:
     """Send files to the kind's Kafka topic, read and mapped exactly as by `ingest`."""
@@ -97,6 +98,7 @@ def produce_cmd(
         skip_lines=skip_lines,
         sheet=sheet,
         wide=wide,
+        channels=channels,
         register_digits=register_digits,
     )
     try:

@@ -21,7 +21,7 @@ This module picks the reader a file's name asks for; each format lives in its ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, Literal
 
@@ -79,6 +79,7 @@ def read_batches(
     skip_lines: int = 0,
     sheet: str | None = None,
     wide: tuple[str, str] | None = None,
+    channels: tuple[str, str, Callable[[list[str]], list[str]]] | None = None,
 ) -> Iterator[RawBatch]:
     """Stream ``path`` as raw batches of about ``batch_rows`` rows each.
 
@@ -92,13 +93,20 @@ def read_batches(
     the table. ``sheet`` (spreadsheets): the sheet by name or 1-based number. ``wide``
     (any format): ``(field, date column)`` of a file with a row per day and a column per
     interval, turned into a row per interval (:mod:`metrify.sources.dayrows`).
+    ``channels`` (any format, after ``wide``): ``(channel column, value column, the
+    key columns among a file's columns)`` of a file with a row per value, turned into a
+    row per reading (:mod:`metrify.sources.channels`).
     """
     batches = _read(path, batch_rows, delimiter, header, encoding, skip_lines, sheet)
-    if wide is None:
-        return batches
-    from metrify.sources.dayrows import day_rows
+    if wide is not None:
+        from metrify.sources.dayrows import day_rows
 
-    return day_rows(batches, *wide)
+        batches = day_rows(batches, *wide)
+    if channels is not None:
+        from metrify.sources.channels import channel_rows
+
+        batches = channel_rows(batches, *channels, batch_rows)
+    return batches
 
 
 def _read(

@@ -13,6 +13,8 @@ have to guess (``--map ts=DATE+TIME`` joins a date column and a time column),
 ``--no-header`` says a CSV file starts with data, ``--skip-lines`` passes over the
 lines an export writes above its table, ``--encoding`` names the character set of a
 CSV file not written in UTF-8 (``cp1252``, ``latin-1``), and
+``--channels CHANNEL=VALUE`` reads a file with a row per value (its channel in one
+column, the value in another) as rows of records, and
 ``--register-digits`` gives the width of a cumulative register whose interval energy is
 derived (:mod:`metrify.sources.registers`). ``--map estimated=COLUMN`` names the column
 in which a source marks the values it estimated (a meter data provider's substitutes):
@@ -85,6 +87,12 @@ class Mapping:
     sheet: str | None = None
     #: ``--wide FIELD``: a row per day, a column per interval holding FIELD
     wide: str | None = None
+    #: ``--channels CHANNEL=VALUE``: a row per value, the column naming its channel and
+    #: the column holding it (:mod:`metrify.sources.channels`)
+    channels: tuple[str, str] | None = None
+    #: the fields that identify a record of the kind (its key, and its interval where it
+    #: has one): with ``channels``, the columns they are read from gather a record's rows
+    identity: tuple[str, ...] = ()
     #: digits of a cumulative register (it rolls over at 10**digits of its own unit);
     #: None: detected at a wrap from the value before it
     register_digits: int | None = None
@@ -105,7 +113,19 @@ class Mapping:
             "skip_lines": self.skip_lines,
             "sheet": self.sheet,
             "wide": (self.wide, self.source_column("ts")) if self.wide else None,
+            "channels": (*self.channels, self.identity_columns) if self.channels else None,
         }
+
+    def identity_columns(self, columns: list[str]) -> list[str]:
+        """The columns of a source with ``columns`` that the record's identity is read
+        from (``--map``, ``#N``, ``DATE+TIME``, OBIS codes, the fields' own names)."""
+        resolved = self.resolve(columns)
+        return [
+            column
+            for name in self.identity
+            if name not in resolved.constants
+            for column in source_columns(resolved, name, columns)
+        ]
 
     @property
     def offset_s(self) -> int | None:
@@ -254,6 +274,7 @@ def build_mapping(
     skip_lines: int = 0,
     sheet: str | None = None,
     wide: str | None = None,
+    channels: str | None = None,
     register_digits: int | None = None,
     detect_interval: bool = False,
 ) -> Mapping:
@@ -319,8 +340,9 @@ def build_mapping(
     codec = codec_name(encoding) if encoding is not None else "utf-8"
     if skip_lines < 0:
         raise MappingError(f"--skip-lines {skip_lines}: must be 0 or more")
+    pair = _channels(channels) if channels is not None else None
     if wide is not None:
-        _check_wide(contract, wide, columns, constants)
+        _check_wide(contract, wide, columns, constants, pair)
     if register_digits is not None and not 1 <= register_digits <= 15:
         raise MappingError(f"--register-digits {register_digits}: must be 1..15")
     mapping = Mapping(
@@ -337,6 +359,8 @@ def build_mapping(
         skip_lines=skip_lines,
         sheet=sheet.strip() if sheet is not None and sheet.strip() else None,
         wide=wide.strip() if wide is not None else None,
+        channels=pair,
+        identity=tuple(f for f in (*contract.key, "interval_s") if f in contract.schema),
         register_digits=register_digits,
         detect_interval=detect_interval
         and interval_s is None
@@ -366,13 +390,34 @@ def build_mapping(
     return mapping
 
 
+def _channels(given: str) -> tuple[str, str]:
+    """``--channels CHANNEL=VALUE`` as its two column names."""
+    channel, sep, value = given.partition("=")
+    if not sep or not channel.strip() or not value.strip():
+        raise MappingError(
+            f"--channels {given}: expected CHANNEL=VALUE, the column naming each row's "
+            "channel and the column holding its value"
+        )
+    return channel.strip(), value.strip()
+
+
 def _check_wide(
-    contract: Contract, wide: str, columns: dict[str, str], constants: dict[str, str]
+    contract: Contract,
+    wide: str,
+    columns: dict[str, str],
+    constants: dict[str, str],
+    channels: tuple[str, str] | None,
 ) -> None:
-    """``--wide FIELD`` names a number field of the kind that nothing else supplies."""
+    """``--wide FIELD`` names a number field of the kind that nothing else supplies;
+    with ``--channels CATEGORY=FIELD`` (day rows of several series, a row per series)
+    it names the column the channels are then read from, any name."""
     import polars as pl
 
     name = wide.strip()
+    if not contract.time_series:
+        raise MappingError(f"--wide: {contract.kind} has no times")
+    if channels is not None and channels[1] == name:
+        return
     if contract.schema.get(name) != pl.Float64:
         numbers = [n for n, t in contract.schema.items() if t == pl.Float64]
         raise MappingError(
@@ -382,8 +427,6 @@ def _check_wide(
         raise MappingError(
             f"--wide {name} reads {name} from the time-of-day columns: drop --map/--set {name}"
         )
-    if not contract.time_series:
-        raise MappingError(f"--wide: {contract.kind} has no times")
 
 
 def codec_name(encoding: str) -> str:

@@ -1,0 +1,173 @@
+"""Files with a row per value (``--channels CHANNEL=VALUE``).
+
+Head-end and meter data management exports often write one value per row: the meter,
+the time, the channel the value belongs to (an OBIS code such as ``1-0:1.8.0``, or the
+system's own name: ``kWh Del``, ``kVArh``, an Australian distributor's ``GC``/``CL``/
+``GG`` consumption category), then the value. ``--channels CHANNEL=VALUE`` turns those
+rows into one row per meter and time, with a column per channel named by it, before
+anything else reads the batch. From there the load is the ordinary one: columns named
+by OBIS code map by themselves, other channel names with ``--map FIELD=NAME`` (and
+``--map import_kwh=GC+CL`` adds channels up).
+
+Which rows belong together is said by the columns the mapping reads the record's key
+from (the meter id, the time, an interval column): ``Mapping.file_options`` hands them
+over. Any other column that is the same on all of a reading's rows is kept; one that
+differs between them (a unit or status per channel) becomes a column per channel,
+``<channel> <column>``, which the load reports as ignored unless it is mapped.
+
+A reading's rows may lie anywhere in a file (an export sorted by channel lists each
+channel's year before the next one's), so the file is read whole before it is turned;
+its rows are then handed out in the order of their first line, each keeping that line.
+A row without a channel, and a channel repeated for one reading (the later row is
+kept, as a repeated key is everywhere else), are bad rows with their lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from metrify.sources.batches import BadRow, RawBatch, ReaderError
+
+__all__ = ["MAX_CHANNELS", "channel_rows"]
+
+#: more distinct channels than this in one file is a wrong column, not a channel list
+MAX_CHANNELS: Final = 64
+_LINE: Final = "_line"
+_POSITION: Final = re.compile(r"^#([1-9]\d*)$")
+
+
+def channel_rows(
+    batches: Iterator[RawBatch],
+    channel: str,
+    value: str,
+    keys_of: Callable[[list[str]], list[str]],
+    batch_rows: int,
+) -> Iterator[RawBatch]:
+    """The file's rows of values as rows of readings (see the module): ``channel`` and
+    ``value`` name the columns (``#N`` by position), ``keys_of`` gives the columns that
+    identify a reading among the file's columns."""
+    parts = list(batches)
+    if not parts:
+        return
+    source, read = parts[0].source, parts[-1].bytes_read
+    bad = [row for part in parts for row in part.bad]
+    frames = [_with_lines(part) for part in parts if part.data.height]
+    if not frames:
+        yield RawBatch(pl.DataFrame(), bad, source, parts[0].first_line, read)
+        return
+    data = pl.concat(frames, how="diagonal_relaxed")
+    columns = [c for c in data.columns if c != _LINE]
+    name = source.removeprefix("file:")
+    channel, value = _column(channel, columns, name), _column(value, columns, name)
+    keys = [
+        c for c in dict.fromkeys(keys_of(columns)) if c in columns and c not in (channel, value)
+    ]
+    if not keys:
+        raise ReaderError(
+            f"{name}: --channels gathers a reading's rows by its meter and time columns "
+            f"(--map meter_id=..., --map ts=...), and the file has neither; columns are "
+            f"{', '.join(columns)}"
+        )
+    data = data.with_columns(
+        pl.col(channel).cast(pl.String).str.strip_chars(), pl.col(value).cast(pl.String)
+    )
+    unnamed = data.filter(pl.col(channel).is_null() | (pl.col(channel) == ""))
+    bad += _bad_rows(unnamed, columns, f"no channel in column {channel!r}")
+    data = data.filter(pl.col(channel).is_not_null() & (pl.col(channel) != ""))
+    place = pl.int_range(pl.len()).over([*keys, channel], mapping_strategy="group_to_rows")
+    count = pl.len().over([*keys, channel])
+    data = data.with_columns(_later=place < count - 1)
+    repeated = data.filter("_later")
+    bad += _bad_rows(repeated, columns, "repeated channel for one reading (the later row kept)")
+    data = data.filter(~pl.col("_later")).drop("_later")
+    names = data.get_column(channel).unique(maintain_order=True).to_list()
+    _check_names(names, channel, columns, name)
+    wide = _turned(
+        data, keys, channel, value, [c for c in columns if c not in (*keys, channel, value)]
+    )
+    wide = wide.sort(_LINE)
+    lines = wide.get_column(_LINE).to_numpy().astype(np.int64)
+    wide = wide.drop(_LINE)
+    if not wide.height:
+        yield RawBatch(wide, bad, source, parts[0].first_line, read)
+        return
+    for start in range(0, wide.height, batch_rows):
+        piece = lines[start : start + batch_rows]
+        yield RawBatch(
+            wide.slice(start, batch_rows),
+            bad if start == 0 else [],
+            source,
+            int(piece[0]),
+            read,
+            piece,
+        )
+
+
+def _with_lines(part: RawBatch) -> pl.DataFrame:
+    lines = (
+        part.lines
+        if part.lines is not None
+        else np.arange(part.first_line, part.first_line + part.data.height, dtype=np.int64)
+    )
+    return part.data.with_columns(pl.Series(_LINE, lines, dtype=pl.Int64))
+
+
+def _column(given: str, columns: list[str], name: str) -> str:
+    """``given`` as a column of the file (``#N``: the N-th), or the error naming it."""
+    position = _POSITION.match(given)
+    if given not in columns and position and int(position[1]) <= len(columns):
+        return columns[int(position[1]) - 1]
+    if given not in columns:
+        raise ReaderError(
+            f"{name}: --channels names column {given!r}, which the file does not have; "
+            f"columns are {', '.join(columns)}"
+        )
+    return given
+
+
+def _check_names(names: list[str], channel: str, columns: list[str], name: str) -> None:
+    if len(names) > MAX_CHANNELS:
+        raise ReaderError(
+            f"{name}: column {channel!r} holds {len(names):,} different values; --channels "
+            "names the column that says which quantity a row's value is (at most "
+            f"{MAX_CHANNELS} of them)"
+        )
+    taken = [n for n in names if n in columns or n == _LINE]
+    if taken:
+        raise ReaderError(
+            f"{name}: channel {taken[0]!r} is also the name of a column; rename one of them"
+        )
+
+
+def _turned(
+    data: pl.DataFrame, keys: list[str], channel: str, value: str, others: list[str]
+) -> pl.DataFrame:
+    """One row per reading: its first line, the values per channel, the other columns
+    kept where they agree across its rows and per channel where they do not."""
+    grouped = data.group_by(keys, maintain_order=True)
+    varying: list[str] = []
+    if others:
+        most = grouped.agg(pl.col(c).n_unique() for c in others).select(others).max()
+        varying = [c for c in others if (most.get_column(c).item() or 0) > 1]
+    same = [c for c in others if c not in varying]
+    out = grouped.agg(pl.col(_LINE).min(), *[pl.col(c).first() for c in same])
+    for column, suffix in [(value, ""), *[(c, f" {c}") for c in varying]]:
+        turned = data.pivot(
+            on=channel, index=keys, values=column, aggregate_function=None, maintain_order=True
+        )
+        turned = turned.rename({c: f"{c}{suffix}" for c in turned.columns if c not in keys})
+        out = out.join(turned, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    return out
+
+
+def _bad_rows(rows: pl.DataFrame, columns: list[str], reason: str) -> list[BadRow]:
+    if not rows.height:
+        return []
+    texts = rows.select(pl.struct(columns).struct.json_encode()).to_series().to_list()
+    lines = rows.get_column(_LINE).to_list()
+    return [BadRow(t, reason, int(n)) for t, n in zip(texts, lines, strict=True)]
