@@ -3,11 +3,13 @@
 Head-end and meter data management exports often write one value per row: the meter,
 the time, the channel the value belongs to (an OBIS code such as ``1-0:1.8.0``, or the
 system's own name: ``kWh Del``, ``kVArh``, an Australian distributor's ``GC``/``CL``/
-``GG`` consumption category), then the value. ``--channels CHANNEL=VALUE`` turns those
-rows into one row per meter and time, with a column per channel named by it, before
-anything else reads the batch. From there the load is the ordinary one: columns named
-by OBIS code map by themselves, other channel names with ``--map FIELD=NAME`` (and
-``--map import_kwh=GC+CL`` adds channels up).
+``GG`` consumption category), then the value, often with a unit column beside it.
+``--channels CHANNEL=VALUE`` turns those rows into one row per meter and time, with a
+column per channel named by it, before anything else reads the batch
+(``CHANNEL=VALUE+UNIT`` reads each value with its row's unit: ``950`` and ``Wh`` as
+``950 Wh``, converted as any number written with its unit is). From there the load is
+the ordinary one: columns named by OBIS code map by themselves, other channel names
+with ``--map FIELD=NAME`` (and ``--map import_kwh=GC+CL`` adds channels up).
 
 Which rows belong together is said by the columns the mapping reads the record's key
 from (the meter id, the time, an interval column): ``Mapping.file_options`` hands them
@@ -63,7 +65,22 @@ def channel_rows(
     data = pl.concat(frames, how="diagonal_relaxed")
     columns = [c for c in data.columns if c != _LINE]
     name = source.removeprefix("file:")
-    channel, value = _column(channel, columns, name), _column(value, columns, name)
+    channel = _column(channel, columns, name)
+    value, unit = _value_and_unit(value, columns, name)
+    if unit is not None:  # "950" and "Wh": "950 Wh", which decoding converts per value
+        data = data.with_columns(
+            pl.when(pl.col(unit).cast(pl.String).str.strip_chars().fill_null("") == "")
+            .then(pl.col(value).cast(pl.String))
+            .otherwise(
+                pl.concat_str(
+                    pl.col(value).cast(pl.String).str.strip_chars(),
+                    pl.col(unit).cast(pl.String).str.strip_chars(),
+                    separator=" ",
+                )
+            )
+            .alias(value)
+        ).drop(unit)
+        columns.remove(unit)
     keys = [
         c for c in dict.fromkeys(keys_of(columns)) if c in columns and c not in (channel, value)
     ]
@@ -128,6 +145,15 @@ def _column(given: str, columns: list[str], name: str) -> str:
             f"columns are {', '.join(columns)}"
         )
     return given
+
+
+def _value_and_unit(given: str, columns: list[str], name: str) -> tuple[str, str | None]:
+    """``VALUE`` or ``VALUE+UNIT`` as the file's columns (a column named with a ``+`` in
+    it is taken whole first)."""
+    if given in columns or "+" not in given:
+        return _column(given, columns, name), None
+    value, _, unit = given.partition("+")
+    return _column(value.strip(), columns, name), _column(unit.strip(), columns, name)
 
 
 def _check_names(names: list[str], channel: str, columns: list[str], name: str) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from metrify.contracts.records import READING
 from metrify.sources import ReaderError, read_batches
+from metrify.sources.decode import decode
 from metrify.sources.mapping import MappingError, build_mapping
 
 
@@ -69,6 +70,23 @@ def test_a_column_the_same_on_a_readings_rows_is_kept_whole(tmp_path: Path) -> N
         {"Meter": "M1", "Site": "North", "Time": "2024-01-01 00:00", "kWh Del": "0.25",
          "kWh Rec": "0.0"},
     ]  # fmt: skip
+
+
+def test_a_unit_column_is_read_with_each_value(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "Meter;Time;OBIS;Value;Unit\n"
+        "M1;2024-01-01 00:00;1-0:1.29.0;950;Wh\n"
+        "M1;2024-01-01 00:00;1-0:1.8.0;12.5;MWh\n"
+        "M1;2024-01-01 00:00;1-0:32.7.0;231;\n"  # no unit: the value as it is
+    )
+    data, bad, _ = _read(path, channels="OBIS=Value+Unit")
+    assert bad == []
+    assert data.rows() == [("M1", "2024-01-01 00:00", "950 Wh", "12.5 MWh", "231")]
+    mapping = build_mapping(READING, maps=["meter_id=Meter", "ts=Time"], interval_s=900)
+    decoded = decode(READING, data, mapping)
+    row = decoded.records.select("import_kwh", "register_kwh", "voltage_v").row(0)
+    assert row == (0.95, 12500.0, 231.0)
 
 
 def test_channels_that_are_no_channels_are_refused(tmp_path: Path) -> None:
