@@ -33,7 +33,7 @@ from metrify.sources.parquet import read_parquet
 
 __all__ = ["FileFormat", "detect_format", "read_batches"]
 
-FileFormat = Literal["csv", "parquet", "jsonl", "excel"]
+FileFormat = Literal["csv", "parquet", "jsonl", "excel", "xml"]
 
 #: suffix -> format; longest suffixes first so ``.csv.gz`` is not mistaken for ``.gz``.
 _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
@@ -45,6 +45,8 @@ _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
     (".jsonl.zip", "jsonl"),
     (".ndjson.zip", "jsonl"),
     (".csv.zip", "csv"),
+    (".xml.gz", "xml"),  # Green Button (ESPI) feeds
+    (".xml.zip", "xml"),
     (".zip", "csv"),  # a utility's or market operator's export: a CSV (or NEM12) inside
     (".csv", "csv"),
     (".tsv", "csv"),
@@ -56,6 +58,7 @@ _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
     (".xlsm", "excel"),
     (".xls", "excel"),
     (".ods", "excel"),
+    (".xml", "xml"),
 )
 
 
@@ -136,6 +139,10 @@ def _read(
         return read_parquet(path, batch_rows)
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
+    if fmt == "xml":
+        from metrify.sources.espi import read_espi  # loads defusedxml, by need
+
+        return read_espi(path, batch_rows)
     if fmt == "excel":
         from metrify.sources.excel import read_excel  # loads fastexcel, by need
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from metrify.contracts.records import READING
@@ -88,6 +88,8 @@ def test_property_day_rows_become_one_row_per_time_column_or_are_refused(
 ) -> None:
     """Any header: either the file is refused with a reason, or each day row gives
     exactly one row per column named by a time, each with the line of its day."""
+    # (a header of blanks alone is a blank line, which a CSV reader skips: not a header)
+    assume(";".join(names).strip())
     path = tmp_path / "days.csv"
     body = [";".join(f"{r}{c}" for c in range(len(names))) for r in range(rows)]
     path.write_text("\n".join([";".join(names), *body]) + "\n")

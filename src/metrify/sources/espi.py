@@ -1,0 +1,287 @@
+"""Green Button XML: the ESPI feeds (NAESB REQ.21) in which North American utilities
+give customers and their agents interval data ("Download My Data", "Connect My Data").
+
+A feed is an Atom document whose entries hold, each in its ``content``: the usage point
+(the meter), its meter readings, each reading's ``ReadingType`` (unit, power of ten,
+flow direction, interval length) and ``IntervalBlock`` entries of ``IntervalReading``
+values. Entries refer to one another by their ``link`` addresses
+(``.../UsagePoint/1/MeterReading/1/IntervalBlock/1``, a meter reading's ``related``
+link to its reading type), and the reading types may come after the blocks, so the
+feed is read whole (entry by entry, each dropped once read) and then turned into rows
+of the readings contract, with no ``--map``:
+
+* ``meter_id`` is the usage point's id in the addresses (``--set meter_id=...``
+  names it otherwise); ``ts`` and ``interval_s`` are each reading's ``timePeriod``
+  (epoch seconds, UTC);
+* energy in Wh (``uom`` 72) times ``10**powerOfTenMultiplier`` becomes kWh: in
+  ``import_kwh`` for the forward flow (``flowDirection`` 1, delivered), in
+  ``export_kwh`` for the reverse flow (19, received); therms (169) of gas are kWh
+  (29.3071 each) and cubic metres (42) ``volume_m3``. A reading type of another unit
+  or flow (a net flow, demand in W) becomes a column named by it, which the load
+  reports as ignored;
+* a reading whose ``ReadingQuality`` says it was estimated (8, from a reference day;
+  9, by interpolation; 12, projected) carries the ``estimated`` mark
+  (:data:`metrify.sources.mapping.ESTIMATED_INPUT`);
+* the readings of several reading types of one usage point and time share a row.
+
+An ``IntervalReading`` without a value or time period, or with one that is no number,
+is a bad row; a reading's "line" is its place among the feed's interval readings (XML
+has no rows). A feed that is no well-formed XML, declares entities (refused, as
+``defusedxml`` refuses them, so no entity can expand), or holds no interval block is
+refused whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from xml.etree.ElementTree import Element, ParseError
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from metrify.sources.batches import BadRow, RawBatch, ReaderError, one_line
+from metrify.sources.mapping import ESTIMATED_INPUT
+from metrify.sources.opening import ByteSource
+
+__all__ = ["read_espi"]
+
+_ATOM: Final = "{http://www.w3.org/2005/Atom}"
+#: ReadingType uom codes -> (field, factor to the field's unit)
+_UNITS: Final[dict[int, tuple[str, float]]] = {
+    72: ("kwh", 0.001),  # Wh (energy: import or export by the flow)
+    169: ("kwh", 29.3071),  # therm (gas energy)
+    42: ("volume_m3", 1.0),  # m3
+}
+#: flowDirection codes -> the energy field
+_FLOWS: Final[dict[int, str]] = {1: "import_kwh", 19: "export_kwh"}
+#: ReadingQuality codes of estimates: from a reference day, interpolated, projected
+_ESTIMATES: Final = frozenset({8, 9, 12})
+_USAGE_POINT: Final = re.compile(r"/UsagePoint/([^/]+)")
+_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "meter_id": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "interval_s": pl.Int32(),
+}
+
+
+@dataclass
+class _Type:
+    """What a ``ReadingType`` says of its values."""
+
+    uom: int | None = None
+    power: int = 0
+    flow: int | None = None
+    interval: int | None = None
+
+    def column(self) -> tuple[str, float]:
+        """The column its values go to, and their factor to that column's unit."""
+        unit = _UNITS.get(self.uom) if self.uom is not None else None
+        if unit is not None and unit[0] == "kwh":
+            field = _FLOWS.get(self.flow if self.flow is not None else 1)
+            if field is not None:
+                return field, unit[1] * 10.0**self.power
+        elif unit is not None:
+            return unit[0], unit[1] * 10.0**self.power
+        return f"uom {self.uom} flow {self.flow}", 10.0**self.power
+
+
+@dataclass
+class _Feed:
+    """The feed's entries as read: reading types by address, the reading type each
+    meter reading relates to, and every interval reading with the meter reading it
+    belongs to."""
+
+    types: dict[str, _Type] = field(default_factory=dict)
+    related: dict[str, list[str]] = field(default_factory=dict)
+    reading: list[str] = field(default_factory=list)
+    start: list[int] = field(default_factory=list)
+    duration: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    estimated: list[bool] = field(default_factory=list)
+    place: list[int] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+    readings: int = 0
+
+
+def read_espi(path: Path, batch_rows: int) -> Iterator[RawBatch]:
+    """Stream a Green Button XML feed as raw batches of about ``batch_rows`` rows."""
+    name = path.name.lower()
+    src = ByteSource(path, gzipped=name.endswith(".gz"), zipped=name.endswith(".zip"))
+    feed = _Feed()
+    try:
+        for _, elem in iterparse(src, events=("end",), forbid_dtd=True):
+            if elem.tag == f"{_ATOM}entry":
+                _entry(elem, feed)
+                elem.clear()
+    except ParseError as exc:
+        raise ReaderError(f"{path.name}: not well-formed XML ({one_line(exc)})") from exc
+    except DefusedXmlException as exc:
+        raise ReaderError(
+            f"{path.name}: the XML declares a DTD or entities, which are not read "
+            f"({type(exc).__name__})"
+        ) from exc
+    finally:
+        src.close()
+    if not feed.readings and not feed.bad:
+        raise ReaderError(
+            f"{path.name}: no Green Button (ESPI) interval data: an XML file is read as an "
+            "Atom feed of IntervalBlock entries"
+        )
+    frame, lines = _rows(feed)
+    source = f"file:{path.name}"
+    if not frame.height:
+        yield RawBatch(frame, feed.bad, source, 1, src.bytes_read)
+        return
+    for start in range(0, frame.height, batch_rows):
+        piece = lines[start : start + batch_rows]
+        yield RawBatch(
+            frame.slice(start, batch_rows),
+            feed.bad if start == 0 else [],
+            source,
+            int(piece[0]),
+            src.bytes_read,
+            piece,
+        )
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _entry(entry: Element, feed: _Feed) -> None:
+    links = {link.get("rel", ""): link.get("href", "") for link in entry.iter(f"{_ATOM}link")}
+    related = [
+        link.get("href", "") for link in entry.iter(f"{_ATOM}link") if link.get("rel") == "related"
+    ]
+    content = entry.find(f"{_ATOM}content")
+    if content is None or not len(content):
+        return
+    body = content[0]
+    kind, self_href = _local(body.tag), links.get("self", "")
+    if kind == "ReadingType":
+        feed.types[self_href] = _reading_type(body)
+    elif kind == "MeterReading":
+        feed.related[self_href] = related
+    elif kind == "IntervalBlock":
+        owner = (
+            self_href.split("/IntervalBlock")[0] or links.get("up", "").split("/IntervalBlock")[0]
+        )
+        for reading in body:
+            if _local(reading.tag) == "IntervalReading":
+                _interval(reading, owner, feed)
+
+
+def _text(elem: Element, name: str) -> str | None:
+    for child in elem.iter():
+        if _local(child.tag) == name and child.text is not None:
+            return child.text.strip()
+    return None
+
+
+def _integer(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _reading_type(body: Element) -> _Type:
+    return _Type(
+        uom=_integer(_text(body, "uom")),
+        power=_integer(_text(body, "powerOfTenMultiplier")) or 0,
+        flow=_integer(_text(body, "flowDirection")),
+        interval=_integer(_text(body, "intervalLength")),
+    )
+
+
+def _interval(reading: Element, owner: str, feed: _Feed) -> None:
+    feed.readings += 1
+    place = feed.readings
+    period = next((c for c in reading if _local(c.tag) == "timePeriod"), None)
+    start = _integer(_text(period, "start")) if period is not None else None
+    duration = _integer(_text(period, "duration")) if period is not None else None
+    text = next((c.text for c in reading if _local(c.tag) == "value"), None)
+    why = None
+    if start is None or duration is None:
+        why = "Green Button IntervalReading: no timePeriod start and duration"
+    elif text is None or not text.strip():
+        why = "Green Button IntervalReading: no value"
+    else:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            why = f"Green Button IntervalReading: value {text.strip()[:20]!r} is no number"
+    if why is not None:
+        raw = f"start={start} duration={duration} value={(text or '').strip()[:40]}"
+        feed.bad.append(BadRow(raw, why, place))
+        return
+    qualities = {
+        _integer(q.text.strip() if q.text else None)
+        for q in reading.iter()
+        if _local(q.tag) == "quality"
+    }
+    assert start is not None and duration is not None
+    feed.reading.append(owner)
+    feed.start.append(start)
+    feed.duration.append(duration)
+    feed.value.append(value)
+    feed.estimated.append(bool(qualities & _ESTIMATES))
+    feed.place.append(place)
+
+
+def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
+    """The interval readings as rows (a column per reading type), and each row's
+    "line" (its first interval reading's place in the feed)."""
+    owners = sorted(set(feed.reading))
+    only = next(iter(feed.types.values())) if len(feed.types) == 1 else _Type(uom=72)
+    columns: dict[str, str] = {}
+    factors: dict[str, float] = {}
+    for owner in owners:
+        kinds = [feed.types[h] for h in feed.related.get(owner, []) if h in feed.types]
+        column, factor = (kinds[0] if kinds else only).column()
+        columns[owner], factors[owner] = column, factor
+    names = list(dict.fromkeys(columns.values()))
+    long = pl.DataFrame(
+        {
+            "owner": feed.reading,
+            "start": feed.start,
+            "interval_s": feed.duration,
+            "value": feed.value,
+            ESTIMATED_INPUT: feed.estimated,
+            "line": feed.place,
+        },
+        schema_overrides={"interval_s": pl.Int32, "line": pl.Int64},
+    ).with_columns(
+        column=pl.col("owner").replace_strict(columns),
+        # (rounded as every unit conversion is: 950 Wh is 0.95 kWh, not 0.9500000000000001)
+        value=(
+            pl.col("value") * pl.col("owner").replace_strict(factors, return_dtype=pl.Float64)
+        ).round(10),
+        meter_id=pl.col("owner").str.extract(_USAGE_POINT.pattern, 1).fill_null("usage-point"),
+    )
+    wide = (
+        long.group_by("meter_id", "start", "interval_s", maintain_order=True)
+        .agg(
+            *[pl.col("value").filter(pl.col("column") == n).first().alias(n) for n in names],
+            pl.col(ESTIMATED_INPUT).any(),
+            pl.col("line").min(),
+        )
+        .sort("line")
+    )
+    frame = wide.select(
+        pl.col("meter_id"),
+        pl.from_epoch("start", time_unit="s").dt.cast_time_unit("us").dt.replace_time_zone("UTC"),
+        pl.col("interval_s"),
+        *[pl.col(n) for n in names],
+        pl.col(ESTIMATED_INPUT),
+    ).rename({"start": "ts"})
+    if not frame.height:
+        frame = pl.DataFrame(schema=_SCHEMA)
+    return frame, wide.get_column("line").to_numpy().astype(np.int64)

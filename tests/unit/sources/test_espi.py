@@ -1,0 +1,94 @@
+"""Green Button (ESPI) XML feeds read as readings rows: flows side by side, Wh and its
+power of ten, estimates marked, bad interval readings kept with their place, and
+feeds that are no such thing (or declare entities) refused. Expected rows are written
+out from the feeds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from metrify.sources import ReaderError, read_batches
+
+ESPI = 'xmlns="http://naesb.org/espi"'
+BASE = "https://u.example/espi/1_1/resource/RetailCustomer/9/UsagePoint/42"
+TYPES = "https://u.example/espi/1_1/resource/ReadingType"
+T0 = 1_357_000_000 - 1_357_000_000 % 3600  # an hour's start
+
+
+def _entry(href: str, body: str, related: str | None = None) -> str:
+    link = f'<link href="{href}" rel="self"/>'
+    if related:
+        link += f'<link href="{related}" rel="related"/>'
+    return f"<entry>{link}<content>{body}</content></entry>"
+
+
+def _reading(i: int, value: str | None, quality: int | None = None) -> str:
+    q = f"<ReadingQuality><quality>{quality}</quality></ReadingQuality>" if quality else ""
+    v = f"<value>{value}</value>" if value is not None else ""
+    period = f"<timePeriod><duration>3600</duration><start>{T0 + 3600 * i}</start></timePeriod>"
+    return f"<IntervalReading>{q}{period}{v}</IntervalReading>"
+
+
+def _feed(tmp_path: Path, entries: list[str], name: str = "gb.xml") -> Path:
+    path = tmp_path / name
+    atom = '<feed xmlns="http://www.w3.org/2005/Atom">' + "".join(entries) + "</feed>"
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>' + atom)
+    return path
+
+
+def _type(flow: int, power: int, uom: int = 72) -> str:
+    return (
+        f"<ReadingType {ESPI}><flowDirection>{flow}</flowDirection>"
+        f"<powerOfTenMultiplier>{power}</powerOfTenMultiplier><uom>{uom}</uom></ReadingType>"
+    )
+
+
+def test_a_feed_reads_as_rows_of_the_usage_point(tmp_path: Path) -> None:
+    delivered = "".join(_reading(i, str(950 + i), 8 if i == 2 else None) for i in range(3))
+    received = "".join(_reading(i, str(i), None) for i in range(3))
+    path = _feed(
+        tmp_path,
+        [
+            _entry(BASE, f"<UsagePoint {ESPI}/>"),
+            _entry(f"{BASE}/MeterReading/1", f"<MeterReading {ESPI}/>", f"{TYPES}/1"),
+            _entry(f"{BASE}/MeterReading/2", f"<MeterReading {ESPI}/>", f"{TYPES}/2"),
+            _entry(f"{BASE}/MeterReading/1/IntervalBlock/1", f"<IntervalBlock {ESPI}>"
+                   f"{delivered}{_reading(3, None)}{_reading(4, 'n/a')}</IntervalBlock>"),
+            _entry(f"{BASE}/MeterReading/2/IntervalBlock/1",
+                   f"<IntervalBlock {ESPI}>{received}</IntervalBlock>"),
+            # the reading types last: a feed may list them after the blocks
+            _entry(f"{TYPES}/1", _type(1, 0)),
+            _entry(f"{TYPES}/2", _type(19, -1)),  # tenths of a Wh
+        ],
+    )  # fmt: skip
+    (batch,) = list(read_batches(path, 100))
+    start = dt.datetime.fromtimestamp(T0, dt.UTC)
+    assert batch.data.rows() == [
+        ("42", start + dt.timedelta(hours=i), 3600, (950 + i) / 1000, i / 10_000, i == 2)
+        for i in range(3)
+    ]
+    assert batch.data.columns[3:] == ["import_kwh", "export_kwh", "estimated"]
+    assert [(b.reason, b.line) for b in batch.bad] == [
+        ("Green Button IntervalReading: no value", 4),
+        ("Green Button IntervalReading: value 'n/a' is no number", 5),
+    ]
+    assert batch.lines is not None and batch.lines.tolist() == [1, 2, 3]
+
+
+def test_what_is_no_green_button_feed_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ReaderError, match="no Green Button"):
+        list(read_batches(_feed(tmp_path, [_entry(BASE, f"<UsagePoint {ESPI}/>")]), 100))
+    broken = tmp_path / "cut.xml"
+    broken.write_text('<feed xmlns="http://www.w3.org/2005/Atom"><entry><link')
+    with pytest.raises(ReaderError, match="not well-formed XML"):
+        list(read_batches(broken, 100))
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE feed [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><feed>&b;</feed>'
+    )
+    with pytest.raises(ReaderError, match="declares a DTD or entities"):
+        list(read_batches(bomb, 100))
