@@ -22,7 +22,8 @@ of the readings contract, with no ``--map``:
 * a reading whose ``ReadingQuality`` says it was estimated (8, from a reference day;
   9, by interpolation; 12, projected) carries the ``estimated`` mark
   (:data:`metrify.sources.mapping.ESTIMATED_INPUT`);
-* the readings of several reading types of one usage point and time share a row.
+* the readings of several reading types of one usage point and time share a row (a
+  reading given twice counts once, as its later value says).
 
 An ``IntervalReading`` without a value or time period, or with one that is no number,
 is a bad row; a reading's "line" is its place among the feed's interval readings (XML
@@ -239,6 +240,8 @@ def _interval(reading: Element, owner: str, feed: _Feed) -> None:
 def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
     """The interval readings as rows (a column per reading type), and each row's
     "line" (its first interval reading's place in the feed)."""
+    if not feed.reading:  # every interval reading was a bad row
+        return pl.DataFrame(schema=_SCHEMA), np.empty(0, dtype=np.int64)
     owners = sorted(set(feed.reading))
     only = next(iter(feed.types.values())) if len(feed.types) == 1 else _Type(uom=72)
     columns: dict[str, str] = {}
@@ -269,7 +272,7 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
     wide = (
         long.group_by("meter_id", "start", "interval_s", maintain_order=True)
         .agg(
-            *[pl.col("value").filter(pl.col("column") == n).first().alias(n) for n in names],
+            *[pl.col("value").filter(pl.col("column") == n).last().alias(n) for n in names],
             pl.col(ESTIMATED_INPUT).any(),
             pl.col("line").min(),
         )
@@ -282,6 +285,4 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
         *[pl.col(n) for n in names],
         pl.col(ESTIMATED_INPUT),
     ).rename({"start": "ts"})
-    if not frame.height:
-        frame = pl.DataFrame(schema=_SCHEMA)
     return frame, wide.get_column("line").to_numpy().astype(np.int64)

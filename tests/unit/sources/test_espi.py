@@ -9,6 +9,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metrify.sources import ReaderError, read_batches
 
@@ -92,3 +94,48 @@ def test_what_is_no_green_button_feed_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ReaderError, match="declares a DTD or entities"):
         list(read_batches(bomb, 100))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    readings=st.lists(
+        st.tuples(
+            st.integers(0, 5),  # the hour
+            st.one_of(st.none(), st.sampled_from(["12", "0", "-3", "1e3", "x", "", " 7 "])),
+            st.booleans(),  # has a time period
+        ),
+        max_size=20,
+    )
+)
+def test_property_every_interval_reading_is_a_row_value_or_a_bad_row(
+    tmp_path: Path, readings: list[tuple[int, str | None, bool]]
+) -> None:
+    body = ""
+    for hour, value, timed in readings:
+        period = f"<timePeriod><duration>3600</duration><start>{T0 + 3600 * hour}</start>"
+        v = f"<value>{value}</value>" if value is not None else ""
+        body += f"<IntervalReading>{period + '</timePeriod>' if timed else ''}{v}</IntervalReading>"
+    block = _entry(
+        f"{BASE}/MeterReading/1/IntervalBlock/1", f"<IntervalBlock {ESPI}>{body}</IntervalBlock>"
+    )
+    try:
+        batches = list(read_batches(_feed(tmp_path, [block]), 7))
+    except ReaderError:
+        assert not readings  # only a feed without interval readings is refused
+        return
+    good = [(h, v) for h, v, timed in readings if timed and v is not None and _number(v)]
+    bad = [b for batch in batches for b in batch.bad]
+    assert len(bad) == len(readings) - len(good)
+    assert all(1 <= (b.line or 0) <= len(readings) for b in bad)
+    rows = sum(batch.data.height for batch in batches)
+    assert rows == len({h for h, _ in good})  # one row per time; a repeat shares it
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
