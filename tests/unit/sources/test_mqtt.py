@@ -94,3 +94,25 @@ def test_tls_broker_urls() -> None:
     assert "hunter2" not in str(caught.value)
     with pytest.raises(ValueError, match="port"):
         broker_address("mqtt://broker:99999")
+
+
+def test_a_head_ends_estimate_keeps_its_mark_through_decoding() -> None:
+    from metrify.contracts.records import READING
+    from metrify.sources.decode import decode
+    from metrify.sources.kafka import rows_frame
+    from metrify.sources.mapping import Mapping
+
+    payload = orjson.dumps(
+        [
+            {"ts": "2025-01-06T00:00:00Z", "interval_s": 900, "1-0:1.29.0": 0.25},
+            {"ts": "2025-01-06T00:15:00Z", "interval_s": 900, "1-0:1.29.0": 0.3,
+             "estimated": True},
+        ]
+    )  # fmt: skip
+    rows, bad = rows_of("meters/M-7/readings", payload, "meters/+/readings", max_bytes=1 << 20)
+    assert bad == []
+    records = decode(READING, rows_frame(READING, rows), Mapping()).records
+    assert records.select("meter_id", "import_kwh", "_flags").rows() == [
+        ("M-7", 0.25, 0),
+        ("M-7", 0.3, 256),
+    ]
