@@ -96,9 +96,8 @@ def channel_rows(
     unnamed = data.filter(pl.col(channel).is_null() | (pl.col(channel) == ""))
     bad += _bad_rows(unnamed, columns, f"no channel in column {channel!r}")
     data = data.filter(pl.col(channel).is_not_null() & (pl.col(channel) != ""))
-    place = pl.int_range(pl.len()).over([*keys, channel], mapping_strategy="group_to_rows")
-    count = pl.len().over([*keys, channel])
-    data = data.with_columns(_later=place < count - 1)
+    # (a row whose reading and channel come again further down; one hash of the three)
+    data = data.with_columns(_later=~pl.struct(*keys, channel).is_last_distinct())
     repeated = data.filter("_later")
     bad += _bad_rows(repeated, columns, "repeated channel for one reading (the later row kept)")
     data = data.filter(~pl.col("_later")).drop("_later")
@@ -175,19 +174,28 @@ def _turned(
 ) -> pl.DataFrame:
     """One row per reading: its first line, the values per channel, the other columns
     kept where they agree across its rows and per channel where they do not."""
-    grouped = data.group_by(keys, maintain_order=True)
-    varying: list[str] = []
-    if others:
-        most = grouped.agg(pl.col(c).n_unique() for c in others).select(others).max()
-        varying = [c for c in others if (most.get_column(c).item() or 0) > 1]
-    same = [c for c in others if c not in varying]
-    out = grouped.agg(pl.col(_LINE).min(), *[pl.col(c).first() for c in same])
-    for column, suffix in [(value, ""), *[(c, f" {c}") for c in varying]]:
-        turned = data.pivot(
-            on=channel, index=keys, values=column, aggregate_function=None, maintain_order=True
-        )
-        turned = turned.rename({c: f"{c}{suffix}" for c in turned.columns if c not in keys})
-        out = out.join(turned, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    names = data.get_column(channel).unique(maintain_order=True).to_list()
+
+    def per_channel(column: str, suffix: str = "") -> list[pl.Expr]:
+        # (a reading has at most one row per channel by now: its value, or null)
+        return [
+            pl.col(column).filter(pl.col(channel) == n).first().alias(f"{n}{suffix}") for n in names
+        ]
+
+    # One grouping gives each reading its first line, its value per channel and the
+    # other columns (with how many values each takes on the reading's rows).
+    out = data.group_by(keys).agg(
+        pl.col(_LINE).min(),
+        *per_channel(value),
+        *[pl.col(c).first() for c in others],
+        *[pl.col(c).n_unique().alias(f"_n_{i}") for i, c in enumerate(others)],
+    )
+    most = out.select(pl.col(f"_n_{i}").max().fill_null(0) for i in range(len(others)))
+    varying = [c for i, c in enumerate(others) if int(most.item(0, i)) > 1]
+    out = out.drop([f"_n_{i}" for i in range(len(others))], *varying)
+    if varying:  # a unit or status per channel: a column per channel each
+        split = data.group_by(keys).agg(*[e for c in varying for e in per_channel(c, f" {c}")])
+        out = out.join(split, on=keys, how="left", nulls_equal=True)
     return out
 
 

@@ -27,9 +27,9 @@ of the readings contract, with no ``--map``:
 
 An ``IntervalReading`` without a value or time period, or with one that is no number,
 is a bad row; a reading's "line" is its place among the feed's interval readings (XML
-has no rows). A feed that is no well-formed XML, declares entities (refused, as
-``defusedxml`` refuses them, so no entity can expand), or holds no interval block is
-refused whole.
+has no rows). A feed that is no well-formed XML, that declares a document type (where
+entities are declared: refused before parsing, so no entity can ever expand), or that
+holds no interval block is refused whole.
 """
 
 from __future__ import annotations
@@ -39,13 +39,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, iterparse
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from metrify.sources.batches import BadRow, RawBatch, ReaderError, one_line
 from metrify.sources.mapping import ESTIMATED_INPUT
@@ -65,6 +63,9 @@ _FLOWS: Final[dict[int, str]] = {1: "import_kwh", 19: "export_kwh"}
 #: ReadingQuality codes of estimates: from a reference day, interpolated, projected
 _ESTIMATES: Final = frozenset({8, 9, 12})
 _USAGE_POINT: Final = re.compile(r"/UsagePoint/([^/]+)")
+_BLOCK: Final = 1 << 16
+#: how far a prolog may reach before the root element (a declaration and a comment)
+_MAX_PROLOG: Final = 1 << 20
 _SCHEMA: Final[dict[str, pl.DataType]] = {
     "meter_id": pl.String(),
     "ts": pl.Datetime("us", "UTC"),
@@ -117,17 +118,13 @@ def read_espi(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     src = ByteSource(path, gzipped=name.endswith(".gz"), zipped=name.endswith(".zip"))
     feed = _Feed()
     try:
-        for _, elem in iterparse(src, events=("end",), forbid_dtd=True):
+        prolog = _prolog(src, path.name)
+        for _, elem in iterparse(_Resumed(prolog, src), events=("end",)):
             if elem.tag == f"{_ATOM}entry":
                 _entry(elem, feed)
                 elem.clear()
     except ParseError as exc:
         raise ReaderError(f"{path.name}: not well-formed XML ({one_line(exc)})") from exc
-    except DefusedXmlException as exc:
-        raise ReaderError(
-            f"{path.name}: the XML declares a DTD or entities, which are not read "
-            f"({type(exc).__name__})"
-        ) from exc
     finally:
         src.close()
     if not feed.readings and not feed.bad:
@@ -152,6 +149,72 @@ def read_espi(path: Path, batch_rows: int) -> Iterator[RawBatch]:
         )
 
 
+def _prolog(src: ByteSource, name: str) -> bytes:
+    """The bytes up to the root element's start, refused when they hold a document type
+    declaration: entities are declared only there, so a feed without one can expand no
+    entity (a billion laughs, an external file), and the parser need not guard against
+    them. A feed's prolog is an XML declaration and perhaps a comment."""
+    head = b""
+    while True:
+        block = src.read(_BLOCK)
+        head += block
+        at, done = _root_start(head)
+        if done or not block or len(head) > _MAX_PROLOG:
+            break
+    if not done:
+        raise ReaderError(f"{name}: no Green Button (ESPI) feed: no root element found")
+    if b"<!DOCTYPE" in head[:at]:
+        raise ReaderError(
+            f"{name}: the XML declares a document type (a DTD, where entities are "
+            "declared), which is not read: a Green Button feed has none"
+        )
+    return head
+
+
+def _root_start(head: bytes) -> tuple[int, bool]:
+    """Where the root element starts in ``head`` (past the declaration, processing
+    instructions, comments and any DOCTYPE), and whether it was found."""
+    at = 0
+    while True:
+        at = head.find(b"<", at)
+        if at < 0 or at + 1 >= len(head):
+            return len(head), False
+        if head.startswith(b"<?", at):
+            end = head.find(b"?>", at)
+        elif head.startswith(b"<!--", at):
+            end = head.find(b"-->", at)
+        elif head.startswith(b"<!", at):
+            end = _declaration_end(head, at)  # a DOCTYPE: _prolog refuses it
+        else:
+            return at, True
+        if end < 0:
+            return len(head), False
+        at = end + 1
+
+
+def _declaration_end(head: bytes, at: int) -> int:
+    """The end of a ``<!DOCTYPE ...>`` starting at ``at``, past its internal subset."""
+    bracket = head.find(b"[", at)
+    close = head.find(b">", at)
+    if 0 <= bracket < close:
+        subset = head.find(b"]", bracket)
+        return -1 if subset < 0 else head.find(b">", subset)
+    return close
+
+
+class _Resumed:
+    """``src`` read from its start again: ``first`` (already read), then the rest."""
+
+    def __init__(self, first: bytes, src: ByteSource) -> None:
+        self._first, self._src = first, src
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first:
+            out, self._first = self._first, b""
+            return out
+        return self._src.read(size if size > 0 else _BLOCK)
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -174,9 +237,10 @@ def _entry(entry: Element, feed: _Feed) -> None:
         owner = (
             self_href.split("/IntervalBlock")[0] or links.get("up", "").split("/IntervalBlock")[0]
         )
-        for reading in body:
-            if _local(reading.tag) == "IntervalReading":
-                _interval(reading, owner, feed)
+        ns = body.tag[: -len(kind)]  # the ESPI namespace, as "{...}"
+        tags = _Tags.of(ns)
+        for reading in body.iterfind(f"{ns}IntervalReading"):
+            _interval(reading, tags, owner, feed)
 
 
 def _text(elem: Element, name: str) -> str | None:
@@ -188,7 +252,7 @@ def _text(elem: Element, name: str) -> str | None:
 
 def _integer(text: str | None) -> int | None:
     try:
-        return int(text) if text is not None else None
+        return int(text.strip()) if text is not None else None
     except ValueError:
         return None
 
@@ -202,38 +266,65 @@ def _reading_type(body: Element) -> _Type:
     )
 
 
-def _interval(reading: Element, owner: str, feed: _Feed) -> None:
+@dataclass(frozen=True)
+class _Tags:
+    """An ESPI namespace's tags an interval reading is read by (made once per block)."""
+
+    period: str
+    start: str
+    duration: str
+    value: str
+    quality: str
+
+    @classmethod
+    def of(cls, ns: str) -> _Tags:
+        return cls(
+            period=f"{ns}timePeriod",
+            start=f"{ns}start",
+            duration=f"{ns}duration",
+            value=f"{ns}value",
+            quality=f"{ns}ReadingQuality",
+        )
+
+
+def _interval(reading: Element, tags: _Tags, owner: str, feed: _Feed) -> None:
+    """One ``IntervalReading``: its children looked at once each (a feed has hundreds
+    of thousands), its value kept or its problem made a bad row."""
     feed.readings += 1
     place = feed.readings
-    period = next((c for c in reading if _local(c.tag) == "timePeriod"), None)
-    start = _integer(_text(period, "start")) if period is not None else None
-    duration = _integer(_text(period, "duration")) if period is not None else None
-    text = next((c.text for c in reading if _local(c.tag) == "value"), None)
+    start = duration = text = None
+    estimated = False
+    for child in reading:
+        tag = child.tag
+        if tag == tags.period:
+            start, duration = child.findtext(tags.start), child.findtext(tags.duration)
+        elif tag == tags.value:
+            text = child.text
+        elif tag == tags.quality:
+            estimated = estimated or any(
+                _integer(q.text) in _ESTIMATES for q in child if q.tag.endswith("quality")
+            )
+    begin, length = _integer(start), _integer(duration)
     why = None
-    if start is None or duration is None:
+    if begin is None or length is None:
         why = "Green Button IntervalReading: no timePeriod start and duration"
     elif text is None or not text.strip():
         why = "Green Button IntervalReading: no value"
     else:
         try:
-            value = float(text.strip())
+            value = float(text)
         except ValueError:
             why = f"Green Button IntervalReading: value {text.strip()[:20]!r} is no number"
     if why is not None:
         raw = f"start={start} duration={duration} value={(text or '').strip()[:40]}"
         feed.bad.append(BadRow(raw, why, place))
         return
-    qualities = {
-        _integer(q.text.strip() if q.text else None)
-        for q in reading.iter()
-        if _local(q.tag) == "quality"
-    }
-    assert start is not None and duration is not None
+    assert begin is not None and length is not None
     feed.reading.append(owner)
-    feed.start.append(start)
-    feed.duration.append(duration)
+    feed.start.append(begin)
+    feed.duration.append(length)
     feed.value.append(value)
-    feed.estimated.append(bool(qualities & _ESTIMATES))
+    feed.estimated.append(estimated)
     feed.place.append(place)
 
 

@@ -140,7 +140,7 @@ def _read(
     if fmt == "jsonl":
         return read_jsonl(path, batch_rows)
     if fmt == "xml":
-        from metrify.sources.espi import read_espi  # loads defusedxml, by need
+        from metrify.sources.espi import read_espi
 
         return read_espi(path, batch_rows)
     if fmt == "excel":

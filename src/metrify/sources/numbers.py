@@ -79,6 +79,9 @@ class NumberHints:
     units: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     #: some number groups its thousands by spaces or apostrophes (``1 234,5``)
     spaced: bool = False
+    #: per text column with units and few distinct texts: each distinct text, its
+    #: number text and its unit (see :func:`_split_units`)
+    splits: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def _number_sources(
@@ -110,7 +113,8 @@ def _value_units(
     for name, src in _number_sources(contract, mapping, raw):
         if name in mapping.units or name in mapping.scales:
             continue
-        units = raw.get_column(src).str.extract(_UNIT_SUFFIX, 2).drop_nulls().unique()
+        # (over the distinct texts: a column's values repeat)
+        units = raw.get_column(src).unique().str.extract(_UNIT_SUFFIX, 2).drop_nulls().unique()
         known: dict[str, tuple[float, float]] = {}
         for unit in units.head(_MAX_UNITS).to_list():
             try:
@@ -150,18 +154,59 @@ def hints_for(contract: Contract, mapping: Mapping, raw: pl.DataFrame) -> Number
     none of them would change anything."""
     units = _value_units(contract, mapping, raw)
     columns = list(dict.fromkeys(src for _, src in _number_sources(contract, mapping, raw)))
-    bare = raw.with_columns(
-        pl.col(src).str.replace(_UNIT_SUFFIX, "$1") for src in units if src in columns
-    )
+    splits = {
+        src: t for src, known in units.items() if (t := _split_units(raw, src, known)) is not None
+    }
+    # The numbers without any unit after them, for the checks below (which ask whether
+    # any text is so): a column of few distinct texts is checked on those alone.
+    bare: dict[str, pl.Series] = {}
+    for src in columns:
+        if src in splits:
+            bare[src] = splits[src].get_column("b")
+        elif src in units:
+            bare[src] = raw.get_column(src).str.replace(_UNIT_SUFFIX, "$1")
+        else:
+            bare[src] = raw.get_column(src)
     spaced = any(
-        bare.get_column(src).str.strip_chars().str.contains(_SPACED_GROUPS).any() for src in columns
+        text.str.strip_chars().str.contains(_SPACED_GROUPS).any() for text in bare.values()
     )
     if spaced:
-        bare = bare.with_columns(_ungrouped(pl.col(src)) for src in columns)
+        bare = {src: pl.select(_ungrouped(pl.lit(text))).to_series() for src, text in bare.items()}
     marks = _number_marks(bare, columns)
     if marks is None and not units and not spaced:
         return None
-    return NumberHints(marks, units, spaced)
+    return NumberHints(marks, units, spaced, splits)
+
+
+def _split_units(
+    raw: pl.DataFrame, src: str, known: dict[str, tuple[float, float]]
+) -> pl.DataFrame | None:
+    """Column ``src``'s distinct texts (``t``), each with its number text (``n``: the
+    unit taken off where it is one of ``known``) and its unit (``u``), when the column
+    has few distinct texts (a meter's values repeat: 0.219 kWh comes back all year).
+    Reading units takes two passes of a pattern with captures over each text; over the
+    distinct texts and looked up per row, a column of values with units reads about as
+    fast as one without. None for a column of mostly distinct texts."""
+    column = raw.get_column(src)
+    distinct = column.drop_nulls().unique()
+    if distinct.len() * 4 > column.len():
+        return None
+    table = pl.DataFrame({src: distinct}).select(t=pl.col(src), c=clean(src))
+    table = table.with_columns(u=pl.col("c").str.extract(_UNIT_SUFFIX, 2))
+    number = pl.col("c").str.replace(_UNIT_SUFFIX, "$1")
+    return table.select(
+        "t",
+        n=pl.when(pl.col("u").is_in(list(known))).then(number).otherwise(pl.col("c")),
+        u="u",
+        b=pl.col("t").str.replace(_UNIT_SUFFIX, "$1"),  # any unit off, as hints_for checks
+    )
+
+
+def _looked_up(src: str, table: pl.DataFrame, column: str) -> pl.Expr:
+    """Per row of ``src``: ``column`` of its text's row in a :func:`_split_units` table."""
+    return pl.col(src).replace_strict(
+        table.get_column("t"), table.get_column(column), default=None, return_dtype=pl.String
+    )
 
 
 def unit_conversion(src: str, hints: NumberHints | None) -> tuple[pl.Expr, pl.Expr] | None:
@@ -170,7 +215,13 @@ def unit_conversion(src: str, hints: NumberHints | None) -> tuple[pl.Expr, pl.Ex
     units = hints.units.get(src) if hints is not None else None
     if not units:
         return None
-    unit = clean(src).str.extract(_UNIT_SUFFIX, 2)
+    assert hints is not None
+    table = hints.splits.get(src)
+    unit = (
+        _looked_up(src, table, "u")
+        if table is not None
+        else clean(src).str.extract(_UNIT_SUFFIX, 2)
+    )
     factor, offset = pl.lit(1.0), pl.lit(0.0)
     for text, (f, o) in units.items():
         factor = pl.when(unit == text).then(pl.lit(f)).otherwise(factor)
@@ -178,7 +229,7 @@ def unit_conversion(src: str, hints: NumberHints | None) -> tuple[pl.Expr, pl.Ex
     return factor, offset
 
 
-def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
+def _number_marks(raw: dict[str, pl.Series], columns: list[str]) -> str | None:
     """How the batch's number columns (``columns``, text) use the comma: ``"decimal"``,
     ``"grouped"`` (thousands) or ``"ambiguous"``; None where none has one.
 
@@ -192,7 +243,7 @@ def _number_marks(raw: pl.DataFrame, columns: list[str]) -> str | None:
     comma values fail as non-numeric. Columns without a comma cost one scan each."""
     decimal_only = grouped_only = seen = False
     for name in columns:
-        column = raw.get_column(name)
+        column = raw[name]
         if not column.str.contains(",", literal=True).any():
             continue
         seen = True
@@ -238,7 +289,9 @@ def decimal_text(
     if not is_string(raw.schema[src]):
         return pl.col(src)
     cleaned = clean(src)
-    if hints is not None and src in hints.units:  # only the units it could convert
+    if hints is not None and src in hints.splits:  # few distinct texts: looked up
+        cleaned = _looked_up(src, hints.splits[src], "n")
+    elif hints is not None and src in hints.units:  # only the units it could convert
         unit = cleaned.str.extract(_UNIT_SUFFIX, 2)
         known = unit.is_in(list(hints.units[src]))
         cleaned = pl.when(known).then(cleaned.str.replace(_UNIT_SUFFIX, "$1")).otherwise(cleaned)
