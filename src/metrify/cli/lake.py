@@ -145,8 +145,8 @@ def lake_verify(
                 sys.stdout.write(orjson.dumps(state.as_dict()).decode() + "\n")
             else:
                 console.print(escape(_line(state)), highlight=False)
-    verdict = "differ" if differing else "equal"
-    err.print(f"{checked:,} day(s) checked, {differing:,} {verdict}", highlight=False)
+    verdict = f"{differing:,} differ" if differing else "all equal"
+    err.print(f"{checked:,} day(s) checked, {verdict}", highlight=False)
     if differing:
         raise typer.Exit(1)
 

@@ -1009,8 +1009,7 @@ class Pipeline:
         if self.lake is None or not days:
             return
         try:
-            for day in days:
-                lakesync.sync_day(self.store.conn, self.lake, self.contract, day)
+            lakesync.sync_days(self.store.conn, self.lake, self.contract, days)
         except Exception as exc:
             self._lake_failed("lake catch-up failed", exc)
             return

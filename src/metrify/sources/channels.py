@@ -27,10 +27,11 @@ kept, as a repeated key is everywhere else), are bad rows with their lines.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from metrify.sources.batches import BadRow, RawBatch, ReaderError
@@ -49,19 +50,63 @@ def channel_rows(
     value: str,
     keys_of: Callable[[list[str]], list[str]],
     batch_rows: int,
+    file_key: Hashable = None,
 ) -> Iterator[RawBatch]:
     """The file's rows of values as rows of readings (see the module): ``channel`` and
     ``value`` name the columns (``#N`` by position), ``keys_of`` gives the columns that
-    identify a reading among the file's columns."""
+    identify a reading among the file's columns.
+
+    ``file_key`` (the file's path, size, time and reading options): the last file
+    turned is kept under it, so a load reads again none of what the command's check of
+    the same file turned a moment before (a row-per-value file is read whole, twice
+    otherwise)."""
+    global _LAST
+    held = _LAST
+    if file_key is not None and held is not None and held[0] == file_key:
+        whole = held[1]
+    else:
+        whole = _turn(batches, channel, value, keys_of)
+        if file_key is not None:
+            _LAST = (file_key, whole)
+    if whole is None:
+        return
+    frame, lines, bad, source, first_line, read = whole
+    if not frame.height:
+        yield RawBatch(frame, list(bad), source, first_line, read)
+        return
+    for start in range(0, frame.height, batch_rows):
+        piece = lines[start : start + batch_rows]
+        yield RawBatch(
+            frame.slice(start, batch_rows),
+            list(bad) if start == 0 else [],
+            source,
+            int(piece[0]),
+            read,
+            piece,
+        )
+
+
+#: the rows of a turned file, its lines, its bad rows, source, first line, bytes read
+_Turned = tuple[pl.DataFrame, npt.NDArray[np.int64], list[BadRow], str, int, int]
+#: the last file turned, under its key (see :func:`channel_rows`)
+_LAST: tuple[Hashable, _Turned | None] | None = None
+
+
+def _turn(
+    batches: Iterator[RawBatch],
+    channel: str,
+    value: str,
+    keys_of: Callable[[list[str]], list[str]],
+) -> _Turned | None:
+    """The whole file turned (see :func:`channel_rows`); None for a file of no batch."""
     parts = list(batches)
     if not parts:
-        return
+        return None
     source, read = parts[0].source, parts[-1].bytes_read
     bad = [row for part in parts for row in part.bad]
     frames = [_with_lines(part) for part in parts if part.data.height]
     if not frames:
-        yield RawBatch(pl.DataFrame(), bad, source, parts[0].first_line, read)
-        return
+        return pl.DataFrame(), np.empty(0, dtype=np.int64), bad, source, parts[0].first_line, read
     data = pl.concat(frames, how="diagonal_relaxed")
     columns = [c for c in data.columns if c != _LINE]
     name = source.removeprefix("file:")
@@ -109,19 +154,7 @@ def channel_rows(
     wide = wide.sort(_LINE)
     lines = wide.get_column(_LINE).to_numpy().astype(np.int64)
     wide = wide.drop(_LINE)
-    if not wide.height:
-        yield RawBatch(wide, bad, source, parts[0].first_line, read)
-        return
-    for start in range(0, wide.height, batch_rows):
-        piece = lines[start : start + batch_rows]
-        yield RawBatch(
-            wide.slice(start, batch_rows),
-            bad if start == 0 else [],
-            source,
-            int(piece[0]),
-            read,
-            piece,
-        )
+    return wide, lines, bad, source, int(lines[0]) if len(lines) else parts[0].first_line, read
 
 
 def _with_lines(part: RawBatch) -> pl.DataFrame:

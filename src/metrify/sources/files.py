@@ -35,6 +35,8 @@ __all__ = ["FileFormat", "detect_format", "read_batches"]
 
 FileFormat = Literal["csv", "parquet", "jsonl", "excel", "xml"]
 
+#: the batch size a file read whole (``channels``) is read in
+_WHOLE_READ_ROWS: Final = 200_000
 #: suffix -> format; longest suffixes first so ``.csv.gz`` is not mistaken for ``.gz``.
 _SUFFIXES: Final[tuple[tuple[str, FileFormat], ...]] = (
     (".csv.gz", "csv"),
@@ -100,7 +102,10 @@ def read_batches(
     key columns among a file's columns)`` of a file with a row per value, turned into a
     row per reading (:mod:`metrify.sources.channels`).
     """
-    batches = _read(path, batch_rows, delimiter, header, encoding, skip_lines, sheet)
+    # A file with a row per value is read whole before it is turned: read in large
+    # batches whatever the caller's (a check of its columns asks for a thousand rows)
+    read_rows = max(batch_rows, _WHOLE_READ_ROWS) if channels is not None else batch_rows
+    batches = _read(path, read_rows, delimiter, header, encoding, skip_lines, sheet)
     if wide is not None:
         from metrify.sources.dayrows import day_rows
 
@@ -108,7 +113,12 @@ def read_batches(
     if channels is not None:
         from metrify.sources.channels import channel_rows
 
-        batches = channel_rows(batches, *channels, batch_rows)
+        stat = path.stat()
+        # the file as it is now, read the same way, gathered by the same mapping
+        mapping = getattr(channels[2], "__self__", channels[2])
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, delimiter, header,
+               encoding, skip_lines, sheet, wide, channels[:2], repr(mapping))  # fmt: skip
+        batches = channel_rows(batches, *channels, batch_rows, key)
     return batches
 
 

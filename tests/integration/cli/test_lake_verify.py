@@ -171,9 +171,14 @@ def test_unchanged_resent_rows_reach_a_lake_that_lacks_them(
     _ingest(path)
     lost = DAY0 + dt.timedelta(days=2)
     _drop_day(settings, lost)
+    commits = len(Lake(settings.lake).history("readings"))
     _ingest(path)  # every row is found unchanged in the store
     assert _verify() == (0, [])
     assert _lake_rows(settings).filter(pl.col("ts").dt.date() == lost).height == 24 * len(METERS)
+    # the days compared together, and only the one the lake lacked written again
+    assert len(Lake(settings.lake).history("readings")) == commits + 1
+    said = runner.invoke(app, ["lake", "verify"])
+    assert said.exit_code == 0 and f"{DAYS} day(s) checked, all equal" in said.stderr
 
 
 @pytest.mark.parametrize(

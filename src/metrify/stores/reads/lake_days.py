@@ -90,15 +90,18 @@ def history_days(conn: Connection, contract: Contract) -> list[dt.date]:
     return [row[0] for row in rows]
 
 
-def versions(conn: Connection, contract: Contract, day: dt.date) -> pl.DataFrame:
-    """Every version of the day's records, in the lake's columns and types."""
+def versions(
+    conn: Connection, contract: Contract, day: dt.date, last: dt.date | None = None
+) -> pl.DataFrame:
+    """Every version of the day's records (through ``last``, when given), in the lake's
+    columns and types."""
     cols = [*contract.fields, *version_columns(contract)]
     schema = {c: {**contract.schema, **VERSION_TYPES}[c] for c in cols}
     out = ", ".join(
         f"(extract(epoch FROM {c}) * 1000000)::bigint" if c in _TIMES else c for c in cols
     )
     with conn.cursor() as cur:
-        raw = copy_out(cur, _union(contract, out), cols, _bounds(day, day))
+        raw = copy_out(cur, _union(contract, out), cols, _bounds(day, last or day))
     if raw is None:
         return pl.DataFrame(schema=schema)
     return raw.with_columns(
