@@ -170,3 +170,33 @@ def byte_compiled(src: Path) -> None:
 
 
 _COMPILED: set[Path] = set()
+
+
+def timed_child(
+    python: str, code: str, *args: str, pythonpath: str | None = None
+) -> tuple[float, int]:
+    """Run ``code`` in a fresh ``python``; it prints its own seconds and row count."""
+    env = {**os.environ}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run(
+        [python, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def rotated_rounds(
+    cases: dict[str, Any], runs: int
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Each case run ``runs`` times, the order rotating each round (so no case always
+    runs first on a cold cache); each case returns ``(seconds, rows)``."""
+    seconds: dict[str, list[float]] = {name: [] for name in cases}
+    rows: dict[str, int] = {}
+    names = list(cases)
+    for run in range(runs):
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            took, count = cases[name]()
+            seconds[name].append(took)
+            rows[name] = count
+            print(f"run {run + 1} {name}: {took:.2f} s, {count:,} rows", flush=True)
+    return seconds, rows

@@ -36,14 +36,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from common import base_python, ensure_venv
+from common import base_python, ensure_venv, rotated_rounds
+from common import timed_child as timed
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("METRIFY_SHARED_DATA", ROOT.parents[1] / "shared" / "data"))
@@ -178,16 +178,6 @@ def write_espi(data: pl.DataFrame, path: Path, count: int) -> int:
     return readings
 
 
-def timed(python: str, code: str, *args: str, pythonpath: str | None = None) -> tuple[float, int]:
-    env = {**os.environ}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    out = subprocess.run(
-        [python, "-c", code, *args], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return float(out[0]), int(out[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -222,15 +212,7 @@ def main() -> None:
             lambda: timed(sys.executable, ETREE, str(feed))
         ),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in cases}
-    rows: dict[str, int] = {}
-    names = list(cases)
-    for run in range(args.runs):
-        for name in names[run % len(names) :] + names[: run % len(names)]:
-            took, count = cases[name]()
-            seconds[name].append(took)
-            rows[name] = count
-            print(f"run {run + 1} {name}: {took:.2f} s, {count:,} rows", flush=True)
+    seconds, rows = rotated_rounds(cases, args.runs)
     inputs = {
         "row per value": (2 * data.height, channels.stat().st_size, readings),
         "Green Button": (xml_readings, feed.stat().st_size, xml_readings),

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import numpy.typing as npt
     import pyarrow as pa
@@ -25,6 +27,7 @@ __all__ = [
     "arrow_frame",
     "one_line",
     "raw_text",
+    "sliced",
 ]
 
 #: the column of decoded records that carries quality bits a source set on them (a
@@ -62,6 +65,27 @@ class RawBatch:
     #: that became bad rows sit between rows, so ``first_line + i`` would drift past them.
     #: None: the rows are consecutive from ``first_line`` (Parquet).
     lines: npt.NDArray[np.int64] | None = None
+
+
+def sliced(
+    frame: pl.DataFrame,
+    lines: npt.NDArray[np.int64],
+    bad: list[BadRow],
+    source: str,
+    first_line: int,
+    read: int,
+    batch_rows: int,
+) -> Iterator[RawBatch]:
+    """A file read whole (``frame``, each row's ``lines``) handed out as batches of
+    ``batch_rows``, its ``bad`` rows with the first (a file of no rows: one empty batch
+    carrying them). ``read``: the bytes read, for progress."""
+    if not frame.height:
+        yield RawBatch(frame, list(bad), source, first_line, read)
+        return
+    for start in range(0, frame.height, batch_rows):
+        piece = lines[start : start + batch_rows]
+        first = list(bad) if start == 0 else []
+        yield RawBatch(frame.slice(start, batch_rows), first, source, int(piece[0]), read, piece)
 
 
 def one_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from metrify.sources.batches import BadRow, RawBatch, ReaderError
+from metrify.sources.batches import BadRow, RawBatch, ReaderError, sliced
 
 __all__ = ["MAX_CHANNELS", "channel_rows"]
 
@@ -70,20 +70,7 @@ def channel_rows(
             _LAST = (file_key, whole)
     if whole is None:
         return
-    frame, lines, bad, source, first_line, read = whole
-    if not frame.height:
-        yield RawBatch(frame, list(bad), source, first_line, read)
-        return
-    for start in range(0, frame.height, batch_rows):
-        piece = lines[start : start + batch_rows]
-        yield RawBatch(
-            frame.slice(start, batch_rows),
-            list(bad) if start == 0 else [],
-            source,
-            int(piece[0]),
-            read,
-            piece,
-        )
+    yield from sliced(*whole, batch_rows)
 
 
 #: the rows of a turned file, its lines, its bad rows, source, first line, bytes read

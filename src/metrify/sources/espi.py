@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from metrify.sources.batches import BadRow, RawBatch, ReaderError, one_line
+from metrify.sources.batches import BadRow, RawBatch, ReaderError, one_line, sliced
 from metrify.sources.mapping import ESTIMATED_INPUT
 from metrify.sources.opening import ByteSource
 
@@ -133,20 +133,7 @@ def read_espi(path: Path, batch_rows: int) -> Iterator[RawBatch]:
             "Atom feed of IntervalBlock entries"
         )
     frame, lines = _rows(feed)
-    source = f"file:{path.name}"
-    if not frame.height:
-        yield RawBatch(frame, feed.bad, source, 1, src.bytes_read)
-        return
-    for start in range(0, frame.height, batch_rows):
-        piece = lines[start : start + batch_rows]
-        yield RawBatch(
-            frame.slice(start, batch_rows),
-            feed.bad if start == 0 else [],
-            source,
-            int(piece[0]),
-            src.bytes_read,
-            piece,
-        )
+    yield from sliced(frame, lines, feed.bad, f"file:{path.name}", 1, src.bytes_read, batch_rows)
 
 
 def _prolog(src: ByteSource, name: str) -> bytes:
