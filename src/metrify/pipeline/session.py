@@ -41,8 +41,13 @@ if TYPE_CHECKING:
 #: re-judges at most about this much work from the last saved state.
 LOAD_STATE_SECONDS = 60.0
 #: a file or simulator load writes the lake once this many rows of durable batches have
-#: gathered (and at the end), not after each batch: see ``lake_rows`` of Pipeline
-LOAD_LAKE_ROWS = 2_000_000
+#: gathered (and at the end), not after each batch: see ``lake_rows`` of Pipeline. A
+#: long batch is written in parts of whole weeks, and about two of them make this many
+#: rows, so its lake commits overlap the writing and judging of the parts after them
+#: (2M rows, a whole load of household files, left the year's lake write to the end:
+#: the London load 9.3 -> 8.8 s, and a second less CPU) while each commit still covers
+#: days no other commit touches.
+LOAD_LAKE_ROWS = 400_000
 
 Progress = Callable[[int], None]
 

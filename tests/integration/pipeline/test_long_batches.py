@@ -69,7 +69,9 @@ def small(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return get_settings()
 
 
-def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, object], int, int]:
+def _load(
+    settings: Settings, frames: list[pl.DataFrame], lake_rows: int = LOAD_LAKE_ROWS
+) -> tuple[dict[str, object], int, int]:
     """Load ``frames`` as a file load does; (summary, batches judged, writes)."""
     with open_session(settings) as session:
         pipeline = session.pipeline(
@@ -77,7 +79,7 @@ def _load(settings: Settings, frames: list[pl.DataFrame]) -> tuple[dict[str, obj
             overlap=True,
             state_every_s=LOAD_STATE_SECONDS,
             scores_apart=True,
-            lake_rows=LOAD_LAKE_ROWS,
+            lake_rows=lake_rows,
         )
         for frame in frames:
             pipeline.submit(frame, source="export")
@@ -154,3 +156,32 @@ def test_a_load_writes_the_lake_in_two_commits_with_every_stored_row(
     # the load is over: nothing is left for a catch-up
     assert conn.execute("SELECT count(*) FROM lake_outbox").fetchone() == (0,)
     assert summary["lake_files"] >= DAYS  # at least a file per day
+
+
+def test_lake_commits_made_part_by_part_hold_every_row_once(
+    small: Settings, conn: psycopg.Connection
+) -> None:
+    # a load far larger than its lake gathering (as the London year is than
+    # LOAD_LAKE_ROWS): the lake is written in many commits while the parts after them
+    # are judged and written, and still holds each stored row once, a file per day for
+    # each batch that touched it at most
+    frames = _by_meter()
+    summary, batches, writes = _load(small, frames, lake_rows=BATCH // 2)
+    assert writes > batches > 1
+    lake = deltalake.DeltaTable(f"{small.lake}/readings")
+    commits = [h for h in lake.history() if h.get("operation") != "CREATE TABLE"]
+    assert len(commits) > 2
+    in_lake = (
+        pl.from_arrow(lake.to_pyarrow_table(columns=["meter_id", "ts", "import_kwh", "quality"]))
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+        .sort("meter_id", "ts")
+    )
+    assert isinstance(in_lake, pl.DataFrame)
+    assert in_lake.equals(_stored(conn).select("meter_id", "ts", "import_kwh", "quality"))
+    files = pl.DataFrame({"path": lake.file_uris()}).select(
+        day=pl.col("path").str.extract(r"date=([0-9-]+)")
+    )
+    per_day = files.group_by("day").len()["len"]
+    assert per_day.len() >= DAYS
+    assert per_day.max() <= batches
+    assert conn.execute("SELECT count(*) FROM lake_outbox").fetchone() == (0,)
