@@ -166,7 +166,7 @@ def test_lake_commits_made_part_by_part_hold_every_row_once(
     # are judged and written, and still holds each stored row once, a file per day for
     # each batch that touched it at most
     frames = _by_meter()
-    summary, batches, writes = _load(small, frames, lake_rows=BATCH // 2)
+    _, batches, writes = _load(small, frames, lake_rows=BATCH // 2)
     assert writes > batches > 1
     lake = deltalake.DeltaTable(f"{small.lake}/readings")
     commits = [h for h in lake.history() if h.get("operation") != "CREATE TABLE"]
