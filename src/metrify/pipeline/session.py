@@ -171,6 +171,7 @@ def ingest_files(
             pipeline.summary.files += 1
             consumed = 0
             ok = True
+            rows = 0  # rows and bad rows the file gave
             with tracing.span("load file", {"metrify.kind": contract.kind, "file.name": path.name}):
                 for item in ahead.file(path):
                     if isinstance(item, Exception):
@@ -179,6 +180,7 @@ def ingest_files(
                         pipeline.error(f"{path.name}: {text}" if path.name not in text else text)
                         break
                     batch, used, decoded = item
+                    rows += batch.data.height + len(batch.bad)
                     try:
                         pipeline.submit(
                             batch.data,
@@ -197,6 +199,10 @@ def ingest_files(
                     if progress is not None:
                         progress(batch.bytes_read - consumed)
                     consumed = batch.bytes_read
+            if ok and not rows:  # not silence: the user expected data from it
+                pipeline.summary.warnings.append(
+                    f"{path.name}: no rows (the file is empty or holds only a header)"
+                )
             # the rows of the batches that have landed so far (the rest count at the end)
             counter.update(pipeline.summary)
             counter.file_done(ok)
