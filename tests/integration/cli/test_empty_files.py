@@ -26,7 +26,9 @@ def test_files_without_rows_are_named_and_the_others_load(
     blanks = tmp_path / "blanks.csv"
     blanks.write_text(HEADER + "\n\n\n")
     good = tmp_path / "good.csv"
-    good.write_text(HEADER + "\nM1,2024-01-01T00:00:00Z,3600,0.5\nM1,2024-01-01T01:00:00Z,3600,0.25\n")
+    good.write_text(
+        HEADER + "\nM1,2024-01-01T00:00:00Z,3600,0.5\nM1,2024-01-01T01:00:00Z,3600,0.25\n"
+    )
     result = runner.invoke(
         app, ["ingest", "readings", *map(str, (empty, header, good, blanks)), "--json"]
     )
