@@ -125,7 +125,11 @@ class RegisterStage:
         stored = self._last_reads(firsts)
         if stored.height:
             self._carry = pl.concat(
-                [self._carry, stored.select("meter_id", "t", "reg", top=pl.col("reg"))]
+                [
+                    self._carry,
+                    # (whether the source estimated a stored read is not kept: taken as read)
+                    stored.select("meter_id", "t", "reg", top=pl.col("reg"), est=pl.lit(False)),
+                ]
             ).select(list(CARRY_SCHEMA))
 
 

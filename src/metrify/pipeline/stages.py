@@ -50,11 +50,10 @@ from metrify.quality.history import HistoryCache
 from metrify.settings import Settings
 from metrify.settings.masking import mask_url
 from metrify.sources import BadRow
-from metrify.sources.batches import FLAGS
 from metrify.sources.decode import REJECT_SCHEMA, Decoded, decode
 from metrify.sources.dlms import REASON as DLMS_REASON
 from metrify.sources.dlms import decode_codes
-from metrify.sources.mapping import ESTIMATED_INPUT, REGISTER_FIELD, Mapping
+from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
@@ -395,9 +394,8 @@ class Pipeline:
             )
         derived = self.registers.derive(decoded, mapping, first_line=first_line, lines=lines)
         self.summary.duplicates += derived.repeats
+        # (the source's estimate marks on reads are carried to the intervals they bound)
         dropped = [f for f in decoded.present if f not in _DERIVED_FIELDS]
-        if FLAGS in decoded.records.columns:  # a column named "estimated" beside the reads
-            dropped.append(ESTIMATED_INPUT)
         if dropped:
             # Values read beside a register belong to the read's instant, not to an
             # interval: they are not derived, and the user hears so.

@@ -488,12 +488,19 @@ def _local_level(width: int) -> pl.Expr:
     return ordered.list.get(ordered.list.len() // 2, null_on_oob=True)
 
 
+#: a non-zero value is stuck only when this many contiguous readings repeat it: one
+#: daily or 12-hourly reading is longer than ``flat_line_hours`` alone, and every
+#: reading of a daily meter (gas, a register read once a day) was flagged a flat line
+MIN_STUCK_READINGS: Final = 3
+
+
 def _runs(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     """Rule 4: one value repeated for hours (stuck), or zero for days (dead or vacant).
 
     Runs are maximal sequences of contiguous readings (each exactly one interval after the
-    last) with the same import; history rows are part of them, so a run that began before
-    the batch is measured from its true start. Run length is rows x interval. A zero run
+    last) with the same import (a stuck one of at least :data:`MIN_STUCK_READINGS`);
+    history rows are part of them, so a run that began before the batch is measured from
+    its true start. Run length is rows x interval. A zero run
     over which the register still climbs is a dead interval channel on a live meter (the
     register saw use the intervals did not): ``REGISTER_MISMATCH`` as well; under a flat
     or absent register it is just an empty property (``FLAT_LINE`` alone).
@@ -512,11 +519,12 @@ def _runs(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
         .then(idx)
         .backward_fill(),
     )
-    run_s = (pl.col("_re") - pl.col("_rs") + 1) * pl.col("interval_s").cast(pl.Int64)
+    reads = pl.col("_re") - pl.col("_rs") + 1
+    run_s = reads * pl.col("interval_s").cast(pl.Int64)
     df = df.with_columns(
         _flat=imp.is_not_null()
         & (
-            ((imp != 0) & (run_s > cfg.flat_line_hours * 3600))
+            ((imp != 0) & (run_s > cfg.flat_line_hours * 3600) & (reads >= MIN_STUCK_READINGS))
             | ((imp == 0) & (run_s > cfg.zero_run_hours * 3600) & pl.col("_zeroruns"))
         ),
     )

@@ -18,7 +18,8 @@ column, the value in another) as rows of records, and
 ``--register-digits`` gives the width of a cumulative register whose interval energy is
 derived (:mod:`metrify.sources.registers`). ``--map estimated=COLUMN`` names the column
 in which a source marks the values it estimated (a meter data provider's substitutes):
-no contract field, but the quality the pipeline gives those readings.
+no contract field, but the quality the pipeline gives those readings (beside register
+reads: the intervals each estimated read bounds).
 """
 
 from __future__ import annotations
@@ -374,12 +375,6 @@ def build_mapping(
             raise MappingError(
                 f"--ts-end does not apply to {REGISTER_FIELD} reads: each read is an "
                 "instant (the derived intervals start at their own times)"
-            )
-        if ESTIMATED_INPUT in columns or ESTIMATED_INPUT in constants:
-            raise MappingError(
-                f"--map {ESTIMATED_INPUT} marks interval values the source estimated; "
-                f"intervals derived from {REGISTER_FIELD} reads are marked estimated "
-                "where the reads do not meet the intervals' ends"
             )
         if interval_s is None and not mapping.detect_interval:
             raise MappingError(

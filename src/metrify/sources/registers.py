@@ -23,6 +23,10 @@ column derives it here, column-wise on Polars frames:
   target interval (``--interval``, on the UTC grid) gets its advance. An interval whose
   two ends lie within :data:`READ_TOLERANCE` of a read is measured; any other (reads a day
   apart apportioned to hours, a span over missing reads) is flagged ``ESTIMATED`` (256);
+* **estimated reads**: a read the source marks as estimated (its ``estimated`` bit in
+  :data:`FLAGS`: a meter data provider's substitute for a read it did not get) makes
+  every interval whose energy it bounds ``ESTIMATED`` too: the advance up to it and
+  from it are as good as the estimate;
 * **the register kept**: each interval carries the register read at its end when a read
   lies there (within the tolerance), else none. The interval a wrap falls in keeps it
   only when the caller can tell VEE the register's width (``keep_wrap_register``);
@@ -57,8 +61,15 @@ READ_TOLERANCE: Final = 0.05
 #: how far the one-integer (meter, time) search key may reach (int64 holds 2**63)
 _KEY_ROOM: Final = 2.0**61
 #: what is carried from one batch to the next, per meter: reads (``top``: the highest
-#: register since the last wrap or exchange, from which the next advance counts)
-CARRY_SCHEMA: Final = {"meter_id": pl.String(), "t": TS, "reg": pl.Float64(), "top": pl.Float64()}
+#: register since the last wrap or exchange, from which the next advance counts;
+#: ``est``: the source estimated the read)
+CARRY_SCHEMA: Final = {
+    "meter_id": pl.String(),
+    "t": TS,
+    "reg": pl.Float64(),
+    "top": pl.Float64(),
+    "est": pl.Boolean(),
+}
 #: with a known width, a fall to within this share of the wrap is a rollover
 _KNOWN_WRAP_SHARE: Final = 0.1
 #: a wrap of unknown width is inferred only for registers of at least this many units
@@ -105,7 +116,8 @@ def derive_intervals(
     """Derive interval energy from register reads.
 
     ``reads``: decoded readings whose ``ts`` is the instant of a read and
-    ``register_kwh`` its value in kWh, plus ``_line`` (the read's line, for rejects);
+    ``register_kwh`` its value in kWh, plus ``_line`` (the read's line, for rejects)
+    and optionally :data:`FLAGS` (the ``estimated`` bit: the source estimated the read);
     ``carry``: the meters' earlier reads (:data:`CARRY_SCHEMA`), from the previous batch
     or the store; ``unit_kwh``: kWh per unit of the register as the source gives it (a
     register of Wh: 0.001), so that a width of ``digits`` digits wraps at
@@ -118,8 +130,13 @@ def derive_intervals(
     tol = int(step * READ_TOLERANCE)
     wrap_kwh = None if digits is None else float(10**digits) * unit_kwh
     keys = ["meter_id", "t"]
+    est = (
+        ((pl.col(FLAGS).fill_null(0) & _ESTIMATED) != 0)
+        if FLAGS in reads.columns
+        else pl.lit(False)
+    )
     new = reads.select(
-        "meter_id", t=pl.col("ts"), reg=pl.col("register_kwh"), _line=pl.col("_line")
+        "meter_id", t=pl.col("ts"), reg=pl.col("register_kwh"), _line=pl.col("_line"), est=est
     ).with_row_index("_order")
     if not _grouped_in_time_order(new):
         new = new.sort([*keys, "_order"])
@@ -158,12 +175,19 @@ def derive_intervals(
             )
             new = new.filter(~too_late)
         new = new.drop("_last_t", "_last_reg")
-    frame = new.select("meter_id", "t", "reg", _seed=pl.col("reg"), _carried=pl.lit(False))
+    frame = new.select("meter_id", "t", "reg", "est", _seed=pl.col("reg"), _carried=pl.lit(False))
     if carried.height:
         # a meter's carried reads go before its new ones (all are earlier)
         frame = pl.concat(
             [
-                carried.select("meter_id", "t", "reg", _seed=pl.col("top"), _carried=pl.lit(True)),
+                carried.select(
+                    "meter_id",
+                    "t",
+                    "reg",
+                    pl.col("est").fill_null(False),
+                    _seed=pl.col("top"),
+                    _carried=pl.lit(True),
+                ),
                 frame,
             ]
         ).sort(keys, maintain_order=True)
@@ -220,7 +244,8 @@ class _Spans:
     """Per read (sorted by meter and time), as numpy arrays: the meter's number, the
     read's time (µs), the energy total up to it (``c``: a running sum over the whole
     batch, only ever differenced within a meter), running counts of wrapped and of
-    mismatched spans, and each meter's first and last row."""
+    mismatched spans, of reads the source estimated (``ne``, and ``est`` per read), and
+    each meter's first and last row."""
 
     meter: npt.NDArray[np.int64]
     us: npt.NDArray[np.int64]
@@ -229,6 +254,8 @@ class _Spans:
     c: npt.NDArray[np.float64]
     n64: npt.NDArray[np.int64]
     n32: npt.NDArray[np.int64]
+    est: npt.NDArray[np.int64]
+    ne: npt.NDArray[np.int64]
     first: npt.NDArray[np.int64]
     last: npt.NDArray[np.int64]
     #: per meter: whether VEE knows its register's width (from its reference row)
@@ -275,6 +302,7 @@ def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
             .to_series()
             .to_numpy()
         )
+    est = frame.get_column("est").to_numpy().astype(np.int64)
     top_prev = np.roll(top, 1)
     energy = np.where(rolled, wrap - top_prev + reg, np.where(reset, reg, top - top_prev))
     energy[starts] = 0.0
@@ -287,6 +315,8 @@ def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
         c=np.cumsum(energy),
         n64=np.cumsum(rolled),
         n32=np.cumsum(reset | back),
+        est=est,
+        ne=np.cumsum(est),
         first=first,
         last=last,
         given=frame.get_column("_vee").to_numpy()[first],
@@ -333,7 +363,7 @@ def _apportion(
     key, shift = _keys(sp, step)
     n = len(sp.us)
 
-    wraps, mismatches = bool(sp.n64[-1]), bool(sp.n32[-1])
+    wraps, mismatches, estimates = bool(sp.n64[-1]), bool(sp.n32[-1]), bool(sp.ne[-1])
     zeros = np.zeros(total, dtype=np.int64)
 
     def at(points: npt.NDArray[np.int64], end: bool) -> dict[str, npt.NDArray[Any]]:
@@ -353,9 +383,13 @@ def _apportion(
             out["64"] = np.where(exact, sp.n64[left], sp.n64[right]) if wraps else zeros
             out["32"] = np.where(exact, sp.n32[left], sp.n32[right]) if mismatches else zeros
             out["reg"] = np.where(after < before, sp.reg[right], sp.reg[left])
+            # estimated reads up to the one after the end (or at it)
+            out["e"] = np.where(exact, sp.ne[left], sp.ne[right]) if estimates else zeros
         else:
             out["64"] = sp.n64[left] if wraps else zeros
             out["32"] = sp.n32[left] if mismatches else zeros
+            # estimated reads before the one at or before the start
+            out["e"] = (sp.ne[left] - sp.est[left]) if estimates else zeros
         return out
 
     s, e = at(g, end=False), at(g + step, end=True)
@@ -364,7 +398,7 @@ def _apportion(
     flags = (
         np.where(wrapped, _ROLLOVER, 0)
         | np.where((e["32"] - s["32"]) > 0, _MISMATCH, 0)
-        | np.where((s["d"] > tol) | (e["d"] > tol), _ESTIMATED, 0)
+        | np.where((s["d"] > tol) | (e["d"] > tol) | ((e["e"] - s["e"]) > 0), _ESTIMATED, 0)
     ).astype(np.int32)
     keep = at_end & (keep_wrap_register | sp.given[owner] | ~wrapped)
     ids = frame.get_column("meter_id").gather(sp.first).gather(owner)
@@ -447,6 +481,8 @@ def _slice(sp: _Spans, rows: slice) -> _Spans:
         c=sp.c[rows],
         n64=sp.n64[rows],
         n32=sp.n32[rows],
+        est=sp.est[rows],
+        ne=sp.ne[rows],
         first=starts,
         last=np.append(starts[1:] - 1, len(meter) - 1),
         given=sp.given[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
@@ -464,6 +500,7 @@ def _next_carry(frame: pl.DataFrame, sp: _Spans, step: int) -> pl.DataFrame:
     keep = index >= anchor[sp.meter]
     return (
         frame.filter(pl.Series(keep))
-        .select("meter_id", "t", "reg")
+        .select("meter_id", "t", "reg", "est")
         .with_columns(top=pl.Series(sp.top[keep]))
+        .select(list(CARRY_SCHEMA))
     )

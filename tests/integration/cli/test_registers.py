@@ -276,3 +276,34 @@ def test_a_dsmr_export_of_tariff_registers_loads_as_their_sum(
     total = both[:, 1] + both[:, 2]
     assert [r[1] for r in rows] == [round(float(d)) / 1000 for d in np.diff(total)]
     assert rows[-1][2] == pytest.approx(total[-1] / 1000)  # the register kept: the sum
+
+
+def test_reads_the_source_estimated_mark_the_days_they_bound(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A month of the home's daily register reads (Wh) with a third column in which the
+    provider marks the reads it estimated (E) and the rest actual (A): exactly the days
+    that begin or end on an estimated read are estimated; the energy is unchanged."""
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_10yrdays.csv")[:31]
+    marked = {5, 6, 19}
+    path = tmp_path / "marked.csv"
+    path.write_text(
+        "".join(f"{t},{v},{'E' if i in marked else 'A'}\n" for i, (t, v) in enumerate(raw))
+    )
+    summary = _ingest(
+        path, "--set", "meter_id=NL-EST", "--tz", "+01:00", "--map", "estimated=#3",
+        interval=86400,
+    )  # fmt: skip
+    assert summary["quarantined"] == 0
+    assert not any("not derived" in w for w in summary["warnings"])
+    rows = _stored(conn, "NL-EST")
+    assert len(rows) == 30
+    # day d runs from read d to read d + 1
+    expected = {d for d in range(30) if d in marked or d + 1 in marked}
+    est = {i for i, r in enumerate(rows) if r[3] & 256}
+    assert est == expected
+    assert {r[4] for i, r in enumerate(rows) if i in expected} == {"estimated"}
+    # the other days are plain valid days (a day's reading is no flat line alone)
+    assert {(r[3], r[4]) for i, r in enumerate(rows) if i not in expected} == {(0, "valid")}
+    steps = np.diff(raw[:, 1]) / 1000
+    assert [r[1] for r in rows] == pytest.approx(steps.tolist())

@@ -346,6 +346,17 @@ def test_flat_line_longer_than_threshold_flags_the_whole_run() -> None:
     assert set(flags[:8] + flags[36:]) == {0}  # 6 h is not longer than 6 h
 
 
+def test_long_intervals_are_stuck_only_when_the_value_repeats() -> None:
+    # daily readings (each alone longer than 6 h): different values are no flat line,
+    # two equal days may be chance, three are a stuck value
+    day = dt.timedelta(days=1)
+    values = [4.2, 3.9, 5.1, 5.1, 2.8, 6.0, 6.0, 6.0, 3.3]
+    rows = [reading("D", T0 + i * day, v, interval_s=86400) for i, v in enumerate(values)]
+    out = validate(frame(rows), NO_METERS, CFG, NOW)
+    flagged = [q & FLAT != 0 for q in out.sort("ts")["quality"].to_list()]
+    assert flagged == [False] * 5 + [True] * 3 + [False]
+
+
 def test_flat_run_continues_from_context() -> None:
     # 4 h stored (16 rows) + 3 h in the batch (12 rows) = 7 h > 6 h: only batch rows flagged.
     ctx = series("A", T0, wavy(4) + [0.4] * 16, ctx=True, status="valid")

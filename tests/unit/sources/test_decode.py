@@ -395,8 +395,13 @@ def test_the_values_a_source_estimated_carry_the_estimated_bit() -> None:
     assert "_flags" not in decode(READING, raw.drop("Status"), plain).records.columns
 
 
-def test_estimated_is_an_input_of_readings_only_and_not_of_register_reads() -> None:
+def test_estimated_is_an_input_of_readings_and_of_register_reads() -> None:
     with pytest.raises(MappingError, match="estimated is not a field of grid"):
         build_mapping(GRID, maps=["estimated=x"])
-    with pytest.raises(MappingError, match="--map estimated marks interval values"):
-        build_mapping(READING, maps=["register_kwh=r", "estimated=e"], interval_s=3600)
+    # beside register reads it marks the reads (their intervals follow: test_registers)
+    mapping = build_mapping(READING, maps=["register_kwh=r", "estimated=e"], interval_s=3600)
+    raw = pl.DataFrame(
+        {"meter_id": ["M", "M"], "ts": ["2024-01-01T00:00Z", "2024-01-01T01:00Z"],
+         "r": ["1.0", "2.0"], "e": ["A", "E"]}
+    )  # fmt: skip
+    assert _flags(decode(READING, raw, mapping)) == [0, 256]

@@ -166,3 +166,27 @@ def test_energy_between_reads_keeps_the_reads_decimals() -> None:
     b = out.records.filter(pl.col("meter_id") == "B").sort("ts")["import_kwh"].to_list()
     assert b[0] == pytest.approx(1.001 / 1.5 * 1.0)
     assert round(b[0], 3) != b[0]  # a share: not cut to the register's Wh
+
+
+def _marked(reads: pl.DataFrame, estimated: list[int]) -> pl.DataFrame:
+    """``reads`` with the source's estimate mark (the decoder's bit) on rows ``estimated``."""
+    bits = [EST if i in estimated else 0 for i in range(reads.height)]
+    return reads.with_columns(pl.Series(FLAGS, bits, dtype=pl.Int32))
+
+
+@pytest.mark.parametrize("cut", [None, 2, 3, 4])
+def test_an_estimated_read_marks_the_intervals_it_bounds(cut: int | None) -> None:
+    """Hourly reads 0..6 h, the 3 h read estimated by the source: the hours ending and
+    starting at it (2-3 and 3-4) are estimates, the others measured, wherever the reads
+    are cut into batches (the mark travels with the carried read)."""
+    values = [100.0, 101.0, 103.0, 106.0, 110.0, 115.0, 121.0]
+    reads = _marked(_reads([("H", i * 3600, v) for i, v in enumerate(values)]), [3])
+    if cut is None:
+        out = derive_intervals(reads, empty_carry(), interval_s=3600).records
+    else:
+        first = derive_intervals(reads[:cut], empty_carry(), interval_s=3600)
+        second = derive_intervals(reads[cut:], first.carry, interval_s=3600)
+        out = pl.concat([first.records, second.records])
+    steps = np.diff(values)
+    expected = [(float(h), float(steps[h]), EST if h in (2, 3) else 0) for h in range(6)]
+    assert _hours(out, "H") == expected
