@@ -874,7 +874,7 @@ class Pipeline:
             with tracing.span("validate", {"metrify.kind": self.contract.kind}):
                 return assess_plain(records)
         ids = records["meter_id"]
-        meters = self.meters.get(ids)
+        meters = _with_declared_zones(self.meters.get(ids), ids, self._zones)
         if self.registers is not None:
             meters = self.registers.vee_meters(meters, ids)
         records = to_contract_units(records, meters, self.settings.commodities)
@@ -1191,6 +1191,32 @@ def _stored_values(contract: Contract, versions: pl.DataFrame, result: WriteResu
     if result.kept is None or not result.kept.height:
         return versions
     return versions.update(result.kept, on=list(contract.key), how="left", include_nulls=True)
+
+
+def _with_declared_zones(
+    meters: pl.DataFrame, ids: pl.Series, zones: dict[str, str]
+) -> pl.DataFrame:
+    """The meters' attributes with the zone their readings were declared in (``--tz``)
+    where they have none: a meter this run registers gets that zone (see
+    :meth:`PostgresStore.write_series`), and VEE judges its first batch as it will
+    judge the next (its local hours, the starts of its local days)."""
+    declared = {m: zones[m] for m in ids.unique().to_list() if m in zones}
+    if not declared:
+        return meters
+    given = pl.DataFrame(
+        {"meter_id": list(declared), "_declared": list(declared.values())},
+        schema={"meter_id": pl.String(), "_declared": pl.String()},
+    )
+    absent = given.join(meters.select("meter_id"), on="meter_id", how="anti")
+    if absent.height:
+        meters = pl.concat([meters, absent.select("meter_id")], how="diagonal_relaxed")
+    if "timezone" not in meters.columns:
+        meters = meters.with_columns(timezone=pl.lit(None, dtype=pl.String()))
+    return (
+        meters.join(given, on="meter_id", how="left", maintain_order="left")
+        .with_columns(pl.col("timezone").fill_null(pl.col("_declared")))
+        .drop("_declared")
+    )
 
 
 def _known_commodities(

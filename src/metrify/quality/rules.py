@@ -10,7 +10,9 @@ batch, but they are returned exactly as they came in: stored history is never re
 The rules, in the order :func:`validate` applies them:
 
 1. clock: a ``ts`` beyond ``now`` + tolerance is rejected; one off its interval grid is
-   suspect (``CLOCK``).
+   suspect (``CLOCK``). The grid is UTC's or the meter's own clock's: a daily reading
+   starts at local midnight (23:00 UTC in Amsterdam's winter), an hourly one in India
+   at half past the UTC hour.
 2. range: negative import or export, import above what the meter can physically pass in
    its interval, a power factor outside [-1, 1] are rejected; a voltage outside the
    statutory band is suspect, since the energy may still be right (``OUT_OF_RANGE``).
@@ -242,7 +244,10 @@ def _clock_and_range(df: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFr
     volt = pl.col("voltage_v")
     return df.with_columns(
         _future=pl.col("_us") > now_us + cfg.future_tolerance_s * _US,
-        _misaligned=(pl.col("_iv") <= 0) | (pl.col("_us") % pl.col("_iv") != 0).fill_null(True),
+        _misaligned=(pl.col("_iv") <= 0)
+        | ((pl.col("_us") % pl.col("_iv") != 0) & (pl.col("_lus") % pl.col("_iv") != 0)).fill_null(
+            True
+        ),
         _impossible=(
             (imp < 0).fill_null(False)
             | (pl.col("export_kwh") < 0).fill_null(False)
@@ -258,17 +263,20 @@ def _clock_and_range(df: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFr
 def _checked(df: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFrame:
     """``df`` with its meters' limits, times as integers, rules 1 and 2 and the local
     hour: what every row needs before the windowed rules, in any order."""
-    df = _with_meter_limits(df, meters, cfg).with_columns(
+    df = _with_meter_limits(df, meters, cfg)
+    df = df.with_columns(
         _ctx=pl.col("_ctx").fill_null(False),
         _us=pl.col("ts").dt.epoch("us"),
+        _lus=_local(df, meters),
         _iv=pl.col("interval_s").cast(pl.Int64) * _US,
     )
     df = _clock_and_range(df, cfg, now_us)
-    return df.with_columns(_hour=_local_hour(df, meters))
+    return df.with_columns(_hour=hour_of_day(pl.col("_lus")))
 
 
-def _local_hour(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
-    """Hour of day in each meter's own zone: consumption follows the local clock.
+def _local(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
+    """Each row's time on its meter's own clock (:func:`local_us`): consumption follows
+    the local clock, and so do the starts of local days.
 
     The zones are those of the reference rows (a fleet has a handful; rows of meters
     without one are in UTC, as ``_tz`` says); unknown zones count as UTC.
@@ -276,7 +284,7 @@ def _local_hour(df: pl.DataFrame, meters: pl.DataFrame) -> pl.Expr:
     names = ["UTC"]
     if "timezone" in meters.columns:
         names += meters.get_column("timezone").drop_nulls().unique().to_list()
-    return hour_of_day(local_us(df, "_tz", names))
+    return local_us(df, "_tz", names)
 
 
 def _spikes(df: pl.DataFrame, cfg: VeeConfig, extra: pl.DataFrame | None = None) -> pl.Series:
@@ -665,6 +673,27 @@ def _shifts(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     return df.with_columns(pl.Series("_shifted", flags) & ~pl.col("_ctx"))
 
 
+def _utc_starts(gaps: pl.DataFrame) -> pl.DataFrame:
+    """Gap rows with their ``ts`` in UTC: ``_t`` is UTC already, or, where the gap was
+    counted on the meter's clock (``_on_local``), a wall time of its zone ``_tz``. A wall
+    time the clock skips (a zone that springs forward at midnight) gets no row; one it
+    repeats is taken the first time."""
+    plain = pl.col("_t").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if not gaps.get_column("_on_local").any():
+        return gaps.with_columns(ts=plain.cast(TS))
+    utc = gaps.filter(~pl.col("_on_local")).with_columns(ts=plain.cast(TS))
+    parts = [utc]
+    for (zone,), part in gaps.filter(pl.col("_on_local")).group_by("_tz"):
+        wall = pl.col("_t").cast(pl.Datetime("us"))
+        start = wall.dt.replace_time_zone(str(zone), ambiguous="earliest", non_existent="null")
+        parts.append(
+            part.with_columns(ts=start.dt.convert_time_zone("UTC").cast(TS)).filter(
+                pl.col("ts").is_not_null()
+            )
+        )
+    return pl.concat(parts).sort("_anchor", "_t")
+
+
 def _combine(df: pl.DataFrame) -> pl.DataFrame:
     """Fold the rule columns into ``quality`` and ``status``; context rows keep theirs."""
     q = Quality
@@ -722,21 +751,35 @@ def _gaps(df: pl.DataFrame, cfg: VeeConfig, columns: list[str]) -> pl.DataFrame:
     max_us = int(cfg.max_gap_rows_days * DAY_US)
     iv = pl.when(pl.col("_iv") > 0).then(pl.col("_iv"))  # no grid without an interval
     anchors = df.with_columns(_i=pl.int_range(pl.len(), dtype=pl.Int64)).filter(~pl.col("_future"))
+    # A meter whose readings lie on its own clock's grid and not on UTC's (local days,
+    # India's hours) has its gaps on that grid: counted on the local clock, each gap
+    # row's local start then turned back into UTC (a 23- or 25-hour day included).
+    local = ((pl.col("_lus") % iv == 0) & (pl.col("_us") % iv != 0)).fill_null(False)
     anchors = anchors.select(
         "meter_id",
         "_g",
         "_ctx",
         "_i",
-        _slot=pl.col("_us") - (pl.col("_us") % iv).fill_null(0),
+        "_tz",
+        _local=local,
+        _uslot=pl.col("_us") - (pl.col("_us") % iv).fill_null(0),
+        _lslot=pl.col("_lus") - (pl.col("_lus") % iv).fill_null(0),
         _iv=iv,
         _interval="interval_s",
     )
+    # a gap is counted on the clock of the reading before it
+    on_local = pl.col("_local").shift(1).fill_null(False)
     found = anchors.with_columns(
-        _start=pl.col("_slot").shift(1) + pl.col("_iv").shift(1),
+        _slot=pl.when(on_local).then("_lslot").otherwise("_uslot"),
+        _start=pl.when(on_local)
+        .then(pl.col("_lslot").shift(1))
+        .otherwise(pl.col("_uslot").shift(1))
+        + pl.col("_iv").shift(1),
         _step=pl.col("_iv").shift(1),
         _pint=pl.col("_interval").shift(1),
         _pctx=pl.col("_ctx").shift(1),
         _same=pl.col("_g") == pl.col("_g").shift(1),
+        _on_local=on_local,
     ).filter(
         pl.col("_same")
         & (pl.col("_slot") > pl.col("_start"))
@@ -752,12 +795,13 @@ def _gaps(df: pl.DataFrame, cfg: VeeConfig, columns: list[str]) -> pl.DataFrame:
         "meter_id",
         "_start",
         "_step",
+        "_tz",
+        "_on_local",
         pl.int_ranges("_start", "_slot", "_step").alias("_t"),
         pl.col("_pint").alias("interval_s"),
         pl.col("_i").alias("_anchor"),
     ).explode("_t")
-    gaps = gaps.with_columns(
-        ts=pl.col("_t").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(TS),
+    gaps = _utc_starts(gaps).with_columns(
         _nth=(pl.col("_t") - pl.col("_start")) // pl.col("_step"),
     )
     fill = {

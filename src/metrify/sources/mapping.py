@@ -46,6 +46,19 @@ ENERGY_FIELD: Final = "import_kwh"
 #: estimated the value (read by :func:`metrify.sources.decode.decode`, carried as the
 #: ``estimated`` quality bit). A column of this name is read without ``--map``.
 ESTIMATED_INPUT: Final = "estimated"
+#: offsets of minutes (seconds east of UTC) as the IANA zone that has kept each all
+#: year, without daylight saving, since at least the 1980s: a meter declared
+#: ``--tz +05:30`` gets a zone on its reference row, so that its local hours and days
+#: are known (no ``Etc/GMT`` zone has minutes). Offsets only zones with daylight saving
+#: or recent changes hold (``+03:30``, ``+10:30``, ``+12:45``) are left without one.
+MINUTE_OFFSET_ZONES: Final = {
+    16200: "Asia/Kabul",  # +04:30
+    19800: "Asia/Kolkata",  # +05:30
+    20700: "Asia/Kathmandu",  # +05:45
+    23400: "Asia/Yangon",  # +06:30
+    34200: "Australia/Darwin",  # +09:30
+    -34200: "Pacific/Marquesas",  # -09:30
+}
 
 
 def mappable(contract: Contract) -> list[str]:
@@ -137,14 +150,15 @@ class Mapping:
     def zone_name(self) -> str | None:
         """The IANA name of ``tz`` for a meter's reference row: the zone itself, the
         ``Etc/GMT`` zone of a whole-hour offset (``+10:00`` is ``Etc/GMT-10``, POSIX
-        signs), None for an offset no IANA zone has (``+05:30``)."""
+        signs), the zone that has kept an offset of minutes all year for decades
+        (``+05:30`` is ``Asia/Kolkata``: :data:`MINUTE_OFFSET_ZONES`), None for another."""
         offset = self.offset_s
         if offset is None:
             return self.tz
         if offset == 0:
             return "UTC"
         if offset % 3600:
-            return None
+            return MINUTE_OFFSET_ZONES.get(offset)
         hours = offset // 3600
         return f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
 

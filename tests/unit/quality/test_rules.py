@@ -758,3 +758,68 @@ def test_hole_with_flat_register_alone_is_not_a_clock_jump() -> None:
     rows += [reading("A", T0 + (i + 4) * Q15, 0.5, register_kwh=10 + 0.5 * i) for i in range(6, 12)]
     out = validate(frame(rows), meters(), CFG, NOW)
     assert out.filter((pl.col("quality") & CLOCK) != 0).height == 0
+
+
+# ----------------------------------------------- the meter's own clock: local grids
+
+
+def _local_days(meter: str, zone: str, first: dt.date, values: Sequence[float | None]) -> list:
+    """Daily readings starting at each local midnight of ``zone`` (None: no row)."""
+    from zoneinfo import ZoneInfo
+
+    rows = []
+    for i, v in enumerate(values):
+        day = first + dt.timedelta(days=i)
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+        if v is not None:
+            rows.append(reading(meter, start, v, interval_s=86400))
+    return rows
+
+
+def test_daily_readings_at_local_midnight_are_on_the_meters_grid() -> None:
+    # local midnights in Amsterdam lie at 23:00 or 22:00 UTC, across the spring change;
+    # the same readings of a meter with no zone are off UTC's grid
+    values = [8.0 + (i % 5) for i in range(10)]
+    rows = _local_days("AMS", "Europe/Amsterdam", dt.date(2025, 3, 25), values)
+    ref = meters({"meter_id": "AMS", "timezone": "Europe/Amsterdam"})
+    out = validate(frame(rows), ref, CFG, NOW)
+    assert out["quality"].to_list() == [0] * 10
+    assert set(out["status"].to_list()) == {"valid"}
+    unzoned = validate(frame(rows), NO_METERS, CFG, NOW)
+    assert unzoned["quality"].to_list() == [CLOCK] * 10
+
+
+def test_hours_of_a_half_hour_zone_are_on_its_grid() -> None:
+    start = dt.datetime(2025, 3, 3, 0, 30, tzinfo=UTC)  # 06:00 in Kolkata
+    rows = [
+        reading("IN", start + dt.timedelta(hours=i), 0.5 + 0.1 * (i % 4), interval_s=3600)
+        for i in range(12)
+    ]
+    ref = meters({"meter_id": "IN", "timezone": "Asia/Kolkata"})
+    assert validate(frame(rows), ref, CFG, NOW)["quality"].to_list() == [0] * 12
+
+
+def test_gaps_of_local_days_start_at_local_midnight_across_both_changes() -> None:
+    """Days missing on either side of the spring and autumn changes: each gap row starts
+    at its own local midnight (a 23-hour and a 25-hour day among them), none overlaps a
+    reading."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Amsterdam")
+    first = dt.date(2025, 3, 27)
+    days = 220  # to the middle of November
+    missing = {dt.date(2025, 3, 30), dt.date(2025, 3, 31), dt.date(2025, 10, 26)}
+    values = [
+        None if first + dt.timedelta(days=i) in missing else 5.0 + (i % 7) for i in range(days)
+    ]
+    rows = _local_days("AMS", "Europe/Amsterdam", first, values)
+    ref = meters({"meter_id": "AMS", "timezone": "Europe/Amsterdam"})
+    out = validate(frame(rows), ref, CFG, NOW)
+    gaps = out.filter((pl.col("quality") & MISSING) != 0)
+    expected = sorted(
+        dt.datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC) for d in missing
+    )
+    assert gaps["ts"].to_list() == expected
+    assert gaps["interval_s"].to_list() == [86400] * 3
+    assert out.height == days
+    assert out["ts"].is_sorted()

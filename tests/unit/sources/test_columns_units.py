@@ -174,7 +174,12 @@ def test_aemo_market_time_is_standard_time_all_year(tz: str) -> None:
 def test_fixed_offsets_name_an_iana_zone_for_the_meter() -> None:
     assert build_mapping(READING, tz="+10:00").zone_name == "Etc/GMT-10"
     assert build_mapping(READING, tz="UTC-05:00").zone_name == "Etc/GMT+5"
-    assert build_mapping(READING, tz="+05:30").zone_name is None
+    # an offset of minutes: the zone that has kept it all year (India, Nepal, Darwin),
+    # none where only zones with daylight saving hold it (Lord Howe's +10:30)
+    assert build_mapping(READING, tz="+05:30").zone_name == "Asia/Kolkata"
+    assert build_mapping(READING, tz="+05:45").zone_name == "Asia/Kathmandu"
+    assert build_mapping(READING, tz="+09:30").zone_name == "Australia/Darwin"
+    assert build_mapping(READING, tz="+10:30").zone_name is None
     assert build_mapping(READING, tz="Europe/London").zone_name == "Europe/London"
     with pytest.raises(MappingError, match="between -14:00 and \\+14:00"):
         build_mapping(READING, tz="+15:00")
