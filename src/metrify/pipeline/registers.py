@@ -69,12 +69,11 @@ class RegisterStage:
         unit_kwh = mapping.factor(REGISTER_FIELD)
         self.kwh_digits = _kwh_digits(mapping.register_digits, unit_kwh)
         widths = None
-        if mapping.register_digits is None and self._meters is not None:
-            ids = reads.get_column("meter_id").unique()
-            widths = (
-                self._meters(ids)
-                .filter(pl.col("register_digits").is_not_null())
-                .select("meter_id", wrap_kwh=pl.lit(10.0).pow(pl.col("register_digits")))
+        ids = reads.get_column("meter_id").unique()
+        meters = self._meters(ids) if self._meters is not None else None
+        if mapping.register_digits is None and meters is not None:
+            widths = meters.filter(pl.col("register_digits").is_not_null()).select(
+                "meter_id", wrap_kwh=pl.lit(10.0).pow(pl.col("register_digits"))
             )
         derived = derive_intervals(
             reads,
@@ -84,6 +83,7 @@ class RegisterStage:
             digits=mapping.register_digits,
             keep_wrap_register=self.kwh_digits is not None,
             widths=widths,
+            zones=_clocks(ids, meters, mapping.zone_name),
         )
         touched = derived.carry.get_column("meter_id").unique()
         self._carry = pl.concat(
@@ -131,6 +131,20 @@ class RegisterStage:
                     stored.select("meter_id", "t", "reg", top=pl.col("reg"), est=pl.lit(False)),
                 ]
             ).select(list(CARRY_SCHEMA))
+
+
+def _clocks(ids: pl.Series, meters: pl.DataFrame | None, declared: str | None) -> pl.DataFrame:
+    """Each meter's zone (``meter_id``, ``timezone``): its reference row's, else the one
+    the load declares (``--tz``, given to the meters it registers), so that intervals
+    follow the clock VEE judges the meter's grid by."""
+    frame = pl.DataFrame({"meter_id": ids}).with_columns(
+        timezone=pl.lit(declared, dtype=pl.String())
+    )
+    if meters is not None and "timezone" in meters.columns and meters.height:
+        frame = frame.join(
+            meters.select("meter_id", _ref="timezone"), on="meter_id", how="left"
+        ).select("meter_id", timezone=pl.coalesce("_ref", "timezone"))
+    return frame.filter(pl.col("timezone").is_not_null())
 
 
 def _kwh_digits(digits: int | None, unit_kwh: float) -> int | None:

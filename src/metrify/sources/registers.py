@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import READING, TS, Quality
 from metrify.sources.batches import FLAGS
 
@@ -112,6 +113,7 @@ def derive_intervals(
     digits: int | None = None,
     keep_wrap_register: bool = True,
     widths: pl.DataFrame | None = None,
+    zones: pl.DataFrame | None = None,
 ) -> Derived:
     """Derive interval energy from register reads.
 
@@ -124,7 +126,11 @@ def derive_intervals(
     ``10**digits * unit_kwh`` kWh; ``keep_wrap_register``: see the module's text.
     ``widths`` (``meter_id``, ``wrap_kwh``): where ``digits`` is not given, the wrap of
     the meters whose reference data gives their register's width (VEE knows those, so
-    their wraps keep their register).
+    their wraps keep their register). ``zones`` (``meter_id``, ``timezone``): the
+    meters' own clocks; a meter whose zone puts the grid of ``interval_s`` elsewhere
+    than UTC does (local days, India's hours) gets its intervals on its own clock's
+    grid (a day from local midnight to local midnight, 23 or 25 hours at the clock
+    changes), so that reads taken at those instants give measured intervals.
     """
     step = interval_s * 1_000_000
     tol = int(step * READ_TOLERANCE)
@@ -211,6 +217,7 @@ def derive_intervals(
     else:
         frame = frame.with_columns(_wrap=pl.lit(None, dtype=pl.Float64), _vee=pl.lit(False))
     spans = _spans(frame, unit_kwh)
+    spans.zone = _own_clocks(frame, spans, zones, step)
     records = _apportion(frame, spans, step, tol, interval_s, keep_wrap_register)
     return Derived(records, _next_carry(frame, spans, step), reject_frame, repeats)
 
@@ -260,6 +267,8 @@ class _Spans:
     last: npt.NDArray[np.int64]
     #: per meter: whether VEE knows its register's width (from its reference row)
     given: npt.NDArray[np.bool_]
+    #: per meter: the zone whose clock its intervals follow (None: UTC's), or None for all
+    zone: npt.NDArray[np.object_] | None = None
 
 
 def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
@@ -323,6 +332,105 @@ def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
     )
 
 
+def _own_clocks(
+    frame: pl.DataFrame, sp: _Spans, zones: pl.DataFrame | None, step: int
+) -> npt.NDArray[np.object_] | None:
+    """Per meter, the zone whose clock its grid of ``step`` follows: its own where that
+    grid is not UTC's (days, or hours in a zone of half hours) and no fewer of its reads
+    lie on it than on UTC's (reads at local midnight; reads every hour lie on both, and
+    a meter's days are its own), else None (UTC's grid); None for all when no meter
+    follows its own. Where the two grids are one (hours in most zones) UTC's is kept,
+    and so it is for intervals under a day across a clock change: an hour of the wall
+    clock is repeated or skipped there."""
+    if zones is None or not zones.height:
+        return None
+    named = (
+        pl.DataFrame({"meter_id": frame.get_column("meter_id").gather(sp.first)})
+        .join(
+            zones.select("meter_id", "timezone").unique("meter_id"),
+            on="meter_id",
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("timezone")
+    )
+    zone = np.array(
+        [z if z is not None and known_zones([z]) else None for z in named.to_list()], dtype=object
+    )
+    if not any(z is not None for z in zone):
+        return None
+
+    def on_grid(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        counts = np.zeros(len(zone), dtype=np.int64)
+        np.add.at(counts, sp.meter, times % step == 0)
+        return counts
+
+    first, last = sp.us[sp.first], sp.us[sp.last]
+    apart = ((_wall(first, zone) - first) % step != 0) | ((_wall(last, zone) - last) % step != 0)
+    zone[~apart] = None
+    if not apart.any():  # (hours in most zones: one grid, nothing more to weigh)
+        return None
+    wall = _wall(sp.us, zone[sp.meter])
+    local = on_grid(wall)
+    # intervals shorter than a day keep UTC's grid across a clock change (Adelaide's
+    # half hours with daylight saving): their wall clock repeats or skips a grid point
+    offset = wall - sp.us
+    low = np.full(len(zone), np.iinfo(np.int64).max)
+    high = np.full(len(zone), np.iinfo(np.int64).min)
+    np.minimum.at(low, sp.meter, offset)
+    np.maximum.at(high, sp.meter, offset)
+    changes = (high != low) & (step < 86_400_000_000)
+    zone[changes | (local < on_grid(sp.us))] = None
+    return zone if any(z is not None for z in zone) else None
+
+
+def _wall(us: npt.NDArray[np.int64], zone: npt.NDArray[np.object_] | None) -> npt.NDArray[np.int64]:
+    """UTC instants (µs) as times on the wall clock of each one's zone (None: UTC)."""
+    if zone is None:
+        return us
+    out = us.copy()
+    for name in {z for z in zone if z is not None}:
+        mask = zone == name
+        local = (
+            pl.Series(us[mask])
+            .cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC")
+            .dt.convert_time_zone(name)
+            .dt.replace_time_zone(None)
+        )
+        out[mask] = local.dt.epoch("us").to_numpy()
+    return out
+
+
+def _utc(
+    wall: npt.NDArray[np.int64], zone: npt.NDArray[np.object_] | None
+) -> npt.NDArray[np.int64]:
+    """Times on each one's zone's wall clock (None: UTC) as UTC instants (µs). A time
+    the clock repeats is taken the first time; one it skips (a zone that springs
+    forward at midnight) is the instant of the jump."""
+    if zone is None:
+        return wall
+    out = wall.copy()
+    hour = 3_600_000_000
+    for name in {z for z in zone if z is not None}:
+        mask = zone == name
+
+        def instants(times: npt.NDArray[np.int64], name: str = name) -> pl.Series:
+            return (
+                pl.Series(times)
+                .cast(pl.Datetime("us"))
+                .dt.replace_time_zone(name, ambiguous="earliest", non_existent="null")
+                .dt.epoch("us")
+            )
+
+        found = instants(wall[mask])
+        if found.null_count():
+            # the wall time an hour earlier exists: the jump is an hour after it
+            found = found.fill_null(instants(wall[mask] - hour) + hour)
+        out[mask] = found.to_numpy()
+    return out
+
+
 def _keys(sp: _Spans, step: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """A sort key for (meter, time) in one integer: each meter's times shifted to lie
     after the previous meter's, and the shift per meter (so a meter's time ``p`` has
@@ -343,11 +451,14 @@ def _apportion(
 ) -> pl.DataFrame:
     """The target intervals between each meter's reads, with their energy and flags."""
     carried = frame.get_column("_carried").to_numpy()
-    first_t, last_t = sp.us[sp.first], sp.us[sp.last]
+    # (grid points on each meter's clock: UTC's, or its zone's wall clock)
+    first_t, last_t = _wall(sp.us[sp.first], sp.zone), _wall(sp.us[sp.last], sp.zone)
     start = -(-first_t // step) * step  # the first grid point at or after a read
     carried_last = np.full(len(sp.first), np.iinfo(np.int64).min)
     np.maximum.at(carried_last, sp.meter[carried], sp.us[carried])
-    resume = np.where(carried_last > np.iinfo(np.int64).min, carried_last // step * step, start)
+    was_carried = carried_last > np.iinfo(np.int64).min
+    carried_wall = _wall(np.where(was_carried, carried_last, sp.us[sp.first]), sp.zone)
+    resume = np.where(was_carried, carried_wall // step * step, start)
     from_g = np.maximum(start, resume)
     to_g = last_t // step * step - step
     count = np.where(to_g >= from_g, (to_g - from_g) // step + 1, 0)
@@ -359,7 +470,9 @@ def _apportion(
         return _by_meter_groups(frame, sp, step, tol, interval_s, keep_wrap_register)
     owner = np.repeat(np.arange(len(count)), count)
     offsets = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    g = from_g[owner] + offsets * step
+    wall = from_g[owner] + offsets * step
+    zone = None if sp.zone is None else sp.zone[owner]
+    g, g_end = _utc(wall, zone), _utc(wall + step, zone)
     key, shift = _keys(sp, step)
     n = len(sp.us)
 
@@ -392,7 +505,7 @@ def _apportion(
             out["e"] = (sp.ne[left] - sp.est[left]) if estimates else zeros
         return out
 
-    s, e = at(g, end=False), at(g + step, end=True)
+    s, e = at(g, end=False), at(g_end, end=True)
     wrapped = (e["64"] - s["64"]) > 0
     at_end = e["d"] <= tol
     flags = (
@@ -486,13 +599,16 @@ def _slice(sp: _Spans, rows: slice) -> _Spans:
         first=starts,
         last=np.append(starts[1:] - 1, len(meter) - 1),
         given=sp.given[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
+        zone=None
+        if sp.zone is None
+        else sp.zone[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
     )
 
 
 def _next_carry(frame: pl.DataFrame, sp: _Spans, step: int) -> pl.DataFrame:
     """Per meter, the reads from the last one at or before the start of its last
     unfinished interval: what the next batch needs to continue."""
-    resume = sp.us[sp.last] // step * step
+    resume = _utc(_wall(sp.us[sp.last], sp.zone) // step * step, sp.zone)
     index = np.arange(len(sp.us))
     anchor = sp.first.copy()  # when every read lies in the unfinished interval
     before = sp.us <= resume[sp.meter]

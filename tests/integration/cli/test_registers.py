@@ -5,6 +5,7 @@ computed from the raw file with numpy, not by the code under test."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,36 @@ def test_reads_the_source_estimated_mark_the_days_they_bound(
     assert {(r[3], r[4]) for i, r in enumerate(rows) if i not in expected} == {(0, "valid")}
     steps = np.diff(raw[:, 1]) / 1000
     assert [r[1] for r in rows] == pytest.approx(steps.tolist())
+
+
+def test_daily_reads_at_local_midnight_load_as_measured_local_days(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """The home's daily register values written as a provider exports them: one read
+    per local midnight in Amsterdam, a month across the spring change. Each day runs
+    from its local midnight to the next (23 hours on 30 March), measured and valid; the
+    energy of each is the advance between its reads."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Amsterdam")
+    raw = _raw("elec_quantity_lt_orig_CurrentElectricityQuantity_10yrdays.csv")[:31]
+    days = [dt.date(2025, 3, 15) + dt.timedelta(days=i) for i in range(len(raw))]
+    path = tmp_path / "local.csv"
+    path.write_text(
+        "meter,read_at,wh\n"
+        + "".join(f"NL-LOC,{d} 00:00,{v}\n" for d, v in zip(days, raw[:, 1], strict=True))
+    )
+    result = runner.invoke(
+        app,
+        [
+            "ingest", "readings", str(path), "--map", "meter_id=meter", "--map", "ts=read_at",
+            "--map", "register_kwh=wh", "--unit", "register_kwh=Wh",
+            "--tz", "Europe/Amsterdam", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = _stored(conn, "NL-LOC")
+    starts = [int(dt.datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()) for d in days]
+    assert [r[0] for r in rows] == starts[:-1]
+    assert [r[1] for r in rows] == pytest.approx((np.diff(raw[:, 1]) / 1000).tolist())
+    assert {(r[3], r[4]) for r in rows} == {(0, "valid")}

@@ -190,3 +190,90 @@ def test_an_estimated_read_marks_the_intervals_it_bounds(cut: int | None) -> Non
     steps = np.diff(values)
     expected = [(float(h), float(steps[h]), EST if h in (2, 3) else 0) for h in range(6)]
     assert _hours(out, "H") == expected
+
+
+def _local_reads(meter: str, zone: str, first: dt.date, values: list[float], hours: int = 24):
+    """Reads every ``hours`` hours of ``zone``'s wall clock from ``first``'s midnight."""
+    from zoneinfo import ZoneInfo
+
+    start = dt.datetime(first.year, first.month, first.day)
+    times = [
+        (start + dt.timedelta(hours=i * hours)).replace(tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)
+        for i in range(len(values))
+    ]
+    return _reads(
+        [(meter, int((t - T0).total_seconds()), v) for t, v in zip(times, values, strict=True)]
+    ), times
+
+
+BERLIN = pl.DataFrame({"meter_id": ["DE"], "timezone": ["Europe/Berlin"]})
+
+
+@pytest.mark.parametrize("cut", [None, 4, 9])
+def test_daily_reads_at_local_midnight_give_measured_local_days(cut: int | None) -> None:
+    """Reads at Berlin's midnights across the spring change (a 23-hour day): with the
+    meter's zone each day runs from one read to the next, measured, 23 hours included;
+    the cut into batches changes nothing."""
+    values = [100.0 + 3.0 * i + (i % 3) for i in range(12)]
+    reads, times = _local_reads("DE", "Europe/Berlin", dt.date(2025, 3, 25), values)
+    if cut is None:
+        out = derive_intervals(reads, empty_carry(), interval_s=86400, zones=BERLIN).records
+    else:
+        first = derive_intervals(reads[:cut], empty_carry(), interval_s=86400, zones=BERLIN)
+        second = derive_intervals(reads[cut:], first.carry, interval_s=86400, zones=BERLIN)
+        out = pl.concat([first.records, second.records])
+    out = out.sort("ts")
+    assert out["ts"].to_list() == times[:-1]
+    assert out["import_kwh"].to_list() == pytest.approx(np.diff(values).tolist())
+    assert out[FLAGS].to_list() == [0] * 11
+    assert out["register_kwh"].to_list() == values[1:]
+
+
+def test_without_the_zone_local_midnights_are_apportioned_to_utc_days() -> None:
+    values = [100.0 + 3.0 * i for i in range(6)]
+    # (in summer: two hours from UTC's midnight, beyond the reads' 5 % tolerance)
+    reads, _ = _local_reads("DE", "Europe/Berlin", dt.date(2025, 7, 10), values)
+    out = derive_intervals(reads, empty_carry(), interval_s=86400).records.sort("ts")
+    assert [t.hour for t in out["ts"].to_list()] == [0] * 4  # UTC midnights between reads
+    assert (out[FLAGS] & EST != 0).all()
+
+
+def test_hourly_reads_to_local_days_across_the_autumn_change() -> None:
+    """Hourly reads of Berlin's wall clock (the repeated hour read twice) derived to days:
+    the 25-hour day holds its 25 hours' energy, every day starts at local midnight and
+    the total is the register's advance."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Berlin")
+    start = dt.datetime(2025, 10, 24, tzinfo=zone).astimezone(dt.UTC)
+    end = dt.datetime(2025, 10, 29, tzinfo=zone).astimezone(dt.UTC)
+    hours = int((end - start).total_seconds() // 3600)
+    values = [500.0 + 0.25 * i for i in range(hours + 1)]  # 0.25 kWh every UTC hour
+    reads = _reads(
+        [("DE", int((start - T0).total_seconds()) + 3600 * i, v) for i, v in enumerate(values)]
+    )
+    out = derive_intervals(reads, empty_carry(), interval_s=86400, zones=BERLIN).records.sort("ts")
+    starts = [dt.datetime(2025, 10, d, tzinfo=zone).astimezone(dt.UTC) for d in range(24, 29)]
+    assert out["ts"].to_list() == starts
+    assert out["import_kwh"].to_list() == pytest.approx([6.0, 6.0, 6.25, 6.0, 6.0])
+    assert out[FLAGS].to_list() == [0] * 5
+    assert out["import_kwh"].sum() == pytest.approx(values[-1] - values[0])
+
+
+def test_hours_of_a_half_hour_zone_follow_its_clock_without_daylight_saving_only() -> None:
+    """Hourly reads on Kolkata's wall clock (half past the UTC hour) give measured hours
+    on that clock; in Adelaide (half hours, with daylight saving) hours across the
+    clock change stay on UTC's grid, never a repeated or skipped wall hour."""
+    values = [10.0 + 0.5 * i for i in range(30)]
+    reads, times = _local_reads("IN", "Asia/Kolkata", dt.date(2025, 3, 3), values, hours=1)
+    india = pl.DataFrame({"meter_id": ["IN"], "timezone": ["Asia/Kolkata"]})
+    out = derive_intervals(reads, empty_carry(), interval_s=3600, zones=india).records.sort("ts")
+    assert out["ts"].to_list() == times[:-1]
+    assert out[FLAGS].to_list() == [0] * 29
+    # Adelaide moved its clocks forward on 5 October 2025 at 02:00 (+09:30 -> +10:30)
+    reads, _ = _local_reads("AU", "Australia/Adelaide", dt.date(2025, 10, 4), values, hours=1)
+    adelaide = pl.DataFrame({"meter_id": ["AU"], "timezone": ["Australia/Adelaide"]})
+    out = derive_intervals(reads, empty_carry(), interval_s=3600, zones=adelaide).records
+    steps = out.sort("ts")["ts"].diff().drop_nulls().unique().to_list()
+    assert steps == [dt.timedelta(hours=1)]
+    assert [t.minute for t in out["ts"].to_list()] == [0] * out.height
