@@ -757,7 +757,7 @@ def decode(
         [pl.col(n).cast(t) for n, t in contract.schema.items()]
         + ([pl.col(FLAGS)] if FLAGS in exprs else [])
     )
-    ignored = [c for c in raw.columns if c not in used]
+    ignored = [c for c in raw.columns if c not in used and not _trailing_blank(raw, c)]
     present = [
         n
         for n in contract.schema
@@ -822,3 +822,15 @@ def _boolean(text: pl.Expr) -> pl.Expr:
         .then(False)
         .otherwise(None)
     )
+
+
+def _trailing_blank(raw: pl.DataFrame, column: str) -> bool:
+    """Whether ``column`` is a column without a header and without a value in any row:
+    what a delimiter at the end of every line (``a;b;c;``, common in spreadsheet
+    exports) leaves. Nothing is lost by ignoring it, so it is not reported."""
+    if not (column.startswith("#") and column[1:].isdigit()):
+        return False
+    values = raw.get_column(column)
+    if values.dtype != pl.String:
+        return values.null_count() == values.len()
+    return bool(values.str.strip_chars().fill_null("").eq("").all())

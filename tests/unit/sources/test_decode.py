@@ -328,6 +328,17 @@ def test_unknown_columns_reported() -> None:
     assert out.ignored_columns == ["colour"]
 
 
+def test_a_trailing_delimiters_empty_column_is_not_reported() -> None:
+    # "a;b;c;" leaves a column without a header: unreported while empty, reported
+    # as soon as it holds something
+    rows = {"meter_id": ["A", "A"], "ts": ["2013-01-01T00:00Z", "2013-01-01T00:30Z"]}
+    mapping = build_mapping(READING, interval_s=1800)
+    blank = pl.DataFrame({**rows, "import_kwh": ["1", "2"], "#4": ["", None]})
+    assert decode(READING, blank, mapping).ignored_columns == []
+    filled = pl.DataFrame({**rows, "import_kwh": ["1", "2"], "#4": ["", "x"]})
+    assert decode(READING, filled, mapping).ignored_columns == ["#4"]
+
+
 def test_typed_parquet_columns_decode() -> None:
     raw = pl.DataFrame(
         {
