@@ -508,10 +508,10 @@ def _runs(df: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     Runs are maximal sequences of contiguous readings (each exactly one interval after the
     last) with the same import (a stuck one of at least :data:`MIN_STUCK_READINGS`);
     history rows are part of them, so a run that began before the batch is measured from
-    its true start. Run length is rows x interval. A zero run
-    over which the register still climbs is a dead interval channel on a live meter (the
-    register saw use the intervals did not): ``REGISTER_MISMATCH`` as well; under a flat
-    or absent register it is just an empty property (``FLAT_LINE`` alone).
+    its true start. Run length is rows x interval. A zero run over which the register
+    still climbs is a dead interval channel on a live meter (the register saw use the
+    intervals did not): ``REGISTER_MISMATCH`` as well; under a flat or absent register it
+    is just an empty property (``FLAT_LINE`` alone).
     """
     imp = pl.col("import_kwh")
     new_run = (
