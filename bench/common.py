@@ -200,3 +200,23 @@ def rotated_rounds(
             rows[name] = count
             print(f"run {run + 1} {name}: {took:.2f} s, {count:,} rows", flush=True)
     return seconds, rows
+
+
+def timing_table(
+    lines: list[str],
+    seconds: dict[str, list[float]],
+    cells: Any,
+    out: Path | None,
+) -> None:
+    """Finish a results page of :func:`rotated_rounds`: a row per case (median and span,
+    then ``cells(name, median)``, the case's own rate and output columns), printed,
+    written to ``out`` if given, and the medians as one JSON line."""
+    for name, runs in seconds.items():
+        median = statistics.median(runs)
+        span = f"{min(runs):.2f}..{max(runs):.2f}"
+        lines.append(f"| {name} | {median:.2f} ({span}) | {cells(name, median)} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        out.write_text(text)
+    print(json.dumps({n: statistics.median(r) for n, r in seconds.items()}))

@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from common import base_python, ensure_venv, rotated_rounds
+from common import base_python, ensure_venv, rotated_rounds, timing_table
 from common import timed_child as timed
 
 ROOT = Path(__file__).resolve().parent
@@ -162,17 +160,13 @@ def main() -> None:
         "| reader | seconds | rows/s | rows out |",
         "| --- | --- | --- | --- |",
     ]
-    for name, runs in seconds.items():
-        median = statistics.median(runs)
-        span = f"{min(runs):.2f}..{max(runs):.2f}"
-        rate = "" if name == "read the bytes" else f"{values / median:,.0f}"
-        out = f"{rows[name]:,}" if name != "read the bytes" else f"{size:,} bytes"
-        lines.append(f"| {name} | {median:.2f} ({span}) | {rate} | {out} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    print(json.dumps({n: statistics.median(r) for n, r in seconds.items()}))
+
+    def cells(name: str, median: float) -> str:
+        if name == "read the bytes":
+            return f" | {size:,} bytes"
+        return f"{values / median:,.0f} | {rows[name]:,}"
+
+    timing_table(lines, seconds, cells, args.out)
 
 
 if __name__ == "__main__":

@@ -32,17 +32,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from common import base_python, ensure_venv, rotated_rounds
+from common import base_python, ensure_venv, rotated_rounds, timing_table
 from common import timed_child as timed
 
 ROOT = Path(__file__).resolve().parent
@@ -232,16 +230,10 @@ def main() -> None:
         "| reader | seconds | readings/s | rows out |",
         "| --- | --- | --- | --- |",
     ]
-    for name, runs in seconds.items():
-        median = statistics.median(runs)
-        span = f"{min(runs):.2f}..{max(runs):.2f}"
-        lines.append(f"| {name} | {median:.2f} ({span}) | {rows[name] / median:,.0f} | "
-                     f"{rows[name]:,} |")  # fmt: skip
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    print(json.dumps({n: statistics.median(r) for n, r in seconds.items()}))
+    timing_table(
+        lines, seconds, lambda name, median: f"{rows[name] / median:,.0f} | {rows[name]:,}",
+        args.out,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

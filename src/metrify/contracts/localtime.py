@@ -28,6 +28,8 @@ __all__ = [
     "hour_of_week",
     "known_zones",
     "local_us",
+    "utc_of_wall",
+    "wall_of_utc",
 ]
 
 HOUR_US: Final = 3_600_000_000
@@ -101,3 +103,25 @@ def _offset(instants: pl.Series, zone: str) -> pl.Expr:
     for start, off in zip(starts[1:], offsets[1:], strict=True):
         expr = pl.when(us >= start).then(pl.lit(off, dtype=pl.Int64)).otherwise(expr)
     return expr
+
+
+def wall_of_utc(us: pl.Series, zone: str) -> pl.Series:
+    """UTC instants (µs since the epoch) as times on ``zone``'s wall clock (µs)."""
+    return (
+        us.cast(pl.Datetime("us"))
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(zone)
+        .dt.replace_time_zone(None)
+        .dt.epoch("us")
+    )
+
+
+def utc_of_wall(wall: pl.Series, zone: str) -> pl.Series:
+    """Times on ``zone``'s wall clock (µs) as UTC instants (µs since the epoch): a time
+    the clock repeats (the hour it falls back) taken the first time, one it skips (the
+    hour it springs forward) null, for the caller to drop or place."""
+    return (
+        wall.cast(pl.Datetime("us"))
+        .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+        .dt.epoch("us")
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -162,7 +162,7 @@ def _bulk(
     lake: Lake,
     contract: Contract,
     stretch: list[dt.date],
-    pending: dict[tuple[str, dt.date], list[int]] | set[tuple[str, dt.date]],
+    pending: Container[tuple[str, dt.date]],
 ) -> Iterator[DayState]:
     """Consecutive days compared with one read of the lake and one of the store (a day
     at a time, each opened the lake's table and a dataset: a year took 16 s)."""
@@ -221,23 +221,12 @@ def sync_days(conn: Connection, lake: Lake, contract: Contract, days: list[dt.da
     household took a minute and a half; nearly all of it opening the lake's table and a
     dataset for each day."""
     replaced = 0
-    for stretch in _stretches(sorted(set(days))):
-        for state in _bulk(conn, lake, contract, stretch, set()):
+    planned = [(contract.kind, day) for day in sorted(set(days))]
+    for _, stretch in _kind_stretches(planned):
+        for state in _bulk(conn, lake, contract, stretch, ()):
             if not state.equal:
                 replaced += not sync_day(conn, lake, contract, state.day).equal
     return replaced
-
-
-def _stretches(days: list[dt.date]) -> Iterator[list[dt.date]]:
-    """Sorted ``days`` as runs of consecutive days, at most :data:`_SPAN_DAYS` long."""
-    run: list[dt.date] = []
-    for day in days:
-        if run and (day - run[-1] > dt.timedelta(days=1) or len(run) >= _SPAN_DAYS):
-            yield run
-            run = []
-        run.append(day)
-    if run:
-        yield run
 
 
 def _by_day(frame: pl.DataFrame | None) -> dict[dt.date, pl.DataFrame]:

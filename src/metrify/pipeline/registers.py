@@ -83,7 +83,7 @@ class RegisterStage:
             digits=mapping.register_digits,
             keep_wrap_register=self.kwh_digits is not None,
             widths=widths,
-            zones=_clocks(ids, meters, mapping.zone_name),
+            zones=_zones(meters),
         )
         touched = derived.carry.get_column("meter_id").unique()
         self._carry = pl.concat(
@@ -133,18 +133,13 @@ class RegisterStage:
             ).select(list(CARRY_SCHEMA))
 
 
-def _clocks(ids: pl.Series, meters: pl.DataFrame | None, declared: str | None) -> pl.DataFrame:
-    """Each meter's zone (``meter_id``, ``timezone``): its reference row's, else the one
-    the load declares (``--tz``, given to the meters it registers), so that intervals
+def _zones(meters: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The meters' zones (``meter_id``, ``timezone``) from their attributes, which hold
+    the zone a load declares for the meters it registers (see ``Pipeline``): intervals
     follow the clock VEE judges the meter's grid by."""
-    frame = pl.DataFrame({"meter_id": ids}).with_columns(
-        timezone=pl.lit(declared, dtype=pl.String())
-    )
-    if meters is not None and "timezone" in meters.columns and meters.height:
-        frame = frame.join(
-            meters.select("meter_id", _ref="timezone"), on="meter_id", how="left"
-        ).select("meter_id", timezone=pl.coalesce("_ref", "timezone"))
-    return frame.filter(pl.col("timezone").is_not_null())
+    if meters is None or "timezone" not in meters.columns:
+        return None
+    return meters.select("meter_id", "timezone").filter(pl.col("timezone").is_not_null())
 
 
 def _kwh_digits(digits: int | None, unit_kwh: float) -> int | None:

@@ -390,7 +390,7 @@ class Pipeline:
         if self.registers is None:
             self.registers = RegisterStage(
                 self.store.last_register_reads,
-                self.meters.get if self.meters is not None else None,
+                self._meter_attributes if self.meters is not None else None,
             )
         derived = self.registers.derive(decoded, mapping, first_line=first_line, lines=lines)
         self.summary.duplicates += derived.repeats
@@ -668,6 +668,13 @@ class Pipeline:
             outbox=self.lake is not None,
         )
 
+    def _meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
+        """The meters' reference attributes, with the zone their readings were declared
+        in where they have none (:func:`_with_declared_zones`): what VEE and the register
+        derivation judge a meter's clock by."""
+        assert self.meters is not None
+        return _with_declared_zones(self.meters.get(ids), ids, self._zones)
+
     def _declare_zone(self, records: pl.DataFrame, zone: str) -> None:
         """Remember ``zone`` for the meters of ``records`` not yet given one."""
         new = [m for m in records.get_column("meter_id").unique().to_list() if m not in self._zones]
@@ -874,7 +881,7 @@ class Pipeline:
             with tracing.span("validate", {"metrify.kind": self.contract.kind}):
                 return assess_plain(records)
         ids = records["meter_id"]
-        meters = _with_declared_zones(self.meters.get(ids), ids, self._zones)
+        meters = self._meter_attributes(ids)
         if self.registers is not None:
             meters = self.registers.vee_meters(meters, ids)
         records = to_contract_units(records, meters, self.settings.commodities)

@@ -38,7 +38,7 @@ from typing import Final
 import polars as pl
 
 from metrify.contracts.commodities import commodities_with
-from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us
+from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us, utc_of_wall
 from metrify.contracts.records import METER, TS, Commodity, Quality, Status
 from metrify.settings.vee import VeeConfig
 
@@ -684,12 +684,11 @@ def _utc_starts(gaps: pl.DataFrame) -> pl.DataFrame:
     utc = gaps.filter(~pl.col("_on_local")).with_columns(ts=plain.cast(TS))
     parts = [utc]
     for (zone,), part in gaps.filter(pl.col("_on_local")).group_by("_tz"):
-        wall = pl.col("_t").cast(pl.Datetime("us"))
-        start = wall.dt.replace_time_zone(str(zone), ambiguous="earliest", non_existent="null")
+        start = utc_of_wall(part.get_column("_t"), str(zone))
         parts.append(
-            part.with_columns(ts=start.dt.convert_time_zone("UTC").cast(TS)).filter(
-                pl.col("ts").is_not_null()
-            )
+            part.with_columns(
+                ts=start.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(TS)
+            ).filter(pl.col("ts").is_not_null())
         )
     return pl.concat(parts).sort("_anchor", "_t")
 

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from metrify.contracts.localtime import known_zones
+from metrify.contracts.localtime import DAY_US, HOUR_US, known_zones, utc_of_wall, wall_of_utc
 from metrify.contracts.records import READING, TS, Quality
 from metrify.sources.batches import FLAGS
 
@@ -217,7 +217,7 @@ def derive_intervals(
     else:
         frame = frame.with_columns(_wrap=pl.lit(None, dtype=pl.Float64), _vee=pl.lit(False))
     spans = _spans(frame, unit_kwh)
-    spans.zone = _own_clocks(frame, spans, zones, step)
+    spans.clocks = _own_clocks(frame, spans, zones, step)
     records = _apportion(frame, spans, step, tol, interval_s, keep_wrap_register)
     return Derived(records, _next_carry(frame, spans, step), reject_frame, repeats)
 
@@ -267,8 +267,52 @@ class _Spans:
     last: npt.NDArray[np.int64]
     #: per meter: whether VEE knows its register's width (from its reference row)
     given: npt.NDArray[np.bool_]
-    #: per meter: the zone whose clock its intervals follow (None: UTC's), or None for all
-    zone: npt.NDArray[np.object_] | None = None
+    #: the zones whose clocks meters' intervals follow (None: UTC's for all)
+    clocks: _Clocks | None = None
+
+
+@dataclass
+class _Clocks:
+    """Per meter, the zone whose wall clock its grid follows: ``code`` (-1: UTC) into
+    ``names``. Conversions take each value's meter (``owner``) and run per zone, never
+    per value in Python."""
+
+    code: npt.NDArray[np.int64]
+    names: list[str]
+
+    def wall(
+        self, us: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """UTC instants (µs) as times on the wall clock of their meter's zone."""
+        out, codes = us.copy(), self.code[owner]
+        for number, name in enumerate(self.names):
+            mask = codes == number
+            if mask.any():
+                out[mask] = wall_of_utc(pl.Series(us[mask]), name).to_numpy()
+        return out
+
+    def utc(
+        self, wall: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Wall-clock times of their meter's zone as UTC instants (µs). A time the clock
+        repeats is taken the first time; one it skips (a zone that springs forward at
+        midnight) is the instant of the jump: an hour after the wall time an hour
+        earlier, which exists."""
+        out, codes = wall.copy(), self.code[owner]
+        for number, name in enumerate(self.names):
+            mask = codes == number
+            if not mask.any():
+                continue
+            found = utc_of_wall(pl.Series(wall[mask]), name)
+            if found.null_count():
+                found = found.fill_null(
+                    utc_of_wall(pl.Series(wall[mask] - HOUR_US), name) + HOUR_US
+                )
+            out[mask] = found.to_numpy()
+        return out
+
+    def part(self, meters: slice) -> _Clocks:
+        return _Clocks(self.code[meters], self.names)
 
 
 def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
@@ -334,14 +378,14 @@ def _spans(frame: pl.DataFrame, unit_kwh: float) -> _Spans:
 
 def _own_clocks(
     frame: pl.DataFrame, sp: _Spans, zones: pl.DataFrame | None, step: int
-) -> npt.NDArray[np.object_] | None:
-    """Per meter, the zone whose clock its grid of ``step`` follows: its own where that
+) -> _Clocks | None:
+    """The zone whose clock each meter's grid of ``step`` follows: its own where that
     grid is not UTC's (days, or hours in a zone of half hours) and no fewer of its reads
     lie on it than on UTC's (reads at local midnight; reads every hour lie on both, and
-    a meter's days are its own), else None (UTC's grid); None for all when no meter
-    follows its own. Where the two grids are one (hours in most zones) UTC's is kept,
-    and so it is for intervals under a day across a clock change: an hour of the wall
-    clock is repeated or skipped there."""
+    a meter's days are its own), else UTC's; None when no meter follows its own. Where
+    the two grids are one (hours in most zones) UTC's is kept, and so it is for
+    intervals under a day across a clock change: an hour of the wall clock is repeated
+    or skipped there."""
     if zones is None or not zones.height:
         return None
     named = (
@@ -354,81 +398,50 @@ def _own_clocks(
         )
         .get_column("timezone")
     )
-    zone = np.array(
-        [z if z is not None and known_zones([z]) else None for z in named.to_list()], dtype=object
+    names = known_zones(named.drop_nulls().unique().sort().to_list())
+    if not names:
+        return None
+    code = named.replace_strict(names, list(range(len(names))), default=-1, return_dtype=pl.Int64)
+    clocks = _Clocks(code.to_numpy().copy(), names)
+    meters = np.arange(len(sp.first))
+    first, last = sp.us[sp.first], sp.us[sp.last]
+    apart = ((clocks.wall(first, meters) - first) % step != 0) | (
+        (clocks.wall(last, meters) - last) % step != 0
     )
-    if not any(z is not None for z in zone):
+    clocks.code[~apart] = -1
+    if not apart.any():  # (hours in most zones: one grid, nothing more to weigh)
         return None
 
     def on_grid(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        counts = np.zeros(len(zone), dtype=np.int64)
+        counts = np.zeros(len(meters), dtype=np.int64)
         np.add.at(counts, sp.meter, times % step == 0)
         return counts
 
-    first, last = sp.us[sp.first], sp.us[sp.last]
-    apart = ((_wall(first, zone) - first) % step != 0) | ((_wall(last, zone) - last) % step != 0)
-    zone[~apart] = None
-    if not apart.any():  # (hours in most zones: one grid, nothing more to weigh)
-        return None
-    wall = _wall(sp.us, zone[sp.meter])
-    local = on_grid(wall)
+    wall = clocks.wall(sp.us, sp.meter)
     # intervals shorter than a day keep UTC's grid across a clock change (Adelaide's
     # half hours with daylight saving): their wall clock repeats or skips a grid point
     offset = wall - sp.us
-    low = np.full(len(zone), np.iinfo(np.int64).max)
-    high = np.full(len(zone), np.iinfo(np.int64).min)
+    low = np.full(len(meters), np.iinfo(np.int64).max)
+    high = np.full(len(meters), np.iinfo(np.int64).min)
     np.minimum.at(low, sp.meter, offset)
     np.maximum.at(high, sp.meter, offset)
-    changes = (high != low) & (step < 86_400_000_000)
-    zone[changes | (local < on_grid(sp.us))] = None
-    return zone if any(z is not None for z in zone) else None
+    changes = (high != low) & (step < DAY_US)
+    clocks.code[changes | (on_grid(wall) < on_grid(sp.us))] = -1
+    return clocks if (clocks.code >= 0).any() else None
 
 
-def _wall(us: npt.NDArray[np.int64], zone: npt.NDArray[np.object_] | None) -> npt.NDArray[np.int64]:
-    """UTC instants (µs) as times on the wall clock of each one's zone (None: UTC)."""
-    if zone is None:
-        return us
-    out = us.copy()
-    for name in {z for z in zone if z is not None}:
-        mask = zone == name
-        local = (
-            pl.Series(us[mask])
-            .cast(pl.Datetime("us"))
-            .dt.replace_time_zone("UTC")
-            .dt.convert_time_zone(name)
-            .dt.replace_time_zone(None)
-        )
-        out[mask] = local.dt.epoch("us").to_numpy()
-    return out
+def _wall(
+    sp: _Spans, us: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """``us`` on their meters' clocks (UTC's where no meter follows its own)."""
+    return us if sp.clocks is None else sp.clocks.wall(us, owner)
 
 
 def _utc(
-    wall: npt.NDArray[np.int64], zone: npt.NDArray[np.object_] | None
+    sp: _Spans, wall: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """Times on each one's zone's wall clock (None: UTC) as UTC instants (µs). A time
-    the clock repeats is taken the first time; one it skips (a zone that springs
-    forward at midnight) is the instant of the jump."""
-    if zone is None:
-        return wall
-    out = wall.copy()
-    hour = 3_600_000_000
-    for name in {z for z in zone if z is not None}:
-        mask = zone == name
-
-        def instants(times: npt.NDArray[np.int64], name: str = name) -> pl.Series:
-            return (
-                pl.Series(times)
-                .cast(pl.Datetime("us"))
-                .dt.replace_time_zone(name, ambiguous="earliest", non_existent="null")
-                .dt.epoch("us")
-            )
-
-        found = instants(wall[mask])
-        if found.null_count():
-            # the wall time an hour earlier exists: the jump is an hour after it
-            found = found.fill_null(instants(wall[mask] - hour) + hour)
-        out[mask] = found.to_numpy()
-    return out
+    """:func:`_wall` undone."""
+    return wall if sp.clocks is None else sp.clocks.utc(wall, owner)
 
 
 def _keys(sp: _Spans, step: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -452,12 +465,13 @@ def _apportion(
     """The target intervals between each meter's reads, with their energy and flags."""
     carried = frame.get_column("_carried").to_numpy()
     # (grid points on each meter's clock: UTC's, or its zone's wall clock)
-    first_t, last_t = _wall(sp.us[sp.first], sp.zone), _wall(sp.us[sp.last], sp.zone)
+    meters = np.arange(len(sp.first))
+    first_t, last_t = _wall(sp, sp.us[sp.first], meters), _wall(sp, sp.us[sp.last], meters)
     start = -(-first_t // step) * step  # the first grid point at or after a read
     carried_last = np.full(len(sp.first), np.iinfo(np.int64).min)
     np.maximum.at(carried_last, sp.meter[carried], sp.us[carried])
     was_carried = carried_last > np.iinfo(np.int64).min
-    carried_wall = _wall(np.where(was_carried, carried_last, sp.us[sp.first]), sp.zone)
+    carried_wall = _wall(sp, np.where(was_carried, carried_last, sp.us[sp.first]), meters)
     resume = np.where(was_carried, carried_wall // step * step, start)
     from_g = np.maximum(start, resume)
     to_g = last_t // step * step - step
@@ -471,8 +485,7 @@ def _apportion(
     owner = np.repeat(np.arange(len(count)), count)
     offsets = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     wall = from_g[owner] + offsets * step
-    zone = None if sp.zone is None else sp.zone[owner]
-    g, g_end = _utc(wall, zone), _utc(wall + step, zone)
+    g, g_end = _utc(sp, wall, owner), _utc(sp, wall + step, owner)
     key, shift = _keys(sp, step)
     n = len(sp.us)
 
@@ -599,16 +612,17 @@ def _slice(sp: _Spans, rows: slice) -> _Spans:
         first=starts,
         last=np.append(starts[1:] - 1, len(meter) - 1),
         given=sp.given[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
-        zone=None
-        if sp.zone is None
-        else sp.zone[sp.meter[rows.start] : sp.meter[rows.stop - 1] + 1],
+        clocks=None
+        if sp.clocks is None
+        else sp.clocks.part(slice(sp.meter[rows.start], sp.meter[rows.stop - 1] + 1)),
     )
 
 
 def _next_carry(frame: pl.DataFrame, sp: _Spans, step: int) -> pl.DataFrame:
     """Per meter, the reads from the last one at or before the start of its last
     unfinished interval: what the next batch needs to continue."""
-    resume = _utc(_wall(sp.us[sp.last], sp.zone) // step * step, sp.zone)
+    meters = np.arange(len(sp.last))
+    resume = _utc(sp, _wall(sp, sp.us[sp.last], meters) // step * step, meters)
     index = np.arange(len(sp.us))
     anchor = sp.first.copy()  # when every read lies in the unfinished interval
     before = sp.us <= resume[sp.meter]
