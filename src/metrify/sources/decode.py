@@ -553,6 +553,16 @@ def _required(contract: Contract, mapping: Mapping, columns: list[str]) -> tuple
     return contract.required
 
 
+def _stored(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A decoded column as the contract stores it. A negative zero ("-0.0", "-0.000", as
+    some head-ends write an idle export) is stored as zero, where it was stored and shown
+    as "-0". (Not ``x + 0.0``, which the query optimiser drops.)"""
+    column = pl.col(name).cast(dtype)
+    if dtype != pl.Float64:
+        return column
+    return pl.when(column == 0.0).then(pl.lit(0.0)).otherwise(column).alias(name)
+
+
 def decode(
     contract: Contract,
     raw: pl.DataFrame,
@@ -754,7 +764,7 @@ def decode(
     )
     good = frame.filter(pl.col("_reason").is_null())
     records = good.select(
-        [pl.col(n).cast(t) for n, t in contract.schema.items()]
+        [_stored(n, t) for n, t in contract.schema.items()]
         + ([pl.col(FLAGS)] if FLAGS in exprs else [])
     )
     ignored = [c for c in raw.columns if c not in used and not _trailing_blank(raw, c)]

@@ -416,3 +416,26 @@ def test_estimated_is_an_input_of_readings_and_of_register_reads() -> None:
          "r": ["1.0", "2.0"], "e": ["A", "E"]}
     )  # fmt: skip
     assert _flags(decode(READING, raw, mapping)) == [0, 256]
+
+
+def test_negative_zero_is_stored_as_zero() -> None:
+    """ "-0.0" and "-0.000" are zero: the stored value's sign bit is clear, so it is not
+    shown as "-0"; other values, a negative one included, keep their sign."""
+    import math
+
+    raw = pl.DataFrame(
+        {
+            "meter_id": ["M1"] * 4,
+            "ts": [f"2024-01-01T0{h}:00:00Z" for h in range(4)],
+            "import_kwh": ["-0.0", "0.5", "-0.000", "0"],
+            "reactive_power_kvar": ["-0", "-0.25", "0.0", "-0.0"],
+        }
+    )
+    out = decode(READING, raw, build_mapping(READING, maps=[], interval_s=3600))
+    assert out.rejects.height == 0
+    signs = {
+        column: [math.copysign(1.0, v) for v in out.records[column].to_list()]
+        for column in ("import_kwh", "reactive_power_kvar")
+    }
+    assert signs == {"import_kwh": [1.0] * 4, "reactive_power_kvar": [1.0, -1.0, 1.0, 1.0]}
+    assert out.records["reactive_power_kvar"].to_list() == [0.0, -0.25, 0.0, 0.0]
