@@ -32,6 +32,7 @@ from metrify.anomaly.state import (
     replace_state,
     unpack_slots,
 )
+from metrify.contracts.columns import filled
 from metrify.settings.anomaly import AnomalyConfig
 
 MAD_TO_SD = 1.4826
@@ -647,7 +648,7 @@ def _attach_slots(
     key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
     out = []
     for value, name in names.items():
-        table = pl.repeat(None, size, dtype=pl.Float64, eager=True)
+        table = filled(None, pl.Float64, size)
         out.append(
             pl.lit(table.scatter(at, profile.get_column(value).filter(known)))
             .gather(key)
@@ -755,11 +756,18 @@ def _attach(
     rank = pl.int_range(table.height, dtype=pl.UInt32, eager=True)
     if keys.has_nulls():  # subjects the rows do not have: no row takes them
         rank, keys = rank.filter(keys.is_not_null()), keys.drop_nulls()
-    where = pl.repeat(None, ids.height, dtype=pl.UInt32, eager=True).scatter(keys, rank)
+    where = filled(None, pl.UInt32, ids.height).scatter(keys, rank)
     at = where.gather(rows.get_column(code))
-    return rows.with_columns(
-        column.gather(at) for column in table.drop("subject_id").iter_columns()
-    )
+    return _with(rows, [c.gather(at) for c in table.iter_columns() if c.name != "subject_id"])
+
+
+def _with(rows: pl.DataFrame, columns: list[pl.Series]) -> pl.DataFrame:
+    """``rows`` with ``columns`` (computed already) added, replacing any of the same
+    name. Added side by side where none is there yet: ``with_columns`` plans and runs a
+    query even for columns that are ready, about as dear as the lookup that made them."""
+    if any(column.name in rows.columns for column in columns):
+        return rows.with_columns(columns)
+    return rows.hstack(columns)
 
 
 def _positions(subjects: pl.Series, ids: pl.DataFrame) -> pl.Series:
@@ -1004,8 +1012,8 @@ def _levels(
         in_drop="c_drop",
         in_shift="c_shift",
     )
-    return rows.drop("_row").with_columns(
-        _scatter(flags, real.get_column("_row"), rows.height)
+    return _with(
+        rows.drop("_row"), _scatter(flags, real.get_column("_row"), rows.height)
     ), new_scalars
 
 
@@ -1016,8 +1024,8 @@ def _scatter(part: pl.DataFrame, rows: pl.Series, height: int) -> list[pl.Series
     out = []
     for column in part.iter_columns():
         if column.dtype == pl.Boolean:
-            base = pl.repeat(False, height, dtype=pl.Boolean, eager=True)
+            base = filled(False, pl.Boolean, height)
         else:
-            base = pl.repeat(None, height, dtype=column.dtype, eager=True)
+            base = filled(None, column.dtype, height)
         out.append(base.scatter(rows, column).alias(column.name))
     return out

@@ -37,6 +37,7 @@ from typing import Final
 
 import polars as pl
 
+from metrify.contracts.columns import filled
 from metrify.contracts.commodities import commodities_with
 from metrify.contracts.localtime import DAY_US, epoch_us, hour_of_day, local_us, utc_of_wall
 from metrify.contracts.records import METER, TS, Commodity, Quality, Status
@@ -435,7 +436,7 @@ def _above_own_peaks(maybe: pl.DataFrame, sub: pl.DataFrame, cfg: VeeConfig) -> 
 
 def _none(n: int, name: str) -> pl.Series:
     """``n`` times False: a rule's column where it found nothing."""
-    return pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias(name)
+    return filled(False, pl.Boolean, n).alias(name)
 
 
 def _spike_frame(df: pl.DataFrame, first: int = 0) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from metrify.contracts.columns import filled
 from metrify.contracts.records import READING, TS
 from metrify.simulation.arrays import F64Array, I64Array
 from metrify.simulation.faults import FaultPlan
@@ -117,7 +118,7 @@ class MeterReadings:
                 data[name] = pl.Series(name, values, nan_to_null=nullable)
             for name, dtype in READING.schema.items():  # fields the fleet does not simulate
                 if name not in data:
-                    data[name] = pl.repeat(None, ids.size, dtype=dtype, eager=True)
+                    data[name] = filled(None, dtype, ids.size)
             return pl.DataFrame(data, schema=READING.schema)
 
         kept = None if keep is None else np.flatnonzero(keep.ravel())

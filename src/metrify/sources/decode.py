@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from metrify.contracts.columns import filled
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract, Quality
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
@@ -197,7 +198,7 @@ _COMPACT: Final = ((14, "%Y%m%d%H%M%S"), (12, "%Y%m%d%H%M"), (8, "%Y%m%d"))
 def _compact(text: pl.Series, numeric: pl.Series) -> pl.Series:
     """The digits-only rows of ``text`` that are compact calendar times, as naive
     times; null elsewhere."""
-    out = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True)
+    out = filled(None, pl.Datetime("us"), text.len())
     length = text.str.len_chars()
     for size, fmt in _COMPACT:
         rows = (numeric & (length == size)).fill_null(False).arg_true()
@@ -352,11 +353,11 @@ def _general_ts(
     has_offset = text.str.contains(r"[+-]\d{2}:?\d{2}$").fill_null(False) & ~numeric
     rows = pl.int_range(raw.height, dtype=pl.UInt32, eager=True)
     aware_rows, naive_rows = rows.filter(has_offset), rows.filter(~has_offset & ~numeric)
-    aware = pl.repeat(None, raw.height, dtype=pl.Datetime("us", "UTC"), eager=True).scatter(
+    aware = filled(None, pl.Datetime("us", "UTC"), raw.height).scatter(
         aware_rows,
         _first_format(text.gather(aware_rows), _AWARE_FORMATS, time_zone="UTC", time_unit="us"),
     )
-    naive = pl.repeat(None, raw.height, dtype=pl.Datetime("us"), eager=True).scatter(
+    naive = filled(None, pl.Datetime("us"), raw.height).scatter(
         naive_rows, _first_format(text.gather(naive_rows), _NAIVE_FORMATS, time_unit="us")
     )
     if compact.null_count() < compact.len():
@@ -388,7 +389,7 @@ def _plain_ts(
 ) -> tuple[dict[str, pl.Series], pl.Expr, pl.Expr, pl.Expr]:
     """:func:`_parse_ts` for naive times read with one format (a column of one plain
     local shape, :func:`plain_times`, or ``--ts-format``): local to ``--tz``."""
-    no_offset = pl.repeat(False, plain.len(), dtype=pl.Boolean, eager=True)
+    no_offset = filled(False, pl.Boolean, plain.len())
     local = _localize(pl.col("_ts_naive"), mapping.tz, id_expr)
     bad = pl.col(col).is_not_null() & local.is_null()
     skipped = bad & pl.col("_ts_naive").is_not_null()
