@@ -23,7 +23,14 @@ Maps = Annotated[
         ),
     ),
 ]
-Sets = Annotated[list[str], typer.Option("--set", help="FIELD=VALUE: a constant for every row")]
+Sets = Annotated[
+    list[str],
+    typer.Option(
+        "--set",
+        help="FIELD=VALUE: a constant for every row (readings: also commodity=... and "
+        "unit=... of the meters the load registers)",
+    ),
+]
 Scales = Annotated[
     list[str], typer.Option("--scale", help="FIELD=FACTOR: multiply a field (unit change)")
 ]

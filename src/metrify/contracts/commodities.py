@@ -35,11 +35,13 @@ __all__ = [
     "ENERGY_UNITS",
     "MJ_PER_KWH",
     "POLICIES",
+    "VOLUME_UNITS",
     "CommodityPolicy",
     "commodities_with",
     "commodity_of",
     "gas_kwh",
     "policy",
+    "unit_key",
 ]
 
 #: 1 kWh = 3.6 MJ
@@ -54,6 +56,15 @@ ENERGY_UNITS: Final[dict[str, float]] = {
     "mj": 1.0 / MJ_PER_KWH,
     "gj": 1e3 / MJ_PER_KWH,
 }
+
+#: m³ per unit of the volume units gas and water meters report in
+VOLUME_UNITS: Final[dict[str, float]] = {"m3": 1.0, "l": 1e-3, "dm3": 1e-3}
+
+
+def unit_key(unit: str) -> str:
+    """A unit as :data:`ENERGY_UNITS` and :data:`VOLUME_UNITS` name it: lower case,
+    ``m³`` as ``m3``."""
+    return unit.strip().lower().replace("³", "3")
 
 
 @dataclass(frozen=True)

@@ -442,6 +442,8 @@ class _Ahead:
                     present=whole.present,
                     rows=_rows_of(whole.rows, whole.rows, start, end) - start,
                     reject_rows=_rows_of(whole.reject_rows, whole.reject_rows, start, end) - start,
+                    # (per meter: each part declares its meters' with the others')
+                    declared=whole.declared,
                 )
             )
             start = end

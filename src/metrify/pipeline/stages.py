@@ -57,7 +57,7 @@ from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
-from metrify.stores.postgres import ABSENT, PostgresStore, WriteResult, absent_mask
+from metrify.stores.postgres import ABSENT, DECLARED, PostgresStore, WriteResult, absent_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -216,10 +216,11 @@ class Pipeline:
             )
         #: the detect stage (metrify.anomaly): its per-subject state is cached for the life
         #: of the pipeline, like VEE's history; a worker drops both caches on rebalance.
-        #: meter -> the time zone its readings were declared in (``--tz``), for meters
-        #: this run may register; replaced, never changed in place, so the writer thread
-        #: can read it while the next batch is decoded
-        self._zones: dict[str, str] = {}
+        #: meter -> what the load declared of it (its zone by ``--tz``, its commodity and
+        #: unit: :mod:`metrify.sources.attributes`), for meters this run may register;
+        #: replaced, never changed in place, so the writer thread can read it while the
+        #: next batch is decoded
+        self._declared: dict[str, dict[str, str]] = {}
         #: register reads turned into intervals (a load that maps only a register)
         self.registers: RegisterStage | None = None
         self.detector: DetectStage | None = None
@@ -228,7 +229,7 @@ class Pipeline:
                 contract,
                 settings.anomaly,
                 store.conn,
-                meters=self.meters.get if self.meters is not None else None,
+                meters=self._meter_attributes if self.meters is not None else None,
             )
 
     # --- input -----------------------------------------------------------------------
@@ -274,9 +275,8 @@ class Pipeline:
                 if note not in summary.warnings:
                     summary.warnings.append(note)
         self._present.update(decoded.present)
-        zone = mapping.zone_name if mapping is not None else None
-        if self.contract is READING and zone is not None and zone != "UTC":
-            self._declare_zone(decoded.records, zone)
+        if self.contract is READING:
+            self._declare(decoded, mapping.zone_name if mapping is not None else None)
         if self.contract is EVENT:
             decoded = _name_events(decoded, raw, first_line, lines)
         rejects = _with_source(decoded.rejects, source, decoded.reject_rows)
@@ -664,22 +664,38 @@ class Pipeline:
             reason=reason,
             likely_stored=likely_stored,
             by_id=self.sources is not None,
-            zones=self._zones or None,
+            declared=self._declared or None,
             outbox=self.lake is not None,
         )
 
     def _meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
-        """The meters' reference attributes, with the zone their readings were declared
-        in where they have none (:func:`_with_declared_zones`): what VEE and the register
-        derivation judge a meter's clock by."""
+        """The meters' reference attributes, with what the load declared of them where
+        they have none (:func:`_with_declared`): what VEE, the register derivation and
+        the detectors judge a meter by (its clock, its commodity, its unit)."""
         assert self.meters is not None
-        return _with_declared_zones(self.meters.get(ids), ids, self._zones)
+        return _with_declared(self.meters.get(ids), ids, self._declared)
 
-    def _declare_zone(self, records: pl.DataFrame, zone: str) -> None:
-        """Remember ``zone`` for the meters of ``records`` not yet given one."""
-        new = [m for m in records.get_column("meter_id").unique().to_list() if m not in self._zones]
+    def _declare(self, decoded: Decoded, zone: str | None) -> None:
+        """Remember what a batch declares of its meters, where not declared before: the
+        zone ``--tz`` names (UTC, every meter's default, is no declaration) and the
+        attributes the source declares (:attr:`Decoded.declared`)."""
+        new: dict[str, dict[str, str]] = {}
+        known = self._declared
+        if zone is not None and zone != "UTC":
+            for meter in decoded.records.get_column("meter_id").unique().to_list():
+                if "timezone" not in known.get(meter, {}):
+                    new.setdefault(meter, {})["timezone"] = zone
+        if decoded.declared is not None:
+            for row in decoded.declared.iter_rows(named=True):
+                meter = row.pop("meter_id")
+                for name, value in row.items():
+                    if value is not None and name not in known.get(meter, {}):
+                        new.setdefault(meter, {})[name] = value
         if new:
-            self._zones = {**self._zones, **dict.fromkeys(new, zone)}
+            self._declared = {
+                **known,
+                **{m: {**known.get(m, {}), **given} for m, given in new.items()},
+            }
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
@@ -1200,29 +1216,31 @@ def _stored_values(contract: Contract, versions: pl.DataFrame, result: WriteResu
     return versions.update(result.kept, on=list(contract.key), how="left", include_nulls=True)
 
 
-def _with_declared_zones(
-    meters: pl.DataFrame, ids: pl.Series, zones: dict[str, str]
+def _with_declared(
+    meters: pl.DataFrame, ids: pl.Series, declared: dict[str, dict[str, str]]
 ) -> pl.DataFrame:
-    """The meters' attributes with the zone their readings were declared in (``--tz``)
-    where they have none: a meter this run registers gets that zone (see
-    :meth:`PostgresStore.write_series`), and VEE judges its first batch as it will
-    judge the next (its local hours, the starts of its local days)."""
-    declared = {m: zones[m] for m in ids.unique().to_list() if m in zones}
-    if not declared:
+    """The meters' attributes with what the load declared of them (``--tz``, a commodity,
+    a unit) where they have none: a meter this run registers gets them (see
+    :meth:`PostgresStore.write_series`), and its first batch is judged as the next will
+    be (its local hours and days, its commodity's rules, its unit)."""
+    given = {m: declared[m] for m in ids.unique().to_list() if m in declared}
+    if not given:
         return meters
-    given = pl.DataFrame(
-        {"meter_id": list(declared), "_declared": list(declared.values())},
-        schema={"meter_id": pl.String(), "_declared": pl.String()},
+    names = [c for c in DECLARED if any(c in attrs for attrs in given.values())]
+    frame = pl.DataFrame(
+        {"meter_id": list(given), **{f"_d_{c}": [a.get(c) for a in given.values()] for c in names}},
+        schema={"meter_id": pl.String(), **{f"_d_{c}": pl.String() for c in names}},
     )
-    absent = given.join(meters.select("meter_id"), on="meter_id", how="anti")
+    absent = frame.join(meters.select("meter_id"), on="meter_id", how="anti")
     if absent.height:
         meters = pl.concat([meters, absent.select("meter_id")], how="diagonal_relaxed")
-    if "timezone" not in meters.columns:
-        meters = meters.with_columns(timezone=pl.lit(None, dtype=pl.String()))
+    missing = [c for c in names if c not in meters.columns]
+    if missing:
+        meters = meters.with_columns(pl.lit(None, dtype=pl.String()).alias(c) for c in missing)
     return (
-        meters.join(given, on="meter_id", how="left", maintain_order="left")
-        .with_columns(pl.col("timezone").fill_null(pl.col("_declared")))
-        .drop("_declared")
+        meters.join(frame, on="meter_id", how="left", maintain_order="left")
+        .with_columns(pl.col(c).fill_null(pl.col(f"_d_{c}")) for c in names)
+        .drop(f"_d_{c}" for c in names)
     )
 
 

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from metrify.contracts.commodities import ENERGY_UNITS, gas_kwh, policy
+from metrify.contracts.commodities import ENERGY_UNITS, VOLUME_UNITS, gas_kwh, policy, unit_key
 from metrify.contracts.records import Commodity, Quality, Status
 from metrify.settings.commodities import CommodityConfig
 
@@ -67,7 +67,6 @@ _ZONE_TABLES: Final = (
     Path("/usr/share/zoneinfo/zone1970.tab"),
 )
 _ENERGY_FIELDS: Final = ("import_kwh", "export_kwh", "register_kwh", "generation_kwh")
-_VOLUME_UNITS: Final = {"m3": 1.0, "l": 1e-3, "dm3": 1e-3}
 
 
 # --------------------------------------------------------------------------- units
@@ -119,19 +118,19 @@ def _unit_factors(meters: pl.DataFrame, cfg: CommodityConfig) -> pl.DataFrame:
     for i, meter_id in enumerate(meters.get_column("meter_id").to_list()):
         commodity = get("commodity", i) or Commodity.ELECTRICITY.value
         pol = policy(commodity)
-        unit = str(get("unit", i) or pol.default_unit).strip().lower().replace("³", "3")
+        unit = unit_key(str(get("unit", i) or pol.default_unit))
         if commodity == Commodity.WATER:
-            per_m3 = _VOLUME_UNITS.get(unit)
+            per_m3 = VOLUME_UNITS.get(unit)
             if per_m3 is not None:
                 rows.append((meter_id, per_m3, per_m3))
             continue
-        if unit in _VOLUME_UNITS:
+        if unit in VOLUME_UNITS:
             if commodity != Commodity.GAS:
                 continue  # a volume is energy only for gas
             region = cfg.for_region(get("region", i))
             cv = get("calorific_value_mj_m3", i) or region.calorific_value_mj_m3
             cf = get("correction_factor", i) or region.correction_factor
-            per_m3 = _VOLUME_UNITS[unit]
+            per_m3 = VOLUME_UNITS[unit]
             kwh = gas_kwh(pl.lit(per_m3), pl.lit(float(cv)), pl.lit(float(cf)))
             rows.append((meter_id, float(pl.select(kwh).item()), per_m3))
             continue

@@ -18,8 +18,21 @@ import polars as pl
 
 from metrify.contracts.columns import filled
 from metrify.contracts.localtime import known_zones
-from metrify.contracts.records import ID_PATTERN, MAX_INTERVAL_S, MIN_INTERVAL_S, Contract, Quality
+from metrify.contracts.records import (
+    ID_PATTERN,
+    MAX_INTERVAL_S,
+    MIN_INTERVAL_S,
+    READING,
+    Contract,
+    Quality,
+)
 from metrify.contracts.timespan import EARLIEST_TS, LATEST_TS, WINDOW_TEXT
+from metrify.sources.attributes import (
+    ATTRIBUTE_COLUMN,
+    METER_ATTRIBUTES,
+    attribute_checks,
+    attribute_texts,
+)
 from metrify.sources.batches import FLAGS
 from metrify.sources.mapping import (
     ENERGY_FIELD,
@@ -104,6 +117,9 @@ class Decoded:
     rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
     #: the place in the raw batch (0-based) of each reject, in order
     reject_rows: pl.Series = field(default_factory=lambda: pl.Series("rows", [], dtype=pl.Int32))
+    #: readings: the attributes the source declares of their meters (``meter_id``, and
+    #: ``commodity`` and/or ``unit``; see :mod:`metrify.sources.attributes`), or None
+    declared: pl.DataFrame | None = None
 
 
 #: the helper column of a time joined from a date and a time column
@@ -671,6 +687,10 @@ def decode(
     estimated = _estimated(contract, mapping, raw, used, early)
     if estimated is not None:
         exprs[FLAGS] = estimated
+    declared = {
+        f"_meter_{name}": text
+        for name, text in attribute_texts(_attributes(contract, mapping, raw, used)).items()
+    }
     raw_names = [f"_raw_{i}" for i in range(raw.width)]
     position = pl.int_range(pl.len(), dtype=pl.Int32)
     line = (
@@ -685,6 +705,7 @@ def decode(
             position.alias("_pos"),
             line.alias("_line"),
             *[e.alias(n) for n, e in exprs.items()],
+            *[e.alias(n) for n, e in declared.items()],
             *[bad.fill_null(False).alias(f"_early_{i}") for i, (bad, _) in enumerate(early)],
             *[pl.col(c).alias(r) for c, r in zip(raw.columns, raw_names, strict=True)],
         )
@@ -723,6 +744,7 @@ def decode(
         # VEE to reject it: it would be taken for a reset or a wrap first.
         checks.append((pl.col(REGISTER_FIELD) < 0, f"negative {REGISTER_FIELD}"))
     checks.append((~pl.col(id_col).str.contains(ID_PATTERN), f"invalid {id_col}"))
+    checks += attribute_checks({c.removeprefix("_meter_"): c for c in declared})
     if "timezone" in contract.schema:
         # A zone nobody knows would fail every local-day computation of the meter's
         # readings (PostgreSQL's AT TIME ZONE raises); it is refused here instead.
@@ -783,7 +805,39 @@ def decode(
         present=present,
         rows=good.get_column("_pos").rename("rows"),
         reject_rows=bad_rows.get_column("_pos").rename("rows"),
+        declared=_declared(good, id_col, list(declared)) if declared else None,
     )
+
+
+def _attributes(
+    contract: Contract, mapping: Mapping, raw: pl.DataFrame, used: set[str]
+) -> dict[str, pl.Expr]:
+    """The meter attributes a source of readings declares
+    (:mod:`metrify.sources.attributes`): ``--set``, ``--map``, or a column
+    ``meter.<attribute>``. (A meters file's ``commodity`` is its own field.)"""
+    if contract is not READING:
+        return {}
+    out: dict[str, pl.Expr] = {}
+    for name in METER_ATTRIBUTES:
+        if name in mapping.constants:
+            out[name] = pl.lit(mapping.constants[name])
+            continue
+        src = mapping.columns.get(name, ATTRIBUTE_COLUMN.format(name))
+        if src in raw.columns:
+            used.add(src)
+            out[name] = pl.col(src)
+    return out
+
+
+def _declared(good: pl.DataFrame, id_col: str, columns: list[str]) -> pl.DataFrame | None:
+    """Each meter's declared attributes (the first row that declares each; None when no
+    row declares any)."""
+    named = {c: c.removeprefix("_meter_") for c in columns}
+    rows = good.select(id_col, *columns).filter(pl.any_horizontal(pl.col(columns).is_not_null()))
+    if not rows.height:
+        return None
+    first = rows.group_by(id_col, maintain_order=True).agg(pl.col(columns).drop_nulls().first())
+    return first.rename({id_col: "meter_id", **named})
 
 
 def _estimated(

@@ -16,9 +16,15 @@ of the readings contract, with no ``--map``:
 * energy in Wh (``uom`` 72) times ``10**powerOfTenMultiplier`` becomes kWh: in
   ``import_kwh`` for the forward flow (``flowDirection`` 1, delivered), in
   ``export_kwh`` for the reverse flow (19, received); therms (169) of gas are kWh
-  (29.3071 each) and cubic metres (42) ``volume_m3``. A reading type of another unit
-  or flow (a net flow, demand in W) becomes a column named by it, which the load
-  reports as ignored;
+  (29.3071 each) and cubic metres (42) stay cubic metres in ``import_kwh``. A reading
+  type of another unit or flow (a net flow, demand in W) becomes a column named by it,
+  which the load reports as ignored;
+* a meter that measures no electricity is declared so (``meter.commodity``,
+  ``meter.unit``: :mod:`metrify.sources.attributes`): therms are gas in kWh, cubic
+  metres gas in m3 (converted to energy by the meter's calorific value) unless the
+  reading type's ``commodity`` says water, and a commodity code of gas, water or heat
+  (steam, heating or cooling fluid) says what the meter is. A new meter is registered
+  so; one already described keeps its reference data;
 * a reading whose ``ReadingQuality`` says it was estimated (8, from a reference day;
   9, by interpolation; 12, projected) carries the ``estimated`` mark
   (:data:`metrify.sources.mapping.ESTIMATED_INPUT`);
@@ -45,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from metrify.sources.attributes import ATTRIBUTE_COLUMN
 from metrify.sources.batches import BadRow, RawBatch, ReaderError, one_line, sliced
 from metrify.sources.mapping import ESTIMATED_INPUT
 from metrify.sources.opening import ByteSource
@@ -56,7 +63,18 @@ _ATOM: Final = "{http://www.w3.org/2005/Atom}"
 _UNITS: Final[dict[int, tuple[str, float]]] = {
     72: ("kwh", 0.001),  # Wh (energy: import or export by the flow)
     169: ("kwh", 29.3071),  # therm (gas energy)
-    42: ("volume_m3", 1.0),  # m3
+    42: ("import_kwh", 1.0),  # m3: the volume, in the meter's unit (declared m3)
+}
+#: ReadingType commodity codes (NAESB ESPI / IEC 61968-9 CommodityKind) of meters that
+#: measure no electricity -> their commodity (:mod:`metrify.sources.attributes`)
+_COMMODITIES: Final[dict[int, str]] = {
+    7: "gas",  # natural gas
+    8: "gas",  # propane
+    9: "water",  # potable water
+    11: "water",  # waste water
+    10: "heat",  # steam
+    12: "heat",  # heating fluid
+    13: "heat",  # cooling fluid
 }
 #: flowDirection codes -> the energy field
 _FLOWS: Final[dict[int, str]] = {1: "import_kwh", 19: "export_kwh"}
@@ -81,6 +99,18 @@ class _Type:
     power: int = 0
     flow: int | None = None
     interval: int | None = None
+    commodity: int | None = None
+
+    def declared(self) -> tuple[str | None, str | None]:
+        """The commodity and unit it says its meter has, where not electricity in kWh:
+        therms are gas (converted to kWh here), cubic metres gas unless the commodity
+        says water (left in m3, for the pipeline's calorific conversion)."""
+        commodity = _COMMODITIES.get(self.commodity) if self.commodity is not None else None
+        if self.uom == 169:
+            return commodity or "gas", "kWh"
+        if self.uom == 42:
+            return commodity or "gas", "m3"
+        return commodity, "kWh" if commodity is not None else None
 
     def column(self) -> tuple[str, float]:
         """The column its values go to, and their factor to that column's unit."""
@@ -250,6 +280,7 @@ def _reading_type(body: Element) -> _Type:
         power=_integer(_text(body, "powerOfTenMultiplier")) or 0,
         flow=_integer(_text(body, "flowDirection")),
         interval=_integer(_text(body, "intervalLength")),
+        commodity=_integer(_text(body, "commodity")),
     )
 
 
@@ -324,10 +355,17 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
     only = next(iter(feed.types.values())) if len(feed.types) == 1 else _Type(uom=72)
     columns: dict[str, str] = {}
     factors: dict[str, float] = {}
+    declared: dict[str, tuple[str | None, str | None]] = {}
     for owner in owners:
         kinds = [feed.types[h] for h in feed.related.get(owner, []) if h in feed.types]
-        column, factor = (kinds[0] if kinds else only).column()
-        columns[owner], factors[owner] = column, factor
+        kind = kinds[0] if kinds else only
+        columns[owner], factors[owner] = kind.column()
+        declared[owner] = kind.declared()
+    attributes = {
+        ATTRIBUTE_COLUMN.format(name): {o: d[i] for o, d in declared.items()}
+        for i, name in enumerate(("commodity", "unit"))
+        if any(d[i] is not None for d in declared.values())
+    }
     names = list(dict.fromkeys(columns.values()))
     long = pl.DataFrame(
         {
@@ -346,6 +384,10 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
             pl.col("value") * pl.col("owner").replace_strict(factors, return_dtype=pl.Float64)
         ).round(10),
         meter_id=pl.col("owner").str.extract(_USAGE_POINT.pattern, 1).fill_null("usage-point"),
+        **{
+            column: pl.col("owner").replace_strict(values, return_dtype=pl.String)
+            for column, values in attributes.items()
+        },
     )
     wide = (
         long.group_by("meter_id", "start", "interval_s", maintain_order=True)
@@ -353,6 +395,7 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
             *[pl.col("value").filter(pl.col("column") == n).last().alias(n) for n in names],
             pl.col(ESTIMATED_INPUT).any(),
             pl.col("line").min(),
+            *[pl.col(c).drop_nulls().first() for c in attributes],
         )
         .sort("line")
     )
@@ -362,5 +405,6 @@ def _rows(feed: _Feed) -> tuple[pl.DataFrame, npt.NDArray[np.int64]]:
         pl.col("interval_s"),
         *[pl.col(n) for n in names],
         pl.col(ESTIMATED_INPUT),
+        *[pl.col(c) for c in attributes],
     ).rename({"start": "ts"})
     return frame, wide.get_column("line").to_numpy().astype(np.int64)

@@ -29,8 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from metrify.contracts.commodities import unit_key
 from metrify.contracts.localtime import known_zones
 from metrify.contracts.records import READING, Contract, interval_is_valid
+from metrify.sources.attributes import METER_ATTRIBUTES, attribute_problem
 from metrify.sources.obis import obis_columns
 
 #: ``--tz`` as a fixed offset from UTC: ``+10:00``, ``-0500``, ``+10``, ``UTC+10``,
@@ -64,8 +66,12 @@ MINUTE_OFFSET_ZONES: Final = {
 def mappable(contract: Contract) -> list[str]:
     """The names ``--map`` and ``--set`` take for ``contract``: its fields, and for
     readings :data:`ESTIMATED_INPUT` (a reading's quality is the pipeline's, but a
-    provider's estimate is a fact about the value that only the source knows)."""
-    return [*contract.fields, ESTIMATED_INPUT] if contract is READING else contract.fields
+    provider's estimate is a fact about the value that only the source knows) and the
+    meter attributes a load declares for the meters it registers
+    (:mod:`metrify.sources.attributes`)."""
+    if contract is READING:
+        return [*contract.fields, ESTIMATED_INPUT, *METER_ATTRIBUTES]
+    return contract.fields
 
 
 class MappingError(ValueError):
@@ -211,6 +217,26 @@ class Mapping:
         )
 
 
+def _check_attributes(constants: dict[str, str], converted: list[str]) -> None:
+    """Declared meter attributes (:mod:`metrify.sources.attributes`): known values, and
+    no declared unit other than kWh where ``--unit`` converts the energy into kWh
+    already: the pipeline would convert it from the meter's unit again. (``--scale``
+    only multiplies: ``--scale import_kwh=0.001 --set unit=m3`` reads litres as m³.)"""
+    for name in METER_ATTRIBUTES:
+        value = constants.get(name)
+        problem = attribute_problem(name, value) if value is not None else None
+        if problem:
+            raise MappingError(f"--set {name}={value}: {problem}")
+    energy = [f for f in converted if f.endswith("_kwh")]
+    unit = constants.get("unit")
+    if energy and unit is not None and unit_key(unit) != "kwh":
+        raise MappingError(
+            f"--set unit={unit} and --unit {energy[0]}=...: --unit converts the values "
+            f"into kWh, and the meter's unit {unit} would convert them again (declare the "
+            "unit the file's values are in, or convert them, not both)"
+        )
+
+
 def _at_position(src: str, columns: list[str]) -> str:
     """``#N`` as the N-th column's name (a column literally named ``#N`` wins, and a
     position past the last column stays as written); any other name as it is."""
@@ -318,6 +344,7 @@ def build_mapping(
                 f"{option}: {', '.join(unknown)} is not a field of {contract.kind}; "
                 f"fields are {', '.join(allowed)}"
             )
+    _check_attributes(constants, list(unit_names))
     if (
         interval_s is not None
         and "interval_s" in contract.schema

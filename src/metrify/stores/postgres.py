@@ -19,6 +19,7 @@ import datetime as dt
 import io
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import pgpq
 import polars as pl
@@ -174,29 +175,45 @@ def copy_out(
     return pl.read_csv(buffer, has_header=False, new_columns=columns, infer_schema=False)
 
 
+#: the meter attributes a load may declare for the meters it registers (see
+#: :func:`_register`)
+DECLARED: Final = ("timezone", "commodity", "unit")
+
+
 def _register(
     cur: psycopg.Cursor[tuple[object, ...]],
     contract: Contract,
     ids_sql: str,
     params: Sequence[object] = (),
-    zones: Mapping[str, str] | None = None,
+    declared: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Add the ids ``ids_sql`` selects to the contract's reference table as unregistered
     (a meter known by its readings; a reference file later fills it in).
 
-    ``zones``: the time zone the readings of a meter were declared in (``--tz``), kept as
-    the new meter's ``timezone`` so its daily scores count its own local days from the
-    start, not UTC days until a meters file comes."""
+    ``declared``: what the load declared of a meter (``--tz``, ``--set commodity=``,
+    ``unit``: :data:`DECLARED`), kept on the new meter's row: its daily scores count its
+    own local days from the start, and a gas meter stays gas, not electricity until a
+    meters file comes."""
     ref = REFERENCE_FOR[contract.kind]
-    if zones and ref is METER:
-        cur.execute(
-            f"INSERT INTO {ref.table} (meter_id, status, timezone) SELECT ids.id, %s, z.tz"
-            f" FROM ({ids_sql}) AS ids(id)"
-            " LEFT JOIN unnest(%s::text[], %s::text[]) AS z(id, tz) ON z.id = ids.id"
-            " ON CONFLICT DO NOTHING",
-            (MeterStatus.UNREGISTERED.value, *params, list(zones), list(zones.values())),
-        )
-        return
+    if declared and ref is METER:
+        # one insert per set of attributes declared (a load declares the same of all its
+        # meters), so an attribute nobody declared keeps the table's default
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for ident, given in declared.items():
+            groups.setdefault(tuple(c for c in DECLARED if c in given), []).append(ident)
+        for names, ids in groups.items():
+            values = [[declared[i][c] for i in ids] for c in names]
+            cur.execute(
+                f"INSERT INTO {ref.table} (meter_id, status, {', '.join(names)})"
+                f" SELECT ids.id, %s, {', '.join(f'd.{c}' for c in names)}"
+                f" FROM ({ids_sql}) AS ids(id) JOIN unnest(%s::text[]"
+                f"{', %s::text[]' * len(names)}) AS d(id, {', '.join(names)})"
+                " ON d.id = ids.id ON CONFLICT DO NOTHING",
+                (MeterStatus.UNREGISTERED.value, *params, ids, *values),
+            )
+        # and the ids with nothing declared, as below
+        ids_sql = f"SELECT * FROM ({ids_sql}) AS ids(id) WHERE NOT (id = ANY(%s))"
+        params = (*params, list(declared))
     cur.execute(
         f"INSERT INTO {ref.table} ({contract.key[0]}, status) SELECT ids.*, %s"
         f" FROM ({ids_sql}) AS ids ON CONFLICT DO NOTHING",
@@ -346,7 +363,7 @@ class PostgresStore:
         quarantine: pl.DataFrame | None = None,
         likely_stored: pl.DataFrame | None = None,
         by_id: bool = False,
-        zones: Mapping[str, str] | None = None,
+        declared: Mapping[str, Mapping[str, str]] | None = None,
         outbox: bool = False,
     ) -> WriteResult:
         """Upsert one batch of a time-series contract (plus its quarantine rows) atomically.
@@ -357,7 +374,7 @@ class PostgresStore:
         upsert and the rest the fast COPY, so one repeated key does not send a whole
         batch down the slow path.
         ``by_id``: also count per id (:attr:`WriteResult.by_id`).
-        ``zones``: the declared time zone of ids this write may register (see
+        ``declared``: what the load declared of ids this write may register (see
         :func:`_register`).
         ``outbox``: note the days written in the lake outbox (a lake follows this store).
 
@@ -408,7 +425,7 @@ class PostgresStore:
                 copied = 0
                 ids = id_list(fresh[key_id]) if fresh.height else []
                 if ids and self._copy_new(
-                    cur, contract, fresh.drop(ABSENT, strict=False), ids, unknown, zones
+                    cur, contract, fresh.drop(ABSENT, strict=False), ids, unknown, declared
                 ):
                     copied = fresh.height
                     if contract is READING:
@@ -422,7 +439,7 @@ class PostgresStore:
                         quarantine_rows(cur, quarantine)
                     return result
                 copy_binary(cur, stage, rows)
-                unknowns = self._unknown_ids(cur, contract, stage, unknown, zones)
+                unknowns = self._unknown_ids(cur, contract, stage, unknown, declared)
                 result.unknown_quarantined = sum(unknowns.values())
                 # New keys first: a plain insert that skips existing keys. For fresh data
                 # (the common case) that is all there is to do.
@@ -512,7 +529,7 @@ class PostgresStore:
         rows: pl.DataFrame,
         ids: list[str],
         unknown: UnknownMeterPolicy,
-        zones: Mapping[str, str] | None = None,
+        declared: Mapping[str, Mapping[str, str]] | None = None,
     ) -> bool:
         """Try the fast path: COPY the batch straight into the table, all keys new.
 
@@ -526,7 +543,7 @@ class PostgresStore:
         if self._direct_cooldown > 0:
             self._direct_cooldown -= 1
             return False
-        _register(cur, contract, "SELECT unnest(%s::text[])", (ids,), zones)
+        _register(cur, contract, "SELECT unnest(%s::text[])", (ids,), declared)
         # A field the batch carries for no row (a meter sends a few of the dozen optional
         # ones) is left out of the COPY: the table's default for it is NULL, and encoding
         # and sending a null per row and field was half of the writer's own work.
@@ -606,14 +623,14 @@ class PostgresStore:
         contract: Contract,
         stage: str,
         policy: UnknownMeterPolicy,
-        zones: Mapping[str, str] | None = None,
+        declared: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, int]:
         """Register ids the reference table lacks, or move their rows to quarantine
         (how many, per id)."""
         ref = REFERENCE_FOR[contract.kind]
         key = contract.key[0]
         if policy is UnknownMeterPolicy.REGISTER:
-            _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}", (), zones)
+            _register(cur, contract, f"SELECT DISTINCT {key} FROM {stage}", (), declared)
             return {}
         cur.execute(
             f"""

@@ -139,3 +139,56 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _typed(uom: int, commodity: int | None = None) -> str:
+    code = f"<commodity>{commodity}</commodity>" if commodity is not None else ""
+    return (
+        f"<ReadingType {ESPI}>{code}<flowDirection>1</flowDirection>"
+        f"<powerOfTenMultiplier>0</powerOfTenMultiplier><uom>{uom}</uom></ReadingType>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("uom", "commodity", "declared", "factor"),
+    [
+        (169, None, ("gas", "kWh"), 29.3071),  # therms: gas, converted to kWh here
+        (42, 7, ("gas", "m3"), 1.0),  # natural gas in m3: left for the calorific value
+        (42, None, ("gas", "m3"), 1.0),
+        (42, 9, ("water", "m3"), 1.0),  # potable water
+        (72, 12, ("heat", "kWh"), 0.001),  # heating fluid in Wh
+    ],
+)
+def test_a_feed_declares_what_its_meter_measures(
+    tmp_path: Path, uom: int, commodity: int | None, declared: tuple[str, str], factor: float
+) -> None:
+    """A reading type that is no electricity declares its meter's commodity and unit on
+    every row (``meter.commodity``, ``meter.unit``), and the values stay in that unit."""
+    readings = "".join(_reading(i, str(2 + i), None) for i in range(2))
+    path = _feed(
+        tmp_path,
+        [
+            _entry(f"{BASE}/MeterReading/1", f"<MeterReading {ESPI}/>", f"{TYPES}/1"),
+            _entry(f"{BASE}/MeterReading/1/IntervalBlock/1",
+                   f"<IntervalBlock {ESPI}>{readings}</IntervalBlock>"),
+            _entry(f"{TYPES}/1", _typed(uom, commodity)),
+        ],
+    )  # fmt: skip
+    (batch,) = list(read_batches(path, 100))
+    rows = batch.data.select("import_kwh", "meter.commodity", "meter.unit").rows()
+    assert rows == [(pytest.approx((2 + i) * factor), *declared) for i in range(2)]
+
+
+def test_an_electricity_feed_declares_nothing(tmp_path: Path) -> None:
+    readings = _reading(0, "950", None)
+    path = _feed(
+        tmp_path,
+        [
+            _entry(f"{BASE}/MeterReading/1", f"<MeterReading {ESPI}/>", f"{TYPES}/1"),
+            _entry(f"{BASE}/MeterReading/1/IntervalBlock/1",
+                   f"<IntervalBlock {ESPI}>{readings}</IntervalBlock>"),
+            _entry(f"{TYPES}/1", _typed(72, 1)),  # electricity, secondary metered
+        ],
+    )  # fmt: skip
+    (batch,) = list(read_batches(path, 100))
+    assert batch.data.columns == ["meter_id", "ts", "interval_s", "import_kwh", "estimated"]
