@@ -7,7 +7,12 @@ those three. Every command opens the store through :mod:`metrify.pipeline.sessio
 hands data to the one pipeline; errors a user can cause print one line, never a traceback.
 """
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -49,10 +54,37 @@ def main() -> None:
     """Entry point of the ``metrify`` script."""
     try:
         app()
+    except SystemExit as done:
+        _leave(done.code)
     except Exception as exc:  # last resort: one line, never a traceback
         err.print(
             f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}",
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(3)
+        _leave(3)
+    _leave(0)
+
+
+def _leave(code: object) -> NoReturn:
+    """End the process with ``code`` (``sys.exit``'s meaning) once the command is done.
+
+    The interpreter's own teardown frees every object a command built one by one: after
+    a load of a few million readings that took 0.2 s of a 9 s command, time in which
+    nothing is left to do. So the exit handlers run (the embedded PostgreSQL's stop,
+    the tracer's last export, logging's flush), the standard streams are flushed, and
+    the process ends without the teardown. A thread still working (none is, once a
+    command has returned) gets the ordinary exit, which waits for it."""
+    if isinstance(code, str):  # sys.exit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else code if isinstance(code, int) else 1
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(not t.daemon for t in others):
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    for out in (sys.stdout, sys.stderr):
+        # a closed pipe (``| head``): nothing more can be said
+        with contextlib.suppress(OSError, ValueError):
+            out.flush()
+    os._exit(status)
