@@ -173,19 +173,18 @@ def _cumulative(df: pl.DataFrame, meters: pl.DataFrame, reasons: Counter[str]) -
     cols = df.columns
     imp = pl.col("import_kwh")
     real = imp.is_not_null() & ((pl.col("quality") & int(Quality.MISSING)) == 0)
-    rows = (
+    rows = _by_meter_and_time(
         df.with_row_index("_i")
         .filter(real)
         .select("_i", "meter_id", "ts", "interval_s", "import_kwh")  # what is judged
-        .sort("meter_id", "ts")
     )
     if rows.height < _MIN_RUN:
         return df
-    limit = _max_kw(meters)
-    step = imp - imp.shift(1).over("meter_id")
+    meter = pl.col("meter_id")
+    step = pl.when(meter == meter.shift(1)).then(imp - imp.shift(1))  # within each meter
+    kw = pl.col("_max_kw")
     per = (
-        rows.join(limit, on="meter_id", how="left")
-        .with_columns(_step=step)
+        rows.with_columns(_step=step)
         .group_by("meter_id")
         .agg(
             _n=pl.len(),
@@ -194,7 +193,14 @@ def _cumulative(df: pl.DataFrame, meters: pl.DataFrame, reasons: Counter[str]) -
             _low=imp.min(),
             _high=imp.max(),
             _inc=pl.col("_step").filter(pl.col("_step") > 0).median(),
-            _cap=(pl.col("_max_kw") * pl.col("interval_s") / 3600.0).max(),
+            _imin=pl.col("interval_s").min(),
+            _imax=pl.col("interval_s").max(),
+        )
+        # the limit joined per meter, not per row: max_kw x interval / 3600 is largest
+        # at one end of the meter's intervals
+        .join(_max_kw(meters), on="meter_id", how="left")
+        .with_columns(
+            _cap=pl.max_horizontal(kw * pl.col("_imax") / 3600.0, kw * pl.col("_imin") / 3600.0)
         )
     )
     # a register grows little against what it already holds; a rising interval series
@@ -234,6 +240,18 @@ def _cumulative(df: pl.DataFrame, meters: pl.DataFrame, reasons: Counter[str]) -
         )
         .select(cols)
     )
+
+
+def _by_meter_and_time(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in (meter, time) order. VEE returns a batch so already, and a look at
+    each row against the one before confirms it in a fraction of a sort of a few million
+    rows by their id strings."""
+    meter, ts = pl.col("meter_id"), pl.col("ts")
+    before = meter.shift(1)
+    ordered = ((meter > before) | ((meter == before) & (ts > ts.shift(1)))).fill_null(True)
+    if rows.select(ordered.all()).item():
+        return rows
+    return rows.sort("meter_id", "ts")
 
 
 def _max_kw(meters: pl.DataFrame) -> pl.DataFrame:

@@ -7,8 +7,13 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from metrify.contracts.records import READING
-from metrify.quality.commodities import to_contract_units, zone_location
+from metrify.contracts.records import READING, Quality, Status
+from metrify.quality.commodities import (
+    CUMULATIVE_REASON,
+    commodity_checks,
+    to_contract_units,
+    zone_location,
+)
 from metrify.settings.commodities import CommodityConfig, GasValues
 
 TS = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -75,3 +80,46 @@ def test_water_keeps_its_volume_and_electricity_is_untouched() -> None:
 def test_zone_locations_come_from_tz_data() -> None:
     assert zone_location("Europe/Amsterdam") == pytest.approx((52 + 22 / 60, 4 + 54 / 60))
     assert zone_location("Nowhere/Else") is None
+
+
+def _hours(meter: str, values: list[float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "meter_id": meter,
+            "ts": [TS + dt.timedelta(hours=h) for h in range(len(values))],
+            "interval_s": 3600,
+            "import_kwh": values,
+            "quality": 0,
+            "status": "valid",
+        },
+        schema_overrides={"interval_s": pl.Int32, "quality": pl.Int32},
+    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+
+
+@pytest.mark.parametrize("order", ["meter and time", "shuffled"])
+def test_a_register_mapped_as_energy_is_found_in_any_row_order(order: str) -> None:
+    """A heat meter's register (kWh since installation, about 2 kWh an hour) beside an
+    ordinary home: only the register's rows are rejected, and those above its meter's
+    maximum (5 kW: 5 kWh an hour) are out of range too, whatever order VEE's rows
+    come in."""
+    register = [80_000.0 + 2.0 * h + (h % 3) * 0.25 for h in range(48)]
+    home = [0.3 + (h % 24) * 0.05 + (0.4 if h % 7 == 0 else 0.0) for h in range(48)]
+    rows = pl.concat([_hours("HEAT-1", register), _hours("HOME-1", home)])
+    if order == "shuffled":
+        rows = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    meters = _meters(meter_id=["HEAT-1", "HOME-1"], max_kw=[5.0, 5.0])
+
+    out, reasons = commodity_checks(rows, meters)
+
+    assert reasons == {CUMULATIVE_REASON: len(register)}
+    assert out.height == rows.height
+    assert out.select(pl.all().exclude("quality", "status")).equals(
+        rows.select(pl.all().exclude("quality", "status"))
+    )  # the rows stay where they were
+    heat = out.filter(pl.col("meter_id") == "HEAT-1")
+    assert heat.get_column("status").unique().to_list() == [Status.REJECTED.value]
+    bits = int(Quality.REGISTER_MISMATCH) | int(Quality.OUT_OF_RANGE)
+    assert (heat.get_column("quality") == bits).all()  # every value is above 5 kWh
+    untouched = out.filter(pl.col("meter_id") == "HOME-1")
+    assert (untouched.get_column("status") == "valid").all()
+    assert (untouched.get_column("quality") == 0).all()
