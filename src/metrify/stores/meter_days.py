@@ -10,6 +10,8 @@ from __future__ import annotations
 import polars as pl
 import psycopg
 
+from metrify.stores.arrays import array_literal
+
 __all__ = ["insert_meter_days"]
 
 
@@ -28,6 +30,6 @@ def insert_meter_days(
         f"INSERT INTO {table} (meter_id, day)"
         " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)"
         f" {suffix}",
-        (pairs.get_column("meter_id").to_list(), pairs.get_column("day").to_list()),
+        (array_literal(pairs.get_column("meter_id")), array_literal(pairs.get_column("day"))),
     )
     return pairs.height

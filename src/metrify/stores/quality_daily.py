@@ -37,6 +37,7 @@ import psycopg
 
 from metrify.contracts.localtime import DAY_US, known_zones, local_us
 from metrify.contracts.records import Quality, Status
+from metrify.stores.arrays import array_literal
 from metrify.stores.meter_days import insert_meter_days
 
 #: the advisory lock between increments (shared) and recomputes (exclusive)
@@ -205,7 +206,7 @@ def count_fresh(
         if counts.height * MIN_ROWS_PER_DAY <= rows.height:
             cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
             columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
-            cur.execute(INCREMENT_SQL, [counts.get_column(c).to_list() for c in columns])
+            cur.execute(INCREMENT_SQL, [array_literal(counts.get_column(c)) for c in columns])
             return
     mark(cur, rows)
 
