@@ -34,6 +34,7 @@ from metrify.contracts.records import (
     Commodity,
     Contract,
     MeterEvent,
+    MeterStatus,
     Quality,
     Status,
 )
@@ -221,6 +222,9 @@ class Pipeline:
         #: replaced, never changed in place, so the writer thread can read it while the
         #: next batch is decoded
         self._declared: dict[str, dict[str, str]] = {}
+        #: described meters whose reference data differs from what the load declared:
+        #: meter -> what was kept (told once in the summary's warnings)
+        self._overruled: dict[str, str] = {}
         #: register reads turned into intervals (a load that maps only a register)
         self.registers: RegisterStage | None = None
         self.detector: DetectStage | None = None
@@ -675,7 +679,28 @@ class Pipeline:
         they have none (:func:`_with_declared`): what VEE, the register derivation and
         the detectors judge a meter by (its clock, its commodity, its unit)."""
         assert self.meters is not None
-        return _with_declared(self.meters.get(ids), ids, self._declared)
+        meters = self.meters.get(ids)
+        if self._declared:
+            self._note_overruled(_overruled(meters, self._declared))
+        return _with_declared(meters, ids, self._declared)
+
+    def _note_overruled(self, overruled: dict[str, str]) -> None:
+        """Say once, in the summary's warnings, which described meters kept their
+        reference data over what the load declared: the load is judged by the reference
+        row, which is right, but the user asked otherwise and must hear why."""
+        new = {m: what for m, what in overruled.items() if m not in self._overruled}
+        if not new:
+            return
+        self._overruled.update(new)
+        marker = " reference data over what the load declared"
+        self.summary.warnings[:] = [w for w in self.summary.warnings if marker not in w]
+        count = len(self._overruled)
+        first = min(self._overruled)
+        whose = "1 meter kept its" if count == 1 else f"{count} meters kept their"
+        self.summary.warnings.append(
+            f"{whose}{marker} (e.g. {first}: {self._overruled[first]}); a meters file"
+            " changes reference data"
+        )
 
     def _declare(self, decoded: Decoded, zone: str | None) -> None:
         """Remember what a batch declares of its meters, where not declared before: the
@@ -1199,11 +1224,27 @@ def _rejoin_absent(
 ) -> pl.DataFrame:
     """Judged rows with the :data:`ABSENT` mask :func:`_split_absent` took off. One mask
     for all also covers the rows the quality stage added (gaps, estimates): they carry
-    no more than their batch."""
+    no more than their batch.
+
+    A gas meter's volume is no field of its input but the unit conversion's (the input
+    carried it as ``import_kwh``): where the conversion set ``volume_m3`` the row
+    carries it, or a correction of a stored reading would keep the old volume beside
+    the new energy."""
     if isinstance(lacking, int):
-        return assessed.with_columns(pl.lit(lacking, dtype=pl.Int32).alias(ABSENT))
-    key = list(contract.key)
-    return assessed.join(lacking, on=key, how="left", maintain_order="left")
+        out = assessed.with_columns(pl.lit(lacking, dtype=pl.Int32).alias(ABSENT))
+    else:
+        key = list(contract.key)
+        out = assessed.join(lacking, on=key, how="left", maintain_order="left")
+    derived = "volume_m3"
+    if derived not in out.columns or out.get_column(derived).null_count() == out.height:
+        return out
+    carried = ~absent_mask(contract, [f for f in contract.value_fields if f != derived])
+    return out.with_columns(
+        pl.when(pl.col(derived).is_not_null())
+        .then(pl.col(ABSENT) & carried)
+        .otherwise(pl.col(ABSENT))
+        .alias(ABSENT)
+    )
 
 
 def _stored_values(contract: Contract, versions: pl.DataFrame, result: WriteResult) -> pl.DataFrame:
@@ -1222,9 +1263,12 @@ def _with_declared(
     meters: pl.DataFrame, ids: pl.Series, declared: dict[str, dict[str, str]]
 ) -> pl.DataFrame:
     """The meters' attributes with what the load declared of them (``--tz``, a commodity,
-    a unit) where they have none: a meter this run registers gets them (see
+    a unit): a meter this run registers gets them (see
     :meth:`PostgresStore.write_series`), and its first batch is judged as the next will
-    be (its local hours and days, its commodity's rules, its unit)."""
+    be (its local hours and days, its commodity's rules, its unit). A meter an earlier
+    load registered (status unregistered: what it holds is that load's word or the
+    defaults) takes them over what it holds, as its row will; a described meter keeps
+    its reference data and takes a declaration only where it has none."""
     given = {m: declared[m] for m in ids.unique().to_list() if m in declared}
     if not given:
         return meters
@@ -1239,11 +1283,51 @@ def _with_declared(
     missing = [c for c in names if c not in meters.columns]
     if missing:
         meters = meters.with_columns(pl.lit(None, dtype=pl.String()).alias(c) for c in missing)
+    loaded = pl.col("status").is_null() | (pl.col("status") == MeterStatus.UNREGISTERED.value)
+    if "status" not in meters.columns:
+        loaded = pl.lit(True)
     return (
         meters.join(frame, on="meter_id", how="left", maintain_order="left")
-        .with_columns(pl.col(c).fill_null(pl.col(f"_d_{c}")) for c in names)
+        .with_columns(
+            pl.when(loaded)
+            .then(pl.coalesce(f"_d_{c}", c))
+            .otherwise(pl.coalesce(c, f"_d_{c}"))
+            .alias(c)
+            for c in names
+        )
         .drop(f"_d_{c}" for c in names)
     )
+
+
+def _overruled(meters: pl.DataFrame, declared: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The described meters (a status other than unregistered) whose reference data
+    holds another value than the load declared: meter -> ``commodity electricity, not
+    gas``. A value the reference row lacks is no conflict (the declaration fills it)."""
+    if "status" not in meters.columns or not meters.height:
+        return {}
+    described = meters.filter(
+        pl.col("status").is_not_null() & (pl.col("status") != MeterStatus.UNREGISTERED.value)
+    )
+    asked = [m for m in described.get_column("meter_id").to_list() if m in declared]
+    if not asked:  # (a load of new or earlier-loaded meters: most)
+        return {}
+    described = described.filter(pl.col("meter_id").is_in(asked))
+    out: dict[str, list[str]] = {}
+    for name in DECLARED:
+        if name not in described.columns:
+            continue
+        given = pl.DataFrame(
+            [(m, declared[m][name]) for m in asked if name in declared[m]],
+            schema={"meter_id": pl.String(), "_given": pl.String()},
+            orient="row",
+        )
+        stored = pl.col(name).cast(pl.String)
+        clash = described.join(given, on="meter_id").filter(
+            stored.is_not_null() & (stored != pl.col("_given"))
+        )
+        for meter, held, wanted in clash.select("meter_id", stored, "_given").iter_rows():
+            out.setdefault(meter, []).append(f"{name} {held}, not {wanted}")
+    return {meter: "; ".join(kept) for meter, kept in out.items()}
 
 
 def _known_commodities(

@@ -24,7 +24,7 @@ from typing import Final
 import pgpq
 import polars as pl
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, MeterStatus, Quality
 from metrify.ops import tracing
@@ -193,7 +193,8 @@ def _register(
     ``declared``: what the load declared of a meter (``--tz``, ``--set commodity=``,
     ``unit``: :data:`DECLARED`), kept on the new meter's row: its daily scores count its
     own local days from the start, and a gas meter stays gas, not electricity until a
-    meters file comes."""
+    meters file comes. A meter an earlier load registered takes it too
+    (:func:`_redeclare`)."""
     ref = REFERENCE_FOR[contract.kind]
     if declared and ref is METER:
         # one insert per set of attributes declared (a load declares the same of all its
@@ -211,6 +212,7 @@ def _register(
                 " ON d.id = ids.id ON CONFLICT DO NOTHING",
                 (MeterStatus.UNREGISTERED.value, *params, ids, *values),
             )
+            _redeclare(cur, names, ids, values)
         # and the ids with nothing declared, as below
         ids_sql = f"SELECT * FROM ({ids_sql}) AS ids(id) WHERE NOT (id = ANY(%s))"
         params = (*params, list(declared))
@@ -219,6 +221,39 @@ def _register(
         f" FROM ({ids_sql}) AS ids ON CONFLICT DO NOTHING",
         (MeterStatus.UNREGISTERED.value, *params),
     )
+
+
+def _redeclare(
+    cur: psycopg.Cursor[tuple[object, ...]],
+    names: Sequence[str],
+    ids: list[str],
+    values: list[list[str]],
+) -> None:
+    """Give the meters ``ids`` that an earlier load registered the ``names`` attributes
+    this load declares (``values``, one list per name), where they differ.
+
+    Such a meter's row holds what its first load said or the table's defaults: a gas
+    meter first loaded undeclared is an electricity meter in kWh, and loaded again with
+    ``--set commodity=gas --set unit=m3`` it must become gas, or the second load is
+    judged and converted as the first was. A meter with reference data (any status but
+    unregistered) keeps it. A changed zone re-derives its daily scores
+    (:func:`quality_daily.rezone`), as a meters file's does."""
+    sets = ", ".join(f"{c} = d.{c}" for c in names)
+    differs = " OR ".join(f"m.{c} IS DISTINCT FROM d.{c}" for c in names)
+    # ``o``, the same table joined again, holds the rows as they were before the update
+    cur.execute(
+        f"UPDATE meters m SET {sets}, updated_at = now()"
+        f" FROM unnest(%s::text[]{', %s::text[]' * len(names)})"
+        f" AS d(id, {', '.join(names)}), meters o"
+        f" WHERE m.meter_id = d.id AND o.meter_id = m.meter_id AND m.status = %s"
+        f" AND ({differs})"
+        " RETURNING m.meter_id, o.timezone IS DISTINCT FROM m.timezone",
+        (ids, *values, MeterStatus.UNREGISTERED.value),
+    )
+    moved = [str(row[0]) for row in cur.fetchall() if row[1]]
+    if moved:
+        selected = sql.SQL("SELECT unnest({}::text[])").format(sql.Literal(moved))
+        quality_daily.rezone(cur, selected.as_string(cur))
 
 
 def register_in_region(

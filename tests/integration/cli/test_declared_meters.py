@@ -161,3 +161,81 @@ def test_a_green_button_feed_of_therms_registers_a_gas_meter(
     _ingest(str(feed))
     row = conn.execute("SELECT commodity, unit FROM meters WHERE meter_id = 'G9-KNOWN'").fetchone()
     assert row == ("electricity", "kWh")
+
+
+def test_a_meter_loaded_undeclared_takes_the_declaration_of_a_later_load(
+    settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """The gas register loaded first as it comes (an electricity meter in kWh, on UTC
+    days), then again declared gas in litres on Amsterdam's clock: the meter becomes
+    gas, its readings are converted by the calorific value (the first load's values kept
+    in history), and its daily scores count Amsterdam's days. A meter with reference
+    data keeps it, and the load says so."""
+    path = _gas_reads(tmp_path)
+    common = ["--no-header", "--map", "ts=#1", "--map", "register_kwh=#2", "--interval", "3600"]
+    _ingest(str(path), *common, "--set", "meter_id=NL-LATE")
+    row = conn.execute("SELECT commodity, unit, timezone FROM meters WHERE meter_id = 'NL-LATE'")
+    assert row.fetchone() == ("electricity", None, None)  # the premise: nothing declared
+
+    summary = _ingest(str(path), *common, "--set", "meter_id=NL-LATE", "--set", "commodity=gas",
+                      "--set", "unit=l", "--tz", "Europe/Amsterdam")  # fmt: skip
+    row = conn.execute("SELECT commodity, unit, timezone, status FROM meters"
+                       " WHERE meter_id = 'NL-LATE'")  # fmt: skip
+    assert row.fetchone() == ("gas", "l", "Europe/Amsterdam", "unregistered")
+
+    hours = dutch_register_deltas(GAS, "2019-02-01", "2019-12-01")
+    stored = dict(
+        conn.execute(
+            "SELECT extract(epoch FROM ts)::bigint, array[import_kwh, volume_m3] FROM readings"
+            " WHERE meter_id = 'NL-LATE' AND ts = ANY(%s)",
+            ([dt.datetime.fromtimestamp(h, dt.UTC) for h, _ in hours],),
+        ).fetchall()
+    )
+    assert len(stored) == len(hours)
+    for t, litres in hours:
+        kwh, m3 = stored[t]
+        assert m3 == pytest.approx(litres / 1000, abs=1e-9)
+        assert kwh == pytest.approx(litres / 1000 * CV * CF / 3.6, rel=1e-9, abs=1e-12)
+    # the first load's litres-as-kWh are the replaced versions
+    changed = sum(1 for _, litres in hours if litres > 0)
+    assert summary["updated"] >= changed
+    kept = conn.execute(
+        "SELECT count(*) FROM reading_history WHERE meter_id = 'NL-LATE'"
+    ).fetchone()
+    assert kept is not None and kept[0] >= changed
+
+    # the daily scores re-counted on Amsterdam's days: what the stored rows give per day
+    local = dict(
+        conn.execute(
+            "SELECT (ts AT TIME ZONE 'Europe/Amsterdam')::date,"
+            " count(*) FILTER (WHERE quality & 1 = 0) FROM readings"
+            " WHERE meter_id = 'NL-LATE' GROUP BY 1"
+        ).fetchall()
+    )
+    scored = dict(
+        conn.execute("SELECT day, present FROM quality_daily WHERE meter_id = 'NL-LATE'").fetchall()
+    )
+    assert scored == local
+    # (the premise: Amsterdam's days differ from UTC's; the reads start at midnight UTC)
+    utc = conn.execute(
+        "SELECT count(*) FILTER (WHERE quality & 1 = 0) FROM readings"
+        " WHERE meter_id = 'NL-LATE' AND ts < %s",
+        (dt.datetime.combine(min(local), dt.time(), dt.UTC) + dt.timedelta(days=1),),
+    ).fetchone()
+    assert utc is not None and utc[0] != local[min(local)]
+
+    # a described meter keeps its reference data; the load tells which and why
+    conn.execute(
+        "INSERT INTO meters (meter_id, status, commodity, unit) "
+        "VALUES ('NL-KNOWN', 'active', 'electricity', 'kWh')"
+    )
+    conn.commit()
+    told = _ingest(str(path), *common, "--set", "meter_id=NL-KNOWN", "--set", "commodity=gas",
+                   "--set", "unit=l")  # fmt: skip
+    row = conn.execute("SELECT commodity, unit FROM meters WHERE meter_id = 'NL-KNOWN'")
+    assert row.fetchone() == ("electricity", "kWh")
+    assert any(
+        "1 meter kept its reference data" in w
+        and "NL-KNOWN: commodity electricity, not gas; unit kWh, not l" in w
+        for w in told["warnings"]
+    ), told["warnings"]
