@@ -10,6 +10,7 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -221,6 +222,8 @@ def ingest_files(
 #: decoded ahead of the pipeline: a whole batch, so that it can read the next one while
 #: the pipeline judges this one (it holds at least one raw batch whatever its size)
 AHEAD_BATCHES = 1
+#: threads decoding read batches, each a group at a time (see :meth:`_Ahead._emit`)
+DECODERS = 2
 
 _Item = tuple[RawBatch, Mapping, Decoded] | Exception
 
@@ -258,6 +261,11 @@ class _Ahead:
         self._next = 0
         #: batches read and not yet decoded: up to a batch's rows (a group to decode)
         self._raw: _RowQueue[_RawEvent] = _RowQueue(batch_rows)
+        #: groups being decoded, oldest first (see :meth:`_emit`)
+        self._decoding: collections.deque[tuple[list[_Read], Future[list[Decoded | Exception]]]] = (
+            collections.deque()
+        )
+        self._decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="decode")
         self._thread = threading.Thread(
             target=tracing.carry(self._run), name="read-ahead", daemon=True
         )
@@ -327,7 +335,10 @@ class _Ahead:
                     raise event
                 number, read = event
                 if isinstance(read, Exception):  # the reader's ReaderError, SchemaMismatch
-                    if not self._emit(group) or not self._put((number, read)):
+                    # (after every group before it: the loader takes items in order)
+                    if not self._emit(group) or not self._hand_over(0):
+                        return
+                    if not self._put((number, read)):
                         return
                     continue
                 if read is not None:
@@ -337,11 +348,13 @@ class _Ahead:
                     group.add(number, batch, used)
                 else:
                     group.entries.append((number, None, None))  # the file's end
-            self._emit(group)
+            if self._emit(group):
+                self._hand_over(0)
         except BaseException as exc:  # the loader raises it
             self._put(exc)
         finally:
             self._raw.stop()
+            self._decoders.shutdown(wait=True, cancel_futures=True)
             reader.join()
 
     def _read(self) -> None:
@@ -369,18 +382,40 @@ class _Ahead:
             self._raw.put(exc, 0)
 
     def _emit(self, group: _Group) -> bool:
-        """Decode the batches read so far and hand them, and the ends of their files,
-        to the loader in order; False when the loader has stopped.
+        """Start decoding the batches read so far, and hand the groups decoded before
+        them, with the ends of their files, to the loader in order; False when the
+        loader has stopped.
 
         Consecutive batches of the same columns and mapping, up to a batch's rows, are
         decoded in one call and split again by file: a decode costs milliseconds of
         fixed work whatever its size, most of a small file's (a household's year).
-        A file whose batch cannot be decoded ends with the error, as when read alone."""
-        reads = [(n, b, u) for n, b, u in group.entries if b is not None and u is not None]
-        decoded = self._decode(reads)
+        Groups are decoded on ``DECODERS`` threads (Polars releases the GIL): one
+        decoding thread was what held a load of many small files back while the
+        machine had a core to spare. A file whose batch cannot be decoded ends with the
+        error, as when read alone."""
+        if group.entries:
+            entries = list(group.entries)
+            reads = [(n, b, u) for n, b, u in entries if b is not None and u is not None]
+            decoding = self._decoders.submit(tracing.carry(self._decode), reads)
+            self._decoding.append((entries, decoding))
+            group.clear()
+        return self._hand_over(DECODERS - 1)
+
+    def _hand_over(self, left: int) -> bool:
+        """Hand the loader the oldest groups being decoded, in order, until ``left``
+        are; False when the loader has stopped."""
+        while len(self._decoding) > left:
+            entries, decoding = self._decoding.popleft()
+            if not self._put_decoded(entries, decoding.result()):
+                return False
+        return True
+
+    def _put_decoded(self, entries: list[_Read], decoded: list[Decoded | Exception]) -> bool:
+        """One group's batches (decoded, or the error that ends their file) and file
+        ends to the loader, in order; False when the loader has stopped."""
         failed: set[int] = set()
         at = 0
-        for number, batch, used in group.entries:
+        for number, batch, used in entries:
             if number in failed:
                 continue
             if batch is None or used is None:
@@ -395,7 +430,6 @@ class _Ahead:
                     item = (number, (batch, used, result))
             if not self._put(item):
                 return False
-        group.clear()
         return True
 
     def _decode(self, reads: list[tuple[int, RawBatch, Mapping]]) -> list[Decoded | Exception]:

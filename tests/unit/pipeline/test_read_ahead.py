@@ -85,3 +85,29 @@ def test_a_loader_that_stops_stops_the_thread(tmp_path: Path) -> None:
     assert not ahead._thread.is_alive()
     # it stopped at its row budget, far from reading all 100 batches
     assert decoder.calls < 10
+
+
+class _UnevenDecoder(_Decoder):
+    """Decodes taking uneven times, so groups decoded side by side finish out of order."""
+
+    def decode(self, raw: pl.DataFrame, mapping: object, **kw: object) -> list[str]:
+        first = int(raw.get_column("v")[0])
+        time.sleep(0.006 if first % 3 == 0 else 0.0005)
+        return super().decode(raw, mapping, **kw)
+
+
+def test_groups_decoded_side_by_side_come_in_file_order(tmp_path: Path) -> None:
+    paths = [_csv(tmp_path / f"{i:02d}.csv", [10 * i + k for k in range(4)]) for i in range(12)]
+    paths.insert(5, tmp_path / "missing.csv")
+    ahead = _ahead(_UnevenDecoder(), paths, 4, 8)  # a group is one file
+    seen: list[object] = []
+    with ahead:
+        for path in paths:
+            for item in ahead.file(path):
+                if isinstance(item, Exception):
+                    seen.append(path.name)
+                    break
+                seen.extend(item[2])
+    expected: list[object] = [str(10 * i + k) for i in range(12) for k in range(4)]
+    expected.insert(5 * 4, "missing.csv")
+    assert seen == expected
