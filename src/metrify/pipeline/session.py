@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,6 +224,20 @@ def ingest_files(
 AHEAD_BATCHES = 1
 #: threads decoding read batches, each a group at a time (see :meth:`_Ahead._emit`)
 DECODERS = 2
+#: threads reading small files whole ahead of the one being handed on, and what is
+#: small: its bytes on disk (see :meth:`_Ahead._read`)
+READERS = 2
+SMALL_FILE_BYTES = 4 << 20
+
+
+def _small(path: Path) -> bool:
+    """Whether ``path`` is read whole ahead (an unreadable one is not: it fails where
+    it is read, in order)."""
+    try:
+        return path.is_file() and path.stat().st_size <= SMALL_FILE_BYTES
+    except OSError:
+        return False
+
 
 _Item = tuple[RawBatch, Mapping, Decoded] | Exception
 
@@ -359,18 +373,44 @@ class _Ahead:
 
     def _read(self) -> None:
         """On a thread of its own: the files' batches, read and checked, for the decoding
-        thread (reading a file, gzip and CSV, overlaps decoding the ones before)."""
+        threads (reading a file, gzip and CSV, overlaps decoding the ones before).
+
+        Small files (a household's year, a day's export) are read whole on
+        ``READERS`` threads a few files ahead, and handed on in order: read one after
+        the other, they held a load of many such files back. A large file is read
+        batch by batch here, its memory bounded by the queue."""
         from metrify.sources import ReaderError, read_batches
 
+        def whole(path: Path) -> tuple[list[RawBatch], Exception | None]:
+            """A small file's batches, and the error that ended it early if any."""
+            got: list[RawBatch] = []
+            try:
+                got.extend(read_batches(path, self._batch_rows, **self._mapping.file_options))
+            except (ReaderError, SchemaMismatch) as exc:
+                return got, exc
+            return got, None
+
+        readers = ThreadPoolExecutor(READERS, thread_name_prefix="read-file")
+        read: dict[int, Future[tuple[list[RawBatch], Exception | None]]] = {}
         try:
             for number, path in enumerate(self._paths):
+                for ahead in range(number, min(number + READERS + 1, len(self._paths))):
+                    if ahead not in read and _small(self._paths[ahead]):
+                        read[ahead] = readers.submit(tracing.carry(whole), self._paths[ahead])
                 try:
-                    batches = read_batches(path, self._batch_rows, **self._mapping.file_options)
+                    ended: Exception | None = None
+                    if number in read:
+                        got, ended = read.pop(number).result()
+                        batches: Iterable[RawBatch] = got
+                    else:
+                        batches = read_batches(path, self._batch_rows, **self._mapping.file_options)
                     for batch, used in self._checks.batches(batches):
                         if self._abandoned == number:
                             break
                         if not self._raw.put((number, (batch, used)), batch.data.height):
                             return
+                    if ended is not None and self._abandoned != number:
+                        raise ended
                 except (ReaderError, SchemaMismatch) as exc:
                     if not self._raw.put((number, exc), 0):
                         return
@@ -380,6 +420,8 @@ class _Ahead:
             self._raw.put(None, 0)
         except BaseException as exc:  # the decoding thread raises it
             self._raw.put(exc, 0)
+        finally:
+            readers.shutdown(wait=True, cancel_futures=True)
 
     def _emit(self, group: _Group) -> bool:
         """Start decoding the batches read so far, and hand the groups decoded before

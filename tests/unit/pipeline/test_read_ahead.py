@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from metrify.contracts.records import READING
-from metrify.pipeline.session import _Ahead
+from metrify.pipeline import session
+from metrify.pipeline.session import SMALL_FILE_BYTES, _Ahead
 from metrify.sources.filechecks import FileChecks
 from metrify.sources.mapping import Mapping
 
@@ -42,7 +44,11 @@ def _ahead(decoder: _Decoder, paths: list[Path], batch_rows: int, ahead_rows: in
     )
 
 
-def test_batches_come_in_file_order_with_bad_and_abandoned_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [SMALL_FILE_BYTES, 0], ids=["read-whole-ahead", "streamed"])
+def test_batches_come_in_file_order_with_bad_and_abandoned_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: int
+) -> None:
+    monkeypatch.setattr(session, "SMALL_FILE_BYTES", small)
     a = _csv(tmp_path / "a.csv", [1, 2, 3, 4, 5])
     b = _csv(tmp_path / "b.csv", [6, 7, 8])
     missing = tmp_path / "missing.csv"
