@@ -145,7 +145,7 @@ def ingest_files(
 ) -> Summary:
     """Stream files through the pipeline. A bad file is reported and skipped, never fatal.
 
-    The files are read and decoded on a thread a few batches ahead of the pipeline
+    The files are read and decoded on threads a few batches ahead of the pipeline
     (:class:`_Ahead`), so the reading overlaps the judging and writing of the batches
     before; the pipeline takes them in the files' order, as if read here.
 
@@ -243,11 +243,12 @@ _Item = tuple[RawBatch, Mapping, Decoded] | Exception
 
 
 class _Ahead:
-    """Files read and decoded on a thread, up to a batch ahead of the pipeline.
+    """Files read and decoded on threads, up to a batch ahead of the pipeline.
 
     Reading (gzip, CSV parsing) and decoding (Polars) mostly release the GIL, so they
     run on the second core while the pipeline judges the batch before (VEE, the
-    detectors), which left it idle. Each file's batches arrive in order, then ``None``;
+    detectors), which left it idle; each on two threads (:meth:`_read`,
+    :meth:`_emit`). Each file's batches arrive in order, then ``None``;
     a file that cannot be read or decoded ends with the exception instead (what the
     loader reports for it), as the loop that read it here did. Anything else raised on
     the thread is raised again in the loader."""
