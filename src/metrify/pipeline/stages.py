@@ -44,7 +44,12 @@ from metrify.pipeline import lakesync
 from metrify.pipeline.detect import DetectStage
 from metrify.pipeline.registers import RegisterStage, apply_flags, split_flags
 from metrify.quality import dedupe_batch
-from metrify.quality.commodities import commodity_checks, to_contract_units, zero_outage_gaps
+from metrify.quality.commodities import (
+    CONVERTED_FIELDS,
+    commodity_checks,
+    to_contract_units,
+    zero_outage_gaps,
+)
 from metrify.quality.context import reach_of
 from metrify.quality.engine import assess_plain, run_vee
 from metrify.quality.history import HistoryCache
@@ -675,23 +680,19 @@ class Pipeline:
         )
 
     def _meter_attributes(self, ids: pl.Series) -> pl.DataFrame:
-        """The meters' reference attributes, with what the load declared of them where
-        they have none (:func:`_with_declared`): what VEE, the register derivation and
-        the detectors judge a meter by (its clock, its commodity, its unit)."""
+        """The meters' reference attributes with what the load declared of them
+        (:func:`_with_declared`): what VEE, the register derivation and the detectors
+        judge a meter by (its clock, its commodity, its unit)."""
         assert self.meters is not None
-        meters = self.meters.get(ids)
-        if self._declared:
-            self._note_overruled(_overruled(meters, self._declared))
-        return _with_declared(meters, ids, self._declared)
+        return _with_declared(self.meters.get(ids), ids, self._declared)
 
     def _note_overruled(self, overruled: dict[str, str]) -> None:
-        """Say once, in the summary's warnings, which described meters kept their
-        reference data over what the load declared: the load is judged by the reference
-        row, which is right, but the user asked otherwise and must hear why."""
-        new = {m: what for m, what in overruled.items() if m not in self._overruled}
-        if not new:
+        """Say, in the summary's warnings, which described meters kept their reference
+        data over what the load declared: the load is judged by the reference row,
+        which is right, but the user asked otherwise and must hear why."""
+        if not overruled:
             return
-        self._overruled.update(new)
+        self._overruled.update(overruled)
         marker = " reference data over what the load declared"
         self.summary.warnings[:] = [w for w in self.summary.warnings if marker not in w]
         count = len(self._overruled)
@@ -723,6 +724,8 @@ class Pipeline:
                 **known,
                 **{m: {**known.get(m, {}), **given} for m, given in new.items()},
             }
+            if self.meters is not None:  # (each declaration weighed once, when first made)
+                self._note_overruled(_overruled(self.meters.get(pl.Series(list(new))), new))
 
     def _versions(self, assessed: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.contract.fields, "quality", "status", "source", "ingested_at"]
@@ -1226,25 +1229,25 @@ def _rejoin_absent(
     for all also covers the rows the quality stage added (gaps, estimates): they carry
     no more than their batch.
 
-    A gas meter's volume is no field of its input but the unit conversion's (the input
-    carried it as ``import_kwh``): where the conversion set ``volume_m3`` the row
-    carries it, or a correction of a stored reading would keep the old volume beside
-    the new energy."""
+    A field the unit conversion fills (:data:`CONVERTED_FIELDS`: a gas meter's volume,
+    from the ``import_kwh`` its input carried) is carried where it was filled, or a
+    correction of a stored reading would keep the old volume beside the new energy."""
     if isinstance(lacking, int):
         out = assessed.with_columns(pl.lit(lacking, dtype=pl.Int32).alias(ABSENT))
     else:
         key = list(contract.key)
         out = assessed.join(lacking, on=key, how="left", maintain_order="left")
-    derived = "volume_m3"
-    if derived not in out.columns or out.get_column(derived).null_count() == out.height:
-        return out
-    carried = ~absent_mask(contract, [f for f in contract.value_fields if f != derived])
-    return out.with_columns(
-        pl.when(pl.col(derived).is_not_null())
-        .then(pl.col(ABSENT) & carried)
-        .otherwise(pl.col(ABSENT))
-        .alias(ABSENT)
-    )
+    for name in CONVERTED_FIELDS:
+        if name not in out.columns or out.get_column(name).null_count() == out.height:
+            continue
+        carried = ~absent_mask(contract, [f for f in contract.value_fields if f != name])
+        out = out.with_columns(
+            pl.when(pl.col(name).is_not_null())
+            .then(pl.col(ABSENT) & carried)
+            .otherwise(pl.col(ABSENT))
+            .alias(ABSENT)
+        )
+    return out
 
 
 def _stored_values(contract: Contract, versions: pl.DataFrame, result: WriteResult) -> pl.DataFrame:
@@ -1272,20 +1275,18 @@ def _with_declared(
     given = {m: declared[m] for m in ids.unique().to_list() if m in declared}
     if not given:
         return meters
-    names = [c for c in DECLARED if any(c in attrs for attrs in given.values())]
-    frame = pl.DataFrame(
-        {"meter_id": list(given), **{f"_d_{c}": [a.get(c) for a in given.values()] for c in names}},
-        schema={"meter_id": pl.String(), **{f"_d_{c}": pl.String() for c in names}},
-    )
+    frame, names = _declared_frame(given)
     absent = frame.join(meters.select("meter_id"), on="meter_id", how="anti")
     if absent.height:
         meters = pl.concat([meters, absent.select("meter_id")], how="diagonal_relaxed")
     missing = [c for c in names if c not in meters.columns]
     if missing:
         meters = meters.with_columns(pl.lit(None, dtype=pl.String()).alias(c) for c in missing)
-    loaded = pl.col("status").is_null() | (pl.col("status") == MeterStatus.UNREGISTERED.value)
-    if "status" not in meters.columns:
-        loaded = pl.lit(True)
+    loaded = (
+        pl.col("status").is_null() | (pl.col("status") == MeterStatus.UNREGISTERED.value)
+        if "status" in meters.columns
+        else pl.lit(True)
+    )
     return (
         meters.join(frame, on="meter_id", how="left", maintain_order="left")
         .with_columns(
@@ -1299,33 +1300,37 @@ def _with_declared(
     )
 
 
+def _declared_frame(declared: dict[str, dict[str, str]]) -> tuple[pl.DataFrame, list[str]]:
+    """What a load declared of its meters as a frame (``meter_id``, ``_d_<attribute>``
+    for each attribute any of them declares), and those attributes' names."""
+    names = [c for c in DECLARED if any(c in attrs for attrs in declared.values())]
+    frame = pl.DataFrame(
+        {
+            "meter_id": list(declared),
+            **{f"_d_{c}": [a.get(c) for a in declared.values()] for c in names},
+        },
+        schema={"meter_id": pl.String(), **{f"_d_{c}": pl.String() for c in names}},
+    )
+    return frame, names
+
+
 def _overruled(meters: pl.DataFrame, declared: dict[str, dict[str, str]]) -> dict[str, str]:
     """The described meters (a status other than unregistered) whose reference data
     holds another value than the load declared: meter -> ``commodity electricity, not
     gas``. A value the reference row lacks is no conflict (the declaration fills it)."""
-    if "status" not in meters.columns or not meters.height:
+    if "status" not in meters.columns or not declared:
         return {}
+    frame, names = _declared_frame(declared)
     described = meters.filter(
         pl.col("status").is_not_null() & (pl.col("status") != MeterStatus.UNREGISTERED.value)
-    )
-    asked = [m for m in described.get_column("meter_id").to_list() if m in declared]
-    if not asked:  # (a load of new or earlier-loaded meters: most)
-        return {}
-    described = described.filter(pl.col("meter_id").is_in(asked))
+    ).join(frame, on="meter_id")
     out: dict[str, list[str]] = {}
-    for name in DECLARED:
+    for name in names:
         if name not in described.columns:
             continue
-        given = pl.DataFrame(
-            [(m, declared[m][name]) for m in asked if name in declared[m]],
-            schema={"meter_id": pl.String(), "_given": pl.String()},
-            orient="row",
-        )
-        stored = pl.col(name).cast(pl.String)
-        clash = described.join(given, on="meter_id").filter(
-            stored.is_not_null() & (stored != pl.col("_given"))
-        )
-        for meter, held, wanted in clash.select("meter_id", stored, "_given").iter_rows():
+        stored, given = pl.col(name).cast(pl.String), pl.col(f"_d_{name}")
+        clash = described.filter(stored.is_not_null() & given.is_not_null() & (stored != given))
+        for meter, held, wanted in clash.select("meter_id", stored, given).iter_rows():
             out.setdefault(meter, []).append(f"{name} {held}, not {wanted}")
     return {meter: "; ".join(kept) for meter, kept in out.items()}
 

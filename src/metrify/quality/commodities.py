@@ -38,6 +38,7 @@ from metrify.contracts.records import Commodity, Quality, Status
 from metrify.settings.commodities import CommodityConfig
 
 __all__ = [
+    "CONVERTED_FIELDS",
     "CUMULATIVE_REASON",
     "NIGHT_REASON",
     "OUTAGE_SOURCE",
@@ -67,6 +68,9 @@ _ZONE_TABLES: Final = (
     Path("/usr/share/zoneinfo/zone1970.tab"),
 )
 _ENERGY_FIELDS: Final = ("import_kwh", "export_kwh", "register_kwh", "generation_kwh")
+#: fields :func:`to_contract_units` fills from another (a gas or water meter's volume,
+#: from the import its input carried): no input carries them, yet a row it converted does
+CONVERTED_FIELDS: Final = ("volume_m3",)
 
 
 # --------------------------------------------------------------------------- units
