@@ -121,6 +121,11 @@ class AnomalyStore:
         if not found.height:
             return []
         frame = found.select(list(INCIDENT_SCHEMA)).with_row_index("cid")
+        # Inside a caller's transaction (a load's last batch records its verdicts in the
+        # one that saves the detector state) the stage tables still hold an earlier
+        # call's rows: ON COMMIT DELETE ROWS has not run, and a second call matched the
+        # first call's incidents again under its own numbers.
+        nested = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS stage_anomalies (cid bigint, kind text,"
@@ -128,11 +133,14 @@ class AnomalyStore:
                 " ts_end timestamptz, score float8, severity text, detector text,"
                 " detector_version text, evidence jsonb, intervals int) ON COMMIT DELETE ROWS"
             )
-            copy_frame(cur, "stage_anomalies", frame)
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS anomaly_match (cid bigint, id bigint)"
                 " ON COMMIT DELETE ROWS"
             )
+            if nested:
+                cur.execute("DELETE FROM stage_anomalies")
+                cur.execute("DELETE FROM anomaly_match")
+            copy_frame(cur, "stage_anomalies", frame)
             cur.execute(MERGE_SQL, {"gap": merge_gap_s})
             cur.execute(EXTEND_SQL)
             ids = [int(r[0]) for r in cur.fetchall()]  # type: ignore[call-overload]
