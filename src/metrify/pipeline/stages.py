@@ -63,6 +63,7 @@ from metrify.sources.mapping import REGISTER_FIELD, Mapping
 from metrify.stores import events, lake_outbox
 from metrify.stores.lake import Lake
 from metrify.stores.meter_cache import MeterCache
+from metrify.stores.partitions import partition_start
 from metrify.stores.postgres import ABSENT, DECLARED, PostgresStore, WriteResult, absent_mask
 
 if TYPE_CHECKING:
@@ -103,7 +104,8 @@ class _InFlight:
     write: Future[WriteResult]
     versions: pl.DataFrame
     rejects: pl.DataFrame
-    pending: Pending | None
+    #: the detectors' verdicts on rows this write completes, in order
+    pendings: list[Pending]
     #: the batch's number (see :attr:`Pipeline.handed`)
     number: int
     #: whether its detector state is left to a later save (merged into the deferred
@@ -530,10 +532,25 @@ class Pipeline:
                 # between, and a part's rows all follow the part before's, so the rows
                 # each part may find stored are the same either way.
                 written: list[pl.DataFrame] = []
-                for number, part in enumerate(_week_slices(assessed, self._slice_rows())):
+                parts = _week_slices(assessed, self._slice_rows())
+                held: pl.DataFrame | None = None
+                # verdicts wait for the last of their part's rows to be written
+                waiting: list[tuple[Pending, dt.datetime]] = []
+                for number, part in enumerate(parts):
                     part, pending = self._detect(part)
                     if lacking is not None:
                         part = _rejoin_absent(self.contract, part, lacking)
+                    if pending is not None:
+                        last = part["ts"].max()
+                        assert isinstance(last, dt.datetime)
+                        waiting.append((pending, last))
+                    upto = parts[number + 1]["ts"].min() if number + 1 < len(parts) else None
+                    assert upto is None or isinstance(upto, dt.datetime)
+                    part, held = _whole_months(held, part, upto, self.contract.key[0])
+                    first_held = None if held is None else held["ts"].min()
+                    assert first_held is None or isinstance(first_held, dt.datetime)
+                    released = [p for p, end in waiting if first_held is None or end < first_held]
+                    waiting = waiting[len(released) :]
                     # The previous batch, written meanwhile: its write must have
                     # succeeded before this one starts, but its counting, lake hand-over
                     # and anomaly records can follow, so this write starts first.
@@ -541,11 +558,12 @@ class Pipeline:
                     try:
                         written.append(
                             self._start_write(
-                                part, rejects if number == 0 else rejects.clear(), pending
+                                part, rejects if not written else rejects.clear(), released
                             )
                         )
                     finally:
                         self._account(previous)
+                assert held is None and not waiting
                 # while the batch is being written; a last batch teaches no one (a
                 # year's load spent 0.3 s here beside its last write)
                 if self.history is not None and not self._closing:
@@ -799,7 +817,7 @@ class Pipeline:
         self._add_tallies(versions, "statuses", "status")
 
     def _start_write(
-        self, assessed: pl.DataFrame, rejects: pl.DataFrame, pending: Pending | None
+        self, assessed: pl.DataFrame, rejects: pl.DataFrame, pendings: list[Pending]
     ) -> pl.DataFrame:
         """Hand a judged batch to the background writer; returns its versions for VEE's
         history (the caller gives them to it), so the next batch is validated against
@@ -825,14 +843,14 @@ class Pipeline:
             tracing.carry(self._write_job),
             versions,
             rejects,
-            pending,
+            pendings,
             refresh,
             likely_stored,
             defer,
             merged,
         )
         self._in_flight = _InFlight(
-            write, versions, rejects, pending, self.handed, defer and pending is not None, merged
+            write, versions, rejects, pendings, self.handed, defer and bool(pendings), merged
         )
         return versions
 
@@ -840,7 +858,7 @@ class Pipeline:
         self,
         versions: pl.DataFrame,
         rejects: pl.DataFrame,
-        pending: Pending | None,
+        pendings: list[Pending],
         refresh: bool,
         likely_stored: pl.DataFrame | None,
         defer_state: bool = False,
@@ -853,14 +871,16 @@ class Pipeline:
         :meth:`close` can save it while the batch is still being written."""
         assert self._writer is not None
         try:
-            if defer_state and pending is not None and self.detector is not None:
-                self.detector.save_state(pending, defer=True)
+            if defer_state and self.detector is not None:
+                for pending in pendings:
+                    self.detector.save_state(pending, defer=True)
         finally:
             if merged is not None:
                 merged.set()
         result = self._write_series(self._writer, versions, rejects, likely_stored)
-        if not defer_state and pending is not None and self.detector is not None:
-            self.detector.save_state(pending, self._writer.conn)
+        if not defer_state and self.detector is not None:
+            for pending in pendings:
+                self.detector.save_state(pending, self._writer.conn)
         if refresh:
             self._writer.refresh_quality_daily()
         return result
@@ -883,8 +903,9 @@ class Pipeline:
             return
         in_flight, result = finished
         self._stored(in_flight.versions, result, background=True)
-        if in_flight.pending is not None and self.detector is not None:
-            self.detector.commit(in_flight.pending, state_saved=True)
+        if self.detector is not None:
+            for pending in in_flight.pendings:
+                self.detector.commit(pending, state_saved=True)
         self._count_write(result, in_flight.rejects)
         if self._refresher is not None:
             self._refresh_in_background()
@@ -1459,6 +1480,27 @@ def _known_events(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         how="diagonal_relaxed",
     )
     return named, refused
+
+
+def _whole_months(
+    held: pl.DataFrame | None, part: pl.DataFrame, upto: dt.datetime | None, key: str
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(rows to write now, rows to hold for the next write): ``held`` and ``part``, less
+    the rows of the month (the store's partition) that ``upto``, the next part's first
+    time, falls in; all of them when ``upto`` is None or nothing would be left to write.
+
+    Parts are cut at week starts for the detectors, but the store's partitions are
+    months: a month written over several parts took each later part's rows into the
+    middle of every meter's range in its index (:func:`partition_start`). Held back, a
+    month goes in one write, in key order; the first weeks of a batch, before any
+    month is whole, still go as they are judged, so the database starts at once."""
+    rows = part if held is None else pl.concat([held, part]).sort(key, "ts")
+    if upto is None:
+        return rows, None
+    ready = rows.filter(pl.col("ts") < partition_start(upto))
+    if not ready.height or ready.height == rows.height:
+        return rows, None
+    return ready, rows.filter(pl.col("ts") >= partition_start(upto))
 
 
 def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:

@@ -25,6 +25,7 @@ from metrify.pipeline import stages
 from metrify.pipeline.session import LOAD_LAKE_ROWS, LOAD_STATE_SECONDS, open_session
 from metrify.settings import Settings, get_settings
 from metrify.simulation import Fleet, FleetSpec
+from metrify.stores import postgres
 
 METERS, DAYS = 8, 42
 SPEC = FleetSpec(meters=METERS, days=DAYS, interval_s=1800, seed=5, fault_rate=0.5, chunk_days=7)
@@ -185,3 +186,46 @@ def test_lake_commits_made_part_by_part_hold_every_row_once(
     assert per_day.len() >= DAYS
     assert per_day.max() <= batches
     assert conn.execute("SELECT count(*) FROM lake_outbox").fetchone() == (0,)
+
+
+def test_a_month_after_the_first_goes_to_its_partition_in_one_write_in_key_order(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole load is one batch judged in parts of one or two weeks; the second month
+    # (February) spans two parts, and each later month goes in one COPY, in key order,
+    # so its primary key's index is appended to. The first weeks go as they are judged.
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", str(METERS * PER_METER * 3 // 4))
+    get_settings.cache_clear()
+    big = get_settings()
+    copies: list[tuple[str, pl.DataFrame]] = []
+    real_copy = postgres.copy_binary
+
+    def spy(cur: psycopg.Cursor, table: str, frame: pl.DataFrame) -> None:
+        if table.startswith("readings_p"):
+            copies.append((table, frame.select("meter_id", "ts")))
+        real_copy(cur, table, frame)
+
+    monkeypatch.setattr(postgres, "copy_binary", spy)
+    frames = _by_meter()
+    _, batches, writes = _load(big, frames)
+    rows_parts, anomalies_parts = _stored(conn), _anomalies(conn)
+    assert batches == 1 and writes > 2
+
+    start = SPEC.start
+    january = f"readings_p{start.year:04d}_{start.month:02d}"
+    february = f"readings_p{start.year:04d}_{start.month + 1:02d}"
+    tables = [table for table, _ in copies]
+    assert tables.count(january) > 1  # the first weeks, written as judged
+    assert tables.count(february) == 1
+    (copied,) = [frame for table, frame in copies if table == february]
+    assert copied.equals(copied.sort("meter_id", "ts"))
+    assert copied.height == rows_parts.filter(pl.col("ts").dt.month() == start.month + 1).height
+
+    # and what is stored is what a load written whole stores
+    _reset(conn)
+    copies.clear()
+    monkeypatch.setattr(stages, "_week_slices", lambda assessed, rows: [assessed])
+    _load(big, frames)
+    assert _stored(conn).equals(rows_parts)
+    assert anomalies_parts
+    assert _anomalies(conn) == anomalies_parts
