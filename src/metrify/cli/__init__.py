@@ -2,61 +2,116 @@
 
 :mod:`~metrify.cli.apps` holds the Typer app and its sub-apps, :mod:`~metrify.cli.common`
 what every command shares, :mod:`~metrify.cli.options` the file-reading options; each
-command module below adds its commands to an app when imported, and imports nothing but
-those three. Every command opens the store through :mod:`metrify.pipeline.session` and
-hands data to the one pipeline; errors a user can cause print one line, never a traceback.
+command module adds its commands to an app when imported, and imports nothing but those
+three; :func:`main` imports only the module of the command asked for. Every command
+opens the store through :mod:`metrify.pipeline.session` and hands data to the one
+pipeline; errors a user can cause print one line, never a traceback.
 """
 
 import atexit
 import contextlib
+import importlib
 import os
 import sys
 import threading
-from typing import NoReturn
+from collections.abc import Sequence
+from typing import Final, NoReturn
 
+import typer
 from rich.markup import escape
 
-# Typer lists top-level commands in the order they are declared: these imports keep
-# ``metrify --help`` in the order config, ingest, simulate, demo, quarantine, worker,
-# produce, serve (the groups' order, ``audit`` among them, is set in apps.py).
-# isort: off
-from metrify.cli import config as config
-from metrify.cli import ingest as ingest
-from metrify.cli import simulate as simulate
-from metrify.cli import quarantine as quarantine
-from metrify.cli import stream as stream
-from metrify.cli import mqtt as mqtt
-from metrify.cli import serve as serve
-from metrify.cli import users as users
-from metrify.cli import audit as audit
-from metrify.cli import db as db
-from metrify.cli import readings as readings
-from metrify.cli import anomalies as anomalies
-from metrify.cli import lake as lake
-from metrify.cli import energy as energy
-from metrify.cli import batch as batch
-from metrify.cli import warehouse as warehouse
-from metrify.cli import grid as grid
-from metrify.cli import patterns as patterns
-from metrify.cli import baseline as baseline
-from metrify.cli import forecast as forecast
-from metrify.cli import report as report
-from metrify.cli import backup as backup
+#: the command modules, in the order ``metrify --help`` lists their top-level commands
+#: (the groups' order is set in apps.py)
+MODULES: Final = (
+    "config",
+    "ingest",
+    "simulate",
+    "quarantine",
+    "stream",
+    "mqtt",
+    "serve",
+    "users",
+    "audit",
+    "db",
+    "readings",
+    "anomalies",
+    "lake",
+    "energy",
+    "batch",
+    "warehouse",
+    "grid",
+    "patterns",
+    "baseline",
+    "forecast",
+    "report",
+    "backup",
+)
+#: the modules that declare each top-level command or group (a test checks this against
+#: what the modules declare): a command imports only its own module, not the twenty
+#: others (analytics, reports, the API), which was a fifth of a short command's start
+COMMANDS: Final = {
+    "config": ("config",),
+    "ingest": ("ingest",),
+    "simulate": ("simulate",),
+    "demo": ("simulate",),
+    "quarantine": ("quarantine",),
+    "worker": ("stream",),
+    "produce": ("stream",),
+    "mqtt": ("mqtt",),
+    "serve": ("serve",),
+    "energy": ("energy",),
+    "backup": ("backup",),
+    "restore": ("backup",),
+    "db": ("db",),
+    "vee": ("readings",),
+    "readings": ("readings",),
+    "quality": ("readings",),
+    "users": ("users",),
+    "keys": ("users",),
+    "audit": ("audit",),
+    "anomalies": ("anomalies",),
+    "lake": ("lake",),
+    "batch": ("batch",),
+    "warehouse": ("warehouse",),
+    "grid": ("grid",),
+    "patterns": ("patterns",),
+    "baseline": ("baseline",),
+    "forecast": ("forecast",),
+    "report": ("report",),
+}
 
-# isort: on
-from metrify.cli.apps import app
-from metrify.cli.common import err
+__all__ = ["COMMANDS", "MODULES", "app", "load_commands", "main"]
 
-__all__ = ["app", "main"]
+
+def load_commands(args: Sequence[str] | None = None) -> typer.Typer:
+    """The ``metrify`` app with the commands ``args`` (a command line without the program
+    name) can reach: those of its first word's module, or every command when the first
+    word names none (``--help``, nothing, a typo: Typer lists them or suggests one)."""
+    first = args[0] if args else None
+    names = COMMANDS.get(first, MODULES) if first is not None else MODULES
+    for name in names:
+        importlib.import_module(f"metrify.cli.{name}")
+    from metrify.cli.apps import app as built
+
+    return built
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``metrify.cli.app``: the app with every command (tests, docs, ``python -c``)."""
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Entry point of the ``metrify`` script."""
     try:
-        app()
+        load_commands(sys.argv[1:])()
     except SystemExit as done:
         _leave(done.code)
     except Exception as exc:  # last resort: one line, never a traceback
+        from metrify.cli.common import err
+
         err.print(
             f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}",
             highlight=False,

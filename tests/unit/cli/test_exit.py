@@ -61,7 +61,7 @@ def test_a_message_exit_prints_it_and_exits_one() -> None:
         "import metrify.cli as cli\n"
         "def fail(*a, **k):\n"
         "    raise SystemExit('stopped: the reason')\n"
-        "cli.app = fail\n"
+        "cli.load_commands = lambda args: fail\n"
     )
     done = _run(prelude, "--help")
     assert done.returncode == 1
