@@ -534,23 +534,22 @@ class Pipeline:
                 written: list[pl.DataFrame] = []
                 parts = _week_slices(assessed, self._slice_rows())
                 held: pl.DataFrame | None = None
-                # verdicts wait for the last of their part's rows to be written
-                waiting: list[tuple[Pending, dt.datetime]] = []
+                # A part's verdicts go with the write that takes the last of its rows:
+                # its own, or the next when some are held (held rows are only ever the
+                # latest part's: each write takes all rows held before it).
+                waiting: list[Pending] = []
                 for number, part in enumerate(parts):
                     part, pending = self._detect(part)
                     if lacking is not None:
                         part = _rejoin_absent(self.contract, part, lacking)
-                    if pending is not None:
-                        last = part["ts"].max()
-                        assert isinstance(last, dt.datetime)
-                        waiting.append((pending, last))
                     upto = parts[number + 1]["ts"].min() if number + 1 < len(parts) else None
                     assert upto is None or isinstance(upto, dt.datetime)
                     part, held = _whole_months(held, part, upto, self.contract.key[0])
-                    first_held = None if held is None else held["ts"].min()
-                    assert first_held is None or isinstance(first_held, dt.datetime)
-                    released = [p for p, end in waiting if first_held is None or end < first_held]
-                    waiting = waiting[len(released) :]
+                    verdicts = [] if pending is None else [pending]
+                    if held is None:
+                        released, waiting = [*waiting, *verdicts], []
+                    else:
+                        released, waiting = waiting, verdicts
                     # The previous batch, written meanwhile: its write must have
                     # succeeded before this one starts, but its counting, lake hand-over
                     # and anomaly records can follow, so this write starts first.
@@ -1497,10 +1496,11 @@ def _whole_months(
     rows = part if held is None else pl.concat([held, part]).sort(key, "ts")
     if upto is None:
         return rows, None
-    ready = rows.filter(pl.col("ts") < partition_start(upto))
+    before = pl.col("ts") < partition_start(upto)
+    ready = rows.filter(before)
     if not ready.height or ready.height == rows.height:
         return rows, None
-    return ready, rows.filter(pl.col("ts") >= partition_start(upto))
+    return ready, rows.filter(~before)
 
 
 def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
