@@ -25,7 +25,7 @@ Each peer run loads into a fresh table shaped like ``readings`` (same columns, t
 monthly range partitions, primary key ``(meter_id, ts)``, the ``ts`` index); its rows
 are counted afterwards and a short load is reported as such.
 
-    .venv/bin/python bench/suite.py [--only london,fleet] [--runs 3] [--quick]
+    .venv/bin/python bench/suite.py [--only london,fleet] [--runs 3] [--warmup 1] [--quick]
         [--peers copy,dlt,pandas,psycopg] [--peer-runs [PEER=]N ...] [--meters 3500] [--days 30]
 
 ``--peer-runs pandas=1`` caps one slow peer's runs (its cell shows n=1); ``--only`` with
@@ -82,7 +82,9 @@ NOTES = [
     " mode. Every loader must end with the input's distinct keys; the suite counts them.",
     "- Every loader runs as a fresh process per run, into a fresh table (the same columns,"
     " monthly partitions, primary key `(meter_id, ts)` and `ts` index as `readings`) on the"
-    " same PostgreSQL server; the order of the loaders rotates from run to run. Peak RSS"
+    " same PostgreSQL server; the order of the loaders rotates from run to run, after one"
+    " untimed warm-up run of each (`--warmup`): the first load after the server starts"
+    " met its cold caches, and the rotation always gave that slot to Metrify. Peak RSS"
     " is the loader process's own (`ru_maxrss`); PostgreSQL's memory is not in it.",
     "- Metrify stores more rows than the input has distinct keys: the gaps VEE finds"
     " become rows (value NULL, flag `missing`).",
@@ -488,10 +490,20 @@ def compare(
     kind: str,
     files: list[Path],
     months: list[dt.date],
+    warmup: int = 0,
 ) -> None:
-    """Run Metrify and each peer ``runs`` times, the order rotated from run to run."""
+    """Run Metrify and each peer ``runs`` times, the order rotated from run to run, after
+    ``warmup`` untimed runs of each (the server's caches and the files' pages are warm
+    for every timed run, not for all but the first)."""
     entries = work["entries"]
     names = ["metrify", *loaders.peers]
+    for round_ in range(warmup):
+        for name in names:
+            loaders.log(f"[bold]{work['name']}[/bold] warm-up {round_ + 1}/{warmup}: {name} ...")
+            if name == "metrify":
+                metrify_run()
+            else:
+                loaders.peer(name, kind, files, months, work["distinct_keys"])
     for run in range(runs):
         order = names[run % len(names) :] + names[: run % len(names)]
         for name in order:
@@ -596,6 +608,7 @@ def london(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
         "london",
         files,
         months,
+        warmup=args.warmup,
     )
     return work
 
@@ -625,7 +638,7 @@ def fleet(loaders: Loaders, args: argparse.Namespace) -> dict[str, Any]:
     def ours() -> dict[str, Any]:
         return loaders.metrify(files, [], rows, keys)
 
-    compare(loaders, work, args.runs, args.peer_runs, ours, "parquet", files, months)
+    compare(loaders, work, args.runs, args.peer_runs, ours, "parquet", files, months, args.warmup)
     shutil.rmtree(loaders.work / "sim", ignore_errors=True)
     return work
 
@@ -772,6 +785,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs of each loader first (london, fleet)"
+    )
+    parser.add_argument(
         "--peer-runs",
         action="append",
         default=[],
@@ -810,6 +826,8 @@ def main() -> None:
         parser.error(f"unknown peer(s) {sorted(set(peers) - set(PEERS))}")
     if args.quick and "--runs" not in sys.argv:
         args.runs = 1
+    if args.quick and "--warmup" not in sys.argv:
+        args.warmup = 0
     args.peer_runs = parse_peer_runs(args.peer_runs, peers, parser)
     args.peer_timeout = parse_per_peer("--peer-timeout", args.peer_timeout, peers, parser)
 
