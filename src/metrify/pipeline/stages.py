@@ -15,6 +15,7 @@ durability (counts, the lake, anomaly records, alerts) still waits for the write
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import threading
@@ -85,6 +86,9 @@ STRETCH_DAYS: Final = 14
 SLICES: Final = 2
 #: how many smaller parts (halving back from a full one) a batch in parts starts with
 FIRST_SLICES: Final = 3
+#: how many parts of one batch may be with the writer at once (one written, the next
+#: queued): a part judged faster than the one before it is written does not wait
+WRITES_AHEAD: Final = 2
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,8 @@ class Pipeline:
         self._refresh_pool: ThreadPoolExecutor | None = None
         self._refresh_pending: Future[int] | None = None
         self._write_pool: ThreadPoolExecutor | None = None
-        self._in_flight: _InFlight | None = None
+        #: batches handed to the background writer and not yet accounted, oldest first
+        self._flights: collections.deque[_InFlight] = collections.deque()
         #: how many writes have gone to the background writer (the last one's number): a
         #: batch spanning weeks goes in parts (see :func:`_week_slices`)
         self.handed = 0
@@ -550,10 +555,14 @@ class Pipeline:
                         released, waiting = [*waiting, *verdicts], []
                     else:
                         released, waiting = waiting, verdicts
-                    # The previous batch, written meanwhile: its write must have
-                    # succeeded before this one starts, but its counting, lake hand-over
-                    # and anomaly records can follow, so this write starts first.
-                    previous = self._take_finished()
+                    # Earlier parts, written meanwhile: the writer takes them in order
+                    # (a write starts only once the one before it succeeded), and this
+                    # part queues behind at most one: the next part is judged while
+                    # two are written, so the writer never waits for the detectors
+                    # after a part that was quick to write. The first part of a batch
+                    # waits for every earlier batch, as a batch always has. Their
+                    # counting, lake hand-over and anomaly records follow this start.
+                    previous = self._take_ahead(WRITES_AHEAD if number else 1)
                     try:
                         written.append(
                             self._start_write(
@@ -561,7 +570,8 @@ class Pipeline:
                             )
                         )
                     finally:
-                        self._account(previous)
+                        for finished in previous:
+                            self._account(finished)
                 assert held is None and not waiting
                 # while the batch is being written; a last batch teaches no one (a
                 # year's load spent 0.3 s here beside its last write)
@@ -840,6 +850,7 @@ class Pipeline:
         merged = threading.Event()
         write = self._write_pool.submit(
             tracing.carry(self._write_job),
+            self._flights[-1].write if self._flights else None,
             versions,
             rejects,
             pendings,
@@ -848,13 +859,16 @@ class Pipeline:
             defer,
             merged,
         )
-        self._in_flight = _InFlight(
-            write, versions, rejects, pendings, self.handed, defer and bool(pendings), merged
+        self._flights.append(
+            _InFlight(
+                write, versions, rejects, pendings, self.handed, defer and bool(pendings), merged
+            )
         )
         return versions
 
     def _write_job(
         self,
+        after: Future[WriteResult] | None,
         versions: pl.DataFrame,
         rejects: pl.DataFrame,
         pendings: list[Pending],
@@ -867,8 +881,14 @@ class Pipeline:
         database once it is durable (detector state, unless deferred; due daily scores).
 
         Deferred state is merged before the batch is written (it is memory only), so that
-        :meth:`close` can save it while the batch is still being written."""
+        :meth:`close` can save it while the batch is still being written.
+
+        ``after``: the write queued before this one (done: the writer has one thread). A
+        batch is never written after one that failed: its rows would be stored past a
+        hole, and the detectors' state past rows never stored."""
         assert self._writer is not None
+        if after is not None and after.exception() is not None:
+            raise RuntimeError("an earlier batch's write failed") from after.exception()
         try:
             if defer_state and self.detector is not None:
                 for pending in pendings:
@@ -884,16 +904,27 @@ class Pipeline:
             self._writer.refresh_quality_daily()
         return result
 
-    def _finish_write(self) -> None:
-        """Wait for the batch in flight; once durable, count it, record its anomalies."""
-        self._account(self._take_finished())
+    def _finish_write(self, upto: int | None = None) -> None:
+        """Wait for the batches in flight (``upto``: those numbered up to it); once each
+        is durable, count it and record its anomalies, in order."""
+        while self._flights and (upto is None or self._flights[0].number <= upto):
+            self._account(self._take_finished())
+
+    def _take_ahead(self, limit: int) -> list[tuple[_InFlight, WriteResult]]:
+        """Wait for the oldest batches in flight until fewer than ``limit`` are."""
+        done = []
+        while len(self._flights) >= limit:
+            finished = self._take_finished()
+            assert finished is not None
+            done.append(finished)
+        return done
 
     def _take_finished(self) -> tuple[_InFlight, WriteResult] | None:
-        """Wait for the batch in flight to be durable (a failed write raises here, and
-        nothing is counted); the pipeline then has none in flight."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
+        """Wait for the oldest batch in flight to be durable (a failed write raises here,
+        and nothing is counted); it is then no longer in flight."""
+        if not self._flights:
             return None
+        in_flight = self._flights.popleft()
         return in_flight, in_flight.write.result()
 
     def _account(self, finished: tuple[_InFlight, WriteResult] | None) -> None:
@@ -1123,9 +1154,7 @@ class Pipeline:
         were flushed). A worker lands one batch while the next is being written: had it
         waited for that one too, writing would never overlap the next batch's work.
         """
-        in_flight = self._in_flight
-        if upto is None or in_flight is None or in_flight.number <= upto:
-            self._finish_write()
+        self._finish_write(upto)
         # A stream's sources (its partitions) never end: each settled micro-batch starts
         # a new quarantine cap, as each file or request does.
         self._kept = {}
@@ -1146,7 +1175,8 @@ class Pipeline:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         self._write_pool = self._lake_pool = self._refresh_pool = None
-        self._in_flight = self._lake_pending = self._refresh_pending = None
+        self._flights.clear()
+        self._lake_pending = self._refresh_pending = None
         self._gathered = []  # their days stay in the lake outbox for the catch-up
 
     def close(self, *, final: bool = True) -> Summary:
@@ -1159,12 +1189,16 @@ class Pipeline:
         self._closing = True
         try:
             self.flush()
-            if self._in_flight is not None:
+            # all but the last write accounted first: their lake work goes with what
+            # is gathered, while the last is being written
+            for finished in self._take_ahead(2):
+                self._account(finished)
+            if self._flights:
                 # The lake work gathered from batches already durable is written while
                 # the last batch is: left for after that write, the two ran one after
                 # the other at the end of the load, with a core idle during each.
                 self._send_gathered()
-            in_flight = self._in_flight
+            in_flight = self._flights[-1] if self._flights else None
             if in_flight is not None and in_flight.defers_state:
                 assert self.detector is not None
                 # The deferred state, the last batch's included, is upserted on this

@@ -1,0 +1,154 @@
+"""A long batch's parts queue at the writer: one written, the next waiting behind it.
+
+The detectors judge a part faster than the database writes the one before it once the
+parts are full size, so the main thread hands the next part over before the write in
+progress ends and the writer never waits for it. A write queued behind one that failed
+is never made: its rows would be stored past a hole.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import polars as pl
+import psycopg
+import pytest
+
+from metrify.contracts.records import READING
+from metrify.pipeline.session import LOAD_LAKE_ROWS, LOAD_STATE_SECONDS, open_session
+from metrify.pipeline.stages import Pipeline
+from metrify.settings import Settings, get_settings
+from metrify.simulation import Fleet, FleetSpec
+from metrify.stores import postgres
+
+METERS, DAYS = 6, 42
+SPEC = FleetSpec(meters=METERS, days=DAYS, interval_s=1800, seed=11, chunk_days=7)
+#: the whole load is one batch, judged and written in parts of one or two weeks
+BATCH = METERS * DAYS * 48 * 3 // 4
+#: how long the test waits for the pipeline to reach a state it should reach at once
+PATIENCE_S = 20.0
+
+
+class WriteFailed(RuntimeError):
+    """The store's failure, as the writer thread raises it."""
+
+
+@pytest.fixture
+def parts(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("METRIFY_BATCH_SIZE", str(BATCH))
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _frames() -> list[pl.DataFrame]:
+    rows = pl.concat(list(Fleet(SPEC).readings()))
+    return [part.sort("ts") for _, part in rows.group_by("meter_id", maintain_order=True)]
+
+
+@pytest.fixture
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Pipeline]]:
+    """Every pipeline created, so a test can watch the one a load runs."""
+    made: list[Pipeline] = []
+    real_init = Pipeline.__init__
+
+    def init(self: Pipeline, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(Pipeline, "__init__", init)
+    yield made
+
+
+def _load(settings: Settings, frames: list[pl.DataFrame]) -> None:
+    with open_session(settings) as session:
+        pipeline = session.pipeline(
+            READING,
+            overlap=True,
+            state_every_s=LOAD_STATE_SECONDS,
+            scores_apart=True,
+            lake_rows=LOAD_LAKE_ROWS,
+        )
+        for frame in frames:
+            pipeline.submit(frame, source="export")
+        pipeline.close()
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _handed(pipelines: list[Pipeline]) -> int:
+    return max((p.handed for p in pipelines), default=0)
+
+
+def test_the_next_part_is_handed_over_while_the_first_is_still_being_written(
+    parts: Settings,
+    conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelines: list[Pipeline],
+) -> None:
+    real_write = postgres.PostgresStore.write_series
+    gate = threading.Event()
+    seen: dict[str, int] = {}
+    calls: list[int] = []
+
+    def held_write(self: postgres.PostgresStore, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:  # the first part: held until the test has looked
+            seen["handed_reached_two"] = int(_until(lambda: _handed(pipelines) >= 2))
+            time.sleep(0.3)  # room for a third part to be handed, were it allowed
+            seen["handed_while_held"] = _handed(pipelines)
+            gate.set()
+        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(postgres.PostgresStore, "write_series", held_write)
+    _load(parts, _frames())
+
+    assert gate.is_set()
+    assert len(calls) > 3  # the batch went in parts
+    # the second part was handed to the writer while the first was being written ...
+    assert seen["handed_reached_two"] == 1
+    # ... and no third: one part waits behind the one being written, no more
+    assert seen["handed_while_held"] == 2
+    # every reading stored once all the same
+    stored = conn.execute("SELECT count(*), count(DISTINCT (meter_id, ts)) FROM readings")
+    rows, keys = stored.fetchone() or (0, 0)
+    assert rows == keys >= pl.concat(_frames()).unique(["meter_id", "ts"]).height
+
+
+def test_a_part_queued_behind_a_failed_write_is_not_written(
+    parts: Settings,
+    conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelines: list[Pipeline],
+) -> None:
+    real_write = postgres.PostgresStore.write_series
+    written: list[pl.DataFrame] = []
+    calls: list[int] = []
+
+    def failing_write(
+        self: postgres.PostgresStore, contract: object, frame: pl.DataFrame, **kwargs: object
+    ) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # the second part fails once the third waits behind it
+            assert _until(lambda: _handed(pipelines) >= 3)
+            raise WriteFailed("the database went away")
+        written.append(frame)  # the store itself would write any other part
+        return real_write(self, contract, frame, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(postgres.PostgresStore, "write_series", failing_write)
+    with pytest.raises(WriteFailed):
+        _load(parts, _frames())
+
+    (first,) = written  # the third part never reached the store
+    stored = conn.execute("SELECT count(*), max(ts) FROM readings").fetchone()
+    assert stored is not None
+    assert stored[0] == first.height
+    assert stored[1] == first["ts"].max()
