@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from metrify.contracts.records import Contract
-from metrify.pipeline.session import open_session
+from metrify.pipeline.session import LOAD_LAKE_ROWS, LOAD_STATE_SECONDS, open_session
+from metrify.pipeline.stages import Pipeline
 from metrify.settings import Settings
 
 
@@ -16,3 +17,26 @@ def submit_frames(settings: Settings, contract: Contract, frames: list[pl.DataFr
         for frame in frames:
             pipeline.submit(frame, source="test")
         pipeline.close()
+
+
+def load_frames(
+    settings: Settings,
+    contract: Contract,
+    frames: list[pl.DataFrame],
+    lake_rows: int = LOAD_LAKE_ROWS,
+) -> tuple[Pipeline, dict[str, object]]:
+    """Send frames through one pipeline set up as a file load sets it up (a writer
+    apart, the state saved at the end, the lake written every ``lake_rows``); the
+    closed pipeline and its summary."""
+    with open_session(settings) as session:
+        pipeline = session.pipeline(
+            contract,
+            overlap=True,
+            state_every_s=LOAD_STATE_SECONDS,
+            scores_apart=True,
+            lake_rows=lake_rows,
+        )
+        for frame in frames:
+            pipeline.submit(frame, source="export")
+        summary = pipeline.close().as_dict()
+    return pipeline, summary

@@ -22,10 +22,11 @@ import pytest
 
 from metrify.contracts.records import READING
 from metrify.pipeline import stages
-from metrify.pipeline.session import LOAD_LAKE_ROWS, LOAD_STATE_SECONDS, open_session
+from metrify.pipeline.session import LOAD_LAKE_ROWS
 from metrify.settings import Settings, get_settings
 from metrify.simulation import Fleet, FleetSpec
 from metrify.stores import postgres
+from support.pipeline import load_frames
 
 METERS, DAYS = 8, 42
 SPEC = FleetSpec(meters=METERS, days=DAYS, interval_s=1800, seed=5, fault_rate=0.5, chunk_days=7)
@@ -74,17 +75,7 @@ def _load(
     settings: Settings, frames: list[pl.DataFrame], lake_rows: int = LOAD_LAKE_ROWS
 ) -> tuple[dict[str, object], int, int]:
     """Load ``frames`` as a file load does; (summary, batches judged, writes)."""
-    with open_session(settings) as session:
-        pipeline = session.pipeline(
-            READING,
-            overlap=True,
-            state_every_s=LOAD_STATE_SECONDS,
-            scores_apart=True,
-            lake_rows=lake_rows,
-        )
-        for frame in frames:
-            pipeline.submit(frame, source="export")
-        summary = pipeline.close().as_dict()
+    pipeline, summary = load_frames(settings, READING, frames, lake_rows)
     return summary, pipeline.batches, pipeline.handed
 
 
