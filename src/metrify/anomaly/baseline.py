@@ -797,6 +797,22 @@ def _stretch_last(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
     return pl.when(ends).then(_ROW).backward_fill()
 
 
+def _bridged(on: pl.Expr, new_subject: pl.Expr, cfg: AnomalyConfig) -> pl.Expr:
+    """``on`` (a run's rows, in subject, time order) with the gaps of at most
+    ``shift_bridge_hours`` between two of one subject's runs filled in."""
+    bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
+    ts = pl.col("ts")
+    last_row = new_subject.shift(-1).fill_null(True)
+    # the end of the subject's last run row so far, and the start of its next one
+    ended = _fill_within(
+        pl.when(on).then(ts + pl.duration(seconds=pl.col("interval_s"))),
+        new_subject,
+        ts - 2 * bridge,
+    )
+    resumes = pl.when(last_row & ~on).then(ts + 2 * bridge).when(on).then(ts).backward_fill()
+    return on | ((resumes - ended) <= bridge)
+
+
 def _fill_within(value: pl.Expr, new_subject: pl.Expr, lead: pl.Expr) -> pl.Expr:
     """``value`` with each null taking the last value before it in the subject's rows
     (rows in subject order), and ``lead`` where the subject has none yet.
@@ -955,6 +971,12 @@ def _levels(
         both = both.with_columns(_first=_stretch_first(new_subject, stay)).with_columns(
             (stay & (entered > (entered - pl.col(f"e_{name}")).gather("_first"))).alias(f"c_{name}")
         )
+    # A new load's run goes on through a dip of a few hours: three times a quiet afternoon
+    # is under the exit ratio, and a household tripling its use for five days was raised
+    # as two runs of two days, each too short to be worth a look. The dip's rows join the
+    # run when it resumes within ``shift_bridge_hours`` (in the rows at hand).
+    if cfg.shift_bridge_hours > 0:
+        both = both.with_columns(c_shift=_bridged(pl.col("c_shift"), new_subject, cfg))
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
         both = both.with_columns(

@@ -132,6 +132,12 @@ class AnomalyConfig(BaseModel):
         "(and the excess below the same share of its threshold): a household tripling its "
         "use swings between x2 and x4 from hour to hour",
     )
+    shift_bridge_hours: float = Field(
+        default=6.0,
+        ge=0,
+        description="a shift goes on through a dip this short (its rows join the run): a "
+        "home tripling its use dips under the exit ratio for a few quiet afternoon hours",
+    )
     shift_excess: float = Field(
         default=1.25,
         gt=0,

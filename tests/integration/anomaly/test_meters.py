@@ -366,7 +366,9 @@ def test_new_steady_load_is_one_level_shift(settings: Settings, conn: psycopg.Co
     # the same week judged on the ratio alone and without hysteresis (a shift ends as
     # soon as the ratio falls under 2.5): its incident begins more than a day later
     ratio_only = settings.model_copy(
-        update={"anomaly": AnomalyConfig(shift_excess=100.0, shift_exit_ratio=2.5)}
+        update={
+            "anomaly": AnomalyConfig(shift_excess=100.0, shift_exit_ratio=2.5, shift_bridge_hours=0)
+        }
     )
     submit_frames(ratio_only, READING, [series("N2", 21, extra)])
     late = [a for a in anomalies(conn, "N2") if a["kind"] == "level_shift"]
@@ -378,6 +380,38 @@ def test_new_steady_load_is_one_level_shift(settings: Settings, conn: psycopg.Co
     held = [a for a in anomalies(conn, "N3") if a["kind"] == "level_shift"]
     assert [a["severity"] for a in held] == ["medium"]
     assert held[0]["start"] <= shifts[0]["start"] + dt.timedelta(hours=6)
+
+
+def test_a_tripling_with_quiet_afternoons_is_one_level_shift(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """From day 14 the home uses three times its usual for five days, but each afternoon
+    (12:00-18:00) it is out: a tenth of its usual. Its running level dips under the exit
+    ratio for a few hours, shorter than ``shift_bridge_hours``. One level shift over the
+    five days, medium (it held 72 h); without the bridge the same days are runs of a day
+    or less, none worth a look."""
+
+    def tripled(i: int) -> float:
+        hour = (i % PER_DAY) * 24 / PER_DAY
+        return round((0.1 if 12 <= hour < 18 else 3) * shape(i), 4)
+
+    first, last = 14 * PER_DAY, 19 * PER_DAY
+    extra = {i: tripled(i) for i in range(first, last)}
+    start, end = T0 + dt.timedelta(days=14), T0 + dt.timedelta(days=19)
+    submit_frames(settings, READING, [series("B1", 21, extra)])
+    shifts = [a for a in anomalies(conn, "B1") if a["kind"] == "level_shift"]
+    assert [a["severity"] for a in shifts] == ["medium"], shifts
+    assert start <= shifts[0]["start"] <= start + dt.timedelta(hours=24)  # the EWMA's climb
+    assert (
+        end - dt.timedelta(hours=12) <= shifts[0]["end"] <= end + dt.timedelta(hours=12)
+    )  # its decay
+
+    unbridged = settings.model_copy(update={"anomaly": AnomalyConfig(shift_bridge_hours=0)})
+    submit_frames(unbridged, READING, [series("B2", 21, extra)])
+    pieces = [a for a in anomalies(conn, "B2") if a["kind"] == "level_shift"]
+    # each run ended by an afternoon: too short to count, or a low note at most
+    assert all(a["severity"] == "low" for a in pieces), pieces
+    assert all(a["end"] - a["start"] <= dt.timedelta(hours=24) for a in pieces)
 
 
 def test_a_drop_streamed_in_small_batches_is_judged_as_in_bulk(
