@@ -804,11 +804,7 @@ def _bridged(on: pl.Expr, new_subject: pl.Expr, cfg: AnomalyConfig) -> pl.Expr:
     ts = pl.col("ts")
     last_row = new_subject.shift(-1).fill_null(True)
     # the end of the subject's last run row so far, and the start of its next one
-    ended = _fill_within(
-        pl.when(on).then(ts + pl.duration(seconds=pl.col("interval_s"))),
-        new_subject,
-        ts - 2 * bridge,
-    )
+    ended = _fill_within(pl.when(on).then(pl.col("_run_end")), new_subject, ts - 2 * bridge)
     resumes = pl.when(last_row & ~on).then(ts + 2 * bridge).when(on).then(ts).backward_fill()
     return on | ((resumes - ended) <= bridge)
 
@@ -882,6 +878,7 @@ def _levels(
         seed=pl.lit(True),
         drop_since="drop_since",
         shift_since="shift_since",
+        shift_until="shift_until",
     )
     both = pl.concat(
         [
@@ -889,6 +886,7 @@ def _levels(
             live.with_columns(
                 drop_since=pl.lit(None, SCALAR_SCHEMA["drop_since"]),
                 shift_since=pl.lit(None, SCALAR_SCHEMA["shift_since"]),
+                shift_until=pl.lit(None, SCALAR_SCHEMA["shift_until"]),
             ),
         ],
         how="vertical_relaxed",
@@ -974,9 +972,19 @@ def _levels(
     # A new load's run goes on through a dip of a few hours: three times a quiet afternoon
     # is under the exit ratio, and a household tripling its use for five days was raised
     # as two runs of two days, each too short to be worth a look. The dip's rows join the
-    # run when it resumes within ``shift_bridge_hours`` (in the rows at hand).
-    if cfg.shift_bridge_hours > 0:
-        both = both.with_columns(c_shift=_bridged(pl.col("c_shift"), new_subject, cfg))
+    # run when it resumes within ``shift_bridge_hours``; a run that ends in such a dip at
+    # the batch's end stays open in the state (``shift_until``: where its rows ended), so
+    # the next batch resumes it as the rest of one batch would.
+    bridging = cfg.shift_bridge_hours > 0
+    run_end = (
+        pl.when(pl.col("seed"))
+        .then(pl.coalesce("shift_until", "ts"))
+        .otherwise(pl.col("ts") + pl.duration(seconds=pl.col("interval_s")))
+    )
+    if bridging:
+        both = both.with_columns(_run_end=run_end).with_columns(
+            c_shift=_bridged(pl.col("c_shift"), new_subject, cfg)
+        )
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
         both = both.with_columns(
@@ -988,10 +996,21 @@ def _levels(
         lasted = (cond & ((end - pl.col(f"{name}_start")) >= min_len)).fill_null(False)
         count = lasted.cast(pl.UInt32).cum_sum()
         before = count - lasted.cast(pl.UInt32)  # lasted rows before this one
+        kept: pl.Expr = pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None)
+        if name == "shift":
+            until: pl.Expr = pl.when(cond).then(pl.col("_run_end") if bridging else end)
+            if bridging:  # a run this row is in, or one it may still resume
+                bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
+                ended = _fill_within(until, new_subject, pl.col("ts") - 2 * bridge)
+                began = _fill_within(kept, new_subject, pl.col("ts"))
+                open_ = ~cond & (pl.col("_run_end") - ended <= bridge)
+                kept = pl.when(cond).then(pl.col("shift_start")).when(open_).then(began)
+                until = pl.when(cond).then(pl.col("_run_end")).when(open_).then(ended)
+            both = both.with_columns(until.alias("shift_until"))
         both = both.with_columns(
             # the whole run is the incident once it has lasted (within this batch)
             (cond & (count.gather(pl.col("_last")) > before.gather(pl.col("_first")))).alias(name),
-            pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None).alias(f"{name}_since"),
+            kept.alias(f"{name}_since"),
         ).drop("_first", "_last")
     both, last_drops = _weekly_drops(both, scalars, cfg)
     real = both.filter(~pl.col("seed"))
@@ -1002,6 +1021,7 @@ def _levels(
         ewm_exp="ee",
         drop_since="drop_since",
         shift_since="shift_since",
+        shift_until="shift_until",
     )
     # Every subject with new rows moves its last_ts on (so a re-delivery is not learnt
     # twice); subjects too young to judge keep their (empty) running levels.

@@ -112,6 +112,7 @@ def detect_weather(frame: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfi
             run_since="run_start",
             peak_kw=pl.lit(None, pl.Float64),
             peak_days=pl.lit(None, pl.Float64),
+            shift_until=pl.lit(None, SCALAR_SCHEMA["shift_until"]),
         )
     )
     flags = (

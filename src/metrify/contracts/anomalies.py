@@ -88,6 +88,9 @@ SCALAR_SCHEMA: Final[dict[str, pl.DataType]] = {
     "run_since": TS,
     "peak_kw": pl.Float64(),
     "peak_days": pl.Float64(),
+    #: the end of the last row of the run ``shift_since`` began (a run left open in a dip
+    #: at a batch's end: the next batch may resume it, see ``shift_bridge_hours``)
+    "shift_until": TS,
 }
 
 #: one meter's use on one UTC day, as the daily model learns from it

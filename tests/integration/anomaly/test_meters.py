@@ -414,6 +414,34 @@ def test_a_tripling_with_quiet_afternoons_is_one_level_shift(
     assert all(a["end"] - a["start"] <= dt.timedelta(hours=24) for a in pieces)
 
 
+def test_a_tripling_streamed_in_small_batches_is_one_level_shift_as_in_bulk(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    """The tripling of the test above sent six hours a batch, as a stream would: a run
+    that ends in a dip at a batch's end stays open in the meter's state, so the next
+    batch resumes it, and the five days are one medium level shift as in bulk."""
+
+    def tripled(i: int) -> float:
+        hour = (i % PER_DAY) * 24 / PER_DAY
+        return round((0.1 if 12 <= hour < 18 else 3) * shape(i), 4)
+
+    days, first = 21, 14 * PER_DAY
+    frame = series("B3", days, {i: tripled(i) for i in range(first, 19 * PER_DAY)})
+    split = T0 + dt.timedelta(days=14)
+    submit_frames(settings, READING, [frame.filter(pl.col("ts") < split)])
+    rest = frame.filter(pl.col("ts") >= split)
+    six_hours = rest.with_columns(b=pl.col("ts").dt.truncate("6h")).partition_by(
+        "b", maintain_order=True, include_key=False
+    )
+    assert len(six_hours) == 28 and all(b.height == 12 for b in six_hours)
+    submit_frames(settings.model_copy(update={"batch_size": 12}), READING, six_hours)
+    shifts = [a for a in anomalies(conn, "B3") if a["kind"] == "level_shift"]
+    assert [a["severity"] for a in shifts] == ["medium"], shifts
+    assert split <= shifts[0]["start"] <= split + dt.timedelta(hours=24)
+    end = T0 + dt.timedelta(days=19)
+    assert end - dt.timedelta(hours=12) <= shifts[0]["end"] <= end + dt.timedelta(hours=12)
+
+
 def test_a_drop_streamed_in_small_batches_is_judged_as_in_bulk(
     settings: Settings, conn: psycopg.Connection
 ) -> None:

@@ -29,6 +29,7 @@ def scalars(ids: list[str], level: float) -> pl.DataFrame:
             "run_since": [None] * len(ids),
             "peak_kw": [2 * level] * len(ids),
             "peak_days": [3.0] * len(ids),
+            "shift_until": [T - dt.timedelta(hours=2)] * len(ids),  # travels like the rest
         },
         schema=SCALAR_SCHEMA,
     )
@@ -76,6 +77,11 @@ def test_fresh_subjects_are_copied_in_and_one_stored_meanwhile_is_upserted(
     assert state == {"A": 1.5, "B": 1.5, "C": 1.5}
     assert slots == {(s, h): 1.5 for s in "ABC" for h in (0, 1, 170)}
     assert cache.fresh().height == 0
+    # the open run's end (copied in for A and C, upserted for B) and read back
+    until = conn.execute("SELECT DISTINCT shift_until FROM anomaly_state").fetchall()
+    assert until == [(T - dt.timedelta(hours=2),)]
+    (read,) = StateStore(conn, "meter").load(pl.Series(["A", "B"]))[1]["shift_until"].unique()
+    assert read == T - dt.timedelta(hours=2)
     # a later save of the same subjects replaces the values (they take the upsert now)
     store.save(profile(["A"], 2.5), scalars(["A", "C"], 2.5), cache.fresh())
     state, slots = stored(conn)
