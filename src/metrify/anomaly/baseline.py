@@ -797,16 +797,22 @@ def _stretch_last(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
     return pl.when(ends).then(_ROW).backward_fill()
 
 
-def _bridged(on: pl.Expr, new_subject: pl.Expr, cfg: AnomalyConfig) -> pl.Expr:
-    """``on`` (a run's rows, in subject, time order) with the gaps of at most
-    ``shift_bridge_hours`` between two of one subject's runs filled in."""
-    bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
+def _bridged(on: pl.Expr, new_subject: pl.Expr, bridge: dt.timedelta) -> pl.Expr:
+    """``on`` (a run's rows, in subject, time order) with the gaps of at most ``bridge``
+    between two of one subject's runs filled in."""
     ts = pl.col("ts")
     last_row = new_subject.shift(-1).fill_null(True)
-    # the end of the subject's last run row so far, and the start of its next one
-    ended = _fill_within(pl.when(on).then(pl.col("_run_end")), new_subject, ts - 2 * bridge)
+    # the start of the subject's next run row (long after its last row when none)
     resumes = pl.when(last_row & ~on).then(ts + 2 * bridge).when(on).then(ts).backward_fill()
-    return on | ((resumes - ended) <= bridge)
+    return on | ((resumes - _run_ended(on, new_subject, bridge)) <= bridge)
+
+
+def _run_ended(on: pl.Expr, new_subject: pl.Expr, bridge: dt.timedelta) -> pl.Expr:
+    """The end (``_run_end``) of the subject's last row of ``on`` so far; long before the
+    row (more than ``bridge``) where the subject has had none."""
+    return _fill_within(
+        pl.when(on).then(pl.col("_run_end")), new_subject, pl.col("ts") - 2 * bridge
+    )
 
 
 def _fill_within(value: pl.Expr, new_subject: pl.Expr, lead: pl.Expr) -> pl.Expr:
@@ -975,15 +981,17 @@ def _levels(
     # run when it resumes within ``shift_bridge_hours``; a run that ends in such a dip at
     # the batch's end stays open in the state (``shift_until``: where its rows ended), so
     # the next batch resumes it as the rest of one batch would.
+    bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
     bridging = cfg.shift_bridge_hours > 0
-    run_end = (
-        pl.when(pl.col("seed"))
-        .then(pl.coalesce("shift_until", "ts"))
-        .otherwise(pl.col("ts") + pl.duration(seconds=pl.col("interval_s")))
-    )
     if bridging:
+        # where each row's run would end: a seed's run where the state says it did
+        run_end = (
+            pl.when(pl.col("seed"))
+            .then(pl.coalesce("shift_until", "ts"))
+            .otherwise(pl.col("ts") + pl.duration(seconds=pl.col("interval_s")))
+        )
         both = both.with_columns(_run_end=run_end).with_columns(
-            c_shift=_bridged(pl.col("c_shift"), new_subject, cfg)
+            c_shift=_bridged(pl.col("c_shift"), new_subject, bridge)
         )
     for name in ("drop", "shift"):
         cond = pl.col(f"c_{name}")
@@ -1000,8 +1008,7 @@ def _levels(
         if name == "shift":
             until: pl.Expr = pl.when(cond).then(pl.col("_run_end") if bridging else end)
             if bridging:  # a run this row is in, or one it may still resume
-                bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
-                ended = _fill_within(until, new_subject, pl.col("ts") - 2 * bridge)
+                ended = _run_ended(cond, new_subject, bridge)
                 began = _fill_within(kept, new_subject, pl.col("ts"))
                 open_ = ~cond & (pl.col("_run_end") - ended <= bridge)
                 kept = pl.when(cond).then(pl.col("shift_start")).when(open_).then(began)

@@ -8,9 +8,8 @@ is never made: its rows would be stored past a hole.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import polars as pl
 import psycopg
@@ -49,8 +48,8 @@ def _frames() -> list[pl.DataFrame]:
 
 
 @pytest.fixture
-def pipelines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Pipeline]]:
-    """Every pipeline created, so a test can watch the one a load runs."""
+def handed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], int]]:
+    """How many parts the load's pipeline has handed to its writer so far."""
     made: list[Pipeline] = []
     real_init = Pipeline.__init__
 
@@ -59,21 +58,16 @@ def pipelines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Pipeline]]:
         made.append(self)
 
     monkeypatch.setattr(Pipeline, "__init__", init)
-    yield made
-
-
-def _handed(pipelines: list[Pipeline]) -> int:
-    return max((p.handed for p in pipelines), default=0)
+    yield lambda: max((p.handed for p in made), default=0)
 
 
 def test_the_next_part_is_handed_over_while_the_first_is_still_being_written(
     parts: Settings,
     conn: psycopg.Connection,
     monkeypatch: pytest.MonkeyPatch,
-    pipelines: list[Pipeline],
+    handed: Callable[[], int],
 ) -> None:
     real_write = postgres.PostgresStore.write_series
-    gate = threading.Event()
     seen: dict[str, int] = {}
     calls: list[int] = []
 
@@ -82,16 +76,14 @@ def test_the_next_part_is_handed_over_while_the_first_is_still_being_written(
         if len(calls) == 1:  # the first part: held until the test has looked
             # the second part is handed to the writer while the first is being written
             # (the load fails here, on the writer thread, if it never is) ...
-            until(lambda: _handed(pipelines) >= 2, PATIENCE_S)
+            until(lambda: handed() >= 2, PATIENCE_S)
             time.sleep(0.3)  # room for a third part to be handed, were it allowed
-            seen["handed_while_held"] = _handed(pipelines)
-            gate.set()
+            seen["handed_while_held"] = handed()
         return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(postgres.PostgresStore, "write_series", held_write)
     load_frames(parts, READING, _frames())
 
-    assert gate.is_set()
     assert len(calls) > 3  # the batch went in parts
     # ... and no third: one part waits behind the one being written, no more
     assert seen["handed_while_held"] == 2
@@ -105,7 +97,7 @@ def test_a_part_queued_behind_a_failed_write_is_not_written(
     parts: Settings,
     conn: psycopg.Connection,
     monkeypatch: pytest.MonkeyPatch,
-    pipelines: list[Pipeline],
+    handed: Callable[[], int],
 ) -> None:
     real_write = postgres.PostgresStore.write_series
     written: list[pl.DataFrame] = []
@@ -116,7 +108,7 @@ def test_a_part_queued_behind_a_failed_write_is_not_written(
     ) -> object:
         calls.append(1)
         if len(calls) == 2:  # the second part fails once the third waits behind it
-            until(lambda: _handed(pipelines) >= 3, PATIENCE_S)
+            until(lambda: handed() >= 3, PATIENCE_S)
             raise WriteFailed("the database went away")
         written.append(frame)  # the store itself would write any other part
         return real_write(self, contract, frame, **kwargs)  # type: ignore[arg-type]
