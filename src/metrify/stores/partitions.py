@@ -6,6 +6,11 @@ owner may add a partition and the app connects as the least-privileged ``metrify
 so the creation is the SECURITY DEFINER function ``metrify_ensure_partition`` (migration
 0010), which creates nothing but a monthly partition and serialises callers with an
 advisory lock so that several workers never race on the same month.
+
+A month a write brings many rows of, and the store has none of (a load of history), is
+created another way (migration 0023): its rows go into a bare table first, and the
+partition's indexes are built once they are all in, when the table is attached
+(:meth:`Partitions.bulk_months`, :func:`new_month`, :func:`attach_month`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from collections.abc import Iterable
 
 import polars as pl
 import psycopg
+
+#: a new month's rows in one write from which they go in bare and are indexed after (see
+#: :meth:`Partitions.bulk_months`): fewer cost little either way, and a stream's first
+#: minutes of a month keep the plain partition that its workers create together
+BULK_MONTH_ROWS = 10_000
 
 
 def partition_name(table: str, month: dt.date) -> str:
@@ -63,6 +73,26 @@ def partition_start(ts: dt.datetime) -> dt.datetime:
     return _month_start(ts.astimezone(dt.UTC).date())
 
 
+def new_month(cur: psycopg.Cursor[tuple[object, ...]], table: str, month: dt.date) -> str | None:
+    """A bare table for ``month``'s rows of ``table``, created in the cursor's transaction
+    (no index; a check holds it to the month), to be attached by :func:`attach_month`
+    in the same transaction; None when the month's partition exists by now."""
+    row = cur.execute("SELECT metrify_new_month(%s, %s)", (table, month)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def attach_month(cur: psycopg.Cursor[tuple[object, ...]], table: str, month: dt.date) -> None:
+    """Attach this transaction's bare table of ``month`` as its partition of ``table``
+    (PostgreSQL builds its indexes now). Raises ``DuplicateTable`` when another writer
+    created the month's partition meanwhile, ``UniqueViolation`` when the rows repeat a
+    key: either way the caller rolls back to before :func:`new_month`."""
+    cur.execute("SELECT metrify_attach_month(%s, %s)", (table, month))
+
+
+def _day(month: dt.date) -> int:
+    return (month - dt.date(1970, 1, 1)).days
+
+
 def months_of(ts: pl.Series) -> list[dt.date]:
     """First days of the months the timestamps fall in (UTC), sorted.
 
@@ -78,6 +108,44 @@ class Partitions:
 
     def __init__(self) -> None:
         self._known: set[tuple[str, dt.date]] = set()
+
+    def bulk_months(
+        self, conn: psycopg.Connection[tuple[object, ...]], table: str, ts: pl.Series
+    ) -> list[dt.date]:
+        """The months of ``ts`` that have no partition of ``table`` yet and at least
+        :data:`BULK_MONTH_ROWS` rows here: a writer loads them into bare tables and
+        attaches them (:func:`new_month`, :func:`attach_month`) instead of creating them
+        empty first.
+
+        Rows copied into an indexed partition enter its primary key one at a time;
+        loaded bare, the index is built in one sorted pass when the table is attached:
+        a year of half-hourly readings of 100 homes was written in 5.5 s instead of 9.
+        """
+        unknown = [m for m in months_of(ts) if (table, m) not in self._known]
+        if not unknown:
+            return []
+        names = [partition_name(table, m) for m in unknown]
+        found = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s)",
+            (names,),
+        ).fetchall()
+        existing = {row[0] for row in found}
+        self._known.update((table, m) for m, n in zip(unknown, names, strict=True) if n in existing)
+        new = [m for m, n in zip(unknown, names, strict=True) if n not in existing]
+        if not new:
+            return []
+        days = ts.dt.epoch("d")
+        return [
+            m
+            for m in new
+            if days.is_between(_day(m), _day(_month_start(m, 1).date()), "left").sum()
+            >= BULK_MONTH_ROWS
+        ]
+
+    def known(self, table: str, months: Iterable[dt.date]) -> None:
+        """Note partitions made by a committed write (an attached month)."""
+        self._known.update((table, m) for m in months)
 
     def ensure(
         self, conn: psycopg.Connection[tuple[object, ...]], table: str, months: Iterable[dt.date]

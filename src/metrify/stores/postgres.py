@@ -30,7 +30,14 @@ from metrify.contracts.records import METER, READING, REFERENCE_FOR, Contract, M
 from metrify.ops import tracing
 from metrify.settings import UnknownMeterPolicy
 from metrify.stores import aggregate_days, lake_outbox, quality_daily
-from metrify.stores.partitions import Partitions, by_partition, months_of
+from metrify.stores.partitions import (
+    Partitions,
+    attach_month,
+    by_partition,
+    months_of,
+    new_month,
+    partition_start,
+)
 
 #: columns every stored time-series version carries beyond the contract's own fields.
 VERSION_COLUMNS = ("quality", "status", "source", "ingested_at")
@@ -422,8 +429,12 @@ class PostgresStore:
         result = WriteResult()
         table, key_id = contract.table, contract.key[0]
         nested = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        bulk: list[dt.date] = []
         if frame.height:
-            self.partitions.ensure(self.conn, table, months_of(frame["ts"]))
+            months = months_of(frame["ts"])
+            if not nested and self._direct_open(unknown):
+                bulk = self._bulk_months(table, frame, likely_stored)
+            self.partitions.ensure(self.conn, table, [m for m in months if m not in bulk])
         stage = self._stage(contract, frame.columns)
         if nested:  # ON COMMIT DELETE ROWS has not emptied them since the last batch
             self.conn.execute(f"DELETE FROM {stage}")
@@ -460,12 +471,15 @@ class PostgresStore:
                 copied = 0
                 ids = id_list(fresh[key_id]) if fresh.height else []
                 if ids and self._copy_new(
-                    cur, contract, fresh.drop(ABSENT, strict=False), ids, unknown, declared
+                    cur, contract, fresh.drop(ABSENT, strict=False), ids, unknown, declared, bulk
                 ):
                     copied = fresh.height
                     if contract is READING:
                         quality_daily.count_fresh(cur, fresh, ids)
                     rows = maybe
+                elif bulk:  # the staged path writes through the parent: months it can route to
+                    self.partitions.ensure(self.conn, table, bulk)
+                    bulk = []
                 if by_id:
                     result.by_id = _inserted_by_id(fresh if copied else fresh.clear(), key_id)
                 if not rows.height:
@@ -555,7 +569,24 @@ class PostgresStore:
                     result.unchanged_days = [row[0] for row in cur.fetchall()]  # type: ignore[misc]
             if quarantine is not None and quarantine.height:
                 quarantine_rows(cur, quarantine)
+        self.partitions.known(table, bulk)  # attached, and now committed
         return result
+
+    def _direct_open(self, unknown: UnknownMeterPolicy) -> bool:
+        """Whether a write may take the fast path of :meth:`_copy_new` (without
+        spending a cooldown batch, as trying it does)."""
+        return unknown is UnknownMeterPolicy.REGISTER and self._direct_cooldown == 0
+
+    def _bulk_months(
+        self, table: str, frame: pl.DataFrame, likely_stored: pl.DataFrame | None
+    ) -> list[dt.date]:
+        """The months of ``frame`` its fast path loads bare and attaches (see
+        :meth:`Partitions.bulk_months`): not one the caller expects stored rows in."""
+        bulk = self.partitions.bulk_months(self.conn, table, frame["ts"])
+        if bulk and likely_stored is not None and likely_stored.height:
+            touched = set(months_of(likely_stored["ts"]))
+            bulk = [m for m in bulk if m not in touched]
+        return bulk
 
     def _copy_new(
         self,
@@ -565,6 +596,7 @@ class PostgresStore:
         ids: list[str],
         unknown: UnknownMeterPolicy,
         declared: Mapping[str, Mapping[str, str]] | None = None,
+        bulk: Collection[dt.date] = (),
     ) -> bool:
         """Try the fast path: COPY the batch straight into the table, all keys new.
 
@@ -572,6 +604,10 @@ class PostgresStore:
         a key already stored, or unknown ids to quarantine rather than register. After a
         failed try the next few batches go straight to the staged path, since re-sent
         data (a replayed file, a Kafka re-delivery) tends to come in runs.
+
+        ``bulk``: months with no partition yet, whose rows go into a bare table that is
+        then attached as the month's partition (:func:`~metrify.stores.partitions.new_month`).
+        Should another writer create one of them meanwhile, nothing is written either.
         """
         if unknown is not UnknownMeterPolicy.REGISTER:
             return False
@@ -591,12 +627,20 @@ class PostgresStore:
         )
         try:
             with self.conn.transaction():  # a savepoint: a failed COPY leaves the rest
-                # into the monthly partitions themselves (they exist: write_series
-                # ensured them), past the parent's statement triggers
+                # into the monthly partitions themselves (write_series ensured them, but
+                # for the bulk months), past the parent's statement triggers
                 for partition, part in by_partition(contract.table, rows):
-                    copy_binary(cur, partition, part)
+                    month = partition_start(part["ts"][0]).date()
+                    bare = new_month(cur, contract.table, month) if month in bulk else None
+                    if bare is None:
+                        copy_binary(cur, partition, part)
+                    else:
+                        copy_binary(cur, bare, part)
+                        attach_month(cur, contract.table, month)
         except errors.UniqueViolation:
             self._direct_cooldown = DIRECT_COOLDOWN
+            return False
+        except errors.DuplicateTable:  # a bulk month's partition was made meanwhile
             return False
         if contract is READING:  # what the parent's trigger would have marked
             aggregate_days.mark_rows(cur, rows)
