@@ -496,10 +496,11 @@ def _weekly_drops(
         scalars.select("subject_id", "run_since"), on="subject_id", how="left"
     ).with_columns(_routine=routine)
     quiet = runs.filter("_routine").select("sid", "drop_start", _quiet=pl.lit(True))
-    both = both.join(quiet, on=["sid", "drop_start"], how="left", maintain_order="left")
-    both = both.with_columns(drop=pl.col("drop") & ~pl.col("_quiet").fill_null(False)).drop(
-        "_quiet"
-    )
+    if quiet.height:  # (most weeks repeat no drop: no row of the week to look up)
+        both = both.join(quiet, on=["sid", "drop_start"], how="left", maintain_order="left")
+        both = both.with_columns(drop=pl.col("drop") & ~pl.col("_quiet").fill_null(False)).drop(
+            "_quiet"
+        )
     last = (
         runs.filter(~pl.col("_open"))
         .group_by("subject_id")
@@ -772,8 +773,25 @@ def _with(rows: pl.DataFrame, columns: list[pl.Series]) -> pl.DataFrame:
 
 def _positions(subjects: pl.Series, ids: pl.DataFrame) -> pl.Series:
     """Each of ``subjects``' position in ``ids`` (null for one not there)."""
+    return subjects.cast(_coding(ids), strict=False).to_physical()
+
+
+#: the last ``ids`` coded and its Enum: a judge call looks its subjects up hundreds of
+#: times in the same list (a year's load, 500 times), and building the Enum type each
+#: time was half of each lookup. One entry, read and replaced whole: a thread judging
+#: another list only builds its own.
+_CODING: tuple[pl.DataFrame, pl.Enum] | None = None
+
+
+def _coding(ids: pl.DataFrame) -> pl.Enum:
+    """The Enum of ``ids``' subjects, in their order."""
+    global _CODING
+    last = _CODING
+    if last is not None and last[0] is ids:
+        return last[1]
     coding = pl.Enum(ids.get_column("subject_id"))
-    return subjects.cast(coding, strict=False).to_physical()
+    _CODING = (ids, coding)
+    return coding
 
 
 _ROW: Final = pl.int_range(pl.len(), dtype=pl.UInt32)
