@@ -89,10 +89,6 @@ def attach_month(cur: psycopg.Cursor[tuple[object, ...]], table: str, month: dt.
     cur.execute("SELECT metrify_attach_month(%s, %s)", (table, month))
 
 
-def _day(month: dt.date) -> int:
-    return (month - dt.date(1970, 1, 1)).days
-
-
 def months_of(ts: pl.Series) -> list[dt.date]:
     """First days of the months the timestamps fall in (UTC), sorted.
 
@@ -135,12 +131,10 @@ class Partitions:
         new = [m for m, n in zip(unknown, names, strict=True) if n not in existing]
         if not new:
             return []
-        days = ts.dt.epoch("d")
         return [
             m
             for m in new
-            if days.is_between(_day(m), _day(_month_start(m, 1).date()), "left").sum()
-            >= BULK_MONTH_ROWS
+            if ts.is_between(_month_start(m), _month_start(m, 1), "left").sum() >= BULK_MONTH_ROWS
         ]
 
     def known(self, table: str, months: Iterable[dt.date]) -> None:

@@ -25,35 +25,16 @@ from metrify.pipeline.session import open_session
 from metrify.settings import Settings
 from metrify.stores import database, partitions
 from metrify.stores.partitions import BULK_MONTH_ROWS
+from support.lake import batch
 
 MAY, JUNE = dt.date(2040, 5, 1), dt.date(2040, 6, 1)
 HALF_HOURS_IN_MAY = 31 * 48
 
 
 def _readings(meters: int, start: dt.date, per_meter: int) -> pl.DataFrame:
-    """``per_meter`` half-hourly readings of each meter from ``start``, all new keys; each
-    value tells its meter and place, so sums check every row."""
-    first = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
-    frames = [
-        pl.DataFrame(
-            {
-                "meter_id": [f"B{m}"] * per_meter,
-                "ts": [first + dt.timedelta(minutes=30 * i) for i in range(per_meter)],
-                "interval_s": [1800] * per_meter,
-                "import_kwh": [m + i / 10_000 for i in range(per_meter)],
-                "quality": [0] * per_meter,
-                "status": ["valid"] * per_meter,
-                "source": ["test"] * per_meter,
-                "ingested_at": [dt.datetime(2040, 7, 1, tzinfo=dt.UTC)] * per_meter,
-            }
-        )
-        for m in range(meters)
-    ]
-    frame = pl.concat(frames).with_columns(
-        pl.col("ts").dt.cast_time_unit("us"), pl.col("ingested_at").dt.cast_time_unit("us")
-    )
-    missing = {c: pl.lit(None, t) for c, t in READING.schema.items() if c not in frame.columns}
-    return frame.with_columns(**missing)
+    """``per_meter`` half-hourly readings of each of ``meters`` meters from ``start``, all
+    new keys (:func:`support.lake.batch`: each value tells its meter and place)."""
+    return pl.concat([batch(f"B{m}", start, value=m, n=per_meter) for m in range(meters)])
 
 
 @pytest.fixture
