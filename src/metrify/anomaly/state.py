@@ -100,15 +100,15 @@ def merge_slots(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     if not new.height:
         return old
     keys = ["subject_id", "how"]
-    return pl.concat([old.join(new.select(keys), on=keys, how="anti"), new.select(old.columns)])
+    return pl.concat([old.join(new[keys], on=keys, how="anti"), new[old.columns]])
 
 
 def replace_state(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     """``old`` with the subjects of ``new`` replaced by their rows in ``new``."""
     if not new.height:
         return old
-    keep = old.join(new.select("subject_id").unique(), on="subject_id", how="anti")
-    return pl.concat([keep, new.select(old.columns)])
+    keep = old.join(new[["subject_id"]], on="subject_id", how="anti")
+    return pl.concat([keep, new[old.columns]])
 
 
 class StateSource(Protocol):
