@@ -30,7 +30,6 @@ from metrify.anomaly.state import (
     SCALAR_SCHEMA,
     SLOT_VALUES,
     local_hour_of_week,
-    merge_slots,
     pack_slots,
     replace_state,
     unpack_slots,
@@ -122,7 +121,7 @@ def judge(
     for key in sorted(by_week):
         j = judge_week(by_week[key], profile, scalars, caps=caps[key])
         parts.append(j.rows)
-        profile = merge_slots(profile, j.profile)
+        profile = _merge_coded(profile, j.profile, ids)
         scalars = replace_state(scalars, j.scalars)
         learnt.append(j.profile)
         states.append(j.scalars)
@@ -317,9 +316,25 @@ def _judge_once(
         new_profile = pl.concat([new_profile, columns(fit, *new_profile.columns)])
     if peak_factor is not None:
         new_scalars = _learn_peak(learnt, new_scalars, cfg)
-        seen = where(rows.select("subject_id", "value", _keep=ok), "_keep")
+        seen = where(rows.select("_sid", "subject_id", "value", _keep=ok), "_keep")
         new_scalars = _learn_record(seen, scalars, new_scalars, cfg)
     return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
+
+
+def _merge_coded(old: pl.DataFrame, new: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+    """:func:`merge_slots` within a judge call: the slots found by the subjects' codes in
+    ``ids`` (``new``'s subjects are all there), not by hashing their ids again: a week
+    replaces most of the slots of every subject it judged."""
+    if not new.height:
+        return old
+
+    def key(frame: pl.DataFrame) -> pl.Series:
+        code = _positions(frame.get_column("subject_id"), ids).cast(pl.Int64)
+        return code * _SLOT_SPAN + frame.get_column("how").cast(pl.Int64)
+
+    # (a subject of the profile not in ``ids`` has no code: it is kept)
+    replaced = key(old).is_in(key(new)).fill_null(False)
+    return pl.concat([where(old, ~replaced), columns(new, *old.columns)])
 
 
 def _newness(frame: pl.DataFrame, scalars: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
@@ -334,8 +349,13 @@ def _newness(frame: pl.DataFrame, scalars: pl.DataFrame, ids: pl.DataFrame) -> p
 def _caps(rows: pl.DataFrame, cfg: AnomalyConfig, *by: str) -> pl.DataFrame:
     """The weight a subject's profile slot may reach, per subject (and ``by``):
     ``memory_weeks`` of its readings."""
-    return rows.group_by("subject_id", *by).agg(
-        cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median()
+    return (  # (by the subject's code: see _learn_peak)
+        rows.group_by("_sid", *by)
+        .agg(
+            pl.col("subject_id").first(),
+            cap=cfg.memory_weeks * 3600.0 / pl.col("interval_s").median(),
+        )
+        .drop("_sid")
     )
 
 
@@ -416,7 +436,8 @@ def _drop_evidence(
     # the sums of the run the meter was in when the batch began (it goes on in this batch
     # with the same start)
     open_runs = scalars.select("subject_id", drop_start="drop_since").drop_nulls()
-    prior = _run_sums(profile.join(open_runs, on="subject_id", how="semi")).join(
+    held = where(profile, profile.get_column("how").is_in(RUN_SLOTS))
+    prior = _run_sums(held.join(open_runs, on="subject_id", how="semi")).join(
         open_runs, on="subject_id", how="inner"
     )
     total = batch.join(prior, on=["subject_id", "drop_start"], how="full", coalesce=True).select(
@@ -448,12 +469,19 @@ def _drop_evidence(
         .otherwise(None),
         drop_share=pl.when(pl.col("t_se") > 0).then(pl.col("t_so") / pl.col("t_se")),
     )
-    # (the keys alone are joined, and the evidence set beside the rows: joining the rows
-    # carried their every column along)
-    found = columns(rows, "subject_id", "drop_start").join(
-        evidence, on=["subject_id", "drop_start"], how="left", maintain_order="left"
+    # Only rows in a drop run have a run's start to find (others start no run, or one of
+    # their own that has no evidence), so only their keys are joined, and the evidence
+    # set beside the rows: joining the rows carried their every column along.
+    at = rows.get_column("in_drop").arg_true()
+    keys = pl.DataFrame([rows.get_column(c).gather(at) for c in ("subject_id", "drop_start")])
+    found = keys.join(evidence, on=["subject_id", "drop_start"], how="left", maintain_order="left")
+    rows = _with(
+        rows,
+        [
+            filled(None, column.dtype, rows.height).scatter(at, column).alias(column.name)
+            for column in without(found, "subject_id", "drop_start").iter_columns()
+        ],
     )
-    rows = _with(rows, found.drop("subject_id", "drop_start").get_columns())
     still = total.join(
         new_scalars.select("subject_id", drop_start="drop_since").drop_nulls(),
         on=["subject_id", "drop_start"],
@@ -493,12 +521,12 @@ def _weekly_drops(
         return both, empty
     # In NumPy over the drop rows: the runs are a few dozen a week, and each of the dozen
     # Polars steps this took cost a fixed ~0.3 ms whatever its size (times in µs).
-    c_drop = both.get_column("c_drop").fill_null(False).to_numpy()
+    c_drop = _flags(both.get_column("c_drop"))
     at = np.flatnonzero(c_drop)
     sid_all = both.get_column("sid").to_numpy()
     sid = sid_all[at]
     start = _micros(both.get_column("drop_start"))[at]
-    drop = both.get_column("drop").fill_null(False).to_numpy()[at]
+    drop = _flags(both.get_column("drop"))[at]
     last_row = np.append(sid_all[1:] != sid_all[:-1], True)[at]  # the subject's last row
     end = (
         _micros(both.get_column("ts"))[at]
@@ -580,7 +608,13 @@ _NONE: Final = np.iinfo(np.int64).min
 
 def _micros(column: pl.Series) -> npt.NDArray[np.int64]:
     """A UTC ``Datetime("us")`` column's µs since the epoch (``_NONE`` for null)."""
-    return column.to_physical().fill_null(_NONE).to_numpy()
+    us = column.to_physical()
+    return (us.fill_null(_NONE) if us.has_nulls() else us).to_numpy()
+
+
+def _flags(column: pl.Series) -> npt.NDArray[np.bool_]:
+    """A boolean column as NumPy's (null: False)."""
+    return (column.fill_null(False) if column.has_nulls() else column).to_numpy()
 
 
 def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -615,7 +649,11 @@ def _learn_record(
     the next time it is routine. It fades with a half-life of ``record_half_life_days``,
     so an appliance sold long ago stops excusing new bursts.
     """
-    seen = rows.group_by("subject_id").agg(b_max=pl.col("value").max())
+    seen = (  # (by the subject's code: see _learn_peak)
+        rows.group_by("_sid")
+        .agg(pl.col("subject_id").first(), b_max=pl.col("value").max())
+        .drop("_sid")
+    )
     elapsed = (pl.col("last_ts") - pl.col("prev_ts")).dt.total_seconds().fill_null(0.0)
     fade = 0.5 ** (elapsed / (cfg.record_half_life_days * 86400.0))
     return (
@@ -651,11 +689,16 @@ def _young_stats(young: pl.DataFrame) -> pl.DataFrame:
 
 def _learn_peak(rows: pl.DataFrame, scalars: pl.DataFrame, cfg: AnomalyConfig) -> pl.DataFrame:
     """Blend the batch's median daily maximum into each subject's typical daily peak."""
-    days = (
-        rows.group_by("subject_id", pl.col("ts").dt.date().alias("day"))
-        .agg(dmax=pl.col("value").max())
-        .group_by("subject_id")
-        .agg(u_peak=pl.col("dmax").quantile(0.9), u_days=pl.len().cast(pl.Float64))
+    days = (  # (grouped by the subject's code: hashing its id took longer)
+        rows.group_by("_sid", pl.col("ts").dt.date().alias("day"))
+        .agg(pl.col("subject_id").first(), dmax=pl.col("value").max())
+        .group_by("_sid")
+        .agg(
+            pl.col("subject_id").first(),
+            u_peak=pl.col("dmax").quantile(0.9),
+            u_days=pl.len().cast(pl.Float64),
+        )
+        .drop("_sid")
     )
     cap = cfg.memory_weeks * 7
     w = pl.min_horizontal(pl.col("peak_days").fill_null(0.0), pl.lit(cap))
