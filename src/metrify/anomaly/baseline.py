@@ -333,7 +333,7 @@ def _merge_coded(old: pl.DataFrame, new: pl.DataFrame, ids: pl.DataFrame) -> pl.
         return code * _SLOT_SPAN + frame.get_column("how").cast(pl.Int64)
 
     # (a subject of the profile not in ``ids`` has no code: it is kept)
-    replaced = key(old).is_in(key(new)).fill_null(False)
+    replaced = key(old).is_in(key(new).implode()).fill_null(False)
     return pl.concat([where(old, ~replaced), columns(new, *old.columns)])
 
 
