@@ -621,22 +621,28 @@ def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Every slot row of ``subjects`` (168-172): ``parts`` where given, else zeros.
 
     The arrays are stored by position, so a meter keeps all five: a fit of zero days is
-    no fit, a run of zero rows no run.
+    no fit, a run of zero rows no run. (Laid out by position, each subject's slots in a
+    row: a cross join and a join on the ids cost more than the rest of a week's state.)
     """
-    grid = (
-        subjects.unique()
-        .to_frame("subject_id")
-        .join(
-            pl.DataFrame({"how": [*TEMP_SLOTS, *RUN_SLOTS]}, schema={"how": pl.Int16()}),
-            how="cross",
-        )
-    )
+    names = subjects.unique()
+    slots = (*TEMP_SLOTS, *RUN_SLOTS)
     given = pl.concat([columns(p, *PROFILE_SCHEMA) for p in parts])
-    return (
-        grid.join(given, on=["subject_id", "how"], how="left")
-        .with_columns(pl.col("level", "spread", "weight").fill_null(0.0))
-        .pipe(columns, *PROFILE_SCHEMA)
+    code = given.get_column("subject_id").cast(pl.Enum(names), strict=False).to_physical()
+    slot = given.get_column("how").replace_strict(
+        {s: i for i, s in enumerate(slots)}, default=None, return_dtype=pl.Int64
     )
+    at = code.cast(pl.Int64) * len(slots) + slot
+    known = at.is_not_null()
+    at = at.filter(known)
+    size = names.len() * len(slots)
+    out = [
+        names.gather(pl.int_range(size, eager=True) // len(slots)).alias("subject_id"),
+        pl.Series("how", slots * names.len(), dtype=pl.Int16()),
+    ]
+    for value in SLOT_VALUES:
+        values = given.get_column(value).filter(known)
+        out.append(filled(0.0, pl.Float64, size).scatter(at, values).fill_null(0.0).alias(value))
+    return pl.DataFrame(out).pipe(columns, *PROFILE_SCHEMA)
 
 
 def _learn_record(
@@ -758,20 +764,38 @@ def _attach_slots(
             on=["subject_id", "how"],
             how="left",
         )
+    key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
+    tables = _slot_tables(profile, ids)
+    return rows.with_columns(
+        pl.lit(table).gather(key).alias(name)
+        for table, name in zip(tables, names.values(), strict=True)
+    )
+
+
+#: the last profile laid out by :func:`_slot_tables` (with its ``ids``) and its tables:
+#: a week's judgement and its learning look the same profile up (one entry, replaced
+#: whole; the cache holds the frames it was built from, so ``is`` cannot be fooled)
+_TABLES: tuple[pl.DataFrame, pl.DataFrame, list[pl.Series]] | None = None
+
+
+def _slot_tables(profile: pl.DataFrame, ids: pl.DataFrame) -> list[pl.Series]:
+    """The profile's level, spread and weight in tables of every code's slots
+    (``code * _SLOT_SPAN + how``; null where the profile has no such slot)."""
+    global _TABLES
+    last = _TABLES
+    if last is not None and last[0] is profile and last[1] is ids:
+        return last[2]
     code = _positions(profile.get_column("subject_id"), ids)
     at = code.cast(pl.Int64) * _SLOT_SPAN + profile.get_column("how").cast(pl.Int64)
     known = at.is_not_null()
     at = at.filter(known)
-    key = pl.col("_sid").cast(pl.Int64) * _SLOT_SPAN + pl.col("how").cast(pl.Int64)
-    out = []
-    for value, name in names.items():
-        table = filled(None, pl.Float64, size)
-        out.append(
-            pl.lit(table.scatter(at, profile.get_column(value).filter(known)))
-            .gather(key)
-            .alias(name)
-        )
-    return rows.with_columns(out)
+    size = ids.height * _SLOT_SPAN
+    tables = [
+        filled(None, pl.Float64, size).scatter(at, profile.get_column(value).filter(known))
+        for value in SLOT_VALUES
+    ]
+    _TABLES = (profile, ids, tables)
+    return tables
 
 
 def _learn(
@@ -1009,9 +1033,12 @@ def _levels(
         ),
         "_keep",
     )
-    seeds = scalars.filter(pl.col("ewm_obs").is_not_null()).join(
-        columns(live, "subject_id", "sid").unique(), on="subject_id", how="inner"
-    )
+    # the running levels of the subjects judged now (found by code: a join on the ids
+    # hashed every live row's id again)
+    running = scalars.filter(pl.col("ewm_obs").is_not_null())
+    codes = _positions(running.get_column("subject_id"), ids).alias("sid")
+    judged = codes.is_in(live.get_column("sid").unique().implode()).fill_null(False)
+    seeds = where(running.with_columns(codes), judged)
     start = seeds.select(
         _row=pl.lit(None, pl.UInt32),
         subject_id="subject_id",
