@@ -110,7 +110,6 @@ def judge(
         j = judge_week(frame, profile, scalars)
         return Judged(rows=j.rows.drop("_sid"), profile=j.profile, scalars=j.scalars)
     parts: list[pl.DataFrame] = []
-    learnt: list[pl.DataFrame] = []
     states: list[pl.DataFrame] = []
     # What does not depend on the state a week leaves is found once for all weeks: each
     # row's hour of the week, whether it is new (later than the subject's last judged
@@ -118,15 +117,18 @@ def judge(
     frame = _newness(frame.with_columns(local_hour_of_week(frame), week=weeks), scalars, ids)
     caps = _caps(frame, cfg, "week").partition_by("week", as_dict=True, include_key=False)
     by_week = frame.partition_by("week", as_dict=True, include_key=False)
+    # the slots the weeks did not set: a prefix of the profile (a merge keeps the order of
+    # the rows it keeps and puts the week's after them)
+    unset = profile.height
     for key in sorted(by_week):
         j = judge_week(by_week[key], profile, scalars, caps=caps[key])
         parts.append(j.rows)
-        profile = _merge_coded(profile, j.profile, ids)
+        profile, unset = _merge_coded(profile, j.profile, ids, unset)
         scalars = replace_state(scalars, j.scalars)
-        learnt.append(j.profile)
         states.append(j.scalars)
-    # what the weeks set, the latest week's value of each slot and subject winning
-    out_profile = pl.concat(learnt).unique(["subject_id", "how"], keep="last", maintain_order=True)
+    # what the weeks set, the latest week's value of each slot and subject winning (in
+    # the order of their last setting)
+    out_profile = profile.slice(unset)
     out_scalars = pl.concat(states).unique("subject_id", keep="last", maintain_order=True)
     return Judged(
         rows=pl.concat(parts, how="diagonal_relaxed").drop("_sid"),
@@ -321,12 +323,15 @@ def _judge_once(
     return Judged(rows=rows, profile=new_profile, scalars=new_scalars)
 
 
-def _merge_coded(old: pl.DataFrame, new: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+def _merge_coded(
+    old: pl.DataFrame, new: pl.DataFrame, ids: pl.DataFrame, prefix: int
+) -> tuple[pl.DataFrame, int]:
     """:func:`merge_slots` within a judge call: the slots found by the subjects' codes in
     ``ids`` (``new``'s subjects are all there), not by hashing their ids again: a week
-    replaces most of the slots of every subject it judged."""
+    replaces most of the slots of every subject it judged. Also how many of ``old``'s
+    first ``prefix`` rows are kept (they stay first)."""
     if not new.height:
-        return old
+        return old, prefix
 
     def key(frame: pl.DataFrame) -> pl.Series:
         code = _positions(frame.get_column("subject_id"), ids).cast(pl.Int64)
@@ -334,7 +339,8 @@ def _merge_coded(old: pl.DataFrame, new: pl.DataFrame, ids: pl.DataFrame) -> pl.
 
     # (a subject of the profile not in ``ids`` has no code: it is kept)
     replaced = key(old).is_in(key(new).implode()).fill_null(False)
-    return pl.concat([where(old, ~replaced), columns(new, *old.columns)])
+    kept = prefix - int(replaced.head(prefix).sum())
+    return pl.concat([where(old, ~replaced), columns(new, *old.columns)]), kept
 
 
 def _newness(frame: pl.DataFrame, scalars: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:

@@ -17,6 +17,7 @@ from typing import Final
 import polars as pl
 
 from metrify.anomaly.baseline import judge
+from metrify.anomaly.frames import where
 from metrify.anomaly.records import Subject, empty_incidents, incidents
 from metrify.contracts.anomalies import Kind
 from metrify.contracts.commodities import commodities_with, commodity_of
@@ -120,15 +121,19 @@ def detect_readings(
     )
     found = [
         incidents(
-            rows.filter(burst).select(
-                "subject_id",
-                "ts",
-                "interval_s",
-                "expected",
-                "value",
-                score="z",
-                peak_ref=pl.col("peak_ref").fill_null(pl.col("value")),
-                record_ref="record_ref",
+            where(  # (the columns first: the rows are wide)
+                rows.select(
+                    "subject_id",
+                    "ts",
+                    "interval_s",
+                    "expected",
+                    "value",
+                    score="z",
+                    peak_ref=pl.col("peak_ref").fill_null(pl.col("value")),
+                    record_ref="record_ref",
+                    _keep=burst,
+                ),
+                "_keep",
             ),
             kind=Kind.UNUSUAL_CONSUMPTION,
             detector="hour_of_week_robust_z",
@@ -144,19 +149,23 @@ def detect_readings(
         ),
         *[
             incidents(
-                rows.filter(pl.col("drop") & which).select(
-                    "subject_id",
-                    "ts",
-                    "interval_s",
-                    "expected",
-                    "value",
-                    "base_ratio",
-                    "drop_corr",
-                    "usual_corr",
-                    "drop_activity",
-                    "drop_share",
-                    score=1.0 - pl.col("ratio"),
-                    since="drop_start",
+                where(
+                    rows.select(
+                        "subject_id",
+                        "ts",
+                        "interval_s",
+                        "expected",
+                        "value",
+                        "base_ratio",
+                        "drop_corr",
+                        "usual_corr",
+                        "drop_activity",
+                        "drop_share",
+                        score=1.0 - pl.col("ratio"),
+                        since="drop_start",
+                        _keep=pl.col("drop") & which,
+                    ),
+                    "_keep",
                 ),
                 kind=kind,
                 detector="ewma_ratio",
@@ -191,14 +200,18 @@ def detect_readings(
             )
         ],
         incidents(
-            rows.filter("shift").select(
-                "subject_id",
-                "ts",
-                "interval_s",
-                "expected",
-                "value",
-                score="ratio",
-                since="shift_start",
+            where(
+                rows.select(
+                    "subject_id",
+                    "ts",
+                    "interval_s",
+                    "expected",
+                    "value",
+                    score="ratio",
+                    since="shift_start",
+                    _keep="shift",
+                ),
+                "_keep",
             ),
             kind=Kind.LEVEL_SHIFT,
             detector="ewma_ratio",

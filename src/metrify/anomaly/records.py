@@ -98,4 +98,4 @@ def incidents(
         detector_version=pl.lit(DETECTOR_VERSION),
         evidence=pl.struct([e.alias(k) for k, e in evidence.items()]).struct.json_encode(),
         intervals="intervals",
-    ).sort("subject_id", "ts_start")
+    ).sort("subject_id", "ts_start", "ts_end")  # (two runs of one drop share a start)

@@ -104,7 +104,9 @@ class DetectStage:
 
     def detect(self, assessed: pl.DataFrame) -> tuple[pl.DataFrame, Pending]:
         """Rows with the anomaly bit set where found, and the findings to commit later."""
-        ids = assessed[self.key]
+        # (each id once: the state, the meters and the nodes are looked up by id, and a
+        # part of a year's load repeats each of its ids a few thousand times)
+        ids = assessed[self.key].unique()
         profile, scalars = self.state.get(ids)
         if self.contract is READING:
             meters = self._meters(ids)
