@@ -160,26 +160,28 @@ def day_counts(rows: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
     ``zones``: ``meter_id, tz`` of the meters not on UTC; zones ``zoneinfo`` does not know
     count as UTC, as the rules and detectors take them.
     """
-    frame = rows.select("meter_id", "ts", "interval_s", "quality", "status").join(
-        zones.select("meter_id", tz=pl.col("tz").cast(pl.String)),
-        on="meter_id",
-        how="left",
-        maintain_order="left",
-    )
-    known = known_zones(frame.get_column("tz").drop_nulls().unique().to_list())
-    local = local_us(frame, "tz", known)
-    tz = pl.when(pl.col("tz").is_in(known)).then(pl.col("tz")).otherwise(pl.lit("UTC"))
+    frame = rows.select("meter_id", "ts", "interval_s", "quality", "status")
+    zones = zones.select("meter_id", tz=pl.col("tz").cast(pl.String))
+    known = known_zones(zones.get_column("tz").drop_nulls().unique().to_list())
+    if known:  # each row's day on its meter's clock
+        frame = frame.join(zones, on="meter_id", how="left", maintain_order="left")
+    local = local_us(frame, "tz", known) if known else pl.col("ts").dt.epoch("us")
     status = pl.col("status")
+    # (grouped by meter and day, the zone added per meter after: a zone is its meter's,
+    # and a string column of it for every row cost more than the counting)
+    counts = frame.group_by("meter_id", day=(local // DAY_US).cast(pl.Int32).cast(pl.Date)).agg(
+        interval_s=pl.col("interval_s").min(),
+        present=((pl.col("quality") & int(Quality.MISSING)) == 0).sum(),
+        valid=(status == Status.VALID.value).sum(),
+        estimated=(status == Status.ESTIMATED.value).sum(),
+        suspect=(status == Status.SUSPECT.value).sum(),
+        rejected=(status == Status.REJECTED.value).sum(),
+    )
+    tz = pl.when(pl.col("tz").is_in(known)).then(pl.col("tz")).otherwise(pl.lit("UTC"))
     return (
-        frame.group_by("meter_id", tz=tz, day=(local // DAY_US).cast(pl.Int32).cast(pl.Date))
-        .agg(
-            interval_s=pl.col("interval_s").min(),
-            present=((pl.col("quality") & int(Quality.MISSING)) == 0).sum(),
-            valid=(status == Status.VALID.value).sum(),
-            estimated=(status == Status.ESTIMATED.value).sum(),
-            suspect=(status == Status.SUSPECT.value).sum(),
-            rejected=(status == Status.REJECTED.value).sum(),
-        )
+        counts.join(zones, on="meter_id", how="left")
+        .with_columns(tz=tz)
+        .select("meter_id", "tz", "day", *counts.columns[2:])
         .sort("meter_id", "day")
     )
 
