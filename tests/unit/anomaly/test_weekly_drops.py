@@ -116,7 +116,7 @@ def test_routine_repeats_are_quiet_and_the_last_ended_drop_is_kept(meters) -> No
     quiet: set[tuple[int, dt.datetime]] = set()
     want_last: dict[str, dt.datetime] = {}
     medium = dt.timedelta(hours=CFG.drop_medium_hours)
-    for sid, (runs, before, _) in enumerate(meters):
+    for sid, (_, before, _) in enumerate(meters):
         since = None if before is None else T0 + dt.timedelta(days=before)
         lasted = [r for r in placed[sid] if r[2]]
         for i, (start, end, _, open_) in enumerate(lasted):
