@@ -120,7 +120,7 @@ def validate(
     # strings, gives the output order, and the code is the meter's group number.
     ids = out.get_column("meter_id").drop_nulls().unique().sort()
     code = pl.col("meter_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int64).fill_null(-1)
-    df = _checked(sorted_by_meter_time(out.with_columns(_g=code)), meters, cfg, now_us)
+    df = _checked(sorted_by_meter_time(out.with_columns(_g=code)), meters, cfg, now_us, ids)
     df = df.with_columns(
         # the previous row of the same meter lies exactly one interval earlier
         _contig=(pl.col("_g") == pl.col("_g").shift(1))
@@ -129,7 +129,9 @@ def validate(
     extra = None
     if baseline is not None and baseline.height:
         # the baseline's meters are the frame's: codes come from the same id list
-        extra = _checked(baseline.with_columns(_g=code, _ctx=pl.lit(True)), meters, cfg, now_us)
+        extra = _checked(
+            baseline.with_columns(_g=code, _ctx=pl.lit(True)), meters, cfg, now_us, ids
+        )
     # rule 3 judges only commodities with spikes (a heat meter has no kettle)
     df = df.with_columns(_spike=pl.lit(_spikes(df, cfg, extra)) & pl.col("_spiky"))
     df = _runs(df, cfg)
@@ -198,7 +200,9 @@ def _group_time_order(groups: pl.Series, times: pl.Series) -> pl.Series | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+def _with_meter_limits(
+    frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, ids: pl.Series
+) -> pl.DataFrame:
     """Attach each row's meter limits (``_max_kwh``, ``_vnom``, ``_digits``, ``_mstatus``, ``_tz``).
 
     A meter's own limits beat ``cfg``. The physical maximum power is ``max_kw`` if set,
@@ -228,7 +232,19 @@ def _with_meter_limits(frame: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig
         _spiky=pl.col("commodity").fill_null(_ELECTRICITY).is_in(_SPIKY),
         _zeroruns=pl.col("commodity").fill_null(_ELECTRICITY).is_in(_ZERO_RUNS),
     )
-    joined = frame.join(ref, on="meter_id", how="left", maintain_order="left")
+    # Found by the meter's code (``_g``, its position in ``ids``), as a left join on the
+    # id would: hashing every row's id string again cost more than the rules after it.
+    code = ref.get_column("meter_id").cast(pl.Enum(ids), strict=False).to_physical()
+    known = code.is_not_null()
+    rank = pl.int_range(ref.height, dtype=pl.UInt32, eager=True).filter(known)
+    slot = filled(None, pl.UInt32, ids.len()).scatter(code.filter(known), rank)
+    g = frame.get_column("_g")  # (-1: no meter id, no limits)
+    at = (
+        slot.gather(pl.select(pl.when(g >= 0).then(g)).to_series())
+        if ids.len()
+        else filled(None, pl.UInt32, frame.height)
+    )
+    joined = frame.hstack([c.gather(at) for c in ref.iter_columns() if c.name != "meter_id"])
     return joined.with_columns(
         _max_kwh=pl.col("_max_kw") * pl.col("interval_s") / 3600.0 * _MAX_ENERGY_SLACK,
         _vnom=pl.col("_vnom").fill_null(cfg.nominal_voltage_v),
@@ -261,10 +277,13 @@ def _clock_and_range(df: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFr
     )
 
 
-def _checked(df: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now_us: int) -> pl.DataFrame:
+def _checked(
+    df: pl.DataFrame, meters: pl.DataFrame, cfg: VeeConfig, now_us: int, ids: pl.Series
+) -> pl.DataFrame:
     """``df`` with its meters' limits, times as integers, rules 1 and 2 and the local
-    hour: what every row needs before the windowed rules, in any order."""
-    df = _with_meter_limits(df, meters, cfg)
+    hour: what every row needs before the windowed rules, in any order. ``_g``: each
+    row's meter's position in ``ids`` (-1 for none)."""
+    df = _with_meter_limits(df, meters, cfg, ids)
     df = df.with_columns(
         _ctx=pl.col("_ctx").fill_null(False),
         _us=pl.col("ts").dt.epoch("us"),
