@@ -613,7 +613,9 @@ _NONE: Final = np.iinfo(np.int64).min
 
 
 def _micros(column: pl.Series) -> npt.NDArray[np.int64]:
-    """A UTC ``Datetime("us")`` column's µs since the epoch (``_NONE`` for null)."""
+    """A Datetime column's µs since the epoch (``_NONE`` for null)."""
+    if column.dtype != pl.Datetime("us", "UTC"):
+        column = column.dt.cast_time_unit("us")
     us = column.to_physical()
     return (us.fill_null(_NONE) if us.has_nulls() else us).to_numpy()
 
