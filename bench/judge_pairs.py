@@ -33,6 +33,7 @@ from typing import Any
 
 import polars as pl
 
+from common import server_home
 from suite import LONDON_ARGS, SHARED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,16 +45,7 @@ def captured_calls(files: list[Path], work: Path) -> list[Call]:
     """Every ``judge`` call of one London load by the working tree."""
     from metrify.anomaly import meters
     from metrify.cli import load_commands
-    from metrify.stores import database, embedded
 
-    url = embedded.start(work / "home", keep_running=False)
-    database.upgrade(url)
-    os.environ.update(
-        METRIFY_DATABASE_URL=url,
-        METRIFY_LAKE_URL=str(work / "lake"),
-        METRIFY_VEE__ENABLED="true",
-        METRIFY_ANOMALY__ENABLED="true",
-    )
     calls: list[Call] = []
     judge = meters.judge
 
@@ -61,20 +53,27 @@ def captured_calls(files: list[Path], work: Path) -> list[Call]:
         calls.append((args, kwargs))
         return judge(*args, **kwargs)
 
-    meters.judge = keep  # type: ignore[assignment]
     argv = ["ingest", "readings", *map(str, files), *LONDON_ARGS, "--json"]
-    saved, sys.argv = sys.argv, ["metrify", *argv]
-    try:
-        with (
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-            contextlib.suppress(SystemExit),
-        ):
-            load_commands(argv)()
-    finally:
-        sys.argv = saved
-        meters.judge = judge
-        embedded.stop(work / "home")
+    saved = sys.argv
+    with server_home(None, "jpairs-pg") as (_, url):
+        os.environ.update(
+            METRIFY_DATABASE_URL=url,
+            METRIFY_LAKE_URL=str(work / "lake"),
+            METRIFY_VEE__ENABLED="true",
+            METRIFY_ANOMALY__ENABLED="true",
+        )
+        meters.judge = keep  # type: ignore[assignment]
+        sys.argv = ["metrify", *argv]
+        try:
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+                contextlib.suppress(SystemExit),
+            ):
+                load_commands(argv)()
+        finally:
+            sys.argv = saved
+            meters.judge = judge
     return calls
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,9 @@ from metrify.anomaly.state import (
 )
 from metrify.contracts.columns import filled
 from metrify.settings.anomaly import AnomalyConfig
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAD_TO_SD = 1.4826
 #: Profile rows after the 168 hours of the week (a meter's arrays are 173 long): its
@@ -780,19 +784,31 @@ def _attach_slots(
     )
 
 
-#: the last profile laid out by :func:`_slot_tables` (with its ``ids``) and its tables:
-#: a week's judgement and its learning look the same profile up (one entry, replaced
-#: whole; the cache holds the frames it was built from, so ``is`` cannot be fooled)
-_TABLES: tuple[pl.DataFrame, pl.DataFrame, list[pl.Series]] | None = None
+def _keep_last(build: Callable[P, T]) -> Callable[P, T]:
+    """``build``, remembering what it built last while it is called with the very same
+    frames again (one entry, replaced whole; it holds those frames, so ``is`` cannot be
+    fooled by a new frame at an old one's address, and a thread judging other frames only
+    builds its own)."""
+    last: list[tuple[tuple[object, ...], T]] = []
+
+    @functools.wraps(build)
+    def kept(*args: P.args, **kwargs: P.kwargs) -> T:
+        entry = last[0] if last else None
+        same = entry is not None and len(entry[0]) == len(args)
+        if entry is not None and same and all(a is b for a, b in zip(entry[0], args, strict=True)):
+            return entry[1]
+        value = build(*args, **kwargs)
+        last[:] = [(args, value)]
+        return value
+
+    return kept
 
 
+@_keep_last
 def _slot_tables(profile: pl.DataFrame, ids: pl.DataFrame) -> list[pl.Series]:
     """The profile's level, spread and weight in tables of every code's slots
-    (``code * _SLOT_SPAN + how``; null where the profile has no such slot)."""
-    global _TABLES
-    last = _TABLES
-    if last is not None and last[0] is profile and last[1] is ids:
-        return last[2]
+    (``code * _SLOT_SPAN + how``; null where the profile has no such slot). Kept: a
+    week's judgement and its learning look the same profile up."""
     code = _positions(profile.get_column("subject_id"), ids)
     at = code.cast(pl.Int64) * _SLOT_SPAN + profile.get_column("how").cast(pl.Int64)
     known = at.is_not_null()
@@ -802,7 +818,6 @@ def _slot_tables(profile: pl.DataFrame, ids: pl.DataFrame) -> list[pl.Series]:
         filled(None, pl.Float64, size).scatter(at, profile.get_column(value).filter(known))
         for value in SLOT_VALUES
     ]
-    _TABLES = (profile, ids, tables)
     return tables
 
 
@@ -924,22 +939,12 @@ def _positions(subjects: pl.Series, ids: pl.DataFrame) -> pl.Series:
     return subjects.cast(_coding(ids), strict=False).to_physical()
 
 
-#: the last ``ids`` coded and its Enum: a judge call looks its subjects up hundreds of
-#: times in the same list (a year's load, 500 times), and building the Enum type each
-#: time was half of each lookup. One entry, read and replaced whole: a thread judging
-#: another list only builds its own.
-_CODING: tuple[pl.DataFrame, pl.Enum] | None = None
-
-
+@_keep_last
 def _coding(ids: pl.DataFrame) -> pl.Enum:
-    """The Enum of ``ids``' subjects, in their order."""
-    global _CODING
-    last = _CODING
-    if last is not None and last[0] is ids:
-        return last[1]
-    coding = pl.Enum(ids.get_column("subject_id"))
-    _CODING = (ids, coding)
-    return coding
+    """The Enum of ``ids``' subjects, in their order. Kept: a judge call looks its
+    subjects up hundreds of times in the same list (a year's load, 500 times), and
+    building the Enum type each time was half of each lookup."""
+    return pl.Enum(ids.get_column("subject_id"))
 
 
 _ROW: Final = pl.int_range(pl.len(), dtype=pl.UInt32)

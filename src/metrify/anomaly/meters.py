@@ -121,19 +121,12 @@ def detect_readings(
     )
     found = [
         incidents(
-            where(  # (the columns first: the rows are wide)
-                rows.select(
-                    "subject_id",
-                    "ts",
-                    "interval_s",
-                    "expected",
-                    "value",
-                    score="z",
-                    peak_ref=pl.col("peak_ref").fill_null(pl.col("value")),
-                    record_ref="record_ref",
-                    _keep=burst,
-                ),
-                "_keep",
+            _flagged(
+                rows,
+                burst,
+                score="z",
+                peak_ref=pl.col("peak_ref").fill_null(pl.col("value")),
+                record_ref="record_ref",
             ),
             kind=Kind.UNUSUAL_CONSUMPTION,
             detector="hour_of_week_robust_z",
@@ -149,23 +142,16 @@ def detect_readings(
         ),
         *[
             incidents(
-                where(
-                    rows.select(
-                        "subject_id",
-                        "ts",
-                        "interval_s",
-                        "expected",
-                        "value",
-                        "base_ratio",
-                        "drop_corr",
-                        "usual_corr",
-                        "drop_activity",
-                        "drop_share",
-                        score=1.0 - pl.col("ratio"),
-                        since="drop_start",
-                        _keep=pl.col("drop") & which,
-                    ),
-                    "_keep",
+                _flagged(
+                    rows,
+                    pl.col("drop") & which,
+                    "base_ratio",
+                    "drop_corr",
+                    "usual_corr",
+                    "drop_activity",
+                    "drop_share",
+                    score=1.0 - pl.col("ratio"),
+                    since="drop_start",
                 ),
                 kind=kind,
                 detector="ewma_ratio",
@@ -200,19 +186,7 @@ def detect_readings(
             )
         ],
         incidents(
-            where(
-                rows.select(
-                    "subject_id",
-                    "ts",
-                    "interval_s",
-                    "expected",
-                    "value",
-                    score="ratio",
-                    since="shift_start",
-                    _keep="shift",
-                ),
-                "_keep",
-            ),
+            _flagged(rows, pl.col("shift"), score="ratio", since="shift_start"),
             kind=Kind.LEVEL_SHIFT,
             detector="ewma_ratio",
             severity=_lasted(cfg.shift_medium_hours, "medium", "low"),
@@ -257,6 +231,16 @@ def detect_readings(
         profile=j.profile,
         scalars=j.scalars,
     )
+
+
+def _flagged(
+    rows: pl.DataFrame, keep: pl.Expr, *extra: str, **named: pl.Expr | str
+) -> pl.DataFrame:
+    """The judged rows where ``keep`` holds, with what an incident is built from: the
+    subject, the interval, the expected and observed level, and ``extra`` and ``named``
+    columns. (Picked before the filter: the judged rows are wide.)"""
+    base = ("subject_id", "ts", "interval_s", "expected", "value")
+    return where(rows.select(*base, *extra, **named, _keep=keep), "_keep")
 
 
 def _seasonal_meters_judged_on_bursts(rows: pl.DataFrame, meters: pl.DataFrame) -> pl.DataFrame:
