@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from metrify.anomaly import temperature
+from metrify.anomaly import levels, temperature
 from metrify.anomaly.frames import columns, where, without
 from metrify.anomaly.state import (
     HOURS_OF_WEEK,
@@ -59,8 +59,6 @@ _EVIDENCE: Final = (
     "drop_activity",
     "drop_share",
 )
-#: how long quiet, unjudgeable hours may carry a drop or shift on (a night, not a season)
-QUIET_HOLD = dt.timedelta(hours=12)
 
 
 @dataclass
@@ -531,15 +529,15 @@ def _weekly_drops(
         return both, empty
     # In NumPy over the drop rows: the runs are a few dozen a week, and each of the dozen
     # Polars steps this took cost a fixed ~0.3 ms whatever its size (times in µs).
-    c_drop = _flags(both.get_column("c_drop"))
+    c_drop = levels.flags(both.get_column("c_drop"))
     at = np.flatnonzero(c_drop)
     sid_all = both.get_column("sid").to_numpy()
     sid = sid_all[at]
-    start = _micros(both.get_column("drop_start"))[at]
-    drop = _flags(both.get_column("drop"))[at]
+    start = levels.micros(both.get_column("drop_start"))[at]
+    drop = levels.flags(both.get_column("drop"))[at]
     last_row = np.append(sid_all[1:] != sid_all[:-1], True)[at]  # the subject's last row
     end = (
-        _micros(both.get_column("ts"))[at]
+        levels.micros(both.get_column("ts"))[at]
         + both.get_column("interval_s").to_numpy()[at].astype(np.int64) * 1_000_000
     )
     # a run: the drop rows of one subject with one start (consecutive: rows in subject,
@@ -555,19 +553,19 @@ def _weekly_drops(
     runs_start = start[heads][lasted]
     runs_open = np.logical_or.reduceat(last_row, heads)[lasted]
     runs_end = np.maximum.reduceat(end, heads)[lasted]
-    # the start of the meter's last ended drop before the batch (``_NONE``: none)
-    ended = np.full(ids.height, _NONE, dtype=np.int64)
+    # the start of the meter's last ended drop before the batch (``levels.NONE``: none)
+    ended = np.full(ids.height, levels.NONE, dtype=np.int64)
     known = scalars.filter(pl.col("run_since").is_not_null())
     codes = _positions(known.get_column("subject_id"), ids)
     held = codes.is_not_null().to_numpy()
-    ended[codes.filter(codes.is_not_null()).to_numpy()] = _micros(known.get_column("run_since"))[
-        held
-    ]
+    ended[codes.filter(codes.is_not_null()).to_numpy()] = levels.micros(
+        known.get_column("run_since")
+    )[held]
     since = ended[runs_sid]
 
     def before(n: int) -> npt.NDArray[np.int64]:
-        """The start of the subject's run ``n`` runs back (``_NONE``: none)."""
-        out = np.full(runs_sid.size, _NONE, dtype=np.int64)
+        """The start of the subject's run ``n`` runs back (``levels.NONE``: none)."""
+        out = np.full(runs_sid.size, levels.NONE, dtype=np.int64)
         if n < runs_sid.size:
             same = runs_sid[n:] == runs_sid[:-n]
             out[n:][same] = runs_start[:-n][same]
@@ -575,13 +573,15 @@ def _weekly_drops(
 
     # the last two drops before (one odd drop between two weekends does not break it)
     one_back = before(1)
-    one = np.where(one_back != _NONE, one_back, since)
-    two = np.where(before(2) != _NONE, before(2), np.where(one_back != _NONE, since, _NONE))
+    one = np.where(one_back != levels.NONE, one_back, since)
+    two = np.where(
+        before(2) != levels.NONE, before(2), np.where(one_back != levels.NONE, since, levels.NONE)
+    )
     week = 7 * 86_400 * 1_000_000
     tol = cfg.drop_routine_tolerance_hours * 3_600_000_000
 
     def repeats(prev: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        some = prev != _NONE
+        some = prev != levels.NONE
         gap = np.where(some, runs_start - np.where(some, prev, 0), 0)
         weeks = np.round(gap / week)  # (half to even, as Polars rounds)
         near: npt.NDArray[np.bool_] = (
@@ -610,23 +610,6 @@ def _weekly_drops(
         }
     )
     return both, last
-
-
-#: no instant (µs): a null in :func:`_weekly_drops`' arrays
-_NONE: Final = np.iinfo(np.int64).min
-
-
-def _micros(column: pl.Series) -> npt.NDArray[np.int64]:
-    """A Datetime column's µs since the epoch (``_NONE`` for null)."""
-    if column.dtype != pl.Datetime("us", "UTC"):
-        column = column.dt.cast_time_unit("us")
-    us = column.to_physical()
-    return (us.fill_null(_NONE) if us.has_nulls() else us).to_numpy()
-
-
-def _flags(column: pl.Series) -> npt.NDArray[np.bool_]:
-    """A boolean column as NumPy's (null: False)."""
-    return (column.fill_null(False) if column.has_nulls() else column).to_numpy()
 
 
 def _slots(subjects: pl.Series, parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -947,54 +930,6 @@ def _coding(ids: pl.DataFrame) -> pl.Enum:
     return pl.Enum(ids.get_column("subject_id"))
 
 
-_ROW: Final = pl.int_range(pl.len(), dtype=pl.UInt32)
-
-
-def _stretch_first(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
-    """Each row's position of the first row of its stretch: the rows of one subject in
-    a row with the same ``state`` (rows in subject, time order).
-
-    A run is a stretch of rows, so its first and last rows' positions stand for a
-    window over the run: a window hashes a run number per row, and four of them took
-    as long as the rest of a week's level judgement."""
-    return (
-        pl.when(new_subject | (state != state.shift(1)).fill_null(True)).then(_ROW).forward_fill()
-    )
-
-
-def _stretch_last(new_subject: pl.Expr, state: pl.Expr) -> pl.Expr:
-    """Each row's position of the last row of its stretch (see :func:`_stretch_first`)."""
-    ends = new_subject.shift(-1).fill_null(True) | (state != state.shift(-1)).fill_null(True)
-    return pl.when(ends).then(_ROW).backward_fill()
-
-
-def _bridged(on: pl.Expr, new_subject: pl.Expr, bridge: dt.timedelta) -> pl.Expr:
-    """``on`` (a run's rows, in subject, time order) with the gaps of at most ``bridge``
-    between two of one subject's runs filled in."""
-    ts = pl.col("ts")
-    last_row = new_subject.shift(-1).fill_null(True)
-    # the start of the subject's next run row (long after its last row when none)
-    resumes = pl.when(last_row & ~on).then(ts + 2 * bridge).when(on).then(ts).backward_fill()
-    return on | ((resumes - _run_ended(on, new_subject, bridge)) <= bridge)
-
-
-def _run_ended(on: pl.Expr, new_subject: pl.Expr, bridge: dt.timedelta) -> pl.Expr:
-    """The end (``_run_end``) of the subject's last row of ``on`` so far; long before the
-    row (more than ``bridge``) where the subject has had none."""
-    return _fill_within(
-        pl.when(on).then(pl.col("_run_end")), new_subject, pl.col("ts") - 2 * bridge
-    )
-
-
-def _fill_within(value: pl.Expr, new_subject: pl.Expr, lead: pl.Expr) -> pl.Expr:
-    """``value`` with each null taking the last value before it in the subject's rows
-    (rows in subject order), and ``lead`` where the subject has none yet.
-
-    The same as a forward fill over the subject, without the window: a window groups
-    the rows by subject again for each column, the dearest step of a week's levels."""
-    return pl.when(new_subject & value.is_null()).then(lead).otherwise(value).forward_fill()
-
-
 def _by_subject_and_time(both: pl.DataFrame) -> pl.DataFrame:
     """The level rows (each subject's seed, then its rows) in subject, time order.
 
@@ -1028,7 +963,6 @@ def _levels(
     peak the ratio dips while the excess holds.
     """
     half_life = f"{round(cfg.level_half_life_h * 3600)}s"
-    min_len = dt.timedelta(hours=cfg.level_min_hours)
     # a row number to join the results back on: cheaper than (subject_id, ts)
     rows = rows.with_row_index("_row")
     # (each filter here takes only the columns it keeps: the rows are wide)
@@ -1048,7 +982,9 @@ def _levels(
     )
     # the running levels of the subjects judged now (found by code: a join on the ids
     # hashed every live row's id again)
-    running = scalars.filter(pl.col("ewm_obs").is_not_null())
+    # (a level kept without its time cannot be placed among the rows: no state is
+    # written so, and :func:`levels.runs` takes every row's time as known)
+    running = scalars.filter(pl.col("ewm_obs").is_not_null() & pl.col("last_ts").is_not_null())
     codes = _positions(running.get_column("subject_id"), ids).alias("sid")
     judged = codes.is_in(live.get_column("sid").unique().implode()).fill_null(False)
     seeds = where(running.with_columns(codes), judged)
@@ -1084,121 +1020,7 @@ def _levels(
         ee=pl.col("exp").ewm_mean_by("ts", half_life=half_life).over("sid"),
     )
     both = _attach(both, means, ids, code="sid")
-    judgeable = pl.col("ee") > cfg.level_min_expected_kw
-    ratio = pl.col("eo") / pl.col("ee")
-
-    # Hours too quiet to judge (a small home's night) carry the state of the last judged
-    # hour: they cannot tell a drop from normal use, and ending the run there would cut
-    # one bypass into a new incident (and alert) every night. Only for QUIET_HOLD, so a
-    # meter whose whole level sank below the floor ends its run instead of holding it.
-    both = both.with_columns(_new=(pl.col("sid") != pl.col("sid").shift(1)).fill_null(True))
-    new_subject = pl.col("_new")
-    # (a subject's rows with no judged hour before them: long past the hold)
-    never = pl.col("ts") - 2 * QUIET_HOLD
-    last_judged = _fill_within(
-        pl.when(judgeable | pl.col("seed")).then(pl.col("ts")), new_subject, never
-    )
-    both = both.with_columns(_hold=(pl.col("ts") - last_judged) <= QUIET_HOLD)
-    hold = pl.col("_hold")
-
-    def held(seeded: pl.Expr, cond: pl.Expr) -> pl.Expr:
-        state = (
-            pl.when(pl.col("seed"))
-            .then(seeded)
-            .when(judgeable)
-            .then(cond)
-            .when(hold)
-            .then(None)
-            .otherwise(False)
-        )
-        return _fill_within(state, new_subject, pl.lit(False)).fill_null(False)
-
-    excess = pl.col("eo") - pl.col("ee")
-    # an exit threshold is never stricter than the entry (a drop ratio set above the
-    # default exit, a shift ratio below it: no hysteresis, not a run that cannot stay)
-    drop_exit = max(cfg.drop_exit_ratio, cfg.drop_ratio)
-    shift_exit = min(cfg.shift_exit_ratio, cfg.shift_ratio)
-    stay_share = shift_exit / cfg.shift_ratio
-    both = both.with_columns(
-        ratio=ratio,
-        e_drop=held(pl.col("drop_since").is_not_null(), ratio < cfg.drop_ratio),
-        s_drop=held(pl.col("drop_since").is_not_null(), ratio < drop_exit),
-        e_shift=held(
-            pl.col("shift_since").is_not_null(),
-            (ratio > cfg.shift_ratio)
-            | (excess > cfg.shift_excess * pl.col("mean_level")).fill_null(False),
-        ),
-        s_shift=held(
-            pl.col("shift_since").is_not_null(),
-            (ratio > shift_exit)
-            | (excess > stay_share * cfg.shift_excess * pl.col("mean_level")).fill_null(False),
-        ),
-    )
-    # Hysteresis: a drop (shift) begins when the ratio crosses its threshold and goes on
-    # until it crosses back over the looser exit threshold. A real household tripling its
-    # use swings around x3 (a quiet afternoon dips to x2.4 for an hour): one threshold
-    # cut it into pieces shorter than ``level_min_hours``, and none was ever reported.
-    # Vectorised: within each stretch where the stay condition holds, the state is on
-    # from the first row that met the entry condition (the seed row of a run carried
-    # from the last batch met it).
-    # (Skipped where it cannot matter: no exit looser than the entry, or no row that
-    # meets the stay condition: most weeks of most meters.)
-    loose = {"drop": drop_exit > cfg.drop_ratio, "shift": shift_exit < cfg.shift_ratio}
-    any_stay = both.select(pl.col("s_drop").any(), pl.col("s_shift").any()).row(0)
-    for name, stays in zip(("drop", "shift"), any_stay, strict=True):
-        if not loose[name] or not stays:
-            both = both.with_columns(pl.col(f"e_{name}").alias(f"c_{name}"))
-            continue
-        stay = pl.col(f"s_{name}")
-        entered = pl.col(f"e_{name}").cast(pl.UInt32).cum_sum()  # entry rows so far
-        both = both.with_columns(_first=_stretch_first(new_subject, stay)).with_columns(
-            (stay & (entered > (entered - pl.col(f"e_{name}")).gather("_first"))).alias(f"c_{name}")
-        )
-    # A new load's run goes on through a dip of a few hours: three times a quiet afternoon
-    # is under the exit ratio, and a household tripling its use for five days was raised
-    # as two runs of two days, each too short to be worth a look. The dip's rows join the
-    # run when it resumes within ``shift_bridge_hours``; a run that ends in such a dip at
-    # the batch's end stays open in the state (``shift_until``: where its rows ended), so
-    # the next batch resumes it as the rest of one batch would.
-    bridge = dt.timedelta(hours=cfg.shift_bridge_hours)
-    bridging = cfg.shift_bridge_hours > 0
-    if bridging:
-        # where each row's run would end: a seed's run where the state says it did
-        run_end = (
-            pl.when(pl.col("seed"))
-            .then(pl.coalesce("shift_until", "ts"))
-            .otherwise(pl.col("ts") + pl.duration(seconds=pl.col("interval_s")))
-        )
-        both = both.with_columns(_run_end=run_end).with_columns(
-            c_shift=_bridged(pl.col("c_shift"), new_subject, bridge)
-        )
-    for name in ("drop", "shift"):
-        cond = pl.col(f"c_{name}")
-        both = both.with_columns(
-            _first=_stretch_first(new_subject, cond), _last=_stretch_last(new_subject, cond)
-        )
-        since = pl.when(pl.col("seed")).then(pl.col(f"{name}_since")).otherwise(pl.col("ts"))
-        both = both.with_columns(since.gather(pl.col("_first")).alias(f"{name}_start"))
-        end = pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
-        lasted = (cond & ((end - pl.col(f"{name}_start")) >= min_len)).fill_null(False)
-        count = lasted.cast(pl.UInt32).cum_sum()
-        before = count - lasted.cast(pl.UInt32)  # lasted rows before this one
-        kept: pl.Expr = pl.when(cond).then(pl.col(f"{name}_start")).otherwise(None)
-        if name == "shift":
-            until: pl.Expr = pl.when(cond).then(pl.col("_run_end") if bridging else end)
-            if bridging:  # a run this row is in, or one it may still resume
-                ended = _run_ended(cond, new_subject, bridge)
-                began = _fill_within(kept, new_subject, pl.col("ts"))
-                open_ = ~cond & (pl.col("_run_end") - ended <= bridge)
-                kept = pl.when(cond).then(pl.col("shift_start")).when(open_).then(began)
-                until = pl.when(cond).then(pl.col("_run_end")).when(open_).then(ended)
-            both = both.with_columns(until.alias("shift_until"))
-        both = both.with_columns(
-            # the whole run is the incident once it has lasted (within this batch)
-            (cond & (count.gather(pl.col("_last")) > before.gather(pl.col("_first")))).alias(name),
-            kept.alias(f"{name}_since"),
-        )
-        both = without(both, "_first", "_last")
+    both = levels.runs(both, cfg)
     both, last_drops = _weekly_drops(both, scalars, cfg, ids)
     real = where(
         columns(
