@@ -24,7 +24,11 @@ from metrify.stores.pools import Connection
 __all__ = ["mark_days", "mark_rows"]
 
 
-def mark_rows(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
+def mark_rows(
+    cur: psycopg.Cursor[tuple[object, ...]],
+    rows: pl.DataFrame,
+    pairs: tuple[str, str] | None = None,
+) -> None:
     """Mark the (meter, UTC day) pairs of readings ``rows`` just inserted in ``cur``'s
     transaction straight into the partitions, as the parent table's trigger marks what
     goes in through it: under the writers' shared lock, then announced.
@@ -33,11 +37,13 @@ def mark_rows(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> No
     inserted row into a tuple store (spilled to disk past ``work_mem``) only to read
     back its distinct meter-days. For a bulk load that was a third of PostgreSQL's
     work; the writer knows the pairs already and sends a few thousand of them.
+    ``pairs``: :func:`~metrify.stores.meter_days.meter_day_pairs` of ``rows``, found
+    already.
     """
     if not rows.height:
         return
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
-    insert_meter_days(cur, "agg_dirty", rows)
+    insert_meter_days(cur, "agg_dirty", rows, pairs=pairs)
     cur.execute("SELECT pg_notify(%s, '')", (AGGREGATES_CHANNEL,))
 
 

@@ -12,24 +12,35 @@ import psycopg
 
 from metrify.stores.arrays import array_literal
 
-__all__ = ["insert_meter_days"]
+__all__ = ["insert_meter_days", "meter_day_pairs"]
 
 
 def insert_meter_days(
-    cur: psycopg.Cursor[tuple[object, ...]], table: str, rows: pl.DataFrame, suffix: str = ""
-) -> int:
+    cur: psycopg.Cursor[tuple[object, ...]],
+    table: str,
+    rows: pl.DataFrame,
+    suffix: str = "",
+    pairs: tuple[str, str] | None = None,
+) -> None:
     """Insert the distinct (``meter_id``, UTC day of ``ts``) pairs of ``rows`` into
     ``table`` (its ``meter_id`` and ``day`` columns) in one statement, ``suffix`` (an
-    ``ON CONFLICT`` clause) after it; how many pairs there were (0: nothing sent).
+    ``ON CONFLICT`` clause) after it; nothing when ``rows`` is empty.
 
-    The days go as integers since the epoch: the cheapest array to send."""
-    pairs = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
-    if not pairs.height:
-        return 0
+    ``pairs``: :func:`meter_day_pairs` of ``rows``, found already (on another thread)."""
+    sent = meter_day_pairs(rows) if pairs is None else pairs
+    if sent[0] == "{}":
+        return
     cur.execute(
         f"INSERT INTO {table} (meter_id, day)"
         " SELECT m, date '1970-01-01' + d FROM unnest(%s::text[], %s::int[]) AS k(m, d)"
         f" {suffix}",
-        (array_literal(pairs.get_column("meter_id")), array_literal(pairs.get_column("day"))),
+        sent,
     )
-    return pairs.height
+
+
+def meter_day_pairs(rows: pl.DataFrame) -> tuple[str, str]:
+    """The distinct (meter, UTC day) pairs of ``rows`` as the two array parameters of
+    :func:`insert_meter_days`: the days as integers since the epoch, the cheapest array
+    to send. Reads no database."""
+    pairs = rows.select("meter_id", day=pl.col("ts").dt.date().cast(pl.Int32)).unique()
+    return array_literal(pairs.get_column("meter_id")), array_literal(pairs.get_column("day"))

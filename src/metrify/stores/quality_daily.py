@@ -193,24 +193,52 @@ def count_fresh(
     ``cur``'s transaction): add them to their days' rows, or, when they are too thin for
     it (a reading or two per meter-day), mark their days for :func:`refresh`.
 
-    ``ids``: the distinct meter ids of ``rows``.
-    """
-    if rows.height and rows.height >= MIN_ROWS_PER_DAY * len(ids):
-        cur.execute(
-            "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)"
-            " AND timezone IS NOT NULL AND timezone <> 'UTC'",
-            (ids,),
-        )
-        zones = pl.DataFrame(
-            cur.fetchall(), schema={"meter_id": pl.String(), "tz": pl.String()}, orient="row"
-        )
-        counts = day_counts(rows, zones)
-        if counts.height * MIN_ROWS_PER_DAY <= rows.height:
-            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
-            columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
-            cur.execute(INCREMENT_SQL, [array_literal(counts.get_column(c)) for c in columns])
-            return
-    mark(cur, rows)
+    ``ids``: the distinct meter ids of ``rows``. In three steps (:func:`fresh_zones`,
+    :func:`increments`, :func:`add_fresh`) for a writer that finds the counts while the
+    database is busy with the rows themselves."""
+    zones = fresh_zones(cur, rows, ids)
+    add_fresh(cur, rows, None if zones is None else increments(rows, zones))
+
+
+def fresh_zones(
+    cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]
+) -> pl.DataFrame | None:
+    """The zones of the meters of fresh ``rows`` that are not on UTC (read in ``cur``'s
+    transaction, so a meter registered in it counts with its declared zone); None when
+    the rows are too thin to count (a reading or two per meter: their days are marked)."""
+    if not rows.height or rows.height < MIN_ROWS_PER_DAY * len(ids):
+        return None
+    cur.execute(
+        "SELECT meter_id, timezone FROM meters WHERE meter_id = ANY(%s)"
+        " AND timezone IS NOT NULL AND timezone <> 'UTC'",
+        (ids,),
+    )
+    return pl.DataFrame(
+        cur.fetchall(), schema={"meter_id": pl.String(), "tz": pl.String()}, orient="row"
+    )
+
+
+def increments(rows: pl.DataFrame, zones: pl.DataFrame) -> list[str] | None:
+    """The parameters of the statement adding fresh ``rows`` to their days' counts
+    (``zones`` as :func:`fresh_zones` gives them); None when they are too thin for it.
+    Reads no database: a writer may find them on another thread."""
+    counts = day_counts(rows, zones)
+    if counts.height * MIN_ROWS_PER_DAY > rows.height:
+        return None
+    columns = ["meter_id", "day", "tz", "interval_s", *_COUNTS]
+    return [array_literal(counts.get_column(c)) for c in columns]
+
+
+def add_fresh(
+    cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, counted: list[str] | None
+) -> None:
+    """Add fresh ``rows`` to their days' counts (``counted``: :func:`increments`), or mark
+    their days for :func:`refresh` when they were too thin to count (None)."""
+    if counted is None:
+        mark(cur, rows)
+        return
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
+    cur.execute(INCREMENT_SQL, counted)
 
 
 def mark(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
