@@ -186,26 +186,17 @@ def day_counts(rows: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def count_fresh(
-    cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]
-) -> None:
-    """Bring the scores up to date with fresh ``rows`` (all keys new, just written in
-    ``cur``'s transaction): add them to their days' rows, or, when they are too thin for
-    it (a reading or two per meter-day), mark their days for :func:`refresh`.
-
-    ``ids``: the distinct meter ids of ``rows``. In three steps (:func:`fresh_zones`,
-    :func:`increments`, :func:`add_fresh`) for a writer that finds the counts while the
-    database is busy with the rows themselves."""
-    zones = fresh_zones(cur, rows, ids)
-    add_fresh(cur, rows, None if zones is None else increments(rows, zones))
-
-
 def fresh_zones(
     cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, ids: list[str]
 ) -> pl.DataFrame | None:
-    """The zones of the meters of fresh ``rows`` that are not on UTC (read in ``cur``'s
-    transaction, so a meter registered in it counts with its declared zone); None when
-    the rows are too thin to count (a reading or two per meter: their days are marked)."""
+    """Fresh ``rows`` (all keys new, just written in ``cur``'s transaction; ``ids``: their
+    distinct meters) are added to their days' counts in three steps: this one, then
+    :func:`increments` (no database: a writer finds them on another thread while the
+    server takes the rows) and :func:`add_fresh`.
+
+    The zones of their meters that are not on UTC (read in the transaction, so a meter
+    registered in it counts with its declared zone); None when the rows are too thin to
+    count (a reading or two per meter-day: their days are marked for :func:`refresh`)."""
     if not rows.height or rows.height < MIN_ROWS_PER_DAY * len(ids):
         return None
     cur.execute(
