@@ -5,9 +5,9 @@ power (Polars' time-weighted EWMA); :func:`runs` then reads those rows as a stat
 machine: when a subject is below or above its expected level, for how long, with
 hysteresis, quiet hours held and dips bridged. Every step is a pass over the rows in
 subject, time order. As Polars queries they were two dozen a week, each costing a
-fixed ~0.2 ms whatever its size, a third of the detectors' time in a year's load (53
-weekly passes); over arrays of a week's rows the same steps cost a few microseconds
-each.
+fixed ~0.2 ms whatever its size (53 weekly passes in a year's load); over arrays of a
+week's 32K rows the whole machine takes 2.6-2.8 ms, and the year's passes went from
+2.1-2.3 s to 2.0-2.1 s.
 
 The arrays read the columns as Polars did, nulls and all: a null ratio (no observed
 level) leaves the state where it was, and comparisons order NaN above every number

@@ -28,7 +28,7 @@ def insert_meter_days(
 
     ``pairs``: :func:`meter_day_pairs` of ``rows``, found already (on another thread)."""
     sent = meter_day_pairs(rows) if pairs is None else pairs
-    if sent[0] == "{}":
+    if sent[0] == "{}":  # (an empty array: no rows, no pairs)
         return
     cur.execute(
         f"INSERT INTO {table} (meter_id, day)"

@@ -26,7 +26,7 @@ CONFIGS = {
 }
 
 level = st.sampled_from([None, NAN, 0.0, 0.05, 0.2, 0.4, 0.6, 0.9, 1.0, 1.5, 2.0, 2.2, 3.0])
-expected = st.sampled_from([None, 0.05, 0.5, 1.0])
+expected = st.sampled_from([None, 0.0, 0.05, 0.5, 1.0])  # 0: ratios of x / 0
 offset = st.one_of(st.none(), st.integers(min_value=-60, max_value=-1))  # hours before T0
 seed_strategy = st.one_of(
     st.none(),
