@@ -317,26 +317,41 @@ def test_produce_files_with_mapping(
 
 
 def test_rebalance_two_workers(
-    settings: Settings, kafka: KafkaSettings, conn: psycopg.Connection[tuple[object, ...]]
+    settings: Settings,
+    kafka: KafkaSettings,
+    conn: psycopg.Connection[tuple[object, ...]],
+    tmp_path: Path,
 ) -> None:
-    """A second worker joins mid-stream, then the first leaves: exact rows, no history."""
+    """A second worker joins mid-stream, then the first leaves: exact rows, no history.
+
+    Each worker is a process of its own, as in a deployment: two consumers on threads
+    of one process once hung a CI run in the first one's ``close()`` (the test's join
+    never returned); a process that hangs is killed and the test fails instead."""
     fleet = Fleet(FleetSpec(meters=150, days=4, fault_rate=0.0, seed=8))
     readings, grid = fleet_frames(fleet)
+    # slow enough (57,600 readings in 23 s) for two processes to start and rebalance
+    # while it lasts
     producer = threading.Thread(
-        target=stream_fleet, args=(fleet, Sender(kafka), 12_000.0, False), daemon=True
+        target=stream_fleet, args=(fleet, Sender(kafka), 2_500.0, False), daemon=True
     )
-    first = ThreadWorker(settings, kafka)
+    first = spawn_worker(tmp_path)
     producer.start()
-    wait_for(lambda: count(conn, "readings") > 5_000, 60, "first rows")
-    second = ThreadWorker(settings, kafka)
+    wait_for(running(first, lambda: count(conn, "readings") > 5_000), 60, "first rows", first)
+    second = spawn_worker(tmp_path)
+    wait_for(running(second, lambda: "assigned" in _log(second)), 60, "the join", second)
     seen = count(conn, "readings")
-    wait_for(lambda: count(conn, "readings") > seen + 10_000, 60, "rows after the join")
-    assert first.finish() == 0  # leaves the group mid-stream
-    assert first.thread.is_alive() is False
+    after_join = running(second, lambda: count(conn, "readings") > seen + 2_000)
+    wait_for(after_join, 60, "rows after the join", second)
+    assert count(conn, "readings") < readings.height, "the first must leave mid-stream"
+    first.send_signal(signal.SIGTERM)  # leaves the group mid-stream
+    assert first.wait(30) == 0
     producer.join(60)
-    wait_for(lambda: count(conn, "readings") >= readings.height, 90, "all readings")
-    wait_for(lambda: all_committed(kafka), 30, "offsets committed")
-    assert second.finish() == 0
+    done = running(second, lambda: count(conn, "readings") >= readings.height)
+    wait_for(done, 90, "all readings", second)
+    wait_for(running(second, lambda: all_committed(kafka)), 30, "offsets committed", second)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
+    assert "revoked" in _log(first)  # it did hand partitions over to the second
     assert_exact(conn, readings, grid)
 
 
@@ -505,6 +520,11 @@ def spawn_worker(tmp_path: Path) -> subprocess.Popen[bytes]:
     _SPAWNED.append(proc)
     _LOGS[proc.pid] = path
     return proc
+
+
+def _log(proc: subprocess.Popen[bytes]) -> str:
+    """What a spawned worker has logged so far."""
+    return _LOGS[proc.pid].read_text(errors="replace")
 
 
 def running(proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
