@@ -1,4 +1,4 @@
-"""Loads of long, one-meter-per-file inputs: longer batches, few lake commits.
+"""Loads of long, one-meter-per-file inputs: longer batches, parts of weeks, few lake commits.
 
 Files that each hold one meter's months (a household export) are judged by the
 detectors week by week; a batch that spans many weeks may grow to four times
@@ -219,4 +219,40 @@ def test_a_month_after_the_first_goes_to_its_partition_in_one_write_in_key_order
     _load(big, frames)
     assert _stored(conn).equals(rows_parts)
     assert anomalies_parts
+    assert _anomalies(conn) == anomalies_parts
+
+
+def test_a_long_history_of_few_meters_is_judged_and_written_in_parts_of_weeks(
+    settings: Settings, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight meters' six weeks are far fewer rows than a part holds (batch_size is the
+    # default), but as many weekly passes as a long history: with parts of at most two
+    # weeks and a lake commit per fortnight of days, the load is judged, written and
+    # sent to the lake in parts, and stores what a batch judged whole stores.
+    monkeypatch.setattr(stages, "PART_WEEKS", 2)
+    monkeypatch.setattr(stages, "LAKE_DAYS", 14)
+    frames = _by_meter()
+    assert sum(f.height for f in frames) < settings.batch_size // stages.SLICES
+    _, batches, writes = _load(settings, frames)
+    rows_parts, anomalies_parts = _stored(conn), _anomalies(conn)
+    assert batches == 1
+    assert writes >= math.ceil(DAYS / 14)  # six weeks in parts of two at most
+    lake = deltalake.DeltaTable(f"{settings.lake}/readings")
+    commits = [h for h in lake.history() if h.get("operation") != "CREATE TABLE"]
+    assert len(commits) >= 3  # a commit per fortnight, not all at the end
+    in_lake = (
+        pl.from_arrow(lake.to_pyarrow_table(columns=["meter_id", "ts", "import_kwh", "quality"]))
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+        .sort("meter_id", "ts")
+    )
+    assert isinstance(in_lake, pl.DataFrame)
+    assert in_lake.equals(rows_parts.select("meter_id", "ts", "import_kwh", "quality"))
+
+    _reset(conn)
+    monkeypatch.setattr(stages, "_week_slices", lambda assessed, rows: [assessed])
+    monkeypatch.setattr(stages, "LAKE_DAYS", 10_000)
+    _, _, whole_writes = _load(settings, frames)
+    assert whole_writes == 1
+    assert _stored(conn).equals(rows_parts)
+    assert anomalies_parts  # the faults were found, so the comparison means something
     assert _anomalies(conn) == anomalies_parts
