@@ -13,7 +13,10 @@ also checked for storing the same.
 
 ``--old``/``--new``: repository roots (their ``src`` goes first on ``PYTHONPATH``).
 ``--fleet``: instead of London, the simulated fleet (``bench/ingest.py``'s, seed 7)
-as daily Parquet files, old and new only.
+as daily Parquet files, old and new only. ``--history``: instead of London, one meter's
+long history, the Dutch home's five years of hourly register reads
+(``dutch-home-registers/elec_quantity_lt_orig_*_5yrhours.csv``, interval energy derived
+from them), old and new only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
 
 from common import byte_compiled
@@ -37,6 +41,12 @@ from ingest import reset
 from suite import LONDON_ARGS, SHARED, Loaders, Log, input_facts
 
 ROOT = Path(__file__).resolve().parent
+#: ``--history``: one meter's long history and how it is loaded
+HISTORY_FILE = "elec_quantity_lt_orig_*_5yrhours.csv"
+HISTORY_ARGS = [
+    "--no-header", "--map", "ts=#1", "--map", "register_kwh=#2", "--unit", "register_kwh=Wh",
+    "--set", "meter_id=NL-home-import-low", "--interval", "3600",
+]  # fmt: skip
 
 STORE_FACTS = {
     "rows": "SELECT count(*) FROM readings",
@@ -153,6 +163,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["old", "new"], default=None)
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--fleet", default=None, help="METERSxDAYS: the simulated fleet")
+    parser.add_argument("--history", action="store_true", help="one meter's five years")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines of every run")
     args = parser.parse_args()
 
@@ -164,19 +175,28 @@ def main() -> None:
     url = embedded.start(home, keep_running=False)
     pgdata = (home / "pg").resolve()
     database.upgrade(url)
+    history = None
     if args.fleet:
         files = fleet_files(args.fleet, work)
         extra: list[str] = []
         kind = "parquet"
+    elif args.history:
+        files = sorted((SHARED / "dutch-home-registers").glob(HISTORY_FILE))
+        extra = HISTORY_ARGS
+        kind = "history"
+        history = pl.read_csv(files[0], has_header=False).height
     else:
         files = sorted((SHARED / "london-smart-meters-2013").glob("*.csv.gz"))[: args.files]
         extra = LONDON_ARGS
         kind = "london"
-    rows, keys, months = input_facts(kind, files)
+    if history is None:
+        rows, keys, months = input_facts(kind, files)
+    else:  # register reads: the copy peer does not run
+        rows, keys, months = history, history, []
     log(f"{len(files)} files, {rows:,} rows, {keys:,} keys")
     loaders = Loaders(url, work, None, log, ["copy"])
     order = [("old", args.old), ("copy", None), ("new", args.new)]
-    if args.no_copy or args.fleet:
+    if args.no_copy or args.fleet or args.history:
         order = [o for o in order if o[0] != "copy"]
     if args.only:
         order = [o for o in order if o[0] == args.only]
