@@ -166,11 +166,11 @@ class Pipeline:
 
         ``lake_rows``: gather the lake work of durable batches until it holds this many
         rows or spans ``LAKE_DAYS`` (or the pipeline settles or closes) and write it in
-        one commit. Each lake
-        commit writes at least a file per day it touches, so a load of year-long files
-        wrote a file per day per batch (1,460 small files for 100 households): one
-        commit per few batches writes fewer, larger files for less work. Until then the
-        days wait in the lake outbox, as after a crash (a long load; 0: every batch).
+        one commit. Each lake commit writes at least a file per day it touches, so a
+        load of year-long files wrote a file per day per batch (1,460 small files for
+        100 households): one commit per few batches writes fewer, larger files for less
+        work. Until then the days wait in the lake outbox, as after a crash (a long
+        load; 0: every batch).
         """
         self.contract = contract
         self._state_every_s = state_every_s
@@ -1562,10 +1562,10 @@ def _week_slices(assessed: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
     The detectors judge week by week with the state each week leaves (a batch is a
     stream of weeks to them), so a batch judged part by part in time order gets the
     same verdicts; the writer then stores the first part while the next is judged.
-    A week costs the detectors about the same whatever its rows (a pass of a few dozen
-    queries), so a long history of a few meters is cut by its weeks: judged whole, its
-    years were judged before a row of it was written (a home's five years of hourly
-    reads: 9.6 s of judging, then the writes and the lake, 1.6 s, after them).
+    A week costs the detectors about the same whatever its rows (a pass of about 150
+    small queries), so a long history of a few meters is cut by its weeks: judged
+    whole, its years were judged before a row of it was written (a home's five years of
+    hourly reads: 9.6 s of judging, then the writes and the lake, 1.6 s, after them).
     A batch within ``rows`` and ``PART_WEEKS``, or spanning no more than
     ``STRETCH_DAYS`` (a fleet's day: its batches already overlap one another), stays
     whole."""
