@@ -182,6 +182,8 @@ def main() -> None:
         kind = "parquet"
     elif args.history:
         files = sorted((SHARED / "dutch-home-registers").glob(HISTORY_FILE))
+        if not files:
+            sys.exit(f"no {HISTORY_FILE} under {SHARED / 'dutch-home-registers'}")
         extra = HISTORY_ARGS
         kind = "history"
         history = pl.read_csv(files[0], has_header=False).height
