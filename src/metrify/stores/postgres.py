@@ -664,7 +664,9 @@ class PostgresStore:
             pairs, increments = counted.result()
             # what the parent's trigger would have marked
             aggregate_days.mark_rows(cur, rows, pairs)
-            quality_daily.add_fresh(cur, rows, increments)
+            # (a thin write's days are marked stale with the same pairs: a stream's
+            # micro-batches are mostly thin, and the pairs were found twice for them)
+            quality_daily.add_fresh(cur, rows, increments, pairs)
         return True
 
     def _kept(

@@ -221,20 +221,29 @@ def increments(rows: pl.DataFrame, zones: pl.DataFrame) -> list[str] | None:
 
 
 def add_fresh(
-    cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame, counted: list[str] | None
+    cur: psycopg.Cursor[tuple[object, ...]],
+    rows: pl.DataFrame,
+    counted: list[str] | None,
+    pairs: tuple[str, str] | None = None,
 ) -> None:
     """Add fresh ``rows`` to their days' counts (``counted``: :func:`increments`), or mark
-    their days for :func:`refresh` when they were too thin to count (None)."""
+    their days for :func:`refresh` when they were too thin to count (None; ``pairs``:
+    their :func:`~metrify.stores.meter_days.meter_day_pairs`, when found already)."""
     if counted is None:
-        mark(cur, rows)
+        mark(cur, rows, pairs)
         return
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK,))
     cur.execute(INCREMENT_SQL, counted)
 
 
-def mark(cur: psycopg.Cursor[tuple[object, ...]], rows: pl.DataFrame) -> None:
-    """Mark the (meter, UTC day) pairs of ``rows`` stale, in one statement."""
-    insert_meter_days(cur, "quality_dirty", rows, "ON CONFLICT DO NOTHING")
+def mark(
+    cur: psycopg.Cursor[tuple[object, ...]],
+    rows: pl.DataFrame,
+    pairs: tuple[str, str] | None = None,
+) -> None:
+    """Mark the (meter, UTC day) pairs of ``rows`` stale, in one statement (``pairs``:
+    those pairs, when found already)."""
+    insert_meter_days(cur, "quality_dirty", rows, "ON CONFLICT DO NOTHING", pairs)
 
 
 def rezone(cur: psycopg.Cursor[tuple[object, ...]], meters_sql: str) -> None:
